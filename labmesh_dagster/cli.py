@@ -1,0 +1,240 @@
+"""The ``labmesh`` command: run the platform, search the catalog, see what is where."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from labmesh_dagster.connectors.catalog.base import SearchQuery
+from labmesh_dagster.connectors.catalog.sqlite import SqliteCatalog
+from labmesh_dagster.connectors.store.local import LocalObjectStore
+from labmesh_dagster.core.errors import LabmeshError
+from labmesh_dagster.core.keys import ObjectKey, Zone
+from labmesh_dagster.settings import Settings
+from labmesh_dagster.steps.landing import list_quarantine
+
+DAGSTER_YAML = """\
+# Written by `labmesh dev`. Dagster's own storage is SQLite under this folder.
+telemetry:
+  enabled: false
+run_queue:
+  max_concurrent_runs: 4
+  # One run at a time per experiment partition, so two runs never build the same manifest at once.
+  tag_concurrency_limits:
+    - key: "dagster/partition"
+      value:
+        applyLimitPerUniqueValue: true
+      limit: 1
+"""
+
+
+def _human(size: int) -> str:
+    value = float(size)
+    for unit in ("B", "kB", "MB", "GB", "TB"):
+        if value < 1000 or unit == "TB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1000
+    return f"{size} B"
+
+
+def prepare_home(settings: Settings) -> None:
+    """Create the home folders and Dagster's instance configuration (kept if the user changed it)."""
+    for folder in (settings.home, settings.eln_dir, settings.store_dir, settings.dagster_home):
+        folder.mkdir(parents=True, exist_ok=True)
+    for zone in Zone:
+        (settings.store_dir / zone.value).mkdir(exist_ok=True)
+    config = settings.dagster_home / "dagster.yaml"
+    if not config.exists():
+        config.write_text(DAGSTER_YAML, encoding="utf-8")
+
+
+def command_dev(settings: Settings, args: argparse.Namespace) -> int:
+    from labmesh_dagster import demo
+
+    seed = settings.demo and demo.home_is_empty(settings)
+    prepare_home(settings)
+    if seed:
+        for path in demo.seed_demo(settings):
+            print(f"labmesh demo: wrote ELN record {path}", file=sys.stderr)
+    env = {
+        **os.environ,
+        "LABMESH_HOME": str(settings.home),
+        "DAGSTER_HOME": str(settings.dagster_home),
+    }
+    if seed:
+        # The dropper outlives nothing: it stops when the process it was started from (dagster dev) exits.
+        subprocess.Popen([sys.executable, "-m", "labmesh_dagster.demo"], env=env, stdin=subprocess.DEVNULL)
+    dagster = shutil.which("dagster", path=str(Path(sys.executable).parent)) or shutil.which("dagster")
+    if dagster is None:
+        print("labmesh: the `dagster` command is not installed in this environment", file=sys.stderr)
+        return 1
+    target = ["-w", "workspace.yaml"] if Path("workspace.yaml").is_file() else ["-m", "labmesh_dagster.definitions"]
+    argv = [dagster, "dev", *target, "-h", args.host, "-p", str(args.port)]
+    print(f"labmesh: starting {' '.join(argv[1:])} with LABMESH_HOME={settings.home}", file=sys.stderr, flush=True)
+    # exec, not a child: Ctrl-C and SIGTERM reach dagster itself, which stops its webserver and daemon cleanly.
+    os.execve(dagster, argv, env)
+    return 0  # not reached
+
+
+def command_search(settings: Settings, args: argparse.Namespace) -> int:
+    query = SearchQuery(
+        text=" ".join(args.query),
+        experiment=args.experiment,
+        sample=args.sample,
+        group=args.group,
+        platform=args.platform,
+        format=args.format,
+        file_name=args.file_name,
+        since=args.since,
+        until=args.until,
+        limit=args.limit,
+    )
+    hits = SqliteCatalog(settings.catalog_path).search(query)
+    if args.json:
+        print(json.dumps([_hit_json(hit) for hit in hits], indent=2))
+        return 0 if hits else 1
+    if not hits:
+        print("no matching datasets")
+        return 1
+    for hit in hits:
+        label = hit.dataset or "experiment"
+        print(f"{hit.experiment_id}  {label}  {hit.entry_id}  {hit.title}")
+        if hit.location:
+            print(f"  {hit.location}")
+        for file in hit.files:
+            samples = f"  samples: {', '.join(file.sample_ids)}" if file.sample_ids else ""
+            print(f"  - {file.key}  {file.format}  {_human(file.size)}{samples}")
+    return 0
+
+
+def _hit_json(hit: object) -> dict[str, object]:
+    from dataclasses import asdict
+
+    return asdict(hit)  # type: ignore[call-overload]
+
+
+def command_status(settings: Settings, args: argparse.Namespace) -> int:
+    store = LocalObjectStore(settings.store_dir)
+    catalog = SqliteCatalog(settings.catalog_path)
+    summaries = {summary.experiment_id: summary for summary in catalog.summaries()}
+    counts: dict[str, dict[Zone, int]] = {}
+    for zone in Zone:
+        for info in store.list(zone):
+            if info.key.is_labmesh_internal or info.key.first_segment.startswith("_") or "/" not in info.key.key:
+                continue
+            counts.setdefault(info.key.first_segment, {}).setdefault(zone, 0)
+            counts[info.key.first_segment][zone] += 1
+    experiments = sorted(set(summaries) | set(counts))
+    rows = [("EXPERIMENT", "LANDING", "RAW", "PROCESSED", "FINAL", "CATALOG", "TITLE")]
+    for experiment_id in experiments:
+        zone_counts = counts.get(experiment_id, {})
+        summary = summaries.get(experiment_id)
+        rows.append(
+            (
+                experiment_id,
+                *(str(zone_counts.get(zone, 0)) for zone in Zone),
+                f"rev {summary.revision}" if summary else "not registered",
+                summary.title if summary else "",
+            )
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
+    for row in rows:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[-1])
+    if not experiments:
+        print("(no experiments yet)")
+    quarantined = list_quarantine(store)
+    print()
+    if quarantined:
+        print(f"Quarantined ({len(quarantined)}):")
+        for item in quarantined:
+            print(f"  {item.original_key}  ({_human(item.size)}, {item.quarantined_at}): {item.reason}")
+            print(f"    now at {item.key}")
+    else:
+        print("Quarantined: nothing")
+    return 0
+
+
+def command_land(settings: Settings, args: argparse.Namespace) -> int:
+    """Put files into an experiment's landing folder, as an instrument or DataSync would."""
+    store = LocalObjectStore(settings.store_dir)
+    for name in args.files:
+        path = Path(name)
+        if not path.is_file():
+            print(f"labmesh land: {path} is not a file", file=sys.stderr)
+            return 2
+        relative = f"{args.prefix.strip('/')}/{path.name}" if args.prefix else path.name
+        key = ObjectKey.for_experiment(Zone.LANDING, args.experiment, relative)
+        with path.open("rb") as stream:
+            store.put(key, stream)
+        print(f"{path} -> {key}")
+    return 0
+
+
+def command_demo(settings: Settings, args: argparse.Namespace) -> int:
+    from labmesh_dagster import demo
+
+    prepare_home(settings)
+    for path in demo.seed_demo(settings):
+        print(f"wrote ELN record {path}")
+    if args.files:
+        for key in demo.drop_demo_files(settings, speed=1e9):
+            print(f"dropped {key}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="labmesh", description="labmesh: the laboratory data mesh on Dagster")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    dev = commands.add_parser("dev", help="run the platform (dagster dev) on this machine")
+    dev.add_argument("--host", default="127.0.0.1")
+    dev.add_argument("--port", type=int, default=3000)
+    dev.set_defaults(handler=command_dev)
+
+    search = commands.add_parser("search", help="find datasets and files by keywords and facets")
+    search.add_argument("query", nargs="*", help="keywords: sample ids, file names, description words...")
+    search.add_argument("--experiment", help="only this experiment id")
+    search.add_argument("--sample", help="only files of this sample id")
+    search.add_argument("--group", help="only experiments of this group")
+    search.add_argument("--platform", help="only this platform or instrument (words match)")
+    search.add_argument("--format", help="only files of this format (fastq, fastq.gz, csv, ...)")
+    search.add_argument("--file-name", dest="file_name", help="only files whose name contains these words")
+    search.add_argument("--since", help="created on or after this ISO date")
+    search.add_argument("--until", help="created on or before this ISO date")
+    search.add_argument("--limit", type=int, default=50)
+    search.add_argument("--json", action="store_true", help="print JSON instead of text")
+    search.set_defaults(handler=command_search)
+
+    status = commands.add_parser("status", help="experiments with file counts per zone, and the quarantine")
+    status.set_defaults(handler=command_status)
+
+    land = commands.add_parser("land", help="copy files into an experiment's landing folder")
+    land.add_argument("experiment")
+    land.add_argument("files", nargs="+")
+    land.add_argument("--prefix", help="sub-folder inside the experiment's landing folder")
+    land.set_defaults(handler=command_land)
+
+    demo = commands.add_parser("demo", help="write the demo lab's ELN records (and, with --files, its data)")
+    demo.add_argument("--files", action="store_true", help="also drop every demo file now")
+    demo.set_defaults(handler=command_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = Settings.from_env()
+        return int(args.handler(settings, args))
+    except LabmeshError as exc:
+        print(f"labmesh: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,132 @@
+"""A folder of experiment records: the shape a LIMS export or a hand-kept ELN has.
+
+Each ``*.json``, ``*.yaml`` or ``*.yml`` file holds one experiment, a list of
+experiments, or an object with an ``experiments`` list (common in LIMS
+exports). Write-backs go to a separate outbox folder, never into the records
+themselves, so that labmesh's own writes cannot look like a changed experiment.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from labmesh_dagster.connectors.eln.base import ElnPoll, ElnSource
+from labmesh_dagster.core.errors import ExperimentNotFound, RecordError
+from labmesh_dagster.core.experiment import ExperimentRecord, record_from_mapping
+from labmesh_dagster.core.ids import validate_experiment_id
+
+RECORD_SUFFIXES = (".json", ".yaml", ".yml")
+
+
+def _load(path: Path) -> Any:
+    text = path.read_text(encoding="utf-8")
+    if path.suffix == ".json":
+        return json.loads(text)
+    return yaml.safe_load(text)
+
+
+def read_record_file(path: Path) -> tuple[list[ExperimentRecord], list[RecordError]]:
+    """Every experiment in one file, and an error for each one that cannot be read."""
+    source = str(path)
+    try:
+        data = _load(path)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, yaml.YAMLError) as exc:
+        return [], [RecordError(source, f"cannot be read: {exc}")]
+    if isinstance(data, Mapping) and isinstance(data.get("experiments"), list):
+        items = data["experiments"]
+    elif isinstance(data, list):
+        items = data
+    else:
+        items = [data]
+    records: list[ExperimentRecord] = []
+    errors: list[RecordError] = []
+    for position, item in enumerate(items):
+        item_source = source if len(items) == 1 else f"{source}[{position}]"
+        try:
+            records.append(record_from_mapping(item, source=item_source))
+        except RecordError as exc:
+            errors.append(exc)
+    return records, errors
+
+
+class FolderEln(ElnSource):
+    """Experiments as files in ``records_dir``; write-backs in ``outbox_dir``."""
+
+    name = "folder"
+
+    def __init__(self, records_dir: str | os.PathLike[str], outbox_dir: str | os.PathLike[str]) -> None:
+        self.records_dir = Path(records_dir)
+        self.outbox_dir = Path(outbox_dir)
+
+    def _record_files(self) -> Iterator[Path]:
+        if not self.records_dir.is_dir():
+            return
+        for path in sorted(self.records_dir.rglob("*")):
+            hidden = any(part.startswith(".") for part in path.relative_to(self.records_dir).parts)
+            if path.is_file() and path.suffix.lower() in RECORD_SUFFIXES and not hidden:
+                yield path
+
+    def _listing_digest(self) -> str:
+        """Changes when any record file is added, removed, rewritten or touched."""
+        digest = hashlib.sha256()
+        for path in self._record_files():
+            stat = path.stat()
+            digest.update(f"{path}\0{stat.st_mtime_ns}\0{stat.st_size}\n".encode())
+        return digest.hexdigest()[:32]
+
+    def poll(self, cursor: str | None) -> ElnPoll:
+        # A folder has no change feed: a cheap listing digest decides whether to
+        # read anything at all; when something changed, every record is read and
+        # the caller compares fingerprints with what the catalog already holds.
+        listing = self._listing_digest()
+        if cursor == listing:
+            return ElnPoll(cursor=listing, unchanged=True)
+        records, errors = self._scan()
+        return ElnPoll(records=tuple(records), errors=tuple(errors), cursor=listing, complete=True)
+
+    def _scan(self) -> tuple[list[ExperimentRecord], list[RecordError]]:
+        records: dict[str, ExperimentRecord] = {}
+        errors: list[RecordError] = []
+        for path in self._record_files():
+            found, failed = read_record_file(path)
+            errors.extend(failed)
+            for record in found:
+                if record.id in records:
+                    errors.append(
+                        RecordError(record.source, f"experiment {record.id} is also defined in {records[record.id].source}")
+                    )
+                    continue
+                records[record.id] = record
+        return list(records.values()), errors
+
+    def fetch(self, experiment_id: str) -> ExperimentRecord:
+        validate_experiment_id(experiment_id)
+        records, _ = self._scan()
+        for record in records:
+            if record.id == experiment_id:
+                return record
+        raise ExperimentNotFound(f"no record for experiment {experiment_id} in {self.records_dir}")
+
+    def _outbox_path(self, experiment_id: str) -> Path:
+        return self.outbox_dir / f"{validate_experiment_id(experiment_id)}.json"
+
+    def write_back(self, experiment_id: str, locations: Mapping[str, str]) -> None:
+        path = self._outbox_path(experiment_id)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        content = json.dumps({"experiment_id": experiment_id, "locations": dict(locations)}, indent=2, sort_keys=True)
+        tmp = path.with_suffix(".json.tmp")
+        tmp.write_text(content + "\n", encoding="utf-8")
+        os.replace(tmp, path)
+
+    def read_back(self, experiment_id: str) -> dict[str, str]:
+        path = self._outbox_path(experiment_id)
+        if not path.exists():
+            return {}
+        return dict(json.loads(path.read_text(encoding="utf-8")).get("locations", {}))

@@ -1,0 +1,95 @@
+"""The object store port: four zones of keyed, immutable-ish blobs.
+
+The port is deliberately S3-shaped (list by prefix, whole-object put, copy,
+delete, streaming reads) so that the local directory store and an S3 store
+are interchangeable and nothing upstream assumes a file system.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import BinaryIO
+
+from labmesh_dagster.core.errors import ObjectNotFound
+from labmesh_dagster.core.keys import ObjectKey, Zone
+
+READ_CHUNK = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    """What a listing or stat tells about an object, without reading it.
+
+    ``etag`` changes whenever the content may have changed; callers use it to
+    notice new or rewritten objects cheaply.
+    """
+
+    key: ObjectKey
+    size: int
+    modified: datetime
+    etag: str
+
+
+class ObjectStore(ABC):
+    """Keyed storage in four zones."""
+
+    @abstractmethod
+    def list(self, zone: Zone, prefix: str = "") -> Iterator[ObjectInfo]:
+        """Every object in ``zone`` whose key starts with ``prefix``, in key order."""
+
+    @abstractmethod
+    def stat(self, key: ObjectKey) -> ObjectInfo:
+        """Facts about one object; raises `ObjectNotFound`."""
+
+    @abstractmethod
+    def open(self, key: ObjectKey) -> AbstractContextManager[BinaryIO]:
+        """A streaming reader; raises `ObjectNotFound`."""
+
+    @abstractmethod
+    def put(self, key: ObjectKey, data: bytes | BinaryIO) -> ObjectInfo:
+        """Write an object whole: readers see the old or the new content, never a mix."""
+
+    @abstractmethod
+    def copy(self, source: ObjectKey, destination: ObjectKey) -> ObjectInfo:
+        """Copy an object (server-side where the backend can)."""
+
+    @abstractmethod
+    def delete(self, key: ObjectKey) -> None:
+        """Remove an object; removing a missing object is not an error (idempotent)."""
+
+    @abstractmethod
+    def provision(self, experiment_id: str) -> dict[Zone, str]:
+        """Prepare an experiment's place in every zone; returns each zone's location URI."""
+
+    @abstractmethod
+    def uri(self, key: ObjectKey) -> str:
+        """Where people and other tools find the object (``file://`` or ``s3://``)."""
+
+    @abstractmethod
+    def location(self, zone: Zone, experiment_id: str) -> str:
+        """URI of an experiment's folder in a zone."""
+
+    def exists(self, key: ObjectKey) -> bool:
+        try:
+            self.stat(key)
+        except ObjectNotFound:
+            return False
+        return True
+
+    def sha256(self, key: ObjectKey) -> str:
+        """Stream the object through sha256; memory stays flat whatever the size."""
+        digest = hashlib.sha256()
+        with self.open(key) as stream:
+            while chunk := stream.read(READ_CHUNK):
+                digest.update(chunk)
+        return digest.hexdigest()
+
+    def read_bytes(self, key: ObjectKey) -> bytes:
+        """Whole content of a small object (manifests, records); never use for data files."""
+        with self.open(key) as stream:
+            return stream.read()

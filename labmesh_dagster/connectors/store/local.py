@@ -1,0 +1,138 @@
+"""The local object store: one directory per zone under a root.
+
+Writes go to a temporary file under ``<root>/.tmp`` and are renamed into
+place, so a reader (or a sensor listing the zone) never sees half a file and a
+crash leaves no partial object behind. The temporary directory sits beside the
+zones on the same file system so that the rename is atomic.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import AbstractContextManager
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import BinaryIO
+
+from labmesh_dagster.connectors.store.base import READ_CHUNK, ObjectInfo, ObjectStore
+from labmesh_dagster.core.errors import InvalidObjectKey, ObjectNotFound
+from labmesh_dagster.core.keys import ObjectKey, Zone
+
+
+class LocalObjectStore(ObjectStore):
+    """Zones as directories: ``<root>/<zone>/<experiment_id>/<relative path>``."""
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = Path(root).resolve()
+
+    def zone_root(self, zone: Zone) -> Path:
+        return self.root / Zone(zone).value
+
+    def path(self, key: ObjectKey) -> Path:
+        path = self.zone_root(key.zone) / key.key
+        # ObjectKey already refuses '..'; this guards against symlinked escapes.
+        if not path.resolve().is_relative_to(self.zone_root(key.zone).resolve()):
+            raise InvalidObjectKey(f"{key} resolves outside its zone")
+        return path
+
+    def _info(self, key: ObjectKey, stat: os.stat_result) -> ObjectInfo:
+        return ObjectInfo(
+            key=key,
+            size=stat.st_size,
+            modified=datetime.fromtimestamp(stat.st_mtime, tz=timezone.utc),
+            etag=f"{stat.st_mtime_ns:x}-{stat.st_size:x}-{stat.st_ino:x}",
+        )
+
+    def list(self, zone: Zone, prefix: str = "") -> Iterator[ObjectInfo]:
+        zone_root = self.zone_root(zone)
+        # Walk only the directory the prefix names, not the whole zone.
+        start = zone_root / prefix.rsplit("/", 1)[0] if "/" in prefix else zone_root
+        if not start.is_dir():
+            return
+        found: list[tuple[str, os.stat_result]] = []
+        for directory, dirnames, filenames in os.walk(start):
+            dirnames.sort()
+            for filename in filenames:
+                path = Path(directory, filename)
+                key = path.relative_to(zone_root).as_posix()
+                if not key.startswith(prefix):
+                    continue
+                try:
+                    found.append((key, path.stat()))
+                except FileNotFoundError:  # removed while we walked
+                    continue
+        for key, stat in sorted(found):
+            yield self._info(ObjectKey(zone, key), stat)
+
+    def stat(self, key: ObjectKey) -> ObjectInfo:
+        path = self.path(key)
+        try:
+            stat = path.stat()
+        except FileNotFoundError as exc:
+            raise ObjectNotFound(str(key)) from exc
+        if not path.is_file():
+            raise ObjectNotFound(str(key))
+        return self._info(key, stat)
+
+    def open(self, key: ObjectKey) -> AbstractContextManager[BinaryIO]:
+        try:
+            return self.path(key).open("rb")
+        except (FileNotFoundError, IsADirectoryError) as exc:
+            raise ObjectNotFound(str(key)) from exc
+
+    def _write_atomically(self, key: ObjectKey, source: BinaryIO | bytes) -> ObjectInfo:
+        destination = self.path(key)
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        tmp_dir = self.root / ".tmp"
+        tmp_dir.mkdir(parents=True, exist_ok=True)
+        handle, tmp_name = tempfile.mkstemp(dir=tmp_dir, prefix="put-")
+        try:
+            with os.fdopen(handle, "wb") as out:
+                if isinstance(source, bytes):
+                    out.write(source)
+                else:
+                    shutil.copyfileobj(source, out, READ_CHUNK)
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(tmp_name, destination)
+        except BaseException:
+            Path(tmp_name).unlink(missing_ok=True)
+            raise
+        return self.stat(key)
+
+    def put(self, key: ObjectKey, data: bytes | BinaryIO) -> ObjectInfo:
+        return self._write_atomically(key, data)
+
+    def copy(self, source: ObjectKey, destination: ObjectKey) -> ObjectInfo:
+        with self.open(source) as stream:
+            return self._write_atomically(destination, stream)
+
+    def delete(self, key: ObjectKey) -> None:
+        path = self.path(key)
+        path.unlink(missing_ok=True)
+        # Tidy empty sub-folders, but keep the provisioned experiment folder itself.
+        zone_root = self.zone_root(key.zone)
+        parent = path.parent
+        while parent != zone_root and parent.parent != zone_root:
+            try:
+                parent.rmdir()
+            except OSError:
+                break
+            parent = parent.parent
+
+    def provision(self, experiment_id: str) -> dict[Zone, str]:
+        locations = {}
+        for zone in Zone:
+            folder = self.zone_root(zone) / ObjectKey.for_experiment(zone, experiment_id, "x").first_segment
+            folder.mkdir(parents=True, exist_ok=True)
+            locations[zone] = folder.as_uri() + "/"
+        return locations
+
+    def uri(self, key: ObjectKey) -> str:
+        return self.path(key).as_uri()
+
+    def location(self, zone: Zone, experiment_id: str) -> str:
+        return (self.zone_root(zone) / ObjectKey.for_experiment(zone, experiment_id, "x").first_segment).as_uri() + "/"

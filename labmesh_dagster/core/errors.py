@@ -1,0 +1,65 @@
+"""The errors labmesh raises on purpose, one small class per thing that can go wrong.
+
+Each carries enough to name the file, event or key at fault, because the rule is
+that bad input is reported clearly and never stops the other files of a tick.
+"""
+
+from __future__ import annotations
+
+
+class LabmeshError(Exception):
+    """Base of every error labmesh raises deliberately."""
+
+
+class InvalidExperimentId(LabmeshError, ValueError):
+    """An experiment id that may not become a key, a path or a partition."""
+
+    def __init__(self, value: object, reason: str) -> None:
+        self.value = value
+        self.reason = reason
+        super().__init__(f"invalid experiment id {value!r}: {reason}")
+
+
+class InvalidObjectKey(LabmeshError, ValueError):
+    """A key that does not follow `<zone>/<experiment_id>/<relative path>`."""
+
+
+class RecordError(LabmeshError, ValueError):
+    """An ELN or LIMS record that cannot be read or normalised."""
+
+    def __init__(self, source: str, reason: str) -> None:
+        self.source = source
+        self.reason = reason
+        super().__init__(f"{source}: {reason}")
+
+
+class ExperimentNotFound(LabmeshError, LookupError):
+    """The ELN has no record for the experiment id asked for."""
+
+
+class ObjectNotFound(LabmeshError, LookupError):
+    """The store holds no object under the key asked for."""
+
+
+class ChecksumMismatch(LabmeshError):
+    """A copy whose checksum differs from its source; the source is kept."""
+
+    def __init__(self, key: str, expected: str, actual: str) -> None:
+        self.key = key
+        self.expected = expected
+        self.actual = actual
+        super().__init__(f"checksum mismatch for {key}: expected sha256 {expected}, got {actual}")
+
+
+class ExtractionError(LabmeshError):
+    """A file whose metadata could not be extracted, with a machine-readable reason code.
+
+    Reason codes are stable strings (``truncated``, ``bad_format``, ``bad_gzip``, ...)
+    so that manifests, the catalog and people can group failures by cause.
+    """
+
+    def __init__(self, name: str, reason: str, detail: str) -> None:
+        self.name = name
+        self.reason = reason
+        self.detail = detail
+        super().__init__(f"{name}: {reason}: {detail}")

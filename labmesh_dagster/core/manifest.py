@@ -1,0 +1,134 @@
+"""Dataset manifests: the one record of what a dataset holds.
+
+A manifest lists every file of one experiment's dataset in one zone with its
+size, checksum, format, extracted metadata and lineage. It is rendered
+deterministically (sorted entries, sorted keys, no timestamps of its own) so
+that rebuilding it from an unchanged zone gives byte-identical JSON; its digest
+is what lets publishing skip work and the catalog avoid spurious revisions.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+MANIFEST_VERSION = 1
+
+
+@dataclass(frozen=True)
+class ManifestEntry:
+    """One file of a dataset.
+
+    ``source_sha256`` is the checksum of the file it was promoted from (for raw
+    files, the landing object) so the promotion can be re-verified later;
+    ``derived_from`` names the keys it was computed from (file-level lineage).
+    """
+
+    key: str
+    size: int
+    sha256: str
+    format: str
+    created: str
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+    sample_ids: tuple[str, ...] = ()
+    error: Mapping[str, str] | None = None
+    derived_from: tuple[str, ...] = ()
+    source_sha256: str | None = None
+
+    @property
+    def name(self) -> str:
+        return self.key.rsplit("/", 1)[-1]
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["sample_ids"] = list(self.sample_ids)
+        data["derived_from"] = list(self.derived_from)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ManifestEntry:
+        return cls(
+            key=str(data["key"]),
+            size=int(data["size"]),
+            sha256=str(data["sha256"]),
+            format=str(data["format"]),
+            created=str(data["created"]),
+            metadata=dict(data.get("metadata") or {}),
+            sample_ids=tuple(data.get("sample_ids") or ()),
+            error=dict(data["error"]) if data.get("error") else None,
+            derived_from=tuple(data.get("derived_from") or ()),
+            source_sha256=data.get("source_sha256"),
+        )
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """All files of one experiment's dataset in one zone."""
+
+    experiment_id: str
+    zone: str
+    entries: tuple[ManifestEntry, ...]
+
+    def __post_init__(self) -> None:
+        ordered = tuple(sorted(self.entries, key=lambda entry: entry.key))
+        keys = [entry.key for entry in ordered]
+        if len(set(keys)) != len(keys):
+            raise ValueError(f"manifest for {self.zone}/{self.experiment_id} lists a key twice")
+        object.__setattr__(self, "entries", ordered)
+
+    @classmethod
+    def build(cls, experiment_id: str, zone: str, entries: Iterable[ManifestEntry]) -> Manifest:
+        return cls(experiment_id=experiment_id, zone=zone, entries=tuple(entries))
+
+    @property
+    def file_count(self) -> int:
+        return len(self.entries)
+
+    @property
+    def total_bytes(self) -> int:
+        return sum(entry.size for entry in self.entries)
+
+    @property
+    def formats(self) -> list[str]:
+        return sorted({entry.format for entry in self.entries})
+
+    @property
+    def sample_ids(self) -> list[str]:
+        return sorted({sample for entry in self.entries for sample in entry.sample_ids})
+
+    @property
+    def errors(self) -> list[ManifestEntry]:
+        return [entry for entry in self.entries if entry.error]
+
+    def entry(self, key: str) -> ManifestEntry | None:
+        return next((entry for entry in self.entries if entry.key == key), None)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "version": MANIFEST_VERSION,
+            "experiment_id": self.experiment_id,
+            "zone": self.zone,
+            "files": [entry.to_dict() for entry in self.entries],
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True, indent=2, ensure_ascii=False) + "\n"
+
+    @property
+    def digest(self) -> str:
+        """sha256 of the canonical JSON: equal digests mean equal datasets."""
+        return hashlib.sha256(self.to_json().encode("utf-8")).hexdigest()
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> Manifest:
+        data = json.loads(text)
+        if data.get("version") != MANIFEST_VERSION:
+            raise ValueError(f"unsupported manifest version {data.get('version')!r}")
+        return cls(
+            experiment_id=data["experiment_id"],
+            zone=data["zone"],
+            entries=tuple(ManifestEntry.from_dict(item) for item in data["files"]),
+        )

@@ -1,0 +1,1 @@
+"""Dagster objects only, thin: each calls into `labmesh_dagster.steps`."""

@@ -1,0 +1,258 @@
+"""The dataset assets: `raw_dataset`, `processed_dataset` and `final_dataset`, one partition per experiment.
+
+Each ends with the same publish step and reports the same metadata, so the
+Dagster UI shows every dataset alike: file count, bytes, formats, samples,
+catalog entry and paths.
+"""
+
+
+import sys
+from collections.abc import Mapping
+from typing import Any
+
+import dagster as dg
+
+from labmesh_dagster.connectors.catalog.base import Catalog
+from labmesh_dagster.connectors.store.base import ObjectStore
+from labmesh_dagster.core.experiment import ExperimentRecord
+from labmesh_dagster.core.keys import Zone
+from labmesh_dagster.core.manifest import Manifest
+from labmesh_dagster.defs.experiment_assets import experiment
+from labmesh_dagster.defs.partitions import experiments_partitions
+from labmesh_dagster.defs.resources import CatalogResource, StoreResource
+from labmesh_dagster.steps.manifests import build_manifest, read_manifest
+from labmesh_dagster.steps.promotion import promote_experiment
+from labmesh_dagster.steps.publishing import Publication, publish_dataset
+from labmesh_dagster.steps.verification import catalog_problems, raw_checksum_problems
+
+OWNERS = ["team:lab-informatics"]
+CATALOG_MATCHES_MANIFEST = "catalog_matches_manifest"
+RAW_MATCHES_LANDING = "raw_files_match_landing_checksums"
+FILE_TABLE_LIMIT = 200
+
+
+def _catalog_check(asset: str) -> dg.AssetCheckSpec:
+    return dg.AssetCheckSpec(
+        CATALOG_MATCHES_MANIFEST,
+        asset=asset,
+        description="The catalog entry lists exactly the manifest's files, sizes and checksums.",
+    )
+
+
+def _registered_experiment(catalog: Catalog, experiment_id: str) -> ExperimentRecord:
+    record = catalog.get_experiment(experiment_id)
+    if record is None:
+        raise dg.Failure(
+            description=f"experiment {experiment_id} is not registered in the catalog; materialize `experiment` first"
+        )
+    return record
+
+
+def _check(name: str, problems: list[str]) -> dg.AssetCheckResult:
+    return dg.AssetCheckResult(
+        check_name=name,
+        passed=not problems,
+        metadata={"problems": dg.MetadataValue.md("\n".join(f"- {p}" for p in problems) or "none")},
+    )
+
+
+def _files_table(manifest: Manifest) -> dg.TableMetadataValue:
+    return dg.MetadataValue.table(
+        records=[
+            dg.TableRecord(
+                {
+                    "key": entry.key,
+                    "format": entry.format,
+                    "size": entry.size,
+                    "samples": ", ".join(entry.sample_ids),
+                    "error": entry.error["reason"] if entry.error else "",
+                }
+            )
+            for entry in manifest.entries[:FILE_TABLE_LIMIT]
+        ],
+        schema=dg.TableSchema(
+            columns=[
+                dg.TableColumn("key", "string"),
+                dg.TableColumn("format", "string"),
+                dg.TableColumn("size", "int"),
+                dg.TableColumn("samples", "string"),
+                dg.TableColumn("error", "string"),
+            ]
+        ),
+    )
+
+
+def dataset_metadata(store: ObjectStore, manifest: Manifest, publication: Publication) -> dict[str, Any]:
+    return {
+        "file_count": manifest.file_count,
+        "bytes": manifest.total_bytes,
+        "formats": ", ".join(manifest.formats),
+        "sample_ids": ", ".join(manifest.sample_ids),
+        "extraction_errors": len(manifest.errors),
+        "catalog_entry_id": publication.entry.entry_id,
+        "catalog_revision": publication.entry.revision,
+        "catalog_changed": publication.entry.changed,
+        "location": dg.MetadataValue.url(publication.location),
+        "manifest": dg.MetadataValue.url(store.uri(publication.manifest_key)),
+        "lineage_edges": len(publication.edges),
+        "files": _files_table(manifest),
+    }
+
+
+@dg.asset(
+    partitions_def=experiments_partitions,
+    deps=[experiment],
+    group_name="datasets",
+    kinds={"storage", "fastq"},
+    owners=OWNERS,
+    description=(
+        "Instrument output promoted from the landing zone to the raw zone: copied, checksum verified, removed "
+        "from landing only after verification, its metadata extracted, a manifest written and published."
+    ),
+    check_specs=[
+        dg.AssetCheckSpec(
+            RAW_MATCHES_LANDING,
+            asset="raw_dataset",
+            description="Every raw file still hashes to the sha256 of the landing object it was promoted from.",
+        ),
+        _catalog_check("raw_dataset"),
+    ],
+)
+def raw_dataset(context: dg.AssetExecutionContext, store: StoreResource, catalog: CatalogResource) -> dg.MaterializeResult:
+    experiment_id = context.partition_key
+    objects, registry = store.get_store(), catalog.get_catalog()
+    record = _registered_experiment(registry, experiment_id)
+    report = promote_experiment(objects, experiment_id)
+    manifest = build_manifest(
+        objects,
+        Zone.RAW,
+        experiment_id,
+        record.sample_ids,
+        previous=read_manifest(objects, Zone.RAW, experiment_id),
+        source_checksums=report.source_checksums(),
+        lineage=lambda key: (str(key.in_zone(Zone.LANDING)),),
+    )
+    publication = publish_dataset(objects, registry, manifest)
+    for entry in manifest.errors:
+        context.log.warning(f"{entry.key}: extraction failed ({entry.error}); the file is kept and cataloged")
+    if report.failed:
+        # What was verified is published above; the files that failed stay in landing.
+        raise dg.Failure(
+            description=f"{len(report.failed)} landing file(s) of {experiment_id} could not be promoted and were kept",
+            metadata={"failed": dg.MetadataValue.md("\n".join(f"- {f.source}: {f.reason}" for f in report.failed))},
+        )
+    return dg.MaterializeResult(
+        metadata={**dataset_metadata(objects, manifest, publication), "promoted_now": len(report.promoted)},
+        check_results=[
+            _check(RAW_MATCHES_LANDING, raw_checksum_problems(objects, manifest)),
+            _check(CATALOG_MATCHES_MANIFEST, catalog_problems(registry.get_dataset(experiment_id, "raw"), manifest)),
+        ],
+    )
+
+
+def _pipeline_lineage(invocation: dg.PipesClientCompletedInvocation) -> dict[str, tuple[str, ...]]:
+    lineage: dict[str, tuple[str, ...]] = {}
+    for message in invocation.get_custom_messages():
+        if isinstance(message, Mapping):
+            for output in message.get("outputs", []):
+                lineage[output["key"]] = tuple(output["derived_from"])
+    return lineage
+
+
+@dg.asset(
+    partitions_def=experiments_partitions,
+    deps=[raw_dataset],
+    group_name="datasets",
+    kinds={"pipes", "fastq", "json"},
+    owners=OWNERS,
+    automation_condition=dg.AutomationCondition.eager(),
+    description=(
+        "The built-in FASTQ QC run on the raw dataset through Dagster Pipes (a subprocess): per-file read "
+        "statistics and per-position mean quality as JSON in the processed zone, with file-level lineage."
+    ),
+    check_specs=[_catalog_check("processed_dataset")],
+)
+def processed_dataset(
+    context: dg.AssetExecutionContext,
+    store: StoreResource,
+    catalog: CatalogResource,
+    pipes_subprocess_client: dg.PipesSubprocessClient,
+) -> dg.MaterializeResult:
+    experiment_id = context.partition_key
+    objects, registry = store.get_store(), catalog.get_catalog()
+    record = _registered_experiment(registry, experiment_id)
+    raw_manifest = read_manifest(objects, Zone.RAW, experiment_id)
+    if raw_manifest is None:
+        raise dg.Failure(description=f"experiment {experiment_id} has no raw manifest; materialize `raw_dataset` first")
+    inputs = [{"key": e.key, "sha256": e.sha256} for e in raw_manifest.entries if e.format.startswith("fastq")]
+    lineage: dict[str, tuple[str, ...]] = {}
+    if inputs:
+        invocation = pipes_subprocess_client.run(
+            command=[sys.executable, "-m", "labmesh_dagster.pipelines.fastq_qc"],
+            context=context,
+            extras={"experiment_id": experiment_id, "store": store.store_config(), "inputs": inputs},
+        )
+        lineage = _pipeline_lineage(invocation)
+    else:
+        context.log.info(f"experiment {experiment_id} has no FASTQ files in raw; nothing to QC")
+    manifest = build_manifest(
+        objects,
+        Zone.PROCESSED,
+        experiment_id,
+        record.sample_ids,
+        previous=read_manifest(objects, Zone.PROCESSED, experiment_id),
+        lineage=lambda key: lineage.get(str(key), ()),
+    )
+    manifest = _inherit_samples(manifest, raw_manifest)
+    publication = publish_dataset(objects, registry, manifest)
+    return dg.MaterializeResult(
+        metadata={**dataset_metadata(objects, manifest, publication), "qc_inputs": len(inputs)},
+        check_results=[
+            _check(CATALOG_MATCHES_MANIFEST, catalog_problems(registry.get_dataset(experiment_id, "processed"), manifest))
+        ],
+    )
+
+
+def _inherit_samples(manifest: Manifest, upstream: Manifest) -> Manifest:
+    """A derived file belongs to the samples of the files it was made from."""
+    samples_of = {entry.key: entry.sample_ids for entry in upstream.entries}
+    entries = []
+    for entry in manifest.entries:
+        inherited = {sample for source in entry.derived_from for sample in samples_of.get(source, ())}
+        combined = tuple(sorted(set(entry.sample_ids) | inherited))
+        entries.append(entry if combined == entry.sample_ids else type(entry).from_dict({**entry.to_dict(), "sample_ids": combined}))
+    return Manifest.build(manifest.experiment_id, manifest.zone, entries)
+
+
+@dg.asset(
+    partitions_def=experiments_partitions,
+    deps=[processed_dataset],
+    group_name="datasets",
+    kinds={"storage"},
+    owners=OWNERS,
+    description=(
+        "Files people put under final/<experiment_id>/ (reports, figures, curated tables), picked up by "
+        "`final_sensor`, described and published with their lineage to the processed dataset."
+    ),
+    check_specs=[_catalog_check("final_dataset")],
+)
+def final_dataset(context: dg.AssetExecutionContext, store: StoreResource, catalog: CatalogResource) -> dg.MaterializeResult:
+    experiment_id = context.partition_key
+    objects, registry = store.get_store(), catalog.get_catalog()
+    record = _registered_experiment(registry, experiment_id)
+    processed = f"{Zone.PROCESSED.value}/{experiment_id}/"
+    manifest = build_manifest(
+        objects,
+        Zone.FINAL,
+        experiment_id,
+        record.sample_ids,
+        previous=read_manifest(objects, Zone.FINAL, experiment_id),
+        lineage=lambda key: (processed,),
+    )
+    publication = publish_dataset(objects, registry, manifest)
+    return dg.MaterializeResult(
+        metadata=dataset_metadata(objects, manifest, publication),
+        check_results=[
+            _check(CATALOG_MATCHES_MANIFEST, catalog_problems(registry.get_dataset(experiment_id, "final"), manifest))
+        ],
+    )

@@ -1,0 +1,68 @@
+"""Resources: typed, configurable handles on the ports, one abstract base per port.
+
+Assets and sensors ask for ``store``, ``eln`` and ``catalog`` by these base
+types; `labmesh_dagster.definitions` binds the implementation the profile
+picks. Each resource only builds a port object; all behaviour lives in
+`labmesh_dagster.connectors`.
+"""
+
+
+from abc import ABC, abstractmethod
+from typing import Any
+
+import dagster as dg
+from pydantic import Field
+
+from labmesh_dagster.connectors.catalog.base import Catalog
+from labmesh_dagster.connectors.catalog.sqlite import SqliteCatalog
+from labmesh_dagster.connectors.eln.base import ElnSource
+from labmesh_dagster.connectors.eln.folder import FolderEln
+from labmesh_dagster.connectors.store.base import ObjectStore
+from labmesh_dagster.connectors.store.factory import open_store
+
+
+class StoreResource(dg.ConfigurableResource, ABC):
+    """The object store holding the four zones."""
+
+    @abstractmethod
+    def store_config(self) -> dict[str, Any]:
+        """Plain configuration from which a subprocess (a Pipes pipeline) can open the same store."""
+
+    def get_store(self) -> ObjectStore:
+        return open_store(self.store_config())
+
+
+class LocalStoreResource(StoreResource):
+    root: str = Field(description="Directory holding one sub-directory per zone (landing, raw, processed, final).")
+
+    def store_config(self) -> dict[str, Any]:
+        return {"kind": "local", "root": self.root}
+
+
+class ElnResource(dg.ConfigurableResource, ABC):
+    """The electronic lab notebook or LIMS experiments come from."""
+
+    @abstractmethod
+    def get_eln(self) -> ElnSource: ...
+
+
+class FolderElnResource(ElnResource):
+    records_dir: str = Field(description="Folder of experiment records (JSON or YAML, one experiment or a list per file).")
+    outbox_dir: str = Field(description="Folder where data locations are written back, one JSON file per experiment.")
+
+    def get_eln(self) -> ElnSource:
+        return FolderEln(self.records_dir, self.outbox_dir)
+
+
+class CatalogResource(dg.ConfigurableResource, ABC):
+    """The metadata catalog experiments and datasets are registered and searched in."""
+
+    @abstractmethod
+    def get_catalog(self) -> Catalog: ...
+
+
+class SqliteCatalogResource(CatalogResource):
+    path: str = Field(description="Path of the SQLite catalog database (created on first use).")
+
+    def get_catalog(self) -> Catalog:
+        return SqliteCatalog(self.path)

@@ -1,0 +1,202 @@
+"""The demo lab: a few clearly labelled experiments and instrument files, so a first start shows the flow.
+
+`seed_demo` writes the ELN records; `drop_demo_files` then drops instrument
+output into the landing zone over the first minute (as instruments would) and
+a report into the final zone, through the store port like any other client.
+Every file is generated from a fixed seed: the demo is the same on every machine
+and needs no download.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import os
+import random
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from labmesh_dagster.connectors.store.local import LocalObjectStore
+from labmesh_dagster.core.keys import ObjectKey, Zone
+from labmesh_dagster.settings import Settings
+
+DEMO_LABEL = "[DEMO]"
+
+RECORDS = [
+    {
+        "id": "DEMO-RNASEQ-001",
+        "title": f"{DEMO_LABEL} Liver biopsy RNA-seq",
+        "description": "Bulk RNA sequencing of two liver biopsies to compare fibrosis markers. Demo data, generated.",
+        "owner": "Ada Example",
+        "group": "Hepatology",
+        "project": "Fibrosis atlas",
+        "samples": [{"id": "LIV-01", "tissue": "liver"}, {"id": "LIV-02", "tissue": "liver"}],
+        "platform": "Illumina NovaSeq 6000",
+        "protocol": "TruSeq stranded mRNA",
+        "created": "2026-11-02",
+        "tags": ["demo", "rna-seq"],
+        "custom_fields": {"read_length": 100, "paired_end": True},
+    },
+    {
+        "id": "DEMO-AMPLICON-002",
+        "title": f"{DEMO_LABEL} 16S amplicon survey of soil cores",
+        "description": "16S V4 amplicon sequencing of two soil cores from the north field. Demo data, generated.",
+        "owner": "Grace Example",
+        "group": "Microbial ecology",
+        "project": "Soil microbiome",
+        "samples": ["SOIL-A", "SOIL-B"],
+        "platform": "Illumina MiSeq",
+        "protocol": "16S V4 515F/806R",
+        "created": "2026-11-05",
+        "tags": ["demo", "amplicon"],
+    },
+]
+
+LIMS_EXPORT = {
+    "exported_by": "demo LIMS",
+    "experiments": [
+        {
+            "experiment_id": "DEMO-NANOPORE-003",
+            "name": f"{DEMO_LABEL} Nanopore long reads of an E. coli isolate",
+            "summary": "Whole-genome long-read sequencing of a clinical E. coli isolate. Demo data, generated.",
+            "scientist": "Rosalind Example",
+            "team": "Clinical microbiology",
+            "samples": [{"sample_id": "ECOLI-7", "organism": "Escherichia coli"}],
+            "instrument": "Oxford Nanopore MinION",
+            "assay": "Ligation sequencing kit",
+            "date": "2026-11-09",
+            "keywords": "demo; long-read",
+        }
+    ],
+}
+
+
+def fastq(seed: int, reads: int, lengths: tuple[int, int], prefix: str, gc: float = 0.5) -> bytes:
+    """Deterministic FASTQ: reads of random length in ``lengths`` with a given GC content."""
+    rng = random.Random(seed)
+    out = io.StringIO()
+    weights = [(1 - gc) / 2, gc / 2, gc / 2, (1 - gc) / 2]
+    for number in range(reads):
+        length = rng.randint(*lengths)
+        sequence = "".join(rng.choices("ACGT", weights=weights, k=length))
+        quality = "".join(chr(33 + min(41, max(2, int(rng.gauss(36 - 8 * i / length, 3))))) for i in range(length))
+        out.write(f"@{prefix}:{number + 1}\n{sequence}\n+\n{quality}\n")
+    return out.getvalue().encode("ascii")
+
+
+def _gz(data: bytes) -> bytes:
+    return gzip.compress(data, mtime=0)
+
+
+@dataclass(frozen=True)
+class DemoDrop:
+    """A file the demo drops ``after`` seconds from start."""
+
+    after: float
+    key: ObjectKey
+    content: Callable[[], bytes]
+
+
+def demo_drops() -> list[DemoDrop]:
+    rnaseq, amplicon, nanopore = "DEMO-RNASEQ-001", "DEMO-AMPLICON-002", "DEMO-NANOPORE-003"
+    drops = []
+    for seed, sample in enumerate(["LIV-01", "LIV-02"]):
+        for read in ("R1", "R2"):
+            drops.append(
+                DemoDrop(
+                    5,
+                    ObjectKey.for_experiment(Zone.LANDING, rnaseq, f"run-2026-11-03/{sample}_{read}.fastq.gz"),
+                    lambda s=seed, r=read, n=sample: _gz(fastq(100 * s + len(r), 2000, (100, 100), f"{n}:{r}", 0.48)),
+                )
+            )
+    for seed, sample in enumerate(["SOIL-A", "SOIL-B"]):
+        drops.append(
+            DemoDrop(
+                20,
+                ObjectKey.for_experiment(Zone.LANDING, amplicon, f"{sample}.fastq"),
+                lambda s=seed, n=sample: fastq(200 + s, 1500, (250, 250), n, 0.55),
+            )
+        )
+    drops.append(
+        DemoDrop(
+            20,
+            ObjectKey.for_experiment(Zone.LANDING, amplicon, "SampleSheet.csv"),
+            lambda: b"Sample_ID,Sample_Name,index\nSOIL-A,north core A,ATTACTCG\nSOIL-B,north core B,TCCGGAGA\n",
+        )
+    )
+    drops.append(
+        DemoDrop(
+            40,
+            ObjectKey.for_experiment(Zone.LANDING, nanopore, "ECOLI-7.fastq.gz"),
+            lambda: _gz(fastq(300, 400, (500, 5000), "ECOLI-7", 0.51)),
+        )
+    )
+    drops.append(
+        DemoDrop(
+            60,
+            ObjectKey.for_experiment(Zone.FINAL, rnaseq, "report/fibrosis-summary.md"),
+            lambda: (
+                f"# {DEMO_LABEL} Fibrosis marker summary\n\nLIV-01 and LIV-02 show comparable COL1A1 expression.\n"
+            ).encode("utf-8"),
+        )
+    )
+    return drops
+
+
+def home_is_empty(settings: Settings) -> bool:
+    """No records and no data yet: the only time the demo seeds itself."""
+    for folder in (settings.eln_dir, settings.store_dir):
+        if folder.exists() and any(path.is_file() for path in folder.rglob("*")):
+            return False
+    return True
+
+
+def seed_demo(settings: Settings) -> list[Path]:
+    """Write the demo's ELN records (idempotent: existing files are left as they are)."""
+    settings.eln_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for record in RECORDS:
+        path = settings.eln_dir / f"{record['id']}.yaml"
+        if not path.exists():
+            path.write_text(yaml.safe_dump(record, sort_keys=False), encoding="utf-8")
+            written.append(path)
+    export = settings.eln_dir / "demo-lims-export.json"
+    if not export.exists():
+        export.write_text(json.dumps(LIMS_EXPORT, indent=2) + "\n", encoding="utf-8")
+        written.append(export)
+    return written
+
+
+def drop_demo_files(
+    settings: Settings, *, speed: float = 1.0, keep_going: Callable[[], bool] = lambda: True
+) -> list[ObjectKey]:
+    """Drop the demo's instrument files on schedule; stops early when ``keep_going`` turns false."""
+    store = LocalObjectStore(settings.store_dir)
+    start = time.monotonic()
+    dropped = []
+    for drop in sorted(demo_drops(), key=lambda item: item.after):
+        while time.monotonic() - start < drop.after / speed:
+            if not keep_going():
+                return dropped
+            time.sleep(0.2)
+        if not store.exists(drop.key):
+            store.put(drop.key, drop.content())
+            dropped.append(drop.key)
+            print(f"labmesh demo: dropped {drop.key}", file=sys.stderr, flush=True)
+    return dropped
+
+
+def main() -> None:
+    """``python -m labmesh_dagster.demo``: drop the files, stopping if the platform that started us exits."""
+    parent = os.getppid()
+    drop_demo_files(Settings.from_env(), keep_going=lambda: os.getppid() == parent)
+
+
+if __name__ == "__main__":
+    main()

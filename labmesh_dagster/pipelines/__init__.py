@@ -1,0 +1,1 @@
+"""Code that runs outside the Dagster process, launched through Dagster Pipes."""

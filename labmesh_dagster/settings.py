@@ -1,0 +1,93 @@
+"""Settings: every ``LABMESH_*`` environment variable, read once into a typed object.
+
+Nothing reads the environment at import time; `Settings.from_env` is called
+when the Dagster definitions or the CLI start, and everything else receives the
+object. Paths default to folders under ``LABMESH_HOME`` so one variable moves
+the whole platform.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from labmesh_dagster.core.errors import LabmeshError
+
+PROFILES = ("local",)
+
+
+class SettingsError(LabmeshError, ValueError):
+    """An environment variable with a value labmesh cannot use."""
+
+
+def _flag(environ: Mapping[str, str], name: str, default: bool) -> bool:
+    value = environ.get(name)
+    if value is None or value == "":
+        return default
+    if value.lower() in {"1", "true", "yes", "on"}:
+        return True
+    if value.lower() in {"0", "false", "no", "off"}:
+        return False
+    raise SettingsError(f"{name}={value!r}: expected 1/0, true/false, yes/no or on/off")
+
+
+def _seconds(environ: Mapping[str, str], name: str, default: float) -> float:
+    value = environ.get(name)
+    if value is None or value == "":
+        return default
+    try:
+        seconds = float(value)
+    except ValueError as exc:
+        raise SettingsError(f"{name}={value!r}: expected a number of seconds") from exc
+    if seconds < 0:
+        raise SettingsError(f"{name}={value!r}: must not be negative")
+    return seconds
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Where labmesh keeps things and how patient its sensors are."""
+
+    profile: str
+    home: Path
+    demo: bool
+    store_dir: Path
+    eln_dir: Path
+    eln_outbox_dir: Path
+    catalog_path: Path
+    landing_settle_seconds: float
+    unknown_experiment_grace_seconds: float
+    sensor_interval_seconds: int
+
+    @property
+    def dagster_home(self) -> Path:
+        return self.home / "dagster"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if environ is None else environ
+        profile = env.get("LABMESH_PROFILE", "local") or "local"
+        if profile not in PROFILES:
+            raise SettingsError(
+                f"LABMESH_PROFILE={profile!r}: this version provides the profiles {', '.join(PROFILES)}"
+            )
+        home = Path(env.get("LABMESH_HOME") or ".labmesh").expanduser().resolve()
+
+        def path(name: str, default: Path) -> Path:
+            value = env.get(name)
+            return Path(value).expanduser().resolve() if value else default
+
+        return cls(
+            profile=profile,
+            home=home,
+            demo=_flag(env, "LABMESH_DEMO", True),
+            store_dir=path("LABMESH_STORE_DIR", home / "store"),
+            eln_dir=path("LABMESH_ELN_DIR", home / "eln"),
+            eln_outbox_dir=path("LABMESH_ELN_OUTBOX_DIR", home / "eln-outbox"),
+            catalog_path=path("LABMESH_CATALOG_PATH", home / "catalog.sqlite"),
+            landing_settle_seconds=_seconds(env, "LABMESH_LANDING_SETTLE_SECONDS", 10),
+            unknown_experiment_grace_seconds=_seconds(env, "LABMESH_UNKNOWN_EXPERIMENT_GRACE_SECONDS", 900),
+            sensor_interval_seconds=int(_seconds(env, "LABMESH_SENSOR_INTERVAL_SECONDS", 10)),
+        )

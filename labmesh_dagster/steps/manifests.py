@@ -1,0 +1,148 @@
+"""Describing a zone's files: checksums, formats, extracted metadata, samples, lineage.
+
+A manifest is rebuilt from what the zone holds rather than patched, so it can
+never drift from the store. Files already described in the previous manifest
+and unchanged since (same size and modification time) keep their entry, so a
+rematerialization costs a listing, not a re-read of every file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Callable, Mapping, Sequence
+from typing import BinaryIO
+
+from labmesh_dagster.connectors.store.base import READ_CHUNK, ObjectInfo, ObjectStore
+from labmesh_dagster.core.errors import ObjectNotFound
+from labmesh_dagster.core.keys import ObjectKey, Zone, manifest_key
+from labmesh_dagster.core.manifest import Manifest, ManifestEntry
+from labmesh_dagster.extract import extract
+
+
+class _HashingReader:
+    """Hashes what the extractor reads, so one pass gives both checksum and metadata."""
+
+    def __init__(self, stream: BinaryIO) -> None:
+        self._stream = stream
+        self.digest = hashlib.sha256()
+
+    def read(self, size: int = -1) -> bytes:
+        chunk = self._stream.read(size)
+        self.digest.update(chunk)
+        return chunk
+
+    def readable(self) -> bool:
+        return True
+
+    def finish(self) -> str:
+        """Hash whatever the extractor left unread and return the hex digest."""
+        while chunk := self.read(READ_CHUNK):
+            pass
+        return self.digest.hexdigest()
+
+
+def samples_in_path(path: str, sample_ids: Sequence[str]) -> tuple[str, ...]:
+    """Sample ids named in a file path as whole tokens (``S1`` in ``S1_R1.fq``, not in ``S10``)."""
+    found = []
+    for sample_id in sample_ids:
+        pattern = r"(?<![A-Za-z0-9])" + re.escape(sample_id) + r"(?![A-Za-z0-9])"
+        if re.search(pattern, path, flags=re.IGNORECASE):
+            found.append(sample_id)
+    return tuple(found)
+
+
+def describe_object(
+    store: ObjectStore,
+    info: ObjectInfo,
+    sample_ids: Sequence[str],
+    *,
+    derived_from: tuple[str, ...] = (),
+    source_sha256: str | None = None,
+) -> ManifestEntry:
+    """Read one object once: sha256 and format-specific metadata together."""
+    with store.open(info.key) as stream:
+        reader = _HashingReader(stream)
+        extraction = extract(reader, info.key.name)  # type: ignore[arg-type]
+        sha256 = reader.finish()
+    error = {"reason": extraction.error.reason, "detail": extraction.error.detail} if extraction.error else None
+    return ManifestEntry(
+        key=str(info.key),
+        size=info.size,
+        sha256=sha256,
+        format=extraction.format,
+        created=info.modified.isoformat(),
+        metadata=extraction.metadata,
+        sample_ids=samples_in_path(info.key.relative_path, sample_ids),
+        error=error,
+        derived_from=derived_from,
+        source_sha256=source_sha256,
+    )
+
+
+def read_manifest(store: ObjectStore, zone: Zone, experiment_id: str) -> Manifest | None:
+    try:
+        return Manifest.from_json(store.read_bytes(manifest_key(zone, experiment_id)))
+    except ObjectNotFound:
+        return None
+    except (ValueError, KeyError, json.JSONDecodeError):
+        # A damaged manifest is rebuilt from the zone rather than trusted.
+        return None
+
+
+def build_manifest(
+    store: ObjectStore,
+    zone: Zone,
+    experiment_id: str,
+    sample_ids: Sequence[str],
+    *,
+    previous: Manifest | None = None,
+    source_checksums: Mapping[str, str] | None = None,
+    lineage: Callable[[ObjectKey], tuple[str, ...]] | None = None,
+) -> Manifest:
+    """The manifest of everything in the experiment's folder of ``zone``.
+
+    ``source_checksums`` gives, for files promoted just now, the checksum they
+    were verified against; ``lineage`` says which keys each file came from.
+    """
+    source_checksums = source_checksums or {}
+    entries = []
+    for info in store.list(zone, f"{experiment_id}/"):
+        if info.key.is_labmesh_internal:
+            continue
+        key = str(info.key)
+        derived_from = lineage(info.key) if lineage else ()
+        known = previous.entry(key) if previous else None
+        source_sha = source_checksums.get(key) or (known.source_sha256 if known else None)
+        if (
+            known
+            and key not in source_checksums
+            and known.size == info.size
+            and known.created == info.modified.isoformat()
+            and known.sample_ids == samples_in_path(info.key.relative_path, sample_ids)
+        ):
+            entries.append(
+                ManifestEntry.from_dict({**known.to_dict(), "derived_from": list(derived_from)})
+            )
+            continue
+        try:
+            entries.append(
+                describe_object(store, info, sample_ids, derived_from=derived_from, source_sha256=source_sha)
+            )
+        except ObjectNotFound:
+            continue  # removed while we listed: it is simply not part of the dataset any more
+    return Manifest.build(experiment_id, zone.value, entries)
+
+
+def write_manifest(store: ObjectStore, manifest: Manifest) -> ObjectKey:
+    """Write the manifest unless the store already holds exactly this content."""
+    key = manifest_key(manifest.zone, manifest.experiment_id)
+    content = manifest.to_json().encode("utf-8")
+    try:
+        if store.read_bytes(key) == content:
+            return key
+    except ObjectNotFound:
+        pass
+    store.put(key, content)
+    return key

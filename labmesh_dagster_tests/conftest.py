@@ -1,0 +1,136 @@
+"""Shared fixtures: a temporary lab home, and a harness that drives the real Definitions.
+
+The harness evaluates sensors on a `build_sensor_context` context,
+applies their partition requests to the instance, and executes the runs they
+request in process, the way the Dagster daemon would, so end-to-end tests
+exercise the same code `make dev` runs.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import pytest
+import yaml
+
+from labmesh_dagster.connectors.catalog.sqlite import SqliteCatalog
+from labmesh_dagster.connectors.store.local import LocalObjectStore
+from labmesh_dagster.core.keys import ObjectKey, Zone
+from labmesh_dagster.definitions import build_definitions
+from labmesh_dagster.settings import Settings
+
+DATA = Path(__file__).parent / "data"
+
+
+def make_settings(home: Path, **overrides: str) -> Settings:
+    env = {
+        "LABMESH_HOME": str(home),
+        "LABMESH_LANDING_SETTLE_SECONDS": "0",
+        "LABMESH_UNKNOWN_EXPERIMENT_GRACE_SECONDS": "0",
+        **overrides,
+    }
+    return Settings.from_env(env)
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return make_settings(tmp_path / "home")
+
+
+class Lab:
+    """A lab on the local profile, driven tick by tick."""
+
+    def __init__(self, settings: Settings, instance: dg.DagsterInstance) -> None:
+        self.settings = settings
+        self.instance = instance
+        self.defs = build_definitions(settings)
+        self.resources = self.defs.resources or {}
+        self.store = LocalObjectStore(settings.store_dir)
+        self.catalog = SqliteCatalog(settings.catalog_path)
+        self.cursors: dict[str, str | None] = {}
+        self.run_keys: set[str] = set()
+
+    def write_record(self, name: str, record: dict[str, Any] | list[Any] | str) -> Path:
+        path = self.settings.eln_dir / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(record, str):
+            path.write_text(record, encoding="utf-8")
+        elif name.endswith(".json"):
+            path.write_text(json.dumps(record), encoding="utf-8")
+        else:
+            path.write_text(yaml.safe_dump(record), encoding="utf-8")
+        return path
+
+    def land(self, experiment_id_or_key: str, relative_path: str | None, content: bytes) -> ObjectKey:
+        if relative_path is None:
+            key = ObjectKey(Zone.LANDING, experiment_id_or_key)
+        else:
+            key = ObjectKey.for_experiment(Zone.LANDING, experiment_id_or_key, relative_path)
+        self.store.put(key, content)
+        return key
+
+    def put_final(self, experiment_id: str, relative_path: str, content: bytes) -> ObjectKey:
+        key = ObjectKey.for_experiment(Zone.FINAL, experiment_id, relative_path)
+        self.store.put(key, content)
+        return key
+
+    def tick(self, sensor_name: str) -> Any:
+        """Evaluate one sensor tick and apply its dynamic partition requests, as the daemon does."""
+        sensor = self.defs.resolve_sensor_def(sensor_name)
+        context = dg.build_sensor_context(
+            instance=self.instance,
+            cursor=self.cursors.get(sensor_name),
+            definitions=self.defs,
+            resources=self.resources,
+        )
+        data = sensor(context)
+        for request in data.dynamic_partitions_requests or []:
+            if isinstance(request, dg.AddDynamicPartitionsRequest):
+                self.instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
+        self.cursors[sensor_name] = data.cursor if data.cursor is not None else self.cursors.get(sensor_name)
+        return data
+
+    def run_sensor(self, sensor_name: str) -> list[dg.ExecuteInProcessResult]:
+        """One tick, then every new run it requests (run keys already used are skipped, as the daemon does)."""
+        data = self.tick(sensor_name)
+        sensor = self.defs.resolve_sensor_def(sensor_name)
+        results = []
+        for request in data.run_requests or []:
+            if request.run_key and request.run_key in self.run_keys:
+                continue
+            if request.run_key:
+                self.run_keys.add(request.run_key)
+            job = self.defs.resolve_job_def(sensor.job_name)
+            results.append(job.execute_in_process(instance=self.instance, partition_key=request.partition_key))
+        return results
+
+    def materialize(self, *asset_names: str, partition: str, raise_on_error: bool = True) -> dg.ExecuteInProcessResult:
+        job = self.defs.resolve_implicit_global_asset_job_def()
+        return job.execute_in_process(
+            instance=self.instance,
+            partition_key=partition,
+            asset_selection=[dg.AssetKey(name) for name in asset_names],
+            raise_on_error=raise_on_error,
+        )
+
+    def partitions(self) -> list[str]:
+        return sorted(self.instance.get_dynamic_partitions("experiments"))
+
+    def keys(self, zone: Zone, experiment_id: str | None = None) -> list[str]:
+        prefix = f"{experiment_id}/" if experiment_id else ""
+        return [info.key.key for info in self.store.list(zone, prefix)]
+
+
+@pytest.fixture
+def instance() -> Iterator[dg.DagsterInstance]:
+    with dg.instance_for_test() as test_instance:
+        yield test_instance
+
+
+@pytest.fixture
+def lab(settings: Settings, instance: dg.DagsterInstance) -> Lab:
+    return Lab(settings, instance)

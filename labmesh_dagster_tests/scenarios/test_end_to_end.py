@@ -1,0 +1,130 @@
+"""The whole lab data flow on the local profile, driven through the real Definitions.
+
+Contract: an ELN record becomes a partition and a registered experiment; its
+instrument files go landing -> raw (verified, landing emptied) -> processed
+(QC through Pipes, eagerly automated) and people's files in final are picked
+up; search finds the data by sample, experiment, file name, platform and
+description; rematerializing everything and re-running every sensor leaves
+the catalog exactly as it was.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+
+import dagster as dg
+
+from labmesh_dagster.connectors.catalog.base import SearchQuery
+from labmesh_dagster.core.keys import Zone, manifest_key
+from labmesh_dagster.core.manifest import Manifest
+from labmesh_dagster_tests.conftest import DATA, Lab
+
+RECORD = {
+    "id": "EXP-42",
+    "title": "Liver biopsy RNA-seq",
+    "description": "Bulk sequencing of fibrotic liver biopsies",
+    "owner": "Ada Example",
+    "group": "Hepatology",
+    "project": "Fibrosis atlas",
+    "samples": [{"id": "S-001"}, {"id": "S-002"}],
+    "platform": "Illumina MiSeq",
+    "protocol": "TruSeq",
+    "created": "2026-11-02",
+    "tags": ["rna-seq"],
+    "flowcell": "HXYZ123",
+}
+
+
+def _assets(lab: Lab, zone: Zone, experiment_id: str) -> Manifest:
+    return Manifest.from_json(lab.store.read_bytes(manifest_key(zone, experiment_id)))
+
+
+def run_flow(lab: Lab) -> None:
+    lab.write_record("EXP-42.yaml", RECORD)
+    [registration] = lab.run_sensor("eln_sensor")
+    assert registration.success
+    assert lab.partitions() == ["EXP-42"]
+    for zone in Zone:
+        assert (lab.settings.store_dir / zone.value / "EXP-42").is_dir()
+    assert lab.catalog.get_experiment("EXP-42").custom == {"flowcell": "HXYZ123"}
+
+    # The automation sensor keeps a cursor between ticks; "updated" means "since the previous tick".
+    automation_cursor = dg.evaluate_automation_conditions(defs=lab.defs, instance=lab.instance).cursor
+
+    fastq = (DATA / "dnaio" / "simple.fastq").read_bytes()
+    lab.land("EXP-42", "run1/S-001_R1.fastq.gz", gzip.compress(fastq))
+    lab.land("EXP-42", "run1/S-002_R1.fastq", fastq)
+    lab.land("EXP-42", "SampleSheet.csv", b"Sample_ID,index\nS-001,ACGT\nS-002,TTGA\n")
+    [raw_run] = lab.run_sensor("landing_sensor")
+    assert raw_run.success
+    assert lab.keys(Zone.LANDING, "EXP-42") == []
+
+    automation = dg.evaluate_automation_conditions(defs=lab.defs, instance=lab.instance, cursor=automation_cursor)
+    requested = {
+        (key.to_user_string(), partition)
+        for key, subset in ((r.key, r.true_subset) for r in automation.results)
+        for partition in (subset.get_internal_subset_value().get_partition_keys() if subset.size else [])
+    }
+    assert ("processed_dataset", "EXP-42") in requested
+    assert lab.materialize("processed_dataset", partition="EXP-42").success
+
+    lab.put_final("EXP-42", "report/summary.md", b"# Fibrosis summary\nS-001 shows high COL1A1.\n")
+    [final_run] = lab.run_sensor("final_sensor")
+    assert final_run.success
+
+
+def test_experiment_flows_from_eln_record_to_searchable_final_dataset(lab: Lab) -> None:
+    run_flow(lab)
+
+    raw = _assets(lab, Zone.RAW, "EXP-42")
+    assert [entry.key for entry in raw.entries] == [
+        "raw/EXP-42/SampleSheet.csv",
+        "raw/EXP-42/run1/S-001_R1.fastq.gz",
+        "raw/EXP-42/run1/S-002_R1.fastq",
+    ]
+    gz = raw.entry("raw/EXP-42/run1/S-001_R1.fastq.gz")
+    assert gz.format == "fastq.gz" and gz.metadata["reads"] == 2 and gz.sample_ids == ("S-001",)
+    assert gz.source_sha256 and gz.derived_from == ("landing/EXP-42/run1/S-001_R1.fastq.gz",)
+    assert all(entry.sha256 == entry.source_sha256 for entry in raw.entries if entry.key.endswith("fastq"))
+
+    processed = _assets(lab, Zone.PROCESSED, "EXP-42")
+    qc = processed.entry("processed/EXP-42/qc/run1/S-001_R1.fastq.gz.qc.json")
+    assert qc.derived_from == ("raw/EXP-42/run1/S-001_R1.fastq.gz",) and qc.sample_ids == ("S-001",)
+    document = json.loads(lab.store.read_bytes(lab.store.list(Zone.PROCESSED, "EXP-42/qc/run1/S-001").__next__().key))
+    assert document["status"] == "ok" and document["stats"]["reads"] == 2
+    assert len(document["per_position_mean_quality"]) == document["stats"]["max_length"]
+
+    edges = {(edge.source, edge.target) for edge in lab.catalog.lineage("EXP-42")}
+    assert ("raw/EXP-42/run1/S-002_R1.fastq", "processed/EXP-42/qc/run1/S-002_R1.fastq.qc.json") in edges
+    assert ("processed/EXP-42/", "final/EXP-42/report/summary.md") in edges
+
+    def datasets(**query: str) -> set[tuple[str, str | None]]:
+        return {(hit.experiment_id, hit.dataset) for hit in lab.catalog.search(SearchQuery(**query))}
+
+    assert ("EXP-42", "raw") in datasets(sample="S-001")
+    assert ("EXP-42", "raw") in datasets(text="S-002")
+    assert datasets(experiment="EXP-42") >= {("EXP-42", "raw"), ("EXP-42", "processed"), ("EXP-42", "final")}
+    assert ("EXP-42", "raw") in datasets(text="S-001_R1.fastq.gz")
+    assert ("EXP-42", "final") in datasets(text="summary.md")
+    assert ("EXP-42", "raw") in datasets(platform="MiSeq")
+    assert ("EXP-42", "raw") in datasets(text="fibrotic")
+    assert datasets(text="fibrotic", platform="NovaSeq") == set()
+    hits = lab.catalog.search(SearchQuery(sample="S-002", format="fastq"))
+    assert [file.key for hit in hits for file in hit.files] == ["raw/EXP-42/run1/S-002_R1.fastq"]
+
+
+def test_rematerializing_everything_and_replaying_sensors_changes_nothing(lab: Lab) -> None:
+    run_flow(lab)
+    before = lab.catalog.snapshot()
+    store_before = {zone: lab.keys(zone) for zone in Zone}
+
+    for asset in ("experiment", "raw_dataset", "processed_dataset", "final_dataset"):
+        assert lab.materialize(asset, partition="EXP-42").success
+    for sensor in ("eln_sensor", "landing_sensor", "final_sensor"):
+        lab.cursors.clear()
+        assert lab.run_sensor(sensor) == []
+
+    assert lab.catalog.snapshot() == before
+    assert {zone: lab.keys(zone) for zone in Zone} == store_before
+    assert [s.datasets for s in lab.catalog.summaries()] == [{"raw": 3, "processed": 3, "final": 1}]
