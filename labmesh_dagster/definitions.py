@@ -5,7 +5,6 @@ loads the code location, not when this module is imported; tests call
 `build_definitions` with settings of their own.
 """
 
-
 import dagster as dg
 
 from labmesh_dagster.defs.dataset_assets import final_dataset, processed_dataset, raw_dataset

@@ -143,7 +143,7 @@ def demo_drops() -> list[DemoDrop]:
             ObjectKey.for_experiment(Zone.FINAL, rnaseq, "report/fibrosis-summary.md"),
             lambda: (
                 f"# {DEMO_LABEL} Fibrosis marker summary\n\nLIV-01 and LIV-02 show comparable COL1A1 expression.\n"
-            ).encode("utf-8"),
+            ).encode(),
         )
     )
     return drops

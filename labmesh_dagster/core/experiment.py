@@ -13,7 +13,7 @@ import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from typing import Any
 
 from labmesh_dagster.core.errors import InvalidExperimentId, RecordError
@@ -163,8 +163,8 @@ def normalise_timestamp(value: Any, source: str = "", field_name: str = "date") 
         except ValueError as exc:
             raise RecordError(source, f"field {field_name!r} is not an ISO-8601 date: {text!r}") from exc
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    return moment.astimezone(timezone.utc).isoformat()
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).isoformat()
 
 
 def _samples(value: Any, source: str) -> tuple[Sample, ...]:

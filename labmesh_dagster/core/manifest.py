@@ -24,7 +24,8 @@ class ManifestEntry:
 
     ``source_sha256`` is the checksum of the file it was promoted from (for raw
     files, the landing object) so the promotion can be re-verified later;
-    ``derived_from`` names the keys it was computed from (file-level lineage).
+    ``derived_from`` names the keys it was computed from (file-level lineage);
+    ``text`` is the short searchable text the extractor found (titles, first lines).
     """
 
     key: str
@@ -37,6 +38,7 @@ class ManifestEntry:
     error: Mapping[str, str] | None = None
     derived_from: tuple[str, ...] = ()
     source_sha256: str | None = None
+    text: str = ""
 
     @property
     def name(self) -> str:
@@ -61,6 +63,7 @@ class ManifestEntry:
             error=dict(data["error"]) if data.get("error") else None,
             derived_from=tuple(data.get("derived_from") or ()),
             source_sha256=data.get("source_sha256"),
+            text=str(data.get("text") or ""),
         )
 
 

@@ -5,7 +5,6 @@ Dagster UI shows every dataset alike: file count, bytes, formats, samples,
 catalog entry and paths.
 """
 
-
 import sys
 from collections.abc import Mapping
 from typing import Any
@@ -118,7 +117,9 @@ def dataset_metadata(store: ObjectStore, manifest: Manifest, publication: Public
         _catalog_check("raw_dataset"),
     ],
 )
-def raw_dataset(context: dg.AssetExecutionContext, store: StoreResource, catalog: CatalogResource) -> dg.MaterializeResult:
+def raw_dataset(
+    context: dg.AssetExecutionContext, store: StoreResource, catalog: CatalogResource
+) -> dg.MaterializeResult:
     experiment_id = context.partition_key
     objects, registry = store.get_store(), catalog.get_catalog()
     record = _registered_experiment(registry, experiment_id)
@@ -138,7 +139,8 @@ def raw_dataset(context: dg.AssetExecutionContext, store: StoreResource, catalog
     if report.failed:
         # What was verified is published above; the files that failed stay in landing.
         raise dg.Failure(
-            description=f"{len(report.failed)} landing file(s) of {experiment_id} could not be promoted and were kept",
+            description=f"{len(report.failed)} landing file(s) of {experiment_id} could not be promoted and were "
+            f"kept in landing: " + "; ".join(f"{failure.source}: {failure.reason}" for failure in report.failed[:5]),
             metadata={"failed": dg.MetadataValue.md("\n".join(f"- {f.source}: {f.reason}" for f in report.failed))},
         )
     return dg.MaterializeResult(
@@ -208,7 +210,9 @@ def processed_dataset(
     return dg.MaterializeResult(
         metadata={**dataset_metadata(objects, manifest, publication), "qc_inputs": len(inputs)},
         check_results=[
-            _check(CATALOG_MATCHES_MANIFEST, catalog_problems(registry.get_dataset(experiment_id, "processed"), manifest))
+            _check(
+                CATALOG_MATCHES_MANIFEST, catalog_problems(registry.get_dataset(experiment_id, "processed"), manifest)
+            )
         ],
     )
 
@@ -220,7 +224,11 @@ def _inherit_samples(manifest: Manifest, upstream: Manifest) -> Manifest:
     for entry in manifest.entries:
         inherited = {sample for source in entry.derived_from for sample in samples_of.get(source, ())}
         combined = tuple(sorted(set(entry.sample_ids) | inherited))
-        entries.append(entry if combined == entry.sample_ids else type(entry).from_dict({**entry.to_dict(), "sample_ids": combined}))
+        entries.append(
+            entry
+            if combined == entry.sample_ids
+            else type(entry).from_dict({**entry.to_dict(), "sample_ids": combined})
+        )
     return Manifest.build(manifest.experiment_id, manifest.zone, entries)
 
 
@@ -236,7 +244,9 @@ def _inherit_samples(manifest: Manifest, upstream: Manifest) -> Manifest:
     ),
     check_specs=[_catalog_check("final_dataset")],
 )
-def final_dataset(context: dg.AssetExecutionContext, store: StoreResource, catalog: CatalogResource) -> dg.MaterializeResult:
+def final_dataset(
+    context: dg.AssetExecutionContext, store: StoreResource, catalog: CatalogResource
+) -> dg.MaterializeResult:
     experiment_id = context.partition_key
     objects, registry = store.get_store(), catalog.get_catalog()
     record = _registered_experiment(registry, experiment_id)

@@ -1,6 +1,5 @@
 """The `experiment` asset: one partition per experiment, registered from the ELN."""
 
-
 import dagster as dg
 
 from labmesh_dagster.core.errors import ExperimentNotFound, RecordError

@@ -6,7 +6,6 @@ picks. Each resource only builds a port object; all behaviour lives in
 `labmesh_dagster.connectors`.
 """
 
-
 from abc import ABC, abstractmethod
 from typing import Any
 
@@ -47,7 +46,9 @@ class ElnResource(dg.ConfigurableResource, ABC):
 
 
 class FolderElnResource(ElnResource):
-    records_dir: str = Field(description="Folder of experiment records (JSON or YAML, one experiment or a list per file).")
+    records_dir: str = Field(
+        description="Folder of experiment records (JSON or YAML, one experiment or a list per file)."
+    )
     outbox_dir: str = Field(description="Folder where data locations are written back, one JSON file per experiment.")
 
     def get_eln(self) -> ElnSource:

@@ -5,9 +5,8 @@ automation. Sensors are built from the settings because their intervals and
 patience (settle time, grace for unknown experiments) are the lab's to tune.
 """
 
-
 from collections import defaultdict
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import dagster as dg
 
@@ -73,7 +72,7 @@ def build_sensors(settings: Settings) -> list[dg.SensorDefinition]:
         plan = plan_landing(
             objects.list(Zone.LANDING),
             registered.__contains__,
-            now=datetime.now(timezone.utc),
+            now=datetime.now(UTC),
             settle_seconds=settings.landing_settle_seconds,
             unknown_grace_seconds=settings.unknown_experiment_grace_seconds,
         )
@@ -96,9 +95,11 @@ def build_sensors(settings: Settings) -> list[dg.SensorDefinition]:
         minimum_interval_seconds=interval,
         description="Files added, changed or removed under final/<experiment_id>/ rematerialize `final_dataset`.",
     )
-    def final_sensor(context: dg.SensorEvaluationContext, store: StoreResource, catalog: CatalogResource) -> dg.SensorResult:
+    def final_sensor(
+        context: dg.SensorEvaluationContext, store: StoreResource, catalog: CatalogResource
+    ) -> dg.SensorResult:
         objects, registry = store.get_store(), catalog.get_catalog()
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         listed: dict[str, list[ObjectInfo]] = defaultdict(list)
         settling: set[str] = set()
         for info in objects.list(Zone.FINAL):
@@ -118,7 +119,9 @@ def build_sensors(settings: Settings) -> list[dg.SensorDefinition]:
         run_requests = []
         for experiment_id in sorted(candidates - settling):
             if experiment_id not in registered:
-                context.log.warning(f"final/{experiment_id}/ holds files but experiment {experiment_id} is not registered")
+                context.log.warning(
+                    f"final/{experiment_id}/ holds files but experiment {experiment_id} is not registered"
+                )
                 continue
             files = listed.get(experiment_id, [])
             cataloged = registry.get_dataset(experiment_id, Zone.FINAL.value)
@@ -139,4 +142,3 @@ def build_sensors(settings: Settings) -> list[dg.SensorDefinition]:
         description="Declarative automation: `processed_dataset` follows `raw_dataset` eagerly.",
     )
     return [eln_sensor, landing_sensor, final_sensor, automation]
-

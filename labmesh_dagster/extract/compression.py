@@ -272,3 +272,25 @@ def decompress_head(codec: str, head: bytes, limit: int) -> bytes | None:
     except Exception:  # any codec error here only means "the name must decide"
         return None
     return data or None
+
+
+CODEC_REASONS = frozenset({"truncated", "unsupported_compression", *_REASONS.values()})
+"""Reason codes that blame the compressed container rather than what it holds."""
+
+
+def codec_error_in_rest(stream: BinaryIO) -> ExtractionError | None:
+    """Read the rest of a stream from :func:`open_decompressed` and return the codec's error, if any.
+
+    Corrupt compressed data usually decodes to garbage before the codec
+    notices (a gzip CRC is only checked at the end of a member), so a parser
+    fails first with a misleading "bad format". Reading on to the codec's own
+    verdict names the real cause. Errors of the source stream still escape.
+    """
+    try:
+        while stream.read(1024 * 1024):
+            pass
+    except ExtractionError as exc:
+        return exc
+    except ValueError:  # the stream was closed by the parser: nothing more to learn
+        return None
+    return None

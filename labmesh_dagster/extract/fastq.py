@@ -17,7 +17,7 @@ import numpy as np
 import numpy.typing as npt
 
 from labmesh_dagster.core.errors import ExtractionError
-from labmesh_dagster.extract.compression import Readable, open_decompressed
+from labmesh_dagster.extract.compression import Readable, codec_error_in_rest, open_decompressed
 
 _GC_BYTES = np.frombuffer(b"GCgc", dtype=np.uint8)
 _N_BYTES = np.frombuffer(b"Nn", dtype=np.uint8)
@@ -162,6 +162,7 @@ class _LineCountingStream(io.RawIOBase):
         super().__init__()
         self._inner = inner
         self.newlines = 0
+        self.first_byte = b""
         self.at_eof = False
         self.ends_with_newline = True
 
@@ -175,6 +176,8 @@ class _LineCountingStream(io.RawIOBase):
             self.at_eof = True
             return 0
         view[: len(data)] = data
+        if not self.first_byte:
+            self.first_byte = data[:1]
         self.newlines += data.count(b"\n")
         self.ends_with_newline = data.endswith(b"\n")
         return len(data)
@@ -185,7 +188,13 @@ class _LineCountingStream(io.RawIOBase):
 
 
 def _format_error_reason(exc: dnaio.FastqFormatError, counted: _LineCountingStream) -> str:
-    """'truncated' when the faulty record is the one cut off by the end of the data, else 'bad_format'."""
+    """'truncated' when the faulty record is the one cut off by the end of the data, else 'bad_format'.
+
+    dnaio also says "premature end of file" of a short file that never was
+    FASTQ, hence the check that the data at least starts like FASTQ.
+    """
+    if counted.first_byte != b"@":
+        return "bad_format"
     if "Premature end of file" in str(exc):
         return "truncated"
     if counted.is_final_unterminated_line(getattr(exc, "line", None)):
@@ -198,8 +207,11 @@ def accumulate_fastq(stream: Readable, name: str, stats: FastqStats, *, batch_si
 
     Every complete record read before an error is already in ``stats`` when
     the error is raised, which lets a caller say how far a broken file got.
+    When the parser fails on compressed data, the rest is decompressed to see
+    whether the codec itself objects, and if so its reason is the one raised.
     """
-    counted = _LineCountingStream(open_decompressed(stream, name))
+    decompressed = open_decompressed(stream, name)
+    counted = _LineCountingStream(decompressed)
     sequences: list[str] = []
     qualities: list[str] = []
     try:
@@ -216,7 +228,13 @@ def accumulate_fastq(stream: Readable, name: str, stats: FastqStats, *, batch_si
     except EOFError as exc:
         raise ExtractionError(name, "truncated", str(exc)) from exc
     except dnaio.FastqFormatError as exc:
-        raise ExtractionError(name, _format_error_reason(exc, counted), str(exc)) from exc
+        reason = _format_error_reason(exc, counted)
+        codec_error = codec_error_in_rest(decompressed)
+        if codec_error is not None:
+            raise ExtractionError(
+                name, codec_error.reason, f"{codec_error.detail} (parsing had already failed: {exc})"
+            ) from exc
+        raise ExtractionError(name, reason, str(exc)) from exc
     finally:
         stats.add_batch(sequences, qualities)
 

@@ -72,7 +72,7 @@ def format_by_suffix(name: str) -> str | None:
 
 
 def _looks_like_fastq(head: bytes) -> bool:
-    """``@`` on line 1, bases on line 2, ``+`` on line 3: the shape no other text format has."""
+    """``@`` on line 1, a sequence on line 2, ``+`` on line 3: the shape no other text format has."""
     if not head.startswith(b"@"):
         return False
     lines = head.split(b"\n", 3)

@@ -23,10 +23,12 @@ import dnaio
 
 from labmesh_dagster.core.errors import ExtractionError
 from labmesh_dagster.extract.compression import (
+    CODEC_REASONS,
     COMPRESSION_SUFFIXES,
     HeadStream,
     Readable,
     chain_head,
+    codec_error_in_rest,
     open_decompressed,
     read_head,
 )
@@ -238,6 +240,15 @@ def _base_format(fmt: str) -> str:
     return base if base and codec in _CODECS else fmt
 
 
+def _as_extraction_error(exc: Exception, name: str) -> ExtractionError:
+    """Give an error raised while reading a file's content a reason code, if it has none yet."""
+    if isinstance(exc, ExtractionError):
+        return exc
+    if isinstance(exc, UnicodeDecodeError):
+        return ExtractionError(name, "not_utf8", str(exc))
+    return ExtractionError(name, "bad_format", f"{type(exc).__name__}: {exc}")
+
+
 def _drain(stream: Readable) -> None:
     """Read the rest of the stream, so that a tee on it sees the whole file."""
     while stream.read(CHUNK_SIZE):
@@ -263,22 +274,21 @@ def extract(stream: BinaryIO, name: str) -> Extraction:
     body: HeadStream = chain_head(head, stream)
     partial: dict[str, Any] = {}
     error: ExtractionError
+    decompressed: BinaryIO | None = None
     try:
-        metadata, text = handler(open_decompressed(body, name, head=head), name, partial)
-    except ExtractionError as exc:
-        if body.failed:
-            raise
-        error = exc
-    except UnicodeDecodeError as exc:
-        if body.failed:
-            raise
-        error = ExtractionError(name, "not_utf8", str(exc))
+        decompressed = open_decompressed(body, name, head=head)
+        metadata, text = handler(decompressed, name, partial)
     except Exception as exc:
         if body.failed:
             raise
-        error = ExtractionError(name, "bad_format", f"{type(exc).__name__}: {exc}")
+        error = _as_extraction_error(exc, name)
     else:
         _drain(stream)
         return Extraction(format=fmt, metadata=metadata, text=text[:TEXT_LIMIT])
+    if decompressed is not None and error.reason not in CODEC_REASONS:
+        codec_error = codec_error_in_rest(decompressed)
+        if codec_error is not None:
+            detail = f"{codec_error.detail} (reading had already failed: {error.reason}: {error.detail})"
+            error = ExtractionError(name, codec_error.reason, detail)
     _drain(stream)
     return Extraction(format=fmt, metadata=partial, error=error)

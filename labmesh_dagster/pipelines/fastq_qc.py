@@ -76,19 +76,33 @@ def run_qc(store: ObjectStore, experiment_id: str, inputs: Sequence[Mapping[str,
         raw_key = ObjectKey.parse(item["key"])
         out_key = qc_output_key(raw_key)
         document = _existing(store, out_key)
-        if not document or document.get("input_sha256") != item["sha256"] or document.get("pipeline_version") != PIPELINE_VERSION:
+        if (
+            not document
+            or document.get("input_sha256") != item["sha256"]
+            or document.get("pipeline_version") != PIPELINE_VERSION
+        ):
             document = qc_file(store, raw_key, item["sha256"])
             _put_if_changed(store, out_key, document)
         outputs.append({"key": str(out_key), "derived_from": [str(raw_key)], "status": document["status"]})
         summary_files.append(
-            {"input": str(raw_key), "status": document["status"], "stats": document.get("stats"), "error": document.get("error")}
+            {
+                "input": str(raw_key),
+                "status": document["status"],
+                "stats": document.get("stats"),
+                "error": document.get("error"),
+            }
         )
     if summary_files:
         summary_key = ObjectKey.for_experiment(Zone.PROCESSED, experiment_id, "qc/summary.json")
         _put_if_changed(
             store,
             summary_key,
-            {"pipeline": PIPELINE, "pipeline_version": PIPELINE_VERSION, "experiment_id": experiment_id, "files": summary_files},
+            {
+                "pipeline": PIPELINE,
+                "pipeline_version": PIPELINE_VERSION,
+                "experiment_id": experiment_id,
+                "files": summary_files,
+            },
         )
         outputs.append({"key": str(summary_key), "derived_from": [f["input"] for f in summary_files], "status": "ok"})
     return outputs

@@ -13,7 +13,7 @@ import hashlib
 import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from labmesh_dagster.connectors.store.base import ObjectInfo, ObjectStore
 from labmesh_dagster.core.errors import InvalidExperimentId, ObjectNotFound
@@ -62,7 +62,10 @@ def plan_landing(
             plan.waiting.append((info, f"experiment {experiment_id} is not registered yet"))
         else:
             plan.quarantine.append(
-                (info, f"experiment {experiment_id} is not registered (no ELN record after {unknown_grace_seconds:g} s)")
+                (
+                    info,
+                    f"experiment {experiment_id} is not registered (no ELN record after {unknown_grace_seconds:g} s)",
+                )
             )
     return plan
 
@@ -90,7 +93,7 @@ def quarantine_object(store: ObjectStore, info: ObjectInfo, reason: str, *, now:
         "original_key": str(info.key),
         "reason": reason,
         "size": info.size,
-        "quarantined_at": (now or datetime.now(timezone.utc)).isoformat(timespec="seconds"),
+        "quarantined_at": (now or datetime.now(UTC)).isoformat(timespec="seconds"),
     }
     store.put(ObjectKey(Zone.LANDING, target.key + REASON_SUFFIX), json.dumps(note, indent=2).encode("utf-8"))
     try:

@@ -38,7 +38,7 @@ class _HashingReader:
 
     def finish(self) -> str:
         """Hash whatever the extractor left unread and return the hex digest."""
-        while chunk := self.read(READ_CHUNK):
+        while self.read(READ_CHUNK):
             pass
         return self.digest.hexdigest()
 
@@ -78,6 +78,7 @@ def describe_object(
         error=error,
         derived_from=derived_from,
         source_sha256=source_sha256,
+        text=extraction.text,
     )
 
 
@@ -122,9 +123,7 @@ def build_manifest(
             and known.created == info.modified.isoformat()
             and known.sample_ids == samples_in_path(info.key.relative_path, sample_ids)
         ):
-            entries.append(
-                ManifestEntry.from_dict({**known.to_dict(), "derived_from": list(derived_from)})
-            )
+            entries.append(ManifestEntry.from_dict({**known.to_dict(), "derived_from": list(derived_from)}))
             continue
         try:
             entries.append(

@@ -48,6 +48,8 @@ def promote_file(store: ObjectStore, source: ObjectKey) -> Promotion | None:
         return None
     actual = store.sha256(destination)
     if actual != expected:
+        # An unverified copy is not data: remove it so it is never cataloged; landing keeps the original.
+        store.delete(destination)
         raise ChecksumMismatch(str(source), expected, actual)
     try:
         if store.stat(source).etag != before.etag:

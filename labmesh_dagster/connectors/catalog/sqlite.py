@@ -14,7 +14,7 @@ import os
 import sqlite3
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -99,7 +99,7 @@ _FACET_COLUMNS = {
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def _phrase(term: str) -> str:
@@ -175,7 +175,8 @@ class SqliteCatalog(Catalog):
             revision = row["revision"] + 1 if row else 1
             db.execute(
                 """INSERT INTO experiments
-                   (experiment_id, title, group_name, platform, created, fingerprint, record, locations, revision, updated_at)
+                   (experiment_id, title, group_name, platform, created, fingerprint, record, locations,
+                    revision, updated_at)
                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                    ON CONFLICT (experiment_id) DO UPDATE SET
                      title = excluded.title, group_name = excluded.group_name, platform = excluded.platform,
@@ -216,7 +217,9 @@ class SqliteCatalog(Catalog):
         digest = manifest.digest
         with self._transaction() as db:
             if not db.execute("SELECT 1 FROM experiments WHERE experiment_id = ?", (experiment_id,)).fetchone():
-                raise LookupError(f"experiment {experiment_id} is not registered in the catalog; materialize `experiment` first")
+                raise LookupError(
+                    f"experiment {experiment_id} is not registered in the catalog; materialize `experiment` first"
+                )
             row = db.execute(
                 "SELECT manifest_digest, location, revision FROM datasets WHERE experiment_id = ? AND dataset = ?",
                 (experiment_id, dataset),
@@ -269,7 +272,8 @@ class SqliteCatalog(Catalog):
         with self._transaction() as db:
             db.execute("DELETE FROM lineage WHERE experiment_id = ? AND dataset = ?", (experiment_id, dataset))
             db.executemany(
-                "INSERT OR REPLACE INTO lineage (experiment_id, dataset, source, target, activity) VALUES (?, ?, ?, ?, ?)",
+                "INSERT OR REPLACE INTO lineage (experiment_id, dataset, source, target, activity)"
+                " VALUES (?, ?, ?, ?, ?)",
                 [(experiment_id, dataset, edge.source, edge.target, edge.activity) for edge in edges],
             )
 
@@ -318,14 +322,24 @@ class SqliteCatalog(Catalog):
             # A file with no sample of its own (a run summary, say) belongs to
             # the whole experiment, so it is found under each of its samples.
             samples = " ".join(entry.sample_ids) or experiment_samples
-            content = " ".join([entry.key, " ".join(_flatten(entry.metadata))])
+            content = " ".join([entry.key, entry.text, " ".join(_flatten(entry.metadata))])
             db.execute(
                 """INSERT INTO search_index
                    (experiment_id, dataset, file_key, created, experiment, samples, lab_group, platform,
                     file_name, file_format, content)
                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
-                (record.id, file["dataset"], entry.key, entry.created, *common[:1], samples, *common[1:],
-                 entry.name, entry.format, content),
+                (
+                    record.id,
+                    file["dataset"],
+                    entry.key,
+                    entry.created,
+                    *common[:1],
+                    samples,
+                    *common[1:],
+                    entry.name,
+                    entry.format,
+                    content,
+                ),
             )
 
     def search(self, query: SearchQuery) -> list[SearchHit]:
@@ -349,7 +363,8 @@ class SqliteCatalog(Catalog):
         sql = f"""SELECT s.experiment_id, s.dataset, s.file_key, e.title, e.locations, f.entry, d.location
                   FROM search_index AS s
                   JOIN experiments AS e ON e.experiment_id = s.experiment_id
-                  LEFT JOIN files AS f ON f.experiment_id = s.experiment_id AND f.dataset = s.dataset AND f.key = s.file_key
+                  LEFT JOIN files AS f
+                    ON f.experiment_id = s.experiment_id AND f.dataset = s.dataset AND f.key = s.file_key
                   LEFT JOIN datasets AS d ON d.experiment_id = s.experiment_id AND d.dataset = s.dataset
                   WHERE {where} ORDER BY {order}"""
         with self._connect() as db:
@@ -405,12 +420,14 @@ class SqliteCatalog(Catalog):
         with self._connect() as db:
             return {
                 "experiments": [
-                    tuple(row) for row in db.execute(
+                    tuple(row)
+                    for row in db.execute(
                         "SELECT experiment_id, fingerprint, record, locations, revision FROM experiments ORDER BY 1"
                     )
                 ],
                 "datasets": [
-                    tuple(row) for row in db.execute(
+                    tuple(row)
+                    for row in db.execute(
                         "SELECT experiment_id, dataset, location, manifest_digest, file_count, total_bytes, revision "
                         "FROM datasets ORDER BY 1, 2"
                     )
@@ -418,7 +435,8 @@ class SqliteCatalog(Catalog):
                 "files": [tuple(row) for row in db.execute("SELECT * FROM files ORDER BY 1, 2, 3")],
                 "lineage": [tuple(row) for row in db.execute("SELECT * FROM lineage ORDER BY 3, 4")],
                 "search_index": [
-                    tuple(row) for row in db.execute(
+                    tuple(row)
+                    for row in db.execute(
                         "SELECT experiment_id, dataset, file_key, samples, file_name FROM search_index ORDER BY 1, 2, 3"
                     )
                 ],

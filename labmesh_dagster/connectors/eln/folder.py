@@ -100,7 +100,9 @@ class FolderEln(ElnSource):
             for record in found:
                 if record.id in records:
                     errors.append(
-                        RecordError(record.source, f"experiment {record.id} is also defined in {records[record.id].source}")
+                        RecordError(
+                            record.source, f"experiment {record.id} is also defined in {records[record.id].source}"
+                        )
                     )
                     continue
                 records[record.id] = record

@@ -13,7 +13,7 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO
 
@@ -42,7 +42,7 @@ class LocalObjectStore(ObjectStore):
         return ObjectInfo(
             key=key,
             size=stat.st_size,
-            modified=datetime.fromtimestamp(stat.st_mtime, tz=timezone.utc),
+            modified=datetime.fromtimestamp(stat.st_mtime, tz=UTC),
             etag=f"{stat.st_mtime_ns:x}-{stat.st_size:x}-{stat.st_ino:x}",
         )
 

@@ -1,0 +1,147 @@
+"""Bad input is reported clearly, quarantined where it is data, and never stops the good input beside it.
+
+Contract: an unreadable or invalid ELN record is logged by name and creates no
+partition while valid records proceed; landing files under an invalid or
+unknown experiment id are moved to quarantine with a reason (never deleted) and
+reported by `labmesh status`; a corrupt FASTQ is still promoted and cataloged,
+with the extraction error in its manifest entry.
+"""
+
+from __future__ import annotations
+
+import gzip
+
+import pytest
+
+from labmesh_dagster import cli
+from labmesh_dagster.core.keys import Zone, manifest_key
+from labmesh_dagster.core.manifest import Manifest
+from labmesh_dagster.steps.landing import list_quarantine
+from labmesh_dagster_tests.conftest import DATA, Lab
+
+GOOD = {"id": "EXP-1", "title": "Good experiment", "samples": ["S1"], "platform": "MiSeq"}
+
+
+def test_invalid_and_unreadable_records_are_skipped_by_name_and_the_rest_proceed(
+    lab: Lab, capsys: pytest.CaptureFixture[str]
+) -> None:
+    lab.write_record("good.yaml", GOOD)
+    lab.write_record("bad-id.json", {"id": "../etc", "title": "Path escape"})
+    lab.write_record("no-title.yaml", {"id": "EXP-2"})
+    lab.write_record("broken.yaml", "id: [unclosed\n")
+    lab.write_record("export.json", {"experiments": [{"id": "EXP-3", "title": "In an export"}, {"title": "no id"}]})
+
+    runs = lab.run_sensor("eln_sensor")
+
+    assert lab.partitions() == ["EXP-1", "EXP-3"]
+    assert all(run.success for run in runs) and len(runs) == 2
+    errors = "\n".join(line for line in capsys.readouterr().err.splitlines() if " - ERROR - " in line)
+    assert "bad-id.json" in errors and "invalid experiment id '../etc'" in errors
+    assert "no-title.yaml" in errors and "has no title" in errors
+    assert "broken.yaml" in errors and "cannot be read" in errors
+    assert "export.json[1]" in errors and "no experiment id" in errors
+
+
+def test_landing_files_without_a_valid_registered_experiment_are_quarantined_not_lost(
+    lab: Lab, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lab.write_record("good.yaml", GOOD)
+    lab.run_sensor("eln_sensor")
+    lab.land("bad id/reads.fastq", None, b"@r\nACGT\n+\nIIII\n")
+    lab.land("loose-file.fastq", None, b"@r\nACGT\n+\nIIII\n")
+    lab.land("UNKNOWN-9", "reads.fastq", b"@r\nACGT\n+\nIIII\n")
+    lab.land("EXP-1", "S1.fastq", b"@r\nACGT\n+\nIIII\n")
+
+    runs = lab.run_sensor("landing_sensor")
+
+    assert len(runs) == 1 and runs[0].success
+    assert lab.keys(Zone.RAW, "EXP-1") == ["EXP-1/S1.fastq", "EXP-1/_labmesh/manifest.json"]
+    quarantined = {item.original_key: item for item in list_quarantine(lab.store)}
+    assert set(quarantined) == {
+        "landing/bad id/reads.fastq",
+        "landing/loose-file.fastq",
+        "landing/UNKNOWN-9/reads.fastq",
+    }
+    assert "invalid experiment id 'bad id'" in quarantined["landing/bad id/reads.fastq"].reason
+    assert "not inside an experiment folder" in quarantined["landing/loose-file.fastq"].reason
+    assert "UNKNOWN-9 is not registered" in quarantined["landing/UNKNOWN-9/reads.fastq"].reason
+    assert all(lab.store.read_bytes(item.key) == b"@r\nACGT\n+\nIIII\n" for item in quarantined.values())
+    assert [key for key in lab.keys(Zone.LANDING) if not key.startswith("_quarantine/")] == []
+
+    assert lab.run_sensor("landing_sensor") == []  # quarantine is not picked up again
+
+    monkeypatch.setenv("LABMESH_HOME", str(lab.settings.home))
+    assert cli.main(["status"]) == 0
+    out = capsys.readouterr().out
+    assert "Quarantined (3)" in out and "UNKNOWN-9 is not registered" in out and "landing/bad id/reads.fastq" in out
+    assert "EXP-1" in out
+
+
+def test_files_of_an_experiment_not_yet_registered_wait_for_their_grace_period(settings, instance) -> None:
+    from labmesh_dagster_tests.conftest import make_settings
+
+    patient = Lab(make_settings(settings.home, LABMESH_UNKNOWN_EXPERIMENT_GRACE_SECONDS="3600"), instance)
+    patient.land("EXP-LATE", "reads.fastq", b"@r\nACGT\n+\nIIII\n")
+    assert patient.run_sensor("landing_sensor") == []
+    assert patient.keys(Zone.LANDING) == ["EXP-LATE/reads.fastq"]
+
+    patient.write_record("late.yaml", {"id": "EXP-LATE", "title": "Registered after its data arrived"})
+    patient.run_sensor("eln_sensor")
+    [run] = patient.run_sensor("landing_sensor")
+    assert run.success and patient.keys(Zone.LANDING) == []
+
+
+def test_a_corrupt_fastq_is_promoted_and_cataloged_with_its_extraction_error(lab: Lab) -> None:
+    lab.write_record("good.yaml", GOOD)
+    lab.run_sensor("eln_sensor")
+    good = (DATA / "dnaio" / "simple.fastq").read_bytes()
+    truncated = gzip.compress(good * 50)[:-30]
+    lab.land("EXP-1", "S1_R1.fastq.gz", truncated)
+    lab.land("EXP-1", "S1_R2.fastq", good)
+    lab.land("EXP-1", "S1_R3.fastq", b"@r1\nACGT\n+\nII\n")
+
+    [run] = lab.run_sensor("landing_sensor")
+
+    assert run.success
+    manifest = Manifest.from_json(lab.store.read_bytes(manifest_key(Zone.RAW, "EXP-1")))
+    by_name = {entry.name: entry for entry in manifest.entries}
+    assert by_name["S1_R1.fastq.gz"].error["reason"] == "truncated"
+    assert by_name["S1_R3.fastq"].error["reason"] == "bad_format"
+    assert by_name["S1_R2.fastq"].error is None and by_name["S1_R2.fastq"].metadata["reads"] == 2
+    assert lab.keys(Zone.LANDING, "EXP-1") == []
+    cataloged = lab.catalog.get_dataset("EXP-1", "raw")
+    assert {entry.name for entry in cataloged.files} == set(by_name)
+
+    assert lab.materialize("processed_dataset", partition="EXP-1").success
+    qc = Manifest.from_json(lab.store.read_bytes(manifest_key(Zone.PROCESSED, "EXP-1")))
+    assert len(qc.entries) == 4  # three per-file QC documents, one summary
+
+
+def test_a_raw_copy_that_does_not_match_its_landing_checksum_keeps_the_landing_file(
+    lab: Lab, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from labmesh_dagster.connectors.store.local import LocalObjectStore
+
+    lab.write_record("good.yaml", GOOD)
+    lab.run_sensor("eln_sensor")
+    lab.land("EXP-1", "S1.fastq", b"@r\nACGT\n+\nIIII\n")
+    lab.land("EXP-1", "notes.txt", b"fine\n")
+    real_copy = LocalObjectStore.copy
+
+    def corrupting_copy(self, source, destination):  # type: ignore[no-untyped-def]
+        info = real_copy(self, source, destination)
+        if destination.name == "S1.fastq":
+            self.path(destination).write_bytes(b"bit rot")
+        return info
+
+    monkeypatch.setattr(LocalObjectStore, "copy", corrupting_copy)
+    result = lab.materialize("raw_dataset", partition="EXP-1", raise_on_error=False)
+
+    assert not result.success
+    assert lab.keys(Zone.LANDING, "EXP-1") == ["EXP-1/S1.fastq"]
+    assert lab.store.read_bytes(next(lab.store.list(Zone.LANDING, "EXP-1/")).key) == b"@r\nACGT\n+\nIIII\n"
+    failure = "\n".join(str(event.event_specific_data) for event in result.all_events if event.is_failure)
+    assert "checksum mismatch for landing/EXP-1/S1.fastq" in failure
+    # The verified file beside it was promoted and published all the same.
+    assert lab.keys(Zone.RAW, "EXP-1") == ["EXP-1/_labmesh/manifest.json", "EXP-1/notes.txt"]
+    assert [entry.name for entry in lab.catalog.get_dataset("EXP-1", "raw").files] == ["notes.txt"]
