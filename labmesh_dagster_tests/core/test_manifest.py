@@ -1,0 +1,115 @@
+"""A manifest renders deterministically, so equal datasets give byte-identical JSON and equal digests.
+
+Pinned here: entries are sorted by key whatever order they come in; a key
+listed twice is refused; `to_json` ends in a newline and `from_json` reads it
+back to an equal manifest; an unknown version is refused; totals, formats,
+sample ids and errors summarise the entries; `entry` finds one by key.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from labmesh_dagster.core.manifest import MANIFEST_VERSION, Manifest, ManifestEntry
+
+
+def entry(key: str, **overrides: object) -> ManifestEntry:
+    fields: dict[str, object] = {
+        "key": key,
+        "size": 10,
+        "sha256": "ab" * 32,
+        "format": "fastq",
+        "created": "2024-03-01T10:00:00+00:00",
+    }
+    fields.update(overrides)
+    return ManifestEntry(**fields)  # type: ignore[arg-type]
+
+
+A = entry("raw/EXP-1/a.fastq", size=100, sample_ids=("S1",), metadata={"reads": 25, "lengths": [150, 151]})
+B = entry("raw/EXP-1/b.csv", size=20, format="csv", sample_ids=("S2", "S1"), text="sample,value")
+C = entry("raw/EXP-1/run/c.fastq.gz", size=5, error={"reason": "truncated", "detail": "ends mid-record"})
+
+
+def test_entries_are_sorted_by_key_whatever_order_they_come_in() -> None:
+    manifest = Manifest.build("EXP-1", "raw", [C, A, B])
+
+    assert [item.key for item in manifest.entries] == [A.key, B.key, C.key]
+    assert manifest.to_json() == Manifest.build("EXP-1", "raw", [B, C, A]).to_json()
+
+
+def test_equal_content_gives_equal_json_and_digest_and_any_change_changes_it() -> None:
+    first = Manifest.build("EXP-1", "raw", [A, B])
+    second = Manifest.build("EXP-1", "raw", [B, A])
+
+    assert first == second
+    assert first.digest == second.digest
+    assert len(first.digest) == 64
+    assert Manifest.build("EXP-1", "raw", [A, entry(B.key, size=21)]).digest != first.digest
+    assert Manifest.build("EXP-1", "processed", [A, B]).digest != first.digest
+
+
+def test_a_key_listed_twice_is_refused() -> None:
+    with pytest.raises(ValueError, match="lists a key twice"):
+        Manifest.build("EXP-1", "raw", [A, entry(A.key, size=1)])
+
+
+def test_the_json_is_canonical_with_a_version_and_no_timestamp_of_its_own() -> None:
+    text = Manifest.build("EXP-1", "raw", [A]).to_json()
+    data = json.loads(text)
+
+    assert text.endswith("}\n")
+    assert list(data) == sorted(data)
+    assert data["version"] == MANIFEST_VERSION
+    assert data["experiment_id"] == "EXP-1" and data["zone"] == "raw"
+    assert data["files"][0]["sample_ids"] == ["S1"]
+    assert data["files"][0]["derived_from"] == []
+
+
+def test_from_json_reads_back_an_equal_manifest() -> None:
+    derived = entry(
+        "processed/EXP-1/qc.json", format="json", derived_from=("raw/EXP-1/a.fastq",), source_sha256="cd" * 32
+    )
+    manifest = Manifest.build("EXP-1", "raw", [A, B, C, derived])
+
+    again = Manifest.from_json(manifest.to_json())
+
+    assert again == manifest
+    assert again.digest == manifest.digest
+    assert Manifest.from_json(manifest.to_json().encode("utf-8")) == manifest
+    assert again.entry(derived.key).derived_from == ("raw/EXP-1/a.fastq",)
+
+
+def test_an_empty_manifest_round_trips() -> None:
+    manifest = Manifest.build("EXP-1", "final", [])
+
+    assert Manifest.from_json(manifest.to_json()) == manifest
+    assert manifest.file_count == 0 and manifest.total_bytes == 0
+
+
+@pytest.mark.parametrize("version", [None, 0, 2, "1"])
+def test_an_unsupported_version_is_refused(version: object) -> None:
+    data = Manifest.build("EXP-1", "raw", [A]).to_dict()
+    data["version"] = version
+
+    with pytest.raises(ValueError, match="unsupported manifest version"):
+        Manifest.from_json(json.dumps(data))
+
+
+def test_totals_formats_samples_and_errors_summarise_the_entries() -> None:
+    manifest = Manifest.build("EXP-1", "raw", [A, B, C])
+
+    assert manifest.file_count == 3
+    assert manifest.total_bytes == 125
+    assert manifest.formats == ["csv", "fastq"]
+    assert manifest.sample_ids == ["S1", "S2"]
+    assert manifest.errors == [C]
+
+
+def test_entry_finds_a_file_by_key() -> None:
+    manifest = Manifest.build("EXP-1", "raw", [A, B])
+
+    assert manifest.entry(B.key) == B
+    assert manifest.entry("raw/EXP-1/missing") is None
+    assert B.name == "b.csv"

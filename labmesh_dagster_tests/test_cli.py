@@ -1,0 +1,74 @@
+"""The `labmesh` command as people use it: search, status and putting files into landing.
+
+Contract: `search` prints each matching dataset with its location and files
+(exit 0) or says nothing matched (exit 1), `--json` gives the same as data;
+`land` puts files into an experiment's landing folder and refuses an invalid
+experiment id with a clear message; `demo` writes the demo lab's records.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from labmesh_dagster import cli
+from labmesh_dagster.core.keys import Zone
+from labmesh_dagster_tests.conftest import Lab
+from labmesh_dagster_tests.scenarios.test_end_to_end import run_flow
+
+
+@pytest.fixture
+def flowed(lab: Lab, monkeypatch: pytest.MonkeyPatch) -> Lab:
+    run_flow(lab)
+    monkeypatch.setenv("LABMESH_HOME", str(lab.settings.home))
+    return lab
+
+
+def test_search_prints_datasets_with_locations_and_files(flowed: Lab, capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["search", "--sample", "S-001", "--format", "fastq"]) == 0
+    out = capsys.readouterr().out
+    assert "EXP-42  raw  dataset:EXP-42/raw  Liver biopsy RNA-seq" in out
+    assert "raw/EXP-42/run1/S-001_R1.fastq.gz  fastq.gz" in out and "samples: S-001" in out
+    assert "S-002_R1" not in out
+
+
+def test_search_json_and_no_match(flowed: Lab, capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["search", "fibrotic", "--platform", "miseq", "--json"]) == 0
+    hits = json.loads(capsys.readouterr().out)
+    assert {(hit["experiment_id"], hit["dataset"]) for hit in hits} == {
+        ("EXP-42", "raw"),
+        ("EXP-42", "processed"),
+        ("EXP-42", "final"),
+    }
+    assert cli.main(["search", "zebrafish"]) == 1
+    assert "no matching datasets" in capsys.readouterr().out
+
+
+def test_status_counts_files_per_zone(flowed: Lab, capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["status"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split() == ["EXPERIMENT", "LANDING", "RAW", "PROCESSED", "FINAL", "CATALOG", "TITLE"]
+    assert lines[1].split()[:7] == ["EXP-42", "0", "3", "3", "1", "rev", "1"]
+
+
+def test_land_puts_files_into_the_landing_folder(
+    lab: Lab, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("LABMESH_HOME", str(lab.settings.home))
+    reads = tmp_path / "S1_R1.fastq"
+    reads.write_bytes(b"@r\nACGT\n+\nIIII\n")
+
+    assert cli.main(["land", "EXP-7", str(reads), "--prefix", "run3"]) == 0
+    assert lab.keys(Zone.LANDING) == ["EXP-7/run3/S1_R1.fastq"]
+    assert cli.main(["land", "../EXP-7", str(reads)]) == 2
+    assert "invalid experiment id '../EXP-7'" in capsys.readouterr().err
+
+
+def test_demo_writes_labelled_records(lab: Lab, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LABMESH_HOME", str(lab.settings.home))
+    assert cli.main(["demo"]) == 0
+    lab.run_sensor("eln_sensor")
+    titles = [summary.title for summary in lab.catalog.summaries()]
+    assert len(titles) == 3 and all(title.startswith("[DEMO]") for title in titles)
