@@ -21,6 +21,8 @@ test: $(STAMP)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check labmesh_dagster labmesh_dagster_tests
+	$(VENV)/bin/ruff format --check labmesh_dagster labmesh_dagster_tests
+	$(VENV)/bin/mypy
 
 clean:
 	rm -rf $(VENV) .labmesh

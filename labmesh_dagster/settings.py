@@ -8,6 +8,7 @@ the whole platform.
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -41,6 +42,8 @@ def _seconds(environ: Mapping[str, str], name: str, default: float) -> float:
         seconds = float(value)
     except ValueError as exc:
         raise SettingsError(f"{name}={value!r}: expected a number of seconds") from exc
+    if not math.isfinite(seconds):
+        raise SettingsError(f"{name}={value!r}: must be a finite number of seconds")
     if seconds < 0:
         raise SettingsError(f"{name}={value!r}: must not be negative")
     return seconds

@@ -58,10 +58,7 @@ def test_sensors_and_automation_run_by_default(definitions: dg.Definitions) -> N
 
 
 def test_the_promised_asset_checks_exist(definitions: dg.Definitions) -> None:
-    checks = {
-        (key.asset_key.to_user_string(), key.name)
-        for key in definitions.resolve_asset_graph().asset_check_keys
-    }
+    checks = {(key.asset_key.to_user_string(), key.name) for key in definitions.resolve_asset_graph().asset_check_keys}
     assert {
         ("raw_dataset", "raw_files_match_landing_checksums"),
         ("raw_dataset", "catalog_matches_manifest"),

@@ -125,10 +125,16 @@ _SAMPLE_ID_KEYS = ("id", "sample_id", "sampleId", "name")
 
 
 def _pick(data: Mapping[str, Any], field_name: str, used: set[str]) -> Any:
+    """The first non-empty alias of ``field_name``; empty aliases on the way are consumed too.
+
+    A known field left empty is still that field, not a custom one: it must not
+    reappear among the custom fields (and in the search index under its name).
+    """
     for alias in _ALIASES[field_name]:
-        if alias in data and data[alias] not in (None, ""):
+        if alias in data:
             used.add(alias)
-            return data[alias]
+            if data[alias] not in (None, ""):
+                return data[alias]
     return None
 
 
@@ -230,11 +236,13 @@ def record_from_mapping(data: Any, source: str) -> ExperimentRecord:
     created = normalise_timestamp(_pick(data, "created", used), source, "created")
     modified = normalise_timestamp(_pick(data, "modified", used), source, "modified")
     tags = _tags(_pick(data, "tags", used))
-    custom_fields = data.get("custom_fields", data.get("custom")) or {}
-    if not isinstance(custom_fields, Mapping):
-        raise RecordError(source, "field 'custom_fields' must be an object")
     # Every field not folded into the record is kept, so nothing the lab wrote is lost.
-    custom = dict(custom_fields)
+    custom: dict[str, Any] = {}
+    for container in ("custom", "custom_fields"):
+        fields = data.get(container) or {}
+        if not isinstance(fields, Mapping):
+            raise RecordError(source, f"field {container!r} must be an object")
+        custom.update(fields)
     custom.update({key: value for key, value in data.items() if key not in used | {"custom", "custom_fields"}})
     return ExperimentRecord(
         id=experiment_id,

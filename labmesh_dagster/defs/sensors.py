@@ -78,7 +78,10 @@ def build_sensors(settings: Settings) -> list[dg.SensorDefinition]:
         )
         for info, reason in plan.quarantine:
             target = quarantine_object(objects, info, reason)
-            context.log.warning(f"quarantined {info.key} -> {target}: {reason}")
+            if target is None:
+                context.log.info(f"{info.key} changed while being quarantined; it stays in landing until the next tick")
+            else:
+                context.log.warning(f"quarantined {info.key} -> {target}: {reason}")
         run_requests = [
             dg.RunRequest(partition_key=experiment_id, run_key=f"raw:{experiment_id}:{batch_fingerprint(files)}")
             for experiment_id, files in sorted(plan.ready.items())

@@ -204,7 +204,9 @@ def _open_decoder(codec: str, source: BinaryIO, name: str) -> tuple[BinaryIO, tu
         # isal's reader runs through every member of a multi-member gzip (BGZF,
         # concatenated lanes) just as the stdlib does, only several times faster.
         decoder: BinaryIO = igzip.IGzipFile(fileobj=source, mode="rb")  # type: ignore[assignment]
-        return decoder, (gzip.BadGzipFile, isal_zlib.error, zlib.error, OSError)
+        # isal types its `error` as an instance in its stubs, though it is the exception class.
+        corrupt: tuple[type[BaseException], ...] = (gzip.BadGzipFile, isal_zlib.error, zlib.error, OSError)  # type: ignore[assignment]
+        return decoder, corrupt
     if codec == "bz2":
         return bz2.BZ2File(source), (OSError, ValueError)  # type: ignore[return-value]
     if codec == "xz":
@@ -260,6 +262,7 @@ def decompress_head(codec: str, head: bytes, limit: int) -> bytes | None:
     bzip2 block longer than the head, since bzip2 emits nothing before a block
     is complete), and the caller then falls back on the file name.
     """
+    data: bytes | None
     try:
         if codec == "gz":
             data = zlib.decompressobj(wbits=31).decompress(head, limit)

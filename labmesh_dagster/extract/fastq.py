@@ -218,7 +218,7 @@ def accumulate_fastq(stream: Readable, name: str, stats: FastqStats, *, batch_si
         reader = dnaio.open(io.BufferedReader(counted), fileformat="fastq")  # type: ignore[call-overload]
         for record in reader:
             sequences.append(record.sequence)
-            qualities.append(record.qualities)
+            qualities.append(record.qualities or "")
             if len(sequences) >= batch_size:
                 stats.add_batch(sequences, qualities)
                 sequences.clear()

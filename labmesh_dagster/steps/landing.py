@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from labmesh_dagster.connectors.store.base import ObjectInfo, ObjectStore
-from labmesh_dagster.core.errors import InvalidExperimentId, ObjectNotFound
+from labmesh_dagster.core.errors import ChecksumMismatch, InvalidExperimentId, ObjectNotFound
 from labmesh_dagster.core.keys import QUARANTINE_PREFIX, ObjectKey, Zone
 
 REASON_SUFFIX = ".labmesh-reason.json"
@@ -82,13 +82,20 @@ def quarantine_key(key: ObjectKey) -> ObjectKey:
     return ObjectKey(Zone.LANDING, f"{QUARANTINE_PREFIX}/{key.key}")
 
 
-def quarantine_object(store: ObjectStore, info: ObjectInfo, reason: str, *, now: datetime | None = None) -> ObjectKey:
-    """Move a landing object aside with a note saying why; nothing is ever deleted unverified.
+def quarantine_object(
+    store: ObjectStore, info: ObjectInfo, reason: str, *, now: datetime | None = None
+) -> ObjectKey | None:
+    """Move a landing object aside with a note saying why; nothing is ever deleted.
 
-    The note is written first and the copy verified before the original goes,
-    so a crash at any point leaves the object in one place or both, never none.
+    The note is written before the move, so a crash in between leaves the object
+    where it was (and the next tick moves it), never nowhere. Returns None when
+    the object is being rewritten: it stays in landing for the next tick.
     """
     target = quarantine_key(info.key)
+    copy_number = 1
+    while store.exists(target):  # an earlier file of the same name is in quarantine: keep both
+        copy_number += 1
+        target = ObjectKey(Zone.LANDING, f"{quarantine_key(info.key).key}~{copy_number}")
     note = {
         "original_key": str(info.key),
         "reason": reason,
@@ -97,12 +104,11 @@ def quarantine_object(store: ObjectStore, info: ObjectInfo, reason: str, *, now:
     }
     store.put(ObjectKey(Zone.LANDING, target.key + REASON_SUFFIX), json.dumps(note, indent=2).encode("utf-8"))
     try:
-        source_sha = store.sha256(info.key)
-        store.copy(info.key, target)
+        store.move(info.key, target)
     except ObjectNotFound:
-        return target
-    if store.sha256(target) == source_sha:
-        store.delete(info.key)
+        return target  # already moved by an earlier tick
+    except ChecksumMismatch:
+        return None
     return target
 
 

@@ -208,11 +208,6 @@ def test_custom_fields_that_are_not_an_object_are_a_record_error() -> None:
         record_from_mapping({"id": "EXP-1", "title": "T", "custom_fields": ["a"]}, source="s")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="experiment.py:233 reads custom_fields OR custom, and line 238 excludes both keys, "
-    "so a record with both loses the 'custom' object silently",
-)
 def test_a_record_with_both_custom_and_custom_fields_keeps_both() -> None:
     record = record_from_mapping(
         {"id": "EXP-1", "title": "T", "custom": {"ph": 7.4}, "custom_fields": {"operator": "Ada"}}, source="s"
@@ -221,11 +216,6 @@ def test_a_record_with_both_custom_and_custom_fields_keeps_both() -> None:
     assert record.custom == {"operator": "Ada", "ph": 7.4}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="experiment.py:129 skips empty aliases without marking them used, so line 238 copies "
-    "known-but-empty fields like description=None into custom",
-)
 def test_known_fields_left_empty_do_not_become_custom_fields() -> None:
     record = record_from_mapping({"id": "EXP-1", "title": "T", "description": "", "owner": None}, source="s")
 

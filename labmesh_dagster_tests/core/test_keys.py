@@ -45,7 +45,9 @@ def test_for_experiment_refuses_an_invalid_experiment_id() -> None:
         ObjectKey.for_experiment(Zone.RAW, "../other", "file.txt")
 
 
-@pytest.mark.parametrize("relative_path", ["", "/etc/passwd", "../EXP-2/file", "a/../../b", "a//b", "./a", "a/", "a\x00b"])
+@pytest.mark.parametrize(
+    "relative_path", ["", "/etc/passwd", "../EXP-2/file", "a/../../b", "a//b", "./a", "a/", "a\x00b"]
+)
 def test_for_experiment_refuses_a_relative_path_that_could_escape(relative_path: str) -> None:
     with pytest.raises(InvalidObjectKey):
         ObjectKey.for_experiment(Zone.RAW, "EXP-1", relative_path)

@@ -145,3 +145,13 @@ def test_a_raw_copy_that_does_not_match_its_landing_checksum_keeps_the_landing_f
     # The verified file beside it was promoted and published all the same.
     assert lab.keys(Zone.RAW, "EXP-1") == ["EXP-1/_labmesh/manifest.json", "EXP-1/notes.txt"]
     assert [entry.name for entry in lab.catalog.get_dataset("EXP-1", "raw").files] == ["notes.txt"]
+
+
+def test_a_second_file_of_the_same_name_in_quarantine_does_not_replace_the_first(lab: Lab) -> None:
+    lab.land("NOPE-1", "reads.fastq", b"first\n")
+    lab.run_sensor("landing_sensor")
+    lab.land("NOPE-1", "reads.fastq", b"second\n")
+    lab.run_sensor("landing_sensor")
+
+    contents = sorted(lab.store.read_bytes(item.key) for item in list_quarantine(lab.store))
+    assert contents == [b"first\n", b"second\n"]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sqlite3
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -109,7 +110,8 @@ def _phrase(term: str) -> str:
 
 def fts_expression(query: SearchQuery) -> str | None:
     """The FTS5 MATCH expression for the text and facets of ``query`` (None: match everything)."""
-    parts = [_phrase(term) for term in query.text.split() if term.strip('"')]
+    # A term without a letter or digit has no tokens; as an empty phrase it would match nothing.
+    parts = [_phrase(term) for term in query.text.split() if re.search(r"\w", term)]
     for field, column in _FACET_COLUMNS.items():
         value = getattr(query, field)
         if value:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import BinaryIO
 
-from labmesh_dagster.core.errors import ObjectNotFound
+from labmesh_dagster.core.errors import ChecksumMismatch, ObjectNotFound
 from labmesh_dagster.core.keys import ObjectKey, Zone
 
 READ_CHUNK = 1024 * 1024
@@ -73,6 +73,26 @@ class ObjectStore(ABC):
     @abstractmethod
     def location(self, zone: Zone, experiment_id: str) -> str:
         """URI of an experiment's folder in a zone."""
+
+    def move(self, source: ObjectKey, destination: ObjectKey) -> ObjectInfo:
+        """Move an object, deleting the source only once the copy hashes the same.
+
+        Backends that can rename atomically override this; the default is the
+        verified copy-then-delete every object store supports.
+        """
+        before = self.stat(source)
+        expected = self.sha256(source)
+        info = self.copy(source, destination)
+        actual = self.sha256(destination)
+        if actual != expected:
+            self.delete(destination)
+            raise ChecksumMismatch(str(source), expected, actual)
+        if self.stat(source).etag != before.etag:
+            # Rewritten while we copied: the copy is of an older version, so the source must stay.
+            self.delete(destination)
+            raise ChecksumMismatch(str(source), expected, "source changed while it was being moved")
+        self.delete(source)
+        return info
 
     def exists(self, key: ObjectKey) -> bool:
         try:

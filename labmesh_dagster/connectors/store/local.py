@@ -71,7 +71,7 @@ class LocalObjectStore(ObjectStore):
         path = self.path(key)
         try:
             stat = path.stat()
-        except FileNotFoundError as exc:
+        except (FileNotFoundError, NotADirectoryError) as exc:
             raise ObjectNotFound(str(key)) from exc
         if not path.is_file():
             raise ObjectNotFound(str(key))
@@ -80,7 +80,7 @@ class LocalObjectStore(ObjectStore):
     def open(self, key: ObjectKey) -> AbstractContextManager[BinaryIO]:
         try:
             return self.path(key).open("rb")
-        except (FileNotFoundError, IsADirectoryError) as exc:
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError) as exc:
             raise ObjectNotFound(str(key)) from exc
 
     def _write_atomically(self, key: ObjectKey, source: BinaryIO | bytes) -> ObjectInfo:
@@ -97,6 +97,8 @@ class LocalObjectStore(ObjectStore):
                     shutil.copyfileobj(source, out, READ_CHUNK)
                 out.flush()
                 os.fsync(out.fileno())
+            # mkstemp creates 0600; a lab's shared store wants the usual 0644.
+            os.chmod(tmp_name, 0o644)
             os.replace(tmp_name, destination)
         except BaseException:
             Path(tmp_name).unlink(missing_ok=True)
@@ -110,12 +112,27 @@ class LocalObjectStore(ObjectStore):
         with self.open(source) as stream:
             return self._write_atomically(destination, stream)
 
+    def move(self, source: ObjectKey, destination: ObjectKey) -> ObjectInfo:
+        """A rename: atomic and instant on one file system, so a sensor can quarantine a huge file in its tick."""
+        source_path, destination_path = self.path(source), self.path(destination)
+        if not source_path.is_file():
+            raise ObjectNotFound(str(source))
+        destination_path.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(source_path, destination_path)
+        self._tidy(source)
+        return self.stat(destination)
+
     def delete(self, key: ObjectKey) -> None:
-        path = self.path(key)
-        path.unlink(missing_ok=True)
-        # Tidy empty sub-folders, but keep the provisioned experiment folder itself.
+        try:
+            self.path(key).unlink(missing_ok=True)
+        except (NotADirectoryError, IsADirectoryError):
+            return  # no object has this key (a file or folder stands where its parent would be)
+        self._tidy(key)
+
+    def _tidy(self, key: ObjectKey) -> None:
+        """Remove sub-folders left empty, but keep the provisioned experiment folder itself."""
         zone_root = self.zone_root(key.zone)
-        parent = path.parent
+        parent = self.path(key).parent
         while parent != zone_root and parent.parent != zone_root:
             try:
                 parent.rmdir()

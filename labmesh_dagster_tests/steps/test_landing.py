@@ -1,0 +1,290 @@
+"""The landing sensor sorts the current listing; quarantine moves a file aside and never loses it.
+
+Pinned here (with a fixed ``now``): a settled file of a registered experiment
+is ready, grouped by experiment; a file younger than the settle time waits; a
+file of an unknown experiment waits out the grace time and is then
+quarantined; a file outside any valid experiment folder is quarantined at once;
+what is already in quarantine is left alone. `batch_fingerprint` ignores order
+and notices rewrites. `quarantine_object` writes a reason note, then moves
+the file (a rename locally, a verified copy-then-delete elsewhere), so a failed
+copy, a vanished file or a second file of the same name loses nothing;
+`list_quarantine` reports each quarantined file with its reason.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from unittest.mock import ANY
+
+import pytest
+
+from labmesh_dagster.connectors.store.base import ObjectInfo, ObjectStore
+from labmesh_dagster.connectors.store.local import LocalObjectStore
+from labmesh_dagster.core.errors import ChecksumMismatch
+from labmesh_dagster.core.keys import ObjectKey, Zone
+from labmesh_dagster.steps.landing import (
+    REASON_SUFFIX,
+    LandingPlan,
+    QuarantinedObject,
+    batch_fingerprint,
+    list_quarantine,
+    plan_landing,
+    quarantine_key,
+    quarantine_object,
+)
+
+NOW = datetime(2024, 3, 1, 12, 0, tzinfo=UTC)
+SETTLE = 10.0
+GRACE = 900.0
+
+
+def landed(key: str, age_seconds: float, etag: str = "e1", size: int = 4) -> ObjectInfo:
+    return ObjectInfo(ObjectKey(Zone.LANDING, key), size, NOW - timedelta(seconds=age_seconds), etag)
+
+
+def plan(objects: list[ObjectInfo], registered: frozenset[str] = frozenset({"EXP-1", "EXP-2"})) -> LandingPlan:
+    return plan_landing(objects, registered.__contains__, now=NOW, settle_seconds=SETTLE, unknown_grace_seconds=GRACE)
+
+
+def names(pairs: list[tuple[ObjectInfo, str]]) -> list[str]:
+    return [info.key.key for info, _ in pairs]
+
+
+def test_settled_files_of_registered_experiments_are_ready_grouped_by_experiment() -> None:
+    a = landed("EXP-1/S1.fastq", 60)
+    b = landed("EXP-1/run/S2.fastq", 10)
+    c = landed("EXP-2/report.pdf", 3600)
+
+    result = plan([a, c, b])
+
+    assert result.ready == {"EXP-1": [a, b], "EXP-2": [c]}
+    assert result.waiting == [] and result.quarantine == []
+
+
+def test_a_file_younger_than_the_settle_time_is_still_being_written() -> None:
+    young = landed("EXP-1/S1.fastq", 9.9)
+    from_the_future = landed("EXP-1/clock-skew.fastq", -30)
+
+    result = plan([young, from_the_future])
+
+    assert result.ready == {}
+    assert result.waiting == [(young, "still being written"), (from_the_future, "still being written")]
+
+
+def test_a_file_of_an_unknown_experiment_waits_out_the_grace_time_then_is_quarantined() -> None:
+    early = landed("EXP-9/a.fastq", 60)
+    late = landed("EXP-9/b.fastq", GRACE)
+
+    result = plan([early, late])
+
+    assert result.waiting == [(early, "experiment EXP-9 is not registered yet")]
+    assert result.quarantine == [(late, "experiment EXP-9 is not registered (no ELN record after 900 s)")]
+    assert result.ready == {}
+
+
+def test_a_file_outside_any_valid_experiment_folder_is_quarantined_at_once() -> None:
+    loose = landed("loose-file.fastq", 0)
+    bad_id = landed("bad id/reads.fastq", 0)
+    hidden = landed(".DS_Store/x", 3600)
+
+    result = plan([loose, bad_id, hidden])
+
+    assert names(result.quarantine) == ["loose-file.fastq", "bad id/reads.fastq", ".DS_Store/x"]
+    reasons = {info.key.key: reason for info, reason in result.quarantine}
+    assert "not inside an experiment folder" in reasons["loose-file.fastq"]
+    assert "invalid experiment id 'bad id'" in reasons["bad id/reads.fastq"]
+    assert result.ready == {} and result.waiting == []
+
+
+def test_files_already_in_quarantine_are_left_alone() -> None:
+    result = plan([landed("_quarantine/bad id/reads.fastq", 3600), landed("_quarantine/x" + REASON_SUFFIX, 3600)])
+
+    assert result.ready == {} and result.waiting == [] and result.quarantine == []
+
+
+def test_registration_is_asked_only_of_settled_files_with_a_valid_experiment() -> None:
+    asked: list[str] = []
+
+    def is_registered(experiment_id: str) -> bool:
+        asked.append(experiment_id)
+        return True
+
+    plan_landing(
+        [landed("EXP-1/young", 1), landed("bad id/x", 60), landed("EXP-2/old", 60)],
+        is_registered,
+        now=NOW,
+        settle_seconds=SETTLE,
+        unknown_grace_seconds=GRACE,
+    )
+
+    assert asked == ["EXP-2"]
+
+
+def test_the_batch_fingerprint_ignores_order_and_notices_rewrites() -> None:
+    a = landed("EXP-1/a", 60, etag="1")
+    b = landed("EXP-1/b", 60, etag="2")
+
+    assert batch_fingerprint([a, b]) == batch_fingerprint([b, a])
+    assert batch_fingerprint([a, b]) != batch_fingerprint([a, landed("EXP-1/b", 60, etag="3")])
+    assert batch_fingerprint([a, b]) != batch_fingerprint([a])
+    assert len(batch_fingerprint([a])) == 16
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> LocalObjectStore:
+    return LocalObjectStore(tmp_path / "store")
+
+
+def land(store: LocalObjectStore, key: str, content: bytes) -> ObjectInfo:
+    return store.put(ObjectKey(Zone.LANDING, key), content)
+
+
+def landing_contents(store: LocalObjectStore) -> dict[str, bytes]:
+    return {info.key.key: store.read_bytes(info.key) for info in store.list(Zone.LANDING)}
+
+
+def test_quarantine_moves_the_file_aside_with_a_note_saying_why(store: LocalObjectStore) -> None:
+    info = land(store, "bad id/reads.fastq", b"@r\nACGT\n+\nIIII\n")
+
+    target = quarantine_object(store, info, "invalid experiment id 'bad id'", now=NOW)
+
+    assert target == ObjectKey(Zone.LANDING, "_quarantine/bad id/reads.fastq")
+    assert target == quarantine_key(info.key)
+    assert not store.exists(info.key)
+    assert store.read_bytes(target) == b"@r\nACGT\n+\nIIII\n"
+    note = json.loads(store.read_bytes(ObjectKey(Zone.LANDING, target.key + REASON_SUFFIX)))
+    assert note == {
+        "original_key": "landing/bad id/reads.fastq",
+        "reason": "invalid experiment id 'bad id'",
+        "size": 15,
+        "quarantined_at": "2024-03-01T12:00:00+00:00",
+    }
+
+
+def test_list_quarantine_reports_each_file_with_its_reason(store: LocalObjectStore) -> None:
+    quarantine_object(store, land(store, "loose.txt", b"loose"), "not inside an experiment folder", now=NOW)
+    quarantine_object(store, land(store, "EXP-9/a.fastq", b"abc"), "experiment EXP-9 is not registered", now=NOW)
+    store.put(ObjectKey(Zone.LANDING, "_quarantine/by-hand.bin"), b"??")
+    land(store, "EXP-1/not-quarantined.fastq", b"x")
+
+    assert list_quarantine(store) == [
+        QuarantinedObject(
+            key=ObjectKey(Zone.LANDING, "_quarantine/EXP-9/a.fastq"),
+            original_key="landing/EXP-9/a.fastq",
+            reason="experiment EXP-9 is not registered",
+            quarantined_at="2024-03-01T12:00:00+00:00",
+            size=3,
+        ),
+        QuarantinedObject(
+            key=ObjectKey(Zone.LANDING, "_quarantine/by-hand.bin"),
+            original_key="?",
+            reason="no reason recorded",
+            quarantined_at="",
+            size=2,
+        ),
+        QuarantinedObject(
+            key=ObjectKey(Zone.LANDING, "_quarantine/loose.txt"),
+            original_key="landing/loose.txt",
+            reason="not inside an experiment folder",
+            quarantined_at="2024-03-01T12:00:00+00:00",
+            size=5,
+        ),
+    ]
+
+
+def test_an_empty_quarantine_lists_nothing(store: LocalObjectStore) -> None:
+    assert list_quarantine(store) == []
+
+
+def test_quarantined_files_do_not_come_back_into_the_plan(store: LocalObjectStore) -> None:
+    quarantine_object(store, land(store, "bad id/reads.fastq", b"x"), "bad id", now=NOW)
+
+    result = plan_landing(
+        store.list(Zone.LANDING),
+        lambda _: True,
+        now=datetime.now(UTC) + timedelta(days=1),
+        settle_seconds=0,
+        unknown_grace_seconds=0,
+    )
+
+    assert result.ready == {} and result.waiting == [] and result.quarantine == []
+
+
+class GenericMoveStore(LocalObjectStore):
+    """A local store that moves the way any backend without a rename does: copy, verify, delete."""
+
+    move = ObjectStore.move
+
+
+class CorruptingCopyStore(GenericMoveStore):
+    """Copies arrive damaged, as over a flaky network mount."""
+
+    def copy(self, source: ObjectKey, destination: ObjectKey) -> ObjectInfo:
+        return self.put(destination, self.read_bytes(source)[:-1] + b"!")
+
+
+@pytest.mark.parametrize("store_class", [LocalObjectStore, GenericMoveStore])
+def test_quarantine_works_by_rename_and_by_verified_copy(tmp_path: Path, store_class: type[LocalObjectStore]) -> None:
+    store = store_class(tmp_path / "store")
+    info = land(store, "bad id/run/reads.fastq", b"data")
+
+    target = quarantine_object(store, info, "bad id", now=NOW)
+
+    assert landing_contents(store) == {
+        "_quarantine/bad id/run/reads.fastq": b"data",
+        "_quarantine/bad id/run/reads.fastq" + REASON_SUFFIX: ANY,
+    }
+    assert target.key == "_quarantine/bad id/run/reads.fastq"
+    assert not (store.root / "landing" / "bad id" / "run").exists()
+
+
+def test_a_copy_that_does_not_verify_keeps_the_original_and_leaves_no_damaged_copy(tmp_path: Path) -> None:
+    store = CorruptingCopyStore(tmp_path / "store")
+    info = land(store, "bad id/reads.fastq", b"precious")
+
+    with contextlib.suppress(ChecksumMismatch):
+        quarantine_object(store, info, "bad id", now=NOW)
+
+    assert store.read_bytes(info.key) == b"precious"
+    assert [item.key.key for item in list_quarantine(store)] == []
+
+
+def test_a_file_that_vanished_before_quarantine_is_no_error(store: LocalObjectStore) -> None:
+    info = land(store, "bad id/reads.fastq", b"x")
+    store.delete(info.key)
+
+    target = quarantine_object(store, info, "bad id", now=NOW)
+
+    assert not store.exists(target)
+    assert list_quarantine(store) == []
+
+
+def test_quarantining_the_same_name_twice_keeps_both_versions(store: LocalObjectStore) -> None:
+    first = quarantine_object(store, land(store, "bad id/reads.fastq", b"monday's run"), "first", now=NOW)
+    second = quarantine_object(store, land(store, "bad id/reads.fastq", b"tuesday's run"), "second", now=NOW)
+
+    assert first != second
+    assert store.read_bytes(first) == b"monday's run"
+    assert store.read_bytes(second) == b"tuesday's run"
+    assert {(item.reason, item.size) for item in list_quarantine(store)} == {("first", 12), ("second", 13)}
+
+
+class RewrittenDuringCopyStore(GenericMoveStore):
+    """The instrument re-uploads the landing file right after it was copied."""
+
+    def copy(self, source: ObjectKey, destination: ObjectKey) -> ObjectInfo:
+        copied = super().copy(source, destination)
+        self.put(source, b"second version")
+        return copied
+
+
+def test_a_file_rewritten_while_being_quarantined_is_not_lost(tmp_path: Path) -> None:
+    store = RewrittenDuringCopyStore(tmp_path / "store")
+    info = land(store, "bad id/reads.fastq", b"first version")
+
+    quarantine_object(store, info, "bad id", now=NOW)
+
+    assert b"second version" in landing_contents(store).values()

@@ -1,0 +1,186 @@
+"""Promotion copies a landing file to raw, verifies it, and only then deletes it from landing.
+
+Pinned here: a promoted file is in raw byte for byte, gone from landing, and
+reported with the landing sha256 it was verified against; a copy whose
+checksum differs keeps the landing file, removes the unverified raw copy and
+fails that file alone while the others go on; a file that vanishes mid-way
+(another run took it) is skipped, not failed; a landing file rewritten during
+its promotion is kept so the new version is promoted later.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from labmesh_dagster.connectors.store.base import ObjectInfo
+from labmesh_dagster.connectors.store.local import LocalObjectStore
+from labmesh_dagster.core.errors import ChecksumMismatch
+from labmesh_dagster.core.keys import ObjectKey, Zone
+from labmesh_dagster.steps.promotion import Promotion, promote_experiment, promote_file
+
+
+def sha(content: bytes) -> str:
+    return hashlib.sha256(content).hexdigest()
+
+
+def landing(key: str) -> ObjectKey:
+    return ObjectKey(Zone.LANDING, key)
+
+
+def raw(key: str) -> ObjectKey:
+    return ObjectKey(Zone.RAW, key)
+
+
+def keys(store: LocalObjectStore, zone: Zone) -> list[str]:
+    return [info.key.key for info in store.list(zone)]
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> LocalObjectStore:
+    store = LocalObjectStore(tmp_path / "store")
+    store.provision("EXP-1")
+    return store
+
+
+def test_a_promoted_file_is_in_raw_byte_for_byte_and_gone_from_landing(store: LocalObjectStore) -> None:
+    store.put(landing("EXP-1/run/S1_R1.fastq"), b"@r\nACGT\n+\nIIII\n")
+
+    promotion = promote_file(store, landing("EXP-1/run/S1_R1.fastq"))
+
+    assert promotion == Promotion(
+        landing("EXP-1/run/S1_R1.fastq"), raw("EXP-1/run/S1_R1.fastq"), sha(b"@r\nACGT\n+\nIIII\n")
+    )
+    assert store.read_bytes(raw("EXP-1/run/S1_R1.fastq")) == b"@r\nACGT\n+\nIIII\n"
+    assert keys(store, Zone.LANDING) == []
+    assert (store.root / "landing" / "EXP-1").is_dir()
+
+
+def test_promoting_an_experiment_moves_all_its_files_and_no_one_elses(store: LocalObjectStore) -> None:
+    files = {"EXP-1/a.fastq": b"a", "EXP-1/run/b.csv": b"bb", "EXP-1/run/deep/c.txt": b"ccc"}
+    for key, content in files.items():
+        store.put(landing(key), content)
+    store.put(landing("EXP-10/other.fastq"), b"not mine")
+
+    report = promote_experiment(store, "EXP-1")
+
+    assert report.failed == []
+    assert [item.source.key for item in report.promoted] == sorted(files)
+    assert report.source_checksums() == {f"raw/{key}": sha(content) for key, content in files.items()}
+    assert {key: store.read_bytes(raw(key)) for key in keys(store, Zone.RAW)} == files
+    assert keys(store, Zone.LANDING) == ["EXP-10/other.fastq"]
+
+
+def test_an_experiment_with_nothing_in_landing_promotes_nothing(store: LocalObjectStore) -> None:
+    report = promote_experiment(store, "EXP-1")
+
+    assert report.promoted == [] and report.failed == []
+
+
+class CorruptingCopyStore(LocalObjectStore):
+    """Copies of files named ``*.bad`` arrive damaged, as over a flaky mount."""
+
+    def copy(self, source: ObjectKey, destination: ObjectKey) -> ObjectInfo:
+        info = super().copy(source, destination)
+        if source.name.endswith(".bad"):
+            self.put(destination, b"garbled in transit")
+        return info
+
+
+def test_a_copy_that_does_not_verify_keeps_landing_and_removes_the_raw_copy(tmp_path: Path) -> None:
+    store = CorruptingCopyStore(tmp_path / "store")
+    store.put(landing("EXP-1/reads.bad"), b"the real reads")
+
+    with pytest.raises(ChecksumMismatch) as caught:
+        promote_file(store, landing("EXP-1/reads.bad"))
+
+    assert caught.value.key == "landing/EXP-1/reads.bad"
+    assert caught.value.expected == sha(b"the real reads")
+    assert caught.value.actual == sha(b"garbled in transit")
+    assert store.read_bytes(landing("EXP-1/reads.bad")) == b"the real reads"
+    assert keys(store, Zone.RAW) == []
+
+
+def test_a_failed_file_is_reported_alone_and_the_others_are_promoted(tmp_path: Path) -> None:
+    store = CorruptingCopyStore(tmp_path / "store")
+    store.put(landing("EXP-1/a.fastq"), b"a")
+    store.put(landing("EXP-1/reads.bad"), b"the real reads")
+    store.put(landing("EXP-1/z.fastq"), b"z")
+
+    report = promote_experiment(store, "EXP-1")
+
+    assert [item.source.key for item in report.promoted] == ["EXP-1/a.fastq", "EXP-1/z.fastq"]
+    [failure] = report.failed
+    assert failure.source == landing("EXP-1/reads.bad")
+    assert "checksum mismatch for landing/EXP-1/reads.bad" in failure.reason
+    assert keys(store, Zone.LANDING) == ["EXP-1/reads.bad"]
+    assert keys(store, Zone.RAW) == ["EXP-1/a.fastq", "EXP-1/z.fastq"]
+    assert set(report.source_checksums()) == {"raw/EXP-1/a.fastq", "raw/EXP-1/z.fastq"}
+
+
+class ConcurrentRunStore(LocalObjectStore):
+    """Another run promotes ``taken.fastq`` between our listing and our copy."""
+
+    def list(self, zone: Zone, prefix: str = "") -> Iterator[ObjectInfo]:
+        listed = [*super().list(zone, prefix)]
+        self.delete(landing("EXP-1/taken.fastq"))
+        yield from listed
+
+
+def test_a_file_that_vanishes_mid_way_is_skipped_not_failed(tmp_path: Path) -> None:
+    store = ConcurrentRunStore(tmp_path / "store")
+    store.put(landing("EXP-1/a.fastq"), b"a")
+    store.put(landing("EXP-1/taken.fastq"), b"t")
+
+    report = promote_experiment(store, "EXP-1")
+
+    assert [item.source.key for item in report.promoted] == ["EXP-1/a.fastq"]
+    assert report.failed == []
+    assert keys(store, Zone.RAW) == ["EXP-1/a.fastq"]
+
+
+def test_promoting_a_file_that_is_already_gone_returns_none(store: LocalObjectStore) -> None:
+    assert promote_file(store, landing("EXP-1/never-there.fastq")) is None
+    assert keys(store, Zone.RAW) == []
+
+
+class RewrittenDuringCopyStore(LocalObjectStore):
+    """The instrument rewrites the landing file while it is being copied."""
+
+    def copy(self, source: ObjectKey, destination: ObjectKey) -> ObjectInfo:
+        info = super().copy(source, destination)
+        self.put(source, b"second version, longer")
+        return info
+
+
+def test_a_landing_file_rewritten_during_promotion_is_kept_for_the_next_run(tmp_path: Path) -> None:
+    store = RewrittenDuringCopyStore(tmp_path / "store")
+    store.put(landing("EXP-1/reads.fastq"), b"first version")
+
+    with pytest.raises(ChecksumMismatch, match="landing object changed during promotion"):
+        promote_file(store, landing("EXP-1/reads.fastq"))
+
+    assert store.read_bytes(landing("EXP-1/reads.fastq")) == b"second version, longer"
+
+
+class FinishedByAnotherRunStore(LocalObjectStore):
+    """Another run finishes the same promotion (deleting the landing file) while we verify."""
+
+    def sha256(self, key: ObjectKey) -> str:
+        digest = super().sha256(key)
+        if key.zone is Zone.RAW:
+            self.delete(key.in_zone(Zone.LANDING))
+        return digest
+
+
+def test_a_promotion_finished_by_another_run_still_counts(tmp_path: Path) -> None:
+    store = FinishedByAnotherRunStore(tmp_path / "store")
+    store.put(landing("EXP-1/reads.fastq"), b"reads")
+
+    promotion = promote_file(store, landing("EXP-1/reads.fastq"))
+
+    assert promotion is not None and promotion.sha256 == sha(b"reads")
+    assert store.read_bytes(raw("EXP-1/reads.fastq")) == b"reads"

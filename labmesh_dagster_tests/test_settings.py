@@ -1,0 +1,166 @@
+"""`Settings.from_env` reads every ``LABMESH_*`` variable once, with defaults under ``LABMESH_HOME``.
+
+Pinned here: with only ``LABMESH_HOME`` set, every path lies beneath it and the
+timings have their documented defaults; each variable overrides its default
+(relative paths resolved, ``~`` expanded, empty values meaning "unset"); a
+flag, number or negative duration labmesh cannot use raises `SettingsError`
+naming the variable and the value; an unknown profile is refused with the
+profiles this version provides; the process environment is read only when no
+mapping is given.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from labmesh_dagster.settings import Settings, SettingsError
+
+
+def test_defaults_live_under_labmesh_home(tmp_path: Path) -> None:
+    settings = Settings.from_env({"LABMESH_HOME": str(tmp_path / "home")})
+
+    home = (tmp_path / "home").resolve()
+    assert settings == Settings(
+        profile="local",
+        home=home,
+        demo=True,
+        store_dir=home / "store",
+        eln_dir=home / "eln",
+        eln_outbox_dir=home / "eln-outbox",
+        catalog_path=home / "catalog.sqlite",
+        landing_settle_seconds=10,
+        unknown_experiment_grace_seconds=900,
+        sensor_interval_seconds=10,
+    )
+    assert settings.dagster_home == home / "dagster"
+
+
+def test_without_labmesh_home_the_home_is_dot_labmesh_in_the_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+
+    assert Settings.from_env({}).home == (tmp_path / ".labmesh").resolve()
+
+
+def test_each_variable_overrides_its_default(tmp_path: Path) -> None:
+    settings = Settings.from_env(
+        {
+            "LABMESH_HOME": str(tmp_path / "home"),
+            "LABMESH_PROFILE": "local",
+            "LABMESH_DEMO": "off",
+            "LABMESH_STORE_DIR": str(tmp_path / "big-disk" / "store"),
+            "LABMESH_ELN_DIR": str(tmp_path / "shared" / "eln"),
+            "LABMESH_ELN_OUTBOX_DIR": str(tmp_path / "shared" / "outbox"),
+            "LABMESH_CATALOG_PATH": str(tmp_path / "db" / "catalog.sqlite"),
+            "LABMESH_LANDING_SETTLE_SECONDS": "2.5",
+            "LABMESH_UNKNOWN_EXPERIMENT_GRACE_SECONDS": "0",
+            "LABMESH_SENSOR_INTERVAL_SECONDS": "30",
+        }
+    )
+
+    assert settings.demo is False
+    assert settings.store_dir == (tmp_path / "big-disk" / "store").resolve()
+    assert settings.eln_dir == (tmp_path / "shared" / "eln").resolve()
+    assert settings.eln_outbox_dir == (tmp_path / "shared" / "outbox").resolve()
+    assert settings.catalog_path == (tmp_path / "db" / "catalog.sqlite").resolve()
+    assert settings.landing_settle_seconds == 2.5
+    assert settings.unknown_experiment_grace_seconds == 0
+    assert settings.sensor_interval_seconds == 30
+    assert isinstance(settings.sensor_interval_seconds, int)
+
+
+def test_relative_paths_are_resolved_and_tilde_is_expanded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HOME", str(tmp_path / "user"))
+
+    settings = Settings.from_env({"LABMESH_HOME": "~/labmesh", "LABMESH_STORE_DIR": "data/store"})
+
+    assert settings.home == (tmp_path / "user" / "labmesh").resolve()
+    assert settings.store_dir == (tmp_path / "data" / "store").resolve()
+    assert settings.home.is_absolute() and settings.store_dir.is_absolute()
+
+
+def test_empty_values_mean_unset(tmp_path: Path) -> None:
+    settings = Settings.from_env(
+        {
+            "LABMESH_HOME": str(tmp_path),
+            "LABMESH_PROFILE": "",
+            "LABMESH_DEMO": "",
+            "LABMESH_STORE_DIR": "",
+            "LABMESH_LANDING_SETTLE_SECONDS": "",
+        }
+    )
+
+    assert settings.profile == "local"
+    assert settings.demo is True
+    assert settings.store_dir == tmp_path.resolve() / "store"
+    assert settings.landing_settle_seconds == 10
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [("1", True), ("true", True), ("YES", True), ("On", True), ("0", False), ("false", False), ("No", False)],
+)
+def test_flags_accept_the_usual_spellings(tmp_path: Path, value: str, expected: bool) -> None:
+    assert Settings.from_env({"LABMESH_HOME": str(tmp_path), "LABMESH_DEMO": value}).demo is expected
+
+
+@pytest.mark.parametrize("value", ["maybe", "2", "enabled", " true"])
+def test_a_flag_labmesh_cannot_read_names_the_variable(tmp_path: Path, value: str) -> None:
+    with pytest.raises(SettingsError) as caught:
+        Settings.from_env({"LABMESH_HOME": str(tmp_path), "LABMESH_DEMO": value})
+
+    assert str(caught.value).startswith(f"LABMESH_DEMO={value!r}: ")
+    assert isinstance(caught.value, ValueError)
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["LABMESH_LANDING_SETTLE_SECONDS", "LABMESH_UNKNOWN_EXPERIMENT_GRACE_SECONDS", "LABMESH_SENSOR_INTERVAL_SECONDS"],
+)
+@pytest.mark.parametrize(("value", "message"), [("ten", "expected a number"), ("-1", "must not be negative")])
+def test_a_duration_that_is_not_a_non_negative_number_names_the_variable(
+    tmp_path: Path, name: str, value: str, message: str
+) -> None:
+    with pytest.raises(SettingsError, match=message) as caught:
+        Settings.from_env({"LABMESH_HOME": str(tmp_path), name: value})
+
+    assert str(caught.value).startswith(f"{name}={value!r}: ")
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["LABMESH_LANDING_SETTLE_SECONDS", "LABMESH_UNKNOWN_EXPERIMENT_GRACE_SECONDS", "LABMESH_SENSOR_INTERVAL_SECONDS"],
+)
+def test_nan_is_not_a_duration(tmp_path: Path, name: str) -> None:
+    with pytest.raises(SettingsError, match=name):
+        Settings.from_env({"LABMESH_HOME": str(tmp_path), name: "nan"})
+
+
+def test_an_infinite_sensor_interval_is_refused_by_name(tmp_path: Path) -> None:
+    with pytest.raises(SettingsError, match="LABMESH_SENSOR_INTERVAL_SECONDS"):
+        Settings.from_env({"LABMESH_HOME": str(tmp_path), "LABMESH_SENSOR_INTERVAL_SECONDS": "inf"})
+
+
+@pytest.mark.parametrize("profile", ["aws", "LOCAL", "prod"])
+def test_an_unknown_profile_is_refused_with_the_profiles_on_offer(tmp_path: Path, profile: str) -> None:
+    with pytest.raises(SettingsError) as caught:
+        Settings.from_env({"LABMESH_HOME": str(tmp_path), "LABMESH_PROFILE": profile})
+
+    message = str(caught.value)
+    assert message.startswith(f"LABMESH_PROFILE={profile!r}: ")
+    assert "local" in message
+
+
+def test_the_process_environment_is_read_only_when_no_mapping_is_given(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LABMESH_HOME", str(tmp_path / "from-env"))
+    monkeypatch.setenv("LABMESH_SENSOR_INTERVAL_SECONDS", "45")
+
+    assert Settings.from_env().home == (tmp_path / "from-env").resolve()
+    assert Settings.from_env().sensor_interval_seconds == 45
+    assert Settings.from_env({"LABMESH_HOME": str(tmp_path / "given")}).sensor_interval_seconds == 10
