@@ -9,7 +9,12 @@ import dagster as dg
 
 from labmesh_dagster.defs.dataset_assets import final_dataset, processed_dataset, raw_dataset
 from labmesh_dagster.defs.experiment_assets import experiment
-from labmesh_dagster.defs.resources import FolderElnResource, LocalStoreResource, SqliteCatalogResource
+from labmesh_dagster.defs.resources import (
+    FolderElnResource,
+    LandingPolicyResource,
+    LocalStoreResource,
+    SqliteCatalogResource,
+)
 from labmesh_dagster.defs.sensors import build_sensors
 from labmesh_dagster.settings import Settings
 
@@ -20,6 +25,10 @@ def build_resources(settings: Settings) -> dict[str, object]:
         "store": LocalStoreResource(root=str(settings.store_dir)),
         "eln": FolderElnResource(records_dir=str(settings.eln_dir), outbox_dir=str(settings.eln_outbox_dir)),
         "catalog": SqliteCatalogResource(path=str(settings.catalog_path)),
+        "landing_policy": LandingPolicyResource(
+            settle_seconds=settings.landing_settle_seconds,
+            unknown_experiment_grace_seconds=settings.unknown_experiment_grace_seconds,
+        ),
         "pipes_subprocess_client": dg.PipesSubprocessClient(),
     }
 

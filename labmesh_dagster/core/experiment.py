@@ -18,6 +18,7 @@ from typing import Any
 
 from labmesh_dagster.core.errors import InvalidExperimentId, RecordError
 from labmesh_dagster.core.ids import validate_experiment_id
+from labmesh_dagster.core.text import clean_data
 
 
 @dataclass(frozen=True)
@@ -78,8 +79,13 @@ class ExperimentRecord:
 
     @property
     def fingerprint(self) -> str:
-        """A short digest of the normalised content: equal fingerprints, nothing to update."""
-        canonical = json.dumps(self.to_dict(), sort_keys=True, ensure_ascii=False, default=str)
+        """A short digest of the normalised content: equal fingerprints, nothing to update.
+
+        ``source`` (which file or API the record came from) is left out: moving a
+        record to another file is not a change to the experiment.
+        """
+        content = {key: value for key, value in self.to_dict().items() if key != "source"}
+        canonical = json.dumps(content, sort_keys=True, ensure_ascii=True, default=str)
         return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:16]
 
     @classmethod
@@ -199,11 +205,13 @@ def _samples(value: Any, source: str) -> tuple[Sample, ...]:
     return tuple(samples)
 
 
-def _tags(value: Any) -> tuple[str, ...]:
+def _tags(value: Any, source: str) -> tuple[str, ...]:
     if value is None:
         return ()
     if isinstance(value, str):
         value = value.replace(";", ",").replace("|", ",").split(",")
+    if not isinstance(value, (list, tuple)) or any(isinstance(tag, (Mapping, list, tuple)) for tag in value):
+        raise RecordError(source, "field 'tags' must be text or a list of words")
     return tuple(sorted({str(tag).strip() for tag in value if str(tag).strip()}))
 
 
@@ -215,6 +223,12 @@ def record_from_mapping(data: Any, source: str) -> ExperimentRecord:
     """
     if not isinstance(data, Mapping):
         raise RecordError(source, f"an experiment record must be an object, got {type(data).__name__}")
+    try:
+        # Keys become strings (YAML allows `2024:` or `~` as keys) and text becomes storable;
+        # a self-referencing YAML anchor cannot be stored at all.
+        data = clean_data(data)
+    except RecursionError as exc:
+        raise RecordError(source, "record refers to itself (a recursive YAML anchor)") from exc
     used: set[str] = set()
     raw_id = _pick(data, "id", used)
     if raw_id is None:
@@ -235,7 +249,7 @@ def record_from_mapping(data: Any, source: str) -> ExperimentRecord:
     protocol = _text(_pick(data, "protocol", used), source, "protocol")
     created = normalise_timestamp(_pick(data, "created", used), source, "created")
     modified = normalise_timestamp(_pick(data, "modified", used), source, "modified")
-    tags = _tags(_pick(data, "tags", used))
+    tags = _tags(_pick(data, "tags", used), source)
     # Every field not folded into the record is kept, so nothing the lab wrote is lost.
     custom: dict[str, Any] = {}
     for container in ("custom", "custom_fields"):

@@ -21,9 +21,12 @@ from labmesh_dagster.core.ids import validate_experiment_id
 LABMESH_DIR = "_labmesh"
 MANIFEST_PATH = f"{LABMESH_DIR}/manifest.json"
 
-# Landing objects that cannot be attributed to an experiment are moved here.
-# An experiment id cannot start with "_", so this prefix never collides with one.
+# Landing objects that cannot be attributed to an experiment are moved here, and
+# a note saying why goes to the notes folder under the same relative key. An
+# experiment id cannot start with "_", so neither prefix collides with one.
 QUARANTINE_PREFIX = "_quarantine"
+QUARANTINE_NOTES_PREFIX = "_quarantine-notes"
+RESERVED_PREFIXES = frozenset({QUARANTINE_PREFIX, QUARANTINE_NOTES_PREFIX})
 
 
 class Zone(StrEnum):
@@ -110,6 +113,6 @@ def manifest_key(zone: Zone | str, experiment_id: str) -> ObjectKey:
     return ObjectKey.for_experiment(zone, experiment_id, MANIFEST_PATH)
 
 
-def experiment_prefix(zone: Zone | str, experiment_id: str) -> str:
-    """The key prefix (with trailing slash) of an experiment's folder in a zone."""
+def experiment_prefix(experiment_id: str) -> str:
+    """The key prefix of an experiment's folder; the trailing slash keeps ``EXP-1`` from matching ``EXP-10``."""
     return f"{validate_experiment_id(experiment_id)}/"

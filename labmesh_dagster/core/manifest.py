@@ -118,7 +118,8 @@ class Manifest:
         }
 
     def to_json(self) -> str:
-        return json.dumps(self.to_dict(), sort_keys=True, indent=2, ensure_ascii=False) + "\n"
+        # ASCII escapes keep any file name writable, even one that is not valid UTF-8.
+        return json.dumps(self.to_dict(), sort_keys=True, indent=2, ensure_ascii=True) + "\n"
 
     @property
     def digest(self) -> str:

@@ -7,6 +7,7 @@ catalog entry and paths.
 
 import sys
 from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import dagster as dg
@@ -18,8 +19,10 @@ from labmesh_dagster.core.keys import Zone
 from labmesh_dagster.core.manifest import Manifest
 from labmesh_dagster.defs.experiment_assets import experiment
 from labmesh_dagster.defs.partitions import experiments_partitions
-from labmesh_dagster.defs.resources import CatalogResource, StoreResource
-from labmesh_dagster.steps.manifests import build_manifest, read_manifest
+from labmesh_dagster.defs.resources import CatalogResource, LandingPolicyResource, StoreResource
+from labmesh_dagster.pipelines.fastq_qc import qc_inputs
+from labmesh_dagster.steps.landing import quarantine_object
+from labmesh_dagster.steps.manifests import build_manifest, inherit_samples, read_manifest
 from labmesh_dagster.steps.promotion import promote_experiment
 from labmesh_dagster.steps.publishing import Publication, publish_dataset
 from labmesh_dagster.steps.verification import catalog_problems, raw_checksum_problems
@@ -112,18 +115,30 @@ def dataset_metadata(store: ObjectStore, manifest: Manifest, publication: Public
         dg.AssetCheckSpec(
             RAW_MATCHES_LANDING,
             asset="raw_dataset",
-            description="Every raw file still hashes to the sha256 of the landing object it was promoted from.",
+            description=(
+                "Every raw file is present with its recorded size and landing checksum; the files promoted in "
+                "this run are read back and hash to the sha256 of the landing object they came from."
+            ),
         ),
         _catalog_check("raw_dataset"),
     ],
 )
 def raw_dataset(
-    context: dg.AssetExecutionContext, store: StoreResource, catalog: CatalogResource
+    context: dg.AssetExecutionContext,
+    store: StoreResource,
+    catalog: CatalogResource,
+    landing_policy: LandingPolicyResource,
 ) -> dg.MaterializeResult:
     experiment_id = context.partition_key
     objects, registry = store.get_store(), catalog.get_catalog()
     record = _registered_experiment(registry, experiment_id)
-    report = promote_experiment(objects, experiment_id)
+    settled_before = datetime.now(UTC) - timedelta(seconds=landing_policy.settle_seconds)
+    report = promote_experiment(objects, experiment_id, settled_before=settled_before)
+    for info, reason in report.conflicts:
+        target = quarantine_object(objects, info, reason)
+        context.log.warning(f"{info.key}: {reason}; moved to {target or 'quarantine on the next tick'}")
+    if report.not_settled:
+        context.log.info(f"{len(report.not_settled)} landing file(s) still being written; left for a later run")
     manifest = build_manifest(
         objects,
         Zone.RAW,
@@ -136,17 +151,24 @@ def raw_dataset(
     publication = publish_dataset(objects, registry, manifest)
     for entry in manifest.errors:
         context.log.warning(f"{entry.key}: extraction failed ({entry.error}); the file is kept and cataloged")
+    metadata = {
+        **dataset_metadata(objects, manifest, publication),
+        "promoted_now": len(report.promoted),
+        "quarantined_conflicts": len(report.conflicts),
+    }
     if report.failed:
-        # What was verified is published above; the files that failed stay in landing.
+        # What was verified is published above and recorded as materialized, so what follows
+        # (processed_dataset) sees it; the run still fails, naming the files kept in landing.
+        context.log_event(dg.AssetMaterialization(context.asset_key, partition=experiment_id, metadata=metadata))
         raise dg.Failure(
             description=f"{len(report.failed)} landing file(s) of {experiment_id} could not be promoted and were "
             f"kept in landing: " + "; ".join(f"{failure.source}: {failure.reason}" for failure in report.failed[:5]),
             metadata={"failed": dg.MetadataValue.md("\n".join(f"- {f.source}: {f.reason}" for f in report.failed))},
         )
     return dg.MaterializeResult(
-        metadata={**dataset_metadata(objects, manifest, publication), "promoted_now": len(report.promoted)},
+        metadata=metadata,
         check_results=[
-            _check(RAW_MATCHES_LANDING, raw_checksum_problems(objects, manifest)),
+            _check(RAW_MATCHES_LANDING, raw_checksum_problems(objects, manifest, reread=report.source_checksums())),
             _check(CATALOG_MATCHES_MANIFEST, catalog_problems(registry.get_dataset(experiment_id, "raw"), manifest)),
         ],
     )
@@ -186,7 +208,7 @@ def processed_dataset(
     raw_manifest = read_manifest(objects, Zone.RAW, experiment_id)
     if raw_manifest is None:
         raise dg.Failure(description=f"experiment {experiment_id} has no raw manifest; materialize `raw_dataset` first")
-    inputs = [{"key": e.key, "sha256": e.sha256} for e in raw_manifest.entries if e.format.startswith("fastq")]
+    inputs = qc_inputs(raw_manifest)
     lineage: dict[str, tuple[str, ...]] = {}
     if inputs:
         invocation = pipes_subprocess_client.run(
@@ -205,7 +227,7 @@ def processed_dataset(
         previous=read_manifest(objects, Zone.PROCESSED, experiment_id),
         lineage=lambda key: lineage.get(str(key), ()),
     )
-    manifest = _inherit_samples(manifest, raw_manifest)
+    manifest = inherit_samples(manifest, raw_manifest)
     publication = publish_dataset(objects, registry, manifest)
     return dg.MaterializeResult(
         metadata={**dataset_metadata(objects, manifest, publication), "qc_inputs": len(inputs)},
@@ -215,21 +237,6 @@ def processed_dataset(
             )
         ],
     )
-
-
-def _inherit_samples(manifest: Manifest, upstream: Manifest) -> Manifest:
-    """A derived file belongs to the samples of the files it was made from."""
-    samples_of = {entry.key: entry.sample_ids for entry in upstream.entries}
-    entries = []
-    for entry in manifest.entries:
-        inherited = {sample for source in entry.derived_from for sample in samples_of.get(source, ())}
-        combined = tuple(sorted(set(entry.sample_ids) | inherited))
-        entries.append(
-            entry
-            if combined == entry.sample_ids
-            else type(entry).from_dict({**entry.to_dict(), "sample_ids": combined})
-        )
-    return Manifest.build(manifest.experiment_id, manifest.zone, entries)
 
 
 @dg.asset(

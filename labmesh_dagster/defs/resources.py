@@ -67,3 +67,15 @@ class SqliteCatalogResource(CatalogResource):
 
     def get_catalog(self) -> Catalog:
         return SqliteCatalog(self.path)
+
+
+class LandingPolicyResource(dg.ConfigurableResource):
+    """How patient ingestion is: the lab's to tune, shared by the sensors and the promotion."""
+
+    settle_seconds: float = Field(
+        default=10, description="A landing or final file is taken once it has not changed for this many seconds."
+    )
+    unknown_experiment_grace_seconds: float = Field(
+        default=900,
+        description="Landing files of an experiment no ELN record announced wait this long, then go to quarantine.",
+    )

@@ -28,6 +28,9 @@ PHRED64_MIN = 64
 PHRED64_MAX_ABOVE = 74
 """Phred+33 tops out near 'J' (74); a maximum above it, with nothing below '@', means Phred+64."""
 
+BATCH_BASES = 4_000_000
+"""Most bases held in one batch, which bounds memory whatever the read lengths."""
+
 
 def _joined(items: list[bytes] | list[str]) -> bytes:
     """Concatenate a batch into one bytes object, so counting runs in C over the whole batch."""
@@ -214,15 +217,20 @@ def accumulate_fastq(stream: Readable, name: str, stats: FastqStats, *, batch_si
     counted = _LineCountingStream(decompressed)
     sequences: list[str] = []
     qualities: list[str] = []
+    batch_bases = 0
     try:
         reader = dnaio.open(io.BufferedReader(counted), fileformat="fastq")  # type: ignore[call-overload]
         for record in reader:
             sequences.append(record.sequence)
             qualities.append(record.qualities or "")
-            if len(sequences) >= batch_size:
+            batch_bases += len(record.sequence)
+            # Batches are bounded in bases as well as reads: 20,000 long reads (nanopore) would
+            # otherwise make a batch, and the per-base arrays built from it, hundreds of MB.
+            if len(sequences) >= batch_size or batch_bases >= BATCH_BASES:
                 stats.add_batch(sequences, qualities)
                 sequences.clear()
                 qualities.clear()
+                batch_bases = 0
     except ExtractionError:
         raise
     except EOFError as exc:

@@ -22,6 +22,7 @@ from labmesh_dagster.connectors.store.base import ObjectStore
 from labmesh_dagster.connectors.store.factory import open_store
 from labmesh_dagster.core.errors import ExtractionError, ObjectNotFound
 from labmesh_dagster.core.keys import ObjectKey, Zone
+from labmesh_dagster.core.manifest import Manifest
 from labmesh_dagster.extract.fastq import fastq_stats
 
 PIPELINE = "labmesh.fastq_qc"
@@ -43,6 +44,13 @@ def _existing(store: ObjectStore, key: ObjectKey) -> dict[str, Any] | None:
         return json.loads(store.read_bytes(key))
     except (ObjectNotFound, ValueError):
         return None
+
+
+def qc_inputs(raw_manifest: Manifest) -> list[dict[str, str]]:
+    """The raw files this pipeline takes: every FASTQ, corrupt ones included (their QC says why)."""
+    return [
+        {"key": entry.key, "sha256": entry.sha256} for entry in raw_manifest.entries if entry.format.startswith("fastq")
+    ]
 
 
 def qc_output_key(raw_key: ObjectKey) -> ObjectKey:

@@ -1,25 +1,31 @@
 """Step 3 of the flow: sorting what sits in the landing zone.
 
 Every object in landing is pending by definition, because promotion removes
-it. So the landing sensor needs no memory of its own: it sorts the current
-listing into files ready to promote (grouped by experiment), files still
-being written or waiting for their experiment to be registered, and files that
-can never be attributed, which are quarantined with a reason.
+it. So the landing sensor needs almost no memory of its own: it sorts the
+current listing into files ready to promote (grouped by experiment), files
+still being written or waiting for their experiment to be registered, and
+files that can never be attributed, which are quarantined with a reason. The
+one thing it remembers is when it first saw each unregistered experiment, since
+file times cannot say that (copies often keep the instrument's times).
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from labmesh_dagster.connectors.store.base import ObjectInfo, ObjectStore
 from labmesh_dagster.core.errors import ChecksumMismatch, InvalidExperimentId, ObjectNotFound
-from labmesh_dagster.core.keys import QUARANTINE_PREFIX, ObjectKey, Zone
+from labmesh_dagster.core.keys import QUARANTINE_NOTES_PREFIX, QUARANTINE_PREFIX, RESERVED_PREFIXES, ObjectKey, Zone
+from labmesh_dagster.core.text import clean_text, is_clean_text
 
-REASON_SUFFIX = ".labmesh-reason.json"
+# Moving a file into quarantine writes (and syncs) a note; a tick does at most this many
+# so that a folder of thousands of misnamed files cannot push it past the sensor timeout.
+QUARANTINE_PER_TICK = 200
 
 
 @dataclass
@@ -27,6 +33,8 @@ class LandingPlan:
     ready: dict[str, list[ObjectInfo]] = field(default_factory=dict)
     waiting: list[tuple[ObjectInfo, str]] = field(default_factory=list)
     quarantine: list[tuple[ObjectInfo, str]] = field(default_factory=list)
+    # Unregistered experiments with files waiting, and when they were first seen.
+    unknown_first_seen: dict[str, datetime] = field(default_factory=dict)
 
 
 def plan_landing(
@@ -36,50 +44,61 @@ def plan_landing(
     now: datetime,
     settle_seconds: float,
     unknown_grace_seconds: float,
+    unknown_first_seen: Mapping[str, datetime] | None = None,
 ) -> LandingPlan:
     """Sort landing objects.
 
     A file is ready once it has not changed for ``settle_seconds`` (instruments
-    write for a while). A file for an experiment the catalog does not know yet
-    waits ``unknown_grace_seconds``, since data often arrives before the ELN
-    entry is processed, and is quarantined after that.
+    write for a while). Files of an experiment the catalog does not know yet
+    wait ``unknown_grace_seconds`` from when that experiment was first seen in
+    landing, since data often arrives before the ELN entry is processed, and
+    are quarantined after that.
     """
+    seen_before = unknown_first_seen or {}
     plan = LandingPlan()
     for info in objects:
-        if info.key.first_segment == QUARANTINE_PREFIX:
+        if info.key.first_segment in RESERVED_PREFIXES:
             continue
-        age = (now - info.modified).total_seconds()
+        if not is_clean_text(info.key.key):
+            plan.quarantine.append((info, "the file name is not valid UTF-8"))
+            continue
         try:
             experiment_id = info.key.experiment_id
         except InvalidExperimentId as exc:
             plan.quarantine.append((info, str(exc)))
             continue
-        if age < settle_seconds:
+        if info.key.is_labmesh_internal:
+            plan.quarantine.append((info, f"'{info.key.relative_path}' is reserved for labmesh's own files"))
+        elif (now - info.modified).total_seconds() < settle_seconds:
             plan.waiting.append((info, "still being written"))
         elif is_registered(experiment_id):
             plan.ready.setdefault(experiment_id, []).append(info)
-        elif age < unknown_grace_seconds:
-            plan.waiting.append((info, f"experiment {experiment_id} is not registered yet"))
         else:
-            plan.quarantine.append(
-                (
-                    info,
-                    f"experiment {experiment_id} is not registered (no ELN record after {unknown_grace_seconds:g} s)",
-                )
-            )
+            first_seen = plan.unknown_first_seen.setdefault(experiment_id, seen_before.get(experiment_id, now))
+            if (now - first_seen).total_seconds() < unknown_grace_seconds:
+                plan.waiting.append((info, f"experiment {experiment_id} is not registered yet"))
+            else:
+                waited = f"no ELN record after {unknown_grace_seconds:g} s"
+                plan.quarantine.append((info, f"experiment {experiment_id} is not registered ({waited})"))
     return plan
 
 
 def batch_fingerprint(objects: Iterable[ObjectInfo]) -> str:
-    """Identifies a set of landing files: the same files give the same run key."""
+    """Identifies a set of files: the same files, unchanged, give the same run key."""
     digest = hashlib.sha256()
     for info in sorted(objects, key=lambda item: item.key):
-        digest.update(f"{info.key}\0{info.etag}\n".encode())
+        digest.update(f"{info.key}\0{info.size}\0{info.etag}\n".encode("utf-8", "surrogateescape"))
     return digest.hexdigest()[:16]
 
 
 def quarantine_key(key: ObjectKey) -> ObjectKey:
     return ObjectKey(Zone.LANDING, f"{QUARANTINE_PREFIX}/{key.key}")
+
+
+def note_key(quarantined: ObjectKey) -> ObjectKey:
+    """Where the note about a quarantined object is kept: a separate tree, so no data file can collide with it."""
+    relative = quarantined.key.split("/", 1)[1]
+    return ObjectKey(Zone.LANDING, f"{QUARANTINE_NOTES_PREFIX}/{relative}.json")
 
 
 def quarantine_object(
@@ -102,7 +121,8 @@ def quarantine_object(
         "size": info.size,
         "quarantined_at": (now or datetime.now(UTC)).isoformat(timespec="seconds"),
     }
-    store.put(ObjectKey(Zone.LANDING, target.key + REASON_SUFFIX), json.dumps(note, indent=2).encode("utf-8"))
+    # ensure_ascii keeps names that are not valid UTF-8 (lone surrogates) writable.
+    store.put(note_key(target), json.dumps(note, indent=2, ensure_ascii=True).encode("ascii"))
     try:
         store.move(info.key, target)
     except ObjectNotFound:
@@ -123,20 +143,16 @@ class QuarantinedObject:
 
 def list_quarantine(store: ObjectStore) -> list[QuarantinedObject]:
     """Everything in quarantine, with its reason, for `labmesh status`."""
-    objects = list(store.list(Zone.LANDING, QUARANTINE_PREFIX + "/"))
-    notes = {info.key.key[: -len(REASON_SUFFIX)]: info for info in objects if info.key.key.endswith(REASON_SUFFIX)}
     found = []
-    for info in objects:
-        if info.key.key.endswith(REASON_SUFFIX):
-            continue
+    for info in store.list(Zone.LANDING, QUARANTINE_PREFIX + "/"):
         note: dict[str, str] = {}
-        if info.key.key in notes:
-            note = json.loads(store.read_bytes(notes[info.key.key].key))
+        with contextlib.suppress(ObjectNotFound, ValueError):  # a lost note must not hide the file
+            note = json.loads(store.read_bytes(note_key(info.key)))
         found.append(
             QuarantinedObject(
                 key=info.key,
-                original_key=note.get("original_key", "?"),
-                reason=note.get("reason", "no reason recorded"),
+                original_key=clean_text(note.get("original_key", "?")),
+                reason=clean_text(note.get("reason", "no reason recorded")),
                 quarantined_at=note.get("quarantined_at", ""),
                 size=info.size,
             )

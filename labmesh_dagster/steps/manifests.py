@@ -12,12 +12,14 @@ import hashlib
 import json
 import re
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from typing import BinaryIO
 
 from labmesh_dagster.connectors.store.base import READ_CHUNK, ObjectInfo, ObjectStore
 from labmesh_dagster.core.errors import ObjectNotFound
 from labmesh_dagster.core.keys import ObjectKey, Zone, manifest_key
 from labmesh_dagster.core.manifest import Manifest, ManifestEntry
+from labmesh_dagster.core.text import clean_data, clean_text
 from labmesh_dagster.extract import extract
 
 
@@ -73,12 +75,12 @@ def describe_object(
         sha256=sha256,
         format=extraction.format,
         created=info.modified.isoformat(),
-        metadata=extraction.metadata,
+        metadata=clean_data(extraction.metadata),
         sample_ids=samples_in_path(info.key.relative_path, sample_ids),
         error=error,
         derived_from=derived_from,
         source_sha256=source_sha256,
-        text=extraction.text,
+        text=clean_text(extraction.text),
     )
 
 
@@ -145,3 +147,14 @@ def write_manifest(store: ObjectStore, manifest: Manifest) -> ObjectKey:
         pass
     store.put(key, content)
     return key
+
+
+def inherit_samples(manifest: Manifest, upstream: Manifest) -> Manifest:
+    """A derived file belongs to the samples of the files it was made from, as well as those its name gives."""
+    samples_of = {entry.key: entry.sample_ids for entry in upstream.entries}
+    entries = []
+    for entry in manifest.entries:
+        inherited = [sample for source in entry.derived_from for sample in samples_of.get(source, ())]
+        combined = tuple(dict.fromkeys([*entry.sample_ids, *inherited]))
+        entries.append(entry if combined == entry.sample_ids else replace(entry, sample_ids=combined))
+    return Manifest.build(manifest.experiment_id, manifest.zone, entries)

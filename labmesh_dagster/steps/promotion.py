@@ -1,17 +1,29 @@
 """Step 4 of the flow: promoting landing files to the raw zone, verified.
 
-The rule that matters: nothing leaves landing until its copy in raw has been
-read back and its sha256 matches the landing object's. A mismatch keeps the
-landing object and is reported for that file alone; the other files go on.
+The rules that matter:
+- nothing leaves landing until its copy in raw has been read back and its
+  sha256 matches the landing object's; a mismatch keeps the landing object,
+  removes the unverified copy and is reported for that file alone;
+- raw is never overwritten: a file delivered again with the same content is
+  simply verified and cleared from landing, while a different file under a name
+  raw already holds is a conflict for a person to resolve, quarantined with a
+  reason (the raw file stays as it was);
+- only settled files are taken, so a file an instrument is still writing is
+  left for a later run.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 
-from labmesh_dagster.connectors.store.base import ObjectStore
-from labmesh_dagster.core.errors import ChecksumMismatch, ObjectNotFound
-from labmesh_dagster.core.keys import ObjectKey, Zone
+from labmesh_dagster.connectors.store.base import ObjectInfo, ObjectStore
+from labmesh_dagster.core.errors import ChecksumMismatch, LabmeshError, ObjectNotFound
+from labmesh_dagster.core.keys import ObjectKey, Zone, experiment_prefix
+
+
+class RawConflict(LabmeshError):
+    """Raw already holds a different file under this name; raw is never overwritten."""
 
 
 @dataclass(frozen=True)
@@ -19,6 +31,7 @@ class Promotion:
     source: ObjectKey
     destination: ObjectKey
     sha256: str
+    already_in_raw: bool = False
 
 
 @dataclass(frozen=True)
@@ -31,18 +44,38 @@ class PromotionFailure:
 class PromotionReport:
     promoted: list[Promotion] = field(default_factory=list)
     failed: list[PromotionFailure] = field(default_factory=list)
+    conflicts: list[tuple[ObjectInfo, str]] = field(default_factory=list)
+    not_settled: list[ObjectKey] = field(default_factory=list)
 
     def source_checksums(self) -> dict[str, str]:
         """Raw key -> the landing sha256 it was verified against."""
         return {str(item.destination): item.sha256 for item in self.promoted}
 
 
+def _delete_if_unchanged(store: ObjectStore, source: ObjectKey, before: ObjectInfo) -> None:
+    try:
+        if store.stat(source).etag != before.etag:
+            # Rewritten while we worked: keep it; the sensor sees it again and it is promoted then.
+            raise ChecksumMismatch(str(source), "(as copied)", "landing object changed during promotion")
+    except ObjectNotFound:
+        return
+    store.delete(source)
+
+
 def promote_file(store: ObjectStore, source: ObjectKey) -> Promotion | None:
-    """Copy, verify, then delete one landing file; None if another run already took it."""
+    """Copy, verify, then delete one landing file; None if another run already took it.
+
+    Raises `ChecksumMismatch` (landing kept, no raw copy left) or `RawConflict`.
+    """
     destination = source.in_zone(Zone.RAW)
     try:
         before = store.stat(source)
         expected = store.sha256(source)
+        if store.exists(destination):
+            if store.sha256(destination) != expected:
+                raise RawConflict(f"raw already holds a different file named {destination}; raw is never overwritten")
+            _delete_if_unchanged(store, source, before)
+            return Promotion(source, destination, expected, already_in_raw=True)
         store.copy(source, destination)
     except ObjectNotFound:
         return None
@@ -51,23 +84,25 @@ def promote_file(store: ObjectStore, source: ObjectKey) -> Promotion | None:
         # An unverified copy is not data: remove it so it is never cataloged; landing keeps the original.
         store.delete(destination)
         raise ChecksumMismatch(str(source), expected, actual)
-    try:
-        if store.stat(source).etag != before.etag:
-            # Rewritten while we copied: keep it; the sensor sees it again and promotes the new version.
-            raise ChecksumMismatch(str(source), expected, "landing object changed during promotion")
-    except ObjectNotFound:
-        return Promotion(source, destination, expected)
-    store.delete(source)
+    _delete_if_unchanged(store, source, before)
     return Promotion(source, destination, expected)
 
 
-def promote_experiment(store: ObjectStore, experiment_id: str) -> PromotionReport:
-    """Promote every file currently in the experiment's landing folder."""
+def promote_experiment(store: ObjectStore, experiment_id: str, *, settled_before: datetime) -> PromotionReport:
+    """Promote every settled file in the experiment's landing folder; one bad file never stops the others."""
     report = PromotionReport()
-    for info in list(store.list(Zone.LANDING, f"{experiment_id}/")):
+    for info in list(store.list(Zone.LANDING, experiment_prefix(experiment_id))):
+        if info.key.is_labmesh_internal:
+            continue  # the landing sensor quarantines these
+        if info.modified > settled_before:
+            report.not_settled.append(info.key)
+            continue
         try:
             promotion = promote_file(store, info.key)
-        except (ChecksumMismatch, OSError) as exc:
+        except RawConflict as exc:
+            report.conflicts.append((info, str(exc)))
+            continue
+        except (LabmeshError, OSError) as exc:
             report.failed.append(PromotionFailure(info.key, str(exc)))
             continue
         if promotion:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from labmesh_dagster.connectors.catalog.base import DatasetRecord
 from labmesh_dagster.connectors.store.base import ObjectStore
 from labmesh_dagster.core.errors import ObjectNotFound
@@ -9,20 +11,31 @@ from labmesh_dagster.core.keys import ObjectKey
 from labmesh_dagster.core.manifest import Manifest
 
 
-def raw_checksum_problems(store: ObjectStore, manifest: Manifest) -> list[str]:
-    """Every raw file must still hash to the landing checksum it was promoted with."""
+def raw_checksum_problems(store: ObjectStore, manifest: Manifest, *, reread: Mapping[str, str]) -> list[str]:
+    """Raw files must match the landing checksums they were promoted with.
+
+    Files in ``reread`` (promoted in this run, raw key -> landing sha256) are
+    read back in full; every other file is checked for presence, size and a
+    recorded landing checksum only, so that a new delivery does not re-read
+    terabytes promoted earlier.
+    """
     problems = []
     for entry in manifest.entries:
         if not entry.source_sha256:
             problems.append(f"{entry.key}: no landing checksum recorded (not promoted by labmesh)")
             continue
+        key = ObjectKey.parse(entry.key)
         try:
-            actual = store.sha256(ObjectKey.parse(entry.key))
+            info = store.stat(key)
+            actual = store.sha256(key) if entry.key in reread else entry.sha256
         except ObjectNotFound:
             problems.append(f"{entry.key}: missing from the raw zone")
             continue
-        if actual != entry.source_sha256:
-            problems.append(f"{entry.key}: sha256 {actual} differs from landing {entry.source_sha256}")
+        expected = reread.get(entry.key, entry.source_sha256)
+        if info.size != entry.size:
+            problems.append(f"{entry.key}: {info.size} bytes in raw, {entry.size} in the manifest")
+        elif actual != expected:
+            problems.append(f"{entry.key}: sha256 {actual} differs from landing {expected}")
     return problems
 
 

@@ -64,7 +64,7 @@ def test_every_record_shape_is_read(records_dir: Path, eln: FolderEln) -> None:
 
     assert sorted(record.id for record in poll.records) == [f"EXP-{n}" for n in range(1, 9)]
     assert poll.errors == ()
-    assert poll.complete and not poll.unchanged
+    assert not poll.unchanged
     assert {record.id: record.created for record in poll.records}["EXP-3"] == "2024-03-01"
 
 
@@ -158,7 +158,7 @@ def test_poll_is_unchanged_with_the_same_cursor_while_nothing_changed(records_di
     assert again.unchanged
     assert again.cursor == first.cursor
     assert again.records == () and again.errors == ()
-    assert not again.complete
+    assert again.records == ()
 
 
 def test_poll_reads_everything_again_after_an_edit(records_dir: Path, eln: FolderEln) -> None:
@@ -170,7 +170,7 @@ def test_poll_reads_everything_again_after_an_edit(records_dir: Path, eln: Folde
     os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 1_000_000_000))
     after = eln.poll(first.cursor)
 
-    assert not after.unchanged and after.complete
+    assert not after.unchanged
     assert after.cursor != first.cursor
     assert {record.id: record.title for record in after.records} == {
         "EXP-1": "After, with a longer title",
@@ -215,7 +215,7 @@ def test_ignored_files_do_not_change_the_cursor(records_dir: Path, eln: FolderEl
 def test_a_missing_records_folder_is_an_empty_eln(tmp_path: Path) -> None:
     poll = FolderEln(tmp_path / "nowhere", tmp_path / "outbox").poll(None)
 
-    assert poll.records == () and poll.errors == () and poll.complete
+    assert poll.records == () and poll.errors == ()
 
 
 def test_fetch_returns_the_current_record(records_dir: Path, eln: FolderEln) -> None:

@@ -4,8 +4,9 @@ Pinned here: put/stat/open/read round-trip; `list` yields every object under a
 string prefix (S3 semantics: ``EXP-1`` also matches ``EXP-10``), in key order,
 through nested folders, and never the ``.tmp`` folder (it sits beside the
 zones); a put is atomic and leaves no temporary file; copy duplicates content;
-delete is idempotent, tidies emptied sub-folders and keeps the experiment
-folder; provision creates the experiment's folder in all four zones and returns
+delete is idempotent and leaves emptied folders in place (an instrument may be
+about to write into them); only regular files are objects (symlinks and FIFOs
+are never listed); provision creates the experiment's folder in all four zones and returns
 ``file://`` URIs; keys with spaces, unicode, ``+`` and ``%`` work; a symlink
 that leads out of the zone is refused with `InvalidObjectKey`.
 """
@@ -181,7 +182,7 @@ def test_copying_a_missing_object_is_not_found(store: LocalObjectStore) -> None:
         store.copy(ObjectKey(Zone.LANDING, "EXP-1/missing"), raw("EXP-1/missing"))
 
 
-def test_move_renames_the_object_and_tidies_the_folder_it_left(store: LocalObjectStore) -> None:
+def test_move_renames_the_object_and_keeps_the_folder_it_left(store: LocalObjectStore) -> None:
     source = ObjectKey(Zone.LANDING, "EXP-1/run/lane1/a.txt")
     store.put(source, b"data")
     inode = (store.root / "landing" / "EXP-1" / "run" / "lane1" / "a.txt").stat().st_ino
@@ -192,8 +193,7 @@ def test_move_renames_the_object_and_tidies_the_folder_it_left(store: LocalObjec
     assert (store.root / "landing" / "_quarantine" / "EXP-1" / "run" / "lane1" / "a.txt").stat().st_ino == inode
     assert not store.exists(source)
     assert keys(store, Zone.LANDING) == ["_quarantine/EXP-1/run/lane1/a.txt"]
-    assert (store.root / "landing" / "EXP-1").is_dir()
-    assert not (store.root / "landing" / "EXP-1" / "run").exists()
+    assert (store.root / "landing" / "EXP-1" / "run" / "lane1").is_dir()
 
 
 def test_moving_a_missing_object_is_not_found(store: LocalObjectStore) -> None:
@@ -212,20 +212,25 @@ def test_delete_is_idempotent(store: LocalObjectStore) -> None:
     assert not store.exists(raw("EXP-1/a.txt"))
 
 
-def test_delete_tidies_emptied_sub_folders_but_keeps_the_experiment_folder(store: LocalObjectStore) -> None:
+def test_delete_leaves_emptied_folders_for_instruments_still_writing(store: LocalObjectStore) -> None:
     store.put(raw("EXP-1/run/lane1/a.txt"), b"x")
-    store.put(raw("EXP-1/run/b.txt"), b"x")
 
     store.delete(raw("EXP-1/run/lane1/a.txt"))
 
-    experiment = store.root / "raw" / "EXP-1"
-    assert not (experiment / "run" / "lane1").exists()
-    assert (experiment / "run" / "b.txt").is_file()
+    assert (store.root / "raw" / "EXP-1" / "run" / "lane1").is_dir()
+    assert keys(store) == []
 
-    store.delete(raw("EXP-1/run/b.txt"))
 
-    assert experiment.is_dir()
-    assert list(experiment.iterdir()) == []
+def test_symlinks_and_fifos_are_not_objects(store: LocalObjectStore, tmp_path: Path) -> None:
+    folder = store.root / "landing" / "EXP-1"
+    folder.mkdir(parents=True)
+    (tmp_path / "outside.txt").write_text("secret")
+    (folder / "link.txt").symlink_to(tmp_path / "outside.txt")
+    os.mkfifo(folder / "pipe")
+    store.put(ObjectKey(Zone.LANDING, "EXP-1/real.txt"), b"x")
+
+    assert keys(store, Zone.LANDING) == ["EXP-1/real.txt"]
+    assert not store.exists(ObjectKey(Zone.LANDING, "EXP-1/pipe"))
 
 
 def test_deleting_a_loose_file_at_the_zone_root_keeps_the_zone(store: LocalObjectStore) -> None:

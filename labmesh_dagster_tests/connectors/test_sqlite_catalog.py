@@ -251,6 +251,16 @@ def test_the_sample_facet_matches_whole_sample_ids(lab_catalog: SqliteCatalog) -
     assert found(lab_catalog.search(SearchQuery(sample="s10"))) == [("EXP-2", "processed")]
 
 
+def test_the_sample_facet_does_not_match_a_longer_id_that_starts_the_same(tmp_path) -> None:
+    catalog = SqliteCatalog(tmp_path / "catalog.sqlite")
+    catalog.upsert_experiment(experiment(samples=["LIV-01-B", "north core A"]), LOCATIONS)
+
+    assert catalog.search(SearchQuery(sample="LIV-01")) == []
+    assert found(catalog.search(SearchQuery(sample="liv-01-b"))) == [("EXP-1", None)]
+    assert found(catalog.search(SearchQuery(sample="north core A"))) == [("EXP-1", None)]
+    assert catalog.search(SearchQuery(sample="core")) == []
+
+
 @pytest.mark.parametrize(
     ("facet", "value", "expected"),
     [
@@ -318,7 +328,7 @@ def test_user_input_is_quoted_so_it_is_never_read_as_syntax(lab_catalog: SqliteC
 def test_the_fts_expression_quotes_each_term_and_facet() -> None:
     query = SearchQuery(text='skin a"b OR', sample="S-001", format="fastq")
 
-    assert fts_expression(query) == '"skin" AND "a""b" AND "OR" AND samples : "S-001" AND file_format : "fastq"'
+    assert fts_expression(query) == '"skin" AND "a""b" AND "OR" AND file_format : "fastq"'  # samples: exact SQL filter
     assert fts_expression(SearchQuery()) is None
     assert fts_expression(SearchQuery(text='" ""')) is None
 

@@ -132,10 +132,10 @@ def test_in_zone_keeps_the_key_and_changes_the_zone() -> None:
 
 
 def test_experiment_prefix_ends_with_a_slash_so_exp_1_does_not_match_exp_10() -> None:
-    assert experiment_prefix(Zone.RAW, "EXP-1") == "EXP-1/"
-    assert not "EXP-10/a".startswith(experiment_prefix(Zone.RAW, "EXP-1"))
+    assert experiment_prefix("EXP-1") == "EXP-1/"
+    assert not "EXP-10/a".startswith(experiment_prefix("EXP-1"))
     with pytest.raises(InvalidExperimentId):
-        experiment_prefix(Zone.RAW, "..")
+        experiment_prefix("..")
 
 
 def test_keys_are_hashable_ordered_values() -> None:

@@ -66,7 +66,7 @@ def test_landing_files_without_a_valid_registered_experiment_are_quarantined_not
     assert "not inside an experiment folder" in quarantined["landing/loose-file.fastq"].reason
     assert "UNKNOWN-9 is not registered" in quarantined["landing/UNKNOWN-9/reads.fastq"].reason
     assert all(lab.store.read_bytes(item.key) == b"@r\nACGT\n+\nIIII\n" for item in quarantined.values())
-    assert [key for key in lab.keys(Zone.LANDING) if not key.startswith("_quarantine/")] == []
+    assert [key for key in lab.keys(Zone.LANDING) if not key.startswith("_quarantine")] == []
 
     assert lab.run_sensor("landing_sensor") == []  # quarantine is not picked up again
 

@@ -26,11 +26,11 @@ from labmesh_dagster.connectors.store.local import LocalObjectStore
 from labmesh_dagster.core.errors import ChecksumMismatch
 from labmesh_dagster.core.keys import ObjectKey, Zone
 from labmesh_dagster.steps.landing import (
-    REASON_SUFFIX,
     LandingPlan,
     QuarantinedObject,
     batch_fingerprint,
     list_quarantine,
+    note_key,
     plan_landing,
     quarantine_key,
     quarantine_object,
@@ -74,15 +74,37 @@ def test_a_file_younger_than_the_settle_time_is_still_being_written() -> None:
     assert result.waiting == [(young, "still being written"), (from_the_future, "still being written")]
 
 
-def test_a_file_of_an_unknown_experiment_waits_out_the_grace_time_then_is_quarantined() -> None:
-    early = landed("EXP-9/a.fastq", 60)
-    late = landed("EXP-9/b.fastq", GRACE)
+def test_files_of_an_unknown_experiment_wait_out_the_grace_time_from_first_sight_then_are_quarantined() -> None:
+    # Times kept by the copy (cp -p, rsync -a, DataSync) say nothing of when labmesh first saw the folder.
+    old_copy = landed("EXP-9/a.fastq", 10 * GRACE)
 
-    result = plan([early, late])
+    first = plan([old_copy])
+    assert first.waiting == [(old_copy, "experiment EXP-9 is not registered yet")]
+    assert first.quarantine == [] and first.unknown_first_seen == {"EXP-9": NOW}
 
-    assert result.waiting == [(early, "experiment EXP-9 is not registered yet")]
-    assert result.quarantine == [(late, "experiment EXP-9 is not registered (no ELN record after 900 s)")]
-    assert result.ready == {}
+    seen = {"EXP-9": NOW - timedelta(seconds=GRACE)}
+    later = plan_landing(
+        [old_copy],
+        frozenset().__contains__,
+        now=NOW,
+        settle_seconds=SETTLE,
+        unknown_grace_seconds=GRACE,
+        unknown_first_seen=seen,
+    )
+    assert later.quarantine == [(old_copy, "experiment EXP-9 is not registered (no ELN record after 900 s)")]
+    assert later.ready == {} and later.waiting == []
+
+
+def test_labmesh_s_own_folder_and_names_that_are_not_utf8_are_quarantined() -> None:
+    internal = landed("EXP-1/_labmesh/manifest.json", 60)
+    undecodable = landed("EXP-1/r\udcff.fastq", 60)
+
+    result = plan([internal, undecodable])
+
+    assert [reason for _, reason in result.quarantine] == [
+        "'_labmesh/manifest.json' is reserved for labmesh's own files",
+        "the file name is not valid UTF-8",
+    ]
 
 
 def test_a_file_outside_any_valid_experiment_folder_is_quarantined_at_once() -> None:
@@ -100,7 +122,7 @@ def test_a_file_outside_any_valid_experiment_folder_is_quarantined_at_once() -> 
 
 
 def test_files_already_in_quarantine_are_left_alone() -> None:
-    result = plan([landed("_quarantine/bad id/reads.fastq", 3600), landed("_quarantine/x" + REASON_SUFFIX, 3600)])
+    result = plan([landed("_quarantine/bad id/reads.fastq", 3600), landed("_quarantine-notes/x.json", 3600)])
 
     assert result.ready == {} and result.waiting == [] and result.quarantine == []
 
@@ -155,7 +177,8 @@ def test_quarantine_moves_the_file_aside_with_a_note_saying_why(store: LocalObje
     assert target == quarantine_key(info.key)
     assert not store.exists(info.key)
     assert store.read_bytes(target) == b"@r\nACGT\n+\nIIII\n"
-    note = json.loads(store.read_bytes(ObjectKey(Zone.LANDING, target.key + REASON_SUFFIX)))
+    note = json.loads(store.read_bytes(note_key(target)))
+    assert note_key(target).key == "_quarantine-notes/bad id/reads.fastq.json"
     assert note == {
         "original_key": "landing/bad id/reads.fastq",
         "reason": "invalid experiment id 'bad id'",
@@ -235,10 +258,10 @@ def test_quarantine_works_by_rename_and_by_verified_copy(tmp_path: Path, store_c
 
     assert landing_contents(store) == {
         "_quarantine/bad id/run/reads.fastq": b"data",
-        "_quarantine/bad id/run/reads.fastq" + REASON_SUFFIX: ANY,
+        "_quarantine-notes/bad id/run/reads.fastq.json": ANY,
     }
     assert target.key == "_quarantine/bad id/run/reads.fastq"
-    assert not (store.root / "landing" / "bad id" / "run").exists()
+    assert not store.exists(info.key)
 
 
 def test_a_copy_that_does_not_verify_keeps_the_original_and_leaves_no_damaged_copy(tmp_path: Path) -> None:

@@ -5,13 +5,18 @@ reported with the landing sha256 it was verified against; a copy whose
 checksum differs keeps the landing file, removes the unverified raw copy and
 fails that file alone while the others go on; a file that vanishes mid-way
 (another run took it) is skipped, not failed; a landing file rewritten during
-its promotion is kept so the new version is promoted later.
+its promotion is kept so the new version is promoted later; raw is never
+overwritten (the same content delivered again is cleared from landing, a
+different file under the same name is a conflict and raw stays as it was);
+files younger than the settle time are left in landing.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -21,6 +26,8 @@ from labmesh_dagster.connectors.store.local import LocalObjectStore
 from labmesh_dagster.core.errors import ChecksumMismatch
 from labmesh_dagster.core.keys import ObjectKey, Zone
 from labmesh_dagster.steps.promotion import Promotion, promote_experiment, promote_file
+
+LATER = datetime.now(UTC) + timedelta(days=1)
 
 
 def sha(content: bytes) -> str:
@@ -65,7 +72,7 @@ def test_promoting_an_experiment_moves_all_its_files_and_no_one_elses(store: Loc
         store.put(landing(key), content)
     store.put(landing("EXP-10/other.fastq"), b"not mine")
 
-    report = promote_experiment(store, "EXP-1")
+    report = promote_experiment(store, "EXP-1", settled_before=LATER)
 
     assert report.failed == []
     assert [item.source.key for item in report.promoted] == sorted(files)
@@ -75,7 +82,7 @@ def test_promoting_an_experiment_moves_all_its_files_and_no_one_elses(store: Loc
 
 
 def test_an_experiment_with_nothing_in_landing_promotes_nothing(store: LocalObjectStore) -> None:
-    report = promote_experiment(store, "EXP-1")
+    report = promote_experiment(store, "EXP-1", settled_before=LATER)
 
     assert report.promoted == [] and report.failed == []
 
@@ -110,7 +117,7 @@ def test_a_failed_file_is_reported_alone_and_the_others_are_promoted(tmp_path: P
     store.put(landing("EXP-1/reads.bad"), b"the real reads")
     store.put(landing("EXP-1/z.fastq"), b"z")
 
-    report = promote_experiment(store, "EXP-1")
+    report = promote_experiment(store, "EXP-1", settled_before=LATER)
 
     assert [item.source.key for item in report.promoted] == ["EXP-1/a.fastq", "EXP-1/z.fastq"]
     [failure] = report.failed
@@ -135,7 +142,7 @@ def test_a_file_that_vanishes_mid_way_is_skipped_not_failed(tmp_path: Path) -> N
     store.put(landing("EXP-1/a.fastq"), b"a")
     store.put(landing("EXP-1/taken.fastq"), b"t")
 
-    report = promote_experiment(store, "EXP-1")
+    report = promote_experiment(store, "EXP-1", settled_before=LATER)
 
     assert [item.source.key for item in report.promoted] == ["EXP-1/a.fastq"]
     assert report.failed == []
@@ -184,3 +191,49 @@ def test_a_promotion_finished_by_another_run_still_counts(tmp_path: Path) -> Non
 
     assert promotion is not None and promotion.sha256 == sha(b"reads")
     assert store.read_bytes(raw("EXP-1/reads.fastq")) == b"reads"
+
+
+def test_files_still_being_written_are_left_in_landing(store: LocalObjectStore) -> None:
+    store.put(landing("EXP-1/old.fastq"), b"old")
+    store.put(landing("EXP-1/new.fastq"), b"new")
+    old_time = (datetime.now(UTC) - timedelta(minutes=5)).timestamp()
+    os.utime(store.path(landing("EXP-1/old.fastq")), (old_time, old_time))
+
+    report = promote_experiment(store, "EXP-1", settled_before=datetime.now(UTC) - timedelta(minutes=1))
+
+    assert [p.source.key for p in report.promoted] == ["EXP-1/old.fastq"]
+    assert report.not_settled == [landing("EXP-1/new.fastq")]
+    assert keys(store, Zone.LANDING) == ["EXP-1/new.fastq"]
+
+
+def test_the_same_file_delivered_again_is_verified_and_cleared_from_landing(store: LocalObjectStore) -> None:
+    store.put(landing("EXP-1/S1.fastq"), b"reads")
+    promote_experiment(store, "EXP-1", settled_before=LATER)
+    store.put(landing("EXP-1/S1.fastq"), b"reads")
+
+    report = promote_experiment(store, "EXP-1", settled_before=LATER)
+
+    assert [(p.source.key, p.already_in_raw) for p in report.promoted] == [("EXP-1/S1.fastq", True)]
+    assert keys(store, Zone.LANDING) == [] and store.read_bytes(raw("EXP-1/S1.fastq")) == b"reads"
+
+
+def test_a_different_file_under_a_name_raw_already_holds_never_overwrites_raw(store: LocalObjectStore) -> None:
+    store.put(landing("EXP-1/S1.fastq"), b"first delivery")
+    promote_experiment(store, "EXP-1", settled_before=LATER)
+    store.put(landing("EXP-1/S1.fastq"), b"second, different delivery")
+
+    report = promote_experiment(store, "EXP-1", settled_before=LATER)
+
+    assert report.promoted == [] and report.failed == []
+    [(info, reason)] = report.conflicts
+    assert info.key == landing("EXP-1/S1.fastq") and "raw is never overwritten" in reason
+    assert store.read_bytes(raw("EXP-1/S1.fastq")) == b"first delivery"
+    assert store.read_bytes(landing("EXP-1/S1.fastq")) == b"second, different delivery"
+
+
+def test_labmesh_internal_landing_paths_are_never_promoted(store: LocalObjectStore) -> None:
+    store.put(landing("EXP-1/_labmesh/manifest.json"), b"{}")
+
+    report = promote_experiment(store, "EXP-1", settled_before=LATER)
+
+    assert report.promoted == [] and keys(store, Zone.LANDING) == ["EXP-1/_labmesh/manifest.json"]

@@ -31,6 +31,7 @@ from labmesh_dagster.connectors.catalog.base import (
 )
 from labmesh_dagster.core.experiment import ExperimentRecord
 from labmesh_dagster.core.manifest import Manifest, ManifestEntry
+from labmesh_dagster.core.text import clean_text
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS experiments (
@@ -89,14 +90,23 @@ CREATE VIRTUAL TABLE IF NOT EXISTS search_index USING fts5(
 """
 
 # Facet filters become FTS5 column filters, so they match whole tokens
-# case-insensitively ("S-001" matches sample "s-001" but not "S-0011").
+# case-insensitively. Samples are matched exactly besides (see `search`).
 _FACET_COLUMNS = {
-    "sample": "samples",
     "group": "lab_group",
     "platform": "platform",
     "format": "file_format",
     "file_name": "file_name",
 }
+
+
+# Sample ids are stored between unit separators: the tokenizer treats it as a word break,
+# and an exact match can look for "\x1fID\x1f" without tripping over ids that contain spaces.
+_SAMPLE_SEPARATOR = "\x1f"
+
+
+def _sample_list(sample_ids: Iterable[str]) -> str:
+    ids = [clean_text(sample_id) for sample_id in sample_ids]
+    return _SAMPLE_SEPARATOR + _SAMPLE_SEPARATOR.join(ids) + _SAMPLE_SEPARATOR if ids else ""
 
 
 def _now() -> str:
@@ -308,8 +318,8 @@ class SqliteCatalog(Catalog):
             ]
             if part
         )
-        experiment_samples = " ".join(record.sample_ids)
-        common = (experiment_text, record.group or "", record.platform or "")
+        experiment_samples = _sample_list(record.sample_ids)
+        common = (clean_text(experiment_text), record.group or "", record.platform or "")
         db.execute(
             """INSERT INTO search_index
                (experiment_id, dataset, file_key, created, experiment, samples, lab_group, platform,
@@ -323,8 +333,8 @@ class SqliteCatalog(Catalog):
             entry = ManifestEntry.from_dict(json.loads(file["entry"]))
             # A file with no sample of its own (a run summary, say) belongs to
             # the whole experiment, so it is found under each of its samples.
-            samples = " ".join(entry.sample_ids) or experiment_samples
-            content = " ".join([entry.key, entry.text, " ".join(_flatten(entry.metadata))])
+            samples = _sample_list(entry.sample_ids) if entry.sample_ids else experiment_samples
+            content = clean_text(" ".join([entry.key, entry.text, " ".join(_flatten(entry.metadata))]))
             db.execute(
                 """INSERT INTO search_index
                    (experiment_id, dataset, file_key, created, experiment, samples, lab_group, platform,
@@ -338,7 +348,7 @@ class SqliteCatalog(Catalog):
                     *common[:1],
                     samples,
                     *common[1:],
-                    entry.name,
+                    clean_text(entry.name),
                     entry.format,
                     content,
                 ),
@@ -353,6 +363,10 @@ class SqliteCatalog(Catalog):
         if query.experiment:
             clauses.append("s.experiment_id = ?")
             params.append(query.experiment)
+        if query.sample:
+            # Exact and whole: "LIV-01" must not find "LIV-01-B" (ASCII case-insensitive).
+            clauses.append("instr(lower(s.samples), lower(?)) > 0")
+            params.append(_sample_list([query.sample]))
         if query.since:
             clauses.append("s.created >= ?")
             params.append(query.since)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from labmesh_dagster.core.errors import RecordError
 from labmesh_dagster.core.experiment import ExperimentRecord
@@ -19,15 +19,13 @@ from labmesh_dagster.core.experiment import ExperimentRecord
 class ElnPoll:
     """What one poll found: readable records, unreadable ones, and where to resume.
 
-    ``complete`` says the records are every experiment the ELN has (a full scan)
-    rather than only those changed since the cursor.
+    ``unchanged`` says nothing changed since the cursor, so there is nothing to compare.
     """
 
     records: tuple[ExperimentRecord, ...] = ()
     errors: tuple[RecordError, ...] = ()
     cursor: str | None = None
-    complete: bool = False
-    unchanged: bool = field(default=False)
+    unchanged: bool = False
 
 
 class ElnSource(ABC):

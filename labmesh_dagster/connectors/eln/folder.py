@@ -21,6 +21,7 @@ from labmesh_dagster.connectors.eln.base import ElnPoll, ElnSource
 from labmesh_dagster.core.errors import ExperimentNotFound, RecordError
 from labmesh_dagster.core.experiment import ExperimentRecord, record_from_mapping
 from labmesh_dagster.core.ids import validate_experiment_id
+from labmesh_dagster.core.text import clean_text
 
 RECORD_SUFFIXES = (".json", ".yaml", ".yml")
 
@@ -34,10 +35,11 @@ def _load(path: Path) -> Any:
 
 def read_record_file(path: Path) -> tuple[list[ExperimentRecord], list[RecordError]]:
     """Every experiment in one file, and an error for each one that cannot be read."""
-    source = str(path)
+    source = clean_text(str(path))
     try:
         data = _load(path)
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, yaml.YAMLError) as exc:
+    except (OSError, ValueError, yaml.YAMLError) as exc:
+        # ValueError covers bad JSON, bad UTF-8, impossible YAML dates and over-long JSON integers.
         return [], [RecordError(source, f"cannot be read: {exc}")]
     if isinstance(data, Mapping) and isinstance(data.get("experiments"), list):
         items = data["experiments"]
@@ -53,6 +55,8 @@ def read_record_file(path: Path) -> tuple[list[ExperimentRecord], list[RecordErr
             records.append(record_from_mapping(item, source=item_source))
         except RecordError as exc:
             errors.append(exc)
+        except Exception as exc:  # one odd record must not stop the others (nor the sensor tick)
+            errors.append(RecordError(item_source, f"cannot be normalised: {type(exc).__name__}: {exc}"))
     return records, errors
 
 
@@ -78,7 +82,7 @@ class FolderEln(ElnSource):
         digest = hashlib.sha256()
         for path in self._record_files():
             stat = path.stat()
-            digest.update(f"{path}\0{stat.st_mtime_ns}\0{stat.st_size}\n".encode())
+            digest.update(f"{path}\0{stat.st_mtime_ns}\0{stat.st_size}\n".encode("utf-8", "surrogateescape"))
         return digest.hexdigest()[:32]
 
     def poll(self, cursor: str | None) -> ElnPoll:
@@ -89,7 +93,7 @@ class FolderEln(ElnSource):
         if cursor == listing:
             return ElnPoll(cursor=listing, unchanged=True)
         records, errors = self._scan()
-        return ElnPoll(records=tuple(records), errors=tuple(errors), cursor=listing, complete=True)
+        return ElnPoll(records=tuple(records), errors=tuple(errors), cursor=listing)
 
     def _scan(self) -> tuple[list[ExperimentRecord], list[RecordError]]:
         records: dict[str, ExperimentRecord] = {}

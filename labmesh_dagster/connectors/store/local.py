@@ -8,8 +8,10 @@ zones on the same file system so that the rename is atomic.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import stat as statmod
 import tempfile
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
@@ -61,19 +63,23 @@ class LocalObjectStore(ObjectStore):
                 if not key.startswith(prefix):
                     continue
                 try:
-                    found.append((key, path.stat()))
+                    stat = path.lstat()
                 except FileNotFoundError:  # removed while we walked
                     continue
+                # Only regular files are objects: a symlink may point anywhere (even outside the
+                # store) and a FIFO would block its reader forever, so neither is ever taken.
+                if statmod.S_ISREG(stat.st_mode):
+                    found.append((key, stat))
         for key, stat in sorted(found):
             yield self._info(ObjectKey(zone, key), stat)
 
     def stat(self, key: ObjectKey) -> ObjectInfo:
         path = self.path(key)
         try:
-            stat = path.stat()
+            stat = path.lstat()
         except (FileNotFoundError, NotADirectoryError) as exc:
             raise ObjectNotFound(str(key)) from exc
-        if not path.is_file():
+        if not statmod.S_ISREG(stat.st_mode):
             raise ObjectNotFound(str(key))
         return self._info(key, stat)
 
@@ -114,31 +120,16 @@ class LocalObjectStore(ObjectStore):
 
     def move(self, source: ObjectKey, destination: ObjectKey) -> ObjectInfo:
         """A rename: atomic and instant on one file system, so a sensor can quarantine a huge file in its tick."""
+        self.stat(source)  # a regular file, or ObjectNotFound
         source_path, destination_path = self.path(source), self.path(destination)
-        if not source_path.is_file():
-            raise ObjectNotFound(str(source))
         destination_path.parent.mkdir(parents=True, exist_ok=True)
         os.replace(source_path, destination_path)
-        self._tidy(source)
         return self.stat(destination)
 
     def delete(self, key: ObjectKey) -> None:
-        try:
+        # Emptied folders are left in place: an instrument may be about to write into them.
+        with contextlib.suppress(NotADirectoryError, IsADirectoryError):  # no object has this key
             self.path(key).unlink(missing_ok=True)
-        except (NotADirectoryError, IsADirectoryError):
-            return  # no object has this key (a file or folder stands where its parent would be)
-        self._tidy(key)
-
-    def _tidy(self, key: ObjectKey) -> None:
-        """Remove sub-folders left empty, but keep the provisioned experiment folder itself."""
-        zone_root = self.zone_root(key.zone)
-        parent = self.path(key).parent
-        while parent != zone_root and parent.parent != zone_root:
-            try:
-                parent.rmdir()
-            except OSError:
-                break
-            parent = parent.parent
 
     def provision(self, experiment_id: str) -> dict[Zone, str]:
         locations = {}

@@ -1,0 +1,38 @@
+"""Making text from outside safe to store: lone surrogates replaced, keys made strings.
+
+File names that are not valid UTF-8 reach Python as lone surrogates
+(surrogateescape), and JSON may spell them out (``"\\ud800"``). Neither can be
+encoded as UTF-8, so SQLite, the manifest and the logs would fail on them. Text
+from records and extractors passes through here once, at the edge.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def clean_text(text: str) -> str:
+    """``text`` with anything that cannot be UTF-8 replaced by U+FFFD."""
+    if is_clean_text(text):
+        return text
+    # Through UTF-16 with surrogatepass, a lone surrogate becomes an undecodable unit -> U+FFFD.
+    return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+
+
+def is_clean_text(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def clean_data(value: Any) -> Any:
+    """A JSON-like value with every string cleaned and every mapping key a clean string."""
+    if isinstance(value, str):
+        return clean_text(value)
+    if isinstance(value, dict):
+        return {clean_text(str(key)): clean_data(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [clean_data(item) for item in value]
+    return value

@@ -1,0 +1,77 @@
+"""Step 6 of the flow: noticing what people changed in the final zone.
+
+People add, replace and remove files under ``final/<experiment_id>/`` by
+hand (a mount, a gateway, any client), so there is no event to rely on: the
+zone's listing is compared with what the catalog holds for each experiment's
+final dataset, and an experiment whose files differ (and have stopped changing)
+needs `final_dataset` again.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from labmesh_dagster.connectors.store.base import ObjectInfo
+from labmesh_dagster.core.errors import InvalidExperimentId
+from labmesh_dagster.core.manifest import ManifestEntry
+
+FileState = tuple[str, int, str]
+
+
+def file_state(info: ObjectInfo) -> FileState:
+    """What identifies a file's version in a listing, in the manifest's own terms (key, size, created)."""
+    return (str(info.key), info.size, info.modified.isoformat())
+
+
+def entry_state(entry: ManifestEntry) -> FileState:
+    return (entry.key, entry.size, entry.created)
+
+
+@dataclass
+class FinalPlan:
+    changed: dict[str, list[ObjectInfo]] = field(default_factory=dict)
+    settling: set[str] = field(default_factory=set)
+    unregistered: set[str] = field(default_factory=set)
+    outside_experiments: list[ObjectInfo] = field(default_factory=list)
+
+
+def plan_final(
+    objects: Iterable[ObjectInfo],
+    *,
+    registered: Iterable[str],
+    with_cataloged_files: Iterable[str],
+    cataloged_files: Callable[[str], set[FileState]],
+    now: datetime,
+    settle_seconds: float,
+) -> FinalPlan:
+    """Experiments whose final files differ from their catalog entry.
+
+    ``with_cataloged_files`` names the experiments whose cataloged final dataset
+    has files, so that one whose files were all removed is noticed too, while
+    experiments with nothing anywhere cost nothing.
+    """
+    plan = FinalPlan()
+    listed: dict[str, list[ObjectInfo]] = defaultdict(list)
+    for info in objects:
+        if info.key.is_labmesh_internal:
+            continue
+        try:
+            experiment_id = info.key.experiment_id
+        except InvalidExperimentId:
+            plan.outside_experiments.append(info)
+            continue
+        if (now - info.modified).total_seconds() < settle_seconds:
+            plan.settling.add(experiment_id)
+        listed[experiment_id].append(info)
+    known = set(registered)
+    for experiment_id in sorted((set(listed) | set(with_cataloged_files)) - plan.settling):
+        if experiment_id not in known:
+            plan.unregistered.add(experiment_id)
+            continue
+        files = listed.get(experiment_id, [])
+        if {file_state(info) for info in files} != cataloged_files(experiment_id):
+            plan.changed[experiment_id] = files
+    return plan
