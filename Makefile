@@ -11,10 +11,10 @@ $(STAMP): pyproject.toml setup.py
 	$(VENV)/bin/python -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
-# `env --default-signal` undoes an inherited "ignore SIGINT/SIGTERM" (make run in the
-# background, nohup), so Ctrl-C and SIGTERM always reach dagster and stop it cleanly.
+# `labmesh dev` execs dagster with SIGINT/SIGTERM at their defaults, so Ctrl-C and SIGTERM
+# stop it cleanly even when make itself was started with them ignored (background, nohup).
 dev: $(STAMP)
-	exec env --default-signal=INT,TERM $(VENV)/bin/labmesh dev
+	exec $(VENV)/bin/labmesh dev
 
 test: $(STAMP)
 	$(VENV)/bin/python -m pytest

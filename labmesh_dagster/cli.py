@@ -6,10 +6,13 @@ import argparse
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+
+from dotenv import dotenv_values
 
 from labmesh_dagster.connectors.catalog.base import SearchQuery
 from labmesh_dagster.connectors.catalog.sqlite import SqliteCatalog
@@ -23,6 +26,10 @@ DAGSTER_YAML = """\
 # Written by `labmesh dev`. Dagster's own storage is SQLite under this folder.
 telemetry:
   enabled: false
+# A run that fails (a locked file, a transient error) is retried twice before it is left for a person.
+run_retries:
+  enabled: true
+  max_retries: 2
 run_queue:
   max_concurrent_runs: 4
   # One run at a time per experiment partition, so two runs never build the same manifest at once.
@@ -77,7 +84,11 @@ def command_dev(settings: Settings, args: argparse.Namespace) -> int:
     target = ["-w", "workspace.yaml"] if Path("workspace.yaml").is_file() else ["-m", "labmesh_dagster.definitions"]
     argv = [dagster, "dev", *target, "-h", args.host, "-p", str(args.port)]
     print(f"labmesh: starting {' '.join(argv[1:])} with LABMESH_HOME={settings.home}", file=sys.stderr, flush=True)
-    # exec, not a child: Ctrl-C and SIGTERM reach dagster itself, which stops its webserver and daemon cleanly.
+    # exec, not a child: Ctrl-C and SIGTERM reach dagster itself, which stops its webserver and daemon
+    # cleanly. An inherited "ignore SIGINT/SIGTERM" (make in the background, nohup) would survive exec
+    # and make dagster deaf to them, so both are set back to their defaults first.
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, signal.SIG_DFL)
     os.execve(dagster, argv, env)
     return 0  # not reached
 
@@ -226,8 +237,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def load_dotenv_like_dagster(folder: Path) -> None:
+    """Apply ``./.env`` as `dagster dev` does (its values win), so the CLI and Dagster see one configuration."""
+    path = folder / ".env"
+    if path.is_file():
+        os.environ.update({key: value for key, value in dotenv_values(path).items() if value is not None})
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    load_dotenv_like_dagster(Path.cwd())
     try:
         settings = Settings.from_env()
         return int(args.handler(settings, args))

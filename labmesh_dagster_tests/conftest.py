@@ -94,7 +94,7 @@ class Lab:
         self.cursors[sensor_name] = data.cursor if data.cursor is not None else self.cursors.get(sensor_name)
         return data
 
-    def run_sensor(self, sensor_name: str) -> list[dg.ExecuteInProcessResult]:
+    def run_sensor(self, sensor_name: str, *, raise_on_error: bool = True) -> list[dg.ExecuteInProcessResult]:
         """One tick, then every new run it requests (run keys already used are skipped, as the daemon does)."""
         data = self.tick(sensor_name)
         sensor = self.defs.resolve_sensor_def(sensor_name)
@@ -105,7 +105,11 @@ class Lab:
             if request.run_key:
                 self.run_keys.add(request.run_key)
             job = self.defs.resolve_job_def(sensor.job_name)
-            results.append(job.execute_in_process(instance=self.instance, partition_key=request.partition_key))
+            results.append(
+                job.execute_in_process(
+                    instance=self.instance, partition_key=request.partition_key, raise_on_error=raise_on_error
+                )
+            )
         return results
 
     def materialize(self, *asset_names: str, partition: str, raise_on_error: bool = True) -> dg.ExecuteInProcessResult:

@@ -72,3 +72,16 @@ def test_demo_writes_labelled_records(lab: Lab, monkeypatch: pytest.MonkeyPatch)
     lab.run_sensor("eln_sensor")
     titles = [summary.title for summary in lab.catalog.summaries()]
     assert len(titles) == 3 and all(title.startswith("[DEMO]") for title in titles)
+
+
+def test_the_cli_reads_dot_env_like_dagster_dev_does(
+    lab: Lab, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    lab.write_record("exp.yaml", {"id": "EXP-ENV", "title": "Configured by .env"})
+    lab.run_sensor("eln_sensor")
+    (tmp_path / ".env").write_text(f"LABMESH_HOME={lab.settings.home}\n", encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("LABMESH_HOME", str(tmp_path / "elsewhere"))
+
+    assert cli.main(["status"]) == 0
+    assert "EXP-ENV" in capsys.readouterr().out

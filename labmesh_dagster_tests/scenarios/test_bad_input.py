@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import gzip
 
+import dagster as dg
 import pytest
 
 from labmesh_dagster import cli
@@ -142,6 +143,9 @@ def test_a_raw_copy_that_does_not_match_its_landing_checksum_keeps_the_landing_f
     assert lab.store.read_bytes(next(lab.store.list(Zone.LANDING, "EXP-1/")).key) == b"@r\nACGT\n+\nIIII\n"
     failure = "\n".join(str(event.event_specific_data) for event in result.all_events if event.is_failure)
     assert "checksum mismatch for landing/EXP-1/S1.fastq" in failure
+    # What did verify is recorded as materialized, so processed_dataset can follow it.
+    recorded = lab.instance.get_latest_materialization_event(dg.AssetKey("raw_dataset"))
+    assert recorded is not None and recorded.asset_materialization.partition == "EXP-1"
     # The verified file beside it was promoted and published all the same.
     assert lab.keys(Zone.RAW, "EXP-1") == ["EXP-1/_labmesh/manifest.json", "EXP-1/notes.txt"]
     assert [entry.name for entry in lab.catalog.get_dataset("EXP-1", "raw").files] == ["notes.txt"]
@@ -155,3 +159,75 @@ def test_a_second_file_of_the_same_name_in_quarantine_does_not_replace_the_first
 
     contents = sorted(lab.store.read_bytes(item.key) for item in list_quarantine(lab.store))
     assert contents == [b"first\n", b"second\n"]
+
+
+def test_odd_landing_entries_are_reported_or_ignored_and_never_stop_the_good_files(lab: Lab, tmp_path) -> None:
+    lab.write_record("good.yaml", GOOD)
+    lab.run_sensor("eln_sensor")
+    landing = lab.settings.store_dir / "landing"
+    (landing / "EXP-1").mkdir(parents=True, exist_ok=True)
+    (tmp_path / "secret.txt").write_text("outside the store")
+    (landing / "EXP-1" / "link.fastq").symlink_to(tmp_path / "secret.txt")
+    (landing / "EXP-1" / b"r\xff.fastq".decode("utf-8", "surrogateescape")).write_bytes(b"@r\nA\n+\nI\n")
+    lab.land("EXP-1", "_labmesh/manifest.json", b"{}")
+    lab.land("EXP-1", "S1.fastq", b"@r\nACGT\n+\nIIII\n")
+
+    [run] = lab.run_sensor("landing_sensor")
+
+    assert run.success
+    assert [entry.name for entry in lab.catalog.get_dataset("EXP-1", "raw").files] == ["S1.fastq"]
+    reasons = sorted(item.reason for item in list_quarantine(lab.store))
+    assert reasons == [
+        "'_labmesh/manifest.json' is reserved for labmesh's own files",
+        "the file name is not valid UTF-8",
+    ]
+    assert (landing / "EXP-1" / "link.fastq").is_symlink()  # left alone, never followed
+    assert (tmp_path / "secret.txt").read_text() == "outside the store"
+
+
+def test_a_different_file_delivered_under_a_promoted_name_is_quarantined_and_raw_stays(lab: Lab) -> None:
+    lab.write_record("good.yaml", GOOD)
+    lab.run_sensor("eln_sensor")
+    lab.land("EXP-1", "S1.fastq", b"@r\nACGT\n+\nIIII\n")
+    lab.run_sensor("landing_sensor")
+    before = lab.catalog.snapshot()
+
+    lab.land("EXP-1", "S1.fastq", b"@r\nTTTT\n+\nIIII\n")
+    [run] = lab.run_sensor("landing_sensor")
+
+    assert run.success
+    assert lab.store.read_bytes(next(lab.store.list(Zone.RAW, "EXP-1/S1")).key) == b"@r\nACGT\n+\nIIII\n"
+    [conflict] = list_quarantine(lab.store)
+    assert conflict.original_key == "landing/EXP-1/S1.fastq" and "raw is never overwritten" in conflict.reason
+    assert lab.store.read_bytes(conflict.key) == b"@r\nTTTT\n+\nIIII\n"
+    assert lab.catalog.snapshot() == before
+
+
+@pytest.mark.parametrize(
+    ("content", "complaint"),
+    [
+        ("id: EXP-5\ntitle: T\ntags: 5\n", "'tags' must be text or a list"),
+        ("id: EXP-5\ntitle: T\ncreated: 2024-13-45\n", "cannot be read"),
+        ("id: EXP-5\ntitle: T\nanchor: &a [*a]\n", "refers to itself"),
+        ('{"id": "EXP-5", "title": "T", "n": ' + "9" * 5000 + "}", "cannot be read"),
+    ],
+)
+def test_records_with_wrongly_typed_fields_are_reported_and_the_others_registered(
+    lab: Lab, capsys: pytest.CaptureFixture[str], content: str, complaint: str
+) -> None:
+    lab.write_record("good.yaml", GOOD)
+    lab.write_record("odd.json" if content.startswith("{") else "odd.yaml", content)
+
+    runs = lab.run_sensor("eln_sensor")
+
+    assert [run.success for run in runs] == [True] and lab.partitions() == ["EXP-1"]
+    assert complaint in capsys.readouterr().err
+
+
+def test_odd_but_storable_record_fields_are_kept(lab: Lab) -> None:
+    lab.write_record("odd.yaml", 'id: EXP-6\ntitle: T\n2024: year key\n~: null key\nnote: "\\ud800 lone"\n')
+
+    [run] = lab.run_sensor("eln_sensor")
+
+    assert run.success
+    assert lab.catalog.get_experiment("EXP-6").custom == {"2024": "year key", "None": "null key", "note": "\ufffd lone"}

@@ -1,0 +1,81 @@
+"""Recovering without a person: failed runs, a reset Dagster instance, data that arrives before its record.
+
+Contract: a registration that failed is tried again on a later ELN poll; an
+edit made, reverted and made again is registered each time; after Dagster's own
+storage is lost the sensors re-add the partitions from what the ELN and the
+catalog know and ingestion carries on; files copied with old timestamps for an
+experiment not yet in the ELN wait their grace period from when labmesh first
+saw them, then flow once the record arrives.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+import dagster as dg
+import pytest
+
+from labmesh_dagster.core.keys import Zone
+from labmesh_dagster.steps.landing import list_quarantine
+from labmesh_dagster_tests.conftest import Lab, make_settings
+
+RECORD = {"id": "EXP-1", "title": "Recovery", "samples": ["S1"]}
+
+
+def test_a_registration_that_failed_is_tried_again_on_a_later_poll(lab: Lab, monkeypatch: pytest.MonkeyPatch) -> None:
+    from labmesh_dagster.connectors.catalog.sqlite import SqliteCatalog
+
+    lab.write_record("exp.yaml", RECORD)
+
+    def locked(self, record, locations):  # type: ignore[no-untyped-def]
+        raise RuntimeError("database is locked")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(SqliteCatalog, "upsert_experiment", locked)
+        [failed] = lab.run_sensor("eln_sensor", raise_on_error=False)
+        assert not failed.success
+    assert lab.catalog.get_experiment("EXP-1") is None
+    lab.write_record("unrelated.yaml", {"id": "EXP-2", "title": "Another"})
+
+    runs = lab.run_sensor("eln_sensor")
+
+    assert all(run.success for run in runs) and lab.catalog.get_experiment("EXP-1") is not None
+
+
+def test_an_edit_made_reverted_and_made_again_is_registered_each_time(lab: Lab) -> None:
+    path = lab.write_record("exp.yaml", RECORD)
+    lab.run_sensor("eln_sensor")
+    for title in ("Edited", "Recovery", "Edited"):
+        lab.write_record(path.name, {**RECORD, "title": title})
+        lab.run_sensor("eln_sensor")
+        assert lab.catalog.get_experiment("EXP-1").title == title
+
+
+def test_sensors_rebuild_partitions_after_dagster_storage_is_lost(lab: Lab) -> None:
+    lab.write_record("exp.yaml", RECORD)
+    lab.run_sensor("eln_sensor")
+
+    with dg.instance_for_test() as fresh_instance:
+        fresh = Lab(lab.settings, fresh_instance)
+        assert fresh.run_sensor("eln_sensor") == []  # the catalog is current: nothing to register
+        assert fresh.partitions() == ["EXP-1"]
+        fresh.land("EXP-1", "S1.fastq", b"@r\nACGT\n+\nIIII\n")
+        [run] = fresh.run_sensor("landing_sensor")
+        assert run.success and fresh.keys(Zone.LANDING) == []
+
+
+def test_old_timestamped_files_wait_for_their_record_from_first_sight(settings, instance) -> None:
+    lab = Lab(make_settings(settings.home, LABMESH_UNKNOWN_EXPERIMENT_GRACE_SECONDS="3600"), instance)
+    key = lab.land("EXP-LATE", "S1.fastq", b"@r\nACGT\n+\nIIII\n")
+    last_year = time.time() - 365 * 24 * 3600
+    os.utime(lab.store.path(key), (last_year, last_year))
+
+    assert lab.run_sensor("landing_sensor") == []
+    assert lab.run_sensor("landing_sensor") == []
+    assert list_quarantine(lab.store) == [] and lab.keys(Zone.LANDING) == ["EXP-LATE/S1.fastq"]
+
+    lab.write_record("late.yaml", {"id": "EXP-LATE", "title": "Record after data"})
+    lab.run_sensor("eln_sensor")
+    [run] = lab.run_sensor("landing_sensor")
+    assert run.success and lab.keys(Zone.LANDING) == []
