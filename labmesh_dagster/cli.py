@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 from collections.abc import Sequence
+from dataclasses import asdict
 from pathlib import Path
 
 from dotenv import dotenv_values
@@ -19,6 +20,7 @@ from labmesh_dagster.connectors.catalog.sqlite import SqliteCatalog
 from labmesh_dagster.connectors.store.local import LocalObjectStore
 from labmesh_dagster.core.errors import LabmeshError
 from labmesh_dagster.core.keys import ObjectKey, Zone
+from labmesh_dagster.core.text import clean_text
 from labmesh_dagster.settings import Settings
 from labmesh_dagster.steps.landing import list_quarantine
 
@@ -108,7 +110,7 @@ def command_search(settings: Settings, args: argparse.Namespace) -> int:
     )
     hits = SqliteCatalog(settings.catalog_path).search(query)
     if args.json:
-        print(json.dumps([_hit_json(hit) for hit in hits], indent=2))
+        print(json.dumps([asdict(hit) for hit in hits], indent=2))
         return 0 if hits else 1
     if not hits:
         print("no matching datasets")
@@ -124,12 +126,6 @@ def command_search(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-def _hit_json(hit: object) -> dict[str, object]:
-    from dataclasses import asdict
-
-    return asdict(hit)  # type: ignore[call-overload]
-
-
 def command_status(settings: Settings, args: argparse.Namespace) -> int:
     store = LocalObjectStore(settings.store_dir)
     catalog = SqliteCatalog(settings.catalog_path)
@@ -139,8 +135,9 @@ def command_status(settings: Settings, args: argparse.Namespace) -> int:
         for info in store.list(zone):
             if info.key.is_labmesh_internal or info.key.first_segment.startswith("_") or "/" not in info.key.key:
                 continue
-            counts.setdefault(info.key.first_segment, {}).setdefault(zone, 0)
-            counts[info.key.first_segment][zone] += 1
+            folder = clean_text(info.key.first_segment)  # a folder name may not be valid UTF-8
+            counts.setdefault(folder, {}).setdefault(zone, 0)
+            counts[folder][zone] += 1
     experiments = sorted(set(summaries) | set(counts))
     rows = [("EXPERIMENT", "LANDING", "RAW", "PROCESSED", "FINAL", "CATALOG", "TITLE")]
     for experiment_id in experiments:
@@ -165,7 +162,7 @@ def command_status(settings: Settings, args: argparse.Namespace) -> int:
         print(f"Quarantined ({len(quarantined)}):")
         for item in quarantined:
             print(f"  {item.original_key}  ({_human(item.size)}, {item.quarantined_at}): {item.reason}")
-            print(f"    now at {item.key}")
+            print(f"    now at {clean_text(str(item.key))}")
     else:
         print("Quarantined: nothing")
     return 0

@@ -17,7 +17,7 @@ from typing import BinaryIO
 
 from labmesh_dagster.connectors.store.base import READ_CHUNK, ObjectInfo, ObjectStore
 from labmesh_dagster.core.errors import ObjectNotFound
-from labmesh_dagster.core.keys import ObjectKey, Zone, manifest_key
+from labmesh_dagster.core.keys import ObjectKey, Zone, experiment_prefix, manifest_key
 from labmesh_dagster.core.manifest import Manifest, ManifestEntry
 from labmesh_dagster.core.text import clean_data, clean_text
 from labmesh_dagster.extract import extract
@@ -110,22 +110,25 @@ def build_manifest(
     were verified against; ``lineage`` says which keys each file came from.
     """
     source_checksums = source_checksums or {}
+    described = {entry.key: entry for entry in previous.entries} if previous else {}
     entries = []
-    for info in store.list(zone, f"{experiment_id}/"):
+    for info in store.list(zone, experiment_prefix(experiment_id)):
         if info.key.is_labmesh_internal:
             continue
         key = str(info.key)
         derived_from = lineage(info.key) if lineage else ()
-        known = previous.entry(key) if previous else None
+        known = described.get(key)
         source_sha = source_checksums.get(key) or (known.source_sha256 if known else None)
         if (
             known
             and key not in source_checksums
             and known.size == info.size
             and known.created == info.modified.isoformat()
-            and known.sample_ids == samples_in_path(info.key.relative_path, sample_ids)
         ):
-            entries.append(ManifestEntry.from_dict({**known.to_dict(), "derived_from": list(derived_from)}))
+            # The bytes are as described before: keep the extraction, re-derive samples and lineage
+            # (the experiment's samples or the producing pipeline may have changed since).
+            samples = samples_in_path(info.key.relative_path, sample_ids)
+            entries.append(replace(known, sample_ids=samples, derived_from=derived_from))
             continue
         try:
             entries.append(

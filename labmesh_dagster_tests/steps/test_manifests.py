@@ -167,16 +167,18 @@ def test_changed_new_and_removed_files_are_noticed(store: CountingStore) -> None
     assert again.entry("raw/EXP-1/touched.txt").sha256 == hashlib.sha256(b"SAME SIZE").hexdigest()  # type: ignore[union-attr]
 
 
-def test_a_changed_sample_list_re_describes_the_files_it_affects(store: CountingStore) -> None:
+def test_a_changed_sample_list_re_attributes_files_without_re_reading_them(store: CountingStore) -> None:
     store.put(raw("EXP-1/S1_R1.fastq"), FASTQ)
     store.put(raw("EXP-1/S2_R1.fastq"), FASTQ)
     first = build_manifest(store, Zone.RAW, "EXP-1", ["S1"])
     store.opened.clear()
 
-    again = build_manifest(store, Zone.RAW, "EXP-1", ["S1", "S2"], previous=first)
+    again = build_manifest(store, Zone.RAW, "EXP-1", ["S2"], previous=first)
 
-    assert store.opened == ["raw/EXP-1/S2_R1.fastq"]
+    assert store.opened == []
     assert again.entry("raw/EXP-1/S2_R1.fastq").sample_ids == ("S2",)  # type: ignore[union-attr]
+    assert again.entry("raw/EXP-1/S1_R1.fastq").sample_ids == ()  # type: ignore[union-attr]
+    assert again.entry("raw/EXP-1/S1_R1.fastq").metadata == first.entry("raw/EXP-1/S1_R1.fastq").metadata  # type: ignore[union-attr]
 
 
 def test_files_promoted_just_now_are_re_read_and_keep_their_landing_checksum(store: CountingStore) -> None:
