@@ -138,3 +138,47 @@ def instance() -> Iterator[dg.DagsterInstance]:
 @pytest.fixture
 def lab(settings: Settings, instance: dg.DagsterInstance) -> Lab:
     return Lab(settings, instance)
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint() -> Iterator[str]:
+    """moto's S3/SQS server on 127.0.0.1, over real HTTP, for the whole test session."""
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def aws_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fake credentials and no shared config, so nothing can ever reach real AWS or its metadata service."""
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SESSION_TOKEN": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_CONFIG_FILE": "/dev/null",
+        "AWS_SHARED_CREDENTIALS_FILE": "/dev/null",
+        "AWS_EC2_METADATA_DISABLED": "true",
+    }.items():
+        monkeypatch.setenv(name, value)
+
+
+@pytest.fixture
+def s3_buckets(moto_endpoint: str, aws_environment: None) -> dict[str, str]:
+    """Four fresh buckets, one per zone, with names unique to the test."""
+    import uuid
+
+    from labmesh_dagster.connectors.aws import make_client
+
+    client = make_client("s3", endpoint_url=moto_endpoint, region_name="us-east-1")
+    suffix = uuid.uuid4().hex[:10]
+    buckets = {zone.value: f"lm-{zone.value}-{suffix}" for zone in Zone}
+    for bucket in buckets.values():
+        client.create_bucket(Bucket=bucket)
+    return buckets

@@ -1,0 +1,197 @@
+"""The S3 object store: one bucket per zone, objects keyed ``<experiment_id>/<relative path>``.
+
+Copies are server-side (``CopyObject``, or ``UploadPartCopy`` parts above the
+multipart threshold, since a single copy is limited to 5 GB) and conditional on
+the source's ETag, so a landing object rewritten mid-promotion is never
+half-copied. Objects are written with SHA-256 checksums, which S3 computes and
+stores; `sha256` reads that stored checksum instead of the data whenever it is a
+full-object checksum, so verifying a promotion costs a HEAD, not a download.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import io
+from collections.abc import Iterator, Mapping
+from contextlib import AbstractContextManager
+from typing import Any, BinaryIO
+
+from botocore.exceptions import ClientError
+
+from labmesh_dagster.connectors.store.base import ObjectInfo, ObjectStore
+from labmesh_dagster.core.errors import ChecksumMismatch, ObjectNotFound
+from labmesh_dagster.core.keys import ObjectKey, Zone, experiment_prefix
+
+GIB = 1024**3
+MIB = 1024**2
+# S3's own limit for a single CopyObject; larger objects must be copied in parts.
+SINGLE_COPY_LIMIT = 5 * GIB
+
+_MISSING = {"404", "NoSuchKey", "NotFound"}
+_PRECONDITION = {"412", "PreconditionFailed"}
+
+
+def _code(error: ClientError) -> str:
+    return str(error.response.get("Error", {}).get("Code", ""))
+
+
+def _hex_from_base64(value: str) -> str:
+    return base64.b64decode(value).hex()
+
+
+class S3ObjectStore(ObjectStore):
+    """Zones as buckets."""
+
+    def __init__(
+        self,
+        client: Any,
+        buckets: Mapping[Zone | str, str],
+        *,
+        multipart_threshold: int = SINGLE_COPY_LIMIT,
+        part_size: int = 512 * MIB,
+    ) -> None:
+        self.client = client
+        self.buckets = {Zone(zone): bucket for zone, bucket in buckets.items()}
+        missing = set(Zone) - set(self.buckets)
+        if missing:
+            raise ValueError(f"no bucket configured for zone(s) {', '.join(sorted(z.value for z in missing))}")
+        if not 5 * MIB <= part_size <= SINGLE_COPY_LIMIT:
+            raise ValueError("part_size must be between 5 MiB and 5 GiB (S3's limits for a part)")
+        self.multipart_threshold = min(multipart_threshold, SINGLE_COPY_LIMIT)
+        self.part_size = part_size
+
+    def bucket(self, zone: Zone) -> str:
+        return self.buckets[Zone(zone)]
+
+    def _info(self, key: ObjectKey, size: int, modified: Any, etag: str) -> ObjectInfo:
+        return ObjectInfo(key=key, size=int(size), modified=modified, etag=etag.strip('"'))
+
+    def list(self, zone: Zone, prefix: str = "") -> Iterator[ObjectInfo]:
+        paginator = self.client.get_paginator("list_objects_v2")
+        for page in paginator.paginate(Bucket=self.bucket(zone), Prefix=prefix):
+            for item in page.get("Contents", []):
+                if item["Key"].endswith("/"):
+                    continue  # a folder marker, not an object
+                yield self._info(ObjectKey(zone, item["Key"]), item["Size"], item["LastModified"], item["ETag"])
+
+    def _head(self, key: ObjectKey, **extra: Any) -> dict[str, Any]:
+        try:
+            return self.client.head_object(Bucket=self.bucket(key.zone), Key=key.key, **extra)  # type: ignore[no-any-return]
+        except ClientError as exc:
+            if _code(exc) in _MISSING:
+                raise ObjectNotFound(str(key)) from exc
+            raise
+
+    def stat(self, key: ObjectKey) -> ObjectInfo:
+        head = self._head(key)
+        return self._info(key, head["ContentLength"], head["LastModified"], head["ETag"])
+
+    def open(self, key: ObjectKey) -> AbstractContextManager[BinaryIO]:
+        try:
+            response = self.client.get_object(Bucket=self.bucket(key.zone), Key=key.key)
+        except ClientError as exc:
+            if _code(exc) in _MISSING:
+                raise ObjectNotFound(str(key)) from exc
+            raise
+        return contextlib.closing(response["Body"])  # type: ignore[return-value]
+
+    def put(self, key: ObjectKey, data: bytes | BinaryIO) -> ObjectInfo:
+        from boto3.s3.transfer import TransferConfig
+
+        stream = io.BytesIO(data) if isinstance(data, bytes) else data
+        self.client.upload_fileobj(
+            stream,
+            self.bucket(key.zone),
+            key.key,
+            ExtraArgs={"ChecksumAlgorithm": "SHA256"},
+            Config=TransferConfig(multipart_threshold=self.multipart_threshold, multipart_chunksize=self.part_size),
+        )
+        return self.stat(key)
+
+    def copy(self, source: ObjectKey, destination: ObjectKey) -> ObjectInfo:
+        info = self.stat(source)
+        copy_source = {"Bucket": self.bucket(source.zone), "Key": source.key}
+        try:
+            if info.size <= self.multipart_threshold:
+                self.client.copy_object(
+                    Bucket=self.bucket(destination.zone),
+                    Key=destination.key,
+                    CopySource=copy_source,
+                    CopySourceIfMatch=f'"{info.etag}"',
+                    ChecksumAlgorithm="SHA256",
+                )
+            else:
+                self._multipart_copy(copy_source, destination, info)
+        except ClientError as exc:
+            if _code(exc) in _PRECONDITION:
+                raise ChecksumMismatch(str(source), info.etag, "the source changed while it was being copied") from exc
+            if _code(exc) in _MISSING:
+                raise ObjectNotFound(str(source)) from exc
+            raise
+        return self.stat(destination)
+
+    def _multipart_copy(self, copy_source: dict[str, str], destination: ObjectKey, info: ObjectInfo) -> None:
+        """Copy in parts (UploadPartCopy), each conditional on the source ETag; abort on any failure."""
+        bucket = self.bucket(destination.zone)
+        upload = self.client.create_multipart_upload(Bucket=bucket, Key=destination.key, ChecksumAlgorithm="SHA256")
+        upload_id = upload["UploadId"]
+        try:
+            parts = []
+            for number, start in enumerate(range(0, info.size, self.part_size), start=1):
+                end = min(start + self.part_size, info.size) - 1
+                result = self.client.upload_part_copy(
+                    Bucket=bucket,
+                    Key=destination.key,
+                    UploadId=upload_id,
+                    PartNumber=number,
+                    CopySource=copy_source,
+                    CopySourceRange=f"bytes={start}-{end}",
+                    CopySourceIfMatch=f'"{info.etag}"',
+                )["CopyPartResult"]
+                part = {"PartNumber": number, "ETag": result["ETag"]}
+                if "ChecksumSHA256" in result:
+                    part["ChecksumSHA256"] = result["ChecksumSHA256"]
+                parts.append(part)
+            self.client.complete_multipart_upload(
+                Bucket=bucket, Key=destination.key, UploadId=upload_id, MultipartUpload={"Parts": parts}
+            )
+        except BaseException:
+            with contextlib.suppress(ClientError):
+                self.client.abort_multipart_upload(Bucket=bucket, Key=destination.key, UploadId=upload_id)
+            raise
+
+    def delete(self, key: ObjectKey) -> None:
+        self.client.delete_object(Bucket=self.bucket(key.zone), Key=key.key)
+
+    def provision(self, experiment_id: str) -> dict[Zone, str]:
+        """A folder marker in every zone, tagged with the experiment, so consoles and tools show the place."""
+        prefix = experiment_prefix(experiment_id)
+        for zone in Zone:
+            self.client.put_object(
+                Bucket=self.bucket(zone),
+                Key=prefix,
+                Body=b"",
+                Tagging=f"labmesh-experiment={experiment_id}&labmesh-zone={zone.value}",
+            )
+        return {zone: self.location(zone, experiment_id) for zone in Zone}
+
+    def uri(self, key: ObjectKey) -> str:
+        return f"s3://{self.bucket(key.zone)}/{key.key}"
+
+    def location(self, zone: Zone, experiment_id: str) -> str:
+        return f"s3://{self.bucket(zone)}/{experiment_prefix(experiment_id)}"
+
+    def sha256(self, key: ObjectKey) -> str:
+        """The stored full-object SHA-256 when S3 has one (a HEAD); otherwise the data, streamed.
+
+        A multipart object's stored checksum is a checksum of part checksums
+        (``...-N``), which says nothing about the whole: then the data is read.
+        """
+        head = self._head(key, ChecksumMode="ENABLED")
+        stored = head.get("ChecksumSHA256")
+        # A multipart object's ETag ends in "-<parts>"; its checksum then covers parts, not the whole.
+        whole = "-" not in head.get("ETag", "") and head.get("ChecksumType", "FULL_OBJECT") == "FULL_OBJECT"
+        if stored and whole and "-" not in stored:
+            return _hex_from_base64(stored)
+        return super().sha256(key)

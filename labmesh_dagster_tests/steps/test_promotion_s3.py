@@ -1,0 +1,78 @@
+"""Promotion on S3 (moto's server over HTTP): server-side, verified by stored checksums, landing kept on doubt.
+
+Contract: a promoted object is copied server-side and verified without being
+downloaded (no GetObject), then removed from landing; a copy whose checksum
+differs from the landing object's keeps the landing object and leaves no raw
+copy; objects above the multipart threshold are promoted in parts and verified.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from labmesh_dagster.connectors.aws import make_client
+from labmesh_dagster.connectors.store.s3 import MIB, S3ObjectStore
+from labmesh_dagster.core.keys import ObjectKey, Zone
+from labmesh_dagster.steps.promotion import promote_experiment
+from labmesh_dagster_tests.connectors.test_store_contract import CountingClient
+
+LATER = datetime.now(UTC) + timedelta(days=1)
+
+
+@pytest.fixture
+def s3(s3_buckets: dict[str, str], moto_endpoint: str) -> tuple[S3ObjectStore, CountingClient]:
+    client = CountingClient(make_client("s3", endpoint_url=moto_endpoint, region_name="us-east-1"))
+    return S3ObjectStore(client, s3_buckets, multipart_threshold=6 * MIB, part_size=5 * MIB), client
+
+
+def landing(name: str) -> ObjectKey:
+    return ObjectKey.for_experiment(Zone.LANDING, "EXP-1", name)
+
+
+def test_promotion_copies_server_side_and_verifies_without_downloading(s3: tuple[S3ObjectStore, Any]) -> None:
+    store, client = s3
+    for name in ("S1_R1.fastq.gz", "S1 R2+%.fastq.gz"):
+        store.put(landing(name), b"@r\nACGT\n+\nIIII\n" * 1000)
+    client.requests.clear()
+
+    report = promote_experiment(store, "EXP-1", settled_before=LATER)
+
+    assert len(report.promoted) == 2 and report.failed == []
+    assert "get_object" not in client.calls
+    assert [info.key.key for info in store.list(Zone.LANDING)] == []
+    assert sorted(info.key.key for info in store.list(Zone.RAW)) == ["EXP-1/S1 R2+%.fastq.gz", "EXP-1/S1_R1.fastq.gz"]
+
+
+def test_a_copy_that_does_not_verify_keeps_the_landing_object(s3: tuple[S3ObjectStore, Any]) -> None:
+    store, client = s3
+    store.put(landing("S1.fastq"), b"@r\nACGT\n+\nIIII\n")
+    real_copy = store.copy
+
+    def corrupting_copy(source: ObjectKey, destination: ObjectKey):  # type: ignore[no-untyped-def]
+        real_copy(source, destination)
+        return store.put(destination, b"bit rot")
+
+    store.copy = corrupting_copy  # type: ignore[method-assign]
+
+    report = promote_experiment(store, "EXP-1", settled_before=LATER)
+
+    [failure] = report.failed
+    assert "checksum mismatch for landing/EXP-1/S1.fastq" in failure.reason
+    assert store.read_bytes(landing("S1.fastq")) == b"@r\nACGT\n+\nIIII\n"
+    assert list(store.list(Zone.RAW)) == []
+
+
+def test_objects_above_the_threshold_are_promoted_in_parts(s3: tuple[S3ObjectStore, Any]) -> None:
+    store, client = s3
+    data = b"ACGT" * (3 * MIB)  # 12 MiB
+    store.put(landing("big.bam"), data)
+    client.requests.clear()
+
+    report = promote_experiment(store, "EXP-1", settled_before=LATER)
+
+    assert len(report.promoted) == 1 and client.calls.count("upload_part_copy") == 3
+    assert store.read_bytes(landing("big.bam").in_zone(Zone.RAW)) == data
+    assert list(store.list(Zone.LANDING)) == []
