@@ -13,16 +13,38 @@ from labmesh_dagster.defs.resources import (
     FolderElnResource,
     LandingPolicyResource,
     LocalStoreResource,
+    S3StoreResource,
     SqliteCatalogResource,
+    StoreResource,
 )
 from labmesh_dagster.defs.sensors import build_sensors
 from labmesh_dagster.settings import Settings
 
 
+def build_store_resource(settings: Settings) -> StoreResource:
+    if settings.aws is None:
+        return LocalStoreResource(root=str(settings.store_dir))
+    buckets = settings.aws.buckets
+    return S3StoreResource(
+        landing_bucket=buckets["landing"],
+        raw_bucket=buckets["raw"],
+        processed_bucket=buckets["processed"],
+        final_bucket=buckets["final"],
+        endpoint_url=settings.aws.endpoint_url,
+        region_name=settings.aws.region,
+        multipart_threshold=settings.aws.multipart_threshold,
+        part_size=settings.aws.part_size,
+    )
+
+
 def build_resources(settings: Settings) -> dict[str, object]:
-    """The adapters of the settings' profile (only ``local`` exists so far)."""
+    """The adapters of the settings' profile.
+
+    ``aws`` so far swaps the object store for S3; the ELN folder and the SQLite
+    catalog serve both profiles until their AWS adapters exist.
+    """
     return {
-        "store": LocalStoreResource(root=str(settings.store_dir)),
+        "store": build_store_resource(settings),
         "eln": FolderElnResource(records_dir=str(settings.eln_dir), outbox_dir=str(settings.eln_outbox_dir)),
         "catalog": SqliteCatalogResource(path=str(settings.catalog_path)),
         "landing_policy": LandingPolicyResource(

@@ -16,7 +16,8 @@ from pathlib import Path
 
 from labmesh_dagster.core.errors import LabmeshError
 
-PROFILES = ("local",)
+PROFILES = ("local", "aws")
+GIB = 1024**3
 
 
 class SettingsError(LabmeshError, ValueError):
@@ -49,6 +50,45 @@ def _seconds(environ: Mapping[str, str], name: str, default: float) -> float:
     return seconds
 
 
+def _bytes(environ: Mapping[str, str], name: str, default: int) -> int:
+    value = environ.get(name)
+    if value is None or value == "":
+        return default
+    try:
+        number = int(value)
+    except ValueError as exc:
+        raise SettingsError(f"{name}={value!r}: expected a whole number of bytes") from exc
+    if number <= 0:
+        raise SettingsError(f"{name}={value!r}: must be positive")
+    return number
+
+
+@dataclass(frozen=True)
+class AwsSettings:
+    """The `aws` profile's object store: one bucket per zone, and where to reach S3."""
+
+    buckets: dict[str, str]
+    endpoint_url: str | None
+    region: str | None
+    multipart_threshold: int
+    part_size: int
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> AwsSettings:
+        prefix = env.get("LABMESH_S3_BUCKET_PREFIX") or "labmesh"
+        zones = ("landing", "raw", "processed", "final")
+        buckets = {zone: env.get(f"LABMESH_S3_BUCKET_{zone.upper()}") or f"{prefix}-{zone}" for zone in zones}
+        if len(set(buckets.values())) != len(buckets):
+            raise SettingsError(f"LABMESH_S3_BUCKET_*: every zone needs its own bucket, got {buckets}")
+        return cls(
+            buckets=buckets,
+            endpoint_url=env.get("LABMESH_AWS_ENDPOINT_URL") or None,
+            region=env.get("LABMESH_AWS_REGION") or env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or None,
+            multipart_threshold=_bytes(env, "LABMESH_S3_MULTIPART_THRESHOLD", 5 * GIB),
+            part_size=_bytes(env, "LABMESH_S3_PART_SIZE", 512 * 1024**2),
+        )
+
+
 @dataclass(frozen=True)
 class Settings:
     """Where labmesh keeps things and how patient its sensors are."""
@@ -63,6 +103,7 @@ class Settings:
     landing_settle_seconds: float
     unknown_experiment_grace_seconds: float
     sensor_interval_seconds: int
+    aws: AwsSettings | None = None
 
     @property
     def dagster_home(self) -> Path:
@@ -93,4 +134,5 @@ class Settings:
             landing_settle_seconds=_seconds(env, "LABMESH_LANDING_SETTLE_SECONDS", 10),
             unknown_experiment_grace_seconds=_seconds(env, "LABMESH_UNKNOWN_EXPERIMENT_GRACE_SECONDS", 900),
             sensor_interval_seconds=int(_seconds(env, "LABMESH_SENSOR_INTERVAL_SECONDS", 10)),
+            aws=AwsSettings.from_env(env) if profile == "aws" else None,
         )

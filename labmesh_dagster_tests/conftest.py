@@ -18,7 +18,6 @@ import pytest
 import yaml
 
 from labmesh_dagster.connectors.catalog.sqlite import SqliteCatalog
-from labmesh_dagster.connectors.store.local import LocalObjectStore
 from labmesh_dagster.core.keys import ObjectKey, Zone
 from labmesh_dagster.definitions import build_definitions
 from labmesh_dagster.settings import Settings
@@ -49,7 +48,7 @@ class Lab:
         self.instance = instance
         self.defs = build_definitions(settings)
         self.resources = self.defs.resources or {}
-        self.store = LocalObjectStore(settings.store_dir)
+        self.store = self.resources["store"].get_store()
         self.catalog = SqliteCatalog(settings.catalog_path)
         self.cursors: dict[str, str | None] = {}
         self.run_keys: set[str] = set()
@@ -138,6 +137,29 @@ def instance() -> Iterator[dg.DagsterInstance]:
 @pytest.fixture
 def lab(settings: Settings, instance: dg.DagsterInstance) -> Lab:
     return Lab(settings, instance)
+
+
+def aws_settings(home: Path, endpoint: str, buckets: dict[str, str], **overrides: str) -> Settings:
+    """Settings of the `aws` profile pointed at moto's server and the test's buckets."""
+    bucket_env = {f"LABMESH_S3_BUCKET_{zone.upper()}": bucket for zone, bucket in buckets.items()}
+    return make_settings(
+        home,
+        LABMESH_PROFILE="aws",
+        LABMESH_AWS_ENDPOINT_URL=endpoint,
+        LABMESH_AWS_REGION="us-east-1",
+        **bucket_env,
+        **overrides,
+    )
+
+
+@pytest.fixture(params=["local", "aws"])
+def any_lab(request: pytest.FixtureRequest, tmp_path: Path, instance: dg.DagsterInstance) -> Lab:
+    """The same lab on each profile: local folders, or S3 buckets on moto's server."""
+    if request.param == "local":
+        return Lab(make_settings(tmp_path / "home"), instance)
+    endpoint = request.getfixturevalue("moto_endpoint")
+    buckets = request.getfixturevalue("s3_buckets")
+    return Lab(aws_settings(tmp_path / "home", endpoint, buckets), instance)
 
 
 @pytest.fixture(scope="session")

@@ -145,7 +145,7 @@ def test_an_infinite_sensor_interval_is_refused_by_name(tmp_path: Path) -> None:
         Settings.from_env({"LABMESH_HOME": str(tmp_path), "LABMESH_SENSOR_INTERVAL_SECONDS": "inf"})
 
 
-@pytest.mark.parametrize("profile", ["aws", "LOCAL", "prod"])
+@pytest.mark.parametrize("profile", ["LOCAL", "prod", "gcp"])
 def test_an_unknown_profile_is_refused_with_the_profiles_on_offer(tmp_path: Path, profile: str) -> None:
     with pytest.raises(SettingsError) as caught:
         Settings.from_env({"LABMESH_HOME": str(tmp_path), "LABMESH_PROFILE": profile})

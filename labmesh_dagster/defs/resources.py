@@ -38,6 +38,36 @@ class LocalStoreResource(StoreResource):
         return {"kind": "local", "root": self.root}
 
 
+class S3StoreResource(StoreResource):
+    """The four zones as S3 buckets; ``endpoint_url`` points at moto, MinIO or any S3-compatible store."""
+
+    landing_bucket: str = Field(description="Bucket of the landing zone (instrument output arrives here).")
+    raw_bucket: str = Field(description="Bucket of the raw zone (verified copies of landing objects).")
+    processed_bucket: str = Field(description="Bucket of the processed zone (pipeline outputs).")
+    final_bucket: str = Field(description="Bucket of the final zone (files people publish).")
+    endpoint_url: str | None = Field(default=None, description="S3 endpoint; None for AWS itself.")
+    region_name: str | None = Field(default=None, description="AWS region of the buckets.")
+    multipart_threshold: int = Field(
+        default=5 * 1024**3, description="Objects larger than this are copied in parts (S3 allows 5 GiB per copy)."
+    )
+    part_size: int = Field(default=512 * 1024**2, description="Size of each part of a multipart copy or upload.")
+
+    def store_config(self) -> dict[str, Any]:
+        return {
+            "kind": "s3",
+            "buckets": {
+                "landing": self.landing_bucket,
+                "raw": self.raw_bucket,
+                "processed": self.processed_bucket,
+                "final": self.final_bucket,
+            },
+            "endpoint_url": self.endpoint_url,
+            "region_name": self.region_name,
+            "multipart_threshold": self.multipart_threshold,
+            "part_size": self.part_size,
+        }
+
+
 class ElnResource(dg.ConfigurableResource, ABC):
     """The electronic lab notebook or LIMS experiments come from."""
 

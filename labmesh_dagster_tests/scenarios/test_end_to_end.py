@@ -45,8 +45,9 @@ def run_flow(lab: Lab) -> None:
     [registration] = lab.run_sensor("eln_sensor")
     assert registration.success
     assert lab.partitions() == ["EXP-42"]
-    for zone in Zone:
-        assert (lab.settings.store_dir / zone.value / "EXP-42").is_dir()
+    locations = lab.catalog.experiment_locations("EXP-42")
+    assert locations == {zone.value: lab.store.location(zone, "EXP-42") for zone in Zone}
+    assert lab.settings.eln_outbox_dir.joinpath("EXP-42.json").is_file()  # written back to the ELN
     assert lab.catalog.get_experiment("EXP-42").custom == {"flowcell": "HXYZ123"}
 
     # The automation sensor keeps a cursor between ticks; "updated" means "since the previous tick".
@@ -74,7 +75,8 @@ def run_flow(lab: Lab) -> None:
     assert final_run.success
 
 
-def test_experiment_flows_from_eln_record_to_searchable_final_dataset(lab: Lab) -> None:
+def test_experiment_flows_from_eln_record_to_searchable_final_dataset(any_lab: Lab) -> None:
+    lab = any_lab
     run_flow(lab)
 
     raw = _assets(lab, Zone.RAW, "EXP-42")
@@ -114,7 +116,8 @@ def test_experiment_flows_from_eln_record_to_searchable_final_dataset(lab: Lab) 
     assert [file.key for hit in hits for file in hit.files] == ["raw/EXP-42/run1/S-002_R1.fastq"]
 
 
-def test_rematerializing_everything_and_replaying_sensors_changes_nothing(lab: Lab) -> None:
+def test_rematerializing_everything_and_replaying_sensors_changes_nothing(any_lab: Lab) -> None:
+    lab = any_lab
     run_flow(lab)
     before = lab.catalog.snapshot()
     store_before = {zone: lab.keys(zone) for zone in Zone}
