@@ -7,6 +7,7 @@ loads the code location, not when this module is imported; tests call
 
 import dagster as dg
 
+from labmesh_dagster.connectors.store.s3_setup import queue_arn
 from labmesh_dagster.defs.dataset_assets import final_dataset, processed_dataset, raw_dataset
 from labmesh_dagster.defs.experiment_assets import experiment
 from labmesh_dagster.defs.resources import (
@@ -15,6 +16,7 @@ from labmesh_dagster.defs.resources import (
     LocalStoreResource,
     S3StoreResource,
     SqliteCatalogResource,
+    StoreEventsResource,
     StoreResource,
 )
 from labmesh_dagster.defs.sensors import build_sensors
@@ -25,7 +27,10 @@ def build_store_resource(settings: Settings) -> StoreResource:
     if settings.aws is None:
         return LocalStoreResource(root=str(settings.store_dir))
     buckets = settings.aws.buckets
+    queues = {"landing": settings.aws.landing_queue_url, "final": settings.aws.final_queue_url}
+    region = settings.aws.region or "us-east-1"
     return S3StoreResource(
+        notification_queues={zone: queue_arn(url, region) for zone, url in queues.items() if url},
         landing_bucket=buckets["landing"],
         raw_bucket=buckets["raw"],
         processed_bucket=buckets["processed"],
@@ -50,6 +55,12 @@ def build_resources(settings: Settings) -> dict[str, object]:
         "landing_policy": LandingPolicyResource(
             settle_seconds=settings.landing_settle_seconds,
             unknown_experiment_grace_seconds=settings.unknown_experiment_grace_seconds,
+        ),
+        "store_events": StoreEventsResource(
+            landing_queue_url=settings.aws.landing_queue_url if settings.aws else None,
+            final_queue_url=settings.aws.final_queue_url if settings.aws else None,
+            endpoint_url=settings.aws.endpoint_url if settings.aws else None,
+            region_name=settings.aws.region if settings.aws else None,
         ),
         "pipes_subprocess_client": dg.PipesSubprocessClient(),
     }

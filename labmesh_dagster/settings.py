@@ -72,6 +72,8 @@ class AwsSettings:
     region: str | None
     multipart_threshold: int
     part_size: int
+    landing_queue_url: str | None = None
+    final_queue_url: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> AwsSettings:
@@ -86,6 +88,8 @@ class AwsSettings:
             region=env.get("LABMESH_AWS_REGION") or env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or None,
             multipart_threshold=_bytes(env, "LABMESH_S3_MULTIPART_THRESHOLD", 5 * GIB),
             part_size=_bytes(env, "LABMESH_S3_PART_SIZE", 512 * 1024**2),
+            landing_queue_url=env.get("LABMESH_SQS_LANDING_QUEUE_URL") or None,
+            final_queue_url=env.get("LABMESH_SQS_FINAL_QUEUE_URL") or None,
         )
 
 

@@ -132,7 +132,8 @@ def raw_dataset(
     experiment_id = context.partition_key
     objects, registry = store.get_store(), catalog.get_catalog()
     record = _registered_experiment(registry, experiment_id)
-    settled_before = datetime.now(UTC) - timedelta(seconds=landing_policy.settle_seconds)
+    settle = 0 if objects.complete_when_visible else landing_policy.settle_seconds
+    settled_before = datetime.now(UTC) - timedelta(seconds=settle)
     report = promote_experiment(objects, experiment_id, settled_before=settled_before)
     for info, reason in report.conflicts:
         target = quarantine_object(objects, info, reason)

@@ -16,6 +16,7 @@ from labmesh_dagster.connectors.catalog.base import Catalog
 from labmesh_dagster.connectors.catalog.sqlite import SqliteCatalog
 from labmesh_dagster.connectors.eln.base import ElnSource
 from labmesh_dagster.connectors.eln.folder import FolderEln
+from labmesh_dagster.connectors.events.base import EventQueue
 from labmesh_dagster.connectors.store.base import ObjectStore
 from labmesh_dagster.connectors.store.factory import open_store
 
@@ -51,6 +52,10 @@ class S3StoreResource(StoreResource):
         default=5 * 1024**3, description="Objects larger than this are copied in parts (S3 allows 5 GiB per copy)."
     )
     part_size: int = Field(default=512 * 1024**2, description="Size of each part of a multipart copy or upload.")
+    notification_queues: dict[str, str] = Field(
+        default_factory=dict,
+        description="Zone -> ARN of the SQS queue that provisioning subscribes to the zone bucket's object events.",
+    )
 
     def store_config(self) -> dict[str, Any]:
         return {
@@ -65,6 +70,7 @@ class S3StoreResource(StoreResource):
             "region_name": self.region_name,
             "multipart_threshold": self.multipart_threshold,
             "part_size": self.part_size,
+            "notification_queues": dict(self.notification_queues),
         }
 
 
@@ -109,3 +115,30 @@ class LandingPolicyResource(dg.ConfigurableResource):
         default=900,
         description="Landing files of an experiment no ELN record announced wait this long, then go to quarantine.",
     )
+
+
+class StoreEventsResource(dg.ConfigurableResource):
+    """Where S3 event notifications of the landing and final buckets arrive (SQS).
+
+    Without a queue URL a zone is watched by listing it instead, as the local
+    profile always is.
+    """
+
+    landing_queue_url: str | None = Field(default=None, description="SQS queue receiving the landing bucket's events.")
+    final_queue_url: str | None = Field(default=None, description="SQS queue receiving the final bucket's events.")
+    endpoint_url: str | None = Field(default=None, description="SQS endpoint; None for AWS itself.")
+    region_name: str | None = Field(default=None, description="AWS region of the queues.")
+
+    def _queue(self, url: str | None) -> EventQueue | None:
+        if not url:
+            return None
+        from labmesh_dagster.connectors.aws import make_client
+        from labmesh_dagster.connectors.events.sqs import SqsEventQueue
+
+        return SqsEventQueue(make_client("sqs", endpoint_url=self.endpoint_url, region_name=self.region_name), url)
+
+    def landing_queue(self) -> EventQueue | None:
+        return self._queue(self.landing_queue_url)
+
+    def final_queue(self) -> EventQueue | None:
+        return self._queue(self.final_queue_url)

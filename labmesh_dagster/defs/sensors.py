@@ -7,20 +7,38 @@ any registered experiment it requests a run for, so that a Dagster instance
 whose storage was reset recovers by itself from what the catalog knows.
 """
 
+import hashlib
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 import dagster as dg
 
+from labmesh_dagster.connectors.events.base import EventQueue
+from labmesh_dagster.connectors.store.base import ObjectInfo, ObjectStore
+from labmesh_dagster.core.errors import InvalidExperimentId
 from labmesh_dagster.core.keys import Zone
 from labmesh_dagster.defs.dataset_assets import final_dataset, raw_dataset
 from labmesh_dagster.defs.experiment_assets import experiment
 from labmesh_dagster.defs.partitions import experiments_partitions
-from labmesh_dagster.defs.resources import CatalogResource, ElnResource, LandingPolicyResource, StoreResource
+from labmesh_dagster.defs.resources import (
+    CatalogResource,
+    ElnResource,
+    LandingPolicyResource,
+    StoreEventsResource,
+    StoreResource,
+)
 from labmesh_dagster.settings import Settings
 from labmesh_dagster.steps.final_zone import entry_state, plan_final
 from labmesh_dagster.steps.intake import experiments_to_register
 from labmesh_dagster.steps.landing import QUARANTINE_PER_TICK, batch_fingerprint, plan_landing, quarantine_object
+from labmesh_dagster.steps.store_event_intake import (
+    EVENT_VISIBILITY_SECONDS,
+    EVENTS_PER_TICK,
+    EventCursor,
+    describe_waiting,
+    read_events,
+)
 
 
 def _missing_partitions(
@@ -38,6 +56,67 @@ def _load_first_seen(cursor: str | None) -> dict[str, datetime]:
         return {key: datetime.fromisoformat(value) for key, value in data.get("unknown_first_seen", {}).items()}
     except (ValueError, AttributeError, TypeError):
         return {}  # an unreadable cursor only restarts the grace periods
+
+
+def _zone_of(objects: ObjectStore) -> Callable[[str], Zone | None]:
+    zone_of = getattr(objects, "zone_of", None)
+    if zone_of is None:
+        raise dg.Failure(description="store events are configured but the store has no buckets to match them to")
+    return zone_of  # type: ignore[no-any-return]
+
+
+def _quarantine(context: dg.SensorEvaluationContext, objects: ObjectStore, items: list[tuple[ObjectInfo, str]]) -> None:
+    for info, reason in items[:QUARANTINE_PER_TICK]:
+        try:
+            target = quarantine_object(objects, info, reason)
+        except OSError as exc:  # e.g. a file and a folder of the same name: report, go on
+            context.log.error(f"could not quarantine {info.key} ({reason}): {exc}")
+            continue
+        if target is None:
+            context.log.info(f"{info.key} changed while being quarantined; it stays in landing for now")
+        else:
+            context.log.warning(f"quarantined {info.key} -> {target}: {reason}")
+
+
+def _final_from_events(
+    context: dg.SensorEvaluationContext, objects: ObjectStore, queue: EventQueue, registered: set[str]
+) -> dg.SensorResult:
+    """Every experiment whose final files were created or removed since the last tick, one run each."""
+    cursor = EventCursor.from_json(context.cursor)
+    queue.acknowledge(cursor.pending_receipts)
+    messages = queue.receive(max_messages=EVENTS_PER_TICK, visibility_timeout=EVENT_VISIBILITY_SECONDS)
+    batch = read_events(messages, zone_of=_zone_of(objects), zone=Zone.FINAL, seen=set(cursor.recent))
+    for problem in batch.problems:
+        context.log.error(problem)
+    touched: dict[str, list[str]] = {}
+    for key in [info.key for info in batch.created] + batch.removed:
+        if key.is_labmesh_internal:
+            continue  # labmesh's own manifest, written by final_dataset itself
+        try:
+            experiment_id = key.experiment_id
+        except InvalidExperimentId:
+            context.log.warning(f"{key} is not inside a valid experiment folder; left in place")
+            continue
+        if experiment_id not in registered:
+            context.log.warning(f"final/{experiment_id}/ holds files but experiment {experiment_id} is not registered")
+            continue
+        touched.setdefault(experiment_id, []).append(str(key))
+    cursor.pending_receipts = [message.receipt for message in messages]
+    cursor.recent += batch.identities
+    run_requests = [
+        dg.RunRequest(partition_key=experiment_id, run_key=f"final:{experiment_id}:{_digest(sorted(batch.identities))}")
+        for experiment_id in sorted(touched)
+    ]
+    return dg.SensorResult(
+        run_requests=run_requests,
+        dynamic_partitions_requests=_missing_partitions(context, sorted(touched)),
+        cursor=cursor.to_json(),
+        skip_reason=None if run_requests else "no final files changed",
+    )
+
+
+def _digest(parts: list[str]) -> str:
+    return hashlib.sha256("\n".join(parts).encode("utf-8", "surrogateescape")).hexdigest()[:16]
 
 
 def build_sensors(settings: Settings) -> list[dg.SensorDefinition]:
@@ -83,39 +162,55 @@ def build_sensors(settings: Settings) -> list[dg.SensorDefinition]:
         store: StoreResource,
         catalog: CatalogResource,
         landing_policy: LandingPolicyResource,
+        store_events: StoreEventsResource,
     ) -> dg.SensorResult:
-        # Promotion empties landing, so what is listed is what is pending; the run key (a digest
-        # of the files) keeps a repeated tick from starting a second run for the same files.
         objects = store.get_store()
         registered = catalog.get_catalog().experiment_fingerprints()
+        now = datetime.now(UTC)
+        queue = store_events.landing_queue()
+        if queue is None:
+            # Listing: promotion empties landing, so what is listed is what is pending, and the
+            # only memory needed is when unregistered experiments were first seen.
+            first_seen = _load_first_seen(context.cursor)
+            candidates = list(objects.list(Zone.LANDING))
+            event_cursor = None
+        else:
+            # Events: only what S3 announced since the last tick, plus what still waits; nothing listed.
+            event_cursor = EventCursor.from_json(context.cursor)
+            queue.acknowledge(event_cursor.pending_receipts)
+            messages = queue.receive(max_messages=EVENTS_PER_TICK, visibility_timeout=EVENT_VISIBILITY_SECONDS)
+            batch = read_events(messages, zone_of=_zone_of(objects), zone=Zone.LANDING, seen=set(event_cursor.recent))
+            for problem in batch.problems:
+                context.log.error(problem)
+            first_seen = event_cursor.first_seen()
+            candidates = batch.created + event_cursor.waiting_objects(Zone.LANDING)
+            event_cursor.pending_receipts = [message.receipt for message in messages]
+            event_cursor.recent += batch.identities
         plan = plan_landing(
-            objects.list(Zone.LANDING),
+            candidates,
             registered.__contains__,
-            now=datetime.now(UTC),
-            settle_seconds=landing_policy.settle_seconds,
+            now=now,
+            settle_seconds=0 if objects.complete_when_visible else landing_policy.settle_seconds,
             unknown_grace_seconds=landing_policy.unknown_experiment_grace_seconds,
-            unknown_first_seen=_load_first_seen(context.cursor),
+            unknown_first_seen=first_seen,
         )
-        for info, reason in plan.quarantine[:QUARANTINE_PER_TICK]:
-            try:
-                target = quarantine_object(objects, info, reason)
-            except OSError as exc:  # e.g. a file and a folder of the same name: report, go on
-                context.log.error(f"could not quarantine {info.key} ({reason}): {exc}")
-                continue
-            if target is None:
-                context.log.info(f"{info.key} changed while being quarantined; it stays in landing for now")
-            else:
-                context.log.warning(f"quarantined {info.key} -> {target}: {reason}")
-        cursor = json.dumps(
-            {"unknown_first_seen": {key: value.isoformat() for key, value in sorted(plan.unknown_first_seen.items())}}
-        )
+        _quarantine(context, objects, plan.quarantine)
+        if event_cursor is None:
+            cursor = json.dumps(
+                {"unknown_first_seen": {k: v.isoformat() for k, v in sorted(plan.unknown_first_seen.items())}}
+            )
+        else:
+            event_cursor.waiting = describe_waiting(info for info, _ in plan.waiting)
+            event_cursor.unknown_first_seen = {k: v.isoformat() for k, v in sorted(plan.unknown_first_seen.items())}
+            cursor = event_cursor.to_json()
+        # The run key is a digest of the files: a repeated tick or a redelivered event starts no second run.
         run_requests = [
             dg.RunRequest(partition_key=experiment_id, run_key=f"raw:{experiment_id}:{batch_fingerprint(files)}")
             for experiment_id, files in sorted(plan.ready.items())
         ]
         if not run_requests:
             waiting = f"; {len(plan.waiting)} file(s) waiting" if plan.waiting else ""
-            return dg.SensorResult(skip_reason=f"no settled landing files{waiting}", cursor=cursor)
+            return dg.SensorResult(skip_reason=f"no new landing files ready{waiting}", cursor=cursor)
         return dg.SensorResult(
             run_requests=run_requests,
             dynamic_partitions_requests=_missing_partitions(context, sorted(plan.ready)),
@@ -134,9 +229,14 @@ def build_sensors(settings: Settings) -> list[dg.SensorDefinition]:
         store: StoreResource,
         catalog: CatalogResource,
         landing_policy: LandingPolicyResource,
+        store_events: StoreEventsResource,
     ) -> dg.SensorResult:
         objects, registry = store.get_store(), catalog.get_catalog()
         summaries = registry.summaries()
+        registered = {summary.experiment_id for summary in summaries}
+        queue = store_events.final_queue()
+        if queue is not None:
+            return _final_from_events(context, objects, queue, registered)
 
         def cataloged_files(experiment_id: str) -> set[tuple[str, int, str]]:
             dataset = registry.get_dataset(experiment_id, Zone.FINAL.value)
@@ -144,11 +244,11 @@ def build_sensors(settings: Settings) -> list[dg.SensorDefinition]:
 
         plan = plan_final(
             objects.list(Zone.FINAL),
-            registered=[summary.experiment_id for summary in summaries],
+            registered=registered,
             with_cataloged_files=[s.experiment_id for s in summaries if s.datasets.get(Zone.FINAL.value)],
             cataloged_files=cataloged_files,
             now=datetime.now(UTC),
-            settle_seconds=landing_policy.settle_seconds,
+            settle_seconds=0 if objects.complete_when_visible else landing_policy.settle_seconds,
         )
         for experiment_id in sorted(plan.unregistered):
             context.log.warning(f"final/{experiment_id}/ holds files but experiment {experiment_id} is not registered")

@@ -38,6 +38,10 @@ class ObjectInfo:
 class ObjectStore(ABC):
     """Keyed storage in four zones."""
 
+    # Whether an object becomes visible only once complete (S3: yes). Where it does not (a
+    # folder an instrument writes into), a file is taken only after it stopped changing.
+    complete_when_visible: bool = False
+
     @abstractmethod
     def list(self, zone: Zone, prefix: str = "") -> Iterator[ObjectInfo]:
         """Every object in ``zone`` whose key starts with ``prefix``, in key order."""

@@ -28,5 +28,6 @@ def open_store(config: Mapping[str, Any]) -> ObjectStore:
             config["buckets"],
             multipart_threshold=int(config["multipart_threshold"]),
             part_size=int(config["part_size"]),
+            notification_queues=config.get("notification_queues") or {},
         )
     raise ValueError(f"unknown store kind {kind!r} in {dict(config)!r}")

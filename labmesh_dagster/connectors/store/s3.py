@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import io
+import json
 from collections.abc import Iterator, Mapping
 from contextlib import AbstractContextManager
 from typing import Any, BinaryIO
@@ -20,8 +21,9 @@ from typing import Any, BinaryIO
 from botocore.exceptions import ClientError
 
 from labmesh_dagster.connectors.store.base import ObjectInfo, ObjectStore
+from labmesh_dagster.connectors.store.s3_setup import experiment_access_policy, with_abort_rule, with_notification
 from labmesh_dagster.core.errors import ChecksumMismatch, ObjectNotFound
-from labmesh_dagster.core.keys import ObjectKey, Zone, experiment_prefix
+from labmesh_dagster.core.keys import LABMESH_DIR, ObjectKey, Zone, experiment_prefix
 
 GIB = 1024**3
 MIB = 1024**2
@@ -29,6 +31,7 @@ MIB = 1024**2
 SINGLE_COPY_LIMIT = 5 * GIB
 
 _MISSING = {"404", "NoSuchKey", "NotFound"}
+ACCESS_POLICY_PATH = f"{LABMESH_DIR}/access-policy.json"
 _PRECONDITION = {"412", "PreconditionFailed"}
 
 
@@ -43,6 +46,8 @@ def _hex_from_base64(value: str) -> str:
 class S3ObjectStore(ObjectStore):
     """Zones as buckets."""
 
+    complete_when_visible = True
+
     def __init__(
         self,
         client: Any,
@@ -50,8 +55,12 @@ class S3ObjectStore(ObjectStore):
         *,
         multipart_threshold: int = SINGLE_COPY_LIMIT,
         part_size: int = 512 * MIB,
+        notification_queues: Mapping[Zone | str, str] | None = None,
     ) -> None:
         self.client = client
+        # Zone -> SQS queue ARN that receives the zone bucket's object events (landing, final).
+        self.notification_queues = {Zone(zone): arn for zone, arn in (notification_queues or {}).items()}
+        self._buckets_ready: set[str] = set()
         self.buckets = {Zone(zone): bucket for zone, bucket in buckets.items()}
         missing = set(Zone) - set(self.buckets)
         if missing:
@@ -63,6 +72,10 @@ class S3ObjectStore(ObjectStore):
 
     def bucket(self, zone: Zone) -> str:
         return self.buckets[Zone(zone)]
+
+    def zone_of(self, bucket: str) -> Zone | None:
+        """The zone a bucket holds, or None for a bucket that is not one of ours."""
+        return next((zone for zone, name in self.buckets.items() if name == bucket), None)
 
     def _info(self, key: ObjectKey, size: int, modified: Any, etag: str) -> ObjectInfo:
         return ObjectInfo(key=key, size=int(size), modified=modified, etag=etag.strip('"'))
@@ -165,7 +178,14 @@ class S3ObjectStore(ObjectStore):
         self.client.delete_object(Bucket=self.bucket(key.zone), Key=key.key)
 
     def provision(self, experiment_id: str) -> dict[Zone, str]:
-        """A folder marker in every zone, tagged with the experiment, so consoles and tools show the place."""
+        """The experiment's place in every zone, and what the buckets need around it.
+
+        Buckets get their event notifications and the multipart clean-up rule
+        (once); every zone gets a folder marker tagged with the experiment; the
+        experiment's least-privilege access policy is stored in its raw folder.
+        """
+        for zone in Zone:
+            self._prepare_bucket(zone)
         prefix = experiment_prefix(experiment_id)
         for zone in Zone:
             self.client.put_object(
@@ -174,7 +194,35 @@ class S3ObjectStore(ObjectStore):
                 Body=b"",
                 Tagging=f"labmesh-experiment={experiment_id}&labmesh-zone={zone.value}",
             )
+        policy = experiment_access_policy({zone.value: self.bucket(zone) for zone in Zone}, experiment_id)
+        policy_key = ObjectKey.for_experiment(Zone.RAW, experiment_id, ACCESS_POLICY_PATH)
+        content = (json.dumps(policy, indent=2, sort_keys=True) + "\n").encode("utf-8")
+        if not self.exists(policy_key) or self.read_bytes(policy_key) != content:
+            self.put(policy_key, content)
         return {zone: self.location(zone, experiment_id) for zone in Zone}
+
+    def _prepare_bucket(self, zone: Zone) -> None:
+        bucket = self.bucket(zone)
+        if bucket in self._buckets_ready:
+            return
+        arn = self.notification_queues.get(zone)
+        if arn:
+            current = self.client.get_bucket_notification_configuration(Bucket=bucket)
+            wanted = with_notification(current, arn)
+            if wanted is not None:
+                self.client.put_bucket_notification_configuration(Bucket=bucket, NotificationConfiguration=wanted)
+        try:
+            rules = self.client.get_bucket_lifecycle_configuration(Bucket=bucket).get("Rules", [])
+        except ClientError as exc:
+            if _code(exc) != "NoSuchLifecycleConfiguration":
+                raise
+            rules = []
+        wanted_rules = with_abort_rule(rules)
+        if wanted_rules is not None:
+            self.client.put_bucket_lifecycle_configuration(
+                Bucket=bucket, LifecycleConfiguration={"Rules": wanted_rules}
+            )
+        self._buckets_ready.add(bucket)
 
     def uri(self, key: ObjectKey) -> str:
         return f"s3://{self.bucket(key.zone)}/{key.key}"

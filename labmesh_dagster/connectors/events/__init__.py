@@ -1,0 +1,1 @@
+"""The store-event queue port and its SQS implementation."""

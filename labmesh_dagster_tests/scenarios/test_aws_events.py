@@ -1,0 +1,211 @@
+"""The aws profile driven by S3 event notifications through SQS (moto's server, over HTTP).
+
+Contract: provisioning subscribes the landing and final buckets to their
+queues, adds the multipart clean-up rule, tags the experiment's folder markers
+and stores its least-privilege access policy, idempotently; an upload to landing
+becomes an event, one run per experiment, a verified promotion and an empty
+landing, with no LIST call on the way; duplicate, stale and out-of-order events
+start one run; S3's test event and malformed messages are skipped; final-zone
+events rematerialize `final_dataset`, and labmesh's own manifest writes do not;
+without queues the listing fallback misses nothing, however many objects share
+a second.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import botocore.client
+import dagster as dg
+import pytest
+
+from labmesh_dagster.connectors.aws import make_client
+from labmesh_dagster.core.keys import Zone
+from labmesh_dagster.steps.landing import list_quarantine
+from labmesh_dagster_tests.conftest import Lab, aws_settings
+
+RECORD = {"id": "EXP-1", "title": "Event driven", "samples": ["S1"], "platform": "MiSeq"}
+FASTQ = b"@r1\nACGT\n+\nIIII\n"
+
+
+@pytest.fixture
+def queues(moto_endpoint: str, s3_buckets: dict[str, str]) -> dict[str, str]:
+    sqs = make_client("sqs", endpoint_url=moto_endpoint, region_name="us-east-1")
+    suffix = s3_buckets["landing"].rsplit("-", 1)[1]
+    return {zone: sqs.create_queue(QueueName=f"lm-{zone}-events-{suffix}")["QueueUrl"] for zone in ("landing", "final")}
+
+
+@pytest.fixture
+def aws_lab(tmp_path: Path, moto_endpoint: str, s3_buckets: dict[str, str], queues: dict[str, str], instance) -> Lab:
+    settings = aws_settings(
+        tmp_path / "home",
+        moto_endpoint,
+        s3_buckets,
+        LABMESH_SQS_LANDING_QUEUE_URL=queues["landing"],
+        LABMESH_SQS_FINAL_QUEUE_URL=queues["final"],
+    )
+    return Lab(settings, instance)
+
+
+@pytest.fixture
+def s3(moto_endpoint: str, aws_environment: None) -> Any:
+    return make_client("s3", endpoint_url=moto_endpoint, region_name="us-east-1")
+
+
+@pytest.fixture
+def api_calls(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
+    """Every AWS operation any client makes, through botocore's one call path."""
+    calls: list[str] = []
+    real = botocore.client.BaseClient._make_api_call
+
+    def recording(self, operation_name, api_params):  # type: ignore[no-untyped-def]
+        calls.append(operation_name)
+        return real(self, operation_name, api_params)
+
+    monkeypatch.setattr(botocore.client.BaseClient, "_make_api_call", recording)
+    yield calls
+
+
+def registered(lab: Lab) -> None:
+    lab.write_record("exp.yaml", RECORD)
+    [run] = lab.run_sensor("eln_sensor")
+    assert run.success
+
+
+def test_provisioning_sets_up_notifications_lifecycle_tags_and_an_access_policy(
+    aws_lab: Lab, s3: Any, s3_buckets: dict[str, str], queues: dict[str, str]
+) -> None:
+    registered(aws_lab)
+    assert aws_lab.materialize("experiment", partition="EXP-1").success  # again: nothing doubles
+
+    for zone in ("landing", "final"):
+        [queue] = s3.get_bucket_notification_configuration(Bucket=s3_buckets[zone])["QueueConfigurations"]
+        assert queue["QueueArn"].endswith(queues[zone].rsplit("/", 1)[1])
+        assert set(queue["Events"]) == {"s3:ObjectCreated:*", "s3:ObjectRemoved:*"}
+    for bucket in s3_buckets.values():
+        rules = s3.get_bucket_lifecycle_configuration(Bucket=bucket)["Rules"]
+        assert [rule["AbortIncompleteMultipartUpload"]["DaysAfterInitiation"] for rule in rules] == [7]
+        tags = s3.get_object_tagging(Bucket=bucket, Key="EXP-1/")["TagSet"]
+        assert {"Key": "labmesh-experiment", "Value": "EXP-1"} in tags
+    policy = json.loads(s3.get_object(Bucket=s3_buckets["raw"], Key="EXP-1/_labmesh/access-policy.json")["Body"].read())
+    resources = [r for statement in policy["Statement"] for r in statement["Resource"]]
+    assert f"arn:aws:s3:::{s3_buckets['landing']}/EXP-1/*" in resources
+    assert all("EXP-1" in resource or resource.endswith(tuple(s3_buckets.values())) for resource in resources)
+
+
+def test_an_upload_becomes_an_event_a_run_and_a_verified_promotion_without_listing(
+    aws_lab: Lab, s3: Any, s3_buckets: dict[str, str], api_calls: list[str]
+) -> None:
+    registered(aws_lab)
+    aws_lab.run_sensor("landing_sensor")  # drains the provisioning's test events and folder markers
+    names = ["run 1/S1 R1.fastq", "S1+R2.fastq", "100%.fastq", "Probe-µ/über.fastq"]
+    for name in names:
+        s3.put_object(Bucket=s3_buckets["landing"], Key=f"EXP-1/{name}", Body=FASTQ)
+    api_calls.clear()
+
+    data = aws_lab.tick("landing_sensor")
+
+    assert "ListObjectsV2" not in api_calls and "ListObjects" not in api_calls
+    [request] = data.run_requests
+    assert request.partition_key == "EXP-1"
+    job = aws_lab.defs.resolve_job_def(aws_lab.defs.resolve_sensor_def("landing_sensor").job_name)
+    assert job.execute_in_process(instance=aws_lab.instance, partition_key="EXP-1").success
+    assert aws_lab.keys(Zone.LANDING) == []
+    cataloged = {entry.name for entry in aws_lab.catalog.get_dataset("EXP-1", "raw").files}
+    assert cataloged == {name.rsplit("/", 1)[-1] for name in names}
+    assert aws_lab.tick("landing_sensor").run_requests == []  # removal events of landing start nothing
+
+
+def _notification(bucket: str, key: str, sequencer: str, event: str = "ObjectCreated:Put", size: int = 16) -> str:
+    record = {
+        "eventName": event,
+        "eventTime": "2026-11-29T10:00:00.000Z",
+        "s3": {
+            "bucket": {"name": bucket},
+            "object": {"key": key, "size": size, "eTag": "abc", "sequencer": sequencer},
+        },
+    }
+    return json.dumps({"Records": [record]})
+
+
+def test_duplicate_stale_and_out_of_order_events_start_one_run(
+    aws_lab: Lab, moto_endpoint: str, s3: Any, s3_buckets: dict[str, str], queues: dict[str, str]
+) -> None:
+    registered(aws_lab)
+    aws_lab.run_sensor("landing_sensor")
+    s3.put_object(Bucket=s3_buckets["landing"], Key="EXP-1/S1.fastq", Body=FASTQ)
+    sqs = make_client("sqs", endpoint_url=moto_endpoint, region_name="us-east-1")
+    bucket = s3_buckets["landing"]
+    for body in (
+        _notification(bucket, "EXP-1/S1.fastq", "00B"),  # newest first: out of order
+        _notification(bucket, "EXP-1/S1.fastq", "00A"),
+        _notification(bucket, "EXP-1/S1.fastq", "00B"),  # redelivered duplicate
+        json.dumps({"Event": "s3:TestEvent", "Bucket": bucket}),
+        "not json at all",
+    ):
+        sqs.send_message(QueueUrl=queues["landing"], MessageBody=body)
+
+    runs = aws_lab.run_sensor("landing_sensor")
+    assert len(runs) == 1 and runs[0].success
+    sqs.send_message(QueueUrl=queues["landing"], MessageBody=_notification(bucket, "EXP-1/S1.fastq", "00B"))
+    assert aws_lab.run_sensor("landing_sensor") == []  # the same event, redelivered a tick later
+    assert aws_lab.keys(Zone.LANDING) == []
+
+
+def test_events_of_an_unknown_experiment_wait_then_flow_once_it_is_registered(
+    tmp_path: Path, moto_endpoint: str, s3: Any, s3_buckets: dict[str, str], queues: dict[str, str], instance
+) -> None:
+    lab = Lab(
+        aws_settings(
+            tmp_path / "home",
+            moto_endpoint,
+            s3_buckets,
+            LABMESH_SQS_LANDING_QUEUE_URL=queues["landing"],
+            LABMESH_UNKNOWN_EXPERIMENT_GRACE_SECONDS="3600",
+        ),
+        instance,
+    )
+    lab.store.provision("EXP-LATE")
+    lab.run_sensor("landing_sensor")
+    s3.put_object(Bucket=s3_buckets["landing"], Key="EXP-LATE/S1.fastq", Body=FASTQ)
+    assert lab.run_sensor("landing_sensor") == []
+    assert lab.run_sensor("landing_sensor") == []  # no new event: the waiting object is remembered
+
+    lab.write_record("late.yaml", {"id": "EXP-LATE", "title": "Record after data"})
+    lab.run_sensor("eln_sensor")
+    [run] = lab.run_sensor("landing_sensor")
+    assert run.success and lab.keys(Zone.LANDING) == [] and list_quarantine(lab.store) == []
+
+
+def test_final_zone_events_rematerialize_final_dataset_but_its_own_manifest_does_not(
+    aws_lab: Lab, s3: Any, s3_buckets: dict[str, str]
+) -> None:
+    registered(aws_lab)
+    aws_lab.run_sensor("final_sensor")
+    s3.put_object(Bucket=s3_buckets["final"], Key="EXP-1/report.md", Body=b"# Report\n")
+
+    [run] = aws_lab.run_sensor("final_sensor")
+
+    assert run.success
+    assert [entry.name for entry in aws_lab.catalog.get_dataset("EXP-1", "final").files] == ["report.md"]
+    assert aws_lab.run_sensor("final_sensor") == []
+    s3.delete_object(Bucket=s3_buckets["final"], Key="EXP-1/report.md")
+    [removal] = aws_lab.run_sensor("final_sensor")
+    assert removal.success and aws_lab.catalog.get_dataset("EXP-1", "final").files == ()
+
+
+def test_the_listing_fallback_misses_no_object_written_in_the_same_second(
+    tmp_path: Path, moto_endpoint: str, s3: Any, s3_buckets: dict[str, str], instance: dg.DagsterInstance
+) -> None:
+    lab = Lab(aws_settings(tmp_path / "home", moto_endpoint, s3_buckets), instance)
+    registered(lab)
+    for number in range(60):
+        s3.put_object(Bucket=s3_buckets["landing"], Key=f"EXP-1/burst/{number:03}.fastq", Body=FASTQ)
+
+    [run] = lab.run_sensor("landing_sensor")
+
+    assert run.success and lab.keys(Zone.LANDING) == []
+    assert len(lab.catalog.get_dataset("EXP-1", "raw").files) == 60
