@@ -41,6 +41,10 @@ class ObjectNotFound(LabmeshError, LookupError):
     """The store holds no object under the key asked for."""
 
 
+class StoreUnavailable(LabmeshError):
+    """The store kept failing (throttling, 5xx, network) after its retries; nothing was changed by labmesh."""
+
+
 class ChecksumMismatch(LabmeshError):
     """A copy whose checksum differs from its source; the source is kept."""
 

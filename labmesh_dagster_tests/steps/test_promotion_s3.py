@@ -76,3 +76,58 @@ def test_objects_above_the_threshold_are_promoted_in_parts(s3: tuple[S3ObjectSto
     assert len(report.promoted) == 1 and client.calls.count("upload_part_copy") == 3
     assert store.read_bytes(landing("big.bam").in_zone(Zone.RAW)) == data
     assert list(store.list(Zone.LANDING)) == []
+
+
+class SlowDown:
+    """A before-send hook answering 503 SlowDown to the first ``times`` calls of an operation."""
+
+    BODY = b"<Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>"
+
+    def __init__(self, times: int) -> None:
+        self.times = times
+        self.sent = 0
+
+    def __call__(self, request: Any, **_: Any) -> Any:
+        from botocore.awsrequest import AWSResponse
+
+        if self.sent >= self.times:
+            return None
+        self.sent += 1
+
+        class Raw:
+            def stream(self, **__: Any) -> Any:
+                yield SlowDown.BODY
+
+            def read(self, *__: Any) -> bytes:
+                return SlowDown.BODY
+
+        return AWSResponse(request.url, 503, {"Content-Type": "application/xml"}, Raw())
+
+
+def test_throttled_copies_are_retried_and_then_succeed(s3_buckets: dict[str, str], moto_endpoint: str) -> None:
+    client = make_client("s3", endpoint_url=moto_endpoint, region_name="us-east-1")
+    store = S3ObjectStore(client, s3_buckets)
+    store.put(landing("S1.fastq"), b"@r\nACGT\n+\nIIII\n")
+    slow_down = SlowDown(times=3)
+    client.meta.events.register("before-send.s3.CopyObject", slow_down)
+
+    report = promote_experiment(store, "EXP-1", settled_before=LATER)
+
+    assert slow_down.sent == 3 and len(report.promoted) == 1 and report.failed == []
+    assert list(store.list(Zone.LANDING)) == []
+
+
+def test_throttling_that_does_not_stop_fails_clearly_and_keeps_the_landing_object(
+    s3_buckets: dict[str, str], moto_endpoint: str
+) -> None:
+    client = make_client("s3", endpoint_url=moto_endpoint, region_name="us-east-1", max_attempts=3)
+    store = S3ObjectStore(client, s3_buckets)
+    store.put(landing("S1.fastq"), b"@r\nACGT\n+\nIIII\n")
+    client.meta.events.register("before-send.s3.CopyObject", SlowDown(times=10**6))
+
+    report = promote_experiment(store, "EXP-1", settled_before=LATER)
+
+    [failure] = report.failed
+    assert "SlowDown" in failure.reason and failure.source == landing("S1.fastq")
+    assert store.read_bytes(landing("S1.fastq")) == b"@r\nACGT\n+\nIIII\n"
+    assert list(store.list(Zone.RAW)) == []

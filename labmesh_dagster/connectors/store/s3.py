@@ -18,11 +18,11 @@ from collections.abc import Iterator, Mapping
 from contextlib import AbstractContextManager
 from typing import Any, BinaryIO
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from labmesh_dagster.connectors.store.base import ObjectInfo, ObjectStore
 from labmesh_dagster.connectors.store.s3_setup import experiment_access_policy, with_abort_rule, with_notification
-from labmesh_dagster.core.errors import ChecksumMismatch, ObjectNotFound
+from labmesh_dagster.core.errors import ChecksumMismatch, ObjectNotFound, StoreUnavailable
 from labmesh_dagster.core.keys import LABMESH_DIR, ObjectKey, Zone, experiment_prefix
 
 GIB = 1024**3
@@ -37,6 +37,19 @@ _PRECONDITION = {"412", "PreconditionFailed"}
 
 def _code(error: ClientError) -> str:
     return str(error.response.get("Error", {}).get("Code", ""))
+
+
+@contextlib.contextmanager
+def _clear_failure(action: str) -> Iterator[None]:
+    """Turn an S3 error left after botocore's retries into one that names what was being done."""
+    try:
+        yield
+    except ClientError as exc:
+        if _code(exc) in _MISSING | _PRECONDITION:
+            raise
+        raise StoreUnavailable(f"S3 failed to {action}: {exc}") from exc
+    except BotoCoreError as exc:
+        raise StoreUnavailable(f"S3 could not be reached to {action}: {exc}") from exc
 
 
 def _hex_from_base64(value: str) -> str:
@@ -82,15 +95,19 @@ class S3ObjectStore(ObjectStore):
 
     def list(self, zone: Zone, prefix: str = "") -> Iterator[ObjectInfo]:
         paginator = self.client.get_paginator("list_objects_v2")
-        for page in paginator.paginate(Bucket=self.bucket(zone), Prefix=prefix):
-            for item in page.get("Contents", []):
-                if item["Key"].endswith("/"):
-                    continue  # a folder marker, not an object
-                yield self._info(ObjectKey(zone, item["Key"]), item["Size"], item["LastModified"], item["ETag"])
+        # Pages are fetched as the caller iterates, so a listing of any size stays small in memory.
+        with _clear_failure(f"list s3://{self.bucket(zone)}/{prefix}"):
+            for page in paginator.paginate(Bucket=self.bucket(zone), Prefix=prefix):
+                for item in page.get("Contents", []):
+                    if item["Key"].endswith("/"):
+                        continue  # a folder marker, not an object
+                    key = ObjectKey(zone, item["Key"])
+                    yield self._info(key, item["Size"], item["LastModified"], item["ETag"])
 
     def _head(self, key: ObjectKey, **extra: Any) -> dict[str, Any]:
         try:
-            return self.client.head_object(Bucket=self.bucket(key.zone), Key=key.key, **extra)  # type: ignore[no-any-return]
+            with _clear_failure(f"read the metadata of {self.uri(key)}"):
+                return self.client.head_object(Bucket=self.bucket(key.zone), Key=key.key, **extra)  # type: ignore[no-any-return]
         except ClientError as exc:
             if _code(exc) in _MISSING:
                 raise ObjectNotFound(str(key)) from exc
@@ -102,7 +119,8 @@ class S3ObjectStore(ObjectStore):
 
     def open(self, key: ObjectKey) -> AbstractContextManager[BinaryIO]:
         try:
-            response = self.client.get_object(Bucket=self.bucket(key.zone), Key=key.key)
+            with _clear_failure(f"read {self.uri(key)}"):
+                response = self.client.get_object(Bucket=self.bucket(key.zone), Key=key.key)
         except ClientError as exc:
             if _code(exc) in _MISSING:
                 raise ObjectNotFound(str(key)) from exc
@@ -113,29 +131,22 @@ class S3ObjectStore(ObjectStore):
         from boto3.s3.transfer import TransferConfig
 
         stream = io.BytesIO(data) if isinstance(data, bytes) else data
-        self.client.upload_fileobj(
-            stream,
-            self.bucket(key.zone),
-            key.key,
-            ExtraArgs={"ChecksumAlgorithm": "SHA256"},
-            Config=TransferConfig(multipart_threshold=self.multipart_threshold, multipart_chunksize=self.part_size),
-        )
+        with _clear_failure(f"write {self.uri(key)}"):
+            self.client.upload_fileobj(
+                stream,
+                self.bucket(key.zone),
+                key.key,
+                ExtraArgs={"ChecksumAlgorithm": "SHA256"},
+                Config=TransferConfig(multipart_threshold=self.multipart_threshold, multipart_chunksize=self.part_size),
+            )
         return self.stat(key)
 
     def copy(self, source: ObjectKey, destination: ObjectKey) -> ObjectInfo:
         info = self.stat(source)
         copy_source = {"Bucket": self.bucket(source.zone), "Key": source.key}
         try:
-            if info.size <= self.multipart_threshold:
-                self.client.copy_object(
-                    Bucket=self.bucket(destination.zone),
-                    Key=destination.key,
-                    CopySource=copy_source,
-                    CopySourceIfMatch=f'"{info.etag}"',
-                    ChecksumAlgorithm="SHA256",
-                )
-            else:
-                self._multipart_copy(copy_source, destination, info)
+            with _clear_failure(f"copy {self.uri(source)} to {self.uri(destination)}"):
+                self._copy(copy_source, destination, info)
         except ClientError as exc:
             if _code(exc) in _PRECONDITION:
                 raise ChecksumMismatch(str(source), info.etag, "the source changed while it was being copied") from exc
@@ -143,6 +154,18 @@ class S3ObjectStore(ObjectStore):
                 raise ObjectNotFound(str(source)) from exc
             raise
         return self.stat(destination)
+
+    def _copy(self, copy_source: dict[str, str], destination: ObjectKey, info: ObjectInfo) -> None:
+        if info.size > self.multipart_threshold:
+            self._multipart_copy(copy_source, destination, info)
+            return
+        self.client.copy_object(
+            Bucket=self.bucket(destination.zone),
+            Key=destination.key,
+            CopySource=copy_source,
+            CopySourceIfMatch=f'"{info.etag}"',
+            ChecksumAlgorithm="SHA256",
+        )
 
     def _multipart_copy(self, copy_source: dict[str, str], destination: ObjectKey, info: ObjectInfo) -> None:
         """Copy in parts (UploadPartCopy), each conditional on the source ETag; abort on any failure."""
@@ -175,7 +198,8 @@ class S3ObjectStore(ObjectStore):
             raise
 
     def delete(self, key: ObjectKey) -> None:
-        self.client.delete_object(Bucket=self.bucket(key.zone), Key=key.key)
+        with _clear_failure(f"delete {self.uri(key)}"):
+            self.client.delete_object(Bucket=self.bucket(key.zone), Key=key.key)
 
     def provision(self, experiment_id: str) -> dict[Zone, str]:
         """The experiment's place in every zone, and what the buckets need around it.
