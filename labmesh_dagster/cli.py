@@ -184,6 +184,55 @@ def command_land(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def command_sync(settings: Settings, args: argparse.Namespace) -> int:
+    """Watch an instrument folder and move complete files into landing (the DataSync step, for labs without it)."""
+    import hashlib
+    import threading
+
+    from labmesh_dagster.definitions import build_store_resource
+    from labmesh_dagster.sync.agent import ILLUMINA_MARKERS, SyncAgent, SyncOptions
+    from labmesh_dagster.sync.layout import Layout, LayoutError
+    from labmesh_dagster.sync.ledger import Ledger
+
+    watch_dir = Path(args.watch_dir).resolve()
+    if not watch_dir.is_dir():
+        print(f"labmesh sync: {watch_dir} is not a folder", file=sys.stderr)
+        return 2
+    try:
+        layout = Layout(experiment=args.experiment, pattern=args.layout)
+    except LayoutError as exc:
+        print(f"labmesh sync: {exc}", file=sys.stderr)
+        return 2
+    store = LocalObjectStore(args.store_dir) if args.store_dir else build_store_resource(settings).get_store()
+    ledger_path = (
+        Path(args.ledger)
+        if args.ledger
+        else (settings.home / "sync" / f"{hashlib.sha256(str(watch_dir).encode()).hexdigest()[:16]}.sqlite")
+    )
+    markers = tuple(args.marker) + (ILLUMINA_MARKERS if args.illumina else ())
+    agent = SyncAgent(
+        watch_dir,
+        store,
+        layout,
+        Ledger(ledger_path),
+        SyncOptions(quiet_seconds=args.quiet_seconds, markers=markers, workers=args.workers),
+    )
+    if args.once:
+        report = agent.run_once()
+        print(
+            f"uploaded {len(report.uploaded)}, already in landing {len(report.already_there)}, "
+            f"waiting {len(report.waiting)}, not placed {len(report.unplaced)}, failed {len(report.failed)}"
+        )
+        return 1 if report.failed else 0
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        agent.run(interval=args.interval, stop=stop)
+    except KeyboardInterrupt:
+        stop.set()
+    return 0
+
+
 def command_demo(settings: Settings, args: argparse.Namespace) -> int:
     from labmesh_dagster import demo
 
@@ -227,6 +276,21 @@ def build_parser() -> argparse.ArgumentParser:
     land.add_argument("files", nargs="+")
     land.add_argument("--prefix", help="sub-folder inside the experiment's landing folder")
     land.set_defaults(handler=command_land)
+
+    sync = commands.add_parser("sync", help="watch an instrument folder and upload complete files to landing")
+    sync.add_argument("watch_dir")
+    where = sync.add_mutually_exclusive_group(required=True)
+    where.add_argument("--experiment", help="every file belongs to this experiment")
+    where.add_argument("--layout", help="where the experiment id sits, e.g. '{experiment}/{path}'")
+    sync.add_argument("--store-dir", help="a local store root (default: the store of LABMESH_PROFILE)")
+    sync.add_argument("--quiet-seconds", type=float, default=30.0, help="a file is complete once unchanged this long")
+    sync.add_argument("--marker", action="append", default=[], help="a run folder is complete once it holds this file")
+    sync.add_argument("--illumina", action="store_true", help="use Illumina's CopyComplete.txt/RTAComplete.txt")
+    sync.add_argument("--workers", type=int, default=4, help="files uploaded at once")
+    sync.add_argument("--interval", type=float, default=10.0, help="seconds between passes")
+    sync.add_argument("--ledger", help="the agent's SQLite ledger (default: under LABMESH_HOME/sync)")
+    sync.add_argument("--once", action="store_true", help="one pass, then exit (1 if a file failed)")
+    sync.set_defaults(handler=command_sync)
 
     demo = commands.add_parser("demo", help="write the demo lab's ELN records (and, with --files, its data)")
     demo.add_argument("--files", action="store_true", help="also drop every demo file now")

@@ -85,3 +85,19 @@ def test_the_cli_reads_dot_env_like_dagster_dev_does(
 
     assert cli.main(["status"]) == 0
     assert "EXP-ENV" in capsys.readouterr().out
+
+
+def test_sync_once_uploads_a_watched_folder_into_landing(
+    lab: Lab, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("LABMESH_HOME", str(lab.settings.home))
+    watch = tmp_path / "instrument"
+    (watch / "run1").mkdir(parents=True)
+    (watch / "run1" / "S1_R1.fastq").write_bytes(b"@r\nACGT\n+\nIIII\n")
+
+    assert cli.main(["sync", str(watch), "--experiment", "EXP-9", "--quiet-seconds", "0", "--once"]) == 0
+    assert "uploaded 1" in capsys.readouterr().out
+    assert lab.keys(Zone.LANDING) == ["EXP-9/run1/S1_R1.fastq"]
+    assert cli.main(["sync", str(watch), "--experiment", "EXP-9", "--quiet-seconds", "0", "--once"]) == 0
+    assert "uploaded 0" in capsys.readouterr().out
+    assert cli.main(["sync", str(watch), "--layout", "{experiment}", "--once"]) == 2
