@@ -1,0 +1,114 @@
+"""Benchmark 1: a landing sensor tick costs what the new events cost, not what the bucket holds.
+
+Two buckets on moto's server, one holding 1,000 objects and one 100,000; each
+time 10 new objects arrive and their S3 event notifications reach the SQS queue.
+The tick (drain the queue, sort, request the run) is timed on both, side by
+side, several rounds, and every AWS call it makes is counted.
+
+Goal: median tick time with 100,000 objects / with 1,000 <= 1.2, and zero LIST calls.
+
+Run: .venv/bin/python benchmarks/landing_sensor_tick.py [--large 100000] [--rounds 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import dagster as dg
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _aws import ApiCalls, buckets, moto_server  # noqa: E402
+
+from labmesh_dagster.connectors.aws import make_client  # noqa: E402
+from labmesh_dagster.connectors.catalog.sqlite import SqliteCatalog  # noqa: E402
+from labmesh_dagster.core.experiment import ExperimentRecord  # noqa: E402
+from labmesh_dagster.definitions import build_definitions  # noqa: E402
+from labmesh_dagster.settings import Settings  # noqa: E402
+
+
+def fill(endpoint: str, bucket: str, count: int) -> None:
+    s3 = make_client("s3", endpoint_url=endpoint, region_name="us-east-1")
+
+    def put(start: int) -> None:
+        for number in range(start, min(start + 1000, count)):
+            s3.put_object(Bucket=bucket, Key=f"EXP-OLD/{number:07}.fastq", Body=b"x")
+
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        list(pool.map(put, range(0, count, 1000)))
+
+
+def lab(endpoint: str, objects: int, home: Path) -> tuple[dg.Definitions, dict[str, str], str]:
+    names = buckets(endpoint)
+    sqs = make_client("sqs", endpoint_url=endpoint, region_name="us-east-1")
+    queue = sqs.create_queue(QueueName=f"{names['landing']}-events")["QueueUrl"]
+    settings = Settings.from_env(
+        {
+            "LABMESH_HOME": str(home),
+            "LABMESH_PROFILE": "aws",
+            "LABMESH_AWS_ENDPOINT_URL": endpoint,
+            "LABMESH_AWS_REGION": "us-east-1",
+            "LABMESH_SQS_LANDING_QUEUE_URL": queue,
+            **{f"LABMESH_S3_BUCKET_{zone.upper()}": name for zone, name in names.items()},
+        }
+    )
+    # The objects are in the bucket before it is subscribed to the queue: they are history, not news.
+    fill(endpoint, names["landing"], objects)
+    defs = build_definitions(settings)
+    defs.resources["store"].get_store().provision("EXP-1")  # subscribes the bucket to the queue
+    SqliteCatalog(settings.catalog_path).upsert_experiment(ExperimentRecord(id="EXP-1", title="bench"), {})
+    return defs, names, queue
+
+
+def tick(defs: dg.Definitions, instance: dg.DagsterInstance, cursor: str | None) -> tuple[float, str | None, int]:
+    sensor = defs.resolve_sensor_def("landing_sensor")
+    context = dg.build_sensor_context(instance=instance, cursor=cursor, definitions=defs, resources=defs.resources)
+    started = time.perf_counter()
+    result = sensor(context)
+    return time.perf_counter() - started, result.cursor, len(result.run_requests or [])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--small", type=int, default=1000)
+    parser.add_argument("--large", type=int, default=100_000)
+    parser.add_argument("--rounds", type=int, default=9)
+    args = parser.parse_args()
+    with moto_server() as endpoint, tempfile.TemporaryDirectory() as tmp, dg.instance_for_test() as instance:
+        print(f"filling buckets with {args.small} and {args.large} objects ...", flush=True)
+        labs = {size: lab(endpoint, size, Path(tmp) / str(size)) for size in (args.small, args.large)}
+        s3 = make_client("s3", endpoint_url=endpoint, region_name="us-east-1")
+        cursors: dict[int, str | None] = {}
+        for size, (defs, _, _) in labs.items():
+            _, cursors[size], _ = tick(defs, instance, None)  # drains the provisioning's own events
+        times: dict[int, list[float]] = {size: [] for size in labs}
+        lists = 0
+        for round_number in range(args.rounds):
+            for _, names, _ in labs.values():
+                for number in range(10):
+                    key = f"EXP-1/r{round_number}/{number}.fastq"
+                    s3.put_object(Bucket=names["landing"], Key=key, Body=b"@r\nA\n+\nI\n")
+            # Alternate which bucket goes first, so drift on a noisy machine falls on both.
+            order = list(labs) if round_number % 2 == 0 else list(reversed(labs))
+            for size in order:
+                defs = labs[size][0]
+                calls = ApiCalls()
+                elapsed, cursors[size], requested = tick(defs, instance, cursors[size])
+                calls.close()
+                lists += sum(1 for call in calls.calls if call.startswith("ListObjects"))
+                assert requested == 1, f"expected one run request, got {requested}"
+                times[size].append(elapsed)
+        small, large = statistics.median(times[args.small]), statistics.median(times[args.large])
+        print(f"median tick, {args.small:>7} objects in the bucket: {small * 1000:.1f} ms")
+        print(f"median tick, {args.large:>7} objects in the bucket: {large * 1000:.1f} ms")
+        print(f"ratio large/small: {large / small:.2f} (goal <= 1.2)")
+        print(f"LIST calls on the event path: {lists} (goal 0)")
+
+
+if __name__ == "__main__":
+    main()
