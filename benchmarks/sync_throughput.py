@@ -19,6 +19,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _aws import buckets, moto_server  # noqa: E402
@@ -28,6 +29,29 @@ from labmesh_dagster.connectors.store.s3 import S3ObjectStore  # noqa: E402
 from labmesh_dagster.sync.agent import SyncAgent, SyncOptions  # noqa: E402
 from labmesh_dagster.sync.layout import Layout  # noqa: E402
 from labmesh_dagster.sync.ledger import Ledger  # noqa: E402
+
+
+def plain(client: Any, folder: Path, bucket: str) -> float:
+    started = time.perf_counter()
+    for path in sorted(folder.iterdir()):
+        client.upload_file(str(path), bucket, f"PLAIN/{path.name}")
+    return time.perf_counter() - started
+
+
+def agent(client: Any, folder: Path, names: dict[str, str], ledger: Path, files: int) -> float:
+    sync = SyncAgent(
+        folder,
+        S3ObjectStore(client, names),
+        Layout(experiment="EXP-1"),
+        Ledger(ledger),
+        SyncOptions(quiet_seconds=0, workers=4),
+        log=lambda _: None,
+    )
+    started = time.perf_counter()
+    report = sync.run_once()
+    elapsed = time.perf_counter() - started
+    assert len(report.uploaded) == files and not report.failed, report.failed
+    return elapsed
 
 
 def main() -> None:
@@ -47,34 +71,13 @@ def main() -> None:
             names = buckets(endpoint)
             client = make_client("s3", endpoint_url=endpoint, region_name="us-east-1")
 
-            def plain() -> float:
-                started = time.perf_counter()
-                for path in sorted(folder.iterdir()):
-                    client.upload_file(str(path), names["landing"], f"PLAIN/{path.name}")
-                return time.perf_counter() - started
-
-            def agent() -> float:
-                store = S3ObjectStore(client, names)
-                sync = SyncAgent(
-                    folder,
-                    store,
-                    Layout(experiment="EXP-1"),
-                    Ledger(Path(tmp) / f"ledger-{round_number}.sqlite"),
-                    SyncOptions(quiet_seconds=0, workers=4),
-                    log=lambda _: None,
-                )
-                started = time.perf_counter()
-                report = sync.run_once()
-                elapsed = time.perf_counter() - started
-                assert len(report.uploaded) == args.files and not report.failed, report.failed
-                return elapsed
-
-            if round_number % 2 == 0:
-                plain_times.append(plain())
-                agent_times.append(agent())
-            else:
-                agent_times.append(agent())
-                plain_times.append(plain())
+            ledger = Path(tmp) / f"ledger-{round_number}.sqlite"
+            plain_first = round_number % 2 == 0
+            for which in ("plain", "agent") if plain_first else ("agent", "plain"):
+                if which == "plain":
+                    plain_times.append(plain(client, folder, names["landing"]))
+                else:
+                    agent_times.append(agent(client, folder, names, ledger, args.files))
         plain_rate = total / statistics.median(plain_times) / 1e6
         agent_rate = total / statistics.median(agent_times) / 1e6
         print(f"{args.files} files x {args.mib} MiB, median of {args.rounds} rounds")
