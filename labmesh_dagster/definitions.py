@@ -10,6 +10,7 @@ import dagster as dg
 from labmesh_dagster.connectors.store.s3_setup import queue_arn
 from labmesh_dagster.defs.dataset_assets import final_dataset, processed_dataset, raw_dataset
 from labmesh_dagster.defs.experiment_assets import experiment
+from labmesh_dagster.defs.omics_assets import SequenceStoreResource, sequence_read_sets
 from labmesh_dagster.defs.resources import (
     FolderElnResource,
     LandingPolicyResource,
@@ -66,10 +67,32 @@ def build_resources(settings: Settings) -> dict[str, object]:
     }
 
 
+def build_omics_definitions(settings: Settings) -> dg.Definitions:
+    """HealthOmics import, only where a sequence store is configured (aws profile)."""
+    omics = settings.aws.omics if settings.aws else None
+    if omics is None:
+        return dg.Definitions()
+    return dg.Definitions(
+        assets=[sequence_read_sets],
+        resources={
+            "sequence_store": SequenceStoreResource(
+                sequence_store_id=omics.sequence_store_id,
+                role_arn=omics.role_arn,
+                reference_arn=omics.reference_arn,
+                platforms=list(omics.platforms),
+                timeout_seconds=omics.timeout_seconds,
+                poll_seconds=omics.poll_seconds,
+                region_name=settings.aws.region if settings.aws else None,
+            )
+        },
+    )
+
+
 def build_definitions(settings: Settings) -> dg.Definitions:
     return dg.Definitions.merge(
         dg.Definitions(assets=[experiment]),
         dg.Definitions(assets=[raw_dataset, processed_dataset, final_dataset]),
+        build_omics_definitions(settings),
         dg.Definitions(sensors=build_sensors(settings)),
         dg.Definitions(resources=build_resources(settings)),
     )

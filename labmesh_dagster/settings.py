@@ -64,6 +64,35 @@ def _bytes(environ: Mapping[str, str], name: str, default: int) -> int:
 
 
 @dataclass(frozen=True)
+class OmicsSettings:
+    """Optional import of sequencing files into an AWS HealthOmics sequence store."""
+
+    sequence_store_id: str
+    role_arn: str
+    reference_arn: str | None
+    platforms: tuple[str, ...]
+    timeout_seconds: float
+    poll_seconds: float
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> OmicsSettings | None:
+        store_id, role = env.get("LABMESH_OMICS_SEQUENCE_STORE_ID"), env.get("LABMESH_OMICS_ROLE_ARN")
+        if not store_id and not role:
+            return None
+        if not store_id or not role:
+            raise SettingsError("LABMESH_OMICS_SEQUENCE_STORE_ID and LABMESH_OMICS_ROLE_ARN go together")
+        platforms = tuple(p.strip() for p in (env.get("LABMESH_OMICS_PLATFORMS") or "").split(",") if p.strip())
+        return cls(
+            sequence_store_id=store_id,
+            role_arn=role,
+            reference_arn=env.get("LABMESH_OMICS_REFERENCE_ARN") or None,
+            platforms=platforms,
+            timeout_seconds=_seconds(env, "LABMESH_OMICS_TIMEOUT_SECONDS", 6 * 3600),
+            poll_seconds=_seconds(env, "LABMESH_OMICS_POLL_SECONDS", 30),
+        )
+
+
+@dataclass(frozen=True)
 class AwsSettings:
     """The `aws` profile's object store: one bucket per zone, and where to reach S3."""
 
@@ -74,6 +103,7 @@ class AwsSettings:
     part_size: int
     landing_queue_url: str | None = None
     final_queue_url: str | None = None
+    omics: OmicsSettings | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> AwsSettings:
@@ -90,6 +120,7 @@ class AwsSettings:
             part_size=_bytes(env, "LABMESH_S3_PART_SIZE", 512 * 1024**2),
             landing_queue_url=env.get("LABMESH_SQS_LANDING_QUEUE_URL") or None,
             final_queue_url=env.get("LABMESH_SQS_FINAL_QUEUE_URL") or None,
+            omics=OmicsSettings.from_env(env),
         )
 
 
