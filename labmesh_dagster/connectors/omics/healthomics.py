@@ -20,11 +20,10 @@ from __future__ import annotations
 
 import contextlib
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError
-
+from labmesh_dagster.connectors.aws import clear_failure
 from labmesh_dagster.connectors.omics.base import (
     MAX_SOURCES_PER_JOB,
     ImportedReadSet,
@@ -38,15 +37,8 @@ from labmesh_dagster.connectors.omics.base import (
 _NUMERIC_ID = re.compile(r"[0-9]{10,36}")
 
 
-@contextlib.contextmanager
-def _clear_failure(action: str) -> Iterator[None]:
-    try:
-        yield
-    except ClientError as exc:
-        error = exc.response.get("Error", {})
-        raise OmicsImportError(f"HealthOmics refused to {action}: {error.get('Code')}: {error.get('Message')}") from exc
-    except BotoCoreError as exc:
-        raise OmicsImportError(f"HealthOmics could not be reached to {action}: {exc}") from exc
+def _clear_failure(action: str) -> contextlib.AbstractContextManager[None]:
+    return clear_failure("HealthOmics", action, OmicsImportError)
 
 
 def source_item(source: ReadSetSource) -> dict[str, Any]:

@@ -18,8 +18,9 @@ from collections.abc import Iterator, Mapping
 from contextlib import AbstractContextManager
 from typing import Any, BinaryIO
 
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import ClientError
 
+from labmesh_dagster.connectors.aws import clear_failure, error_code
 from labmesh_dagster.connectors.store.base import ObjectInfo, ObjectStore
 from labmesh_dagster.connectors.store.s3_setup import experiment_access_policy, with_abort_rule, with_notification
 from labmesh_dagster.core.errors import ChecksumMismatch, ObjectNotFound, StoreUnavailable
@@ -30,26 +31,13 @@ MIB = 1024**2
 # S3's own limit for a single CopyObject; larger objects must be copied in parts.
 SINGLE_COPY_LIMIT = 5 * GIB
 
-_MISSING = {"404", "NoSuchKey", "NotFound"}
+_MISSING = frozenset({"404", "NoSuchKey", "NotFound"})
 ACCESS_POLICY_PATH = f"{LABMESH_DIR}/access-policy.json"
-_PRECONDITION = {"412", "PreconditionFailed"}
+_PRECONDITION = frozenset({"412", "PreconditionFailed"})
 
 
-def _code(error: ClientError) -> str:
-    return str(error.response.get("Error", {}).get("Code", ""))
-
-
-@contextlib.contextmanager
-def _clear_failure(action: str) -> Iterator[None]:
-    """Turn an S3 error left after botocore's retries into one that names what was being done."""
-    try:
-        yield
-    except ClientError as exc:
-        if _code(exc) in _MISSING | _PRECONDITION:
-            raise
-        raise StoreUnavailable(f"S3 failed to {action}: {exc}") from exc
-    except BotoCoreError as exc:
-        raise StoreUnavailable(f"S3 could not be reached to {action}: {exc}") from exc
+def _clear_failure(action: str) -> AbstractContextManager[None]:
+    return clear_failure("S3", action, StoreUnavailable, passthrough=_MISSING | _PRECONDITION)
 
 
 def _hex_from_base64(value: str) -> str:
@@ -109,7 +97,7 @@ class S3ObjectStore(ObjectStore):
             with _clear_failure(f"read the metadata of {self.uri(key)}"):
                 return self.client.head_object(Bucket=self.bucket(key.zone), Key=key.key, **extra)  # type: ignore[no-any-return]
         except ClientError as exc:
-            if _code(exc) in _MISSING:
+            if error_code(exc) in _MISSING:
                 raise ObjectNotFound(str(key)) from exc
             raise
 
@@ -122,7 +110,7 @@ class S3ObjectStore(ObjectStore):
             with _clear_failure(f"read {self.uri(key)}"):
                 response = self.client.get_object(Bucket=self.bucket(key.zone), Key=key.key)
         except ClientError as exc:
-            if _code(exc) in _MISSING:
+            if error_code(exc) in _MISSING:
                 raise ObjectNotFound(str(key)) from exc
             raise
         return contextlib.closing(response["Body"])  # type: ignore[return-value]
@@ -148,9 +136,9 @@ class S3ObjectStore(ObjectStore):
             with _clear_failure(f"copy {self.uri(source)} to {self.uri(destination)}"):
                 self._copy(copy_source, destination, info)
         except ClientError as exc:
-            if _code(exc) in _PRECONDITION:
+            if error_code(exc) in _PRECONDITION:
                 raise ChecksumMismatch(str(source), info.etag, "the source changed while it was being copied") from exc
-            if _code(exc) in _MISSING:
+            if error_code(exc) in _MISSING:
                 raise ObjectNotFound(str(source)) from exc
             raise
         return self.stat(destination)
@@ -238,7 +226,7 @@ class S3ObjectStore(ObjectStore):
         try:
             rules = self.client.get_bucket_lifecycle_configuration(Bucket=bucket).get("Rules", [])
         except ClientError as exc:
-            if _code(exc) != "NoSuchLifecycleConfiguration":
+            if error_code(exc) != "NoSuchLifecycleConfiguration":
                 raise
             rules = []
         wanted_rules = with_abort_rule(rules)
