@@ -33,7 +33,7 @@ RAW_MATCHES_LANDING = "raw_files_match_landing_checksums"
 FILE_TABLE_LIMIT = 200
 
 
-def _catalog_check(asset: str) -> dg.AssetCheckSpec:
+def _catalogcheck_result(asset: str) -> dg.AssetCheckSpec:
     return dg.AssetCheckSpec(
         CATALOG_MATCHES_MANIFEST,
         asset=asset,
@@ -50,11 +50,19 @@ def _registered_experiment(catalog: Catalog, experiment_id: str) -> ExperimentRe
     return record
 
 
-def _check(name: str, problems: list[str]) -> dg.AssetCheckResult:
+def check_result(name: str, problems: list[str]) -> dg.AssetCheckResult:
+    """A check that passes when nothing is wrong and otherwise lists every problem."""
     return dg.AssetCheckResult(
         check_name=name,
         passed=not problems,
         metadata={"problems": dg.MetadataValue.md("\n".join(f"- {p}" for p in problems) or "none")},
+    )
+
+
+def catalog_check_result(catalog: Catalog, manifest: Manifest) -> dg.AssetCheckResult:
+    """Whether the catalog holds exactly what the manifest lists, for the manifest's dataset."""
+    return check_result(
+        CATALOG_MATCHES_MANIFEST, catalog_problems(catalog.get_dataset(manifest.experiment_id, manifest.zone), manifest)
     )
 
 
@@ -120,7 +128,7 @@ def dataset_metadata(store: ObjectStore, manifest: Manifest, publication: Public
                 "it was promoted from."
             ),
         ),
-        _catalog_check("raw_dataset"),
+        _catalogcheck_result("raw_dataset"),
     ],
 )
 def raw_dataset(
@@ -169,8 +177,8 @@ def raw_dataset(
     return dg.MaterializeResult(
         metadata=metadata,
         check_results=[
-            _check(RAW_MATCHES_LANDING, raw_checksum_problems(objects, manifest)),
-            _check(CATALOG_MATCHES_MANIFEST, catalog_problems(registry.get_dataset(experiment_id, "raw"), manifest)),
+            check_result(RAW_MATCHES_LANDING, raw_checksum_problems(objects, manifest)),
+            catalog_check_result(registry, manifest),
         ],
     )
 
@@ -195,7 +203,7 @@ def _pipeline_lineage(invocation: dg.PipesClientCompletedInvocation) -> dict[str
         "The built-in FASTQ QC run on the raw dataset through Dagster Pipes (a subprocess): per-file read "
         "statistics and per-position mean quality as JSON in the processed zone, with file-level lineage."
     ),
-    check_specs=[_catalog_check("processed_dataset")],
+    check_specs=[_catalogcheck_result("processed_dataset")],
 )
 def processed_dataset(
     context: dg.AssetExecutionContext,
@@ -232,11 +240,7 @@ def processed_dataset(
     publication = publish_dataset(objects, registry, manifest)
     return dg.MaterializeResult(
         metadata={**dataset_metadata(objects, manifest, publication), "qc_inputs": len(inputs)},
-        check_results=[
-            _check(
-                CATALOG_MATCHES_MANIFEST, catalog_problems(registry.get_dataset(experiment_id, "processed"), manifest)
-            )
-        ],
+        check_results=[catalog_check_result(registry, manifest)],
     )
 
 
@@ -250,7 +254,7 @@ def processed_dataset(
         "Files people put under final/<experiment_id>/ (reports, figures, curated tables), picked up by "
         "`final_sensor`, described and published with their lineage to the processed dataset."
     ),
-    check_specs=[_catalog_check("final_dataset")],
+    check_specs=[_catalogcheck_result("final_dataset")],
 )
 def final_dataset(
     context: dg.AssetExecutionContext, store: StoreResource, catalog: CatalogResource
@@ -270,7 +274,5 @@ def final_dataset(
     publication = publish_dataset(objects, registry, manifest)
     return dg.MaterializeResult(
         metadata=dataset_metadata(objects, manifest, publication),
-        check_results=[
-            _check(CATALOG_MATCHES_MANIFEST, catalog_problems(registry.get_dataset(experiment_id, "final"), manifest))
-        ],
+        check_results=[catalog_check_result(registry, manifest)],
     )

@@ -17,7 +17,7 @@ from labmesh_dagster.connectors.omics.base import SequenceStore
 from labmesh_dagster.core.experiment import ExperimentRecord
 from labmesh_dagster.core.keys import ObjectKey, Zone
 from labmesh_dagster.core.manifest import Manifest
-from labmesh_dagster.defs.dataset_assets import OWNERS, raw_dataset
+from labmesh_dagster.defs.dataset_assets import OWNERS, check_result, raw_dataset
 from labmesh_dagster.defs.partitions import experiments_partitions
 from labmesh_dagster.defs.resources import CatalogResource, StoreResource
 from labmesh_dagster.steps.manifests import read_manifest
@@ -104,7 +104,7 @@ def sequence_read_sets(
     if not sequence_store.takes_part(record):
         return dg.MaterializeResult(
             metadata={"skipped": f"platform {record.platform!r} is not imported"},
-            check_results=[dg.AssetCheckResult(check_name=ALL_IMPORTED, passed=True, metadata={"files": 0})],
+            check_results=[check_result(ALL_IMPORTED, [])],
         )
     pending = Manifest.build(
         experiment_id, manifest.zone, [e for e in manifest.entries if READ_SET_METADATA not in e.metadata]
@@ -134,11 +134,5 @@ def sequence_read_sets(
     }
     return dg.MaterializeResult(
         metadata=metadata,
-        check_results=[
-            dg.AssetCheckResult(
-                check_name=ALL_IMPORTED,
-                passed=not problems,
-                metadata={"problems": dg.MetadataValue.md("\n".join(f"- {p}" for p in problems) or "none")},
-            )
-        ],
+        check_results=[check_result(ALL_IMPORTED, problems)],
     )

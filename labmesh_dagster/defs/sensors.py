@@ -35,6 +35,7 @@ from labmesh_dagster.steps.landing import QUARANTINE_PER_TICK, batch_fingerprint
 from labmesh_dagster.steps.store_event_intake import (
     EVENT_VISIBILITY_SECONDS,
     EVENTS_PER_TICK,
+    EventBatch,
     EventCursor,
     describe_waiting,
     read_events,
@@ -78,16 +79,30 @@ def _quarantine(context: dg.SensorEvaluationContext, objects: ObjectStore, items
             context.log.warning(f"quarantined {info.key} -> {target}: {reason}")
 
 
+def _drain(
+    context: dg.SensorEvaluationContext, objects: ObjectStore, queue: EventQueue, zone: Zone
+) -> tuple[EventCursor, EventBatch]:
+    """Acknowledge what the previous tick acted on, then read this tick's fresh events of ``zone``.
+
+    The returned cursor already holds this tick's receipts and event identities;
+    the caller adds what it must remember and returns it with its run requests.
+    """
+    cursor = EventCursor.from_json(context.cursor)
+    queue.acknowledge(cursor.pending_receipts)
+    messages = queue.receive(max_messages=EVENTS_PER_TICK, visibility_timeout=EVENT_VISIBILITY_SECONDS)
+    batch = read_events(messages, zone_of=_zone_of(objects), zone=zone, seen=set(cursor.recent))
+    for problem in batch.problems:
+        context.log.error(problem)
+    cursor.pending_receipts = [message.receipt for message in messages]
+    cursor.recent += batch.identities
+    return cursor, batch
+
+
 def _final_from_events(
     context: dg.SensorEvaluationContext, objects: ObjectStore, queue: EventQueue, registered: set[str]
 ) -> dg.SensorResult:
     """Every experiment whose final files were created or removed since the last tick, one run each."""
-    cursor = EventCursor.from_json(context.cursor)
-    queue.acknowledge(cursor.pending_receipts)
-    messages = queue.receive(max_messages=EVENTS_PER_TICK, visibility_timeout=EVENT_VISIBILITY_SECONDS)
-    batch = read_events(messages, zone_of=_zone_of(objects), zone=Zone.FINAL, seen=set(cursor.recent))
-    for problem in batch.problems:
-        context.log.error(problem)
+    cursor, batch = _drain(context, objects, queue, Zone.FINAL)
     touched: dict[str, list[str]] = {}
     for key in [info.key for info in batch.created] + batch.removed:
         if key.is_labmesh_internal:
@@ -101,8 +116,6 @@ def _final_from_events(
             context.log.warning(f"final/{experiment_id}/ holds files but experiment {experiment_id} is not registered")
             continue
         touched.setdefault(experiment_id, []).append(str(key))
-    cursor.pending_receipts = [message.receipt for message in messages]
-    cursor.recent += batch.identities
     run_requests = [
         dg.RunRequest(partition_key=experiment_id, run_key=f"final:{experiment_id}:{_digest(sorted(batch.identities))}")
         for experiment_id in sorted(touched)
@@ -176,16 +189,9 @@ def build_sensors(settings: Settings) -> list[dg.SensorDefinition]:
             event_cursor = None
         else:
             # Events: only what S3 announced since the last tick, plus what still waits; nothing listed.
-            event_cursor = EventCursor.from_json(context.cursor)
-            queue.acknowledge(event_cursor.pending_receipts)
-            messages = queue.receive(max_messages=EVENTS_PER_TICK, visibility_timeout=EVENT_VISIBILITY_SECONDS)
-            batch = read_events(messages, zone_of=_zone_of(objects), zone=Zone.LANDING, seen=set(event_cursor.recent))
-            for problem in batch.problems:
-                context.log.error(problem)
+            event_cursor, batch = _drain(context, objects, queue, Zone.LANDING)
             first_seen = event_cursor.first_seen()
             candidates = batch.created + event_cursor.waiting_objects(Zone.LANDING)
-            event_cursor.pending_receipts = [message.receipt for message in messages]
-            event_cursor.recent += batch.identities
         plan = plan_landing(
             candidates,
             registered.__contains__,
