@@ -110,6 +110,12 @@ class AwsSettings:
         prefix = env.get("LABMESH_S3_BUCKET_PREFIX") or "labmesh"
         zones = ("landing", "raw", "processed", "final")
         buckets = {zone: env.get(f"LABMESH_S3_BUCKET_{zone.upper()}") or f"{prefix}-{zone}" for zone in zones}
+        landing_queue = env.get("LABMESH_SQS_LANDING_QUEUE_URL") or None
+        if landing_queue and landing_queue == env.get("LABMESH_SQS_FINAL_QUEUE_URL"):
+            raise SettingsError(
+                "LABMESH_SQS_LANDING_QUEUE_URL and LABMESH_SQS_FINAL_QUEUE_URL must differ: each sensor "
+                "acknowledges every message it receives, so one queue would lose the other zone's events"
+            )
         if len(set(buckets.values())) != len(buckets):
             raise SettingsError(f"LABMESH_S3_BUCKET_*: every zone needs its own bucket, got {buckets}")
         return cls(

@@ -57,24 +57,32 @@ def parse_s3_notification(body: str) -> list[StoreEvent]:
         raise ValueError("not an S3 event notification object")
     if message.get("Event") == "s3:TestEvent":
         return []
-    if "Records" not in message:
-        raise ValueError("no 'Records' in the message")
+    records = message.get("Records")
+    if not isinstance(records, list):
+        raise ValueError("no list of 'Records' in the message (an SNS envelope is not unwrapped)")
     events = []
-    for record in message["Records"]:
+    for record in records:
         try:
             s3 = record["s3"]
+            texts = [s3["bucket"]["name"], s3["object"]["key"], record["eventName"], record["eventTime"]]
+            sequencer = s3["object"].get("sequencer", "0")
+            if not all(isinstance(text, str) for text in [*texts, sequencer]):
+                raise TypeError("bucket, key, eventName, eventTime and sequencer must be strings")
+            time = datetime.fromisoformat(record["eventTime"].replace("Z", "+00:00"))
+            if time.tzinfo is None:
+                raise ValueError(f"eventTime {record['eventTime']!r} has no time zone")
             events.append(
                 StoreEvent(
                     bucket=s3["bucket"]["name"],
                     key=unquote_plus(s3["object"]["key"]),
                     event_name=record["eventName"],
-                    sequencer=s3["object"].get("sequencer", "0"),
+                    sequencer=sequencer,
                     size=int(s3["object"].get("size", 0)),
                     etag=str(s3["object"].get("eTag", "")).strip('"'),
-                    time=datetime.fromisoformat(record["eventTime"].replace("Z", "+00:00")),
+                    time=time,
                 )
             )
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise ValueError(f"malformed S3 event record: {exc!r}") from exc
     return events
 

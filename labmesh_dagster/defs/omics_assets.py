@@ -13,7 +13,7 @@ from typing import Any
 import dagster as dg
 from pydantic import Field
 
-from labmesh_dagster.connectors.omics.base import SequenceStore
+from labmesh_dagster.connectors.omics.base import MAX_SOURCES_PER_JOB, SequenceStore
 from labmesh_dagster.core.experiment import ExperimentRecord
 from labmesh_dagster.core.keys import ObjectKey, Zone
 from labmesh_dagster.core.manifest import Manifest
@@ -115,20 +115,27 @@ def sequence_read_sets(
     )
     problems: list[str] = []
     imported: dict[str, str] = {}
-    job_id = None
-    if sources:
-        omics = sequence_store.get_sequence_store()
-        job_id = omics.start_import(sources, client_token=import_client_token(experiment_id, sources))
-        context.log.info(f"HealthOmics import job {job_id}: {len(sources)} read set(s) for {experiment_id}")
+    job_ids = []
+    omics = sequence_store.get_sequence_store()
+    # A job takes at most 100 sources: a full plate goes in several jobs, each with its own token.
+    for start in range(0, len(sources), MAX_SOURCES_PER_JOB):
+        chunk = sources[start : start + MAX_SOURCES_PER_JOB]
+        job_id = omics.start_import(chunk, client_token=import_client_token(experiment_id, chunk))
+        job_ids.append(job_id)
+        context.log.info(f"HealthOmics import job {job_id}: {len(chunk)} read set(s) for {experiment_id}")
         result = omics.wait_for_import(
             job_id, timeout_seconds=sequence_store.timeout_seconds, poll_seconds=sequence_store.poll_seconds
         )
-        imported = read_set_metadata(result, key_of=uri_to_key.__getitem__)
-        problems = [f"{', '.join(rs.files)}: {rs.status} {rs.message}" for rs in result.read_sets if not rs.read_set_id]
-        if imported:
-            publish_dataset(objects, registry, _with_read_sets(manifest, imported))
+        imported.update(read_set_metadata(result, key_of=uri_to_key.__getitem__))
+        problems += [
+            f"{', '.join(rs.files)}: {rs.status} {rs.message}" for rs in result.read_sets if not rs.read_set_id
+        ]
+    if imported:
+        # Read again now: the import may have taken hours, and raw may have grown meanwhile.
+        current = read_manifest(objects, Zone.RAW, experiment_id) or manifest
+        publish_dataset(objects, registry, _with_read_sets(current, imported))
     metadata: dict[str, Any] = {
-        "import_job_id": job_id or "",
+        "import_job_ids": ", ".join(job_ids),
         "imported_now": len(imported),
         "read_sets": dg.MetadataValue.json(imported),
     }

@@ -16,7 +16,7 @@ import dagster as dg
 
 from labmesh_dagster.connectors.events.base import EventQueue
 from labmesh_dagster.connectors.store.base import ObjectInfo, ObjectStore
-from labmesh_dagster.core.errors import InvalidExperimentId
+from labmesh_dagster.core.errors import InvalidExperimentId, LabmeshError
 from labmesh_dagster.core.keys import Zone
 from labmesh_dagster.defs.dataset_assets import final_dataset, raw_dataset
 from labmesh_dagster.defs.experiment_assets import experiment
@@ -66,17 +66,24 @@ def _zone_of(objects: ObjectStore) -> Callable[[str], Zone | None]:
     return zone_of  # type: ignore[no-any-return]
 
 
-def _quarantine(context: dg.SensorEvaluationContext, objects: ObjectStore, items: list[tuple[ObjectInfo, str]]) -> None:
+def _quarantine(
+    context: dg.SensorEvaluationContext, objects: ObjectStore, items: list[tuple[ObjectInfo, str]]
+) -> list[ObjectInfo]:
+    """Quarantine up to the tick's budget; returns what is still in landing, for a later tick."""
+    left = [info for info, _ in items[QUARANTINE_PER_TICK:]]
     for info, reason in items[:QUARANTINE_PER_TICK]:
         try:
             target = quarantine_object(objects, info, reason)
-        except OSError as exc:  # e.g. a file and a folder of the same name: report, go on
+        except (OSError, LabmeshError) as exc:  # a file and a folder of one name, S3 throttling: go on
             context.log.error(f"could not quarantine {info.key} ({reason}): {exc}")
+            left.append(info)
             continue
         if target is None:
             context.log.info(f"{info.key} changed while being quarantined; it stays in landing for now")
+            left.append(info)
         else:
             context.log.warning(f"quarantined {info.key} -> {target}: {reason}")
+    return left
 
 
 def _drain(
@@ -114,8 +121,13 @@ def _final_from_events(
             continue
         if experiment_id not in registered:
             context.log.warning(f"final/{experiment_id}/ holds files but experiment {experiment_id} is not registered")
+            cursor.unknown_first_seen.setdefault(experiment_id, datetime.now(UTC).isoformat())
             continue
         touched.setdefault(experiment_id, []).append(str(key))
+    # Experiments whose final files arrived before their registration are published once registered.
+    for experiment_id in sorted(set(cursor.unknown_first_seen) & registered):
+        touched.setdefault(experiment_id, []).append("(files that arrived before registration)")
+        del cursor.unknown_first_seen[experiment_id]
     run_requests = [
         dg.RunRequest(partition_key=experiment_id, run_key=f"final:{experiment_id}:{_digest(sorted(batch.identities))}")
         for experiment_id in sorted(touched)
@@ -200,13 +212,14 @@ def build_sensors(settings: Settings) -> list[dg.SensorDefinition]:
             unknown_grace_seconds=landing_policy.unknown_experiment_grace_seconds,
             unknown_first_seen=first_seen,
         )
-        _quarantine(context, objects, plan.quarantine)
+        not_quarantined = _quarantine(context, objects, plan.quarantine)
         if event_cursor is None:
             cursor = json.dumps(
                 {"unknown_first_seen": {k: v.isoformat() for k, v in sorted(plan.unknown_first_seen.items())}}
             )
         else:
-            event_cursor.waiting = describe_waiting(info for info, _ in plan.waiting)
+            # An event comes once: whatever is still in landing is remembered until it is dealt with.
+            event_cursor.waiting = describe_waiting([info for info, _ in plan.waiting] + not_quarantined)
             event_cursor.unknown_first_seen = {k: v.isoformat() for k, v in sorted(plan.unknown_first_seen.items())}
             cursor = event_cursor.to_json()
         # The run key is a digest of the files: a repeated tick or a redelivered event starts no second run.

@@ -101,7 +101,7 @@ def read_events(
     for message in messages:
         try:
             events.extend(parse_s3_notification(message.body))
-        except ValueError as exc:
+        except Exception as exc:  # a poison message is reported and acknowledged; it never stalls the queue
             batch.problems.append(f"message {message.message_id} is not an S3 event notification: {exc}")
     for event in latest_per_key(events):
         if zone_of(event.bucket) != zone or event.identity in seen:

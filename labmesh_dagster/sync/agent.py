@@ -136,7 +136,15 @@ class SyncAgent:
                 ready.append((file, key))
             else:
                 report.waiting.append(file.relative)
-        return ready
+        # Two files the layout maps to one key would overwrite each other in landing: neither goes.
+        paths_of: dict[ObjectKey, list[str]] = {}
+        for file, key in ready:
+            paths_of.setdefault(key, []).append(file.relative)
+        clashes = {key: paths for key, paths in paths_of.items() if len(paths) > 1}
+        for key, paths in clashes.items():
+            for path in paths:
+                report.failed.append((path, f"{', '.join(paths)} would all become {key}; refine the layout"))
+        return [(file, key) for file, key in ready if key not in clashes]
 
     def _matches(self, key: ObjectKey, file: LocalFile, sha256: str) -> bool:
         try:

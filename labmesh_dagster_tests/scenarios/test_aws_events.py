@@ -139,20 +139,43 @@ def test_duplicate_stale_and_out_of_order_events_start_one_run(
     s3.put_object(Bucket=s3_buckets["landing"], Key="EXP-1/S1.fastq", Body=FASTQ)
     sqs = make_client("sqs", endpoint_url=moto_endpoint, region_name="us-east-1")
     bucket = s3_buckets["landing"]
+    poison = [
+        json.dumps({"Event": "s3:TestEvent", "Bucket": bucket}),
+        "not json at all",
+        json.dumps({"Records": 5}),
+        "null",
+        _notification(bucket, "EXP-1/S1.fastq", "00C").replace('"EXP-1/S1.fastq"', "42"),
+    ]
     for body in (
         _notification(bucket, "EXP-1/S1.fastq", "00B"),  # newest first: out of order
         _notification(bucket, "EXP-1/S1.fastq", "00A"),
         _notification(bucket, "EXP-1/S1.fastq", "00B"),  # redelivered duplicate
-        json.dumps({"Event": "s3:TestEvent", "Bucket": bucket}),
-        "not json at all",
+        *poison,
     ):
         sqs.send_message(QueueUrl=queues["landing"], MessageBody=body)
 
     runs = aws_lab.run_sensor("landing_sensor")
     assert len(runs) == 1 and runs[0].success
     sqs.send_message(QueueUrl=queues["landing"], MessageBody=_notification(bucket, "EXP-1/S1.fastq", "00B"))
-    assert aws_lab.run_sensor("landing_sensor") == []  # the same event, redelivered a tick later
+    assert aws_lab.tick("landing_sensor").run_requests == []  # the same event, redelivered a tick later
     assert aws_lab.keys(Zone.LANDING) == []
+
+
+def test_the_latest_operation_on_a_key_wins_whatever_order_the_events_arrive_in(
+    aws_lab: Lab, moto_endpoint: str, s3_buckets: dict[str, str], queues: dict[str, str]
+) -> None:
+    registered(aws_lab)
+    aws_lab.run_sensor("landing_sensor")
+    sqs = make_client("sqs", endpoint_url=moto_endpoint, region_name="us-east-1")
+    bucket = s3_buckets["landing"]
+    # The object was written, then deleted; the deletion's event arrives first.
+    for body in (
+        _notification(bucket, "EXP-1/gone.fastq", "0002", event="ObjectRemoved:Delete"),
+        _notification(bucket, "EXP-1/gone.fastq", "0001"),
+    ):
+        sqs.send_message(QueueUrl=queues["landing"], MessageBody=body)
+
+    assert aws_lab.tick("landing_sensor").run_requests == []
 
 
 def test_events_of_an_unknown_experiment_wait_then_flow_once_it_is_registered(
@@ -195,6 +218,39 @@ def test_final_zone_events_rematerialize_final_dataset_but_its_own_manifest_does
     s3.delete_object(Bucket=s3_buckets["final"], Key="EXP-1/report.md")
     [removal] = aws_lab.run_sensor("final_sensor")
     assert removal.success and aws_lab.catalog.get_dataset("EXP-1", "final").files == ()
+
+
+def test_final_files_of_an_experiment_registered_later_are_published_once_it_is(
+    tmp_path: Path, moto_endpoint: str, s3: Any, s3_buckets: dict[str, str], queues: dict[str, str], instance
+) -> None:
+    lab = Lab(
+        aws_settings(tmp_path / "home", moto_endpoint, s3_buckets, LABMESH_SQS_FINAL_QUEUE_URL=queues["final"]),
+        instance,
+    )
+    lab.store.provision("EXP-1")
+    lab.run_sensor("final_sensor")
+    s3.put_object(Bucket=s3_buckets["final"], Key="EXP-1/early-report.md", Body=b"# Early\n")
+    assert lab.run_sensor("final_sensor") == []
+
+    registered(lab)
+    [run] = lab.run_sensor("final_sensor")
+
+    assert run.success
+    assert [entry.name for entry in lab.catalog.get_dataset("EXP-1", "final").files] == ["early-report.md"]
+
+
+def test_keys_no_zone_path_may_take_do_not_stop_the_listing(
+    tmp_path: Path, moto_endpoint: str, s3: Any, s3_buckets: dict[str, str], instance: dg.DagsterInstance
+) -> None:
+    lab = Lab(aws_settings(tmp_path / "home", moto_endpoint, s3_buckets), instance)
+    registered(lab)
+    s3.put_object(Bucket=s3_buckets["landing"], Key="EXP-1//double-slash.fastq", Body=FASTQ)
+    s3.put_object(Bucket=s3_buckets["landing"], Key="EXP-1/fine.fastq", Body=FASTQ)
+
+    [run] = lab.run_sensor("landing_sensor")
+
+    assert run.success
+    assert [entry.name for entry in lab.catalog.get_dataset("EXP-1", "raw").files] == ["fine.fastq"]
 
 
 def test_the_listing_fallback_misses_no_object_written_in_the_same_second(

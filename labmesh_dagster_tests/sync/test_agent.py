@@ -171,3 +171,26 @@ def test_the_agent_uploads_to_s3_and_verifies_by_checksum(
 
     assert [key.key for key in report.uploaded] == ["EXP-1/S1 R1+%.fastq"]
     assert store.read_bytes(report.uploaded[0]) == (watch / "S1 R1+%.fastq").read_bytes()
+
+
+def test_files_a_layout_maps_to_one_key_are_refused_not_overwritten(tmp_path: Path) -> None:
+    watch, clock = tmp_path / "instrument", Clock()
+    for run in ("EXP-1_A", "EXP-1_B"):
+        (watch / "runs" / run).mkdir(parents=True)
+        (watch / "runs" / run / "x.fastq").write_bytes(run.encode())
+    store = LocalObjectStore(tmp_path / "store")
+    sync = SyncAgent(
+        watch,
+        store,
+        Layout(pattern="runs/{experiment}_{ignore}/{path}"),
+        Ledger(tmp_path / "l.sqlite"),
+        SyncOptions(quiet_seconds=0),
+        clock=clock,
+        log=lambda _: None,
+    )
+
+    report = sync.run_once()
+
+    assert report.uploaded == [] and landing_keys(store) == []
+    assert sorted(path for path, _ in report.failed) == ["runs/EXP-1_A/x.fastq", "runs/EXP-1_B/x.fastq"]
+    assert "refine the layout" in report.failed[0][1]

@@ -23,7 +23,7 @@ from botocore.exceptions import ClientError
 from labmesh_dagster.connectors.aws import clear_failure, error_code
 from labmesh_dagster.connectors.store.base import ObjectInfo, ObjectStore
 from labmesh_dagster.connectors.store.s3_setup import experiment_access_policy, with_abort_rule, with_notification
-from labmesh_dagster.core.errors import ChecksumMismatch, ObjectNotFound, StoreUnavailable
+from labmesh_dagster.core.errors import ChecksumMismatch, InvalidObjectKey, ObjectNotFound, StoreUnavailable
 from labmesh_dagster.core.keys import LABMESH_DIR, ObjectKey, Zone, experiment_prefix
 
 GIB = 1024**3
@@ -89,7 +89,12 @@ class S3ObjectStore(ObjectStore):
                 for item in page.get("Contents", []):
                     if item["Key"].endswith("/"):
                         continue  # a folder marker, not an object
-                    key = ObjectKey(zone, item["Key"])
+                    try:
+                        key = ObjectKey(zone, item["Key"])
+                    except InvalidObjectKey:
+                        # S3 allows keys like "a//b" or "a/../b" that no zone path may take; they are
+                        # never listed (so never promoted), rather than stopping every listing.
+                        continue
                     yield self._info(key, item["Size"], item["LastModified"], item["ETag"])
 
     def _head(self, key: ObjectKey, **extra: Any) -> dict[str, Any]:
