@@ -53,13 +53,11 @@ class PromotionReport:
 
 
 def _delete_if_unchanged(store: ObjectStore, source: ObjectKey, before: ObjectInfo) -> None:
+    """Rewritten while we worked: keep it; the sensor sees it again and it is promoted then."""
     try:
-        if store.stat(source).etag != before.etag:
-            # Rewritten while we worked: keep it; the sensor sees it again and it is promoted then.
-            raise ChecksumMismatch(str(source), "(as copied)", "landing object changed during promotion")
-    except ObjectNotFound:
-        return
-    store.delete(source)
+        store.delete_if_unchanged(source, before.etag)
+    except ChecksumMismatch as exc:
+        raise ChecksumMismatch(str(source), "(as copied)", "landing object changed during promotion") from exc
 
 
 def promote_file(store: ObjectStore, source: ObjectKey) -> Promotion | None:

@@ -131,3 +131,28 @@ def test_throttling_that_does_not_stop_fails_clearly_and_keeps_the_landing_objec
     assert "SlowDown" in failure.reason and failure.source == landing("S1.fastq")
     assert store.read_bytes(landing("S1.fastq")) == b"@r\nACGT\n+\nIIII\n"
     assert list(store.list(Zone.RAW)) == []
+
+
+def test_the_landing_object_is_deleted_only_if_it_is_still_the_version_copied(
+    s3: tuple[S3ObjectStore, Any],
+) -> None:
+    """S3 enforces If-Match on the delete (moto does not, so the request is pinned and S3's 412 played back)."""
+    from botocore.exceptions import ClientError
+
+    store, client = s3
+    store.put(landing("S1.fastq"), b"@r\nACGT\n+\nIIII\n")
+    etag = store.stat(landing("S1.fastq")).etag
+    store.put(landing("S2.fastq"), b"@r\nTTTT\n+\nIIII\n")
+    client.requests.clear()
+    client.fail["delete_object"] = ClientError(
+        {"Error": {"Code": "PreconditionFailed", "Message": "At least one of the pre-conditions did not hold"}},
+        "DeleteObject",
+    )
+
+    report = promote_experiment(store, "EXP-1", settled_before=LATER)
+
+    deletes = [kwargs for name, kwargs in client.requests if name == "delete_object"]
+    assert deletes[0]["Key"] == "EXP-1/S1.fastq" and deletes[0]["IfMatch"] == f'"{etag}"'
+    assert sorted(f.source.key for f in report.failed) == ["EXP-1/S1.fastq", "EXP-1/S2.fastq"]
+    assert all("changed during promotion" in f.reason for f in report.failed)
+    assert sorted(info.key.key for info in store.list(Zone.LANDING)) == ["EXP-1/S1.fastq", "EXP-1/S2.fastq"]

@@ -66,6 +66,20 @@ class ObjectStore(ABC):
     def delete(self, key: ObjectKey) -> None:
         """Remove an object; removing a missing object is not an error (idempotent)."""
 
+    def delete_if_unchanged(self, key: ObjectKey, etag: str) -> None:
+        """Remove an object only if it is still the version with ``etag``, else raise `ChecksumMismatch`.
+
+        Backends with conditional deletes (S3's ``If-Match``) make this atomic; the
+        default compares first, which leaves only a moment for a rewrite to slip in.
+        """
+        try:
+            current = self.stat(key).etag
+        except ObjectNotFound:
+            return
+        if current != etag:
+            raise ChecksumMismatch(str(key), etag, "the object changed since it was copied")
+        self.delete(key)
+
     @abstractmethod
     def provision(self, experiment_id: str) -> dict[Zone, str]:
         """Prepare an experiment's place in every zone; returns each zone's location URI."""
@@ -91,11 +105,12 @@ class ObjectStore(ABC):
         if actual != expected:
             self.delete(destination)
             raise ChecksumMismatch(str(source), expected, actual)
-        if self.stat(source).etag != before.etag:
+        try:
+            self.delete_if_unchanged(source, before.etag)
+        except ChecksumMismatch:
             # Rewritten while we copied: the copy is of an older version, so the source must stay.
             self.delete(destination)
-            raise ChecksumMismatch(str(source), expected, "source changed while it was being moved")
-        self.delete(source)
+            raise
         return info
 
     def exists(self, key: ObjectKey) -> bool:

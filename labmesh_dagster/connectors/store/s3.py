@@ -194,6 +194,17 @@ class S3ObjectStore(ObjectStore):
         with _clear_failure(f"delete {self.uri(key)}"):
             self.client.delete_object(Bucket=self.bucket(key.zone), Key=key.key)
 
+    def delete_if_unchanged(self, key: ObjectKey, etag: str) -> None:
+        """``DeleteObject`` with ``If-Match``: S3 itself refuses to delete a rewritten object."""
+        try:
+            with _clear_failure(f"delete {self.uri(key)}"):
+                self.client.delete_object(Bucket=self.bucket(key.zone), Key=key.key, IfMatch=f'"{etag}"')
+        except ClientError as exc:
+            if error_code(exc) in _PRECONDITION:
+                raise ChecksumMismatch(str(key), etag, "the object changed since it was copied") from exc
+            if error_code(exc) not in _MISSING:
+                raise
+
     def provision(self, experiment_id: str) -> dict[Zone, str]:
         """The experiment's place in every zone, and what the buckets need around it.
 
