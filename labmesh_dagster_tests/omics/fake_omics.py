@@ -60,7 +60,8 @@ def _matches(pattern: str, value: str) -> bool:
     if pattern == _UNICODE_TEXT:
         return bool(value) and all(unicodedata.category(char)[0] in _UNICODE_CATEGORIES for char in value)
     if r"\p{" in pattern:
-        raise NotImplementedError(f"the fake cannot check the pattern {pattern!r}")
+        # Refuse rather than pass a value the fake cannot judge: a silent pass would hide a bad request.
+        raise ModelViolation(f"the fake cannot check the pattern {pattern!r}")
     return re.fullmatch(pattern, value) is not None
 
 
