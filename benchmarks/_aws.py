@@ -9,29 +9,16 @@ from contextlib import contextmanager
 from typing import Any
 
 from labmesh_dagster.connectors.aws import make_client
-
-FAKE_AWS = {
-    "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",
-    "AWS_DEFAULT_REGION": "us-east-1",
-    "AWS_EC2_METADATA_DISABLED": "true",
-    "AWS_CONFIG_FILE": "/dev/null",
-    "AWS_SHARED_CREDENTIALS_FILE": "/dev/null",
-}
+from labmesh_dagster_tests.aws_fakes import FAKE_AWS_ENV
+from labmesh_dagster_tests.aws_fakes import moto_server as tests_moto_server
 
 
 @contextmanager
 def moto_server() -> Iterator[str]:
-    from moto.server import ThreadedMotoServer
-
-    os.environ.update(FAKE_AWS)
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
+    """The tests' moto server, with the tests' fake credentials in this process's environment."""
+    os.environ.update(FAKE_AWS_ENV)
+    with tests_moto_server() as endpoint:
+        yield endpoint
 
 
 def buckets(endpoint: str) -> dict[str, str]:

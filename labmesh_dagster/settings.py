@@ -35,31 +35,31 @@ def _flag(environ: Mapping[str, str], name: str, default: bool) -> bool:
     raise SettingsError(f"{name}={value!r}: expected 1/0, true/false, yes/no or on/off")
 
 
-def _seconds(environ: Mapping[str, str], name: str, default: float) -> float:
+def _number(environ: Mapping[str, str], name: str, default: float, kind: type[float] | type[int], unit: str) -> float:
+    """A number from the environment: empty means the default, and anything else must parse as ``kind``."""
     value = environ.get(name)
     if value is None or value == "":
         return default
     try:
-        seconds = float(value)
+        number = kind(value)
     except ValueError as exc:
-        raise SettingsError(f"{name}={value!r}: expected a number of seconds") from exc
-    if not math.isfinite(seconds):
-        raise SettingsError(f"{name}={value!r}: must be a finite number of seconds")
+        raise SettingsError(f"{name}={value!r}: expected a number of {unit}") from exc
+    if not math.isfinite(number):
+        raise SettingsError(f"{name}={value!r}: must be a finite number of {unit}")
+    return number
+
+
+def _seconds(environ: Mapping[str, str], name: str, default: float) -> float:
+    seconds = _number(environ, name, default, float, "seconds")
     if seconds < 0:
-        raise SettingsError(f"{name}={value!r}: must not be negative")
+        raise SettingsError(f"{name}={environ[name]!r}: must not be negative")
     return seconds
 
 
 def _bytes(environ: Mapping[str, str], name: str, default: int) -> int:
-    value = environ.get(name)
-    if value is None or value == "":
-        return default
-    try:
-        number = int(value)
-    except ValueError as exc:
-        raise SettingsError(f"{name}={value!r}: expected a whole number of bytes") from exc
+    number = int(_number(environ, name, default, int, "bytes (a whole number)"))
     if number <= 0:
-        raise SettingsError(f"{name}={value!r}: must be positive")
+        raise SettingsError(f"{name}={environ[name]!r}: must be positive")
     return number
 
 

@@ -21,6 +21,7 @@ from labmesh_dagster.connectors.catalog.sqlite import SqliteCatalog
 from labmesh_dagster.core.keys import ObjectKey, Zone
 from labmesh_dagster.definitions import build_definitions
 from labmesh_dagster.settings import Settings
+from labmesh_dagster_tests.aws_fakes import FAKE_AWS_ENV, moto_server
 
 DATA = Path(__file__).parent / "data"
 
@@ -165,29 +166,14 @@ def any_lab(request: pytest.FixtureRequest, tmp_path: Path, instance: dg.Dagster
 @pytest.fixture(scope="session")
 def moto_endpoint() -> Iterator[str]:
     """moto's S3/SQS server on 127.0.0.1, over real HTTP, for the whole test session."""
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
+    with moto_server() as endpoint:
+        yield endpoint
 
 
 @pytest.fixture
 def aws_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     """Fake credentials and no shared config, so nothing can ever reach real AWS or its metadata service."""
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_SESSION_TOKEN": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_CONFIG_FILE": "/dev/null",
-        "AWS_SHARED_CREDENTIALS_FILE": "/dev/null",
-        "AWS_EC2_METADATA_DISABLED": "true",
-    }.items():
+    for name, value in FAKE_AWS_ENV.items():
         monkeypatch.setenv(name, value)
 
 

@@ -55,16 +55,11 @@ def landing_keys(store: Any) -> list[str]:
     return [info.key.key for info in store.list(Zone.LANDING)]
 
 
-def agent(watch: Path, store: Any, ledger: Path, clock: Clock, **options: Any) -> SyncAgent:
-    return SyncAgent(
-        watch,
-        store,
-        Layout(experiment="EXP-1"),
-        Ledger(ledger),
-        SyncOptions(**options),
-        clock=clock,
-        log=lambda _: None,
-    )
+def agent(
+    watch: Path, store: Any, ledger: Path, clock: Clock, layout: Layout | None = None, **options: Any
+) -> SyncAgent:
+    layout = layout or Layout(experiment="EXP-1")
+    return SyncAgent(watch, store, layout, Ledger(ledger), SyncOptions(**options), clock=clock, log=lambda _: None)
 
 
 def test_a_file_still_being_written_waits_for_its_quiet_period(tmp_path: Path) -> None:
@@ -141,15 +136,7 @@ def test_a_layout_places_files_by_experiment_and_reports_what_it_cannot(tmp_path
     (watch / "bad id").mkdir()
     (watch / "bad id" / "z.txt").write_bytes(b"z")
     store = LocalObjectStore(tmp_path / "store")
-    sync = SyncAgent(
-        watch,
-        store,
-        Layout(pattern="{experiment}/{path}"),
-        Ledger(tmp_path / "l.sqlite"),
-        SyncOptions(quiet_seconds=0),
-        clock=clock,
-        log=lambda _: None,
-    )
+    sync = agent(watch, store, tmp_path / "l.sqlite", clock, Layout(pattern="{experiment}/{path}"), quiet_seconds=0)
 
     report = sync.run_once()
 
@@ -179,14 +166,8 @@ def test_files_a_layout_maps_to_one_key_are_refused_not_overwritten(tmp_path: Pa
         (watch / "runs" / run).mkdir(parents=True)
         (watch / "runs" / run / "x.fastq").write_bytes(run.encode())
     store = LocalObjectStore(tmp_path / "store")
-    sync = SyncAgent(
-        watch,
-        store,
-        Layout(pattern="runs/{experiment}_{ignore}/{path}"),
-        Ledger(tmp_path / "l.sqlite"),
-        SyncOptions(quiet_seconds=0),
-        clock=clock,
-        log=lambda _: None,
+    sync = agent(
+        watch, store, tmp_path / "l.sqlite", clock, Layout(pattern="runs/{experiment}_{ignore}/{path}"), quiet_seconds=0
     )
 
     report = sync.run_once()
