@@ -84,8 +84,14 @@ def main() -> None:
         labs = {size: lab(endpoint, size, Path(tmp) / str(size)) for size in (args.small, args.large)}
         s3 = make_client("s3", endpoint_url=endpoint, region_name="us-east-1")
         cursors: dict[int, str | None] = {}
+        sweeps: dict[int, tuple[float, int]] = {}
         for size, (defs, _, _) in labs.items():
-            _, cursors[size], _ = tick(defs, instance, None)  # drains the provisioning's own events
+            # The first tick drains the provisioning's own events and is the retry sweep, which lists
+            # landing once per LABMESH_LANDING_RETRY_SECONDS (an hour by default) to find failed runs.
+            calls = ApiCalls()
+            elapsed, cursors[size], _ = tick(defs, instance, None)
+            calls.close()
+            sweeps[size] = (elapsed, sum(1 for call in calls.calls if call.startswith("ListObjects")))
         times: dict[int, list[float]] = {size: [] for size in labs}
         lists = 0
         for round_number in range(args.rounds):
@@ -108,6 +114,8 @@ def main() -> None:
         print(f"median tick, {args.large:>7} objects in the bucket: {large * 1000:.1f} ms")
         print(f"ratio large/small: {large / small:.2f} (goal <= 1.2)")
         print(f"LIST calls on the event path: {lists} (goal 0)")
+        for size, (elapsed, list_calls) in sweeps.items():
+            print(f"hourly retry sweep, {size:>7} objects: {elapsed * 1000:.1f} ms, {list_calls} LIST call(s)")
 
 
 if __name__ == "__main__":

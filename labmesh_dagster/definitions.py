@@ -56,6 +56,7 @@ def build_resources(settings: Settings) -> dict[str, object]:
         "landing_policy": LandingPolicyResource(
             settle_seconds=settings.landing_settle_seconds,
             unknown_experiment_grace_seconds=settings.unknown_experiment_grace_seconds,
+            retry_seconds=settings.landing_retry_seconds,
         ),
         "store_events": StoreEventsResource(
             landing_queue_url=settings.aws.landing_queue_url if settings.aws else None,

@@ -144,6 +144,7 @@ class Settings:
     landing_settle_seconds: float
     unknown_experiment_grace_seconds: float
     sensor_interval_seconds: int
+    landing_retry_seconds: float = 3600
     aws: AwsSettings | None = None
 
     @property
@@ -175,5 +176,6 @@ class Settings:
             landing_settle_seconds=_seconds(env, "LABMESH_LANDING_SETTLE_SECONDS", 10),
             unknown_experiment_grace_seconds=_seconds(env, "LABMESH_UNKNOWN_EXPERIMENT_GRACE_SECONDS", 900),
             sensor_interval_seconds=int(_seconds(env, "LABMESH_SENSOR_INTERVAL_SECONDS", 10)),
+            landing_retry_seconds=_seconds(env, "LABMESH_LANDING_RETRY_SECONDS", 3600),
             aws=AwsSettings.from_env(env) if profile == "aws" else None,
         )

@@ -41,6 +41,10 @@ class ObjectNotFound(LabmeshError, LookupError):
     """The store holds no object under the key asked for."""
 
 
+class ObjectExists(LabmeshError, FileExistsError):
+    """A write that must not replace anything found an object already there (raw is never overwritten)."""
+
+
 class StoreUnavailable(LabmeshError):
     """The store kept failing (throttling, 5xx, network) after its retries; nothing was changed by labmesh."""
 
@@ -52,7 +56,7 @@ class ChecksumMismatch(LabmeshError):
         self.key = key
         self.expected = expected
         self.actual = actual
-        super().__init__(f"checksum mismatch for {key}: expected sha256 {expected}, got {actual}")
+        super().__init__(f"checksum mismatch for {key}: expected {expected}, got {actual}")
 
 
 class ExtractionError(LabmeshError):

@@ -22,8 +22,11 @@ MANIFEST_VERSION = 1
 class ManifestEntry:
     """One file of a dataset.
 
-    ``source_sha256`` is the checksum of the file it was promoted from (for raw
-    files, the landing object) so the promotion can be re-verified later;
+    ``source_checksum`` (``algorithm:hex``) is the checksum of the file it was
+    promoted from (for raw files, the landing object), in the algorithm the
+    promotion was verified in, and ``checksums`` holds the file's own checksum
+    in that algorithm when it is not SHA-256, computed in the same read as
+    ``sha256``, so the promotion can be re-verified later without reading again;
     ``derived_from`` names the keys it was computed from (file-level lineage);
     ``text`` is the short searchable text the extractor found (titles, first lines).
     """
@@ -37,8 +40,9 @@ class ManifestEntry:
     sample_ids: tuple[str, ...] = ()
     error: Mapping[str, str] | None = None
     derived_from: tuple[str, ...] = ()
-    source_sha256: str | None = None
+    source_checksum: str | None = None
     text: str = ""
+    checksums: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def name(self) -> str:
@@ -48,7 +52,12 @@ class ManifestEntry:
         data = asdict(self)
         data["sample_ids"] = list(self.sample_ids)
         data["derived_from"] = list(self.derived_from)
+        data["checksums"] = dict(sorted(self.checksums.items()))
         return data
+
+    def checksum(self, algorithm: str) -> str | None:
+        """The file's own checksum (hex) in ``algorithm``, if it was computed when the file was read."""
+        return self.sha256 if algorithm == "sha256" else self.checksums.get(algorithm)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ManifestEntry:
@@ -62,9 +71,15 @@ class ManifestEntry:
             sample_ids=tuple(data.get("sample_ids") or ()),
             error=dict(data["error"]) if data.get("error") else None,
             derived_from=tuple(data.get("derived_from") or ()),
-            source_sha256=data.get("source_sha256"),
+            # Manifests from before checksums named their algorithm carried a bare landing sha256.
+            source_checksum=data.get("source_checksum") or _sha256_label(data.get("source_sha256")),
             text=str(data.get("text") or ""),
+            checksums={str(name): str(value) for name, value in (data.get("checksums") or {}).items()},
         )
+
+
+def _sha256_label(value: Any) -> str | None:
+    return f"sha256:{value}" if value else None
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ from labmesh_dagster.defs.partitions import experiments_partitions
 from labmesh_dagster.defs.resources import CatalogResource, StoreResource
 from labmesh_dagster.steps.manifests import read_manifest
 from labmesh_dagster.steps.publishing import publish_dataset
-from labmesh_dagster.steps.read_set_import import import_client_token, plan_read_sets, read_set_metadata
+from labmesh_dagster.steps.read_set_import import import_read_sets, plan_read_sets, read_set_metadata
 
 READ_SET_METADATA = "healthomics_read_set_id"
 ALL_IMPORTED = "every_sequencing_file_imported"
@@ -120,12 +120,16 @@ def sequence_read_sets(
     # A job takes at most 100 sources: a full plate goes in several jobs, each with its own token.
     for start in range(0, len(sources), MAX_SOURCES_PER_JOB):
         chunk = sources[start : start + MAX_SOURCES_PER_JOB]
-        job_id = omics.start_import(chunk, client_token=import_client_token(experiment_id, chunk))
-        job_ids.append(job_id)
-        context.log.info(f"HealthOmics import job {job_id}: {len(chunk)} read set(s) for {experiment_id}")
-        result = omics.wait_for_import(
-            job_id, timeout_seconds=sequence_store.timeout_seconds, poll_seconds=sequence_store.poll_seconds
+        result = import_read_sets(
+            omics,
+            experiment_id,
+            chunk,
+            wait=lambda job_id: omics.wait_for_import(
+                job_id, timeout_seconds=sequence_store.timeout_seconds, poll_seconds=sequence_store.poll_seconds
+            ),
         )
+        job_ids.append(result.job_id)
+        context.log.info(f"HealthOmics import job {result.job_id}: {len(chunk)} source(s), {result.status}")
         imported.update(read_set_metadata(result, key_of=uri_to_key.__getitem__))
         problems += [
             f"{', '.join(rs.files)}: {rs.status} {rs.message}" for rs in result.read_sets if not rs.read_set_id

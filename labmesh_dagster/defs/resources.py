@@ -51,7 +51,7 @@ class S3StoreResource(StoreResource):
     multipart_threshold: int = Field(
         default=5 * 1024**3, description="Objects larger than this are copied in parts (S3 allows 5 GiB per copy)."
     )
-    part_size: int = Field(default=512 * 1024**2, description="Size of each part of a multipart copy or upload.")
+    part_size: int = Field(default=512 * 1024**2, description="Size of each part of a multipart copy (UploadPartCopy).")
     notification_queues: dict[str, str] = Field(
         default_factory=dict,
         description="Zone -> ARN of the SQS queue that provisioning subscribes to the zone bucket's object events.",
@@ -114,6 +114,14 @@ class LandingPolicyResource(dg.ConfigurableResource):
     unknown_experiment_grace_seconds: float = Field(
         default=900,
         description="Landing files of an experiment no ELN record announced wait this long, then go to quarantine.",
+    )
+    retry_seconds: float = Field(
+        default=3600,
+        description=(
+            "Settled landing files still there this long after they were written (their run failed, or was "
+            "lost) get one more `raw_dataset` run per period; with S3 events, landing is listed once per period "
+            "to find them. 0 turns this off."
+        ),
     )
 
 

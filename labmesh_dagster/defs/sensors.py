@@ -31,7 +31,14 @@ from labmesh_dagster.defs.resources import (
 from labmesh_dagster.settings import Settings
 from labmesh_dagster.steps.final_zone import entry_state, plan_final
 from labmesh_dagster.steps.intake import experiments_to_register
-from labmesh_dagster.steps.landing import QUARANTINE_PER_TICK, batch_fingerprint, plan_landing, quarantine_object
+from labmesh_dagster.steps.landing import (
+    QUARANTINE_PER_TICK,
+    batch_fingerprint,
+    landing_run_key,
+    plan_landing,
+    quarantine_object,
+    retry_sweep_due,
+)
 from labmesh_dagster.steps.store_event_intake import (
     EVENT_VISIBILITY_SECONDS,
     EVENTS_PER_TICK,
@@ -200,10 +207,22 @@ def build_sensors(settings: Settings) -> list[dg.SensorDefinition]:
             candidates = list(objects.list(Zone.LANDING))
             event_cursor = None
         else:
-            # Events: only what S3 announced since the last tick, plus what still waits; nothing listed.
+            # Events: only what S3 announced since the last tick, plus what still waits; nothing listed,
+            # except once per retry period, to find files whose run failed after its retries.
             event_cursor, batch = _drain(context, objects, queue, Zone.LANDING)
             first_seen = event_cursor.first_seen()
             candidates = batch.created + event_cursor.waiting_objects(Zone.LANDING)
+            if retry_sweep_due(event_cursor.last_sweep, now=now, retry_seconds=landing_policy.retry_seconds):
+                # Only files of registered experiments: the sweep retries runs; it is not a second intake
+                # (files of unknown experiments are tracked from their events, and remembering every
+                # one a listing finds would make every later tick as big as the bucket).
+                known = {info.key for info in candidates}
+                candidates += [
+                    info
+                    for info in objects.list(Zone.LANDING)
+                    if info.key not in known and info.key.first_segment in registered
+                ]
+                event_cursor.last_sweep = now.isoformat()
         plan = plan_landing(
             candidates,
             registered.__contains__,
@@ -224,7 +243,10 @@ def build_sensors(settings: Settings) -> list[dg.SensorDefinition]:
             cursor = event_cursor.to_json()
         # The run key is a digest of the files: a repeated tick or a redelivered event starts no second run.
         run_requests = [
-            dg.RunRequest(partition_key=experiment_id, run_key=f"raw:{experiment_id}:{batch_fingerprint(files)}")
+            dg.RunRequest(
+                partition_key=experiment_id,
+                run_key=landing_run_key(experiment_id, files, now=now, retry_seconds=landing_policy.retry_seconds),
+            )
             for experiment_id, files in sorted(plan.ready.items())
         ]
         if not run_requests:

@@ -14,9 +14,9 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from labmesh_dagster.connectors.store.base import ObjectInfo, ObjectStore
 from labmesh_dagster.core.errors import ChecksumMismatch, InvalidExperimentId, ObjectNotFound
@@ -89,6 +89,33 @@ def batch_fingerprint(objects: Iterable[ObjectInfo]) -> str:
     for info in sorted(objects, key=lambda item: item.key):
         digest.update(f"{info.key}\0{info.size}\0{info.etag}\n".encode("utf-8", "surrogateescape"))
     return digest.hexdigest()[:16]
+
+
+def landing_run_key(experiment_id: str, files: Sequence[ObjectInfo], *, now: datetime, retry_seconds: float) -> str:
+    """The run key of a batch: a digest of its files, so a repeated tick or a redelivered event starts nothing.
+
+    Dagster never reuses a run key, even when that run failed, so files whose
+    run failed would wait in landing for good. Files written more than
+    ``retry_seconds`` ago should long have left landing: their key also names
+    the current retry period, which gives them one new run per period (the
+    promotion is idempotent, so a run that finds them gone costs nothing).
+    """
+    key = f"raw:{experiment_id}:{batch_fingerprint(files)}"
+    if retry_seconds > 0 and files and max(info.modified for info in files) <= now - timedelta(seconds=retry_seconds):
+        key += f":retry-{int(now.timestamp() // retry_seconds)}"
+    return key
+
+
+def retry_sweep_due(last_sweep: str | None, *, now: datetime, retry_seconds: float) -> bool:
+    """Whether the event-driven sensor should list landing once, to find files whose run failed."""
+    if retry_seconds <= 0:
+        return False
+    if not last_sweep:
+        return True
+    try:
+        return now - datetime.fromisoformat(last_sweep) >= timedelta(seconds=retry_seconds)
+    except ValueError:
+        return True
 
 
 def quarantine_key(key: ObjectKey) -> ObjectKey:

@@ -8,7 +8,6 @@ rematerialization costs a listing, not a re-read of every file.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -16,6 +15,7 @@ from dataclasses import replace
 from typing import BinaryIO
 
 from labmesh_dagster.connectors.store.base import READ_CHUNK, ObjectInfo, ObjectStore
+from labmesh_dagster.core.checksums import SHA256, Checksum, Hasher
 from labmesh_dagster.core.errors import ObjectNotFound
 from labmesh_dagster.core.keys import ObjectKey, Zone, experiment_prefix, manifest_key
 from labmesh_dagster.core.manifest import Manifest, ManifestEntry
@@ -24,25 +24,25 @@ from labmesh_dagster.extract import extract
 
 
 class _HashingReader:
-    """Hashes what the extractor reads, so one pass gives both checksum and metadata."""
+    """Hashes what the extractor reads, so one pass gives both checksums and metadata."""
 
-    def __init__(self, stream: BinaryIO) -> None:
+    def __init__(self, stream: BinaryIO, algorithms: Sequence[str]) -> None:
         self._stream = stream
-        self.digest = hashlib.sha256()
+        self._hasher = Hasher(algorithms)
 
     def read(self, size: int = -1) -> bytes:
         chunk = self._stream.read(size)
-        self.digest.update(chunk)
+        self._hasher.update(chunk)
         return chunk
 
     def readable(self) -> bool:
         return True
 
-    def finish(self) -> str:
-        """Hash whatever the extractor left unread and return the hex digest."""
+    def finish(self) -> dict[str, Checksum]:
+        """Hash whatever the extractor left unread and return every checksum."""
         while self.read(READ_CHUNK):
             pass
-        return self.digest.hexdigest()
+        return self._hasher.checksums()
 
 
 def samples_in_path(path: str, sample_ids: Sequence[str]) -> tuple[str, ...]:
@@ -61,26 +61,28 @@ def describe_object(
     sample_ids: Sequence[str],
     *,
     derived_from: tuple[str, ...] = (),
-    source_sha256: str | None = None,
+    source_checksum: str | None = None,
 ) -> ManifestEntry:
-    """Read one object once: sha256 and format-specific metadata together."""
+    """Read one object once: sha256, the source checksum's algorithm, and format-specific metadata together."""
+    source_algorithm = Checksum.parse(source_checksum).algorithm if source_checksum else SHA256
     with store.open(info.key) as stream:
-        reader = _HashingReader(stream)
+        reader = _HashingReader(stream, (SHA256, source_algorithm))
         extraction = extract(reader, info.key.name)  # type: ignore[arg-type]
-        sha256 = reader.finish()
+        checksums = reader.finish()
     error = {"reason": extraction.error.reason, "detail": extraction.error.detail} if extraction.error else None
     return ManifestEntry(
         key=str(info.key),
         size=info.size,
-        sha256=sha256,
+        sha256=checksums.pop(SHA256).value,
         format=extraction.format,
         created=info.modified.isoformat(),
         metadata=clean_data(extraction.metadata),
         sample_ids=samples_in_path(info.key.relative_path, sample_ids),
         error=error,
         derived_from=derived_from,
-        source_sha256=source_sha256,
+        source_checksum=source_checksum,
         text=clean_text(extraction.text),
+        checksums={algorithm: checksum.value for algorithm, checksum in checksums.items()},
     )
 
 
@@ -118,7 +120,7 @@ def build_manifest(
         key = str(info.key)
         derived_from = lineage(info.key) if lineage else ()
         known = described.get(key)
-        source_sha = source_checksums.get(key) or (known.source_sha256 if known else None)
+        source_checksum = source_checksums.get(key) or (known.source_checksum if known else None)
         if (
             known
             and key not in source_checksums
@@ -132,7 +134,7 @@ def build_manifest(
             continue
         try:
             entries.append(
-                describe_object(store, info, sample_ids, derived_from=derived_from, source_sha256=source_sha)
+                describe_object(store, info, sample_ids, derived_from=derived_from, source_checksum=source_checksum)
             )
         except ObjectNotFound:
             continue  # removed while we listed: it is simply not part of the dataset any more

@@ -1,10 +1,12 @@
 """Step 4 of the flow: promoting landing files to the raw zone, verified.
 
 The rules that matter:
-- nothing leaves landing until its copy in raw has been read back and its
-  sha256 matches the landing object's; a mismatch keeps the landing object,
-  removes the unverified copy and is reported for that file alone;
-- raw is never overwritten: a file delivered again with the same content is
+- nothing leaves landing until its copy in raw has the landing object's
+  checksum (the store's own full-object checksum where it keeps one, so S3
+  verifies by HEAD; otherwise SHA-256 of both, read); a mismatch keeps the
+  landing object, removes the unverified copy and is reported for that file alone;
+- raw is never overwritten, and the store enforces it (the copy is conditional
+  on the raw key being absent): a file delivered again with the same content is
   simply verified and cleared from landing, while a different file under a name
   raw already holds is a conflict for a person to resolve, quarantined with a
   reason (the raw file stays as it was);
@@ -18,7 +20,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from labmesh_dagster.connectors.store.base import ObjectInfo, ObjectStore
-from labmesh_dagster.core.errors import ChecksumMismatch, LabmeshError, ObjectNotFound
+from labmesh_dagster.core.checksums import Checksum
+from labmesh_dagster.core.errors import ChecksumMismatch, LabmeshError, ObjectExists, ObjectNotFound
 from labmesh_dagster.core.keys import ObjectKey, Zone, experiment_prefix
 
 
@@ -30,7 +33,7 @@ class RawConflict(LabmeshError):
 class Promotion:
     source: ObjectKey
     destination: ObjectKey
-    sha256: str
+    checksum: Checksum
     already_in_raw: bool = False
 
 
@@ -48,8 +51,8 @@ class PromotionReport:
     not_settled: list[ObjectKey] = field(default_factory=list)
 
     def source_checksums(self) -> dict[str, str]:
-        """Raw key -> the landing sha256 it was verified against."""
-        return {str(item.destination): item.sha256 for item in self.promoted}
+        """Raw key -> the landing checksum (``algorithm:hex``) it was verified against."""
+        return {str(item.destination): str(item.checksum) for item in self.promoted}
 
 
 def _delete_if_unchanged(store: ObjectStore, source: ObjectKey, before: ObjectInfo) -> None:
@@ -68,22 +71,33 @@ def promote_file(store: ObjectStore, source: ObjectKey) -> Promotion | None:
     destination = source.in_zone(Zone.RAW)
     try:
         before = store.stat(source)
-        expected = store.sha256(source)
+        expected = store.checksum(source)
         if store.exists(destination):
-            if store.sha256(destination) != expected:
-                raise RawConflict(f"raw already holds a different file named {destination}; raw is never overwritten")
-            _delete_if_unchanged(store, source, before)
-            return Promotion(source, destination, expected, already_in_raw=True)
-        store.copy(source, destination)
+            return _already_in_raw(store, source, destination, before, expected)
+        try:
+            # Conditional as well: a writer racing us between the check and the copy loses, raw is kept.
+            store.copy(source, destination, if_absent=True)
+        except ObjectExists:
+            return _already_in_raw(store, source, destination, before, expected)
     except ObjectNotFound:
         return None
-    actual = store.sha256(destination)
+    actual = store.checksum(destination, expected.algorithm)
     if actual != expected:
         # An unverified copy is not data: remove it so it is never cataloged; landing keeps the original.
         store.delete(destination)
-        raise ChecksumMismatch(str(source), expected, actual)
+        raise ChecksumMismatch(str(source), str(expected), str(actual))
     _delete_if_unchanged(store, source, before)
     return Promotion(source, destination, expected)
+
+
+def _already_in_raw(
+    store: ObjectStore, source: ObjectKey, destination: ObjectKey, before: ObjectInfo, expected: Checksum
+) -> Promotion:
+    """A delivery raw already holds: the same bytes are cleared from landing, different bytes are a conflict."""
+    if store.checksum(destination, expected.algorithm) != expected:
+        raise RawConflict(f"raw already holds a different file named {destination}; raw is never overwritten")
+    _delete_if_unchanged(store, source, before)
+    return Promotion(source, destination, expected, already_in_raw=True)
 
 
 def promote_experiment(store: ObjectStore, experiment_id: str, *, settled_before: datetime) -> PromotionReport:

@@ -28,7 +28,7 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from labmesh_dagster.connectors.omics.base import ImportResult, ReadSetSource
+from labmesh_dagster.connectors.omics.base import ImportResult, ReadSetSource, SequenceStore
 from labmesh_dagster.core.experiment import ExperimentRecord, Sample
 from labmesh_dagster.core.manifest import Manifest, ManifestEntry
 
@@ -36,6 +36,8 @@ from labmesh_dagster.core.manifest import Manifest, ManifestEntry
 NAME_LIMIT = 127
 DESCRIPTION_LIMIT = 255
 CLIENT_TOKEN_LIMIT = 127
+# Failed import jobs retried with fresh tokens, over all materializations, before a person is asked to look.
+MAX_IMPORT_ATTEMPTS = 3
 
 RAW_ZONE_TAG = "raw"
 _COMPRESSION_SUFFIXES = (".gz", ".bz2", ".xz", ".zst")
@@ -192,7 +194,7 @@ def _canonical(source: ReadSetSource) -> str:
     )
 
 
-def import_client_token(experiment_id: str, sources: Sequence[ReadSetSource]) -> str:
+def import_client_token(experiment_id: str, sources: Sequence[ReadSetSource], attempt: int = 0) -> str:
     """A client token that is the same whenever the same experiment imports the same sources.
 
     Retrying a start with it returns the job already started instead of
@@ -200,12 +202,40 @@ def import_client_token(experiment_id: str, sources: Sequence[ReadSetSource]) ->
     reordered retry keeps the token, and the service, seeing the same token with
     differently ordered sources, refuses it rather than importing twice. The
     token (at most 127 characters of the model's text pattern) keeps the
-    experiment id readable, clipped, and a digest of everything sent.
+    experiment id readable, clipped, and a digest of everything sent; a later
+    ``attempt`` after a failed job gets a token of its own (``-r<attempt>``).
     """
     content = json.dumps([experiment_id, sorted(_canonical(source) for source in sources)], ensure_ascii=True)
     digest = hashlib.sha256(content.encode("utf-8")).hexdigest()[:40]
+    suffix = f"-r{attempt}" if attempt else ""
     token = f"labmesh-{model_text(experiment_id, 64)}-{digest}"
-    return token[:CLIENT_TOKEN_LIMIT]
+    return token[: CLIENT_TOKEN_LIMIT - len(suffix)] + suffix
+
+
+def import_read_sets(
+    store: SequenceStore,
+    experiment_id: str,
+    sources: Sequence[ReadSetSource],
+    *,
+    wait: Callable[[str], ImportResult],
+    max_attempts: int = MAX_IMPORT_ATTEMPTS,
+) -> ImportResult:
+    """Start the import of ``sources`` (or find it started) and wait for its outcome.
+
+    Tokens make starts idempotent, which has a catch: after a job failed, the
+    same token keeps returning that failed job. So a job that is already over
+    and failed when it is started is taken for an earlier attempt's, and the
+    next attempt's token starts a fresh job; tokens are tried in order, so a
+    rerun finds every earlier attempt again instead of starting twice. After
+    ``max_attempts`` failed jobs the last outcome is returned for a person to judge.
+    """
+    for attempt in range(max_attempts):
+        job_id = store.start_import(sources, client_token=import_client_token(experiment_id, sources, attempt))
+        status = store.import_status(job_id)
+        if status.finished and status.failed and attempt + 1 < max_attempts:
+            continue
+        return status if status.finished else wait(job_id)
+    raise ValueError("max_attempts must be at least 1")
 
 
 def read_set_metadata(result: ImportResult, *, key_of: Callable[[str], str] | None = None) -> dict[str, str]:

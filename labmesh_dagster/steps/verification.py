@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from labmesh_dagster.connectors.catalog.base import DatasetRecord
 from labmesh_dagster.connectors.store.base import ObjectStore
+from labmesh_dagster.core.checksums import Checksum
 from labmesh_dagster.core.errors import ObjectNotFound
 from labmesh_dagster.core.keys import ObjectKey
 from labmesh_dagster.core.manifest import Manifest
@@ -12,14 +13,14 @@ from labmesh_dagster.core.manifest import Manifest
 def raw_checksum_problems(store: ObjectStore, manifest: Manifest) -> list[str]:
     """Raw files must match the landing checksums they were promoted with.
 
-    A manifest entry's sha256 was computed by reading the raw object (when it
-    was described), so comparing it with the landing checksum recorded at
-    promotion needs no third read of the data; a stat confirms the object is
-    still there, unchanged in size.
+    A manifest entry's checksums were computed by reading the raw object (when
+    it was described), in SHA-256 and in the algorithm of the landing checksum
+    recorded at promotion, so comparing them needs no third read of the data;
+    a stat confirms the object is still there, unchanged in size.
     """
     problems = []
     for entry in manifest.entries:
-        if not entry.source_sha256:
+        if not entry.source_checksum:
             problems.append(f"{entry.key}: no landing checksum recorded (not promoted by labmesh)")
             continue
         try:
@@ -27,10 +28,14 @@ def raw_checksum_problems(store: ObjectStore, manifest: Manifest) -> list[str]:
         except ObjectNotFound:
             problems.append(f"{entry.key}: missing from the raw zone")
             continue
+        landing = Checksum.parse(entry.source_checksum)
+        raw = entry.checksum(landing.algorithm)
         if info.size != entry.size:
             problems.append(f"{entry.key}: {info.size} bytes in raw, {entry.size} in the manifest")
-        elif entry.sha256 != entry.source_sha256:
-            problems.append(f"{entry.key}: sha256 {entry.sha256} in raw differs from landing {entry.source_sha256}")
+        elif raw is None:
+            problems.append(f"{entry.key}: no {landing.algorithm} of the raw file recorded to compare with landing")
+        elif raw != landing.value:
+            problems.append(f"{entry.key}: {landing.algorithm} {raw} in raw differs from landing {landing.value}")
     return problems
 
 

@@ -3,8 +3,10 @@
 A file is complete when it has not changed for a quiet period, or, in marker
 mode, when its run folder holds a completion marker (Illumina writes
 ``CopyComplete.txt``/``RTAComplete.txt`` last). Each complete file is hashed
-locally, uploaded (the store's multipart and checksums apply), verified
-against the store's checksum, and only then recorded in the ledger. Before
+locally (SHA-256 for the ledger, CRC64NVME in the same read), uploaded in
+parallel parts with a full-object CRC64NVME, verified against the checksum the
+store keeps (a HEAD on S3, whatever the number of parts), and only then
+recorded in the ledger. Before
 uploading, the store is asked whether the object is already there with the same
 checksum (a previous run may have died between upload and ledger), so a
 restart never uploads a verified file twice and never loses one.
@@ -12,7 +14,6 @@ restart never uploads a verified file twice and never loses one.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import sys
 import threading
@@ -22,7 +23,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from labmesh_dagster.connectors.store.base import READ_CHUNK, ObjectStore
+from labmesh_dagster.connectors.store.base import ObjectStore
+from labmesh_dagster.core.checksums import CRC64NVME, SHA256, Checksum, stream_checksums
 from labmesh_dagster.core.errors import LabmeshError, ObjectNotFound
 from labmesh_dagster.core.keys import ObjectKey
 from labmesh_dagster.sync.layout import Layout
@@ -57,12 +59,10 @@ class SyncReport:
     failed: list[tuple[str, str]] = field(default_factory=list)
 
 
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
+def file_checksums(path: Path, algorithms: tuple[str, ...] = (SHA256, CRC64NVME)) -> dict[str, Checksum]:
+    """SHA-256 for the ledger and CRC64NVME, the full-object checksum the S3 store keeps, in one read."""
     with path.open("rb") as stream:
-        while chunk := stream.read(READ_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
+        return stream_checksums(stream, algorithms)
 
 
 class SyncAgent:
@@ -146,21 +146,28 @@ class SyncAgent:
                 report.failed.append((path, f"{', '.join(paths)} would all become {key}; refine the layout"))
         return [(file, key) for file, key in ready if key not in clashes]
 
-    def _matches(self, key: ObjectKey, file: LocalFile, sha256: str) -> bool:
+    def _matches(self, key: ObjectKey, file: LocalFile, local: dict[str, Checksum]) -> bool:
+        """Whether the store holds exactly this file: compared in the checksum the store has at hand."""
         try:
-            return self.store.stat(key).size == file.size and self.store.sha256(key) == sha256
+            if self.store.stat(key).size != file.size:
+                return False
+            stored = self.store.checksum(key)
         except ObjectNotFound:
             return False
+        if stored.algorithm not in local:
+            local.update(file_checksums(file.path, (stored.algorithm,)))
+        return stored == local[stored.algorithm]
 
     def _upload(self, file: LocalFile, key: ObjectKey, report: SyncReport, lock: threading.Lock) -> None:
         try:
-            sha256 = file_sha256(file.path)
-            if self._matches(key, file, sha256):
+            local = file_checksums(file.path)
+            sha256 = local[SHA256].value
+            if self._matches(key, file, local):
                 outcome = report.already_there
             else:
                 with file.path.open("rb") as stream:
                     self.store.put(key, stream)
-                if not self._matches(key, file, sha256):
+                if not self._matches(key, file, local):
                     raise LabmeshError(f"{key} does not match {file.path} after the upload")
                 outcome = report.uploaded
             stat = file.path.stat()

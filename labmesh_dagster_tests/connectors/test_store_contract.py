@@ -10,6 +10,7 @@ its stored checksum (no download) and copies large objects in parts.
 from __future__ import annotations
 
 import hashlib
+import io
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,8 @@ from labmesh_dagster.connectors.aws import make_client
 from labmesh_dagster.connectors.store.base import ObjectStore
 from labmesh_dagster.connectors.store.local import LocalObjectStore
 from labmesh_dagster.connectors.store.s3 import MIB, S3ObjectStore
-from labmesh_dagster.core.errors import ChecksumMismatch, ObjectNotFound
+from labmesh_dagster.core.checksums import CRC64NVME, Checksum, stream_checksums
+from labmesh_dagster.core.errors import ChecksumMismatch, ObjectExists, ObjectNotFound
 from labmesh_dagster.core.keys import ObjectKey, Zone
 
 ODD_NAMES = ["run 1/S1 R1.fastq", "a+b.fastq", "100%.csv", "Probe_µ-α/über.txt", "x=1&y=2;z.txt"]
@@ -134,13 +136,117 @@ def test_s3_copies_are_verified_by_stored_checksum_without_downloading(
 ) -> None:
     store, client = s3
     source = key(Zone.LANDING, "EXP-1/reads.fastq")
-    store.put(source, b"@r\nACGT\n+\nIIII\n" * 100)
+    data = b"@r\nACGT\n+\nIIII\n" * 100
+    store.put(source, data)
     client.requests.clear()
 
     store.copy(source, source.in_zone(Zone.RAW))
-    assert store.sha256(source) == store.sha256(source.in_zone(Zone.RAW))
+    landing = store.checksum(source)
 
+    assert landing == store.checksum(source.in_zone(Zone.RAW), landing.algorithm)
+    assert landing == Checksum(CRC64NVME, crc64nvme_hex(data))
     assert "get_object" not in client.calls and "copy_object" in client.calls
+
+
+def crc64nvme_hex(data: bytes) -> str:
+    return stream_checksums(io.BytesIO(data), (CRC64NVME,))[CRC64NVME].value
+
+
+def upload_as_another_tool(moto_endpoint: str, bucket: str, name: str, data: bytes, **extra: str) -> None:
+    """A multipart upload the way the AWS CLI or an instrument's SDK makes one, with its default checksums."""
+    import boto3
+    from boto3.s3.transfer import TransferConfig
+
+    plain = boto3.client("s3", endpoint_url=moto_endpoint, region_name="us-east-1")
+    config = TransferConfig(multipart_threshold=5 * MIB, multipart_chunksize=5 * MIB)
+    plain.upload_fileobj(io.BytesIO(data), bucket, name, ExtraArgs=extra or None, Config=config)
+
+
+@pytest.mark.parametrize(
+    "checksum_args",
+    [
+        {"ChecksumAlgorithm": "CRC64NVME"},
+        {"ChecksumAlgorithm": "CRC32C", "ChecksumType": "FULL_OBJECT"},
+        {"ChecksumAlgorithm": "CRC32", "ChecksumType": "FULL_OBJECT"},
+    ],
+    ids=["crc64nvme", "crc32c", "crc32"],
+)
+def test_s3_verifies_multipart_landing_objects_by_their_full_object_crc(
+    s3: tuple[S3ObjectStore, CountingClient],
+    moto_endpoint: str,
+    s3_buckets: dict[str, str],
+    checksum_args: dict[str, str],
+) -> None:
+    """Multipart objects carry a full-object CRC; the copy is made in the same algorithm and nothing is read."""
+    store, client = s3
+    data = bytes(range(256)) * (12 * MIB // 256)  # 12 MiB: uploaded in three parts, copied in three
+    upload_as_another_tool(moto_endpoint, s3_buckets["landing"], "EXP-1/run.bam", data, **checksum_args)
+    source = key(Zone.LANDING, "EXP-1/run.bam")
+    client.requests.clear()
+
+    landing = store.checksum(source)
+    store.copy(source, source.in_zone(Zone.RAW))
+    raw = store.checksum(source.in_zone(Zone.RAW), landing.algorithm)
+
+    assert landing.algorithm != "sha256" and raw == landing
+    assert "get_object" not in client.calls and client.calls.count("upload_part_copy") == 3
+    assert stream_checksums(io.BytesIO(data), (landing.algorithm,))[landing.algorithm] == landing
+
+
+@pytest.mark.parametrize(
+    "checksum_args", [{}, {"ChecksumAlgorithm": "SHA256"}, {"ChecksumAlgorithm": "CRC32C"}], ids=str
+)
+def test_s3_reads_objects_that_have_only_per_part_checksums(
+    s3: tuple[S3ObjectStore, CountingClient],
+    moto_endpoint: str,
+    s3_buckets: dict[str, str],
+    checksum_args: dict[str, str],
+) -> None:
+    """A composite checksum (the SDKs' default CRC32 for multipart, any multipart SHA) is a checksum of the
+    parts' checksums: it says nothing of the whole, so the data is read."""
+    store, client = s3
+    data = b"A" * (11 * MIB)
+    upload_as_another_tool(moto_endpoint, s3_buckets["landing"], "EXP-1/run.bam", data, **checksum_args)
+    client.requests.clear()
+
+    assert store.checksum(key(Zone.LANDING, "EXP-1/run.bam")) == Checksum("sha256", hashlib.sha256(data).hexdigest())
+    assert "get_object" in client.calls
+
+
+def test_s3_copies_into_raw_only_where_nothing_is(s3: tuple[S3ObjectStore, CountingClient]) -> None:
+    """``If-None-Match: *`` on the copy (and on completing a multipart copy): S3 refuses to replace raw.
+
+    moto does not enforce it on copies, so the requests are pinned here and S3's 412 is played back.
+    """
+    store, client = s3
+    small, big = key(Zone.LANDING, "EXP-1/small.txt"), key(Zone.LANDING, "EXP-1/big.bam")
+    store.put(small, b"small")
+    store.put(big, b"B" * (7 * MIB))
+
+    store.copy(small, small.in_zone(Zone.RAW), if_absent=True)
+    store.copy(big, big.in_zone(Zone.RAW), if_absent=True)
+    [copy_call] = [kwargs for name, kwargs in client.requests if name == "copy_object"]
+    [complete_call] = [kwargs for name, kwargs in client.requests if name == "complete_multipart_upload"]
+    assert copy_call["IfNoneMatch"] == "*" and complete_call["IfNoneMatch"] == "*"
+
+    client.fail["copy_object"] = ClientError(
+        {"Error": {"Code": "PreconditionFailed", "Message": "At least one of the pre-conditions did not hold"}},
+        "CopyObject",
+    )
+    with pytest.raises(ObjectExists):
+        store.copy(small, small.in_zone(Zone.RAW), if_absent=True)
+
+
+def test_the_local_store_copies_into_raw_only_where_nothing_is(tmp_path: Path) -> None:
+    store = LocalObjectStore(tmp_path)
+    source = key(Zone.LANDING, "EXP-1/a.txt")
+    store.put(source, b"new")
+    store.put(source.in_zone(Zone.RAW), b"old")
+
+    with pytest.raises(ObjectExists):
+        store.copy(source, source.in_zone(Zone.RAW), if_absent=True)
+    assert store.read_bytes(source.in_zone(Zone.RAW)) == b"old"
+    assert not any((tmp_path / ".tmp").iterdir())
 
 
 def test_s3_copies_objects_above_the_threshold_in_parts(s3: tuple[S3ObjectStore, CountingClient]) -> None:
@@ -154,6 +260,9 @@ def test_s3_copies_objects_above_the_threshold_in_parts(s3: tuple[S3ObjectStore,
 
     assert client.calls.count("upload_part_copy") == 3 and "copy_object" not in client.calls
     assert store.sha256(source.in_zone(Zone.RAW)) == hashlib.sha256(data).hexdigest()
+    [create] = [kwargs for name, kwargs in client.requests if name == "create_multipart_upload"]
+    assert create["ChecksumType"] == "FULL_OBJECT"
+    assert store.checksum(source.in_zone(Zone.RAW)) == Checksum(CRC64NVME, crc64nvme_hex(data))
 
 
 def test_s3_copies_only_the_version_it_looked_at(s3: tuple[S3ObjectStore, CountingClient]) -> None:
@@ -167,7 +276,7 @@ def test_s3_copies_only_the_version_it_looked_at(s3: tuple[S3ObjectStore, Counti
     store.copy(source, source.in_zone(Zone.RAW))
 
     [copy_call] = [kwargs for name, kwargs in client.requests if name == "copy_object"]
-    assert copy_call["CopySourceIfMatch"] == f'"{etag}"' and copy_call["ChecksumAlgorithm"] == "SHA256"
+    assert copy_call["CopySourceIfMatch"] == f'"{etag}"' and copy_call["ChecksumAlgorithm"] == "CRC64NVME"
 
 
 def test_s3_reports_a_source_changed_during_the_copy(s3: tuple[S3ObjectStore, CountingClient]) -> None:
@@ -179,6 +288,6 @@ def test_s3_reports_a_source_changed_during_the_copy(s3: tuple[S3ObjectStore, Co
         "CopyObject",
     )
 
-    with pytest.raises(ChecksumMismatch, match="changed while it was being copied"):
+    with pytest.raises(ChecksumMismatch, match="changed while it was copied"):
         store.copy(source, source.in_zone(Zone.RAW))
     assert not store.exists(source.in_zone(Zone.RAW))

@@ -69,7 +69,10 @@ def test_the_json_is_canonical_with_a_version_and_no_timestamp_of_its_own() -> N
 
 def test_from_json_reads_back_an_equal_manifest() -> None:
     derived = entry(
-        "processed/EXP-1/qc.json", format="json", derived_from=("raw/EXP-1/a.fastq",), source_sha256="cd" * 32
+        "processed/EXP-1/qc.json",
+        format="json",
+        derived_from=("raw/EXP-1/a.fastq",),
+        source_checksum="sha256:" + "cd" * 32,
     )
     manifest = Manifest.build("EXP-1", "raw", [A, B, C, derived])
 

@@ -27,7 +27,7 @@ from labmesh_dagster.connectors.omics import (
     ReadSetSource,
 )
 from labmesh_dagster.connectors.omics.healthomics import HealthOmicsSequenceStore, source_item
-from labmesh_dagster.steps.read_set_import import read_set_metadata
+from labmesh_dagster.steps.read_set_import import import_read_sets, read_set_metadata
 from labmesh_dagster_tests.omics.fake_omics import FakeOmicsClient, ModelViolation, check_response
 
 STORE_ID = "1234567890"
@@ -234,6 +234,34 @@ def test_a_failed_job_is_returned_with_its_message_and_no_read_sets() -> None:
     assert result.message == "Access denied to s3://labmesh-raw"
     assert [read_set.status for read_set in result.read_sets] == ["FAILED", "FAILED"]
     assert read_set_metadata(result) == {}
+
+
+def test_a_failed_job_is_retried_under_a_fresh_token_on_the_next_materialization() -> None:
+    """The same token would only return the failed job again: the rerun finds it, then starts anew."""
+    client = FakeOmicsClient(polls_to_finish=2, job_failure="Access denied to s3://labmesh-raw")
+    store, time = store_for(client), FakeTime()
+
+    first = import_read_sets(store, "EXP-1", [paired()], wait=waiting(store, time))
+    second = import_read_sets(store, "EXP-1", [paired()], wait=waiting(store, time))
+    third = import_read_sets(store, "EXP-1", [paired()], wait=waiting(store, time))
+    fourth = import_read_sets(store, "EXP-1", [paired()], wait=waiting(store, time))
+
+    tokens = [params["clientToken"] for name, params in client.calls if name == "StartReadSetImportJob"]
+    assert len({first.job_id, second.job_id, third.job_id}) == 3 and fourth.job_id == third.job_id
+    base = tokens[0]
+    assert tokens == [base, base, f"{base}-r1", base, f"{base}-r1", f"{base}-r2", base, f"{base}-r1", f"{base}-r2"]
+    assert fourth.status == "FAILED" and fourth.message == "Access denied to s3://labmesh-raw"
+
+
+def test_a_job_that_completed_is_found_again_not_restarted() -> None:
+    client = FakeOmicsClient(polls_to_finish=1)
+    store, time = store_for(client), FakeTime()
+
+    first = import_read_sets(store, "EXP-1", [paired()], wait=waiting(store, time))
+    again = import_read_sets(store, "EXP-1", [paired()], wait=waiting(store, time))
+
+    assert first.status == again.status == "COMPLETED" and again.job_id == first.job_id
+    assert len(client.jobs) == 1
 
 
 def test_waiting_past_the_timeout_raises_naming_the_job_and_its_last_status() -> None:

@@ -14,6 +14,7 @@ a second.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -265,3 +266,32 @@ def test_the_listing_fallback_misses_no_object_written_in_the_same_second(
 
     assert run.success and lab.keys(Zone.LANDING) == []
     assert len(lab.catalog.get_dataset("EXP-1", "raw").files) == 60
+
+
+def test_files_whose_run_failed_get_another_run_in_the_next_retry_period(
+    tmp_path: Path, moto_endpoint: str, s3_buckets: dict[str, str], queues: dict[str, str], instance, s3: Any
+) -> None:
+    """An event comes once and Dagster never reuses a run key: landing is listed once per retry period instead."""
+    settings = aws_settings(
+        tmp_path / "home",
+        moto_endpoint,
+        s3_buckets,
+        LABMESH_SQS_LANDING_QUEUE_URL=queues["landing"],
+        LABMESH_LANDING_RETRY_SECONDS="2",
+    )
+    lab = Lab(settings, instance)
+    registered(lab)
+    lab.run_sensor("landing_sensor")
+    s3.put_object(Bucket=s3_buckets["landing"], Key="EXP-1/S1.fastq", Body=FASTQ)
+    [lost] = lab.tick("landing_sensor").run_requests
+    lab.run_keys.add(lost.run_key)  # its run failed after every retry, or was never launched
+
+    assert lab.tick("landing_sensor").run_requests == []
+    time.sleep(2.2)
+    [retry] = lab.tick("landing_sensor").run_requests
+
+    assert retry.partition_key == "EXP-1" and retry.run_key != lost.run_key
+    job = lab.defs.resolve_job_def(lab.defs.resolve_sensor_def("landing_sensor").job_name)
+    assert job.execute_in_process(instance=lab.instance, partition_key="EXP-1").success
+    assert lab.keys(Zone.LANDING) == [] and "EXP-1/S1.fastq" in lab.keys(Zone.RAW, "EXP-1")
+    assert lab.tick("landing_sensor").run_requests == []

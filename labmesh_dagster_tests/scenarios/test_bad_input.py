@@ -129,8 +129,8 @@ def test_a_raw_copy_that_does_not_match_its_landing_checksum_keeps_the_landing_f
     lab.land("EXP-1", "notes.txt", b"fine\n")
     real_copy = LocalObjectStore.copy
 
-    def corrupting_copy(self, source, destination):  # type: ignore[no-untyped-def]
-        info = real_copy(self, source, destination)
+    def corrupting_copy(self, source, destination, **options):  # type: ignore[no-untyped-def]
+        info = real_copy(self, source, destination, **options)
         if destination.name == "S1.fastq":
             self.path(destination).write_bytes(b"bit rot")
         return info

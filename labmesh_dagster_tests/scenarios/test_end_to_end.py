@@ -16,6 +16,7 @@ import json
 import dagster as dg
 
 from labmesh_dagster.connectors.catalog.base import SearchQuery
+from labmesh_dagster.core.checksums import Checksum
 from labmesh_dagster.core.keys import Zone, manifest_key
 from labmesh_dagster.core.manifest import Manifest
 from labmesh_dagster_tests.conftest import DATA, Lab
@@ -87,8 +88,10 @@ def test_experiment_flows_from_eln_record_to_searchable_final_dataset(any_lab: L
     ]
     gz = raw.entry("raw/EXP-42/run1/S-001_R1.fastq.gz")
     assert gz.format == "fastq.gz" and gz.metadata["reads"] == 2 and gz.sample_ids == ("S-001",)
-    assert gz.source_sha256 and gz.derived_from == ("landing/EXP-42/run1/S-001_R1.fastq.gz",)
-    assert all(entry.sha256 == entry.source_sha256 for entry in raw.entries if entry.key.endswith("fastq"))
+    assert gz.source_checksum and gz.derived_from == ("landing/EXP-42/run1/S-001_R1.fastq.gz",)
+    for entry in raw.entries:
+        landing = Checksum.parse(entry.source_checksum or "")
+        assert entry.checksum(landing.algorithm) == landing.value, entry.key
 
     processed = _assets(lab, Zone.PROCESSED, "EXP-42")
     qc = processed.entry("processed/EXP-42/qc/run1/S-001_R1.fastq.gz.qc.json")

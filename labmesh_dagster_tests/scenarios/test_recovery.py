@@ -79,3 +79,20 @@ def test_old_timestamped_files_wait_for_their_record_from_first_sight(settings, 
     lab.run_sensor("eln_sensor")
     [run] = lab.run_sensor("landing_sensor")
     assert run.success and lab.keys(Zone.LANDING) == []
+
+
+def test_landing_files_whose_run_failed_are_tried_again_each_retry_period(tmp_path, instance) -> None:
+    """Listing finds the file every tick, but its run key is spent: only a new retry period gives it a new run."""
+    lab = Lab(make_settings(tmp_path / "home", LABMESH_LANDING_RETRY_SECONDS="2"), instance)
+    lab.write_record("exp1.yaml", RECORD)
+    lab.run_sensor("eln_sensor")
+    lab.land("EXP-1", "S1.fastq", b"@r\nACGT\n+\nIIII\n")
+    [lost] = lab.tick("landing_sensor").run_requests
+    lab.run_keys.add(lost.run_key)  # the run failed after every retry
+
+    assert lab.run_sensor("landing_sensor") == []
+    time.sleep(2.2)
+    [result] = lab.run_sensor("landing_sensor")
+
+    assert result.success and lab.keys(Zone.LANDING) == []
+    assert "EXP-1/S1.fastq" in lab.keys(Zone.RAW, "EXP-1")

@@ -29,11 +29,13 @@ from labmesh_dagster.steps.landing import (
     LandingPlan,
     QuarantinedObject,
     batch_fingerprint,
+    landing_run_key,
     list_quarantine,
     note_key,
     plan_landing,
     quarantine_key,
     quarantine_object,
+    retry_sweep_due,
 )
 
 NOW = datetime(2024, 3, 1, 12, 0, tzinfo=UTC)
@@ -311,3 +313,27 @@ def test_a_file_rewritten_while_being_quarantined_is_not_lost(tmp_path: Path) ->
     quarantine_object(store, info, "bad id", now=NOW)
 
     assert b"second version" in landing_contents(store).values()
+
+
+def test_a_batch_keeps_its_run_key_until_it_has_waited_a_whole_retry_period() -> None:
+    now = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
+    fresh = ObjectInfo(ObjectKey(Zone.LANDING, "EXP-1/a.fastq"), 1, now - timedelta(seconds=30), "e1")
+    stale = ObjectInfo(ObjectKey(Zone.LANDING, "EXP-1/b.fastq"), 1, now - timedelta(hours=2), "e2")
+
+    def key(files: list[ObjectInfo], at: datetime, retry: float = 3600) -> str:
+        return landing_run_key("EXP-1", files, now=at, retry_seconds=retry)
+
+    assert key([fresh], now) == key([fresh], now + timedelta(seconds=20))
+    assert key([fresh, stale], now) == key([fresh, stale], now + timedelta(seconds=20))
+    assert key([stale], now) != key([stale], now + timedelta(hours=1))
+    assert key([stale], now).startswith(key([stale], now, retry=0) + ":retry-")
+
+
+def test_the_event_path_lists_landing_once_per_retry_period() -> None:
+    now = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
+
+    assert retry_sweep_due(None, now=now, retry_seconds=3600)
+    assert not retry_sweep_due((now - timedelta(minutes=59)).isoformat(), now=now, retry_seconds=3600)
+    assert retry_sweep_due((now - timedelta(minutes=60)).isoformat(), now=now, retry_seconds=3600)
+    assert retry_sweep_due("garbled", now=now, retry_seconds=3600)
+    assert not retry_sweep_due(None, now=now, retry_seconds=0)

@@ -86,7 +86,7 @@ def test_sample_ids_are_found_in_paths_as_whole_tokens(path: str, sample_ids: li
 def test_describe_object_hashes_every_byte_and_keeps_what_the_extractor_found(store: CountingStore) -> None:
     info = store.put(raw("EXP-1/run/S1_R1.fastq"), FASTQ)
 
-    entry = describe_object(store, info, ["S1", "S2"], derived_from=("landing/EXP-1/x",), source_sha256="cafe")
+    entry = describe_object(store, info, ["S1", "S2"], derived_from=("landing/EXP-1/x",), source_checksum="sha256:cafe")
 
     assert entry.key == "raw/EXP-1/run/S1_R1.fastq"
     assert entry.size == len(FASTQ)
@@ -96,7 +96,7 @@ def test_describe_object_hashes_every_byte_and_keeps_what_the_extractor_found(st
     assert entry.sample_ids == ("S1",)
     assert entry.created == info.modified.isoformat()
     assert entry.derived_from == ("landing/EXP-1/x",)
-    assert entry.source_sha256 == "cafe"
+    assert entry.source_checksum == "sha256:cafe" and entry.checksums == {}
     assert entry.error is None
     assert store.opened == ["raw/EXP-1/run/S1_R1.fastq"]
 
@@ -183,17 +183,17 @@ def test_a_changed_sample_list_re_attributes_files_without_re_reading_them(store
 
 def test_files_promoted_just_now_are_re_read_and_keep_their_landing_checksum(store: CountingStore) -> None:
     store.put(raw("EXP-1/a.txt"), b"a")
-    first = build_manifest(store, Zone.RAW, "EXP-1", [], source_checksums={"raw/EXP-1/a.txt": "landing-sha"})
+    first = build_manifest(store, Zone.RAW, "EXP-1", [], source_checksums={"raw/EXP-1/a.txt": "sha256:landing"})
     store.opened.clear()
 
     again = build_manifest(store, Zone.RAW, "EXP-1", [], previous=first)
     promoted_again = build_manifest(
-        store, Zone.RAW, "EXP-1", [], previous=first, source_checksums={"raw/EXP-1/a.txt": "newer-sha"}
+        store, Zone.RAW, "EXP-1", [], previous=first, source_checksums={"raw/EXP-1/a.txt": "sha256:newer"}
     )
 
-    assert first.entry("raw/EXP-1/a.txt").source_sha256 == "landing-sha"  # type: ignore[union-attr]
-    assert again.entry("raw/EXP-1/a.txt").source_sha256 == "landing-sha"  # type: ignore[union-attr]
-    assert promoted_again.entry("raw/EXP-1/a.txt").source_sha256 == "newer-sha"  # type: ignore[union-attr]
+    assert first.entry("raw/EXP-1/a.txt").source_checksum == "sha256:landing"  # type: ignore[union-attr]
+    assert again.entry("raw/EXP-1/a.txt").source_checksum == "sha256:landing"  # type: ignore[union-attr]
+    assert promoted_again.entry("raw/EXP-1/a.txt").source_checksum == "sha256:newer"  # type: ignore[union-attr]
     assert store.opened == ["raw/EXP-1/a.txt"]
 
 

@@ -23,6 +23,7 @@ import pytest
 
 from labmesh_dagster.connectors.store.base import ObjectInfo
 from labmesh_dagster.connectors.store.local import LocalObjectStore
+from labmesh_dagster.core.checksums import Checksum
 from labmesh_dagster.core.errors import ChecksumMismatch
 from labmesh_dagster.core.keys import ObjectKey, Zone
 from labmesh_dagster.steps.promotion import Promotion, promote_experiment, promote_file
@@ -30,8 +31,8 @@ from labmesh_dagster.steps.promotion import Promotion, promote_experiment, promo
 LATER = datetime.now(UTC) + timedelta(days=1)
 
 
-def sha(content: bytes) -> str:
-    return hashlib.sha256(content).hexdigest()
+def sha(content: bytes) -> Checksum:
+    return Checksum("sha256", hashlib.sha256(content).hexdigest())
 
 
 def landing(key: str) -> ObjectKey:
@@ -76,7 +77,7 @@ def test_promoting_an_experiment_moves_all_its_files_and_no_one_elses(store: Loc
 
     assert report.failed == []
     assert [item.source.key for item in report.promoted] == sorted(files)
-    assert report.source_checksums() == {f"raw/{key}": sha(content) for key, content in files.items()}
+    assert report.source_checksums() == {f"raw/{key}": str(sha(content)) for key, content in files.items()}
     assert {key: store.read_bytes(raw(key)) for key in keys(store, Zone.RAW)} == files
     assert keys(store, Zone.LANDING) == ["EXP-10/other.fastq"]
 
@@ -90,8 +91,8 @@ def test_an_experiment_with_nothing_in_landing_promotes_nothing(store: LocalObje
 class CorruptingCopyStore(LocalObjectStore):
     """Copies of files named ``*.bad`` arrive damaged, as over a flaky mount."""
 
-    def copy(self, source: ObjectKey, destination: ObjectKey) -> ObjectInfo:
-        info = super().copy(source, destination)
+    def copy(self, source: ObjectKey, destination: ObjectKey, *, if_absent: bool = False) -> ObjectInfo:
+        info = super().copy(source, destination, if_absent=if_absent)
         if source.name.endswith(".bad"):
             self.put(destination, b"garbled in transit")
         return info
@@ -105,8 +106,8 @@ def test_a_copy_that_does_not_verify_keeps_landing_and_removes_the_raw_copy(tmp_
         promote_file(store, landing("EXP-1/reads.bad"))
 
     assert caught.value.key == "landing/EXP-1/reads.bad"
-    assert caught.value.expected == sha(b"the real reads")
-    assert caught.value.actual == sha(b"garbled in transit")
+    assert caught.value.expected == str(sha(b"the real reads"))
+    assert caught.value.actual == str(sha(b"garbled in transit"))
     assert store.read_bytes(landing("EXP-1/reads.bad")) == b"the real reads"
     assert keys(store, Zone.RAW) == []
 
@@ -157,8 +158,8 @@ def test_promoting_a_file_that_is_already_gone_returns_none(store: LocalObjectSt
 class RewrittenDuringCopyStore(LocalObjectStore):
     """The instrument rewrites the landing file while it is being copied."""
 
-    def copy(self, source: ObjectKey, destination: ObjectKey) -> ObjectInfo:
-        info = super().copy(source, destination)
+    def copy(self, source: ObjectKey, destination: ObjectKey, *, if_absent: bool = False) -> ObjectInfo:
+        info = super().copy(source, destination, if_absent=if_absent)
         self.put(source, b"second version, longer")
         return info
 
@@ -176,8 +177,8 @@ def test_a_landing_file_rewritten_during_promotion_is_kept_for_the_next_run(tmp_
 class FinishedByAnotherRunStore(LocalObjectStore):
     """Another run finishes the same promotion (deleting the landing file) while we verify."""
 
-    def sha256(self, key: ObjectKey) -> str:
-        digest = super().sha256(key)
+    def checksum(self, key: ObjectKey, algorithm: str | None = None) -> Checksum:
+        digest = super().checksum(key, algorithm)
         if key.zone is Zone.RAW:
             self.delete(key.in_zone(Zone.LANDING))
         return digest
@@ -189,7 +190,7 @@ def test_a_promotion_finished_by_another_run_still_counts(tmp_path: Path) -> Non
 
     promotion = promote_file(store, landing("EXP-1/reads.fastq"))
 
-    assert promotion is not None and promotion.sha256 == sha(b"reads")
+    assert promotion is not None and promotion.checksum == sha(b"reads")
     assert store.read_bytes(raw("EXP-1/reads.fastq")) == b"reads"
 
 
@@ -229,6 +230,34 @@ def test_a_different_file_under_a_name_raw_already_holds_never_overwrites_raw(st
     assert info.key == landing("EXP-1/S1.fastq") and "raw is never overwritten" in reason
     assert store.read_bytes(raw("EXP-1/S1.fastq")) == b"first delivery"
     assert store.read_bytes(landing("EXP-1/S1.fastq")) == b"second, different delivery"
+
+
+class RacedIntoRawStore(LocalObjectStore):
+    """Another writer puts a file into raw between our check and our copy."""
+
+    def __init__(self, root: Path, raced: bytes) -> None:
+        super().__init__(root)
+        self.raced = raced
+
+    def copy(self, source: ObjectKey, destination: ObjectKey, *, if_absent: bool = False) -> ObjectInfo:
+        self.put(destination, self.raced)
+        return super().copy(source, destination, if_absent=if_absent)
+
+
+@pytest.mark.parametrize(("raced", "outcome"), [(b"other bytes", "conflict"), (b"reads", "already in raw")])
+def test_a_writer_racing_into_raw_never_has_its_file_overwritten(tmp_path: Path, raced: bytes, outcome: str) -> None:
+    store = RacedIntoRawStore(tmp_path / "store", raced)
+    store.put(landing("EXP-1/S1.fastq"), b"reads")
+
+    report = promote_experiment(store, "EXP-1", settled_before=LATER)
+
+    assert store.read_bytes(raw("EXP-1/S1.fastq")) == raced
+    if outcome == "conflict":
+        assert [info.key for info, _ in report.conflicts] == [landing("EXP-1/S1.fastq")]
+        assert store.read_bytes(landing("EXP-1/S1.fastq")) == b"reads"
+    else:
+        assert [(p.source.key, p.already_in_raw) for p in report.promoted] == [("EXP-1/S1.fastq", True)]
+        assert keys(store, Zone.LANDING) == []
 
 
 def test_labmesh_internal_landing_paths_are_never_promoted(store: LocalObjectStore) -> None:

@@ -8,15 +8,17 @@ a file, holding an extra file or published from another manifest is named.
 
 from __future__ import annotations
 
+import io
 from dataclasses import replace
 from pathlib import Path
 
 from labmesh_dagster.connectors.catalog.sqlite import SqliteCatalog
 from labmesh_dagster.connectors.store.local import LocalObjectStore
+from labmesh_dagster.core.checksums import CRC64NVME, stream_checksums
 from labmesh_dagster.core.experiment import ExperimentRecord
 from labmesh_dagster.core.keys import ObjectKey, Zone
 from labmesh_dagster.core.manifest import Manifest
-from labmesh_dagster.steps.manifests import build_manifest
+from labmesh_dagster.steps.manifests import build_manifest, describe_object
 from labmesh_dagster.steps.verification import catalog_problems, raw_checksum_problems
 
 
@@ -24,7 +26,7 @@ def _raw_manifest(store: LocalObjectStore) -> Manifest:
     for name, content in (("a.txt", b"alpha"), ("b.txt", b"beta")):
         store.put(ObjectKey.for_experiment(Zone.RAW, "EXP-1", name), content)
     manifest = build_manifest(store, Zone.RAW, "EXP-1", [])
-    return Manifest.build("EXP-1", "raw", [replace(e, source_sha256=e.sha256) for e in manifest.entries])
+    return Manifest.build("EXP-1", "raw", [replace(e, source_checksum=f"sha256:{e.sha256}") for e in manifest.entries])
 
 
 def test_a_faithful_raw_dataset_has_no_problems(tmp_path: Path) -> None:
@@ -38,9 +40,9 @@ def test_missing_resized_mismatched_and_unpromoted_raw_files_are_each_named(tmp_
     a, b = manifest.entries
     store.delete(ObjectKey.parse(a.key))
     store.put(ObjectKey.parse(b.key), b"beta, grown")
-    extra = replace(b, key="raw/EXP-1/c.txt", source_sha256="0" * 64)
+    extra = replace(b, key="raw/EXP-1/c.txt", source_checksum="sha256:" + "0" * 64)
     store.put(ObjectKey.parse(extra.key), b"beta")
-    unpromoted = replace(b, key="raw/EXP-1/d.txt", source_sha256=None)
+    unpromoted = replace(b, key="raw/EXP-1/d.txt", source_checksum=None)
 
     problems = raw_checksum_problems(store, Manifest.build("EXP-1", "raw", [a, b, extra, unpromoted]))
 
@@ -49,6 +51,25 @@ def test_missing_resized_mismatched_and_unpromoted_raw_files_are_each_named(tmp_
         "raw/EXP-1/b.txt: 11 bytes in raw, 4 in the manifest",
         f"raw/EXP-1/c.txt: sha256 {b.sha256} in raw differs from landing {'0' * 64}",
         "raw/EXP-1/d.txt: no landing checksum recorded (not promoted by labmesh)",
+    ]
+
+
+def test_raw_files_promoted_by_a_crc_are_checked_in_that_crc(tmp_path: Path) -> None:
+    """S3 verifies multipart promotions by CRC64NVME; the manifest keeps the raw file's, read with its sha256."""
+    store = LocalObjectStore(tmp_path)
+    info = store.put(ObjectKey.for_experiment(Zone.RAW, "EXP-1", "run.bam"), b"reads")
+    crc = stream_checksums(io.BytesIO(b"reads"), (CRC64NVME,))[CRC64NVME]
+    good = describe_object(store, info, [], source_checksum=str(crc))
+    corrupt = replace(good, source_checksum=f"{CRC64NVME}:{'0' * 16}")
+    unrecorded = replace(good, checksums={})
+
+    assert good.checksums == {CRC64NVME: crc.value}
+    assert raw_checksum_problems(store, Manifest.build("EXP-1", "raw", [good])) == []
+    assert raw_checksum_problems(store, Manifest.build("EXP-1", "raw", [corrupt])) == [
+        f"raw/EXP-1/run.bam: crc64nvme {crc.value} in raw differs from landing {'0' * 16}"
+    ]
+    assert raw_checksum_problems(store, Manifest.build("EXP-1", "raw", [unrecorded])) == [
+        "raw/EXP-1/run.bam: no crc64nvme of the raw file recorded to compare with landing"
     ]
 
 

@@ -18,11 +18,13 @@ import pytest
 from labmesh_dagster.connectors.aws import make_client
 from labmesh_dagster.connectors.store.base import ObjectInfo
 from labmesh_dagster.connectors.store.local import LocalObjectStore
-from labmesh_dagster.connectors.store.s3 import S3ObjectStore
+from labmesh_dagster.connectors.store.s3 import MIB, S3ObjectStore
+from labmesh_dagster.core.checksums import CRC64NVME
 from labmesh_dagster.core.keys import ObjectKey, Zone
-from labmesh_dagster.sync.agent import SyncAgent, SyncOptions
+from labmesh_dagster.sync.agent import SyncAgent, SyncOptions, file_checksums
 from labmesh_dagster.sync.layout import Layout, LayoutError
 from labmesh_dagster.sync.ledger import Ledger
+from labmesh_dagster_tests.connectors.test_store_contract import CountingClient
 
 
 class Clock:
@@ -158,6 +160,26 @@ def test_the_agent_uploads_to_s3_and_verifies_by_checksum(
 
     assert [key.key for key in report.uploaded] == ["EXP-1/S1 R1+%.fastq"]
     assert store.read_bytes(report.uploaded[0]) == (watch / "S1 R1+%.fastq").read_bytes()
+
+
+def test_a_large_file_goes_up_in_parallel_parts_and_is_verified_without_reading_it_back(
+    tmp_path: Path, s3_buckets: dict[str, str], moto_endpoint: str
+) -> None:
+    """Multipart with a full-object CRC64NVME: the HEAD after the upload verifies every byte of every part."""
+    watch, clock = tmp_path / "instrument", Clock()
+    watch.mkdir()
+    data = bytes(range(256)) * (12 * MIB // 256)
+    (watch / "run.bam").write_bytes(data)
+    client = CountingClient(make_client("s3", endpoint_url=moto_endpoint, region_name="us-east-1"))
+    store = S3ObjectStore(client, s3_buckets, upload_part_size=5 * MIB)
+
+    report = agent(watch, store, tmp_path / "ledger.sqlite", clock, quiet_seconds=0).run_once()
+
+    [key] = report.uploaded
+    assert store.stat(key).etag.endswith("-3")
+    assert store.checksum(key) == file_checksums(watch / "run.bam")[CRC64NVME]
+    assert "get_object" not in client.calls
+    assert store.read_bytes(key) == data
 
 
 def test_files_a_layout_maps_to_one_key_are_refused_not_overwritten(tmp_path: Path) -> None:

@@ -7,7 +7,6 @@ are interchangeable and nothing upstream assumes a file system.
 
 from __future__ import annotations
 
-import hashlib
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
@@ -15,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import BinaryIO
 
+from labmesh_dagster.core.checksums import SHA256, Checksum, stream_checksums
 from labmesh_dagster.core.errors import ChecksumMismatch, ObjectNotFound
 from labmesh_dagster.core.keys import ObjectKey, Zone
 
@@ -59,8 +59,13 @@ class ObjectStore(ABC):
         """Write an object whole: readers see the old or the new content, never a mix."""
 
     @abstractmethod
-    def copy(self, source: ObjectKey, destination: ObjectKey) -> ObjectInfo:
-        """Copy an object (server-side where the backend can)."""
+    def copy(self, source: ObjectKey, destination: ObjectKey, *, if_absent: bool = False) -> ObjectInfo:
+        """Copy an object (server-side where the backend can).
+
+        With ``if_absent`` the store itself refuses to replace an existing
+        destination (raising `ObjectExists`), so two writers racing for one raw
+        key can never both win.
+        """
 
     @abstractmethod
     def delete(self, key: ObjectKey) -> None:
@@ -99,12 +104,12 @@ class ObjectStore(ABC):
         verified copy-then-delete every object store supports.
         """
         before = self.stat(source)
-        expected = self.sha256(source)
+        expected = self.checksum(source)
         info = self.copy(source, destination)
-        actual = self.sha256(destination)
+        actual = self.checksum(destination, expected.algorithm)
         if actual != expected:
             self.delete(destination)
-            raise ChecksumMismatch(str(source), expected, actual)
+            raise ChecksumMismatch(str(source), str(expected), str(actual))
         try:
             self.delete_if_unchanged(source, before.etag)
         except ChecksumMismatch:
@@ -120,13 +125,20 @@ class ObjectStore(ABC):
             return False
         return True
 
-    def sha256(self, key: ObjectKey) -> str:
-        """Stream the object through sha256; memory stays flat whatever the size."""
-        digest = hashlib.sha256()
+    def checksum(self, key: ObjectKey, algorithm: str | None = None) -> Checksum:
+        """The object's checksum in ``algorithm``, or in whichever the store has at hand when None.
+
+        The default streams the object (memory stays flat whatever the size);
+        stores that keep checksums of their own (S3) answer from those without
+        reading, so a copy is compared with its original in the algorithm the
+        original's answer names.
+        """
+        wanted = algorithm or SHA256
         with self.open(key) as stream:
-            while chunk := stream.read(READ_CHUNK):
-                digest.update(chunk)
-        return digest.hexdigest()
+            return stream_checksums(stream, (wanted,))[wanted]
+
+    def sha256(self, key: ObjectKey) -> str:
+        return self.checksum(key, SHA256).value
 
     def read_bytes(self, key: ObjectKey) -> bytes:
         """Whole content of a small object (manifests, records); never use for data files."""

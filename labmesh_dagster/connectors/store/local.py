@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from labmesh_dagster.connectors.store.base import READ_CHUNK, ObjectInfo, ObjectStore
-from labmesh_dagster.core.errors import InvalidObjectKey, ObjectNotFound
+from labmesh_dagster.core.errors import InvalidObjectKey, ObjectExists, ObjectNotFound
 from labmesh_dagster.core.keys import ObjectKey, Zone
 
 
@@ -89,7 +89,7 @@ class LocalObjectStore(ObjectStore):
         except (FileNotFoundError, IsADirectoryError, NotADirectoryError) as exc:
             raise ObjectNotFound(str(key)) from exc
 
-    def _write_atomically(self, key: ObjectKey, source: BinaryIO | bytes) -> ObjectInfo:
+    def _write_atomically(self, key: ObjectKey, source: BinaryIO | bytes, *, if_absent: bool = False) -> ObjectInfo:
         destination = self.path(key)
         destination.parent.mkdir(parents=True, exist_ok=True)
         tmp_dir = self.root / ".tmp"
@@ -105,7 +105,16 @@ class LocalObjectStore(ObjectStore):
                 os.fsync(out.fileno())
             # mkstemp creates 0600; a lab's shared store wants the usual 0644.
             os.chmod(tmp_name, 0o644)
-            os.replace(tmp_name, destination)
+            if if_absent:
+                # link() never replaces: of two writers racing for one name, exactly one succeeds.
+                try:
+                    os.link(tmp_name, destination)
+                except FileExistsError as exc:
+                    raise ObjectExists(str(key)) from exc
+                finally:
+                    Path(tmp_name).unlink(missing_ok=True)
+            else:
+                os.replace(tmp_name, destination)
         except BaseException:
             Path(tmp_name).unlink(missing_ok=True)
             raise
@@ -114,9 +123,9 @@ class LocalObjectStore(ObjectStore):
     def put(self, key: ObjectKey, data: bytes | BinaryIO) -> ObjectInfo:
         return self._write_atomically(key, data)
 
-    def copy(self, source: ObjectKey, destination: ObjectKey) -> ObjectInfo:
+    def copy(self, source: ObjectKey, destination: ObjectKey, *, if_absent: bool = False) -> ObjectInfo:
         with self.open(source) as stream:
-            return self._write_atomically(destination, stream)
+            return self._write_atomically(destination, stream, if_absent=if_absent)
 
     def move(self, source: ObjectKey, destination: ObjectKey) -> ObjectInfo:
         """A rename: atomic and instant on one file system, so a sensor can quarantine a huge file in its tick."""

@@ -1,16 +1,21 @@
 """The S3 object store: one bucket per zone, objects keyed ``<experiment_id>/<relative path>``.
 
 Copies are server-side (``CopyObject``, or ``UploadPartCopy`` parts above the
-multipart threshold, since a single copy is limited to 5 GB) and conditional on
-the source's ETag, so a landing object rewritten mid-promotion is never
-half-copied. Objects are written with SHA-256 checksums, which S3 computes and
-stores; `sha256` reads that stored checksum instead of the data whenever it is a
-full-object checksum, so verifying a promotion costs a HEAD, not a download.
+multipart threshold, since a single copy is limited to 5 GB), conditional on
+the source's ETag so a landing object rewritten mid-promotion is never
+half-copied, and, into raw, conditional on the destination being absent
+(``If-None-Match: *``) so raw is never overwritten.
+
+Verification costs HEAD requests, not downloads: S3 keeps a checksum of every
+object, and `checksum` answers from it whenever it covers the whole object. A
+CRC of type ``FULL_OBJECT`` does even for multipart objects (S3 combines the
+parts' CRCs), which is why labmesh writes CRC64NVME (S3's own default) and
+copies in the algorithm the source already carries. Only objects with nothing
+but per-part (``COMPOSITE``) checksums, or none, are read to be verified.
 """
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import io
 import json
@@ -23,7 +28,14 @@ from botocore.exceptions import ClientError
 from labmesh_dagster.connectors.aws import clear_failure, error_code
 from labmesh_dagster.connectors.store.base import ObjectInfo, ObjectStore
 from labmesh_dagster.connectors.store.s3_setup import experiment_access_policy, with_abort_rule, with_notification
-from labmesh_dagster.core.errors import ChecksumMismatch, InvalidObjectKey, ObjectNotFound, StoreUnavailable
+from labmesh_dagster.core.checksums import CRC64NVME, FULL_OBJECT_CAPABLE, S3_NAMES, Checksum
+from labmesh_dagster.core.errors import (
+    ChecksumMismatch,
+    InvalidObjectKey,
+    ObjectExists,
+    ObjectNotFound,
+    StoreUnavailable,
+)
 from labmesh_dagster.core.keys import LABMESH_DIR, ObjectKey, Zone, experiment_prefix
 
 GIB = 1024**3
@@ -40,8 +52,24 @@ def _clear_failure(action: str) -> AbstractContextManager[None]:
     return clear_failure("S3", action, StoreUnavailable, passthrough=_MISSING | _PRECONDITION)
 
 
-def _hex_from_base64(value: str) -> str:
-    return base64.b64decode(value).hex()
+def stored_checksum(head: Mapping[str, Any]) -> Checksum | None:
+    """The checksum S3 keeps for the whole object, from a ``ChecksumMode=ENABLED`` HEAD; None if it has none.
+
+    ``COMPOSITE`` checksums (a checksum of the parts' checksums, written
+    ``<base64>-<parts>``) say nothing about the whole and are ignored; that is
+    what the SDKs' default multipart uploads carry (CRC32 without a type).
+    Where the type is not reported (S3-compatible stores), a CRC32/CRC32C/SHA
+    is trusted on a single-part object only.
+    """
+    kind = head.get("ChecksumType")
+    for algorithm, s3_name in S3_NAMES.items():
+        value = head.get(f"Checksum{s3_name}")
+        if not value or "-" in value or kind == "COMPOSITE":
+            continue
+        # S3 keeps CRC64NVME only as FULL_OBJECT, whatever a store reports for the type.
+        if kind == "FULL_OBJECT" or algorithm == CRC64NVME or "-" not in head.get("ETag", ""):
+            return Checksum.from_s3(s3_name, value)
+    return None
 
 
 class S3ObjectStore(ObjectStore):
@@ -56,6 +84,8 @@ class S3ObjectStore(ObjectStore):
         *,
         multipart_threshold: int = SINGLE_COPY_LIMIT,
         part_size: int = 512 * MIB,
+        upload_part_size: int = 64 * MIB,
+        upload_concurrency: int = 8,
         notification_queues: Mapping[Zone | str, str] | None = None,
     ) -> None:
         self.client = client
@@ -66,10 +96,15 @@ class S3ObjectStore(ObjectStore):
         missing = set(Zone) - set(self.buckets)
         if missing:
             raise ValueError(f"no bucket configured for zone(s) {', '.join(sorted(z.value for z in missing))}")
-        if not 5 * MIB <= part_size <= SINGLE_COPY_LIMIT:
-            raise ValueError("part_size must be between 5 MiB and 5 GiB (S3's limits for a part)")
+        for name, size in (("part_size", part_size), ("upload_part_size", upload_part_size)):
+            if not 5 * MIB <= size <= SINGLE_COPY_LIMIT:
+                raise ValueError(f"{name} must be between 5 MiB and 5 GiB (S3's limits for a part)")
         self.multipart_threshold = min(multipart_threshold, SINGLE_COPY_LIMIT)
         self.part_size = part_size
+        # Uploads go in parallel parts above one part's size: with a full-object CRC kept for the
+        # whole, a multipart upload is as cheap to verify as a single PUT.
+        self.upload_part_size = upload_part_size
+        self.upload_concurrency = max(1, upload_concurrency)
 
     def bucket(self, zone: Zone) -> str:
         return self.buckets[Zone(zone)]
@@ -124,46 +159,84 @@ class S3ObjectStore(ObjectStore):
         from boto3.s3.transfer import TransferConfig
 
         stream = io.BytesIO(data) if isinstance(data, bytes) else data
+        config = TransferConfig(
+            multipart_threshold=self.upload_part_size,
+            multipart_chunksize=self.upload_part_size,
+            max_concurrency=self.upload_concurrency,
+        )
         with _clear_failure(f"write {self.uri(key)}"):
+            # CRC64NVME is always FULL_OBJECT, multipart or not: the HEAD after the upload verifies the whole.
             self.client.upload_fileobj(
-                stream,
-                self.bucket(key.zone),
-                key.key,
-                ExtraArgs={"ChecksumAlgorithm": "SHA256"},
-                Config=TransferConfig(multipart_threshold=self.multipart_threshold, multipart_chunksize=self.part_size),
+                stream, self.bucket(key.zone), key.key, ExtraArgs={"ChecksumAlgorithm": "CRC64NVME"}, Config=config
             )
         return self.stat(key)
 
-    def copy(self, source: ObjectKey, destination: ObjectKey) -> ObjectInfo:
-        info = self.stat(source)
+    def copy(self, source: ObjectKey, destination: ObjectKey, *, if_absent: bool = False) -> ObjectInfo:
+        head = self._head(source, ChecksumMode="ENABLED")
+        info = self._info(source, head["ContentLength"], head["LastModified"], head["ETag"])
+        algorithm = self._copy_algorithm(stored_checksum(head), info.size)
         copy_source = {"Bucket": self.bucket(source.zone), "Key": source.key}
+        conditions = {"IfNoneMatch": "*"} if if_absent else {}
         try:
             with _clear_failure(f"copy {self.uri(source)} to {self.uri(destination)}"):
-                self._copy(copy_source, destination, info)
+                if info.size > self.multipart_threshold:
+                    self._multipart_copy(copy_source, destination, info, algorithm, conditions)
+                else:
+                    self.client.copy_object(
+                        Bucket=self.bucket(destination.zone),
+                        Key=destination.key,
+                        CopySource=copy_source,
+                        CopySourceIfMatch=f'"{info.etag}"',
+                        ChecksumAlgorithm=S3_NAMES[algorithm],
+                        **conditions,
+                    )
         except ClientError as exc:
             if error_code(exc) in _PRECONDITION:
-                raise ChecksumMismatch(str(source), info.etag, "the source changed while it was being copied") from exc
+                if if_absent and not self._changed_since(source, info):
+                    raise ObjectExists(str(destination)) from exc
+                raise ChecksumMismatch(str(source), info.etag, "the source changed while it was copied") from exc
             if error_code(exc) in _MISSING:
                 raise ObjectNotFound(str(source)) from exc
             raise
         return self.stat(destination)
 
-    def _copy(self, copy_source: dict[str, str], destination: ObjectKey, info: ObjectInfo) -> None:
-        if info.size > self.multipart_threshold:
-            self._multipart_copy(copy_source, destination, info)
-            return
-        self.client.copy_object(
-            Bucket=self.bucket(destination.zone),
-            Key=destination.key,
-            CopySource=copy_source,
-            CopySourceIfMatch=f'"{info.etag}"',
-            ChecksumAlgorithm="SHA256",
-        )
+    def _changed_since(self, source: ObjectKey, info: ObjectInfo) -> bool:
+        """Which of two preconditions failed: the source's ``If-Match`` or the destination's ``If-None-Match``."""
+        try:
+            return self.stat(source).etag != info.etag
+        except ObjectNotFound:
+            return True
 
-    def _multipart_copy(self, copy_source: dict[str, str], destination: ObjectKey, info: ObjectInfo) -> None:
-        """Copy in parts (UploadPartCopy), each conditional on the source ETag; abort on any failure."""
+    def _copy_algorithm(self, source_checksum: Checksum | None, size: int) -> str:
+        """The source's own algorithm where the copy can carry it whole, so comparing them needs no read.
+
+        A SHA cannot cover a multipart copy; a source without a full-object
+        checksum is read to be verified anyway, so its copy gets S3's default.
+        """
+        if source_checksum is None:
+            return CRC64NVME
+        if source_checksum.algorithm in FULL_OBJECT_CAPABLE or size <= self.multipart_threshold:
+            return source_checksum.algorithm
+        return CRC64NVME
+
+    def _multipart_copy(
+        self,
+        copy_source: dict[str, str],
+        destination: ObjectKey,
+        info: ObjectInfo,
+        algorithm: str,
+        conditions: Mapping[str, str],
+    ) -> None:
+        """Copy in parts (UploadPartCopy), each conditional on the source ETag; abort on any failure.
+
+        The upload is ``FULL_OBJECT`` in the source's CRC, so S3 keeps one
+        checksum for the whole copy, comparable with the source's.
+        """
         bucket = self.bucket(destination.zone)
-        upload = self.client.create_multipart_upload(Bucket=bucket, Key=destination.key, ChecksumAlgorithm="SHA256")
+        s3_name = S3_NAMES[algorithm]
+        upload = self.client.create_multipart_upload(
+            Bucket=bucket, Key=destination.key, ChecksumAlgorithm=s3_name, ChecksumType="FULL_OBJECT"
+        )
         upload_id = upload["UploadId"]
         try:
             parts = []
@@ -179,11 +252,16 @@ class S3ObjectStore(ObjectStore):
                     CopySourceIfMatch=f'"{info.etag}"',
                 )["CopyPartResult"]
                 part = {"PartNumber": number, "ETag": result["ETag"]}
-                if "ChecksumSHA256" in result:
-                    part["ChecksumSHA256"] = result["ChecksumSHA256"]
+                if f"Checksum{s3_name}" in result:
+                    part[f"Checksum{s3_name}"] = result[f"Checksum{s3_name}"]
                 parts.append(part)
             self.client.complete_multipart_upload(
-                Bucket=bucket, Key=destination.key, UploadId=upload_id, MultipartUpload={"Parts": parts}
+                Bucket=bucket,
+                Key=destination.key,
+                UploadId=upload_id,
+                MultipartUpload={"Parts": parts},
+                ChecksumType="FULL_OBJECT",
+                **conditions,
             )
         except BaseException:
             with contextlib.suppress(ClientError):
@@ -258,16 +336,9 @@ class S3ObjectStore(ObjectStore):
     def location(self, zone: Zone, experiment_id: str) -> str:
         return f"s3://{self.bucket(zone)}/{experiment_prefix(experiment_id)}"
 
-    def sha256(self, key: ObjectKey) -> str:
-        """The stored full-object SHA-256 when S3 has one (a HEAD); otherwise the data, streamed.
-
-        A multipart object's stored checksum is a checksum of part checksums
-        (``...-N``), which says nothing about the whole: then the data is read.
-        """
-        head = self._head(key, ChecksumMode="ENABLED")
-        stored = head.get("ChecksumSHA256")
-        # A multipart object's ETag ends in "-<parts>"; its checksum then covers parts, not the whole.
-        whole = "-" not in head.get("ETag", "") and head.get("ChecksumType", "FULL_OBJECT") == "FULL_OBJECT"
-        if stored and whole and "-" not in stored:
-            return _hex_from_base64(stored)
-        return super().sha256(key)
+    def checksum(self, key: ObjectKey, algorithm: str | None = None) -> Checksum:
+        """S3's stored full-object checksum when it is in the algorithm asked for (a HEAD); else the data, streamed."""
+        stored = stored_checksum(self._head(key, ChecksumMode="ENABLED"))
+        if stored is not None and algorithm in (None, stored.algorithm):
+            return stored
+        return super().checksum(key, algorithm)
