@@ -1,128 +1,64 @@
 """A HealthOmics client for tests, held to botocore's own service model for ``omics``.
 
 moto does not serve HealthOmics, so this fake stands in for
-``boto3.client("omics")``. It is only worth having if it is as strict as the
-service, so every request and every response is checked against the model:
-
-- ``ParamValidator`` first, as a real boto3 client does before sending: a
-  missing required member, an unknown member, a wrong type or a value below a
-  minimum raises `botocore.exceptions.ParamValidationError`, exactly as boto3 would;
-- then the constraints botocore leaves to the service (maximum lengths, enums,
-  patterns): a violation raises a ``ValidationException`` `ClientError`
-  listing every problem, as the service would answer.
-
-Patterns are matched against the whole value (the service rejects a value
-with anything around the allowed text). Responses are built from the model's
-members only and checked the same way, with timestamps required to be
-``datetime`` as botocore parses them; a response that breaks the model is a bug
-in the fake and raises `ModelViolation`. Errors are only raised with codes the
-operation declares: StartReadSetImportJob declares no ``ConflictException``,
-so a client token reused with other parameters is answered with a
-``ValidationException``.
+``boto3.client("omics")``. Requests and responses are checked against the
+model as `labmesh_dagster_tests.service_model` describes: botocore's own
+``ParamValidator`` first (`ParamValidationError`, as boto3 raises), then the
+maxima, enums and patterns the service checks (a ``ValidationException``
+listing every problem), and every response the fake builds (`ModelViolation`,
+a bug in the fake). Errors are only raised with codes the operation declares:
+StartReadSetImportJob declares no ``ConflictException``, so a client token
+reused with other parameters is answered with a ``ValidationException``.
 """
 
 from __future__ import annotations
 
 import copy
-import functools
-import re
-import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import botocore.session
-from botocore.exceptions import ClientError, ParamValidationError
-from botocore.model import OperationModel, ServiceModel, Shape
-from botocore.validate import ParamValidator
+from botocore.exceptions import ClientError
+from botocore.model import OperationModel, ServiceModel
 
-# The model's one Unicode pattern: any letter, mark, separator, symbol, number or
-# punctuation (Java's \p{..} classes, which Python's re does not know).
-_UNICODE_TEXT = r"[\p{L}||\p{M}||\p{Z}||\p{S}||\p{N}||\p{P}]+"
-_UNICODE_CATEGORIES = frozenset("LMZSNP")
+from labmesh_dagster_tests import service_model
+from labmesh_dagster_tests.service_model import ModelViolation, service_problems
+
+__all__ = [
+    "FakeOmicsClient",
+    "ModelViolation",
+    "check_request",
+    "check_response",
+    "omics_model",
+    "operation",
+    "service_error",
+    "service_problems",
+]
+
+SERVICE = "omics"
 
 
-class ModelViolation(AssertionError):
-    """A response the fake built that the service model does not allow: a bug in the fake."""
-
-
-@functools.cache
 def omics_model() -> ServiceModel:
-    return botocore.session.get_session().get_service_model("omics")
+    return service_model.load_model(SERVICE)
 
 
 def operation(name: str) -> OperationModel:
-    return omics_model().operation_model(name)
-
-
-def _matches(pattern: str, value: str) -> bool:
-    if pattern == _UNICODE_TEXT:
-        return bool(value) and all(unicodedata.category(char)[0] in _UNICODE_CATEGORIES for char in value)
-    if r"\p{" in pattern:
-        # Refuse rather than pass a value the fake cannot judge: a silent pass would hide a bad request.
-        raise ModelViolation(f"the fake cannot check the pattern {pattern!r}")
-    return re.fullmatch(pattern, value) is not None
-
-
-def service_problems(value: Any, shape: Shape, name: str = "", *, response: bool = False) -> list[str]:
-    """What botocore does not check and the service does: maxima, enums, patterns (and datetimes in responses)."""
-    problems: list[str] = []
-    meta = shape.metadata
-    if shape.type_name == "structure" and isinstance(value, Mapping):
-        for member, member_value in value.items():
-            if member in shape.members:
-                problems += service_problems(member_value, shape.members[member], f"{name}.{member}", response=response)
-    elif shape.type_name == "list" and isinstance(value, (list, tuple)):
-        if "max" in meta and len(value) > meta["max"]:
-            problems.append(f"{name}: {len(value)} items, at most {meta['max']} allowed")
-        for index, item in enumerate(value):
-            problems += service_problems(item, shape.member, f"{name}[{index}]", response=response)
-    elif shape.type_name == "map" and isinstance(value, Mapping):
-        for key, item in value.items():
-            problems += service_problems(key, shape.key, f"{name} key {key!r}", response=response)
-            problems += service_problems(item, shape.value, f"{name}[{key!r}]", response=response)
-    elif shape.type_name == "string" and isinstance(value, str):
-        if "max" in meta and len(value) > meta["max"]:
-            problems.append(f"{name}: {len(value)} characters, at most {meta['max']} allowed")
-        if shape.enum and value not in shape.enum:
-            problems.append(f"{name}: {value!r} is not one of {', '.join(shape.enum)}")
-        if "pattern" in meta and not _matches(meta["pattern"], value):
-            problems.append(f"{name}: {value!r} does not match the pattern {meta['pattern']}")
-    elif shape.type_name in {"integer", "long"} and isinstance(value, int):
-        if "max" in meta and value > meta["max"]:
-            problems.append(f"{name}: {value} is above the maximum {meta['max']}")
-    elif shape.type_name == "timestamp" and response and not isinstance(value, datetime):
-        problems.append(f"{name}: {value!r} must be a datetime, as botocore parses timestamps")
-    return problems
+    return service_model.operation_model(SERVICE, name)
 
 
 def check_request(operation_name: str, params: Mapping[str, Any]) -> None:
     """Raise what boto3 (client-side) or the service (``ValidationException``) would for an invalid request."""
-    shape = operation(operation_name).input_shape
-    report = ParamValidator().validate(params, shape)
-    if report.has_errors():
-        raise ParamValidationError(report=report.generate_report())
-    problems = service_problems(params, shape)
-    if problems:
-        raise service_error(operation_name, "ValidationException", "; ".join(problems))
+    service_model.check_request(SERVICE, operation_name, params)
 
 
 def check_response(operation_name: str, response: Mapping[str, Any]) -> None:
-    shape = operation(operation_name).output_shape
-    report = ParamValidator().validate(response, shape)
-    problems = [report.generate_report()] if report.has_errors() else []
-    problems += service_problems(response, shape, response=True)
-    if problems:
-        raise ModelViolation(f"{operation_name} response breaks the omics model: " + "; ".join(problems))
+    service_model.check_response(SERVICE, operation_name, response)
 
 
 def service_error(operation_name: str, code: str, message: str) -> ClientError:
     """A `ClientError` as botocore raises it, only with an error code the operation declares."""
-    declared = {error.name for error in operation(operation_name).error_shapes}
-    if code not in declared:
-        raise ModelViolation(f"{operation_name} declares no {code}; it declares {', '.join(sorted(declared))}")
-    return ClientError({"Error": {"Code": code, "Message": message}}, operation_name)
+    return service_model.service_error(SERVICE, operation_name, code, message)
 
 
 @dataclass
