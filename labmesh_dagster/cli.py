@@ -126,6 +126,24 @@ def command_search(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def command_lineage(settings: Settings, args: argparse.Namespace) -> int:
+    from labmesh_dagster.connectors.lineage.sqlite import SqliteLineageLog
+    from labmesh_dagster.core.ids import validate_experiment_id
+    from labmesh_dagster.lineage.events import events_to_json_lines
+    from labmesh_dagster.lineage.graph import build_graph, render_text
+
+    experiment_id = validate_experiment_id(args.experiment)
+    events = SqliteLineageLog(settings.catalog_path).events(experiment_id)
+    if not events:
+        print(f"no lineage recorded for {experiment_id} yet", file=sys.stderr)
+        return 1
+    if args.format == "openlineage":
+        sys.stdout.write(events_to_json_lines(events))
+    else:
+        print(render_text(build_graph(events), experiment_id, file_limit=args.files))
+    return 0
+
+
 def command_status(settings: Settings, args: argparse.Namespace) -> int:
     store = LocalObjectStore(settings.store_dir)
     catalog = SqliteCatalog(settings.catalog_path)
@@ -267,6 +285,14 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--limit", type=int, default=50)
     search.add_argument("--json", action="store_true", help="print JSON instead of text")
     search.set_defaults(handler=command_search)
+
+    lineage = commands.add_parser("lineage", help="how an experiment's datasets were made, zone by zone, file by file")
+    lineage.add_argument("experiment")
+    lineage.add_argument(
+        "--format", choices=["text", "openlineage"], default="text", help="a tree, or the OpenLineage run events"
+    )
+    lineage.add_argument("--files", type=int, default=50, help="file-level edges shown at most")
+    lineage.set_defaults(handler=command_lineage)
 
     status = commands.add_parser("status", help="experiments with file counts per zone, and the quarantine")
     status.set_defaults(handler=command_status)

@@ -14,6 +14,7 @@ from labmesh_dagster.defs.omics_assets import SequenceStoreResource, sequence_re
 from labmesh_dagster.defs.resources import (
     FolderElnResource,
     LandingPolicyResource,
+    LineageResource,
     LocalStoreResource,
     S3StoreResource,
     SqliteCatalogResource,
@@ -53,6 +54,7 @@ def build_resources(settings: Settings) -> dict[str, object]:
         "store": build_store_resource(settings),
         "eln": FolderElnResource(records_dir=str(settings.eln_dir), outbox_dir=str(settings.eln_outbox_dir)),
         "catalog": SqliteCatalogResource(path=str(settings.catalog_path)),
+        "lineage": LineageResource(log_path=str(settings.catalog_path)),
         "landing_policy": LandingPolicyResource(
             settle_seconds=settings.landing_settle_seconds,
             unknown_experiment_grace_seconds=settings.unknown_experiment_grace_seconds,

@@ -18,8 +18,9 @@ from labmesh_dagster.core.experiment import ExperimentRecord
 from labmesh_dagster.core.keys import Zone
 from labmesh_dagster.core.manifest import Manifest
 from labmesh_dagster.defs.experiment_assets import experiment
+from labmesh_dagster.defs.lineage_recording import dataset_ref, lineage_check_spec, lineage_run
 from labmesh_dagster.defs.partitions import experiments_partitions
-from labmesh_dagster.defs.resources import CatalogResource, LandingPolicyResource, StoreResource
+from labmesh_dagster.defs.resources import CatalogResource, LandingPolicyResource, LineageResource, StoreResource
 from labmesh_dagster.pipelines.fastq_qc import qc_inputs
 from labmesh_dagster.steps.landing import quarantine_object
 from labmesh_dagster.steps.manifests import build_manifest, inherit_samples, read_manifest
@@ -129,6 +130,7 @@ def dataset_metadata(store: ObjectStore, manifest: Manifest, publication: Public
             ),
         ),
         _catalogcheck_result("raw_dataset"),
+        lineage_check_spec("raw_dataset"),
     ],
 )
 def raw_dataset(
@@ -136,51 +138,58 @@ def raw_dataset(
     store: StoreResource,
     catalog: CatalogResource,
     landing_policy: LandingPolicyResource,
+    lineage: LineageResource,
 ) -> dg.MaterializeResult:
-    experiment_id = context.partition_key
-    objects, registry = store.get_store(), catalog.get_catalog()
-    record = _registered_experiment(registry, experiment_id)
-    settle = 0 if objects.complete_when_visible else landing_policy.settle_seconds
-    settled_before = datetime.now(UTC) - timedelta(seconds=settle)
-    report = promote_experiment(objects, experiment_id, settled_before=settled_before)
-    for info, reason in report.conflicts:
-        target = quarantine_object(objects, info, reason)
-        context.log.warning(f"{info.key}: {reason}; moved to {target or 'quarantine on the next tick'}")
-    if report.not_settled:
-        context.log.info(f"{len(report.not_settled)} landing file(s) still being written; left for a later run")
-    manifest = build_manifest(
-        objects,
-        Zone.RAW,
-        experiment_id,
-        record.sample_ids,
-        previous=read_manifest(objects, Zone.RAW, experiment_id),
-        source_checksums=report.source_checksums(),
-        lineage=lambda key: (str(key.in_zone(Zone.LANDING)),),
-    )
-    publication = publish_dataset(objects, registry, manifest)
-    for entry in manifest.errors:
-        context.log.warning(f"{entry.key}: extraction failed ({entry.error}); the file is kept and cataloged")
-    metadata = {
-        **dataset_metadata(objects, manifest, publication),
-        "promoted_now": len(report.promoted),
-        "quarantined_conflicts": len(report.conflicts),
-    }
-    if report.failed:
-        # What was verified is published above and recorded as materialized, so what follows
-        # (processed_dataset) sees it; the run still fails, naming the files kept in landing.
-        context.log_event(dg.AssetMaterialization(context.asset_key, partition=experiment_id, metadata=metadata))
-        raise dg.Failure(
-            description=f"{len(report.failed)} landing file(s) of {experiment_id} could not be promoted and were "
-            f"kept in landing: " + "; ".join(f"{failure.source}: {failure.reason}" for failure in report.failed[:5]),
-            metadata={"failed": dg.MetadataValue.md("\n".join(f"- {f.source}: {f.reason}" for f in report.failed))},
+    with lineage_run(context, lineage.get_sink(), "raw_dataset") as run:
+        experiment_id = context.partition_key
+        objects, registry = store.get_store(), catalog.get_catalog()
+        record = _registered_experiment(registry, experiment_id)
+        run.experiment = record
+        run.inputs = [dataset_ref(objects, Zone.LANDING, experiment_id)]
+        settle = 0 if objects.complete_when_visible else landing_policy.settle_seconds
+        settled_before = datetime.now(UTC) - timedelta(seconds=settle)
+        report = promote_experiment(objects, experiment_id, settled_before=settled_before)
+        for info, reason in report.conflicts:
+            target = quarantine_object(objects, info, reason)
+            context.log.warning(f"{info.key}: {reason}; moved to {target or 'quarantine on the next tick'}")
+        if report.not_settled:
+            context.log.info(f"{len(report.not_settled)} landing file(s) still being written; left for a later run")
+        manifest = build_manifest(
+            objects,
+            Zone.RAW,
+            experiment_id,
+            record.sample_ids,
+            previous=read_manifest(objects, Zone.RAW, experiment_id),
+            source_checksums=report.source_checksums(),
+            lineage=lambda key: (str(key.in_zone(Zone.LANDING)),),
         )
-    return dg.MaterializeResult(
-        metadata=metadata,
-        check_results=[
-            check_result(RAW_MATCHES_LANDING, raw_checksum_problems(objects, manifest)),
-            catalog_check_result(registry, manifest),
-        ],
-    )
+        publication = publish_dataset(objects, registry, manifest)
+        run.outputs = [dataset_ref(objects, Zone.RAW, experiment_id, manifest)]
+        for entry in manifest.errors:
+            context.log.warning(f"{entry.key}: extraction failed ({entry.error}); the file is kept and cataloged")
+        metadata = {
+            **dataset_metadata(objects, manifest, publication),
+            "promoted_now": len(report.promoted),
+            "quarantined_conflicts": len(report.conflicts),
+        }
+        if report.failed:
+            # What was verified is published above and recorded as materialized, so what follows
+            # (processed_dataset) sees it; the run still fails, naming the files kept in landing.
+            context.log_event(dg.AssetMaterialization(context.asset_key, partition=experiment_id, metadata=metadata))
+            raise dg.Failure(
+                description=f"{len(report.failed)} landing file(s) of {experiment_id} could not be promoted and were "
+                f"kept in landing: "
+                + "; ".join(f"{failure.source}: {failure.reason}" for failure in report.failed[:5]),
+                metadata={"failed": dg.MetadataValue.md("\n".join(f"- {f.source}: {f.reason}" for f in report.failed))},
+            )
+        return dg.MaterializeResult(
+            metadata=metadata,
+            check_results=[
+                check_result(RAW_MATCHES_LANDING, raw_checksum_problems(objects, manifest)),
+                catalog_check_result(registry, manifest),
+                run.check_result(),
+            ],
+        )
 
 
 def _pipeline_lineage(invocation: dg.PipesClientCompletedInvocation) -> dict[str, tuple[str, ...]]:
@@ -203,45 +212,52 @@ def _pipeline_lineage(invocation: dg.PipesClientCompletedInvocation) -> dict[str
         "The built-in FASTQ QC run on the raw dataset through Dagster Pipes (a subprocess): per-file read "
         "statistics and per-position mean quality as JSON in the processed zone, with file-level lineage."
     ),
-    check_specs=[_catalogcheck_result("processed_dataset")],
+    check_specs=[_catalogcheck_result("processed_dataset"), lineage_check_spec("processed_dataset")],
 )
 def processed_dataset(
     context: dg.AssetExecutionContext,
     store: StoreResource,
     catalog: CatalogResource,
     pipes_subprocess_client: dg.PipesSubprocessClient,
+    lineage: LineageResource,
 ) -> dg.MaterializeResult:
-    experiment_id = context.partition_key
-    objects, registry = store.get_store(), catalog.get_catalog()
-    record = _registered_experiment(registry, experiment_id)
-    raw_manifest = read_manifest(objects, Zone.RAW, experiment_id)
-    if raw_manifest is None:
-        raise dg.Failure(description=f"experiment {experiment_id} has no raw manifest; materialize `raw_dataset` first")
-    inputs = qc_inputs(raw_manifest)
-    lineage: dict[str, tuple[str, ...]] = {}
-    if inputs:
-        invocation = pipes_subprocess_client.run(
-            command=[sys.executable, "-m", "labmesh_dagster.pipelines.fastq_qc"],
-            context=context,
-            extras={"experiment_id": experiment_id, "store": store.store_config(), "inputs": inputs},
+    with lineage_run(context, lineage.get_sink(), "processed_dataset") as run:
+        experiment_id = context.partition_key
+        objects, registry = store.get_store(), catalog.get_catalog()
+        record = _registered_experiment(registry, experiment_id)
+        raw_manifest = read_manifest(objects, Zone.RAW, experiment_id)
+        if raw_manifest is None:
+            raise dg.Failure(
+                description=f"experiment {experiment_id} has no raw manifest; materialize `raw_dataset` first"
+            )
+        run.experiment = record
+        run.inputs = [dataset_ref(objects, Zone.RAW, experiment_id, raw_manifest)]
+        inputs = qc_inputs(raw_manifest)
+        lineage: dict[str, tuple[str, ...]] = {}
+        if inputs:
+            invocation = pipes_subprocess_client.run(
+                command=[sys.executable, "-m", "labmesh_dagster.pipelines.fastq_qc"],
+                context=context,
+                extras={"experiment_id": experiment_id, "store": store.store_config(), "inputs": inputs},
+            )
+            lineage = _pipeline_lineage(invocation)
+        else:
+            context.log.info(f"experiment {experiment_id} has no FASTQ files in raw; nothing to QC")
+        manifest = build_manifest(
+            objects,
+            Zone.PROCESSED,
+            experiment_id,
+            record.sample_ids,
+            previous=read_manifest(objects, Zone.PROCESSED, experiment_id),
+            lineage=lambda key: lineage.get(str(key), ()),
         )
-        lineage = _pipeline_lineage(invocation)
-    else:
-        context.log.info(f"experiment {experiment_id} has no FASTQ files in raw; nothing to QC")
-    manifest = build_manifest(
-        objects,
-        Zone.PROCESSED,
-        experiment_id,
-        record.sample_ids,
-        previous=read_manifest(objects, Zone.PROCESSED, experiment_id),
-        lineage=lambda key: lineage.get(str(key), ()),
-    )
-    manifest = inherit_samples(manifest, raw_manifest)
-    publication = publish_dataset(objects, registry, manifest)
-    return dg.MaterializeResult(
-        metadata={**dataset_metadata(objects, manifest, publication), "qc_inputs": len(inputs)},
-        check_results=[catalog_check_result(registry, manifest)],
-    )
+        manifest = inherit_samples(manifest, raw_manifest)
+        publication = publish_dataset(objects, registry, manifest)
+        run.outputs = [dataset_ref(objects, Zone.PROCESSED, experiment_id, manifest)]
+        return dg.MaterializeResult(
+            metadata={**dataset_metadata(objects, manifest, publication), "qc_inputs": len(inputs)},
+            check_results=[catalog_check_result(registry, manifest), run.check_result()],
+        )
 
 
 @dg.asset(
@@ -254,25 +270,34 @@ def processed_dataset(
         "Files people put under final/<experiment_id>/ (reports, figures, curated tables), picked up by "
         "`final_sensor`, described and published with their lineage to the processed dataset."
     ),
-    check_specs=[_catalogcheck_result("final_dataset")],
+    check_specs=[_catalogcheck_result("final_dataset"), lineage_check_spec("final_dataset")],
 )
 def final_dataset(
-    context: dg.AssetExecutionContext, store: StoreResource, catalog: CatalogResource
+    context: dg.AssetExecutionContext,
+    store: StoreResource,
+    catalog: CatalogResource,
+    lineage: LineageResource,
 ) -> dg.MaterializeResult:
-    experiment_id = context.partition_key
-    objects, registry = store.get_store(), catalog.get_catalog()
-    record = _registered_experiment(registry, experiment_id)
-    processed = f"{Zone.PROCESSED.value}/{experiment_id}/"
-    manifest = build_manifest(
-        objects,
-        Zone.FINAL,
-        experiment_id,
-        record.sample_ids,
-        previous=read_manifest(objects, Zone.FINAL, experiment_id),
-        lineage=lambda key: (processed,),
-    )
-    publication = publish_dataset(objects, registry, manifest)
-    return dg.MaterializeResult(
-        metadata=dataset_metadata(objects, manifest, publication),
-        check_results=[catalog_check_result(registry, manifest)],
-    )
+    with lineage_run(context, lineage.get_sink(), "final_dataset") as run:
+        experiment_id = context.partition_key
+        objects, registry = store.get_store(), catalog.get_catalog()
+        record = _registered_experiment(registry, experiment_id)
+        run.experiment = record
+        run.inputs = [
+            dataset_ref(objects, Zone.PROCESSED, experiment_id, read_manifest(objects, Zone.PROCESSED, experiment_id))
+        ]
+        processed = f"{Zone.PROCESSED.value}/{experiment_id}/"
+        manifest = build_manifest(
+            objects,
+            Zone.FINAL,
+            experiment_id,
+            record.sample_ids,
+            previous=read_manifest(objects, Zone.FINAL, experiment_id),
+            lineage=lambda key: (processed,),
+        )
+        publication = publish_dataset(objects, registry, manifest)
+        run.outputs = [dataset_ref(objects, Zone.FINAL, experiment_id, manifest)]
+        return dg.MaterializeResult(
+            metadata=dataset_metadata(objects, manifest, publication),
+            check_results=[catalog_check_result(registry, manifest), run.check_result()],
+        )

@@ -17,6 +17,8 @@ from labmesh_dagster.connectors.catalog.sqlite import SqliteCatalog
 from labmesh_dagster.connectors.eln.base import ElnSource
 from labmesh_dagster.connectors.eln.folder import FolderEln
 from labmesh_dagster.connectors.events.base import EventQueue
+from labmesh_dagster.connectors.lineage.base import LineageLog, LineageSink
+from labmesh_dagster.connectors.lineage.sqlite import SqliteLineageLog
 from labmesh_dagster.connectors.store.base import ObjectStore
 from labmesh_dagster.connectors.store.factory import open_store
 
@@ -103,6 +105,18 @@ class SqliteCatalogResource(CatalogResource):
 
     def get_catalog(self) -> Catalog:
         return SqliteCatalog(self.path)
+
+
+class LineageResource(dg.ConfigurableResource):
+    """Where OpenLineage run events go: always the local lineage log (for `labmesh lineage`)."""
+
+    log_path: str = Field(description="SQLite file of the local lineage log (the catalog's file by default).")
+
+    def get_log(self) -> LineageLog:
+        return SqliteLineageLog(self.log_path)
+
+    def get_sink(self) -> LineageSink:
+        return self.get_log()
 
 
 class LandingPolicyResource(dg.ConfigurableResource):

@@ -1,0 +1,87 @@
+"""The local lineage log: run events kept in SQLite beside the catalog, one row per (run, event type).
+
+Keyed by the OpenLineage run id and event type, so posting the same
+materialization's events again replaces them instead of adding edges; the
+experiment id is taken from labmesh's own run facet so an experiment's events
+are found without parsing every row.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from labmesh_dagster.connectors.lineage.base import Event, LineageLog
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS lineage_events (
+    run_id TEXT NOT NULL,
+    event_type TEXT NOT NULL,
+    event_time TEXT NOT NULL,
+    experiment_id TEXT NOT NULL,
+    job TEXT NOT NULL,
+    event TEXT NOT NULL,
+    PRIMARY KEY (run_id, event_type)
+);
+CREATE INDEX IF NOT EXISTS lineage_events_by_experiment ON lineage_events (experiment_id, event_time);
+"""
+RUN_FACET = "labmesh_run"
+
+
+def experiment_of(event: Event) -> str | None:
+    facet = (event.get("run", {}).get("facets") or {}).get(RUN_FACET) or {}
+    value = facet.get("experimentId")
+    return str(value) if value else None
+
+
+class SqliteLineageLog(LineageLog):
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self._connect() as db:
+            db.executescript(SCHEMA)
+
+    @contextmanager
+    def _connect(self) -> Iterator[sqlite3.Connection]:
+        db = sqlite3.connect(self.path, timeout=30)
+        try:
+            with db:
+                yield db
+        finally:
+            db.close()
+
+    def emit(self, events: Sequence[Event]) -> list[str]:
+        problems = []
+        rows = []
+        for event in events:
+            experiment_id = experiment_of(event)
+            try:
+                run_id, event_type = str(event["run"]["runId"]), str(event["eventType"])
+                row = (run_id, event_type, str(event["eventTime"]), experiment_id, str(event["job"]["name"]))
+            except (KeyError, TypeError) as exc:
+                problems.append(f"lineage event without {exc}: not recorded")
+                continue
+            if experiment_id is None:
+                problems.append(f"lineage event {run_id}/{event_type} names no experiment: not recorded")
+                continue
+            rows.append((*row, json.dumps(event, sort_keys=True, ensure_ascii=True)))
+        with self._connect() as db:
+            db.executemany("INSERT OR REPLACE INTO lineage_events VALUES (?, ?, ?, ?, ?, ?)", rows)
+        return problems
+
+    def events(self, experiment_id: str) -> list[dict[str, Any]]:
+        with self._connect() as db:
+            rows = db.execute(
+                "SELECT event FROM lineage_events WHERE experiment_id = ? ORDER BY event_time, event_type DESC",
+                (experiment_id,),
+            ).fetchall()
+        return [json.loads(row[0]) for row in rows]
+
+    def count(self) -> int:
+        with self._connect() as db:
+            return int(db.execute("SELECT COUNT(*) FROM lineage_events").fetchone()[0])
