@@ -11,7 +11,10 @@ reject, and labmesh asks for the SHA-256 it needs explicitly.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+import random
+import threading
+import time
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import boto3
@@ -65,3 +68,81 @@ def clear_failure(
         raise error(f"{service} failed to {action}: {error_code(exc)}: {message} ({exc})") from exc
     except BotoCoreError as exc:
         raise error(f"{service} could not be reached to {action}: {exc}") from exc
+
+
+RETRYABLE_CODES = frozenset(
+    {
+        "ThrottlingException",
+        "Throttling",
+        "TooManyRequestsException",
+        "RequestLimitExceeded",
+        "SlowDown",
+        "InternalServerException",
+        "InternalServerError",
+        "ServiceUnavailable",
+        "ServiceUnavailableException",
+    }
+)
+
+
+def is_retryable(error: ClientError) -> bool:
+    status = int(error.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
+    return error_code(error) in RETRYABLE_CODES or status == 429 or status >= 500
+
+
+class PacedCaller:
+    """One client's calls, paced under a rate and retried with backoff on throttling and 5xx.
+
+    DataZone allows about 20 calls a second per account and Kendra fewer;
+    botocore's adaptive retries react to throttling only after it happens, so
+    the pace is kept below the quota up front, and what throttling still comes
+    (other clients share the quota) is retried here with jittered exponential
+    backoff, whichever client (boto3 or a test fake) raised it. After
+    ``attempts`` tries the service's own error is raised.
+    """
+
+    def __init__(
+        self,
+        client: Any,
+        *,
+        max_per_second: float,
+        attempts: int = DEFAULT_MAX_ATTEMPTS,
+        base_delay: float = 0.2,
+        max_delay: float = 20.0,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        if max_per_second <= 0 or attempts < 1:
+            raise ValueError("max_per_second must be positive and attempts at least 1")
+        self.client = client
+        self.interval = 1.0 / max_per_second
+        self.attempts = attempts
+        self.base_delay = base_delay
+        self.max_delay = max_delay
+        self.clock = clock
+        self.sleep = sleep
+        self._next_slot = 0.0
+        self._lock = threading.Lock()
+        self.retries = 0
+
+    def _wait_for_slot(self) -> None:
+        with self._lock:
+            now = self.clock()
+            slot = max(now, self._next_slot)
+            self._next_slot = slot + self.interval
+        if slot > now:
+            self.sleep(slot - now)
+
+    def __call__(self, operation: str, **params: Any) -> Any:
+        method = getattr(self.client, operation)
+        for attempt in range(1, self.attempts + 1):
+            self._wait_for_slot()
+            try:
+                return method(**params)
+            except ClientError as exc:
+                if attempt == self.attempts or not is_retryable(exc):
+                    raise
+                self.retries += 1
+                delay = min(self.max_delay, self.base_delay * 2 ** (attempt - 1))
+                self.sleep(delay / 2 + random.uniform(0, delay / 2))
+        raise AssertionError("unreachable")  # the loop returns or raises
