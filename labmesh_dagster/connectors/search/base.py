@@ -1,0 +1,293 @@
+"""The content index port: documents made from files' extracted content, found by words, facets and access groups.
+
+Amazon Kendra closed to new customers on 2026-07-30, so nothing outside this
+package may depend on it: the port is what a Bedrock Knowledge Base backend
+implements next, and the local profile's SQLite FTS5 index implements it today.
+
+The port's rules for a valid document are those of the strictest backend
+(Kendra's): ids of at most 2048 characters, access groups of at most 200
+printable characters, attributes declared up front with a fixed type. Every
+implementation applies the same rules through `document_problem`, so a
+document that one backend accepts, every backend accepts, and one that breaks
+them is reported as failed (never raised) by all of them alike.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time
+from enum import StrEnum
+
+from labmesh_dagster.core.errors import LabmeshError
+from labmesh_dagster.core.text import is_clean_text
+
+AttributeValue = str | list[str] | int | datetime
+"""What an attribute holds: text, a list of texts (sample ids), a whole number or a moment."""
+
+MAX_ID_LENGTH = 2048
+"""Kendra's DocumentId limit; the other backends hold to it so ids stay portable."""
+
+MAX_STRING_LENGTH = 2048
+"""Kendra's limit on one string attribute value (and on each item of a string list)."""
+
+MAX_GROUP_LENGTH = 200
+"""Kendra's limit on an access control list principal's name."""
+
+MAX_TEXT_BYTES = 5 * 1024 * 1024
+"""Kendra indexes at most 5 MB of text per document; a longer one would be cut without a word."""
+
+
+class ContentIndexUnavailable(LabmeshError):
+    """The index kept failing (throttling, 5xx, access, network) after its retries: the whole call failed."""
+
+
+class AttributeType(StrEnum):
+    """An attribute's type, fixed once declared (Kendra cannot change a field's type)."""
+
+    STRING = "string"
+    STRING_LIST = "string_list"
+    LONG = "long"
+    DATE = "date"
+
+
+EXPERIMENT_ID = "experiment_id"
+SAMPLE_IDS = "sample_ids"
+PLATFORM = "platform"
+GROUP = "group"
+ZONE = "zone"
+FORMAT = "format"
+CREATED = "created"
+
+CONTENT_ATTRIBUTES: Mapping[str, AttributeType] = {
+    EXPERIMENT_ID: AttributeType.STRING,
+    SAMPLE_IDS: AttributeType.STRING_LIST,
+    PLATFORM: AttributeType.STRING,
+    GROUP: AttributeType.STRING,
+    ZONE: AttributeType.STRING,
+    FORMAT: AttributeType.STRING,
+    CREATED: AttributeType.DATE,
+}
+"""The attributes every labmesh document may carry, and the facets `ContentFilter` filters on."""
+
+
+@dataclass(frozen=True)
+class ContentDocument:
+    """One searchable document: a file's extracted content with its facets and who may see it.
+
+    ``groups`` is the access list: the groups allowed to see the document; an
+    empty tuple means everyone may.
+    """
+
+    id: str
+    title: str
+    text: str
+    uri: str
+    attributes: Mapping[str, AttributeValue] = field(default_factory=dict)
+    groups: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class IndexReport:
+    """What a `ContentIndex.replace` achieved, once every document reached a final status."""
+
+    indexed: tuple[str, ...] = ()
+    failed: dict[str, str] = field(default_factory=dict)
+    deleted: tuple[str, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+
+@dataclass(frozen=True)
+class ContentHit:
+    """One matching document, best first; ``score`` only orders hits of one search (backends score differently)."""
+
+    id: str
+    title: str
+    uri: str
+    excerpt: str
+    score: float
+    attributes: Mapping[str, AttributeValue] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ContentFilter:
+    """Facet filters, combined with AND; strings match exactly, ``sample_id`` any of a document's samples.
+
+    ``since`` and ``until`` bound the ``created`` attribute, both inclusive; a
+    bare date as ``until`` means the whole of that day, and a naive datetime is
+    taken as UTC.
+    """
+
+    experiment_id: str | None = None
+    sample_id: str | None = None
+    platform: str | None = None
+    group: str | None = None
+    zone: str | None = None
+    format: str | None = None
+    since: datetime | date | None = None
+    until: datetime | date | None = None
+
+    def equalities(self) -> dict[str, str]:
+        """The string filters, by attribute name (``sample_id`` excluded: it tests list membership)."""
+        values = {
+            EXPERIMENT_ID: self.experiment_id,
+            PLATFORM: self.platform,
+            GROUP: self.group,
+            ZONE: self.zone,
+            FORMAT: self.format,
+        }
+        return {name: value for name, value in values.items() if value is not None}
+
+    def created_bounds(self) -> tuple[datetime | None, datetime | None]:
+        """``since`` and ``until`` as aware UTC datetimes, both inclusive."""
+        since = as_utc(self.since) if self.since is not None else None
+        until = None
+        if isinstance(self.until, datetime):
+            until = as_utc(self.until)
+        elif self.until is not None:
+            until = datetime.combine(self.until, time.max, tzinfo=UTC)
+        return since, until
+
+
+NO_FILTER = ContentFilter()
+
+
+def as_utc(moment: datetime | date) -> datetime:
+    """An aware UTC datetime; a date is its midnight, a naive datetime is taken as UTC."""
+    if not isinstance(moment, datetime):
+        return datetime.combine(moment, time.min, tzinfo=UTC)
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)
+
+
+def is_printable(text: str) -> bool:
+    """No control, format, private-use, surrogate or unassigned characters: Kendra's ``^\\P{C}*$`` for principals."""
+    return not any(unicodedata.category(character).startswith("C") for character in text)
+
+
+def valid_group(group: str) -> bool:
+    return 1 <= len(group) <= MAX_GROUP_LENGTH and is_printable(group)
+
+
+def _value_problem(name: str, value: object, kind: AttributeType) -> str | None:
+    if kind is AttributeType.STRING:
+        if not isinstance(value, str):
+            return f"attribute {name} must be text, got {type(value).__name__}"
+        if not is_clean_text(value):
+            return f"attribute {name} holds text that cannot be UTF-8"
+        return (
+            f"attribute {name} is longer than {MAX_STRING_LENGTH} characters"
+            if len(value) > MAX_STRING_LENGTH
+            else None
+        )
+    if kind is AttributeType.STRING_LIST:
+        if not isinstance(value, (list, tuple)) or not all(isinstance(item, str) for item in value):
+            return f"attribute {name} must be a list of texts"
+        if not all(is_clean_text(item) for item in value):
+            return f"attribute {name} holds text that cannot be UTF-8"
+        too_long = [item for item in value if len(item) > MAX_STRING_LENGTH]
+        return f"attribute {name} has a value longer than {MAX_STRING_LENGTH} characters" if too_long else None
+    if kind is AttributeType.LONG:
+        return None if isinstance(value, int) and not isinstance(value, bool) else f"attribute {name} must be a number"
+    return None if isinstance(value, (datetime, date)) else f"attribute {name} must be a date or datetime"
+
+
+def document_problem(document: ContentDocument, schema: Mapping[str, AttributeType]) -> str | None:
+    """Why no backend may index ``document``, or None: the port's rules, the strictest backend's."""
+    if not 1 <= len(document.id) <= MAX_ID_LENGTH:
+        return f"document id must be 1 to {MAX_ID_LENGTH} characters, not {len(document.id)}"
+    # Ids, groups and facet values are matched exactly, so they are refused rather than silently altered
+    # when they hold text that cannot be UTF-8 (a file name's lone surrogates); titles and text are cleaned.
+    if not is_clean_text(document.id):
+        return "document id holds text that cannot be UTF-8"
+    if len(document.text.encode("utf-8", "surrogatepass")) > MAX_TEXT_BYTES:
+        return f"document text is larger than {MAX_TEXT_BYTES} bytes"
+    for group in document.groups:
+        if not valid_group(group):
+            return f"group {group!r} cannot be in an access list: 1 to {MAX_GROUP_LENGTH} printable characters"
+    for name, value in document.attributes.items():
+        kind = schema.get(name)
+        if kind is None:
+            return f"attribute {name} is not declared; declared are {', '.join(sorted(schema))}"
+        problem = _value_problem(name, value, kind)
+        if problem:
+            return problem
+    return None
+
+
+def stored_attributes(document: ContentDocument, schema: Mapping[str, AttributeType]) -> dict[str, AttributeValue]:
+    """A valid document's attributes as every backend keeps them.
+
+    Empty texts and empty lists are left out (Kendra refuses an empty string
+    value, and an empty facet filters nothing), lists are deduplicated in
+    order, and dates become aware UTC datetimes.
+    """
+    kept: dict[str, AttributeValue] = {}
+    for name, value in document.attributes.items():
+        kind = schema[name]
+        if kind is AttributeType.STRING_LIST:
+            items = list(dict.fromkeys(item for item in value if item))  # type: ignore[union-attr]
+            if items:
+                kept[name] = items
+        elif kind is AttributeType.DATE:
+            kept[name] = as_utc(value)  # type: ignore[arg-type]
+        elif value != "":
+            kept[name] = value
+    return kept
+
+
+def access_groups(document: ContentDocument) -> tuple[str, ...]:
+    """The document's groups, deduplicated and sorted: the same list whatever order the caller gave."""
+    return tuple(sorted(set(document.groups)))
+
+
+def check_unique_ids(documents: Sequence[ContentDocument]) -> None:
+    """Refuse two documents with one id in a call: which one the index would keep is not defined."""
+    seen: set[str] = set()
+    for document in documents:
+        if document.id in seen:
+            raise ValueError(f"document id {document.id!r} is given twice in one replace")
+        seen.add(document.id)
+
+
+class ContentIndex(ABC):
+    """A full-text index of documents, replaced by id, filtered by facets and by access groups."""
+
+    schema: Mapping[str, AttributeType] = CONTENT_ATTRIBUTES
+
+    @abstractmethod
+    def prepare(self) -> None:
+        """Declare the attributes the index needs; idempotent, and cheap once done."""
+
+    @abstractmethod
+    def replace(self, documents: Sequence[ContentDocument], *, removed_ids: Sequence[str] = ()) -> IndexReport:
+        """Put (or replace, by id) ``documents`` and delete ``removed_ids``.
+
+        Returns only once every document reached a final status. A document
+        that fails keeps its earlier version (if any) and is reported in
+        ``failed`` with the reason; it is never raised. An id both put and
+        removed is put. Raises `ContentIndexUnavailable` when the index itself
+        cannot be reached, and `ValueError` for two documents with one id.
+        """
+
+    @abstractmethod
+    def search(
+        self,
+        text: str,
+        *,
+        filters: ContentFilter = NO_FILTER,
+        groups: Sequence[str] | None = None,
+        limit: int = 10,
+    ) -> list[ContentHit]:
+        """Documents matching any word of ``text`` (all documents when it is blank), best first.
+
+        ``groups`` None applies no access filtering (for labmesh's own
+        processes); otherwise only documents without an access list or whose
+        list names one of ``groups`` are returned.
+        """

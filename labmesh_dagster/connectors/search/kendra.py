@@ -1,0 +1,434 @@
+"""The content index on Amazon Kendra: BatchPutDocument in, Query out, access by group.
+
+Kendra closed to new customers on 2026-07-30; this backend serves labs that
+already run an index, behind the same port a Bedrock Knowledge Base backend
+will implement.
+
+What shapes the calls:
+
+- A custom attribute must be declared on the index (``UpdateIndex``) before
+  a document may carry it, with a type that can never change; `prepare` reads
+  ``DescribeIndex`` and declares only what is missing, then waits for the
+  index to be ACTIVE again, because Kendra applies the declaration
+  asynchronously. ``created`` goes to Kendra's reserved ``_created_at`` and the
+  URI to ``_source_uri``; reserved fields need no declaration.
+- ``BatchPutDocument`` takes at most 10 documents. It only *accepts* them:
+  a document that breaks the index's fields comes back at once in
+  ``FailedDocuments``, but indexing happens later, and its outcome is only
+  known from ``BatchGetDocumentStatus`` (at most 10 ids a call), which reads
+  PROCESSING (or NOT_FOUND, before processing starts) until INDEXED / UPDATED
+  or FAILED / UPDATE_FAILED. `replace` polls until every document is final or
+  the timeout passes, so its report is the truth, not a hope.
+- ``BatchDeleteDocument`` takes at most 10 ids.
+- ``Query`` returns at most 100 results, takes an ``AttributeFilter`` at most 2
+  deep with at most 10 filters in a list, and reads at most 1000 characters
+  (30 words) of query text. Access is Kendra's ATTRIBUTE_FILTER user context:
+  ``UserContext.Groups`` against each document's access list of GROUP ALLOW
+  principals; a document without a list is visible to everyone.
+- Every call goes through one `PacedCaller`: paced under the index's rate and
+  retried with backoff on throttling and 5xx; what still fails is raised as
+  `ContentIndexUnavailable` naming the action.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, TypeVar
+
+from botocore.exceptions import ClientError
+
+from labmesh_dagster.connectors.aws import PacedCaller, clear_failure, error_code
+from labmesh_dagster.connectors.search.base import (
+    CONTENT_ATTRIBUTES,
+    CREATED,
+    NO_FILTER,
+    SAMPLE_IDS,
+    AttributeType,
+    AttributeValue,
+    ContentDocument,
+    ContentFilter,
+    ContentHit,
+    ContentIndex,
+    ContentIndexUnavailable,
+    IndexReport,
+    access_groups,
+    as_utc,
+    check_unique_ids,
+    document_problem,
+    stored_attributes,
+    valid_group,
+)
+from labmesh_dagster.core.text import clean_text, is_clean_text
+
+BATCH_SIZE = 10
+"""Documents per BatchPutDocument, ids per BatchDeleteDocument and BatchGetDocumentStatus: Kendra's maximum."""
+
+MAX_RESULTS = 100
+"""Kendra's Query returns the 100 most relevant results at most, whatever the page size."""
+
+MAX_QUERY_CHARACTERS = 1000
+"""Kendra's limit on query text (it reads at most 30 words of it anyway)."""
+
+MAX_FILTERS = 10
+"""Kendra refuses an AndAllFilters list longer than 10."""
+
+MAX_FIELD_NAME = 30
+"""Kendra's limit on a declared field's name."""
+
+SOURCE_URI = "_source_uri"
+RESERVED_NAMES: Mapping[str, str] = {CREATED: "_created_at"}
+"""Port attributes that map to Kendra's reserved fields rather than to custom ones."""
+
+NO_GROUPS_USER = "labmesh-no-groups"
+"""The user searched as when the caller belongs to no group: UserContext.Groups may not be empty, and an
+unknown user sees only documents without an access list, which is what no groups means."""
+
+_KENDRA_TYPES: Mapping[AttributeType, str] = {
+    AttributeType.STRING: "STRING_VALUE",
+    AttributeType.STRING_LIST: "STRING_LIST_VALUE",
+    AttributeType.LONG: "LONG_VALUE",
+    AttributeType.DATE: "DATE_VALUE",
+}
+_VALUE_MEMBERS: Mapping[AttributeType, str] = {
+    AttributeType.STRING: "StringValue",
+    AttributeType.STRING_LIST: "StringListValue",
+    AttributeType.LONG: "LongValue",
+    AttributeType.DATE: "DateValue",
+}
+_DONE = {"INDEXED": True, "UPDATED": True, "FAILED": False, "UPDATE_FAILED": False}
+_SETTLING_STATUSES = frozenset({"CREATING", "UPDATING"})
+_USABLE_STATUSES = frozenset({"ACTIVE", "SYSTEM_UPDATING"})
+_CONFIDENCE = {"VERY_HIGH": 1.0, "HIGH": 0.75, "MEDIUM": 0.5, "LOW": 0.25, "NOT_AVAILABLE": 0.0}
+
+T = TypeVar("T")
+
+
+def batches(items: Sequence[T], size: int = BATCH_SIZE) -> Iterator[Sequence[T]]:
+    """``items`` in consecutive slices of at most ``size``: ceil(n / size) of them."""
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+@dataclass(frozen=True)
+class KendraField:
+    """How one port attribute is declared on the index."""
+
+    attribute: str
+    name: str
+    type: AttributeType
+
+    @property
+    def reserved(self) -> bool:
+        return self.name.startswith("_")
+
+    def declaration(self) -> dict[str, Any]:
+        """The UpdateIndex entry: facetable and displayable for the portal's facets; text searchable as words."""
+        textual = self.type in {AttributeType.STRING, AttributeType.STRING_LIST}
+        return {
+            "Name": self.name,
+            "Type": _KENDRA_TYPES[self.type],
+            "Search": {
+                "Facetable": True,
+                "Searchable": textual,
+                "Displayable": True,
+                # Dates and numbers sort results; Kendra refuses a sortable string list anyway.
+                "Sortable": self.type in {AttributeType.DATE, AttributeType.LONG},
+            },
+        }
+
+
+def kendra_fields(schema: Mapping[str, AttributeType]) -> dict[str, KendraField]:
+    """The index field of every port attribute, checked against Kendra's naming rules."""
+    fields: dict[str, KendraField] = {}
+    for attribute, kind in schema.items():
+        name = RESERVED_NAMES.get(attribute, attribute)
+        if name == attribute and (attribute.startswith("_") or not 1 <= len(attribute) <= MAX_FIELD_NAME):
+            raise ValueError(f"attribute {attribute!r} cannot be a Kendra field: 1 to 30 characters, not starting _")
+        fields[attribute] = KendraField(attribute, name, kind)
+    return fields
+
+
+def _wire(value: AttributeValue, kind: AttributeType) -> dict[str, Any]:
+    return {_VALUE_MEMBERS[kind]: value}
+
+
+def _from_wire(value: Mapping[str, Any]) -> AttributeValue | None:
+    for member in ("StringValue", "StringListValue", "LongValue"):
+        if member in value:
+            return value[member]
+    moment = value.get("DateValue")
+    return as_utc(moment) if isinstance(moment, datetime) else None
+
+
+def _failure_reason(item: Mapping[str, Any]) -> str:
+    """A FailedDocuments entry's ``ErrorCode: ErrorMessage``, with whichever parts it has."""
+    return ": ".join(part for part in (item.get("ErrorCode"), item.get("ErrorMessage")) if part) or "refused"
+
+
+class KendraContentIndex(ContentIndex):
+    """One Kendra index; ``client`` is ``boto3.client("kendra")`` or a test fake."""
+
+    def __init__(
+        self,
+        client: Any,
+        *,
+        index_id: str,
+        max_per_second: float = 5.0,
+        status_timeout_seconds: float = 300,
+        poll_seconds: float = 2,
+        schema: Mapping[str, AttributeType] = CONTENT_ATTRIBUTES,
+        clock: Callable[[], float] | None = None,
+        sleep: Callable[[float], None] | None = None,
+    ) -> None:
+        paced: dict[str, Any] = {"max_per_second": max_per_second}
+        if clock is not None:
+            paced["clock"] = clock
+        if sleep is not None:
+            paced["sleep"] = sleep
+        self.call = PacedCaller(client, **paced)
+        self.index_id = index_id
+        self.schema = dict(schema)
+        self.fields = kendra_fields(self.schema)
+        self.status_timeout_seconds = status_timeout_seconds
+        self.poll_seconds = poll_seconds
+        self.clock = self.call.clock
+        self.sleep = self.call.sleep
+        self._prepared = False
+
+    @contextlib.contextmanager
+    def _failure(self, action: str, passthrough: frozenset[str] = frozenset()) -> Iterator[None]:
+        with clear_failure(
+            "Kendra", f"{action} (index {self.index_id})", ContentIndexUnavailable, passthrough=passthrough
+        ):
+            yield
+
+    def prepare(self) -> None:
+        """Declare the custom fields the index lacks (none, once done), then wait for it to be ACTIVE."""
+        if self._prepared:
+            return
+        description = self._describe()
+        declared = {field["Name"]: field["Type"] for field in description.get("DocumentMetadataConfigurations", [])}
+        missing = []
+        for field in self.fields.values():
+            wanted = _KENDRA_TYPES[field.type]
+            if field.name in declared and declared[field.name] != wanted:
+                raise ContentIndexUnavailable(
+                    f"Kendra index {self.index_id} declares {field.name} as {declared[field.name]}, labmesh needs"
+                    f" {wanted}; a field's type cannot change, so use another index"
+                )
+            if field.name not in declared and not field.reserved:
+                missing.append(field.declaration())
+        if missing:
+            with self._failure("declare fields"):
+                self.call("update_index", Id=self.index_id, DocumentMetadataConfigurationUpdates=missing)
+        if missing or description.get("Status", "ACTIVE") not in _USABLE_STATUSES:
+            self._wait_until_usable()
+        self._prepared = True
+
+    def _describe(self) -> dict[str, Any]:
+        with self._failure("describe the index"):
+            return self.call("describe_index", Id=self.index_id)
+
+    def _wait_until_usable(self) -> None:
+        deadline = self.clock() + self.status_timeout_seconds
+        while True:
+            status = self._describe().get("Status", "ACTIVE")
+            if status in _USABLE_STATUSES:
+                return
+            if status not in _SETTLING_STATUSES or self.clock() >= deadline:
+                raise ContentIndexUnavailable(f"Kendra index {self.index_id} is {status}, not ACTIVE")
+            self.sleep(self.poll_seconds)
+
+    def replace(self, documents: Sequence[ContentDocument], *, removed_ids: Sequence[str] = ()) -> IndexReport:
+        check_unique_ids(documents)
+        self.prepare()
+        failed: dict[str, str] = {}
+        requests = []
+        for document in documents:
+            problem = document_problem(document, self.schema)
+            if problem:
+                failed[document.id] = problem
+            else:
+                requests.append(self._request(document))
+        accepted: list[str] = []
+        for batch in batches(requests):
+            accepted += self._put(batch, failed)
+        statuses = self._await_statuses(accepted)
+        indexed = tuple(document_id for document_id in accepted if statuses[document_id] is None)
+        failed.update({document_id: reason for document_id, reason in statuses.items() if reason is not None})
+        put = {document.id for document in documents}
+        removed = [document_id for document_id in dict.fromkeys(removed_ids) if document_id not in put]
+        deleted = self._delete(removed, failed)
+        return IndexReport(indexed=indexed, failed=failed, deleted=deleted)
+
+    def _request(self, document: ContentDocument) -> dict[str, Any]:
+        """One BatchPutDocument entry: plain text, typed attributes, and an ALLOW per group."""
+        attributes = [
+            {"Key": self.fields[name].name, "Value": _wire(value, self.fields[name].type)}
+            for name, value in stored_attributes(document, self.schema).items()
+        ]
+        if 1 <= len(document.uri) <= 2048 and is_clean_text(document.uri):
+            attributes.append({"Key": SOURCE_URI, "Value": {"StringValue": document.uri}})
+        request: dict[str, Any] = {
+            "Id": document.id,
+            "ContentType": "PLAIN_TEXT",
+            "Blob": clean_text(document.text).encode("utf-8"),
+            "Attributes": attributes,
+        }
+        if document.title:
+            request["Title"] = clean_text(document.title)
+        groups = access_groups(document)
+        if groups:
+            request["AccessControlList"] = [{"Name": group, "Type": "GROUP", "Access": "ALLOW"} for group in groups]
+        return request
+
+    def _put(self, batch: Sequence[dict[str, Any]], failed: dict[str, str]) -> list[str]:
+        """Send one batch; the ids Kendra accepted for indexing (refused ones go to ``failed``)."""
+        ids = [request["Id"] for request in batch]
+        try:
+            with self._failure("put documents", passthrough=frozenset({"ValidationException"})):
+                answer = self.call("batch_put_document", IndexId=self.index_id, Documents=list(batch))
+        except ClientError as exc:
+            # Kendra refused the whole request; the documents were checked beforehand, so this is one of
+            # them breaking a rule labmesh does not know of: report the batch, keep the others going.
+            reason = f"Kendra refused the batch: {error_code(exc)}: {exc.response.get('Error', {}).get('Message', '')}"
+            failed.update(dict.fromkeys(ids, reason))
+            return []
+        refused = {item["Id"]: _failure_reason(item) for item in answer.get("FailedDocuments", [])}
+        failed.update(refused)
+        return [document_id for document_id in ids if document_id not in refused]
+
+    def _await_statuses(self, document_ids: Sequence[str]) -> dict[str, str | None]:
+        """Poll until every document is final: None for indexed, the reason for failed (or timed out)."""
+        outcome: dict[str, str | None] = {}
+        pending = list(document_ids)
+        last: dict[str, str] = {}
+        deadline = self.clock() + self.status_timeout_seconds
+        while pending:
+            for batch in batches(pending):
+                outcome.update(self._read_statuses(batch, last))
+            pending = [document_id for document_id in pending if document_id not in outcome]
+            if not pending:
+                break
+            if self.clock() >= deadline:
+                for document_id in pending:
+                    seen = last.get(document_id, "no status")
+                    outcome[document_id] = f"not indexed within {self.status_timeout_seconds:g} s (last: {seen})"
+                break
+            self.sleep(self.poll_seconds)
+        return outcome
+
+    def _read_statuses(self, batch: Sequence[str], last: dict[str, str]) -> dict[str, str | None]:
+        with self._failure("read document statuses"):
+            answer = self.call(
+                "batch_get_document_status",
+                IndexId=self.index_id,
+                DocumentInfoList=[{"DocumentId": document_id} for document_id in batch],
+            )
+        final: dict[str, str | None] = {}
+        for status in answer.get("DocumentStatusList", []):
+            document_id, state = status["DocumentId"], status.get("DocumentStatus", "")
+            last[document_id] = state
+            if state in _DONE:
+                reason = status.get("FailureReason") or status.get("FailureCode") or "indexing failed"
+                final[document_id] = None if _DONE[state] else f"{state}: {reason}"
+        # An error reading a status says nothing of the document: it is asked again on the next round.
+        for error in answer.get("Errors", []):
+            last[error["DocumentId"]] = f"{error.get('ErrorCode', 'error')}: {error.get('ErrorMessage', '')}"
+        return final
+
+    def _delete(self, document_ids: Sequence[str], failed: dict[str, str]) -> tuple[str, ...]:
+        refused: dict[str, str] = {}
+        for batch in batches(document_ids):
+            with self._failure("delete documents"):
+                answer = self.call("batch_delete_document", IndexId=self.index_id, DocumentIdList=list(batch))
+            for item in answer.get("FailedDocuments", []):
+                refused[item["Id"]] = f"delete failed: {_failure_reason(item)}"
+        failed.update(refused)
+        return tuple(document_id for document_id in document_ids if document_id not in refused)
+
+    def attribute_filter(self, filters: ContentFilter) -> dict[str, Any] | None:
+        """The facets as one AttributeFilter: a single comparison, or an AndAllFilters of them (depth 1)."""
+        leaves: list[dict[str, Any]] = []
+        for name, value in filters.equalities().items():
+            leaves.append({"EqualsTo": self._attribute(name, value)})
+        if filters.sample_id is not None:
+            leaves.append({"ContainsAny": self._attribute(SAMPLE_IDS, [filters.sample_id])})
+        since, until = filters.created_bounds()
+        if since is not None:
+            leaves.append({"GreaterThanOrEquals": self._attribute(CREATED, since)})
+        if until is not None:
+            leaves.append({"LessThanOrEquals": self._attribute(CREATED, until)})
+        if len(leaves) > MAX_FILTERS:
+            raise ValueError(f"{len(leaves)} filters, Kendra combines at most {MAX_FILTERS}")
+        if not leaves:
+            return None
+        return leaves[0] if len(leaves) == 1 else {"AndAllFilters": leaves}
+
+    def _attribute(self, name: str, value: AttributeValue) -> dict[str, Any]:
+        field = self.fields[name]
+        kind = AttributeType.STRING_LIST if isinstance(value, list) else field.type
+        return {"Key": field.name, "Value": _wire(value, kind)}
+
+    def user_context(self, groups: Sequence[str]) -> dict[str, Any]:
+        """Kendra's user context for ``groups``.
+
+        A group that could never be in an access list (empty, too long,
+        unprintable) grants nothing, so it is left out rather than sent to be refused.
+        """
+        usable = sorted({group for group in groups if valid_group(group)})
+        if len(usable) > 2048:
+            raise ValueError(f"{len(usable)} groups; Kendra takes at most 2048 in a user context")
+        return {"Groups": usable} if usable else {"UserId": NO_GROUPS_USER}
+
+    def search(
+        self,
+        text: str,
+        *,
+        filters: ContentFilter = NO_FILTER,
+        groups: Sequence[str] | None = None,
+        limit: int = 10,
+    ) -> list[ContentHit]:
+        if limit < 1:
+            return []
+        self.prepare()  # a filter on an undeclared field is refused
+        params: dict[str, Any] = {
+            "IndexId": self.index_id,
+            "QueryResultTypeFilter": "DOCUMENT",
+            "PageSize": min(limit, MAX_RESULTS),
+            "RequestedDocumentAttributes": [field.name for field in self.fields.values()] + [SOURCE_URI],
+        }
+        if text.strip():
+            params["QueryText"] = text.strip()[:MAX_QUERY_CHARACTERS]
+        attribute_filter = self.attribute_filter(filters)
+        if attribute_filter is not None:
+            params["AttributeFilter"] = attribute_filter
+        if groups is not None:
+            params["UserContext"] = self.user_context(groups)
+        with self._failure("query"):
+            answer = self.call("query", **params)
+        return [self._hit(item) for item in answer.get("ResultItems", []) if item.get("Type", "DOCUMENT") == "DOCUMENT"]
+
+    def _hit(self, item: Mapping[str, Any]) -> ContentHit:
+        by_name = {field.name: field.attribute for field in self.fields.values()}
+        attributes: dict[str, AttributeValue] = {}
+        uri = item.get("DocumentURI", "")
+        for attribute in item.get("DocumentAttributes", []):
+            value = _from_wire(attribute["Value"])
+            if attribute["Key"] == SOURCE_URI and isinstance(value, str):
+                # DocumentURI is only given for http(s), ftp and file URIs; s3:// comes back as the attribute.
+                uri = value
+            elif attribute["Key"] in by_name and value is not None:
+                attributes[by_name[attribute["Key"]]] = value
+        confidence = item.get("ScoreAttributes", {}).get("ScoreConfidence", "NOT_AVAILABLE")
+        return ContentHit(
+            id=item["DocumentId"],
+            title=item.get("DocumentTitle", {}).get("Text", ""),
+            uri=uri,
+            excerpt=item.get("DocumentExcerpt", {}).get("Text", ""),
+            score=_CONFIDENCE.get(confidence, 0.0),
+            attributes=attributes,
+        )

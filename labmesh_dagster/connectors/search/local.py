@@ -1,0 +1,293 @@
+"""The local content index: SQLite FTS5 ranked by BM25, with facet values and access groups in plain tables.
+
+Its tables all start with ``content_`` so it can live in the catalog's SQLite
+file without touching the catalog's own. As in the catalog, several Dagster
+run processes write at once: every operation opens its own connection, the
+database runs in WAL mode, writers take the lock up front (``BEGIN
+IMMEDIATE``) and wait on a busy timeout instead of failing.
+
+A document is one row of ``content_documents`` (its integer ``doc`` is the
+FTS rowid), one FTS row (title and text), one row per attribute value in
+``content_values`` (so a sample id is matched exactly, as a member of the
+document's list, not as a word) and one row per allowed group in
+``content_groups``. Replacing a document rewrites all of them in one
+transaction, so a search never sees half a document and an id is never listed twice.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sqlite3
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from labmesh_dagster.connectors.search.base import (
+    CONTENT_ATTRIBUTES,
+    CREATED,
+    NO_FILTER,
+    SAMPLE_IDS,
+    AttributeType,
+    AttributeValue,
+    ContentDocument,
+    ContentFilter,
+    ContentHit,
+    ContentIndex,
+    IndexReport,
+    access_groups,
+    check_unique_ids,
+    document_problem,
+    stored_attributes,
+)
+from labmesh_dagster.core.text import clean_text
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS content_documents (
+    doc INTEGER PRIMARY KEY,
+    document_id TEXT NOT NULL UNIQUE,
+    title TEXT NOT NULL,
+    uri TEXT NOT NULL,
+    text TEXT NOT NULL,
+    attributes TEXT NOT NULL,
+    public INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS content_values (
+    doc INTEGER NOT NULL,
+    name TEXT NOT NULL,
+    text_value TEXT,
+    number_value REAL
+);
+CREATE INDEX IF NOT EXISTS content_values_by_text ON content_values (name, text_value, doc);
+CREATE INDEX IF NOT EXISTS content_values_by_number ON content_values (name, number_value, doc);
+CREATE INDEX IF NOT EXISTS content_values_by_doc ON content_values (doc);
+CREATE TABLE IF NOT EXISTS content_groups (
+    doc INTEGER NOT NULL,
+    group_name TEXT NOT NULL,
+    PRIMARY KEY (doc, group_name)
+);
+CREATE INDEX IF NOT EXISTS content_groups_by_name ON content_groups (group_name, doc);
+CREATE VIRTUAL TABLE IF NOT EXISTS content_fts USING fts5(
+    title,
+    text,
+    tokenize = 'porter unicode61'
+);
+"""
+
+# Title words count twice as much as body words, as a title is what the file is about.
+_RANK = "bm25(content_fts, 2.0, 1.0)"
+_SNIPPET = "snippet(content_fts, 1, '', '', '…', 24)"
+_PLAIN_EXCERPT = 300
+
+
+def _phrase(term: str) -> str:
+    """An FTS5 phrase for one user term; quoting keeps '-', '.', ':' from being read as syntax."""
+    return '"' + term.replace('"', '""') + '"'
+
+
+def match_expression(text: str) -> str | None:
+    """Any of the words, as FTS5 MATCH syntax; None when ``text`` has no word to look for.
+
+    Any word matches, as in Kendra, and BM25 ranks documents holding more (and
+    rarer) words first.
+    """
+    terms = [_phrase(term) for term in clean_text(text).split() if re.search(r"\w", term)]
+    return " OR ".join(dict.fromkeys(terms)) or None
+
+
+def _json_value(value: AttributeValue) -> Any:
+    return value.isoformat() if isinstance(value, datetime) else value
+
+
+def _attribute_rows(
+    doc: int, attributes: Mapping[str, AttributeValue]
+) -> list[tuple[int, str, str | None, float | None]]:
+    rows: list[tuple[int, str, str | None, float | None]] = []
+    for name, value in attributes.items():
+        if isinstance(value, list):
+            rows.extend((doc, name, item, None) for item in value)
+        elif isinstance(value, datetime):
+            rows.append((doc, name, None, value.timestamp()))
+        elif isinstance(value, int):
+            rows.append((doc, name, None, float(value)))
+        else:
+            rows.append((doc, name, value, None))
+    return rows
+
+
+class SqliteContentIndex(ContentIndex):
+    """The content index in one SQLite file (the catalog's, or its own)."""
+
+    def __init__(
+        self, path: str | os.PathLike[str], *, schema: Mapping[str, AttributeType] = CONTENT_ATTRIBUTES
+    ) -> None:
+        self.path = Path(path)
+        self.schema = dict(schema)
+        self._prepared = False
+
+    @contextmanager
+    def _connect(self) -> Iterator[sqlite3.Connection]:
+        db = sqlite3.connect(self.path, timeout=60, isolation_level=None)
+        try:
+            db.row_factory = sqlite3.Row
+            db.execute("PRAGMA journal_mode=WAL")
+            yield db
+        finally:
+            db.close()
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        with self._connect() as db:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                yield db
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
+
+    def prepare(self) -> None:
+        """Create the tables (if they are not there yet); attributes need no declaring in SQLite."""
+        if self._prepared:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self._connect() as db:
+            db.executescript(SCHEMA)
+        self._prepared = True
+
+    def replace(self, documents: Sequence[ContentDocument], *, removed_ids: Sequence[str] = ()) -> IndexReport:
+        check_unique_ids(documents)
+        self.prepare()
+        failed: dict[str, str] = {}
+        valid: list[ContentDocument] = []
+        for document in documents:
+            problem = document_problem(document, self.schema)
+            if problem:
+                failed[document.id] = problem
+            else:
+                valid.append(document)
+        put = {document.id for document in documents}
+        removed = tuple(dict.fromkeys(document_id for document_id in removed_ids if document_id not in put))
+        with self._transaction() as db:
+            for document in valid:
+                self._put(db, document)
+            for document_id in removed:
+                self._delete(db, document_id)
+        return IndexReport(indexed=tuple(document.id for document in valid), failed=failed, deleted=removed)
+
+    def _delete(self, db: sqlite3.Connection, document_id: str) -> int | None:
+        row = db.execute("SELECT doc FROM content_documents WHERE document_id = ?", (document_id,)).fetchone()
+        if row is None:
+            return None
+        doc = int(row["doc"])
+        db.execute("DELETE FROM content_fts WHERE rowid = ?", (doc,))
+        db.execute("DELETE FROM content_values WHERE doc = ?", (doc,))
+        db.execute("DELETE FROM content_groups WHERE doc = ?", (doc,))
+        db.execute("DELETE FROM content_documents WHERE doc = ?", (doc,))
+        return doc
+
+    def _put(self, db: sqlite3.Connection, document: ContentDocument) -> None:
+        """Write one document in place of any earlier version, keeping its ``doc`` number."""
+        doc = self._delete(db, document.id)
+        attributes = stored_attributes(document, self.schema)
+        groups = access_groups(document)
+        title, text = clean_text(document.title), clean_text(document.text)
+        cursor = db.execute(
+            """INSERT INTO content_documents (doc, document_id, title, uri, text, attributes, public)
+               VALUES (?, ?, ?, ?, ?, ?, ?)""",
+            (
+                doc,
+                document.id,
+                title,
+                clean_text(document.uri),
+                text,
+                json.dumps({name: _json_value(value) for name, value in attributes.items()}, sort_keys=True),
+                0 if groups else 1,
+            ),
+        )
+        doc = int(cursor.lastrowid) if doc is None else doc  # type: ignore[arg-type]
+        db.execute("INSERT INTO content_fts (rowid, title, text) VALUES (?, ?, ?)", (doc, title, text))
+        db.executemany("INSERT INTO content_values VALUES (?, ?, ?, ?)", _attribute_rows(doc, attributes))
+        db.executemany("INSERT INTO content_groups VALUES (?, ?)", [(doc, group) for group in groups])
+
+    def search(
+        self,
+        text: str,
+        *,
+        filters: ContentFilter = NO_FILTER,
+        groups: Sequence[str] | None = None,
+        limit: int = 10,
+    ) -> list[ContentHit]:
+        if limit < 1:
+            return []
+        self.prepare()
+        expression = match_expression(text)
+        if expression is None and text.strip():
+            return []  # Only punctuation: there is no word to match, so nothing matches.
+        clauses, params = self._filter_clauses(filters, groups)
+        if expression:
+            clauses.insert(0, "content_fts MATCH ?")
+            params.insert(0, expression)
+            sql = f"""SELECT d.*, {_RANK} AS rank_value, {_SNIPPET} AS excerpt
+                      FROM content_fts JOIN content_documents AS d ON d.doc = content_fts.rowid
+                      WHERE {" AND ".join(clauses)} ORDER BY rank_value, d.document_id LIMIT ?"""
+        else:
+            sql = f"""SELECT d.*, 0.0 AS rank_value, NULL AS excerpt FROM content_documents AS d
+                      WHERE {" AND ".join(clauses) or "1"} ORDER BY d.document_id LIMIT ?"""
+        with self._connect() as db:
+            rows = db.execute(sql, [*params, limit]).fetchall()
+        return [self._hit(row) for row in rows]
+
+    def _filter_clauses(self, filters: ContentFilter, groups: Sequence[str] | None) -> tuple[list[str], list[Any]]:
+        """SQL conditions on ``d`` (a content_documents row) for the facets and the caller's groups."""
+        clauses: list[str] = []
+        params: list[Any] = []
+        has_value = "EXISTS (SELECT 1 FROM content_values AS v WHERE v.doc = d.doc AND v.name = ? AND {})"
+        for name, value in filters.equalities().items():
+            clauses.append(has_value.format("v.text_value = ?"))
+            params += [name, value]
+        if filters.sample_id is not None:
+            clauses.append(has_value.format("v.text_value = ?"))
+            params += [SAMPLE_IDS, filters.sample_id]
+        since, until = filters.created_bounds()
+        if since is not None:
+            clauses.append(has_value.format("v.number_value >= ?"))
+            params += [CREATED, since.timestamp()]
+        if until is not None:
+            clauses.append(has_value.format("v.number_value <= ?"))
+            params += [CREATED, until.timestamp()]
+        if groups is not None:
+            clauses.append(
+                "(d.public = 1 OR EXISTS (SELECT 1 FROM content_groups AS g"
+                " WHERE g.doc = d.doc AND g.group_name IN (SELECT value FROM json_each(?))))"
+            )
+            params.append(json.dumps(list(groups)))
+        return clauses, params
+
+    def _attributes(self, stored: str) -> dict[str, AttributeValue]:
+        attributes: dict[str, AttributeValue] = json.loads(stored)
+        for name, value in attributes.items():
+            if self.schema.get(name) is AttributeType.DATE and isinstance(value, str):
+                attributes[name] = datetime.fromisoformat(value)
+        return attributes
+
+    def _hit(self, row: sqlite3.Row) -> ContentHit:
+        excerpt = row["excerpt"] if row["excerpt"] is not None else row["text"][:_PLAIN_EXCERPT]
+        return ContentHit(
+            id=row["document_id"],
+            title=row["title"],
+            uri=row["uri"],
+            excerpt=excerpt.strip(),
+            # bm25() is lower for better matches; the port's score is higher for better ones.
+            score=-float(row["rank_value"]),
+            attributes=self._attributes(row["attributes"]),
+        )
+
+    def document_ids(self) -> list[str]:
+        """Every indexed id, in order: for tests and for checking the index against the manifests."""
+        self.prepare()
+        with self._connect() as db:
+            return [row[0] for row in db.execute("SELECT document_id FROM content_documents ORDER BY document_id")]

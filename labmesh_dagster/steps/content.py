@@ -1,0 +1,246 @@
+"""Step 7c of the flow: a dataset's files as documents for the content index.
+
+One document per file whose content is worth searching, holding what was
+*extracted* (the extractor's text, its metadata rendered as words and
+numbers) and what the experiment says of it (title, description, samples,
+platform), so that "GC content of liver samples on the NovaSeq" finds the
+FASTQ files it should. Raw sequence data never goes in: a sequencing file's
+document holds its statistics, not its reads, because reads are useless as
+search text, cost index space by the gigabyte, and may be data a lab may not
+share with a search service. Long nucleotide runs are scrubbed from any text
+besides, in case a table or a note carries whole sequences.
+
+Document ids are the manifest keys (``raw/EXP-1/run1/S1_R1.fastq.gz``): stable
+across runs, so publishing again replaces each document instead of adding a
+second one, and a file removed from the dataset is removed from the index by
+the same id.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from labmesh_dagster.connectors.search.base import (
+    CREATED,
+    EXPERIMENT_ID,
+    FORMAT,
+    GROUP,
+    MAX_ID_LENGTH,
+    PLATFORM,
+    SAMPLE_IDS,
+    ZONE,
+    AttributeValue,
+    ContentDocument,
+    ContentIndex,
+    IndexReport,
+    as_utc,
+)
+from labmesh_dagster.core.experiment import ExperimentRecord
+from labmesh_dagster.core.keys import LABMESH_DIR
+from labmesh_dagster.core.manifest import Manifest, ManifestEntry
+from labmesh_dagster.core.text import clean_text, is_clean_text
+
+SEQUENCE_FORMATS = frozenset({"fastq", "fasta", "sam", "bam", "cram", "vcf", "bcf"})
+"""Formats whose content is sequence data: only their extracted statistics are indexed, never their text."""
+
+MAX_LIST_ITEMS = 50
+"""Longest metadata list written out in full (a CSV's columns); longer ones are cut, per-position series counted."""
+
+MAX_DESCRIPTION_CHARACTERS = 10_000
+MAX_CUSTOM_CHARACTERS = 4_000
+
+# A run this long of nucleotide (IUPAC) letters is a sequence, not a word; primers and barcodes are shorter.
+_SEQUENCE_RUN = re.compile(r"(?<![A-Za-z])[ACGTUNRYKMSWBDHVacgtunrykmswbdhv]{32,}(?![A-Za-z])")
+_SEQUENCE_PLACEHOLDER = "[sequence]"
+
+
+def document_id(key: str) -> str:
+    """The document id of a manifest key: the key itself, or a stable digest-suffixed form where it cannot be.
+
+    Kendra takes ids of at most 2048 characters; a longer key, or one with
+    text that cannot be UTF-8, keeps a readable prefix and gains the key's
+    SHA-256, so the id is the same on every run and distinct for every key.
+    """
+    if len(key) <= MAX_ID_LENGTH and is_clean_text(key):
+        return key
+    digest = hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
+    return f"{clean_text(key)[: MAX_ID_LENGTH - len(digest) - 1]}#{digest}"
+
+
+def base_format(fmt: str) -> str:
+    """The format without a compression codec: ``fastq.gz`` -> ``fastq``."""
+    return fmt.split(".", 1)[0]
+
+
+def is_searchable(entry: ManifestEntry) -> bool:
+    """Whether a file's document would hold anything the catalog's file listing does not.
+
+    labmesh's own files, empty files, and files nothing was extracted from (an
+    unknown binary, a BAM) get no document: their names are found in the catalog.
+    """
+    relative = entry.key.split("/", 2)[2] if entry.key.count("/") >= 2 else entry.key
+    if relative == LABMESH_DIR or relative.startswith(LABMESH_DIR + "/") or entry.format == "empty":
+        return False
+    has_text = bool(entry.text.strip()) and base_format(entry.format) not in SEQUENCE_FORMATS
+    return has_text or bool(entry.metadata) or bool(entry.error)
+
+
+def without_sequences(text: str) -> str:
+    """``text`` with long nucleotide runs replaced by a placeholder."""
+    return _SEQUENCE_RUN.sub(_SEQUENCE_PLACEHOLDER, text)
+
+
+def _label(key: str) -> str:
+    return str(key).replace("_", " ").strip()
+
+
+def _scalar(value: Any) -> str:
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return str(value)
+
+
+def metadata_lines(metadata: Mapping[str, Any], prefix: str = "") -> Iterator[str]:
+    """Extracted metadata as ``label: value`` lines, nested keys joined, long lists shortened.
+
+    Keys are sorted: a manifest read back from JSON has its keys sorted, and the
+    same file must give the same document whichever way its entry was made.
+    """
+    for key, value in sorted(metadata.items()):
+        label = f"{prefix} {_label(key)}".strip()
+        if value is None:
+            continue
+        if isinstance(value, Mapping):
+            yield from metadata_lines(value, label)
+        elif isinstance(value, (list, tuple)):
+            yield _list_line(label, value)
+        else:
+            yield f"{label}: {_scalar(value)}"
+
+
+def _list_line(label: str, values: Sequence[Any]) -> str:
+    numeric = all(isinstance(value, (int, float)) and not isinstance(value, bool) for value in values)
+    if numeric and len(values) > MAX_LIST_ITEMS:
+        # A per-position series: its length is what a search can use, not its hundreds of numbers.
+        return f"{label}: {len(values)} values from {min(values)} to {max(values)}"
+    shown = ", ".join(_scalar(value) for value in values[:MAX_LIST_ITEMS] if not isinstance(value, (dict, list)))
+    more = f" and {len(values) - MAX_LIST_ITEMS} more" if len(values) > MAX_LIST_ITEMS else ""
+    return f"{label}: {shown}{more}"
+
+
+def experiment_lines(record: ExperimentRecord) -> list[str]:
+    """What the experiment record says, as searchable lines (description and custom fields capped)."""
+    lines = [f"Experiment {record.id}: {record.title}"]
+    if record.description:
+        lines.append(record.description[:MAX_DESCRIPTION_CHARACTERS])
+    for label, value in [
+        ("Project", record.project),
+        ("Protocol", record.protocol),
+        ("Platform", record.platform),
+        ("Owner", record.owner),
+        ("Group", record.group),
+        ("Tags", ", ".join(record.tags)),
+    ]:
+        if value:
+            lines.append(f"{label}: {value}")
+    custom = "\n".join(metadata_lines(record.custom))
+    if custom:
+        lines.append(custom[:MAX_CUSTOM_CHARACTERS])
+    return lines
+
+
+def file_lines(entry: ManifestEntry, sample_ids: Sequence[str]) -> list[str]:
+    """What was learnt about the file: name, format, samples, extracted metadata, and text where it is not sequence."""
+    lines = [f"File: {entry.name}", f"Path: {entry.key}", f"Format: {entry.format}"]
+    if sample_ids:
+        lines.append(f"Samples: {', '.join(sample_ids)}")
+    lines.extend(metadata_lines(entry.metadata))
+    if entry.error:
+        lines.append(f"Extraction error: {entry.error.get('reason', '')}: {entry.error.get('detail', '')}")
+    if entry.text.strip() and base_format(entry.format) not in SEQUENCE_FORMATS:
+        lines.append(entry.text)
+    return lines
+
+
+def _created(entry: ManifestEntry, record: ExperimentRecord) -> datetime | None:
+    for value in (entry.created, record.created):
+        if value:
+            try:
+                return as_utc(datetime.fromisoformat(value.replace("Z", "+00:00")))
+            except ValueError:
+                continue
+    return None
+
+
+def file_document(
+    entry: ManifestEntry, manifest: Manifest, record: ExperimentRecord, uri_of: Callable[[str], str]
+) -> ContentDocument:
+    """The document of one file of ``manifest``."""
+    # A file naming no sample of its own (a run summary) belongs to every sample of the experiment.
+    sample_ids = list(entry.sample_ids) or record.sample_ids
+    text = "\n".join([*file_lines(entry, sample_ids), "", *experiment_lines(record)])
+    attributes: dict[str, AttributeValue] = {
+        EXPERIMENT_ID: record.id,
+        SAMPLE_IDS: sample_ids,
+        ZONE: manifest.zone,
+        FORMAT: entry.format,
+    }
+    if record.platform:
+        attributes[PLATFORM] = record.platform
+    if record.group:
+        attributes[GROUP] = record.group
+    created = _created(entry, record)
+    if created is not None:
+        attributes[CREATED] = created
+    return ContentDocument(
+        id=document_id(entry.key),
+        title=clean_text(f"{entry.name} — {record.title}"),
+        text=clean_text(without_sequences(text)),
+        uri=uri_of(entry.key),
+        attributes=attributes,
+        groups=(record.group,) if record.group else (),
+    )
+
+
+def dataset_documents(
+    manifest: Manifest, record: ExperimentRecord, uri_of: Callable[[str], str]
+) -> list[ContentDocument]:
+    """One document per searchable file of the dataset, in key order.
+
+    ``uri_of`` turns a manifest key into the link a search hit shows (an
+    ``s3://`` URI, a portal URL, a ``file://`` path).
+    """
+    if record.id != manifest.experiment_id:
+        raise ValueError(f"record {record.id} does not describe the dataset of {manifest.experiment_id}")
+    return [file_document(entry, manifest, record, uri_of) for entry in manifest.entries if is_searchable(entry)]
+
+
+def removed_document_ids(previous: Manifest | None, current: Manifest) -> list[str]:
+    """Ids of documents the previous manifest gave and the current one no longer does, sorted."""
+    if previous is None:
+        return []
+    before = {document_id(entry.key) for entry in previous.entries if is_searchable(entry)}
+    now = {document_id(entry.key) for entry in current.entries if is_searchable(entry)}
+    return sorted(before - now)
+
+
+def index_dataset(
+    index: ContentIndex,
+    manifest: Manifest,
+    previous: Manifest | None,
+    record: ExperimentRecord,
+    uri_of: Callable[[str], str],
+) -> IndexReport:
+    """Bring the index in step with the dataset: every searchable file put, every vanished one deleted.
+
+    Idempotent: the same manifest gives the same documents under the same
+    ids, so running it again changes nothing in the index. Failed documents
+    are in the report, for the caller to surface (an asset check, metadata).
+    """
+    index.prepare()
+    documents = dataset_documents(manifest, record, uri_of)
+    return index.replace(documents, removed_ids=removed_document_ids(previous, manifest))

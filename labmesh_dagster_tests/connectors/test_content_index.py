@@ -1,0 +1,285 @@
+"""Every content index keeps the port's promises: SQLite FTS5 and Kendra (over the model-bound fake) alike.
+
+Contract: documents put are found by their words, with title, URI, excerpt and
+attributes; putting an id again replaces its document (never a second one);
+removed ids are deleted and reported; each facet filter (experiment, sample,
+platform, group, zone, format, since, until) selects exactly its documents,
+alone and all together; ``groups`` None sees everything, otherwise only
+public documents and those allowing one of the groups; a document breaking
+the port's rules is reported failed (its earlier version kept) while the
+others are indexed; two documents with one id in a call are refused.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from labmesh_dagster.connectors.search.base import ContentDocument, ContentFilter, ContentIndex
+from labmesh_dagster.connectors.search.kendra import KendraContentIndex
+from labmesh_dagster.connectors.search.local import SqliteContentIndex
+from labmesh_dagster_tests.fake_kendra import FakeKendraClient
+
+
+class Clock:
+    """Time that passes only when slept, so pacing and polling cost nothing."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture(params=["sqlite", "kendra"])
+def index(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ContentIndex]:
+    if request.param == "sqlite":
+        yield SqliteContentIndex(tmp_path / "catalog.sqlite")
+        return
+    clock = Clock()
+    client = FakeKendraClient(clock=clock)
+    yield KendraContentIndex(client, index_id=client.index_id, clock=clock, sleep=clock.sleep)
+
+
+def doc(
+    document_id: str,
+    text: str,
+    *,
+    experiment: str = "EXP-1",
+    samples: Sequence[str] = ("S1",),
+    platform: str = "NovaSeq",
+    group: str | None = None,
+    zone: str = "raw",
+    fmt: str = "fastq.gz",
+    created: datetime = datetime(2025, 1, 2, 10, 0, tzinfo=UTC),
+    **attributes: Any,
+) -> ContentDocument:
+    values: dict[str, Any] = {
+        "experiment_id": experiment,
+        "sample_ids": list(samples),
+        "platform": platform,
+        "zone": zone,
+        "format": fmt,
+        "created": created,
+        **attributes,
+    }
+    if group:
+        values["group"] = group
+    return ContentDocument(
+        id=document_id,
+        title=document_id.rsplit("/", 1)[-1],
+        text=text,
+        uri=f"https://lab.example/{document_id}",
+        attributes=values,
+        groups=(group,) if group else (),
+    )
+
+
+LIVER = doc(
+    "raw/EXP-1/S1_R1.fastq.gz",
+    "Liver tissue reads from sample S1 and S2; mean quality 35, GC 41 percent.",
+    samples=("S1", "S2"),
+    group="liver-lab",
+)
+LIVER_TABLE = doc(
+    "processed/EXP-1/qc.csv",
+    "Quality table for liver tissue sample S3.",
+    samples=("S3",),
+    group="liver-lab",
+    zone="processed",
+    fmt="csv",
+    created=datetime(2025, 1, 5, 8, 0, tzinfo=UTC),
+)
+KIDNEY = doc(
+    "raw/EXP-2/K10.mzml",
+    "Kidney tissue proteomics, sample S10, Orbitrap run.",
+    experiment="EXP-2",
+    samples=("S10",),
+    platform="Orbitrap",
+    group="kidney-lab",
+    fmt="mzml",
+    created=datetime(2025, 2, 1, 12, 0, tzinfo=UTC),
+)
+PROTOCOL = doc("final/EXP-3/protocol.md", "How tissue samples are prepared.", experiment="EXP-3", samples=(), fmt="md")
+ALL = [LIVER, LIVER_TABLE, KIDNEY, PROTOCOL]
+
+
+def ids(index: ContentIndex, text: str = "", **options: Any) -> set[str]:
+    return {hit.id for hit in index.search(text, limit=100, **options)}
+
+
+def listed(index: ContentIndex, text: str = "") -> list[str]:
+    return sorted(hit.id for hit in index.search(text, limit=100))
+
+
+def test_documents_are_found_by_their_words_with_title_uri_excerpt_and_attributes(index: ContentIndex) -> None:
+    report = index.replace(ALL)
+
+    assert sorted(report.indexed) == sorted(document.id for document in ALL) and not report.failed
+    hits = index.search("orbitrap")
+    assert [hit.id for hit in hits] == [KIDNEY.id]
+    hit = hits[0]
+    assert hit.title == "K10.mzml"
+    assert hit.uri == "https://lab.example/raw/EXP-2/K10.mzml"
+    assert "Orbitrap" in hit.excerpt
+    assert hit.attributes["experiment_id"] == "EXP-2"
+    assert hit.attributes["sample_ids"] == ["S10"]
+    assert hit.attributes["created"] == datetime(2025, 2, 1, 12, 0, tzinfo=UTC)
+    assert ids(index, "liver") == {LIVER.id, LIVER_TABLE.id}
+    assert ids(index, "zebrafish") == set()
+
+
+def test_a_document_matching_more_words_ranks_first(index: ContentIndex) -> None:
+    index.replace(ALL)
+
+    assert [hit.id for hit in index.search("kidney proteomics tissue")][0] == KIDNEY.id
+
+
+def test_putting_an_id_again_replaces_its_document_and_never_adds_a_second(index: ContentIndex) -> None:
+    index.replace(ALL)
+    revised = doc(LIVER.id, "Spleen tissue reads, re-extracted.", samples=("S1", "S2"), group="liver-lab")
+
+    index.replace([revised])
+    index.replace([revised])
+
+    assert listed(index) == sorted(document.id for document in ALL)
+    assert ids(index, "spleen") == {LIVER.id}
+    assert LIVER.id not in ids(index, "liver")
+
+
+def test_removed_ids_are_deleted_and_reported_and_an_id_put_again_is_kept(index: ContentIndex) -> None:
+    index.replace(ALL)
+
+    report = index.replace([PROTOCOL], removed_ids=[LIVER_TABLE.id, KIDNEY.id, PROTOCOL.id, "raw/EXP-9/never.txt"])
+
+    assert set(report.deleted) == {LIVER_TABLE.id, KIDNEY.id, "raw/EXP-9/never.txt"}
+    assert report.indexed == (PROTOCOL.id,)
+    assert listed(index) == sorted([LIVER.id, PROTOCOL.id])
+    assert ids(index, "kidney") == set()
+
+
+@pytest.mark.parametrize(
+    ("filters", "expected"),
+    [
+        (ContentFilter(experiment_id="EXP-1"), {LIVER.id, LIVER_TABLE.id}),
+        (ContentFilter(sample_id="S1"), {LIVER.id}),
+        (ContentFilter(sample_id="S2"), {LIVER.id}),
+        (ContentFilter(platform="Orbitrap"), {KIDNEY.id}),
+        (ContentFilter(group="kidney-lab"), {KIDNEY.id}),
+        (ContentFilter(zone="processed"), {LIVER_TABLE.id}),
+        (ContentFilter(format="fastq.gz"), {LIVER.id}),
+        (ContentFilter(since=date(2025, 1, 5)), {LIVER_TABLE.id, KIDNEY.id}),
+        (ContentFilter(until=date(2025, 1, 5)), {LIVER.id, LIVER_TABLE.id, PROTOCOL.id}),
+        (ContentFilter(until=datetime(2025, 1, 2, 9, 59)), set()),
+        (ContentFilter(since=datetime(2025, 1, 2, 10, 0), until=datetime(2025, 1, 2, 10, 0)), {LIVER.id, PROTOCOL.id}),
+        (ContentFilter(experiment_id="EXP-1", zone="raw"), {LIVER.id}),
+        (ContentFilter(experiment_id="exp-1"), set()),
+        (
+            ContentFilter(
+                experiment_id="EXP-1",
+                sample_id="S2",
+                platform="NovaSeq",
+                group="liver-lab",
+                zone="raw",
+                format="fastq.gz",
+                since=date(2025, 1, 1),
+                until=date(2025, 1, 2),
+            ),
+            {LIVER.id},
+        ),
+    ],
+)
+def test_each_filter_selects_exactly_its_documents(
+    index: ContentIndex, filters: ContentFilter, expected: set[str]
+) -> None:
+    index.replace(ALL)
+
+    assert ids(index, "tissue", filters=filters) == expected
+    assert ids(index, "", filters=filters) == expected
+
+
+def test_a_sample_id_matches_whole_ids_only(index: ContentIndex) -> None:
+    index.replace(ALL)
+
+    assert ids(index, filters=ContentFilter(sample_id="S")) == set()
+    assert ids(index, filters=ContentFilter(sample_id="S10")) == {KIDNEY.id}
+
+
+@pytest.mark.parametrize(
+    ("groups", "expected"),
+    [
+        (None, {LIVER.id, LIVER_TABLE.id, KIDNEY.id, PROTOCOL.id}),
+        (["liver-lab"], {LIVER.id, LIVER_TABLE.id, PROTOCOL.id}),
+        (["other-lab", "kidney-lab"], {KIDNEY.id, PROTOCOL.id}),
+        ([], {PROTOCOL.id}),
+        (["not a\ngroup"], {PROTOCOL.id}),
+    ],
+)
+def test_groups_see_public_documents_and_those_allowing_them(
+    index: ContentIndex, groups: list[str] | None, expected: set[str]
+) -> None:
+    index.replace(ALL)
+
+    assert ids(index, "tissue", groups=groups) == expected
+
+
+def test_a_document_breaking_the_rules_is_reported_and_the_others_indexed(index: ContentIndex) -> None:
+    index.replace([LIVER])
+    undeclared = doc("raw/EXP-1/colour.txt", "tissue colour chart", colour="red")
+    bad_group = doc("raw/EXP-1/secret.txt", "tissue secrets", group="line\nbreak")
+    mistyped = doc(LIVER.id, "tissue replaced", created="yesterday")  # type: ignore[arg-type]
+    undecodable = doc("raw/EXP-1/caf\udce9.txt", "tissue cafe")
+    too_long = doc("raw/EXP-1/" + "x" * 2048, "tissue long")
+
+    report = index.replace([undeclared, KIDNEY, bad_group, mistyped, undecodable, too_long])
+
+    assert report.indexed == (KIDNEY.id,)
+    assert set(report.failed) == {undeclared.id, bad_group.id, LIVER.id, undecodable.id, too_long.id}
+    assert "colour" in report.failed[undeclared.id]
+    assert "access list" in report.failed[bad_group.id]
+    assert "created" in report.failed[LIVER.id]
+    assert "UTF-8" in report.failed[undecodable.id]
+    assert "2048" in report.failed[too_long.id]
+    assert ids(index, "tissue") == {LIVER.id, KIDNEY.id}
+    assert ids(index, "replaced") == set()
+
+
+def test_titles_texts_and_uris_that_cannot_be_utf8_are_cleaned_not_refused(index: ContentIndex) -> None:
+    odd = ContentDocument(
+        id="raw/EXP-1/odd.txt", title="caf\udce9 notes", text="tissue caf\udce9", uri="file:///caf\udce9.txt"
+    )
+
+    report = index.replace([odd])
+
+    assert report.indexed == (odd.id,)
+    (hit,) = index.search("tissue")
+    assert hit.title == "caf\ufffd notes"
+
+
+def test_two_documents_with_one_id_in_a_call_are_refused(index: ContentIndex) -> None:
+    with pytest.raises(ValueError, match="given twice"):
+        index.replace([LIVER, LIVER])
+
+
+def test_limits_cap_the_hits(index: ContentIndex) -> None:
+    index.replace(ALL)
+
+    assert len(index.search("tissue", limit=2)) == 2
+    assert index.search("tissue", limit=0) == []
+    assert index.search("?!", limit=10) == []
+
+
+def test_prepare_is_idempotent(index: ContentIndex) -> None:
+    index.prepare()
+    index.prepare()
+    index.replace([LIVER])
+    index.prepare()
+
+    assert listed(index) == [LIVER.id]

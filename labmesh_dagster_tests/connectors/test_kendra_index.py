@@ -1,0 +1,396 @@
+"""The Kendra content index speaks Kendra as its limits require, checked against the model-bound fake.
+
+Pinned here: `prepare` declares only the fields the index lacks, in one
+UpdateIndex, once (never Kendra's reserved fields, and a field of the wrong
+type is a clear error); N documents take exactly ceil(N/10) BatchPutDocument
+calls of PLAIN_TEXT documents with typed attributes, ``_source_uri``,
+``_created_at`` and GROUP ALLOW access lists; `replace` polls
+BatchGetDocumentStatus (10 ids a call) until every document is final, and
+gives up at the timeout with a report, not a hang; documents Kendra fails
+(at once in FailedDocuments, or later as FAILED / UPDATE_FAILED) are reported
+with Kendra's reason; throttling on a fifth of the calls still indexes
+everything; deletes go 10 ids a call; searches send AttributeFilter and
+UserContext as Kendra takes them; calls stay under the configured rate;
+`prepare` waits while the index applies its declarations, and a failed index is a clear error.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Callable
+from datetime import UTC, date, datetime
+from typing import Any
+
+import pytest
+from botocore import xform_name
+
+from labmesh_dagster.connectors.search.base import ContentDocument, ContentFilter, ContentIndexUnavailable
+from labmesh_dagster.connectors.search.kendra import KendraContentIndex
+from labmesh_dagster_tests.fake_kendra import FakeKendraClient
+from labmesh_dagster_tests.service_model import load_model
+
+CUSTOM_FIELDS = {"experiment_id", "sample_ids", "platform", "group", "zone", "format"}
+
+
+class Clock:
+    """Time that passes only when slept; records each sleep."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.sleeps: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+def make_index(client: Any, clock: Clock, **options: Any) -> KendraContentIndex:
+    """An index over ``client``: the fake itself, or a wrapper of it (kept as ``fake``)."""
+    index_id = client.index_id if isinstance(client, FakeKendraClient) else client.fake.index_id
+    return KendraContentIndex(client, index_id=index_id, clock=clock, sleep=clock.sleep, **options)
+
+
+def document(number: int, *, group: str | None = "liver-lab", uri: str | None = None) -> ContentDocument:
+    document_id = f"raw/EXP-1/run1/S{number}_R1.fastq.gz"
+    return ContentDocument(
+        id=document_id,
+        title=f"S{number}_R1.fastq.gz",
+        text=f"FASTQ of sample S{number}: reads 1000, gc percent 41.5, liver tissue",
+        uri=uri or f"https://lab.example/{document_id}",
+        attributes={
+            "experiment_id": "EXP-1",
+            "sample_ids": [f"S{number}"],
+            "platform": "NovaSeq",
+            "zone": "raw",
+            "format": "fastq.gz",
+            "created": datetime(2025, 1, 2, 10, 0, tzinfo=UTC),
+            **({"group": group} if group else {}),
+        },
+        groups=(group,) if group else (),
+    )
+
+
+def documents(count: int) -> list[ContentDocument]:
+    return [document(number) for number in range(count)]
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def kendra(clock: Clock) -> FakeKendraClient:
+    return FakeKendraClient(clock=clock)
+
+
+def sent(client: FakeKendraClient, operation: str) -> list[dict[str, Any]]:
+    return [params for name, params in client.calls if name == operation]
+
+
+def test_prepare_declares_only_missing_fields_once(kendra: FakeKendraClient, clock: Clock) -> None:
+    kendra.update_index(
+        Id=kendra.index_id,
+        DocumentMetadataConfigurationUpdates=[{"Name": "experiment_id", "Type": "STRING_VALUE"}],
+    )
+    kendra.calls.clear()
+    kendra.call_counts.clear()
+    index = make_index(kendra, clock)
+
+    index.prepare()
+    index.prepare()
+    index.replace(documents(3))
+
+    updates = sent(kendra, "UpdateIndex")
+    assert len(updates) == 1
+    declared = {entry["Name"]: entry for entry in updates[0]["DocumentMetadataConfigurationUpdates"]}
+    assert set(declared) == CUSTOM_FIELDS - {"experiment_id"}
+    assert declared["sample_ids"]["Type"] == "STRING_LIST_VALUE"
+    assert declared["sample_ids"]["Search"]["Facetable"] and declared["platform"]["Search"]["Searchable"]
+    assert kendra.fields["_created_at"].type == "DATE_VALUE"  # reserved: used, never declared
+
+    make_index(kendra, clock).prepare()
+
+    assert kendra.call_counts["UpdateIndex"] == 1
+
+
+def test_a_field_declared_with_another_type_is_a_clear_error(kendra: FakeKendraClient, clock: Clock) -> None:
+    kendra.update_index(
+        Id=kendra.index_id, DocumentMetadataConfigurationUpdates=[{"Name": "platform", "Type": "LONG_VALUE"}]
+    )
+
+    with pytest.raises(ContentIndexUnavailable, match="platform as LONG_VALUE"):
+        make_index(kendra, clock).prepare()
+    assert kendra.call_counts["UpdateIndex"] == 1
+
+
+def test_an_index_that_cannot_be_reached_is_a_clear_error(clock: Clock) -> None:
+    client = FakeKendraClient(clock=clock)
+    index = KendraContentIndex(client, index_id="0" * 36, clock=clock, sleep=clock.sleep)
+
+    with pytest.raises(ContentIndexUnavailable, match="Kendra failed to describe the index.*ResourceNotFound"):
+        index.replace(documents(1))
+
+
+class SlowUpdates:
+    """A fake whose index reads UPDATING for a few DescribeIndex calls after UpdateIndex, as Kendra's does."""
+
+    def __init__(self, fake: FakeKendraClient, readings: int, status: str = "UPDATING") -> None:
+        self.fake = fake
+        self.readings = readings
+        self.status = status
+        self.updating = 0
+
+    def update_index(self, **params: Any) -> dict[str, Any]:
+        self.updating = self.readings
+        return self.fake.update_index(**params)
+
+    def describe_index(self, **params: Any) -> dict[str, Any]:
+        answer = self.fake.describe_index(**params)
+        if self.updating:
+            self.updating -= 1
+            return {**answer, "Status": self.status}
+        return answer
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.fake, name)
+
+
+def test_prepare_waits_for_the_declarations_to_be_applied(kendra: FakeKendraClient, clock: Clock) -> None:
+    index = make_index(SlowUpdates(kendra, readings=3), clock, poll_seconds=2)
+
+    index.prepare()
+
+    assert kendra.call_counts["DescribeIndex"] == 1 + 3 + 1
+    assert clock.sleeps.count(2) == 3
+
+
+def test_an_index_that_failed_is_a_clear_error(kendra: FakeKendraClient, clock: Clock) -> None:
+    index = make_index(SlowUpdates(kendra, readings=1, status="FAILED"), clock)
+
+    with pytest.raises(ContentIndexUnavailable, match="is FAILED, not ACTIVE"):
+        index.prepare()
+
+
+@pytest.mark.parametrize("count", [1, 10, 11, 25])
+def test_n_documents_take_ceil_n_over_10_batch_puts(kendra: FakeKendraClient, clock: Clock, count: int) -> None:
+    report = make_index(kendra, clock).replace(documents(count))
+
+    puts = sent(kendra, "BatchPutDocument")
+    assert len(puts) == math.ceil(count / 10)
+    assert all(len(params["Documents"]) <= 10 for params in puts)
+    assert sorted(report.indexed) == sorted(document.id for document in documents(count))
+    assert not report.failed
+    assert set(kendra.documents) == set(report.indexed)
+    assert all(len(params["DocumentInfoList"]) <= 10 for params in sent(kendra, "BatchGetDocumentStatus"))
+
+
+def test_documents_are_sent_as_plain_text_with_typed_attributes_and_group_access(
+    kendra: FakeKendraClient, clock: Clock
+) -> None:
+    source = document(1, uri="s3://lab-raw/EXP-1/run1/S1_R1.fastq.gz")
+
+    make_index(kendra, clock).replace([source])
+
+    (request,) = sent(kendra, "BatchPutDocument")[0]["Documents"]
+    assert request["ContentType"] == "PLAIN_TEXT"
+    assert request["Blob"] == source.text.encode("utf-8")
+    assert request["Title"] == "S1_R1.fastq.gz"
+    values = {attribute["Key"]: attribute["Value"] for attribute in request["Attributes"]}
+    assert values["sample_ids"] == {"StringListValue": ["S1"]}
+    assert values["_created_at"] == {"DateValue": datetime(2025, 1, 2, 10, 0, tzinfo=UTC)}
+    assert values["_source_uri"] == {"StringValue": "s3://lab-raw/EXP-1/run1/S1_R1.fastq.gz"}
+    assert values["experiment_id"] == {"StringValue": "EXP-1"}
+    assert "created" not in values
+    assert request["AccessControlList"] == [{"Name": "liver-lab", "Type": "GROUP", "Access": "ALLOW"}]
+
+
+def test_an_s3_uri_comes_back_from_the_source_uri_attribute(kendra: FakeKendraClient, clock: Clock) -> None:
+    index = make_index(kendra, clock)
+    index.replace([document(1, uri="s3://lab-raw/EXP-1/run1/S1_R1.fastq.gz")])
+
+    (hit,) = index.search("liver")
+
+    assert hit.uri == "s3://lab-raw/EXP-1/run1/S1_R1.fastq.gz"
+    assert hit.score > 0
+
+
+def test_replace_polls_statuses_until_every_document_is_final(clock: Clock) -> None:
+    kendra = FakeKendraClient(clock=clock, reads_to_index=3)
+    index = make_index(kendra, clock, poll_seconds=2)
+
+    report = index.replace(documents(15))
+
+    assert len(report.indexed) == 15 and not report.failed
+    # Three PROCESSING readings, then the final one, for each of the two batches of ids.
+    assert kendra.call_counts["BatchGetDocumentStatus"] == 4 * 2
+    assert clock.sleeps.count(2) == 3
+
+
+def test_replace_gives_up_at_the_timeout_with_a_report(clock: Clock) -> None:
+    kendra = FakeKendraClient(clock=clock, reads_to_index=10_000)
+    index = make_index(kendra, clock, status_timeout_seconds=30, poll_seconds=5)
+
+    report = index.replace(documents(2))
+
+    assert report.indexed == ()
+    assert set(report.failed) == {document.id for document in documents(2)}
+    assert all("not indexed within 30 s (last: PROCESSING)" in reason for reason in report.failed.values())
+    assert clock.now < 60
+
+
+def test_documents_kendra_fails_are_reported_with_its_reason(clock: Clock) -> None:
+    broken = document(3).id
+    kendra = FakeKendraClient(clock=clock, failures={broken: "The document could not be parsed"})
+    index = make_index(kendra, clock)
+
+    report = index.replace(documents(5))
+
+    assert report.failed == {broken: "FAILED: The document could not be parsed"}
+    assert len(report.indexed) == 4 and broken not in report.indexed
+
+
+def test_an_update_kendra_fails_is_reported_and_the_indexed_version_kept(
+    kendra: FakeKendraClient, clock: Clock
+) -> None:
+    index = make_index(kendra, clock)
+    index.replace([document(1)])
+    kendra.fail_document(document(1).id, "Extraction failed")
+    revised = ContentDocument(**{**document(1).__dict__, "text": "spleen tissue, revised"})
+
+    report = index.replace([revised])
+
+    assert report.failed == {revised.id: "UPDATE_FAILED: Extraction failed"}
+    assert [hit.id for hit in index.search("liver")] == [revised.id]
+    assert index.search("spleen") == []
+
+
+class DroppedDeclarations:
+    """A client whose UpdateIndex is accepted but not yet applied, as Kendra applies it asynchronously."""
+
+    def __init__(self, fake: FakeKendraClient) -> None:
+        self.fake = fake
+
+    def update_index(self, **params: Any) -> dict[str, Any]:
+        return self.fake.update_index(**{**params, "DocumentMetadataConfigurationUpdates": []})
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.fake, name)
+
+
+def test_documents_refused_in_failed_documents_are_reported_and_not_polled(
+    kendra: FakeKendraClient, clock: Clock
+) -> None:
+    index = make_index(DroppedDeclarations(kendra), clock)
+    public = ContentDocument(id="notes/readme.txt", title="readme", text="liver notes", uri="")
+
+    report = index.replace([document(1), public])
+
+    assert report.indexed == (public.id,)
+    assert "is not a field of the index" in report.failed[document(1).id]
+    polled = [
+        info["DocumentId"] for params in sent(kendra, "BatchGetDocumentStatus") for info in params["DocumentInfoList"]
+    ]
+    assert document(1).id not in polled
+
+
+class Throttling:
+    """A fake client on which about ``share`` of all calls is throttled (seeded, so every run is the same)."""
+
+    def __init__(self, fake: FakeKendraClient, share: float, seed: int = 7) -> None:
+        self.fake = fake
+        self.share = share
+        self.random = random.Random(seed)
+        self.injected = 0
+        self.operations = {xform_name(name): name for name in load_model("kendra").operation_names}
+
+    def __getattr__(self, name: str) -> Callable[..., Any]:
+        method = getattr(self.fake, name)
+
+        def call(**params: Any) -> Any:
+            if self.random.random() < self.share:
+                self.fake.throttle(self.operations[name])
+                self.injected += 1
+            return method(**params)
+
+        return call
+
+
+def test_throttling_on_a_fifth_of_the_calls_still_indexes_everything(kendra: FakeKendraClient, clock: Clock) -> None:
+    client = Throttling(kendra, share=0.2)
+    index = make_index(client, clock)
+    index.replace(documents(40))
+
+    report = index.replace(documents(25), removed_ids=[document(number).id for number in range(25, 40)])
+
+    assert client.injected >= 10
+    assert index.call.retries == client.injected
+    assert len(report.indexed) == 25 and not report.failed
+    assert len(report.deleted) == 15
+    assert set(kendra.documents) == {document.id for document in documents(25)}
+    assert {hit.id for hit in index.search("liver", limit=100)} == set(kendra.documents)
+
+
+def test_deletes_go_ten_ids_a_call(kendra: FakeKendraClient, clock: Clock) -> None:
+    index = make_index(kendra, clock)
+    index.replace(documents(25))
+
+    report = index.replace([], removed_ids=[document.id for document in documents(25)])
+
+    deletes = sent(kendra, "BatchDeleteDocument")
+    assert [len(params["DocumentIdList"]) for params in deletes] == [10, 10, 5]
+    assert len(report.deleted) == 25
+    assert kendra.documents == {}
+
+
+def test_calls_stay_under_the_configured_rate(kendra: FakeKendraClient, clock: Clock) -> None:
+    index = make_index(kendra, clock, max_per_second=4)
+
+    index.replace(documents(60))
+
+    assert kendra.peak_calls_per_second() <= 4
+
+
+def test_search_sends_one_and_filter_and_the_callers_groups(kendra: FakeKendraClient, clock: Clock) -> None:
+    index = make_index(kendra, clock)
+    index.replace(documents(3))
+    everything = ContentFilter(
+        experiment_id="EXP-1",
+        sample_id="S1",
+        platform="NovaSeq",
+        group="liver-lab",
+        zone="raw",
+        format="fastq.gz",
+        since=date(2025, 1, 1),
+        until=date(2025, 1, 2),
+    )
+
+    hits = index.search("liver", filters=everything, groups=["liver-lab", "liver-lab", "bad\ngroup"])
+
+    assert [hit.id for hit in hits] == [document(1).id]
+    params = sent(kendra, "Query")[-1]
+    leaves = params["AttributeFilter"]["AndAllFilters"]
+    assert len(leaves) == 8
+    assert {"ContainsAny": {"Key": "sample_ids", "Value": {"StringListValue": ["S1"]}}} in leaves
+    assert {"LessThanOrEquals"} <= {operation for leaf in leaves for operation in leaf}
+    assert all(len(leaf) == 1 and "AndAllFilters" not in leaf for leaf in leaves)
+    assert params["UserContext"] == {"Groups": ["liver-lab"]}
+    assert params["QueryResultTypeFilter"] == "DOCUMENT"
+
+
+def test_one_filter_is_sent_alone_and_no_groups_means_public_only(kendra: FakeKendraClient, clock: Clock) -> None:
+    index = make_index(kendra, clock)
+    index.replace([document(1), document(2, group=None)])
+
+    hits = index.search("", filters=ContentFilter(platform="NovaSeq"), groups=[], limit=500)
+
+    assert [hit.id for hit in hits] == [document(2).id]
+    params = sent(kendra, "Query")[-1]
+    assert params["AttributeFilter"] == {"EqualsTo": {"Key": "platform", "Value": {"StringValue": "NovaSeq"}}}
+    assert "QueryText" not in params
+    assert params["PageSize"] == 100
+    assert "Groups" not in params["UserContext"]
