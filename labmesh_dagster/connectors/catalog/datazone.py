@@ -1,0 +1,758 @@
+"""The catalog on Amazon DataZone (aws profile): one asset per experiment and per dataset, published for search.
+
+The local `SqliteCatalog` stays the system of record for operational state
+(fingerprints, revisions, files, lineage): it answers every read but `search`,
+and every upsert goes to it first, then to DataZone. The `CatalogEntry` an
+upsert returns is the registry's, so both profiles answer alike.
+
+How assets are found again. DataZone's ``externalIdentifier`` names each asset
+(``labmesh:EXP-1``, ``labmesh:EXP-1:raw``), but no API looks an asset up by it,
+and the registry's schema keeps no DataZone ids. So one inventory ``Search``
+(scope ASSET, this project, filtered on the searchable
+``LabmeshExperimentForm.experimentId``, with the forms' content) finds an
+experiment's asset and all its datasets' assets at once, and they are matched
+on ``externalIdentifier``. Search is eventually consistent: an asset created
+seconds ago may not be found yet, so ``CreateAsset`` carries a client token
+derived from the identifier and the content (a repeat returns the first answer
+instead of a second asset), and a ``ConflictException`` sends it back to
+``Search`` once more.
+
+What an upsert does. Content equal to the asset's latest revision: nothing is
+written; one ``SearchListings`` (per experiment) checks that exactly that
+content is what is published, and republishes when it is not (a crash between
+revising and publishing heals on the next run). Changed content: one
+``CreateAssetRevision`` (never a second asset), then ``CreateListingChangeSet``
+PUBLISH of that revision. An experiment's change revises its datasets' assets
+too, because each carries the experiment form (as each local index row carries
+the experiment's text). Every call goes through one `PacedCaller`, paced under
+``max_per_second`` and retried on throttling and 5xx; what still fails is
+raised as `CatalogUnavailable` naming what was being done.
+
+Search. ``SearchListings`` runs the query against what is published: its
+words, tokenized as the local index tokenizes them, against the forms'
+``searchTerms``, and its facets as filters (see `listing_filters`). Every
+filter is written so that it keeps at least what the local index would match,
+so DataZone decides *which* experiments and datasets are found (published,
+and, on a real domain, visible to the caller) while the registry, given the
+same query, decides which files of each match and the order, exactly as
+`SqliteCatalog.search` does. For the same data, both profiles therefore
+return equal results, with these differences:
+
+- something the registry holds but DataZone does not list (not yet published,
+  unpublished by a steward, or not yet indexed: DataZone's search is
+  eventually consistent) is not found on the aws profile;
+- where a form had to be clipped (more than ~120,000 characters of distinct
+  terms in one dataset, see `datazone_forms`), DataZone may miss words the
+  local index finds, and those datasets are then not found by them;
+- a facet value longer than DataZone's 128-character filter limit is not
+  filtered on in DataZone (the registry still applies it), and query words
+  beyond DataZone's 512-character search text are left to the registry too;
+- at most `MAX_LISTINGS` listings are read per query.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from labmesh_dagster.connectors.aws import PacedCaller, clear_failure, error_code
+from labmesh_dagster.connectors.catalog.base import (
+    Catalog,
+    CatalogEntry,
+    DatasetRecord,
+    ExperimentSummary,
+    LineageEdge,
+    SearchHit,
+    SearchQuery,
+)
+from labmesh_dagster.connectors.catalog.datazone_forms import (
+    ASSET_TYPE,
+    ASSET_TYPE_DESCRIPTION,
+    DATASET_FORM,
+    EXPERIMENT_FORM,
+    FILTER_VALUE_MAX,
+    FORM_DESCRIPTIONS,
+    FORM_TYPES,
+    asset_type_forms,
+    dataset_form,
+    day_number,
+    experiment_form,
+    external_id,
+    form_json,
+    query_terms,
+)
+from labmesh_dagster.core.errors import LabmeshError
+from labmesh_dagster.core.experiment import ExperimentRecord
+from labmesh_dagster.core.manifest import Manifest
+
+GLOSSARY_NAME = "labmesh"
+PAGE_SIZE = 50
+"""DataZone's largest page for Search and SearchListings."""
+
+MAX_LISTINGS = 5000
+"""Listings read per query at most (100 pages): a bound on what one search may cost."""
+
+SEARCH_TEXT_MAX = 512
+ASSET_DESCRIPTION_MAX = 2048
+ASSET_NAME_MAX = 256
+GLOSSARY_TERMS_MAX = 20
+_EVERY = 2**31 - 1
+_NOT_FOUND = frozenset({"ResourceNotFoundException"})
+_CONFLICT = frozenset({"ConflictException"})
+
+# Which record field a glossary category names; other categories are looked up among the custom fields.
+_CATEGORY_FIELDS = {
+    "platform": "platform",
+    "instrument": "platform",
+    "assay": "protocol",
+    "protocol": "protocol",
+    "group": "group",
+    "project": "project",
+    "owner": "owner",
+}
+
+
+class CatalogUnavailable(LabmeshError):
+    """DataZone kept failing (throttling, 5xx, network) or refused a request, after retries."""
+
+
+@dataclass(frozen=True)
+class BootstrapReport:
+    """What `DataZoneCatalog.bootstrap` found or made; ``created`` is empty when everything was there."""
+
+    form_types: Mapping[str, str]
+    asset_type_revision: str
+    glossary_id: str
+    terms: Mapping[str, Mapping[str, str]]
+    created: tuple[str, ...]
+
+    def term_ids(self, category: str, values: Iterable[str]) -> list[str]:
+        """Ids of the category's terms named like one of ``values`` (case-insensitively)."""
+        wanted = {value.casefold() for value in values}
+        return [term_id for name, term_id in self.terms.get(category, {}).items() if name.casefold() in wanted]
+
+
+@dataclass(frozen=True)
+class _Wanted:
+    """An asset as labmesh wants it to be."""
+
+    external_id: str
+    name: str
+    description: str
+    forms: Mapping[str, Mapping[str, Any]]
+    glossary_terms: tuple[str, ...] = ()
+
+    @property
+    def digest(self) -> str:
+        return _digest(self.name, self.description, form_json(self.forms), *self.glossary_terms)
+
+
+@dataclass(frozen=True)
+class _Found:
+    """An asset's latest revision as inventory Search shows it."""
+
+    asset_id: str
+    external_id: str
+    name: str
+    description: str
+    type_revision: str
+    created_at: str
+    forms: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    form_revisions: Mapping[str, str] = field(default_factory=dict)
+    glossary_terms: tuple[str, ...] = ()
+
+    @classmethod
+    def from_item(cls, item: Mapping[str, Any]) -> _Found:
+        outputs = (item.get("additionalAttributes") or {}).get("formsOutput") or []
+        return cls(
+            asset_id=item["identifier"],
+            external_id=item.get("externalIdentifier") or "",
+            name=item.get("name") or "",
+            description=item.get("description") or "",
+            type_revision=item.get("typeRevision") or "",
+            created_at=str(item.get("createdAt") or ""),
+            forms={form["formName"]: _json_object(form.get("content")) for form in outputs},
+            form_revisions={form["formName"]: form.get("typeRevision") or "" for form in outputs},
+            glossary_terms=tuple(item.get("glossaryTerms") or ()),
+        )
+
+
+def _digest(*parts: str) -> str:
+    return hashlib.sha256("\x1f".join(parts).encode("utf-8")).hexdigest()
+
+
+def _token(*parts: str) -> str:
+    """A client token (at most 128 printable ASCII characters) that is the same whenever ``parts`` are."""
+    return "labmesh-" + _digest(*parts)[:48]
+
+
+def _json_object(text: Any) -> dict[str, Any]:
+    try:
+        value = json.loads(text) if isinstance(text, str) else None
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _eq(attribute: str, value: str) -> dict[str, Any]:
+    return {"filter": {"attribute": attribute, "value": value, "operator": "EQ"}}
+
+
+def _words(attribute: str, value: str) -> dict[str, Any]:
+    return {"filter": {"attribute": attribute, "value": value, "operator": "TEXT_SEARCH"}}
+
+
+def _compare(attribute: str, operator: str, value: int) -> dict[str, Any]:
+    return {"filter": {"attribute": attribute, "intValue": value, "operator": operator}}
+
+
+def _combined(operator: str, clauses: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
+    if not clauses:
+        return None
+    return clauses[0] if len(clauses) == 1 else {operator: list(clauses)}
+
+
+def _fits(value: str | None) -> bool:
+    return bool(value) and len(value or "") <= FILTER_VALUE_MAX
+
+
+def _date_clause(query: SearchQuery) -> dict[str, Any] | None:
+    """``since``/``until`` as day comparisons, on the experiment's date or on the dataset's files' range.
+
+    The local index compares ISO text, and text ``>= since`` always has a day
+    ``>=`` since's day (likewise for until), so comparing days keeps every
+    match; a bound that does not open with an ISO date is left to the registry.
+    """
+    since = day_number(query.since) if query.since else None
+    until = day_number(query.until) if query.until else None
+    experiment = f"{EXPERIMENT_FORM}.createdDay"
+    experiment_bounds = [_compare(experiment, "GE", since)] if since is not None else []
+    experiment_bounds += [_compare(experiment, "LE", until)] if until is not None else []
+    dataset_bounds = [_compare(f"{DATASET_FORM}.createdToDay", "GE", since)] if since is not None else []
+    dataset_bounds += [_compare(f"{DATASET_FORM}.createdFromDay", "LE", until)] if until is not None else []
+    branches = [clause for clause in (_combined("and", experiment_bounds), _combined("and", dataset_bounds)) if clause]
+    return _combined("or", branches)
+
+
+def listing_filters(query: SearchQuery) -> dict[str, Any] | None:
+    """The query's facets as a DataZone filter clause that keeps at least what the local index matches.
+
+    Experiment: exact, as locally. Sample: a word search over the experiment's
+    and the files' sample ids (the local match is exact and case-insensitive,
+    which implies it). Group, platform, format, file name: their words, as the
+    local index tokenizes them, searched in the matching ``...Terms`` member
+    (the local column filter is a phrase of those words). Dates: see `_date_clause`.
+    """
+    clauses: list[dict[str, Any]] = []
+    if _fits(query.experiment):
+        clauses.append(_eq(f"{EXPERIMENT_FORM}.experimentId", query.experiment or ""))
+    if _fits(query.sample):
+        sample = query.sample or ""
+        clauses.append(
+            {"or": [_words(f"{EXPERIMENT_FORM}.sampleIds", sample), _words(f"{DATASET_FORM}.sampleIds", sample)]}
+        )
+    facets = [
+        (query.group, f"{EXPERIMENT_FORM}.groupTerms"),
+        (query.platform, f"{EXPERIMENT_FORM}.platformTerms"),
+        (query.format, f"{DATASET_FORM}.formatTerms"),
+        (query.file_name, f"{DATASET_FORM}.fileNameTerms"),
+    ]
+    for value, attribute in facets:
+        terms = query_terms(value)
+        if _fits(terms):
+            clauses.append(_words(attribute, terms))
+    date = _date_clause(query)
+    if date:
+        clauses.append(date)
+    return _combined("and", clauses)
+
+
+def search_text(text: str) -> str:
+    """The query's words as index terms, cut at a word to DataZone's 512 characters (the rest left to the registry)."""
+    terms = query_terms(text)
+    if len(terms) <= SEARCH_TEXT_MAX:
+        return terms
+    return terms[: SEARCH_TEXT_MAX + 1].rsplit(" ", 1)[0]
+
+
+def _listing_key(listing: Mapping[str, Any] | None) -> tuple[str, str | None] | None:
+    """(experiment, dataset or None) of a labmesh listing, from its forms; None for anything else."""
+    if not listing:
+        return None
+    forms = _json_object((listing.get("additionalAttributes") or {}).get("forms"))
+    experiment = forms.get(EXPERIMENT_FORM)
+    if not isinstance(experiment, dict) or not isinstance(experiment.get("experimentId"), str):
+        return None
+    dataset = forms.get(DATASET_FORM)
+    name = dataset.get("dataset") if isinstance(dataset, dict) else None
+    return experiment["experimentId"], name if isinstance(name, str) else None
+
+
+def _record_values(record: ExperimentRecord, category: str) -> list[str]:
+    if category in {"tag", "tags"}:
+        return list(record.tags)
+    field_name = _CATEGORY_FIELDS.get(category)
+    value = getattr(record, field_name) if field_name else record.custom.get(category)
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, (list, tuple)):
+        return [str(item) for item in value if isinstance(item, (str, int))]
+    return []
+
+
+def _asset_name(record: ExperimentRecord, dataset: str | None) -> str:
+    label = f"{record.id} {dataset}" if dataset else record.id
+    return f"{label}: {record.title}"[:ASSET_NAME_MAX]
+
+
+class DataZoneCatalog(Catalog):
+    """The catalog published to one DataZone domain, owned by one project, over a local registry."""
+
+    def __init__(
+        self,
+        client: Any,
+        *,
+        domain_id: str,
+        project_id: str,
+        registry: Catalog,
+        max_per_second: float = 10.0,
+        glossary_terms: Mapping[str, Sequence[str]] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.client = client
+        self.domain_id = domain_id
+        self.project_id = project_id
+        self.registry = registry
+        self.glossary_terms = {category: list(values) for category, values in (glossary_terms or {}).items()}
+        self.call = PacedCaller(client, max_per_second=max_per_second, clock=clock, sleep=sleep)
+        self._report: BootstrapReport | None = None
+
+    def _request(
+        self, doing: str, operation: str, /, *, passthrough: frozenset[str] = frozenset(), **params: Any
+    ) -> dict[str, Any]:
+        """One DataZone call through the pacer; what fails after retries becomes `CatalogUnavailable` naming ``doing``.
+
+        ``doing`` and ``operation`` are positional-only because DataZone has request members called ``action``.
+        """
+        with clear_failure("DataZone", doing, CatalogUnavailable, passthrough=passthrough):
+            response: dict[str, Any] = self.call(operation, domainIdentifier=self.domain_id, **params)
+        return response
+
+    def _search_all(
+        self, doing: str, operation: str, /, *, limit: int = MAX_LISTINGS, **params: Any
+    ) -> list[dict[str, Any]]:
+        """Every item of a paginated Search or SearchListings, up to ``limit``."""
+        items: list[dict[str, Any]] = []
+        token: str | None = None
+        while True:
+            page_params: dict[str, Any] = {**params, "maxResults": PAGE_SIZE}
+            if token:
+                page_params["nextToken"] = token
+            page = self._request(doing, operation, **page_params)
+            items += page.get("items") or []
+            token = page.get("nextToken")
+            if not token or len(items) >= limit:
+                return items[:limit]
+
+    # Bootstrap: form types, the asset type, the glossary and its terms, each found before it is made.
+
+    def bootstrap(self) -> BootstrapReport:
+        """Make sure the domain has labmesh's form types, asset type, glossary and terms; create only what is missing.
+
+        Idempotent: a second call reads and creates nothing. A form type whose
+        model changed gets a new revision, and so does the asset type then, so
+        that assets move to it on their next revision.
+        """
+        created: list[str] = []
+        form_types = {name: self._form_type(name, smithy, created) for name, smithy in FORM_TYPES.items()}
+        asset_type_revision = self._asset_type(form_types, created)
+        glossary_id, is_new = self._glossary(created)
+        terms = self._terms(glossary_id, is_new, created) if self.glossary_terms else {}
+        self._report = BootstrapReport(form_types, asset_type_revision, glossary_id, terms, tuple(created))
+        return self._report
+
+    def _ready(self) -> BootstrapReport:
+        """The bootstrap report, bootstrapping once per catalog object if no one has yet.
+
+        Publishing needs the types' revisions, and searches name their members.
+        """
+        return self._report or self.bootstrap()
+
+    def _form_type(self, name: str, smithy: str, created: list[str]) -> str:
+        try:
+            found = self._request(
+                f"read form type {name}", "get_form_type", formTypeIdentifier=name, passthrough=_NOT_FOUND
+            )
+        except ClientError:
+            found = {}
+        if found.get("model", {}).get("smithy") == smithy and found.get("status", "ENABLED") == "ENABLED":
+            return str(found["revision"])
+        made = self._request(
+            f"create form type {name}",
+            "create_form_type",
+            name=name,
+            model={"smithy": smithy},
+            owningProjectIdentifier=self.project_id,
+            status="ENABLED",
+            description=FORM_DESCRIPTIONS[name],
+        )
+        created.append(f"form type {name} revision {made['revision']}")
+        return str(made["revision"])
+
+    def _asset_type(self, form_types: Mapping[str, str], created: list[str]) -> str:
+        forms = asset_type_forms(form_types)
+        try:
+            found = self._request(
+                f"read asset type {ASSET_TYPE}", "get_asset_type", identifier=ASSET_TYPE, passthrough=_NOT_FOUND
+            )
+        except ClientError:
+            found = {}
+        have = {
+            name: (slot.get("typeName"), slot.get("typeRevision"), bool(slot.get("required", False)))
+            for name, slot in (found.get("formsOutput") or {}).items()
+        }
+        want = {name: (slot["typeIdentifier"], slot["typeRevision"], slot["required"]) for name, slot in forms.items()}
+        if found and have == want:
+            return str(found["revision"])
+        made = self._request(
+            f"create asset type {ASSET_TYPE}",
+            "create_asset_type",
+            name=ASSET_TYPE,
+            description=ASSET_TYPE_DESCRIPTION,
+            formsInput=forms,
+            owningProjectIdentifier=self.project_id,
+        )
+        created.append(f"asset type {ASSET_TYPE} revision {made['revision']}")
+        return str(made["revision"])
+
+    def _glossary(self, created: list[str]) -> tuple[str, bool]:
+        """The id of the project's ``labmesh`` glossary, and whether it was just created."""
+        items = self._search_all(
+            "find the labmesh glossary",
+            "search",
+            searchScope="GLOSSARY",
+            owningProjectIdentifier=self.project_id,
+            filters=_eq("name", GLOSSARY_NAME),
+        )
+        for item in items:
+            glossary = item.get("glossaryItem") or {}
+            if glossary.get("name") == GLOSSARY_NAME:
+                return str(glossary["id"]), False
+        made = self._request(
+            "create the labmesh glossary",
+            "create_glossary",
+            name=GLOSSARY_NAME,
+            owningProjectIdentifier=self.project_id,
+            description="labmesh: the words experiments and datasets are described and found by",
+            status="ENABLED",
+            clientToken=_token("glossary", self.domain_id, self.project_id, GLOSSARY_NAME),
+        )
+        created.append(f"glossary {GLOSSARY_NAME}")
+        return str(made["id"]), True
+
+    def _terms(self, glossary_id: str, is_new: bool, created: list[str]) -> dict[str, dict[str, str]]:
+        """Per category, its value terms' ids: a term per category, and a term per value that *is a* category term."""
+        existing: dict[str, str] = {}
+        if not is_new:
+            items = self._search_all(
+                "list the labmesh glossary terms",
+                "search",
+                limit=_EVERY,
+                searchScope="GLOSSARY_TERM",
+                owningProjectIdentifier=self.project_id,
+                filters=_eq("glossaryId", glossary_id),
+            )
+            for item in items:
+                term = item.get("glossaryTermItem") or {}
+                if term.get("glossaryId") == glossary_id:
+                    existing[term["name"]] = term["id"]
+        terms: dict[str, dict[str, str]] = {}
+        for category, values in self.glossary_terms.items():
+            if category not in existing:
+                existing[category] = self._term(glossary_id, category, f"labmesh facet: {category}", None, created)
+            for value in values:
+                if value not in existing:
+                    description = f"a {category} (labmesh)"
+                    existing[value] = self._term(glossary_id, value, description, existing[category], created)
+            terms[category] = {value: existing[value] for value in values}
+        return terms
+
+    def _term(self, glossary_id: str, name: str, description: str, parent: str | None, created: list[str]) -> str:
+        relations: dict[str, Any] = {"termRelations": {"isA": [parent]}} if parent else {}
+        made = self._request(
+            f"create glossary term {name!r}",
+            "create_glossary_term",
+            glossaryIdentifier=glossary_id,
+            name=name,
+            shortDescription=description[:1024],
+            status="ENABLED",
+            clientToken=_token("term", glossary_id, name),
+            **relations,
+        )
+        created.append(f"glossary term {name}")
+        return str(made["id"])
+
+    # Publishing.
+
+    def upsert_experiment(self, record: ExperimentRecord, locations: dict[str, str]) -> CatalogEntry:
+        """Registry first, then the experiment's asset and (their experiment form changed with it) its datasets'."""
+        entry = self.registry.upsert_experiment(record, locations)
+        self._ready()
+        found = self._assets_of(record.id)
+        wanted = [self._experiment_asset(record)]
+        prefix = external_id(record.id) + ":"
+        for asset in found.values():
+            if asset.external_id.startswith(prefix):
+                wanted.append(self._stored_dataset_asset(record, asset, asset.external_id[len(prefix) :]))
+        self._reconcile(record.id, wanted, found)
+        return entry
+
+    def upsert_dataset(self, experiment_id: str, dataset: str, location: str, manifest: Manifest) -> CatalogEntry:
+        """Registry first (it refuses an unknown experiment), then the dataset's asset and its experiment's."""
+        entry = self.registry.upsert_dataset(experiment_id, dataset, location, manifest)
+        record = self.registry.get_experiment(experiment_id)
+        if record is None:
+            raise LookupError(f"experiment {experiment_id} is not registered in the catalog")
+        self._ready()
+        wanted = [self._experiment_asset(record), self._dataset_asset(record, dataset, location, manifest)]
+        self._reconcile(experiment_id, wanted, self._assets_of(experiment_id))
+        return entry
+
+    def published_asset(self, experiment_id: str, dataset: str | None = None) -> dict[str, Any] | None:
+        """The experiment's (or its dataset's) DataZone asset as GetAsset returns it, or None if there is none."""
+        self._ready()
+        found = self._assets_of(experiment_id).get(external_id(experiment_id, dataset))
+        if found is None:
+            return None
+        return self._request(f"read asset {found.external_id}", "get_asset", identifier=found.asset_id)
+
+    def _glossary_terms(self, record: ExperimentRecord) -> tuple[str, ...]:
+        report = self._ready()
+        ids = [
+            term_id
+            for category in self.glossary_terms
+            for term_id in report.term_ids(category, _record_values(record, category))
+        ]
+        return tuple(dict.fromkeys(ids))[:GLOSSARY_TERMS_MAX]
+
+    def _experiment_asset(self, record: ExperimentRecord) -> _Wanted:
+        return _Wanted(
+            external_id=external_id(record.id),
+            name=_asset_name(record, None),
+            description=record.description[:ASSET_DESCRIPTION_MAX],
+            forms={EXPERIMENT_FORM: experiment_form(record)},
+            glossary_terms=self._glossary_terms(record),
+        )
+
+    def _dataset_asset(self, record: ExperimentRecord, dataset: str, location: str, manifest: Manifest) -> _Wanted:
+        content = dataset_form(manifest, location=location, record=record, dataset=dataset)
+        return _Wanted(
+            external_id=external_id(record.id, dataset),
+            name=_asset_name(record, dataset),
+            description=record.description[:ASSET_DESCRIPTION_MAX],
+            forms={EXPERIMENT_FORM: experiment_form(record), DATASET_FORM: content},
+            glossary_terms=self._glossary_terms(record),
+        )
+
+    def _stored_dataset_asset(self, record: ExperimentRecord, found: _Found, dataset: str) -> _Wanted:
+        """A published dataset rebuilt from the registry (or kept as it is, if the registry lost it)."""
+        stored: DatasetRecord | None = self.registry.get_dataset(record.id, dataset)
+        if stored is None:
+            kept = {EXPERIMENT_FORM: experiment_form(record), DATASET_FORM: found.forms.get(DATASET_FORM, {})}
+            asset = replace(self._experiment_asset(record), external_id=found.external_id, forms=kept)
+            return replace(asset, name=_asset_name(record, dataset))
+        zone = str(found.forms.get(DATASET_FORM, {}).get("zone") or dataset)
+        manifest = Manifest(experiment_id=record.id, zone=zone, entries=stored.files)
+        return self._dataset_asset(record, dataset, stored.location, manifest)
+
+    def _assets_of(self, experiment_id: str) -> dict[str, _Found]:
+        """The experiment's asset and its datasets' assets, by externalIdentifier, from one inventory Search."""
+        items = self._search_all(
+            f"find the assets of experiment {experiment_id}",
+            "search",
+            limit=_EVERY,
+            searchScope="ASSET",
+            owningProjectIdentifier=self.project_id,
+            filters=_eq(f"{EXPERIMENT_FORM}.experimentId", experiment_id),
+            additionalAttributes=["FORMS"],
+        )
+        own = external_id(experiment_id)
+        found: dict[str, _Found] = {}
+        for item in items:
+            asset = item.get("assetItem")
+            ident = (asset or {}).get("externalIdentifier") or ""
+            if asset and (ident == own or ident.startswith(own + ":")):
+                found[ident] = _Found.from_item(asset)
+        return found
+
+    def _listed_forms(self, experiment_id: str) -> dict[str, dict[str, Any]]:
+        """What each of the experiment's listings shows, by asset id: the forms of the published revision."""
+        items = self._search_all(
+            f"read the listings of experiment {experiment_id}",
+            "search_listings",
+            limit=_EVERY,
+            filters=_eq(f"{EXPERIMENT_FORM}.experimentId", experiment_id),
+            additionalAttributes=["FORMS"],
+        )
+        listed: dict[str, dict[str, Any]] = {}
+        for item in items:
+            listing = item.get("assetListing") or {}
+            if listing.get("entityId"):
+                listed[listing["entityId"]] = _json_object((listing.get("additionalAttributes") or {}).get("forms"))
+        return listed
+
+    def _differs(self, found: _Found, wanted: _Wanted) -> bool:
+        report = self._ready()
+        if (found.name, found.description, found.type_revision) != (
+            wanted.name,
+            wanted.description,
+            report.asset_type_revision,
+        ):
+            return True
+        for name, content in wanted.forms.items():
+            if found.forms.get(name) != content or found.form_revisions.get(name) != report.form_types[name]:
+                return True
+        # A revision cannot clear terms (the list takes at least one), so wanting none is no change.
+        return bool(wanted.glossary_terms) and set(wanted.glossary_terms) != set(found.glossary_terms)
+
+    def _reconcile(self, experiment_id: str, wanted: Sequence[_Wanted], found: Mapping[str, _Found]) -> None:
+        """Create, revise and publish what differs from what is wanted; leave the rest alone."""
+        listed: dict[str, dict[str, Any]] | None = None
+        for asset in wanted:
+            have = found.get(asset.external_id)
+            if have is None:
+                asset_id, revision = self._create(experiment_id, asset)
+            elif self._differs(have, asset):
+                asset_id, revision = have.asset_id, self._revise(have, asset)
+            else:
+                if listed is None:
+                    listed = self._listed_forms(experiment_id)
+                if listed.get(have.asset_id) == asset.forms:
+                    continue
+                asset_id, revision = have.asset_id, self._latest_revision(have)
+            self._publish(asset_id, revision, asset.external_id)
+
+    def _forms_input(self, asset: _Wanted) -> list[dict[str, str]]:
+        report = self._ready()
+        return [
+            {
+                "formName": name,
+                "typeIdentifier": name,
+                "typeRevision": report.form_types[name],
+                "content": form_json(content),
+            }
+            for name, content in asset.forms.items()
+        ]
+
+    def _terms_input(self, asset: _Wanted) -> dict[str, Any]:
+        return {"glossaryTerms": list(asset.glossary_terms)} if asset.glossary_terms else {}
+
+    def _create(self, experiment_id: str, asset: _Wanted) -> tuple[str, str]:
+        try:
+            made = self._request(
+                f"create asset {asset.external_id}",
+                "create_asset",
+                passthrough=_CONFLICT,
+                name=asset.name,
+                description=asset.description,
+                externalIdentifier=asset.external_id,
+                typeIdentifier=ASSET_TYPE,
+                typeRevision=self._ready().asset_type_revision,
+                owningProjectIdentifier=self.project_id,
+                formsInput=self._forms_input(asset),
+                clientToken=_token("asset", asset.external_id, asset.digest),
+                **self._terms_input(asset),
+            )
+        except ClientError as exc:
+            # The asset exists but Search did not show it yet (it is eventually consistent): look again, once.
+            have = self._assets_of(experiment_id).get(asset.external_id)
+            if have is None:
+                raise CatalogUnavailable(
+                    f"DataZone has an asset {asset.external_id} that Search does not find yet: {error_code(exc)}"
+                ) from exc
+            if self._differs(have, asset):
+                return have.asset_id, self._revise(have, asset)
+            return have.asset_id, self._latest_revision(have)
+        return str(made["id"]), str(made["revision"])
+
+    def _revise(self, found: _Found, asset: _Wanted) -> str:
+        # The token names the revision revised from too, so content that comes back (A, B, A) is revised again.
+        base = _digest(found.created_at, form_json(found.forms))
+        made = self._request(
+            f"revise asset {asset.external_id}",
+            "create_asset_revision",
+            identifier=found.asset_id,
+            name=asset.name,
+            description=asset.description,
+            typeRevision=self._ready().asset_type_revision,
+            formsInput=self._forms_input(asset),
+            clientToken=_token("revision", found.asset_id, base, asset.digest),
+            **self._terms_input(asset),
+        )
+        return str(made["revision"])
+
+    def _latest_revision(self, found: _Found) -> str:
+        asset = self._request(f"read asset {found.external_id}", "get_asset", identifier=found.asset_id)
+        return str(asset["revision"])
+
+    def _publish(self, asset_id: str, revision: str, name: str) -> None:
+        """List the revision. No client token: publishing a listed revision again changes nothing, and a token
+        would turn the republishing of a revision a steward unpublished into a replay of the first answer."""
+        self._request(
+            f"publish asset {name} revision {revision}",
+            "create_listing_change_set",
+            entityIdentifier=asset_id,
+            entityType="ASSET",
+            entityRevision=revision,
+            action="PUBLISH",
+        )
+
+    # Search.
+
+    def search(self, query: SearchQuery) -> list[SearchHit]:
+        """What DataZone lists for the query, as the registry's hits for the same query (see the module docstring)."""
+        self._ready()  # the filters name the forms' members, which DataZone only knows once the types exist
+        params: dict[str, Any] = {"additionalAttributes": ["FORMS"]}
+        text = search_text(query.text)
+        if text:
+            params["searchText"] = text
+            params["searchIn"] = [
+                {"attribute": f"{EXPERIMENT_FORM}.searchTerms"},
+                {"attribute": f"{DATASET_FORM}.searchTerms"},
+            ]
+        filters = listing_filters(query)
+        if filters:
+            params["filters"] = filters
+        items = self._search_all("search the published listings", "search_listings", **params)
+        listed = {key for key in (_listing_key(item.get("assetListing")) for item in items) if key}
+        if not listed:
+            return []
+        hits = self.registry.search(replace(query, limit=_EVERY))
+        return [hit for hit in hits if (hit.experiment_id, hit.dataset) in listed][: query.limit]
+
+    # Reads the registry answers: it is the system of record for operational state.
+
+    def get_experiment(self, experiment_id: str) -> ExperimentRecord | None:
+        return self.registry.get_experiment(experiment_id)
+
+    def experiment_fingerprints(self) -> dict[str, str]:
+        return self.registry.experiment_fingerprints()
+
+    def get_dataset(self, experiment_id: str, dataset: str) -> DatasetRecord | None:
+        return self.registry.get_dataset(experiment_id, dataset)
+
+    def replace_lineage(self, experiment_id: str, dataset: str, edges: Iterable[LineageEdge]) -> None:
+        self.registry.replace_lineage(experiment_id, dataset, edges)
+
+    def lineage(self, experiment_id: str) -> list[LineageEdge]:
+        return self.registry.lineage(experiment_id)
+
+    def summaries(self) -> list[ExperimentSummary]:
+        return self.registry.summaries()
