@@ -15,7 +15,7 @@ from pathlib import Path
 
 from dotenv import dotenv_values
 
-from labmesh_dagster.connectors.catalog.base import SearchQuery
+from labmesh_dagster.connectors.catalog.base import Catalog, SearchQuery
 from labmesh_dagster.connectors.catalog.sqlite import SqliteCatalog
 from labmesh_dagster.connectors.store.local import LocalObjectStore
 from labmesh_dagster.core.errors import LabmeshError
@@ -95,6 +95,32 @@ def command_dev(settings: Settings, args: argparse.Namespace) -> int:
     return 0  # not reached
 
 
+def profile_catalog(settings: Settings) -> Catalog:
+    """The catalog the profile selects (SQLite, or DataZone in the aws profile), built as Dagster builds it."""
+    from labmesh_dagster.definitions import build_catalog_resource
+
+    return build_catalog_resource(settings).get_catalog()
+
+
+def command_datazone_bootstrap(settings: Settings, args: argparse.Namespace) -> int:
+    from labmesh_dagster.connectors.catalog.datazone import DataZoneCatalog
+
+    catalog = profile_catalog(settings)
+    if not isinstance(catalog, DataZoneCatalog):
+        print(
+            "labmesh: DataZone is not configured: set LABMESH_PROFILE=aws, LABMESH_DATAZONE_DOMAIN_ID and "
+            "LABMESH_DATAZONE_PROJECT_ID",
+            file=sys.stderr,
+        )
+        return 2
+    report = catalog.bootstrap()
+    print(f"form types: {', '.join(f'{name} (revision {rev})' for name, rev in sorted(report.form_types.items()))}")
+    print(f"asset type: LabmeshAsset (revision {report.asset_type_revision})")
+    print(f"glossary: {report.glossary_id}, {sum(len(terms) for terms in report.terms.values())} term(s)")
+    print(f"created now: {', '.join(report.created) or 'nothing, everything was there'}")
+    return 0
+
+
 def command_search(settings: Settings, args: argparse.Namespace) -> int:
     query = SearchQuery(
         text=" ".join(args.query),
@@ -108,7 +134,7 @@ def command_search(settings: Settings, args: argparse.Namespace) -> int:
         until=args.until,
         limit=args.limit,
     )
-    hits = SqliteCatalog(settings.catalog_path).search(query)
+    hits = profile_catalog(settings).search(query)
     if args.json:
         print(json.dumps([asdict(hit) for hit in hits], indent=2))
         return 0 if hits else 1
@@ -285,6 +311,13 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--limit", type=int, default=50)
     search.add_argument("--json", action="store_true", help="print JSON instead of text")
     search.set_defaults(handler=command_search)
+
+    datazone = commands.add_parser("datazone", help="Amazon DataZone set-up (aws profile)")
+    datazone_commands = datazone.add_subparsers(dest="datazone_command", required=True)
+    bootstrap = datazone_commands.add_parser(
+        "bootstrap", help="create labmesh's form types, asset type and glossary in the domain (idempotent)"
+    )
+    bootstrap.set_defaults(handler=command_datazone_bootstrap)
 
     lineage = commands.add_parser("lineage", help="how an experiment's datasets were made, zone by zone, file by file")
     lineage.add_argument("experiment")

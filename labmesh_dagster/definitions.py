@@ -12,12 +12,17 @@ from labmesh_dagster.defs.dataset_assets import final_dataset, processed_dataset
 from labmesh_dagster.defs.experiment_assets import experiment
 from labmesh_dagster.defs.omics_assets import SequenceStoreResource, sequence_read_sets
 from labmesh_dagster.defs.resources import (
+    CatalogResource,
+    ContentIndexResource,
+    DataZoneCatalogResource,
     FolderElnResource,
+    KendraContentIndexResource,
     LandingPolicyResource,
     LineageResource,
     LocalStoreResource,
     S3StoreResource,
     SqliteCatalogResource,
+    SqliteContentIndexResource,
     StoreEventsResource,
     StoreResource,
 )
@@ -44,6 +49,45 @@ def build_store_resource(settings: Settings) -> StoreResource:
     )
 
 
+def build_catalog_resource(settings: Settings) -> CatalogResource:
+    """SQLite locally; DataZone in the aws profile when a domain is configured (SQLite stays its registry)."""
+    datazone = settings.aws.datazone if settings.aws else None
+    if settings.aws is None or datazone is None:
+        return SqliteCatalogResource(path=str(settings.catalog_path))
+    return DataZoneCatalogResource(
+        registry_path=str(settings.catalog_path),
+        domain_id=datazone.domain_id,
+        project_id=datazone.project_id,
+        endpoint_url=datazone.endpoint_url,
+        region_name=settings.aws.region,
+        max_per_second=datazone.max_per_second,
+        glossary_terms={category: list(terms) for category, terms in datazone.glossary_terms.items()},
+    )
+
+
+def build_lineage_resource(settings: Settings) -> LineageResource:
+    datazone = settings.aws.datazone if settings.aws else None
+    return LineageResource(
+        log_path=str(settings.catalog_path),
+        datazone_domain_id=datazone.domain_id if datazone else None,
+        datazone_endpoint_url=datazone.endpoint_url if datazone else None,
+        region_name=settings.aws.region if settings.aws else None,
+        max_per_second=datazone.max_per_second if datazone else 10,
+    )
+
+
+def build_content_index_resource(settings: Settings) -> ContentIndexResource:
+    kendra = settings.aws.kendra if settings.aws else None
+    if settings.aws is None or kendra is None:
+        return SqliteContentIndexResource(path=str(settings.catalog_path))
+    return KendraContentIndexResource(
+        index_id=kendra.index_id,
+        endpoint_url=kendra.endpoint_url,
+        region_name=settings.aws.region,
+        max_per_second=kendra.max_per_second,
+    )
+
+
 def build_resources(settings: Settings) -> dict[str, object]:
     """The adapters of the settings' profile.
 
@@ -53,8 +97,9 @@ def build_resources(settings: Settings) -> dict[str, object]:
     return {
         "store": build_store_resource(settings),
         "eln": FolderElnResource(records_dir=str(settings.eln_dir), outbox_dir=str(settings.eln_outbox_dir)),
-        "catalog": SqliteCatalogResource(path=str(settings.catalog_path)),
-        "lineage": LineageResource(log_path=str(settings.catalog_path)),
+        "catalog": build_catalog_resource(settings),
+        "lineage": build_lineage_resource(settings),
+        "content_index": build_content_index_resource(settings),
         "landing_policy": LandingPolicyResource(
             settle_seconds=settings.landing_settle_seconds,
             unknown_experiment_grace_seconds=settings.unknown_experiment_grace_seconds,

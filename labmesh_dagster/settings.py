@@ -92,6 +92,66 @@ class OmicsSettings:
         )
 
 
+def _rate(environ: Mapping[str, str], name: str, default: float) -> float:
+    rate = _number(environ, name, default, float, "calls per second")
+    if rate <= 0:
+        raise SettingsError(f"{name}={environ[name]!r}: must be positive")
+    return rate
+
+
+def _list(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    return tuple(item.strip() for item in (env.get(name) or "").split(",") if item.strip())
+
+
+@dataclass(frozen=True)
+class DataZoneSettings:
+    """Optional publishing into an Amazon DataZone domain: the catalog, its search, and lineage."""
+
+    domain_id: str
+    project_id: str
+    endpoint_url: str | None
+    max_per_second: float
+    glossary_terms: dict[str, tuple[str, ...]]
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> DataZoneSettings | None:
+        domain, project = env.get("LABMESH_DATAZONE_DOMAIN_ID"), env.get("LABMESH_DATAZONE_PROJECT_ID")
+        if not domain and not project:
+            return None
+        if not domain or not project:
+            raise SettingsError("LABMESH_DATAZONE_DOMAIN_ID and LABMESH_DATAZONE_PROJECT_ID go together")
+        terms = {
+            category: _list(env, f"LABMESH_DATAZONE_GLOSSARY_{category.upper()}S") for category in ("platform", "assay")
+        }
+        return cls(
+            domain_id=domain,
+            project_id=project,
+            endpoint_url=env.get("LABMESH_DATAZONE_ENDPOINT_URL") or None,
+            max_per_second=_rate(env, "LABMESH_DATAZONE_MAX_CALLS_PER_SECOND", 10),
+            glossary_terms={category: values for category, values in terms.items() if values},
+        )
+
+
+@dataclass(frozen=True)
+class KendraSettings:
+    """Optional content indexing into an Amazon Kendra index (a Bedrock Knowledge Base can follow at the same port)."""
+
+    index_id: str
+    endpoint_url: str | None
+    max_per_second: float
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> KendraSettings | None:
+        index_id = env.get("LABMESH_KENDRA_INDEX_ID")
+        if not index_id:
+            return None
+        return cls(
+            index_id=index_id,
+            endpoint_url=env.get("LABMESH_KENDRA_ENDPOINT_URL") or None,
+            max_per_second=_rate(env, "LABMESH_KENDRA_MAX_CALLS_PER_SECOND", 5),
+        )
+
+
 @dataclass(frozen=True)
 class AwsSettings:
     """The `aws` profile's object store: one bucket per zone, and where to reach S3."""
@@ -104,6 +164,8 @@ class AwsSettings:
     landing_queue_url: str | None = None
     final_queue_url: str | None = None
     omics: OmicsSettings | None = None
+    datazone: DataZoneSettings | None = None
+    kendra: KendraSettings | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> AwsSettings:
@@ -127,6 +189,8 @@ class AwsSettings:
             landing_queue_url=env.get("LABMESH_SQS_LANDING_QUEUE_URL") or None,
             final_queue_url=env.get("LABMESH_SQS_FINAL_QUEUE_URL") or None,
             omics=OmicsSettings.from_env(env),
+            datazone=DataZoneSettings.from_env(env),
+            kendra=KendraSettings.from_env(env),
         )
 
 

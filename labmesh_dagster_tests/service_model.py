@@ -30,6 +30,7 @@ import bisect
 import copy
 import functools
 import itertools
+import random
 import re
 import time
 import unicodedata
@@ -471,3 +472,31 @@ def _paginator_configs(service_name: str) -> dict[str, dict[str, Any]]:
     except DataNotFoundError:
         return {}
     return {xform_name(name): config for name, config in pagination.items()}
+
+
+class ThrottledShare:
+    """A fake service client on which about ``share`` of all calls is throttled (seeded: every run alike).
+
+    The throttling reaches the fake as its own ``ThrottlingException``, so what is tested is the caller's
+    retrying, as a busy service would exercise it. Attributes that are not operations pass through.
+    """
+
+    def __init__(self, fake: FakeServiceClient, share: float, seed: int = 7) -> None:
+        self.fake = fake
+        self.share = share
+        self.random = random.Random(seed)
+        self.injected = 0
+        self.operations = {xform_name(name): name for name in load_model(fake.service_name).operation_names}
+
+    def __getattr__(self, name: str) -> Any:
+        attribute = getattr(self.fake, name)
+        if name not in self.operations:
+            return attribute
+
+        def call(**params: Any) -> Any:
+            if self.random.random() < self.share:
+                self.fake.throttle(self.operations[name])
+                self.injected += 1
+            return attribute(**params)
+
+        return call

@@ -164,3 +164,45 @@ def test_the_process_environment_is_read_only_when_no_mapping_is_given(
     assert Settings.from_env().home == (tmp_path / "from-env").resolve()
     assert Settings.from_env().sensor_interval_seconds == 45
     assert Settings.from_env({"LABMESH_HOME": str(tmp_path / "given")}).sensor_interval_seconds == 10
+
+
+def test_datazone_and_kendra_are_off_until_configured_and_then_read_whole(tmp_path: Path) -> None:
+    aws = {"LABMESH_HOME": str(tmp_path), "LABMESH_PROFILE": "aws"}
+    assert Settings.from_env(aws).aws.datazone is None  # type: ignore[union-attr]
+    assert Settings.from_env(aws).aws.kendra is None  # type: ignore[union-attr]
+
+    settings = Settings.from_env(
+        {
+            **aws,
+            "LABMESH_DATAZONE_DOMAIN_ID": "dzd_abc123",
+            "LABMESH_DATAZONE_PROJECT_ID": "prj123",
+            "LABMESH_DATAZONE_GLOSSARY_PLATFORMS": "Illumina MiSeq, Oxford Nanopore",
+            "LABMESH_DATAZONE_MAX_CALLS_PER_SECOND": "5",
+            "LABMESH_KENDRA_INDEX_ID": "0123",
+        }
+    )
+
+    datazone, kendra = settings.aws.datazone, settings.aws.kendra  # type: ignore[union-attr]
+    assert datazone is not None and kendra is not None
+    assert (datazone.domain_id, datazone.project_id, datazone.max_per_second) == ("dzd_abc123", "prj123", 5)
+    assert datazone.glossary_terms == {"platform": ("Illumina MiSeq", "Oxford Nanopore")}
+    assert (kendra.index_id, kendra.max_per_second) == ("0123", 5)
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ({"LABMESH_DATAZONE_DOMAIN_ID": "dzd_abc"}, "go together"),
+        (
+            {
+                "LABMESH_DATAZONE_DOMAIN_ID": "d",
+                "LABMESH_DATAZONE_PROJECT_ID": "p",
+                "LABMESH_DATAZONE_MAX_CALLS_PER_SECOND": "0",
+            },
+            "must be positive",
+        ),
+    ],
+)
+def test_half_or_impossible_datazone_settings_are_refused(tmp_path: Path, extra: dict, message: str) -> None:
+    with pytest.raises(SettingsError, match=message):
+        Settings.from_env({"LABMESH_HOME": str(tmp_path), "LABMESH_PROFILE": "aws", **extra})

@@ -8,6 +8,7 @@ from records and extractors passes through here once, at the edge.
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 
@@ -36,3 +37,21 @@ def clean_data(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [clean_data(item) for item in value]
     return value
+
+
+def words_of(value: Any) -> Iterator[str]:
+    """Every key and scalar inside nested metadata, as text for keyword indexes.
+
+    Keys come sorted, so the same metadata gives the same text whether it was
+    just extracted or read back from a manifest (JSON keeps keys sorted);
+    otherwise an unchanged dataset would look changed to every index.
+    """
+    if isinstance(value, Mapping):
+        for key in sorted(value, key=str):
+            yield str(key)
+            yield from words_of(value[key])
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            yield from words_of(item)
+    elif value is not None:
+        yield str(value)

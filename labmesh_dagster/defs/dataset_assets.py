@@ -15,13 +15,20 @@ import dagster as dg
 from labmesh_dagster.connectors.catalog.base import Catalog
 from labmesh_dagster.connectors.store.base import ObjectStore
 from labmesh_dagster.core.experiment import ExperimentRecord
-from labmesh_dagster.core.keys import Zone
+from labmesh_dagster.core.keys import ObjectKey, Zone
 from labmesh_dagster.core.manifest import Manifest
 from labmesh_dagster.defs.experiment_assets import experiment
 from labmesh_dagster.defs.lineage_recording import dataset_ref, lineage_check_spec, lineage_run
 from labmesh_dagster.defs.partitions import experiments_partitions
-from labmesh_dagster.defs.resources import CatalogResource, LandingPolicyResource, LineageResource, StoreResource
+from labmesh_dagster.defs.resources import (
+    CatalogResource,
+    ContentIndexResource,
+    LandingPolicyResource,
+    LineageResource,
+    StoreResource,
+)
 from labmesh_dagster.pipelines.fastq_qc import qc_inputs
+from labmesh_dagster.steps.content import index_dataset
 from labmesh_dagster.steps.landing import quarantine_object
 from labmesh_dagster.steps.manifests import build_manifest, inherit_samples, read_manifest
 from labmesh_dagster.steps.promotion import promote_experiment
@@ -31,6 +38,7 @@ from labmesh_dagster.steps.verification import catalog_problems, raw_checksum_pr
 OWNERS = ["team:lab-informatics"]
 CATALOG_MATCHES_MANIFEST = "catalog_matches_manifest"
 RAW_MATCHES_LANDING = "raw_files_match_landing_checksums"
+CONTENT_INDEXED = "content_indexed"
 FILE_TABLE_LIMIT = 200
 
 
@@ -64,6 +72,35 @@ def catalog_check_result(catalog: Catalog, manifest: Manifest) -> dg.AssetCheckR
     """Whether the catalog holds exactly what the manifest lists, for the manifest's dataset."""
     return check_result(
         CATALOG_MATCHES_MANIFEST, catalog_problems(catalog.get_dataset(manifest.experiment_id, manifest.zone), manifest)
+    )
+
+
+def content_check_spec(asset: str) -> dg.AssetCheckSpec:
+    return dg.AssetCheckSpec(
+        CONTENT_INDEXED,
+        asset=asset,
+        description="Every searchable file's content reached the content index (Kendra or SQLite FTS5), none failed.",
+    )
+
+
+def index_content(
+    content_index: ContentIndexResource,
+    store: ObjectStore,
+    manifest: Manifest,
+    previous: Manifest | None,
+    record: ExperimentRecord,
+) -> dg.AssetCheckResult:
+    """Put the dataset's searchable content in the content index; documents the index refused fail the check."""
+    report = index_dataset(
+        content_index.get_index(), manifest, previous, record, lambda key: store.uri(ObjectKey.parse(key))
+    )
+    result = check_result(
+        CONTENT_INDEXED, [f"{document}: {reason}" for document, reason in sorted(report.failed.items())]
+    )
+    return dg.AssetCheckResult(
+        check_name=result.check_name,
+        passed=result.passed,
+        metadata={**result.metadata, "indexed": len(report.indexed), "deleted": len(report.deleted)},
     )
 
 
@@ -130,6 +167,7 @@ def dataset_metadata(store: ObjectStore, manifest: Manifest, publication: Public
             ),
         ),
         _catalogcheck_result("raw_dataset"),
+        content_check_spec("raw_dataset"),
         lineage_check_spec("raw_dataset"),
     ],
 )
@@ -139,6 +177,7 @@ def raw_dataset(
     catalog: CatalogResource,
     landing_policy: LandingPolicyResource,
     lineage: LineageResource,
+    content_index: ContentIndexResource,
 ) -> dg.MaterializeResult:
     with lineage_run(context, lineage.get_sink(), "raw_dataset") as run:
         experiment_id = context.partition_key
@@ -154,17 +193,19 @@ def raw_dataset(
             context.log.warning(f"{info.key}: {reason}; moved to {target or 'quarantine on the next tick'}")
         if report.not_settled:
             context.log.info(f"{len(report.not_settled)} landing file(s) still being written; left for a later run")
+        previous = read_manifest(objects, Zone.RAW, experiment_id)
         manifest = build_manifest(
             objects,
             Zone.RAW,
             experiment_id,
             record.sample_ids,
-            previous=read_manifest(objects, Zone.RAW, experiment_id),
+            previous=previous,
             source_checksums=report.source_checksums(),
             lineage=lambda key: (str(key.in_zone(Zone.LANDING)),),
         )
         publication = publish_dataset(objects, registry, manifest)
         run.outputs = [dataset_ref(objects, Zone.RAW, experiment_id, manifest)]
+        indexed = index_content(content_index, objects, manifest, previous, record)
         for entry in manifest.errors:
             context.log.warning(f"{entry.key}: extraction failed ({entry.error}); the file is kept and cataloged")
         metadata = {
@@ -187,6 +228,7 @@ def raw_dataset(
             check_results=[
                 check_result(RAW_MATCHES_LANDING, raw_checksum_problems(objects, manifest)),
                 catalog_check_result(registry, manifest),
+                indexed,
                 run.check_result(),
             ],
         )
@@ -212,7 +254,11 @@ def _pipeline_lineage(invocation: dg.PipesClientCompletedInvocation) -> dict[str
         "The built-in FASTQ QC run on the raw dataset through Dagster Pipes (a subprocess): per-file read "
         "statistics and per-position mean quality as JSON in the processed zone, with file-level lineage."
     ),
-    check_specs=[_catalogcheck_result("processed_dataset"), lineage_check_spec("processed_dataset")],
+    check_specs=[
+        _catalogcheck_result("processed_dataset"),
+        content_check_spec("processed_dataset"),
+        lineage_check_spec("processed_dataset"),
+    ],
 )
 def processed_dataset(
     context: dg.AssetExecutionContext,
@@ -220,6 +266,7 @@ def processed_dataset(
     catalog: CatalogResource,
     pipes_subprocess_client: dg.PipesSubprocessClient,
     lineage: LineageResource,
+    content_index: ContentIndexResource,
 ) -> dg.MaterializeResult:
     with lineage_run(context, lineage.get_sink(), "processed_dataset") as run:
         experiment_id = context.partition_key
@@ -243,20 +290,22 @@ def processed_dataset(
             lineage = _pipeline_lineage(invocation)
         else:
             context.log.info(f"experiment {experiment_id} has no FASTQ files in raw; nothing to QC")
+        previous = read_manifest(objects, Zone.PROCESSED, experiment_id)
         manifest = build_manifest(
             objects,
             Zone.PROCESSED,
             experiment_id,
             record.sample_ids,
-            previous=read_manifest(objects, Zone.PROCESSED, experiment_id),
+            previous=previous,
             lineage=lambda key: lineage.get(str(key), ()),
         )
         manifest = inherit_samples(manifest, raw_manifest)
         publication = publish_dataset(objects, registry, manifest)
         run.outputs = [dataset_ref(objects, Zone.PROCESSED, experiment_id, manifest)]
+        indexed = index_content(content_index, objects, manifest, previous, record)
         return dg.MaterializeResult(
             metadata={**dataset_metadata(objects, manifest, publication), "qc_inputs": len(inputs)},
-            check_results=[catalog_check_result(registry, manifest), run.check_result()],
+            check_results=[catalog_check_result(registry, manifest), indexed, run.check_result()],
         )
 
 
@@ -270,13 +319,18 @@ def processed_dataset(
         "Files people put under final/<experiment_id>/ (reports, figures, curated tables), picked up by "
         "`final_sensor`, described and published with their lineage to the processed dataset."
     ),
-    check_specs=[_catalogcheck_result("final_dataset"), lineage_check_spec("final_dataset")],
+    check_specs=[
+        _catalogcheck_result("final_dataset"),
+        content_check_spec("final_dataset"),
+        lineage_check_spec("final_dataset"),
+    ],
 )
 def final_dataset(
     context: dg.AssetExecutionContext,
     store: StoreResource,
     catalog: CatalogResource,
     lineage: LineageResource,
+    content_index: ContentIndexResource,
 ) -> dg.MaterializeResult:
     with lineage_run(context, lineage.get_sink(), "final_dataset") as run:
         experiment_id = context.partition_key
@@ -287,17 +341,19 @@ def final_dataset(
             dataset_ref(objects, Zone.PROCESSED, experiment_id, read_manifest(objects, Zone.PROCESSED, experiment_id))
         ]
         processed = f"{Zone.PROCESSED.value}/{experiment_id}/"
+        previous = read_manifest(objects, Zone.FINAL, experiment_id)
         manifest = build_manifest(
             objects,
             Zone.FINAL,
             experiment_id,
             record.sample_ids,
-            previous=read_manifest(objects, Zone.FINAL, experiment_id),
+            previous=previous,
             lineage=lambda key: (processed,),
         )
         publication = publish_dataset(objects, registry, manifest)
         run.outputs = [dataset_ref(objects, Zone.FINAL, experiment_id, manifest)]
+        indexed = index_content(content_index, objects, manifest, previous, record)
         return dg.MaterializeResult(
             metadata=dataset_metadata(objects, manifest, publication),
-            check_results=[catalog_check_result(registry, manifest), run.check_result()],
+            check_results=[catalog_check_result(registry, manifest), indexed, run.check_result()],
         )

@@ -7,7 +7,7 @@ picks. Each resource only builds a port object; all behaviour lives in
 """
 
 from abc import ABC, abstractmethod
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import dagster as dg
 from pydantic import Field
@@ -17,10 +17,13 @@ from labmesh_dagster.connectors.catalog.sqlite import SqliteCatalog
 from labmesh_dagster.connectors.eln.base import ElnSource
 from labmesh_dagster.connectors.eln.folder import FolderEln
 from labmesh_dagster.connectors.events.base import EventQueue
-from labmesh_dagster.connectors.lineage.base import LineageLog, LineageSink
+from labmesh_dagster.connectors.lineage.base import FanOutSink, LineageLog, LineageSink
 from labmesh_dagster.connectors.lineage.sqlite import SqliteLineageLog
 from labmesh_dagster.connectors.store.base import ObjectStore
 from labmesh_dagster.connectors.store.factory import open_store
+
+if TYPE_CHECKING:
+    from labmesh_dagster.connectors.search.base import ContentIndex
 
 
 class StoreResource(dg.ConfigurableResource, ABC):
@@ -107,16 +110,88 @@ class SqliteCatalogResource(CatalogResource):
         return SqliteCatalog(self.path)
 
 
+class DataZoneCatalogResource(CatalogResource):
+    """The catalog published into an Amazon DataZone domain; the SQLite registry keeps labmesh's own state."""
+
+    registry_path: str = Field(description="SQLite registry of experiments and datasets (labmesh's own state).")
+    domain_id: str = Field(description="DataZone domain id (dzd_...).")
+    project_id: str = Field(description="DataZone project that owns labmesh's assets.")
+    endpoint_url: str | None = Field(default=None, description="DataZone endpoint; None for AWS itself.")
+    region_name: str | None = Field(default=None, description="AWS region of the domain.")
+    max_per_second: float = Field(default=10, description="Calls per second kept under DataZone's quota.")
+    glossary_terms: dict[str, list[str]] = Field(
+        default_factory=dict, description="Glossary terms to create per category (platform, assay)."
+    )
+
+    def get_catalog(self) -> Catalog:
+        from labmesh_dagster.connectors.catalog.datazone import DataZoneCatalog
+
+        return DataZoneCatalog(
+            aws_client("datazone", endpoint_url=self.endpoint_url, region_name=self.region_name),
+            domain_id=self.domain_id,
+            project_id=self.project_id,
+            registry=SqliteCatalog(self.registry_path),
+            max_per_second=self.max_per_second,
+            glossary_terms=self.glossary_terms,
+        )
+
+
 class LineageResource(dg.ConfigurableResource):
-    """Where OpenLineage run events go: always the local lineage log (for `labmesh lineage`)."""
+    """Where OpenLineage run events go: the local lineage log always (for `labmesh lineage`), and DataZone."""
 
     log_path: str = Field(description="SQLite file of the local lineage log (the catalog's file by default).")
+    datazone_domain_id: str | None = Field(default=None, description="Also post events to this DataZone domain.")
+    datazone_endpoint_url: str | None = Field(default=None, description="DataZone endpoint; None for AWS itself.")
+    region_name: str | None = Field(default=None, description="AWS region of the DataZone domain.")
+    max_per_second: float = Field(default=10, description="Calls per second kept under DataZone's quota.")
 
     def get_log(self) -> LineageLog:
         return SqliteLineageLog(self.log_path)
 
     def get_sink(self) -> LineageSink:
-        return self.get_log()
+        if not self.datazone_domain_id:
+            return self.get_log()
+        from labmesh_dagster.connectors.lineage.datazone import DataZoneLineageSink
+
+        client = aws_client("datazone", endpoint_url=self.datazone_endpoint_url, region_name=self.region_name)
+        remote = DataZoneLineageSink(client, domain_id=self.datazone_domain_id, max_per_second=self.max_per_second)
+        return FanOutSink([self.get_log(), remote])
+
+
+class ContentIndexResource(dg.ConfigurableResource, ABC):
+    """The index of file contents behind semantic and keyword content search."""
+
+    @abstractmethod
+    def get_index(self) -> "ContentIndex": ...
+
+
+class SqliteContentIndexResource(ContentIndexResource):
+    path: str = Field(description="SQLite file of the local content index (FTS5; the catalog's file by default).")
+
+    def get_index(self) -> "ContentIndex":
+        from labmesh_dagster.connectors.search.local import SqliteContentIndex
+
+        return SqliteContentIndex(self.path)
+
+
+class KendraContentIndexResource(ContentIndexResource):
+    index_id: str = Field(description="Amazon Kendra index id.")
+    endpoint_url: str | None = Field(default=None, description="Kendra endpoint; None for AWS itself.")
+    region_name: str | None = Field(default=None, description="AWS region of the index.")
+    max_per_second: float = Field(default=5, description="Calls per second kept under Kendra's quota.")
+
+    def get_index(self) -> "ContentIndex":
+        from labmesh_dagster.connectors.search.kendra import KendraContentIndex
+
+        client = aws_client("kendra", endpoint_url=self.endpoint_url, region_name=self.region_name)
+        return KendraContentIndex(client, index_id=self.index_id, max_per_second=self.max_per_second)
+
+
+def aws_client(service: str, *, endpoint_url: str | None, region_name: str | None) -> Any:
+    """A boto3 client; a module-level function so tests can hand out validating fakes for services moto lacks."""
+    from labmesh_dagster.connectors.aws import make_client
+
+    return make_client(service, endpoint_url=endpoint_url, region_name=region_name)
 
 
 class LandingPolicyResource(dg.ConfigurableResource):

@@ -37,7 +37,7 @@ from labmesh_dagster.steps.landing import (
     landing_run_key,
     plan_landing,
     quarantine_object,
-    retry_sweep_due,
+    retry_sweep,
 )
 from labmesh_dagster.steps.store_event_intake import (
     EVENT_VISIBILITY_SECONDS,
@@ -212,17 +212,18 @@ def build_sensors(settings: Settings) -> list[dg.SensorDefinition]:
             event_cursor, batch = _drain(context, objects, queue, Zone.LANDING)
             first_seen = event_cursor.first_seen()
             candidates = batch.created + event_cursor.waiting_objects(Zone.LANDING)
-            if retry_sweep_due(event_cursor.last_sweep, now=now, retry_seconds=landing_policy.retry_seconds):
-                # Only files of registered experiments: the sweep retries runs; it is not a second intake
-                # (files of unknown experiments are tracked from their events, and remembering every
-                # one a listing finds would make every later tick as big as the bucket).
-                known = {info.key for info in candidates}
-                candidates += [
-                    info
-                    for info in objects.list(Zone.LANDING)
-                    if info.key not in known and info.key.first_segment in registered
-                ]
-                event_cursor.last_sweep = now.isoformat()
+            # Only files of registered experiments: the sweep retries runs; it is not a second intake
+            # (files of unknown experiments are tracked from their events, and remembering every
+            # one a listing finds would make every later tick as big as the bucket).
+            swept, event_cursor.last_sweep, event_cursor.sweep_after = retry_sweep(
+                objects,
+                last_sweep=event_cursor.last_sweep,
+                sweep_after=event_cursor.sweep_after,
+                now=now,
+                retry_seconds=landing_policy.retry_seconds,
+            )
+            known = {info.key for info in candidates}
+            candidates += [info for info in swept if info.key not in known and info.key.first_segment in registered]
         plan = plan_landing(
             candidates,
             registered.__contains__,

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import itertools
 import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -26,6 +27,8 @@ from labmesh_dagster.core.text import clean_text, is_clean_text
 # Moving a file into quarantine writes (and syncs) a note; a tick does at most this many
 # so that a folder of thousands of misnamed files cannot push it past the sensor timeout.
 QUARANTINE_PER_TICK = 200
+# Keys the retry sweep lists per tick (5 LIST pages): seconds on S3, whatever the bucket holds.
+SWEEP_OBJECTS_PER_TICK = 5000
 
 
 @dataclass
@@ -116,6 +119,29 @@ def retry_sweep_due(last_sweep: str | None, *, now: datetime, retry_seconds: flo
         return now - datetime.fromisoformat(last_sweep) >= timedelta(seconds=retry_seconds)
     except ValueError:
         return True
+
+
+def retry_sweep(
+    store: ObjectStore,
+    *,
+    last_sweep: str | None,
+    sweep_after: str | None,
+    now: datetime,
+    retry_seconds: float,
+    limit: int = SWEEP_OBJECTS_PER_TICK,
+) -> tuple[list[ObjectInfo], str | None, str | None]:
+    """One slice of the once-per-period listing of landing: (objects listed, last sweep, resume after).
+
+    A bucket can hold far more than one sensor tick can list within Dagster's
+    60 s limit, so the sweep takes at most ``limit`` keys a tick and resumes
+    after the last key on the next; the period restarts once it reaches the end.
+    """
+    if sweep_after is None and not retry_sweep_due(last_sweep, now=now, retry_seconds=retry_seconds):
+        return [], last_sweep, None
+    listed = list(itertools.islice(store.list(Zone.LANDING, start_after=sweep_after or ""), limit))
+    if len(listed) < limit:
+        return listed, now.isoformat(), None
+    return listed, last_sweep, listed[-1].key.key
 
 
 def quarantine_key(key: ObjectKey) -> ObjectKey:

@@ -39,6 +39,7 @@ class EventCursor:
     unknown_first_seen: dict[str, str] = field(default_factory=dict)
     # When landing was last listed in full, to find files whose run failed (see `retry_sweep_due`).
     last_sweep: str | None = None
+    sweep_after: str | None = None
 
     @classmethod
     def from_json(cls, text: str | None) -> EventCursor:
@@ -52,6 +53,7 @@ class EventCursor:
                 waiting=list(data.get("waiting", [])),
                 unknown_first_seen=dict(data.get("unknown_first_seen", {})),
                 last_sweep=data.get("last_sweep"),
+                sweep_after=data.get("sweep_after"),
             )
         except (ValueError, AttributeError, TypeError):
             return cls()  # unreadable: duplicates may start a run again, which is harmless
@@ -64,6 +66,7 @@ class EventCursor:
                 "waiting": self.waiting,
                 "unknown_first_seen": self.unknown_first_seen,
                 "last_sweep": self.last_sweep,
+                "sweep_after": self.sweep_after,
             },
             sort_keys=True,
         )

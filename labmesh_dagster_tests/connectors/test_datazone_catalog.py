@@ -16,8 +16,6 @@ events as problems, and replays nothing twice.
 from __future__ import annotations
 
 import json
-import random
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +36,7 @@ from labmesh_dagster.connectors.lineage.datazone import DataZoneLineageSink
 from labmesh_dagster.core.experiment import ExperimentRecord, Sample
 from labmesh_dagster.core.manifest import Manifest, ManifestEntry
 from labmesh_dagster_tests.fake_datazone import FakeDataZoneClient
+from labmesh_dagster_tests.service_model import ThrottledShare
 
 WRITES = ("CreateAsset", "CreateAssetRevision", "CreateListingChangeSet")
 CREATES = ("CreateFormType", "CreateAssetType", "CreateGlossary", "CreateGlossaryTerm")
@@ -500,33 +499,10 @@ def test_parity_is_not_vacuous(both: tuple[DataZoneCatalog, SqliteCatalog]) -> N
     assert {hit.dataset for hits in answered for hit in hits} == {None, "raw", "processed"}
 
 
-class Flaky:
-    """The fake, throttling a seeded random share of all calls before they reach it."""
-
-    def __init__(self, client: FakeDataZoneClient, rate: float, seed: int = 7) -> None:
-        self.client = client
-        self.rate = rate
-        self.random = random.Random(seed)
-        self.injected = 0
-        self.domain_id = client.domain_id
-        self.project_id = client.project_id
-
-    def __getattr__(self, name: str) -> Callable[..., Any]:
-        method = getattr(self.client, name)
-
-        def call(**params: Any) -> Any:
-            if self.random.random() < self.rate:
-                self.client.throttle("".join(part.title() for part in name.split("_")), 1)
-                self.injected += 1
-            return method(**params)
-
-        return call
-
-
 def test_throttling_on_a_fifth_of_the_calls_still_publishes_everything(
     client: FakeDataZoneClient, tmp_path: Path, clock: Clock
 ) -> None:
-    flaky = Flaky(client, rate=0.2)
+    flaky = ThrottledShare(client, share=0.2)
     catalog = make_catalog(flaky, tmp_path, clock)
     steady = make_catalog(FakeDataZoneClient(clock=clock), tmp_path, clock, name="steady.db")
 

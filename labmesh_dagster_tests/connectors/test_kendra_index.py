@@ -17,18 +17,15 @@ UserContext as Kendra takes them; calls stay under the configured rate;
 from __future__ import annotations
 
 import math
-import random
-from collections.abc import Callable
 from datetime import UTC, date, datetime
 from typing import Any
 
 import pytest
-from botocore import xform_name
 
 from labmesh_dagster.connectors.search.base import ContentDocument, ContentFilter, ContentIndexUnavailable
 from labmesh_dagster.connectors.search.kendra import KendraContentIndex
 from labmesh_dagster_tests.fake_kendra import FakeKendraClient
-from labmesh_dagster_tests.service_model import load_model
+from labmesh_dagster_tests.service_model import ThrottledShare
 
 CUSTOM_FIELDS = {"experiment_id", "sample_ids", "platform", "group", "zone", "format"}
 
@@ -298,30 +295,8 @@ def test_documents_refused_in_failed_documents_are_reported_and_not_polled(
     assert document(1).id not in polled
 
 
-class Throttling:
-    """A fake client on which about ``share`` of all calls is throttled (seeded, so every run is the same)."""
-
-    def __init__(self, fake: FakeKendraClient, share: float, seed: int = 7) -> None:
-        self.fake = fake
-        self.share = share
-        self.random = random.Random(seed)
-        self.injected = 0
-        self.operations = {xform_name(name): name for name in load_model("kendra").operation_names}
-
-    def __getattr__(self, name: str) -> Callable[..., Any]:
-        method = getattr(self.fake, name)
-
-        def call(**params: Any) -> Any:
-            if self.random.random() < self.share:
-                self.fake.throttle(self.operations[name])
-                self.injected += 1
-            return method(**params)
-
-        return call
-
-
 def test_throttling_on_a_fifth_of_the_calls_still_indexes_everything(kendra: FakeKendraClient, clock: Clock) -> None:
-    client = Throttling(kendra, share=0.2)
+    client = ThrottledShare(kendra, share=0.2)
     index = make_index(client, clock)
     index.replace(documents(40))
 

@@ -57,6 +57,17 @@ def test_put_stat_open_and_list_round_trip(store: ObjectStore) -> None:
     assert store.sha256(info.key) == hashlib.sha256(b"bee").hexdigest()
 
 
+def test_a_listing_resumes_after_a_key(store: ObjectStore) -> None:
+    for name in ("EXP-1/a.txt", "EXP-1/b/c.txt", "EXP-1/d.txt", "EXP-2/e.txt"):
+        store.put(key(Zone.LANDING, name), b"x")
+
+    assert [i.key.key for i in store.list(Zone.LANDING, start_after="EXP-1/b/c.txt")] == ["EXP-1/d.txt", "EXP-2/e.txt"]
+    assert [i.key.key for i in store.list(Zone.LANDING, "EXP-1/", start_after="EXP-1/a.txt")] == [
+        "EXP-1/b/c.txt",
+        "EXP-1/d.txt",
+    ]
+
+
 @pytest.mark.parametrize("name", ODD_NAMES)
 def test_keys_with_spaces_plus_percent_and_unicode_survive(store: ObjectStore, name: str) -> None:
     odd = key(Zone.LANDING, f"EXP-1/{name}")

@@ -35,6 +35,7 @@ from labmesh_dagster.steps.landing import (
     plan_landing,
     quarantine_key,
     quarantine_object,
+    retry_sweep,
     retry_sweep_due,
 )
 
@@ -337,3 +338,26 @@ def test_the_event_path_lists_landing_once_per_retry_period() -> None:
     assert retry_sweep_due((now - timedelta(minutes=60)).isoformat(), now=now, retry_seconds=3600)
     assert retry_sweep_due("garbled", now=now, retry_seconds=3600)
     assert not retry_sweep_due(None, now=now, retry_seconds=0)
+
+
+def test_the_retry_sweep_lists_landing_in_slices_and_restarts_each_period(tmp_path: Path) -> None:
+    store = LocalObjectStore(tmp_path)
+    for number in range(7):
+        store.put(ObjectKey(Zone.LANDING, f"EXP-1/{number}.fastq"), b"x")
+    now = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
+
+    def sweep(last: str | None, after: str | None, at: datetime = now) -> tuple[list[str], str | None, str | None]:
+        listed, last, after = retry_sweep(
+            store, last_sweep=last, sweep_after=after, now=at, retry_seconds=3600, limit=3
+        )
+        return [info.key.key for info in listed], last, after
+
+    assert sweep(None, None) == (["EXP-1/0.fastq", "EXP-1/1.fastq", "EXP-1/2.fastq"], None, "EXP-1/2.fastq")
+    assert sweep(None, "EXP-1/2.fastq") == (["EXP-1/3.fastq", "EXP-1/4.fastq", "EXP-1/5.fastq"], None, "EXP-1/5.fastq")
+    assert sweep(None, "EXP-1/5.fastq") == (["EXP-1/6.fastq"], now.isoformat(), None)
+    assert sweep(now.isoformat(), None, now + timedelta(minutes=30)) == ([], now.isoformat(), None)
+    assert sweep(now.isoformat(), None, now + timedelta(hours=1))[0] == [
+        "EXP-1/0.fastq",
+        "EXP-1/1.fastq",
+        "EXP-1/2.fastq",
+    ]

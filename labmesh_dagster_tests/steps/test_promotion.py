@@ -132,8 +132,8 @@ def test_a_failed_file_is_reported_alone_and_the_others_are_promoted(tmp_path: P
 class ConcurrentRunStore(LocalObjectStore):
     """Another run promotes ``taken.fastq`` between our listing and our copy."""
 
-    def list(self, zone: Zone, prefix: str = "") -> Iterator[ObjectInfo]:
-        listed = [*super().list(zone, prefix)]
+    def list(self, zone: Zone, prefix: str = "", *, start_after: str = "") -> Iterator[ObjectInfo]:
+        listed = [*super().list(zone, prefix, start_after=start_after)]
         self.delete(landing("EXP-1/taken.fastq"))
         yield from listed
 

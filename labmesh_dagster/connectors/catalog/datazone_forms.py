@@ -37,14 +37,14 @@ from __future__ import annotations
 import json
 import re
 import sqlite3
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import astuple, dataclass
 from datetime import datetime
 from typing import Any
 
 from labmesh_dagster.core.experiment import ExperimentRecord
 from labmesh_dagster.core.manifest import Manifest
-from labmesh_dagster.core.text import clean_data, clean_text
+from labmesh_dagster.core.text import clean_data, clean_text, words_of
 
 EXPERIMENT_FORM = "LabmeshExperimentForm"
 DATASET_FORM = "LabmeshDatasetForm"
@@ -292,19 +292,6 @@ def _timestamp(text: str | None) -> str | None:
     return text
 
 
-def flatten(value: Any) -> Iterator[str]:
-    """Every key and scalar inside nested metadata, as text: what the local index reads of custom fields."""
-    if isinstance(value, Mapping):
-        for key, item in value.items():
-            yield str(key)
-            yield from flatten(item)
-    elif isinstance(value, (list, tuple)):
-        for item in value:
-            yield from flatten(item)
-    elif value is not None:
-        yield str(value)
-
-
 @dataclass(frozen=True)
 class Budgets:
     """Characters allowed per member; `scaled` halves them when a form would still not fit."""
@@ -370,7 +357,7 @@ def experiment_texts(record: ExperimentRecord) -> list[str]:
     return [
         *[word for word in words if word],
         " ".join(record.tags),
-        " ".join(flatten(record.custom)),
+        " ".join(words_of(record.custom)),
         " ".join(record.sample_ids),
         record.group or "",
         record.platform or "",
@@ -437,7 +424,7 @@ def dataset_texts(manifest: Manifest, record: ExperimentRecord) -> list[str]:
         " ".join(file_sample_ids(manifest, record)),
         *[entry.key for entry in entries],
         *[entry.text for entry in entries],
-        *[" ".join(flatten(entry.metadata)) for entry in entries],
+        *[" ".join(words_of(entry.metadata)) for entry in entries],
     ]
 
 

@@ -31,7 +31,7 @@ from labmesh_dagster.connectors.catalog.base import (
 )
 from labmesh_dagster.core.experiment import ExperimentRecord
 from labmesh_dagster.core.manifest import Manifest, ManifestEntry
-from labmesh_dagster.core.text import clean_text
+from labmesh_dagster.core.text import clean_text, words_of
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS experiments (
@@ -127,19 +127,6 @@ def fts_expression(query: SearchQuery) -> str | None:
         if value:
             parts.append(f"{column} : {_phrase(value)}")
     return " AND ".join(parts) if parts else None
-
-
-def _flatten(value: Any) -> Iterator[str]:
-    """Every scalar inside nested metadata, as text for the index."""
-    if isinstance(value, dict):
-        for key, item in value.items():
-            yield str(key)
-            yield from _flatten(item)
-    elif isinstance(value, (list, tuple)):
-        for item in value:
-            yield from _flatten(item)
-    elif value is not None:
-        yield str(value)
 
 
 class SqliteCatalog(Catalog):
@@ -314,7 +301,7 @@ class SqliteCatalog(Catalog):
                 record.project,
                 record.protocol,
                 " ".join(record.tags),
-                " ".join(_flatten(record.custom)),
+                " ".join(words_of(record.custom)),
             ]
             if part
         )
@@ -334,7 +321,7 @@ class SqliteCatalog(Catalog):
             # A file with no sample of its own (a run summary, say) belongs to
             # the whole experiment, so it is found under each of its samples.
             samples = _sample_list(entry.sample_ids) if entry.sample_ids else experiment_samples
-            content = clean_text(" ".join([entry.key, entry.text, " ".join(_flatten(entry.metadata))]))
+            content = clean_text(" ".join([entry.key, entry.text, " ".join(words_of(entry.metadata))]))
             db.execute(
                 """INSERT INTO search_index
                    (experiment_id, dataset, file_key, created, experiment, samples, lab_group, platform,

@@ -43,8 +43,11 @@ class ObjectStore(ABC):
     complete_when_visible: bool = False
 
     @abstractmethod
-    def list(self, zone: Zone, prefix: str = "") -> Iterator[ObjectInfo]:
-        """Every object in ``zone`` whose key starts with ``prefix``, in key order."""
+    def list(self, zone: Zone, prefix: str = "", *, start_after: str = "") -> Iterator[ObjectInfo]:
+        """Every object in ``zone`` whose key starts with ``prefix``, in key order, after ``start_after``.
+
+        ``start_after`` lets a long listing be taken in slices across sensor ticks.
+        """
 
     @abstractmethod
     def stat(self, key: ObjectKey) -> ObjectInfo:

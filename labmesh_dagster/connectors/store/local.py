@@ -48,7 +48,7 @@ class LocalObjectStore(ObjectStore):
             etag=f"{stat.st_mtime_ns:x}-{stat.st_size:x}-{stat.st_ino:x}",
         )
 
-    def list(self, zone: Zone, prefix: str = "") -> Iterator[ObjectInfo]:
+    def list(self, zone: Zone, prefix: str = "", *, start_after: str = "") -> Iterator[ObjectInfo]:
         zone_root = self.zone_root(zone)
         # Walk only the directory the prefix names, not the whole zone.
         start = zone_root / prefix.rsplit("/", 1)[0] if "/" in prefix else zone_root
@@ -60,7 +60,7 @@ class LocalObjectStore(ObjectStore):
             for filename in filenames:
                 path = Path(directory, filename)
                 key = path.relative_to(zone_root).as_posix()
-                if not key.startswith(prefix):
+                if not key.startswith(prefix) or key <= start_after:
                     continue
                 try:
                     stat = path.lstat()

@@ -116,11 +116,12 @@ class S3ObjectStore(ObjectStore):
     def _info(self, key: ObjectKey, size: int, modified: Any, etag: str) -> ObjectInfo:
         return ObjectInfo(key=key, size=int(size), modified=modified, etag=etag.strip('"'))
 
-    def list(self, zone: Zone, prefix: str = "") -> Iterator[ObjectInfo]:
+    def list(self, zone: Zone, prefix: str = "", *, start_after: str = "") -> Iterator[ObjectInfo]:
         paginator = self.client.get_paginator("list_objects_v2")
+        where = {"StartAfter": start_after} if start_after else {}
         # Pages are fetched as the caller iterates, so a listing of any size stays small in memory.
         with _clear_failure(f"list s3://{self.bucket(zone)}/{prefix}"):
-            for page in paginator.paginate(Bucket=self.bucket(zone), Prefix=prefix):
+            for page in paginator.paginate(Bucket=self.bucket(zone), Prefix=prefix, **where):
                 for item in page.get("Contents", []):
                     if item["Key"].endswith("/"):
                         continue  # a folder marker, not an object

@@ -1,0 +1,275 @@
+"""The skeleton's flow on the aws profile, published to DataZone (catalog, lineage) and Kendra (content).
+
+S3 and SQS are moto's server over HTTP; DataZone and Kendra, which moto does
+not serve, are the fakes held to botocore's service models. Contract: every
+dataset is one DataZone asset (revisions, never duplicates), listed and
+searchable by every facet with the same answers the local profile gives;
+lineage events reach DataZone, valid against the OpenLineage schema; Kendra
+gets ceil(documents / 10) BatchPutDocument calls per dataset; rematerializing
+everything adds no asset, document or lineage edge; and with a fifth of all
+DataZone and Kendra calls throttled, every publish still succeeds.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import pytest
+
+from labmesh_dagster.connectors.catalog.base import SearchHit, SearchQuery
+from labmesh_dagster.core.keys import ObjectKey, Zone
+from labmesh_dagster.defs import resources
+from labmesh_dagster.lineage.graph import build_graph
+from labmesh_dagster.steps.content import dataset_documents
+from labmesh_dagster.steps.manifests import read_manifest
+from labmesh_dagster_tests.conftest import Lab, aws_settings, make_settings
+from labmesh_dagster_tests.fake_datazone import FakeDataZoneClient
+from labmesh_dagster_tests.fake_kendra import FakeKendraClient
+from labmesh_dagster_tests.lineage.schemas import validate_event
+from labmesh_dagster_tests.scenarios.test_end_to_end import run_flow
+from labmesh_dagster_tests.service_model import ThrottledShare
+
+ASSETS = ("experiment", "raw_dataset", "processed_dataset", "final_dataset")
+FACET_QUERIES = [
+    SearchQuery(text="fibrotic"),
+    SearchQuery(text="liver biopsy"),
+    SearchQuery(experiment="EXP-42"),
+    SearchQuery(sample="S-001"),
+    SearchQuery(sample="S-002", format="fastq"),
+    SearchQuery(group="Hepatology"),
+    SearchQuery(platform="MiSeq"),
+    SearchQuery(format="fastq.gz"),
+    SearchQuery(file_name="summary"),
+    SearchQuery(file_name="SampleSheet"),
+    SearchQuery(since="2020-01-01"),
+    SearchQuery(until="2000-01-01"),
+    SearchQuery(text="nothing-like-this"),
+]
+
+
+@dataclass
+class Publishing:
+    datazone: FakeDataZoneClient
+    kendra: FakeKendraClient
+    throttled: list[ThrottledShare]
+
+
+@pytest.fixture
+def publishing(monkeypatch: pytest.MonkeyPatch) -> Callable[[float], Publishing]:
+    """The two fakes, handed out for "datazone" and "kendra"; ``share`` of their calls throttled."""
+
+    def install(share: float = 0.0) -> Publishing:
+        fakes = Publishing(FakeDataZoneClient(lineage_reads_to_finish=0), FakeKendraClient(reads_to_index=0), [])
+        clients: dict[str, Any] = {"datazone": fakes.datazone, "kendra": fakes.kendra}
+        if share:
+            fakes.throttled = [ThrottledShare(fakes.datazone, share), ThrottledShare(fakes.kendra, share, seed=11)]
+            clients = {"datazone": fakes.throttled[0], "kendra": fakes.throttled[1]}
+        real = resources.aws_client
+
+        def client(service: str, **where: Any) -> Any:
+            return clients[service] if service in clients else real(service, **where)
+
+        monkeypatch.setattr(resources, "aws_client", client)
+        return fakes
+
+    return install
+
+
+def published_lab(tmp_path: Path, instance: dg.DagsterInstance, fakes: Publishing, request: Any) -> Lab:
+    settings = aws_settings(
+        tmp_path / "home",
+        request.getfixturevalue("moto_endpoint"),
+        request.getfixturevalue("s3_buckets"),
+        LABMESH_DATAZONE_DOMAIN_ID=fakes.datazone.domain_id,
+        LABMESH_DATAZONE_PROJECT_ID=fakes.datazone.project_id,
+        LABMESH_DATAZONE_MAX_CALLS_PER_SECOND="500",
+        LABMESH_KENDRA_INDEX_ID=fakes.kendra.index_id,
+        LABMESH_KENDRA_MAX_CALLS_PER_SECOND="500",
+    )
+    return Lab(settings, instance)
+
+
+@pytest.fixture
+def aws_lab(
+    tmp_path: Path, instance: dg.DagsterInstance, publishing: Callable[..., Publishing], request: Any
+) -> Iterator[tuple[Lab, Publishing]]:
+    fakes = publishing()
+    yield published_lab(tmp_path, instance, fakes, request), fakes
+
+
+def answers(hits: list[SearchHit]) -> list[tuple[Any, ...]]:
+    """What a person sees of a search, without the locations (file:// here, s3:// there)."""
+    return [
+        (
+            hit.experiment_id,
+            hit.title,
+            hit.dataset,
+            hit.entry_id,
+            tuple((f.key, f.format, f.size, f.sample_ids) for f in hit.files),
+        )
+        for hit in hits
+    ]
+
+
+def assets_by_identifier(datazone: FakeDataZoneClient) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for asset in datazone.assets.values():
+        counts[asset.external_identifier or ""] = counts.get(asset.external_identifier or "", 0) + 1
+    return counts
+
+
+def expected_batch_puts(lab: Lab) -> int:
+    record = lab.catalog.get_experiment("EXP-42")
+    assert record is not None
+    total = 0
+    for zone in (Zone.RAW, Zone.PROCESSED, Zone.FINAL):
+        manifest = read_manifest(lab.store, zone, "EXP-42")
+        assert manifest is not None
+        documents = dataset_documents(manifest, record, lambda key: lab.store.uri(ObjectKey.parse(key)))
+        total += math.ceil(len(documents) / 10)
+    return total
+
+
+def test_each_dataset_is_one_listed_datazone_asset_with_lineage_and_indexed_content(
+    aws_lab: tuple[Lab, Publishing],
+) -> None:
+    lab, fakes = aws_lab
+    run_flow(lab)
+
+    assert assets_by_identifier(fakes.datazone) == {
+        "labmesh:EXP-42": 1,
+        "labmesh:EXP-42:raw": 1,
+        "labmesh:EXP-42:processed": 1,
+        "labmesh:EXP-42:final": 1,
+    }
+    assert all(listing.status == "ACTIVE" for listing in fakes.datazone.listings.values())
+    assert len(fakes.datazone.listings) == 4
+    posted = [json.loads(event.event) for event in fakes.datazone.lineage_events.values()]
+    assert sorted((e["job"]["name"], e["eventType"]) for e in posted) == sorted(
+        (asset, state) for asset in ASSETS for state in ("START", "COMPLETE")
+    )
+    for event in posted:
+        validate_event(event)
+    graph = build_graph(posted)
+    assert {
+        (graph.datasets[s].zone, r.job.name, graph.datasets[t].zone)
+        for r in graph.runs.values()
+        for s in r.inputs
+        for t in r.outputs
+    } == {
+        ("landing", "raw_dataset", "raw"),
+        ("raw", "processed_dataset", "processed"),
+        ("processed", "final_dataset", "final"),
+    }
+    assert fakes.kendra.call_counts["BatchPutDocument"] == expected_batch_puts(lab)
+    assert fakes.kendra.documents and all(s.outcome in {"INDEXED", "UPDATED"} for s in fakes.kendra.statuses.values())
+
+
+def test_every_facet_finds_in_datazone_what_the_registry_finds(aws_lab: tuple[Lab, Publishing]) -> None:
+    lab, fakes = aws_lab
+    run_flow(lab)
+    datazone = lab.resources["catalog"].get_catalog()
+
+    for query in FACET_QUERIES:
+        assert answers(datazone.search(query)) == answers(lab.catalog.search(query)), query
+    assert all(datazone.search(query) for query in FACET_QUERIES[:-2])
+    assert fakes.datazone.call_counts["SearchListings"] >= len(FACET_QUERIES)
+
+
+def test_rematerializing_everything_adds_no_asset_document_or_lineage_edge(aws_lab: tuple[Lab, Publishing]) -> None:
+    lab, fakes = aws_lab
+    run_flow(lab)
+    assets, documents = assets_by_identifier(fakes.datazone), set(fakes.kendra.documents)
+    revisions = {asset.id: len(asset.revisions) for asset in fakes.datazone.assets.values()}
+    edges = build_graph([json.loads(e.event) for e in fakes.datazone.lineage_events.values()]).edges
+
+    for asset in ASSETS:
+        result = lab.materialize(asset, partition="EXP-42")
+        failed = [(c.check_name, c.metadata) for c in result.get_asset_check_evaluations() if not c.passed]
+        assert result.success and failed == [], (asset, failed)
+
+    assert assets_by_identifier(fakes.datazone) == assets
+    assert {asset.id: len(asset.revisions) for asset in fakes.datazone.assets.values()} == revisions
+    assert set(fakes.kendra.documents) == documents
+    assert build_graph([json.loads(e.event) for e in fakes.datazone.lineage_events.values()]).edges == edges
+
+
+def test_a_fifth_of_datazone_and_kendra_calls_throttled_still_publishes_everything(
+    tmp_path: Path, instance: dg.DagsterInstance, publishing: Callable[..., Publishing], request: Any
+) -> None:
+    fakes = publishing(0.2)
+    lab = published_lab(tmp_path, instance, fakes, request)
+
+    run_flow(lab)
+
+    assert all(share.injected >= 3 for share in fakes.throttled), [share.injected for share in fakes.throttled]
+    assert len(assets_by_identifier(fakes.datazone)) == 4 and len(fakes.datazone.listings) == 4
+    checks = [
+        evaluation
+        for record in lab.instance.get_event_records(dg.EventRecordsFilter(dg.DagsterEventType.ASSET_CHECK_EVALUATION))
+        for evaluation in [record.event_log_entry.dagster_event.event_specific_data]  # type: ignore[union-attr]
+    ]
+    assert checks and all(check.passed for check in checks)
+
+
+def test_the_local_profile_answers_every_search_as_the_aws_profile_does(
+    tmp_path: Path, instance: dg.DagsterInstance, aws_lab: tuple[Lab, Publishing]
+) -> None:
+    aws, _ = aws_lab
+    local = Lab(make_settings(tmp_path / "local-home"), instance)
+    run_flow(aws)
+    run_flow(local)
+    datazone = aws.resources["catalog"].get_catalog()
+
+    for query in FACET_QUERIES:
+        assert answers(local.catalog.search(query)) == answers(datazone.search(query)), query
+
+
+def test_a_document_kendra_fails_fails_the_content_check_and_keeps_the_data_published(
+    aws_lab: tuple[Lab, Publishing],
+) -> None:
+    lab, fakes = aws_lab
+    fakes.kendra.fail_document("final/EXP-42/report/summary.md", "The document contains unsupported content.")
+    run_flow(lab)
+
+    result = lab.materialize("final_dataset", partition="EXP-42")
+
+    assert result.success
+    [check] = [c for c in result.get_asset_check_evaluations() if c.check_name == "content_indexed"]
+    assert not check.passed
+    assert "final/EXP-42/report/summary.md" in check.metadata["problems"].value
+    assert lab.catalog.get_dataset("EXP-42", "final") is not None
+
+
+def test_labmesh_datazone_bootstrap_sets_up_the_domain_once(
+    aws_lab: tuple[Lab, Publishing], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from labmesh_dagster import cli
+
+    lab, fakes = aws_lab
+    monkeypatch.setattr(cli.Settings, "from_env", classmethod(lambda cls, environ=None: lab.settings))
+
+    assert cli.main(["datazone", "bootstrap"]) == 0
+    first = capsys.readouterr().out
+    assert cli.main(["datazone", "bootstrap"]) == 0
+    again = capsys.readouterr().out
+
+    assert "LabmeshExperimentForm (revision 1)" in first and "created now: nothing" not in first
+    assert "created now: nothing, everything was there" in again
+    assert set(fakes.datazone.form_types) >= {"LabmeshExperimentForm", "LabmeshDatasetForm"}
+
+
+def test_bootstrap_without_datazone_says_what_to_set(
+    lab: Lab, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from labmesh_dagster import cli
+
+    monkeypatch.setenv("LABMESH_HOME", str(lab.settings.home))
+    assert cli.main(["datazone", "bootstrap"]) == 2
+    assert "LABMESH_DATAZONE_DOMAIN_ID" in capsys.readouterr().err
