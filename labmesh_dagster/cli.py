@@ -11,6 +11,7 @@ import subprocess
 import sys
 from collections.abc import Sequence
 from dataclasses import asdict
+from datetime import date, datetime
 from pathlib import Path
 
 from dotenv import dotenv_values
@@ -121,7 +122,39 @@ def command_datazone_bootstrap(settings: Settings, args: argparse.Namespace) -> 
     return 0
 
 
+def command_search_content(settings: Settings, args: argparse.Namespace) -> int:
+    """Search inside the files (the content index: SQLite FTS5 locally, Kendra in the aws profile)."""
+    from labmesh_dagster.connectors.search.base import ContentFilter
+    from labmesh_dagster.definitions import build_content_index_resource
+
+    filters = ContentFilter(
+        experiment_id=args.experiment,
+        sample_id=args.sample,
+        platform=args.platform,
+        group=args.group,
+        format=args.format,
+        since=datetime.fromisoformat(args.since) if args.since else None,
+        until=(datetime if "T" in args.until else date).fromisoformat(args.until) if args.until else None,
+    )
+    index = build_content_index_resource(settings).get_index()
+    hits = index.search(" ".join(args.query), filters=filters, limit=args.limit)
+    if args.json:
+        print(json.dumps([asdict(hit) for hit in hits], indent=2, default=str))
+        return 0 if hits else 1
+    if not hits:
+        print("no matching files")
+        return 1
+    for hit in hits:
+        print(f"{hit.id}  {hit.title}")
+        print(f"  {hit.uri}")
+        if hit.excerpt:
+            print(f"  {clean_text(hit.excerpt)}")
+    return 0
+
+
 def command_search(settings: Settings, args: argparse.Namespace) -> int:
+    if args.content:
+        return command_search_content(settings, args)
     query = SearchQuery(
         text=" ".join(args.query),
         experiment=args.experiment,
@@ -289,6 +322,15 @@ def command_demo(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def iso_date(text: str) -> str:
+    """An ISO date or date-time, checked when the command line is read rather than deep in a search."""
+    try:
+        (datetime if "T" in text else date).fromisoformat(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an ISO date such as 2026-11-01") from exc
+    return text
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="labmesh", description="labmesh: the laboratory data mesh on Dagster")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -306,10 +348,13 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--platform", help="only this platform or instrument (words match)")
     search.add_argument("--format", help="only files of this format (fastq, fastq.gz, csv, ...)")
     search.add_argument("--file-name", dest="file_name", help="only files whose name contains these words")
-    search.add_argument("--since", help="created on or after this ISO date")
-    search.add_argument("--until", help="created on or before this ISO date")
+    search.add_argument("--since", type=iso_date, help="created on or after this ISO date (2026-11-01)")
+    search.add_argument("--until", type=iso_date, help="created on or before this ISO date")
     search.add_argument("--limit", type=int, default=50)
     search.add_argument("--json", action="store_true", help="print JSON instead of text")
+    search.add_argument(
+        "--content", action="store_true", help="search inside the files (the content index) instead of the catalog"
+    )
     search.set_defaults(handler=command_search)
 
     datazone = commands.add_parser("datazone", help="Amazon DataZone set-up (aws profile)")

@@ -101,3 +101,21 @@ def test_sync_once_uploads_a_watched_folder_into_landing(
     assert cli.main(["sync", str(watch), "--experiment", "EXP-9", "--quiet-seconds", "0", "--once"]) == 0
     assert "uploaded 0" in capsys.readouterr().out
     assert cli.main(["sync", str(watch), "--layout", "{experiment}", "--once"]) == 2
+
+
+def test_search_content_finds_words_inside_files_with_their_location(
+    flowed: Lab, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli.main(["search", "--content", "COL1A1"]) == 0
+    out = capsys.readouterr().out
+    assert "final/EXP-42/report/summary.md" in out and "file://" in out
+    assert cli.main(["search", "--content", "COL1A1", "--format", "fastq"]) == 1
+    assert cli.main(["search", "--content", "COL1A1", "--json"]) == 0
+    [hit] = json.loads(capsys.readouterr().out.split("no matching files\n")[-1])
+    assert hit["attributes"]["experiment_id"] == "EXP-42"
+
+
+def test_a_date_that_is_not_iso_is_refused_before_searching(flowed: Lab, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["search", "--since", "last tuesday"])
+    assert exit_.value.code == 2 and "not an ISO date" in capsys.readouterr().err
