@@ -18,6 +18,7 @@ from dotenv import dotenv_values
 
 from labmesh_dagster.connectors.catalog.base import Catalog, SearchQuery
 from labmesh_dagster.connectors.catalog.sqlite import SqliteCatalog
+from labmesh_dagster.connectors.store.base import ObjectStore
 from labmesh_dagster.connectors.store.local import LocalObjectStore
 from labmesh_dagster.core.errors import LabmeshError
 from labmesh_dagster.core.keys import ObjectKey, Zone
@@ -94,6 +95,13 @@ def command_dev(settings: Settings, args: argparse.Namespace) -> int:
         signal.signal(signum, signal.SIG_DFL)
     os.execve(dagster, argv, env)
     return 0  # not reached
+
+
+def profile_store(settings: Settings) -> ObjectStore:
+    """The store the profile selects (local folders, or the S3 buckets), built as Dagster builds it."""
+    from labmesh_dagster.definitions import build_store_resource
+
+    return build_store_resource(settings).get_store()
 
 
 def profile_catalog(settings: Settings) -> Catalog:
@@ -204,7 +212,7 @@ def command_lineage(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def command_status(settings: Settings, args: argparse.Namespace) -> int:
-    store = LocalObjectStore(settings.store_dir)
+    store = profile_store(settings)
     catalog = SqliteCatalog(settings.catalog_path)
     summaries = {summary.experiment_id: summary for summary in catalog.summaries()}
     counts: dict[str, dict[Zone, int]] = {}
@@ -247,7 +255,7 @@ def command_status(settings: Settings, args: argparse.Namespace) -> int:
 
 def command_land(settings: Settings, args: argparse.Namespace) -> int:
     """Put files into an experiment's landing folder, as an instrument or DataSync would."""
-    store = LocalObjectStore(settings.store_dir)
+    store = profile_store(settings)
     for name in args.files:
         path = Path(name)
         if not path.is_file():
@@ -266,7 +274,6 @@ def command_sync(settings: Settings, args: argparse.Namespace) -> int:
     import hashlib
     import threading
 
-    from labmesh_dagster.definitions import build_store_resource
     from labmesh_dagster.sync.agent import ILLUMINA_MARKERS, SyncAgent, SyncOptions
     from labmesh_dagster.sync.layout import Layout, LayoutError
     from labmesh_dagster.sync.ledger import Ledger
@@ -280,7 +287,7 @@ def command_sync(settings: Settings, args: argparse.Namespace) -> int:
     except LayoutError as exc:
         print(f"labmesh sync: {exc}", file=sys.stderr)
         return 2
-    store = LocalObjectStore(args.store_dir) if args.store_dir else build_store_resource(settings).get_store()
+    store = LocalObjectStore(args.store_dir) if args.store_dir else profile_store(settings)
     ledger_path = (
         Path(args.ledger)
         if args.ledger

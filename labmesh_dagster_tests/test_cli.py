@@ -15,7 +15,7 @@ import pytest
 
 from labmesh_dagster import cli
 from labmesh_dagster.core.keys import Zone
-from labmesh_dagster_tests.conftest import Lab
+from labmesh_dagster_tests.conftest import Lab, aws_settings
 from labmesh_dagster_tests.scenarios.test_end_to_end import run_flow
 
 
@@ -119,3 +119,22 @@ def test_a_date_that_is_not_iso_is_refused_before_searching(flowed: Lab, capsys:
     with pytest.raises(SystemExit) as exit_:
         cli.main(["search", "--since", "last tuesday"])
     assert exit_.value.code == 2 and "not an ISO date" in capsys.readouterr().err
+
+
+def test_status_and_land_use_the_profiles_store(
+    tmp_path: Path,
+    moto_endpoint: str,
+    s3_buckets: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    settings = aws_settings(tmp_path / "home", moto_endpoint, s3_buckets)
+    monkeypatch.setattr(cli.Settings, "from_env", classmethod(lambda cls, environ=None: settings))
+    reads = tmp_path / "S1.fastq"
+    reads.write_bytes(b"@r\nACGT\n+\nIIII\n")
+
+    assert cli.main(["land", "EXP-9", str(reads)]) == 0
+    assert cli.main(["status"]) == 0
+
+    assert "EXP-9" in capsys.readouterr().out
+    assert [info.key.key for info in cli.profile_store(settings).list(Zone.LANDING)] == ["EXP-9/S1.fastq"]
