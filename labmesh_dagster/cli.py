@@ -22,7 +22,7 @@ from labmesh_dagster.connectors.store.base import ObjectStore
 from labmesh_dagster.connectors.store.local import LocalObjectStore
 from labmesh_dagster.core.errors import LabmeshError
 from labmesh_dagster.core.keys import ObjectKey, Zone
-from labmesh_dagster.core.text import clean_text
+from labmesh_dagster.core.text import clean_text, human_size
 from labmesh_dagster.settings import Settings
 from labmesh_dagster.steps.landing import list_quarantine
 
@@ -43,15 +43,6 @@ run_queue:
         applyLimitPerUniqueValue: true
       limit: 1
 """
-
-
-def _human(size: int) -> str:
-    value = float(size)
-    for unit in ("B", "kB", "MB", "GB", "TB"):
-        if value < 1000 or unit == "TB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1000
-    return f"{size} B"
 
 
 def prepare_home(settings: Settings) -> None:
@@ -189,7 +180,7 @@ def command_search(settings: Settings, args: argparse.Namespace) -> int:
             print(f"  {hit.location}")
         for file in hit.files:
             samples = f"  samples: {', '.join(file.sample_ids)}" if file.sample_ids else ""
-            print(f"  - {file.key}  {file.format}  {_human(file.size)}{samples}")
+            print(f"  - {file.key}  {file.format}  {human_size(file.size)}{samples}")
     return 0
 
 
@@ -246,7 +237,7 @@ def command_status(settings: Settings, args: argparse.Namespace) -> int:
     if quarantined:
         print(f"Quarantined ({len(quarantined)}):")
         for item in quarantined:
-            print(f"  {item.original_key}  ({_human(item.size)}, {item.quarantined_at}): {item.reason}")
+            print(f"  {item.original_key}  ({human_size(item.size)}, {item.quarantined_at}): {item.reason}")
             print(f"    now at {clean_text(str(item.key))}")
     else:
         print("Quarantined: nothing")

@@ -55,3 +55,13 @@ def words_of(value: Any) -> Iterator[str]:
             yield from words_of(item)
     elif value is not None:
         yield str(value)
+
+
+def human_size(size: int) -> str:
+    """Bytes as people read them: ``512 B``, ``2.5 MB`` (decimal units, as file browsers show)."""
+    value = float(size)
+    for unit in ("B", "kB", "MB", "GB", "TB"):
+        if value < 1000 or unit == "TB":
+            return f"{size} B" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1000
+    return f"{size} B"

@@ -31,6 +31,7 @@ from typing import Any
 from openlineage.client.event_v2 import RunEvent
 
 from labmesh_dagster.core.keys import Zone
+from labmesh_dagster.core.text import human_size
 from labmesh_dagster.lineage.events import DATASET_FACET, FILES_FACET, RUN_FACET, event_to_dict
 from labmesh_dagster.lineage.naming import dataset_location
 
@@ -276,15 +277,6 @@ def build_graph(events: Iterable[RunEvent | Mapping[str, Any]]) -> LineageGraph:
     )
 
 
-def _size(size: int) -> str:
-    value = float(size)
-    for unit in ("B", "kB", "MB", "GB", "TB"):
-        if value < 1000 or unit == "TB":
-            return f"{size} B" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1000
-    return f"{size} B"
-
-
 def _when(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%d %H:%M UTC")
 
@@ -310,7 +302,7 @@ def _dataset_label(node: DatasetNode) -> str:
     if files is not None:
         count = int(files.get("fileCount", 0))
         parts.append(f"{count:,} file{'' if count == 1 else 's'}")
-        parts.append(_size(int(files.get("totalBytes", 0))))
+        parts.append(human_size(int(files.get("totalBytes", 0))))
     if node.version:
         parts.append(f"version {node.version[:12]}")
     return " · ".join(parts)

@@ -13,8 +13,8 @@ import json
 import os
 import re
 import sqlite3
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
+from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -29,6 +29,7 @@ from labmesh_dagster.connectors.catalog.base import (
     SearchHit,
     SearchQuery,
 )
+from labmesh_dagster.connectors.sqlite_files import connect, transaction
 from labmesh_dagster.core.experiment import ExperimentRecord
 from labmesh_dagster.core.manifest import Manifest, ManifestEntry
 from labmesh_dagster.core.text import clean_text, words_of
@@ -138,29 +139,11 @@ class SqliteCatalog(Catalog):
         with self._connect() as db:
             db.executescript(SCHEMA)
 
-    @contextmanager
-    def _connect(self) -> Iterator[sqlite3.Connection]:
-        db = sqlite3.connect(self.path, timeout=60, isolation_level=None)
-        try:
-            db.row_factory = sqlite3.Row
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA foreign_keys=ON")
-            yield db
-        finally:
-            db.close()
+    def _connect(self) -> AbstractContextManager[sqlite3.Connection]:
+        return connect(self.path, foreign_keys=True)
 
-    @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        with self._connect() as db:
-            # IMMEDIATE takes the write lock up front: read-then-write upserts from
-            # concurrent runs serialise instead of failing with a lock upgrade error.
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                yield db
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-            db.execute("COMMIT")
+    def _transaction(self) -> AbstractContextManager[sqlite3.Connection]:
+        return transaction(self.path, foreign_keys=True)
 
     def upsert_experiment(self, record: ExperimentRecord, locations: dict[str, str]) -> CatalogEntry:
         entry_id = f"experiment:{record.id}"

@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import json
 import os
-import sqlite3
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from labmesh_dagster.connectors.lineage.base import Event, LineageLog
+from labmesh_dagster.connectors.sqlite_files import connect, transaction
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS lineage_events (
@@ -43,17 +42,8 @@ class SqliteLineageLog(LineageLog):
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self._connect() as db:
+        with connect(self.path) as db:
             db.executescript(SCHEMA)
-
-    @contextmanager
-    def _connect(self) -> Iterator[sqlite3.Connection]:
-        db = sqlite3.connect(self.path, timeout=30)
-        try:
-            with db:
-                yield db
-        finally:
-            db.close()
 
     def emit(self, events: Sequence[Event]) -> list[str]:
         problems = []
@@ -70,12 +60,12 @@ class SqliteLineageLog(LineageLog):
                 problems.append(f"lineage event {run_id}/{event_type} names no experiment: not recorded")
                 continue
             rows.append((*row, json.dumps(event, sort_keys=True, ensure_ascii=True)))
-        with self._connect() as db:
+        with transaction(self.path) as db:
             db.executemany("INSERT OR REPLACE INTO lineage_events VALUES (?, ?, ?, ?, ?, ?)", rows)
         return problems
 
     def events(self, experiment_id: str) -> list[dict[str, Any]]:
-        with self._connect() as db:
+        with connect(self.path) as db:
             rows = db.execute(
                 "SELECT event FROM lineage_events WHERE experiment_id = ? ORDER BY event_time, event_type DESC",
                 (experiment_id,),
@@ -83,5 +73,5 @@ class SqliteLineageLog(LineageLog):
         return [json.loads(row[0]) for row in rows]
 
     def count(self) -> int:
-        with self._connect() as db:
+        with connect(self.path) as db:
             return int(db.execute("SELECT COUNT(*) FROM lineage_events").fetchone()[0])
