@@ -184,6 +184,21 @@ def command_search(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def command_api(settings: Settings, args: argparse.Namespace) -> int:
+    """Serve `labmesh api` (ELN webhooks) with uvicorn until Ctrl-C."""
+    import uvicorn
+
+    from labmesh_dagster.api.app import create_app
+    from labmesh_dagster.api.webhooks import WebhookSource
+    from labmesh_dagster.connectors.eln.inbox import SqliteInbox
+
+    sources = {s.name: WebhookSource(s.name, s.secrets, s.payload) for s in settings.webhook_sources}
+    if not sources:
+        print("labmesh api: no webhook source configured; set LABMESH_WEBHOOK_<NAME>_SECRETS", file=sys.stderr)
+    uvicorn.run(create_app(SqliteInbox(settings.inbox_path), sources), host=args.host, port=args.port)
+    return 0
+
+
 def command_lineage(settings: Settings, args: argparse.Namespace) -> int:
     from labmesh_dagster.connectors.lineage.sqlite import SqliteLineageLog
     from labmesh_dagster.core.ids import validate_experiment_id
@@ -354,6 +369,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--content", action="store_true", help="search inside the files (the content index) instead of the catalog"
     )
     search.set_defaults(handler=command_search)
+
+    api = commands.add_parser("api", help="serve the HTTP API ELNs push events to (POST /eln/events/{source})")
+    api.add_argument("--host", default="127.0.0.1")
+    api.add_argument("--port", type=int, default=8000)
+    api.set_defaults(handler=command_api)
 
     datazone = commands.add_parser("datazone", help="Amazon DataZone set-up (aws profile)")
     datazone_commands = datazone.add_subparsers(dest="datazone_command", required=True)

@@ -15,6 +15,7 @@ from labmesh_dagster.defs.resources import (
     CatalogResource,
     ContentIndexResource,
     DataZoneCatalogResource,
+    ElnInboxResource,
     FolderElnResource,
     KendraContentIndexResource,
     LandingPolicyResource,
@@ -99,6 +100,7 @@ def build_resources(settings: Settings) -> dict[str, object]:
         "eln": FolderElnResource(records_dir=str(settings.eln_dir), outbox_dir=str(settings.eln_outbox_dir)),
         "catalog": build_catalog_resource(settings),
         "lineage": build_lineage_resource(settings),
+        "eln_inbox": ElnInboxResource(path=str(settings.inbox_path)),
         "content_index": build_content_index_resource(settings),
         "landing_policy": LandingPolicyResource(
             settle_seconds=settings.landing_settle_seconds,

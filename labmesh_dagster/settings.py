@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -153,6 +154,35 @@ class KendraSettings:
 
 
 @dataclass(frozen=True)
+class WebhookSettings:
+    """One sender `labmesh api` accepts events from: ``LABMESH_WEBHOOK_<NAME>_SECRETS`` (and ``_PAYLOAD``).
+
+    Several comma-separated secrets are all accepted, so a key can be rotated
+    without refusing events signed with the old one meanwhile.
+    """
+
+    name: str
+    secrets: tuple[str, ...]
+    payload: str
+
+    @classmethod
+    def all_from_env(cls, env: Mapping[str, str]) -> tuple[WebhookSettings, ...]:
+        sources = []
+        for key in sorted(env):
+            match = re.fullmatch(r"LABMESH_WEBHOOK_([A-Z0-9_]+)_SECRETS", key)
+            if not match or not env[key].strip():
+                continue
+            name = match.group(1).lower()
+            payload = env.get(f"LABMESH_WEBHOOK_{match.group(1)}_PAYLOAD") or (
+                "benchling" if name == "benchling" else "labmesh"
+            )
+            if payload not in {"labmesh", "benchling"}:
+                raise SettingsError(f"LABMESH_WEBHOOK_{match.group(1)}_PAYLOAD={payload!r}: use labmesh or benchling")
+            sources.append(cls(name=name, secrets=_list(env, key), payload=payload))
+        return tuple(sources)
+
+
+@dataclass(frozen=True)
 class AwsSettings:
     """The `aws` profile's object store: one bucket per zone, and where to reach S3."""
 
@@ -209,11 +239,17 @@ class Settings:
     unknown_experiment_grace_seconds: float
     sensor_interval_seconds: int
     landing_retry_seconds: float = 3600
+    webhook_sources: tuple[WebhookSettings, ...] = ()
     aws: AwsSettings | None = None
 
     @property
     def dagster_home(self) -> Path:
         return self.home / "dagster"
+
+    @property
+    def inbox_path(self) -> Path:
+        """The ELN event inbox `labmesh api` writes and `eln_sensor` reads (beside the catalog)."""
+        return self.catalog_path.with_name("eln-inbox.sqlite")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -241,5 +277,6 @@ class Settings:
             unknown_experiment_grace_seconds=_seconds(env, "LABMESH_UNKNOWN_EXPERIMENT_GRACE_SECONDS", 900),
             sensor_interval_seconds=int(_seconds(env, "LABMESH_SENSOR_INTERVAL_SECONDS", 10)),
             landing_retry_seconds=_seconds(env, "LABMESH_LANDING_RETRY_SECONDS", 3600),
+            webhook_sources=WebhookSettings.all_from_env(env),
             aws=AwsSettings.from_env(env) if profile == "aws" else None,
         )

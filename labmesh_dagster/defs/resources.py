@@ -16,6 +16,7 @@ from labmesh_dagster.connectors.catalog.base import Catalog
 from labmesh_dagster.connectors.catalog.sqlite import SqliteCatalog
 from labmesh_dagster.connectors.eln.base import ElnSource
 from labmesh_dagster.connectors.eln.folder import FolderEln
+from labmesh_dagster.connectors.eln.inbox import EventInbox, SqliteInbox
 from labmesh_dagster.connectors.events.base import EventQueue
 from labmesh_dagster.connectors.lineage.base import FanOutSink, LineageLog, LineageSink
 from labmesh_dagster.connectors.lineage.sqlite import SqliteLineageLog
@@ -94,6 +95,15 @@ class FolderElnResource(ElnResource):
 
     def get_eln(self) -> ElnSource:
         return FolderEln(self.records_dir, self.outbox_dir)
+
+
+class ElnInboxResource(dg.ConfigurableResource):
+    """Where `labmesh api` keeps pushed ELN events until `eln_sensor` takes them."""
+
+    path: str = Field(description="SQLite file of the ELN event inbox (shared with `labmesh api`).")
+
+    def get_inbox(self) -> EventInbox:
+        return SqliteInbox(self.path)
 
 
 class CatalogResource(dg.ConfigurableResource, ABC):

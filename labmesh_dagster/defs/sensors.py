@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 
 import dagster as dg
 
+from labmesh_dagster.connectors.eln.base import ElnPoll
 from labmesh_dagster.connectors.events.base import EventQueue
 from labmesh_dagster.connectors.store.base import ObjectInfo, ObjectStore
 from labmesh_dagster.core.errors import InvalidExperimentId, LabmeshError
@@ -23,6 +24,7 @@ from labmesh_dagster.defs.experiment_assets import experiment
 from labmesh_dagster.defs.partitions import experiments_partitions
 from labmesh_dagster.defs.resources import (
     CatalogResource,
+    ElnInboxResource,
     ElnResource,
     LandingPolicyResource,
     StoreEventsResource,
@@ -30,7 +32,7 @@ from labmesh_dagster.defs.resources import (
 )
 from labmesh_dagster.settings import Settings
 from labmesh_dagster.steps.final_zone import entry_state, plan_final
-from labmesh_dagster.steps.intake import experiments_to_register
+from labmesh_dagster.steps.intake import ELN_EVENTS_PER_TICK, ElnCursor, experiments_to_register, merge_polls
 from labmesh_dagster.steps.landing import (
     QUARANTINE_PER_TICK,
     batch_fingerprint,
@@ -161,22 +163,44 @@ def build_sensors(settings: Settings) -> list[dg.SensorDefinition]:
         minimum_interval_seconds=interval,
         description="New or changed ELN records add their experiment partition and (re)materialize `experiment`.",
     )
-    def eln_sensor(context: dg.SensorEvaluationContext, eln: ElnResource, catalog: CatalogResource) -> dg.SensorResult:
-        poll = eln.get_eln().poll(context.cursor)
+    def eln_sensor(
+        context: dg.SensorEvaluationContext, eln: ElnResource, catalog: CatalogResource, eln_inbox: ElnInboxResource
+    ) -> dg.SensorResult:
+        source, inbox = eln.get_eln(), eln_inbox.get_inbox()
+        cursor = ElnCursor.from_json(context.cursor)
+        inbox.acknowledge(cursor.receipts)
+        messages = inbox.receive(max_messages=ELN_EVENTS_PER_TICK, visibility_seconds=EVENT_VISIBILITY_SECONDS)
+        mine = [message.event for message in messages if message.event.source == source.name]
+        for message in messages:
+            if message.event.source != source.name:
+                context.log.warning(
+                    f"ELN event {message.event.event_id} from {message.event.source!r} dropped: labmesh reads "
+                    f"experiments from {source.name!r}"
+                )
+        # Pushed events first (they name what changed now), then the poll as the backfill that misses nothing.
+        pushed = source.resolve(mine) if mine else ElnPoll()
+        poll = merge_polls(pushed, source.poll(cursor.poll))
+        cursor = ElnCursor(poll=poll.cursor, receipts=[message.receipt for message in messages])
         for error in poll.errors:
             context.log.error(f"skipped ELN record {error.source}: {error.reason}")
+        for experiment_id in poll.archived:
+            context.log.info(f"experiment {experiment_id} was archived in the ELN; its data stays where it is")
         if poll.unchanged:
-            return dg.SensorResult(skip_reason="no ELN record changed", cursor=poll.cursor)
+            return dg.SensorResult(skip_reason="no ELN record changed", cursor=cursor.to_json())
         requests = experiments_to_register(poll, catalog.get_catalog().experiment_fingerprints())
         return dg.SensorResult(
             run_requests=[
-                # The poll cursor in the key: a replayed poll starts nothing new, while a later
-                # poll that finds the catalog still behind (an earlier run failed) tries again.
-                dg.RunRequest(partition_key=request.record.id, run_key=f"{request.run_key}@{poll.cursor}")
+                # The ELN's modification time in the key: a replayed event or poll starts nothing new.
+                # Sources without one use the poll cursor, so a later poll that finds the catalog
+                # still behind (an earlier run failed) tries again.
+                dg.RunRequest(
+                    partition_key=request.record.id,
+                    run_key=f"{request.run_key}@{request.record.modified or poll.cursor}",
+                )
                 for request in requests
             ],
             dynamic_partitions_requests=_missing_partitions(context, [record.id for record in poll.records]),
-            cursor=poll.cursor,
+            cursor=cursor.to_json(),
         )
 
     @dg.sensor(

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from labmesh_dagster.connectors.eln.base import ElnPoll
 from labmesh_dagster.core.experiment import ExperimentRecord
+
+# Each pushed event costs the ELN one read: 50 keep a tick far below Dagster's 60 s sensor limit.
+ELN_EVENTS_PER_TICK = 50
 
 
 @dataclass(frozen=True)
@@ -31,3 +35,44 @@ def experiments_to_register(poll: ElnPoll, registered: Mapping[str, str]) -> lis
             continue
         requests.append(ExperimentRequest(record, f"experiment:{record.id}:{current or 'new'}->{record.fingerprint}"))
     return requests
+
+
+@dataclass
+class ElnCursor:
+    """The ELN sensor's memory: the connector's poll cursor, and the inbox receipts of the last tick.
+
+    Receipts are acknowledged at the start of the next tick, once Dagster has
+    recorded the run requests of the tick that read them, so a crash between
+    the two only hands the events out again (and their run keys start nothing twice).
+    """
+
+    poll: str | None = None
+    receipts: list[str] = field(default_factory=list)
+
+    @classmethod
+    def from_json(cls, text: str | None) -> ElnCursor:
+        if not text:
+            return cls()
+        try:
+            data = json.loads(text)
+        except ValueError:
+            return cls(poll=text)  # a cursor from before the inbox: the poll cursor alone
+        if not isinstance(data, dict) or "poll" not in data:
+            return cls(poll=text)
+        return cls(poll=data.get("poll"), receipts=[str(r) for r in data.get("receipts") or []])
+
+    def to_json(self) -> str:
+        return json.dumps({"poll": self.poll, "receipts": self.receipts}, sort_keys=True)
+
+
+def merge_polls(pushed: ElnPoll, polled: ElnPoll) -> ElnPoll:
+    """One view of what changed: records by experiment id (the later read wins), errors and archives of both."""
+    records = {record.id: record for record in (*pushed.records, *polled.records)}
+    archived = tuple(dict.fromkeys((*pushed.archived, *polled.archived)))
+    return ElnPoll(
+        records=tuple(records.values()),
+        errors=(*pushed.errors, *polled.errors),
+        cursor=polled.cursor,
+        unchanged=polled.unchanged and not pushed.records and not pushed.archived,
+        archived=archived,
+    )

@@ -1,14 +1,15 @@
 """The ELN port: where experiments come from and where their data locations go back to.
 
-Every ELN is polled with an opaque cursor. A push channel (webhooks) can later
-feed the same sensor; the poll stays as the backfill that guarantees nothing is
-missed.
+Every ELN is polled with an opaque cursor. Pushed events (webhooks, an
+EventBridge queue) feed the same sensor through the inbox: an event only says
+which entry changed, and `ElnSource.resolve` reads those entries as a poll
+would. The poll stays as the backfill that guarantees nothing is missed.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from labmesh_dagster.core.errors import RecordError
@@ -26,6 +27,31 @@ class ElnPoll:
     errors: tuple[RecordError, ...] = ()
     cursor: str | None = None
     unchanged: bool = False
+    # Experiments the ELN archived or deleted since the cursor: marked archived, their data kept.
+    archived: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ElnEvent:
+    """One pushed notice that an ELN entry changed, as it waits in the inbox.
+
+    ``event_id`` is the sender's own id (duplicates are dropped by it);
+    ``entry_id`` is the ELN's id of the entry (not yet an experiment id: the
+    connector reads the entry to learn that); ``kind`` is ``changed`` or
+    ``archived``.
+    """
+
+    source: str
+    event_id: str
+    entry_id: str
+    kind: str
+    occurred_at: str
+
+    def __post_init__(self) -> None:
+        if self.kind not in {"changed", "archived"}:
+            raise ValueError(f"an ELN event is 'changed' or 'archived', not {self.kind!r}")
+        if not self.event_id or not self.entry_id:
+            raise ValueError("an ELN event needs the sender's event id and the entry id")
 
 
 class ElnSource(ABC):
@@ -48,3 +74,10 @@ class ElnSource(ABC):
     @abstractmethod
     def read_back(self, experiment_id: str) -> dict[str, str]:
         """The locations the ELN currently holds for the experiment, to confirm a write-back."""
+
+    def resolve(self, events: Sequence[ElnEvent]) -> ElnPoll:
+        """The records the events point at, read now (an event may be stale; the entry is the truth).
+
+        ELNs without pushed events never receive any; those with them override this.
+        """
+        raise NotImplementedError(f"the {self.name} connector takes no pushed events")

@@ -11,13 +11,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from labmesh_dagster.connectors.eln.base import ElnPoll, ElnSource
+from labmesh_dagster.connectors.eln.base import ElnEvent, ElnPoll, ElnSource
 from labmesh_dagster.core.errors import ExperimentNotFound, RecordError
 from labmesh_dagster.core.experiment import ExperimentRecord, record_from_mapping
 from labmesh_dagster.core.ids import validate_experiment_id
@@ -119,6 +119,15 @@ class FolderEln(ElnSource):
             if record.id == experiment_id:
                 return record
         raise ExperimentNotFound(f"no record for experiment {experiment_id} in {self.records_dir}")
+
+    def resolve(self, events: Sequence[ElnEvent]) -> ElnPoll:
+        """A LIMS that pushes names the experiment itself: each event's entry id is an experiment id."""
+        records, _ = self._scan()  # unreadable files are reported by the poll, once
+        wanted = {event.entry_id for event in events if event.kind == "changed"}
+        return ElnPoll(
+            records=tuple(record for record in records if record.id in wanted),
+            archived=tuple(dict.fromkeys(event.entry_id for event in events if event.kind == "archived")),
+        )
 
     def _outbox_path(self, experiment_id: str) -> Path:
         return self.outbox_dir / f"{validate_experiment_id(experiment_id)}.json"
