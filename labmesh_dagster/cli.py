@@ -16,7 +16,7 @@ from pathlib import Path
 
 from dotenv import dotenv_values
 
-from labmesh_dagster.connectors.catalog.base import Catalog, SearchQuery
+from labmesh_dagster.connectors.catalog.base import Catalog, ExperimentSummary, SearchQuery
 from labmesh_dagster.connectors.catalog.sqlite import SqliteCatalog
 from labmesh_dagster.connectors.store.base import ObjectStore
 from labmesh_dagster.connectors.store.local import LocalObjectStore
@@ -217,6 +217,12 @@ def command_lineage(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _catalog_state(summary: ExperimentSummary | None) -> str:
+    if summary is None:
+        return "not registered"
+    return f"rev {summary.revision}" + (", archived" if summary.archived else "")
+
+
 def command_status(settings: Settings, args: argparse.Namespace) -> int:
     store = profile_store(settings)
     catalog = SqliteCatalog(settings.catalog_path)
@@ -238,7 +244,9 @@ def command_status(settings: Settings, args: argparse.Namespace) -> int:
             (
                 experiment_id,
                 *(str(zone_counts.get(zone, 0)) for zone in Zone),
-                f"rev {summary.revision}" if summary else "not registered",
+                (f"rev {summary.revision}" + (", archived" if summary.archived else ""))
+                if summary
+                else "not registered",
                 summary.title if summary else "",
             )
         )

@@ -32,7 +32,13 @@ from labmesh_dagster.defs.resources import (
 )
 from labmesh_dagster.settings import Settings
 from labmesh_dagster.steps.final_zone import entry_state, plan_final
-from labmesh_dagster.steps.intake import ELN_EVENTS_PER_TICK, ElnCursor, experiments_to_register, merge_polls
+from labmesh_dagster.steps.intake import (
+    ELN_EVENTS_PER_TICK,
+    ElnCursor,
+    archive_changes,
+    experiments_to_register,
+    merge_polls,
+)
 from labmesh_dagster.steps.landing import (
     QUARANTINE_PER_TICK,
     batch_fingerprint,
@@ -183,11 +189,12 @@ def build_sensors(settings: Settings) -> list[dg.SensorDefinition]:
         cursor = ElnCursor(poll=poll.cursor, receipts=[message.receipt for message in messages])
         for error in poll.errors:
             context.log.error(f"skipped ELN record {error.source}: {error.reason}")
-        for experiment_id in poll.archived:
-            context.log.info(f"experiment {experiment_id} was archived in the ELN; its data stays where it is")
+        registry = catalog.get_catalog()
+        for experiment_id in archive_changes(poll, registry):
+            context.log.info(f"experiment {experiment_id}: archive state follows the ELN; its data stays where it is")
         if poll.unchanged:
             return dg.SensorResult(skip_reason="no ELN record changed", cursor=cursor.to_json())
-        requests = experiments_to_register(poll, catalog.get_catalog().experiment_fingerprints())
+        requests = experiments_to_register(poll, registry.experiment_fingerprints())
         return dg.SensorResult(
             run_requests=[
                 # The ELN's modification time in the key: a replayed event or poll starts nothing new.

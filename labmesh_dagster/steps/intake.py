@@ -6,6 +6,7 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from labmesh_dagster.connectors.catalog.base import Catalog
 from labmesh_dagster.connectors.eln.base import ElnPoll
 from labmesh_dagster.core.experiment import ExperimentRecord
 
@@ -76,3 +77,17 @@ def merge_polls(pushed: ElnPoll, polled: ElnPoll) -> ElnPoll:
         unchanged=polled.unchanged and not pushed.records and not pushed.archived,
         archived=archived,
     )
+
+
+def archive_changes(poll: ElnPoll, catalog: Catalog) -> list[str]:
+    """Mirror the ELN's archive state in the catalog: archived entries marked, entries seen active unmarked.
+
+    Archiving only marks: an experiment's data and catalog entries stay, since
+    archived experiments are still cited and searched. Returns the experiments whose mark changed.
+    """
+    changed = [experiment_id for experiment_id in poll.archived if catalog.set_archived(experiment_id, True)]
+    archived = catalog.archived_experiments()
+    changed += [
+        record.id for record in poll.records if record.id in archived and catalog.set_archived(record.id, False)
+    ]
+    return changed

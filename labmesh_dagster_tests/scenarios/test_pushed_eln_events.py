@@ -22,6 +22,7 @@ from labmesh_dagster.api.webhooks import WebhookSource
 from labmesh_dagster.connectors.eln.base import ElnPoll
 from labmesh_dagster.connectors.eln.folder import FolderEln
 from labmesh_dagster.connectors.eln.inbox import SqliteInbox
+from labmesh_dagster.core.keys import Zone
 from labmesh_dagster.defs import sensors
 from labmesh_dagster_tests.conftest import Lab
 
@@ -78,3 +79,33 @@ def test_a_tick_lost_in_a_crash_hands_its_events_out_again(lab: Lab, monkeypatch
     assert run.success and lab.catalog.get_experiment("EXP-7") is not None
     lab.run_sensor("eln_sensor")  # acknowledges what the last tick acted on
     assert SqliteInbox(lab.settings.inbox_path).pending() == 0
+
+
+def deliver_archive(lab: Lab, event_id: str) -> int:
+    source = lab.resources["eln"].get_eln().name
+    app = create_app(SqliteInbox(lab.settings.inbox_path), {source: WebhookSource(source, (SECRET,))})
+    body = json.dumps({"entry_id": "EXP-7", "kind": "archived", "occurred_at": "2026-11-30T10:00:00Z"})
+    now = datetime.now(UTC)
+    headers = {
+        "webhook-id": event_id,
+        "webhook-timestamp": str(int(now.timestamp())),
+        "webhook-signature": Webhook(SECRET).sign(event_id, now, body),
+    }
+    with TestClient(app) as client:
+        return client.post(f"/eln/events/{source}", content=body, headers=headers).status_code
+
+
+def test_an_archived_experiment_is_marked_and_keeps_its_data(lab: Lab) -> None:
+    lab.write_record("exp7.yaml", RECORD)
+    deliver(lab)
+    lab.run_sensor("eln_sensor")
+    lab.land("EXP-7", "S1.fastq", b"@r\nACGT\n+\nIIII\n")
+    lab.run_sensor("landing_sensor")
+
+    assert deliver_archive(lab, "msg_archive") == 202
+    assert lab.run_sensor("eln_sensor") == []
+
+    [summary] = lab.catalog.summaries()
+    assert summary.archived and summary.datasets == {"raw": 1}
+    assert lab.catalog.get_dataset("EXP-7", "raw") is not None
+    assert "EXP-7/S1.fastq" in lab.keys(Zone.RAW, "EXP-7")

@@ -92,6 +92,7 @@ class ExperimentSummary:
     platform: str | None
     revision: int
     datasets: dict[str, int]
+    archived: bool = False
 
 
 class Catalog(ABC):
@@ -132,3 +133,11 @@ class Catalog(ABC):
     @abstractmethod
     def summaries(self) -> list[ExperimentSummary]:
         """Every experiment with its datasets' file counts."""
+
+    @abstractmethod
+    def set_archived(self, experiment_id: str, archived: bool) -> bool:
+        """Mark a registered experiment archived in the ELN (or active again); its data stays. True if it changed."""
+
+    @abstractmethod
+    def archived_experiments(self) -> set[str]:
+        """Ids of the experiments marked archived."""

@@ -754,5 +754,11 @@ class DataZoneCatalog(Catalog):
     def lineage(self, experiment_id: str) -> list[LineageEdge]:
         return self.registry.lineage(experiment_id)
 
+    def set_archived(self, experiment_id: str, archived: bool) -> bool:
+        return self.registry.set_archived(experiment_id, archived)
+
+    def archived_experiments(self) -> set[str]:
+        return self.registry.archived_experiments()
+
     def summaries(self) -> list[ExperimentSummary]:
         return self.registry.summaries()

@@ -47,6 +47,10 @@ CREATE TABLE IF NOT EXISTS experiments (
     revision INTEGER NOT NULL,
     updated_at TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS archived_experiments (
+    experiment_id TEXT PRIMARY KEY REFERENCES experiments(experiment_id),
+    archived_at TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS datasets (
     experiment_id TEXT NOT NULL REFERENCES experiments(experiment_id),
     dataset TEXT NOT NULL,
@@ -389,6 +393,7 @@ class SqliteCatalog(Catalog):
             counts: dict[str, dict[str, int]] = {}
             for row in db.execute("SELECT experiment_id, dataset, file_count FROM datasets"):
                 counts.setdefault(row["experiment_id"], {})[row["dataset"]] = row["file_count"]
+            archived = {row[0] for row in db.execute("SELECT experiment_id FROM archived_experiments")}
         return [
             ExperimentSummary(
                 experiment_id=row["experiment_id"],
@@ -397,9 +402,27 @@ class SqliteCatalog(Catalog):
                 platform=row["platform"],
                 revision=row["revision"],
                 datasets=counts.get(row["experiment_id"], {}),
+                archived=row["experiment_id"] in archived,
             )
             for row in experiments
         ]
+
+    def set_archived(self, experiment_id: str, archived: bool) -> bool:
+        with self._transaction() as db:
+            if archived:
+                registered = db.execute(
+                    "SELECT 1 FROM experiments WHERE experiment_id = ?", (experiment_id,)
+                ).fetchone()
+                if registered is None:
+                    return False  # an experiment labmesh never registered has nothing to archive
+                cursor = db.execute("INSERT OR IGNORE INTO archived_experiments VALUES (?, ?)", (experiment_id, _now()))
+            else:
+                cursor = db.execute("DELETE FROM archived_experiments WHERE experiment_id = ?", (experiment_id,))
+            return cursor.rowcount == 1
+
+    def archived_experiments(self) -> set[str]:
+        with self._connect() as db:
+            return {row[0] for row in db.execute("SELECT experiment_id FROM archived_experiments")}
 
     def snapshot(self) -> dict[str, list[tuple[Any, ...]]]:
         """Every table's content, minus update times: to compare the catalog before and after."""

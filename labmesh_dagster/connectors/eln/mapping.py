@@ -58,6 +58,11 @@ def _is_empty(value: Any) -> bool:
     return isinstance(value, (list, tuple, Mapping)) and not value
 
 
+def template_names(spec: str) -> list[str]:
+    """The fields a template source reads ("ELAB-{id}" -> ["id"]); none for a plain field name."""
+    return [name.strip() for name in _TEMPLATE_FIELD.findall(spec)]
+
+
 def _split_text(text: str, separators: str) -> list[str]:
     """A free-text list ("S1, S2", one per line, ...) as its items."""
     parts = re.split(f"[{re.escape(separators)}]", text)
@@ -146,7 +151,11 @@ def _remove_path(value: Any, path: Sequence[str]) -> Any:
         return value
     if len(path) == 1:
         return {key: item for key, item in value.items() if key != path[0]}
-    return {**value, path[0]: _remove_path(value[path[0]], path[1:])}
+    inner = _remove_path(value[path[0]], path[1:])
+    if isinstance(inner, Mapping) and not inner and value[path[0]]:
+        # An object whose only content was used up is used up too, not left behind empty.
+        return {key: item for key, item in value.items() if key != path[0]}
+    return {**value, path[0]: inner}
 
 
 def _normalise(labmesh_field: str, value: Any) -> Any:
@@ -179,7 +188,8 @@ class FieldMapping:
     unless that name is already taken.
     """
 
-    fields: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    # A field name or a list of them per labmesh field; held as tuples once constructed.
+    fields: Mapping[str, str | Sequence[str] | None] = field(default_factory=dict)
     ignore: tuple[str, ...] = ()
     flatten: tuple[str, ...] = ()
 
@@ -223,13 +233,14 @@ class FieldMapping:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "fields": {name: list(sources) for name, sources in self.fields.items()},
+            "fields": {name: list(self.sources(name)) for name in self.fields},
             "ignore": list(self.ignore),
             "flatten": list(self.flatten),
         }
 
     def sources(self, labmesh_field: str) -> tuple[str, ...]:
-        return self.fields[labmesh_field]
+        """The source specs of one labmesh field, in the order they are tried."""
+        return _as_sources(self.fields[labmesh_field], labmesh_field)
 
     def apply(self, source_fields: Mapping[str, Any], *, exclude: Collection[str] = ()) -> dict[str, Any]:
         """The mapping `record_from_mapping` reads: labmesh fields by their own names, the rest under ``custom``.
@@ -241,7 +252,7 @@ class FieldMapping:
         used: set[tuple[str, ...]] = set()
         for name in LABMESH_FIELDS:
             value = None
-            for spec in self.fields[name]:
+            for spec in self.sources(name):
                 resolved = resolve_source(source_fields, spec)
                 if resolved.path is not None:
                     used.add(resolved.path)
