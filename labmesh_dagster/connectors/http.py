@@ -28,7 +28,6 @@ DEFAULT_BACKOFF_SECONDS = 0.5
 DEFAULT_MAX_BACKOFF_SECONDS = 30.0
 # A server asking for minutes of patience is not waited for inside one sensor tick.
 DEFAULT_MAX_RETRY_AFTER_SECONDS = 60.0
-RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
 
 
 class ElnUnavailable(LabmeshError):
@@ -178,8 +177,8 @@ class RetryingHttp:
                     break
             else:
                 status = response.status_code
-                if status not in RETRYABLE_STATUSES:
-                    if 400 <= status < 600:
+                if status != 429 and status < 500:
+                    if status >= 400:
                         raise ElnRequestRefused(method, path, status, server_message(response))
                     return response
                 last = f"HTTP {status}: {server_message(response)}"

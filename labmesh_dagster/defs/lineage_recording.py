@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 import dagster as dg
 
@@ -21,7 +22,11 @@ from labmesh_dagster.connectors.store.base import ObjectStore
 from labmesh_dagster.core.experiment import ExperimentRecord
 from labmesh_dagster.core.keys import Zone
 from labmesh_dagster.core.manifest import Manifest
-from labmesh_dagster.lineage.events import DatasetRef, event_to_dict, materialization_events
+
+if TYPE_CHECKING:
+    # openlineage-python costs a second to import; code servers and sensor ticks never need it,
+    # so it is imported by the runs that record lineage, when they do.
+    from labmesh_dagster.lineage.events import DatasetRef
 
 LINEAGE_RECORDED = "lineage_recorded"
 ASSET_OWNERS = ("team:lab-informatics",)
@@ -36,6 +41,8 @@ def lineage_check_spec(asset: str) -> dg.AssetCheckSpec:
 
 
 def dataset_ref(store: ObjectStore, zone: Zone, experiment_id: str, manifest: Manifest | None = None) -> DatasetRef:
+    from labmesh_dagster.lineage.events import DatasetRef
+
     return DatasetRef(store.location(zone, experiment_id), zone, manifest)
 
 
@@ -55,6 +62,8 @@ class LineageRun:
         """Send START and COMPLETE (or FAIL); the problems the sinks report, if any."""
         if self.experiment is None:
             return [f"{self.asset}: no registered experiment, so no lineage to record"]
+        from labmesh_dagster.lineage.events import event_to_dict, materialization_events
+
         try:
             events = materialization_events(
                 asset=self.asset,
