@@ -5,6 +5,8 @@ loads the code location, not when this module is imported; tests call
 `build_definitions` with settings of their own.
 """
 
+import os
+
 import dagster as dg
 
 from labmesh_dagster.connectors.store.s3_setup import queue_arn
@@ -15,7 +17,9 @@ from labmesh_dagster.defs.resources import (
     CatalogResource,
     ContentIndexResource,
     DataZoneCatalogResource,
+    ElabFtwElnResource,
     ElnInboxResource,
+    ElnResource,
     FolderElnResource,
     KendraContentIndexResource,
     LandingPolicyResource,
@@ -47,6 +51,21 @@ def build_store_resource(settings: Settings) -> StoreResource:
         region_name=settings.aws.region,
         multipart_threshold=settings.aws.multipart_threshold,
         part_size=settings.aws.part_size,
+    )
+
+
+def build_eln_resource(settings: Settings) -> ElnResource:
+    """The folder of records (a LIMS export) unless LABMESH_ELN names an ELN."""
+    if settings.elabftw is None:
+        return FolderElnResource(records_dir=str(settings.eln_dir), outbox_dir=str(settings.eln_outbox_dir))
+    key = settings.elabftw.api_key
+    return ElabFtwElnResource(
+        base_url=settings.elabftw.url,
+        # Named, not copied, where it comes from the environment: the UI shows resource config.
+        api_key=dg.EnvVar("LABMESH_ELABFTW_API_KEY") if os.environ.get("LABMESH_ELABFTW_API_KEY") == key else key,
+        mapping_path=str(settings.elabftw.mapping_path) if settings.elabftw.mapping_path else None,
+        scope=settings.elabftw.scope,
+        verify_tls=settings.elabftw.verify_tls,
     )
 
 
@@ -97,7 +116,7 @@ def build_resources(settings: Settings) -> dict[str, object]:
     """
     return {
         "store": build_store_resource(settings),
-        "eln": FolderElnResource(records_dir=str(settings.eln_dir), outbox_dir=str(settings.eln_outbox_dir)),
+        "eln": build_eln_resource(settings),
         "catalog": build_catalog_resource(settings),
         "lineage": build_lineage_resource(settings),
         "eln_inbox": ElnInboxResource(path=str(settings.inbox_path)),

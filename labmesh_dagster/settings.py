@@ -153,6 +153,37 @@ class KendraSettings:
         )
 
 
+ELNS = ("folder", "elabftw")
+
+
+@dataclass(frozen=True)
+class ElabFtwSettings:
+    """An eLabFTW instance as the ELN: where it is, the API key, and how its fields map (REST API v2)."""
+
+    url: str
+    api_key: str
+    mapping_path: Path | None
+    scope: int
+    verify_tls: bool
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> ElabFtwSettings:
+        url, key = env.get("LABMESH_ELABFTW_URL"), env.get("LABMESH_ELABFTW_API_KEY")
+        if not url or not key:
+            raise SettingsError("LABMESH_ELN=elabftw needs LABMESH_ELABFTW_URL and LABMESH_ELABFTW_API_KEY")
+        scope = int(_number(env, "LABMESH_ELABFTW_SCOPE", 2, int, "scope (1 own, 2 team, 3 all)"))
+        if scope not in (1, 2, 3):
+            raise SettingsError(f"LABMESH_ELABFTW_SCOPE={scope}: 1 (own entries), 2 (team) or 3 (everything)")
+        mapping = env.get("LABMESH_ELN_MAPPING")
+        return cls(
+            url=url,
+            api_key=key,
+            mapping_path=Path(mapping).expanduser().resolve() if mapping else None,
+            scope=scope,
+            verify_tls=_flag(env, "LABMESH_ELABFTW_VERIFY_TLS", True),
+        )
+
+
 @dataclass(frozen=True)
 class WebhookSettings:
     """One sender `labmesh api` accepts events from: ``LABMESH_WEBHOOK_<NAME>_SECRETS`` (and ``_PAYLOAD``).
@@ -240,6 +271,8 @@ class Settings:
     sensor_interval_seconds: int
     landing_retry_seconds: float = 3600
     webhook_sources: tuple[WebhookSettings, ...] = ()
+    eln: str = "folder"
+    elabftw: ElabFtwSettings | None = None
     aws: AwsSettings | None = None
 
     @property
@@ -260,6 +293,9 @@ class Settings:
                 f"LABMESH_PROFILE={profile!r}: this version provides the profiles {', '.join(PROFILES)}"
             )
         home = Path(env.get("LABMESH_HOME") or ".labmesh").expanduser().resolve()
+        eln = env.get("LABMESH_ELN") or "folder"
+        if eln not in ELNS:
+            raise SettingsError(f"LABMESH_ELN={eln!r}: this version reads experiments from {', '.join(ELNS)}")
 
         def path(name: str, default: Path) -> Path:
             value = env.get(name)
@@ -278,5 +314,7 @@ class Settings:
             sensor_interval_seconds=int(_seconds(env, "LABMESH_SENSOR_INTERVAL_SECONDS", 10)),
             landing_retry_seconds=_seconds(env, "LABMESH_LANDING_RETRY_SECONDS", 3600),
             webhook_sources=WebhookSettings.all_from_env(env),
+            eln=eln,
+            elabftw=ElabFtwSettings.from_env(env) if eln == "elabftw" else None,
             aws=AwsSettings.from_env(env) if profile == "aws" else None,
         )

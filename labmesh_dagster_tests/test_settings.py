@@ -206,3 +206,36 @@ def test_datazone_and_kendra_are_off_until_configured_and_then_read_whole(tmp_pa
 def test_half_or_impossible_datazone_settings_are_refused(tmp_path: Path, extra: dict, message: str) -> None:
     with pytest.raises(SettingsError, match=message):
         Settings.from_env({"LABMESH_HOME": str(tmp_path), "LABMESH_PROFILE": "aws", **extra})
+
+
+def test_the_eln_is_the_folder_unless_elabftw_is_named_with_its_url_and_key(tmp_path: Path) -> None:
+    assert Settings.from_env({"LABMESH_HOME": str(tmp_path)}).elabftw is None
+    settings = Settings.from_env(
+        {
+            "LABMESH_HOME": str(tmp_path),
+            "LABMESH_ELN": "elabftw",
+            "LABMESH_ELABFTW_URL": "https://elab.example.org",
+            "LABMESH_ELABFTW_API_KEY": "3-abc",
+            "LABMESH_ELN_MAPPING": "mapping.yaml",
+        }
+    )
+    assert settings.elabftw is not None and settings.elabftw.scope == 2
+    assert settings.elabftw.mapping_path == Path("mapping.yaml").resolve()
+    with pytest.raises(SettingsError, match="LABMESH_ELABFTW_URL"):
+        Settings.from_env({"LABMESH_HOME": str(tmp_path), "LABMESH_ELN": "elabftw"})
+    with pytest.raises(SettingsError, match="folder, elabftw"):
+        Settings.from_env({"LABMESH_HOME": str(tmp_path), "LABMESH_ELN": "labarchives"})
+
+
+def test_webhook_sources_are_read_with_their_secrets_and_payload_shape(tmp_path: Path) -> None:
+    settings = Settings.from_env(
+        {
+            "LABMESH_HOME": str(tmp_path),
+            "LABMESH_WEBHOOK_LIMS_SECRETS": "whsec_new, whsec_old",
+            "LABMESH_WEBHOOK_BENCHLING_SECRETS": "whsec_b",
+        }
+    )
+    assert [(s.name, s.secrets, s.payload) for s in settings.webhook_sources] == [
+        ("benchling", ("whsec_b",), "benchling"),
+        ("lims", ("whsec_new", "whsec_old"), "labmesh"),
+    ]

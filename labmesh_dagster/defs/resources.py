@@ -97,6 +97,27 @@ class FolderElnResource(ElnResource):
         return FolderEln(self.records_dir, self.outbox_dir)
 
 
+class ElabFtwElnResource(ElnResource):
+    """An eLabFTW instance, through its REST API v2."""
+
+    base_url: str = Field(description="eLabFTW URL, e.g. https://elab.example.org")
+    api_key: str = Field(description="API key with write access (for the write-back of data locations).")
+    mapping_path: str | None = Field(default=None, description="YAML field mapping; labmesh's defaults if unset.")
+    scope: int = Field(default=2, description="Entries read: 1 own, 2 the key owner's team, 3 all readable.")
+    verify_tls: bool = Field(default=True, description="Check the server's TLS certificate.")
+
+    def get_eln(self) -> ElnSource:
+        from labmesh_dagster.connectors.eln.elabftw import ElabFtwEln
+        from labmesh_dagster.connectors.eln.mapping import ELABFTW_DEFAULTS, FieldMapping
+
+        mapping = (
+            FieldMapping.from_yaml(self.mapping_path, defaults=ELABFTW_DEFAULTS)
+            if self.mapping_path
+            else ELABFTW_DEFAULTS
+        )
+        return ElabFtwEln(self.base_url, self.api_key, mapping=mapping, scope=self.scope, verify=self.verify_tls)
+
+
 class ElnInboxResource(dg.ConfigurableResource):
     """Where `labmesh api` keeps pushed ELN events until `eln_sensor` takes them."""
 
