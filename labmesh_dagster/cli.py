@@ -190,12 +190,13 @@ def command_api(settings: Settings, args: argparse.Namespace) -> int:
 
     from labmesh_dagster.api.app import create_app
     from labmesh_dagster.api.webhooks import WebhookSource
-    from labmesh_dagster.connectors.eln.inbox import SqliteInbox
 
     sources = {s.name: WebhookSource(s.name, s.secrets, s.payload) for s in settings.webhook_sources}
     if not sources:
         print("labmesh api: no webhook source configured; set LABMESH_WEBHOOK_<NAME>_SECRETS", file=sys.stderr)
-    uvicorn.run(create_app(SqliteInbox(settings.inbox_path), sources), host=args.host, port=args.port)
+    from labmesh_dagster.definitions import build_inbox_resource
+
+    uvicorn.run(create_app(build_inbox_resource(settings).get_inbox(), sources), host=args.host, port=args.port)
     return 0
 
 

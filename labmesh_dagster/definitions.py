@@ -69,6 +69,16 @@ def build_eln_resource(settings: Settings) -> ElnResource:
     )
 
 
+def build_inbox_resource(settings: Settings) -> ElnInboxResource:
+    """SQLite beside the catalog; an SQS queue in the aws profile when one is configured."""
+    return ElnInboxResource(
+        path=str(settings.inbox_path),
+        queue_url=settings.aws.eln_queue_url if settings.aws else None,
+        endpoint_url=settings.aws.endpoint_url if settings.aws else None,
+        region_name=settings.aws.region if settings.aws else None,
+    )
+
+
 def build_catalog_resource(settings: Settings) -> CatalogResource:
     """SQLite locally; DataZone in the aws profile when a domain is configured (SQLite stays its registry)."""
     datazone = settings.aws.datazone if settings.aws else None
@@ -119,7 +129,7 @@ def build_resources(settings: Settings) -> dict[str, object]:
         "eln": build_eln_resource(settings),
         "catalog": build_catalog_resource(settings),
         "lineage": build_lineage_resource(settings),
-        "eln_inbox": ElnInboxResource(path=str(settings.inbox_path)),
+        "eln_inbox": build_inbox_resource(settings),
         "content_index": build_content_index_resource(settings),
         "landing_policy": LandingPolicyResource(
             settle_seconds=settings.landing_settle_seconds,

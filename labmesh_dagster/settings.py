@@ -227,6 +227,7 @@ class AwsSettings:
     omics: OmicsSettings | None = None
     datazone: DataZoneSettings | None = None
     kendra: KendraSettings | None = None
+    eln_queue_url: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> AwsSettings:
@@ -251,6 +252,7 @@ class AwsSettings:
             final_queue_url=env.get("LABMESH_SQS_FINAL_QUEUE_URL") or None,
             omics=OmicsSettings.from_env(env),
             datazone=DataZoneSettings.from_env(env),
+            eln_queue_url=env.get("LABMESH_SQS_ELN_QUEUE_URL") or None,
             kendra=KendraSettings.from_env(env),
         )
 

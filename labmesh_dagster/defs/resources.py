@@ -122,9 +122,16 @@ class ElnInboxResource(dg.ConfigurableResource):
     """Where `labmesh api` keeps pushed ELN events until `eln_sensor` takes them."""
 
     path: str = Field(description="SQLite file of the ELN event inbox (shared with `labmesh api`).")
+    queue_url: str | None = Field(default=None, description="SQS queue as the inbox instead (aws profile).")
+    endpoint_url: str | None = Field(default=None, description="SQS endpoint; None for AWS itself.")
+    region_name: str | None = Field(default=None, description="AWS region of the queue.")
 
     def get_inbox(self) -> EventInbox:
-        return SqliteInbox(self.path)
+        if not self.queue_url:
+            return SqliteInbox(self.path)
+        from labmesh_dagster.connectors.eln.sqs_inbox import SqsInbox
+
+        return SqsInbox(aws_client("sqs", endpoint_url=self.endpoint_url, region_name=self.region_name), self.queue_url)
 
 
 class CatalogResource(dg.ConfigurableResource, ABC):
