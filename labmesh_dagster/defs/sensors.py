@@ -41,11 +41,13 @@ from labmesh_dagster.steps.intake import (
 )
 from labmesh_dagster.steps.landing import (
     QUARANTINE_PER_TICK,
+    SweepCursor,
     batch_fingerprint,
     landing_run_key,
     plan_landing,
     quarantine_object,
     retry_sweep,
+    stale_batches,
 )
 from labmesh_dagster.steps.store_event_intake import (
     EVENT_VISIBILITY_SECONDS,
@@ -238,23 +240,11 @@ def build_sensors(settings: Settings) -> list[dg.SensorDefinition]:
             candidates = list(objects.list(Zone.LANDING))
             event_cursor = None
         else:
-            # Events: only what S3 announced since the last tick, plus what still waits; nothing listed,
-            # except once per retry period, to find files whose run failed after its retries.
+            # Events: only what S3 announced since the last tick, plus what still waits; nothing listed
+            # (files whose run failed are found by `landing_retry_sensor`).
             event_cursor, batch = _drain(context, objects, queue, Zone.LANDING)
             first_seen = event_cursor.first_seen()
             candidates = batch.created + event_cursor.waiting_objects(Zone.LANDING)
-            # Only files of registered experiments: the sweep retries runs; it is not a second intake
-            # (files of unknown experiments are tracked from their events, and remembering every
-            # one a listing finds would make every later tick as big as the bucket).
-            swept, event_cursor.last_sweep, event_cursor.sweep_after = retry_sweep(
-                objects,
-                last_sweep=event_cursor.last_sweep,
-                sweep_after=event_cursor.sweep_after,
-                now=now,
-                retry_seconds=landing_policy.retry_seconds,
-            )
-            known = {info.key for info in candidates}
-            candidates += [info for info in swept if info.key not in known and info.key.first_segment in registered]
         plan = plan_landing(
             candidates,
             registered.__contains__,
@@ -288,6 +278,48 @@ def build_sensors(settings: Settings) -> list[dg.SensorDefinition]:
             run_requests=run_requests,
             dynamic_partitions_requests=_missing_partitions(context, sorted(plan.ready)),
             cursor=cursor,
+        )
+
+    @dg.sensor(
+        name="landing_retry_sensor",
+        target=[raw_dataset],
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        minimum_interval_seconds=max(interval, 60),
+        description=(
+            "With S3 events, lists landing once per LABMESH_LANDING_RETRY_SECONDS, a slice a tick, so files "
+            "whose `raw_dataset` run failed get another; the event-driven landing_sensor never lists."
+        ),
+    )
+    def landing_retry_sensor(
+        context: dg.SensorEvaluationContext,
+        store: StoreResource,
+        catalog: CatalogResource,
+        landing_policy: LandingPolicyResource,
+    ) -> dg.SensorResult:
+        objects, now = store.get_store(), datetime.now(UTC)
+        registered = catalog.get_catalog().experiment_fingerprints()
+        state = SweepCursor.from_json(context.cursor)
+        swept, state.last_sweep, state.sweep_after = retry_sweep(
+            objects,
+            last_sweep=state.last_sweep,
+            sweep_after=state.sweep_after,
+            now=now,
+            retry_seconds=landing_policy.retry_seconds,
+        )
+        stale = stale_batches(swept, registered.__contains__, now=now, retry_seconds=landing_policy.retry_seconds)
+        if not stale:
+            return dg.SensorResult(
+                skip_reason="no landing file waiting longer than the retry period", cursor=state.to_json()
+            )
+        return dg.SensorResult(
+            run_requests=[
+                dg.RunRequest(
+                    partition_key=experiment_id,
+                    run_key=landing_run_key(experiment_id, files, now=now, retry_seconds=landing_policy.retry_seconds),
+                )
+                for experiment_id, files in sorted(stale.items())
+            ],
+            cursor=state.to_json(),
         )
 
     @dg.sensor(
@@ -344,4 +376,5 @@ def build_sensors(settings: Settings) -> list[dg.SensorDefinition]:
         minimum_interval_seconds=max(interval, 10),
         description="Declarative automation: `processed_dataset` follows `raw_dataset` eagerly.",
     )
-    return [eln_sensor, landing_sensor, final_sensor, automation]
+    retrying = [landing_retry_sensor] if settings.aws and settings.aws.landing_queue_url else []
+    return [eln_sensor, landing_sensor, *retrying, final_sensor, automation]

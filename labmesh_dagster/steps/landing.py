@@ -121,6 +121,44 @@ def retry_sweep_due(last_sweep: str | None, *, now: datetime, retry_seconds: flo
         return True
 
 
+@dataclass
+class SweepCursor:
+    """Where the retry sweep is: when it last reached the end of landing, and where it resumes (None: not running)."""
+
+    last_sweep: str | None = None
+    sweep_after: str | None = None
+
+    @classmethod
+    def from_json(cls, text: str | None) -> SweepCursor:
+        try:
+            data = json.loads(text) if text else {}
+            return cls(last_sweep=data.get("last_sweep"), sweep_after=data.get("sweep_after"))
+        except (ValueError, AttributeError):
+            return cls()  # unreadable: the sweep simply starts over
+
+    def to_json(self) -> str:
+        return json.dumps({"last_sweep": self.last_sweep, "sweep_after": self.sweep_after}, sort_keys=True)
+
+
+def stale_batches(
+    listed: Iterable[ObjectInfo], is_registered: Callable[[str], bool], *, now: datetime, retry_seconds: float
+) -> dict[str, list[ObjectInfo]]:
+    """Files of registered experiments still in landing a whole retry period after they were written, by experiment.
+
+    Only those: the sweep retries failed runs, it is not a second intake (new
+    files and unknown experiments are the landing sensor's).
+    """
+    cutoff = now - timedelta(seconds=retry_seconds)
+    batches: dict[str, list[ObjectInfo]] = {}
+    for info in listed:
+        if info.key.is_labmesh_internal or info.modified > cutoff:
+            continue
+        experiment_id = info.key.first_segment
+        if "/" in info.key.key and is_registered(experiment_id):
+            batches.setdefault(experiment_id, []).append(info)
+    return batches
+
+
 def retry_sweep(
     store: ObjectStore,
     *,

@@ -5,8 +5,7 @@ messages the previous tick acted on (acknowledged at the start of the next tick,
 once Dagster has recorded that tick's run requests, so a crash in between only
 redelivers them), the identities of recent events (so a redelivered duplicate is
 recognised), and the landing objects still waiting for their experiment to be
-registered (an event comes once; the object must not be forgotten), and when
-landing was last listed to find files whose run failed.
+registered (an event comes once; the object must not be forgotten).
 """
 
 from __future__ import annotations
@@ -37,9 +36,6 @@ class EventCursor:
     recent: list[str] = field(default_factory=list)
     waiting: list[dict[str, Any]] = field(default_factory=list)
     unknown_first_seen: dict[str, str] = field(default_factory=dict)
-    # When landing was last listed in full, to find files whose run failed (see `retry_sweep_due`).
-    last_sweep: str | None = None
-    sweep_after: str | None = None
 
     @classmethod
     def from_json(cls, text: str | None) -> EventCursor:
@@ -52,8 +48,6 @@ class EventCursor:
                 recent=list(data.get("recent", [])),
                 waiting=list(data.get("waiting", [])),
                 unknown_first_seen=dict(data.get("unknown_first_seen", {})),
-                last_sweep=data.get("last_sweep"),
-                sweep_after=data.get("sweep_after"),
             )
         except (ValueError, AttributeError, TypeError):
             return cls()  # unreadable: duplicates may start a run again, which is harmless
@@ -65,8 +59,6 @@ class EventCursor:
                 "recent": self.recent[-RECENT_EVENTS_KEPT:],
                 "waiting": self.waiting,
                 "unknown_first_seen": self.unknown_first_seen,
-                "last_sweep": self.last_sweep,
-                "sweep_after": self.sweep_after,
             },
             sort_keys=True,
         )

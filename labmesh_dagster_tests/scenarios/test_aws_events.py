@@ -271,13 +271,16 @@ def test_the_listing_fallback_misses_no_object_written_in_the_same_second(
 def test_files_whose_run_failed_get_another_run_in_the_next_retry_period(
     tmp_path: Path, moto_endpoint: str, s3_buckets: dict[str, str], queues: dict[str, str], instance, s3: Any
 ) -> None:
-    """An event comes once and Dagster never reuses a run key: landing is listed once per retry period instead."""
+    """An event comes once and Dagster never reuses a run key: `landing_retry_sensor` lists landing per period.
+
+    The event-driven landing_sensor itself never lists.
+    """
     settings = aws_settings(
         tmp_path / "home",
         moto_endpoint,
         s3_buckets,
         LABMESH_SQS_LANDING_QUEUE_URL=queues["landing"],
-        LABMESH_LANDING_RETRY_SECONDS="2",
+        LABMESH_LANDING_RETRY_SECONDS="6",  # S3 times are whole seconds: room to be sure
     )
     lab = Lab(settings, instance)
     registered(lab)
@@ -287,11 +290,12 @@ def test_files_whose_run_failed_get_another_run_in_the_next_retry_period(
     lab.run_keys.add(lost.run_key)  # its run failed after every retry, or was never launched
 
     assert lab.tick("landing_sensor").run_requests == []
-    time.sleep(2.2)
-    [retry] = lab.tick("landing_sensor").run_requests
+    assert lab.tick("landing_retry_sensor").run_requests == []  # not waiting long enough yet
+    time.sleep(6.2)
+    [retry] = lab.tick("landing_retry_sensor").run_requests
 
     assert retry.partition_key == "EXP-1" and retry.run_key != lost.run_key
-    job = lab.defs.resolve_job_def(lab.defs.resolve_sensor_def("landing_sensor").job_name)
+    job = lab.defs.resolve_job_def(lab.defs.resolve_sensor_def("landing_retry_sensor").job_name)
     assert job.execute_in_process(instance=lab.instance, partition_key="EXP-1").success
     assert lab.keys(Zone.LANDING) == [] and "EXP-1/S1.fastq" in lab.keys(Zone.RAW, "EXP-1")
     assert lab.tick("landing_sensor").run_requests == []

@@ -37,6 +37,7 @@ from labmesh_dagster.steps.landing import (
     quarantine_object,
     retry_sweep,
     retry_sweep_due,
+    stale_batches,
 )
 
 NOW = datetime(2024, 3, 1, 12, 0, tzinfo=UTC)
@@ -330,7 +331,7 @@ def test_a_batch_keeps_its_run_key_until_it_has_waited_a_whole_retry_period() ->
     assert key([stale], now).startswith(key([stale], now, retry=0) + ":retry-")
 
 
-def test_the_event_path_lists_landing_once_per_retry_period() -> None:
+def test_the_retry_sweep_is_due_once_per_retry_period() -> None:
     now = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
 
     assert retry_sweep_due(None, now=now, retry_seconds=3600)
@@ -361,3 +362,19 @@ def test_the_retry_sweep_lists_landing_in_slices_and_restarts_each_period(tmp_pa
         "EXP-1/1.fastq",
         "EXP-1/2.fastq",
     ]
+
+
+def test_only_files_of_registered_experiments_waiting_a_whole_period_are_retried() -> None:
+    now = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
+    old, fresh = now - timedelta(hours=2), now - timedelta(minutes=5)
+    listed = [
+        ObjectInfo(ObjectKey(Zone.LANDING, "EXP-1/a.fastq"), 1, old, "e"),
+        ObjectInfo(ObjectKey(Zone.LANDING, "EXP-1/b.fastq"), 1, fresh, "e"),
+        ObjectInfo(ObjectKey(Zone.LANDING, "EXP-2/c.fastq"), 1, old, "e"),
+        ObjectInfo(ObjectKey(Zone.LANDING, "EXP-1/_labmesh/x.json"), 1, old, "e"),
+        ObjectInfo(ObjectKey(Zone.LANDING, "_quarantine/EXP-1/d.fastq"), 1, old, "e"),
+    ]
+
+    batches = stale_batches(listed, {"EXP-1"}.__contains__, now=now, retry_seconds=3600)
+
+    assert {exp: [i.key.key for i in files] for exp, files in batches.items()} == {"EXP-1": ["EXP-1/a.fastq"]}
