@@ -6,6 +6,7 @@ loads the code location, not when this module is imported; tests call
 """
 
 import os
+from typing import Any
 
 import dagster as dg
 
@@ -14,6 +15,7 @@ from labmesh_dagster.defs.dataset_assets import final_dataset, processed_dataset
 from labmesh_dagster.defs.experiment_assets import experiment
 from labmesh_dagster.defs.omics_assets import SequenceStoreResource, sequence_read_sets
 from labmesh_dagster.defs.resources import (
+    BenchlingElnResource,
     CatalogResource,
     ContentIndexResource,
     DataZoneCatalogResource,
@@ -54,15 +56,28 @@ def build_store_resource(settings: Settings) -> StoreResource:
     )
 
 
+def _secret(name: str, value: str) -> Any:
+    """The variable, named rather than copied, where the secret comes from the environment: the UI shows config."""
+    return dg.EnvVar(name) if os.environ.get(name) == value else value
+
+
 def build_eln_resource(settings: Settings) -> ElnResource:
     """The folder of records (a LIMS export) unless LABMESH_ELN names an ELN."""
+    if settings.benchling is not None:
+        benchling = settings.benchling
+        return BenchlingElnResource(
+            base_url=benchling.url,
+            api_key=_secret("LABMESH_BENCHLING_API_KEY", benchling.api_key),
+            location_field=benchling.location_field,
+            schema_id=benchling.schema_id,
+            mapping_path=str(benchling.mapping_path) if benchling.mapping_path else None,
+        )
     if settings.elabftw is None:
         return FolderElnResource(records_dir=str(settings.eln_dir), outbox_dir=str(settings.eln_outbox_dir))
     key = settings.elabftw.api_key
     return ElabFtwElnResource(
         base_url=settings.elabftw.url,
-        # Named, not copied, where it comes from the environment: the UI shows resource config.
-        api_key=dg.EnvVar("LABMESH_ELABFTW_API_KEY") if os.environ.get("LABMESH_ELABFTW_API_KEY") == key else key,
+        api_key=_secret("LABMESH_ELABFTW_API_KEY", key),
         mapping_path=str(settings.elabftw.mapping_path) if settings.elabftw.mapping_path else None,
         scope=settings.elabftw.scope,
         verify_tls=settings.elabftw.verify_tls,

@@ -153,7 +153,7 @@ class KendraSettings:
         )
 
 
-ELNS = ("folder", "elabftw")
+ELNS = ("folder", "elabftw", "benchling")
 
 
 @dataclass(frozen=True)
@@ -181,6 +181,31 @@ class ElabFtwSettings:
             mapping_path=Path(mapping).expanduser().resolve() if mapping else None,
             scope=scope,
             verify_tls=_flag(env, "LABMESH_ELABFTW_VERIFY_TLS", True),
+        )
+
+
+@dataclass(frozen=True)
+class BenchlingSettings:
+    """A Benchling tenant as the ELN: its URL, the API key, the entry field(s) locations go to, the mapping."""
+
+    url: str
+    api_key: str
+    location_field: str
+    schema_id: str | None
+    mapping_path: Path | None
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> BenchlingSettings:
+        url, key = env.get("LABMESH_BENCHLING_URL"), env.get("LABMESH_BENCHLING_API_KEY")
+        if not url or not key:
+            raise SettingsError("LABMESH_ELN=benchling needs LABMESH_BENCHLING_URL and LABMESH_BENCHLING_API_KEY")
+        mapping = env.get("LABMESH_ELN_MAPPING")
+        return cls(
+            url=url,
+            api_key=key,
+            location_field=env.get("LABMESH_BENCHLING_LOCATION_FIELD") or "labmesh data location",
+            schema_id=env.get("LABMESH_BENCHLING_SCHEMA_ID") or None,
+            mapping_path=Path(mapping).expanduser().resolve() if mapping else None,
         )
 
 
@@ -275,6 +300,7 @@ class Settings:
     webhook_sources: tuple[WebhookSettings, ...] = ()
     eln: str = "folder"
     elabftw: ElabFtwSettings | None = None
+    benchling: BenchlingSettings | None = None
     aws: AwsSettings | None = None
 
     @property
@@ -318,5 +344,6 @@ class Settings:
             webhook_sources=WebhookSettings.all_from_env(env),
             eln=eln,
             elabftw=ElabFtwSettings.from_env(env) if eln == "elabftw" else None,
+            benchling=BenchlingSettings.from_env(env) if eln == "benchling" else None,
             aws=AwsSettings.from_env(env) if profile == "aws" else None,
         )

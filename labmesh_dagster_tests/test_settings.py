@@ -239,3 +239,19 @@ def test_webhook_sources_are_read_with_their_secrets_and_payload_shape(tmp_path:
         ("benchling", ("whsec_b",), "benchling"),
         ("lims", ("whsec_new", "whsec_old"), "labmesh"),
     ]
+
+
+def test_benchling_is_named_with_its_url_key_and_location_field(tmp_path: Path) -> None:
+    settings = Settings.from_env(
+        {
+            "LABMESH_HOME": str(tmp_path),
+            "LABMESH_ELN": "benchling",
+            "LABMESH_BENCHLING_URL": "https://acme.benchling.com",
+            "LABMESH_BENCHLING_API_KEY": "sk_abc",
+            "LABMESH_BENCHLING_SCHEMA_ID": "ts_seqrun",
+        }
+    )
+    assert settings.benchling is not None and settings.benchling.location_field == "labmesh data location"
+    assert settings.benchling.schema_id == "ts_seqrun"
+    with pytest.raises(SettingsError, match="LABMESH_BENCHLING_URL"):
+        Settings.from_env({"LABMESH_HOME": str(tmp_path), "LABMESH_ELN": "benchling"})

@@ -118,6 +118,33 @@ class ElabFtwElnResource(ElnResource):
         return ElabFtwEln(self.base_url, self.api_key, mapping=mapping, scope=self.scope, verify=self.verify_tls)
 
 
+class BenchlingElnResource(ElnResource):
+    """A Benchling tenant, through its API v2 (events feed, entries)."""
+
+    base_url: str = Field(description="The tenant, e.g. https://acme.benchling.com")
+    api_key: str = Field(description="API key with write access to entries (for the write-back).")
+    location_field: str = Field(default="labmesh data location", description="Entry field the locations go to.")
+    schema_id: str | None = Field(default=None, description="Only entries of this schema (ts_...).")
+    mapping_path: str | None = Field(default=None, description="YAML field mapping; labmesh's defaults if unset.")
+
+    def get_eln(self) -> ElnSource:
+        from labmesh_dagster.connectors.eln.benchling import BENCHLING_DEFAULTS, BenchlingEln
+        from labmesh_dagster.connectors.eln.mapping import FieldMapping
+
+        mapping = (
+            FieldMapping.from_yaml(self.mapping_path, defaults=BENCHLING_DEFAULTS)
+            if self.mapping_path
+            else BENCHLING_DEFAULTS
+        )
+        return BenchlingEln(
+            self.base_url,
+            self.api_key,
+            mapping=mapping,
+            location_field=self.location_field,
+            schema_id=self.schema_id,
+        )
+
+
 class ElnInboxResource(dg.ConfigurableResource):
     """Where `labmesh api` keeps pushed ELN events until `eln_sensor` takes them."""
 
