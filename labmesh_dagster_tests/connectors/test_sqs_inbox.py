@@ -7,6 +7,8 @@ not an ELN event is removed rather than coming back forever.
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from labmesh_dagster.connectors.aws import make_client
@@ -45,3 +47,29 @@ def test_a_message_that_is_not_an_eln_event_is_removed(inbox: SqsInbox) -> None:
 
     assert [m.event for m in inbox.receive(max_messages=10, visibility_seconds=0)] == [EVENT]
     assert [m.event for m in inbox.receive(max_messages=10, visibility_seconds=0)] == [EVENT]  # not acknowledged
+
+
+def test_benchling_events_routed_by_eventbridge_are_read_as_benchling_events(inbox: SqsInbox) -> None:
+    def send(detail_type: str, detail: dict, event_id: str) -> None:
+        envelope = {
+            "version": "0",
+            "id": f"eb-{event_id}",
+            "detail-type": detail_type,
+            "source": "aws.partner/benchling.com/acme/labmesh",
+            "time": "2026-11-29T10:00:00Z",
+            "detail": detail,
+        }
+        extra = {"MessageGroupId": "benchling", "MessageDeduplicationId": event_id} if inbox.fifo else {}
+        inbox.client.send_message(QueueUrl=inbox.queue_url, MessageBody=json.dumps(envelope), **extra)
+
+    send(
+        "v2.entry.updated.fields",
+        {"id": "evt_1", "entity": {"id": "etr_A1"}, "eventType": "v2.entry.updated.fields"},
+        "1",
+    )
+    send("v2.request.created", {"id": "evt_2", "entity": {"id": "req_1"}}, "2")
+
+    [message] = inbox.receive(max_messages=10, visibility_seconds=30)
+
+    assert message.event == ElnEvent("benchling", "evt_1", "etr_A1", "changed", "2026-11-29T10:00:00Z")
+    assert inbox.receive(max_messages=10, visibility_seconds=0) == []  # the request event was removed

@@ -1,5 +1,9 @@
 """The ELN event inbox on Amazon SQS, for the aws profile (where `labmesh api` and Dagster share no disk).
 
+The same queue can be the target of an Amazon EventBridge rule on Benchling's
+partner event bus: those messages are EventBridge envelopes (``detail-type``
+``v2.entry.updated.fields``, ``detail.entity.id``), read as Benchling events.
+
 A FIFO queue (``.fifo``) is deduplicated by SQS itself on (source, event id)
 for five minutes, the window in which senders retry; SQS cannot say whether a
 send was such a duplicate, so `put` answers True and the API accepts the
@@ -52,10 +56,12 @@ class SqsInbox(EventInbox):
                 continue  # the same message again (a short visibility): one copy is enough, and it must stay
             messages.add(message.message_id)
             try:
-                data = json.loads(message.body)
-                event = ElnEvent(data["source"], data["event_id"], data["entry_id"], data["kind"], data["occurred_at"])
-            except (ValueError, KeyError, TypeError):
+                event = parse_message(json.loads(message.body))
+            except (ValueError, KeyError, TypeError, AttributeError):
                 self.queue.acknowledge([message.receipt])  # not ours, or garbled: it would only come back
+                continue
+            if event is None:
+                self.queue.acknowledge([message.receipt])  # an EventBridge event about something else
                 continue
             if (event.source, event.event_id) in seen:
                 self.queue.acknowledge([message.receipt])  # a redelivery sent as a message of its own
@@ -66,3 +72,16 @@ class SqsInbox(EventInbox):
 
     def acknowledge(self, receipts: Iterable[str]) -> None:
         self.queue.acknowledge(receipts)
+
+
+def parse_message(data: dict[str, Any]) -> ElnEvent | None:
+    """An inbox message: one `SqsInbox.put` wrote, or an EventBridge envelope of a Benchling event."""
+    if "detail-type" not in data:
+        return ElnEvent(data["source"], data["event_id"], data["entry_id"], data["kind"], data["occurred_at"])
+    kind_name, detail = str(data["detail-type"]), data.get("detail") or {}
+    if ".entry." not in kind_name:
+        return None
+    entity = detail.get("entity") or {}
+    entry_id = entity.get("id") or detail.get("resourceId")
+    kind = "archived" if any(word in kind_name for word in ("archived", "deleted")) else "changed"
+    return ElnEvent("benchling", str(detail.get("id") or data["id"]), str(entry_id), kind, str(data.get("time", "")))
