@@ -269,3 +269,31 @@ def test_write_back_refuses_an_invalid_experiment_id(eln: FolderEln, tmp_path: P
     with pytest.raises(InvalidExperimentId):
         eln.write_back("../escape", {"raw": "x"})
     assert not (tmp_path / "escape.json").exists()
+
+
+def test_a_lims_sample_sheet_becomes_one_experiment_per_id_with_its_samples(records_dir: Path, eln: FolderEln) -> None:
+    (records_dir / "export.csv").write_text(
+        "\ufeffExperiment ID;Title;Platform;Sample ID;Tissue\n"
+        "EXP-81;Liver panel;MiSeq;LIV-1;liver\n"
+        "EXP-81;Liver panel;MiSeq;LIV-2;spleen\n"
+        "EXP-82;Kidney panel;NextSeq;KID-1;kidney\n"
+        ";orphan row without an id;;;\n",
+        encoding="utf-8",
+    )
+
+    poll = eln.poll(None)
+
+    by_id = {record.id: record for record in poll.records}
+    assert sorted(by_id) == ["EXP-81", "EXP-82"] and poll.errors == ()
+    liver = by_id["EXP-81"]
+    assert (liver.title, liver.platform, liver.sample_ids) == ("Liver panel", "MiSeq", ["LIV-1", "LIV-2"])
+    assert [dict(sample.attributes) for sample in liver.samples] == [{"tissue": "liver"}, {"tissue": "spleen"}]
+    assert by_id["EXP-82"].sample_ids == ["KID-1"]
+
+
+def test_a_sheet_without_an_experiment_id_column_is_reported_not_guessed(records_dir: Path, eln: FolderEln) -> None:
+    (records_dir / "export.tsv").write_text("Title\tSample\nLiver\tLIV-1\n", encoding="utf-8")
+
+    poll = eln.poll(None)
+
+    assert poll.records == () and "no experiment id column" in poll.errors[0].reason

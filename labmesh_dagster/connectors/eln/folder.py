@@ -8,7 +8,9 @@ themselves, so that labmesh's own writes cannot look like a changed experiment.
 
 from __future__ import annotations
 
+import csv
 import hashlib
+import io
 import json
 import os
 from collections.abc import Iterator, Mapping, Sequence
@@ -23,10 +25,62 @@ from labmesh_dagster.core.experiment import ExperimentRecord, record_from_mappin
 from labmesh_dagster.core.ids import validate_experiment_id
 from labmesh_dagster.core.text import clean_text
 
-RECORD_SUFFIXES = (".json", ".yaml", ".yml")
+RECORD_SUFFIXES = (".json", ".yaml", ".yml", ".csv", ".tsv")
+_ID_COLUMNS = ("experiment_id", "experiment", "id")
+_SAMPLE_COLUMNS = ("sample_id", "sample")
+
+
+def _name(header: str) -> str:
+    return "_".join(header.strip().lower().split())
+
+
+def _column(columns: list[str], names: tuple[str, ...]) -> str | None:
+    return next((name for name in names if name in columns), None)
+
+
+def experiments_from_table(text: str) -> list[dict[str, Any]]:
+    """A LIMS sample sheet: one row per sample (or per experiment), grouped into experiments by their id column.
+
+    Columns with one value across an experiment's rows describe the
+    experiment; columns that vary describe its samples. Spreadsheets export
+    with a BOM and either delimiter, so both are sniffed.
+    """
+    try:
+        dialect: Any = csv.Sniffer().sniff(text[:4096], delimiters=",;\t")
+    except csv.Error:
+        dialect = csv.excel
+    reader = csv.DictReader(io.StringIO(text), dialect=dialect)
+    # Headers as record fields are spelt ("Sample ID" -> sample_id), so the usual spellings are recognised.
+    columns = [_name(column) for column in reader.fieldnames or []]
+    id_column = _column(columns, _ID_COLUMNS)
+    if id_column is None:
+        raise ValueError(f"no experiment id column (one of {', '.join(_ID_COLUMNS)}) among {columns}")
+    sample_column = _column(columns, _SAMPLE_COLUMNS)
+    grouped: dict[str, list[dict[str, str]]] = {}
+    for row in reader:
+        values = {_name(key): (value or "").strip() for key, value in row.items() if key is not None}
+        if values.get(id_column):
+            grouped.setdefault(values[id_column], []).append(values)
+    experiments = []
+    for experiment_id, rows in grouped.items():
+        varying = {column for column in columns if len({row.get(column, "") for row in rows}) > 1}
+        shared = {column: rows[0][column] for column in columns if column not in varying and rows[0].get(column)}
+        shared.pop(id_column, None)
+        experiment: dict[str, Any] = {**shared, "id": experiment_id}
+        if sample_column:
+            experiment.pop(sample_column, None)
+            experiment["samples"] = [
+                {"id": row[sample_column], **{c: row[c] for c in sorted(varying - {sample_column}) if row.get(c)}}
+                for row in rows
+                if row.get(sample_column)
+            ]
+        experiments.append(experiment)
+    return experiments
 
 
 def _load(path: Path) -> Any:
+    if path.suffix in {".csv", ".tsv"}:
+        return experiments_from_table(path.read_text(encoding="utf-8-sig"))
     text = path.read_text(encoding="utf-8")
     if path.suffix == ".json":
         return json.loads(text)
