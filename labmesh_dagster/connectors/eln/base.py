@@ -9,11 +9,15 @@ would. The poll stays as the backfill that guarantees nothing is missed.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 from labmesh_dagster.core.errors import RecordError
 from labmesh_dagster.core.experiment import ExperimentRecord
+
+EntryId = TypeVar("EntryId")
+Entry = TypeVar("Entry")
 
 
 @dataclass(frozen=True)
@@ -81,3 +85,31 @@ class ElnSource(ABC):
         ELNs without pushed events never receive any; those with them override this.
         """
         raise NotImplementedError(f"the {self.name} connector takes no pushed events")
+
+
+def first_entry_with_id(
+    experiment_id: str,
+    candidates: Iterable[EntryId],
+    read: Callable[[EntryId], Entry | None],
+    experiment_id_of: Callable[[Entry], str],
+) -> tuple[EntryId, Entry] | None:
+    """The first candidate entry whose mapped experiment id is ``experiment_id``, read once each.
+
+    ELN searches are fuzzy (wildcards, display ids, text matches), so every
+    candidate is read and its id mapped again; entries that cannot be mapped,
+    or that ``read`` turns down (None), are passed over.
+    """
+    tried: set[EntryId] = set()
+    for entry_id in candidates:
+        if entry_id in tried:
+            continue
+        tried.add(entry_id)
+        entry = read(entry_id)
+        if entry is None:
+            continue
+        try:
+            if experiment_id_of(entry) == experiment_id:
+                return entry_id, entry
+        except RecordError:
+            continue
+    return None

@@ -36,7 +36,7 @@ from typing import Any
 
 import httpx
 
-from labmesh_dagster.connectors.eln.base import ElnEvent, ElnPoll, ElnSource
+from labmesh_dagster.connectors.eln.base import ElnEvent, ElnPoll, ElnSource, first_entry_with_id
 from labmesh_dagster.connectors.eln.mapping import FieldMapping
 from labmesh_dagster.connectors.http import (
     DEFAULT_ATTEMPTS,
@@ -431,22 +431,17 @@ class BenchlingEln(ElnSource):
     def _find(self, experiment_id: str) -> dict[str, Any]:
         """The entry whose mapped experiment id is ``experiment_id``, or `ExperimentNotFound`."""
         validate_experiment_id(experiment_id)
-        tried: set[str] = set()
-        for entry_id in self._candidates(experiment_id):
-            if entry_id in tried:
-                continue
-            tried.add(entry_id)
+
+        def ours(entry_id: str) -> dict[str, Any] | None:
             entry = self._entry(entry_id)
-            if entry is None or not self._ours(entry):
-                continue
-            try:
-                if self.experiment_id_of(entry) == experiment_id:
-                    self._entry_ids[experiment_id] = entry_id
-                    return entry
-            except RecordError:
-                continue
-        self._entry_ids.pop(experiment_id, None)
-        raise ExperimentNotFound(f"no Benchling entry at {self.root_url} has the experiment id {experiment_id}")
+            return entry if entry is not None and self._ours(entry) else None
+
+        found = first_entry_with_id(experiment_id, self._candidates(experiment_id), ours, self.experiment_id_of)
+        if found is None:
+            self._entry_ids.pop(experiment_id, None)
+            raise ExperimentNotFound(f"no Benchling entry at {self.root_url} has the experiment id {experiment_id}")
+        self._entry_ids[experiment_id] = found[0]
+        return found[1]
 
     def fetch(self, experiment_id: str) -> ExperimentRecord:
         return self.record_of(self._find(experiment_id))

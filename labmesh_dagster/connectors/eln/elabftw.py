@@ -39,7 +39,7 @@ from typing import Any
 
 import httpx
 
-from labmesh_dagster.connectors.eln.base import ElnEvent, ElnPoll, ElnSource
+from labmesh_dagster.connectors.eln.base import ElnEvent, ElnPoll, ElnSource, first_entry_with_id
 from labmesh_dagster.connectors.eln.mapping import ELABFTW_DEFAULTS, FieldMapping, match_template, template_names
 from labmesh_dagster.connectors.http import (
     DEFAULT_ATTEMPTS,
@@ -525,22 +525,18 @@ class ElabFtwEln(ElnSource):
     def _find(self, experiment_id: str) -> dict[str, Any]:
         """The live entry whose mapped experiment id is ``experiment_id``, or `ExperimentNotFound`."""
         validate_experiment_id(experiment_id)
-        tried: set[int] = set()
-        for entry_id in self._candidates(experiment_id):
-            if entry_id in tried:
-                continue
-            tried.add(entry_id)
+
+        def live(entry_id: int) -> dict[str, Any] | None:
             entity = self._entry_or_none(entry_id)
-            if entity is None or (_entry_id(entity.get("state")) or STATE_NORMAL) == STATE_DELETED:
-                continue
-            try:
-                if self.experiment_id_of(entity) == experiment_id:
-                    self._entry_ids[experiment_id] = entry_id
-                    return entity
-            except RecordError:
-                continue
-        self._entry_ids.pop(experiment_id, None)
-        raise ExperimentNotFound(f"no eLabFTW experiment at {self.root_url} has the experiment id {experiment_id}")
+            deleted = entity is not None and (_entry_id(entity.get("state")) or STATE_NORMAL) == STATE_DELETED
+            return None if deleted else entity
+
+        found = first_entry_with_id(experiment_id, self._candidates(experiment_id), live, self.experiment_id_of)
+        if found is None:
+            self._entry_ids.pop(experiment_id, None)
+            raise ExperimentNotFound(f"no eLabFTW experiment at {self.root_url} has the experiment id {experiment_id}")
+        self._entry_ids[experiment_id] = found[0]
+        return found[1]
 
     def fetch(self, experiment_id: str) -> ExperimentRecord:
         self._titles.clear()
