@@ -79,12 +79,9 @@ class ElnSource(ABC):
     def read_back(self, experiment_id: str) -> dict[str, str]:
         """The locations the ELN currently holds for the experiment, to confirm a write-back."""
 
+    @abstractmethod
     def resolve(self, events: Sequence[ElnEvent]) -> ElnPoll:
-        """The records the events point at, read now (an event may be stale; the entry is the truth).
-
-        ELNs without pushed events never receive any; those with them override this.
-        """
-        raise NotImplementedError(f"the {self.name} connector takes no pushed events")
+        """The records the events point at, read now (an event may be stale; the entry is the truth)."""
 
 
 def first_entry_with_id(
