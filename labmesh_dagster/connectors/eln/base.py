@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
+from labmesh_dagster.connectors.http import ElnRequestRefused
 from labmesh_dagster.core.errors import RecordError
 from labmesh_dagster.core.experiment import ExperimentRecord
 
@@ -110,3 +111,51 @@ def first_entry_with_id(
         except RecordError:
             continue
     return None
+
+
+LIVE, ARCHIVED, NOT_OURS = "live", "archived", "not ours"
+
+
+def sort_entries(
+    entries: Iterable[tuple[EntryId, Entry | None]],
+    *,
+    read: Callable[[EntryId, Entry | None], Entry | None],
+    state_of: Callable[[Entry], str],
+    record_of: Callable[[Entry], ExperimentRecord],
+    experiment_id_of: Callable[[Entry], str],
+    entry_url: Callable[[EntryId], str],
+) -> tuple[tuple[ExperimentRecord, ...], tuple[RecordError, ...], tuple[str, ...]]:
+    """ELN entries sorted into records, errors and archived experiment ids, one bad entry never stopping the rest.
+
+    ``read`` gives the entry as it is now (from what is already known of it, or
+    None if it cannot be read); the entry's own state (`state_of`: live, archived,
+    not ours) decides, not whatever announced the change. When two entries claim
+    one experiment id the first keeps it and the second is an error.
+    """
+    records: dict[str, ExperimentRecord] = {}
+    errors: list[RecordError] = []
+    archived: dict[str, None] = {}
+    for entry_id, known in entries:
+        try:
+            entry = read(entry_id, known)
+            if entry is None:
+                errors.append(RecordError(entry_url(entry_id), "entry cannot be read (deleted or not shared)"))
+                continue
+            state = state_of(entry)
+            if state == NOT_OURS:
+                continue
+            if state == ARCHIVED:
+                archived[experiment_id_of(entry)] = None
+                continue
+            record = record_of(entry)
+        except RecordError as exc:
+            errors.append(exc)
+            continue
+        except ElnRequestRefused as exc:
+            errors.append(RecordError(entry_url(entry_id), str(exc)))
+            continue
+        if record.id in records:
+            errors.append(RecordError(record.source, f"experiment {record.id} is also {records[record.id].source}"))
+            continue
+        records[record.id] = record
+    return tuple(records.values()), tuple(errors), tuple(archived)

@@ -36,7 +36,16 @@ from typing import Any
 
 import httpx
 
-from labmesh_dagster.connectors.eln.base import ElnEvent, ElnPoll, ElnSource, first_entry_with_id
+from labmesh_dagster.connectors.eln.base import (
+    ARCHIVED,
+    LIVE,
+    NOT_OURS,
+    ElnEvent,
+    ElnPoll,
+    ElnSource,
+    first_entry_with_id,
+    sort_entries,
+)
 from labmesh_dagster.connectors.eln.mapping import FieldMapping
 from labmesh_dagster.connectors.http import (
     DEFAULT_ATTEMPTS,
@@ -324,32 +333,20 @@ class BenchlingEln(ElnSource):
 
         The entry's ``archiveRecord`` decides, not whatever announced the change.
         """
-        records: dict[str, ExperimentRecord] = {}
-        errors: list[RecordError] = []
-        archived: dict[str, None] = {}
-        for entry_id, known in entries:
-            try:
-                entry = known if known is not None else self._entry(entry_id)
-                if entry is None:
-                    errors.append(RecordError(self.entry_url(entry_id), "entry cannot be read (deleted or not shared)"))
-                    continue
-                if not self._ours(entry):
-                    continue
-                if entry.get("archiveRecord"):
-                    archived[self.experiment_id_of(entry)] = None
-                    continue
-                record = self.record_of(entry)
-            except RecordError as exc:
-                errors.append(exc)
-                continue
-            except ElnRequestRefused as exc:
-                errors.append(RecordError(self.entry_url(entry_id), str(exc)))
-                continue
-            if record.id in records:
-                errors.append(RecordError(record.source, f"experiment {record.id} is also {records[record.id].source}"))
-                continue
-            records[record.id] = record
-        return tuple(records.values()), tuple(errors), tuple(archived)
+
+        def state_of(entry: Mapping[str, Any]) -> str:
+            if not self._ours(entry):
+                return NOT_OURS
+            return ARCHIVED if entry.get("archiveRecord") else LIVE
+
+        return sort_entries(
+            entries,
+            read=lambda entry_id, known: known if known is not None else self._entry(entry_id),
+            state_of=state_of,
+            record_of=self.record_of,
+            experiment_id_of=self.experiment_id_of,
+            entry_url=self.entry_url,
+        )
 
     # The poll
 

@@ -39,7 +39,15 @@ from typing import Any
 
 import httpx
 
-from labmesh_dagster.connectors.eln.base import ElnEvent, ElnPoll, ElnSource, first_entry_with_id
+from labmesh_dagster.connectors.eln.base import (
+    ARCHIVED,
+    LIVE,
+    ElnEvent,
+    ElnPoll,
+    ElnSource,
+    first_entry_with_id,
+    sort_entries,
+)
 from labmesh_dagster.connectors.eln.mapping import ELABFTW_DEFAULTS, FieldMapping, match_template, template_names
 from labmesh_dagster.connectors.http import (
     DEFAULT_ATTEMPTS,
@@ -455,31 +463,19 @@ class ElabFtwEln(ElnSource):
         The entry's ``state`` decides, not whatever announced the change; its listing
         stands in when the entry itself can no longer be read (deleted since).
         """
-        records: dict[str, ExperimentRecord] = {}
-        errors: list[RecordError] = []
-        archived: dict[str, None] = {}
-        for entry_id, listed in entries:
-            try:
-                entity = self._entry_or_none(entry_id) or (dict(listed) if listed else None)
-                if entity is None:
-                    errors.append(RecordError(self.entry_url(entry_id), "entry cannot be read (deleted or not shared)"))
-                    continue
-                state = _entry_id(entity.get("state")) or STATE_NORMAL
-                if state in {STATE_ARCHIVED, STATE_DELETED}:
-                    archived[self.experiment_id_of(entity)] = None
-                    continue
-                record = self.record_of(entity)
-            except RecordError as exc:
-                errors.append(exc)
-                continue
-            except ElnRequestRefused as exc:
-                errors.append(RecordError(self.entry_url(entry_id), str(exc)))
-                continue
-            if record.id in records:
-                errors.append(RecordError(record.source, f"experiment {record.id} is also {records[record.id].source}"))
-                continue
-            records[record.id] = record
-        return tuple(records.values()), tuple(errors), tuple(archived)
+
+        def state_of(entity: Mapping[str, Any]) -> str:
+            state = _entry_id(entity.get("state")) or STATE_NORMAL
+            return ARCHIVED if state in {STATE_ARCHIVED, STATE_DELETED} else LIVE
+
+        return sort_entries(
+            entries,
+            read=lambda entry_id, listed: self._entry_or_none(entry_id) or (dict(listed) if listed else None),
+            state_of=state_of,
+            record_of=self.record_of,
+            experiment_id_of=self.experiment_id_of,
+            entry_url=self.entry_url,
+        )
 
     # Finding one experiment's entry
 
