@@ -17,6 +17,7 @@ import numpy as np
 import numpy.typing as npt
 
 from labmesh_dagster.core.errors import ExtractionError
+from labmesh_dagster.extract.base import FileContext, Summary
 from labmesh_dagster.extract.compression import Readable, codec_error_in_rest, open_decompressed
 
 _GC_BYTES = np.frombuffer(b"GCgc", dtype=np.uint8)
@@ -260,3 +261,19 @@ def fastq_stats(
     stats = FastqStats(track_positions=track_positions)
     accumulate_fastq(stream, name, stats, batch_size=batch_size)
     return stats.summary()
+
+
+def extract_fastq(stream: BinaryIO, ctx: FileContext) -> Summary:
+    """The registry's FASTQ extractor: statistics, plus the reads counted before any fault."""
+    stats = FastqStats()
+    try:
+        accumulate_fastq(stream, ctx.name, stats)
+    except ExtractionError:
+        ctx.partial["reads_before_error"] = stats.reads
+        raise
+    summary = stats.summary()
+    text = (
+        f"FASTQ reads={summary['reads']} bases={summary['bases']} "
+        f"mean_length={summary['mean_length']} gc_percent={summary['gc_percent']}"
+    )
+    return Summary(metadata=summary, text=text)

@@ -45,7 +45,16 @@ FORMAT_BY_SUFFIX: dict[str, str] = {
     ".png": "png",
     ".jpg": "jpeg",
     ".jpeg": "jpeg",
+    ".xml": "xml",
+    ".mzml": "mzml",
+    ".xls": "xls",
 }
+
+ILLUMINA_RUN_FILES: dict[str, str] = {
+    "runinfo.xml": "illumina_runinfo",
+    "runparameters.xml": "illumina_runparameters",
+}
+"""Illumina run folder files, known by name (their XML has no namespace to tell them by)."""
 
 _BINARY_MAGIC: tuple[tuple[bytes, str], ...] = (
     (b"%PDF", "pdf"),
@@ -60,6 +69,10 @@ _BINARY_MAGIC: tuple[tuple[bytes, str], ...] = (
 _SEQUENCE_LINE = re.compile(rb"[!-~]*\r?")
 """A sequence line: printable ASCII without spaces (test data and old instruments use digits too)."""
 _SAM_HEADER = re.compile(rb"@(HD|SQ|RG|PG|CO)\t")
+_XML_ROOT = re.compile(rb"<(?:[A-Za-z_][\w.-]*:)?([A-Za-z_][\w.-]*)[\s>/]")
+"""The first element name of an XML document (after any declaration, comments and doctype)."""
+_SAMPLE_SHEET_START = re.compile(rb"\[(Header|Reads|Settings|Data|BCLConvert_Settings|BCLConvert_Data)\][,\s]")
+"""An Illumina sample sheet (v1 or v2) starts with one of its bracketed sections."""
 _BGZF_CONTAINERS = frozenset({"bam", "bcf"})
 _UNKNOWN = frozenset({"binary", "empty"})
 
@@ -98,6 +111,43 @@ def _looks_like_text(head: bytes) -> bool:
     return True
 
 
+def _base_name(name: str) -> str:
+    return strip_compression_suffix(name).replace("\\", "/").rsplit("/", 1)[-1].lower()
+
+
+def _xml_root(head: bytes) -> str | None:
+    """The root element's local name, skipping the declaration, comments, doctype and a BOM."""
+    text = head.removeprefix(b"\xef\xbb\xbf").lstrip()
+    if not text.startswith(b"<"):
+        return None
+    position = 0
+    while True:
+        match = _XML_ROOT.search(text, position)
+        if match is None:
+            return None
+        before = text[match.start() + 1 : match.start() + 2]
+        if before not in (b"?", b"!"):
+            return match.group(1).decode("ascii", "replace")
+        position = match.end()
+
+
+def _detect_xml(name: str, head: bytes) -> str | None:
+    """mzML by its root element; Illumina run files by name; any other XML as "xml"."""
+    root = _xml_root(head)
+    if root is None:
+        return None
+    if root in ("mzML", "indexedmzML"):
+        return "mzml"
+    run_file = ILLUMINA_RUN_FILES.get(_base_name(name))
+    if run_file is not None:
+        return run_file
+    if root == "RunInfo":
+        return "illumina_runinfo"
+    if root == "RunParameters":
+        return "illumina_runparameters"
+    return "xml"
+
+
 def _detect_plain(name: str, head: bytes) -> str:
     """Detect the format of uncompressed bytes: magic, then text shapes, then the name, then a text sniff."""
     for magic, fmt in _BINARY_MAGIC:
@@ -115,6 +165,11 @@ def _detect_plain(name: str, head: bytes) -> str:
         return "sam"
     if _looks_like_fasta(head):
         return "fasta"
+    if _SAMPLE_SHEET_START.match(head.removeprefix(b"\xef\xbb\xbf")):
+        return "illumina_samplesheet"
+    xml = _detect_xml(name, head)
+    if xml is not None:
+        return xml
     claimed = format_by_suffix(name)
     if claimed is not None:
         return claimed

@@ -129,7 +129,16 @@ def test_a_fasta_gets_records_total_length_and_gc() -> None:
     sequences = ["SEQUENCE1", "SEQUENCE2"]
     gc = sum(base in "GCgc" for sequence in sequences for base in sequence)
     assert extraction.format == "fasta"
-    assert extraction.metadata == {"records": 2, "total_length": 18, "gc_percent": round(100 * gc / 18, 2)}
+    assert extraction.metadata == {
+        "records": 2,
+        "total_length": 18,
+        "min_length": 9,
+        "max_length": 9,
+        "n50": 9,
+        "gc_percent": round(100 * gc / 18, 2),
+        "n_percent": round(100 * 2 / 18, 4),
+        "first_records": ["first_sequence", "second_sequence"],
+    }
 
 
 def test_zero_bytes_are_empty_without_error() -> None:
