@@ -123,4 +123,3 @@ def spooled(stream: BinaryIO, ctx: FileContext, suffix: str = "") -> Iterator[Pa
         yield path
     finally:
         path.unlink(missing_ok=True)
-

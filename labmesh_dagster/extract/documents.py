@@ -11,7 +11,7 @@ import codecs
 import json
 from typing import Any, BinaryIO
 
-from labmesh_dagster.extract.base import TEXT_LIMIT, FileContext, Summary
+from labmesh_dagster.extract.base import TEXT_LIMIT, Extractor, FileContext, Summary
 from labmesh_dagster.extract.compression import read_head
 
 CHUNK_SIZE = 1024 * 1024
@@ -80,3 +80,11 @@ def extract_json(stream: BinaryIO, ctx: FileContext) -> Summary:
     except json.JSONDecodeError as exc:
         raise ctx.error("bad_format", f"invalid JSON: {exc}") from exc
     return Summary(metadata={"parsed": True, **_json_shape(value)}, text=document[:TEXT_LIMIT])
+
+
+EXTRACTORS: dict[str, Extractor] = {
+    "text": extract_text,
+    "md": extract_text,
+    "yaml": extract_text,
+    "json": extract_json,
+}

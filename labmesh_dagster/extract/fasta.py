@@ -13,7 +13,7 @@ import dnaio
 import numpy as np
 import numpy.typing as npt
 
-from labmesh_dagster.extract.base import FileContext, Summary
+from labmesh_dagster.extract.base import Extractor, FileContext, Summary
 
 FASTA_BATCH = 10000
 _GC = (b"G", b"C", b"g", b"c")
@@ -74,3 +74,6 @@ def extract_fasta(stream: BinaryIO, ctx: FileContext) -> Summary:
         f"gc_percent={metadata['gc_percent']} " + " ".join(metadata["first_records"])
     )
     return Summary(metadata=metadata, text=text)
+
+
+EXTRACTORS: dict[str, Extractor] = {"fasta": extract_fasta}

@@ -17,7 +17,7 @@ import numpy as np
 import numpy.typing as npt
 
 from labmesh_dagster.core.errors import ExtractionError
-from labmesh_dagster.extract.base import FileContext, Summary
+from labmesh_dagster.extract.base import Extractor, FileContext, Summary
 from labmesh_dagster.extract.compression import Readable, codec_error_in_rest, open_decompressed
 
 _GC_BYTES = np.frombuffer(b"GCgc", dtype=np.uint8)
@@ -277,3 +277,6 @@ def extract_fastq(stream: BinaryIO, ctx: FileContext) -> Summary:
         f"mean_length={summary['mean_length']} gc_percent={summary['gc_percent']}"
     )
     return Summary(metadata=summary, text=text)
+
+
+EXTRACTORS: dict[str, Extractor] = {"fastq": extract_fastq}

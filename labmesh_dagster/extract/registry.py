@@ -16,6 +16,18 @@ from dataclasses import dataclass
 from typing import Any, BinaryIO
 
 from labmesh_dagster.core.errors import ExtractionError
+from labmesh_dagster.extract import (
+    alignment,
+    documents,
+    fasta,
+    fastq,
+    illumina,
+    images,
+    instruments,
+    mzml,
+    tables,
+    variants,
+)
 from labmesh_dagster.extract.base import TEXT_LIMIT, Deadline, Extractor, FileContext, SiblingOpener
 from labmesh_dagster.extract.compression import (
     CODEC_REASONS,
@@ -27,11 +39,7 @@ from labmesh_dagster.extract.compression import (
     open_decompressed,
     read_head,
 )
-from labmesh_dagster.extract.documents import extract_json, extract_text
-from labmesh_dagster.extract.fasta import extract_fasta
-from labmesh_dagster.extract.fastq import extract_fastq
 from labmesh_dagster.extract.formats import HEAD_SIZE, detect_format
-from labmesh_dagster.extract.tables import delimited
 
 CHUNK_SIZE = 1024 * 1024
 
@@ -76,15 +84,18 @@ class Extraction:
 
 
 EXTRACTORS: dict[str, Extractor] = {
-    "fastq": extract_fastq,
-    "fasta": extract_fasta,
-    "text": extract_text,
-    "md": extract_text,
-    "yaml": extract_text,
-    "csv": delimited(","),
-    "tsv": delimited("\t"),
-    "json": extract_json,
+    **fastq.EXTRACTORS,
+    **fasta.EXTRACTORS,
+    **alignment.EXTRACTORS,
+    **variants.EXTRACTORS,
+    **illumina.EXTRACTORS,
+    **tables.EXTRACTORS,
+    **instruments.EXTRACTORS,
+    **images.EXTRACTORS,
+    **mzml.EXTRACTORS,
+    **documents.EXTRACTORS,
 }
+"""Format name (as ``detect_format`` gives it, without codec) -> its extractor; each module lists its own."""
 
 
 def _base_format(fmt: str) -> str:

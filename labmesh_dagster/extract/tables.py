@@ -11,7 +11,7 @@ import io
 from collections.abc import Callable, Iterator
 from typing import BinaryIO
 
-from labmesh_dagster.extract.base import TEXT_LIMIT, FileContext, Summary
+from labmesh_dagster.extract.base import TEXT_LIMIT, Extractor, FileContext, Summary
 
 MAX_CSV_LINE = 1024 * 1024
 MAX_CSV_COLUMNS = 1000
@@ -56,3 +56,6 @@ def delimited(delimiter: str) -> Callable[[BinaryIO, FileContext], Summary]:
         return Summary(metadata=metadata, text="".join(snippet))
 
     return extract_table
+
+
+EXTRACTORS: dict[str, Extractor] = {"csv": delimited(","), "tsv": delimited("\t")}

@@ -1,0 +1,7 @@
+"""Metadata of Illumina run folders."""
+
+from __future__ import annotations
+
+from labmesh_dagster.extract.base import Extractor
+
+EXTRACTORS: dict[str, Extractor] = {}

@@ -1,0 +1,7 @@
+"""Metadata of TIFF and OME-TIFF images."""
+
+from __future__ import annotations
+
+from labmesh_dagster.extract.base import Extractor
+
+EXTRACTORS: dict[str, Extractor] = {}

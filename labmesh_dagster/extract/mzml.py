@@ -1,0 +1,7 @@
+"""Metadata of mzML mass spectrometry runs."""
+
+from __future__ import annotations
+
+from labmesh_dagster.extract.base import Extractor
+
+EXTRACTORS: dict[str, Extractor] = {}
