@@ -59,7 +59,8 @@ def extract_fasta(stream: BinaryIO, ctx: FileContext) -> Summary:
     fold()
     all_lengths = np.concatenate(lengths) if lengths else np.zeros(0, dtype=np.int64)
     total = int(all_lengths.sum())
-    metadata = {
+    first_records = [name for name in names if name]
+    metadata: dict[str, object] = {
         "records": counts["records"],
         "total_length": total,
         "min_length": int(all_lengths.min()) if all_lengths.size else None,
@@ -67,11 +68,11 @@ def extract_fasta(stream: BinaryIO, ctx: FileContext) -> Summary:
         "n50": n50(all_lengths),
         "gc_percent": round(100 * counts["gc"] / total, 2) if total else None,
         "n_percent": round(100 * counts["n"] / total, 4) if total else None,
-        "first_records": [name for name in names if name],
+        "first_records": first_records,
     }
     text = (
         f"FASTA records={metadata['records']} total_length={total} n50={metadata['n50']} "
-        f"gc_percent={metadata['gc_percent']} " + " ".join(metadata["first_records"])
+        f"gc_percent={metadata['gc_percent']} " + " ".join(first_records)
     )
     return Summary(metadata=metadata, text=text)
 
