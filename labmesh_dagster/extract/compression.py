@@ -112,7 +112,9 @@ class HeadStream(io.RawIOBase):
             self._offset += count
             return count
         try:
-            data = self._stream.read(len(view))
+            # read1 where the source has it: a buffered decoder then hands over what it has
+            # inflated so far instead of losing it to an error further on.
+            data = getattr(self._stream, "read1", self._stream.read)(len(view))
         except BaseException:
             self.failed = True
             raise

@@ -24,7 +24,8 @@ from typing import Any
 import pytest
 
 from labmesh_dagster.core.errors import ExtractionError
-from labmesh_dagster.extract import FastqStats, fastq_stats
+from labmesh_dagster.extract import FastqStats, extract, fastq_stats
+from labmesh_dagster.extract.fastq import accumulate_fastq
 
 DATA = Path(__file__).parent.parent / "data" / "dnaio"
 PLAIN_FILES = ["simple.fastq", "small.fastq", "paired.1.fastq", "paired.2.fastq"]
@@ -104,18 +105,19 @@ def test_every_member_of_a_multi_member_gzip_is_counted() -> None:
     assert stats["bases"] == 18 + 102
 
 
-def test_many_batches_give_the_same_stats_as_one() -> None:
+@pytest.mark.parametrize("block_size", [1, 7, 1000, 4096])
+def test_many_small_blocks_give_the_same_stats_as_one(block_size: int) -> None:
     data = generated_fastq(250)
-    assert stats_of(data, batch_size=7, track_positions=True) == stats_of(data, track_positions=True)
+    assert stats_of(data, block_size=block_size, track_positions=True) == stats_of(data, track_positions=True)
 
 
 MIXED_LENGTHS = b"@r1\nACG\n+\nI5+\n@r2\nA\n+\n5\n@r3\nAC\n+\n+I\n@r4\nTTT\n+\nIII\n"
 """Phred+33: 'I' is 40, '5' is 20, '+' is 10."""
 
 
-@pytest.mark.parametrize("batch_size", [1, 2, 3, 20000])
-def test_per_position_mean_quality_averages_only_the_reads_reaching_each_position(batch_size: int) -> None:
-    stats = stats_of(MIXED_LENGTHS, track_positions=True, batch_size=batch_size)
+@pytest.mark.parametrize("block_size", [1, 9, 20, 1 << 20])
+def test_per_position_mean_quality_averages_only_the_reads_reaching_each_position(block_size: int) -> None:
+    stats = stats_of(MIXED_LENGTHS, track_positions=True, block_size=block_size)
     first = (40 + 20 + 10 + 40) / 4
     second = (20 + 40 + 40) / 3
     third = (10 + 40) / 2
@@ -193,12 +195,12 @@ def test_a_plain_fastq_whose_last_record_is_cut_short_is_truncated(cut: bytes) -
     assert reason_for(cut) == "truncated"
 
 
-def test_a_record_whose_quality_is_shorter_than_its_sequence_is_bad_format() -> None:
-    assert reason_for(b"@r1\nACGT\n+\nII\n@r2\nACGT\n+\nIIII\n") == "bad_format"
+def test_a_record_whose_quality_is_shorter_than_its_sequence_is_a_length_mismatch() -> None:
+    assert reason_for(b"@r1\nACGT\n+\nII\n@r2\nACGT\n+\nIIII\n") == "length_mismatch"
 
 
-def test_a_final_record_with_a_mismatched_but_terminated_quality_is_bad_format() -> None:
-    assert reason_for(b"@r1\nACGT\n+\nIIII\n@r2\nACGT\n+\nII\n") == "bad_format"
+def test_a_final_record_with_a_mismatched_but_terminated_quality_is_a_length_mismatch() -> None:
+    assert reason_for(b"@r1\nACGT\n+\nIIII\n@r2\nACGT\n+\nII\n") == "length_mismatch"
 
 
 def test_a_plus_line_naming_another_read_is_bad_format() -> None:
@@ -220,3 +222,140 @@ def test_zstd_gives_the_plain_file_stats_when_a_zstd_library_is_present() -> Non
     compressed = zstd.compress((DATA / "small.fastq").read_bytes())
     assert stats_of(compressed + compressed, "reads.fastq.zst")["reads"] == 2 * 3
     assert stats_of(compressed, "reads.fastq.zst") == recount(DATA / "small.fastq")
+
+
+def illumina_fastq(reads: int, *, lane: int = 1, read: int = 1, length: int = 151, seed: int = 3) -> bytes:
+    """Reads named the way CASAVA 1.8+ names them, with binned NovaSeq qualities."""
+    rng = random.Random(seed)
+    records = []
+    for number in range(reads):
+        sequence = "".join(rng.choice("ACGT") for _ in range(length))
+        quality = "".join(rng.choice("#,:F") for _ in range(length))
+        name = f"A00123:45:HXXXXDSX2:{lane}:1101:{1000 + number}:2000 {read}:N:0:ACGTACGT+TTGGCCAA"
+        records.append(f"@{name}\n{sequence}\n+\n{quality}\n")
+    return "".join(records).encode("ascii")
+
+
+def extracted(data: bytes, name: str = "reads.fastq", **options: Any) -> dict[str, Any]:
+    extraction = extract(io.BytesIO(data), name, **options)
+    assert extraction.error is None, extraction.error
+    return extraction.metadata
+
+
+def test_an_illumina_read_name_gives_instrument_run_flowcell_lane_read_and_index() -> None:
+    metadata = extracted(illumina_fastq(20, lane=2, read=2))
+    assert metadata["read_name"] == {
+        "convention": "casava1.8",
+        "instrument": "A00123",
+        "run_number": 45,
+        "flowcell": "HXXXXDSX2",
+        "lane": 2,
+        "read": 2,
+        "index": "ACGTACGT+TTGGCCAA",
+    }
+    assert metadata["lanes"] == [2]
+    assert metadata["first_read"].startswith("A00123:45:HXXXXDSX2:2:1101:1000:2000")
+
+
+def test_lanes_merged_into_one_file_are_all_listed() -> None:
+    data = illumina_fastq(3000, lane=1) + illumina_fastq(3000, lane=2, seed=4)
+    stats = FastqStats()
+    accumulate_fastq(io.BytesIO(data), "merged.fastq", stats, block_size=64 * 1024)
+    assert stats.details()["lanes"] == [1, 2]
+
+
+def test_legacy_illumina_and_sra_read_names_are_recognised() -> None:
+    legacy = b"@HWUSI-EAS100R:6:73:941:1973#ATCACG/1\nACGT\n+\nIIII\n"
+    sra = b"@SRR001666.1 071112_SLXA-EAS1_s_7:5:1:817:345 length=4\nACGT\n+\nIIII\n"
+    assert extracted(legacy)["read_name"] == {
+        "convention": "illumina_legacy",
+        "instrument": "HWUSI-EAS100R",
+        "lane": 6,
+        "read": 1,
+        "index": "ATCACG",
+    }
+    assert extracted(sra)["read_name"] == {"convention": "sra", "accession": "SRR001666"}
+
+
+def test_q20_q30_and_n50_match_a_recount() -> None:
+    data = illumina_fastq(500) + generated_fastq(300, length=60, seed=9)
+    lines = data.decode("ascii").splitlines()
+    qualities = "".join(lines[3::4])
+    lengths = sorted((len(sequence) for sequence in lines[1::4]), reverse=True)
+    half, running, n50 = sum(lengths) / 2, 0, None
+    for length in lengths:
+        running += length
+        if running >= half:
+            n50 = length
+            break
+    metadata = extracted(data)
+    assert metadata["q20_percent"] == round(100 * sum(ord(q) - 33 >= 20 for q in qualities) / len(qualities), 2)
+    assert metadata["q30_percent"] == round(100 * sum(ord(q) - 33 >= 30 for q in qualities) / len(qualities), 2)
+    assert metadata["n50"] == n50 == 151
+    assert metadata["fixed_length"] is False
+
+
+def random_reads(rng: random.Random, reads: int, lengths: tuple[int, int], alphabet: str, crlf: bool) -> bytes:
+    newline = "\r\n" if crlf else "\n"
+    records = []
+    for number in range(reads):
+        length = rng.randint(*lengths)
+        sequence = "".join(rng.choice(alphabet) for _ in range(length))
+        quality = "".join(chr(rng.randint(33, 74)) for _ in range(length))
+        records.append(f"@r{number} x{newline}{sequence}{newline}+{newline}{quality}{newline}")
+    return "".join(records).encode("ascii")
+
+
+@pytest.mark.parametrize(
+    ("lengths", "alphabet", "crlf"),
+    [
+        pytest.param((150, 150), "ACGTN", False, id="fixed-length"),
+        pytest.param((30, 150), "ACGTN", False, id="trimmed"),
+        pytest.param((5, 3000), "ACGTN", False, id="long-reads"),
+        pytest.param((0, 40), "ACGTNacgtn", True, id="soft-masked-crlf-empty-reads"),
+    ],
+)
+@pytest.mark.parametrize("block_size", [333, 8 * 1024 * 1024])
+def test_block_counting_matches_the_slow_recount_for_any_read_shape(
+    tmp_path: Path, lengths: tuple[int, int], alphabet: str, crlf: bool, block_size: int
+) -> None:
+    data = random_reads(random.Random(11), 400, lengths, alphabet, crlf)
+    path = tmp_path / "reads.fastq"
+    path.write_bytes(data.replace(b"\r\n", b"\n"))
+    expected = recount(path)
+    got = stats_of(data, block_size=block_size, track_positions=True)
+    assert {key: got[key] for key in expected} == expected
+    lines = data.decode("ascii").splitlines()
+    for position in (0, 20):
+        reaching = [quality for quality in lines[3::4] if len(quality) > position]
+        mean = sum(ord(quality[position]) - 33 for quality in reaching) / len(reaching)
+        assert got["per_position_mean_quality"][position] == round(mean, 2)
+
+
+def test_a_plus_line_repeating_the_read_name_is_valid() -> None:
+    data = b"@r1 desc\nACGT\n+r1 desc\nIIII\n@r2\nGG\n+\nII\n"
+    assert stats_of(data)["reads"] == 2
+
+
+def test_non_ascii_bases_are_bad_format_with_the_reads_before_them() -> None:
+    good = illumina_fastq(10)
+    extraction = extract(io.BytesIO(good + "@bad\nAC\u00e9T\n+\nIIIII\n".encode()), "reads.fastq")
+    assert extraction.error is not None and extraction.error.reason == "bad_format"
+    assert extraction.metadata == {"reads_before_error": 10}
+    assert "line 42" in extraction.error.detail
+
+
+def test_the_error_names_the_line_of_the_fault_in_a_later_block() -> None:
+    data = generated_fastq(2000) + b"@broken\nACGT\n-\nIIII\n" + generated_fastq(10)
+    with pytest.raises(ExtractionError) as caught:
+        stats_of(data, block_size=4096)
+    assert caught.value.reason == "bad_format"
+    assert "line 8003" in caught.value.detail
+
+
+def test_a_spent_time_budget_gives_a_partial_summary_marked_as_such() -> None:
+    data = generated_fastq(3000)
+    extraction = extract(io.BytesIO(data), "reads.fastq", budget_seconds=0)
+    assert extraction.error is None
+    assert extraction.partial == "time_budget"
+    assert 0 < extraction.metadata["reads"] <= 3000

@@ -81,11 +81,11 @@ def test_a_fastq_gz_from_a_one_way_stream_gets_its_stats_and_a_summary_line() ->
     extraction = extract_bytes(data, "simple.fastq.gz")
     with (DATA / "simple.fastq").open("rb") as plain:
         expected = fastq_stats(plain, "simple.fastq")
-    assert extraction == Extraction(
-        format="fastq.gz",
-        metadata=expected,
-        text="FASTQ reads=2 bases=18 mean_length=9.0 gc_percent=11.11",
-    )
+    assert extraction.format == "fastq.gz"
+    assert extraction.error is None
+    assert {key: extraction.metadata[key] for key in expected} == expected
+    assert extraction.metadata["first_read"] == "first_sequence"
+    assert extraction.text == "FASTQ reads=2 bases=18 mean_length=9.0 gc_percent=11.11"
 
 
 def test_a_fastq_larger_than_the_detection_head_is_counted_in_full() -> None:
@@ -175,7 +175,11 @@ def test_a_csv_gets_its_columns_and_row_count() -> None:
         "column_count": 3,
         "rows": 2,
         "encoding": "utf-8",
+        "delimiter": ",",
+        "sample_column": "sample",
+        "ragged_rows": 0,
     }
+    assert extraction.samples == ("E. coli, K12", "blank")
     assert extraction.text == content
 
 

@@ -52,7 +52,7 @@ def test_a_corrupt_file_gets_a_failed_document_and_the_others_are_unaffected(tmp
     outputs = run_qc(store, "EXP-1", inputs)
 
     assert [output["status"] for output in outputs] == ["failed", "ok", "ok"]
-    assert _document(store, "qc/bad.fastq.qc.json")["error"]["reason"] == "bad_format"
+    assert _document(store, "qc/bad.fastq.qc.json")["error"]["reason"] == "length_mismatch"
     assert _document(store, "qc/good.fastq.qc.json")["stats"]["reads"] == 2
 
 
