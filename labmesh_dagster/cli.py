@@ -188,15 +188,17 @@ def command_api(settings: Settings, args: argparse.Namespace) -> int:
     """Serve `labmesh api` (ELN webhooks) with uvicorn until Ctrl-C."""
     import uvicorn
 
-    from labmesh_dagster.api.app import create_app
-    from labmesh_dagster.api.webhooks import WebhookSource
-
-    sources = {s.name: WebhookSource(s.name, s.secrets, s.payload) for s in settings.webhook_sources}
-    if not sources:
-        print("labmesh api: no webhook source configured; set LABMESH_WEBHOOK_<NAME>_SECRETS", file=sys.stderr)
+    from labmesh_dagster.api.app import create_app_from_settings
     from labmesh_dagster.definitions import build_inbox_resource
 
-    uvicorn.run(create_app(build_inbox_resource(settings).get_inbox(), sources), host=args.host, port=args.port)
+    if not settings.webhook_sources:
+        print(
+            "labmesh api: no webhook source configured; set LABMESH_WEBHOOK_<NAME>_SECRETS "
+            "or LABMESH_WEBHOOK_<NAME>_BENCHLING_APP_DEFINITION_ID",
+            file=sys.stderr,
+        )
+    app = create_app_from_settings(settings, build_inbox_resource(settings).get_inbox())
+    uvicorn.run(app, host=args.host, port=args.port)
     return 0
 
 

@@ -209,33 +209,64 @@ class BenchlingSettings:
         )
 
 
+DEFAULT_BENCHLING_JWKS_URL = "https://apps.benchling.com/api/v1/apps/{app_definition_id}/jwks"
+WEBHOOK_KEY = re.compile(r"LABMESH_WEBHOOK_([A-Z0-9_]+?)_(SECRETS|PAYLOAD|BENCHLING_APP_DEFINITION_ID)")
+
+
 @dataclass(frozen=True)
 class WebhookSettings:
-    """One sender `labmesh api` accepts events from: ``LABMESH_WEBHOOK_<NAME>_SECRETS`` (and ``_PAYLOAD``).
+    """One sender `labmesh api` accepts events from, and how its signatures are checked.
 
-    Several comma-separated secrets are all accepted, so a key can be rotated
-    without refusing events signed with the old one meanwhile.
+    ``LABMESH_WEBHOOK_<NAME>_SECRETS``: Standard Webhooks HMAC secrets; several,
+    comma-separated, are all accepted, so a key can be rotated without refusing
+    events signed with the old one meanwhile.
+    ``LABMESH_WEBHOOK_<NAME>_BENCHLING_APP_DEFINITION_ID``: the source is a
+    Benchling app, whose webhooks are signed with keys Benchling publishes (JWKS)
+    for that app definition. Either or both may be set (a request passes if one
+    of them verifies it, each judged on its own signature entries), so a tenant
+    can move from a secret-signed webhook to the app without a gap; a source
+    with neither is a mistake and stops startup.
     """
 
     name: str
     secrets: tuple[str, ...]
     payload: str
+    benchling_app_definition_id: str | None = None
 
     @classmethod
     def all_from_env(cls, env: Mapping[str, str]) -> tuple[WebhookSettings, ...]:
-        sources = []
-        for key in sorted(env):
-            match = re.fullmatch(r"LABMESH_WEBHOOK_([A-Z0-9_]+)_SECRETS", key)
-            if not match or not env[key].strip():
-                continue
-            name = match.group(1).lower()
-            payload = env.get(f"LABMESH_WEBHOOK_{match.group(1)}_PAYLOAD") or (
-                "benchling" if name == "benchling" else "labmesh"
+        names = sorted({match.group(1) for key in env if (match := WEBHOOK_KEY.fullmatch(key)) and env[key].strip()})
+        return tuple(cls._from_env(env, name) for name in names)
+
+    @classmethod
+    def _from_env(cls, env: Mapping[str, str], name: str) -> WebhookSettings:
+        prefix = f"LABMESH_WEBHOOK_{name}"
+        secrets = _list(env, f"{prefix}_SECRETS")
+        app = (env.get(f"{prefix}_BENCHLING_APP_DEFINITION_ID") or "").strip() or None
+        if not secrets and app is None:
+            raise SettingsError(
+                f"webhook source {name.lower()!r} has neither secrets nor a Benchling app: set {prefix}_SECRETS "
+                f"(Standard Webhooks) or {prefix}_BENCHLING_APP_DEFINITION_ID (Benchling app signatures)"
             )
-            if payload not in {"labmesh", "benchling"}:
-                raise SettingsError(f"LABMESH_WEBHOOK_{match.group(1)}_PAYLOAD={payload!r}: use labmesh or benchling")
-            sources.append(cls(name=name, secrets=_list(env, key), payload=payload))
-        return tuple(sources)
+        if app is not None and not re.fullmatch(r"[A-Za-z0-9_-]+", app):
+            raise SettingsError(f"{prefix}_BENCHLING_APP_DEFINITION_ID={app!r}: expected an id like appdef_aBc123")
+        default = "benchling" if app is not None or name == "BENCHLING" else "labmesh"
+        payload = env.get(f"{prefix}_PAYLOAD") or default
+        if payload not in {"labmesh", "benchling"}:
+            raise SettingsError(f"{prefix}_PAYLOAD={payload!r}: use labmesh or benchling")
+        if app is not None and payload != "benchling":
+            raise SettingsError(f"{prefix}_PAYLOAD={payload!r}: a Benchling app sends Benchling's envelope (benchling)")
+        return cls(name=name.lower(), secrets=secrets, payload=payload, benchling_app_definition_id=app)
+
+
+def _jwks_url(env: Mapping[str, str]) -> str:
+    """Where Benchling publishes an app's keys: a template with ``{app_definition_id}`` (tests point it elsewhere)."""
+    url = env.get("LABMESH_BENCHLING_JWKS_URL") or DEFAULT_BENCHLING_JWKS_URL
+    if not url.startswith(("https://", "http://")) or "{app_definition_id}" not in url:
+        raise SettingsError(
+            f"LABMESH_BENCHLING_JWKS_URL={url!r}: expected an http(s) URL containing {{app_definition_id}}"
+        )
+    return url
 
 
 @dataclass(frozen=True)
@@ -298,6 +329,7 @@ class Settings:
     sensor_interval_seconds: int
     landing_retry_seconds: float = 3600
     webhook_sources: tuple[WebhookSettings, ...] = ()
+    benchling_jwks_url: str = DEFAULT_BENCHLING_JWKS_URL
     eln: str = "folder"
     elabftw: ElabFtwSettings | None = None
     benchling: BenchlingSettings | None = None
@@ -342,6 +374,7 @@ class Settings:
             sensor_interval_seconds=int(_seconds(env, "LABMESH_SENSOR_INTERVAL_SECONDS", 10)),
             landing_retry_seconds=_seconds(env, "LABMESH_LANDING_RETRY_SECONDS", 3600),
             webhook_sources=WebhookSettings.all_from_env(env),
+            benchling_jwks_url=_jwks_url(env),
             eln=eln,
             elabftw=ElabFtwSettings.from_env(env) if eln == "elabftw" else None,
             benchling=BenchlingSettings.from_env(env) if eln == "benchling" else None,

@@ -11,6 +11,7 @@ mapping is given.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -255,3 +256,51 @@ def test_benchling_is_named_with_its_url_key_and_location_field(tmp_path: Path) 
     assert settings.benchling.schema_id == "ts_seqrun"
     with pytest.raises(SettingsError, match="LABMESH_BENCHLING_URL"):
         Settings.from_env({"LABMESH_HOME": str(tmp_path), "LABMESH_ELN": "benchling"})
+
+
+def test_a_benchling_app_source_is_read_with_its_app_definition_id_and_benchlings_jwks_url(tmp_path: Path) -> None:
+    settings = Settings.from_env(
+        {
+            "LABMESH_HOME": str(tmp_path),
+            "LABMESH_WEBHOOK_ELN_BENCHLING_APP_DEFINITION_ID": "appdef_x1Y2",
+            "LABMESH_WEBHOOK_LIMS_SECRETS": "whsec_l",
+        }
+    )
+    assert [(s.name, s.secrets, s.payload, s.benchling_app_definition_id) for s in settings.webhook_sources] == [
+        ("eln", (), "benchling", "appdef_x1Y2"),
+        ("lims", ("whsec_l",), "labmesh", None),
+    ]
+    assert settings.benchling_jwks_url == "https://apps.benchling.com/api/v1/apps/{app_definition_id}/jwks"
+    local = Settings.from_env(
+        {
+            "LABMESH_HOME": str(tmp_path),
+            "LABMESH_WEBHOOK_BENCHLING_SECRETS": "whsec_b",
+            "LABMESH_WEBHOOK_BENCHLING_BENCHLING_APP_DEFINITION_ID": "appdef_x1Y2",
+            "LABMESH_BENCHLING_JWKS_URL": "http://127.0.0.1:9000/apps/{app_definition_id}/jwks",
+        }
+    )
+    [both] = local.webhook_sources
+    assert (both.secrets, both.benchling_app_definition_id) == (("whsec_b",), "appdef_x1Y2")
+    assert local.benchling_jwks_url == "http://127.0.0.1:9000/apps/{app_definition_id}/jwks"
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"LABMESH_WEBHOOK_LIMS_PAYLOAD": "labmesh"}, "neither secrets nor a Benchling app"),
+        ({"LABMESH_WEBHOOK_LIMS_SECRETS": " , "}, "LABMESH_WEBHOOK_LIMS_BENCHLING_APP_DEFINITION_ID"),
+        ({"LABMESH_WEBHOOK_B_BENCHLING_APP_DEFINITION_ID": "../evil"}, "expected an id like appdef_"),
+        (
+            {"LABMESH_WEBHOOK_B_BENCHLING_APP_DEFINITION_ID": "appdef_1", "LABMESH_WEBHOOK_B_PAYLOAD": "labmesh"},
+            "Benchling's envelope",
+        ),
+        ({"LABMESH_BENCHLING_JWKS_URL": "https://apps.benchling.com/jwks"}, "{app_definition_id}"),
+        ({"LABMESH_BENCHLING_JWKS_URL": "ftp://x/{app_definition_id}"}, "http(s) URL"),
+    ],
+    ids=["payload alone", "empty secrets", "bad app id", "app with labmesh payload", "no placeholder", "not http"],
+)
+def test_a_webhook_source_that_cannot_be_verified_stops_startup_with_the_variable_to_set(
+    tmp_path: Path, env: dict[str, str], message: str
+) -> None:
+    with pytest.raises(SettingsError, match=re.escape(message)):
+        Settings.from_env({"LABMESH_HOME": str(tmp_path), **env})

@@ -154,3 +154,10 @@ def test_the_inbox_hands_events_out_again_until_acknowledged(inbox: SqliteInbox)
 
     assert first.event == again.event and inbox.pending() == 0
     assert not inbox.put(ElnEvent("lims", "e1", "EXP-1", "changed", "2026-11-29T10:00:00Z"))
+
+
+def test_a_source_with_neither_a_secret_nor_a_benchling_app_cannot_be_configured() -> None:
+    with pytest.raises(ValueError, match="needs a secret or a Benchling app definition id"):
+        WebhookSource("lims", ())
+    with pytest.raises(ValueError, match="benchling payload shape"):
+        WebhookSource("lims", (), "labmesh", benchling_app_definition_id="appdef_1")
