@@ -202,6 +202,21 @@ def command_api(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def command_extract(settings: Settings, args: argparse.Namespace) -> int:
+    """Print what labmesh would record of each file: one JSON object per file; 1 if any file is bad."""
+    from labmesh_dagster.extract.local_files import describe_files
+
+    documents = describe_files(args.files, budget_seconds=args.budget_seconds)
+    for document in documents:
+        if not args.text:
+            document.pop("text", None)
+        print(json.dumps(document, indent=2 if args.pretty else None, ensure_ascii=False))
+    if not documents:
+        print("labmesh extract: no files found", file=sys.stderr)
+        return 1
+    return 1 if any("error" in document for document in documents) else 0
+
+
 def command_lineage(settings: Settings, args: argparse.Namespace) -> int:
     from labmesh_dagster.connectors.lineage.sqlite import SqliteLineageLog
     from labmesh_dagster.core.ids import validate_experiment_id
@@ -400,6 +415,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     lineage.add_argument("--files", type=int, default=50, help="file-level edges shown at most")
     lineage.set_defaults(handler=command_lineage)
+
+    extract = commands.add_parser("extract", help="print the metadata labmesh extracts from files, as JSON")
+    extract.add_argument("files", nargs="+", help="files, or folders (every file under them)")
+    extract.add_argument("--pretty", action="store_true", help="indent the JSON")
+    extract.add_argument("--text", action="store_true", help="include the searchable text extracted")
+    extract.add_argument(
+        "--budget-seconds", type=float, default=600.0, help="time per file before a partial result (default 600)"
+    )
+    extract.set_defaults(handler=command_extract)
 
     status = commands.add_parser("status", help="experiments with file counts per zone, and the quarantine")
     status.set_defaults(handler=command_status)

@@ -1,17 +1,31 @@
-"""Text documents: plain text, Markdown, YAML and JSON, summarised for the content index.
+"""Documents: plain text, Markdown, YAML, JSON, generic XML and PDF, summarised for the content index.
 
 Text is validated as UTF-8 while it streams, so a file that is not text is
-reported as ``not_utf8`` with the byte offset of the fault; JSON is parsed only
-up to a size where holding it whole is harmless.
+reported as ``not_utf8`` with the byte offset of the fault. JSON and YAML are
+parsed only up to a size where holding the whole document is harmless.
+XML is read with ElementTree's parser feeding a target object rather than
+building a tree, so nothing of the document is kept but what is asked for:
+memory stays flat for a file of any size. PDFs are read by pypdf from a
+temporary copy, because a PDF's index is at its end.
 """
 
 from __future__ import annotations
 
 import codecs
 import json
-from typing import Any, BinaryIO
+import xml.etree.ElementTree as ET
+from collections.abc import Mapping
+from datetime import date, datetime
+from typing import Any, BinaryIO, Protocol
+from xml.parsers.expat import errors as expat_errors
 
-from labmesh_dagster.extract.base import TEXT_LIMIT, Extractor, FileContext, Summary
+import yaml
+from markdown_it import MarkdownIt
+from pypdf import PdfReader
+from pypdf._utils import parse_iso8824_date
+from pypdf.errors import PyPdfError
+
+from labmesh_dagster.extract.base import TEXT_LIMIT, Extractor, FileContext, Summary, spooled
 from labmesh_dagster.extract.compression import read_head
 
 CHUNK_SIZE = 1024 * 1024
@@ -19,16 +33,43 @@ CHUNK_SIZE = 1024 * 1024
 JSON_PARSE_LIMIT = 8 * 1024 * 1024
 """JSON larger than this (decompressed) is not parsed: json.loads holds the whole document in memory."""
 
+YAML_PARSE_LIMIT = JSON_PARSE_LIMIT
+"""YAML larger than this is not parsed, for the same reason as JSON."""
+
+MARKDOWN_PARSE_LIMIT = 1024 * 1024
+"""Characters of a Markdown file searched for front matter and headings; lines are still counted to the end."""
+
 MAX_JSON_KEYS = 200
+MAX_HEADINGS = 20
+MAX_STRING = 500
+"""Longest title, name or description kept from a document."""
+
+MAX_XML_NAMESPACES = 20
+MAX_XML_ATTRIBUTES = 20
+
+PDF_TEXT_PAGES = 5
+"""Pages whose text is extracted for the content index (the first ones: title page, abstract, summary)."""
+
+PDF_EOF_WINDOW = 1024
+"""A PDF ends with ``%%EOF`` within its last kilobyte (PDF 32000-1, 7.5.5); a cut-off copy does not."""
+
+_TITLE_KEYS = ("title", "name", "description")
 
 
-def extract_text(stream: BinaryIO, ctx: FileContext) -> Summary:
-    """Count lines and keep the first characters, validating UTF-8 as it goes."""
+_YamlLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+"""libyaml's safe loader where PyYAML was built with it: same types as ``safe_load``, many times faster."""
+
+
+def _scan_text(stream: BinaryIO, ctx: FileContext, keep: int) -> tuple[int, str]:
+    """Count lines and keep the first ``keep`` characters, validating UTF-8 as it goes.
+
+    Out of time, it returns the whole lines counted so far.
+    """
     decoder = codecs.getincrementaldecoder("utf-8")()
     newlines = 0
     consumed = 0
     last = b""
-    snippet = ""
+    kept = ""
     while chunk := stream.read(CHUNK_SIZE):
         pending = len(decoder.getstate()[0])
         try:
@@ -37,54 +78,387 @@ def extract_text(stream: BinaryIO, ctx: FileContext) -> Summary:
             ctx.partial["lines_before_error"] = newlines + chunk[: max(exc.start - pending, 0)].count(b"\n")
             offset = consumed - pending + exc.start
             raise ctx.error("not_utf8", f"invalid UTF-8 at byte {offset}: {exc.reason}") from exc
-        if len(snippet) < TEXT_LIMIT:
-            snippet += decoded[: TEXT_LIMIT - len(snippet)]
+        if len(kept) < keep:
+            kept += decoded[: keep - len(kept)]
         newlines += chunk.count(b"\n")
         consumed += len(chunk)
         last = chunk[-1:]
+        if ctx.deadline.expired():
+            ctx.stop_early("time_budget")
+            return newlines, kept.removeprefix("\ufeff")
     try:
         decoder.decode(b"", final=True)
     except UnicodeDecodeError as exc:
         ctx.partial["lines_before_error"] = newlines
         raise ctx.error("not_utf8", f"a UTF-8 character is cut off at byte {consumed}") from exc
     lines = newlines + (1 if last not in (b"", b"\n") else 0)
-    return Summary(metadata={"lines": lines, "encoding": "utf-8"}, text=snippet.removeprefix("\ufeff"))
+    return lines, kept.removeprefix("\ufeff")
+
+
+def extract_text(stream: BinaryIO, ctx: FileContext) -> Summary:
+    """Count lines and keep the first characters, validating UTF-8 as it goes."""
+    lines, snippet = _scan_text(stream, ctx, TEXT_LIMIT)
+    return Summary(metadata={"lines": lines, "encoding": "utf-8"}, text=snippet)
+
+
+def _front_matter(text: str) -> tuple[dict[str, Any] | None, str]:
+    """A Markdown file's YAML front matter (between ``---`` lines at the very top) and the body after it.
+
+    Front matter that is not a YAML mapping is left in the body: the file is
+    still good Markdown, it just has no front matter to report.
+    """
+    if not text.startswith("---\n") and not text.startswith("---\r\n"):
+        return None, text
+    lines = text.splitlines(keepends=True)
+    for index, line in enumerate(lines[1:], start=1):
+        if line.rstrip("\r\n") in ("---", "..."):
+            try:
+                value = yaml.load("".join(lines[1:index]), Loader=_YamlLoader)
+            except yaml.YAMLError:
+                return None, text
+            if isinstance(value, dict):
+                return value, "".join(lines[index + 1 :])
+            return None, text
+    return None, text
+
+
+def _headings(body: str) -> list[dict[str, Any]]:
+    """The first headings (ATX ``#`` and setext ``===``), as CommonMark reads them: not lines in code blocks."""
+    tokens = MarkdownIt("commonmark").parse(body)
+    found: list[dict[str, Any]] = []
+    for opening, inline in zip(tokens, tokens[1:], strict=False):
+        if opening.type != "heading_open":
+            continue
+        words = "".join(child.content for child in inline.children or () if child.type in ("text", "code_inline"))
+        found.append({"level": int(opening.tag[1:]), "text": words.strip()[:MAX_STRING]})
+        if len(found) >= MAX_HEADINGS:
+            break
+    return found
+
+
+def extract_markdown(stream: BinaryIO, ctx: FileContext) -> Summary:
+    """Lines and text as for plain text, plus the title, the first headings and the front-matter keys."""
+    lines, head = _scan_text(stream, ctx, MARKDOWN_PARSE_LIMIT)
+    metadata: dict[str, Any] = {"lines": lines, "encoding": "utf-8"}
+    front, body = _front_matter(head)
+    headings = _headings(body)
+    title = front.get("title") if front else None
+    if not isinstance(title, str | int | float) or isinstance(title, bool):
+        title = next((heading["text"] for heading in headings if heading["level"] == 1), None)
+    if title:
+        metadata["title"] = str(title)[:MAX_STRING]
+    if headings:
+        metadata["headings"] = headings
+    if front is not None:
+        metadata["front_matter_keys"] = [str(key) for key in front][:MAX_JSON_KEYS]
+    return Summary(metadata=metadata, text=head[:TEXT_LIMIT])
+
+
+def _titles(value: object) -> dict[str, str]:
+    """A document's own ``title``, ``name`` and ``description``, where it has them at the top level as text."""
+    if not isinstance(value, Mapping):
+        return {}
+    return {
+        key: str(value[key]).strip()[:MAX_STRING]
+        for key in _TITLE_KEYS
+        if isinstance(value.get(key), str | int | float) and not isinstance(value.get(key), bool)
+    }
 
 
 def _json_shape(value: object) -> dict[str, Any]:
     """Describe a parsed JSON document by its top-level type (and keys or length)."""
     if isinstance(value, dict):
-        return {"type": "object", "keys": list(value)[:MAX_JSON_KEYS], "key_count": len(value)}
+        return {"type": "object", "keys": [str(key) for key in value][:MAX_JSON_KEYS], "key_count": len(value)}
     if isinstance(value, list):
         return {"type": "array", "length": len(value)}
     if isinstance(value, bool):
         return {"type": "boolean"}
-    if isinstance(value, (int, float)):
+    if isinstance(value, int | float):
         return {"type": "number"}
     if isinstance(value, str):
         return {"type": "string"}
-    return {"type": "null"}
+    if isinstance(value, datetime | date):
+        return {"type": "timestamp"}
+    if value is None:
+        return {"type": "null"}
+    return {"type": type(value).__name__}
 
 
-def extract_json(stream: BinaryIO, ctx: FileContext) -> Summary:
-    data = read_head(stream, JSON_PARSE_LIMIT + 1)
-    if len(data) > JSON_PARSE_LIMIT:
+def _read_structured(stream: BinaryIO, ctx: FileContext, limit: int) -> tuple[str | None, str]:
+    """The whole document as text if it is at most ``limit`` bytes, else None; and a snippet either way."""
+    data = read_head(stream, limit + 1)
+    if len(data) > limit:
         snippet = codecs.getincrementaldecoder("utf-8")("replace").decode(data[: TEXT_LIMIT * 4])
-        return Summary(metadata={"parsed": False}, text=snippet[:TEXT_LIMIT].removeprefix("\ufeff"))
+        return None, snippet[:TEXT_LIMIT].removeprefix("\ufeff")
     try:
         document = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise ctx.error("not_utf8", f"invalid UTF-8 at byte {exc.start}: {exc.reason}") from exc
+    return document, document[:TEXT_LIMIT]
+
+
+def extract_json(stream: BinaryIO, ctx: FileContext) -> Summary:
+    document, snippet = _read_structured(stream, ctx, JSON_PARSE_LIMIT)
+    if document is None:
+        return Summary(metadata={"parsed": False}, text=snippet)
     try:
         value = json.loads(document)
     except json.JSONDecodeError as exc:
         raise ctx.error("bad_format", f"invalid JSON: {exc}") from exc
-    return Summary(metadata={"parsed": True, **_json_shape(value)}, text=document[:TEXT_LIMIT])
+    return Summary(metadata={"parsed": True, **_json_shape(value), **_titles(value)}, text=snippet)
+
+
+def extract_yaml(stream: BinaryIO, ctx: FileContext) -> Summary:
+    """Parse YAML safely (plain data, no Python objects) and describe its first document like JSON."""
+    document, snippet = _read_structured(stream, ctx, YAML_PARSE_LIMIT)
+    if document is None:
+        return Summary(metadata={"parsed": False}, text=snippet)
+    count = 0
+    first: object = None
+    try:
+        for value in yaml.load_all(document, Loader=_YamlLoader):
+            if count == 0:
+                first = value
+            count += 1
+    except yaml.YAMLError as exc:
+        ctx.partial["documents_before_error"] = count
+        raise ctx.error("bad_format", f"invalid YAML: {exc}") from exc
+    metadata: dict[str, Any] = {"parsed": True, **_json_shape(first), **_titles(first)}
+    if count != 1:
+        metadata["documents"] = count
+    return Summary(metadata=metadata, text=snippet)
+
+
+class XmlTarget(Protocol):
+    """What ElementTree's parser calls as it reads: ``start(tag, attrib)``, ``end(tag)`` and ``data(text)``."""
+
+    def start(self, tag: str, attrib: dict[str, str]) -> None: ...
+
+    def end(self, tag: str) -> None: ...
+
+    def data(self, text: str) -> None: ...
+
+
+class StopParsing(Exception):
+    """Raised by an XML target to end the scan early; the target has recorded why with ``ctx.stop_early``."""
+
+
+def _truncation_codes() -> frozenset[int]:
+    """expat's error codes meaning "the document stops before its end", as raised when the input is closed."""
+    names = ("NO_ELEMENTS", "UNCLOSED_TOKEN", "PARTIAL_CHAR", "UNCLOSED_CDATA_SECTION")
+    return frozenset(expat_errors.codes[getattr(expat_errors, f"XML_ERROR_{name}")] for name in names)
+
+
+_TRUNCATION_CODES = _truncation_codes()
+
+
+def local_name(tag: str) -> str:
+    """An element name without its ``{namespace}``."""
+    return tag.rpartition("}")[2]
+
+
+def feed_xml(stream: BinaryIO, ctx: FileContext, target: XmlTarget) -> bool:
+    """Stream a document through ElementTree's expat parser into ``target``; False if it stopped early.
+
+    The deadline is checked between chunks (so a document read whole is
+    never called partial); a target may stop sooner by
+    raising StopParsing. A document that ends before its root element is
+    closed is ``truncated`` (expat only says so once told the input is over);
+    any other fault is ``bad_format``, with its line and column.
+    """
+    parser = ET.XMLParser(target=target)  # type: ignore[arg-type]
+    try:
+        chunk = stream.read(CHUNK_SIZE)
+        while chunk:
+            parser.feed(chunk)
+            chunk = stream.read(CHUNK_SIZE)
+            if chunk and ctx.deadline.expired():
+                ctx.stop_early("time_budget")
+                return False
+    except StopParsing:
+        return False
+    except ET.ParseError as exc:
+        raise ctx.error("bad_format", f"XML is not well-formed: {exc}") from exc
+    try:
+        parser.close()
+    except ET.ParseError as exc:
+        if exc.code in _TRUNCATION_CODES:
+            raise ctx.error("truncated", f"the XML document ends before it is complete ({exc})") from exc
+        raise ctx.error("bad_format", f"XML is not well-formed: {exc}") from exc
+    return True
+
+
+class _XmlOutline:
+    """Collects a generic XML document's root, namespaces, element count and the start of its text."""
+
+    def __init__(self) -> None:
+        self.root: str | None = None
+        self.root_attributes: dict[str, str] = {}
+        self.namespaces: dict[str, str] = {}
+        self.elements = 0
+        self.depth = 0
+        self.max_depth = 0
+        self.text: list[str] = []
+        self.text_length = 0
+
+    def start_ns(self, prefix: str, uri: str) -> None:
+        if len(self.namespaces) < MAX_XML_NAMESPACES:
+            self.namespaces.setdefault(prefix, uri)
+
+    def start(self, tag: str, attrib: dict[str, str]) -> None:
+        if self.root is None:
+            self.root = tag
+            self.root_attributes = {
+                local_name(key): value[:MAX_STRING] for key, value in list(attrib.items())[:MAX_XML_ATTRIBUTES]
+            }
+        self.elements += 1
+        self.depth += 1
+        self.max_depth = max(self.max_depth, self.depth)
+
+    def end(self, tag: str) -> None:
+        self.depth -= 1
+
+    def data(self, text: str) -> None:
+        if self.text_length < TEXT_LIMIT and (words := " ".join(text.split())):
+            self.text.append(words)
+            self.text_length += len(words) + 1
+
+    def summary(self) -> dict[str, Any]:
+        root = self.root or ""
+        namespace = root[1:].partition("}")[0] if root.startswith("{") else None
+        metadata: dict[str, Any] = {"root": local_name(root), "namespace": namespace}
+        if self.namespaces:
+            metadata["namespaces"] = self.namespaces
+        if self.root_attributes:
+            metadata["root_attributes"] = self.root_attributes
+        metadata["elements"] = self.elements
+        metadata["max_depth"] = self.max_depth
+        return metadata
+
+
+def extract_xml(stream: BinaryIO, ctx: FileContext) -> Summary:
+    """Root element, namespaces and text of any XML, checking that it is well-formed to its end."""
+    outline = _XmlOutline()
+    try:
+        complete = feed_xml(stream, ctx, outline)
+    except Exception:
+        ctx.partial["elements_before_error"] = outline.elements
+        raise
+    metadata = outline.summary()
+    if not complete:
+        metadata["elements_read"] = metadata.pop("elements")
+    return Summary(metadata=metadata, text=" ".join(outline.text)[:TEXT_LIMIT])
+
+
+_PDF_FIELDS = {
+    "/Title": "title",
+    "/Author": "author",
+    "/Subject": "subject",
+    "/Keywords": "keywords",
+    "/Creator": "creator",
+    "/Producer": "producer",
+}
+_PDF_DATES = {"/CreationDate": "creation_date", "/ModDate": "modification_date"}
+
+
+def _pdf_string(value: object) -> str:
+    """A PDF string as text; pypdf leaves undecodable ones as bytes."""
+    if isinstance(value, bytes):
+        value = value.decode("latin-1")
+    return str(value).replace("\x00", "").strip()[:MAX_STRING]
+
+
+def _pdf_date(raw: object) -> str:
+    """A PDF date (``D:20240501101112+02'00'``) in ISO 8601, or as written if it is not a valid date."""
+    text = _pdf_string(raw)
+    try:
+        parsed = parse_iso8824_date(text)
+    except ValueError:
+        return text
+    return parsed.isoformat() if parsed else text
+
+
+def _pdf_info(reader: PdfReader) -> dict[str, Any]:
+    """The document information dictionary: title, author, dates and the rest, as readable text."""
+    info = reader.metadata
+    found: dict[str, Any] = {}
+    if info is None:
+        return found
+    for key, name in _PDF_FIELDS.items():
+        if info.get(key) not in (None, ""):
+            found[name] = _pdf_string(info[key])
+    for key, name in _PDF_DATES.items():
+        if info.get(key) not in (None, ""):
+            found[name] = _pdf_date(info[key])
+    return {key: value for key, value in found.items() if value}
+
+
+def _pdf_text(reader: PdfReader, ctx: FileContext, metadata: dict[str, Any]) -> str:
+    """The text of the first pages, enough for the content index; a page that cannot be read is noted, not fatal."""
+    parts: list[str] = []
+    length = 0
+    for index, page in enumerate(reader.pages[:PDF_TEXT_PAGES]):
+        if length >= TEXT_LIMIT:
+            break
+        if ctx.deadline.expired():
+            ctx.stop_early("time_budget")
+            break
+        try:
+            words = " ".join(page.extract_text().split())
+        except (PyPdfError, KeyError, ValueError, TypeError) as exc:
+            metadata.setdefault("unreadable_text_pages", []).append(index)
+            metadata.setdefault("text_error", f"page {index}: {type(exc).__name__}: {exc}"[:MAX_STRING])
+            continue
+        if words:
+            parts.append(words)
+            length += len(words) + 1
+    return " ".join(parts)
+
+
+def extract_pdf(stream: BinaryIO, ctx: FileContext) -> Summary:
+    """Document information, page count and the first pages' text; for encrypted files, what can be read.
+
+    An encrypted PDF whose user password is empty (only printing or copying
+    is restricted) is opened as any reader would; otherwise only the fact
+    that it is encrypted is reported.
+    """
+    with spooled(stream, ctx, ".pdf") as path, path.open("rb") as fh:
+        size = fh.seek(0, 2)
+        fh.seek(max(size - PDF_EOF_WINDOW, 0))
+        if b"%%EOF" not in fh.read():
+            raise ctx.error("truncated", f"no %%EOF marker in the last {PDF_EOF_WINDOW} bytes: the PDF is cut off")
+        fh.seek(0)
+        try:
+            reader = PdfReader(fh, strict=False)
+            metadata: dict[str, Any] = {"pdf_version": reader.pdf_header.removeprefix("%PDF-")}
+            metadata["encrypted"] = reader.is_encrypted
+            if reader.is_encrypted:
+                readable = _try_empty_password(reader)
+                metadata["decrypted"] = readable
+                if not readable:
+                    return Summary(metadata=metadata)
+            metadata.update(_pdf_info(reader))
+            metadata["pages"] = len(reader.pages)
+            text = _pdf_text(reader, ctx, metadata)
+        except PyPdfError as exc:
+            raise ctx.error("bad_format", f"unreadable PDF: {type(exc).__name__}: {exc}") from exc
+    heading = " ".join(str(metadata[key]) for key in ("title", "author") if key in metadata)
+    return Summary(metadata=metadata, text=f"{heading}\n{text}".strip())
+
+
+def _try_empty_password(reader: PdfReader) -> bool:
+    """Open an encrypted PDF with the empty user password, as viewers do; False if it needs a real one."""
+    try:
+        return bool(reader.decrypt(""))
+    except (PyPdfError, NotImplementedError):
+        return False
 
 
 EXTRACTORS: dict[str, Extractor] = {
     "text": extract_text,
-    "md": extract_text,
-    "yaml": extract_text,
+    "md": extract_markdown,
+    "yaml": extract_yaml,
     "json": extract_json,
+    "xml": extract_xml,
+    "pdf": extract_pdf,
 }

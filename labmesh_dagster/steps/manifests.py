@@ -8,11 +8,12 @@ rematerialization costs a listing, not a re-read of every file.
 
 from __future__ import annotations
 
+import io
 import json
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from labmesh_dagster.connectors.store.base import READ_CHUNK, ObjectInfo, ObjectStore
 from labmesh_dagster.core.checksums import SHA256, Checksum, Hasher
@@ -21,6 +22,16 @@ from labmesh_dagster.core.keys import ObjectKey, Zone, experiment_prefix, manife
 from labmesh_dagster.core.manifest import Manifest, ManifestEntry
 from labmesh_dagster.core.text import clean_data, clean_text
 from labmesh_dagster.extract import extract
+from labmesh_dagster.extract.linking import DescribedFile, link_files
+from labmesh_dagster.extract.registry import DEFAULT_BUDGET_SECONDS
+
+SAMPLES_IN_FILE = "samples_in_file"
+"""Metadata key of the sample ids a file names inside it (read groups, VCF columns, sample sheets)."""
+
+LINKS = "links"
+"""Metadata key of a file's links to the other files of its dataset."""
+
+INDEX_SUFFIXES = (".bai", ".csi", ".crai", ".tbi")
 
 
 class _HashingReader:
@@ -55,6 +66,29 @@ def samples_in_path(path: str, sample_ids: Sequence[str]) -> tuple[str, ...]:
     return tuple(found)
 
 
+def samples_of_file(path: str, sample_ids: Sequence[str], metadata: Mapping[str, Any]) -> tuple[str, ...]:
+    """The experiment's samples a file belongs to: named in its path, or named inside it (read groups, columns)."""
+    named_inside = {str(sample).casefold() for sample in metadata.get(SAMPLES_IN_FILE) or ()}
+    inside = [sample for sample in sample_ids if sample.casefold() in named_inside]
+    return tuple(dict.fromkeys([*samples_in_path(path, sample_ids), *inside]))
+
+
+def _sibling_opener(store: ObjectStore, key: ObjectKey) -> Callable[[str], BinaryIO | None]:
+    """Open an index stored beside ``key`` (``x.bam.bai``), read whole: indexes are small, and optional."""
+
+    def open_sibling(name: str) -> BinaryIO | None:
+        if not name.lower().endswith(INDEX_SUFFIXES) or "/" in name:
+            return None
+        directory = key.relative_path.rpartition("/")[0]
+        sibling = ObjectKey.for_experiment(key.zone, key.experiment_id, f"{directory}/{name}" if directory else name)
+        try:
+            return io.BytesIO(store.read_bytes(sibling))
+        except ObjectNotFound:
+            return None
+
+    return open_sibling
+
+
 def describe_object(
     store: ObjectStore,
     info: ObjectInfo,
@@ -62,22 +96,33 @@ def describe_object(
     *,
     derived_from: tuple[str, ...] = (),
     source_checksum: str | None = None,
+    budget_seconds: float | None = DEFAULT_BUDGET_SECONDS,
 ) -> ManifestEntry:
     """Read one object once: sha256, the source checksum's algorithm, and format-specific metadata together."""
     source_algorithm = Checksum.parse(source_checksum).algorithm if source_checksum else SHA256
     with store.open(info.key) as stream:
         reader = _HashingReader(stream, (SHA256, source_algorithm))
-        extraction = extract(reader, info.key.name)  # type: ignore[arg-type]
+        extraction = extract(
+            reader,  # type: ignore[arg-type]
+            info.key.name,
+            budget_seconds=budget_seconds,
+            open_sibling=_sibling_opener(store, info.key),
+        )
         checksums = reader.finish()
     error = {"reason": extraction.error.reason, "detail": extraction.error.detail} if extraction.error else None
+    metadata = dict(extraction.metadata)
+    if extraction.samples:
+        metadata[SAMPLES_IN_FILE] = list(extraction.samples)
+    if extraction.partial:
+        metadata["partial"] = extraction.partial
     return ManifestEntry(
         key=str(info.key),
         size=info.size,
         sha256=checksums.pop(SHA256).value,
         format=extraction.format,
         created=info.modified.isoformat(),
-        metadata=clean_data(extraction.metadata),
-        sample_ids=samples_in_path(info.key.relative_path, sample_ids),
+        metadata=clean_data(metadata),
+        sample_ids=samples_of_file(info.key.relative_path, sample_ids, metadata),
         error=error,
         derived_from=derived_from,
         source_checksum=source_checksum,
@@ -129,7 +174,7 @@ def build_manifest(
         ):
             # The bytes are as described before: keep the extraction, re-derive samples and lineage
             # (the experiment's samples or the producing pipeline may have changed since).
-            samples = samples_in_path(info.key.relative_path, sample_ids)
+            samples = samples_of_file(info.key.relative_path, sample_ids, known.metadata)
             entries.append(replace(known, sample_ids=samples, derived_from=derived_from))
             continue
         try:
@@ -138,7 +183,19 @@ def build_manifest(
             )
         except ObjectNotFound:
             continue  # removed while we listed: it is simply not part of the dataset any more
-    return Manifest.build(experiment_id, zone.value, entries)
+    return Manifest.build(experiment_id, zone.value, with_links(entries))
+
+
+def with_links(entries: Sequence[ManifestEntry]) -> list[ManifestEntry]:
+    """The entries with their links to each other (read pairs, run, sample sheet) made afresh under ``links``."""
+    unlinked = [replace(entry, metadata={k: v for k, v in entry.metadata.items() if k != LINKS}) for entry in entries]
+    links = link_files([DescribedFile(entry.key, entry.format, entry.metadata) for entry in unlinked])
+    return [
+        replace(entry, metadata={**entry.metadata, LINKS: clean_data(links[entry.key])})
+        if entry.key in links
+        else entry
+        for entry in unlinked
+    ]
 
 
 def write_manifest(store: ObjectStore, manifest: Manifest) -> ObjectKey:

@@ -279,3 +279,39 @@ def test_a_damaged_manifest_reads_as_none_so_it_is_rebuilt(store: CountingStore,
 
 def test_a_missing_manifest_reads_as_none(store: CountingStore) -> None:
     assert read_manifest(store, Zone.RAW, "EXP-1") is None
+
+
+ILLUMINA_READS = b"@A00123:45:HXXXXDSX2:1:1101:1000:2000 1:N:0:ACGT\nACGT\n+\nIIII\n"
+RUN_INFO = b"""<?xml version="1.0"?>
+<RunInfo Version="5"><Run Id="261101_A00123_0045_AHXXXXDSX2" Number="45">
+<Flowcell>HXXXXDSX2</Flowcell><Instrument>A00123</Instrument><Date>11/1/2026 9:00:00 AM</Date>
+<Reads><Read Number="1" NumCycles="4" IsIndexedRead="N"/></Reads>
+<FlowcellLayout LaneCount="1" SurfaceCount="1" SwathCount="1" TileCount="1"/></Run></RunInfo>
+"""
+
+
+def test_the_files_of_a_run_are_linked_in_the_manifest_and_relinked_when_one_arrives(store: CountingStore) -> None:
+    store.put(raw("EXP-1/run/RunInfo.xml"), RUN_INFO)
+    store.put(raw("EXP-1/run/S1_S1_L001_R1_001.fastq"), ILLUMINA_READS)
+    first = build_manifest(store, Zone.RAW, "EXP-1", ["S1"])
+    by_key = {entry.key: entry for entry in first.entries}
+    assert by_key["raw/EXP-1/run/S1_S1_L001_R1_001.fastq"].metadata["links"]["run"] == "raw/EXP-1/run/RunInfo.xml"
+    assert "mate" not in by_key["raw/EXP-1/run/S1_S1_L001_R1_001.fastq"].metadata["links"]
+
+    store.put(raw("EXP-1/run/S1_S1_L001_R2_001.fastq"), ILLUMINA_READS.replace(b" 1:N", b" 2:N"))
+    store.opened.clear()
+    again = build_manifest(store, Zone.RAW, "EXP-1", ["S1"], previous=first)
+
+    assert store.opened == ["raw/EXP-1/run/S1_S1_L001_R2_001.fastq"]
+    links = {entry.key: entry.metadata.get("links", {}) for entry in again.entries}
+    assert links["raw/EXP-1/run/S1_S1_L001_R1_001.fastq"]["mate"] == "raw/EXP-1/run/S1_S1_L001_R2_001.fastq"
+    assert links["raw/EXP-1/run/S1_S1_L001_R2_001.fastq"]["pair_consistent"] is True
+    assert links["raw/EXP-1/run/RunInfo.xml"]["fastq_file_count"] == 2
+
+
+def test_samples_named_inside_a_file_attribute_it_to_the_experiments_samples(store: CountingStore) -> None:
+    store.put(raw("EXP-1/plate/od600.csv"), b"well,sample_id,od600\nA1,s1,0.4\nA2,S9,0.5\n")
+    manifest = build_manifest(store, Zone.RAW, "EXP-1", ["S1", "S2"])
+    entry = manifest.entries[0]
+    assert entry.metadata["samples_in_file"] == ["s1", "S9"]
+    assert entry.sample_ids == ("S1",)
