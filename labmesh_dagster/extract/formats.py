@@ -14,6 +14,7 @@ from __future__ import annotations
 import codecs
 import re
 
+from labmesh_dagster.extract import instruments
 from labmesh_dagster.extract.compression import decompress_head, sniff_compression, strip_compression_suffix
 
 HEAD_SIZE = 64 * 1024
@@ -170,6 +171,8 @@ def _detect_plain(name: str, head: bytes) -> str:
     xml = _detect_xml(name, head)
     if xml is not None:
         return xml
+    if instruments.recognise(name, head) is not None:
+        return instruments.FORMAT
     claimed = format_by_suffix(name)
     if claimed is not None:
         return claimed
