@@ -62,11 +62,13 @@ class FileContext:
     (``time_budget``, ``scan_limit``) and returned a summary of what it read.
     ``open_sibling`` opens a file beside this one by its name (``x.bam.bai``), or
     returns None when there is none: an index, when present, spares a scan.
+    ``codec`` names the compression the registry undid on the way ("gz"), if any.
     """
 
     name: str
     deadline: Deadline = field(default_factory=lambda: Deadline(None))
     open_sibling: SiblingOpener = field(default=lambda _name: None)
+    codec: str | None = None
     partial: dict[str, Any] = field(default_factory=dict)
     partial_reason: str | None = None
 

@@ -38,6 +38,7 @@ from labmesh_dagster.extract.compression import (
     codec_error_in_rest,
     open_decompressed,
     read_head,
+    sniff_compression,
 )
 from labmesh_dagster.extract.formats import HEAD_SIZE, detect_format
 
@@ -150,7 +151,8 @@ def extract(
         _drain(stream)
         return Extraction(format=fmt, metadata={})
     body: HeadStream = chain_head(head, stream)
-    ctx = FileContext(name=name, deadline=Deadline(budget_seconds), open_sibling=open_sibling)
+    codec = sniff_compression(head) if fmt not in RAW_STREAM_FORMATS else None
+    ctx = FileContext(name=name, deadline=Deadline(budget_seconds), open_sibling=open_sibling, codec=codec)
     error: ExtractionError
     decompressed: BinaryIO | None = None
     try:

@@ -359,3 +359,14 @@ def test_a_spent_time_budget_gives_a_partial_summary_marked_as_such() -> None:
     assert extraction.error is None
     assert extraction.partial == "time_budget"
     assert 0 < extraction.metadata["reads"] <= 3000
+
+
+@pytest.mark.parametrize("size", [0, 1, 7, 8, 9, 1000, 4097])
+def test_the_word_wise_byte_sum_equals_the_plain_sum(size: int) -> None:
+    import numpy as np
+
+    from labmesh_dagster.extract.fastq import byte_sum
+
+    values = np.random.default_rng(size).integers(0, 256, size, dtype=np.uint8)
+    assert byte_sum(values) == int(values.sum(dtype=np.uint64))
+    assert byte_sum(np.full(size, 255, dtype=np.uint8)) == 255 * size
