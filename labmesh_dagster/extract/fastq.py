@@ -643,9 +643,12 @@ def accumulate_fastq(
     data, the rest is decompressed to see whether the codec itself objects,
     and if so its reason is the one raised.
     """
-    head = read_head(stream, MAGIC_LENGTH)
-    compressed = sniff_compression(head) is not None
-    decompressed = open_decompressed(chain_head(head, stream), name)
+    if inflate_ahead:
+        compressed, decompressed = True, stream  # a decoder already: no layer more to copy through
+    else:
+        head = read_head(stream, MAGIC_LENGTH)
+        compressed = sniff_compression(head) is not None
+        decompressed = open_decompressed(chain_head(head, stream), name)
     where = _Position()
     # Reading (and newline finding) run one block ahead in a thread, lifting and counting here;
     # inflating, when the data is compressed here or upstream, gets a thread of its own. Each
@@ -668,7 +671,7 @@ def accumulate_fastq(
                 blocks.close()
                 if isinstance(source, AheadStream):
                     source.close()
-                codec_error = codec_error_in_rest(decompressed)
+                codec_error = codec_error_in_rest(decompressed)  # type: ignore[arg-type]
                 if codec_error is not None:
                     detail = f"{codec_error.detail} (parsing had already failed: {exc.detail})"
                     raise ExtractionError(name, codec_error.reason, detail) from exc

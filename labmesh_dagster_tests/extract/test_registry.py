@@ -224,7 +224,6 @@ def test_json_over_eight_mebibytes_is_not_parsed_but_still_read_to_the_end() -> 
     ("name", "data", "expected"),
     [
         ("blob", b"\x00\x01\x02" * 30000, "binary"),
-        ("aln.bam", gzip.compress(b"BAM\x01" + b"\x00" * 100), "bam"),
     ],
 )
 def test_formats_without_an_extractor_get_only_their_format(name: str, data: bytes, expected: str) -> None:

@@ -107,7 +107,7 @@ def test_a_corrupt_fastq_is_promoted_and_cataloged_with_its_extraction_error(lab
     manifest = Manifest.from_json(lab.store.read_bytes(manifest_key(Zone.RAW, "EXP-1")))
     by_name = {entry.name: entry for entry in manifest.entries}
     assert by_name["S1_R1.fastq.gz"].error["reason"] == "truncated"
-    assert by_name["S1_R3.fastq"].error["reason"] == "bad_format"
+    assert by_name["S1_R3.fastq"].error["reason"] == "length_mismatch"
     assert by_name["S1_R2.fastq"].error is None and by_name["S1_R2.fastq"].metadata["reads"] == 2
     assert lab.keys(Zone.LANDING, "EXP-1") == []
     cataloged = lab.catalog.get_dataset("EXP-1", "raw")
