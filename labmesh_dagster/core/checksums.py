@@ -104,6 +104,31 @@ class Hasher:
         return {algorithm: Checksum(algorithm, digest.hexdigest()) for algorithm, digest in self._digests.items()}
 
 
+class HashingReader:
+    """A reader that hashes what passes through it, so one pass gives both a consumer's result and checksums.
+
+    Extraction reads a file once; hashing through this tee spares reading it
+    again. ``finish`` hashes whatever the consumer left unread.
+    """
+
+    def __init__(self, stream: BinaryIO, algorithms: Iterable[str] = (SHA256,)) -> None:
+        self._stream = stream
+        self._hasher = Hasher(algorithms)
+
+    def read(self, size: int = -1) -> bytes:
+        chunk = self._stream.read(size)
+        self._hasher.update(chunk)
+        return chunk
+
+    def readable(self) -> bool:
+        return True
+
+    def finish(self) -> dict[str, Checksum]:
+        while self.read(READ_CHUNK):
+            pass
+        return self._hasher.checksums()
+
+
 def stream_checksums(stream: BinaryIO, algorithms: Iterable[str] = (SHA256,)) -> dict[str, Checksum]:
     """Checksums of everything left in ``stream``; memory stays flat whatever its size."""
     hasher = Hasher(algorithms)

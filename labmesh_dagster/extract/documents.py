@@ -1,32 +1,28 @@
-"""Documents: plain text, Markdown, YAML, JSON, generic XML and PDF, summarised for the content index.
+"""Documents: plain text, Markdown, YAML, JSON and generic XML, summarised for the content index.
 
 Text is validated as UTF-8 while it streams, so a file that is not text is
 reported as ``not_utf8`` with the byte offset of the fault. JSON and YAML are
 parsed only up to a size where holding the whole document is harmless.
 XML is read with ElementTree's parser feeding a target object rather than
-building a tree, so nothing of the document is kept but what is asked for:
-memory stays flat for a file of any size. PDFs are read by pypdf from a
-temporary copy, because a PDF's index is at its end.
+building a tree (see :mod:`labmesh_dagster.extract.xml_stream`), so nothing of
+the document is kept but what is asked for: memory stays flat for a file of
+any size. PDFs have their own module, :mod:`labmesh_dagster.extract.pdf`.
 """
 
 from __future__ import annotations
 
 import codecs
 import json
-import xml.etree.ElementTree as ET
 from collections.abc import Mapping
 from datetime import date, datetime
-from typing import Any, BinaryIO, Protocol
-from xml.parsers.expat import errors as expat_errors
+from typing import Any, BinaryIO
 
 import yaml
 from markdown_it import MarkdownIt
-from pypdf import PdfReader
-from pypdf._utils import parse_iso8824_date
-from pypdf.errors import PyPdfError
 
-from labmesh_dagster.extract.base import TEXT_LIMIT, Extractor, FileContext, Summary, spooled
+from labmesh_dagster.extract.base import TEXT_LIMIT, Extractor, FileContext, Summary
 from labmesh_dagster.extract.compression import read_head
+from labmesh_dagster.extract.xml_stream import feed_xml, local_name
 
 CHUNK_SIZE = 1024 * 1024
 
@@ -46,12 +42,6 @@ MAX_STRING = 500
 
 MAX_XML_NAMESPACES = 20
 MAX_XML_ATTRIBUTES = 20
-
-PDF_TEXT_PAGES = 5
-"""Pages whose text is extracted for the content index (the first ones: title page, abstract, summary)."""
-
-PDF_EOF_WINDOW = 1024
-"""A PDF ends with ``%%EOF`` within its last kilobyte (PDF 32000-1, 7.5.5); a cut-off copy does not."""
 
 _TITLE_KEYS = ("title", "name", "description")
 
@@ -229,65 +219,6 @@ def extract_yaml(stream: BinaryIO, ctx: FileContext) -> Summary:
     return Summary(metadata=metadata, text=snippet)
 
 
-class XmlTarget(Protocol):
-    """What ElementTree's parser calls as it reads: ``start(tag, attrib)``, ``end(tag)`` and ``data(text)``."""
-
-    def start(self, tag: str, attrib: dict[str, str]) -> None: ...
-
-    def end(self, tag: str) -> None: ...
-
-    def data(self, text: str) -> None: ...
-
-
-class StopParsing(Exception):
-    """Raised by an XML target to end the scan early; the target has recorded why with ``ctx.stop_early``."""
-
-
-def _truncation_codes() -> frozenset[int]:
-    """expat's error codes meaning "the document stops before its end", as raised when the input is closed."""
-    names = ("NO_ELEMENTS", "UNCLOSED_TOKEN", "PARTIAL_CHAR", "UNCLOSED_CDATA_SECTION")
-    return frozenset(expat_errors.codes[getattr(expat_errors, f"XML_ERROR_{name}")] for name in names)
-
-
-_TRUNCATION_CODES = _truncation_codes()
-
-
-def local_name(tag: str) -> str:
-    """An element name without its ``{namespace}``."""
-    return tag.rpartition("}")[2]
-
-
-def feed_xml(stream: BinaryIO, ctx: FileContext, target: XmlTarget) -> bool:
-    """Stream a document through ElementTree's expat parser into ``target``; False if it stopped early.
-
-    The deadline is checked between chunks (so a document read whole is
-    never called partial); a target may stop sooner by
-    raising StopParsing. A document that ends before its root element is
-    closed is ``truncated`` (expat only says so once told the input is over);
-    any other fault is ``bad_format``, with its line and column.
-    """
-    parser = ET.XMLParser(target=target)  # type: ignore[arg-type]
-    try:
-        chunk = stream.read(CHUNK_SIZE)
-        while chunk:
-            parser.feed(chunk)
-            chunk = stream.read(CHUNK_SIZE)
-            if chunk and ctx.deadline.expired():
-                ctx.stop_early("time_budget")
-                return False
-    except StopParsing:
-        return False
-    except ET.ParseError as exc:
-        raise ctx.error("bad_format", f"XML is not well-formed: {exc}") from exc
-    try:
-        parser.close()
-    except ET.ParseError as exc:
-        if exc.code in _TRUNCATION_CODES:
-            raise ctx.error("truncated", f"the XML document ends before it is complete ({exc})") from exc
-        raise ctx.error("bad_format", f"XML is not well-formed: {exc}") from exc
-    return True
-
-
 class _XmlOutline:
     """Collects a generic XML document's root, namespaces, element count and the start of its text."""
 
@@ -350,115 +281,10 @@ def extract_xml(stream: BinaryIO, ctx: FileContext) -> Summary:
     return Summary(metadata=metadata, text=" ".join(outline.text)[:TEXT_LIMIT])
 
 
-_PDF_FIELDS = {
-    "/Title": "title",
-    "/Author": "author",
-    "/Subject": "subject",
-    "/Keywords": "keywords",
-    "/Creator": "creator",
-    "/Producer": "producer",
-}
-_PDF_DATES = {"/CreationDate": "creation_date", "/ModDate": "modification_date"}
-
-
-def _pdf_string(value: object) -> str:
-    """A PDF string as text; pypdf leaves undecodable ones as bytes."""
-    if isinstance(value, bytes):
-        value = value.decode("latin-1")
-    return str(value).replace("\x00", "").strip()[:MAX_STRING]
-
-
-def _pdf_date(raw: object) -> str:
-    """A PDF date (``D:20240501101112+02'00'``) in ISO 8601, or as written if it is not a valid date."""
-    text = _pdf_string(raw)
-    try:
-        parsed = parse_iso8824_date(text)
-    except ValueError:
-        return text
-    return parsed.isoformat() if parsed else text
-
-
-def _pdf_info(reader: PdfReader) -> dict[str, Any]:
-    """The document information dictionary: title, author, dates and the rest, as readable text."""
-    info = reader.metadata
-    found: dict[str, Any] = {}
-    if info is None:
-        return found
-    for key, name in _PDF_FIELDS.items():
-        if info.get(key) not in (None, ""):
-            found[name] = _pdf_string(info[key])
-    for key, name in _PDF_DATES.items():
-        if info.get(key) not in (None, ""):
-            found[name] = _pdf_date(info[key])
-    return {key: value for key, value in found.items() if value}
-
-
-def _pdf_text(reader: PdfReader, ctx: FileContext, metadata: dict[str, Any]) -> str:
-    """The text of the first pages, enough for the content index; a page that cannot be read is noted, not fatal."""
-    parts: list[str] = []
-    length = 0
-    for index, page in enumerate(reader.pages[:PDF_TEXT_PAGES]):
-        if length >= TEXT_LIMIT:
-            break
-        if ctx.deadline.expired():
-            ctx.stop_early("time_budget")
-            break
-        try:
-            words = " ".join(page.extract_text().split())
-        except (PyPdfError, KeyError, ValueError, TypeError) as exc:
-            metadata.setdefault("unreadable_text_pages", []).append(index)
-            metadata.setdefault("text_error", f"page {index}: {type(exc).__name__}: {exc}"[:MAX_STRING])
-            continue
-        if words:
-            parts.append(words)
-            length += len(words) + 1
-    return " ".join(parts)
-
-
-def extract_pdf(stream: BinaryIO, ctx: FileContext) -> Summary:
-    """Document information, page count and the first pages' text; for encrypted files, what can be read.
-
-    An encrypted PDF whose user password is empty (only printing or copying
-    is restricted) is opened as any reader would; otherwise only the fact
-    that it is encrypted is reported.
-    """
-    with spooled(stream, ctx, ".pdf") as path, path.open("rb") as fh:
-        size = fh.seek(0, 2)
-        fh.seek(max(size - PDF_EOF_WINDOW, 0))
-        if b"%%EOF" not in fh.read():
-            raise ctx.error("truncated", f"no %%EOF marker in the last {PDF_EOF_WINDOW} bytes: the PDF is cut off")
-        fh.seek(0)
-        try:
-            reader = PdfReader(fh, strict=False)
-            metadata: dict[str, Any] = {"pdf_version": reader.pdf_header.removeprefix("%PDF-")}
-            metadata["encrypted"] = reader.is_encrypted
-            if reader.is_encrypted:
-                readable = _try_empty_password(reader)
-                metadata["decrypted"] = readable
-                if not readable:
-                    return Summary(metadata=metadata)
-            metadata.update(_pdf_info(reader))
-            metadata["pages"] = len(reader.pages)
-            text = _pdf_text(reader, ctx, metadata)
-        except PyPdfError as exc:
-            raise ctx.error("bad_format", f"unreadable PDF: {type(exc).__name__}: {exc}") from exc
-    heading = " ".join(str(metadata[key]) for key in ("title", "author") if key in metadata)
-    return Summary(metadata=metadata, text=f"{heading}\n{text}".strip())
-
-
-def _try_empty_password(reader: PdfReader) -> bool:
-    """Open an encrypted PDF with the empty user password, as viewers do; False if it needs a real one."""
-    try:
-        return bool(reader.decrypt(""))
-    except (PyPdfError, NotImplementedError):
-        return False
-
-
 EXTRACTORS: dict[str, Extractor] = {
     "text": extract_text,
     "md": extract_markdown,
     "yaml": extract_yaml,
     "json": extract_json,
     "xml": extract_xml,
-    "pdf": extract_pdf,
 }

@@ -9,32 +9,14 @@ is landed whole.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from labmesh_dagster.core.checksums import SHA256, HashingReader
 from labmesh_dagster.extract.linking import DescribedFile, link_files
 from labmesh_dagster.extract.registry import DEFAULT_BUDGET_SECONDS, extract
-
-READ_CHUNK = 1024 * 1024
-
-
-class _HashingFile:
-    """Hashes what extraction reads, so the printed sha256 costs no second pass."""
-
-    def __init__(self, stream: BinaryIO) -> None:
-        self._stream = stream
-        self.sha256 = hashlib.sha256()
-
-    def read(self, size: int = -1) -> bytes:
-        chunk = self._stream.read(size)
-        self.sha256.update(chunk)
-        return chunk
-
-    def readable(self) -> bool:
-        return True
 
 
 def expand(paths: Sequence[str]) -> Iterator[Path]:
@@ -65,22 +47,21 @@ def describe_file(path: Path, budget_seconds: float | None = DEFAULT_BUDGET_SECO
     try:
         size = path.stat().st_size
         with path.open("rb") as stream:
-            reader = _HashingFile(stream)
+            reader = HashingReader(stream)
             extraction = extract(
                 reader,  # type: ignore[arg-type]
                 path.name,
                 budget_seconds=budget_seconds,
                 open_sibling=_open_sibling_of(path),
             )
-            while reader.read(READ_CHUNK):
-                pass
+            sha256 = reader.finish()[SHA256].value
     except FileNotFoundError:
         return {**document, "error": {"reason": "not_found", "detail": f"no such file: {path}"}}
     except IsADirectoryError:
         return {**document, "error": {"reason": "not_a_file", "detail": f"{path} is a folder"}}
     except OSError as exc:
         return {**document, "error": {"reason": "unreadable", "detail": f"{path}: {exc.strerror or exc}"}}
-    return {**document, "size": size, "sha256": reader.sha256.hexdigest(), **extraction.to_json()}
+    return {**document, "size": size, "sha256": sha256, **extraction.to_json()}
 
 
 def describe_files(paths: Sequence[str], budget_seconds: float | None = DEFAULT_BUDGET_SECONDS) -> list[dict[str, Any]]:

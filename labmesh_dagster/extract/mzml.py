@@ -24,7 +24,7 @@ from datetime import datetime
 from typing import Any, BinaryIO
 
 from labmesh_dagster.extract.base import MAX_SAMPLES, Extractor, FileContext, Summary, unique_samples
-from labmesh_dagster.extract.documents import StopParsing, feed_xml, local_name
+from labmesh_dagster.extract.xml_stream import StopParsing, feed_xml, local_name
 
 SPECTRUM_BATCH = 1000
 """Spectra read between two looks at the deadline."""

@@ -12,6 +12,7 @@ which say nothing about the file and may deserve a retry.
 from __future__ import annotations
 
 import io
+import mimetypes
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
@@ -25,6 +26,7 @@ from labmesh_dagster.extract import (
     images,
     instruments,
     mzml,
+    pdf,
     tables,
     variants,
 )
@@ -95,8 +97,32 @@ EXTRACTORS: dict[str, Extractor] = {
     **images.EXTRACTORS,
     **mzml.EXTRACTORS,
     **documents.EXTRACTORS,
+    **pdf.EXTRACTORS,
 }
 """Format name (as ``detect_format`` gives it, without codec) -> its extractor; each module lists its own."""
+
+
+MIME_BY_FORMAT: dict[str, str] = {
+    "png": "image/png",
+    "jpeg": "image/jpeg",
+    "zip": "application/zip",
+    "xls": "application/vnd.ms-excel",
+    "gz": "application/gzip",
+    "bz2": "application/x-bzip2",
+    "xz": "application/x-xz",
+    "zst": "application/zstd",
+    "text": "text/plain",
+}
+"""MIME types of the formats labmesh names from content but has no extractor for."""
+
+
+def mime_type(name: str, fmt: str) -> str:
+    """The MIME type of a file labmesh only describes generically: from its content's format, else its name."""
+    known = MIME_BY_FORMAT.get(fmt)
+    if known is not None:
+        return known
+    guessed, _ = mimetypes.guess_type(name, strict=False)
+    return guessed or "application/octet-stream"
 
 
 def _base_format(fmt: str) -> str:
@@ -149,7 +175,7 @@ def extract(
     extractor = EXTRACTORS.get(_base_format(fmt))
     if extractor is None:
         _drain(stream)
-        return Extraction(format=fmt, metadata={})
+        return Extraction(format=fmt, metadata={"mime_type": mime_type(name, fmt)})
     body: HeadStream = chain_head(head, stream)
     codec = sniff_compression(head) if fmt not in RAW_STREAM_FORMATS else None
     ctx = FileContext(name=name, deadline=Deadline(budget_seconds), open_sibling=open_sibling, codec=codec)

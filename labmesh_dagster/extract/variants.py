@@ -6,7 +6,7 @@ because "how many variants" is the one fact of the body people search by. The
 count stops at the time budget and then says so (``counts_from: "scan"``).
 
 htslib is fed through the same pipe as alignments (see
-:mod:`labmesh_dagster.extract.alignment`), whose watchers number the lines of a
+:mod:`labmesh_dagster.extract.hts_pipe`), whose watchers number the lines of a
 VCF (a bad record is reported with its line) and follow the BGZF blocks of a
 BCF (a cut file is told from a corrupt one). A VCF arrives already inflated,
 even from a ``.vcf.gz``; a BCF arrives as stored.
@@ -20,7 +20,8 @@ from typing import Any, BinaryIO
 import pysam
 
 from labmesh_dagster.core.errors import ExtractionError
-from labmesh_dagster.extract.alignment import (
+from labmesh_dagster.extract.base import Extractor, FileContext, Summary, unique_samples
+from labmesh_dagster.extract.hts_pipe import (
     BgzfBlocks,
     HtsPipe,
     TextLines,
@@ -30,7 +31,6 @@ from labmesh_dagster.extract.alignment import (
     quiet_htslib,
     shortened,
 )
-from labmesh_dagster.extract.base import Extractor, FileContext, Summary, unique_samples
 
 COUNT_BATCH = 100_000
 """Records counted between two looks at the clock."""

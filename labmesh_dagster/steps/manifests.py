@@ -15,8 +15,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any, BinaryIO
 
-from labmesh_dagster.connectors.store.base import READ_CHUNK, ObjectInfo, ObjectStore
-from labmesh_dagster.core.checksums import SHA256, Checksum, Hasher
+from labmesh_dagster.connectors.store.base import ObjectInfo, ObjectStore
+from labmesh_dagster.core.checksums import SHA256, Checksum, HashingReader
 from labmesh_dagster.core.errors import ObjectNotFound
 from labmesh_dagster.core.keys import ObjectKey, Zone, experiment_prefix, manifest_key
 from labmesh_dagster.core.manifest import Manifest, ManifestEntry
@@ -32,28 +32,6 @@ LINKS = "links"
 """Metadata key of a file's links to the other files of its dataset."""
 
 INDEX_SUFFIXES = (".bai", ".csi", ".crai", ".tbi")
-
-
-class _HashingReader:
-    """Hashes what the extractor reads, so one pass gives both checksums and metadata."""
-
-    def __init__(self, stream: BinaryIO, algorithms: Sequence[str]) -> None:
-        self._stream = stream
-        self._hasher = Hasher(algorithms)
-
-    def read(self, size: int = -1) -> bytes:
-        chunk = self._stream.read(size)
-        self._hasher.update(chunk)
-        return chunk
-
-    def readable(self) -> bool:
-        return True
-
-    def finish(self) -> dict[str, Checksum]:
-        """Hash whatever the extractor left unread and return every checksum."""
-        while self.read(READ_CHUNK):
-            pass
-        return self._hasher.checksums()
 
 
 def samples_in_path(path: str, sample_ids: Sequence[str]) -> tuple[str, ...]:
@@ -101,7 +79,7 @@ def describe_object(
     """Read one object once: sha256, the source checksum's algorithm, and format-specific metadata together."""
     source_algorithm = Checksum.parse(source_checksum).algorithm if source_checksum else SHA256
     with store.open(info.key) as stream:
-        reader = _HashingReader(stream, (SHA256, source_algorithm))
+        reader = HashingReader(stream, (SHA256, source_algorithm))
         extraction = extract(
             reader,  # type: ignore[arg-type]
             info.key.name,

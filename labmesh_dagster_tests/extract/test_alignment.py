@@ -30,7 +30,7 @@ import dnaio
 import pysam
 import pytest
 
-from labmesh_dagster.extract import Extraction, alignment, extract
+from labmesh_dagster.extract import Extraction, alignment, extract, hts_pipe
 from labmesh_dagster_tests.extract.test_registry import FailingStream, OneWayStream
 
 DATA = Path(__file__).parent.parent / "data" / "pysam"
@@ -442,7 +442,7 @@ def test_a_bam_cut_at_a_block_boundary_is_truncated_though_htslib_reads_it_witho
 ) -> None:
     data = made["reads.bam"].read_bytes()
     starts = bgzf_block_starts(data)
-    for cut in (starts[len(starts) // 2], len(data) - len(alignment.BGZF_EOF)):
+    for cut in (starts[len(starts) // 2], len(data) - len(hts_pipe.BGZF_EOF)):
         extraction = extract_bytes(data[:cut], "reads.bam")
         assert_fault(extraction, "truncated", "reads.bam")
         assert "end-of-file block" in extraction.error.detail  # type: ignore[union-attr]

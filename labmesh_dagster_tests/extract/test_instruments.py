@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import csv
 import gzip
-import hashlib
 import io
 import json
 import subprocess
@@ -26,8 +25,9 @@ from pathlib import Path
 import pytest
 
 from labmesh_dagster.core.errors import ExtractionError
-from labmesh_dagster.extract import Extraction, extract, formats, instruments
+from labmesh_dagster.extract import instruments
 from labmesh_dagster.extract.base import FileContext
+from labmesh_dagster_tests.extract.test_registry import extract_bytes
 
 DATA = Path(__file__).parent.parent / "data" / "allotropy"
 
@@ -59,55 +59,6 @@ METADATA_KEYS = {
     "measurement_time_first",
     "measurement_time_last",
 }
-
-
-class OneWayStream:
-    """A stream that can only be read, in short pieces, like a socket: no seek, no tell, no peek."""
-
-    def __init__(self, data: bytes, piece: int = 1000) -> None:
-        self._data = data
-        self._offset = 0
-        self._piece = piece
-        self.hash = hashlib.sha256()
-
-    def read(self, size: int = -1) -> bytes:
-        size = self._piece if size < 0 else min(size, self._piece)
-        chunk = self._data[self._offset : self._offset + size]
-        self._offset += len(chunk)
-        self.hash.update(chunk)
-        return chunk
-
-    @property
-    def exhausted(self) -> bool:
-        return self._offset == len(self._data)
-
-
-@pytest.fixture(autouse=True)
-def instrument_hook(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Format detection with the hook proposed for formats.py: an export ``recognise`` names is "instrument".
-
-    Patched into ``_detect_plain`` because that is where the hook goes, so a
-    compressed export is recognised from its inflated head, as it will be.
-    Harmless once formats.py has the hook.
-    """
-    original = formats._detect_plain
-
-    def detect_plain(name: str, head: bytes) -> str:
-        if instruments.recognise(name, head) is not None:
-            return instruments.FORMAT
-        return original(name, head)
-
-    monkeypatch.setattr(formats, "_detect_plain", detect_plain)
-
-
-def extract_bytes(data: bytes, name: str) -> Extraction:
-    stream = OneWayStream(data)
-    extraction = extract(stream, name)  # type: ignore[arg-type]
-    assert stream.exhausted, "extract must read the stream to its end"
-    assert stream.hash.hexdigest() == hashlib.sha256(data).hexdigest()
-    json.dumps(extraction.metadata)
-    assert len(extraction.text) <= 2000
-    return extraction
 
 
 # What each export names, read with the csv module rather than allotropy.
