@@ -17,6 +17,7 @@ import json
 import random
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -59,9 +60,10 @@ class FailingStream(OneWayStream):
         return super().read(size)
 
 
-def extract_bytes(data: bytes, name: str) -> Extraction:
-    stream = OneWayStream(data)
-    extraction = extract(stream, name)  # type: ignore[arg-type]
+def extract_bytes(data: bytes, name: str, *, piece: int = 1000, **options: Any) -> Extraction:
+    """Extract from a one-way stream, checking the promises every extraction keeps."""
+    stream = OneWayStream(data, piece=piece)
+    extraction = extract(stream, name, **options)  # type: ignore[arg-type]
     assert stream.exhausted, "extract must read the stream to its end"
     assert stream.hash.hexdigest() == hashlib.sha256(data).hexdigest()
     json.dumps(extraction.metadata)
