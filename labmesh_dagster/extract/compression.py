@@ -111,9 +111,12 @@ class HeadStream(io.RawIOBase):
             view[:count] = self._head[self._offset : self._offset + count]
             self._offset += count
             return count
+        # readinto1 / read1 where the source has them: straight into the caller's buffer, and a
+        # buffered decoder hands over what it has inflated so far instead of losing it to an error.
+        readinto = getattr(self._stream, "readinto1", None)
         try:
-            # read1 where the source has it: a buffered decoder then hands over what it has
-            # inflated so far instead of losing it to an error further on.
+            if readinto is not None:
+                return readinto(view)  # type: ignore[no-any-return]
             data = getattr(self._stream, "read1", self._stream.read)(len(view))
         except BaseException:
             self.failed = True

@@ -628,13 +628,12 @@ def accumulate_fastq(
     *,
     ctx: FileContext | None = None,
     block_size: int = BLOCK_SIZE,
-    inflate_ahead: bool = False,
 ) -> None:
     """Parse a (possibly compressed) FASTQ stream into ``stats``, raising ExtractionError on bad data.
 
-    ``inflate_ahead`` says the stream is a decoder already (the registry
-    undoes compression before calling extractors), so reading it deserves a
-    thread of its own.
+    With a ``ctx`` the stream comes from the registry, already decompressed
+    (``ctx.codec`` says whether it is a decoder, whose reading deserves a
+    thread of its own); without one it is sniffed and opened here.
 
     Every complete record read before an error is already in ``stats`` when
     the error is raised, which lets a caller say how far a broken file got.
@@ -643,8 +642,10 @@ def accumulate_fastq(
     data, the rest is decompressed to see whether the codec itself objects,
     and if so its reason is the one raised.
     """
-    if inflate_ahead:
+    if ctx is not None and ctx.codec is not None:
         compressed, decompressed = True, stream  # a decoder already: no layer more to copy through
+    elif ctx is not None:
+        compressed, decompressed = False, stream  # plain bytes, handed over by the registry
     else:
         head = read_head(stream, MAGIC_LENGTH)
         compressed = sniff_compression(head) is not None
@@ -653,7 +654,7 @@ def accumulate_fastq(
     # Reading (and newline finding) run one block ahead in a thread, lifting and counting here;
     # inflating, when the data is compressed here or upstream, gets a thread of its own. Each
     # stage releases the GIL for most of its work, so two cores share it.
-    source: Readable = AheadStream(decompressed) if compressed or inflate_ahead else decompressed
+    source: Readable = AheadStream(decompressed) if compressed else decompressed
     with (
         closing(source) if isinstance(source, AheadStream) else nullcontext(),
         ahead(_blocks(source, block_size)) as blocks,
@@ -703,7 +704,7 @@ def extract_fastq(stream: BinaryIO, ctx: FileContext) -> Summary:
     """The registry's FASTQ extractor: statistics, the Illumina read name, and the reads counted before any fault."""
     stats = FastqStats()
     try:
-        accumulate_fastq(stream, ctx.name, stats, ctx=ctx, inflate_ahead=ctx.codec is not None)
+        accumulate_fastq(stream, ctx.name, stats, ctx=ctx)
     except ExtractionError:
         ctx.partial["reads_before_error"] = stats.reads
         raise
