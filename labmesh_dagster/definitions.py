@@ -22,6 +22,7 @@ from labmesh_dagster.defs.resources import (
     ElabFtwElnResource,
     ElnInboxResource,
     ElnResource,
+    ExtractionPolicyResource,
     FolderElnResource,
     KendraContentIndexResource,
     LandingPolicyResource,
@@ -151,6 +152,7 @@ def build_resources(settings: Settings) -> dict[str, object]:
             unknown_experiment_grace_seconds=settings.unknown_experiment_grace_seconds,
             retry_seconds=settings.landing_retry_seconds,
         ),
+        "extraction": ExtractionPolicyResource(budget_seconds=settings.extract_budget_seconds),
         "store_events": StoreEventsResource(
             landing_queue_url=settings.aws.landing_queue_url if settings.aws else None,
             final_queue_url=settings.aws.final_queue_url if settings.aws else None,

@@ -328,6 +328,7 @@ class Settings:
     unknown_experiment_grace_seconds: float
     sensor_interval_seconds: int
     landing_retry_seconds: float = 3600
+    extract_budget_seconds: float = 600
     webhook_sources: tuple[WebhookSettings, ...] = ()
     benchling_jwks_url: str = DEFAULT_BENCHLING_JWKS_URL
     eln: str = "folder"
@@ -373,6 +374,7 @@ class Settings:
             unknown_experiment_grace_seconds=_seconds(env, "LABMESH_UNKNOWN_EXPERIMENT_GRACE_SECONDS", 900),
             sensor_interval_seconds=int(_seconds(env, "LABMESH_SENSOR_INTERVAL_SECONDS", 10)),
             landing_retry_seconds=_seconds(env, "LABMESH_LANDING_RETRY_SECONDS", 3600),
+            extract_budget_seconds=_seconds(env, "LABMESH_EXTRACT_SECONDS", 600),
             webhook_sources=WebhookSettings.all_from_env(env),
             benchling_jwks_url=_jwks_url(env),
             eln=eln,

@@ -59,10 +59,12 @@ def test_each_variable_overrides_its_default(tmp_path: Path) -> None:
             "LABMESH_LANDING_SETTLE_SECONDS": "2.5",
             "LABMESH_UNKNOWN_EXPERIMENT_GRACE_SECONDS": "0",
             "LABMESH_SENSOR_INTERVAL_SECONDS": "30",
+            "LABMESH_EXTRACT_SECONDS": "45",
         }
     )
 
     assert settings.demo is False
+    assert settings.extract_budget_seconds == 45
     assert settings.store_dir == (tmp_path / "big-disk" / "store").resolve()
     assert settings.eln_dir == (tmp_path / "shared" / "eln").resolve()
     assert settings.eln_outbox_dir == (tmp_path / "shared" / "outbox").resolve()

@@ -23,6 +23,7 @@ from labmesh_dagster.defs.partitions import experiments_partitions
 from labmesh_dagster.defs.resources import (
     CatalogResource,
     ContentIndexResource,
+    ExtractionPolicyResource,
     LandingPolicyResource,
     LineageResource,
     StoreResource,
@@ -178,6 +179,7 @@ def raw_dataset(
     landing_policy: LandingPolicyResource,
     lineage: LineageResource,
     content_index: ContentIndexResource,
+    extraction: ExtractionPolicyResource,
 ) -> dg.MaterializeResult:
     with lineage_run(context, lineage.get_sink(), "raw_dataset") as run:
         experiment_id = context.partition_key
@@ -200,6 +202,7 @@ def raw_dataset(
             experiment_id,
             record.sample_ids,
             previous=previous,
+            budget_seconds=extraction.budget,
             source_checksums=report.source_checksums(),
             lineage=lambda key: (str(key.in_zone(Zone.LANDING)),),
         )
@@ -267,6 +270,7 @@ def processed_dataset(
     pipes_subprocess_client: dg.PipesSubprocessClient,
     lineage: LineageResource,
     content_index: ContentIndexResource,
+    extraction: ExtractionPolicyResource,
 ) -> dg.MaterializeResult:
     with lineage_run(context, lineage.get_sink(), "processed_dataset") as run:
         experiment_id = context.partition_key
@@ -297,6 +301,7 @@ def processed_dataset(
             experiment_id,
             record.sample_ids,
             previous=previous,
+            budget_seconds=extraction.budget,
             lineage=lambda key: lineage.get(str(key), ()),
         )
         manifest = inherit_samples(manifest, raw_manifest)
@@ -331,6 +336,7 @@ def final_dataset(
     catalog: CatalogResource,
     lineage: LineageResource,
     content_index: ContentIndexResource,
+    extraction: ExtractionPolicyResource,
 ) -> dg.MaterializeResult:
     with lineage_run(context, lineage.get_sink(), "final_dataset") as run:
         experiment_id = context.partition_key
@@ -348,6 +354,7 @@ def final_dataset(
             experiment_id,
             record.sample_ids,
             previous=previous,
+            budget_seconds=extraction.budget,
             lineage=lambda key: (processed,),
         )
         publication = publish_dataset(objects, registry, manifest)

@@ -279,6 +279,22 @@ class LandingPolicyResource(dg.ConfigurableResource):
     )
 
 
+class ExtractionPolicyResource(dg.ConfigurableResource):
+    """How long metadata extraction may spend on one file before it records what it has, marked partial."""
+
+    budget_seconds: float = Field(
+        default=600,
+        description=(
+            "Seconds one file's extractor may take; then it stops at its next batch and the manifest entry is "
+            "marked `partial: time_budget`. 0 means no limit."
+        ),
+    )
+
+    @property
+    def budget(self) -> float | None:
+        return self.budget_seconds or None
+
+
 class StoreEventsResource(dg.ConfigurableResource):
     """Where S3 event notifications of the landing and final buckets arrive (SQS).
 

@@ -128,11 +128,13 @@ def build_manifest(
     previous: Manifest | None = None,
     source_checksums: Mapping[str, str] | None = None,
     lineage: Callable[[ObjectKey], tuple[str, ...]] | None = None,
+    budget_seconds: float | None = DEFAULT_BUDGET_SECONDS,
 ) -> Manifest:
     """The manifest of everything in the experiment's folder of ``zone``.
 
     ``source_checksums`` gives, for files promoted just now, the checksum they
-    were verified against; ``lineage`` says which keys each file came from.
+    were verified against; ``lineage`` says which keys each file came from;
+    ``budget_seconds`` bounds each file's extraction.
     """
     source_checksums = source_checksums or {}
     described = {entry.key: entry for entry in previous.entries} if previous else {}
@@ -157,7 +159,14 @@ def build_manifest(
             continue
         try:
             entries.append(
-                describe_object(store, info, sample_ids, derived_from=derived_from, source_checksum=source_checksum)
+                describe_object(
+                    store,
+                    info,
+                    sample_ids,
+                    derived_from=derived_from,
+                    source_checksum=source_checksum,
+                    budget_seconds=budget_seconds,
+                )
             )
         except ObjectNotFound:
             continue  # removed while we listed: it is simply not part of the dataset any more

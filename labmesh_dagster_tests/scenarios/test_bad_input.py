@@ -17,8 +17,9 @@ import pytest
 from labmesh_dagster import cli
 from labmesh_dagster.core.keys import Zone, manifest_key
 from labmesh_dagster.core.manifest import Manifest
+from labmesh_dagster.settings import Settings
 from labmesh_dagster.steps.landing import list_quarantine
-from labmesh_dagster_tests.conftest import DATA, Lab
+from labmesh_dagster_tests.conftest import DATA, Lab, make_settings
 
 GOOD = {"id": "EXP-1", "title": "Good experiment", "samples": ["S1"], "platform": "MiSeq"}
 
@@ -79,8 +80,6 @@ def test_landing_files_without_a_valid_registered_experiment_are_quarantined_not
 
 
 def test_files_of_an_experiment_not_yet_registered_wait_for_their_grace_period(settings, instance) -> None:
-    from labmesh_dagster_tests.conftest import make_settings
-
     patient = Lab(make_settings(settings.home, LABMESH_UNKNOWN_EXPERIMENT_GRACE_SECONDS="3600"), instance)
     patient.land("EXP-LATE", "reads.fastq", b"@r\nACGT\n+\nIIII\n")
     assert patient.run_sensor("landing_sensor") == []
@@ -231,3 +230,23 @@ def test_odd_but_storable_record_fields_are_kept(lab: Lab) -> None:
 
     assert run.success
     assert lab.catalog.get_experiment("EXP-6").custom == {"2024": "year key", "None": "null key", "note": "\ufffd lone"}
+
+
+def test_a_file_that_outlasts_the_extraction_budget_is_recorded_partial_and_the_run_succeeds(
+    settings: Settings, instance: dg.DagsterInstance
+) -> None:
+    hurried = Lab(make_settings(settings.home, LABMESH_EXTRACT_SECONDS="0.000001"), instance)
+    hurried.write_record("good.yaml", GOOD)
+    hurried.run_sensor("eln_sensor")
+    reads = b"".join(b"@r%d\nACGTACGTAC\n+\nIIIIIIIIII\n" % number for number in range(300_000))
+    hurried.land("EXP-1", "S1_R1.fastq", reads)
+
+    [run] = hurried.run_sensor("landing_sensor")
+
+    assert run.success
+    manifest = Manifest.from_json(hurried.store.read_bytes(manifest_key(Zone.RAW, "EXP-1")))
+    [entry] = manifest.entries
+    assert entry.error is None
+    assert entry.metadata["partial"] == "time_budget"
+    assert 0 < entry.metadata["reads"] < 300_000
+    assert entry.size == len(reads), "the whole file is still promoted and hashed"
