@@ -76,6 +76,10 @@ def base_format(fmt: str) -> str:
     return fmt.split(".", 1)[0]
 
 
+GENERIC_METADATA = frozenset({"mime_type"})
+"""Metadata every file gets, which says nothing the catalog's file listing does not."""
+
+
 def is_searchable(entry: ManifestEntry) -> bool:
     """Whether a file's document would hold anything the catalog's file listing does not.
 
@@ -86,7 +90,8 @@ def is_searchable(entry: ManifestEntry) -> bool:
     if relative == LABMESH_DIR or relative.startswith(LABMESH_DIR + "/") or entry.format == "empty":
         return False
     has_text = bool(entry.text.strip()) and base_format(entry.format) not in SEQUENCE_FORMATS
-    return has_text or bool(entry.metadata) or bool(entry.error)
+    extracted = any(key not in GENERIC_METADATA for key in entry.metadata)
+    return has_text or extracted or bool(entry.error)
 
 
 def without_sequences(text: str) -> str:

@@ -31,6 +31,7 @@ from labmesh_dagster.steps.content import (
     dataset_documents,
     document_id,
     index_dataset,
+    is_searchable,
     removed_document_ids,
 )
 
@@ -241,3 +242,15 @@ def test_index_dataset_keeps_the_index_in_step_with_the_dataset(tmp_path: Path) 
 
     assert report.deleted == (notes.key,)
     assert index.document_ids() == [fastq.key]
+
+
+def test_a_file_described_only_by_its_mime_type_gets_no_document() -> None:
+    blob = ManifestEntry(
+        key="raw/EXP-1/run/blob.bin",
+        size=10,
+        sha256="0" * 64,
+        format="binary",
+        created="2026-11-01T00:00:00+00:00",
+        metadata={"mime_type": "application/octet-stream"},
+    )
+    assert not is_searchable(blob)
