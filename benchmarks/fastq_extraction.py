@@ -108,7 +108,7 @@ def generate(path: Path, target_bytes: int, seed: int = 1) -> None:
             records = []
             for row in range(count):
                 lane, tile = 1 + number // 5_000_000, 1101 + (number // 20_000) % 60
-                name = f"@A00123:45:HXXXXDSX2:{lane}:{tile}:{number % 30_000}:{number % 27_000} 1:N:0:ACGTACGT+TTGGCCAA"
+                name = f"@A00123:45:HJK7LDSX2:{lane}:{tile}:{number % 30_000}:{number % 27_000} 1:N:0:ACGTACGT+TTGGCCAA"
                 records.append(b"%s\n%s\n+\n%s\n" % (name.encode(), sequences[row].tobytes(), qualities[row].tobytes()))
                 number += 1
             block = b"".join(records)

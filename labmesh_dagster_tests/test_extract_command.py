@@ -16,7 +16,7 @@ import pytest
 
 from labmesh_dagster.cli import main
 
-READS = b"@A00123:45:HXXXXDSX2:1:1101:1000:2000 1:N:0:ACGT\nACGTN\n+\nIIII#\n"
+READS = b"@A00123:45:HJK7LDSX2:1:1101:1000:2000 1:N:0:ACGT\nACGTN\n+\nIIII#\n"
 
 
 def run_extract(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, list[dict]]:
@@ -31,7 +31,7 @@ def test_each_file_is_one_json_object_with_its_metadata(tmp_path: Path, capsys: 
     assert status == 0
     first = documents[0]
     assert (first["format"], first["metadata"]["reads"], first["metadata"]["bases"]) == ("fastq", 1, 5)
-    assert first["metadata"]["read_name"]["flowcell"] == "HXXXXDSX2"
+    assert first["metadata"]["read_name"]["flowcell"] == "HJK7LDSX2"
     assert first["size"] == len(READS)
     assert first["sha256"] == hashlib.sha256(READS).hexdigest()
     assert first["links"] == {"read": 1, "mate": str(tmp_path / "S1_R2.fastq"), "pair_consistent": True}

@@ -42,7 +42,7 @@ READ_GROUPS = [
         "SM": "patient-7",
         "PL": "ILLUMINA",
         "LB": "lib-A",
-        "PU": "HXXXXDSX3.1",
+        "PU": "HJK7LDSX3.1",
         "CN": "Core",
         "DT": "2024-03-01",
     },
@@ -180,7 +180,7 @@ def assert_header_facts(metadata: dict[str, Any]) -> None:
         "sample": "patient-7",
         "platform": "ILLUMINA",
         "library": "lib-A",
-        "platform_unit": "HXXXXDSX3.1",
+        "platform_unit": "HJK7LDSX3.1",
         "center": "Core",
         "date": "2024-03-01",
     }

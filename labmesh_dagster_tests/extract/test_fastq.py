@@ -231,7 +231,7 @@ def illumina_fastq(reads: int, *, lane: int = 1, read: int = 1, length: int = 15
     for number in range(reads):
         sequence = "".join(rng.choice("ACGT") for _ in range(length))
         quality = "".join(rng.choice("#,:F") for _ in range(length))
-        name = f"A00123:45:HXXXXDSX2:{lane}:1101:{1000 + number}:2000 {read}:N:0:ACGTACGT+TTGGCCAA"
+        name = f"A00123:45:HJK7LDSX2:{lane}:1101:{1000 + number}:2000 {read}:N:0:ACGTACGT+TTGGCCAA"
         records.append(f"@{name}\n{sequence}\n+\n{quality}\n")
     return "".join(records).encode("ascii")
 
@@ -248,13 +248,13 @@ def test_an_illumina_read_name_gives_instrument_run_flowcell_lane_read_and_index
         "convention": "casava1.8",
         "instrument": "A00123",
         "run_number": 45,
-        "flowcell": "HXXXXDSX2",
+        "flowcell": "HJK7LDSX2",
         "lane": 2,
         "read": 2,
         "index": "ACGTACGT+TTGGCCAA",
     }
     assert metadata["lanes"] == [2]
-    assert metadata["first_read"].startswith("A00123:45:HXXXXDSX2:2:1101:1000:2000")
+    assert metadata["first_read"].startswith("A00123:45:HJK7LDSX2:2:1101:1000:2000")
 
 
 def test_lanes_merged_into_one_file_are_all_listed() -> None:

@@ -15,7 +15,7 @@ import pytest
 from labmesh_dagster.extract.linking import DescribedFile, link_files, mate_key, read_number
 
 
-def fastq(key: str, reads: int = 100, flowcell: str = "HXXXXDSX2", read: int | None = None) -> DescribedFile:
+def fastq(key: str, reads: int = 100, flowcell: str = "HJK7LDSX2", read: int | None = None) -> DescribedFile:
     read_name: dict[str, Any] = {"instrument": "A00123", "run_number": 45, "flowcell": flowcell, "lane": 1}
     if read is not None:
         read_name["read"] = read
@@ -23,7 +23,7 @@ def fastq(key: str, reads: int = 100, flowcell: str = "HXXXXDSX2", read: int | N
     return DescribedFile(key, "fastq.gz", {"reads": reads, "first_read": first, "read_name": read_name})
 
 
-RUNINFO = DescribedFile("run/RunInfo.xml", "illumina_runinfo", {"flowcell": "HXXXXDSX2", "run_id": "RUN45"})
+RUNINFO = DescribedFile("run/RunInfo.xml", "illumina_runinfo", {"flowcell": "HJK7LDSX2", "run_id": "RUN45"})
 SHEET = DescribedFile(
     "run/SampleSheet.csv",
     "illumina_samplesheet",
@@ -79,7 +79,7 @@ def test_fastq_files_join_the_run_whose_flowcell_their_reads_name() -> None:
 
 
 def test_a_flowcell_written_with_its_side_letter_still_matches() -> None:
-    runinfo = DescribedFile("RunInfo.xml", "illumina_runinfo", {"flowcell": "AHXXXXDSX2", "run_id": "R"})
+    runinfo = DescribedFile("RunInfo.xml", "illumina_runinfo", {"flowcell": "AHJK7LDSX2", "run_id": "R"})
     assert link_files([runinfo, fastq("x_R1.fq")])["x_R1.fq"]["run"] == "RunInfo.xml"
 
 

@@ -281,10 +281,10 @@ def test_a_missing_manifest_reads_as_none(store: CountingStore) -> None:
     assert read_manifest(store, Zone.RAW, "EXP-1") is None
 
 
-ILLUMINA_READS = b"@A00123:45:HXXXXDSX2:1:1101:1000:2000 1:N:0:ACGT\nACGT\n+\nIIII\n"
+ILLUMINA_READS = b"@A00123:45:HJK7LDSX2:1:1101:1000:2000 1:N:0:ACGT\nACGT\n+\nIIII\n"
 RUN_INFO = b"""<?xml version="1.0"?>
-<RunInfo Version="5"><Run Id="261101_A00123_0045_AHXXXXDSX2" Number="45">
-<Flowcell>HXXXXDSX2</Flowcell><Instrument>A00123</Instrument><Date>11/1/2026 9:00:00 AM</Date>
+<RunInfo Version="5"><Run Id="261101_A00123_0045_AHJK7LDSX2" Number="45">
+<Flowcell>HJK7LDSX2</Flowcell><Instrument>A00123</Instrument><Date>11/1/2026 9:00:00 AM</Date>
 <Reads><Read Number="1" NumCycles="4" IsIndexedRead="N"/></Reads>
 <FlowcellLayout LaneCount="1" SurfaceCount="1" SwathCount="1" TileCount="1"/></Run></RunInfo>
 """
