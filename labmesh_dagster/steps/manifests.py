@@ -170,19 +170,29 @@ def build_manifest(
             )
         except ObjectNotFound:
             continue  # removed while we listed: it is simply not part of the dataset any more
-    return Manifest.build(experiment_id, zone.value, with_links(entries))
+    return Manifest.build(experiment_id, zone.value, with_links(entries, sample_ids))
 
 
-def with_links(entries: Sequence[ManifestEntry]) -> list[ManifestEntry]:
-    """The entries with their links to each other (read pairs, run, sample sheet) made afresh under ``links``."""
+def with_links(entries: Sequence[ManifestEntry], sample_ids: Sequence[str] = ()) -> list[ManifestEntry]:
+    """The entries with their links to each other (read pairs, run, sample sheet) made afresh under ``links``.
+
+    A file the sample sheet assigns to one of the experiment's samples
+    (``liver_S1_L001_R1_001.fastq.gz`` listed as sample ``S-001``) belongs to
+    that sample too, though its name does not say so.
+    """
     unlinked = [replace(entry, metadata={k: v for k, v in entry.metadata.items() if k != LINKS}) for entry in entries]
     links = link_files([DescribedFile(entry.key, entry.format, entry.metadata) for entry in unlinked])
-    return [
-        replace(entry, metadata={**entry.metadata, LINKS: clean_data(links[entry.key])})
-        if entry.key in links
-        else entry
-        for entry in unlinked
-    ]
+    by_folded = {sample.casefold(): sample for sample in sample_ids}
+    linked = []
+    for entry in unlinked:
+        entry_links = links.get(entry.key)
+        if entry_links is None:
+            linked.append(entry)
+            continue
+        sheet_sample = by_folded.get(str(entry_links.get("sample_id", "")).casefold())
+        samples = tuple(dict.fromkeys([*entry.sample_ids, sheet_sample])) if sheet_sample else entry.sample_ids
+        linked.append(replace(entry, metadata={**entry.metadata, LINKS: clean_data(entry_links)}, sample_ids=samples))
+    return linked
 
 
 def write_manifest(store: ObjectStore, manifest: Manifest) -> ObjectKey:

@@ -315,3 +315,15 @@ def test_samples_named_inside_a_file_attribute_it_to_the_experiments_samples(sto
     entry = manifest.entries[0]
     assert entry.metadata["samples_in_file"] == ["s1", "S9"]
     assert entry.sample_ids == ("S1",)
+
+
+def test_a_fastq_the_sample_sheet_assigns_to_a_sample_belongs_to_it(store: CountingStore) -> None:
+    sheet = b"[Header]\nIEMFileVersion,4\n[Data]\nSample_ID,Sample_Name,index\nS-001,liver,ACGT\n"
+    store.put(raw("EXP-1/run/SampleSheet.csv"), sheet)
+    store.put(raw("EXP-1/run/fastq/liver_S1_L001_R1_001.fastq"), ILLUMINA_READS)
+    manifest = build_manifest(store, Zone.RAW, "EXP-1", ["S-001", "S-002"])
+    by_key = {entry.key: entry for entry in manifest.entries}
+    reads = by_key["raw/EXP-1/run/fastq/liver_S1_L001_R1_001.fastq"]
+    assert reads.metadata["links"]["sample_sheet"] == "raw/EXP-1/run/SampleSheet.csv"
+    assert reads.sample_ids == ("S-001",)
+    assert by_key["raw/EXP-1/run/SampleSheet.csv"].sample_ids == ("S-001",)
