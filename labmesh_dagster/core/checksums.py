@@ -120,6 +120,19 @@ class HashingReader:
         self._hasher.update(chunk)
         return chunk
 
+    def readinto1(self, buffer: bytearray | memoryview) -> int:
+        """Read straight into the caller's buffer where the source allows, hashing it there: no copy made."""
+        view = memoryview(buffer).cast("B")
+        readinto = getattr(self._stream, "readinto1", None) or getattr(self._stream, "readinto", None)
+        if readinto is None:
+            data = self._stream.read(len(view))
+            count = len(data)
+            view[:count] = data
+        else:
+            count = readinto(view)
+        self._hasher.update(view[:count])  # type: ignore[arg-type]
+        return count
+
     def readable(self) -> bool:
         return True
 

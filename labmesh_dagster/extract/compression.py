@@ -114,6 +114,8 @@ class HeadStream(io.RawIOBase):
         # readinto1 / read1 where the source has them: straight into the caller's buffer, and a
         # buffered decoder hands over what it has inflated so far instead of losing it to an error.
         readinto = getattr(self._stream, "readinto1", None)
+        if readinto is None and isinstance(self._stream, io.RawIOBase):
+            readinto = self._stream.readinto  # a raw stream's readinto returns what one read gave
         try:
             if readinto is not None:
                 return readinto(view)  # type: ignore[no-any-return]
