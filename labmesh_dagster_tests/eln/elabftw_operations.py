@@ -6,8 +6,8 @@ itself is AGPL-licensed and is not vendored: these lists are the facts the
 connector depends on, narrowed to what it actually sends, so that
 
 - the fake server refuses (and the session test reports) any request outside them, and
-- ``test_elabftw.py::test_operations_match_the_official_spec`` checks each of them
-  against the real spec whenever a copy is at hand.
+- ``scripts/check_elabftw_spec.py`` checks each of them against a copy of the
+  real spec (the test suite never reads it).
 
 Paths are relative to the API root ``/api/v2``, spelt as the spec spells them.
 """
