@@ -27,7 +27,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from botocore.exceptions import ClientError
 from botocore.response import StreamingBody
@@ -485,14 +485,19 @@ class _FormTypeRevision:
     created: datetime
 
 
+RevisionT = TypeVar("RevisionT")
+
+
 @dataclass
-class _FormType:
+class _Versioned(Generic[RevisionT]):
+    """A form type or asset type: its name, its project and its revisions, oldest first."""
+
     name: str
     owning_project: str
-    revisions: list[_FormTypeRevision]
+    revisions: list[RevisionT]
 
-    def revision(self, revision: str | None) -> _FormTypeRevision | None:
-        return _pick(self.revisions, revision)
+    def revision(self, revision: str | None) -> RevisionT | None:
+        return _pick(self.revisions, revision)  # type: ignore[no-any-return]
 
 
 @dataclass(frozen=True)
@@ -510,14 +515,8 @@ class _AssetTypeRevision:
     created: datetime
 
 
-@dataclass
-class _AssetType:
-    name: str
-    owning_project: str
-    revisions: list[_AssetTypeRevision]
-
-    def revision(self, revision: str | None) -> _AssetTypeRevision | None:
-        return _pick(self.revisions, revision)
+_FormType = _Versioned[_FormTypeRevision]
+_AssetType = _Versioned[_AssetTypeRevision]
 
 
 @dataclass(frozen=True)
@@ -735,7 +734,7 @@ class FakeDataZoneClient(FakeServiceClient):
             raise self._invalid(operation_name, f"form type names starting amazon.datazone. are reserved: {name}")
         smithy = params["model"]["smithy"]
         model = self._parse_form_model(operation_name, name, smithy)
-        form_type = self.form_types.setdefault(name, _FormType(name=name, owning_project=project, revisions=[]))
+        form_type = self.form_types.setdefault(name, _Versioned(name=name, owning_project=project, revisions=[]))
         if form_type.owning_project != project:
             raise self._error(operation_name, "ConflictException", f"form type {name} belongs to another project")
         latest = form_type.revision(None)
@@ -805,7 +804,7 @@ class FakeDataZoneClient(FakeServiceClient):
         project = self._project(operation_name, params["owningProjectIdentifier"])
         name = params["name"]
         forms = {form_name: self._form_slot(operation_name, entry) for form_name, entry in params["formsInput"].items()}
-        asset_type = self.asset_types.setdefault(name, _AssetType(name=name, owning_project=project, revisions=[]))
+        asset_type = self.asset_types.setdefault(name, _Versioned(name=name, owning_project=project, revisions=[]))
         if asset_type.owning_project != project:
             raise self._error(operation_name, "ConflictException", f"asset type {name} belongs to another project")
         latest = asset_type.revision(None)

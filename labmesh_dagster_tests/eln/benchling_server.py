@@ -18,47 +18,19 @@ from __future__ import annotations
 
 import base64
 import json
-import re
-import threading
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urlsplit
 
 from pytest_httpserver import HTTPServer
-from werkzeug import Request, Response
+from werkzeug import Response
 
-API_ROOT = "/api/v2"
+from labmesh_dagster_tests.eln.fake_http import API_ROOT, FakeHttpService, RecordedRequest, json_response
+
 API_KEY = "sk_labmesh_test_key"
 LIST_ENTRIES_PARAMS = {"pageSize", "nextToken", "sort", "modifiedAt", "schemaId", "displayIds", "archiveReason"}
 LIST_EVENTS_PARAMS = {"pageSize", "nextToken", "createdAt.gte", "startingAfter", "eventTypes", "poll"}
 ENTRY_UPDATE_KEYS = {"authorIds", "fields", "folderId", "name", "schemaId"}
-
-
-@dataclass(frozen=True)
-class RecordedRequest:
-    """One request as the fake server saw it."""
-
-    method: str
-    path: str
-    query: dict[str, list[str]]
-    body: Any
-    authorization: str | None
-
-
-@dataclass
-class Fault:
-    """A canned failure for the next ``times`` matching requests."""
-
-    status: int
-    headers: dict[str, str] = field(default_factory=dict)
-    times: int = 1
-    method: str | None = None
-    path: str | None = None
-
-    def matches(self, method: str, path: str) -> bool:
-        return (self.method is None or self.method == method) and (self.path is None or path.startswith(self.path))
 
 
 def basic_auth(api_key: str) -> str:
@@ -71,10 +43,6 @@ def _error(status: int, message: str, kind: str = "invalid_request_error") -> Re
     )
 
 
-def _json(data: Any, status: int = 200) -> Response:
-    return Response(json.dumps(data), status=status, content_type="application/json")
-
-
 def text_field(value: Any) -> dict[str, Any]:
     return {"type": "text", "isMulti": False, "value": value, "displayValue": value}
 
@@ -84,24 +52,15 @@ def link_field(ids: list[str], names: list[str]) -> dict[str, Any]:
     return {"type": "entity_link", "isMulti": True, "value": ids, "displayValue": ", ".join(names)}
 
 
-class FakeBenchling:
+class FakeBenchling(FakeHttpService):
     """Benchling's notebook entries and event stream, served over HTTP by ``server``."""
 
     def __init__(self, server: HTTPServer, *, api_key: str = API_KEY, tenant: str = "acme") -> None:
-        self.server = server
         self.api_key = api_key
         self.tenant = tenant
         self.entries: dict[str, dict[str, Any]] = {}
         self.events: list[dict[str, Any]] = []
-        self.requests: list[RecordedRequest] = []
-        self.faults: list[Fault] = []
-        self._lock = threading.Lock()
-        server.clear()
-        server.expect_request(re.compile(r"^/.*")).respond_with_handler(self._handle)
-
-    @property
-    def url(self) -> str:
-        return self.server.url_for("/").rstrip("/")
+        super().__init__(server)
 
     # The lab's side: what people do in Benchling.
 
@@ -182,43 +141,18 @@ class FakeBenchling:
             event["updates"] = updates
         self.events.append(event)
 
-    # Faults and the record of requests.
-
-    def fail(self, status: int, *, times: int = 1, headers: Mapping[str, str] | None = None, **where: Any) -> None:
-        self.faults.append(Fault(status=status, headers=dict(headers or {}), times=times, **where))
-
-    def requests_to(self, method: str, path_prefix: str) -> list[RecordedRequest]:
-        return [r for r in self.requests if r.method == method and r.path.startswith(API_ROOT + path_prefix)]
-
-    def _take_fault(self, method: str, path: str) -> Fault | None:
-        for fault in self.faults:
-            if fault.times > 0 and fault.matches(method, path):
-                fault.times -= 1
-                return fault
-        return None
-
     # The server's side.
 
-    def _handle(self, request: Request) -> Response:
-        path = urlsplit(request.url).path
-        body = request.get_json(silent=True) if request.data else None
-        query = {key: request.args.getlist(key) for key in request.args}
-        record = RecordedRequest(request.method, path, query, body, request.headers.get("Authorization"))
-        with self._lock:
-            self.requests.append(record)
-            fault = self._take_fault(request.method, path[len(API_ROOT) :])
-            if fault is not None:
-                response = _error(fault.status, f"injected {fault.status}", "server_error")
-                response.headers.update(fault.headers)
-                return response
-            if record.authorization != basic_auth(self.api_key):
-                return _error(401, "Unauthorized: an API key is required (HTTP Basic)", "authentication_error")
-            return self._route(request.method, path, record)
+    def error(self, status: int, message: str) -> Response:
+        return _error(status, message, "server_error" if status >= 500 else "invalid_request_error")
 
-    def _route(self, method: str, path: str, record: RecordedRequest) -> Response:
-        if not path.startswith(API_ROOT + "/"):
-            return _error(404, f"no route {path}")
-        parts = path[len(API_ROOT) + 1 :].strip("/").split("/")
+    def refuse(self, record: RecordedRequest) -> Response | None:
+        if record.authorization != basic_auth(self.api_key):
+            return _error(401, "Unauthorized: an API key is required (HTTP Basic)", "authentication_error")
+        return None
+
+    def route(self, method: str, path: str, record: RecordedRequest) -> Response:
+        parts = path.strip("/").split("/")
         one = {key: values[-1] for key, values in record.query.items() if values}
         if parts == ["events"] and method == "GET":
             return self._checked(one, LIST_EVENTS_PARAMS) or self._list_events(one)
@@ -229,10 +163,10 @@ class FakeBenchling:
             if entry is None:
                 return _error(404, f"Entry {parts[1]} not found", "not_found")
             if method == "GET":
-                return _json({"entry": entry})
+                return json_response({"entry": entry})
             if method == "PATCH":
                 return self._patch(entry, record.body)
-        return _error(405 if parts[0] in {"entries", "events"} else 404, f"{method} {path} is not served")
+        return _error(405 if parts[0] in {"entries", "events"} else 404, f"{method} {API_ROOT}{path} is not served")
 
     @staticmethod
     def _checked(query: Mapping[str, str], allowed: set[str]) -> Response | None:
@@ -250,7 +184,7 @@ class FakeBenchling:
         size = int(query.get("pageSize", "50"))
         page = rows[start : start + size]
         more = start + size < len(rows)
-        return _json({key: page, "nextToken": str(start + size) if more else ""})
+        return json_response({key: page, "nextToken": str(start + size) if more else ""})
 
     def _list_events(self, query: Mapping[str, str]) -> Response:
         events = list(self.events)
@@ -299,4 +233,4 @@ class FakeBenchling:
         if "name" in body:
             entry["name"] = body["name"]
         self._touched(entry["id"], [f"fields.{name}" for name in fields])
-        return _json(entry)
+        return json_response(entry)

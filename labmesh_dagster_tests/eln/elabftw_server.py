@@ -25,16 +25,12 @@ from __future__ import annotations
 
 import json
 import re
-import threading
-import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
-from urllib.parse import urlsplit
 
 from pytest_httpserver import HTTPServer
-from werkzeug import Request, Response
+from werkzeug import Response
 
 from labmesh_dagster_tests.eln.elabftw_operations import (
     API_ROOT,
@@ -42,39 +38,14 @@ from labmesh_dagster_tests.eln.elabftw_operations import (
     METADATA_KEYS_WRITTEN,
     operation_for,
 )
+from labmesh_dagster_tests.eln.fake_http import FakeHttpService, RecordedRequest, json_response
 
 API_KEY = "3-0123456789abcdef"
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 
 
-@dataclass(frozen=True)
-class RecordedRequest:
-    """One request as the fake server saw it."""
-
-    method: str
-    path: str
-    query: dict[str, list[str]]
-    body: Any
-    authorization: str | None
-
-
 # Every request any fake served during the test session.
 RECORDED: list[RecordedRequest] = []
-
-
-@dataclass
-class Fault:
-    """A canned failure for the next ``times`` matching requests: a status (with headers) and/or a delay."""
-
-    status: int | None = None
-    headers: dict[str, str] = field(default_factory=dict)
-    delay: float = 0.0
-    times: int = 1
-    method: str | None = None
-    path: str | None = None
-
-    def matches(self, method: str, path: str) -> bool:
-        return (self.method is None or self.method == method) and (self.path is None or path.startswith(self.path))
 
 
 def violations(record: RecordedRequest) -> list[str]:
@@ -108,10 +79,6 @@ def _error(status: int, message: str, description: str = "") -> Response:
     return Response(json.dumps(body), status=status, content_type="application/json")
 
 
-def _json(data: Any, status: int = 200) -> Response:
-    return Response(json.dumps(data), status=status, content_type="application/json")
-
-
 _TERM = r'"(?:[^"\\]|\\.)*"|\'(?:[^\'\\]|\\.)*\'|[^\s:"\'()]+'
 _EXTRAFIELD = re.compile(rf"^extrafield:({_TERM}):({_TERM})$")
 
@@ -122,28 +89,21 @@ def _unquote(term: str) -> str:
     return re.sub(r"\\(.)", r"\1", term)
 
 
-class FakeElabFtw:
+class FakeElabFtw(FakeHttpService):
     """eLabFTW's experiments and resources, served over HTTP by ``server``."""
 
+    also_record_to = RECORDED
+
     def __init__(self, server: HTTPServer, *, api_key: str = API_KEY) -> None:
-        self.server = server
         self.api_key = api_key
         self.experiments: dict[int, dict[str, Any]] = {}
         self.items: dict[int, dict[str, Any]] = {}
-        self.requests: list[RecordedRequest] = []
-        self.faults: list[Fault] = []
         self.clock = datetime(2024, 5, 28, 9, 0, 0)
         self.metadata_as_string = False
         # Some servers cap `limit`; None serves what is asked for.
         self.max_limit: int | None = None
-        self._lock = threading.Lock()
         self._next_id = 1
-        server.clear()
-        server.expect_request(re.compile(r"^/.*")).respond_with_handler(self._handle)
-
-    @property
-    def url(self) -> str:
-        return self.server.url_for("/").rstrip("/")
+        super().__init__(server)
 
     # The lab's side: what people do in the eLabFTW web interface.
 
@@ -257,55 +217,20 @@ class FakeElabFtw:
     def extra_value(self, entry_id: int, name: str) -> Any:
         return (self.experiments[entry_id]["metadata"]["extra_fields"].get(name) or {}).get("value")
 
-    # Faults and the record of requests.
-
-    def fail(self, status: int, *, times: int = 1, headers: Mapping[str, str] | None = None, **where: Any) -> None:
-        self.faults.append(Fault(status=status, headers=dict(headers or {}), times=times, **where))
-
-    def slow(self, seconds: float, *, times: int = 1, **where: Any) -> None:
-        self.faults.append(Fault(delay=seconds, times=times, **where))
-
-    def requests_to(self, method: str, path_prefix: str) -> list[RecordedRequest]:
-        return [r for r in self.requests if r.method == method and r.path.startswith(API_ROOT + path_prefix)]
-
-    def _take_fault(self, method: str, path: str) -> Fault | None:
-        for fault in self.faults:
-            if fault.times > 0 and fault.matches(method, path):
-                fault.times -= 1
-                return fault
-        return None
-
     # The server's side.
 
-    def _handle(self, request: Request) -> Response:
-        path = urlsplit(request.url).path
-        body = request.get_json(silent=True) if request.data else None
-        record = RecordedRequest(
-            request.method,
-            path,
-            {key: request.args.getlist(key) for key in request.args},
-            body,
-            request.headers.get("Authorization"),
-        )
-        with self._lock:
-            self.requests.append(record)
-            RECORDED.append(record)
-            fault = self._take_fault(request.method, path[len(API_ROOT) :])
-        if fault is not None and fault.delay:
-            time.sleep(fault.delay)
-        if fault is not None and fault.status is not None:
-            response = _error(fault.status, f"injected {fault.status}")
-            response.headers.update(fault.headers)
-            return response
+    def error(self, status: int, message: str) -> Response:
+        return _error(status, message)
+
+    def refuse(self, record: RecordedRequest) -> Response | None:
         if record.authorization != self.api_key:
             return _error(401, "Authentication required", "No corresponding API key found!")
         problems = violations(record)
         if problems:
             return _error(400, "request outside the operations labmesh may use", "; ".join(problems))
-        with self._lock:
-            return self._route(request.method, path[len(API_ROOT) :], record)
+        return None
 
-    def _route(self, method: str, path: str, record: RecordedRequest) -> Response:
+    def route(self, method: str, path: str, record: RecordedRequest) -> Response:
         parts = path.strip("/").split("/")
         if parts[0] == "experiments" and len(parts) == 1:
             return self._list(record.query)
@@ -316,7 +241,7 @@ class FakeElabFtw:
                 return _error(404, "Nothing to show with this id")
             if method == "PATCH":
                 return self._patch(entity, record.body)
-            return _json(self._shown(entity))
+            return json_response(self._shown(entity))
         return _error(404, "Nothing to show with this id")
 
     def _shown(self, entity: Mapping[str, Any]) -> dict[str, Any]:
@@ -344,7 +269,7 @@ class FakeElabFtw:
         rows.sort(key=lambda e: e[sort_key], reverse=one.get("sort", "desc") == "desc")
         offset, limit = int(one.get("offset", "0")), int(one.get("limit", "15"))
         limit = min(limit, self.max_limit or limit)
-        return _json([self._shown(entity) for entity in rows[offset : offset + limit]])
+        return json_response([self._shown(entity) for entity in rows[offset : offset + limit]])
 
     @staticmethod
     def _extra_contains(entity: Mapping[str, Any], key: str, value: str) -> bool:
@@ -365,4 +290,4 @@ class FakeElabFtw:
                 fields[name] = dict(spec)
         entity["lastchangeby"] = 3
         self._touched(entity, "metadata")
-        return _json(self._shown(entity))
+        return json_response(self._shown(entity))

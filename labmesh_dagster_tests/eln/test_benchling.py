@@ -15,7 +15,6 @@ retried and then reported by method and path; every request carries HTTP Basic a
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -36,23 +35,9 @@ LOCATIONS = {
 }
 
 
-@pytest.fixture(scope="module")
-def http_server() -> Iterator[HTTPServer]:
-    server = HTTPServer(threaded=True)
-    server.start()
-    yield server
-    server.clear()
-    server.stop()
-
-
 @pytest.fixture
 def lab(http_server: HTTPServer) -> FakeBenchling:
     return FakeBenchling(http_server)
-
-
-@pytest.fixture
-def sleeps() -> list[float]:
-    return []
 
 
 def connector(lab: FakeBenchling, sleeps: list[float], **options: Any) -> BenchlingEln:

@@ -18,7 +18,6 @@ agree with the official OpenAPI description when a copy is present.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from typing import Any
@@ -49,24 +48,9 @@ LOCATIONS = {
 }
 
 
-@pytest.fixture(scope="module")
-def http_server() -> Iterator[HTTPServer]:
-    # Threaded, so that a deliberately slow answer does not hold up the client's retry.
-    server = HTTPServer(threaded=True)
-    server.start()
-    yield server
-    server.clear()
-    server.stop()
-
-
 @pytest.fixture
 def lab(http_server: HTTPServer) -> FakeElabFtw:
     return FakeElabFtw(http_server)
-
-
-@pytest.fixture
-def sleeps() -> list[float]:
-    return []
 
 
 def connector(lab: FakeElabFtw, sleeps: list[float], **options: Any) -> ElabFtwEln:
