@@ -409,6 +409,7 @@ def test_a_bam_without_bgzf_is_read_but_has_no_end_marker_to_check(made: dict[st
 
 
 def bgzf_block_starts(data: bytes) -> list[int]:
+    """Where each BGZF block of a BAM or BCF starts (BSIZE, at bytes 16-17, is the block's size less one)."""
     starts, offset = [], 0
     while offset < len(data):
         starts.append(offset)

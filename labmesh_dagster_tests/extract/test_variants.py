@@ -24,6 +24,7 @@ import pysam
 import pytest
 
 from labmesh_dagster.extract import Extraction, extract, variants
+from labmesh_dagster_tests.extract.test_alignment import bgzf_block_starts
 from labmesh_dagster_tests.extract.test_registry import FailingStream
 from labmesh_dagster_tests.extract.test_registry import extract_bytes as extract_one_way
 
@@ -224,14 +225,6 @@ def test_a_vcf_cut_in_its_last_line_is_truncated() -> None:
     extraction = extract_bytes(content[:-30], "calls.vcf")
     assert_fault(extraction, "truncated", "calls.vcf")
     assert extraction.metadata["records_before_error"] == len(record_lines(content.decode())) - 1
-
-
-def bgzf_block_starts(data: bytes) -> list[int]:
-    starts, offset = [], 0
-    while offset < len(data):
-        starts.append(offset)
-        offset += int.from_bytes(data[offset + 16 : offset + 18], "little") + 1
-    return starts
 
 
 def test_a_bcf_cut_inside_a_block_or_at_a_block_boundary_is_truncated(made: dict[str, bytes]) -> None:
