@@ -2,8 +2,9 @@
 PYTHON ?= python3
 VENV := .venv
 STAMP := $(VENV)/.installed
+LINTED := labmesh_dagster labmesh_dagster_tests benchmarks scripts
 
-.PHONY: dev test lint clean
+.PHONY: dev test test-quick lint clean
 
 $(STAMP): pyproject.toml setup.py
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
@@ -19,9 +20,13 @@ dev: $(STAMP)
 test: $(STAMP)
 	$(VENV)/bin/python -m pytest
 
+# The quick loop while working: everything but the tests marked slow (real servers, whole flows repeated).
+test-quick: $(STAMP)
+	$(VENV)/bin/python -m pytest -m "not slow"
+
 lint: $(STAMP)
-	$(VENV)/bin/ruff check labmesh_dagster labmesh_dagster_tests
-	$(VENV)/bin/ruff format --check labmesh_dagster labmesh_dagster_tests
+	$(VENV)/bin/ruff check $(LINTED)
+	$(VENV)/bin/ruff format --check $(LINTED)
 	$(VENV)/bin/mypy
 
 clean:

@@ -6,7 +6,6 @@ import os
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
 
 from labmesh_dagster.connectors.aws import make_client
 from labmesh_dagster_tests.aws_fakes import FAKE_AWS_ENV
@@ -28,25 +27,3 @@ def buckets(endpoint: str) -> dict[str, str]:
     for name in names.values():
         s3.create_bucket(Bucket=name)
     return names
-
-
-class ApiCalls:
-    """Counts AWS operations made by any client, through botocore's single call path."""
-
-    def __init__(self) -> None:
-        import botocore.client
-
-        self.calls: list[str] = []
-        self._client = botocore.client.BaseClient
-        self._real = self._client._make_api_call
-        calls = self.calls
-        real = self._real
-
-        def recording(client: Any, operation: str, params: Any) -> Any:
-            calls.append(operation)
-            return real(client, operation, params)
-
-        self._client._make_api_call = recording  # type: ignore[method-assign]
-
-    def close(self) -> None:
-        self._client._make_api_call = self._real  # type: ignore[method-assign]

@@ -22,13 +22,14 @@ from pathlib import Path
 import dagster as dg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _aws import ApiCalls, buckets, moto_server  # noqa: E402
+from _aws import buckets, moto_server  # noqa: E402
 
 from labmesh_dagster.connectors.aws import make_client  # noqa: E402
 from labmesh_dagster.connectors.catalog.sqlite import SqliteCatalog  # noqa: E402
 from labmesh_dagster.core.experiment import ExperimentRecord  # noqa: E402
 from labmesh_dagster.definitions import build_definitions  # noqa: E402
 from labmesh_dagster.settings import Settings  # noqa: E402
+from labmesh_dagster_tests.aws_fakes import ServiceClients  # noqa: E402
 
 
 def fill(endpoint: str, bucket: str, count: int) -> None:
@@ -48,7 +49,7 @@ def fill(endpoint: str, bucket: str, count: int) -> None:
     assert listed.get("KeyCount") == 1, "the filled objects must be visible over HTTP"
 
 
-def lab(endpoint: str, objects: int, home: Path) -> tuple[dg.Definitions, dict[str, str], str]:
+def lab(endpoint: str, objects: int, home: Path) -> tuple[dg.Definitions, dict[str, str], ServiceClients]:
     names = buckets(endpoint)
     sqs = make_client("sqs", endpoint_url=endpoint, region_name="us-east-1")
     queue = sqs.create_queue(QueueName=f"{names['landing']}-events")["QueueUrl"]
@@ -64,20 +65,23 @@ def lab(endpoint: str, objects: int, home: Path) -> tuple[dg.Definitions, dict[s
     )
     # The objects are in the bucket before it is subscribed to the queue: they are history, not news.
     fill(endpoint, names["landing"], objects)
-    defs = build_definitions(settings)
+    clients = ServiceClients()  # records every AWS operation the sensors make
+    defs = build_definitions(settings, clients=clients)
     defs.resources["store"].get_store().provision("EXP-1")  # subscribes the bucket to the queue
     SqliteCatalog(settings.catalog_path).upsert_experiment(ExperimentRecord(id="EXP-1", title="bench"), {})
-    return defs, names, queue
+    return defs, names, clients
 
 
 def tick(
     defs: dg.Definitions, instance: dg.DagsterInstance, cursor: str | None, name: str = "landing_sensor"
 ) -> tuple[float, str | None, int]:
     sensor = defs.resolve_sensor_def(name)
-    context = dg.build_sensor_context(instance=instance, cursor=cursor, definitions=defs, resources=defs.resources)
-    started = time.perf_counter()
-    result = sensor(context)
-    return time.perf_counter() - started, result.cursor, len(result.run_requests or [])
+    with dg.build_sensor_context(
+        instance=instance, cursor=cursor, definitions=defs, resources=defs.resources
+    ) as context:
+        started = time.perf_counter()
+        result = sensor(context)
+        return time.perf_counter() - started, result.cursor, len(result.run_requests or [])
 
 
 def main() -> None:
@@ -103,11 +107,10 @@ def main() -> None:
             # Alternate which bucket goes first, so drift on a noisy machine falls on both.
             order = list(labs) if round_number % 2 == 0 else list(reversed(labs))
             for size in order:
-                defs = labs[size][0]
-                calls = ApiCalls()
+                defs, _, clients = labs[size]
+                clients.calls.clear()
                 elapsed, cursors[size], requested = tick(defs, instance, cursors[size])
-                calls.close()
-                lists += sum(1 for call in calls.calls if call.startswith("ListObjects"))
+                lists += sum(1 for call in clients.calls if call.startswith("ListObjects"))
                 assert requested == 1, f"expected one run request, got {requested}"
                 times[size].append(elapsed)
         small, large = statistics.median(times[args.small]), statistics.median(times[args.large])
@@ -116,11 +119,10 @@ def main() -> None:
         print(f"ratio large/small: {large / small:.2f} (goal <= 1.2)")
         print(f"LIST calls on the event path: {lists} (goal 0)")
         # landing_retry_sensor lists landing once an hour to find files whose run failed, a slice a tick.
-        for size, (defs, _, _) in labs.items():
-            calls = ApiCalls()
+        for size, (defs, _, clients) in labs.items():
+            clients.calls.clear()
             elapsed, _, _ = tick(defs, instance, None, "landing_retry_sensor")
-            calls.close()
-            pages = sum(1 for call in calls.calls if call.startswith("ListObjects"))
+            pages = sum(1 for call in clients.calls if call.startswith("ListObjects"))
             print(f"retry sweep slice (landing_retry_sensor), {size:>7} objects: {elapsed * 1000:.1f} ms, {pages} LIST")
 
 

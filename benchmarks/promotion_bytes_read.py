@@ -26,12 +26,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _aws import ApiCalls, buckets, moto_server  # noqa: E402
+from _aws import buckets, moto_server  # noqa: E402
 
-from labmesh_dagster.connectors.aws import make_client  # noqa: E402
 from labmesh_dagster.connectors.store.s3 import MIB, S3ObjectStore  # noqa: E402
 from labmesh_dagster.core.keys import ObjectKey, Zone  # noqa: E402
+from labmesh_dagster.settings import AwsConnection  # noqa: E402
 from labmesh_dagster.steps.promotion import promote_experiment  # noqa: E402
+from labmesh_dagster_tests.aws_fakes import ServiceClients  # noqa: E402
 
 SIZES_MIB = [1, 4, 16, 64]
 
@@ -52,7 +53,8 @@ def main() -> None:
 
     with moto_server() as endpoint:
         names = buckets(endpoint)
-        client = make_client("s3", endpoint_url=endpoint, region_name="us-east-1")
+        clients = ServiceClients()  # records every AWS operation the store makes
+        client = clients("s3", AwsConnection(endpoint, "us-east-1", max_attempts=8))
         store = S3ObjectStore(client, names, multipart_threshold=8 * MIB, part_size=8 * MIB)
         cli = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
         in_parts = TransferConfig(multipart_threshold=8 * MIB, multipart_chunksize=8 * MIB)
@@ -68,11 +70,11 @@ def main() -> None:
             )
         cli.upload_fileobj(io.BytesIO(b"C" * (16 * MIB)), names["landing"], "EXP-2/composite.bam", Config=in_parts)
         botocore.response.StreamingBody.read = counting_read  # type: ignore[method-assign]
-        calls = ApiCalls()
+        clients.calls.clear()
         started = time.perf_counter()
         report = promote_experiment(store, "EXP-1", settled_before=datetime.now(UTC) + timedelta(days=1))
         elapsed = time.perf_counter() - started
-        calls.close()
+        calls = list(clients.calls)
         full_object_reads, read_bytes = read_bytes, 0
         composite = promote_experiment(store, "EXP-2", settled_before=datetime.now(UTC) + timedelta(days=1))
         botocore.response.StreamingBody.read = real_read  # type: ignore[method-assign]
@@ -86,7 +88,7 @@ def main() -> None:
         f"bytes read by the worker: {full_object_reads} in all, {full_object_reads / promoted:.0f} per object "
         f"(goal <= {MIB})"
     )
-    print("AWS calls: " + ", ".join(f"{name} x{calls.calls.count(name)}" for name in sorted(set(calls.calls))))
+    print("AWS calls: " + ", ".join(f"{name} x{calls.count(name)}" for name in sorted(set(calls))))
     print(f"a 16 MiB multipart object with only per-part checksums (SDK default): {read_bytes} bytes read to verify")
 
 

@@ -1,4 +1,8 @@
-"""The ``labmesh`` command: run the platform, search the catalog, see what is where."""
+"""The ``labmesh`` command: run the platform, search the catalog, see what is where.
+
+Every command but ``dev`` opens the ports it needs through `labmesh_dagster.ports`
+and imports no Dagster: they answer in a fraction of a second.
+"""
 
 from __future__ import annotations
 
@@ -16,13 +20,11 @@ from pathlib import Path
 
 from dotenv import dotenv_values
 
-from labmesh_dagster.connectors.catalog.base import Catalog, ExperimentSummary, SearchQuery
-from labmesh_dagster.connectors.catalog.sqlite import SqliteCatalog
-from labmesh_dagster.connectors.store.base import ObjectStore
-from labmesh_dagster.connectors.store.local import LocalObjectStore
+from labmesh_dagster.connectors.catalog.base import SearchQuery
 from labmesh_dagster.core.errors import LabmeshError
 from labmesh_dagster.core.keys import ObjectKey, Zone
 from labmesh_dagster.core.text import clean_text, human_size
+from labmesh_dagster.ports import ClientFactory, Ports, boto3_clients, open_store
 from labmesh_dagster.settings import Settings
 from labmesh_dagster.steps.landing import list_quarantine
 
@@ -56,9 +58,10 @@ def prepare_home(settings: Settings) -> None:
         config.write_text(DAGSTER_YAML, encoding="utf-8")
 
 
-def command_dev(settings: Settings, args: argparse.Namespace) -> int:
+def command_dev(ports: Ports, args: argparse.Namespace) -> int:
     from labmesh_dagster import demo
 
+    settings = ports.settings
     seed = settings.demo and demo.home_is_empty(settings)
     prepare_home(settings)
     if seed:
@@ -88,24 +91,10 @@ def command_dev(settings: Settings, args: argparse.Namespace) -> int:
     return 0  # not reached
 
 
-def profile_store(settings: Settings) -> ObjectStore:
-    """The store the profile selects (local folders, or the S3 buckets), built as Dagster builds it."""
-    from labmesh_dagster.definitions import build_store_resource
-
-    return build_store_resource(settings).get_store()
-
-
-def profile_catalog(settings: Settings) -> Catalog:
-    """The catalog the profile selects (SQLite, or DataZone in the aws profile), built as Dagster builds it."""
-    from labmesh_dagster.definitions import build_catalog_resource
-
-    return build_catalog_resource(settings).get_catalog()
-
-
-def command_datazone_bootstrap(settings: Settings, args: argparse.Namespace) -> int:
+def command_datazone_bootstrap(ports: Ports, args: argparse.Namespace) -> int:
     from labmesh_dagster.connectors.catalog.datazone import DataZoneCatalog
 
-    catalog = profile_catalog(settings)
+    catalog = ports.catalog()
     if not isinstance(catalog, DataZoneCatalog):
         print(
             "labmesh: DataZone is not configured: set LABMESH_PROFILE=aws, LABMESH_DATAZONE_DOMAIN_ID and "
@@ -121,10 +110,9 @@ def command_datazone_bootstrap(settings: Settings, args: argparse.Namespace) -> 
     return 0
 
 
-def command_search_content(settings: Settings, args: argparse.Namespace) -> int:
+def command_search_content(ports: Ports, args: argparse.Namespace) -> int:
     """Search inside the files (the content index: SQLite FTS5 locally, Kendra in the aws profile)."""
     from labmesh_dagster.connectors.search.base import ContentFilter
-    from labmesh_dagster.definitions import build_content_index_resource
 
     filters = ContentFilter(
         experiment_id=args.experiment,
@@ -135,8 +123,7 @@ def command_search_content(settings: Settings, args: argparse.Namespace) -> int:
         since=datetime.fromisoformat(args.since) if args.since else None,
         until=(datetime if "T" in args.until else date).fromisoformat(args.until) if args.until else None,
     )
-    index = build_content_index_resource(settings).get_index()
-    hits = index.search(" ".join(args.query), filters=filters, limit=args.limit)
+    hits = ports.content_index().search(" ".join(args.query), filters=filters, limit=args.limit)
     if args.json:
         print(json.dumps([asdict(hit) for hit in hits], indent=2, default=str))
         return 0 if hits else 1
@@ -151,9 +138,9 @@ def command_search_content(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-def command_search(settings: Settings, args: argparse.Namespace) -> int:
+def command_search(ports: Ports, args: argparse.Namespace) -> int:
     if args.content:
-        return command_search_content(settings, args)
+        return command_search_content(ports, args)
     query = SearchQuery(
         text=" ".join(args.query),
         experiment=args.experiment,
@@ -166,7 +153,7 @@ def command_search(settings: Settings, args: argparse.Namespace) -> int:
         until=args.until,
         limit=args.limit,
     )
-    hits = profile_catalog(settings).search(query)
+    hits = ports.catalog().search(query)
     if args.json:
         print(json.dumps([asdict(hit) for hit in hits], indent=2))
         return 0 if hits else 1
@@ -184,25 +171,24 @@ def command_search(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-def command_api(settings: Settings, args: argparse.Namespace) -> int:
+def command_api(ports: Ports, args: argparse.Namespace) -> int:
     """Serve `labmesh api` (ELN webhooks) with uvicorn until Ctrl-C."""
     import uvicorn
 
     from labmesh_dagster.api.app import create_app_from_settings
-    from labmesh_dagster.definitions import build_inbox_resource
 
-    if not settings.webhook_sources:
+    if not ports.settings.webhook_sources:
         print(
             "labmesh api: no webhook source configured; set LABMESH_WEBHOOK_<NAME>_SECRETS "
             "or LABMESH_WEBHOOK_<NAME>_BENCHLING_APP_DEFINITION_ID",
             file=sys.stderr,
         )
-    app = create_app_from_settings(settings, build_inbox_resource(settings).get_inbox())
+    app = create_app_from_settings(ports.settings, ports.inbox())
     uvicorn.run(app, host=args.host, port=args.port)
     return 0
 
 
-def command_extract(settings: Settings, args: argparse.Namespace) -> int:
+def command_extract(ports: Ports, args: argparse.Namespace) -> int:
     """Print what labmesh would record of each file: one JSON object per file; 1 if any file is bad."""
     from labmesh_dagster.extract.local_files import describe_files
 
@@ -217,14 +203,13 @@ def command_extract(settings: Settings, args: argparse.Namespace) -> int:
     return 1 if any("error" in document for document in documents) else 0
 
 
-def command_lineage(settings: Settings, args: argparse.Namespace) -> int:
-    from labmesh_dagster.connectors.lineage.sqlite import SqliteLineageLog
+def command_lineage(ports: Ports, args: argparse.Namespace) -> int:
     from labmesh_dagster.core.ids import validate_experiment_id
     from labmesh_dagster.lineage.events import events_to_json_lines
     from labmesh_dagster.lineage.graph import build_graph, render_text
 
     experiment_id = validate_experiment_id(args.experiment)
-    events = SqliteLineageLog(settings.catalog_path).events(experiment_id)
+    events = ports.lineage_log().events(experiment_id)
     if not events:
         print(f"no lineage recorded for {experiment_id} yet", file=sys.stderr)
         return 1
@@ -235,36 +220,32 @@ def command_lineage(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-def _catalog_state(summary: ExperimentSummary | None) -> str:
-    if summary is None:
-        return "not registered"
-    return f"rev {summary.revision}" + (", archived" if summary.archived else "")
-
-
-def command_status(settings: Settings, args: argparse.Namespace) -> int:
-    store = profile_store(settings)
-    catalog = SqliteCatalog(settings.catalog_path)
-    summaries = {summary.experiment_id: summary for summary in catalog.summaries()}
+def command_status(ports: Ports, args: argparse.Namespace) -> int:
+    store = ports.store()
+    # An empty home has no catalog yet, and looking is no reason to create one.
+    registered = ports.registry().summaries() if ports.settings.catalog_path.exists() else []
+    summaries = {summary.experiment_id: summary for summary in registered}
     counts: dict[str, dict[Zone, int]] = {}
     for zone in Zone:
         for info in store.list(zone):
-            if info.key.is_labmesh_internal or info.key.first_segment.startswith("_") or "/" not in info.key.key:
+            if info.key.is_labmesh_internal or info.key.first_segment.startswith("_") or "/" not in info.key.path:
                 continue
             folder = clean_text(info.key.first_segment)  # a folder name may not be valid UTF-8
             counts.setdefault(folder, {}).setdefault(zone, 0)
             counts[folder][zone] += 1
     experiments = sorted(set(summaries) | set(counts))
-    rows = [("EXPERIMENT", "LANDING", "RAW", "PROCESSED", "FINAL", "CATALOG", "TITLE")]
+    rows: list[tuple[str, ...]] = [("EXPERIMENT", "LANDING", "RAW", "PROCESSED", "FINAL", "CATALOG", "TITLE")]
     for experiment_id in experiments:
         zone_counts = counts.get(experiment_id, {})
         summary = summaries.get(experiment_id)
+        catalog_state = "not registered"
+        if summary is not None:
+            catalog_state = f"rev {summary.revision}" + (", archived" if summary.archived else "")
         rows.append(
             (
                 experiment_id,
                 *(str(zone_counts.get(zone, 0)) for zone in Zone),
-                (f"rev {summary.revision}" + (", archived" if summary.archived else ""))
-                if summary
-                else "not registered",
+                catalog_state,
                 summary.title if summary else "",
             )
         )
@@ -285,9 +266,9 @@ def command_status(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-def command_land(settings: Settings, args: argparse.Namespace) -> int:
+def command_land(ports: Ports, args: argparse.Namespace) -> int:
     """Put files into an experiment's landing folder, as an instrument or DataSync would."""
-    store = profile_store(settings)
+    store = ports.store()
     for name in args.files:
         path = Path(name)
         if not path.is_file():
@@ -301,13 +282,14 @@ def command_land(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-def command_sync(settings: Settings, args: argparse.Namespace) -> int:
+def command_sync(ports: Ports, args: argparse.Namespace) -> int:
     """Watch an instrument folder and move complete files into landing (the DataSync step, for labs without it)."""
     import hashlib
     import threading
 
+    from labmesh_dagster.core.errors import LayoutError
     from labmesh_dagster.sync.agent import ILLUMINA_MARKERS, SyncAgent, SyncOptions
-    from labmesh_dagster.sync.layout import Layout, LayoutError
+    from labmesh_dagster.sync.layout import Layout
     from labmesh_dagster.sync.ledger import Ledger
 
     watch_dir = Path(args.watch_dir).resolve()
@@ -319,11 +301,12 @@ def command_sync(settings: Settings, args: argparse.Namespace) -> int:
     except LayoutError as exc:
         print(f"labmesh sync: {exc}", file=sys.stderr)
         return 2
-    store = LocalObjectStore(args.store_dir) if args.store_dir else profile_store(settings)
+    store = open_store({"kind": "local", "root": args.store_dir}) if args.store_dir else ports.store()
+    sync_folder = ports.settings.home / "sync"
     ledger_path = (
         Path(args.ledger)
         if args.ledger
-        else (settings.home / "sync" / f"{hashlib.sha256(str(watch_dir).encode()).hexdigest()[:16]}.sqlite")
+        else sync_folder / f"{hashlib.sha256(str(watch_dir).encode()).hexdigest()[:16]}.sqlite"
     )
     markers = tuple(args.marker) + (ILLUMINA_MARKERS if args.illumina else ())
     agent = SyncAgent(
@@ -349,14 +332,14 @@ def command_sync(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-def command_demo(settings: Settings, args: argparse.Namespace) -> int:
+def command_demo(ports: Ports, args: argparse.Namespace) -> int:
     from labmesh_dagster import demo
 
-    prepare_home(settings)
-    for path in demo.seed_demo(settings):
+    prepare_home(ports.settings)
+    for path in demo.seed_demo(ports.settings):
         print(f"wrote ELN record {path}")
     if args.files:
-        for key in demo.drop_demo_files(settings, speed=1e9):
+        for key in demo.drop_demo_files(ports.settings, speed=1e9):
             print(f"dropped {key}")
     return 0
 
@@ -462,12 +445,16 @@ def load_dotenv_like_dagster(folder: Path) -> None:
         os.environ.update({key: value for key, value in dotenv_values(path).items() if value is not None})
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(
+    argv: Sequence[str] | None = None, *, settings: Settings | None = None, clients: ClientFactory = boto3_clients
+) -> int:
+    """Run one command; ``settings`` (else the environment and ``./.env``) and ``clients`` open its ports."""
     args = build_parser().parse_args(argv)
-    load_dotenv_like_dagster(Path.cwd())
     try:
-        settings = Settings.from_env()
-        return int(args.handler(settings, args))
+        if settings is None:
+            load_dotenv_like_dagster(Path.cwd())
+            settings = Settings.from_env()
+        return int(args.handler(Ports(settings, clients), args))
     except LabmeshError as exc:
         print(f"labmesh: {exc}", file=sys.stderr)
         return 2

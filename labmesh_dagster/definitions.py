@@ -2,23 +2,25 @@
 
 `defs` is a `@dg.definitions` function, so the environment is read when Dagster
 loads the code location, not when this module is imported; tests call
-`build_definitions` with settings of their own.
+`build_definitions` with settings of their own, and may hand in a client
+factory (fakes for the AWS services moto lacks) and a clock.
 """
 
-import os
 from typing import Any
 
 import dagster as dg
 
-from labmesh_dagster.connectors.store.s3_setup import queue_arn
+from labmesh_dagster import ports
+from labmesh_dagster.core.clock import Clock, utc_now
 from labmesh_dagster.defs.dataset_assets import final_dataset, processed_dataset, raw_dataset
 from labmesh_dagster.defs.experiment_assets import experiment
-from labmesh_dagster.defs.omics_assets import SequenceStoreResource, sequence_read_sets
+from labmesh_dagster.defs.omics_assets import sequence_read_sets
 from labmesh_dagster.defs.resources import (
     BenchlingElnResource,
     CatalogResource,
     ContentIndexResource,
     DataZoneCatalogResource,
+    DataZoneLineageResource,
     ElabFtwElnResource,
     ElnInboxResource,
     ElnResource,
@@ -27,146 +29,155 @@ from labmesh_dagster.defs.resources import (
     KendraContentIndexResource,
     LandingPolicyResource,
     LineageResource,
+    LocalLineageResource,
     LocalStoreResource,
     S3StoreResource,
+    SequenceStoreResource,
     SqliteCatalogResource,
     SqliteContentIndexResource,
+    SqliteInboxResource,
+    SqsInboxResource,
+    SqsStoreEventsResource,
     StoreEventsResource,
     StoreResource,
 )
 from labmesh_dagster.defs.sensors import build_sensors
-from labmesh_dagster.settings import Settings
+from labmesh_dagster.settings import AwsConnection, Secret, Settings
 
 
-def build_store_resource(settings: Settings) -> StoreResource:
+def _secret(secret: Secret) -> Any:
+    """A secret read from the environment is shown by its variable name (and read there again by each run)."""
+    return dg.EnvVar(secret.variable) if secret.from_environment else secret.value
+
+
+def _aws(connection: AwsConnection, clients: ports.ClientFactory) -> dict[str, Any]:
+    """The fields of `AwsResource`, for a resource reaching AWS through ``connection``."""
+    return {
+        "endpoint_url": connection.endpoint_url,
+        "region_name": connection.region_name,
+        "max_attempts": connection.max_attempts,
+        "client_factory": clients,
+    }
+
+
+def _store(settings: Settings, clients: ports.ClientFactory) -> StoreResource:
+    config = ports.store_config(settings)
     if settings.aws is None:
-        return LocalStoreResource(root=str(settings.store_dir))
-    buckets = settings.aws.buckets
-    queues = {"landing": settings.aws.landing_queue_url, "final": settings.aws.final_queue_url}
-    region = settings.aws.region or "us-east-1"
+        return LocalStoreResource(root=config["root"])
+    buckets = config["buckets"]
     return S3StoreResource(
-        notification_queues={zone: queue_arn(url, region) for zone, url in queues.items() if url},
         landing_bucket=buckets["landing"],
         raw_bucket=buckets["raw"],
         processed_bucket=buckets["processed"],
         final_bucket=buckets["final"],
-        endpoint_url=settings.aws.endpoint_url,
-        region_name=settings.aws.region,
-        multipart_threshold=settings.aws.multipart_threshold,
-        part_size=settings.aws.part_size,
+        multipart_threshold=config["multipart_threshold"],
+        part_size=config["part_size"],
+        notification_queues=config["notification_queues"],
+        **_aws(settings.aws.connection("s3"), clients),
     )
 
 
-def _secret(name: str, value: str) -> Any:
-    """The variable, named rather than copied, where the secret comes from the environment: the UI shows config."""
-    return dg.EnvVar(name) if os.environ.get(name) == value else value
-
-
-def build_eln_resource(settings: Settings) -> ElnResource:
+def _eln(settings: Settings) -> ElnResource:
     """The folder of records (a LIMS export) unless LABMESH_ELN names an ELN."""
-    if settings.benchling is not None:
-        benchling = settings.benchling
+    if (elabftw := settings.elabftw) is not None:
+        return ElabFtwElnResource(
+            base_url=elabftw.url,
+            api_key=_secret(elabftw.api_key),
+            mapping_path=str(elabftw.mapping_path) if elabftw.mapping_path else None,
+            scope=elabftw.scope,
+            verify_tls=elabftw.verify_tls,
+        )
+    if (benchling := settings.benchling) is not None:
         return BenchlingElnResource(
             base_url=benchling.url,
-            api_key=_secret("LABMESH_BENCHLING_API_KEY", benchling.api_key),
+            api_key=_secret(benchling.api_key),
             location_field=benchling.location_field,
             schema_id=benchling.schema_id,
             mapping_path=str(benchling.mapping_path) if benchling.mapping_path else None,
         )
-    if settings.elabftw is None:
-        return FolderElnResource(records_dir=str(settings.eln_dir), outbox_dir=str(settings.eln_outbox_dir))
-    key = settings.elabftw.api_key
-    return ElabFtwElnResource(
-        base_url=settings.elabftw.url,
-        api_key=_secret("LABMESH_ELABFTW_API_KEY", key),
-        mapping_path=str(settings.elabftw.mapping_path) if settings.elabftw.mapping_path else None,
-        scope=settings.elabftw.scope,
-        verify_tls=settings.elabftw.verify_tls,
-    )
+    return FolderElnResource(records_dir=str(settings.eln_dir), outbox_dir=str(settings.eln_outbox_dir))
 
 
-def build_inbox_resource(settings: Settings) -> ElnInboxResource:
-    """SQLite beside the catalog; an SQS queue in the aws profile when one is configured."""
-    return ElnInboxResource(
-        path=str(settings.inbox_path),
-        queue_url=settings.aws.eln_queue_url if settings.aws else None,
-        endpoint_url=settings.aws.endpoint_url if settings.aws else None,
-        region_name=settings.aws.region if settings.aws else None,
-    )
+def _inbox(settings: Settings, clients: ports.ClientFactory, clock: Clock) -> ElnInboxResource:
+    aws = settings.aws
+    if aws is not None and aws.eln_queue_url:
+        return SqsInboxResource(queue_url=aws.eln_queue_url, **_aws(aws.connection("sqs"), clients))
+    return SqliteInboxResource(path=str(settings.inbox_path), clock=clock)
 
 
-def build_catalog_resource(settings: Settings) -> CatalogResource:
-    """SQLite locally; DataZone in the aws profile when a domain is configured (SQLite stays its registry)."""
-    datazone = settings.aws.datazone if settings.aws else None
-    if settings.aws is None or datazone is None:
+def _catalog(settings: Settings, clients: ports.ClientFactory) -> CatalogResource:
+    datazone, aws = settings.datazone, settings.aws
+    if datazone is None or aws is None:
         return SqliteCatalogResource(path=str(settings.catalog_path))
     return DataZoneCatalogResource(
         registry_path=str(settings.catalog_path),
         domain_id=datazone.domain_id,
         project_id=datazone.project_id,
-        endpoint_url=datazone.endpoint_url,
-        region_name=settings.aws.region,
         max_per_second=datazone.max_per_second,
         glossary_terms={category: list(terms) for category, terms in datazone.glossary_terms.items()},
+        **_aws(aws.connection("datazone"), clients),
     )
 
 
-def build_lineage_resource(settings: Settings) -> LineageResource:
-    datazone = settings.aws.datazone if settings.aws else None
-    return LineageResource(
+def _lineage(settings: Settings, clients: ports.ClientFactory) -> LineageResource:
+    datazone, aws = settings.datazone, settings.aws
+    if datazone is None or aws is None:
+        return LocalLineageResource(log_path=str(settings.catalog_path))
+    return DataZoneLineageResource(
         log_path=str(settings.catalog_path),
-        datazone_domain_id=datazone.domain_id if datazone else None,
-        datazone_endpoint_url=datazone.endpoint_url if datazone else None,
-        region_name=settings.aws.region if settings.aws else None,
-        max_per_second=datazone.max_per_second if datazone else 10,
+        domain_id=datazone.domain_id,
+        max_per_second=datazone.max_per_second,
+        **_aws(aws.connection("datazone"), clients),
     )
 
 
-def build_content_index_resource(settings: Settings) -> ContentIndexResource:
-    kendra = settings.aws.kendra if settings.aws else None
-    if settings.aws is None or kendra is None:
+def _content_index(settings: Settings, clients: ports.ClientFactory) -> ContentIndexResource:
+    kendra, aws = settings.kendra, settings.aws
+    if kendra is None or aws is None:
         return SqliteContentIndexResource(path=str(settings.catalog_path))
     return KendraContentIndexResource(
         index_id=kendra.index_id,
-        endpoint_url=kendra.endpoint_url,
-        region_name=settings.aws.region,
         max_per_second=kendra.max_per_second,
+        **_aws(aws.connection("kendra"), clients),
     )
 
 
-def build_resources(settings: Settings) -> dict[str, object]:
-    """The adapters of the settings' profile.
+def _store_events(settings: Settings, clients: ports.ClientFactory) -> StoreEventsResource:
+    aws = settings.aws
+    if aws is None or not (aws.landing_queue_url or aws.final_queue_url):
+        return StoreEventsResource()
+    return SqsStoreEventsResource(
+        landing_queue_url=aws.landing_queue_url,
+        final_queue_url=aws.final_queue_url,
+        **_aws(aws.connection("sqs"), clients),
+    )
 
-    ``aws`` so far swaps the object store for S3; the ELN folder and the SQLite
-    catalog serve both profiles until their AWS adapters exist.
-    """
+
+def build_resources(settings: Settings, clients: ports.ClientFactory, clock: Clock) -> dict[str, object]:
+    """The adapters of the settings' profile, each configured from the settings alone."""
     return {
-        "store": build_store_resource(settings),
-        "eln": build_eln_resource(settings),
-        "catalog": build_catalog_resource(settings),
-        "lineage": build_lineage_resource(settings),
-        "eln_inbox": build_inbox_resource(settings),
-        "content_index": build_content_index_resource(settings),
+        "store": _store(settings, clients),
+        "eln": _eln(settings),
+        "catalog": _catalog(settings, clients),
+        "lineage": _lineage(settings, clients),
+        "eln_inbox": _inbox(settings, clients, clock),
+        "content_index": _content_index(settings, clients),
         "landing_policy": LandingPolicyResource(
             settle_seconds=settings.landing_settle_seconds,
             unknown_experiment_grace_seconds=settings.unknown_experiment_grace_seconds,
             retry_seconds=settings.landing_retry_seconds,
         ),
         "extraction": ExtractionPolicyResource(budget_seconds=settings.extract_budget_seconds),
-        "store_events": StoreEventsResource(
-            landing_queue_url=settings.aws.landing_queue_url if settings.aws else None,
-            final_queue_url=settings.aws.final_queue_url if settings.aws else None,
-            endpoint_url=settings.aws.endpoint_url if settings.aws else None,
-            region_name=settings.aws.region if settings.aws else None,
-        ),
+        "store_events": _store_events(settings, clients),
         "pipes_subprocess_client": dg.PipesSubprocessClient(),
+        "clock": clock,
     }
 
 
-def build_omics_definitions(settings: Settings) -> dg.Definitions:
+def build_omics_definitions(settings: Settings, clients: ports.ClientFactory) -> dg.Definitions:
     """HealthOmics import, only where a sequence store is configured (aws profile)."""
-    omics = settings.aws.omics if settings.aws else None
-    if omics is None:
+    omics, aws = settings.omics, settings.aws
+    if omics is None or aws is None:
         return dg.Definitions()
     return dg.Definitions(
         assets=[sequence_read_sets],
@@ -178,19 +189,21 @@ def build_omics_definitions(settings: Settings) -> dg.Definitions:
                 platforms=list(omics.platforms),
                 timeout_seconds=omics.timeout_seconds,
                 poll_seconds=omics.poll_seconds,
-                region_name=settings.aws.region if settings.aws else None,
+                **_aws(aws.connection("omics"), clients),
             )
         },
     )
 
 
-def build_definitions(settings: Settings) -> dg.Definitions:
+def build_definitions(
+    settings: Settings, *, clients: ports.ClientFactory = ports.boto3_clients, clock: Clock = utc_now
+) -> dg.Definitions:
     return dg.Definitions.merge(
         dg.Definitions(assets=[experiment]),
         dg.Definitions(assets=[raw_dataset, processed_dataset, final_dataset]),
-        build_omics_definitions(settings),
+        build_omics_definitions(settings, clients),
         dg.Definitions(sensors=build_sensors(settings)),
-        dg.Definitions(resources=build_resources(settings)),
+        dg.Definitions(resources=build_resources(settings, clients, clock)),
     )
 
 

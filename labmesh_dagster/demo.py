@@ -18,17 +18,19 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 import yaml
 
-from labmesh_dagster.connectors.store.local import LocalObjectStore
 from labmesh_dagster.core.keys import ObjectKey, Zone
+from labmesh_dagster.ports import Ports
 from labmesh_dagster.settings import Settings
 
 DEMO_LABEL = "[DEMO]"
 
-RECORDS = [
+RECORDS: list[dict[str, Any]] = [
     {
         "id": "DEMO-RNASEQ-001",
         "title": f"{DEMO_LABEL} Liver biopsy RNA-seq",
@@ -58,7 +60,7 @@ RECORDS = [
     },
 ]
 
-LIMS_EXPORT = {
+LIMS_EXPORT: dict[str, Any] = {
     "exported_by": "demo LIMS",
     "experiments": [
         {
@@ -90,8 +92,8 @@ def fastq(seed: int, reads: int, lengths: tuple[int, int], prefix: str, gc: floa
     return out.getvalue().encode("ascii")
 
 
-def _gz(data: bytes) -> bytes:
-    return gzip.compress(data, mtime=0)
+def _gz_fastq(seed: int, reads: int, lengths: tuple[int, int], prefix: str, gc: float) -> bytes:
+    return gzip.compress(fastq(seed, reads, lengths, prefix, gc), mtime=0)
 
 
 @dataclass(frozen=True)
@@ -112,7 +114,7 @@ def demo_drops() -> list[DemoDrop]:
                 DemoDrop(
                     5,
                     ObjectKey.for_experiment(Zone.LANDING, rnaseq, f"run-2026-11-03/{sample}_{read}.fastq.gz"),
-                    lambda s=seed, r=read, n=sample: _gz(fastq(100 * s + len(r), 2000, (100, 100), f"{n}:{r}", 0.48)),
+                    partial(_gz_fastq, 100 * seed + len(read), 2000, (100, 100), f"{sample}:{read}", 0.48),
                 )
             )
     for seed, sample in enumerate(["SOIL-A", "SOIL-B"]):
@@ -120,7 +122,7 @@ def demo_drops() -> list[DemoDrop]:
             DemoDrop(
                 20,
                 ObjectKey.for_experiment(Zone.LANDING, amplicon, f"{sample}.fastq"),
-                lambda s=seed, n=sample: fastq(200 + s, 1500, (250, 250), n, 0.55),
+                partial(fastq, 200 + seed, 1500, (250, 250), sample, 0.55),
             )
         )
     drops.append(
@@ -134,7 +136,7 @@ def demo_drops() -> list[DemoDrop]:
         DemoDrop(
             40,
             ObjectKey.for_experiment(Zone.LANDING, nanopore, "ECOLI-7.fastq.gz"),
-            lambda: _gz(fastq(300, 400, (500, 5000), "ECOLI-7", 0.51)),
+            partial(_gz_fastq, 300, 400, (500, 5000), "ECOLI-7", 0.51),
         )
     )
     drops.append(
@@ -177,9 +179,9 @@ def drop_demo_files(
     settings: Settings, *, speed: float = 1.0, keep_going: Callable[[], bool] = lambda: True
 ) -> list[ObjectKey]:
     """Drop the demo's instrument files on schedule; stops early when ``keep_going`` turns false."""
-    store = LocalObjectStore(settings.store_dir)
+    store = Ports(settings).store()
     start = time.monotonic()
-    dropped = []
+    dropped: list[ObjectKey] = []
     for drop in sorted(demo_drops(), key=lambda item: item.after):
         while time.monotonic() - start < drop.after / speed:
             if not keep_going():

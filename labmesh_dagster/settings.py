@@ -12,7 +12,7 @@ import math
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from labmesh_dagster.core.errors import LabmeshError
@@ -50,10 +50,13 @@ def _number(environ: Mapping[str, str], name: str, default: float, kind: type[fl
     return number
 
 
-def _seconds(environ: Mapping[str, str], name: str, default: float) -> float:
+def _seconds(environ: Mapping[str, str], name: str, default: float, *, zero: bool = True) -> float:
+    """A duration; ``zero=False`` for one that is waited in a loop (a poll interval), where 0 would spin."""
     seconds = _number(environ, name, default, float, "seconds")
     if seconds < 0:
         raise SettingsError(f"{name}={environ[name]!r}: must not be negative")
+    if seconds == 0 and not zero:
+        raise SettingsError(f"{name}={environ[name]!r}: must be more than 0 seconds")
     return seconds
 
 
@@ -62,6 +65,30 @@ def _bytes(environ: Mapping[str, str], name: str, default: int) -> int:
     if number <= 0:
         raise SettingsError(f"{name}={environ[name]!r}: must be positive")
     return number
+
+
+@dataclass(frozen=True)
+class Secret:
+    """A secret with the variable it came from, so it can be shown by name and never by value.
+
+    ``from_environment`` says whether the value was read from the process
+    environment: only then can the Dagster UI show the variable (``EnvVar``) and
+    a run read it again there; settings built from a mapping (a test, a tool)
+    carry the value itself.
+    """
+
+    variable: str
+    value: str = field(repr=False)
+    from_environment: bool = False
+
+
+@dataclass(frozen=True)
+class AwsConnection:
+    """Where and how patiently labmesh reaches one AWS service: the one place for endpoint, region and retries."""
+
+    endpoint_url: str | None
+    region_name: str | None
+    max_attempts: int
 
 
 @dataclass(frozen=True)
@@ -89,7 +116,7 @@ class OmicsSettings:
             reference_arn=env.get("LABMESH_OMICS_REFERENCE_ARN") or None,
             platforms=platforms,
             timeout_seconds=_seconds(env, "LABMESH_OMICS_TIMEOUT_SECONDS", 6 * 3600),
-            poll_seconds=_seconds(env, "LABMESH_OMICS_POLL_SECONDS", 30),
+            poll_seconds=_seconds(env, "LABMESH_OMICS_POLL_SECONDS", 30, zero=False),
         )
 
 
@@ -98,6 +125,13 @@ def _rate(environ: Mapping[str, str], name: str, default: float) -> float:
     if rate <= 0:
         raise SettingsError(f"{name}={environ[name]!r}: must be positive")
     return rate
+
+
+def _attempts(environ: Mapping[str, str], name: str, default: int) -> int:
+    number = int(_number(environ, name, default, int, "attempts (a whole number)"))
+    if number < 1:
+        raise SettingsError(f"{name}={environ[name]!r}: must be at least 1")
+    return number
 
 
 def _list(env: Mapping[str, str], name: str) -> tuple[str, ...]:
@@ -161,13 +195,13 @@ class ElabFtwSettings:
     """An eLabFTW instance as the ELN: where it is, the API key, and how its fields map (REST API v2)."""
 
     url: str
-    api_key: str
+    api_key: Secret
     mapping_path: Path | None
     scope: int
     verify_tls: bool
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str]) -> ElabFtwSettings:
+    def from_env(cls, env: Mapping[str, str], *, environment: bool = False) -> ElabFtwSettings:
         url, key = env.get("LABMESH_ELABFTW_URL"), env.get("LABMESH_ELABFTW_API_KEY")
         if not url or not key:
             raise SettingsError("LABMESH_ELN=elabftw needs LABMESH_ELABFTW_URL and LABMESH_ELABFTW_API_KEY")
@@ -177,7 +211,7 @@ class ElabFtwSettings:
         mapping = env.get("LABMESH_ELN_MAPPING")
         return cls(
             url=url,
-            api_key=key,
+            api_key=Secret("LABMESH_ELABFTW_API_KEY", key, environment),
             mapping_path=Path(mapping).expanduser().resolve() if mapping else None,
             scope=scope,
             verify_tls=_flag(env, "LABMESH_ELABFTW_VERIFY_TLS", True),
@@ -189,20 +223,20 @@ class BenchlingSettings:
     """A Benchling tenant as the ELN: its URL, the API key, the entry field(s) locations go to, the mapping."""
 
     url: str
-    api_key: str
+    api_key: Secret
     location_field: str
     schema_id: str | None
     mapping_path: Path | None
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str]) -> BenchlingSettings:
+    def from_env(cls, env: Mapping[str, str], *, environment: bool = False) -> BenchlingSettings:
         url, key = env.get("LABMESH_BENCHLING_URL"), env.get("LABMESH_BENCHLING_API_KEY")
         if not url or not key:
             raise SettingsError("LABMESH_ELN=benchling needs LABMESH_BENCHLING_URL and LABMESH_BENCHLING_API_KEY")
         mapping = env.get("LABMESH_ELN_MAPPING")
         return cls(
             url=url,
-            api_key=key,
+            api_key=Secret("LABMESH_BENCHLING_API_KEY", key, environment),
             location_field=env.get("LABMESH_BENCHLING_LOCATION_FIELD") or "labmesh data location",
             schema_id=env.get("LABMESH_BENCHLING_SCHEMA_ID") or None,
             mapping_path=Path(mapping).expanduser().resolve() if mapping else None,
@@ -278,12 +312,28 @@ class AwsSettings:
     region: str | None
     multipart_threshold: int
     part_size: int
-    landing_queue_url: str | None = None
-    final_queue_url: str | None = None
-    omics: OmicsSettings | None = None
-    datazone: DataZoneSettings | None = None
-    kendra: KendraSettings | None = None
-    eln_queue_url: str | None = None
+    max_attempts: int
+    landing_queue_url: str | None
+    final_queue_url: str | None
+    omics: OmicsSettings | None
+    datazone: DataZoneSettings | None
+    kendra: KendraSettings | None
+    eln_queue_url: str | None
+
+    def connection(self, service: str = "s3") -> AwsConnection:
+        """How to reach ``service``: LABMESH_AWS_ENDPOINT_URL serves S3 and SQS (MinIO, moto); DataZone and Kendra
+        take their own endpoint setting, and HealthOmics is only ever AWS itself."""
+        endpoints = {
+            "datazone": self.datazone.endpoint_url if self.datazone else None,
+            "kendra": self.kendra.endpoint_url if self.kendra else None,
+            "omics": None,
+        }
+        endpoint = endpoints.get(service, self.endpoint_url)
+        return AwsConnection(endpoint, self.region, self.max_attempts)
+
+    def queue_url(self, zone: str) -> str | None:
+        """The SQS queue receiving the object events of ``zone``'s bucket (landing and final have one)."""
+        return {"landing": self.landing_queue_url, "final": self.final_queue_url}.get(zone)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> AwsSettings:
@@ -304,6 +354,7 @@ class AwsSettings:
             region=env.get("LABMESH_AWS_REGION") or env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or None,
             multipart_threshold=_bytes(env, "LABMESH_S3_MULTIPART_THRESHOLD", 5 * GIB),
             part_size=_bytes(env, "LABMESH_S3_PART_SIZE", 512 * 1024**2),
+            max_attempts=_attempts(env, "LABMESH_AWS_MAX_ATTEMPTS", 8),
             landing_queue_url=env.get("LABMESH_SQS_LANDING_QUEUE_URL") or None,
             final_queue_url=env.get("LABMESH_SQS_FINAL_QUEUE_URL") or None,
             omics=OmicsSettings.from_env(env),
@@ -327,14 +378,26 @@ class Settings:
     landing_settle_seconds: float
     unknown_experiment_grace_seconds: float
     sensor_interval_seconds: int
-    landing_retry_seconds: float = 3600
-    extract_budget_seconds: float = 600
-    webhook_sources: tuple[WebhookSettings, ...] = ()
-    benchling_jwks_url: str = DEFAULT_BENCHLING_JWKS_URL
-    eln: str = "folder"
-    elabftw: ElabFtwSettings | None = None
-    benchling: BenchlingSettings | None = None
-    aws: AwsSettings | None = None
+    landing_retry_seconds: float
+    extract_budget_seconds: float
+    webhook_sources: tuple[WebhookSettings, ...]
+    benchling_jwks_url: str
+    eln: str
+    elabftw: ElabFtwSettings | None
+    benchling: BenchlingSettings | None
+    aws: AwsSettings | None
+
+    @property
+    def datazone(self) -> DataZoneSettings | None:
+        return self.aws.datazone if self.aws else None
+
+    @property
+    def kendra(self) -> KendraSettings | None:
+        return self.aws.kendra if self.aws else None
+
+    @property
+    def omics(self) -> OmicsSettings | None:
+        return self.aws.omics if self.aws else None
 
     @property
     def dagster_home(self) -> Path:
@@ -378,7 +441,7 @@ class Settings:
             webhook_sources=WebhookSettings.all_from_env(env),
             benchling_jwks_url=_jwks_url(env),
             eln=eln,
-            elabftw=ElabFtwSettings.from_env(env) if eln == "elabftw" else None,
-            benchling=BenchlingSettings.from_env(env) if eln == "benchling" else None,
+            elabftw=ElabFtwSettings.from_env(env, environment=environ is None) if eln == "elabftw" else None,
+            benchling=BenchlingSettings.from_env(env, environment=environ is None) if eln == "benchling" else None,
             aws=AwsSettings.from_env(env) if profile == "aws" else None,
         )

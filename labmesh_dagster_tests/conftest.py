@@ -3,13 +3,16 @@
 The harness evaluates sensors on a `build_sensor_context` context,
 applies their partition requests to the instance, and executes the runs they
 request in process, the way the Dagster daemon would, so end-to-end tests
-exercise the same code `make dev` runs.
+exercise the same code `make dev` runs. Its AWS clients come from a
+`ServiceClients` factory (fakes where moto has no service) and its time from a
+`ShiftedClock`, which tests move forward instead of sleeping.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +23,9 @@ import yaml
 from labmesh_dagster.connectors.catalog.sqlite import SqliteCatalog
 from labmesh_dagster.core.keys import ObjectKey, Zone
 from labmesh_dagster.definitions import build_definitions
+from labmesh_dagster.ports import Ports
 from labmesh_dagster.settings import Settings
-from labmesh_dagster_tests.aws_fakes import FAKE_AWS_ENV, moto_server
+from labmesh_dagster_tests.aws_fakes import FAKE_AWS_ENV, ServiceClients, moto_server
 
 DATA = Path(__file__).parent / "data"
 
@@ -41,15 +45,35 @@ def settings(tmp_path: Path) -> Settings:
     return make_settings(tmp_path / "home")
 
 
-class Lab:
-    """A lab on the local profile, driven tick by tick."""
+class ShiftedClock:
+    """The system clock, moved forward by hand: what waits on time is tested without sleeping.
 
-    def __init__(self, settings: Settings, instance: dg.DagsterInstance) -> None:
+    It follows real time (files written during a test carry real times) and
+    adds whatever the test advanced it by.
+    """
+
+    def __init__(self) -> None:
+        self.offset = timedelta(0)
+
+    def __call__(self) -> datetime:
+        return datetime.now(UTC) + self.offset
+
+    def advance(self, seconds: float) -> None:
+        self.offset += timedelta(seconds=seconds)
+
+
+class Lab:
+    """A lab on the settings' profile, driven tick by tick."""
+
+    def __init__(self, settings: Settings, instance: dg.DagsterInstance, clients: ServiceClients | None = None) -> None:
         self.settings = settings
         self.instance = instance
-        self.defs = build_definitions(settings)
+        self.clients = clients or ServiceClients()
+        self.clock = ShiftedClock()
+        self.defs = build_definitions(settings, clients=self.clients, clock=self.clock)
         self.resources = self.defs.resources or {}
-        self.store = self.resources["store"].get_store()
+        self.ports = Ports(settings, self.clients, self.clock)
+        self.store = self.ports.store()
         self.catalog = SqliteCatalog(settings.catalog_path)
         self.cursors: dict[str, str | None] = {}
         self.run_keys: set[str] = set()
@@ -81,13 +105,13 @@ class Lab:
     def tick(self, sensor_name: str) -> Any:
         """Evaluate one sensor tick and apply its dynamic partition requests, as the daemon does."""
         sensor = self.defs.resolve_sensor_def(sensor_name)
-        context = dg.build_sensor_context(
+        with dg.build_sensor_context(
             instance=self.instance,
             cursor=self.cursors.get(sensor_name),
             definitions=self.defs,
             resources=self.resources,
-        )
-        data = sensor(context)
+        ) as context:
+            data = sensor(context)
         for request in data.dynamic_partitions_requests or []:
             if isinstance(request, dg.AddDynamicPartitionsRequest):
                 self.instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
@@ -126,7 +150,7 @@ class Lab:
 
     def keys(self, zone: Zone, experiment_id: str | None = None) -> list[str]:
         prefix = f"{experiment_id}/" if experiment_id else ""
-        return [info.key.key for info in self.store.list(zone, prefix)]
+        return [info.key.path for info in self.store.list(zone, prefix)]
 
 
 @pytest.fixture

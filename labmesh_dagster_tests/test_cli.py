@@ -15,6 +15,7 @@ import pytest
 
 from labmesh_dagster import cli
 from labmesh_dagster.core.keys import Zone
+from labmesh_dagster.ports import Ports
 from labmesh_dagster_tests.conftest import Lab, aws_settings
 from labmesh_dagster_tests.scenarios.test_end_to_end import run_flow
 
@@ -129,12 +130,11 @@ def test_status_and_land_use_the_profiles_store(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     settings = aws_settings(tmp_path / "home", moto_endpoint, s3_buckets)
-    monkeypatch.setattr(cli.Settings, "from_env", classmethod(lambda cls, environ=None: settings))
     reads = tmp_path / "S1.fastq"
     reads.write_bytes(b"@r\nACGT\n+\nIIII\n")
 
-    assert cli.main(["land", "EXP-9", str(reads)]) == 0
-    assert cli.main(["status"]) == 0
+    assert cli.main(["land", "EXP-9", str(reads)], settings=settings) == 0
+    assert cli.main(["status"], settings=settings) == 0
 
     assert "EXP-9" in capsys.readouterr().out
-    assert [info.key.key for info in cli.profile_store(settings).list(Zone.LANDING)] == ["EXP-9/S1.fastq"]
+    assert [info.key.path for info in Ports(settings).store().list(Zone.LANDING)] == ["EXP-9/S1.fastq"]

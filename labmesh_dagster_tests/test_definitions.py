@@ -9,6 +9,8 @@ environment is read when Dagster loads the location, not at import.
 
 from __future__ import annotations
 
+import os
+
 import dagster as dg
 import pytest
 
@@ -80,3 +82,22 @@ def test_a_bad_setting_fails_when_dagster_loads_not_at_import(monkeypatch: pytes
     monkeypatch.setenv("LABMESH_PROFILE", "mainframe")
     with pytest.raises(SettingsError, match="LABMESH_PROFILE='mainframe'"):
         defs()
+
+
+def test_an_api_key_read_from_the_environment_reaches_the_ui_by_its_variable_name(
+    monkeypatch: pytest.MonkeyPatch, tmp_path
+) -> None:
+    """Dagster shows resource configuration; a secret from the environment appears there as its `EnvVar`."""
+    for name, value in {
+        "LABMESH_HOME": str(tmp_path),
+        "LABMESH_ELN": "elabftw",
+        "LABMESH_ELABFTW_URL": "https://elab.example.org",
+        "LABMESH_ELABFTW_API_KEY": "3-secret-key",
+    }.items():
+        monkeypatch.setenv(name, value)
+
+    from_environment = (defs().resources or {})["eln"]
+    from_mapping = (build_definitions(Settings.from_env(dict(os.environ))).resources or {})["eln"]
+
+    assert isinstance(from_environment.api_key, dg.EnvVar) and from_environment.api_key == "LABMESH_ELABFTW_API_KEY"
+    assert from_mapping.api_key == "3-secret-key"  # settings given as a mapping carry the value itself

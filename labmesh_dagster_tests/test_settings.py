@@ -34,6 +34,14 @@ def test_defaults_live_under_labmesh_home(tmp_path: Path) -> None:
         landing_settle_seconds=10,
         unknown_experiment_grace_seconds=900,
         sensor_interval_seconds=10,
+        landing_retry_seconds=3600,
+        extract_budget_seconds=600,
+        webhook_sources=(),
+        benchling_jwks_url="https://apps.benchling.com/api/v1/apps/{app_definition_id}/jwks",
+        eln="folder",
+        elabftw=None,
+        benchling=None,
+        aws=None,
     )
     assert settings.dagster_home == home / "dagster"
 
@@ -306,3 +314,16 @@ def test_a_webhook_source_that_cannot_be_verified_stops_startup_with_the_variabl
 ) -> None:
     with pytest.raises(SettingsError, match=re.escape(message)):
         Settings.from_env({"LABMESH_HOME": str(tmp_path), **env})
+
+
+def test_a_poll_interval_of_zero_is_refused_before_it_could_spin(tmp_path: Path) -> None:
+    env = {
+        "LABMESH_HOME": str(tmp_path),
+        "LABMESH_PROFILE": "aws",
+        "LABMESH_OMICS_SEQUENCE_STORE_ID": "1234567890",
+        "LABMESH_OMICS_ROLE_ARN": "arn:aws:iam::123456789012:role/labmesh-omics-import",
+        "LABMESH_OMICS_POLL_SECONDS": "0",
+    }
+
+    with pytest.raises(SettingsError, match="LABMESH_OMICS_POLL_SECONDS='0': must be more than 0 seconds"):
+        Settings.from_env(env)

@@ -33,7 +33,8 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from labmesh_dagster.connectors.http import ElnRequestRefused, ElnUnavailable, RetryingHttp
+from labmesh_dagster.connectors.eln.base import ElnRequestRefused, ElnUnavailable
+from labmesh_dagster.connectors.http import RetryingHttp
 from labmesh_dagster.core.errors import LabmeshError
 from labmesh_dagster.settings import DEFAULT_BENCHLING_JWKS_URL
 

@@ -20,7 +20,7 @@ from typing import Any
 
 import httpx
 
-from labmesh_dagster.core.errors import LabmeshError
+from labmesh_dagster.connectors.eln.base import ElnRequestRefused, ElnUnavailable
 
 DEFAULT_ATTEMPTS = 5
 DEFAULT_TIMEOUT_SECONDS = 30.0
@@ -28,25 +28,6 @@ DEFAULT_BACKOFF_SECONDS = 0.5
 DEFAULT_MAX_BACKOFF_SECONDS = 30.0
 # A server asking for minutes of patience is not waited for inside one sensor tick.
 DEFAULT_MAX_RETRY_AFTER_SECONDS = 60.0
-
-
-class ElnUnavailable(LabmeshError):
-    """The ELN kept failing (throttling, 5xx, timeouts, network) after every retry; nothing was changed by labmesh."""
-
-
-class ElnRequestRefused(LabmeshError):
-    """The ELN refused a request on its merits (a 4xx other than 429): retrying would not help."""
-
-    def __init__(self, method: str, path: str, status: int, message: str) -> None:
-        self.method = method
-        self.path = path
-        self.status = status
-        self.message = message
-        super().__init__(f"{method} {path} was refused with HTTP {status}: {message}")
-
-
-class ElnBadResponse(LabmeshError):
-    """The ELN answered, but not with what its API documents (not JSON, or the wrong shape)."""
 
 
 def server_message(response: httpx.Response) -> str:

@@ -45,6 +45,14 @@ class ObjectExists(LabmeshError, FileExistsError):
     """A write that must not replace anything found an object already there (raw is never overwritten)."""
 
 
+class RawConflict(LabmeshError):
+    """Raw already holds a different file under this name; raw is never overwritten."""
+
+
+class LayoutError(LabmeshError, ValueError):
+    """A `labmesh sync` layout pattern that cannot name an experiment and a path."""
+
+
 class StoreUnavailable(LabmeshError):
     """The store kept failing (throttling, 5xx, network) after its retries; nothing was changed by labmesh."""
 

@@ -15,6 +15,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from labmesh_dagster.core.keys import Zone
+
 MANIFEST_VERSION = 1
 
 
@@ -87,10 +89,11 @@ class Manifest:
     """All files of one experiment's dataset in one zone."""
 
     experiment_id: str
-    zone: str
+    zone: Zone
     entries: tuple[ManifestEntry, ...]
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "zone", Zone(self.zone))
         ordered = tuple(sorted(self.entries, key=lambda entry: entry.key))
         keys = [entry.key for entry in ordered]
         if len(set(keys)) != len(keys):
@@ -98,8 +101,8 @@ class Manifest:
         object.__setattr__(self, "entries", ordered)
 
     @classmethod
-    def build(cls, experiment_id: str, zone: str, entries: Iterable[ManifestEntry]) -> Manifest:
-        return cls(experiment_id=experiment_id, zone=zone, entries=tuple(entries))
+    def build(cls, experiment_id: str, zone: Zone | str, entries: Iterable[ManifestEntry]) -> Manifest:
+        return cls(experiment_id=experiment_id, zone=Zone(zone), entries=tuple(entries))
 
     @property
     def file_count(self) -> int:
@@ -128,7 +131,7 @@ class Manifest:
         return {
             "version": MANIFEST_VERSION,
             "experiment_id": self.experiment_id,
-            "zone": self.zone,
+            "zone": self.zone.value,
             "files": [entry.to_dict() for entry in self.entries],
         }
 
@@ -148,6 +151,6 @@ class Manifest:
             raise ValueError(f"unsupported manifest version {data.get('version')!r}")
         return cls(
             experiment_id=data["experiment_id"],
-            zone=data["zone"],
+            zone=Zone(data["zone"]),
             entries=tuple(ManifestEntry.from_dict(item) for item in data["files"]),
         )

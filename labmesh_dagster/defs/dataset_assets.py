@@ -1,13 +1,14 @@
 """The dataset assets: `raw_dataset`, `processed_dataset` and `final_dataset`, one partition per experiment.
 
-Each ends with the same publish step and reports the same metadata, so the
-Dagster UI shows every dataset alike: file count, bytes, formats, samples,
-catalog entry and paths.
+Each builds its manifest its own way, then ends with the one publish step
+(`steps.publishing.publish`), and turns its report into the same metadata and
+check results, so the Dagster UI shows every dataset alike: file count,
+bytes, formats, samples, catalog entry and paths.
 """
 
 import sys
 from collections.abc import Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import dagster as dg
@@ -15,13 +16,15 @@ import dagster as dg
 from labmesh_dagster.connectors.catalog.base import Catalog
 from labmesh_dagster.connectors.store.base import ObjectStore
 from labmesh_dagster.core.experiment import ExperimentRecord
-from labmesh_dagster.core.keys import ObjectKey, Zone
+from labmesh_dagster.core.keys import Zone
 from labmesh_dagster.core.manifest import Manifest
+from labmesh_dagster.defs.checks import RAW_MATCHES_LANDING, check_result, publish_check_results, publish_check_specs
 from labmesh_dagster.defs.experiment_assets import experiment
-from labmesh_dagster.defs.lineage_recording import dataset_ref, lineage_check_spec, lineage_run
+from labmesh_dagster.defs.lineage_runs import lineage_run
 from labmesh_dagster.defs.partitions import experiments_partitions
 from labmesh_dagster.defs.resources import (
     CatalogResource,
+    ClockResource,
     ContentIndexResource,
     ExtractionPolicyResource,
     LandingPolicyResource,
@@ -29,80 +32,23 @@ from labmesh_dagster.defs.resources import (
     StoreResource,
 )
 from labmesh_dagster.pipelines.fastq_qc import qc_inputs
-from labmesh_dagster.steps.content import index_dataset
 from labmesh_dagster.steps.landing import quarantine_object
+from labmesh_dagster.steps.lineage_run import ASSET_OWNERS, dataset_ref
 from labmesh_dagster.steps.manifests import build_manifest, inherit_samples, read_manifest
 from labmesh_dagster.steps.promotion import promote_experiment
-from labmesh_dagster.steps.publishing import Publication, publish_dataset
-from labmesh_dagster.steps.verification import catalog_problems, raw_checksum_problems
+from labmesh_dagster.steps.publishing import PublishReport, Sinks, publish
+from labmesh_dagster.steps.verification import raw_checksum_problems
 
-OWNERS = ["team:lab-informatics"]
-CATALOG_MATCHES_MANIFEST = "catalog_matches_manifest"
-RAW_MATCHES_LANDING = "raw_files_match_landing_checksums"
-CONTENT_INDEXED = "content_indexed"
 FILE_TABLE_LIMIT = 200
 
 
-def _catalogcheck_result(asset: str) -> dg.AssetCheckSpec:
-    return dg.AssetCheckSpec(
-        CATALOG_MATCHES_MANIFEST,
-        asset=asset,
-        description="The catalog entry lists exactly the manifest's files, sizes and checksums.",
-    )
-
-
-def _registered_experiment(catalog: Catalog, experiment_id: str) -> ExperimentRecord:
+def registered_experiment(catalog: Catalog, experiment_id: str) -> ExperimentRecord:
     record = catalog.get_experiment(experiment_id)
     if record is None:
         raise dg.Failure(
             description=f"experiment {experiment_id} is not registered in the catalog; materialize `experiment` first"
         )
     return record
-
-
-def check_result(name: str, problems: list[str]) -> dg.AssetCheckResult:
-    """A check that passes when nothing is wrong and otherwise lists every problem."""
-    return dg.AssetCheckResult(
-        check_name=name,
-        passed=not problems,
-        metadata={"problems": dg.MetadataValue.md("\n".join(f"- {p}" for p in problems) or "none")},
-    )
-
-
-def catalog_check_result(catalog: Catalog, manifest: Manifest) -> dg.AssetCheckResult:
-    """Whether the catalog holds exactly what the manifest lists, for the manifest's dataset."""
-    return check_result(
-        CATALOG_MATCHES_MANIFEST, catalog_problems(catalog.get_dataset(manifest.experiment_id, manifest.zone), manifest)
-    )
-
-
-def content_check_spec(asset: str) -> dg.AssetCheckSpec:
-    return dg.AssetCheckSpec(
-        CONTENT_INDEXED,
-        asset=asset,
-        description="Every searchable file's content reached the content index (Kendra or SQLite FTS5), none failed.",
-    )
-
-
-def index_content(
-    content_index: ContentIndexResource,
-    store: ObjectStore,
-    manifest: Manifest,
-    previous: Manifest | None,
-    record: ExperimentRecord,
-) -> dg.AssetCheckResult:
-    """Put the dataset's searchable content in the content index; documents the index refused fail the check."""
-    report = index_dataset(
-        content_index.get_index(), manifest, previous, record, lambda key: store.uri(ObjectKey.parse(key))
-    )
-    result = check_result(
-        CONTENT_INDEXED, [f"{document}: {reason}" for document, reason in sorted(report.failed.items())]
-    )
-    return dg.AssetCheckResult(
-        check_name=result.check_name,
-        passed=result.passed,
-        metadata={**result.metadata, "indexed": len(report.indexed), "deleted": len(report.deleted)},
-    )
 
 
 def _files_table(manifest: Manifest) -> dg.TableMetadataValue:
@@ -131,29 +77,32 @@ def _files_table(manifest: Manifest) -> dg.TableMetadataValue:
     )
 
 
-def dataset_metadata(store: ObjectStore, manifest: Manifest, publication: Publication) -> dict[str, Any]:
+def dataset_metadata(store: ObjectStore, manifest: Manifest, report: PublishReport) -> dict[str, Any]:
     return {
         "file_count": manifest.file_count,
         "bytes": manifest.total_bytes,
         "formats": ", ".join(manifest.formats),
         "sample_ids": ", ".join(manifest.sample_ids),
         "extraction_errors": len(manifest.errors),
-        "catalog_entry_id": publication.entry.entry_id,
-        "catalog_revision": publication.entry.revision,
-        "catalog_changed": publication.entry.changed,
-        "location": dg.MetadataValue.url(publication.location),
-        "manifest": dg.MetadataValue.url(store.uri(publication.manifest_key)),
-        "lineage_edges": len(publication.edges),
+        "catalog_entry_id": report.entry.entry_id,
+        "catalog_revision": report.entry.revision,
+        "catalog_changed": report.entry.changed,
+        "location": dg.MetadataValue.url(report.location),
+        "manifest": dg.MetadataValue.url(store.uri(report.manifest_key)),
         "files": _files_table(manifest),
     }
+
+
+def _sinks(store: ObjectStore, catalog: Catalog, content_index: ContentIndexResource) -> Sinks:
+    return Sinks(store=store, catalog=catalog, content_index=content_index.get_index())
 
 
 @dg.asset(
     partitions_def=experiments_partitions,
     deps=[experiment],
     group_name="datasets",
-    kinds={"storage", "fastq"},
-    owners=OWNERS,
+    kinds={"storage"},
+    owners=list(ASSET_OWNERS),
     description=(
         "Instrument output promoted from the landing zone to the raw zone: copied, checksum verified, removed "
         "from landing only after verification, its metadata extracted, a manifest written and published."
@@ -167,9 +116,7 @@ def dataset_metadata(store: ObjectStore, manifest: Manifest, publication: Public
                 "it was promoted from."
             ),
         ),
-        _catalogcheck_result("raw_dataset"),
-        content_check_spec("raw_dataset"),
-        lineage_check_spec("raw_dataset"),
+        *publish_check_specs("raw_dataset"),
     ],
 )
 def raw_dataset(
@@ -180,21 +127,21 @@ def raw_dataset(
     lineage: LineageResource,
     content_index: ContentIndexResource,
     extraction: ExtractionPolicyResource,
+    clock: ClockResource,
 ) -> dg.MaterializeResult:
-    with lineage_run(context, lineage.get_sink(), "raw_dataset") as run:
+    with lineage_run(context, lineage.get_sink(), "raw_dataset", clock) as run:
         experiment_id = context.partition_key
         objects, registry = store.get_store(), catalog.get_catalog()
-        record = _registered_experiment(registry, experiment_id)
+        record = registered_experiment(registry, experiment_id)
         run.experiment = record
         run.inputs = [dataset_ref(objects, Zone.LANDING, experiment_id)]
         settle = 0 if objects.complete_when_visible else landing_policy.settle_seconds
-        settled_before = datetime.now(UTC) - timedelta(seconds=settle)
-        report = promote_experiment(objects, experiment_id, settled_before=settled_before)
-        for info, reason in report.conflicts:
-            target = quarantine_object(objects, info, reason)
+        promotion = promote_experiment(objects, experiment_id, settled_before=clock() - timedelta(seconds=settle))
+        for info, reason in promotion.conflicts:
+            target = quarantine_object(objects, info, reason, now=clock())
             context.log.warning(f"{info.key}: {reason}; moved to {target or 'quarantine on the next tick'}")
-        if report.not_settled:
-            context.log.info(f"{len(report.not_settled)} landing file(s) still being written; left for a later run")
+        if promotion.not_settled:
+            context.log.info(f"{len(promotion.not_settled)} landing file(s) still being written; left for a later run")
         previous = read_manifest(objects, Zone.RAW, experiment_id)
         manifest = build_manifest(
             objects,
@@ -203,36 +150,39 @@ def raw_dataset(
             record.sample_ids,
             previous=previous,
             budget_seconds=extraction.budget,
-            source_checksums=report.source_checksums(),
+            source_checksums=promotion.source_checksums(),
             lineage=lambda key: (str(key.in_zone(Zone.LANDING)),),
         )
-        publication = publish_dataset(objects, registry, manifest)
-        run.outputs = [dataset_ref(objects, Zone.RAW, experiment_id, manifest)]
-        indexed = index_content(content_index, objects, manifest, previous, record)
+        failure = (
+            f"{len(promotion.failed)} landing file(s) of {experiment_id} could not be promoted and were kept in "
+            "landing: " + "; ".join(f"{failure.source}: {failure.reason}" for failure in promotion.failed[:5])
+            if promotion.failed
+            else None
+        )
+        sinks = _sinks(objects, registry, content_index)
+        report = publish(manifest, sinks, run, record=record, previous=previous, ended=clock(), failure=failure)
         for entry in manifest.errors:
             context.log.warning(f"{entry.key}: extraction failed ({entry.error}); the file is kept and cataloged")
         metadata = {
-            **dataset_metadata(objects, manifest, publication),
-            "promoted_now": len(report.promoted),
-            "quarantined_conflicts": len(report.conflicts),
+            **dataset_metadata(objects, manifest, report),
+            "promoted_now": len(promotion.promoted),
+            "quarantined_conflicts": len(promotion.conflicts),
         }
-        if report.failed:
-            # What was verified is published above and recorded as materialized, so what follows
+        if failure is not None:
+            # What was verified is published and recorded as materialized, so what follows
             # (processed_dataset) sees it; the run still fails, naming the files kept in landing.
             context.log_event(dg.AssetMaterialization(context.asset_key, partition=experiment_id, metadata=metadata))
             raise dg.Failure(
-                description=f"{len(report.failed)} landing file(s) of {experiment_id} could not be promoted and were "
-                f"kept in landing: "
-                + "; ".join(f"{failure.source}: {failure.reason}" for failure in report.failed[:5]),
-                metadata={"failed": dg.MetadataValue.md("\n".join(f"- {f.source}: {f.reason}" for f in report.failed))},
+                description=failure,
+                metadata={
+                    "failed": dg.MetadataValue.md("\n".join(f"- {f.source}: {f.reason}" for f in promotion.failed))
+                },
             )
         return dg.MaterializeResult(
             metadata=metadata,
             check_results=[
                 check_result(RAW_MATCHES_LANDING, raw_checksum_problems(objects, manifest)),
-                catalog_check_result(registry, manifest),
-                indexed,
-                run.check_result(),
+                *publish_check_results(report),
             ],
         )
 
@@ -251,17 +201,13 @@ def _pipeline_lineage(invocation: dg.PipesClientCompletedInvocation) -> dict[str
     deps=[raw_dataset],
     group_name="datasets",
     kinds={"pipes", "fastq", "json"},
-    owners=OWNERS,
+    owners=list(ASSET_OWNERS),
     automation_condition=dg.AutomationCondition.eager(),
     description=(
         "The built-in FASTQ QC run on the raw dataset through Dagster Pipes (a subprocess): per-file read "
         "statistics and per-position mean quality as JSON in the processed zone, with file-level lineage."
     ),
-    check_specs=[
-        _catalogcheck_result("processed_dataset"),
-        content_check_spec("processed_dataset"),
-        lineage_check_spec("processed_dataset"),
-    ],
+    check_specs=publish_check_specs("processed_dataset"),
 )
 def processed_dataset(
     context: dg.AssetExecutionContext,
@@ -271,11 +217,12 @@ def processed_dataset(
     lineage: LineageResource,
     content_index: ContentIndexResource,
     extraction: ExtractionPolicyResource,
+    clock: ClockResource,
 ) -> dg.MaterializeResult:
-    with lineage_run(context, lineage.get_sink(), "processed_dataset") as run:
+    with lineage_run(context, lineage.get_sink(), "processed_dataset", clock) as run:
         experiment_id = context.partition_key
         objects, registry = store.get_store(), catalog.get_catalog()
-        record = _registered_experiment(registry, experiment_id)
+        record = registered_experiment(registry, experiment_id)
         raw_manifest = read_manifest(objects, Zone.RAW, experiment_id)
         if raw_manifest is None:
             raise dg.Failure(
@@ -284,14 +231,14 @@ def processed_dataset(
         run.experiment = record
         run.inputs = [dataset_ref(objects, Zone.RAW, experiment_id, raw_manifest)]
         inputs = qc_inputs(raw_manifest)
-        lineage: dict[str, tuple[str, ...]] = {}
+        derived_from: dict[str, tuple[str, ...]] = {}
         if inputs:
             invocation = pipes_subprocess_client.run(
                 command=[sys.executable, "-m", "labmesh_dagster.pipelines.fastq_qc"],
                 context=context,
                 extras={"experiment_id": experiment_id, "store": store.store_config(), "inputs": inputs},
             )
-            lineage = _pipeline_lineage(invocation)
+            derived_from = _pipeline_lineage(invocation)
         else:
             context.log.info(f"experiment {experiment_id} has no FASTQ files in raw; nothing to QC")
         previous = read_manifest(objects, Zone.PROCESSED, experiment_id)
@@ -302,15 +249,14 @@ def processed_dataset(
             record.sample_ids,
             previous=previous,
             budget_seconds=extraction.budget,
-            lineage=lambda key: lineage.get(str(key), ()),
+            lineage=lambda key: derived_from.get(str(key), ()),
         )
         manifest = inherit_samples(manifest, raw_manifest)
-        publication = publish_dataset(objects, registry, manifest)
-        run.outputs = [dataset_ref(objects, Zone.PROCESSED, experiment_id, manifest)]
-        indexed = index_content(content_index, objects, manifest, previous, record)
+        sinks = _sinks(objects, registry, content_index)
+        report = publish(manifest, sinks, run, record=record, previous=previous, ended=clock())
         return dg.MaterializeResult(
-            metadata={**dataset_metadata(objects, manifest, publication), "qc_inputs": len(inputs)},
-            check_results=[catalog_check_result(registry, manifest), indexed, run.check_result()],
+            metadata={**dataset_metadata(objects, manifest, report), "qc_inputs": len(inputs)},
+            check_results=publish_check_results(report),
         )
 
 
@@ -319,16 +265,12 @@ def processed_dataset(
     deps=[processed_dataset],
     group_name="datasets",
     kinds={"storage"},
-    owners=OWNERS,
+    owners=list(ASSET_OWNERS),
     description=(
         "Files people put under final/<experiment_id>/ (reports, figures, curated tables), picked up by "
         "`final_sensor`, described and published with their lineage to the processed dataset."
     ),
-    check_specs=[
-        _catalogcheck_result("final_dataset"),
-        content_check_spec("final_dataset"),
-        lineage_check_spec("final_dataset"),
-    ],
+    check_specs=publish_check_specs("final_dataset"),
 )
 def final_dataset(
     context: dg.AssetExecutionContext,
@@ -337,16 +279,16 @@ def final_dataset(
     lineage: LineageResource,
     content_index: ContentIndexResource,
     extraction: ExtractionPolicyResource,
+    clock: ClockResource,
 ) -> dg.MaterializeResult:
-    with lineage_run(context, lineage.get_sink(), "final_dataset") as run:
+    with lineage_run(context, lineage.get_sink(), "final_dataset", clock) as run:
         experiment_id = context.partition_key
         objects, registry = store.get_store(), catalog.get_catalog()
-        record = _registered_experiment(registry, experiment_id)
+        record = registered_experiment(registry, experiment_id)
         run.experiment = record
-        run.inputs = [
-            dataset_ref(objects, Zone.PROCESSED, experiment_id, read_manifest(objects, Zone.PROCESSED, experiment_id))
-        ]
-        processed = f"{Zone.PROCESSED.value}/{experiment_id}/"
+        processed = read_manifest(objects, Zone.PROCESSED, experiment_id)
+        run.inputs = [dataset_ref(objects, Zone.PROCESSED, experiment_id, processed)]
+        processed_folder = f"{Zone.PROCESSED.value}/{experiment_id}/"
         previous = read_manifest(objects, Zone.FINAL, experiment_id)
         manifest = build_manifest(
             objects,
@@ -355,12 +297,10 @@ def final_dataset(
             record.sample_ids,
             previous=previous,
             budget_seconds=extraction.budget,
-            lineage=lambda key: (processed,),
+            lineage=lambda key: (processed_folder,),
         )
-        publication = publish_dataset(objects, registry, manifest)
-        run.outputs = [dataset_ref(objects, Zone.FINAL, experiment_id, manifest)]
-        indexed = index_content(content_index, objects, manifest, previous, record)
+        sinks = _sinks(objects, registry, content_index)
+        report = publish(manifest, sinks, run, record=record, previous=previous, ended=clock())
         return dg.MaterializeResult(
-            metadata=dataset_metadata(objects, manifest, publication),
-            check_results=[catalog_check_result(registry, manifest), indexed, run.check_result()],
+            metadata=dataset_metadata(objects, manifest, report), check_results=publish_check_results(report)
         )

@@ -4,9 +4,11 @@ import dagster as dg
 
 from labmesh_dagster.core.errors import ExperimentNotFound, RecordError
 from labmesh_dagster.core.keys import Zone
-from labmesh_dagster.defs.lineage_recording import dataset_ref, lineage_check_spec, lineage_run
+from labmesh_dagster.defs.checks import LINEAGE_RECORDED, check_result, lineage_check_spec
+from labmesh_dagster.defs.lineage_runs import lineage_run
 from labmesh_dagster.defs.partitions import experiments_partitions
-from labmesh_dagster.defs.resources import CatalogResource, ElnResource, LineageResource, StoreResource
+from labmesh_dagster.defs.resources import CatalogResource, ClockResource, ElnResource, LineageResource, StoreResource
+from labmesh_dagster.steps.lineage_run import ASSET_OWNERS, dataset_ref
 from labmesh_dagster.steps.registration import register_experiment
 
 ELN_KNOWS_LOCATION = "eln_knows_data_location"
@@ -16,7 +18,7 @@ ELN_KNOWS_LOCATION = "eln_knows_data_location"
     partitions_def=experiments_partitions,
     group_name="experiments",
     kinds={"eln", "catalog"},
-    owners=["team:lab-informatics"],
+    owners=list(ASSET_OWNERS),
     description=(
         "An experiment from the ELN or LIMS: its record fetched and normalised, its folder prepared in "
         "every zone, registered in the catalog, and its data locations written back to the ELN entry."
@@ -36,18 +38,20 @@ def experiment(
     store: StoreResource,
     catalog: CatalogResource,
     lineage: LineageResource,
+    clock: ClockResource,
 ) -> dg.MaterializeResult:
-    with lineage_run(context, lineage.get_sink(), "experiment") as run:
-        source = eln.get_eln()
+    with lineage_run(context, lineage.get_sink(), "experiment", clock) as run:
+        objects = store.get_store()
         try:
-            registration = register_experiment(source, store.get_store(), catalog.get_catalog(), context.partition_key)
+            registration = register_experiment(
+                eln.get_eln(), objects, catalog.get_catalog(), context.partition_key, run_id=run.run_id
+            )
         except (ExperimentNotFound, RecordError) as exc:
             raise dg.Failure(description=f"cannot register experiment {context.partition_key}: {exc}") from exc
         record = registration.record
         run.experiment = record
         # Registration prepares the experiment's place in the store: its landing folder is the first dataset.
-        run.outputs = [dataset_ref(store.get_store(), Zone.LANDING, record.id)]
-        read_back = source.read_back(record.id)
+        run.outputs = [dataset_ref(objects, Zone.LANDING, record.id)]
         context.log.info(
             f"experiment {record.id} {'registered' if registration.entry.changed else 'unchanged'} "
             f"(catalog revision {registration.entry.revision})"
@@ -72,9 +76,9 @@ def experiment(
             check_results=[
                 dg.AssetCheckResult(
                     check_name=ELN_KNOWS_LOCATION,
-                    passed=read_back == registration.locations,
-                    metadata={"eln_locations": dg.MetadataValue.json(read_back)},
+                    passed=registration.eln_locations == registration.locations,
+                    metadata={"eln_locations": dg.MetadataValue.json(registration.eln_locations)},
                 ),
-                run.check_result(),
+                check_result(LINEAGE_RECORDED, run.record(ended=clock())),
             ],
         )

@@ -1,90 +1,110 @@
 """Resources: typed, configurable handles on the ports, one abstract base per port.
 
-Assets and sensors ask for ``store``, ``eln`` and ``catalog`` by these base
+Assets and sensors ask for ``store``, ``eln``, ``catalog``... by these base
 types; `labmesh_dagster.definitions` binds the implementation the profile
-picks. Each resource only builds a port object; all behaviour lives in
-`labmesh_dagster.connectors`.
+picks, from `Settings`. A resource holds its configuration (shown in the
+Dagster UI) and opens its port through `labmesh_dagster.ports`, the same
+functions the CLI uses; no behaviour lives here. Defaults are stated once, in
+`Settings`: every field is given when the resource is built.
+
+Resources that reach AWS share one base, `AwsResource`: endpoint, region,
+retries, and the factory that makes clients (boto3's, or a test's fakes).
 """
 
 from abc import ABC, abstractmethod
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import dagster as dg
 from pydantic import Field
 
-from labmesh_dagster.connectors.catalog.base import Catalog
-from labmesh_dagster.connectors.catalog.sqlite import SqliteCatalog
-from labmesh_dagster.connectors.eln.base import ElnSource
-from labmesh_dagster.connectors.eln.folder import FolderEln
-from labmesh_dagster.connectors.eln.inbox import EventInbox, SqliteInbox
-from labmesh_dagster.connectors.events.base import EventQueue
-from labmesh_dagster.connectors.lineage.base import FanOutSink, LineageLog, LineageSink
-from labmesh_dagster.connectors.lineage.sqlite import SqliteLineageLog
-from labmesh_dagster.connectors.store.base import ObjectStore
-from labmesh_dagster.connectors.store.factory import open_store
+from labmesh_dagster import ports
+from labmesh_dagster.core.clock import Clock
+from labmesh_dagster.core.keys import Zone
+from labmesh_dagster.settings import AwsConnection
 
 if TYPE_CHECKING:
+    from labmesh_dagster.connectors.catalog.base import Catalog
+    from labmesh_dagster.connectors.eln.base import ElnSource
+    from labmesh_dagster.connectors.eln.inbox import EventInbox
+    from labmesh_dagster.connectors.events.base import EventQueue
+    from labmesh_dagster.connectors.lineage.base import LineageLog, LineageSink
+    from labmesh_dagster.connectors.omics.base import SequenceStore
     from labmesh_dagster.connectors.search.base import ContentIndex
+    from labmesh_dagster.connectors.store.base import ObjectStore
+
+ClockResource = dg.ResourceParam[Clock]
+"""What "now" is for sensors and assets: the system clock, or a test's."""
+
+
+class AwsResource(dg.ConfigurableResource):
+    """The connection every AWS-backed resource shares (dagster-aws's ``ResourceWithBoto3Configuration``)."""
+
+    endpoint_url: str | None = Field(description="Endpoint of the service (moto, MinIO...); None for AWS itself.")
+    region_name: str | None = Field(description="AWS region.")
+    max_attempts: int = Field(description="Attempts per call before failing; throttling and 5xx back off between.")
+    client_factory: dg.ResourceDependency[ports.ClientFactory]
+
+    def connection(self) -> AwsConnection:
+        return AwsConnection(self.endpoint_url, self.region_name, self.max_attempts)
 
 
 class StoreResource(dg.ConfigurableResource, ABC):
     """The object store holding the four zones."""
 
     @abstractmethod
-    def store_config(self) -> dict[str, Any]:
+    def store_config(self) -> ports.StoreConfig:
         """Plain configuration from which a subprocess (a Pipes pipeline) can open the same store."""
 
-    def get_store(self) -> ObjectStore:
-        return open_store(self.store_config())
+    def get_store(self) -> "ObjectStore":
+        return ports.open_store(self.store_config())
 
 
 class LocalStoreResource(StoreResource):
     root: str = Field(description="Directory holding one sub-directory per zone (landing, raw, processed, final).")
 
-    def store_config(self) -> dict[str, Any]:
+    def store_config(self) -> ports.StoreConfig:
         return {"kind": "local", "root": self.root}
 
 
-class S3StoreResource(StoreResource):
-    """The four zones as S3 buckets; ``endpoint_url`` points at moto, MinIO or any S3-compatible store."""
+class S3StoreResource(StoreResource, AwsResource):
+    """The four zones as S3 buckets."""
 
     landing_bucket: str = Field(description="Bucket of the landing zone (instrument output arrives here).")
     raw_bucket: str = Field(description="Bucket of the raw zone (verified copies of landing objects).")
     processed_bucket: str = Field(description="Bucket of the processed zone (pipeline outputs).")
     final_bucket: str = Field(description="Bucket of the final zone (files people publish).")
-    endpoint_url: str | None = Field(default=None, description="S3 endpoint; None for AWS itself.")
-    region_name: str | None = Field(default=None, description="AWS region of the buckets.")
-    multipart_threshold: int = Field(
-        default=5 * 1024**3, description="Objects larger than this are copied in parts (S3 allows 5 GiB per copy)."
-    )
-    part_size: int = Field(default=512 * 1024**2, description="Size of each part of a multipart copy (UploadPartCopy).")
+    multipart_threshold: int = Field(description="Objects larger than this are copied in parts (S3: 5 GiB a copy).")
+    part_size: int = Field(description="Size of each part of a multipart copy (UploadPartCopy).")
     notification_queues: dict[str, str] = Field(
-        default_factory=dict,
-        description="Zone -> ARN of the SQS queue that provisioning subscribes to the zone bucket's object events.",
+        description="Zone -> ARN of the SQS queue that provisioning subscribes to the zone bucket's object events."
     )
 
-    def store_config(self) -> dict[str, Any]:
+    def store_config(self) -> ports.StoreConfig:
         return {
             "kind": "s3",
             "buckets": {
-                "landing": self.landing_bucket,
-                "raw": self.raw_bucket,
-                "processed": self.processed_bucket,
-                "final": self.final_bucket,
+                Zone.LANDING.value: self.landing_bucket,
+                Zone.RAW.value: self.raw_bucket,
+                Zone.PROCESSED.value: self.processed_bucket,
+                Zone.FINAL.value: self.final_bucket,
             },
             "endpoint_url": self.endpoint_url,
             "region_name": self.region_name,
+            "max_attempts": self.max_attempts,
             "multipart_threshold": self.multipart_threshold,
             "part_size": self.part_size,
             "notification_queues": dict(self.notification_queues),
         }
+
+    def get_store(self) -> "ObjectStore":
+        return ports.open_store(self.store_config(), self.client_factory)
 
 
 class ElnResource(dg.ConfigurableResource, ABC):
     """The electronic lab notebook or LIMS experiments come from."""
 
     @abstractmethod
-    def get_eln(self) -> ElnSource: ...
+    def get_eln(self) -> "ElnSource": ...
 
 
 class FolderElnResource(ElnResource):
@@ -93,8 +113,8 @@ class FolderElnResource(ElnResource):
     )
     outbox_dir: str = Field(description="Folder where data locations are written back, one JSON file per experiment.")
 
-    def get_eln(self) -> ElnSource:
-        return FolderEln(self.records_dir, self.outbox_dir)
+    def get_eln(self) -> "ElnSource":
+        return ports.open_folder_eln(self.records_dir, self.outbox_dir)
 
 
 class ElabFtwElnResource(ElnResource):
@@ -102,20 +122,14 @@ class ElabFtwElnResource(ElnResource):
 
     base_url: str = Field(description="eLabFTW URL, e.g. https://elab.example.org")
     api_key: str = Field(description="API key with write access (for the write-back of data locations).")
-    mapping_path: str | None = Field(default=None, description="YAML field mapping; labmesh's defaults if unset.")
-    scope: int = Field(default=2, description="Entries read: 1 own, 2 the key owner's team, 3 all readable.")
-    verify_tls: bool = Field(default=True, description="Check the server's TLS certificate.")
+    mapping_path: str | None = Field(description="YAML field mapping; labmesh's defaults if unset.")
+    scope: int = Field(description="Entries read: 1 own, 2 the key owner's team, 3 all readable.")
+    verify_tls: bool = Field(description="Check the server's TLS certificate.")
 
-    def get_eln(self) -> ElnSource:
-        from labmesh_dagster.connectors.eln.elabftw import ElabFtwEln
-        from labmesh_dagster.connectors.eln.mapping import ELABFTW_DEFAULTS, FieldMapping
-
-        mapping = (
-            FieldMapping.from_yaml(self.mapping_path, defaults=ELABFTW_DEFAULTS)
-            if self.mapping_path
-            else ELABFTW_DEFAULTS
+    def get_eln(self) -> "ElnSource":
+        return ports.open_elabftw(
+            self.base_url, self.api_key, mapping_path=self.mapping_path, scope=self.scope, verify_tls=self.verify_tls
         )
-        return ElabFtwEln(self.base_url, self.api_key, mapping=mapping, scope=self.scope, verify=self.verify_tls)
 
 
 class BenchlingElnResource(ElnResource):
@@ -123,108 +137,110 @@ class BenchlingElnResource(ElnResource):
 
     base_url: str = Field(description="The tenant, e.g. https://acme.benchling.com")
     api_key: str = Field(description="API key with write access to entries (for the write-back).")
-    location_field: str = Field(default="labmesh data location", description="Entry field the locations go to.")
-    schema_id: str | None = Field(default=None, description="Only entries of this schema (ts_...).")
-    mapping_path: str | None = Field(default=None, description="YAML field mapping; labmesh's defaults if unset.")
+    location_field: str = Field(description="Entry field the data locations are written to.")
+    schema_id: str | None = Field(description="Only entries of this schema (ts_...).")
+    mapping_path: str | None = Field(description="YAML field mapping; labmesh's defaults if unset.")
 
-    def get_eln(self) -> ElnSource:
-        from labmesh_dagster.connectors.eln.benchling import BENCHLING_DEFAULTS, BenchlingEln
-        from labmesh_dagster.connectors.eln.mapping import FieldMapping
-
-        mapping = (
-            FieldMapping.from_yaml(self.mapping_path, defaults=BENCHLING_DEFAULTS)
-            if self.mapping_path
-            else BENCHLING_DEFAULTS
-        )
-        return BenchlingEln(
+    def get_eln(self) -> "ElnSource":
+        return ports.open_benchling(
             self.base_url,
             self.api_key,
-            mapping=mapping,
             location_field=self.location_field,
             schema_id=self.schema_id,
+            mapping_path=self.mapping_path,
         )
 
 
-class ElnInboxResource(dg.ConfigurableResource):
+class ElnInboxResource(dg.ConfigurableResource, ABC):
     """Where `labmesh api` keeps pushed ELN events until `eln_sensor` takes them."""
 
+    @abstractmethod
+    def get_inbox(self) -> "EventInbox": ...
+
+
+class SqliteInboxResource(ElnInboxResource):
     path: str = Field(description="SQLite file of the ELN event inbox (shared with `labmesh api`).")
-    queue_url: str | None = Field(default=None, description="SQS queue as the inbox instead (aws profile).")
-    endpoint_url: str | None = Field(default=None, description="SQS endpoint; None for AWS itself.")
-    region_name: str | None = Field(default=None, description="AWS region of the queue.")
+    clock: dg.ResourceDependency[Clock]
 
-    def get_inbox(self) -> EventInbox:
-        if not self.queue_url:
-            return SqliteInbox(self.path)
-        from labmesh_dagster.connectors.eln.sqs_inbox import SqsInbox
+    def get_inbox(self) -> "EventInbox":
+        return ports.open_sqlite_inbox(self.path, self.clock)
 
-        return SqsInbox(aws_client("sqs", endpoint_url=self.endpoint_url, region_name=self.region_name), self.queue_url)
+
+class SqsInboxResource(ElnInboxResource, AwsResource):
+    queue_url: str = Field(description="SQS queue `labmesh api` (or EventBridge) puts ELN events in.")
+
+    def get_inbox(self) -> "EventInbox":
+        return ports.open_sqs_inbox(self.queue_url, self.connection(), self.client_factory)
 
 
 class CatalogResource(dg.ConfigurableResource, ABC):
     """The metadata catalog experiments and datasets are registered and searched in."""
 
     @abstractmethod
-    def get_catalog(self) -> Catalog: ...
+    def get_catalog(self) -> "Catalog": ...
 
 
 class SqliteCatalogResource(CatalogResource):
     path: str = Field(description="Path of the SQLite catalog database (created on first use).")
 
-    def get_catalog(self) -> Catalog:
-        return SqliteCatalog(self.path)
+    def get_catalog(self) -> "Catalog":
+        return ports.open_sqlite_catalog(self.path)
 
 
-class DataZoneCatalogResource(CatalogResource):
+class DataZoneCatalogResource(CatalogResource, AwsResource):
     """The catalog published into an Amazon DataZone domain; the SQLite registry keeps labmesh's own state."""
 
     registry_path: str = Field(description="SQLite registry of experiments and datasets (labmesh's own state).")
     domain_id: str = Field(description="DataZone domain id (dzd_...).")
     project_id: str = Field(description="DataZone project that owns labmesh's assets.")
-    endpoint_url: str | None = Field(default=None, description="DataZone endpoint; None for AWS itself.")
-    region_name: str | None = Field(default=None, description="AWS region of the domain.")
-    max_per_second: float = Field(default=10, description="Calls per second kept under DataZone's quota.")
-    glossary_terms: dict[str, list[str]] = Field(
-        default_factory=dict, description="Glossary terms to create per category (platform, assay)."
-    )
+    max_per_second: float = Field(description="Calls per second kept under DataZone's quota.")
+    glossary_terms: dict[str, list[str]] = Field(description="Glossary terms to create per category (platform, assay).")
 
-    def get_catalog(self) -> Catalog:
-        from labmesh_dagster.connectors.catalog.datazone import DataZoneCatalog
-
-        return DataZoneCatalog(
-            aws_client("datazone", endpoint_url=self.endpoint_url, region_name=self.region_name),
+    def get_catalog(self) -> "Catalog":
+        return ports.open_datazone_catalog(
+            registry_path=self.registry_path,
             domain_id=self.domain_id,
             project_id=self.project_id,
-            registry=SqliteCatalog(self.registry_path),
             max_per_second=self.max_per_second,
             glossary_terms=self.glossary_terms,
+            connection=self.connection(),
+            clients=self.client_factory,
         )
 
 
-class LineageResource(dg.ConfigurableResource):
+class LineageResource(dg.ConfigurableResource, ABC):
     """Where OpenLineage run events go: the local lineage log always (for `labmesh lineage`), and DataZone."""
 
     log_path: str = Field(description="SQLite file of the local lineage log (the catalog's file by default).")
-    datazone_domain_id: str | None = Field(default=None, description="Also post events to this DataZone domain.")
-    datazone_endpoint_url: str | None = Field(default=None, description="DataZone endpoint; None for AWS itself.")
-    region_name: str | None = Field(default=None, description="AWS region of the DataZone domain.")
-    max_per_second: float = Field(default=10, description="Calls per second kept under DataZone's quota.")
 
-    def get_log(self) -> LineageLog:
-        return SqliteLineageLog(self.log_path)
+    def get_log(self) -> "LineageLog":
+        return ports.open_lineage_log(self.log_path)
 
-    def get_sink(self) -> LineageSink:
-        if not self.datazone_domain_id:
-            return self.get_log()
-        from labmesh_dagster.connectors.lineage.datazone import DataZoneLineageSink
+    @abstractmethod
+    def get_sink(self) -> "LineageSink": ...
 
-        client = aws_client("datazone", endpoint_url=self.datazone_endpoint_url, region_name=self.region_name)
-        remote = DataZoneLineageSink(client, domain_id=self.datazone_domain_id, max_per_second=self.max_per_second)
-        return FanOutSink([self.get_log(), remote])
+
+class LocalLineageResource(LineageResource):
+    def get_sink(self) -> "LineageSink":
+        return self.get_log()
+
+
+class DataZoneLineageResource(LineageResource, AwsResource):
+    domain_id: str = Field(description="Also post events to this DataZone domain (PostLineageEvent).")
+    max_per_second: float = Field(description="Calls per second kept under DataZone's quota.")
+
+    def get_sink(self) -> "LineageSink":
+        return ports.open_datazone_lineage(
+            self.log_path,
+            domain_id=self.domain_id,
+            max_per_second=self.max_per_second,
+            connection=self.connection(),
+            clients=self.client_factory,
+        )
 
 
 class ContentIndexResource(dg.ConfigurableResource, ABC):
-    """The index of file contents behind semantic and keyword content search."""
+    """The index of file contents behind content search."""
 
     @abstractmethod
     def get_index(self) -> "ContentIndex": ...
@@ -234,43 +250,59 @@ class SqliteContentIndexResource(ContentIndexResource):
     path: str = Field(description="SQLite file of the local content index (FTS5; the catalog's file by default).")
 
     def get_index(self) -> "ContentIndex":
-        from labmesh_dagster.connectors.search.local import SqliteContentIndex
-
-        return SqliteContentIndex(self.path)
+        return ports.open_sqlite_content_index(self.path)
 
 
-class KendraContentIndexResource(ContentIndexResource):
+class KendraContentIndexResource(ContentIndexResource, AwsResource):
     index_id: str = Field(description="Amazon Kendra index id.")
-    endpoint_url: str | None = Field(default=None, description="Kendra endpoint; None for AWS itself.")
-    region_name: str | None = Field(default=None, description="AWS region of the index.")
-    max_per_second: float = Field(default=5, description="Calls per second kept under Kendra's quota.")
+    max_per_second: float = Field(description="Calls per second kept under Kendra's quota.")
 
     def get_index(self) -> "ContentIndex":
-        from labmesh_dagster.connectors.search.kendra import KendraContentIndex
+        return ports.open_kendra_index(
+            self.index_id, max_per_second=self.max_per_second, connection=self.connection(), clients=self.client_factory
+        )
 
-        client = aws_client("kendra", endpoint_url=self.endpoint_url, region_name=self.region_name)
-        return KendraContentIndex(client, index_id=self.index_id, max_per_second=self.max_per_second)
+
+class StoreEventsResource(dg.ConfigurableResource):
+    """Where the object events of the landing and final zones arrive; without a queue a zone is listed instead."""
+
+    def queue(self, zone: Zone) -> "EventQueue | None":
+        return None
 
 
-def aws_client(service: str, *, endpoint_url: str | None, region_name: str | None) -> Any:
-    """A boto3 client; a module-level function so tests can hand out validating fakes for services moto lacks."""
-    from labmesh_dagster.connectors.aws import make_client
+class SqsStoreEventsResource(StoreEventsResource, AwsResource):
+    """S3 event notifications of the landing and final buckets, delivered to SQS."""
 
-    return make_client(service, endpoint_url=endpoint_url, region_name=region_name)
+    landing_queue_url: str | None = Field(description="SQS queue receiving the landing bucket's events.")
+    final_queue_url: str | None = Field(description="SQS queue receiving the final bucket's events.")
+
+    def queue(self, zone: Zone) -> "EventQueue | None":
+        url = {Zone.LANDING: self.landing_queue_url, Zone.FINAL: self.final_queue_url}.get(zone)
+        return ports.open_event_queue(url, self.connection(), self.client_factory) if url else None
+
+
+class SequenceStoreResource(AwsResource):
+    """An AWS HealthOmics sequence store that raw sequencing files are imported into."""
+
+    sequence_store_id: str = Field(description="HealthOmics sequence store id.")
+    role_arn: str = Field(description="IAM role HealthOmics assumes to read the raw bucket.")
+    reference_arn: str | None = Field(description="Reference for BAM/CRAM imports (else they are skipped).")
+    platforms: list[str] = Field(description="Platforms whose experiments are imported (all if empty).")
+    timeout_seconds: float = Field(description="How long to wait for an import job.")
+    poll_seconds: float = Field(description="How often to ask for the import job's status.")
+
+    def get_sequence_store(self) -> "SequenceStore":
+        return ports.open_sequence_store(self.sequence_store_id, self.role_arn, self.connection(), self.client_factory)
 
 
 class LandingPolicyResource(dg.ConfigurableResource):
     """How patient ingestion is: the lab's to tune, shared by the sensors and the promotion."""
 
-    settle_seconds: float = Field(
-        default=10, description="A landing or final file is taken once it has not changed for this many seconds."
-    )
+    settle_seconds: float = Field(description="A landing or final file is taken once unchanged this many seconds.")
     unknown_experiment_grace_seconds: float = Field(
-        default=900,
-        description="Landing files of an experiment no ELN record announced wait this long, then go to quarantine.",
+        description="Landing files of an experiment no ELN record announced wait this long, then go to quarantine."
     )
     retry_seconds: float = Field(
-        default=3600,
         description=(
             "Settled landing files still there this long after they were written (their run failed, or was "
             "lost) get one more `raw_dataset` run per period; with S3 events, landing is listed once per period "
@@ -283,7 +315,6 @@ class ExtractionPolicyResource(dg.ConfigurableResource):
     """How long metadata extraction may spend on one file before it records what it has, marked partial."""
 
     budget_seconds: float = Field(
-        default=600,
         description=(
             "Seconds one file's extractor may take; then it stops at its next batch and the manifest entry is "
             "marked `partial: time_budget`. 0 means no limit."
@@ -293,30 +324,3 @@ class ExtractionPolicyResource(dg.ConfigurableResource):
     @property
     def budget(self) -> float | None:
         return self.budget_seconds or None
-
-
-class StoreEventsResource(dg.ConfigurableResource):
-    """Where S3 event notifications of the landing and final buckets arrive (SQS).
-
-    Without a queue URL a zone is watched by listing it instead, as the local
-    profile always is.
-    """
-
-    landing_queue_url: str | None = Field(default=None, description="SQS queue receiving the landing bucket's events.")
-    final_queue_url: str | None = Field(default=None, description="SQS queue receiving the final bucket's events.")
-    endpoint_url: str | None = Field(default=None, description="SQS endpoint; None for AWS itself.")
-    region_name: str | None = Field(default=None, description="AWS region of the queues.")
-
-    def _queue(self, url: str | None) -> EventQueue | None:
-        if not url:
-            return None
-        from labmesh_dagster.connectors.aws import make_client
-        from labmesh_dagster.connectors.events.sqs import SqsEventQueue
-
-        return SqsEventQueue(make_client("sqs", endpoint_url=self.endpoint_url, region_name=self.region_name), url)
-
-    def landing_queue(self) -> EventQueue | None:
-        return self._queue(self.landing_queue_url)
-
-    def final_queue(self) -> EventQueue | None:
-        return self._queue(self.final_queue_url)

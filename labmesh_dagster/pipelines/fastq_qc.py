@@ -19,11 +19,11 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from labmesh_dagster.connectors.store.base import ObjectStore
-from labmesh_dagster.connectors.store.factory import open_store
 from labmesh_dagster.core.errors import ExtractionError, ObjectNotFound
 from labmesh_dagster.core.keys import ObjectKey, Zone
 from labmesh_dagster.core.manifest import Manifest
 from labmesh_dagster.extract.fastq import fastq_stats
+from labmesh_dagster.ports import open_store
 
 PIPELINE = "labmesh.fastq_qc"
 PIPELINE_VERSION = "1"

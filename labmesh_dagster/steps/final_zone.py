@@ -1,10 +1,12 @@
 """Step 6 of the flow: noticing what people changed in the final zone.
 
 People add, replace and remove files under ``final/<experiment_id>/`` by
-hand (a mount, a gateway, any client), so there is no event to rely on: the
-zone's listing is compared with what the catalog holds for each experiment's
-final dataset, and an experiment whose files differ (and have stopped changing)
-needs `final_dataset` again.
+hand (a mount, a gateway, any client). Whatever says where to look (the
+zone's whole listing, or S3 events naming the folders that changed), the
+rule is one: an experiment's listed final files are compared with what the
+catalog holds for its final dataset, and an experiment whose files differ,
+and have stopped changing, needs `final_dataset` again. Its run key is the
+files' fingerprint, so the same state of a folder is published once.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from datetime import datetime
 from labmesh_dagster.connectors.store.base import ObjectInfo
 from labmesh_dagster.core.errors import InvalidExperimentId
 from labmesh_dagster.core.manifest import ManifestEntry
+from labmesh_dagster.steps.landing import batch_fingerprint
 
 FileState = tuple[str, int, str]
 
@@ -42,16 +45,18 @@ def plan_final(
     objects: Iterable[ObjectInfo],
     *,
     registered: Iterable[str],
-    with_cataloged_files: Iterable[str],
+    also_check: Iterable[str],
     cataloged_files: Callable[[str], set[FileState]],
     now: datetime,
     settle_seconds: float,
 ) -> FinalPlan:
     """Experiments whose final files differ from their catalog entry.
 
-    ``with_cataloged_files`` names the experiments whose cataloged final dataset
-    has files, so that one whose files were all removed is noticed too, while
-    experiments with nothing anywhere cost nothing.
+    ``objects`` is a listing of the experiments' final folders; ``also_check``
+    names experiments to compare even where it found nothing (those whose
+    cataloged final dataset has files, or whose folder an event said changed),
+    so that one whose files were all removed is noticed too, while experiments
+    with nothing anywhere cost nothing.
     """
     plan = FinalPlan()
     listed: dict[str, list[ObjectInfo]] = defaultdict(list)
@@ -67,7 +72,7 @@ def plan_final(
             plan.settling.add(experiment_id)
         listed[experiment_id].append(info)
     known = set(registered)
-    for experiment_id in sorted((set(listed) | set(with_cataloged_files)) - plan.settling):
+    for experiment_id in sorted((set(listed) | set(also_check)) - plan.settling):
         if experiment_id not in known:
             plan.unregistered.add(experiment_id)
             continue
@@ -75,3 +80,7 @@ def plan_final(
         if {file_state(info) for info in files} != cataloged_files(experiment_id):
             plan.changed[experiment_id] = files
     return plan
+
+
+def final_run_key(experiment_id: str, files: Iterable[ObjectInfo]) -> str:
+    return f"final:{experiment_id}:{batch_fingerprint(files)}"

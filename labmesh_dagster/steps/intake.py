@@ -52,15 +52,12 @@ class ElnCursor:
 
     @classmethod
     def from_json(cls, text: str | None) -> ElnCursor:
-        if not text:
-            return cls()
+        """The cursor a tick saved; an unreadable one polls from the start, which registers nothing twice."""
         try:
-            data = json.loads(text)
-        except ValueError:
-            return cls(poll=text)  # a cursor from before the inbox: the poll cursor alone
-        if not isinstance(data, dict) or "poll" not in data:
-            return cls(poll=text)
-        return cls(poll=data.get("poll"), receipts=[str(r) for r in data.get("receipts") or []])
+            data = json.loads(text) if text else {}
+            return cls(poll=data.get("poll"), receipts=[str(r) for r in data.get("receipts") or []])
+        except (ValueError, AttributeError, TypeError):
+            return cls()
 
     def to_json(self) -> str:
         return json.dumps({"poll": self.poll, "receipts": self.receipts}, sort_keys=True)

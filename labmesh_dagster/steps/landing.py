@@ -1,11 +1,12 @@
 """Step 3 of the flow: sorting what sits in the landing zone.
 
 Every object in landing is pending by definition, because promotion removes
-it. So the landing sensor needs almost no memory of its own: it sorts the
-current listing into files ready to promote (grouped by experiment), files
-still being written or waiting for their experiment to be registered, and
-files that can never be attributed, which are quarantined with a reason. The
-one thing it remembers is when it first saw each unregistered experiment, since
+it. So the landing sensor needs little memory of its own: it sorts what it
+sees (the whole listing, or the objects S3 announced plus the folders it
+remembered) into files ready to promote (grouped by experiment), files still
+being written or waiting for their experiment to be registered, and files
+that can never be attributed, which are quarantined with a reason. What it
+remembers is the folders it left files in and when it first saw each, since
 file times cannot say that (copies often keep the instrument's times).
 """
 
@@ -62,7 +63,7 @@ def plan_landing(
     for info in objects:
         if info.key.first_segment in RESERVED_PREFIXES:
             continue
-        if not is_clean_text(info.key.key):
+        if not is_clean_text(info.key.path):
             plan.quarantine.append((info, "the file name is not valid UTF-8"))
             continue
         try:
@@ -84,6 +85,32 @@ def plan_landing(
                 waited = f"no ELN record after {unknown_grace_seconds:g} s"
                 plan.quarantine.append((info, f"experiment {experiment_id} is not registered ({waited})"))
     return plan
+
+
+def due_folders(
+    pending: Mapping[str, datetime], is_registered: Callable[[str], bool], *, now: datetime, grace_seconds: float
+) -> list[str]:
+    """Folders of unregistered experiments worth listing again: those now registered, and those past their grace.
+
+    The files can flow once the experiment is registered; after the grace
+    period they go to quarantine. Until then they wait without being listed.
+    """
+    return sorted(
+        folder
+        for folder, first_seen in pending.items()
+        if is_registered(folder) or (now - first_seen).total_seconds() >= grace_seconds
+    )
+
+
+def list_folder(store: ObjectStore, zone: Zone, folder: str) -> list[ObjectInfo]:
+    """Everything in one first-level folder of a zone, or the one file of that name at the zone's top."""
+    return [info for info in store.list(zone, folder) if info.key.first_segment == folder]
+
+
+def folders_to_look_at_again(plan: LandingPlan, not_quarantined: Iterable[ObjectInfo]) -> set[str]:
+    """Folders a tick leaves files in that are not waiting for a registration: listed again on the next tick."""
+    left = [info for info, _ in plan.waiting] + list(not_quarantined)
+    return {info.key.first_segment for info in left} - set(plan.unknown_first_seen)
 
 
 def batch_fingerprint(objects: Iterable[ObjectInfo]) -> str:
@@ -154,7 +181,7 @@ def stale_batches(
         if info.key.is_labmesh_internal or info.modified > cutoff:
             continue
         experiment_id = info.key.first_segment
-        if "/" in info.key.key and is_registered(experiment_id):
+        if "/" in info.key.path and is_registered(experiment_id):
             batches.setdefault(experiment_id, []).append(info)
     return batches
 
@@ -179,16 +206,16 @@ def retry_sweep(
     listed = list(itertools.islice(store.list(Zone.LANDING, start_after=sweep_after or ""), limit))
     if len(listed) < limit:
         return listed, now.isoformat(), None
-    return listed, last_sweep, listed[-1].key.key
+    return listed, last_sweep, listed[-1].key.path
 
 
 def quarantine_key(key: ObjectKey) -> ObjectKey:
-    return ObjectKey(Zone.LANDING, f"{QUARANTINE_PREFIX}/{key.key}")
+    return ObjectKey(Zone.LANDING, f"{QUARANTINE_PREFIX}/{key.path}")
 
 
 def note_key(quarantined: ObjectKey) -> ObjectKey:
     """Where the note about a quarantined object is kept: a separate tree, so no data file can collide with it."""
-    relative = quarantined.key.split("/", 1)[1]
+    relative = quarantined.path.split("/", 1)[1]
     return ObjectKey(Zone.LANDING, f"{QUARANTINE_NOTES_PREFIX}/{relative}.json")
 
 
@@ -205,7 +232,7 @@ def quarantine_object(
     copy_number = 1
     while store.exists(target):  # an earlier file of the same name is in quarantine: keep both
         copy_number += 1
-        target = ObjectKey(Zone.LANDING, f"{quarantine_key(info.key).key}~{copy_number}")
+        target = ObjectKey(Zone.LANDING, f"{quarantine_key(info.key).path}~{copy_number}")
     note = {
         "original_key": str(info.key),
         "reason": reason,

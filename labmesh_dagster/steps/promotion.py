@@ -21,12 +21,8 @@ from datetime import datetime
 
 from labmesh_dagster.connectors.store.base import ObjectInfo, ObjectStore
 from labmesh_dagster.core.checksums import Checksum
-from labmesh_dagster.core.errors import ChecksumMismatch, LabmeshError, ObjectExists, ObjectNotFound
+from labmesh_dagster.core.errors import ChecksumMismatch, LabmeshError, ObjectExists, ObjectNotFound, RawConflict
 from labmesh_dagster.core.keys import ObjectKey, Zone, experiment_prefix
-
-
-class RawConflict(LabmeshError):
-    """Raw already holds a different file under this name; raw is never overwritten."""
 
 
 @dataclass(frozen=True)

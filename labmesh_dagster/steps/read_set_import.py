@@ -25,10 +25,10 @@ import json
 import re
 import unicodedata
 from collections import defaultdict
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
 
-from labmesh_dagster.connectors.omics.base import ImportResult, ReadSetSource, SequenceStore
+from labmesh_dagster.connectors.omics.base import MAX_SOURCES_PER_JOB, ImportResult, ReadSetSource, SequenceStore
 from labmesh_dagster.core.experiment import ExperimentRecord, Sample
 from labmesh_dagster.core.manifest import Manifest, ManifestEntry
 
@@ -247,3 +247,89 @@ def read_set_metadata(result: ImportResult, *, key_of: Callable[[str], str] | No
         for uri in read_set.files:
             metadata[key_of(uri) if key_of else uri] = read_set.read_set_id
     return metadata
+
+
+READ_SET_METADATA = "healthomics_read_set_id"
+"""The manifest metadata key holding a file's read set id once it is imported."""
+
+
+@dataclass(frozen=True)
+class ImportPolicy:
+    """Which experiments take part, what BAM/CRAM are aligned to, and how long an import job is waited for."""
+
+    platforms: tuple[str, ...]
+    reference_arn: str | None
+    timeout_seconds: float
+    poll_seconds: float
+
+    def takes_part(self, record: ExperimentRecord) -> bool:
+        """An experiment on one of the platforms (all, if none are listed), or whose record says ``healthomics``."""
+        if str(record.custom.get("healthomics", "")).lower() in {"true", "1", "yes"}:
+            return True
+        if not self.platforms:
+            return True
+        platform = (record.platform or "").lower()
+        return any(wanted.lower() in platform for wanted in self.platforms)
+
+
+@dataclass(frozen=True)
+class ReadSetImport:
+    """What importing an experiment's raw files did: the jobs, each file's read set, and the files that failed."""
+
+    job_ids: tuple[str, ...]
+    imported: dict[str, str]
+    problems: tuple[str, ...]
+
+
+def with_read_sets(manifest: Manifest, read_sets: Mapping[str, str]) -> Manifest:
+    """``manifest`` with each imported file's read set id in its metadata."""
+    entries = [
+        replace(entry, metadata={**entry.metadata, READ_SET_METADATA: read_sets[entry.key]})
+        if entry.key in read_sets
+        else entry
+        for entry in manifest.entries
+    ]
+    return Manifest.build(manifest.experiment_id, manifest.zone, entries)
+
+
+def import_experiment(
+    store: SequenceStore,
+    manifest: Manifest,
+    record: ExperimentRecord,
+    policy: ImportPolicy,
+    *,
+    uri_of: Callable[[str], str],
+    on_job: Callable[[str, int, str], None] = lambda job_id, sources, status: None,
+) -> ReadSetImport:
+    """Import the raw files of ``manifest`` not imported yet, a job per 100 sources, waiting for each.
+
+    Files already carrying a read set id are left out, so running it again
+    imports nothing twice. ``on_job`` hears of each job as it ends (its id,
+    source count and status).
+    """
+    pending = Manifest.build(
+        manifest.experiment_id, manifest.zone, [e for e in manifest.entries if READ_SET_METADATA not in e.metadata]
+    )
+    key_of = {uri_of(entry.key): entry.key for entry in manifest.entries}
+    sources = plan_read_sets(pending, record, uri_of, reference_arn=policy.reference_arn)
+    job_ids: list[str] = []
+    imported: dict[str, str] = {}
+    problems: list[str] = []
+    # A job takes at most 100 sources: a full plate goes in several jobs, each with its own token.
+    for start in range(0, len(sources), MAX_SOURCES_PER_JOB):
+        chunk = sources[start : start + MAX_SOURCES_PER_JOB]
+        result = import_read_sets(
+            store,
+            manifest.experiment_id,
+            chunk,
+            wait=lambda job_id: store.wait_for_import(
+                job_id, timeout_seconds=policy.timeout_seconds, poll_seconds=policy.poll_seconds
+            ),
+        )
+        job_ids.append(result.job_id)
+        on_job(result.job_id, len(chunk), result.status)
+        imported.update(read_set_metadata(result, key_of=key_of.__getitem__))
+        problems += [
+            f"{', '.join(rs.files)}: {rs.status} {rs.message}" for rs in result.read_sets if not rs.read_set_id
+        ]
+    return ReadSetImport(tuple(job_ids), imported, tuple(problems))

@@ -12,19 +12,29 @@ from labmesh_dagster.core.experiment import ExperimentRecord
 
 @dataclass(frozen=True)
 class Registration:
+    """What registering did: the record, where its data lives, its catalog entry, and what the ELN now says."""
+
     record: ExperimentRecord
     locations: dict[str, str]
     entry: CatalogEntry
     wrote_back: bool
+    eln_locations: dict[str, str]
 
 
-def register_experiment(eln: ElnSource, store: ObjectStore, catalog: Catalog, experiment_id: str) -> Registration:
-    """Idempotent: an unchanged experiment changes nothing anywhere."""
+def register_experiment(
+    eln: ElnSource, store: ObjectStore, catalog: Catalog, experiment_id: str, *, run_id: str | None = None
+) -> Registration:
+    """Idempotent: an unchanged experiment changes nothing anywhere.
+
+    The ELN entry is read back once to decide whether to write, and once more
+    only after writing, to verify what it now holds.
+    """
     record = eln.fetch(experiment_id)
     locations = {zone.value: uri for zone, uri in store.provision(record.id).items()}
-    entry = catalog.upsert_experiment(record, locations)
-    wrote_back = False
-    if eln.read_back(record.id) != locations:
+    entry = catalog.upsert_experiment(record, locations, run_id=run_id)
+    eln_locations = eln.read_back(record.id)
+    wrote_back = eln_locations != locations
+    if wrote_back:
         eln.write_back(record.id, locations)
-        wrote_back = True
-    return Registration(record, locations, entry, wrote_back)
+        eln_locations = eln.read_back(record.id)
+    return Registration(record, locations, entry, wrote_back, eln_locations)

@@ -1,22 +1,31 @@
-"""Reading store events for the sensors: what is new since the last tick, with nothing listed.
+"""Watching a zone between sensor ticks: its events read once, the folders still to deal with remembered.
 
-The sensor's cursor carries three things between ticks: the receipts of the
-messages the previous tick acted on (acknowledged at the start of the next tick,
-once Dagster has recorded that tick's run requests, so a crash in between only
-redelivers them), the identities of recent events (so a redelivered duplicate is
-recognised), and the landing objects still waiting for their experiment to be
-registered (an event comes once; the object must not be forgotten).
+A zone sensor keeps one cursor, in one format whether the zone is listed or
+its S3 events arrive through SQS (`WatchCursor`). It carries:
+
+- the receipts of the messages the previous tick acted on, acknowledged at the
+  start of the next tick, once Dagster has recorded that tick's run requests,
+  so that a crash in between only redelivers them;
+- the identities of recent events, so a redelivered duplicate is recognised;
+- the folders (the first segment of a key: an experiment's folder as a rule)
+  that still hold files the sensor could not finish with. An event comes once,
+  so they are remembered: folders of experiments not registered yet with when
+  they were first seen (``pending``, listed again once the experiment is
+  registered or its grace is over), and folders holding files still being
+  written or left past the tick's quarantine budget (``again``, listed on the
+  next tick).
+
+Everything is bounded, so a cursor stays small however much the zone holds.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 
-from labmesh_dagster.connectors.events.base import QueueMessage
+from labmesh_dagster.connectors.events.base import EventQueue, QueueMessage
 from labmesh_dagster.connectors.store.base import ObjectInfo
 from labmesh_dagster.core.errors import InvalidObjectKey
 from labmesh_dagster.core.keys import ObjectKey, Zone
@@ -28,58 +37,58 @@ EVENTS_PER_TICK = 500
 # Long enough that messages acted on in one tick are acknowledged by the next before reappearing.
 EVENT_VISIBILITY_SECONDS = 300
 RECENT_EVENTS_KEPT = 5000
+# Folders remembered at most; beyond, the folders first seen longest ago are kept (they are due first).
+PENDING_FOLDERS_KEPT = 5000
 
 
 @dataclass
-class EventCursor:
-    pending_receipts: list[str] = field(default_factory=list)
+class WatchCursor:
+    """What a zone sensor remembers between ticks (see the module docstring)."""
+
+    receipts: list[str] = field(default_factory=list)
     recent: list[str] = field(default_factory=list)
-    waiting: list[dict[str, Any]] = field(default_factory=list)
-    unknown_first_seen: dict[str, str] = field(default_factory=dict)
+    pending: dict[str, str] = field(default_factory=dict)
+    again: list[str] = field(default_factory=list)
 
     @classmethod
-    def from_json(cls, text: str | None) -> EventCursor:
-        if not text:
-            return cls()
+    def from_json(cls, text: str | None) -> WatchCursor:
+        """The cursor a tick saved; an unreadable one starts over, which costs a repeated look, never a file."""
         try:
-            data = json.loads(text)
+            data = json.loads(text) if text else {}
             return cls(
-                pending_receipts=list(data.get("pending_receipts", [])),
-                recent=list(data.get("recent", [])),
-                waiting=list(data.get("waiting", [])),
-                unknown_first_seen=dict(data.get("unknown_first_seen", {})),
+                receipts=[str(receipt) for receipt in data.get("receipts", [])],
+                recent=[str(identity) for identity in data.get("recent", [])],
+                pending={str(folder): str(seen) for folder, seen in data.get("pending", {}).items()},
+                again=[str(folder) for folder in data.get("again", [])],
             )
         except (ValueError, AttributeError, TypeError):
-            return cls()  # unreadable: duplicates may start a run again, which is harmless
+            return cls()
 
     def to_json(self) -> str:
         return json.dumps(
             {
-                "pending_receipts": self.pending_receipts,
+                "receipts": self.receipts,
                 "recent": self.recent[-RECENT_EVENTS_KEPT:],
-                "waiting": self.waiting,
-                "unknown_first_seen": self.unknown_first_seen,
+                "pending": self.pending,
+                "again": self.again,
             },
             sort_keys=True,
         )
 
     def first_seen(self) -> dict[str, datetime]:
-        return {key: datetime.fromisoformat(value) for key, value in self.unknown_first_seen.items()}
+        return {folder: datetime.fromisoformat(seen) for folder, seen in self.pending.items()}
 
-    def waiting_objects(self, zone: Zone) -> list[ObjectInfo]:
-        return [
-            ObjectInfo(
-                ObjectKey(zone, item["key"]), int(item["size"]), datetime.fromisoformat(item["modified"]), item["etag"]
-            )
-            for item in self.waiting
-        ]
+    def remember(self, pending: Mapping[str, datetime], again: Iterable[str]) -> list[str]:
+        """Keep these folders (and only these) for later ticks; returns the folders left out for room.
 
-
-def describe_waiting(objects: Iterable[ObjectInfo]) -> list[dict[str, Any]]:
-    return [
-        {"key": info.key.key, "size": info.size, "modified": info.modified.isoformat(), "etag": info.etag}
-        for info in objects
-    ]
+        Folders to look at again come first; of the pending ones, the earliest
+        seen are kept, since their grace periods end first.
+        """
+        self.again = sorted(set(again))[:PENDING_FOLDERS_KEPT]
+        room = PENDING_FOLDERS_KEPT - len(self.again)
+        by_age = sorted(pending.items(), key=lambda item: (item[1], item[0]))
+        self.pending = {folder: seen.isoformat() for folder, seen in sorted(by_age[:room])}
+        return sorted(set(again))[PENDING_FOLDERS_KEPT:] + [folder for folder, _ in by_age[room:]]
 
 
 @dataclass
@@ -118,4 +127,18 @@ def read_events(
             batch.created.append(ObjectInfo(key, event.size, event.time, event.etag))
         elif event.removed:
             batch.removed.append(key)
+    return batch
+
+
+def drain(queue: EventQueue, cursor: WatchCursor, *, zone: Zone, zone_of: Callable[[str], Zone | None]) -> EventBatch:
+    """Acknowledge what the previous tick acted on, then read this tick's fresh events of ``zone``.
+
+    ``cursor`` is updated in place with this tick's receipts and event
+    identities; the caller saves it with the tick's run requests.
+    """
+    queue.acknowledge(cursor.receipts)
+    messages = queue.receive(max_messages=EVENTS_PER_TICK, visibility_timeout=EVENT_VISIBILITY_SECONDS)
+    batch = read_events(messages, zone_of=zone_of, zone=zone, seen=set(cursor.recent))
+    cursor.receipts = [message.receipt for message in messages]
+    cursor.recent += batch.identities
     return batch

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from labmesh_dagster.core.errors import InvalidExperimentId, InvalidObjectKey
+from labmesh_dagster.core.errors import InvalidExperimentId, InvalidObjectKey, LayoutError
 from labmesh_dagster.core.ids import validate_experiment_id
 from labmesh_dagster.core.keys import ObjectKey, Zone
 
@@ -21,10 +21,6 @@ _PLACEHOLDERS = {
     "path": r"(?P<path>.+)",
     "ignore": r"[^/]*",
 }
-
-
-class LayoutError(ValueError):
-    """A layout pattern that cannot name an experiment and a path."""
 
 
 @dataclass(frozen=True)

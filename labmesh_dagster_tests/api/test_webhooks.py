@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import base64
 import json
-import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -23,6 +22,7 @@ from standardwebhooks.webhooks import Webhook
 from labmesh_dagster.api.app import create_app
 from labmesh_dagster.api.webhooks import WebhookSource
 from labmesh_dagster.connectors.eln.inbox import SqliteInbox
+from labmesh_dagster_tests.conftest import ShiftedClock
 
 SECRET = "whsec_" + base64.b64encode(b"lims-shared-secret-0123456789abc").decode()
 OLD_SECRET = "whsec_" + base64.b64encode(b"the-secret-before-rotation-00000").decode()
@@ -104,21 +104,13 @@ def bad_requests() -> list[tuple[str, bytes, dict[str, str], str, int, str]]:
     ]
 
 
-@pytest.mark.parametrize(
-    ("case", "body", "headers", "source", "status", "reason"),
-    bad_requests(),
-    ids=lambda v: v if isinstance(v, str) and " " in v else "",
-)
+@pytest.mark.parametrize("case", [case for case, *_ in bad_requests()])
 def test_bad_requests_are_refused_with_a_clear_reason_and_nothing_written(
-    client: TestClient,
-    inbox: SqliteInbox,
-    case: str,
-    body: bytes,
-    headers: dict[str, str],
-    source: str,
-    status: int,
-    reason: str,
+    client: TestClient, inbox: SqliteInbox, case: str
 ) -> None:
+    # Signed now, not when the tests were collected: a signature is only good for five minutes.
+    [(body, headers, source, status, reason)] = [request for name, *request in bad_requests() if name == case]
+
     response = post(client, body, headers, source)
 
     assert response.status_code == status, case
@@ -141,12 +133,14 @@ def test_benchling_entry_events_are_kept_and_its_other_events_ignored(client: Te
     assert kept == [("etr_A1b2C3", "changed"), ("etr_Z9", "archived")]
 
 
-def test_the_inbox_hands_events_out_again_until_acknowledged(inbox: SqliteInbox) -> None:
+def test_the_inbox_hands_events_out_again_until_acknowledged(tmp_path: Path) -> None:
     from labmesh_dagster.connectors.eln.base import ElnEvent
 
+    clock = ShiftedClock()
+    inbox = SqliteInbox(tmp_path / "inbox.sqlite", clock=clock)
     inbox.put(ElnEvent("lims", "e1", "EXP-1", "changed", "2026-11-29T10:00:00Z"))
-    [first] = inbox.receive(max_messages=10, visibility_seconds=0)
-    time.sleep(0.01)
+    [first] = inbox.receive(max_messages=10, visibility_seconds=30)
+    clock.advance(31)
     [again] = inbox.receive(max_messages=10, visibility_seconds=60)
     assert inbox.receive(max_messages=10, visibility_seconds=60) == []
 

@@ -167,7 +167,7 @@ def publish_all(catalog: Any) -> None:
     for record in RECORDS:
         catalog.upsert_experiment(record, {"raw": f"s3://labmesh-raw/{record.id}/"})
     for manifest in MANIFESTS:
-        catalog.upsert_dataset(manifest.experiment_id, manifest.zone, location(manifest), manifest)
+        catalog.upsert_dataset(manifest, location(manifest))
 
 
 def writes(client: FakeDataZoneClient) -> dict[str, int]:
@@ -249,7 +249,7 @@ def test_one_asset_per_experiment_and_dataset_and_an_unchanged_upsert_writes_not
     before = writes(client)
 
     again = [catalog.upsert_experiment(record, {"raw": f"s3://labmesh-raw/{record.id}/"}) for record in RECORDS]
-    again += [catalog.upsert_dataset(m.experiment_id, m.zone, location(m), m) for m in MANIFESTS]
+    again += [catalog.upsert_dataset(m, location(m)) for m in MANIFESTS]
 
     assert sorted(str(asset.external_identifier) for asset in client.assets.values()) == [
         "labmesh:EXP-1",
@@ -276,7 +276,7 @@ def test_changed_content_is_a_new_revision_of_the_same_asset_and_is_republished(
     assert raw is not None and raw["revision"] == "1"
 
     grown = liver_raw(entry("raw/EXP-1/S3_L001_R1_001.fastq.gz", fmt="fastq", created="2024-03-04T10:00:00+00:00"))
-    result = catalog.upsert_dataset("EXP-1", "raw", location(grown), grown)
+    result = catalog.upsert_dataset(grown, location(grown))
 
     revised = catalog.published_asset("EXP-1", "raw")
     assert revised is not None
@@ -344,7 +344,7 @@ def test_an_unpublished_asset_is_republished_on_the_next_upsert_and_not_found_un
 
     hidden = catalog.search(SearchQuery(text="kidney"))
     before = writes(client)
-    catalog.upsert_dataset("EXP-2", "raw", location(MANIFESTS[2]), MANIFESTS[2])
+    catalog.upsert_dataset(MANIFESTS[2], location(MANIFESTS[2]))
 
     # The documented difference: what DataZone does not list is not found, whatever the registry holds.
     assert [hit.dataset for hit in catalog.registry.search(SearchQuery(text="kidney"))] == ["raw"]
@@ -382,11 +382,11 @@ def test_an_asset_search_does_not_show_yet_is_neither_duplicated_nor_left_unrevi
     raw = MANIFESTS[0]
 
     lagging.hide = 1
-    catalog.upsert_dataset("EXP-1", "raw", location(raw), raw)
+    catalog.upsert_dataset(raw, location(raw))
     replayed = client.call_counts["CreateAsset"]
     grown = liver_raw(entry("raw/EXP-1/S3_L001_R1_001.fastq.gz", fmt="fastq", created="2024-03-04T10:00:00+00:00"))
     lagging.hide = 1
-    catalog.upsert_dataset("EXP-1", "raw", location(grown), grown)
+    catalog.upsert_dataset(grown, location(grown))
 
     # Same content: the client token makes the repeated CreateAsset answer with the asset made first.
     assert replayed == 6 + 2 and len(client.assets) == 6

@@ -36,7 +36,7 @@ def raw(key: str) -> ObjectKey:
 
 
 def keys(store: LocalObjectStore, zone: Zone = Zone.RAW, prefix: str = "") -> list[str]:
-    return [info.key.key for info in store.list(zone, prefix)]
+    return [info.key.path for info in store.list(zone, prefix)]
 
 
 def test_put_then_stat_open_and_read_give_back_the_object(store: LocalObjectStore) -> None:
@@ -99,7 +99,7 @@ def test_list_is_in_key_order_through_nested_folders(store: LocalObjectStore) ->
     assert keys(store) == sorted(
         ["EXP-1/B.txt", "EXP-1/a.txt", "EXP-1/a/b/c.txt", "EXP-1/z.txt", "EXP-2/x.txt", "loose.txt"]
     )
-    assert all(info.size == len(info.key.key) for info in store.list(Zone.RAW))
+    assert all(info.size == len(info.key.path) for info in store.list(Zone.RAW))
 
 
 def test_list_filters_by_string_prefix_like_s3(store: LocalObjectStore) -> None:
@@ -189,7 +189,7 @@ def test_move_renames_the_object_and_keeps_the_folder_it_left(store: LocalObject
 
     info = store.move(source, ObjectKey(Zone.LANDING, "_quarantine/EXP-1/run/lane1/a.txt"))
 
-    assert info.key.key == "_quarantine/EXP-1/run/lane1/a.txt" and info.size == 4
+    assert info.key.path == "_quarantine/EXP-1/run/lane1/a.txt" and info.size == 4
     assert (store.root / "landing" / "_quarantine" / "EXP-1" / "run" / "lane1" / "a.txt").stat().st_ino == inode
     assert not store.exists(source)
     assert keys(store, Zone.LANDING) == ["_quarantine/EXP-1/run/lane1/a.txt"]
@@ -267,7 +267,7 @@ def test_keys_with_spaces_unicode_plus_and_percent_work(store: LocalObjectStore,
     store.put(key, b"x")
 
     assert store.read_bytes(key) == b"x"
-    assert keys(store) == [key.key]
+    assert keys(store) == [key.path]
     assert unquote(urlparse(store.uri(key)).path) == str(store.root / "raw" / "EXP-1" / "dir with space" / name)
 
 

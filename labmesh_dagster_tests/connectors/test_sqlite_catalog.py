@@ -7,21 +7,24 @@ manifest replaces the dataset's files everywhere, search included; search
 matches stemmed text, each facet, the experiment id and a date range, all
 combined with AND, and quotes user input so no term is read as SQL or FTS
 syntax; an experiment without datasets is found as ``dataset=None``;
-`replace_lineage` replaces; `summaries` counts files per dataset; two
-processes' threads publishing at once both succeed.
+each revision names the Dagster run that made it (an older catalog gains the
+column); `summaries` counts files per dataset; two processes' threads
+publishing at once both succeed.
 """
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from labmesh_dagster.connectors.catalog.base import LineageEdge, SearchHit, SearchQuery
+from labmesh_dagster.connectors.catalog.base import SearchHit, SearchQuery
 from labmesh_dagster.connectors.catalog.sqlite import SqliteCatalog, fts_expression
 from labmesh_dagster.core.experiment import ExperimentRecord, record_from_mapping
+from labmesh_dagster.core.keys import Zone
 from labmesh_dagster.core.manifest import Manifest, ManifestEntry
 
 
@@ -93,7 +96,7 @@ def test_unknown_experiments_are_none(catalog: SqliteCatalog) -> None:
 
 def test_a_dataset_needs_its_experiment_registered_first(catalog: SqliteCatalog) -> None:
     with pytest.raises(LookupError, match="EXP-1 is not registered"):
-        catalog.upsert_dataset("EXP-1", "raw", "file:///raw/EXP-1/", manifest("EXP-1", file_entry("raw/EXP-1/a")))
+        catalog.upsert_dataset(manifest("EXP-1", file_entry("raw/EXP-1/a")), "file:///raw/EXP-1/")
 
     assert catalog.snapshot()["datasets"] == []
 
@@ -102,9 +105,9 @@ def test_upserting_the_same_dataset_again_changes_nothing(catalog: SqliteCatalog
     catalog.upsert_experiment(experiment(), LOCATIONS)
     content = manifest("EXP-1", file_entry("raw/EXP-1/a.fastq", ("S1",)))
 
-    first = catalog.upsert_dataset("EXP-1", "raw", "file:///raw/EXP-1/", content)
+    first = catalog.upsert_dataset(content, "file:///raw/EXP-1/")
     snapshot = catalog.snapshot()
-    again = catalog.upsert_dataset("EXP-1", "raw", "file:///raw/EXP-1/", content)
+    again = catalog.upsert_dataset(content, "file:///raw/EXP-1/")
 
     assert (first.entry_id, first.revision, first.changed) == ("dataset:EXP-1/raw", 1, True)
     assert (again.revision, again.changed) == (1, False)
@@ -118,18 +121,14 @@ def test_upserting_the_same_dataset_again_changes_nothing(catalog: SqliteCatalog
 def test_a_new_manifest_is_the_next_revision_and_replaces_the_files_everywhere(catalog: SqliteCatalog) -> None:
     catalog.upsert_experiment(experiment(), LOCATIONS)
     catalog.upsert_dataset(
-        "EXP-1",
-        "raw",
-        "file:///raw/EXP-1/",
         manifest("EXP-1", file_entry("raw/EXP-1/kept.fastq"), file_entry("raw/EXP-1/removed_lonely.fastq")),
+        "file:///raw/EXP-1/",
     )
     assert found(catalog.search(SearchQuery(file_name="removed_lonely.fastq"))) == [("EXP-1", "raw")]
 
     entry = catalog.upsert_dataset(
-        "EXP-1",
-        "raw",
-        "file:///raw/EXP-1/",
         manifest("EXP-1", file_entry("raw/EXP-1/kept.fastq"), file_entry("raw/EXP-1/added.fastq")),
+        "file:///raw/EXP-1/",
     )
 
     assert (entry.revision, entry.changed) == (2, True)
@@ -146,9 +145,9 @@ def test_a_new_manifest_is_the_next_revision_and_replaces_the_files_everywhere(c
 def test_a_new_location_alone_is_a_new_revision(catalog: SqliteCatalog) -> None:
     catalog.upsert_experiment(experiment(), LOCATIONS)
     content = manifest("EXP-1", file_entry("raw/EXP-1/a"))
-    catalog.upsert_dataset("EXP-1", "raw", "file:///raw/EXP-1/", content)
+    catalog.upsert_dataset(content, "file:///raw/EXP-1/")
 
-    entry = catalog.upsert_dataset("EXP-1", "raw", "s3://raw/EXP-1/", content)
+    entry = catalog.upsert_dataset(content, "s3://raw/EXP-1/")
 
     assert (entry.revision, entry.changed) == (2, True)
     assert catalog.get_dataset("EXP-1", "raw").location == "s3://raw/EXP-1/"  # type: ignore[union-attr]
@@ -169,9 +168,6 @@ def lab_catalog(catalog: SqliteCatalog) -> SqliteCatalog:
         {},
     )
     catalog.upsert_dataset(
-        "EXP-1",
-        "raw",
-        "file:///raw/EXP-1/",
         manifest(
             "EXP-1",
             file_entry("raw/EXP-1/S1_R1.fastq.gz", ("S1",), created="2024-03-01T09:00:00+00:00"),
@@ -183,6 +179,7 @@ def lab_catalog(catalog: SqliteCatalog) -> SqliteCatalog:
                 created="2024-03-01T09:00:00+00:00",
             ),
         ),
+        "file:///raw/EXP-1/",
     )
     catalog.upsert_experiment(
         experiment(
@@ -196,14 +193,12 @@ def lab_catalog(catalog: SqliteCatalog) -> SqliteCatalog:
         {},
     )
     catalog.upsert_dataset(
-        "EXP-2",
-        "processed",
-        "file:///processed/EXP-2/",
         manifest(
             "EXP-2",
             file_entry("processed/EXP-2/S10_qc.json", ("S10",), format="json", created="2024-06-15T12:00:00+00:00"),
             zone="processed",
         ),
+        "file:///processed/EXP-2/",
     )
     catalog.upsert_experiment(
         experiment("EXP-3", title="Planned biopsy study", group="Dermatology", created="2024-09-01"), {}
@@ -344,29 +339,40 @@ def test_a_stray_punctuation_term_does_not_empty_the_results(lab_catalog: Sqlite
     assert found(lab_catalog.search(SearchQuery(text="skin - biopsy"))) == [("EXP-1", "raw")]
 
 
-def test_replace_lineage_replaces_rather_than_appends(catalog: SqliteCatalog) -> None:
-    catalog.upsert_experiment(experiment(), LOCATIONS)
-    old = LineageEdge("landing/EXP-1/a", "raw/EXP-1/a", "promote")
-    new = LineageEdge("landing/EXP-1/b", "raw/EXP-1/b", "promote")
+def test_each_revision_names_the_run_that_made_it(catalog: SqliteCatalog) -> None:
+    catalog.upsert_experiment(experiment(), LOCATIONS, run_id="run-register")
+    catalog.upsert_dataset(manifest("EXP-1", file_entry("raw/EXP-1/a")), "file:///raw/EXP-1/", run_id="run-1")
 
-    catalog.replace_lineage("EXP-1", "raw", [old])
-    catalog.replace_lineage("EXP-1", "raw", [new])
-    catalog.replace_lineage("EXP-1", "raw", [new])
+    catalog.upsert_dataset(manifest("EXP-1", file_entry("raw/EXP-1/a")), "file:///raw/EXP-1/", run_id="run-2")
+    unchanged = catalog.get_dataset("EXP-1", Zone.RAW)
+    catalog.upsert_dataset(manifest("EXP-1", file_entry("raw/EXP-1/b")), "file:///raw/EXP-1/", run_id="run-3")
+    revised = catalog.get_dataset("EXP-1", Zone.RAW)
 
-    assert catalog.lineage("EXP-1") == [new]
+    assert unchanged is not None and (unchanged.revision, unchanged.run_id) == (1, "run-1")
+    assert revised is not None and (revised.revision, revised.run_id) == (2, "run-3")
+    assert [summary.run_id for summary in catalog.summaries()] == ["run-register"]
 
 
-def test_lineage_of_one_dataset_leaves_the_others_alone(catalog: SqliteCatalog) -> None:
-    catalog.upsert_experiment(experiment(), LOCATIONS)
-    promote = LineageEdge("landing/EXP-1/a", "raw/EXP-1/a", "promote")
-    qc = LineageEdge("raw/EXP-1/a", "processed/EXP-1/a.qc.json", "fastq_qc")
+def test_a_catalog_from_before_run_ids_gains_them_and_drops_its_lineage_copy(tmp_path: Path) -> None:
+    path = tmp_path / "old.sqlite"
+    with sqlite3.connect(path) as db:
+        db.executescript(
+            """CREATE TABLE experiments (experiment_id TEXT PRIMARY KEY, title TEXT NOT NULL, group_name TEXT,
+                 platform TEXT, created TEXT, fingerprint TEXT NOT NULL, record TEXT NOT NULL,
+                 locations TEXT NOT NULL, revision INTEGER NOT NULL, updated_at TEXT NOT NULL);
+               CREATE TABLE datasets (experiment_id TEXT NOT NULL, dataset TEXT NOT NULL, location TEXT NOT NULL,
+                 manifest_digest TEXT NOT NULL, file_count INTEGER NOT NULL, total_bytes INTEGER NOT NULL,
+                 revision INTEGER NOT NULL, updated_at TEXT NOT NULL, PRIMARY KEY (experiment_id, dataset));
+               CREATE TABLE lineage (experiment_id TEXT, dataset TEXT, source TEXT, target TEXT, activity TEXT);"""
+        )
 
-    catalog.replace_lineage("EXP-1", "raw", [promote])
-    catalog.replace_lineage("EXP-1", "processed", [qc])
-    catalog.replace_lineage("EXP-1", "processed", [])
+    catalog = SqliteCatalog(path)
+    catalog.upsert_experiment(experiment(), LOCATIONS, run_id="run-1")
 
-    assert catalog.lineage("EXP-1") == [promote]
-    assert catalog.lineage("EXP-2") == []
+    assert [summary.run_id for summary in catalog.summaries()] == ["run-1"]
+    with sqlite3.connect(path) as db:
+        tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    assert "lineage" not in tables
 
 
 def test_summaries_count_files_per_dataset(lab_catalog: SqliteCatalog) -> None:
@@ -408,7 +414,8 @@ def test_two_threads_publishing_different_experiments_at_once_both_succeed(tmp_p
             for round_ in range(5):
                 entries = [file_entry(f"raw/{experiment_id}/f{n}.fastq") for n in range(round_ + 1)]
                 results[experiment_id] = catalog.upsert_dataset(
-                    experiment_id, "raw", f"file:///raw/{experiment_id}/", manifest(experiment_id, *entries)
+                    manifest(experiment_id, *entries),
+                    f"file:///raw/{experiment_id}/",
                 )
         except Exception as exc:  # reported below, on the test's thread
             results[experiment_id] = exc

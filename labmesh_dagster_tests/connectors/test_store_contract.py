@@ -48,8 +48,8 @@ def test_put_stat_open_and_list_round_trip(store: ObjectStore) -> None:
     store.put(key(Zone.RAW, "EXP-1/a/z.txt"), b"zed")
     store.put(key(Zone.RAW, "EXP-10/c.txt"), b"sea")
 
-    assert [info.key.key for info in store.list(Zone.RAW)] == ["EXP-1/a/z.txt", "EXP-1/b.txt", "EXP-10/c.txt"]
-    assert [info.key.key for info in store.list(Zone.RAW, "EXP-1/")] == ["EXP-1/a/z.txt", "EXP-1/b.txt"]
+    assert [info.key.path for info in store.list(Zone.RAW)] == ["EXP-1/a/z.txt", "EXP-1/b.txt", "EXP-10/c.txt"]
+    assert [info.key.path for info in store.list(Zone.RAW, "EXP-1/")] == ["EXP-1/a/z.txt", "EXP-1/b.txt"]
     info = store.stat(key(Zone.RAW, "EXP-1/b.txt"))
     assert info.size == 3 and info.etag
     with store.open(info.key) as stream:
@@ -61,8 +61,8 @@ def test_a_listing_resumes_after_a_key(store: ObjectStore) -> None:
     for name in ("EXP-1/a.txt", "EXP-1/b/c.txt", "EXP-1/d.txt", "EXP-2/e.txt"):
         store.put(key(Zone.LANDING, name), b"x")
 
-    assert [i.key.key for i in store.list(Zone.LANDING, start_after="EXP-1/b/c.txt")] == ["EXP-1/d.txt", "EXP-2/e.txt"]
-    assert [i.key.key for i in store.list(Zone.LANDING, "EXP-1/", start_after="EXP-1/a.txt")] == [
+    assert [i.key.path for i in store.list(Zone.LANDING, start_after="EXP-1/b/c.txt")] == ["EXP-1/d.txt", "EXP-2/e.txt"]
+    assert [i.key.path for i in store.list(Zone.LANDING, "EXP-1/", start_after="EXP-1/a.txt")] == [
         "EXP-1/b/c.txt",
         "EXP-1/d.txt",
     ]

@@ -74,7 +74,7 @@ def test_a_key_must_be_a_string() -> None:
     ],
 )
 def test_parse_is_the_inverse_of_str(key: ObjectKey) -> None:
-    assert str(key) == f"{key.zone.value}/{key.key}"
+    assert str(key) == f"{key.zone.value}/{key.path}"
     assert ObjectKey.parse(str(key)) == key
 
 

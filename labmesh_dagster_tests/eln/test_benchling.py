@@ -20,9 +20,9 @@ from typing import Any
 import pytest
 from pytest_httpserver import HTTPServer
 
-from labmesh_dagster.connectors.eln.base import ElnEvent
+from labmesh_dagster.connectors.eln.base import ElnEvent, ElnRequestRefused, ElnUnavailable
 from labmesh_dagster.connectors.eln.benchling import BenchlingEln, PollCursor, format_locations, parse_locations
-from labmesh_dagster.connectors.http import ElnRequestRefused, ElnUnavailable, RetryingHttp
+from labmesh_dagster.connectors.http import RetryingHttp
 from labmesh_dagster.core.errors import ExperimentNotFound
 from labmesh_dagster.steps.intake import experiments_to_register
 from labmesh_dagster_tests.eln.benchling_server import API_KEY, FakeBenchling, basic_auth, link_field, text_field

@@ -27,14 +27,9 @@ import httpx
 import pytest
 from pytest_httpserver import HTTPServer
 
-from labmesh_dagster.connectors.eln.base import ElnEvent
+from labmesh_dagster.connectors.eln.base import ElnEvent, ElnRequestRefused, ElnUnavailable
 from labmesh_dagster.connectors.eln.elabftw import ElabFtwEln, PollCursor, html_to_text
-from labmesh_dagster.connectors.http import (
-    ElnRequestRefused,
-    ElnUnavailable,
-    RetryingHttp,
-    retry_after_seconds,
-)
+from labmesh_dagster.connectors.http import RetryingHttp, retry_after_seconds
 from labmesh_dagster.core.errors import ExperimentNotFound
 from labmesh_dagster.steps.intake import experiments_to_register
 from labmesh_dagster_tests.eln import elabftw_operations as ops

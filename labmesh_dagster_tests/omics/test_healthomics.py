@@ -75,9 +75,9 @@ class FakeTime:
         return self.now
 
 
-def waiting(store: HealthOmicsSequenceStore, time: FakeTime, timeout: float = 600) -> Callable[[str], ImportResult]:
+def waiting(store: HealthOmicsSequenceStore, clock: FakeTime, timeout: float = 600) -> Callable[[str], ImportResult]:
     return lambda job_id: store.wait_for_import(
-        job_id, timeout_seconds=timeout, poll_seconds=30, sleep=time.sleep, clock=time.clock
+        job_id, timeout_seconds=timeout, poll_seconds=30, sleep=clock.sleep, clock=clock.clock
     )
 
 
@@ -175,10 +175,10 @@ def test_the_same_token_for_other_sources_is_refused() -> None:
 
 def test_waiting_polls_until_the_job_completes_and_returns_each_read_set_id() -> None:
     client = FakeOmicsClient(polls_to_finish=3)
-    store, time = store_for(client), FakeTime()
+    store, clock = store_for(client), FakeTime()
     job_id = store.start_import([paired(), single()], client_token="labmesh-EXP-1-abc")
 
-    result = waiting(store, time)(job_id)
+    result = waiting(store, clock)(job_id)
 
     assert result.job_id == job_id
     assert result.status == "COMPLETED"
@@ -188,7 +188,7 @@ def test_waiting_polls_until_the_job_completes_and_returns_each_read_set_id() ->
     ]
     ids = [read_set.read_set_id for read_set in result.read_sets]
     assert all(read_set_id and read_set_id.isdigit() for read_set_id in ids) and len(set(ids)) == 2
-    assert time.sleeps == [30, 30]
+    assert clock.sleeps == [30, 30]
     assert read_set_metadata(result) == {R1: ids[0], R2: ids[0], SINGLE: ids[1]}
 
 
@@ -207,10 +207,10 @@ def test_the_status_before_completion_is_reported_without_read_set_ids() -> None
 
 def test_completed_with_failures_reports_each_file_with_its_status_and_message() -> None:
     client = FakeOmicsClient(polls_to_finish=1, failures={SINGLE: "File is not a valid FASTQ file"})
-    store, time = store_for(client), FakeTime()
+    store, clock = store_for(client), FakeTime()
     job_id = store.start_import([paired(), single()], client_token="labmesh-EXP-1-abc")
 
-    result = waiting(store, time)(job_id)
+    result = waiting(store, clock)(job_id)
 
     assert result.status == "COMPLETED_WITH_FAILURES"
     good, bad = result.read_sets
@@ -225,10 +225,10 @@ def test_completed_with_failures_reports_each_file_with_its_status_and_message()
 
 def test_a_failed_job_is_returned_with_its_message_and_no_read_sets() -> None:
     client = FakeOmicsClient(polls_to_finish=2, job_failure="Access denied to s3://labmesh-raw")
-    store, time = store_for(client), FakeTime()
+    store, clock = store_for(client), FakeTime()
     job_id = store.start_import([paired(), single()], client_token="labmesh-EXP-1-abc")
 
-    result = waiting(store, time)(job_id)
+    result = waiting(store, clock)(job_id)
 
     assert result.status == "FAILED"
     assert result.message == "Access denied to s3://labmesh-raw"
@@ -239,12 +239,12 @@ def test_a_failed_job_is_returned_with_its_message_and_no_read_sets() -> None:
 def test_a_failed_job_is_retried_under_a_fresh_token_on_the_next_materialization() -> None:
     """The same token would only return the failed job again: the rerun finds it, then starts anew."""
     client = FakeOmicsClient(polls_to_finish=2, job_failure="Access denied to s3://labmesh-raw")
-    store, time = store_for(client), FakeTime()
+    store, clock = store_for(client), FakeTime()
 
-    first = import_read_sets(store, "EXP-1", [paired()], wait=waiting(store, time))
-    second = import_read_sets(store, "EXP-1", [paired()], wait=waiting(store, time))
-    third = import_read_sets(store, "EXP-1", [paired()], wait=waiting(store, time))
-    fourth = import_read_sets(store, "EXP-1", [paired()], wait=waiting(store, time))
+    first = import_read_sets(store, "EXP-1", [paired()], wait=waiting(store, clock))
+    second = import_read_sets(store, "EXP-1", [paired()], wait=waiting(store, clock))
+    third = import_read_sets(store, "EXP-1", [paired()], wait=waiting(store, clock))
+    fourth = import_read_sets(store, "EXP-1", [paired()], wait=waiting(store, clock))
 
     tokens = [params["clientToken"] for name, params in client.calls if name == "StartReadSetImportJob"]
     assert len({first.job_id, second.job_id, third.job_id}) == 3 and fourth.job_id == third.job_id
@@ -255,10 +255,10 @@ def test_a_failed_job_is_retried_under_a_fresh_token_on_the_next_materialization
 
 def test_a_job_that_completed_is_found_again_not_restarted() -> None:
     client = FakeOmicsClient(polls_to_finish=1)
-    store, time = store_for(client), FakeTime()
+    store, clock = store_for(client), FakeTime()
 
-    first = import_read_sets(store, "EXP-1", [paired()], wait=waiting(store, time))
-    again = import_read_sets(store, "EXP-1", [paired()], wait=waiting(store, time))
+    first = import_read_sets(store, "EXP-1", [paired()], wait=waiting(store, clock))
+    again = import_read_sets(store, "EXP-1", [paired()], wait=waiting(store, clock))
 
     assert first.status == again.status == "COMPLETED" and again.job_id == first.job_id
     assert len(client.jobs) == 1
@@ -266,23 +266,23 @@ def test_a_job_that_completed_is_found_again_not_restarted() -> None:
 
 def test_waiting_past_the_timeout_raises_naming_the_job_and_its_last_status() -> None:
     client = FakeOmicsClient(polls_to_finish=1000)
-    store, time = store_for(client), FakeTime()
+    store, clock = store_for(client), FakeTime()
     job_id = store.start_import([single()], client_token="t1")
 
     with pytest.raises(OmicsImportTimeout, match=f"{job_id} is still IN_PROGRESS after 100s") as raised:
-        waiting(store, time, timeout=100)(job_id)
+        waiting(store, clock, timeout=100)(job_id)
 
     assert raised.value.job_id == job_id
-    assert time.sleeps == [30, 30, 30, 10]
-    assert time.now == 100
+    assert clock.sleeps == [30, 30, 30, 10]
+    assert clock.now == 100
 
 
 def test_a_job_finishing_during_the_last_sleep_is_returned_not_timed_out() -> None:
     client = FakeOmicsClient(polls_to_finish=3)
-    store, time = store_for(client), FakeTime()
+    store, clock = store_for(client), FakeTime()
     job_id = store.start_import([single()], client_token="t1")
 
-    assert waiting(store, time, timeout=60)(job_id).status == "COMPLETED"
+    assert waiting(store, clock, timeout=60)(job_id).status == "COMPLETED"
 
 
 def test_an_unknown_job_is_reported_as_an_import_error() -> None:

@@ -14,18 +14,16 @@ a second.
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import botocore.client
 import dagster as dg
 import pytest
 
 from labmesh_dagster.connectors.aws import make_client
 from labmesh_dagster.core.keys import Zone
 from labmesh_dagster.steps.landing import list_quarantine
+from labmesh_dagster_tests.aws_fakes import ServiceClients
 from labmesh_dagster_tests.conftest import Lab, aws_settings
 
 RECORD = {"id": "EXP-1", "title": "Event driven", "samples": ["S1"], "platform": "MiSeq"}
@@ -40,7 +38,20 @@ def queues(moto_endpoint: str, s3_buckets: dict[str, str]) -> dict[str, str]:
 
 
 @pytest.fixture
-def aws_lab(tmp_path: Path, moto_endpoint: str, s3_buckets: dict[str, str], queues: dict[str, str], instance) -> Lab:
+def clients() -> ServiceClients:
+    """boto3 clients over moto's server, every AWS operation the lab makes recorded."""
+    return ServiceClients()
+
+
+@pytest.fixture
+def aws_lab(
+    tmp_path: Path,
+    moto_endpoint: str,
+    s3_buckets: dict[str, str],
+    queues: dict[str, str],
+    instance: dg.DagsterInstance,
+    clients: ServiceClients,
+) -> Lab:
     settings = aws_settings(
         tmp_path / "home",
         moto_endpoint,
@@ -48,7 +59,7 @@ def aws_lab(tmp_path: Path, moto_endpoint: str, s3_buckets: dict[str, str], queu
         LABMESH_SQS_LANDING_QUEUE_URL=queues["landing"],
         LABMESH_SQS_FINAL_QUEUE_URL=queues["final"],
     )
-    return Lab(settings, instance)
+    return Lab(settings, instance, clients)
 
 
 @pytest.fixture
@@ -57,17 +68,9 @@ def s3(moto_endpoint: str, aws_environment: None) -> Any:
 
 
 @pytest.fixture
-def api_calls(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
-    """Every AWS operation any client makes, through botocore's one call path."""
-    calls: list[str] = []
-    real = botocore.client.BaseClient._make_api_call
-
-    def recording(self, operation_name, api_params):  # type: ignore[no-untyped-def]
-        calls.append(operation_name)
-        return real(self, operation_name, api_params)
-
-    monkeypatch.setattr(botocore.client.BaseClient, "_make_api_call", recording)
-    yield calls
+def api_calls(clients: ServiceClients) -> list[str]:
+    """Every AWS operation the lab's clients make."""
+    return clients.calls
 
 
 def registered(lab: Lab) -> None:
@@ -291,7 +294,7 @@ def test_files_whose_run_failed_get_another_run_in_the_next_retry_period(
 
     assert lab.tick("landing_sensor").run_requests == []
     assert lab.tick("landing_retry_sensor").run_requests == []  # not waiting long enough yet
-    time.sleep(6.2)
+    lab.clock.advance(6.2)
     [retry] = lab.tick("landing_retry_sensor").run_requests
 
     assert retry.partition_key == "EXP-1" and retry.run_key != lost.run_key

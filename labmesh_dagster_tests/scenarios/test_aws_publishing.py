@@ -24,10 +24,10 @@ import pytest
 
 from labmesh_dagster.connectors.catalog.base import SearchHit, SearchQuery
 from labmesh_dagster.core.keys import ObjectKey, Zone
-from labmesh_dagster.defs import resources
 from labmesh_dagster.lineage.graph import build_graph
 from labmesh_dagster.steps.content import dataset_documents
 from labmesh_dagster.steps.manifests import read_manifest
+from labmesh_dagster_tests.aws_fakes import ServiceClients
 from labmesh_dagster_tests.conftest import Lab, aws_settings, make_settings
 from labmesh_dagster_tests.fake_datazone import FakeDataZoneClient
 from labmesh_dagster_tests.fake_kendra import FakeKendraClient
@@ -58,24 +58,19 @@ class Publishing:
     datazone: FakeDataZoneClient
     kendra: FakeKendraClient
     throttled: list[ThrottledShare]
+    clients: ServiceClients
 
 
 @pytest.fixture
-def publishing(monkeypatch: pytest.MonkeyPatch) -> Callable[[float], Publishing]:
+def publishing() -> Callable[[float], Publishing]:
     """The two fakes, handed out for "datazone" and "kendra"; ``share`` of their calls throttled."""
 
     def install(share: float = 0.0) -> Publishing:
-        fakes = Publishing(FakeDataZoneClient(lineage_reads_to_finish=0), FakeKendraClient(reads_to_index=0), [])
-        clients: dict[str, Any] = {"datazone": fakes.datazone, "kendra": fakes.kendra}
+        datazone, kendra = FakeDataZoneClient(lineage_reads_to_finish=0), FakeKendraClient(reads_to_index=0)
+        fakes = Publishing(datazone, kendra, [], ServiceClients({"datazone": datazone, "kendra": kendra}))
         if share:
-            fakes.throttled = [ThrottledShare(fakes.datazone, share), ThrottledShare(fakes.kendra, share, seed=11)]
-            clients = {"datazone": fakes.throttled[0], "kendra": fakes.throttled[1]}
-        real = resources.aws_client
-
-        def client(service: str, **where: Any) -> Any:
-            return clients[service] if service in clients else real(service, **where)
-
-        monkeypatch.setattr(resources, "aws_client", client)
+            fakes.throttled = [ThrottledShare(datazone, share), ThrottledShare(kendra, share, seed=11)]
+            fakes.clients.fakes = {"datazone": fakes.throttled[0], "kendra": fakes.throttled[1]}
         return fakes
 
     return install
@@ -92,7 +87,7 @@ def published_lab(tmp_path: Path, instance: dg.DagsterInstance, fakes: Publishin
         LABMESH_KENDRA_INDEX_ID=fakes.kendra.index_id,
         LABMESH_KENDRA_MAX_CALLS_PER_SECOND="500",
     )
-    return Lab(settings, instance)
+    return Lab(settings, instance, fakes.clients)
 
 
 @pytest.fixture
@@ -182,6 +177,7 @@ def test_every_facet_finds_in_datazone_what_the_registry_finds(aws_lab: tuple[La
     assert fakes.datazone.call_counts["SearchListings"] >= len(FACET_QUERIES)
 
 
+@pytest.mark.slow
 def test_rematerializing_everything_adds_no_asset_document_or_lineage_edge(aws_lab: tuple[Lab, Publishing]) -> None:
     lab, fakes = aws_lab
     run_flow(lab)
@@ -200,6 +196,7 @@ def test_rematerializing_everything_adds_no_asset_document_or_lineage_edge(aws_l
     assert build_graph([json.loads(e.event) for e in fakes.datazone.lineage_events.values()]).edges == edges
 
 
+@pytest.mark.slow
 def test_a_fifth_of_datazone_and_kendra_calls_throttled_still_publishes_everything(
     tmp_path: Path, instance: dg.DagsterInstance, publishing: Callable[..., Publishing], request: Any
 ) -> None:
@@ -218,6 +215,7 @@ def test_a_fifth_of_datazone_and_kendra_calls_throttled_still_publishes_everythi
     assert checks and all(check.passed for check in checks)
 
 
+@pytest.mark.slow
 def test_the_local_profile_answers_every_search_as_the_aws_profile_does(
     tmp_path: Path, instance: dg.DagsterInstance, aws_lab: tuple[Lab, Publishing]
 ) -> None:
@@ -248,16 +246,15 @@ def test_a_document_kendra_fails_fails_the_content_check_and_keeps_the_data_publ
 
 
 def test_labmesh_datazone_bootstrap_sets_up_the_domain_once(
-    aws_lab: tuple[Lab, Publishing], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    aws_lab: tuple[Lab, Publishing], capsys: pytest.CaptureFixture[str]
 ) -> None:
     from labmesh_dagster import cli
 
     lab, fakes = aws_lab
-    monkeypatch.setattr(cli.Settings, "from_env", classmethod(lambda cls, environ=None: lab.settings))
 
-    assert cli.main(["datazone", "bootstrap"]) == 0
+    assert cli.main(["datazone", "bootstrap"], settings=lab.settings, clients=lab.clients) == 0
     first = capsys.readouterr().out
-    assert cli.main(["datazone", "bootstrap"]) == 0
+    assert cli.main(["datazone", "bootstrap"], settings=lab.settings, clients=lab.clients) == 0
     again = capsys.readouterr().out
 
     assert "LabmeshExperimentForm (revision 1)" in first and "created now: nothing" not in first

@@ -11,12 +11,16 @@ a failed materialization is recorded as FAIL with its error; and
 
 from __future__ import annotations
 
+import errno
 import json
+from typing import Any
 
 import pytest
 
 from labmesh_dagster import cli
 from labmesh_dagster.connectors.lineage.sqlite import SqliteLineageLog
+from labmesh_dagster.connectors.store.local import LocalObjectStore
+from labmesh_dagster.core.keys import ObjectKey
 from labmesh_dagster.lineage.graph import build_graph
 from labmesh_dagster_tests.conftest import Lab
 from labmesh_dagster_tests.lineage.schemas import validate_event
@@ -64,6 +68,7 @@ def test_each_materialization_records_schema_valid_start_and_complete(any_lab: L
     )
 
 
+@pytest.mark.slow
 def test_rematerializing_adds_runs_but_no_edge_or_dataset(any_lab: Lab) -> None:
     run_flow(any_lab)
     before = build_graph(lineage_events(any_lab))
@@ -82,12 +87,15 @@ def test_rematerializing_adds_runs_but_no_edge_or_dataset(any_lab: Lab) -> None:
 
 def test_a_failed_materialization_is_recorded_as_fail_with_its_error(lab: Lab, monkeypatch: pytest.MonkeyPatch) -> None:
     run_flow(lab)
-    from labmesh_dagster.defs import dataset_assets
+    lab.put_final("EXP-42", "report/addendum.md", b"# Addendum\n")
+    real_put = LocalObjectStore.put
 
-    def broken(*args: object, **kwargs: object) -> None:
-        raise OSError("No space left on device")
+    def disk_full_for_manifests(self: LocalObjectStore, key: ObjectKey, data: Any) -> Any:
+        if key.is_labmesh_internal:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_put(self, key, data)
 
-    monkeypatch.setattr(dataset_assets, "publish_dataset", broken)
+    monkeypatch.setattr(LocalObjectStore, "put", disk_full_for_manifests)
     result = lab.materialize("final_dataset", partition="EXP-42", raise_on_error=False)
 
     assert not result.success

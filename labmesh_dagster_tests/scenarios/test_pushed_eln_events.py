@@ -23,7 +23,7 @@ from labmesh_dagster.connectors.eln.base import ElnPoll
 from labmesh_dagster.connectors.eln.folder import FolderEln
 from labmesh_dagster.connectors.eln.inbox import SqliteInbox
 from labmesh_dagster.core.keys import Zone
-from labmesh_dagster.defs import sensors
+from labmesh_dagster.steps.store_event_intake import EVENT_VISIBILITY_SECONDS
 from labmesh_dagster_tests.conftest import Lab
 
 SECRET = "whsec_" + base64.b64encode(b"lims-shared-secret-0123456789abc").decode()
@@ -66,14 +66,14 @@ def test_an_event_delivered_three_times_registers_the_experiment_once(lab: Lab) 
     assert SqliteInbox(lab.settings.inbox_path).pending() == 0
 
 
-def test_a_tick_lost_in_a_crash_hands_its_events_out_again(lab: Lab, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(sensors, "EVENT_VISIBILITY_SECONDS", 0)
+def test_a_tick_lost_in_a_crash_hands_its_events_out_again(lab: Lab) -> None:
     lab.write_record("exp7.yaml", RECORD)
     deliver(lab)
     before = dict(lab.cursors)
 
     lab.tick("eln_sensor")  # the tick read the event, then the daemon died: no run, cursor not saved
     lab.cursors = before
+    lab.clock.advance(EVENT_VISIBILITY_SECONDS + 1)  # the event is handed out again once its visibility lapses
     [run] = lab.run_sensor("eln_sensor")
 
     assert run.success and lab.catalog.get_experiment("EXP-7") is not None

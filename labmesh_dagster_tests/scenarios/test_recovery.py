@@ -91,7 +91,7 @@ def test_landing_files_whose_run_failed_are_tried_again_each_retry_period(tmp_pa
     lab.run_keys.add(lost.run_key)  # the run failed after every retry
 
     assert lab.run_sensor("landing_sensor") == []
-    time.sleep(2.2)
+    lab.clock.advance(2.2)
     [result] = lab.run_sensor("landing_sensor")
 
     assert result.success and lab.keys(Zone.LANDING) == []

@@ -8,7 +8,10 @@ what is already in quarantine is left alone. `batch_fingerprint` ignores order
 and notices rewrites. `quarantine_object` writes a reason note, then moves
 the file (a rename locally, a verified copy-then-delete elsewhere), so a failed
 copy, a vanished file or a second file of the same name loses nothing;
-`list_quarantine` reports each quarantined file with its reason.
+`list_quarantine` reports each quarantined file with its reason. Of the
+folders a tick leaves files in, listing again is due once the experiment is
+registered or its grace is over; a folder left with files still being written
+or past the quarantine budget is looked at again on the next tick.
 """
 
 from __future__ import annotations
@@ -29,7 +32,10 @@ from labmesh_dagster.steps.landing import (
     LandingPlan,
     QuarantinedObject,
     batch_fingerprint,
+    due_folders,
+    folders_to_look_at_again,
     landing_run_key,
+    list_folder,
     list_quarantine,
     note_key,
     plan_landing,
@@ -54,7 +60,7 @@ def plan(objects: list[ObjectInfo], registered: frozenset[str] = frozenset({"EXP
 
 
 def names(pairs: list[tuple[ObjectInfo, str]]) -> list[str]:
-    return [info.key.key for info, _ in pairs]
+    return [info.key.path for info, _ in pairs]
 
 
 def test_settled_files_of_registered_experiments_are_ready_grouped_by_experiment() -> None:
@@ -119,7 +125,7 @@ def test_a_file_outside_any_valid_experiment_folder_is_quarantined_at_once() -> 
     result = plan([loose, bad_id, hidden])
 
     assert names(result.quarantine) == ["loose-file.fastq", "bad id/reads.fastq", ".DS_Store/x"]
-    reasons = {info.key.key: reason for info, reason in result.quarantine}
+    reasons = {info.key.path: reason for info, reason in result.quarantine}
     assert "not inside an experiment folder" in reasons["loose-file.fastq"]
     assert "invalid experiment id 'bad id'" in reasons["bad id/reads.fastq"]
     assert result.ready == {} and result.waiting == []
@@ -169,7 +175,7 @@ def land(store: LocalObjectStore, key: str, content: bytes) -> ObjectInfo:
 
 
 def landing_contents(store: LocalObjectStore) -> dict[str, bytes]:
-    return {info.key.key: store.read_bytes(info.key) for info in store.list(Zone.LANDING)}
+    return {info.key.path: store.read_bytes(info.key) for info in store.list(Zone.LANDING)}
 
 
 def test_quarantine_moves_the_file_aside_with_a_note_saying_why(store: LocalObjectStore) -> None:
@@ -182,7 +188,7 @@ def test_quarantine_moves_the_file_aside_with_a_note_saying_why(store: LocalObje
     assert not store.exists(info.key)
     assert store.read_bytes(target) == b"@r\nACGT\n+\nIIII\n"
     note = json.loads(store.read_bytes(note_key(target)))
-    assert note_key(target).key == "_quarantine-notes/bad id/reads.fastq.json"
+    assert note_key(target).path == "_quarantine-notes/bad id/reads.fastq.json"
     assert note == {
         "original_key": "landing/bad id/reads.fastq",
         "reason": "invalid experiment id 'bad id'",
@@ -264,7 +270,7 @@ def test_quarantine_works_by_rename_and_by_verified_copy(tmp_path: Path, store_c
         "_quarantine/bad id/run/reads.fastq": b"data",
         "_quarantine-notes/bad id/run/reads.fastq.json": ANY,
     }
-    assert target.key == "_quarantine/bad id/run/reads.fastq"
+    assert target.path == "_quarantine/bad id/run/reads.fastq"
     assert not store.exists(info.key)
 
 
@@ -276,7 +282,7 @@ def test_a_copy_that_does_not_verify_keeps_the_original_and_leaves_no_damaged_co
         quarantine_object(store, info, "bad id", now=NOW)
 
     assert store.read_bytes(info.key) == b"precious"
-    assert [item.key.key for item in list_quarantine(store)] == []
+    assert [item.key.path for item in list_quarantine(store)] == []
 
 
 def test_a_file_that_vanished_before_quarantine_is_no_error(store: LocalObjectStore) -> None:
@@ -351,7 +357,7 @@ def test_the_retry_sweep_lists_landing_in_slices_and_restarts_each_period(tmp_pa
         listed, last, after = retry_sweep(
             store, last_sweep=last, sweep_after=after, now=at, retry_seconds=3600, limit=3
         )
-        return [info.key.key for info in listed], last, after
+        return [info.key.path for info in listed], last, after
 
     assert sweep(None, None) == (["EXP-1/0.fastq", "EXP-1/1.fastq", "EXP-1/2.fastq"], None, "EXP-1/2.fastq")
     assert sweep(None, "EXP-1/2.fastq") == (["EXP-1/3.fastq", "EXP-1/4.fastq", "EXP-1/5.fastq"], None, "EXP-1/5.fastq")
@@ -377,4 +383,34 @@ def test_only_files_of_registered_experiments_waiting_a_whole_period_are_retried
 
     batches = stale_batches(listed, {"EXP-1"}.__contains__, now=now, retry_seconds=3600)
 
-    assert {exp: [i.key.key for i in files] for exp, files in batches.items()} == {"EXP-1": ["EXP-1/a.fastq"]}
+    assert {exp: [i.key.path for i in files] for exp, files in batches.items()} == {"EXP-1": ["EXP-1/a.fastq"]}
+
+
+def test_folders_of_unregistered_experiments_are_due_once_registered_or_past_their_grace() -> None:
+    pending = {
+        "EXP-1": NOW - timedelta(seconds=5),  # registered now
+        "EXP-9": NOW - timedelta(seconds=60),  # unknown, still in its grace
+        "EXP-8": NOW - timedelta(seconds=GRACE),  # unknown, grace over
+    }
+
+    assert due_folders(pending, {"EXP-1"}.__contains__, now=NOW, grace_seconds=GRACE) == ["EXP-1", "EXP-8"]
+
+
+def test_folders_left_with_files_not_waiting_for_a_registration_are_looked_at_again() -> None:
+    sorted_ = plan([landed("EXP-1/new.fastq", 1), landed("EXP-7/a.fastq", 60), landed("EXP-1/old.fastq", 60)])
+
+    again = folders_to_look_at_again(sorted_, [landed("bad id/x.fastq", 60), landed("stray.fastq", 60)])
+
+    assert again == {"EXP-1", "bad id", "stray.fastq"}  # EXP-7 waits for its record, not for a tick
+
+
+def test_a_folder_is_listed_with_the_file_of_its_name_but_not_its_longer_namesakes(tmp_path: Path) -> None:
+    store = LocalObjectStore(tmp_path)
+    for key in ("EXP-1/a.fastq", "EXP-1/run/b.fastq", "EXP-10/c.fastq", "stray.fastq"):
+        store.put(ObjectKey(Zone.LANDING, key), b"x")
+
+    assert [info.key.path for info in list_folder(store, Zone.LANDING, "EXP-1")] == [
+        "EXP-1/a.fastq",
+        "EXP-1/run/b.fastq",
+    ]
+    assert [info.key.path for info in list_folder(store, Zone.LANDING, "stray.fastq")] == ["stray.fastq"]

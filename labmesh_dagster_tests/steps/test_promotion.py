@@ -44,7 +44,7 @@ def raw(key: str) -> ObjectKey:
 
 
 def keys(store: LocalObjectStore, zone: Zone) -> list[str]:
-    return [info.key.key for info in store.list(zone)]
+    return [info.key.path for info in store.list(zone)]
 
 
 @pytest.fixture
@@ -76,7 +76,7 @@ def test_promoting_an_experiment_moves_all_its_files_and_no_one_elses(store: Loc
     report = promote_experiment(store, "EXP-1", settled_before=LATER)
 
     assert report.failed == []
-    assert [item.source.key for item in report.promoted] == sorted(files)
+    assert [item.source.path for item in report.promoted] == sorted(files)
     assert report.source_checksums() == {f"raw/{key}": str(sha(content)) for key, content in files.items()}
     assert {key: store.read_bytes(raw(key)) for key in keys(store, Zone.RAW)} == files
     assert keys(store, Zone.LANDING) == ["EXP-10/other.fastq"]
@@ -120,7 +120,7 @@ def test_a_failed_file_is_reported_alone_and_the_others_are_promoted(tmp_path: P
 
     report = promote_experiment(store, "EXP-1", settled_before=LATER)
 
-    assert [item.source.key for item in report.promoted] == ["EXP-1/a.fastq", "EXP-1/z.fastq"]
+    assert [item.source.path for item in report.promoted] == ["EXP-1/a.fastq", "EXP-1/z.fastq"]
     [failure] = report.failed
     assert failure.source == landing("EXP-1/reads.bad")
     assert "checksum mismatch for landing/EXP-1/reads.bad" in failure.reason
@@ -145,7 +145,7 @@ def test_a_file_that_vanishes_mid_way_is_skipped_not_failed(tmp_path: Path) -> N
 
     report = promote_experiment(store, "EXP-1", settled_before=LATER)
 
-    assert [item.source.key for item in report.promoted] == ["EXP-1/a.fastq"]
+    assert [item.source.path for item in report.promoted] == ["EXP-1/a.fastq"]
     assert report.failed == []
     assert keys(store, Zone.RAW) == ["EXP-1/a.fastq"]
 
@@ -202,7 +202,7 @@ def test_files_still_being_written_are_left_in_landing(store: LocalObjectStore) 
 
     report = promote_experiment(store, "EXP-1", settled_before=datetime.now(UTC) - timedelta(minutes=1))
 
-    assert [p.source.key for p in report.promoted] == ["EXP-1/old.fastq"]
+    assert [p.source.path for p in report.promoted] == ["EXP-1/old.fastq"]
     assert report.not_settled == [landing("EXP-1/new.fastq")]
     assert keys(store, Zone.LANDING) == ["EXP-1/new.fastq"]
 
@@ -214,7 +214,7 @@ def test_the_same_file_delivered_again_is_verified_and_cleared_from_landing(stor
 
     report = promote_experiment(store, "EXP-1", settled_before=LATER)
 
-    assert [(p.source.key, p.already_in_raw) for p in report.promoted] == [("EXP-1/S1.fastq", True)]
+    assert [(p.source.path, p.already_in_raw) for p in report.promoted] == [("EXP-1/S1.fastq", True)]
     assert keys(store, Zone.LANDING) == [] and store.read_bytes(raw("EXP-1/S1.fastq")) == b"reads"
 
 
@@ -256,7 +256,7 @@ def test_a_writer_racing_into_raw_never_has_its_file_overwritten(tmp_path: Path,
         assert [info.key for info, _ in report.conflicts] == [landing("EXP-1/S1.fastq")]
         assert store.read_bytes(landing("EXP-1/S1.fastq")) == b"reads"
     else:
-        assert [(p.source.key, p.already_in_raw) for p in report.promoted] == [("EXP-1/S1.fastq", True)]
+        assert [(p.source.path, p.already_in_raw) for p in report.promoted] == [("EXP-1/S1.fastq", True)]
         assert keys(store, Zone.LANDING) == []
 
 

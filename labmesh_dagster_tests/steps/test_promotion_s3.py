@@ -43,8 +43,8 @@ def test_promotion_copies_server_side_and_verifies_without_downloading(s3: tuple
 
     assert len(report.promoted) == 2 and report.failed == []
     assert "get_object" not in client.calls
-    assert [info.key.key for info in store.list(Zone.LANDING)] == []
-    assert sorted(info.key.key for info in store.list(Zone.RAW)) == ["EXP-1/S1 R2+%.fastq.gz", "EXP-1/S1_R1.fastq.gz"]
+    assert [info.key.path for info in store.list(Zone.LANDING)] == []
+    assert sorted(info.key.path for info in store.list(Zone.RAW)) == ["EXP-1/S1 R2+%.fastq.gz", "EXP-1/S1_R1.fastq.gz"]
 
 
 def test_a_copy_that_does_not_verify_keeps_the_landing_object(s3: tuple[S3ObjectStore, Any]) -> None:
@@ -107,6 +107,7 @@ class SlowDown:
         return AWSResponse(request.url, 503, {"Content-Type": "application/xml"}, Raw())
 
 
+@pytest.mark.slow
 def test_throttled_copies_are_retried_and_then_succeed(s3_buckets: dict[str, str], moto_endpoint: str) -> None:
     client = make_client("s3", endpoint_url=moto_endpoint, region_name="us-east-1")
     store = S3ObjectStore(client, s3_buckets)
@@ -120,6 +121,7 @@ def test_throttled_copies_are_retried_and_then_succeed(s3_buckets: dict[str, str
     assert list(store.list(Zone.LANDING)) == []
 
 
+@pytest.mark.slow
 def test_throttling_that_does_not_stop_fails_clearly_and_keeps_the_landing_object(
     s3_buckets: dict[str, str], moto_endpoint: str
 ) -> None:
@@ -156,6 +158,6 @@ def test_the_landing_object_is_deleted_only_if_it_is_still_the_version_copied(
 
     deletes = [kwargs for name, kwargs in client.requests if name == "delete_object"]
     assert deletes[0]["Key"] == "EXP-1/S1.fastq" and deletes[0]["IfMatch"] == f'"{etag}"'
-    assert sorted(f.source.key for f in report.failed) == ["EXP-1/S1.fastq", "EXP-1/S2.fastq"]
+    assert sorted(f.source.path for f in report.failed) == ["EXP-1/S1.fastq", "EXP-1/S2.fastq"]
     assert all("changed during promotion" in f.reason for f in report.failed)
-    assert sorted(info.key.key for info in store.list(Zone.LANDING)) == ["EXP-1/S1.fastq", "EXP-1/S2.fastq"]
+    assert sorted(info.key.path for info in store.list(Zone.LANDING)) == ["EXP-1/S1.fastq", "EXP-1/S2.fastq"]

@@ -80,7 +80,7 @@ def test_catalog_entries_that_drift_from_their_manifest_are_named(tmp_path: Path
     manifest = _raw_manifest(store)
     assert catalog_problems(None, manifest) == ["no catalog entry for raw/EXP-1"]
 
-    catalog.upsert_dataset("EXP-1", "raw", "loc", manifest)
+    catalog.upsert_dataset(manifest, "loc")
     assert catalog_problems(catalog.get_dataset("EXP-1", "raw"), manifest) == []
 
     a, b = manifest.entries

@@ -20,9 +20,10 @@ from labmesh_dagster.connectors.store.base import ObjectInfo
 from labmesh_dagster.connectors.store.local import LocalObjectStore
 from labmesh_dagster.connectors.store.s3 import MIB, S3ObjectStore
 from labmesh_dagster.core.checksums import CRC64NVME
+from labmesh_dagster.core.errors import LayoutError
 from labmesh_dagster.core.keys import ObjectKey, Zone
 from labmesh_dagster.sync.agent import SyncAgent, SyncOptions, file_checksums
-from labmesh_dagster.sync.layout import Layout, LayoutError
+from labmesh_dagster.sync.layout import Layout
 from labmesh_dagster.sync.ledger import Ledger
 from labmesh_dagster_tests.connectors.test_store_contract import CountingClient
 
@@ -47,14 +48,14 @@ class CountingStore(LocalObjectStore):
         if self.die_after is not None and len(self.puts) >= self.die_after:
             raise KeyboardInterrupt("the agent is dead: nothing more reaches the store")
         info = super().put(key, data)
-        self.puts.append(key.key)
+        self.puts.append(key.path)
         if self.die_after is not None and len(self.puts) >= self.die_after:
             raise KeyboardInterrupt("killed right after an upload, before the ledger")
         return info
 
 
 def landing_keys(store: Any) -> list[str]:
-    return [info.key.key for info in store.list(Zone.LANDING)]
+    return [info.key.path for info in store.list(Zone.LANDING)]
 
 
 def agent(
@@ -81,7 +82,7 @@ def test_a_file_still_being_written_waits_for_its_quiet_period(tmp_path: Path) -
 
     report = sync.run_once()
 
-    assert [key.key for key in report.uploaded] == ["EXP-1/S1_R1.fastq"]
+    assert [key.path for key in report.uploaded] == ["EXP-1/S1_R1.fastq"]
     assert store.read_bytes(report.uploaded[0]) == b"@r1\nACGT\n+\nIIII\n"
     assert sync.run_once().uploaded == []  # in the ledger now
 
@@ -101,7 +102,7 @@ def test_marker_mode_uploads_a_run_folder_only_once_its_marker_is_there(tmp_path
     (watch / "260101_M00001_0001" / "CopyComplete.txt").write_text("")
     report = sync.run_once()
 
-    assert sorted(key.key for key in report.uploaded) == [
+    assert sorted(key.path for key in report.uploaded) == [
         "EXP-1/260101_M00001_0001/CopyComplete.txt",
         "EXP-1/260101_M00001_0001/Data/S1_R1.fastq.gz",
         "EXP-1/260101_M00001_0001/RunInfo.xml",
@@ -126,7 +127,7 @@ def test_a_killed_agent_restarts_and_leaves_each_file_exactly_once(tmp_path: Pat
     assert sorted(restarted.puts) == sorted(
         f"EXP-1/S{n}.fastq" for n in range(6) if f"EXP-1/S{n}.fastq" not in dying.puts
     )
-    assert [key.key for key in report.already_there] == [dying.puts[-1]]
+    assert [key.path for key in report.already_there] == [dying.puts[-1]]
     assert Ledger(tmp_path / "ledger.sqlite").count() == 6
 
 
@@ -142,7 +143,7 @@ def test_a_layout_places_files_by_experiment_and_reports_what_it_cannot(tmp_path
 
     report = sync.run_once()
 
-    assert [key.key for key in report.uploaded] == ["EXP-7/run1/S1.fastq"]
+    assert [key.path for key in report.uploaded] == ["EXP-7/run1/S1.fastq"]
     assert sorted(report.unplaced) == ["bad id/z.txt", "stray.txt"]
     with pytest.raises(LayoutError):
         Layout(pattern="{experiment}")
@@ -158,7 +159,7 @@ def test_the_agent_uploads_to_s3_and_verifies_by_checksum(
 
     report = agent(watch, store, tmp_path / "ledger.sqlite", clock, quiet_seconds=0).run_once()
 
-    assert [key.key for key in report.uploaded] == ["EXP-1/S1 R1+%.fastq"]
+    assert [key.path for key in report.uploaded] == ["EXP-1/S1 R1+%.fastq"]
     assert store.read_bytes(report.uploaded[0]) == (watch / "S1 R1+%.fastq").read_bytes()
 
 

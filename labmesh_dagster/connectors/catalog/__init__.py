@@ -6,7 +6,6 @@ from labmesh_dagster.connectors.catalog.base import (
     DatasetRecord,
     ExperimentSummary,
     FileHit,
-    LineageEdge,
     SearchHit,
     SearchQuery,
 )
@@ -17,7 +16,6 @@ __all__ = [
     "DatasetRecord",
     "ExperimentSummary",
     "FileHit",
-    "LineageEdge",
     "SearchHit",
     "SearchQuery",
 ]

@@ -1,19 +1,34 @@
-"""The catalog port: experiments and their datasets, searchable, with lineage.
+"""The catalog port: experiments and their datasets, searchable.
 
-Upserts are keyed by experiment and by (experiment, dataset): publishing the
+Upserts are keyed by experiment and by (experiment, zone): publishing the
 same content again changes nothing, and publishing new content makes a new
 revision of the same entry, never a second entry. That is what makes every
-materialization safe to repeat.
+materialization safe to repeat. Each revision records the Dagster run that
+made it. Lineage is not the catalog's: it is kept as OpenLineage run events
+(`connectors.lineage`).
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterable
 from dataclasses import dataclass
 
+from labmesh_dagster.core.errors import LabmeshError
 from labmesh_dagster.core.experiment import ExperimentRecord
+from labmesh_dagster.core.keys import Zone
 from labmesh_dagster.core.manifest import Manifest, ManifestEntry
+
+
+class CatalogUnavailable(LabmeshError):
+    """The catalog service kept failing (throttling, 5xx, access, network) after its retries."""
+
+
+class ExperimentNotRegistered(LabmeshError, LookupError):
+    """A dataset published for an experiment the catalog does not know: `experiment` must run first."""
+
+    def __init__(self, experiment_id: str) -> None:
+        self.experiment_id = experiment_id
+        super().__init__(f"experiment {experiment_id} is not registered in the catalog; materialize `experiment` first")
 
 
 @dataclass(frozen=True)
@@ -27,24 +42,16 @@ class CatalogEntry:
 
 @dataclass(frozen=True)
 class DatasetRecord:
-    """A dataset as the catalog holds it."""
+    """A dataset as the catalog holds it, with the run that made its current revision."""
 
     entry_id: str
     experiment_id: str
-    dataset: str
+    zone: Zone
     location: str
     revision: int
     manifest_digest: str
     files: tuple[ManifestEntry, ...]
-
-
-@dataclass(frozen=True)
-class LineageEdge:
-    """``target`` was made from ``source`` by ``activity`` (keys as ``<zone>/<key>``)."""
-
-    source: str
-    target: str
-    activity: str
+    run_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -93,14 +100,17 @@ class ExperimentSummary:
     revision: int
     datasets: dict[str, int]
     archived: bool = False
+    run_id: str | None = None
 
 
 class Catalog(ABC):
     """Where experiments and datasets are registered and found."""
 
     @abstractmethod
-    def upsert_experiment(self, record: ExperimentRecord, locations: dict[str, str]) -> CatalogEntry:
-        """Register or update an experiment and where its data lives."""
+    def upsert_experiment(
+        self, record: ExperimentRecord, locations: dict[str, str], *, run_id: str | None = None
+    ) -> CatalogEntry:
+        """Register or update an experiment and where its data lives; ``run_id`` made the revision."""
 
     @abstractmethod
     def get_experiment(self, experiment_id: str) -> ExperimentRecord | None:
@@ -111,20 +121,15 @@ class Catalog(ABC):
         """Fingerprint of every registered experiment, to tell changed ELN records from unchanged ones."""
 
     @abstractmethod
-    def upsert_dataset(self, experiment_id: str, dataset: str, location: str, manifest: Manifest) -> CatalogEntry:
-        """Register or update one experiment's dataset with all its files."""
+    def upsert_dataset(self, manifest: Manifest, location: str, *, run_id: str | None = None) -> CatalogEntry:
+        """Register or update the dataset ``manifest`` lists (an experiment's files in one zone).
+
+        Raises `ExperimentNotRegistered` for an experiment the catalog does not know.
+        """
 
     @abstractmethod
-    def get_dataset(self, experiment_id: str, dataset: str) -> DatasetRecord | None:
+    def get_dataset(self, experiment_id: str, zone: Zone) -> DatasetRecord | None:
         """The registered dataset, or None."""
-
-    @abstractmethod
-    def replace_lineage(self, experiment_id: str, dataset: str, edges: Iterable[LineageEdge]) -> None:
-        """Set the edges that produced ``dataset`` (replacing earlier ones, so repeats add nothing)."""
-
-    @abstractmethod
-    def lineage(self, experiment_id: str) -> list[LineageEdge]:
-        """Every recorded edge of an experiment."""
 
     @abstractmethod
     def search(self, query: SearchQuery) -> list[SearchHit]:

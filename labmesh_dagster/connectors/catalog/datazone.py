@@ -65,9 +65,10 @@ from labmesh_dagster.connectors.aws import PacedCaller, clear_failure, error_cod
 from labmesh_dagster.connectors.catalog.base import (
     Catalog,
     CatalogEntry,
+    CatalogUnavailable,
     DatasetRecord,
+    ExperimentNotRegistered,
     ExperimentSummary,
-    LineageEdge,
     SearchHit,
     SearchQuery,
 )
@@ -87,8 +88,8 @@ from labmesh_dagster.connectors.catalog.datazone_forms import (
     form_json,
     query_terms,
 )
-from labmesh_dagster.core.errors import LabmeshError
 from labmesh_dagster.core.experiment import ExperimentRecord
+from labmesh_dagster.core.keys import Zone
 from labmesh_dagster.core.manifest import Manifest
 
 GLOSSARY_NAME = "labmesh"
@@ -116,10 +117,6 @@ _CATEGORY_FIELDS = {
     "project": "project",
     "owner": "owner",
 }
-
-
-class CatalogUnavailable(LabmeshError):
-    """DataZone kept failing (throttling, 5xx, network) or refused a request, after retries."""
 
 
 @dataclass(frozen=True)
@@ -501,27 +498,31 @@ class DataZoneCatalog(Catalog):
 
     # Publishing.
 
-    def upsert_experiment(self, record: ExperimentRecord, locations: dict[str, str]) -> CatalogEntry:
+    def upsert_experiment(
+        self, record: ExperimentRecord, locations: dict[str, str], *, run_id: str | None = None
+    ) -> CatalogEntry:
         """Registry first, then the experiment's asset and (their experiment form changed with it) its datasets'."""
-        entry = self.registry.upsert_experiment(record, locations)
+        entry = self.registry.upsert_experiment(record, locations, run_id=run_id)
         self._ready()
         found = self._assets_of(record.id)
         wanted = [self._experiment_asset(record)]
         prefix = external_id(record.id) + ":"
         for asset in found.values():
-            if asset.external_id.startswith(prefix):
-                wanted.append(self._stored_dataset_asset(record, asset, asset.external_id[len(prefix) :]))
+            suffix = asset.external_id.removeprefix(prefix)
+            if asset.external_id.startswith(prefix) and suffix in set(Zone):
+                wanted.append(self._stored_dataset_asset(record, asset, Zone(suffix)))
         self._reconcile(record.id, wanted, found)
         return entry
 
-    def upsert_dataset(self, experiment_id: str, dataset: str, location: str, manifest: Manifest) -> CatalogEntry:
+    def upsert_dataset(self, manifest: Manifest, location: str, *, run_id: str | None = None) -> CatalogEntry:
         """Registry first (it refuses an unknown experiment), then the dataset's asset and its experiment's."""
-        entry = self.registry.upsert_dataset(experiment_id, dataset, location, manifest)
+        entry = self.registry.upsert_dataset(manifest, location, run_id=run_id)
+        experiment_id = manifest.experiment_id
         record = self.registry.get_experiment(experiment_id)
         if record is None:
-            raise LookupError(f"experiment {experiment_id} is not registered in the catalog")
+            raise ExperimentNotRegistered(experiment_id)
         self._ready()
-        wanted = [self._experiment_asset(record), self._dataset_asset(record, dataset, location, manifest)]
+        wanted = [self._experiment_asset(record), self._dataset_asset(record, manifest.zone, location, manifest)]
         self._reconcile(experiment_id, wanted, self._assets_of(experiment_id))
         return entry
 
@@ -551,26 +552,25 @@ class DataZoneCatalog(Catalog):
             glossary_terms=self._glossary_terms(record),
         )
 
-    def _dataset_asset(self, record: ExperimentRecord, dataset: str, location: str, manifest: Manifest) -> _Wanted:
-        content = dataset_form(manifest, location=location, record=record, dataset=dataset)
+    def _dataset_asset(self, record: ExperimentRecord, zone: Zone, location: str, manifest: Manifest) -> _Wanted:
+        content = dataset_form(manifest, location=location, record=record, dataset=zone)
         return _Wanted(
-            external_id=external_id(record.id, dataset),
-            name=_asset_name(record, dataset),
+            external_id=external_id(record.id, zone),
+            name=_asset_name(record, zone),
             description=record.description[:ASSET_DESCRIPTION_MAX],
             forms={EXPERIMENT_FORM: experiment_form(record), DATASET_FORM: content},
             glossary_terms=self._glossary_terms(record),
         )
 
-    def _stored_dataset_asset(self, record: ExperimentRecord, found: _Found, dataset: str) -> _Wanted:
+    def _stored_dataset_asset(self, record: ExperimentRecord, found: _Found, zone: Zone) -> _Wanted:
         """A published dataset rebuilt from the registry (or kept as it is, if the registry lost it)."""
-        stored: DatasetRecord | None = self.registry.get_dataset(record.id, dataset)
+        stored: DatasetRecord | None = self.registry.get_dataset(record.id, zone)
         if stored is None:
             kept = {EXPERIMENT_FORM: experiment_form(record), DATASET_FORM: found.forms.get(DATASET_FORM, {})}
             asset = replace(self._experiment_asset(record), external_id=found.external_id, forms=kept)
-            return replace(asset, name=_asset_name(record, dataset))
-        zone = str(found.forms.get(DATASET_FORM, {}).get("zone") or dataset)
+            return replace(asset, name=_asset_name(record, zone))
         manifest = Manifest(experiment_id=record.id, zone=zone, entries=stored.files)
-        return self._dataset_asset(record, dataset, stored.location, manifest)
+        return self._dataset_asset(record, zone, stored.location, manifest)
 
     def _assets_of(self, experiment_id: str) -> dict[str, _Found]:
         """The experiment's asset and its datasets' assets, by externalIdentifier, from one inventory Search."""
@@ -745,14 +745,8 @@ class DataZoneCatalog(Catalog):
     def experiment_fingerprints(self) -> dict[str, str]:
         return self.registry.experiment_fingerprints()
 
-    def get_dataset(self, experiment_id: str, dataset: str) -> DatasetRecord | None:
-        return self.registry.get_dataset(experiment_id, dataset)
-
-    def replace_lineage(self, experiment_id: str, dataset: str, edges: Iterable[LineageEdge]) -> None:
-        self.registry.replace_lineage(experiment_id, dataset, edges)
-
-    def lineage(self, experiment_id: str) -> list[LineageEdge]:
-        return self.registry.lineage(experiment_id)
+    def get_dataset(self, experiment_id: str, zone: Zone) -> DatasetRecord | None:
+        return self.registry.get_dataset(experiment_id, zone)
 
     def set_archived(self, experiment_id: str, archived: bool) -> bool:
         return self.registry.set_archived(experiment_id, archived)

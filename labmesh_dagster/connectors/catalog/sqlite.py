@@ -1,4 +1,4 @@
-"""The local catalog: SQLite tables for experiments, datasets, files and lineage, FTS5 for search.
+"""The local catalog: SQLite tables for experiments, datasets and files, FTS5 for search.
 
 Several Dagster run processes publish at once, so every operation opens its own
 connection, the database runs in WAL mode, and writers wait on a busy timeout
@@ -9,6 +9,7 @@ it exactly in step with the tables (no duplicates, nothing stale).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -23,14 +24,15 @@ from labmesh_dagster.connectors.catalog.base import (
     Catalog,
     CatalogEntry,
     DatasetRecord,
+    ExperimentNotRegistered,
     ExperimentSummary,
     FileHit,
-    LineageEdge,
     SearchHit,
     SearchQuery,
 )
 from labmesh_dagster.connectors.sqlite_files import connect, transaction
 from labmesh_dagster.core.experiment import ExperimentRecord
+from labmesh_dagster.core.keys import Zone
 from labmesh_dagster.core.manifest import Manifest, ManifestEntry
 from labmesh_dagster.core.text import clean_text, words_of
 
@@ -45,7 +47,8 @@ CREATE TABLE IF NOT EXISTS experiments (
     record TEXT NOT NULL,
     locations TEXT NOT NULL,
     revision INTEGER NOT NULL,
-    updated_at TEXT NOT NULL
+    updated_at TEXT NOT NULL,
+    run_id TEXT
 );
 CREATE TABLE IF NOT EXISTS archived_experiments (
     experiment_id TEXT PRIMARY KEY REFERENCES experiments(experiment_id),
@@ -60,6 +63,7 @@ CREATE TABLE IF NOT EXISTS datasets (
     total_bytes INTEGER NOT NULL,
     revision INTEGER NOT NULL,
     updated_at TEXT NOT NULL,
+    run_id TEXT,
     PRIMARY KEY (experiment_id, dataset)
 );
 CREATE TABLE IF NOT EXISTS files (
@@ -70,14 +74,8 @@ CREATE TABLE IF NOT EXISTS files (
     PRIMARY KEY (experiment_id, dataset, key),
     FOREIGN KEY (experiment_id, dataset) REFERENCES datasets(experiment_id, dataset)
 );
-CREATE TABLE IF NOT EXISTS lineage (
-    experiment_id TEXT NOT NULL,
-    dataset TEXT NOT NULL,
-    source TEXT NOT NULL,
-    target TEXT NOT NULL,
-    activity TEXT NOT NULL,
-    PRIMARY KEY (source, target)
-);
+-- Lineage lives in the OpenLineage log; catalogs from before kept a copy of its edges here.
+DROP TABLE IF EXISTS lineage;
 CREATE VIRTUAL TABLE IF NOT EXISTS search_index USING fts5(
     experiment_id UNINDEXED,
     dataset UNINDEXED,
@@ -142,6 +140,10 @@ class SqliteCatalog(Catalog):
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self._connect() as db:
             db.executescript(SCHEMA)
+            for table in ("experiments", "datasets"):  # catalogs from before revisions named their run
+                if "run_id" not in {row["name"] for row in db.execute(f"PRAGMA table_info({table})")}:
+                    with contextlib.suppress(sqlite3.OperationalError):  # another process added it first
+                        db.execute(f"ALTER TABLE {table} ADD COLUMN run_id TEXT")
 
     def _connect(self) -> AbstractContextManager[sqlite3.Connection]:
         return connect(self.path, foreign_keys=True)
@@ -149,7 +151,9 @@ class SqliteCatalog(Catalog):
     def _transaction(self) -> AbstractContextManager[sqlite3.Connection]:
         return transaction(self.path, foreign_keys=True)
 
-    def upsert_experiment(self, record: ExperimentRecord, locations: dict[str, str]) -> CatalogEntry:
+    def upsert_experiment(
+        self, record: ExperimentRecord, locations: dict[str, str], *, run_id: str | None = None
+    ) -> CatalogEntry:
         entry_id = f"experiment:{record.id}"
         locations_json = json.dumps(locations, sort_keys=True)
         with self._transaction() as db:
@@ -162,12 +166,13 @@ class SqliteCatalog(Catalog):
             db.execute(
                 """INSERT INTO experiments
                    (experiment_id, title, group_name, platform, created, fingerprint, record, locations,
-                    revision, updated_at)
-                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    revision, updated_at, run_id)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                    ON CONFLICT (experiment_id) DO UPDATE SET
                      title = excluded.title, group_name = excluded.group_name, platform = excluded.platform,
                      created = excluded.created, fingerprint = excluded.fingerprint, record = excluded.record,
-                     locations = excluded.locations, revision = excluded.revision, updated_at = excluded.updated_at""",
+                     locations = excluded.locations, revision = excluded.revision, updated_at = excluded.updated_at,
+                     run_id = excluded.run_id""",
                 (
                     record.id,
                     record.title,
@@ -179,6 +184,7 @@ class SqliteCatalog(Catalog):
                     locations_json,
                     revision,
                     _now(),
+                    run_id,
                 ),
             )
             self._reindex(db, record.id)
@@ -198,78 +204,72 @@ class SqliteCatalog(Catalog):
         with self._connect() as db:
             return {row[0]: row[1] for row in db.execute("SELECT experiment_id, fingerprint FROM experiments")}
 
-    def upsert_dataset(self, experiment_id: str, dataset: str, location: str, manifest: Manifest) -> CatalogEntry:
-        entry_id = f"dataset:{experiment_id}/{dataset}"
+    def upsert_dataset(self, manifest: Manifest, location: str, *, run_id: str | None = None) -> CatalogEntry:
+        experiment_id, zone = manifest.experiment_id, manifest.zone
+        entry_id = f"dataset:{experiment_id}/{zone}"
         digest = manifest.digest
         with self._transaction() as db:
             if not db.execute("SELECT 1 FROM experiments WHERE experiment_id = ?", (experiment_id,)).fetchone():
-                raise LookupError(
-                    f"experiment {experiment_id} is not registered in the catalog; materialize `experiment` first"
-                )
+                raise ExperimentNotRegistered(experiment_id)
             row = db.execute(
                 "SELECT manifest_digest, location, revision FROM datasets WHERE experiment_id = ? AND dataset = ?",
-                (experiment_id, dataset),
+                (experiment_id, zone),
             ).fetchone()
             if row and row["manifest_digest"] == digest and row["location"] == location:
                 return CatalogEntry(entry_id, row["revision"], changed=False)
             revision = row["revision"] + 1 if row else 1
             db.execute(
                 """INSERT INTO datasets
-                   (experiment_id, dataset, location, manifest_digest, file_count, total_bytes, revision, updated_at)
-                   VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                   (experiment_id, dataset, location, manifest_digest, file_count, total_bytes, revision, updated_at,
+                    run_id)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
                    ON CONFLICT (experiment_id, dataset) DO UPDATE SET
                      location = excluded.location, manifest_digest = excluded.manifest_digest,
                      file_count = excluded.file_count, total_bytes = excluded.total_bytes,
-                     revision = excluded.revision, updated_at = excluded.updated_at""",
-                (experiment_id, dataset, location, digest, manifest.file_count, manifest.total_bytes, revision, _now()),
+                     revision = excluded.revision, updated_at = excluded.updated_at, run_id = excluded.run_id""",
+                (
+                    experiment_id,
+                    zone,
+                    location,
+                    digest,
+                    manifest.file_count,
+                    manifest.total_bytes,
+                    revision,
+                    _now(),
+                    run_id,
+                ),
             )
-            db.execute("DELETE FROM files WHERE experiment_id = ? AND dataset = ?", (experiment_id, dataset))
+            db.execute("DELETE FROM files WHERE experiment_id = ? AND dataset = ?", (experiment_id, zone))
             db.executemany(
                 "INSERT INTO files (experiment_id, dataset, key, entry) VALUES (?, ?, ?, ?)",
                 [
-                    (experiment_id, dataset, entry.key, json.dumps(entry.to_dict(), sort_keys=True))
+                    (experiment_id, zone, entry.key, json.dumps(entry.to_dict(), sort_keys=True))
                     for entry in manifest.entries
                 ],
             )
             self._reindex(db, experiment_id)
         return CatalogEntry(entry_id, revision, changed=True)
 
-    def get_dataset(self, experiment_id: str, dataset: str) -> DatasetRecord | None:
+    def get_dataset(self, experiment_id: str, zone: Zone) -> DatasetRecord | None:
         with self._connect() as db:
             row = db.execute(
-                "SELECT * FROM datasets WHERE experiment_id = ? AND dataset = ?", (experiment_id, dataset)
+                "SELECT * FROM datasets WHERE experiment_id = ? AND dataset = ?", (experiment_id, zone)
             ).fetchone()
             if not row:
                 return None
             files = db.execute(
-                "SELECT entry FROM files WHERE experiment_id = ? AND dataset = ? ORDER BY key", (experiment_id, dataset)
+                "SELECT entry FROM files WHERE experiment_id = ? AND dataset = ? ORDER BY key", (experiment_id, zone)
             ).fetchall()
         return DatasetRecord(
-            entry_id=f"dataset:{experiment_id}/{dataset}",
+            entry_id=f"dataset:{experiment_id}/{zone}",
             experiment_id=experiment_id,
-            dataset=dataset,
+            zone=Zone(zone),
             location=row["location"],
             revision=row["revision"],
             manifest_digest=row["manifest_digest"],
             files=tuple(ManifestEntry.from_dict(json.loads(file["entry"])) for file in files),
+            run_id=row["run_id"],
         )
-
-    def replace_lineage(self, experiment_id: str, dataset: str, edges: Iterable[LineageEdge]) -> None:
-        with self._transaction() as db:
-            db.execute("DELETE FROM lineage WHERE experiment_id = ? AND dataset = ?", (experiment_id, dataset))
-            db.executemany(
-                "INSERT OR REPLACE INTO lineage (experiment_id, dataset, source, target, activity)"
-                " VALUES (?, ?, ?, ?, ?)",
-                [(experiment_id, dataset, edge.source, edge.target, edge.activity) for edge in edges],
-            )
-
-    def lineage(self, experiment_id: str) -> list[LineageEdge]:
-        with self._connect() as db:
-            rows = db.execute(
-                "SELECT source, target, activity FROM lineage WHERE experiment_id = ? ORDER BY source, target",
-                (experiment_id,),
-            ).fetchall()
-        return [LineageEdge(row["source"], row["target"], row["activity"]) for row in rows]
 
     def _reindex(self, db: sqlite3.Connection, experiment_id: str) -> None:
         """Rebuild the experiment's search rows from the tables, inside the caller's transaction."""
@@ -388,7 +388,8 @@ class SqliteCatalog(Catalog):
     def summaries(self) -> list[ExperimentSummary]:
         with self._connect() as db:
             experiments = db.execute(
-                "SELECT experiment_id, title, group_name, platform, revision FROM experiments ORDER BY experiment_id"
+                "SELECT experiment_id, title, group_name, platform, revision, run_id FROM experiments "
+                "ORDER BY experiment_id"
             ).fetchall()
             counts: dict[str, dict[str, int]] = {}
             for row in db.execute("SELECT experiment_id, dataset, file_count FROM datasets"):
@@ -403,6 +404,7 @@ class SqliteCatalog(Catalog):
                 revision=row["revision"],
                 datasets=counts.get(row["experiment_id"], {}),
                 archived=row["experiment_id"] in archived,
+                run_id=row["run_id"],
             )
             for row in experiments
         ]
@@ -431,18 +433,18 @@ class SqliteCatalog(Catalog):
                 "experiments": [
                     tuple(row)
                     for row in db.execute(
-                        "SELECT experiment_id, fingerprint, record, locations, revision FROM experiments ORDER BY 1"
+                        "SELECT experiment_id, fingerprint, record, locations, revision, run_id FROM experiments "
+                        "ORDER BY 1"
                     )
                 ],
                 "datasets": [
                     tuple(row)
                     for row in db.execute(
-                        "SELECT experiment_id, dataset, location, manifest_digest, file_count, total_bytes, revision "
-                        "FROM datasets ORDER BY 1, 2"
+                        "SELECT experiment_id, dataset, location, manifest_digest, file_count, total_bytes, revision, "
+                        "run_id FROM datasets ORDER BY 1, 2"
                     )
                 ],
                 "files": [tuple(row) for row in db.execute("SELECT * FROM files ORDER BY 1, 2, 3")],
-                "lineage": [tuple(row) for row in db.execute("SELECT * FROM lineage ORDER BY 3, 4")],
                 "search_index": [
                     tuple(row)
                     for row in db.execute(

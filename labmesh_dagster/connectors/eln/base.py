@@ -13,12 +13,30 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
-from labmesh_dagster.connectors.http import ElnRequestRefused
-from labmesh_dagster.core.errors import RecordError
+from labmesh_dagster.core.errors import LabmeshError, RecordError
 from labmesh_dagster.core.experiment import ExperimentRecord
 
 EntryId = TypeVar("EntryId")
 Entry = TypeVar("Entry")
+
+
+class ElnUnavailable(LabmeshError):
+    """The ELN kept failing (throttling, 5xx, timeouts, network) after every retry; nothing was changed by labmesh."""
+
+
+class ElnRequestRefused(LabmeshError):
+    """The ELN refused a request on its merits (a 4xx other than 429): retrying would not help."""
+
+    def __init__(self, method: str, path: str, status: int, message: str) -> None:
+        self.method = method
+        self.path = path
+        self.status = status
+        self.message = message
+        super().__init__(f"{method} {path} was refused with HTTP {status}: {message}")
+
+
+class ElnBadResponse(LabmeshError):
+    """The ELN answered, but not with what its API documents (not JSON, or the wrong shape)."""
 
 
 @dataclass(frozen=True)

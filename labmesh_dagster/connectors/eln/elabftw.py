@@ -42,20 +42,16 @@ import httpx
 from labmesh_dagster.connectors.eln.base import (
     ARCHIVED,
     LIVE,
+    ElnBadResponse,
     ElnEvent,
     ElnPoll,
+    ElnRequestRefused,
     ElnSource,
     first_entry_with_id,
     sort_entries,
 )
 from labmesh_dagster.connectors.eln.mapping import ELABFTW_DEFAULTS, FieldMapping, match_template, template_names
-from labmesh_dagster.connectors.http import (
-    DEFAULT_ATTEMPTS,
-    DEFAULT_TIMEOUT_SECONDS,
-    ElnBadResponse,
-    ElnRequestRefused,
-    RetryingHttp,
-)
+from labmesh_dagster.connectors.http import DEFAULT_ATTEMPTS, DEFAULT_TIMEOUT_SECONDS, RetryingHttp
 from labmesh_dagster.core.errors import ExperimentNotFound, InvalidExperimentId, RecordError
 from labmesh_dagster.core.experiment import ExperimentRecord, record_from_mapping
 from labmesh_dagster.core.ids import validate_experiment_id

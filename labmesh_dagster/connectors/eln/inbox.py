@@ -14,11 +14,12 @@ import os
 from abc import ABC, abstractmethod
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 from labmesh_dagster.connectors.eln.base import ElnEvent
 from labmesh_dagster.connectors.sqlite_files import connect, transaction
+from labmesh_dagster.core.clock import Clock, utc_now
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS eln_inbox (
@@ -58,13 +59,10 @@ class EventInbox(ABC):
         """Mark events as acted on; unknown receipts are not an error."""
 
 
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
 class SqliteInbox(EventInbox):
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    def __init__(self, path: str | os.PathLike[str], *, clock: Clock = utc_now) -> None:
         self.path = Path(path)
+        self.clock = clock
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with connect(self.path) as db:
             db.executescript(SCHEMA)
@@ -74,12 +72,12 @@ class SqliteInbox(EventInbox):
             cursor = db.execute(
                 "INSERT OR IGNORE INTO eln_inbox (source, event_id, entry_id, kind, occurred_at, received_at) "
                 "VALUES (?, ?, ?, ?, ?, ?)",
-                (event.source, event.event_id, event.entry_id, event.kind, event.occurred_at, _now().isoformat()),
+                (event.source, event.event_id, event.entry_id, event.kind, event.occurred_at, self.clock().isoformat()),
             )
             return cursor.rowcount == 1
 
     def receive(self, *, max_messages: int, visibility_seconds: int) -> list[InboxMessage]:
-        now = _now()
+        now = self.clock()
         with transaction(self.path) as db:
             db.execute(
                 "DELETE FROM eln_inbox WHERE done_at IS NOT NULL AND done_at < ?", ((now - DONE_KEPT).isoformat(),)
@@ -110,7 +108,7 @@ class SqliteInbox(EventInbox):
         with transaction(self.path) as db:
             db.executemany(
                 "UPDATE eln_inbox SET done_at = ? WHERE source = ? AND event_id = ? AND done_at IS NULL",
-                [(_now().isoformat(), source, event_id) for source, event_id in keys],
+                [(self.clock().isoformat(), source, event_id) for source, event_id in keys],
             )
 
     def pending(self) -> int:

@@ -42,6 +42,10 @@ class ObjectStore(ABC):
     # folder an instrument writes into), a file is taken only after it stopped changing.
     complete_when_visible: bool = False
 
+    def zone_of(self, bucket: str) -> Zone | None:
+        """The zone a bucket holds, or None for a bucket that is not one of ours (or a store without buckets)."""
+        return None
+
     @abstractmethod
     def list(self, zone: Zone, prefix: str = "", *, start_after: str = "") -> Iterator[ObjectInfo]:
         """Every object in ``zone`` whose key starts with ``prefix``, in key order, after ``start_after``.

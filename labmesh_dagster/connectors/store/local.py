@@ -34,7 +34,7 @@ class LocalObjectStore(ObjectStore):
         return self.root / Zone(zone).value
 
     def path(self, key: ObjectKey) -> Path:
-        path = self.zone_root(key.zone) / key.key
+        path = self.zone_root(key.zone) / key.path
         # ObjectKey already refuses '..'; this guards against symlinked escapes.
         if not path.resolve().is_relative_to(self.zone_root(key.zone).resolve()):
             raise InvalidObjectKey(f"{key} resolves outside its zone")

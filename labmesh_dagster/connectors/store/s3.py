@@ -136,7 +136,7 @@ class S3ObjectStore(ObjectStore):
     def _head(self, key: ObjectKey, **extra: Any) -> dict[str, Any]:
         try:
             with _clear_failure(f"read the metadata of {self.uri(key)}"):
-                return self.client.head_object(Bucket=self.bucket(key.zone), Key=key.key, **extra)  # type: ignore[no-any-return]
+                return self.client.head_object(Bucket=self.bucket(key.zone), Key=key.path, **extra)  # type: ignore[no-any-return]
         except ClientError as exc:
             if error_code(exc) in _MISSING:
                 raise ObjectNotFound(str(key)) from exc
@@ -149,7 +149,7 @@ class S3ObjectStore(ObjectStore):
     def open(self, key: ObjectKey) -> AbstractContextManager[BinaryIO]:
         try:
             with _clear_failure(f"read {self.uri(key)}"):
-                response = self.client.get_object(Bucket=self.bucket(key.zone), Key=key.key)
+                response = self.client.get_object(Bucket=self.bucket(key.zone), Key=key.path)
         except ClientError as exc:
             if error_code(exc) in _MISSING:
                 raise ObjectNotFound(str(key)) from exc
@@ -168,7 +168,7 @@ class S3ObjectStore(ObjectStore):
         with _clear_failure(f"write {self.uri(key)}"):
             # CRC64NVME is always FULL_OBJECT, multipart or not: the HEAD after the upload verifies the whole.
             self.client.upload_fileobj(
-                stream, self.bucket(key.zone), key.key, ExtraArgs={"ChecksumAlgorithm": "CRC64NVME"}, Config=config
+                stream, self.bucket(key.zone), key.path, ExtraArgs={"ChecksumAlgorithm": "CRC64NVME"}, Config=config
             )
         return self.stat(key)
 
@@ -176,7 +176,7 @@ class S3ObjectStore(ObjectStore):
         head = self._head(source, ChecksumMode="ENABLED")
         info = self._info(source, head["ContentLength"], head["LastModified"], head["ETag"])
         algorithm = self._copy_algorithm(stored_checksum(head), info.size)
-        copy_source = {"Bucket": self.bucket(source.zone), "Key": source.key}
+        copy_source = {"Bucket": self.bucket(source.zone), "Key": source.path}
         conditions = {"IfNoneMatch": "*"} if if_absent else {}
         try:
             with _clear_failure(f"copy {self.uri(source)} to {self.uri(destination)}"):
@@ -185,7 +185,7 @@ class S3ObjectStore(ObjectStore):
                 else:
                     self.client.copy_object(
                         Bucket=self.bucket(destination.zone),
-                        Key=destination.key,
+                        Key=destination.path,
                         CopySource=copy_source,
                         CopySourceIfMatch=f'"{info.etag}"',
                         ChecksumAlgorithm=S3_NAMES[algorithm],
@@ -236,7 +236,7 @@ class S3ObjectStore(ObjectStore):
         bucket = self.bucket(destination.zone)
         s3_name = S3_NAMES[algorithm]
         upload = self.client.create_multipart_upload(
-            Bucket=bucket, Key=destination.key, ChecksumAlgorithm=s3_name, ChecksumType="FULL_OBJECT"
+            Bucket=bucket, Key=destination.path, ChecksumAlgorithm=s3_name, ChecksumType="FULL_OBJECT"
         )
         upload_id = upload["UploadId"]
         try:
@@ -245,7 +245,7 @@ class S3ObjectStore(ObjectStore):
                 end = min(start + self.part_size, info.size) - 1
                 result = self.client.upload_part_copy(
                     Bucket=bucket,
-                    Key=destination.key,
+                    Key=destination.path,
                     UploadId=upload_id,
                     PartNumber=number,
                     CopySource=copy_source,
@@ -258,7 +258,7 @@ class S3ObjectStore(ObjectStore):
                 parts.append(part)
             self.client.complete_multipart_upload(
                 Bucket=bucket,
-                Key=destination.key,
+                Key=destination.path,
                 UploadId=upload_id,
                 MultipartUpload={"Parts": parts},
                 ChecksumType="FULL_OBJECT",
@@ -266,18 +266,18 @@ class S3ObjectStore(ObjectStore):
             )
         except BaseException:
             with contextlib.suppress(ClientError):
-                self.client.abort_multipart_upload(Bucket=bucket, Key=destination.key, UploadId=upload_id)
+                self.client.abort_multipart_upload(Bucket=bucket, Key=destination.path, UploadId=upload_id)
             raise
 
     def delete(self, key: ObjectKey) -> None:
         with _clear_failure(f"delete {self.uri(key)}"):
-            self.client.delete_object(Bucket=self.bucket(key.zone), Key=key.key)
+            self.client.delete_object(Bucket=self.bucket(key.zone), Key=key.path)
 
     def delete_if_unchanged(self, key: ObjectKey, etag: str) -> None:
         """``DeleteObject`` with ``If-Match``: S3 itself refuses to delete a rewritten object."""
         try:
             with _clear_failure(f"delete {self.uri(key)}"):
-                self.client.delete_object(Bucket=self.bucket(key.zone), Key=key.key, IfMatch=f'"{etag}"')
+                self.client.delete_object(Bucket=self.bucket(key.zone), Key=key.path, IfMatch=f'"{etag}"')
         except ClientError as exc:
             if error_code(exc) in _PRECONDITION:
                 raise ChecksumMismatch(str(key), etag, "the object changed since it was copied") from exc
@@ -332,7 +332,7 @@ class S3ObjectStore(ObjectStore):
         self._buckets_ready.add(bucket)
 
     def uri(self, key: ObjectKey) -> str:
-        return f"s3://{self.bucket(key.zone)}/{key.key}"
+        return f"s3://{self.bucket(key.zone)}/{key.path}"
 
     def location(self, zone: Zone, experiment_id: str) -> str:
         return f"s3://{self.bucket(zone)}/{experiment_prefix(experiment_id)}"

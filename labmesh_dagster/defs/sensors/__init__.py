@@ -1,0 +1,54 @@
+"""The sensors that drive ingestion: the ELN, the landing zone and the final zone.
+
+Each sensor is a module-level function in a module of its own (`eln`,
+`landing`, `final`), importable and testable on its own; here they become
+Dagster sensors with the interval the settings give. Everything downstream of
+them (`processed_dataset`) follows by declarative automation. The sensors only
+read, compare and request; the rules they apply live in `labmesh_dagster.steps`.
+"""
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import dagster as dg
+
+from labmesh_dagster.defs.dataset_assets import final_dataset, raw_dataset
+from labmesh_dagster.defs.experiment_assets import experiment
+from labmesh_dagster.defs.sensors.eln import eln_sensor
+from labmesh_dagster.defs.sensors.final import final_sensor
+from labmesh_dagster.defs.sensors.landing import landing_retry_sensor, landing_sensor
+from labmesh_dagster.settings import Settings
+
+# Listing landing for failed runs happens once per retry period anyway; a tick a minute is plenty.
+RETRY_SENSOR_INTERVAL_SECONDS = 60
+
+
+def _sensor(evaluate: Callable[..., Any], target: Sequence[dg.AssetsDefinition], interval: int) -> dg.SensorDefinition:
+    """``evaluate`` as a running sensor named after it, described by the first paragraph of its docstring."""
+    description = " ".join((evaluate.__doc__ or "").split("\n\n")[0].split())
+    return dg.sensor(
+        name=evaluate.__name__,
+        target=list(target),
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        minimum_interval_seconds=interval,
+        description=description,
+    )(evaluate)
+
+
+def build_sensors(settings: Settings) -> list[dg.SensorDefinition]:
+    interval = settings.sensor_interval_seconds
+    sensors = [
+        _sensor(eln_sensor, [experiment], interval),
+        _sensor(landing_sensor, [raw_dataset], interval),
+        _sensor(final_sensor, [final_dataset], interval),
+    ]
+    if settings.aws is not None and settings.aws.landing_queue_url:
+        sensors.append(_sensor(landing_retry_sensor, [raw_dataset], max(interval, RETRY_SENSOR_INTERVAL_SECONDS)))
+    automation = dg.AutomationConditionSensorDefinition(
+        "labmesh_automation",
+        target=dg.AssetSelection.all(),
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        minimum_interval_seconds=max(interval, 10),
+        description="Declarative automation: `processed_dataset` follows `raw_dataset` eagerly.",
+    )
+    return [*sensors, automation]

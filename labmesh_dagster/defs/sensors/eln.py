@@ -1,0 +1,60 @@
+"""`eln_sensor`: new or changed ELN records add their experiment partition and (re)materialize `experiment`."""
+
+import dagster as dg
+
+from labmesh_dagster.connectors.eln.base import ElnPoll
+from labmesh_dagster.defs.partitions import partitions_to_add
+from labmesh_dagster.defs.resources import CatalogResource, ElnInboxResource, ElnResource
+from labmesh_dagster.steps.intake import (
+    ELN_EVENTS_PER_TICK,
+    ElnCursor,
+    archive_changes,
+    experiments_to_register,
+    merge_polls,
+)
+from labmesh_dagster.steps.store_event_intake import EVENT_VISIBILITY_SECONDS
+
+
+def eln_sensor(
+    context: dg.SensorEvaluationContext, eln: ElnResource, catalog: CatalogResource, eln_inbox: ElnInboxResource
+) -> dg.SensorResult:
+    """New or changed ELN records add their experiment partition and (re)materialize `experiment`.
+
+    Events pushed to `labmesh api` come first, since they name what changed
+    now; the poll follows as the backfill that misses nothing.
+    """
+    source, inbox = eln.get_eln(), eln_inbox.get_inbox()
+    cursor = ElnCursor.from_json(context.cursor)
+    inbox.acknowledge(cursor.receipts)
+    messages = inbox.receive(max_messages=ELN_EVENTS_PER_TICK, visibility_seconds=EVENT_VISIBILITY_SECONDS)
+    mine = [message.event for message in messages if message.event.source == source.name]
+    for message in messages:
+        if message.event.source != source.name:
+            context.log.warning(
+                f"ELN event {message.event.event_id} from {message.event.source!r} dropped: labmesh reads "
+                f"experiments from {source.name!r}"
+            )
+    pushed = source.resolve(mine) if mine else ElnPoll()
+    poll = merge_polls(pushed, source.poll(cursor.poll))
+    cursor = ElnCursor(poll=poll.cursor, receipts=[message.receipt for message in messages])
+    for error in poll.errors:
+        context.log.error(f"skipped ELN record {error.source}: {error.reason}")
+    registry = catalog.get_catalog()
+    for experiment_id in archive_changes(poll, registry):
+        context.log.info(f"experiment {experiment_id}: archive state follows the ELN; its data stays where it is")
+    if poll.unchanged:
+        return dg.SensorResult(skip_reason="no ELN record changed", cursor=cursor.to_json())
+    requests = experiments_to_register(poll, registry.experiment_fingerprints())
+    return dg.SensorResult(
+        run_requests=[
+            # The ELN's modification time in the key: a replayed event or poll starts nothing new. Sources
+            # without one use the poll cursor, so a later poll that finds the catalog still behind (an
+            # earlier run failed) tries again.
+            dg.RunRequest(
+                partition_key=request.record.id, run_key=f"{request.run_key}@{request.record.modified or poll.cursor}"
+            )
+            for request in requests
+        ],
+        dynamic_partitions_requests=partitions_to_add(context.instance, [record.id for record in poll.records]),
+        cursor=cursor.to_json(),
+    )
