@@ -12,6 +12,7 @@ Nothing here sleeps: time passes when the test says so.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import dagster as dg
@@ -64,22 +65,12 @@ def place(tmp_path: Path) -> Place:
     return Place(tmp_path)
 
 
-def landing_tick(place: Place, instance: dg.DagsterInstance, cursor: str | None) -> dg.SensorResult:
-    context = dg.build_sensor_context(instance=instance, cursor=cursor)
-    return landing_sensor(
-        context,
-        store=place.store,
-        catalog=place.catalog,
-        landing_policy=place.policy,
-        store_events=StoreEventsResource(),
-        clock=place.clock,
-    )
-
-
-def final_tick(place: Place, instance: dg.DagsterInstance, cursor: str | None) -> dg.SensorResult:
-    context = dg.build_sensor_context(instance=instance, cursor=cursor)
-    return final_sensor(
-        context,
+def tick(
+    sensor: Callable[..., dg.SensorResult], place: Place, instance: dg.DagsterInstance, cursor: str | None
+) -> dg.SensorResult:
+    """One evaluation of a zone sensor, given the place's resources by hand and its clock."""
+    return sensor(
+        dg.build_sensor_context(instance=instance, cursor=cursor),
         store=place.store,
         catalog=place.catalog,
         landing_policy=place.policy,
@@ -95,17 +86,17 @@ def test_unannounced_files_wait_out_their_grace_then_go_to_quarantine(
         place.put(Zone.LANDING, f"EXP-LATE/run1/{number:02}.fastq")
     place.clock.advance(SETTLE + 1)
 
-    first = landing_tick(place, instance, None)
+    first = tick(landing_sensor, place, instance, None)
     place.clock.advance(GRACE - 60)
-    still = landing_tick(place, instance, first.cursor)
+    still = tick(landing_sensor, place, instance, first.cursor)
     place.clock.advance(61)
-    over = landing_tick(place, instance, still.cursor)
+    over = tick(landing_sensor, place, instance, still.cursor)
 
     assert not first.run_requests and not still.run_requests and not over.run_requests
     assert json.loads(still.cursor or "")["pending"] == json.loads(first.cursor or "")["pending"]
     assert list(json.loads(first.cursor or "")["pending"]) == ["EXP-LATE"]  # the folder, not its 50 files
     assert len(list_quarantine(place.objects)) == 50
-    assert json.loads(landing_tick(place, instance, over.cursor).cursor or "")["pending"] == {}  # nothing left
+    assert json.loads(tick(landing_sensor, place, instance, over.cursor).cursor or "")["pending"] == {}  # nothing left
 
 
 def test_a_registered_experiments_settled_files_make_one_run_keyed_by_their_fingerprint(
@@ -114,9 +105,9 @@ def test_a_registered_experiments_settled_files_make_one_run_keyed_by_their_fing
     place.register("EXP-1")
     place.put(Zone.LANDING, "EXP-1/a.fastq")
 
-    writing = landing_tick(place, instance, None)
+    writing = tick(landing_sensor, place, instance, None)
     place.clock.advance(SETTLE + 1)
-    settled = landing_tick(place, instance, writing.cursor)
+    settled = tick(landing_sensor, place, instance, writing.cursor)
 
     assert writing.run_requests == [] and "1 file(s) waiting" in str(writing.skip_reason)
     [request] = settled.run_requests or []
@@ -129,9 +120,9 @@ def test_final_files_still_being_written_are_published_once_they_settle(
     place.register("EXP-1")
     place.put(Zone.FINAL, "EXP-1/report.md", b"# Report\n")
 
-    writing = final_tick(place, instance, None)
+    writing = tick(final_sensor, place, instance, None)
     place.clock.advance(SETTLE + 1)
-    settled = final_tick(place, instance, writing.cursor)
+    settled = tick(final_sensor, place, instance, writing.cursor)
 
     assert writing.run_requests == []
     [request] = settled.run_requests or []
