@@ -192,7 +192,8 @@ def command_extract(ports: Ports, args: argparse.Namespace) -> int:
     """Print what labmesh would record of each file: one JSON object per file; 1 if any file is bad."""
     from labmesh_dagster.extract.local_files import describe_files
 
-    documents = describe_files(args.files, budget_seconds=args.budget_seconds)
+    budget = ports.settings.extract_budget_seconds if args.budget_seconds is None else args.budget_seconds
+    documents = describe_files(args.files, budget_seconds=budget or None)
     for document in documents:
         if not args.text:
             document.pop("text", None)
@@ -404,7 +405,9 @@ def build_parser() -> argparse.ArgumentParser:
     extract.add_argument("--pretty", action="store_true", help="indent the JSON")
     extract.add_argument("--text", action="store_true", help="include the searchable text extracted")
     extract.add_argument(
-        "--budget-seconds", type=float, default=600.0, help="time per file before a partial result (default 600)"
+        "--budget-seconds",
+        type=float,
+        help="time per file before a partial result, 0 for no limit (default: LABMESH_EXTRACT_SECONDS, 600)",
     )
     extract.set_defaults(handler=command_extract)
 

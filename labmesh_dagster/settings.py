@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from labmesh_dagster.core import defaults
 from labmesh_dagster.core.errors import LabmeshError
 
 PROFILES = ("local", "aws")
@@ -354,7 +355,7 @@ class AwsSettings:
             region=env.get("LABMESH_AWS_REGION") or env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or None,
             multipart_threshold=_bytes(env, "LABMESH_S3_MULTIPART_THRESHOLD", 5 * GIB),
             part_size=_bytes(env, "LABMESH_S3_PART_SIZE", 512 * 1024**2),
-            max_attempts=_attempts(env, "LABMESH_AWS_MAX_ATTEMPTS", 8),
+            max_attempts=_attempts(env, "LABMESH_AWS_MAX_ATTEMPTS", defaults.AWS_MAX_ATTEMPTS),
             landing_queue_url=env.get("LABMESH_SQS_LANDING_QUEUE_URL") or None,
             final_queue_url=env.get("LABMESH_SQS_FINAL_QUEUE_URL") or None,
             omics=OmicsSettings.from_env(env),
@@ -437,7 +438,7 @@ class Settings:
             unknown_experiment_grace_seconds=_seconds(env, "LABMESH_UNKNOWN_EXPERIMENT_GRACE_SECONDS", 900),
             sensor_interval_seconds=int(_seconds(env, "LABMESH_SENSOR_INTERVAL_SECONDS", 10)),
             landing_retry_seconds=_seconds(env, "LABMESH_LANDING_RETRY_SECONDS", 3600),
-            extract_budget_seconds=_seconds(env, "LABMESH_EXTRACT_SECONDS", 600),
+            extract_budget_seconds=_seconds(env, "LABMESH_EXTRACT_SECONDS", defaults.EXTRACT_SECONDS),
             webhook_sources=WebhookSettings.all_from_env(env),
             benchling_jwks_url=_jwks_url(env),
             eln=eln,

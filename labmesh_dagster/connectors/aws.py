@@ -21,7 +21,9 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-DEFAULT_MAX_ATTEMPTS = 8
+from labmesh_dagster.core.defaults import AWS_MAX_ATTEMPTS
+
+DEFAULT_MAX_ATTEMPTS = AWS_MAX_ATTEMPTS
 
 
 def client_config(max_attempts: int = DEFAULT_MAX_ATTEMPTS) -> Config:

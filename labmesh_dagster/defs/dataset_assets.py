@@ -89,6 +89,7 @@ def dataset_metadata(store: ObjectStore, manifest: Manifest, report: PublishRepo
         "catalog_changed": report.entry.changed,
         "location": dg.MetadataValue.url(report.location),
         "manifest": dg.MetadataValue.url(store.uri(report.manifest_key)),
+        "lineage_edges": sum(len(entry.derived_from) for entry in manifest.entries),
         "files": _files_table(manifest),
     }
 
@@ -159,6 +160,8 @@ def raw_dataset(
             if promotion.failed
             else None
         )
+        # Everything that can still fail happens before publishing, which records the run's lineage last.
+        checksum_problems = raw_checksum_problems(objects, manifest)
         sinks = _sinks(objects, registry, content_index)
         report = publish(manifest, sinks, run, record=record, previous=previous, ended=clock(), failure=failure)
         for entry in manifest.errors:
@@ -180,10 +183,7 @@ def raw_dataset(
             )
         return dg.MaterializeResult(
             metadata=metadata,
-            check_results=[
-                check_result(RAW_MATCHES_LANDING, raw_checksum_problems(objects, manifest)),
-                *publish_check_results(report),
-            ],
+            check_results=[check_result(RAW_MATCHES_LANDING, checksum_problems), *publish_check_results(report)],
         )
 
 

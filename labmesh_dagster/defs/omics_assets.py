@@ -1,15 +1,25 @@
 """`sequence_read_sets`: the raw sequencing files of an experiment, imported into AWS HealthOmics.
 
 Present only when a sequence store is configured. It follows `raw_dataset`
-eagerly, imports the files not yet imported (`steps.read_set_import`), and
-publishes the raw dataset again with each file's read-set id, through the same
-publish step every dataset asset ends with.
+eagerly, imports the files not yet imported (`steps.read_set_import`), and,
+when it imported any, publishes the raw dataset again with each file's
+read-set id, through the same publish step every dataset asset ends with.
 """
+
+from datetime import datetime
+from typing import Any
 
 import dagster as dg
 
 from labmesh_dagster.core.keys import ObjectKey, Zone
-from labmesh_dagster.defs.checks import check_result, publish_check_results, publish_check_specs
+from labmesh_dagster.defs.checks import (
+    CATALOG_MATCHES_MANIFEST,
+    CONTENT_INDEXED,
+    LINEAGE_RECORDED,
+    check_result,
+    publish_check_results,
+    publish_check_specs,
+)
 from labmesh_dagster.defs.dataset_assets import raw_dataset
 from labmesh_dagster.defs.lineage_runs import lineage_run
 from labmesh_dagster.defs.partitions import experiments_partitions
@@ -21,10 +31,11 @@ from labmesh_dagster.defs.resources import (
     SequenceStoreResource,
     StoreResource,
 )
-from labmesh_dagster.steps.lineage_run import ASSET_OWNERS, dataset_ref
+from labmesh_dagster.steps.lineage_run import ASSET_OWNERS, LineageRun, dataset_ref
 from labmesh_dagster.steps.manifests import read_manifest
 from labmesh_dagster.steps.publishing import Sinks, publish
 from labmesh_dagster.steps.read_set_import import ImportPolicy, ReadSetImport, import_experiment, with_read_sets
+from labmesh_dagster.steps.verification import catalog_problems
 
 ALL_IMPORTED = "every_sequencing_file_imported"
 
@@ -86,18 +97,35 @@ def sequence_read_sets(
             if taking_part
             else ReadSetImport(job_ids=(), imported={}, problems=())
         )
+        metadata: dict[str, Any] = {
+            "skipped": "" if taking_part else f"platform {record.platform!r} is not imported",
+            "import_job_ids": ", ".join(result.job_ids),
+            "imported_now": len(result.imported),
+            "read_sets": dg.MetadataValue.json(result.imported),
+        }
+        imported = check_result(ALL_IMPORTED, result.problems)
+        if not result.imported:
+            catalog_state = catalog_problems(registry.get_dataset(experiment_id, Zone.RAW), manifest)
+            unchanged = unchanged_raw(run, catalog_state, clock())
+            return dg.MaterializeResult(metadata=metadata, check_results=[imported, *unchanged])
         # Read again now: the import may have taken hours, and raw may have grown meanwhile.
         current = read_manifest(objects, Zone.RAW, experiment_id) or manifest
         sinks = Sinks(store=objects, catalog=registry, content_index=content_index.get_index())
         report = publish(
             with_read_sets(current, result.imported), sinks, run, record=record, previous=current, ended=clock()
         )
-        return dg.MaterializeResult(
-            metadata={
-                "skipped": "" if taking_part else f"platform {record.platform!r} is not imported",
-                "import_job_ids": ", ".join(result.job_ids),
-                "imported_now": len(result.imported),
-                "read_sets": dg.MetadataValue.json(result.imported),
-            },
-            check_results=[check_result(ALL_IMPORTED, result.problems), *publish_check_results(report)],
-        )
+        return dg.MaterializeResult(metadata=metadata, check_results=[imported, *publish_check_results(report)])
+
+
+def unchanged_raw(run: LineageRun, catalog_state: list[str], ended: datetime) -> list[dg.AssetCheckResult]:
+    """The publish checks of a run that imported nothing, so changed nothing to publish.
+
+    The catalog is still compared with the raw manifest; the content index is
+    the raw dataset's own publication's, which its checks report; the lineage
+    says this run read raw and wrote nothing.
+    """
+    return [
+        check_result(CATALOG_MATCHES_MANIFEST, catalog_state),
+        check_result(CONTENT_INDEXED, [], indexed=0),
+        check_result(LINEAGE_RECORDED, run.record(ended=ended)),
+    ]

@@ -18,7 +18,7 @@ import dagster as dg
 from pydantic import Field
 
 from labmesh_dagster import ports
-from labmesh_dagster.core.clock import Clock
+from labmesh_dagster.core.clock import Clock, utc_now
 from labmesh_dagster.core.keys import Zone
 from labmesh_dagster.settings import AwsConnection
 
@@ -42,10 +42,16 @@ class AwsResource(dg.ConfigurableResource):
     endpoint_url: str | None = Field(description="Endpoint of the service (moto, MinIO...); None for AWS itself.")
     region_name: str | None = Field(description="AWS region.")
     max_attempts: int = Field(description="Attempts per call before failing; throttling and 5xx back off between.")
-    client_factory: dg.ResourceDependency[ports.ClientFactory]
+    # Not configuration: how clients are made, boto3's unless a test (or a tool) hands in its own. Dagster
+    # wraps a plain callable as a resource of its own; its descriptor type does not admit the None default.
+    client_factory: dg.ResourceDependency[ports.ClientFactory | None] = None  # type: ignore[assignment]
 
     def connection(self) -> AwsConnection:
         return AwsConnection(self.endpoint_url, self.region_name, self.max_attempts)
+
+    @property
+    def clients(self) -> ports.ClientFactory:
+        return self.client_factory or ports.boto3_clients
 
 
 class StoreResource(dg.ConfigurableResource, ABC):
@@ -97,7 +103,7 @@ class S3StoreResource(StoreResource, AwsResource):
         }
 
     def get_store(self) -> "ObjectStore":
-        return ports.open_store(self.store_config(), self.client_factory)
+        return ports.open_store(self.store_config(), self.clients)
 
 
 class ElnResource(dg.ConfigurableResource, ABC):
@@ -160,17 +166,17 @@ class ElnInboxResource(dg.ConfigurableResource, ABC):
 
 class SqliteInboxResource(ElnInboxResource):
     path: str = Field(description="SQLite file of the ELN event inbox (shared with `labmesh api`).")
-    clock: dg.ResourceDependency[Clock]
+    clock: dg.ResourceDependency[Clock | None] = None  # type: ignore[assignment]  # the system clock if None
 
     def get_inbox(self) -> "EventInbox":
-        return ports.open_sqlite_inbox(self.path, self.clock)
+        return ports.open_sqlite_inbox(self.path, self.clock or utc_now)
 
 
 class SqsInboxResource(ElnInboxResource, AwsResource):
     queue_url: str = Field(description="SQS queue `labmesh api` (or EventBridge) puts ELN events in.")
 
     def get_inbox(self) -> "EventInbox":
-        return ports.open_sqs_inbox(self.queue_url, self.connection(), self.client_factory)
+        return ports.open_sqs_inbox(self.queue_url, self.connection(), self.clients)
 
 
 class CatalogResource(dg.ConfigurableResource, ABC):
@@ -204,7 +210,7 @@ class DataZoneCatalogResource(CatalogResource, AwsResource):
             max_per_second=self.max_per_second,
             glossary_terms=self.glossary_terms,
             connection=self.connection(),
-            clients=self.client_factory,
+            clients=self.clients,
         )
 
 
@@ -235,7 +241,7 @@ class DataZoneLineageResource(LineageResource, AwsResource):
             domain_id=self.domain_id,
             max_per_second=self.max_per_second,
             connection=self.connection(),
-            clients=self.client_factory,
+            clients=self.clients,
         )
 
 
@@ -259,7 +265,7 @@ class KendraContentIndexResource(ContentIndexResource, AwsResource):
 
     def get_index(self) -> "ContentIndex":
         return ports.open_kendra_index(
-            self.index_id, max_per_second=self.max_per_second, connection=self.connection(), clients=self.client_factory
+            self.index_id, max_per_second=self.max_per_second, connection=self.connection(), clients=self.clients
         )
 
 
@@ -278,7 +284,7 @@ class SqsStoreEventsResource(StoreEventsResource, AwsResource):
 
     def queue(self, zone: Zone) -> "EventQueue | None":
         url = {Zone.LANDING: self.landing_queue_url, Zone.FINAL: self.final_queue_url}.get(zone)
-        return ports.open_event_queue(url, self.connection(), self.client_factory) if url else None
+        return ports.open_event_queue(url, self.connection(), self.clients) if url else None
 
 
 class SequenceStoreResource(AwsResource):
@@ -292,7 +298,7 @@ class SequenceStoreResource(AwsResource):
     poll_seconds: float = Field(description="How often to ask for the import job's status.")
 
     def get_sequence_store(self) -> "SequenceStore":
-        return ports.open_sequence_store(self.sequence_store_id, self.role_arn, self.connection(), self.client_factory)
+        return ports.open_sequence_store(self.sequence_store_id, self.role_arn, self.connection(), self.clients)
 
 
 class LandingPolicyResource(dg.ConfigurableResource):

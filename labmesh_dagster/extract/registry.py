@@ -16,6 +16,7 @@ import mimetypes
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
+from labmesh_dagster.core.defaults import EXTRACT_SECONDS
 from labmesh_dagster.core.errors import ExtractionError
 from labmesh_dagster.extract import (
     alignment,
@@ -46,8 +47,8 @@ from labmesh_dagster.extract.formats import HEAD_SIZE, detect_format
 
 CHUNK_SIZE = 1024 * 1024
 
-DEFAULT_BUDGET_SECONDS = 600.0
-"""Time one file may take before its extractor stops and reports a partial summary."""
+DEFAULT_BUDGET_SECONDS = EXTRACT_SECONDS
+"""Time one file may take before its extractor stops and reports a partial summary (LABMESH_EXTRACT_SECONDS)."""
 
 _CODECS = frozenset(COMPRESSION_SUFFIXES.values())
 

@@ -12,14 +12,15 @@ files' fingerprint, so the same state of a folder is published once.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from labmesh_dagster.connectors.catalog.base import DatasetRecord
 from labmesh_dagster.connectors.store.base import ObjectInfo
 from labmesh_dagster.core.errors import InvalidExperimentId
 from labmesh_dagster.core.manifest import ManifestEntry
-from labmesh_dagster.steps.landing import batch_fingerprint
+from labmesh_dagster.steps.landing import batch_fingerprint, retry_period
 
 FileState = tuple[str, int, str]
 
@@ -36,6 +37,8 @@ def entry_state(entry: ManifestEntry) -> FileState:
 @dataclass
 class FinalPlan:
     changed: dict[str, list[ObjectInfo]] = field(default_factory=dict)
+    # The revision of each changed experiment's cataloged final dataset (0: none yet).
+    revisions: dict[str, int] = field(default_factory=dict)
     settling: set[str] = field(default_factory=set)
     unregistered: set[str] = field(default_factory=set)
     outside_experiments: list[ObjectInfo] = field(default_factory=list)
@@ -46,7 +49,7 @@ def plan_final(
     *,
     registered: Iterable[str],
     also_check: Iterable[str],
-    cataloged_files: Callable[[str], set[FileState]],
+    cataloged: Callable[[str], DatasetRecord | None],
     now: datetime,
     settle_seconds: float,
 ) -> FinalPlan:
@@ -77,10 +80,23 @@ def plan_final(
             plan.unregistered.add(experiment_id)
             continue
         files = listed.get(experiment_id, [])
-        if {file_state(info) for info in files} != cataloged_files(experiment_id):
+        record = cataloged(experiment_id)
+        if {file_state(info) for info in files} != {entry_state(entry) for entry in (record.files if record else ())}:
             plan.changed[experiment_id] = files
+            plan.revisions[experiment_id] = record.revision if record else 0
     return plan
 
 
-def final_run_key(experiment_id: str, files: Iterable[ObjectInfo]) -> str:
-    return f"final:{experiment_id}:{batch_fingerprint(files)}"
+def final_run_key(
+    experiment_id: str, files: Sequence[ObjectInfo], *, revision: int, now: datetime, retry_seconds: float
+) -> str:
+    """The files' fingerprint and the catalog revision they would replace, plus the retry period for old files.
+
+    The revision makes a return to an earlier state (a file put back after it
+    was removed) a new run; the retry period gives a failed run another go,
+    as in landing.
+    """
+    fingerprint = batch_fingerprint(files)
+    return f"final:{experiment_id}:{fingerprint}:r{revision}" + retry_period(
+        files, now=now, retry_seconds=retry_seconds
+    )

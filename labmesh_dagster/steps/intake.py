@@ -52,12 +52,17 @@ class ElnCursor:
 
     @classmethod
     def from_json(cls, text: str | None) -> ElnCursor:
-        """The cursor a tick saved; an unreadable one polls from the start, which registers nothing twice."""
-        try:
-            data = json.loads(text) if text else {}
-            return cls(poll=data.get("poll"), receipts=[str(r) for r in data.get("receipts") or []])
-        except (ValueError, AttributeError, TypeError):
+        """The cursor a tick saved. One from before the inbox was the connector's poll cursor alone: it is kept,
+        so an upgrade does not poll the whole ELN again."""
+        if not text:
             return cls()
+        try:
+            data = json.loads(text)
+        except ValueError:
+            return cls(poll=text)
+        if not isinstance(data, dict) or "poll" not in data:
+            return cls(poll=text)
+        return cls(poll=data.get("poll"), receipts=[str(r) for r in data.get("receipts") or []])
 
     def to_json(self) -> str:
         return json.dumps({"poll": self.poll, "receipts": self.receipts}, sort_keys=True)

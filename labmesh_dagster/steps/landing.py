@@ -103,8 +103,16 @@ def due_folders(
 
 
 def list_folder(store: ObjectStore, zone: Zone, folder: str) -> list[ObjectInfo]:
-    """Everything in one first-level folder of a zone, or the one file of that name at the zone's top."""
-    return [info for info in store.list(zone, folder) if info.key.first_segment == folder]
+    """Everything in one first-level folder of a zone, and the one file of that name at the zone's top, if any.
+
+    Listed under ``folder/``, so that ``EXP-1`` costs what ``EXP-1`` holds,
+    whatever ``EXP-10`` and its other namesakes hold.
+    """
+    listed = list(store.list(zone, f"{folder}/"))
+    try:
+        return [*listed, store.stat(ObjectKey(zone, folder))]
+    except ObjectNotFound:
+        return listed
 
 
 def folders_to_look_at_again(plan: LandingPlan, not_quarantined: Iterable[ObjectInfo]) -> set[str]:
@@ -121,19 +129,23 @@ def batch_fingerprint(objects: Iterable[ObjectInfo]) -> str:
     return digest.hexdigest()[:16]
 
 
-def landing_run_key(experiment_id: str, files: Sequence[ObjectInfo], *, now: datetime, retry_seconds: float) -> str:
-    """The run key of a batch: a digest of its files, so a repeated tick or a redelivered event starts nothing.
+def retry_period(files: Sequence[ObjectInfo], *, now: datetime, retry_seconds: float) -> str:
+    """``:retry-<period>`` for files written more than ``retry_seconds`` ago, else nothing.
 
     Dagster never reuses a run key, even when that run failed, so files whose
-    run failed would wait in landing for good. Files written more than
-    ``retry_seconds`` ago should long have left landing: their key also names
-    the current retry period, which gives them one new run per period (the
-    promotion is idempotent, so a run that finds them gone costs nothing).
+    run failed would wait for good. Files that old should long have been dealt
+    with: naming the current retry period in their run key gives them one new
+    run per period (the runs are idempotent, so one that finds nothing to do
+    costs nothing).
     """
-    key = f"raw:{experiment_id}:{batch_fingerprint(files)}"
     if retry_seconds > 0 and files and max(info.modified for info in files) <= now - timedelta(seconds=retry_seconds):
-        key += f":retry-{int(now.timestamp() // retry_seconds)}"
-    return key
+        return f":retry-{int(now.timestamp() // retry_seconds)}"
+    return ""
+
+
+def landing_run_key(experiment_id: str, files: Sequence[ObjectInfo], *, now: datetime, retry_seconds: float) -> str:
+    """The run key of a batch: a digest of its files, so a repeated tick or a redelivered event starts nothing."""
+    return f"raw:{experiment_id}:{batch_fingerprint(files)}" + retry_period(files, now=now, retry_seconds=retry_seconds)
 
 
 def retry_sweep_due(last_sweep: str | None, *, now: datetime, retry_seconds: float) -> bool:

@@ -41,54 +41,79 @@ RECENT_EVENTS_KEPT = 5000
 PENDING_FOLDERS_KEPT = 5000
 
 
+def _moment(value: object) -> datetime | None:
+    """A time a cursor holds; None for one that is unreadable or has no timezone (it starts the wait over)."""
+    try:
+        moment = datetime.fromisoformat(str(value))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else None
+
+
 @dataclass
 class WatchCursor:
     """What a zone sensor remembers between ticks (see the module docstring)."""
 
     receipts: list[str] = field(default_factory=list)
     recent: list[str] = field(default_factory=list)
-    pending: dict[str, str] = field(default_factory=dict)
+    pending: dict[str, datetime] = field(default_factory=dict)
     again: list[str] = field(default_factory=list)
 
     @classmethod
     def from_json(cls, text: str | None) -> WatchCursor:
-        """The cursor a tick saved; an unreadable one starts over, which costs a repeated look, never a file."""
+        """The cursor a tick saved; an unreadable one starts over, which costs a repeated look, never a file.
+
+        Cursors saved before this format are read into it, so that an upgrade
+        forgets nothing a sensor was waiting for: the event cursor's
+        ``pending_receipts``, ``unknown_first_seen`` and ``waiting`` objects
+        (their folders are looked at again), and the listing cursor's
+        ``unknown_first_seen``.
+        """
         try:
             data = json.loads(text) if text else {}
-            return cls(
-                receipts=[str(receipt) for receipt in data.get("receipts", [])],
-                recent=[str(identity) for identity in data.get("recent", [])],
-                pending={str(folder): str(seen) for folder, seen in data.get("pending", {}).items()},
-                again=[str(folder) for folder in data.get("again", [])],
-            )
-        except (ValueError, AttributeError, TypeError):
+        except ValueError:
             return cls()
+        if not isinstance(data, dict):
+            return cls()
+        waiting = [item.get("key") for item in data.get("waiting") or [] if isinstance(item, dict)]
+        again = data.get("again", [str(key).split("/", 1)[0] for key in waiting if key])
+        first_seen = {
+            str(folder): _moment(seen)
+            for folder, seen in dict(data.get("pending", data.get("unknown_first_seen")) or {}).items()
+        }
+        return cls(
+            receipts=[str(receipt) for receipt in data.get("receipts", data.get("pending_receipts")) or []],
+            recent=[str(identity) for identity in data.get("recent") or []],
+            pending={folder: seen for folder, seen in first_seen.items() if seen is not None},
+            again=sorted({str(folder) for folder in again or []}),
+        )
 
     def to_json(self) -> str:
         return json.dumps(
             {
                 "receipts": self.receipts,
                 "recent": self.recent[-RECENT_EVENTS_KEPT:],
-                "pending": self.pending,
+                "pending": {folder: seen.isoformat() for folder, seen in self.pending.items()},
                 "again": self.again,
             },
             sort_keys=True,
         )
 
-    def first_seen(self) -> dict[str, datetime]:
-        return {folder: datetime.fromisoformat(seen) for folder, seen in self.pending.items()}
-
-    def remember(self, pending: Mapping[str, datetime], again: Iterable[str]) -> list[str]:
+    def remember(self, pending: Mapping[str, datetime], again: Iterable[str], *, bounded: bool = True) -> list[str]:
         """Keep these folders (and only these) for later ticks; returns the folders left out for room.
 
         Folders to look at again come first; of the pending ones, the earliest
-        seen are kept, since their grace periods end first.
+        seen are kept, since their grace periods end first. A sensor that lists
+        its whole zone every tick keeps them all (``bounded=False``): it finds
+        them all again anyway, and must not forget when it first saw them.
         """
-        self.again = sorted(set(again))[:PENDING_FOLDERS_KEPT]
-        room = PENDING_FOLDERS_KEPT - len(self.again)
+        ordered_again = sorted(set(again))
         by_age = sorted(pending.items(), key=lambda item: (item[1], item[0]))
-        self.pending = {folder: seen.isoformat() for folder, seen in sorted(by_age[:room])}
-        return sorted(set(again))[PENDING_FOLDERS_KEPT:] + [folder for folder, _ in by_age[room:]]
+        room = PENDING_FOLDERS_KEPT if bounded else len(ordered_again) + len(by_age)
+        self.again = ordered_again[:room]
+        kept = by_age[: max(room - len(self.again), 0)]
+        self.pending = dict(sorted(kept))
+        return ordered_again[room:] + [folder for folder, _ in by_age[len(kept) :]]
 
 
 @dataclass

@@ -5,7 +5,8 @@ period, however often the sensor looks, then go to quarantine, and the
 cursor remembers their folder, not each file, until nothing is left there;
 final files still being
 written are left until they settle, then published under the run key of
-their fingerprint; an ELN tick with nothing new keeps its cursor format.
+their fingerprint; an ELN cursor saved before the inbox existed keeps its
+poll cursor (nothing is polled twice) and is saved in the one format.
 Nothing here sleeps: time passes when the test says so.
 """
 
@@ -127,20 +128,26 @@ def test_final_files_still_being_written_are_published_once_they_settle(
     assert writing.run_requests == []
     [request] = settled.run_requests or []
     files = list(place.objects.list(Zone.FINAL, "EXP-1/"))
-    assert (request.partition_key, request.run_key) == ("EXP-1", final_run_key("EXP-1", files))
+    key = final_run_key("EXP-1", files, revision=0, now=place.clock(), retry_seconds=3600)
+    assert (request.partition_key, request.run_key) == ("EXP-1", key)
 
 
-def test_an_eln_tick_with_nothing_new_keeps_its_one_cursor_format(
+def test_an_eln_cursor_from_before_the_inbox_keeps_its_poll_and_is_saved_in_the_one_format(
     place: Place, instance: dg.DagsterInstance, tmp_path: Path
 ) -> None:
+    (tmp_path / "eln").mkdir()
+    (tmp_path / "eln" / "exp.yaml").write_text("id: EXP-1\ntitle: Soil cores\n", encoding="utf-8")
     eln = FolderElnResource(records_dir=str(tmp_path / "eln"), outbox_dir=str(tmp_path / "outbox"))
     inbox = SqliteInboxResource(path=str(tmp_path / "inbox.sqlite"), clock=place.clock)
 
-    result = eln_sensor(
-        dg.build_sensor_context(instance=instance, cursor="a cursor from an older version"),
-        eln=eln,
-        catalog=place.catalog,
-        eln_inbox=inbox,
-    )
+    def eln_tick(cursor: str | None) -> dg.SensorResult:
+        context = dg.build_sensor_context(instance=instance, cursor=cursor)
+        return eln_sensor(context, eln=eln, catalog=place.catalog, eln_inbox=inbox)
 
-    assert set(json.loads(result.cursor or "")) == {"poll", "receipts"}
+    first = eln_tick(None)
+    old_style = json.loads(first.cursor or "")["poll"]  # what the sensor saved before events were pushed
+    upgraded = eln_tick(old_style)
+
+    assert [request.partition_key for request in first.run_requests or []] == ["EXP-1"]
+    assert upgraded.run_requests == [] and "no ELN record changed" in str(upgraded.skip_reason)
+    assert json.loads(upgraded.cursor or "") == {"poll": old_style, "receipts": []}

@@ -7,6 +7,7 @@ becomes an event, one run per experiment, a verified promotion and an empty
 landing, with no LIST call on the way; duplicate, stale and out-of-order events
 start one run; S3's test event and malformed messages are skipped; final-zone
 events rematerialize `final_dataset`, and labmesh's own manifest writes do not;
+a final file put back after its removal was published is published again;
 without queues the listing fallback misses nothing, however many objects share
 a second.
 """
@@ -222,6 +223,23 @@ def test_final_zone_events_rematerialize_final_dataset_but_its_own_manifest_does
     s3.delete_object(Bucket=s3_buckets["final"], Key="EXP-1/report.md")
     [removal] = aws_lab.run_sensor("final_sensor")
     assert removal.success and aws_lab.catalog.get_dataset("EXP-1", "final").files == ()
+
+
+def test_a_final_file_put_back_after_its_removal_was_published_is_published_again(
+    aws_lab: Lab, s3: Any, s3_buckets: dict[str, str]
+) -> None:
+    registered(aws_lab)
+    aws_lab.run_sensor("final_sensor")
+    for change in ("put", "delete", "put"):
+        if change == "put":
+            s3.put_object(Bucket=s3_buckets["final"], Key="EXP-1/report.md", Body=b"# Report\n")
+        else:
+            s3.delete_object(Bucket=s3_buckets["final"], Key="EXP-1/report.md")
+        [run] = aws_lab.run_sensor("final_sensor")
+        assert run.success, change
+
+    assert [entry.name for entry in aws_lab.catalog.get_dataset("EXP-1", "final").files] == ["report.md"]
+    assert aws_lab.run_sensor("final_sensor") == []
 
 
 def test_final_files_of_an_experiment_registered_later_are_published_once_it_is(

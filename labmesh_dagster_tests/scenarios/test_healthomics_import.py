@@ -3,8 +3,9 @@
 Contract: with a sequence store configured, `sequence_read_sets` imports an
 experiment's raw FASTQ files (R1/R2 as one paired read set, sample and subject
 from the experiment, `experimentId` tag), waits for the job, and records each
-file's read-set id in the raw manifest and the catalog; running it again imports
-nothing twice; a file HealthOmics fails on fails the asset check, naming it.
+file's read-set id in the raw manifest and the catalog, publishing it as every
+dataset is published (every check passes); running it again imports nothing
+twice; a file HealthOmics fails on fails the asset check, naming it.
 The HealthOmics client is a fake held to botocore's own service model.
 """
 
@@ -74,9 +75,12 @@ def test_raw_fastq_become_read_sets_recorded_in_the_manifest_and_catalog(omics_l
     cataloged = omics_lab.catalog.get_dataset("EXP-1", "raw")
     assert cataloged.manifest_digest == manifest.digest
 
+    assert all(check.passed for check in result.get_asset_check_evaluations())  # catalog, index, lineage too
+
     again = omics_lab.materialize("sequence_read_sets", partition="EXP-1")
     assert again.success
     assert [name for name, _ in client.calls].count("StartReadSetImportJob") == 1
+    assert all(check.passed for check in again.get_asset_check_evaluations())
 
 
 def test_a_file_healthomics_cannot_import_fails_the_check_by_name(omics_lab: Lab) -> None:

@@ -1,10 +1,13 @@
 """Watching a zone between ticks: one cursor format, bounded, and events read once.
 
 Contract: a `WatchCursor` survives its JSON round trip, an unreadable one
-starts over; recent event identities are capped; remembered folders are
-capped too, keeping those seen earliest (their grace ends first) and naming
-the ones left out; `drain` acknowledges the previous tick's messages before it
-receives this tick's, skips duplicates it remembers and reports poison messages.
+starts over and an unreadable time only restarts its folder's wait; a cursor
+saved in an earlier format is read into this one without forgetting what it
+was waiting for; recent event identities are capped; remembered folders are
+capped too (unless the sensor lists everything anyway), keeping those seen
+earliest (their grace ends first) and naming the ones left out; `drain`
+acknowledges the previous tick's messages before it receives this tick's,
+skips duplicates it remembers and reports poison messages.
 """
 
 from __future__ import annotations
@@ -53,12 +56,33 @@ def zone_of(bucket: str) -> Zone | None:
 
 
 def test_a_cursor_survives_its_round_trip_and_an_unreadable_one_starts_over() -> None:
-    cursor = WatchCursor(receipts=["r1"], recent=["a", "b"], pending={"EXP-1": T0.isoformat()}, again=["EXP-2"])
+    cursor = WatchCursor(receipts=["r1"], recent=["a", "b"], pending={"EXP-1": T0}, again=["EXP-2"])
 
     assert WatchCursor.from_json(cursor.to_json()) == cursor
     assert WatchCursor.from_json("{not json") == WatchCursor()
     assert WatchCursor.from_json('["a list"]') == WatchCursor()
-    assert WatchCursor.from_json(None).first_seen() == {}
+    assert WatchCursor.from_json(None) == WatchCursor()
+
+
+def test_a_time_the_cursor_cannot_read_only_starts_that_folders_wait_over() -> None:
+    saved = json.dumps({"pending": {"EXP-1": "yesterday", "EXP-2": "2026-11-01T00:00:00", "EXP-3": T0.isoformat()}})
+
+    assert WatchCursor.from_json(saved).pending == {"EXP-3": T0}
+
+
+def test_a_cursor_saved_before_the_one_format_forgets_nothing_it_was_waiting_for() -> None:
+    events = {
+        "pending_receipts": ["r9"],
+        "recent": ["e1"],
+        "waiting": [{"key": "EXP-7/run1/a.fastq", "size": 4, "modified": T0.isoformat(), "etag": "x"}],
+        "unknown_first_seen": {"EXP-LATE": T0.isoformat()},
+    }
+    listing = {"unknown_first_seen": {"EXP-LATE": T0.isoformat()}}
+
+    assert WatchCursor.from_json(json.dumps(events)) == WatchCursor(
+        receipts=["r9"], recent=["e1"], pending={"EXP-LATE": T0}, again=["EXP-7"]
+    )
+    assert WatchCursor.from_json(json.dumps(listing)) == WatchCursor(pending={"EXP-LATE": T0})
 
 
 def test_recent_event_identities_are_capped() -> None:
@@ -77,8 +101,9 @@ def test_remembered_folders_are_capped_keeping_the_earliest_seen(monkeypatch: py
     left_out = cursor.remember(seen, again=["EXP-9"])
 
     assert cursor.again == ["EXP-9"]
-    assert cursor.first_seen() == {f"EXP-{n}": T0 + timedelta(minutes=n) for n in (1, 2, 3)}
+    assert cursor.pending == {f"EXP-{n}": T0 + timedelta(minutes=n) for n in (1, 2, 3)}
     assert left_out == ["EXP-4", "EXP-5"]
+    assert cursor.remember(seen, again=["EXP-9"], bounded=False) == [] and len(cursor.pending) == 5
 
 
 def test_drain_acknowledges_the_last_ticks_messages_before_receiving_and_skips_known_events() -> None:

@@ -1,0 +1,12 @@
+"""Defaults that the settings state and the code beneath them falls back on when called without settings.
+
+`Settings` reads each from its environment variable with these as defaults;
+an extractor run by `labmesh extract` or a boto3 client built in a test uses
+the same values, so a default is written once.
+"""
+
+EXTRACT_SECONDS = 600.0
+"""LABMESH_EXTRACT_SECONDS: the time one file's extraction may take before it stops, marked partial."""
+
+AWS_MAX_ATTEMPTS = 8
+"""LABMESH_AWS_MAX_ATTEMPTS: attempts per AWS call, with backoff on throttling and 5xx between them."""
