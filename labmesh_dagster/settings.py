@@ -163,7 +163,7 @@ class DataZoneSettings:
             domain_id=domain,
             project_id=project,
             endpoint_url=env.get("LABMESH_DATAZONE_ENDPOINT_URL") or None,
-            max_per_second=_rate(env, "LABMESH_DATAZONE_MAX_CALLS_PER_SECOND", 10),
+            max_per_second=_rate(env, "LABMESH_DATAZONE_MAX_CALLS_PER_SECOND", defaults.DATAZONE_CALLS_PER_SECOND),
             glossary_terms={category: values for category, values in terms.items() if values},
         )
 
@@ -184,7 +184,7 @@ class KendraSettings:
         return cls(
             index_id=index_id,
             endpoint_url=env.get("LABMESH_KENDRA_ENDPOINT_URL") or None,
-            max_per_second=_rate(env, "LABMESH_KENDRA_MAX_CALLS_PER_SECOND", 5),
+            max_per_second=_rate(env, "LABMESH_KENDRA_MAX_CALLS_PER_SECOND", defaults.KENDRA_CALLS_PER_SECOND),
         )
 
 

@@ -10,3 +10,9 @@ EXTRACT_SECONDS = 600.0
 
 AWS_MAX_ATTEMPTS = 8
 """LABMESH_AWS_MAX_ATTEMPTS: attempts per AWS call, with backoff on throttling and 5xx between them."""
+
+DATAZONE_CALLS_PER_SECOND = 10.0
+"""LABMESH_DATAZONE_MAX_CALLS_PER_SECOND: DataZone allows about 20 a second per account; labmesh keeps under."""
+
+KENDRA_CALLS_PER_SECOND = 5.0
+"""LABMESH_KENDRA_MAX_CALLS_PER_SECOND: Kendra's document APIs allow fewer calls than DataZone's."""

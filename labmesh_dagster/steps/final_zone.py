@@ -5,8 +5,9 @@ hand (a mount, a gateway, any client). Whatever says where to look (the
 zone's whole listing, or S3 events naming the folders that changed), the
 rule is one: an experiment's listed final files are compared with what the
 catalog holds for its final dataset, and an experiment whose files differ,
-and have stopped changing, needs `final_dataset` again. Its run key is the
-files' fingerprint, so the same state of a folder is published once.
+and have stopped changing, needs `final_dataset` again. Its run key names the
+files and the catalog revision they would replace, so the same change is
+published once, and a return to an earlier state is a change like any other.
 """
 
 from __future__ import annotations

@@ -88,6 +88,7 @@ from labmesh_dagster.connectors.catalog.datazone_forms import (
     form_json,
     query_terms,
 )
+from labmesh_dagster.core.defaults import DATAZONE_CALLS_PER_SECOND
 from labmesh_dagster.core.experiment import ExperimentRecord
 from labmesh_dagster.core.keys import Zone
 from labmesh_dagster.core.manifest import Manifest
@@ -318,7 +319,7 @@ class DataZoneCatalog(Catalog):
         domain_id: str,
         project_id: str,
         registry: Catalog,
-        max_per_second: float = 10.0,
+        max_per_second: float = DATAZONE_CALLS_PER_SECOND,
         glossary_terms: Mapping[str, Sequence[str]] | None = None,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,

@@ -29,6 +29,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from labmesh_dagster.connectors.aws import PacedCaller, error_code
 from labmesh_dagster.connectors.lineage.base import Event, LineageSink
+from labmesh_dagster.core.defaults import DATAZONE_CALLS_PER_SECOND
 
 FINAL_STATUSES = frozenset({"SUCCESS", "FAILED"})
 EVENT_BYTES_MAX = 300_000
@@ -92,7 +93,7 @@ class DataZoneLineageSink(LineageSink):
         client: Any,
         *,
         domain_id: str,
-        max_per_second: float = 10.0,
+        max_per_second: float = DATAZONE_CALLS_PER_SECOND,
         timeout_seconds: float = 60,
         poll_seconds: float = 1,
         clock: Callable[[], float] = time.monotonic,

@@ -61,6 +61,7 @@ from labmesh_dagster.connectors.search.base import (
     stored_attributes,
     valid_group,
 )
+from labmesh_dagster.core.defaults import KENDRA_CALLS_PER_SECOND
 from labmesh_dagster.core.text import clean_text, is_clean_text
 
 BATCH_SIZE = 10
@@ -176,7 +177,7 @@ class KendraContentIndex(ContentIndex):
         client: Any,
         *,
         index_id: str,
-        max_per_second: float = 5.0,
+        max_per_second: float = KENDRA_CALLS_PER_SECOND,
         status_timeout_seconds: float = 300,
         poll_seconds: float = 2,
         schema: Mapping[str, AttributeType] = CONTENT_ATTRIBUTES,
