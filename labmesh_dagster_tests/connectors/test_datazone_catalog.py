@@ -34,6 +34,7 @@ from labmesh_dagster.connectors.catalog.datazone_forms import (
 from labmesh_dagster.connectors.catalog.sqlite import SqliteCatalog
 from labmesh_dagster.connectors.lineage.datazone import DataZoneLineageSink
 from labmesh_dagster.core.experiment import ExperimentRecord, Sample
+from labmesh_dagster.core.keys import Zone
 from labmesh_dagster.core.manifest import Manifest, ManifestEntry
 from labmesh_dagster_tests.fake_datazone import FakeDataZoneClient
 from labmesh_dagster_tests.service_model import ThrottledShare
@@ -272,13 +273,13 @@ def test_changed_content_is_a_new_revision_of_the_same_asset_and_is_republished(
     catalog: DataZoneCatalog, client: FakeDataZoneClient
 ) -> None:
     publish_all(catalog)
-    raw = catalog.published_asset("EXP-1", "raw")
+    raw = catalog.published_asset("EXP-1", Zone.RAW)
     assert raw is not None and raw["revision"] == "1"
 
     grown = liver_raw(entry("raw/EXP-1/S3_L001_R1_001.fastq.gz", fmt="fastq", created="2024-03-04T10:00:00+00:00"))
     result = catalog.upsert_dataset(grown, location(grown))
 
-    revised = catalog.published_asset("EXP-1", "raw")
+    revised = catalog.published_asset("EXP-1", Zone.RAW)
     assert revised is not None
     assert (result.entry_id, result.revision, result.changed) == ("dataset:EXP-1/raw", 2, True)
     assert (revised["id"], revised["revision"]) == (raw["id"], "2") and len(client.assets) == 6
@@ -302,8 +303,8 @@ def test_an_experiment_change_revises_its_datasets_assets_which_carry_its_form(
     assert writes(client) == {op: count + 3 for op, count in before.items() if op != "CreateAsset"} | {
         "CreateAsset": before["CreateAsset"]
     }
-    for dataset in (None, "raw", "processed"):
-        asset = catalog.published_asset("EXP-1", dataset)
+    for zone in (None, Zone.RAW, Zone.PROCESSED):
+        asset = catalog.published_asset("EXP-1", zone)
         assert asset is not None and asset["revision"] == "2" and asset["name"].endswith("Liver RNA-seq, fasting")
     assert catalog.search(SearchQuery(text="fasting", format="fastq"))[0].dataset == "raw"
 
@@ -318,7 +319,7 @@ def test_published_assets_are_listed_and_found_by_search_listings(
         filters={"filter": {"attribute": f"{EXPERIMENT_FORM}.experimentId", "value": "EXP-2"}},
         additionalAttributes=["FORMS"],
     )["items"]
-    raw = catalog.published_asset("EXP-2", "raw")
+    raw = catalog.published_asset("EXP-2", Zone.RAW)
 
     assert raw is not None and raw["listing"]["listingStatus"] == "ACTIVE"
     assert raw["externalIdentifier"] == "labmesh:EXP-2:raw"
@@ -336,7 +337,7 @@ def test_an_unpublished_asset_is_republished_on_the_next_upsert_and_not_found_un
     catalog: DataZoneCatalog, client: FakeDataZoneClient
 ) -> None:
     publish_all(catalog)
-    raw = catalog.published_asset("EXP-2", "raw")
+    raw = catalog.published_asset("EXP-2", Zone.RAW)
     assert raw is not None
     client.create_listing_change_set(
         domainIdentifier=client.domain_id, entityIdentifier=raw["id"], entityType="ASSET", action="UNPUBLISH"
@@ -392,7 +393,7 @@ def test_an_asset_search_does_not_show_yet_is_neither_duplicated_nor_left_unrevi
     assert replayed == 6 + 2 and len(client.assets) == 6
     # Other content: CreateAsset conflicts on the externalIdentifier, Search is asked again, the asset revised.
     assert client.call_counts["CreateAsset"] == replayed + 2 and len(client.assets) == 6
-    revised = catalog.published_asset("EXP-1", "raw")
+    revised = catalog.published_asset("EXP-1", Zone.RAW)
     assert revised is not None and revised["revision"] == "2" and revised["listing"]["listingStatus"] == "ACTIVE"
 
 
@@ -544,7 +545,7 @@ def test_form_content_stays_within_datazone_limits_and_says_what_was_clipped() -
     )
     record = ExperimentRecord(**{**LIVER.__dict__, "description": "words " * 100_000})
 
-    content = dataset_form(many, location="s3://labmesh-raw/EXP-1/", record=record, dataset="raw")
+    content = dataset_form(many, location="s3://labmesh-raw/EXP-1/", record=record)
     experiment = experiment_form(record)
 
     assert len(form_json(content)) <= FORM_CONTENT_MAX and len(form_json(experiment)) <= FORM_CONTENT_MAX

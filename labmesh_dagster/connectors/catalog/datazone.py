@@ -304,8 +304,8 @@ def _record_values(record: ExperimentRecord, category: str) -> list[str]:
     return []
 
 
-def _asset_name(record: ExperimentRecord, dataset: str | None) -> str:
-    label = f"{record.id} {dataset}" if dataset else record.id
+def _asset_name(record: ExperimentRecord, zone: Zone | None) -> str:
+    label = f"{record.id} {zone.value}" if zone else record.id
     return f"{label}: {record.title}"[:ASSET_NAME_MAX]
 
 
@@ -527,10 +527,10 @@ class DataZoneCatalog(Catalog):
         self._reconcile(experiment_id, wanted, self._assets_of(experiment_id))
         return entry
 
-    def published_asset(self, experiment_id: str, dataset: str | None = None) -> dict[str, Any] | None:
-        """The experiment's (or its dataset's) DataZone asset as GetAsset returns it, or None if there is none."""
+    def published_asset(self, experiment_id: str, zone: Zone | None = None) -> dict[str, Any] | None:
+        """The experiment's (or its dataset in ``zone``'s) DataZone asset as GetAsset returns it, or None."""
         self._ready()
-        found = self._assets_of(experiment_id).get(external_id(experiment_id, dataset))
+        found = self._assets_of(experiment_id).get(external_id(experiment_id, zone))
         if found is None:
             return None
         return self._request(f"read asset {found.external_id}", "get_asset", identifier=found.asset_id)
@@ -554,7 +554,7 @@ class DataZoneCatalog(Catalog):
         )
 
     def _dataset_asset(self, record: ExperimentRecord, zone: Zone, location: str, manifest: Manifest) -> _Wanted:
-        content = dataset_form(manifest, location=location, record=record, dataset=zone)
+        content = dataset_form(manifest, location=location, record=record)
         return _Wanted(
             external_id=external_id(record.id, zone),
             name=_asset_name(record, zone),

@@ -43,6 +43,7 @@ from datetime import datetime
 from typing import Any
 
 from labmesh_dagster.core.experiment import ExperimentRecord
+from labmesh_dagster.core.keys import Zone
 from labmesh_dagster.core.manifest import Manifest
 from labmesh_dagster.core.text import clean_data, clean_text, words_of
 
@@ -229,9 +230,9 @@ def asset_type_forms(form_revisions: Mapping[str, str]) -> dict[str, dict[str, A
     }
 
 
-def external_id(experiment_id: str, dataset: str | None = None) -> str:
+def external_id(experiment_id: str, zone: Zone | None = None) -> str:
     """The asset's ``externalIdentifier``: ``labmesh:EXP-1`` for an experiment, ``labmesh:EXP-1:raw`` for a dataset."""
-    return ":".join([EXTERNAL_ID_PREFIX, experiment_id, *([dataset] if dataset else [])])
+    return ":".join([EXTERNAL_ID_PREFIX, experiment_id, *([zone.value] if zone else [])])
 
 
 def form_json(content: Mapping[str, Any]) -> str:
@@ -428,7 +429,7 @@ def dataset_texts(manifest: Manifest, record: ExperimentRecord) -> list[str]:
     ]
 
 
-def dataset_form(manifest: Manifest, *, location: str, record: ExperimentRecord, dataset: str) -> dict[str, Any]:
+def dataset_form(manifest: Manifest, *, location: str, record: ExperimentRecord) -> dict[str, Any]:
     """The content of ``LabmeshDatasetForm`` for one dataset (``record`` is its experiment, for sample fallback)."""
     entries = manifest.entries
     names = list(dict.fromkeys(entry.name for entry in entries))
@@ -440,8 +441,9 @@ def dataset_form(manifest: Manifest, *, location: str, record: ExperimentRecord,
         clipped: list[str] = []
         content = {
             "experimentId": manifest.experiment_id,
-            "dataset": dataset,
-            "zone": manifest.zone,
+            # The form names the dataset by its zone twice: `dataset` is what search facets and people read.
+            "dataset": manifest.zone.value,
+            "zone": manifest.zone.value,
             "location": _clip_text(location, budgets.text, "location", clipped),
             "fileCount": manifest.file_count,
             "totalBytes": manifest.total_bytes,
