@@ -1,7 +1,8 @@
 """One HTTP client for the ELN and LIMS connectors: retries in one place, failures named clearly.
 
-ELN servers throttle (429, often with ``Retry-After``), restart behind their
-proxies (502, 503, 504) and drop connections; none of that is the caller's
+ELN servers throttle (429 with ``Retry-After``, or from Benchling with
+``x-rate-limit-reset``, the seconds left in its rate-limit window), restart
+behind their proxies (502, 503, 504) and drop connections; none of that is the caller's
 fault, so it is retried with jittered exponential backoff. A request the server
 refuses on its merits (400, 401, 403, 404, 422) will be refused again, so it
 fails at once with the server's own message. When the retries run out, the error
@@ -12,6 +13,7 @@ person reading a sensor log needs to act on.
 from __future__ import annotations
 
 import email.utils
+import math
 import random
 import time
 from collections.abc import Callable, Mapping
@@ -63,6 +65,24 @@ def retry_after_seconds(value: str | None, *, now: datetime | None = None) -> fl
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     return max(0.0, (moment - (now or datetime.now(UTC))).total_seconds())
+
+
+def rate_limit_reset_seconds(value: str | None) -> float | None:
+    """``x-rate-limit-reset`` (Benchling: whole seconds left in the rate-limit window) as seconds to wait.
+
+    One second more than it says: the count is whole seconds, so the window may
+    still be open for a fraction of one when it reads 0, and a retry then would
+    only be throttled again.
+    """
+    if value is None:
+        return None
+    try:
+        seconds = float(value.strip())
+    except ValueError:
+        return None
+    if math.isnan(seconds):
+        return None
+    return max(0.0, seconds) + 1.0
 
 
 class RetryingHttp:
@@ -126,6 +146,8 @@ class RetryingHttp:
     def _wait_for(self, response: httpx.Response | None, attempt: int) -> float:
         if response is not None and response.status_code == 429:
             asked = retry_after_seconds(response.headers.get("Retry-After"))
+            if asked is None:
+                asked = rate_limit_reset_seconds(response.headers.get("x-rate-limit-reset"))
             if asked is not None:
                 return min(asked, self.max_retry_after_seconds)
         return self.backoff(attempt)

@@ -11,6 +11,14 @@ test), a PATCH with ``customFields`` or with a field the entry's schema lacks
 gets 400. Every change people make appends an event, as Benchling does;
 archiving appends none, as Benchling's event list has no such event.
 
+Entries are also read in bulk (``GET /entries:bulk-get?entryIds=...``, at most
+100 ids, answering the entries it holds). Benchling's rate limit can be turned
+on (`limit_rate`): a number of requests per window of the fake's own clock,
+which the test moves (through the connector's sleep); past it the answer is
+429 with ``x-rate-limit-limit``, ``x-rate-limit-remaining`` and
+``x-rate-limit-reset`` (whole seconds left in the window), and no
+``Retry-After``, as Benchling's API reference documents it.
+
 Faults can be queued (a 429 with ``Retry-After``, a 5xx), and every request is recorded.
 """
 
@@ -18,6 +26,7 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -25,12 +34,15 @@ from typing import Any
 from pytest_httpserver import HTTPServer
 from werkzeug import Response
 
+from labmesh_dagster_tests.eln.benchling_spec import checked_event
 from labmesh_dagster_tests.eln.fake_http import API_ROOT, FakeHttpService, RecordedRequest, json_response
 
 API_KEY = "sk_labmesh_test_key"
 LIST_ENTRIES_PARAMS = {"pageSize", "nextToken", "sort", "modifiedAt", "schemaId", "displayIds", "archiveReason"}
 LIST_EVENTS_PARAMS = {"pageSize", "nextToken", "createdAt.gte", "startingAfter", "eventTypes", "poll"}
 ENTRY_UPDATE_KEYS = {"authorIds", "fields", "folderId", "name", "schemaId"}
+BULK_GET_PARAMS = {"entryIds", "displayIds", "returning"}
+BULK_GET_MAX_IDS = 100
 
 
 def basic_auth(api_key: str) -> str:
@@ -60,7 +72,18 @@ class FakeBenchling(FakeHttpService):
         self.tenant = tenant
         self.entries: dict[str, dict[str, Any]] = {}
         self.events: list[dict[str, Any]] = []
+        self.clock = 0.0  # seconds, for the rate limit only; moved by the test
+        self.rate_limit: tuple[int, float] | None = None
+        self._window_requests: dict[int, int] = {}
         super().__init__(server)
+
+    def limit_rate(self, requests: int, window_seconds: float = 30.0) -> None:
+        """From now on, allow ``requests`` per window of ``window_seconds`` on the fake's clock; 429 past that."""
+        self.rate_limit = (requests, window_seconds)
+        self._window_requests.clear()
+
+    def advance(self, seconds: float) -> None:
+        self.clock += seconds
 
     # The lab's side: what people do in Benchling.
 
@@ -109,6 +132,13 @@ class FakeBenchling(FakeHttpService):
         self._event("v2.entry.created", entry_id)
         return entry_id
 
+    def assign_reviewer(self, entry_id: str, name: str) -> None:
+        """A person asking someone to review the entry: ``v2.entry.updated.assignedReviewers`` is raised."""
+        reviewer = {"id": f"ent_{name.split()[0].lower()}", "handle": name.split()[0].lower(), "name": name}
+        self.entries[entry_id]["assignedReviewers"].append(reviewer)
+        self.entries[entry_id]["modifiedAt"] = self._now()
+        self._event("v2.entry.updated.assignedReviewers", entry_id, ["assignedReviewers"])
+
     def set_field(self, entry_id: str, name: str, value: Any) -> None:
         """A person editing one schema field: ``modifiedAt`` moves and an update event is raised."""
         entry = self.entries[entry_id]
@@ -139,7 +169,7 @@ class FakeBenchling(FakeHttpService):
         }
         if updates is not None:
             event["updates"] = updates
-        self.events.append(event)
+        self.events.append(checked_event(event))  # never a shape Benchling does not send
 
     # The server's side.
 
@@ -149,7 +179,27 @@ class FakeBenchling(FakeHttpService):
     def refuse(self, record: RecordedRequest) -> Response | None:
         if record.authorization != basic_auth(self.api_key):
             return _error(401, "Unauthorized: an API key is required (HTTP Basic)", "authentication_error")
-        return None
+        return self._throttled()
+
+    def _throttled(self) -> Response | None:
+        if self.rate_limit is None:
+            return None
+        allowed, window = self.rate_limit
+        current = int(self.clock // window)
+        used = self._window_requests[current] = self._window_requests.get(current, 0) + 1
+        if used <= allowed:
+            return None
+        response = _error(429, "Rate limit exceeded", "rate_limit_error")
+        left = (current + 1) * window - self.clock
+        response.headers.update(
+            {
+                "x-rate-limit-limit": str(allowed),
+                "x-rate-limit-remaining": "0",
+                # Whole seconds, rounded down: the window may still be open for a fraction of a second at 0.
+                "x-rate-limit-reset": str(math.floor(left)),
+            }
+        )
+        return response
 
     def route(self, method: str, path: str, record: RecordedRequest) -> Response:
         parts = path.strip("/").split("/")
@@ -158,6 +208,8 @@ class FakeBenchling(FakeHttpService):
             return self._checked(one, LIST_EVENTS_PARAMS) or self._list_events(one)
         if parts == ["entries"] and method == "GET":
             return self._checked(one, LIST_ENTRIES_PARAMS) or self._list_entries(one)
+        if parts == ["entries:bulk-get"] and method == "GET":
+            return self._checked(one, BULK_GET_PARAMS) or self._bulk_get(one)
         if len(parts) == 2 and parts[0] == "entries":
             entry = self.entries.get(parts[1])
             if entry is None:
@@ -167,6 +219,12 @@ class FakeBenchling(FakeHttpService):
             if method == "PATCH":
                 return self._patch(entry, record.body)
         return _error(405 if parts[0] in {"entries", "events"} else 404, f"{method} {API_ROOT}{path} is not served")
+
+    def _bulk_get(self, query: Mapping[str, str]) -> Response:
+        ids = [part for part in query.get("entryIds", "").split(",") if part]
+        if not ids or len(ids) > BULK_GET_MAX_IDS:
+            return _error(400, f"entryIds must list between 1 and {BULK_GET_MAX_IDS} ids")
+        return json_response({"entries": [self.entries[entry_id] for entry_id in ids if entry_id in self.entries]})
 
     @staticmethod
     def _checked(query: Mapping[str, str], allowed: set[str]) -> Response | None:

@@ -38,12 +38,13 @@ class RecordedRequest:
 
 @dataclass
 class Fault:
-    """A canned failure for the next ``times`` matching requests: a status (with headers) and/or a delay."""
+    """A canned failure for ``times`` matching requests, after ``skip`` of them pass: a status and/or a delay."""
 
     status: int | None = None
     headers: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0
     times: int = 1
+    skip: int = 0
     method: str | None = None
     path: str | None = None
 
@@ -79,9 +80,11 @@ class FakeHttpService(ABC):
 
     # What a test does: queue faults, read the record.
 
-    def fail(self, status: int, *, times: int = 1, headers: Mapping[str, str] | None = None, **where: Any) -> None:
-        """Answer the next ``times`` requests (matching ``method``/``path`` when given) with ``status``."""
-        self.faults.append(Fault(status=status, headers=dict(headers or {}), times=times, **where))
+    def fail(
+        self, status: int, *, times: int = 1, skip: int = 0, headers: Mapping[str, str] | None = None, **where: Any
+    ) -> None:
+        """Answer ``times`` requests (matching ``method``/``path`` when given) with ``status``, after ``skip`` pass."""
+        self.faults.append(Fault(status=status, headers=dict(headers or {}), times=times, skip=skip, **where))
 
     def slow(self, seconds: float, *, times: int = 1, **where: Any) -> None:
         """Hold the next ``times`` matching requests for ``seconds`` before answering them."""
@@ -109,6 +112,9 @@ class FakeHttpService(ABC):
     def _take_fault(self, method: str, path: str) -> Fault | None:
         for fault in self.faults:
             if fault.times > 0 and fault.matches(method, path):
+                if fault.skip > 0:
+                    fault.skip -= 1
+                    continue
                 fault.times -= 1
                 return fault
         return None

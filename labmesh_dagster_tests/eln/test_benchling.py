@@ -9,8 +9,13 @@ archived and entries without a valid experiment id as errors, while the others
 arrive; `fetch` finds an entry by display id or schema field; the write-back
 PATCHes ``fields`` (never ``customFields``), reads back, is not repeated when
 nothing changed, and does not look like an edit to the registry; `resolve`
-reads each webhook-named entry once; 429 honours ``Retry-After`` and 5xx is
-retried and then reported by method and path; every request carries HTTP Basic auth.
+reads each webhook-named entry once, in bulk, and refuses an id that is not an
+entry id before any request; 429 honours ``Retry-After`` and Benchling's own
+``x-rate-limit-reset``; changed entries are read a hundred a request, so a
+poll of seventy changes fits in a user key's rate limit; a poll cut off part
+way keeps what it read and moves its cursor over it; assigning a reviewer is a
+change; 5xx is retried and then reported by method and path; every request
+carries HTTP Basic auth.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from labmesh_dagster.connectors.http import RetryingHttp
 from labmesh_dagster.core.errors import ExperimentNotFound
 from labmesh_dagster.steps.intake import experiments_to_register
 from labmesh_dagster_tests.eln.benchling_server import API_KEY, FakeBenchling, basic_auth, link_field, text_field
+from labmesh_dagster_tests.eln.fake_http import RecordedRequest
 
 LOCATIONS = {
     "landing": "s3://landing/EXP-001/",
@@ -41,8 +47,13 @@ def lab(http_server: HTTPServer) -> FakeBenchling:
 
 
 def connector(lab: FakeBenchling, sleeps: list[float], **options: Any) -> BenchlingEln:
-    http = RetryingHttp(lab.url, sleep=sleeps.append, jitter=lambda: 0.5, timeout=5.0, attempts=4, service="Benchling")
-    return BenchlingEln(lab.url, options.pop("api_key", API_KEY), http=http, page_size=2, **options)
+    def sleep(seconds: float) -> None:
+        sleeps.append(seconds)
+        lab.advance(seconds)  # the fake's rate-limit window moves on while the connector waits
+
+    http = RetryingHttp(lab.url, sleep=sleep, jitter=lambda: 0.5, timeout=5.0, attempts=4, service="Benchling")
+    options.setdefault("page_size", 2)
+    return BenchlingEln(lab.url, options.pop("api_key", API_KEY), http=http, **options)
 
 
 @pytest.fixture
@@ -63,8 +74,15 @@ def sequencing_run(lab: FakeBenchling, experiment_id: str | None = "EXP-001", na
     return lab.add_entry(name, fields, custom_fields={"cost centre": "CC-7"})
 
 
-def entry_reads(lab: FakeBenchling) -> list[str]:
-    return [r.path.rsplit("/", 1)[-1] for r in lab.requests_to("GET", "/entries/")]
+def entry_reads(requests: list[RecordedRequest]) -> list[str]:
+    """The entry ids ``requests`` read, alone (``/entries/{id}``) or in bulk (``/entries:bulk-get``), once a read."""
+    reads: list[str] = []
+    for request in requests:
+        if request.method == "GET" and request.path.startswith("/api/v2/entries/"):
+            reads.append(request.path.rsplit("/", 1)[-1])
+        elif request.method == "GET" and request.path == "/api/v2/entries:bulk-get":
+            reads.extend(request.query["entryIds"][-1].split(","))
+    return reads
 
 
 # Reading entries
@@ -89,7 +107,7 @@ def test_the_first_poll_backfills_and_maps_schema_fields(lab: FakeBenchling, eln
     for gone in ("Experiment ID", "Samples", "Instrument", "name", "modifiedAt", "webURL", "labmesh data location"):
         assert gone not in custom
     # The backfill is the listing alone: full entries, no entry read again.
-    assert entry_reads(lab) == []
+    assert entry_reads(lab.requests) == []
     assert all(r.authorization == basic_auth(API_KEY) for r in lab.requests)
 
 
@@ -123,11 +141,13 @@ def test_later_polls_read_only_entries_named_by_new_events_each_once(lab: FakeBe
         ("EXP-A", "FC-2", "Atlas II"),
         ("EXP-C", None, None),
     ]
-    reads = [r.path.rsplit("/", 1)[-1] for r in lab.requests[before:] if "/entries/" in r.path]
+    reads = entry_reads(lab.requests[before:])
     assert sorted(reads) == sorted([first, third]) and quiet not in reads
     events = [r for r in lab.requests[before:] if r.path.endswith("/events")]
     assert events[0].query["startingAfter"] == [PollCursor.from_json(warm.cursor).after]  # type: ignore[union-attr]
-    assert events[0].query["eventTypes"] == ["v2.entry.created,v2.entry.updated.fields,v2.entry.updated.reviewRecord"]
+    assert events[0].query["eventTypes"] == [
+        "v2.entry.created,v2.entry.updated.fields,v2.entry.updated.reviewRecord,v2.entry.updated.assignedReviewers"
+    ]
     assert PollCursor.from_json(poll.cursor) == PollCursor(after=lab.events[-1]["id"])
 
     before = len(lab.requests)
@@ -268,13 +288,92 @@ def test_resolve_reads_each_named_entry_once(lab: FakeBenchling, eln: BenchlingE
     poll = eln.resolve([event(1, live), event(2, live), event(3, gone, "archived"), event(4, "42"), event(5, "etr_x")])
 
     assert [r.id for r in poll.records] == ["EXP-L"] and poll.archived == ("EXP-G",)
-    assert sorted(entry_reads(lab)) == sorted([live, gone, "etr_x"])
+    # One bulk read for all three; the one missing from its answer is read alone, to say it cannot be.
+    [bulk] = lab.requests_to("GET", "/entries:bulk-get")
+    assert bulk.query["entryIds"] == [f"{live},{gone},etr_x"]
+    assert entry_reads(lab.requests) == [live, gone, "etr_x", "etr_x"]
     reasons = [error.reason for error in poll.errors]
     assert "'42' is not a Benchling entry id (etr_...)" in reasons
     assert any("cannot be read" in reason for reason in reasons)
 
 
+def test_an_entry_id_that_would_change_the_url_is_refused_before_any_request(
+    lab: FakeBenchling, eln: BenchlingEln
+) -> None:
+    # Seen: "etr_x/../../../users" passed the prefix check and labmesh fetched Benchling's /api/users.
+    poll = eln.resolve([ElnEvent("benchling", "evt_1", "etr_x/../../../users", "changed", "2024-05-28T09:00:00Z")])
+
+    assert lab.requests == [] and poll.records == ()
+    [error] = poll.errors
+    assert "'etr_x/../../../users' is not a Benchling entry id" in error.reason
+
+
+def test_assigning_a_reviewer_is_a_change_the_poll_sees(lab: FakeBenchling, eln: BenchlingEln) -> None:
+    entry = sequencing_run(lab)
+    first = eln.poll(eln.poll(None).cursor)
+    registered = {record.id: record.fingerprint for record in first.records}
+
+    lab.assign_reviewer(entry, "Grace Hopper")
+    poll = eln.poll(first.cursor)
+
+    [record] = poll.records
+    assert [reviewer["name"] for reviewer in record.custom["assignedReviewers"]] == ["Grace Hopper"]
+    assert [request.record.id for request in experiments_to_register(poll, registered)] == ["EXP-001"]
+
+
 # Throttling and failures
+
+
+def many_changed_entries(lab: FakeBenchling, count: int) -> str:
+    """``count`` entries, each then edited; the cursor from before the edits."""
+    entries = [lab.add_entry(f"run {n}", {"Experiment ID": text_field(f"EXP-{n:03d}")}) for n in range(count)]
+    before = PollCursor(after=lab.events[-1]["id"]).to_json()
+    for entry in entries:
+        lab.set_field(entry, "Flowcell", "FC-2")
+    return before
+
+
+def test_a_429_waits_until_benchlings_rate_limit_window_resets(
+    lab: FakeBenchling, eln: BenchlingEln, sleeps: list[float]
+) -> None:
+    # Benchling's 429 says when its window resets in x-rate-limit-reset, and sends no Retry-After.
+    sequencing_run(lab)
+    lab.fail(429, headers={"x-rate-limit-reset": "12"}, path="/entries")
+
+    assert [record.id for record in eln.poll(None).records] == ["EXP-001"]
+    assert sleeps == [13.0]  # the seconds left, and one more: they are counted in whole seconds
+
+
+def test_seventy_changed_entries_are_read_within_a_user_keys_rate_limit(
+    lab: FakeBenchling, sleeps: list[float]
+) -> None:
+    # Seen: read one request an entry, a poll of more than ~57 changes spent a user key's window, retried
+    # for 7.5 s at most (the window is 30 s), and failed at the same entry on every tick.
+    cursor = many_changed_entries(lab, 70)
+    lab.limit_rate(60, window_seconds=30)
+    eln = connector(lab, sleeps, page_size=50)
+
+    poll = eln.poll(cursor)
+
+    assert len(poll.records) == 70 and poll.errors == ()
+    assert PollCursor.from_json(poll.cursor) == PollCursor(after=lab.events[-1]["id"])
+    assert [r.path for r in lab.requests[-4:]] == ["/api/v2/events", "/api/v2/entries:bulk-get"] * 2
+
+
+def test_a_poll_cut_off_part_way_keeps_what_it_read_and_moves_its_cursor_over_it(
+    lab: FakeBenchling, eln: BenchlingEln
+) -> None:
+    cursor = many_changed_entries(lab, 5)
+    # The first read of entries passes; every attempt at the next one fails: Benchling is gone for now.
+    lab.fail(503, times=4, skip=1, path="/entries")
+
+    first = eln.poll(cursor)
+
+    assert sorted(record.id for record in first.records) == ["EXP-000", "EXP-001"]  # the first page of events
+    assert PollCursor.from_json(first.cursor) == PollCursor(after=lab.events[-4]["id"])
+    rest = eln.poll(first.cursor)
+    assert sorted(record.id for record in rest.records) == ["EXP-002", "EXP-003", "EXP-004"]
+    assert PollCursor.from_json(rest.cursor) == PollCursor(after=lab.events[-1]["id"])
 
 
 def test_a_429_waits_as_long_as_retry_after_says(lab: FakeBenchling, eln: BenchlingEln, sleeps: list[float]) -> None:
@@ -300,7 +399,7 @@ def test_5xx_is_retried_with_backoff_then_reported_clearly(
 
 def test_one_5xx_then_success_is_invisible(lab: FakeBenchling, eln: BenchlingEln, sleeps: list[float]) -> None:
     entry = sequencing_run(lab)
-    lab.fail(502, method="GET", path="/entries/")
+    lab.fail(502, method="GET", path="/entries")
 
     assert [r.id for r in eln.resolve([ElnEvent("benchling", "e1", entry, "changed", "now")]).records] == ["EXP-001"]
     assert len(sleeps) == 1

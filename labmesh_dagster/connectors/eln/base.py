@@ -39,6 +39,20 @@ class ElnBadResponse(LabmeshError):
     """The ELN answered, but not with what its API documents (not JSON, or the wrong shape)."""
 
 
+class InvalidEntryId(LabmeshError, ValueError):
+    """An entry id its ELN cannot have: refused before it reaches an inbox, a path or a URL.
+
+    The value is shown cut short: a sender that posts a 10,000-character id
+    should not get it back, nor fill a log with it.
+    """
+
+    def __init__(self, value: object, rule: str) -> None:
+        shown = repr(value)
+        self.value = value
+        self.rule = rule
+        super().__init__(f"{shown if len(shown) <= 80 else shown[:77] + '...'} is not {rule}")
+
+
 @dataclass(frozen=True)
 class ElnPoll:
     """What one poll found: readable records, unreadable ones, and where to resume.
@@ -58,7 +72,11 @@ class ElnPoll:
 class ElnEvent:
     """One pushed notice that an ELN entry changed, as it waits in the inbox.
 
-    ``event_id`` is the sender's own id (duplicates are dropped by it);
+    ``source`` names the ELN connector that reads the event (``folder``,
+    ``elabftw``, ``benchling``), whoever sent it: a LIMS posting to its own
+    webhook feeds the folder ELN. ``event_id`` is the sender's own id
+    (duplicates are dropped by it), prefixed with the sender's name when the
+    sender is not named after the ELN, so two senders' ids never collide;
     ``entry_id`` is the ELN's id of the entry (not yet an experiment id: the
     connector reads the entry to learn that); ``kind`` is ``changed`` or
     ``archived``.
@@ -81,6 +99,16 @@ class ElnSource(ABC):
     """An electronic lab notebook or LIMS."""
 
     name: str
+
+    @staticmethod
+    @abstractmethod
+    def validate_entry_id(entry_id: str) -> str:
+        """``entry_id`` unchanged when an entry of this ELN can have it, else `InvalidEntryId`.
+
+        Pushed events name entries in the sender's words; the rule is checked
+        where the event arrives (so a bad one is refused at once) and again
+        before the id goes into a path or a URL.
+        """
 
     @abstractmethod
     def poll(self, cursor: str | None) -> ElnPoll:

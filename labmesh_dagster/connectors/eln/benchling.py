@@ -13,6 +13,15 @@ clients), and why:
   /api/v2/entries`` (``pageSize``, ``nextToken``, ``sort``, ``schemaId``,
   ``displayIds``) answers ``{"entries": [...], "nextToken": ...}`` with full
   entries, so the first poll (the backfill) costs one request a page.
+- ``GET /api/v2/entries:bulk-get?entryIds=a,b,...`` answers ``{"entries":
+  [...]}`` for up to 100 ids, so the entries a page of events names cost one
+  request, not one each. That matters: Benchling allows a key a fixed number of
+  requests per 30-second window, and answers 429 with ``x-rate-limit-reset``
+  (the seconds left in the window) when they are spent; read one by one, a
+  poll of some sixty changed entries spent a user key's window every tick.
+- A poll that is throttled or cut off part way returns what it read, with a
+  cursor after the last page of events whose entries it read, so the next
+  poll carries on from there instead of failing at the same entry forever.
 - ``PATCH /api/v2/entries/{id}`` takes schema ``fields`` (``{"name": {"value":
   ...}}``); ``customFields`` are something else (free key/values), and a
   field the entry's schema lacks is refused, so the location field must exist
@@ -29,6 +38,8 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
+import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -45,6 +56,8 @@ from labmesh_dagster.connectors.eln.base import (
     ElnPoll,
     ElnRequestRefused,
     ElnSource,
+    ElnUnavailable,
+    InvalidEntryId,
     first_entry_with_id,
     sort_entries,
 )
@@ -54,15 +67,28 @@ from labmesh_dagster.core.errors import ExperimentNotFound, InvalidExperimentId,
 from labmesh_dagster.core.experiment import ExperimentRecord, record_from_mapping
 from labmesh_dagster.core.ids import validate_experiment_id
 
+log = logging.getLogger(__name__)
+
 API = "/api/v2"
 ENTRIES = f"{API}/entries"
+BULK_GET = f"{API}/entries:bulk-get"
 EVENTS = f"{API}/events"
 # The entry events that can change what labmesh reads; archiving has no event of its own.
-ENTRY_EVENT_TYPES = ("v2.entry.created", "v2.entry.updated.fields", "v2.entry.updated.reviewRecord")
+ENTRY_EVENT_TYPES = (
+    "v2.entry.created",
+    "v2.entry.updated.fields",
+    "v2.entry.updated.reviewRecord",
+    # The assigned reviewers are part of the entry, and so of the record.
+    "v2.entry.updated.assignedReviewers",
+)
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 100  # Benchling's documented maximum for pageSize
 DEFAULT_LOCATION_FIELD = "labmesh data location"
 ENTRY_ID_PREFIX = "etr_"
+# Benchling's entry ids are ``etr_`` and a short run of letters and digits (``etr_tv7m7B78``); anything else
+# (a slash, a dot, a query) must never reach a URL path.
+ENTRY_ID = re.compile(r"etr_[A-Za-z0-9]{1,64}")
+BULK_GET_MAX_IDS = 100  # Benchling's documented maximum of ids per bulk-get
 CURSOR_VERSION = 1
 # The backfill starts the event feed a little before it lists, so that an entry changed while
 # the listing runs is read again (reads are idempotent) rather than missed; it also absorbs clock skew.
@@ -169,6 +195,13 @@ class BenchlingEln(ElnSource):
 
     name = "benchling"
 
+    @staticmethod
+    def validate_entry_id(entry_id: str) -> str:
+        """A notebook entry's id: ``etr_`` and letters and digits, nothing that could change a URL's path."""
+        if not ENTRY_ID.fullmatch(entry_id):
+            raise InvalidEntryId(entry_id, f"a Benchling entry id ({ENTRY_ID_PREFIX}...)")
+        return entry_id
+
     def __init__(
         self,
         base_url: str,
@@ -260,6 +293,7 @@ class BenchlingEln(ElnSource):
 
     def _entry(self, entry_id: str) -> dict[str, Any] | None:
         """The entry, unwrapped from ``{"entry": ...}``; None when it is gone or not shared with the key."""
+        self.validate_entry_id(entry_id)  # the last check before the id becomes part of a URL
         try:
             body = self._get(f"{ENTRIES}/{entry_id}")
         except ElnRequestRefused as exc:
@@ -270,6 +304,31 @@ class BenchlingEln(ElnSource):
         if not isinstance(entry, dict):
             raise ElnBadResponse(f"Benchling GET {ENTRIES}/{entry_id} answered no entry object")
         return entry
+
+    def _bulk_entries(self, entry_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """The entries that can be read, by id, a hundred a request; ids missing from the answer are left out.
+
+        A batch Benchling refuses on its merits (one id gone or not shared may
+        spoil it) is left out whole; each of its entries is then read on its own
+        (`sort_entries` does that for an entry it is not given), which names the
+        one that cannot be read.
+        """
+        found: dict[str, dict[str, Any]] = {}
+        for start in range(0, len(entry_ids), BULK_GET_MAX_IDS):
+            batch = [self.validate_entry_id(entry_id) for entry_id in entry_ids[start : start + BULK_GET_MAX_IDS]]
+            try:
+                body = self._get(BULK_GET, {"entryIds": ",".join(batch)})
+            except ElnRequestRefused as exc:
+                log.warning("Benchling refused a bulk read of %d entries (%s); reading each alone", len(batch), exc)
+                continue
+            rows = body.get("entries")
+            if not isinstance(rows, list):
+                raise ElnBadResponse(f"Benchling GET {BULK_GET} answered no 'entries' list")
+            wanted = set(batch)
+            for row in rows:
+                if isinstance(row, dict) and row.get("id") in wanted:
+                    found[row["id"]] = row
+        return found
 
     def _location_names(self) -> dict[str, str | None]:
         """Field name -> zone for per-zone fields; the single field maps to None (its lines name the zones)."""
@@ -357,48 +416,79 @@ class BenchlingEln(ElnSource):
         records, errors, archived = self._sort([(_entry_id_of(row), row) for row in rows])
         return ElnPoll(records=records, errors=errors, cursor=PollCursor(since=since).to_json(), archived=archived)
 
-    def _events(self, cursor: PollCursor) -> tuple[list[str], PollCursor]:
-        """Entry ids named by events after ``cursor``, each once in order of first mention, and the cursor after."""
+    def _changes(self, cursor: PollCursor) -> tuple[list[tuple[str, dict[str, Any] | None]], PollCursor, bool]:
+        """The entries events after ``cursor`` name, each read once (in bulk), the cursor after them, and whether all.
+
+        A page of events counts as done once its entries are read. When
+        Benchling stops answering part way (throttled past the retries, down),
+        the pages done are returned with the cursor after the last of them, and
+        ``complete`` is False; when not even the first page could be done, the
+        failure is raised, as there is nothing to hand on.
+        """
         params: dict[str, Any] = {"eventTypes": ",".join(ENTRY_EVENT_TYPES)}
         if cursor.after:
             params["startingAfter"] = cursor.after
         elif cursor.since:
             params["createdAt.gte"] = cursor.since
-        entry_ids: dict[str, None] = {}
-        last = cursor.after
-        for page in self._pages(EVENTS, "events", params):
-            for event in page:
-                if isinstance(event.get("id"), str):
-                    last = event["id"]
-                entry = event.get("entry")
-                if event.get("eventType") in ENTRY_EVENT_TYPES and isinstance(entry, Mapping):
-                    entry_id = entry.get("id")
-                    if isinstance(entry_id, str) and entry_id:
-                        entry_ids.setdefault(entry_id, None)
-        after = PollCursor(after=last, since=cursor.since if last is None else None)
-        return list(entry_ids), after
+        entries: dict[str, dict[str, Any] | None] = {}
+        done = cursor
+        pages = self._pages(EVENTS, "events", params)
+        while True:
+            try:
+                page = next(pages, None)
+                if page is None:
+                    return list(entries.items()), done, True
+                named = self._named_entries(page)
+                fresh = [entry_id for entry_id in named if entry_id not in entries]
+                read = self._bulk_entries(fresh)
+            except ElnUnavailable as exc:
+                if done == cursor:
+                    raise
+                log.warning("Benchling poll stopped part way, to resume after event %s: %s", done.after, exc)
+                return list(entries.items()), done, False
+            for entry_id in fresh:
+                entries[entry_id] = read.get(entry_id)
+            last = next((event["id"] for event in reversed(page) if isinstance(event.get("id"), str)), None)
+            if last is not None:
+                done = PollCursor(after=last)
+
+    def _named_entries(self, events: Sequence[Mapping[str, Any]]) -> list[str]:
+        """The entry ids a page of events names, each once, in order; ids that are not entry ids are passed over."""
+        named: dict[str, None] = {}
+        for event in events:
+            entry = event.get("entry")
+            if event.get("eventType") not in ENTRY_EVENT_TYPES or not isinstance(entry, Mapping):
+                continue
+            entry_id = entry.get("id")
+            if not isinstance(entry_id, str):
+                continue
+            try:
+                named.setdefault(self.validate_entry_id(entry_id), None)
+            except InvalidEntryId as exc:
+                log.warning("Benchling event %s names no entry labmesh can read: %s", event.get("id"), exc)
+        return list(named)
 
     def poll(self, cursor: str | None) -> ElnPoll:
         previous = PollCursor.from_json(cursor)
         if previous is None:
             return self._backfill()
-        entry_ids, after = self._events(previous)
-        if not entry_ids:
-            return ElnPoll(cursor=after.to_json(), unchanged=after == previous)
-        records, errors, archived = self._sort([(entry_id, None) for entry_id in entry_ids])
+        entries, after, complete = self._changes(previous)
+        if not entries:
+            return ElnPoll(cursor=after.to_json(), unchanged=complete and after == previous)
+        records, errors, archived = self._sort(entries)
         return ElnPoll(records=records, errors=errors, cursor=after.to_json(), archived=archived)
 
     def resolve(self, events: Sequence[ElnEvent]) -> ElnPoll:
-        """The entries that webhook or EventBridge events name, each read once, now."""
+        """The entries that webhook or EventBridge events name, each read once, now, in bulk."""
         entry_ids: dict[str, None] = {}
         errors: list[RecordError] = []
         for event in events:
-            if not event.entry_id.startswith(ENTRY_ID_PREFIX):
-                reason = f"{event.entry_id!r} is not a Benchling entry id ({ENTRY_ID_PREFIX}...)"
-                errors.append(RecordError(f"{event.source} event {event.event_id}", reason))
-                continue
-            entry_ids.setdefault(event.entry_id, None)
-        records, failed, archived = self._sort([(entry_id, None) for entry_id in entry_ids])
+            try:
+                entry_ids.setdefault(self.validate_entry_id(event.entry_id), None)
+            except InvalidEntryId as exc:
+                errors.append(RecordError(f"{event.source} event {event.event_id}", str(exc)))
+        read = self._bulk_entries(list(entry_ids))
+        records, failed, archived = self._sort([(entry_id, read.get(entry_id)) for entry_id in entry_ids])
         return ElnPoll(records=records, errors=(*errors, *failed), archived=archived)
 
     # Finding one experiment's entry

@@ -47,6 +47,7 @@ from labmesh_dagster.connectors.eln.base import (
     ElnPoll,
     ElnRequestRefused,
     ElnSource,
+    InvalidEntryId,
     first_entry_with_id,
     sort_entries,
 )
@@ -68,6 +69,8 @@ DEFAULT_LOCATION_FIELDS = {zone: f"labmesh {zone} location" for zone in ZONES}
 # Write-backs to zones without a configured field use this name, and are recognised by it.
 _DEFAULT_LOCATION_NAME = re.compile(r"^labmesh (\S+) location$")
 DEFAULT_PAGE_SIZE = 50
+# eLabFTW's ids are unsigned integer columns; 18 digits keeps any of them and refuses absurd ones.
+ENTRY_ID = re.compile(r"[1-9][0-9]{0,17}")
 SCOPE_SELF, SCOPE_TEAM, SCOPE_EVERYTHING = 1, 2, 3
 CURSOR_VERSION = 1
 
@@ -217,6 +220,13 @@ class ElabFtwEln(ElnSource):
     """
 
     name = "elabftw"
+
+    @staticmethod
+    def validate_entry_id(entry_id: str) -> str:
+        """eLabFTW numbers its experiments: a positive decimal integer, in ASCII digits, that fits its database."""
+        if not ENTRY_ID.fullmatch(entry_id):
+            raise InvalidEntryId(entry_id, "an eLabFTW entry id (a positive integer)")
+        return entry_id
 
     def __init__(
         self,
@@ -584,10 +594,10 @@ class ElabFtwEln(ElnSource):
         entries: dict[int, Mapping[str, Any] | None] = {}
         errors: list[RecordError] = []
         for event in events:
-            entry_id = _entry_id(event.entry_id)
-            if entry_id is None:
-                reason = f"{event.entry_id!r} is not an eLabFTW entry id"
-                errors.append(RecordError(f"{event.source} event {event.event_id}", reason))
+            try:
+                entry_id = int(self.validate_entry_id(event.entry_id))
+            except InvalidEntryId as exc:
+                errors.append(RecordError(f"{event.source} event {event.event_id}", str(exc)))
                 continue
             entries.setdefault(entry_id, None)
         self._titles.clear()

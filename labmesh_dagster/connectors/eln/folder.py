@@ -19,8 +19,8 @@ from typing import Any
 
 import yaml
 
-from labmesh_dagster.connectors.eln.base import ElnEvent, ElnPoll, ElnSource
-from labmesh_dagster.core.errors import ExperimentNotFound, RecordError
+from labmesh_dagster.connectors.eln.base import ElnEvent, ElnPoll, ElnSource, InvalidEntryId
+from labmesh_dagster.core.errors import ExperimentNotFound, InvalidExperimentId, RecordError
 from labmesh_dagster.core.experiment import ExperimentRecord, record_from_mapping
 from labmesh_dagster.core.ids import validate_experiment_id
 from labmesh_dagster.core.text import clean_text
@@ -119,6 +119,14 @@ class FolderEln(ElnSource):
 
     name = "folder"
 
+    @staticmethod
+    def validate_entry_id(entry_id: str) -> str:
+        """A LIMS that pushes names the experiment itself, so its entry ids follow the experiment id rules."""
+        try:
+            return validate_experiment_id(entry_id)
+        except InvalidExperimentId as exc:
+            raise InvalidEntryId(entry_id, f"an experiment id: {exc.reason}") from exc
+
     def __init__(self, records_dir: str | os.PathLike[str], outbox_dir: str | os.PathLike[str]) -> None:
         self.records_dir = Path(records_dir)
         self.outbox_dir = Path(outbox_dir)
@@ -176,11 +184,21 @@ class FolderEln(ElnSource):
 
     def resolve(self, events: Sequence[ElnEvent]) -> ElnPoll:
         """A LIMS that pushes names the experiment itself: each event's entry id is an experiment id."""
+        valid: list[ElnEvent] = []
+        errors: list[RecordError] = []
+        for event in events:
+            try:
+                self.validate_entry_id(event.entry_id)
+            except InvalidEntryId as exc:
+                errors.append(RecordError(f"{event.source} event {event.event_id}", str(exc)))
+                continue
+            valid.append(event)
         records, _ = self._scan()  # unreadable files are reported by the poll, once
-        wanted = {event.entry_id for event in events if event.kind == "changed"}
+        wanted = {event.entry_id for event in valid if event.kind == "changed"}
         return ElnPoll(
             records=tuple(record for record in records if record.id in wanted),
-            archived=tuple(dict.fromkeys(event.entry_id for event in events if event.kind == "archived")),
+            errors=tuple(errors),
+            archived=tuple(dict.fromkeys(event.entry_id for event in valid if event.kind == "archived")),
         )
 
     def _outbox_path(self, experiment_id: str) -> Path:
