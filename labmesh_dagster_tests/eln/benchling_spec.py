@@ -106,3 +106,39 @@ def entry_webhook(kind: str, entry_id: str, *, event_id: str = "evt_1jdbvuo2740a
     if kind.startswith("v2.entry.updated"):
         message["updates"] = ["fields.Flowcell"]
     return message
+
+
+def entry_event(event_type: str, entry_id: str, *, event_id: str = "evt_1jdbvuo2740aslk") -> dict[str, Any]:
+    """One entry's event as List Events gives it, and as EventBridge carries it in ``detail``, checked."""
+    stamp = "2026-11-29T10:00:00.000000+00:00"
+    user = {"id": "ent_ada", "handle": "ada", "name": "Ada Lovelace"}
+    entry = {
+        "id": entry_id,
+        "displayId": "EXP24001",
+        "name": "WGS run 42",
+        "folderId": "lib_notebook",
+        "createdAt": stamp,
+        "modifiedAt": stamp,
+        "creator": user,
+        "authors": [user],
+        "assignedReviewers": [],
+        "archiveRecord": None,
+        "apiURL": f"https://acme.benchling.com/api/v2/entries/{entry_id}",
+        "webURL": f"https://acme.benchling.com/ada/f/lib_1-notebook/{entry_id}-wgs-run-42/edit",
+        "schema": {"id": "ts_seqrun", "name": "Sequencing run"},
+        "fields": {"Experiment ID": {"type": "text", "isMulti": False, "value": "EXP-001", "displayValue": "EXP-001"}},
+        "customFields": {},
+        "days": [],
+    }
+    event: dict[str, Any] = {
+        "id": event_id,
+        "eventType": event_type,
+        "createdAt": stamp,
+        "deprecated": False,
+        "excludedProperties": [],
+        "schema": {"id": "ts_seqrun", "name": "Sequencing run"},
+        "entry": entry,
+    }
+    if event_type.startswith("v2.entry.updated"):
+        event["updates"] = ["fields.Experiment ID"]
+    return checked_event(event)

@@ -1,8 +1,11 @@
 """The ELN event inbox on Amazon SQS, for the aws profile (where `labmesh api` and Dagster share no disk).
 
 The same queue can be the target of an Amazon EventBridge rule on Benchling's
-partner event bus: those messages are EventBridge envelopes (``detail-type``
-``v2.entry.updated.fields``, ``detail.entity.id``), read as Benchling events.
+partner event bus: those messages are EventBridge envelopes whose
+``detail-type`` is the event type (``v2.entry.updated.fields``) and whose
+``detail`` is the event itself, as Benchling's List Events API gives it
+(``EntryUpdatedFieldsEvent`` and its kin): its ``id``, its ``createdAt`` and
+the entry at ``entry``. They are read as Benchling events.
 
 A FIFO queue (``.fifo``) is deduplicated by SQS itself on (source, event id)
 for five minutes, the window in which senders retry; SQS cannot say whether a
@@ -15,12 +18,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from collections.abc import Iterable
 from typing import Any
 
 from labmesh_dagster.connectors.eln.base import ElnEvent
 from labmesh_dagster.connectors.eln.inbox import EventInbox, InboxMessage
 from labmesh_dagster.connectors.events.sqs import SqsEventQueue
+
+log = logging.getLogger(__name__)
 
 
 class SqsInbox(EventInbox):
@@ -57,7 +63,8 @@ class SqsInbox(EventInbox):
             messages.add(message.message_id)
             try:
                 event = parse_message(json.loads(message.body))
-            except (ValueError, KeyError, TypeError, AttributeError):
+            except (ValueError, KeyError, TypeError, AttributeError) as exc:
+                log.warning("ELN inbox message %s dropped, it is not an ELN event: %s", message.message_id, exc)
                 self.queue.acknowledge([message.receipt])  # not ours, or garbled: it would only come back
                 continue
             if event is None:
@@ -75,13 +82,20 @@ class SqsInbox(EventInbox):
 
 
 def parse_message(data: dict[str, Any]) -> ElnEvent | None:
-    """An inbox message: one `SqsInbox.put` wrote, or an EventBridge envelope of a Benchling event."""
+    """An inbox message: one `SqsInbox.put` wrote, or an EventBridge envelope of a Benchling event.
+
+    Raises ValueError (or KeyError, TypeError) for a message that is neither,
+    or a Benchling entry event that names no entry.
+    """
     if "detail-type" not in data:
         return ElnEvent(data["source"], data["event_id"], data["entry_id"], data["kind"], data["occurred_at"])
-    kind_name, detail = str(data["detail-type"]), data.get("detail") or {}
-    if ".entry." not in kind_name:
-        return None
-    entity = detail.get("entity") or {}
-    entry_id = entity.get("id") or detail.get("resourceId")
+    kind_name, detail = str(data["detail-type"]), data["detail"]
+    if not kind_name.startswith("v2.entry."):
+        return None  # requests, assay runs, workflow tasks: not experiments
+    entry = detail.get("entry")
+    entry_id = entry.get("id") if isinstance(entry, dict) else None
+    if not isinstance(entry_id, str):
+        raise ValueError(f"Benchling event {detail.get('id')} ({kind_name}) carries no entry id at detail.entry.id")
+    occurred_at = detail.get("createdAt") or data.get("time") or ""
     kind = "archived" if any(word in kind_name for word in ("archived", "deleted")) else "changed"
-    return ElnEvent("benchling", str(detail.get("id") or data["id"]), str(entry_id), kind, str(data.get("time", "")))
+    return ElnEvent("benchling", str(detail.get("id") or data["id"]), entry_id, kind, str(occurred_at))
