@@ -78,7 +78,7 @@ def app_event(entry_id: str = "etr_A1b2C3", kind: str = "v2.entry.created") -> b
     """A Benchling app webhook body: the app envelope around an entry message."""
     return json.dumps(
         {
-            "version": "2.0",
+            "version": "0",
             "baseURL": "https://acme.benchling.com",
             "tenantId": "ten_acme",
             "app": {"id": "app_installed1"},
@@ -88,7 +88,7 @@ def app_event(entry_id: str = "etr_A1b2C3", kind: str = "v2.entry.created") -> b
                 "type": kind,
                 "id": "evt_9xY",
                 "resourceId": entry_id,
-                "timestamp": "2026-11-29T10:00:00Z",
+                "createdAt": "2026-11-29T10:00:00Z",
                 "deprecated": False,
                 "excludedProperties": [],
             },
@@ -159,7 +159,7 @@ def inbox(tmp_path: Path) -> SqliteInbox:
 def client(inbox: SqliteInbox, jwks: JwksCache) -> TestClient:
     sources = {
         "benchling": WebhookSource("benchling", payload="benchling", benchling_app_definition_id=APP),
-        "both": WebhookSource("both", (SECRET,), "benchling", benchling_app_definition_id=APP),
+        "both": WebhookSource("both", (SECRET,), "benchling", benchling_app_definition_id=APP, eln="benchling"),
     }
     return TestClient(create_app(inbox, sources, jwks))
 
@@ -437,6 +437,9 @@ def test_the_configured_api_checks_app_signatures_against_the_configured_jwks_ur
     settings = Settings.from_env(
         {
             "LABMESH_HOME": str(tmp_path),
+            "LABMESH_ELN": "benchling",
+            "LABMESH_BENCHLING_URL": "https://acme.benchling.com",
+            "LABMESH_BENCHLING_API_KEY": "sk_unused",
             "LABMESH_WEBHOOK_BENCHLING_BENCHLING_APP_DEFINITION_ID": APP,
             "LABMESH_BENCHLING_JWKS_URL": benchling.url_for("/api/v1/apps/{app_definition_id}/jwks"),
         }

@@ -1,11 +1,15 @@
 """`POST /eln/events/{source}`: every bad request refused with a clear 4xx before anything is written.
 
 Contract: a correctly signed event (Standard Webhooks, any of the source's
-secrets, any of several ``v1,`` signatures) is stored in the inbox and answered
-202; the same event id again is 409 and writes nothing; a bad signature, a
-stale or future timestamp, missing headers, a body that is not JSON, an event
-without an entry, an experiment id that fails validation and an unknown source
-are each refused with their own status and reason, and leave the inbox empty.
+secrets, any of several ``v1,`` signatures) is stored in the inbox, addressed
+to the ELN that reads it, and answered 202; the same event id again is 409 and
+writes nothing; a bad signature, a stale or future timestamp, missing headers,
+an over-long ``webhook-id``, a body that is not JSON, an event without an
+entry, an entry id the reading ELN cannot have (per connector: experiment id
+rules for the folder, an integer for eLabFTW, ``etr_...`` for Benchling) and
+an unknown source are each refused with their own status and reason, and leave
+the inbox empty. Benchling's webhooks are read as Benchling's webhook schema
+has them, their time from ``createdAt``.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from labmesh_dagster.api.app import create_app
 from labmesh_dagster.api.webhooks import WebhookSource
 from labmesh_dagster.connectors.eln.inbox import SqliteInbox
 from labmesh_dagster_tests.conftest import ShiftedClock
+from labmesh_dagster_tests.eln.benchling_spec import entry_webhook, webhook_envelope
 
 SECRET = "whsec_" + base64.b64encode(b"lims-shared-secret-0123456789abc").decode()
 OLD_SECRET = "whsec_" + base64.b64encode(b"the-secret-before-rotation-00000").decode()
@@ -43,7 +48,8 @@ def inbox(tmp_path: Path) -> SqliteInbox:
 @pytest.fixture
 def client(inbox: SqliteInbox) -> TestClient:
     sources = {
-        "lims": WebhookSource("lims", (SECRET, OLD_SECRET)),
+        "lims": WebhookSource("lims", (SECRET, OLD_SECRET), eln="folder"),
+        "elab-relay": WebhookSource("elab-relay", (SECRET,), eln="elabftw"),
         "benchling": WebhookSource("benchling", (SECRET,), payload="benchling"),
     }
     return TestClient(create_app(inbox, sources))
@@ -60,7 +66,8 @@ def test_a_signed_event_is_kept_and_answered_at_once(client: TestClient, inbox: 
 
     assert response.status_code == 202 and response.json() == {"accepted": True, "events": 1}
     [message] = inbox.receive(max_messages=10, visibility_seconds=60)
-    assert (message.event.source, message.event.event_id, message.event.entry_id) == ("lims", "msg_1", "EXP-7")
+    # Kept for the folder ELN, which reads it; the sender's name keeps its ids apart from other senders'.
+    assert (message.event.source, message.event.event_id, message.event.entry_id) == ("folder", "lims:msg_1", "EXP-7")
 
 
 def test_an_event_delivered_three_times_is_kept_once(client: TestClient, inbox: SqliteInbox) -> None:
@@ -96,6 +103,7 @@ def bad_requests() -> list[tuple[str, bytes, dict[str, str], str, int, str]]:
         ("stale timestamp", body, stale, "lims", 401, "5 minutes"),
         ("future timestamp", body, future, "lims", 401, "5 minutes"),
         ("missing headers", body, {}, "lims", 401, "webhook-id"),
+        ("over-long webhook-id", body, signed(body, event_id="m" * 257), "lims", 400, "webhook-id"),
         ("garbled signature", body, {**signed(body), "webhook-signature": "nonsense"}, "lims", 401, "signature"),
         ("not JSON", not_json, signed(not_json), "lims", 400, "not JSON"),
         ("no entry", no_entry, signed(no_entry), "lims", 422, "entry_id"),
@@ -118,19 +126,68 @@ def test_bad_requests_are_refused_with_a_clear_reason_and_nothing_written(
     assert inbox.pending() == 0
 
 
-def test_benchling_entry_events_are_kept_and_its_other_events_ignored(client: TestClient, inbox: SqliteInbox) -> None:
-    entry = {
-        "message": {"type": "v2.entry.updated.fields", "resourceId": "etr_A1b2C3", "timestamp": "2026-11-29T10:00:00Z"}
-    }
-    archived = {"message": {"type": "v2.entry.archived", "resourceId": "etr_Z9", "timestamp": "2026-11-29T11:00:00Z"}}
-    request = {"message": {"type": "v2.request.created", "resourceId": "req_1"}}
+def test_benchling_entry_events_are_kept_with_their_time_and_its_other_events_ignored(
+    client: TestClient, inbox: SqliteInbox
+) -> None:
+    # Seen: the event time was read from "timestamp", which Benchling's messages do not carry; it was kept empty.
+    created = entry_webhook("v2.entry.created", "etr_A1b2C3", event_id="evt_1")
+    updated = entry_webhook("v2.entry.updated.fields", "etr_Z9", event_id="evt_2")
+    request = {"type": "v2.request.created", "id": "evt_3", "resourceId": "req_1", "deprecated": False}
 
-    for number, payload in enumerate((entry, archived, request)):
-        body = json.dumps(payload).encode()
-        assert post(client, body, signed(body, event_id=f"evt_{number}"), "benchling").status_code == 202
+    for message in (created, updated, request):
+        body = json.dumps(webhook_envelope(message)).encode()
+        assert post(client, body, signed(body, event_id=message["id"]), "benchling").status_code == 202
 
-    kept = [(m.event.entry_id, m.event.kind) for m in inbox.receive(max_messages=10, visibility_seconds=60)]
-    assert kept == [("etr_A1b2C3", "changed"), ("etr_Z9", "archived")]
+    kept = [(m.event.entry_id, m.event.occurred_at) for m in inbox.receive(max_messages=10, visibility_seconds=60)]
+    assert kept == [("etr_A1b2C3", created["createdAt"]), ("etr_Z9", updated["createdAt"])]
+
+
+# Seen: each of the first four was answered 202 and kept in the inbox.
+UNREADABLE_ENTRY_IDS = [
+    ("lims", "../../etc", "an experiment id"),
+    ("lims", "EXP 1", "an experiment id"),
+    ("lims", "EXP\x001", "an experiment id"),
+    ("lims", "E" * 10_000, "an experiment id"),
+    ("elab-relay", "EXP-7", "an eLabFTW entry id"),
+    ("elab-relay", "0", "an eLabFTW entry id"),
+    ("elab-relay", "\u00b2", "an eLabFTW entry id"),  # a superscript two: a digit to str.isdigit, not to int()
+    ("elab-relay", "9" * 10_000, "an eLabFTW entry id"),
+    ("benchling", "etr_x/../../../users", "a Benchling entry id"),
+    ("benchling", "42", "a Benchling entry id"),
+]
+
+
+@pytest.mark.parametrize(("source", "entry_id", "rule"), UNREADABLE_ENTRY_IDS, ids=lambda value: str(value)[:24])
+def test_an_entry_id_the_reading_eln_cannot_have_is_refused(
+    client: TestClient, inbox: SqliteInbox, source: str, entry_id: str, rule: str
+) -> None:
+    if source == "benchling":
+        payload = webhook_envelope(entry_webhook("v2.entry.updated.fields", entry_id))
+    else:
+        payload = {**EVENT, "entry_id": entry_id}
+    body = json.dumps(payload).encode()
+
+    response = post(client, body, signed(body), source)
+
+    assert response.status_code == 422 and rule in response.json()["reason"]
+    assert len(response.json()["reason"]) < 300  # the id is not echoed whole
+    assert inbox.pending() == 0
+
+
+def test_entry_ids_each_eln_can_have_are_kept(client: TestClient, inbox: SqliteInbox) -> None:
+    for number, (source, entry_id) in enumerate([("lims", "EXP-2026.7_a"), ("elab-relay", "1234")]):
+        body = json.dumps({**EVENT, "entry_id": entry_id}).encode()
+        assert post(client, body, signed(body, event_id=f"msg_{number}"), source).status_code == 202
+    body = json.dumps(webhook_envelope(entry_webhook("v2.entry.created", "etr_tv7m7B78"))).encode()
+    assert post(client, body, signed(body, event_id="msg_b"), "benchling").status_code == 202
+
+    kept = [(m.event.source, m.event.entry_id) for m in inbox.receive(max_messages=10, visibility_seconds=60)]
+    assert kept == [("folder", "EXP-2026.7_a"), ("elabftw", "1234"), ("benchling", "etr_tv7m7B78")]
+
+
+def test_a_webhook_id_of_the_longest_allowed_length_is_kept(client: TestClient, inbox: SqliteInbox) -> None:
+    body = json.dumps(EVENT).encode()
+    assert post(client, body, signed(body, event_id="m" * 256)).status_code == 202
 
 
 def test_the_inbox_hands_events_out_again_until_acknowledged(tmp_path: Path) -> None:
@@ -152,6 +209,13 @@ def test_the_inbox_hands_events_out_again_until_acknowledged(tmp_path: Path) -> 
 
 def test_a_source_with_neither_a_secret_nor_a_benchling_app_cannot_be_configured() -> None:
     with pytest.raises(ValueError, match="needs a secret or a Benchling app definition id"):
-        WebhookSource("lims", ())
+        WebhookSource("lims", (), eln="folder")
     with pytest.raises(ValueError, match="benchling payload shape"):
-        WebhookSource("lims", (), "labmesh", benchling_app_definition_id="appdef_1")
+        WebhookSource("lims", (), "labmesh", benchling_app_definition_id="appdef_1", eln="benchling")
+
+
+def test_a_source_no_eln_reads_cannot_be_configured() -> None:
+    with pytest.raises(ValueError, match="no ELN connector 'lims' reads its events"):
+        WebhookSource("lims", (SECRET,))
+    with pytest.raises(ValueError, match="the folder ELN cannot read them"):
+        WebhookSource("benchling", (SECRET,), "benchling", eln="folder")
