@@ -6,7 +6,8 @@ list) while the good ones still arrive; an id defined in two files is reported
 and the first file wins; `poll` returns ``unchanged=True`` with the same cursor
 while nothing changed, and reads everything again after an edit or a touch;
 `fetch` finds one record or raises `ExperimentNotFound`; write-backs round-trip
-through an outbox folder and never change what `poll` sees.
+through an outbox folder and never change what `poll` sees; pushed events
+naming an invalid experiment id are reported, never archived or looked up.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Any
 import pytest
 import yaml
 
+from labmesh_dagster.connectors.eln.base import ElnEvent
 from labmesh_dagster.connectors.eln.folder import FolderEln, read_record_file
 from labmesh_dagster.core.errors import ExperimentNotFound, InvalidExperimentId
 
@@ -297,3 +299,20 @@ def test_a_sheet_without_an_experiment_id_column_is_reported_not_guessed(records
     poll = eln.poll(None)
 
     assert poll.records == () and "no experiment id column" in poll.errors[0].reason
+
+
+def test_pushed_events_naming_an_invalid_experiment_id_are_reported_not_archived(
+    records_dir: Path, eln: FolderEln
+) -> None:
+    # Seen: the API kept events for "../../etc"; the folder ELN then reported it as an archived experiment.
+    write(records_dir, "exp7.yaml", {"id": "EXP-7", "title": "Pushed", "samples": ["S1"]})
+    events = [
+        ElnEvent("folder", "lims:1", "../../etc", "archived", "2026-11-29T10:00:00Z"),
+        ElnEvent("folder", "lims:2", "EXP 1", "changed", "2026-11-29T10:00:00Z"),
+        ElnEvent("folder", "lims:3", "EXP-7", "changed", "2026-11-29T10:00:00Z"),
+    ]
+
+    poll = eln.resolve(events)
+
+    assert [record.id for record in poll.records] == ["EXP-7"] and poll.archived == ()
+    assert [error.source for error in poll.errors] == ["folder event lims:1", "folder event lims:2"]

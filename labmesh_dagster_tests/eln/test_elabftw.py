@@ -334,6 +334,19 @@ def test_resolve_reads_the_entries_events_name(lab: FakeElabFtw, eln: ElabFtwEln
     assert [error.source for error in poll.errors] == ["elabftw event e4"]
 
 
+def test_resolve_reports_entry_ids_elabftw_cannot_have_without_failing(lab: FakeElabFtw, eln: ElabFtwEln) -> None:
+    # Seen: "\u00b2" (a superscript two) passed str.isdigit(), and int() then raised inside the sensor tick.
+    entry = sequencing_run(lab)
+    odd = ["\u00b2", "0", "9" * 10_000, " 7"]
+    events = [ElnEvent("elabftw", f"e{n}", entry_id, "changed", "") for n, entry_id in enumerate(odd)]
+
+    poll = eln.resolve([*events, ElnEvent("elabftw", "ok", str(entry), "changed", "")])
+
+    assert [record.id for record in poll.records] == ["EXP-001"]
+    assert [error.source for error in poll.errors] == [f"elabftw event e{n}" for n in range(len(odd))]
+    assert all("is not an eLabFTW entry id" in error.reason and len(error.reason) < 200 for error in poll.errors)
+
+
 # Throttling, failures and refusals
 
 
