@@ -131,7 +131,10 @@ class Lab:
             job = self.defs.resolve_job_def(sensor.job_name)
             results.append(
                 job.execute_in_process(
-                    instance=self.instance, partition_key=request.partition_key, raise_on_error=raise_on_error
+                    instance=self.instance,
+                    partition_key=request.partition_key,
+                    asset_selection=request.asset_selection,
+                    raise_on_error=raise_on_error,
                 )
             )
         return results

@@ -55,7 +55,13 @@ def test_processed_dataset_follows_raw_by_eager_automation(definitions: dg.Defin
 
 def test_sensors_and_automation_run_by_default(definitions: dg.Definitions) -> None:
     sensors = {sensor.name: sensor for sensor in definitions.sensors or []}
-    assert set(sensors) == {"eln_sensor", "landing_sensor", "final_sensor", "labmesh_automation"}
+    assert set(sensors) == {
+        "eln_sensor",
+        "landing_sensor",
+        "final_sensor",
+        "unfinished_work_sensor",
+        "labmesh_automation",
+    }
     assert all(sensor.default_status == dg.DefaultSensorStatus.RUNNING for sensor in sensors.values())
 
 

@@ -92,6 +92,35 @@ def is_retryable(error: ClientError) -> bool:
     return error_code(error) in RETRYABLE_CODES or status == 429 or status >= 500
 
 
+# S3's answers to two conditional writes racing for one key (409): the loser may simply try again.
+CONFLICT_CODES = frozenset({"OperationAborted", "ConditionalRequestConflict"})
+
+
+def retry_conflicts(
+    call: Callable[[], Any],
+    *,
+    attempts: int = 5,
+    base_delay: float = 0.1,
+    sleep: Callable[[float], None] = time.sleep,
+) -> Any:
+    """``call()``, tried again with jittered backoff while S3 answers 409 for a conflicting conditional operation.
+
+    botocore's retry modes leave 409 alone, since most conflicts are final;
+    these two are not ("a conflicting conditional operation is currently in
+    progress ... try again"), and waiting for the next run would cost the
+    sensor's whole retry period. The last conflict is raised as it came.
+    """
+    for attempt in range(1, attempts + 1):
+        try:
+            return call()
+        except ClientError as exc:
+            if attempt == attempts or error_code(exc) not in CONFLICT_CODES:
+                raise
+            delay = base_delay * 2 ** (attempt - 1)
+            sleep(delay / 2 + random.uniform(0, delay / 2))
+    raise AssertionError("unreachable")  # the loop returns or raises
+
+
 class PacedCaller:
     """One client's calls, paced under a rate and retried with backoff on throttling and 5xx.
 

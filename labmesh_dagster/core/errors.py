@@ -53,6 +53,16 @@ class LayoutError(LabmeshError, ValueError):
     """A `labmesh sync` layout pattern that cannot name an experiment and a path."""
 
 
+class WriteBackNotVisible(LabmeshError):
+    """The ELN accepted the data locations, but reading the entry back does not show them (yet)."""
+
+    def __init__(self, experiment_id: str, expected: object, found: object) -> None:
+        super().__init__(
+            f"experiment {experiment_id}: the ELN entry reads back {found!r} after the write-back of {expected!r}; "
+            "the write-back is tried again"
+        )
+
+
 class StoreUnavailable(LabmeshError):
     """The store kept failing (throttling, 5xx, network) after its retries; nothing was changed by labmesh."""
 

@@ -22,6 +22,7 @@ from labmesh_dagster.defs.checks import RAW_MATCHES_LANDING, check_result, publi
 from labmesh_dagster.defs.experiment_assets import experiment
 from labmesh_dagster.defs.lineage_runs import lineage_run
 from labmesh_dagster.defs.partitions import experiments_partitions
+from labmesh_dagster.defs.pending_runs import pending_run
 from labmesh_dagster.defs.resources import (
     CatalogResource,
     ClockResource,
@@ -36,6 +37,7 @@ from labmesh_dagster.steps.landing import quarantine_object
 from labmesh_dagster.steps.lineage_run import ASSET_OWNERS, dataset_ref
 from labmesh_dagster.steps.manifests import build_manifest, inherit_samples, read_manifest
 from labmesh_dagster.steps.promotion import promote_experiment
+from labmesh_dagster.steps.promotion_journal import forget_recorded, journaled_checksums
 from labmesh_dagster.steps.publishing import PublishReport, Sinks, publish
 from labmesh_dagster.steps.verification import raw_checksum_problems
 
@@ -130,12 +132,17 @@ def raw_dataset(
     extraction: ExtractionPolicyResource,
     clock: ClockResource,
 ) -> dg.MaterializeResult:
-    with lineage_run(context, lineage.get_sink(), "raw_dataset", clock) as run:
-        experiment_id = context.partition_key
-        objects, registry = store.get_store(), catalog.get_catalog()
+    experiment_id = context.partition_key
+    objects, registry = store.get_store(), catalog.get_catalog()
+    known = registry.get_experiment(experiment_id)
+    with (
+        lineage_run(context, lineage.get_sink(), "raw_dataset", clock, experiment=known) as run,
+        pending_run(context, objects, "raw_dataset", clock) as work,
+    ):
         record = registered_experiment(registry, experiment_id)
         run.experiment = record
         run.inputs = [dataset_ref(objects, Zone.LANDING, experiment_id)]
+        run.outputs = [dataset_ref(objects, Zone.RAW, experiment_id)]
         settle = 0 if objects.complete_when_visible else landing_policy.settle_seconds
         promotion = promote_experiment(objects, experiment_id, settled_before=clock() - timedelta(seconds=settle))
         for info, reason in promotion.conflicts:
@@ -144,6 +151,7 @@ def raw_dataset(
         if promotion.not_settled:
             context.log.info(f"{len(promotion.not_settled)} landing file(s) still being written; left for a later run")
         previous = read_manifest(objects, Zone.RAW, experiment_id)
+        journaled = journaled_checksums(objects, experiment_id)
         manifest = build_manifest(
             objects,
             Zone.RAW,
@@ -151,7 +159,8 @@ def raw_dataset(
             record.sample_ids,
             previous=previous,
             budget_seconds=extraction.budget,
-            source_checksums=promotion.source_checksums(),
+            # This run's promotions, and those of runs stopped before their manifest was written.
+            source_checksums={**journaled, **promotion.source_checksums()},
             lineage=lambda key: (str(key.in_zone(Zone.LANDING)),),
         )
         failure = (
@@ -164,6 +173,9 @@ def raw_dataset(
         checksum_problems = raw_checksum_problems(objects, manifest)
         sinks = _sinks(objects, registry, content_index)
         report = publish(manifest, sinks, run, record=record, previous=previous, ended=clock(), failure=failure)
+        forget_recorded(objects, manifest, {**journaled, **promotion.source_checksums()})
+        # Files kept in landing are the landing sensor's to retry; what this run took on is done.
+        work.finish()
         for entry in manifest.errors:
             context.log.warning(f"{entry.key}: extraction failed ({entry.error}); the file is kept and cataloged")
         metadata = {
@@ -219,9 +231,13 @@ def processed_dataset(
     extraction: ExtractionPolicyResource,
     clock: ClockResource,
 ) -> dg.MaterializeResult:
-    with lineage_run(context, lineage.get_sink(), "processed_dataset", clock) as run:
-        experiment_id = context.partition_key
-        objects, registry = store.get_store(), catalog.get_catalog()
+    experiment_id = context.partition_key
+    objects, registry = store.get_store(), catalog.get_catalog()
+    known = registry.get_experiment(experiment_id)
+    with (
+        lineage_run(context, lineage.get_sink(), "processed_dataset", clock, experiment=known) as run,
+        pending_run(context, objects, "processed_dataset", clock),
+    ):
         record = registered_experiment(registry, experiment_id)
         raw_manifest = read_manifest(objects, Zone.RAW, experiment_id)
         if raw_manifest is None:
@@ -230,6 +246,8 @@ def processed_dataset(
             )
         run.experiment = record
         run.inputs = [dataset_ref(objects, Zone.RAW, experiment_id, raw_manifest)]
+        # Named before the pipeline runs, so a failed run's lineage still says what it was to write.
+        run.outputs = [dataset_ref(objects, Zone.PROCESSED, experiment_id)]
         inputs = qc_inputs(raw_manifest)
         derived_from: dict[str, tuple[str, ...]] = {}
         if inputs:
@@ -260,12 +278,23 @@ def processed_dataset(
         )
 
 
+# Final files are published when people add them (`final_sensor`); once published, their lineage is
+# brought up to date whenever the processed dataset they come from changes.
+REFRESH_WHEN_PROCESSED_CHANGES = (
+    dg.AutomationCondition.any_deps_updated().since_last_handled()
+    & ~dg.AutomationCondition.missing()
+    & ~dg.AutomationCondition.any_deps_in_progress()
+    & ~dg.AutomationCondition.in_progress()
+).with_label("published, and processed changed")
+
+
 @dg.asset(
     partitions_def=experiments_partitions,
     deps=[processed_dataset],
     group_name="datasets",
     kinds={"storage"},
     owners=list(ASSET_OWNERS),
+    automation_condition=REFRESH_WHEN_PROCESSED_CHANGES,
     description=(
         "Files people put under final/<experiment_id>/ (reports, figures, curated tables), picked up by "
         "`final_sensor`, described and published with their lineage to the processed dataset."
@@ -281,14 +310,21 @@ def final_dataset(
     extraction: ExtractionPolicyResource,
     clock: ClockResource,
 ) -> dg.MaterializeResult:
-    with lineage_run(context, lineage.get_sink(), "final_dataset", clock) as run:
-        experiment_id = context.partition_key
-        objects, registry = store.get_store(), catalog.get_catalog()
+    experiment_id = context.partition_key
+    objects, registry = store.get_store(), catalog.get_catalog()
+    known = registry.get_experiment(experiment_id)
+    with (
+        lineage_run(context, lineage.get_sink(), "final_dataset", clock, experiment=known) as run,
+        pending_run(context, objects, "final_dataset", clock),
+    ):
         record = registered_experiment(registry, experiment_id)
         run.experiment = record
         processed = read_manifest(objects, Zone.PROCESSED, experiment_id)
-        run.inputs = [dataset_ref(objects, Zone.PROCESSED, experiment_id, processed)]
-        processed_folder = f"{Zone.PROCESSED.value}/{experiment_id}/"
+        # Final files come from the processed dataset as it is now, by its version; where there is none
+        # yet they come from nothing labmesh made, and when it is made this asset is refreshed.
+        run.inputs = [dataset_ref(objects, Zone.PROCESSED, experiment_id, processed)] if processed else []
+        run.outputs = [dataset_ref(objects, Zone.FINAL, experiment_id)]
+        processed_folder = (f"{Zone.PROCESSED.value}/{experiment_id}/",) if processed else ()
         previous = read_manifest(objects, Zone.FINAL, experiment_id)
         manifest = build_manifest(
             objects,
@@ -297,7 +333,7 @@ def final_dataset(
             record.sample_ids,
             previous=previous,
             budget_seconds=extraction.budget,
-            lineage=lambda key: (processed_folder,),
+            lineage=lambda key: processed_folder,
         )
         sinks = _sinks(objects, registry, content_index)
         report = publish(manifest, sinks, run, record=record, previous=previous, ended=clock())

@@ -7,6 +7,7 @@ from labmesh_dagster.core.keys import Zone
 from labmesh_dagster.defs.checks import LINEAGE_RECORDED, check_result, lineage_check_spec
 from labmesh_dagster.defs.lineage_runs import lineage_run
 from labmesh_dagster.defs.partitions import experiments_partitions
+from labmesh_dagster.defs.pending_runs import pending_run
 from labmesh_dagster.defs.resources import CatalogResource, ClockResource, ElnResource, LineageResource, StoreResource
 from labmesh_dagster.steps.lineage_run import ASSET_OWNERS, dataset_ref
 from labmesh_dagster.steps.registration import register_experiment
@@ -40,13 +41,19 @@ def experiment(
     lineage: LineageResource,
     clock: ClockResource,
 ) -> dg.MaterializeResult:
-    with lineage_run(context, lineage.get_sink(), "experiment", clock) as run:
-        objects = store.get_store()
+    objects, registry = store.get_store(), catalog.get_catalog()
+    known = registry.get_experiment(context.partition_key)
+    with (
+        lineage_run(context, lineage.get_sink(), "experiment", clock, experiment=known) as run,
+        pending_run(context, objects, "experiment", clock) as work,
+    ):
         try:
             registration = register_experiment(
-                eln.get_eln(), objects, catalog.get_catalog(), context.partition_key, run_id=run.run_id
+                eln.get_eln(), objects, registry, context.partition_key, run_id=run.run_id
             )
         except (ExperimentNotFound, RecordError) as exc:
+            # Only a person can fix the record; the ELN sensor sees their edit, so nothing is left to resume.
+            work.finish()
             raise dg.Failure(description=f"cannot register experiment {context.partition_key}: {exc}") from exc
         record = registration.record
         run.experiment = record

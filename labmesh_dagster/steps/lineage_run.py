@@ -1,9 +1,10 @@
-"""Recording one materialization as an OpenLineage run: START and COMPLETE, or START and FAIL.
+"""Recording one materialization as an OpenLineage run: START when it starts, then COMPLETE or FAIL.
 
-Both events are sent when the materialization ends, when its outputs'
-manifests (their versions and file lists) are known. A sink that refuses
-events never fails the materialization (its data is already published): what
-it refused is returned, for the ``lineage_recorded`` check to name.
+START is sent before the first side effect, so a run that crashes still
+shows in lineage; the end event follows when the outputs' manifests (their
+versions and file lists) are known, exactly once. A sink that refuses events
+never fails the materialization (its data is already published): what it
+refused is returned, for the ``lineage_recorded`` check to name.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from labmesh_dagster.core.manifest import Manifest
 if TYPE_CHECKING:
     # openlineage-python costs a second to import; sensor ticks and the CLI never need it,
     # so it is imported by the runs that record lineage, when they do.
-    from labmesh_dagster.lineage.events import DatasetRef
+    from labmesh_dagster.lineage.events import DatasetRef, Materialization
 
 ASSET_OWNERS = ("team:lab-informatics",)
 
@@ -45,26 +46,47 @@ class LineageRun:
     inputs: list[DatasetRef] = field(default_factory=list)
     outputs: list[DatasetRef] = field(default_factory=list)
     recorded: bool = False
+    start_problems: list[str] = field(default_factory=list)
 
-    def record(self, *, ended: datetime, error: str | None = None) -> list[str]:
-        """Send START and COMPLETE (or FAIL, given ``error``); the problems the sinks report, if any."""
-        self.recorded = True
-        if self.experiment is None:
-            return [f"{self.asset}: no registered experiment, so no lineage to record"]
-        from labmesh_dagster.lineage.events import event_to_dict, materialization_events
+    def _materialization(self, experiment_id: str) -> Materialization:
+        from labmesh_dagster.lineage.events import Materialization
+
+        # Before the ELN record is read (registration), the experiment is known by its id alone.
+        experiment = self.experiment or ExperimentRecord(id=experiment_id, title=experiment_id)
+        return Materialization(
+            asset=self.asset,
+            run_id=self.run_id,
+            experiment=experiment,
+            started=self.started,
+            inputs=tuple(self.inputs),
+            outputs=tuple(self.outputs),
+            job_owners=ASSET_OWNERS,
+        )
+
+    def start(self, experiment_id: str) -> list[str]:
+        """Send START, with what the run knows so far; the problems the sinks report are kept for the end."""
+        from labmesh_dagster.lineage.events import event_to_dict, start_event
 
         try:
-            events = materialization_events(
-                asset=self.asset,
-                run_id=self.run_id,
-                experiment=self.experiment,
-                inputs=self.inputs,
-                outputs=self.outputs,
-                started=self.started,
-                ended=ended,
-                error=error,
-                job_owners=ASSET_OWNERS,
-            )
+            event = start_event(self._materialization(experiment_id))
         except ValueError as exc:
-            return [f"{self.asset}: lineage events could not be built: {exc}"]
-        return self.sink.emit([event_to_dict(event) for event in events])
+            self.start_problems = [f"{self.asset}: the START event could not be built: {exc}"]
+        else:
+            self.start_problems = self.sink.emit([event_to_dict(event)])
+        return self.start_problems
+
+    def record(self, *, ended: datetime, error: str | None = None, experiment_id: str | None = None) -> list[str]:
+        """Send COMPLETE (or FAIL, given ``error``) once; the problems the sinks reported, START's included."""
+        if self.recorded:
+            return []
+        self.recorded = True
+        from labmesh_dagster.lineage.events import end_event, event_to_dict
+
+        identifier = self.experiment.id if self.experiment else experiment_id
+        if identifier is None:
+            return [f"{self.asset}: no experiment, so no lineage to record"]
+        try:
+            event = end_event(self._materialization(identifier), ended=ended, error=error)
+        except ValueError as exc:
+            return [*self.start_problems, f"{self.asset}: the end event could not be built: {exc}"]
+        return [*self.start_problems, *self.sink.emit([event_to_dict(event)])]

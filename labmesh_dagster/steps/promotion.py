@@ -10,6 +10,8 @@ The rules that matter:
   simply verified and cleared from landing, while a different file under a name
   raw already holds is a conflict for a person to resolve, quarantined with a
   reason (the raw file stays as it was);
+- the landing checksum is journaled beside raw before the landing copy goes,
+  so a run stopped before its manifest is written loses no evidence;
 - only settled files are taken, so a file an instrument is still writing is
   left for a later run.
 """
@@ -23,6 +25,7 @@ from labmesh_dagster.connectors.store.base import ObjectInfo, ObjectStore
 from labmesh_dagster.core.checksums import Checksum
 from labmesh_dagster.core.errors import ChecksumMismatch, LabmeshError, ObjectExists, ObjectNotFound, RawConflict
 from labmesh_dagster.core.keys import ObjectKey, Zone, experiment_prefix
+from labmesh_dagster.steps.promotion_journal import record_promotion
 
 
 @dataclass(frozen=True)
@@ -82,6 +85,7 @@ def promote_file(store: ObjectStore, source: ObjectKey) -> Promotion | None:
         # An unverified copy is not data: remove it so it is never cataloged; landing keeps the original.
         store.delete(destination)
         raise ChecksumMismatch(str(source), str(expected), str(actual))
+    record_promotion(store, source, destination, expected)
     _delete_if_unchanged(store, source, before)
     return Promotion(source, destination, expected)
 
@@ -92,6 +96,7 @@ def _already_in_raw(
     """A delivery raw already holds: the same bytes are cleared from landing, different bytes are a conflict."""
     if store.checksum(destination, expected.algorithm) != expected:
         raise RawConflict(f"raw already holds a different file named {destination}; raw is never overwritten")
+    record_promotion(store, source, destination, expected)
     _delete_if_unchanged(store, source, before)
     return Promotion(source, destination, expected, already_in_raw=True)
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from labmesh_dagster.connectors.catalog.base import Catalog, CatalogEntry
 from labmesh_dagster.connectors.eln.base import ElnSource
 from labmesh_dagster.connectors.store.base import ObjectStore
+from labmesh_dagster.core.errors import WriteBackNotVisible
 from labmesh_dagster.core.experiment import ExperimentRecord
 
 
@@ -27,7 +28,9 @@ def register_experiment(
     """Idempotent: an unchanged experiment changes nothing anywhere.
 
     The ELN entry is read back once to decide whether to write, and once more
-    only after writing, to verify what it now holds.
+    only after writing, to verify what it now holds: a write-back that does
+    not read back raises `WriteBackNotVisible`, so the run is left unfinished
+    and started again until the ELN shows where the data lives.
     """
     record = eln.fetch(experiment_id)
     locations = {zone.value: uri for zone, uri in store.provision(record.id).items()}
@@ -37,4 +40,6 @@ def register_experiment(
     if wrote_back:
         eln.write_back(record.id, locations)
         eln_locations = eln.read_back(record.id)
+        if eln_locations != locations:
+            raise WriteBackNotVisible(record.id, locations, eln_locations)
     return Registration(record, locations, entry, wrote_back, eln_locations)

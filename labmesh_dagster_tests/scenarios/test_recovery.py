@@ -1,6 +1,7 @@
 """Recovering without a person: failed runs, a reset Dagster instance, data that arrives before its record.
 
-Contract: a registration that failed is tried again on a later ELN poll; an
+Contract: a registration that failed is tried again by the recovery sensor, with
+nothing else changing, and a write-back the ELN does not show until it does; an
 edit made, reverted and made again is registered each time; after Dagster's own
 storage is lost the sensors re-add the partitions from what the ELN and the
 catalog know and ingestion carries on; files copied with old timestamps for an
@@ -23,24 +24,63 @@ from labmesh_dagster_tests.conftest import Lab, make_settings
 RECORD = {"id": "EXP-1", "title": "Recovery", "samples": ["S1"]}
 
 
-def test_a_registration_that_failed_is_tried_again_on_a_later_poll(lab: Lab, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_registration_that_failed_is_tried_again_with_nothing_else_changing(
+    lab: Lab, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from labmesh_dagster.connectors.catalog.sqlite import SqliteCatalog
 
     lab.write_record("exp.yaml", RECORD)
 
-    def locked(self, record, locations):  # type: ignore[no-untyped-def]
+    def locked(self, record, locations, *, run_id=None):  # type: ignore[no-untyped-def]
         raise RuntimeError("database is locked")
 
     with monkeypatch.context() as patch:
         patch.setattr(SqliteCatalog, "upsert_experiment", locked)
         [failed] = lab.run_sensor("eln_sensor", raise_on_error=False)
         assert not failed.success
-    assert lab.catalog.get_experiment("EXP-1") is None
-    lab.write_record("unrelated.yaml", {"id": "EXP-2", "title": "Another"})
+    # The ELN sensor alone sees nothing new: the record is as it was when the run was requested.
+    assert lab.run_sensor("eln_sensor") == [] and lab.catalog.get_experiment("EXP-1") is None
 
-    runs = lab.run_sensor("eln_sensor")
+    runs = lab.run_sensor("unfinished_work_sensor")
 
-    assert all(run.success for run in runs) and lab.catalog.get_experiment("EXP-1") is not None
+    assert [run.success for run in runs] == [True] and lab.catalog.get_experiment("EXP-1") is not None
+    assert lab.run_sensor("unfinished_work_sensor") == []
+
+
+def test_a_write_back_the_eln_does_not_show_is_tried_again_until_it_does(
+    lab: Lab, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from labmesh_dagster.connectors.eln.folder import FolderEln
+
+    lab.write_record("exp.yaml", RECORD)
+    with monkeypatch.context() as patch:
+        patch.setattr(FolderEln, "write_back", lambda self, experiment_id, locations: None)  # accepted, not kept
+        [failed] = lab.run_sensor("eln_sensor", raise_on_error=False)
+    assert not failed.success and lab.ports.eln().read_back("EXP-1") == {}
+    assert lab.catalog.get_experiment("EXP-1") is not None, "the catalog is ahead of the ELN"
+
+    [resumed] = lab.run_sensor("unfinished_work_sensor")
+
+    assert resumed.success and lab.ports.eln().read_back("EXP-1") == lab.catalog.experiment_locations("EXP-1")
+
+
+def test_work_that_keeps_failing_is_retried_with_a_growing_pause(lab: Lab, monkeypatch: pytest.MonkeyPatch) -> None:
+    from labmesh_dagster.connectors.catalog.sqlite import SqliteCatalog
+
+    def locked(self, record, locations, *, run_id=None):  # type: ignore[no-untyped-def]
+        raise RuntimeError("database is locked")
+
+    lab.write_record("exp.yaml", RECORD)
+    monkeypatch.setattr(SqliteCatalog, "upsert_experiment", locked)
+    lab.run_sensor("eln_sensor", raise_on_error=False)
+    [again] = lab.run_sensor("unfinished_work_sensor", raise_on_error=False)  # the first retry is immediate
+    assert not again.success
+
+    assert lab.run_sensor("unfinished_work_sensor") == []
+    lab.clock.advance(61)
+    assert len(lab.run_sensor("unfinished_work_sensor", raise_on_error=False)) == 1
+    lab.clock.advance(61)
+    assert lab.run_sensor("unfinished_work_sensor") == [], "the pause doubled"
 
 
 def test_an_edit_made_reverted_and_made_again_is_registered_each_time(lab: Lab) -> None:

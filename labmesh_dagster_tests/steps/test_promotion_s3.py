@@ -18,6 +18,7 @@ from labmesh_dagster.connectors.store.s3 import MIB, S3ObjectStore
 from labmesh_dagster.core.keys import ObjectKey, Zone
 from labmesh_dagster.steps.promotion import promote_experiment
 from labmesh_dagster_tests.connectors.test_store_contract import CountingClient
+from labmesh_dagster_tests.s3_faults import ErrorAnswer
 
 LATER = datetime.now(UTC) + timedelta(days=1)
 
@@ -44,7 +45,8 @@ def test_promotion_copies_server_side_and_verifies_without_downloading(s3: tuple
     assert len(report.promoted) == 2 and report.failed == []
     assert "get_object" not in client.calls
     assert [info.key.path for info in store.list(Zone.LANDING)] == []
-    assert sorted(info.key.path for info in store.list(Zone.RAW)) == ["EXP-1/S1 R2+%.fastq.gz", "EXP-1/S1_R1.fastq.gz"]
+    raw = sorted(info.key.path for info in store.list(Zone.RAW) if not info.key.is_labmesh_internal)
+    assert raw == ["EXP-1/S1 R2+%.fastq.gz", "EXP-1/S1_R1.fastq.gz"]
 
 
 def test_a_copy_that_does_not_verify_keeps_the_landing_object(s3: tuple[S3ObjectStore, Any]) -> None:
@@ -81,30 +83,8 @@ def test_objects_above_the_threshold_are_promoted_in_parts(s3: tuple[S3ObjectSto
     assert list(store.list(Zone.LANDING)) == []
 
 
-class SlowDown:
-    """A before-send hook answering 503 SlowDown to the first ``times`` calls of an operation."""
-
-    BODY = b"<Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>"
-
-    def __init__(self, times: int) -> None:
-        self.times = times
-        self.sent = 0
-
-    def __call__(self, request: Any, **_: Any) -> Any:
-        from botocore.awsrequest import AWSResponse
-
-        if self.sent >= self.times:
-            return None
-        self.sent += 1
-
-        class Raw:
-            def stream(self, **__: Any) -> Any:
-                yield SlowDown.BODY
-
-            def read(self, *__: Any) -> bytes:
-                return SlowDown.BODY
-
-        return AWSResponse(request.url, 503, {"Content-Type": "application/xml"}, Raw())
+def SlowDown(times: int) -> ErrorAnswer:  # noqa: N802 - reads as the S3 error it answers
+    return ErrorAnswer(times, 503, "SlowDown", "Please reduce your request rate.")
 
 
 @pytest.mark.slow
@@ -136,6 +116,24 @@ def test_throttling_that_does_not_stop_fails_clearly_and_keeps_the_landing_objec
     assert "SlowDown" in failure.reason and failure.source == landing("S1.fastq")
     assert store.read_bytes(landing("S1.fastq")) == b"@r\nACGT\n+\nIIII\n"
     assert list(store.list(Zone.RAW)) == []
+
+
+@pytest.mark.parametrize("operation", ["CopyObject", "DeleteObject"])
+def test_a_conflicting_conditional_operation_is_waited_out_not_left_for_the_next_retry_period(
+    s3_buckets: dict[str, str], moto_endpoint: str, operation: str
+) -> None:
+    client = make_client("s3", endpoint_url=moto_endpoint, region_name="us-east-1")
+    waits: list[float] = []
+    store = S3ObjectStore(client, s3_buckets, sleep=waits.append)
+    store.put(landing("S1.fastq"), b"@r\nACGT\n+\nIIII\n")
+    conflict = ErrorAnswer(2, 409, "OperationAborted", "A conflicting conditional operation is currently in progress")
+    client.meta.events.register(f"before-send.s3.{operation}", conflict)
+
+    report = promote_experiment(store, "EXP-1", settled_before=LATER)
+
+    assert conflict.sent == 2 and len(waits) == 2
+    assert report.failed == [] and [p.destination for p in report.promoted] == [landing("S1.fastq").in_zone(Zone.RAW)]
+    assert list(store.list(Zone.LANDING)) == []
 
 
 def test_the_landing_object_is_deleted_only_if_it_is_still_the_version_copied(

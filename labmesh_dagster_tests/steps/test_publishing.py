@@ -2,7 +2,7 @@
 
 Contract: publishing a dataset writes its manifest beside the data, makes a
 catalog revision naming the run, indexes its searchable files and records the
-run's START and COMPLETE with the dataset as output, and reports what each
+run's COMPLETE (after the START its run sent) with the dataset as output, and reports what each
 sink accepted; publishing it again changes no revision, document or file; a
 run that publishes what it could and still fails records FAIL; a lineage sink
 that refuses events is named in the report while the data stays published;
@@ -51,8 +51,10 @@ def sinks(tmp_path: Path) -> Sinks:
 
 
 def run(sinks: Sinks, sink: LineageSink, run_id: str = "run-1") -> LineageRun:
+    """A run as the asset begins it: its START sent before publishing, which records how it ended."""
     lineage = LineageRun(asset="final_dataset", run_id=run_id, sink=sink, started=STARTED, experiment=RECORD)
     lineage.inputs = [dataset_ref(sinks.store, Zone.PROCESSED, "EXP-1")]
+    lineage.start("EXP-1")
     return lineage
 
 

@@ -19,13 +19,14 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-from collections.abc import Iterator, Mapping
+import time
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager
 from typing import Any, BinaryIO
 
 from botocore.exceptions import ClientError
 
-from labmesh_dagster.connectors.aws import clear_failure, error_code
+from labmesh_dagster.connectors.aws import clear_failure, error_code, retry_conflicts
 from labmesh_dagster.connectors.store.base import ObjectInfo, ObjectStore
 from labmesh_dagster.connectors.store.s3_setup import experiment_access_policy, with_abort_rule, with_notification
 from labmesh_dagster.core.checksums import CRC64NVME, FULL_OBJECT_CAPABLE, S3_NAMES, Checksum
@@ -87,8 +88,11 @@ class S3ObjectStore(ObjectStore):
         upload_part_size: int = 64 * MIB,
         upload_concurrency: int = 8,
         notification_queues: Mapping[Zone | str, str] | None = None,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.client = client
+        # How a conflicting conditional write (409) is waited out; tests hand in one that does not sleep.
+        self.sleep = sleep
         # Zone -> SQS queue ARN that receives the zone bucket's object events (landing, final).
         self.notification_queues = {Zone(zone): arn for zone, arn in (notification_queues or {}).items()}
         self._buckets_ready: set[str] = set()
@@ -183,13 +187,16 @@ class S3ObjectStore(ObjectStore):
                 if info.size > self.multipart_threshold:
                     self._multipart_copy(copy_source, destination, info, algorithm, conditions)
                 else:
-                    self.client.copy_object(
-                        Bucket=self.bucket(destination.zone),
-                        Key=destination.path,
-                        CopySource=copy_source,
-                        CopySourceIfMatch=f'"{info.etag}"',
-                        ChecksumAlgorithm=S3_NAMES[algorithm],
-                        **conditions,
+                    retry_conflicts(
+                        lambda: self.client.copy_object(
+                            Bucket=self.bucket(destination.zone),
+                            Key=destination.path,
+                            CopySource=copy_source,
+                            CopySourceIfMatch=f'"{info.etag}"',
+                            ChecksumAlgorithm=S3_NAMES[algorithm],
+                            **conditions,
+                        ),
+                        sleep=self.sleep,
                     )
         except ClientError as exc:
             if error_code(exc) in _PRECONDITION:
@@ -256,13 +263,16 @@ class S3ObjectStore(ObjectStore):
                 if f"Checksum{s3_name}" in result:
                     part[f"Checksum{s3_name}"] = result[f"Checksum{s3_name}"]
                 parts.append(part)
-            self.client.complete_multipart_upload(
-                Bucket=bucket,
-                Key=destination.path,
-                UploadId=upload_id,
-                MultipartUpload={"Parts": parts},
-                ChecksumType="FULL_OBJECT",
-                **conditions,
+            retry_conflicts(
+                lambda: self.client.complete_multipart_upload(
+                    Bucket=bucket,
+                    Key=destination.path,
+                    UploadId=upload_id,
+                    MultipartUpload={"Parts": parts},
+                    ChecksumType="FULL_OBJECT",
+                    **conditions,
+                ),
+                sleep=self.sleep,
             )
         except BaseException:
             with contextlib.suppress(ClientError):
@@ -277,7 +287,10 @@ class S3ObjectStore(ObjectStore):
         """``DeleteObject`` with ``If-Match``: S3 itself refuses to delete a rewritten object."""
         try:
             with _clear_failure(f"delete {self.uri(key)}"):
-                self.client.delete_object(Bucket=self.bucket(key.zone), Key=key.path, IfMatch=f'"{etag}"')
+                retry_conflicts(
+                    lambda: self.client.delete_object(Bucket=self.bucket(key.zone), Key=key.path, IfMatch=f'"{etag}"'),
+                    sleep=self.sleep,
+                )
         except ClientError as exc:
             if error_code(exc) in _PRECONDITION:
                 raise ChecksumMismatch(str(key), etag, "the object changed since it was copied") from exc

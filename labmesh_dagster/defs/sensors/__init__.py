@@ -12,11 +12,12 @@ from typing import Any
 
 import dagster as dg
 
-from labmesh_dagster.defs.dataset_assets import final_dataset, raw_dataset
+from labmesh_dagster.defs.dataset_assets import final_dataset, processed_dataset, raw_dataset
 from labmesh_dagster.defs.experiment_assets import experiment
 from labmesh_dagster.defs.sensors.eln import eln_sensor
 from labmesh_dagster.defs.sensors.final import final_sensor
 from labmesh_dagster.defs.sensors.landing import landing_retry_sensor, landing_sensor
+from labmesh_dagster.defs.sensors.unfinished import unfinished_work_sensor
 from labmesh_dagster.settings import Settings
 
 # Listing landing for failed runs happens once per retry period anyway; a tick a minute is plenty.
@@ -41,6 +42,7 @@ def build_sensors(settings: Settings) -> list[dg.SensorDefinition]:
         _sensor(eln_sensor, [experiment], interval),
         _sensor(landing_sensor, [raw_dataset], interval),
         _sensor(final_sensor, [final_dataset], interval),
+        _sensor(unfinished_work_sensor, [experiment, raw_dataset, processed_dataset, final_dataset], interval),
     ]
     if settings.aws is not None and settings.aws.landing_queue_url:
         sensors.append(_sensor(landing_retry_sensor, [raw_dataset], max(interval, RETRY_SENSOR_INTERVAL_SECONDS)))
@@ -49,6 +51,9 @@ def build_sensors(settings: Settings) -> list[dg.SensorDefinition]:
         target=dg.AssetSelection.all(),
         default_status=dg.DefaultSensorStatus.RUNNING,
         minimum_interval_seconds=max(interval, 10),
-        description="Declarative automation: `processed_dataset` follows `raw_dataset` eagerly.",
+        description=(
+            "Declarative automation: `processed_dataset` follows `raw_dataset` eagerly, and a published "
+            "`final_dataset` is refreshed when `processed_dataset` changes."
+        ),
     )
     return [*sensors, automation]
