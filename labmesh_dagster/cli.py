@@ -13,7 +13,7 @@ import shutil
 import signal
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict
 from datetime import date, datetime
 from pathlib import Path
@@ -21,12 +21,16 @@ from pathlib import Path
 from dotenv import dotenv_values
 
 from labmesh_dagster.connectors.catalog.base import SearchQuery
+from labmesh_dagster.connectors.rejections import container
+from labmesh_dagster.connectors.store.base import ObjectStore
+from labmesh_dagster.connectors.store.local import LocalObjectStore
 from labmesh_dagster.core.errors import LabmeshError
-from labmesh_dagster.core.keys import ObjectKey, Zone
-from labmesh_dagster.core.text import clean_text, human_size
+from labmesh_dagster.core.keys import LABMESH_DIR, ObjectKey, Zone
+from labmesh_dagster.core.text import clean_text, human_size, is_clean_text
 from labmesh_dagster.ports import ClientFactory, Ports, boto3_clients, open_store
 from labmesh_dagster.settings import Settings
 from labmesh_dagster.steps.landing import list_quarantine
+from labmesh_dagster.steps.landing_attention import irregular_entries, unannounced_experiments
 
 DAGSTER_YAML = """\
 # Written by `labmesh dev`. Dagster's own storage is SQLite under this folder.
@@ -36,6 +40,18 @@ telemetry:
 run_retries:
   enabled: true
   max_retries: 2
+# Run monitoring, run by the daemon. With the default run launcher (runs in processes of the code server)
+# Dagster cannot ask whether a run's process is alive, so a run whose worker the OS killed is ended by the
+# runtime limit; a run stuck starting or cancelling by the timeouts. A run that is ended frees its
+# experiment's one run slot, and the sensors request it again. The default launcher cannot resume a run,
+# so resume attempts must be 0 (Dagster refuses to start otherwise).
+run_monitoring:
+  enabled: true
+  start_timeout_seconds: 300
+  cancel_timeout_seconds: 300
+  max_resume_run_attempts: 0
+  poll_interval_seconds: 60
+  max_runtime_seconds: 21600
 run_queue:
   max_concurrent_runs: 4
   # One run at a time per experiment partition, so two runs never build the same manifest at once.
@@ -58,6 +74,40 @@ def prepare_home(settings: Settings) -> None:
         config.write_text(DAGSTER_YAML, encoding="utf-8")
 
 
+def find_dagster() -> str | None:
+    """The `dagster` command of this environment (the one labmesh is installed in), else the first on PATH."""
+    return shutil.which("dagster", path=str(Path(sys.executable).parent)) or shutil.which("dagster")
+
+
+def start_detached(argv: Sequence[str], env: Mapping[str, str]) -> None:
+    """Start ``argv`` as a grandchild that stops once this process (dagster, after exec) has exited.
+
+    `labmesh dev` execs dagster, which never waits for children it did not
+    start itself: a direct child would stay a zombie for as long as dagster
+    runs. So an intermediate child starts the command and exits at once, is
+    reaped here, and the command is adopted (and in the end reaped) by init.
+    The command inherits the read end of a pipe whose write end this process
+    keeps across exec; the pipe reads end-of-file once dagster has exited,
+    however it ends, and that is how the command knows to stop (its parent
+    is no longer dagster, so it cannot watch its parent).
+    """
+    watch, held = os.pipe()
+    os.set_inheritable(held, True)  # survives exec: dagster holds it until it exits
+    child = os.fork()
+    if child == 0:  # the intermediate: start the command, then leave it to init
+        status = 1
+        try:
+            os.close(held)
+            subprocess.Popen(
+                [*argv, "--watch-fd", str(watch)], env=dict(env), stdin=subprocess.DEVNULL, pass_fds=(watch,)
+            )
+            status = 0
+        finally:
+            os._exit(status)
+    os.close(watch)
+    os.waitpid(child, 0)
+
+
 def command_dev(ports: Ports, args: argparse.Namespace) -> int:
     from labmesh_dagster import demo
 
@@ -73,9 +123,8 @@ def command_dev(ports: Ports, args: argparse.Namespace) -> int:
         "DAGSTER_HOME": str(settings.dagster_home),
     }
     if seed:
-        # The dropper outlives nothing: it stops when the process it was started from (dagster dev) exits.
-        subprocess.Popen([sys.executable, "-m", "labmesh_dagster.demo"], env=env, stdin=subprocess.DEVNULL)
-    dagster = shutil.which("dagster", path=str(Path(sys.executable).parent)) or shutil.which("dagster")
+        start_detached([sys.executable, "-m", "labmesh_dagster.demo"], env)
+    dagster = find_dagster()
     if dagster is None:
         print("labmesh: the `dagster` command is not installed in this environment", file=sys.stderr)
         return 1
@@ -189,7 +238,7 @@ def command_api(ports: Ports, args: argparse.Namespace) -> int:
 
 
 def command_extract(ports: Ports, args: argparse.Namespace) -> int:
-    """Print what labmesh would record of each file: one JSON object per file; 1 if any file is bad."""
+    """Print what labmesh would record of each file: one JSON object per file; 1 if any file is bad or skipped."""
     from labmesh_dagster.extract.local_files import describe_files
 
     budget = ports.settings.extract_budget_seconds if args.budget_seconds is None else args.budget_seconds
@@ -198,10 +247,12 @@ def command_extract(ports: Ports, args: argparse.Namespace) -> int:
         if not args.text:
             document.pop("text", None)
         print(json.dumps(document, indent=2 if args.pretty else None, ensure_ascii=False))
+        if "skipped" in document:
+            print(f"labmesh extract: skipped {document['skipped']['detail']}", file=sys.stderr)
     if not documents:
         print("labmesh extract: no files found", file=sys.stderr)
         return 1
-    return 1 if any("error" in document for document in documents) else 0
+    return 1 if any("error" in document or "skipped" in document for document in documents) else 0
 
 
 def command_lineage(ports: Ports, args: argparse.Namespace) -> int:
@@ -264,19 +315,83 @@ def command_status(ports: Ports, args: argparse.Namespace) -> int:
             print(f"    now at {clean_text(str(item.key))}")
     else:
         print("Quarantined: nothing")
+    print_waiting(ports, store, set(summaries))
     return 0
+
+
+def print_waiting(ports: Ports, store: ObjectStore, registered: set[str]) -> None:
+    """What the flow will not take until someone acts: rejected ELN records, odd landing entries, unannounced files.
+
+    Each section is printed only when it has something in it: these are the
+    inputs that would otherwise vanish from view (a log line in a green sensor
+    tick, a file the store's listing never shows).
+    """
+    settings = ports.settings
+    if settings.catalog_path.exists():
+        rejected = [
+            rejection
+            for rejection in ports.eln_rejections().rejections()
+            if not _deleted_record_file(container(rejection.source))
+        ]
+        if rejected:
+            print(f"\nRejected ELN records ({len(rejected)}), left out until they read fine:")
+            for rejection in rejected:
+                print(f"  {rejection.source}  (since {rejection.first_seen:%Y-%m-%d %H:%M} UTC): {rejection.reason}")
+    if isinstance(store, LocalObjectStore):
+        irregular = irregular_entries(store.zone_root(Zone.LANDING))
+        if irregular:
+            print(f"\nNot regular files in landing ({len(irregular)}), never taken: replace them with the files")
+            for entry in irregular:
+                target = f" -> {entry.target}" if entry.target is not None else ""
+                print(f"  {Zone.LANDING.value}/{entry.path}{target}  ({entry.kind})")
+    unannounced = unannounced_experiments(
+        store.list(Zone.LANDING),
+        registered.__contains__,
+        settle_seconds=0 if store.complete_when_visible else settings.landing_settle_seconds,
+        grace_seconds=settings.unknown_experiment_grace_seconds,
+    )
+    if unannounced:
+        now = ports.clock()
+        print(f"\nWaiting for an ELN record ({len(unannounced)}), quarantined unless one comes:")
+        for waiting in unannounced:
+            when = (
+                f"quarantined from {waiting.quarantine_from:%Y-%m-%d %H:%M} UTC"
+                if waiting.quarantine_from > now
+                else "quarantine due at the landing sensor's next tick"
+            )
+            print(f"  {waiting.experiment_id}: {waiting.files} file(s), {human_size(waiting.size)}; {when}")
+
+
+def _deleted_record_file(source: str) -> bool:
+    """Whether a rejected record's source is a file of the folder ELN that was since deleted (nothing to fix)."""
+    path = Path(source)
+    return path.is_absolute() and not path.exists()
 
 
 def command_land(ports: Ports, args: argparse.Namespace) -> int:
     """Put files into an experiment's landing folder, as an instrument or DataSync would."""
-    store = ports.store()
+    landings: list[tuple[Path, ObjectKey]] = []
     for name in args.files:
         path = Path(name)
         if not path.is_file():
             print(f"labmesh land: {path} is not a file", file=sys.stderr)
             return 2
+        if not is_clean_text(path.name):
+            # The landing sensor would quarantine it at once: say so now, while the person is here.
+            print(f"labmesh land: the name of {clean_text(str(path))} is not valid UTF-8; rename it", file=sys.stderr)
+            return 2
         relative = f"{args.prefix.strip('/')}/{path.name}" if args.prefix else path.name
         key = ObjectKey.for_experiment(Zone.LANDING, args.experiment, relative)
+        if key.is_labmesh_internal:
+            print(
+                f"labmesh land: {LABMESH_DIR}/ is labmesh's own folder inside an experiment (manifests live there); "
+                "choose another --prefix",
+                file=sys.stderr,
+            )
+            return 2
+        landings.append((path, key))
+    store = ports.store()
+    for path, key in landings:  # every file checked before the first is put
         with path.open("rb") as stream:
             store.put(key, stream)
         print(f"{path} -> {key}")
@@ -354,34 +469,75 @@ def iso_date(text: str) -> str:
     return text
 
 
+def text(value: str) -> str:
+    """A text argument (a word, an id, a folder name), refused when it is not valid UTF-8.
+
+    Arguments reach Python as bytes decoded with surrogate escapes; a word
+    that is not UTF-8 can match nothing and cannot be written to SQLite, a
+    key or JSON, so it is refused here with a clear message rather than
+    failing deep in a command. File paths are not texts: any name the file
+    system holds is taken.
+    """
+    if not is_clean_text(value):
+        raise argparse.ArgumentTypeError(f"{clean_text(value)!r} is not valid UTF-8")
+    return value
+
+
+def positive(value: str) -> int:
+    """A count of at least 1."""
+    try:
+        number = int(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{clean_text(value)!r} is not a whole number") from exc
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {number}")
+    return number
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="labmesh", description="labmesh: the laboratory data mesh on Dagster")
     commands = parser.add_subparsers(dest="command", required=True)
 
     dev = commands.add_parser("dev", help="run the platform (dagster dev) on this machine")
-    dev.add_argument("--host", default="127.0.0.1")
+    dev.add_argument("--host", type=text, default="127.0.0.1")
     dev.add_argument("--port", type=int, default=3000)
     dev.set_defaults(handler=command_dev)
 
     search = commands.add_parser("search", help="find datasets and files by keywords and facets")
-    search.add_argument("query", nargs="*", help="keywords: sample ids, file names, description words...")
-    search.add_argument("--experiment", help="only this experiment id")
-    search.add_argument("--sample", help="only files of this sample id")
-    search.add_argument("--group", help="only experiments of this group")
-    search.add_argument("--platform", help="only this platform or instrument (words match)")
-    search.add_argument("--format", help="only files of this format (fastq, fastq.gz, csv, ...)")
-    search.add_argument("--file-name", dest="file_name", help="only files whose name contains these words")
+    search.add_argument(
+        "query",
+        nargs="*",
+        type=text,
+        help="keywords: sample ids, file names, description words... (with --content: words inside the files)",
+    )
+    search.add_argument("--experiment", type=text, help="only this experiment id")
+    search.add_argument(
+        "--sample",
+        type=text,
+        help="only files of this sample id; a file tied to no sample (a run summary) counts as every sample's "
+        "of its experiment, so it is included",
+    )
+    search.add_argument("--group", type=text, help="only experiments of this group")
+    search.add_argument("--platform", type=text, help="only this platform or instrument (words match)")
+    search.add_argument(
+        "--format",
+        type=text,
+        help="only files of this format, compressed or not (fastq also finds fastq.gz; fastq.gz only fastq.gz)",
+    )
+    search.add_argument("--file-name", dest="file_name", type=text, help="only files whose name contains these words")
     search.add_argument("--since", type=iso_date, help="created on or after this ISO date (2026-11-01)")
     search.add_argument("--until", type=iso_date, help="created on or before this ISO date")
-    search.add_argument("--limit", type=int, default=50)
+    search.add_argument("--limit", type=positive, default=50, help="most results shown (at least 1; default 50)")
     search.add_argument("--json", action="store_true", help="print JSON instead of text")
     search.add_argument(
-        "--content", action="store_true", help="search inside the files (the content index) instead of the catalog"
+        "--content",
+        action="store_true",
+        help="search the words inside the files (the content index) instead of the catalog's metadata",
     )
     search.set_defaults(handler=command_search)
 
     api = commands.add_parser("api", help="serve the HTTP API ELNs push events to (POST /eln/events/{source})")
-    api.add_argument("--host", default="127.0.0.1")
+    api.add_argument("--host", type=text, default="127.0.0.1")
     api.add_argument("--port", type=int, default=8000)
     api.set_defaults(handler=command_api)
 
@@ -393,11 +549,11 @@ def build_parser() -> argparse.ArgumentParser:
     bootstrap.set_defaults(handler=command_datazone_bootstrap)
 
     lineage = commands.add_parser("lineage", help="how an experiment's datasets were made, zone by zone, file by file")
-    lineage.add_argument("experiment")
+    lineage.add_argument("experiment", type=text)
     lineage.add_argument(
         "--format", choices=["text", "openlineage"], default="text", help="a tree, or the OpenLineage run events"
     )
-    lineage.add_argument("--files", type=int, default=50, help="file-level edges shown at most")
+    lineage.add_argument("--files", type=positive, default=50, help="file-level edges shown at most")
     lineage.set_defaults(handler=command_lineage)
 
     extract = commands.add_parser("extract", help="print the metadata labmesh extracts from files, as JSON")
@@ -415,19 +571,25 @@ def build_parser() -> argparse.ArgumentParser:
     status.set_defaults(handler=command_status)
 
     land = commands.add_parser("land", help="copy files into an experiment's landing folder")
-    land.add_argument("experiment")
+    land.add_argument("experiment", type=text)
     land.add_argument("files", nargs="+")
-    land.add_argument("--prefix", help="sub-folder inside the experiment's landing folder")
+    land.add_argument(
+        "--prefix",
+        type=text,
+        help=f"sub-folder inside the experiment's landing folder (not {LABMESH_DIR}: labmesh's own)",
+    )
     land.set_defaults(handler=command_land)
 
     sync = commands.add_parser("sync", help="watch an instrument folder and upload complete files to landing")
     sync.add_argument("watch_dir")
     where = sync.add_mutually_exclusive_group(required=True)
-    where.add_argument("--experiment", help="every file belongs to this experiment")
-    where.add_argument("--layout", help="where the experiment id sits, e.g. '{experiment}/{path}'")
+    where.add_argument("--experiment", type=text, help="every file belongs to this experiment")
+    where.add_argument("--layout", type=text, help="where the experiment id sits, e.g. '{experiment}/{path}'")
     sync.add_argument("--store-dir", help="a local store root (default: the store of LABMESH_PROFILE)")
     sync.add_argument("--quiet-seconds", type=float, default=30.0, help="a file is complete once unchanged this long")
-    sync.add_argument("--marker", action="append", default=[], help="a run folder is complete once it holds this file")
+    sync.add_argument(
+        "--marker", type=text, action="append", default=[], help="a run folder is complete once it holds this file"
+    )
     sync.add_argument("--illumina", action="store_true", help="use Illumina's CopyComplete.txt/RTAComplete.txt")
     sync.add_argument("--workers", type=int, default=4, help="files uploaded at once")
     sync.add_argument("--interval", type=float, default=10.0, help="seconds between passes")
@@ -448,19 +610,47 @@ def load_dotenv_like_dagster(folder: Path) -> None:
         os.environ.update({key: value for key, value in dotenv_values(path).items() if value is not None})
 
 
+BROKEN_PIPE_EXIT = 128 + signal.SIGPIPE
+"""What a shell reports for a command killed by SIGPIPE, as `labmesh status | head` leaves other tools."""
+
+
+def never_fail_on_output() -> None:
+    """Print names that are not UTF-8 as escapes (``a\\udcff.fastq``) instead of failing.
+
+    File and folder names reach labmesh as text with surrogate escapes; in a
+    UTF-8 locale Python's stdout refuses those and the command would end in
+    a traceback halfway through its output.
+    """
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            reconfigure(errors="backslashreplace")
+
+
 def main(
     argv: Sequence[str] | None = None, *, settings: Settings | None = None, clients: ClientFactory = boto3_clients
 ) -> int:
     """Run one command; ``settings`` (else the environment and ``./.env``) and ``clients`` open its ports."""
-    args = build_parser().parse_args(argv)
+    never_fail_on_output()
     try:
-        if settings is None:
-            load_dotenv_like_dagster(Path.cwd())
-            settings = Settings.from_env()
-        return int(args.handler(Ports(settings, clients), args))
-    except LabmeshError as exc:
-        print(f"labmesh: {exc}", file=sys.stderr)
-        return 2
+        args = build_parser().parse_args(argv)
+        try:
+            if settings is None:
+                load_dotenv_like_dagster(Path.cwd())
+                settings = Settings.from_env()
+            code = int(args.handler(Ports(settings, clients), args))
+        except LabmeshError as exc:
+            print(f"labmesh: {exc}", file=sys.stderr)
+            code = 2
+        sys.stdout.flush()  # here, so that a reader gone away is noticed here and not at exit
+        return code
+    except BrokenPipeError:
+        # The reader (head, less) has all it wanted. Python would report the error again when it flushes
+        # stdout at exit, so stdout is pointed at /dev/null first.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        return BROKEN_PIPE_EXIT
 
 
 if __name__ == "__main__":

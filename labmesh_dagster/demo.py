@@ -14,6 +14,7 @@ import io
 import json
 import os
 import random
+import select
 import sys
 import time
 from collections.abc import Callable
@@ -194,8 +195,18 @@ def drop_demo_files(
     return dropped
 
 
-def main() -> None:
-    """``python -m labmesh_dagster.demo``: drop the files, stopping if the platform that started us exits."""
+def main(argv: list[str] | None = None) -> None:
+    """``python -m labmesh_dagster.demo [--watch-fd N]``: drop the files; stop if the platform that started us exits.
+
+    `labmesh dev` hands in the read end of a pipe the platform holds open: it
+    reads end-of-file once the platform has exited. Started by hand, the
+    dropper watches its parent instead.
+    """
+    args = sys.argv[1:] if argv is None else argv
+    if args[:1] == ["--watch-fd"]:
+        watched = int(args[1])
+        drop_demo_files(Settings.from_env(), keep_going=lambda: not select.select([watched], [], [], 0)[0])
+        return
     parent = os.getppid()
     drop_demo_files(Settings.from_env(), keep_going=lambda: os.getppid() == parent)
 

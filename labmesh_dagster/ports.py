@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from labmesh_dagster.connectors.events.base import EventQueue
     from labmesh_dagster.connectors.lineage.base import LineageLog, LineageSink
     from labmesh_dagster.connectors.omics.base import SequenceStore
+    from labmesh_dagster.connectors.rejections import RejectionStore
     from labmesh_dagster.connectors.search.base import ContentIndex
     from labmesh_dagster.connectors.store.base import ObjectStore
 
@@ -135,6 +136,13 @@ def open_sqs_inbox(queue_url: str, connection: AwsConnection, clients: ClientFac
     from labmesh_dagster.connectors.eln.sqs_inbox import SqsInbox
 
     return SqsInbox(clients("sqs", connection), queue_url)
+
+
+def open_eln_rejections(path: str | Path, clock: Clock = utc_now) -> RejectionStore:
+    """ELN records the sensor could not read, kept (in the catalog's file) until they read fine."""
+    from labmesh_dagster.connectors.rejections import RejectionStore
+
+    return RejectionStore(path, clock=clock)
 
 
 def open_sqlite_catalog(path: str | Path) -> Catalog:
@@ -271,6 +279,10 @@ class Ports:
             connection=aws.connection("datazone"),
             clients=self.clients,
         )
+
+    def eln_rejections(self) -> RejectionStore:
+        """Rejected ELN records, beside labmesh's own state (the registry's SQLite file) in every profile."""
+        return open_eln_rejections(self.settings.catalog_path, self.clock)
 
     def registry(self) -> Catalog:
         """labmesh's own record of experiments and datasets (the SQLite catalog, which DataZone publishes from)."""

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from labmesh_dagster.connectors.events.base import EventQueue
     from labmesh_dagster.connectors.lineage.base import LineageLog, LineageSink
     from labmesh_dagster.connectors.omics.base import SequenceStore
+    from labmesh_dagster.connectors.rejections import RejectionStore
     from labmesh_dagster.connectors.search.base import ContentIndex
     from labmesh_dagster.connectors.store.base import ObjectStore
 
@@ -185,12 +186,19 @@ class CatalogResource(dg.ConfigurableResource, ABC):
     @abstractmethod
     def get_catalog(self) -> "Catalog": ...
 
+    @abstractmethod
+    def get_eln_rejections(self) -> "RejectionStore":
+        """ELN records the sensor could not read, kept beside the registry until they read fine."""
+
 
 class SqliteCatalogResource(CatalogResource):
     path: str = Field(description="Path of the SQLite catalog database (created on first use).")
 
     def get_catalog(self) -> "Catalog":
         return ports.open_sqlite_catalog(self.path)
+
+    def get_eln_rejections(self) -> "RejectionStore":
+        return ports.open_eln_rejections(self.path)
 
 
 class DataZoneCatalogResource(CatalogResource, AwsResource):
@@ -212,6 +220,9 @@ class DataZoneCatalogResource(CatalogResource, AwsResource):
             connection=self.connection(),
             clients=self.clients,
         )
+
+    def get_eln_rejections(self) -> "RejectionStore":
+        return ports.open_eln_rejections(self.registry_path)
 
 
 class LineageResource(dg.ConfigurableResource, ABC):

@@ -39,6 +39,8 @@ def eln_sensor(
     cursor = ElnCursor(poll=poll.cursor, receipts=[message.receipt for message in messages])
     for error in poll.errors:
         context.log.error(f"skipped ELN record {error.source}: {error.reason}")
+    # Kept until the record reads fine, so `labmesh status` lists it after this tick's log is forgotten.
+    catalog.get_eln_rejections().record(poll.errors, read_fine=[record.source for record in poll.records])
     registry = catalog.get_catalog()
     for experiment_id in archive_changes(poll, registry):
         context.log.info(f"experiment {experiment_id}: archive state follows the ELN; its data stays where it is")

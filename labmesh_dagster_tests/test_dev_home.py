@@ -1,0 +1,112 @@
+"""What `labmesh dev` sets up before it becomes `dagster dev`: Dagster's instance file, and the demo's dropper.
+
+Pinned here: the `dagster.yaml` it writes is valid for Dagster (it loads into
+a `DagsterInstance`) and turns run monitoring on with timeouts the default
+run launcher supports, so a run whose worker the OS killed ends instead of
+holding its experiment's one run slot for ever; the demo's file dropper is
+not left a child of dagster (which never waits for it, so it stayed a zombie
+for as long as `make dev` ran), and it stops once dagster has exited.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import dagster as dg
+
+from labmesh_dagster.cli import prepare_home
+from labmesh_dagster_tests.conftest import make_settings
+
+CAP_SECONDS = 120
+"""Against a dropper that never stops; a working one stops at its first look at the pipe."""
+
+FAKE_DAGSTER = """\
+#!{python}
+# Stands in for `dagster dev`: it is exec'd in place of `labmesh dev`, so its children are what
+# `labmesh dev` left it. It reports them and exits, as dagster would after Ctrl-C.
+import json, os, sys
+
+me = os.getpid()
+children = []
+for entry in os.listdir("/proc"):
+    if entry.isdigit():
+        try:
+            with open(f"/proc/{{entry}}/stat") as handle:
+                fields = handle.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == me:
+            children.append(int(entry))
+print(json.dumps({{"children": children, "argv": sys.argv[1:]}}))
+"""
+
+
+def test_the_written_dagster_yaml_loads_and_monitors_runs(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path / "home")
+
+    prepare_home(settings)
+    instance = dg.DagsterInstance.from_config(str(settings.dagster_home))
+
+    try:
+        monitoring = instance.get_settings("run_monitoring")
+        assert monitoring.get("enabled") is True
+        # The default launcher cannot resume a run (Dagster refuses non-zero), nor check a worker's health:
+        # a killed worker's run is ended by the runtime limit, a stuck start or cancel by their timeouts.
+        assert monitoring["max_resume_run_attempts"] == 0
+        assert not instance.run_launcher.supports_resume_run
+        for timeout in ("start_timeout_seconds", "cancel_timeout_seconds", "poll_interval_seconds"):
+            assert 0 < monitoring[timeout] <= 600, timeout
+        assert monitoring["poll_interval_seconds"] < monitoring["start_timeout_seconds"]
+        assert 3600 <= monitoring["max_runtime_seconds"] <= 24 * 3600
+        assert instance.get_settings("run_retries") == {"enabled": True, "max_retries": 2}
+    finally:
+        instance.dispose()
+
+
+def test_a_dagster_yaml_the_user_changed_is_kept(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path / "home")
+    settings.dagster_home.mkdir(parents=True)
+    (settings.dagster_home / "dagster.yaml").write_text("telemetry:\n  enabled: true\n", encoding="utf-8")
+
+    prepare_home(settings)
+
+    assert (settings.dagster_home / "dagster.yaml").read_text(encoding="utf-8") == "telemetry:\n  enabled: true\n"
+
+
+def _executable(path: Path, text: str) -> Path:
+    path.write_text(text, encoding="utf-8")
+    path.chmod(path.stat().st_mode | stat.S_IXUSR)
+    return path
+
+
+def test_the_demo_dropper_is_no_child_of_dagster_and_stops_when_dagster_exits(tmp_path: Path) -> None:
+    """`labmesh dev` on a fresh home, with a stand-in `dagster` in the environment's bin folder.
+
+    `subprocess.run` returns once every holder of the output pipes has closed
+    them, the dropper included: its return says the dropper stopped when
+    the stand-in exited.
+    """
+    environment = tmp_path / "bin"
+    environment.mkdir()
+    python = _executable(environment / "python", f'#!/bin/sh\nexec "{sys.executable}" "$@"\n')
+    _executable(environment / "dagster", FAKE_DAGSTER.format(python=sys.executable))
+    # `labmesh dev` finds dagster beside its own interpreter and starts the dropper with that interpreter.
+    script = (
+        f"import sys\nsys.executable = {str(python)!r}\nfrom labmesh_dagster.cli import main\nsys.exit(main(['dev']))\n"
+    )
+    env = {**os.environ, "LABMESH_HOME": str(tmp_path / "home")}
+
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=CAP_SECONDS
+    )
+
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout.splitlines()[-1])
+    assert report["argv"][0] == "dev"
+    assert "labmesh demo: wrote ELN record" in done.stderr  # the demo was seeded, so its dropper was started
+    assert report["children"] == [], "dagster was left a child it will never wait for"
