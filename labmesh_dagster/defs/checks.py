@@ -1,7 +1,15 @@
-"""The asset checks every dataset asset declares, and how a publish report becomes their results."""
+"""The asset checks every dataset asset declares, and how a publish report becomes their results.
+
+Every check is partitioned like its asset, so the Dagster UI shows each
+experiment's result on its own rather than one result for the whole asset.
+"""
+
+import warnings
 
 import dagster as dg
+from dagster._utils.warnings import PreviewWarning
 
+from labmesh_dagster.defs.partitions import experiments_partitions
 from labmesh_dagster.steps.publishing import PublishReport
 
 CATALOG_MATCHES_MANIFEST = "catalog_matches_manifest"
@@ -10,8 +18,19 @@ LINEAGE_RECORDED = "lineage_recorded"
 RAW_MATCHES_LANDING = "raw_files_match_landing_checksums"
 
 
+def partitioned_check_spec(name: str, *, asset: str, description: str) -> dg.AssetCheckSpec:
+    """A check with a result per experiment partition, as its asset has.
+
+    Dagster marks partitioned checks as a preview; labmesh relies on them, so
+    the warning is silenced here, once, rather than printed on every start.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", category=PreviewWarning)
+        return dg.AssetCheckSpec(name, asset=asset, partitions_def=experiments_partitions, description=description)
+
+
 def catalog_check_spec(asset: str) -> dg.AssetCheckSpec:
-    return dg.AssetCheckSpec(
+    return partitioned_check_spec(
         CATALOG_MATCHES_MANIFEST,
         asset=asset,
         description="The catalog entry lists exactly the manifest's files, sizes and checksums.",
@@ -19,7 +38,7 @@ def catalog_check_spec(asset: str) -> dg.AssetCheckSpec:
 
 
 def content_check_spec(asset: str) -> dg.AssetCheckSpec:
-    return dg.AssetCheckSpec(
+    return partitioned_check_spec(
         CONTENT_INDEXED,
         asset=asset,
         description="Every searchable file's content reached the content index (Kendra or SQLite FTS5), none failed.",
@@ -27,7 +46,7 @@ def content_check_spec(asset: str) -> dg.AssetCheckSpec:
 
 
 def lineage_check_spec(asset: str) -> dg.AssetCheckSpec:
-    return dg.AssetCheckSpec(
+    return partitioned_check_spec(
         LINEAGE_RECORDED,
         asset=asset,
         description="The materialization's OpenLineage events (START, COMPLETE) were accepted by every lineage sink.",

@@ -18,7 +18,13 @@ from labmesh_dagster.connectors.store.base import ObjectStore
 from labmesh_dagster.core.experiment import ExperimentRecord
 from labmesh_dagster.core.keys import Zone
 from labmesh_dagster.core.manifest import Manifest
-from labmesh_dagster.defs.checks import RAW_MATCHES_LANDING, check_result, publish_check_results, publish_check_specs
+from labmesh_dagster.defs.checks import (
+    RAW_MATCHES_LANDING,
+    check_result,
+    partitioned_check_spec,
+    publish_check_results,
+    publish_check_specs,
+)
 from labmesh_dagster.defs.experiment_assets import experiment
 from labmesh_dagster.defs.lineage_runs import lineage_run
 from labmesh_dagster.defs.partitions import experiments_partitions
@@ -32,7 +38,7 @@ from labmesh_dagster.defs.resources import (
     LineageResource,
     StoreResource,
 )
-from labmesh_dagster.pipelines.fastq_qc import qc_inputs
+from labmesh_dagster.pipelines.fastq_qc import qc_failures, qc_inputs
 from labmesh_dagster.steps.landing import quarantine_object
 from labmesh_dagster.steps.lineage_run import ASSET_OWNERS, dataset_ref
 from labmesh_dagster.steps.manifests import build_manifest, inherit_samples, read_manifest
@@ -42,6 +48,7 @@ from labmesh_dagster.steps.publishing import PublishReport, Sinks, publish
 from labmesh_dagster.steps.verification import raw_checksum_problems
 
 FILE_TABLE_LIMIT = 200
+QC_PASSED = "fastq_qc_passed"
 
 
 def registered_experiment(catalog: Catalog, experiment_id: str) -> ExperimentRecord:
@@ -79,7 +86,16 @@ def _files_table(manifest: Manifest) -> dg.TableMetadataValue:
     )
 
 
+def files_shown(manifest: Manifest, manifest_uri: str) -> str:
+    """What the file table holds of the dataset: all of it, or the first rows and where the rest is."""
+    shown = min(manifest.file_count, FILE_TABLE_LIMIT)
+    if shown == manifest.file_count:
+        return f"all {manifest.file_count:,} file{'' if manifest.file_count == 1 else 's'}"
+    return f"{shown:,} of {manifest.file_count:,} files; every file is listed in the manifest, {manifest_uri}"
+
+
 def dataset_metadata(store: ObjectStore, manifest: Manifest, report: PublishReport) -> dict[str, Any]:
+    manifest_uri = store.uri(report.manifest_key)
     return {
         "file_count": manifest.file_count,
         "bytes": manifest.total_bytes,
@@ -90,8 +106,9 @@ def dataset_metadata(store: ObjectStore, manifest: Manifest, report: PublishRepo
         "catalog_revision": report.entry.revision,
         "catalog_changed": report.entry.changed,
         "location": dg.MetadataValue.url(report.location),
-        "manifest": dg.MetadataValue.url(store.uri(report.manifest_key)),
+        "manifest": dg.MetadataValue.url(manifest_uri),
         "lineage_edges": sum(len(entry.derived_from) for entry in manifest.entries),
+        "files_shown": files_shown(manifest, manifest_uri),
         "files": _files_table(manifest),
     }
 
@@ -111,7 +128,7 @@ def _sinks(store: ObjectStore, catalog: Catalog, content_index: ContentIndexReso
         "from landing only after verification, its metadata extracted, a manifest written and published."
     ),
     check_specs=[
-        dg.AssetCheckSpec(
+        partitioned_check_spec(
             RAW_MATCHES_LANDING,
             asset="raw_dataset",
             description=(
@@ -199,13 +216,13 @@ def raw_dataset(
         )
 
 
-def _pipeline_lineage(invocation: dg.PipesClientCompletedInvocation) -> dict[str, tuple[str, ...]]:
-    lineage: dict[str, tuple[str, ...]] = {}
-    for message in invocation.get_custom_messages():
-        if isinstance(message, Mapping):
-            for output in message.get("outputs", []):
-                lineage[output["key"]] = tuple(output["derived_from"])
-    return lineage
+def _pipeline_outputs(invocation: dg.PipesClientCompletedInvocation) -> list[Mapping[str, Any]]:
+    return [
+        output
+        for message in invocation.get_custom_messages()
+        if isinstance(message, Mapping)
+        for output in message.get("outputs", [])
+    ]
 
 
 @dg.asset(
@@ -219,7 +236,14 @@ def _pipeline_lineage(invocation: dg.PipesClientCompletedInvocation) -> dict[str
         "The built-in FASTQ QC run on the raw dataset through Dagster Pipes (a subprocess): per-file read "
         "statistics and per-position mean quality as JSON in the processed zone, with file-level lineage."
     ),
-    check_specs=publish_check_specs("processed_dataset"),
+    check_specs=[
+        partitioned_check_spec(
+            QC_PASSED,
+            asset="processed_dataset",
+            description="Every FASTQ of the raw dataset could be read to its end by QC and holds reads.",
+        ),
+        *publish_check_specs("processed_dataset"),
+    ],
 )
 def processed_dataset(
     context: dg.AssetExecutionContext,
@@ -249,16 +273,20 @@ def processed_dataset(
         # Named before the pipeline runs, so a failed run's lineage still says what it was to write.
         run.outputs = [dataset_ref(objects, Zone.PROCESSED, experiment_id)]
         inputs = qc_inputs(raw_manifest)
-        derived_from: dict[str, tuple[str, ...]] = {}
+        outputs: list[Mapping[str, Any]] = []
         if inputs:
             invocation = pipes_subprocess_client.run(
                 command=[sys.executable, "-m", "labmesh_dagster.pipelines.fastq_qc"],
                 context=context,
                 extras={"experiment_id": experiment_id, "store": store.store_config(), "inputs": inputs},
             )
-            derived_from = _pipeline_lineage(invocation)
+            outputs = _pipeline_outputs(invocation)
         else:
             context.log.info(f"experiment {experiment_id} has no FASTQ files in raw; nothing to QC")
+        derived_from = {output["key"]: tuple(output["derived_from"]) for output in outputs}
+        failures = qc_failures(outputs)
+        for source, reason in failures.items():
+            context.log.warning(f"QC failed for {source}: {reason}")
         previous = read_manifest(objects, Zone.PROCESSED, experiment_id)
         manifest = build_manifest(
             objects,
@@ -273,8 +301,18 @@ def processed_dataset(
         sinks = _sinks(objects, registry, content_index)
         report = publish(manifest, sinks, run, record=record, previous=previous, ended=clock())
         return dg.MaterializeResult(
-            metadata={**dataset_metadata(objects, manifest, report), "qc_inputs": len(inputs)},
-            check_results=publish_check_results(report),
+            metadata={
+                **dataset_metadata(objects, manifest, report),
+                "qc_inputs": len(inputs),
+                "qc_failures": len(failures),
+                "qc_failed_inputs": dg.MetadataValue.md(
+                    "\n".join(f"- {source}: {reason}" for source, reason in sorted(failures.items())) or "none"
+                ),
+            },
+            check_results=[
+                check_result(QC_PASSED, [f"{source}: {reason}" for source, reason in sorted(failures.items())]),
+                *publish_check_results(report),
+            ],
         )
 
 

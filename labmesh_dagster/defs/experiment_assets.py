@@ -4,7 +4,7 @@ import dagster as dg
 
 from labmesh_dagster.core.errors import ExperimentNotFound, RecordError
 from labmesh_dagster.core.keys import Zone
-from labmesh_dagster.defs.checks import LINEAGE_RECORDED, check_result, lineage_check_spec
+from labmesh_dagster.defs.checks import LINEAGE_RECORDED, check_result, lineage_check_spec, partitioned_check_spec
 from labmesh_dagster.defs.lineage_runs import lineage_run
 from labmesh_dagster.defs.partitions import experiments_partitions
 from labmesh_dagster.defs.pending_runs import pending_run
@@ -25,7 +25,7 @@ ELN_KNOWS_LOCATION = "eln_knows_data_location"
         "every zone, registered in the catalog, and its data locations written back to the ELN entry."
     ),
     check_specs=[
-        dg.AssetCheckSpec(
+        partitioned_check_spec(
             ELN_KNOWS_LOCATION,
             asset="experiment",
             description="Reading the ELN entry back shows the data locations labmesh wrote to it.",

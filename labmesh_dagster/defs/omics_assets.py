@@ -17,6 +17,7 @@ from labmesh_dagster.defs.checks import (
     CONTENT_INDEXED,
     LINEAGE_RECORDED,
     check_result,
+    partitioned_check_spec,
     publish_check_results,
     publish_check_specs,
 )
@@ -52,8 +53,10 @@ ALL_IMPORTED = "every_sequencing_file_imported"
         "(R1/R2 paired, subject and sample from the experiment), read-set ids recorded in the raw manifest."
     ),
     check_specs=[
-        dg.AssetCheckSpec(
-            ALL_IMPORTED, asset="sequence_read_sets", description="Every sequencing file of raw has a read set."
+        partitioned_check_spec(
+            ALL_IMPORTED,
+            asset="sequence_read_sets",
+            description="Every sequencing file of raw has a read set.",
         ),
         *publish_check_specs("sequence_read_sets"),
     ],

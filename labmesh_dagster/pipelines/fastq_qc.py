@@ -23,10 +23,11 @@ from labmesh_dagster.core.errors import ExtractionError, ObjectNotFound
 from labmesh_dagster.core.keys import ObjectKey, Zone
 from labmesh_dagster.core.manifest import Manifest
 from labmesh_dagster.extract.fastq import fastq_stats
+from labmesh_dagster.extract.formats import format_by_suffix
 from labmesh_dagster.ports import open_store
 
 PIPELINE = "labmesh.fastq_qc"
-PIPELINE_VERSION = "1"
+PIPELINE_VERSION = "2"  # 2: an empty FASTQ is a failed QC, not a pass with no reads
 
 
 def _put_if_changed(store: ObjectStore, key: ObjectKey, document: Mapping[str, Any]) -> None:
@@ -47,10 +48,26 @@ def _existing(store: ObjectStore, key: ObjectKey) -> dict[str, Any] | None:
 
 
 def qc_inputs(raw_manifest: Manifest) -> list[dict[str, str]]:
-    """The raw files this pipeline takes: every FASTQ, corrupt ones included (their QC says why)."""
+    """The raw files this pipeline takes: every FASTQ, corrupt and empty ones included (their QC says why).
+
+    A file is taken by its content's format or by its name: an empty
+    ``S1_R1.fastq.gz`` has no content to be recognised by, and is exactly what QC must report.
+    """
     return [
-        {"key": entry.key, "sha256": entry.sha256} for entry in raw_manifest.entries if entry.format.startswith("fastq")
+        {"key": entry.key, "sha256": entry.sha256}
+        for entry in raw_manifest.entries
+        if entry.format.startswith("fastq") or format_by_suffix(entry.name) == "fastq"
     ]
+
+
+def qc_failures(outputs: Sequence[Mapping[str, Any]]) -> dict[str, str]:
+    """Raw key -> why its QC failed, from the outputs `run_qc` reports."""
+    return {
+        source: str(output.get("reason") or "failed")
+        for output in outputs
+        if output.get("status") != "ok"
+        for source in output.get("derived_from", ())
+    }
 
 
 def qc_output_key(raw_key: ObjectKey) -> ObjectKey:
@@ -73,6 +90,8 @@ def qc_file(store: ObjectStore, raw_key: ObjectKey, sha256: str) -> dict[str, An
         return document
     document["per_position_mean_quality"] = stats.pop("per_position_mean_quality", [])
     document.update(status="ok", stats=stats)
+    if not stats.get("reads"):
+        document.update(status="failed", error={"reason": "empty", "detail": "the file holds no reads"})
     return document
 
 
@@ -91,7 +110,10 @@ def run_qc(store: ObjectStore, experiment_id: str, inputs: Sequence[Mapping[str,
         ):
             document = qc_file(store, raw_key, item["sha256"])
             _put_if_changed(store, out_key, document)
-        outputs.append({"key": str(out_key), "derived_from": [str(raw_key)], "status": document["status"]})
+        output = {"key": str(out_key), "derived_from": [str(raw_key)], "status": document["status"]}
+        if error := document.get("error"):
+            output["reason"] = f"{error.get('reason')}: {error.get('detail')}"
+        outputs.append(output)
         summary_files.append(
             {
                 "input": str(raw_key),

@@ -1,0 +1,78 @@
+"""What people see in the Dagster UI says what is true of each experiment.
+
+Contract: every asset check result belongs to its experiment's partition (so
+the UI shows it per partition, not "Not evaluated"); processed metadata counts
+the FASTQ files QC could not read, names them, and fails a check for them,
+an empty FASTQ included; a file table cut short says how much of the dataset
+it shows and where the rest is.
+"""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from labmesh_dagster.core.keys import Zone
+from labmesh_dagster.core.manifest import Manifest, ManifestEntry
+from labmesh_dagster.defs.dataset_assets import FILE_TABLE_LIMIT, QC_PASSED, files_shown
+from labmesh_dagster_tests.conftest import Lab
+
+GOOD = b"@r1\nACGTACGT\n+\nIIIIIIII\n"
+TRUNCATED = b"@r1\nACGTACGT\n+\nIIII"
+
+
+def materialization_metadata(result: dg.ExecuteInProcessResult, asset: str) -> dict[str, object]:
+    [event] = [e for e in result.get_asset_materialization_events() if e.asset_key == dg.AssetKey(asset)]
+    return {name: value.value for name, value in event.materialization.metadata.items()}
+
+
+def flow_with_raw(lab: Lab, files: dict[str, bytes]) -> None:
+    lab.write_record("exp.yaml", {"id": "EXP-9", "title": "QC", "samples": ["S1", "S2", "S3"]})
+    lab.run_sensor("eln_sensor")
+    for path, content in files.items():
+        lab.land("EXP-9", path, content)
+    assert [run.success for run in lab.run_sensor("landing_sensor")] == [True]
+
+
+def test_every_check_result_belongs_to_its_experiment_partition(lab: Lab) -> None:
+    flow_with_raw(lab, {"S1.fastq": GOOD})
+
+    result = lab.materialize("processed_dataset", partition="EXP-9")
+
+    evaluations = result.get_asset_check_evaluations()
+    assert evaluations and {evaluation.partition for evaluation in evaluations} == {"EXP-9"}
+    assert all(evaluation.passed for evaluation in evaluations)
+    for assets_def in lab.defs.assets or []:
+        for spec in getattr(assets_def, "check_specs", ()):
+            assert spec.partitions_def == assets_def.partitions_def, f"{spec.key} is not partitioned like its asset"
+
+
+def test_qc_failures_are_counted_and_named_an_empty_fastq_included(lab: Lab) -> None:
+    flow_with_raw(lab, {"S1.fastq": GOOD, "S2.fastq": TRUNCATED, "S3_R1.fastq.gz": b""})
+
+    result = lab.materialize("processed_dataset", partition="EXP-9", raise_on_error=False)
+
+    metadata = materialization_metadata(result, "processed_dataset")
+    # Before: `extraction_errors 0` and no word of QC, and the empty file missing from the summary.
+    assert metadata["qc_inputs"] == 3 and metadata["qc_failures"] == 2
+    assert "raw/EXP-9/S2.fastq: truncated" in str(metadata["qc_failed_inputs"])
+    assert "raw/EXP-9/S3_R1.fastq.gz: empty" in str(metadata["qc_failed_inputs"])
+    assert metadata["files_shown"] == "all 4 files"
+    [qc_check] = [e for e in result.get_asset_check_evaluations() if e.check_name == QC_PASSED]
+    assert not qc_check.passed
+    summary = lab.store.read_bytes(next(lab.store.list(Zone.PROCESSED, "EXP-9/qc/summary.json")).key)
+    assert b"raw/EXP-9/S3_R1.fastq.gz" in summary
+
+
+def entry(number: int) -> ManifestEntry:
+    return ManifestEntry(key=f"raw/EXP-1/f{number:05d}.txt", size=1, sha256="0" * 64, format="text", created="")
+
+
+def test_a_file_table_cut_short_says_how_much_it_shows_and_where_the_rest_is() -> None:
+    manifest = Manifest.build("EXP-1", "raw", [entry(n) for n in range(3012)])
+
+    note = files_shown(manifest, "file:///lab/raw/EXP-1/_labmesh/manifest.json")
+
+    assert (
+        note.startswith(f"{FILE_TABLE_LIMIT} of 3,012 files") and "file:///lab/raw/EXP-1/_labmesh/manifest.json" in note
+    )
+    assert files_shown(Manifest.build("EXP-1", "raw", [entry(1)]), "m") == "all 1 file"
