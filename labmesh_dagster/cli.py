@@ -180,7 +180,7 @@ def command_search_content(ports: Ports, args: argparse.Namespace) -> int:
         print("no matching files")
         return 1
     for hit in hits:
-        print(f"{hit.id}  {hit.title}")
+        print(hit.id)  # the file's key: zone, experiment and path (the title is the file's name)
         print(f"  {hit.uri}")
         if hit.excerpt:
             print(f"  {clean_text(hit.excerpt)}")

@@ -385,11 +385,21 @@ class FakeKendraClient(FakeServiceClient):
         for position, document in enumerate(self.documents.values()):
             if not visible(document) or (keep is not None and not keep(document)):
                 continue
-            words = Counter(_terms(f"{document.title or ''} {document.text}"))
+            words = Counter(_terms(f"{document.title or ''} {document.text} {self._searchable_words(document)}"))
             matched = tuple(term for term in terms if term in words)
             if text is None or matched:
                 hits.append(_Hit(document, matched, sum(words[term] for term in matched), position))
         return sorted(hits, key=lambda hit: (-len(hit.matched), -hit.score, hit.position))
+
+    def _searchable_words(self, document: _Document) -> str:
+        """The document's values of custom string fields declared searchable: Kendra matches query text there too."""
+        words = []
+        for name, value in document.attributes.items():
+            field = self.fields.get(name)
+            if field is None or not field.search.get("Searchable") or name.startswith("_"):
+                continue
+            words.extend(value if isinstance(value, list) else [value] if isinstance(value, str) else [])
+        return " ".join(words)
 
     def _visibility(self, context: Mapping[str, Any] | None) -> Callable[[_Document], bool]:
         if context is None:

@@ -1,14 +1,22 @@
 """Step 7c of the flow: a dataset's files as documents for the content index.
 
 One document per file whose content is worth searching, holding what was
-*extracted* (the extractor's text, its metadata rendered as words and
-numbers) and what the experiment says of it (title, description, samples,
-platform), so that "GC content of liver samples on the NovaSeq" finds the
-FASTQ files it should. Raw sequence data never goes in: a sequencing file's
-document holds its statistics, not its reads, because reads are useless as
-search text, cost index space by the gigabyte, and may be data a lab may not
-share with a search service. Long nucleotide runs are scrubbed from any text
-besides, in case a table or a note carries whole sequences.
+*extracted* from the file and nothing else: the extractor's text, and its
+metadata rendered as words and numbers, so that "GC content 61" or a gene a
+report names finds the files that hold it. What the experiment says (title,
+description, owner, samples) and where the file sits (experiment id, zone,
+format, sample ids, platform, group, dates) are the catalog's to search, and
+travel on the document only as facet attributes, never as words of its text:
+copied into every file's text, one word of an experiment's description
+matched every file of the experiment, and content search answered with the
+experiment instead of the file that holds the word. The title is the file's
+own name, which belongs to that file alone.
+
+Raw sequence data never goes in: a sequencing file's document holds its
+statistics, not its reads, because reads are useless as search text, cost
+index space by the gigabyte, and may be data a lab may not share with a
+search service. Long nucleotide runs are scrubbed from any text besides, in
+case a table or a note carries whole sequences.
 
 Document ids are the manifest keys (``raw/EXP-1/run1/S1_R1.fastq.gz``): stable
 across runs, so publishing again replaces each document instead of adding a
@@ -49,9 +57,6 @@ SEQUENCE_FORMATS = frozenset({"fastq", "fasta", "sam", "bam", "cram", "vcf", "bc
 
 MAX_LIST_ITEMS = 50
 """Longest metadata list written out in full (a CSV's columns); longer ones are cut, per-position series counted."""
-
-MAX_DESCRIPTION_CHARACTERS = 10_000
-MAX_CUSTOM_CHARACTERS = 4_000
 
 # A run this long of nucleotide (IUPAC) letters is a sequence, not a word; primers and barcodes are shorter.
 _SEQUENCE_RUN = re.compile(r"(?<![A-Za-z])[ACGTUNRYKMSWBDHVacgtunrykmswbdhv]{32,}(?![A-Za-z])")
@@ -137,33 +142,13 @@ def _list_line(label: str, values: Sequence[Any]) -> str:
     return f"{label}: {shown}{more}"
 
 
-def experiment_lines(record: ExperimentRecord) -> list[str]:
-    """What the experiment record says, as searchable lines (description and custom fields capped)."""
-    lines = [f"Experiment {record.id}: {record.title}"]
-    if record.description:
-        lines.append(record.description[:MAX_DESCRIPTION_CHARACTERS])
-    for label, value in [
-        ("Project", record.project),
-        ("Protocol", record.protocol),
-        ("Platform", record.platform),
-        ("Owner", record.owner),
-        ("Group", record.group),
-        ("Tags", ", ".join(record.tags)),
-    ]:
-        if value:
-            lines.append(f"{label}: {value}")
-    custom = "\n".join(metadata_lines(record.custom))
-    if custom:
-        lines.append(custom[:MAX_CUSTOM_CHARACTERS])
-    return lines
+def file_lines(entry: ManifestEntry) -> list[str]:
+    """What was extracted from the file: its metadata, an extraction error, and its text where it is not sequence.
 
-
-def file_lines(entry: ManifestEntry, sample_ids: Sequence[str]) -> list[str]:
-    """What was learnt about the file: name, format, samples, extracted metadata, and text where it is not sequence."""
-    lines = [f"File: {entry.name}", f"Path: {entry.key}", f"Format: {entry.format}"]
-    if sample_ids:
-        lines.append(f"Samples: {', '.join(sample_ids)}")
-    lines.extend(metadata_lines(entry.metadata))
+    Nothing the catalog knows of the file (its path, format, samples) is
+    written here: those are facets, filtered on, not words to match.
+    """
+    lines = list(metadata_lines(entry.metadata))
     if entry.error:
         lines.append(f"Extraction error: {entry.error.get('reason', '')}: {entry.error.get('detail', '')}")
     if entry.text.strip() and base_format(entry.format) not in SEQUENCE_FORMATS:
@@ -187,7 +172,7 @@ def file_document(
     """The document of one file of ``manifest``."""
     # A file naming no sample of its own (a run summary) belongs to every sample of the experiment.
     sample_ids = list(entry.sample_ids) or record.sample_ids
-    text = "\n".join([*file_lines(entry, sample_ids), "", *experiment_lines(record)])
+    text = "\n".join(file_lines(entry))
     attributes: dict[str, AttributeValue] = {
         EXPERIMENT_ID: record.id,
         SAMPLE_IDS: sample_ids,
@@ -203,7 +188,7 @@ def file_document(
         attributes[CREATED] = created
     return ContentDocument(
         id=document_id(entry.key),
-        title=clean_text(f"{entry.name} — {record.title}"),
+        title=clean_text(entry.name),
         text=clean_text(without_sequences(text)),
         uri=uri_of(entry.key),
         attributes=attributes,

@@ -4,7 +4,8 @@ Contract: documents put are found by their words, with title, URI, excerpt and
 attributes; putting an id again replaces its document (never a second one);
 removed ids are deleted and reported; each facet filter (experiment, sample,
 platform, group, zone, format, since, until) selects exactly its documents,
-alone and all together; ``groups`` None sees everything, otherwise only
+alone and all together, a format taking its compressed forms too (``fastq``
+finds ``fastq.gz``, as people mean FASTQ files); ``groups`` None sees everything, otherwise only
 public documents and those allowing one of the groups; a document breaking
 the port's rules is reported failed (its earlier version kept) while the
 others are indexed; two documents with one id in a call are refused.
@@ -19,9 +20,10 @@ from typing import Any
 
 import pytest
 
-from labmesh_dagster.connectors.search.base import ContentDocument, ContentFilter, ContentIndex
+from labmesh_dagster.connectors.search.base import CODECS, ContentDocument, ContentFilter, ContentIndex
 from labmesh_dagster.connectors.search.kendra import KendraContentIndex
 from labmesh_dagster.connectors.search.local import SqliteContentIndex
+from labmesh_dagster.extract.compression import COMPRESSION_SUFFIXES
 from labmesh_dagster_tests.fake_kendra import FakeKendraClient
 
 
@@ -175,6 +177,11 @@ def test_removed_ids_are_deleted_and_reported_and_an_id_put_again_is_kept(index:
         (ContentFilter(group="kidney-lab"), {KIDNEY.id}),
         (ContentFilter(zone="processed"), {LIVER_TABLE.id}),
         (ContentFilter(format="fastq.gz"), {LIVER.id}),
+        (ContentFilter(format="fastq"), {LIVER.id}),  # compressed or not
+        (ContentFilter(format="FASTQ"), {LIVER.id}),
+        (ContentFilter(format="fastq.bz2"), set()),
+        (ContentFilter(format="csv.gz"), set()),
+        (ContentFilter(format="csv"), {LIVER_TABLE.id}),
         (ContentFilter(since=date(2025, 1, 5)), {LIVER_TABLE.id, KIDNEY.id}),
         (ContentFilter(until=date(2025, 1, 5)), {LIVER.id, LIVER_TABLE.id, PROTOCOL.id}),
         (ContentFilter(until=datetime(2025, 1, 2, 9, 59)), set()),
@@ -283,3 +290,7 @@ def test_prepare_is_idempotent(index: ContentIndex) -> None:
     index.prepare()
 
     assert listed(index) == [LIVER.id]
+
+
+def test_the_codecs_a_format_may_end_in_are_those_extraction_undoes() -> None:
+    assert set(CODECS) == set(COMPRESSION_SUFFIXES.values())

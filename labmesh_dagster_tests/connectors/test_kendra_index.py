@@ -12,6 +12,10 @@ with Kendra's reason; throttling on a fifth of the calls still indexes
 everything; deletes go 10 ids a call; searches send AttributeFilter and
 UserContext as Kendra takes them; calls stay under the configured rate;
 `prepare` waits while the index applies its declarations, and a failed index is a clear error.
+Facets are declared facetable and never searchable, so query words match
+what is in the files, not an experiment id or a platform (a field an older
+labmesh declared searchable is declared again); a format filter takes the
+format's compressed forms too.
 """
 
 from __future__ import annotations
@@ -22,8 +26,13 @@ from typing import Any
 
 import pytest
 
-from labmesh_dagster.connectors.search.base import ContentDocument, ContentFilter, ContentIndexUnavailable
-from labmesh_dagster.connectors.search.kendra import KendraContentIndex
+from labmesh_dagster.connectors.search.base import (
+    AttributeType,
+    ContentDocument,
+    ContentFilter,
+    ContentIndexUnavailable,
+)
+from labmesh_dagster.connectors.search.kendra import KendraContentIndex, KendraField
 from labmesh_dagster_tests.fake_kendra import FakeKendraClient
 from labmesh_dagster_tests.service_model import ThrottledShare
 
@@ -90,10 +99,8 @@ def sent(client: FakeKendraClient, operation: str) -> list[dict[str, Any]]:
 
 
 def test_prepare_declares_only_missing_fields_once(kendra: FakeKendraClient, clock: Clock) -> None:
-    kendra.update_index(
-        Id=kendra.index_id,
-        DocumentMetadataConfigurationUpdates=[{"Name": "experiment_id", "Type": "STRING_VALUE"}],
-    )
+    as_labmesh_declares = KendraField("experiment_id", "experiment_id", AttributeType.STRING).declaration()
+    kendra.update_index(Id=kendra.index_id, DocumentMetadataConfigurationUpdates=[as_labmesh_declares])
     kendra.calls.clear()
     kendra.call_counts.clear()
     index = make_index(kendra, clock)
@@ -107,7 +114,7 @@ def test_prepare_declares_only_missing_fields_once(kendra: FakeKendraClient, clo
     declared = {entry["Name"]: entry for entry in updates[0]["DocumentMetadataConfigurationUpdates"]}
     assert set(declared) == CUSTOM_FIELDS - {"experiment_id"}
     assert declared["sample_ids"]["Type"] == "STRING_LIST_VALUE"
-    assert declared["sample_ids"]["Search"]["Facetable"] and declared["platform"]["Search"]["Searchable"]
+    assert declared["sample_ids"]["Search"]["Facetable"] and not declared["platform"]["Search"]["Searchable"]
     assert kendra.fields["_created_at"].type == "DATE_VALUE"  # reserved: used, never declared
 
     make_index(kendra, clock).prepare()
@@ -369,3 +376,50 @@ def test_one_filter_is_sent_alone_and_no_groups_means_public_only(kendra: FakeKe
     assert "QueryText" not in params
     assert params["PageSize"] == 100
     assert "Groups" not in params["UserContext"]
+
+
+def test_facet_values_are_not_matched_as_words(kendra: FakeKendraClient, clock: Clock) -> None:
+    """Kendra matches query text against searchable string fields, and strings are searchable by default.
+
+    Declared so, "NovaSeq" or "EXP-1" found every file of the platform or the
+    experiment; declared by labmesh, only the files whose content says it.
+    """
+    index = make_index(kendra, clock)
+    index.replace(documents(2))
+
+    assert index.search("NovaSeq") == []
+    assert index.search("EXP") == []
+    assert [hit.id for hit in index.search("tissue", filters=ContentFilter(platform="NovaSeq"))] == [
+        document(0).id,
+        document(1).id,
+    ]
+
+
+def test_fields_an_older_labmesh_declared_searchable_are_declared_again(kendra: FakeKendraClient, clock: Clock) -> None:
+    kendra.update_index(
+        Id=kendra.index_id,
+        DocumentMetadataConfigurationUpdates=[
+            {"Name": "platform", "Type": "STRING_VALUE", "Search": {"Facetable": True, "Searchable": True}}
+        ],
+    )
+    index = make_index(kendra, clock)
+    index.replace(documents(1))
+
+    assert index.search("NovaSeq") == []
+    assert kendra.fields["platform"].search["Searchable"] is False
+    assert kendra.fields["platform"].search["Facetable"] is True
+
+
+def test_a_format_filter_finds_the_compressed_forms_too(kendra: FakeKendraClient, clock: Clock) -> None:
+    index = make_index(kendra, clock)
+    index.replace(documents(2))
+
+    both = index.search("", filters=ContentFilter(format="fastq", platform="NovaSeq"))
+    exact = index.search("", filters=ContentFilter(format="fastq.gz"))
+    other = index.search("", filters=ContentFilter(format="fastq.bz2"))
+
+    assert [hit.id for hit in both] == [hit.id for hit in exact] == [document(0).id, document(1).id]
+    assert other == []
+    leaves = sent(kendra, "Query")[0]["AttributeFilter"]["AndAllFilters"]
+    [any_format] = [leaf["OrAllFilters"] for leaf in leaves if "OrAllFilters" in leaf]
+    assert {"EqualsTo": {"Key": "format", "Value": {"StringValue": "fastq.gz"}}} in any_format

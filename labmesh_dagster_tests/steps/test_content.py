@@ -1,9 +1,12 @@
 """A dataset becomes content documents that hold what was extracted, never the raw sequence data.
 
-Pinned here: a FASTQ's document holds its name, path, format, sample ids, the
-extracted statistics as words and numbers, and the experiment's title and
-description, but none of its reads or quality strings (even if an extractor
-left some in the entry's text); long nucleotide runs are scrubbed from any
+Pinned here: a FASTQ's document holds the extracted statistics as words and
+numbers under its own name, but none of its reads or quality strings (even if
+an extractor left some in the entry's text); what the experiment says and
+where the file sits (title, description, protocol, path, format, samples) are
+attributes and the catalog's, never words of the text, so a word of the
+experiment's description finds no file while a word inside one file finds
+that file alone; long nucleotide runs are scrubbed from any
 text while short primers stay; ids are the manifest keys, the same on every
 run, and long or undecodable keys get stable, distinct, short enough ids;
 attributes and access groups come from the record and the entry; labmesh's
@@ -98,10 +101,31 @@ def test_a_fastq_document_holds_its_statistics_and_never_its_reads() -> None:
         assert sequence[:20] not in whole
         assert quality not in whole
     assert "@read0" not in whole
-    for expected in ["S1_R1.fastq", "Format: fastq", "Samples: S1", "reads: 6", "bases: 360", "gc percent:"]:
+    for expected in ["reads: 6", "bases: 360", "gc percent:"]:
         assert expected in document.text
-    assert "Liver fibrosis time course" in document.text and "CCl4" in document.text
-    assert "TruSeq stranded mRNA" in document.text
+    assert document.title == "S1_R1.fastq"
+
+
+def test_what_the_experiment_says_is_no_word_of_any_file() -> None:
+    (document,) = dataset_documents(manifest(fastq_entry(fastq_reads())), RECORD, uri_of)
+
+    for metadata in ["Liver fibrosis", "CCl4", "TruSeq", "NovaSeq", "liver-lab", "EXP-1", "Samples:", "Format:", "raw/"]:
+        assert metadata not in document.text and metadata not in document.title, metadata
+
+
+def test_a_word_of_the_description_finds_no_file_and_a_word_inside_one_file_finds_that_file(tmp_path: Path) -> None:
+    """We saw one description word return every file of the experiment: it was copied into each document."""
+    index = SqliteContentIndex(tmp_path / "catalog.sqlite")
+    notes = entry("raw/EXP-1/notes.txt", "text", text="Sample S2 was re-extracted after QC")
+    summary = entry("raw/EXP-1/summary.md", "md", text="COL1A1 expression is higher in S1")
+    index_dataset(index, manifest(fastq_entry(fastq_reads()), notes, summary), None, RECORD, uri_of)
+
+    assert index.search("CCl4") == []  # the description's word
+    assert index.search("TruSeq") == []  # the protocol
+    assert index.search("EXP-1") == []  # the experiment id: a facet
+    assert [hit.id for hit in index.search("COL1A1")] == [summary.key]
+    assert [hit.id for hit in index.search("anything", filters=ContentFilter(experiment_id="EXP-1"))] == []
+    assert len(index.search("", filters=ContentFilter(experiment_id="EXP-1"))) == 3
 
 
 def test_long_per_position_series_are_summarised_not_listed() -> None:
@@ -170,7 +194,7 @@ def test_attributes_and_access_come_from_the_record_and_the_entry() -> None:
     }
     assert fastq.groups == ("liver-lab",)
     assert fastq.uri == "s3://lab/processed/EXP-1/S1.fastq"
-    assert fastq.title == "S1.fastq — Liver fibrosis time course"
+    assert fastq.title == "S1.fastq"
     # A file of no sample in particular belongs to all of the experiment's samples.
     assert whole.attributes["sample_ids"] == ["S1", "S2"]
     assert whole.attributes["created"] == datetime(2025, 1, 3, tzinfo=UTC)
@@ -235,7 +259,7 @@ def test_index_dataset_keeps_the_index_in_step_with_the_dataset(tmp_path: Path) 
     assert index.document_ids() == [notes.key, fastq.key]
     assert [hit.id for hit in index.search("re-extracted", groups=["liver-lab"])] == [notes.key]
     assert index.search("re-extracted", groups=["kidney-lab"]) == []
-    assert [hit.id for hit in index.search("fibrosis", filters=ContentFilter(sample_id="S1"))] == [fastq.key]
+    assert [hit.id for hit in index.search("gc percent", filters=ContentFilter(sample_id="S1"))] == [fastq.key]
 
     second = manifest(fastq)
     report = index_dataset(index, second, first, RECORD, uri_of)

@@ -61,6 +61,9 @@ ZONE = "zone"
 FORMAT = "format"
 CREATED = "created"
 
+CODECS = ("gz", "bz2", "xz", "zst")
+"""Compression codecs a format name may end in (``fastq.gz``): those extraction undoes (a test keeps them in step)."""
+
 CONTENT_ATTRIBUTES: Mapping[str, AttributeType] = {
     EXPERIMENT_ID: AttributeType.STRING,
     SAMPLE_IDS: AttributeType.STRING_LIST,
@@ -133,15 +136,34 @@ class ContentFilter:
     until: datetime | date | None = None
 
     def equalities(self) -> dict[str, str]:
-        """The string filters, by attribute name (``sample_id`` excluded: it tests list membership)."""
+        """The string filters matched exactly, by attribute name.
+
+        ``sample_id`` is not among them (it tests list membership), nor is
+        ``format`` (it matches the compressed forms too: see `format_values`).
+        """
         values = {
             EXPERIMENT_ID: self.experiment_id,
             PLATFORM: self.platform,
             GROUP: self.group,
             ZONE: self.zone,
-            FORMAT: self.format,
         }
         return {name: value for name, value in values.items() if value is not None}
+
+    def format_values(self) -> tuple[str, ...]:
+        """The ``format`` values a file may have to pass the format filter; empty when there is none.
+
+        A format is a file's content format, compressed or not: ``fastq``
+        matches ``fastq`` and ``fastq.gz`` (and the other codecs), as people
+        mean "FASTQ files". A format naming its codec (``fastq.gz``) matches
+        only that.
+        """
+        if self.format is None:
+            return ()
+        wanted = self.format.strip().lower()
+        base, _, codec = wanted.rpartition(".")
+        if base and codec in CODECS:
+            return (wanted,)
+        return (wanted, *(f"{wanted}.{codec}" for codec in CODECS))
 
     def created_bounds(self) -> tuple[datetime | None, datetime | None]:
         """``since`` and ``until`` as aware UTC datetimes, both inclusive."""

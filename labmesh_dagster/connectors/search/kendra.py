@@ -44,6 +44,7 @@ from labmesh_dagster.connectors.aws import PacedCaller, clear_failure, error_cod
 from labmesh_dagster.connectors.search.base import (
     CONTENT_ATTRIBUTES,
     CREATED,
+    FORMAT,
     NO_FILTER,
     SAMPLE_IDS,
     AttributeType,
@@ -126,14 +127,19 @@ class KendraField:
         return self.name.startswith("_")
 
     def declaration(self) -> dict[str, Any]:
-        """The UpdateIndex entry: facetable and displayable for the portal's facets; text searchable as words."""
-        textual = self.type in {AttributeType.STRING, AttributeType.STRING_LIST}
+        """The UpdateIndex entry: facetable and displayable for the portal's facets, never searchable as words.
+
+        Kendra matches query text against every searchable string field, and
+        strings are searchable by default: an experiment id or a platform
+        would then match every file of the experiment or the platform. They
+        are facets, filtered on; content search matches what is in the files.
+        """
         return {
             "Name": self.name,
             "Type": _KENDRA_TYPES[self.type],
             "Search": {
                 "Facetable": True,
-                "Searchable": textual,
+                "Searchable": False,
                 "Displayable": True,
                 # Dates and numbers sort results; Kendra refuses a sortable string list anyway.
                 "Sortable": self.type in {AttributeType.DATE, AttributeType.LONG},
@@ -211,16 +217,18 @@ class KendraContentIndex(ContentIndex):
         if self._prepared:
             return
         description = self._describe()
-        declared = {field["Name"]: field["Type"] for field in description.get("DocumentMetadataConfigurations", [])}
+        declared = {field["Name"]: field for field in description.get("DocumentMetadataConfigurations", [])}
         missing = []
         for field in self.fields.values():
             wanted = _KENDRA_TYPES[field.type]
-            if field.name in declared and declared[field.name] != wanted:
+            known = declared.get(field.name)
+            if known is not None and known["Type"] != wanted:
                 raise ContentIndexUnavailable(
-                    f"Kendra index {self.index_id} declares {field.name} as {declared[field.name]}, labmesh needs"
+                    f"Kendra index {self.index_id} declares {field.name} as {known['Type']}, labmesh needs"
                     f" {wanted}; a field's type cannot change, so use another index"
                 )
-            if field.name not in declared and not field.reserved:
+            # Declared anew when missing, or declared otherwise (searchable as words, by an older labmesh).
+            if not field.reserved and (known is None or known.get("Search") != field.declaration()["Search"]):
                 missing.append(field.declaration())
         if missing:
             with self._failure("declare fields"):
@@ -358,6 +366,10 @@ class KendraContentIndex(ContentIndex):
             leaves.append({"EqualsTo": self._attribute(name, value)})
         if filters.sample_id is not None:
             leaves.append({"ContainsAny": self._attribute(SAMPLE_IDS, [filters.sample_id])})
+        if formats := filters.format_values():
+            # Any of the format's compressed forms: an OrAllFilters inside the AndAllFilters is depth 2, Kendra's limit.
+            equal = [{"EqualsTo": self._attribute(FORMAT, value)} for value in formats]
+            leaves.append(equal[0] if len(equal) == 1 else {"OrAllFilters": equal})
         since, until = filters.created_bounds()
         if since is not None:
             leaves.append({"GreaterThanOrEquals": self._attribute(CREATED, since)})

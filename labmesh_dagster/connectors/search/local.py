@@ -29,6 +29,7 @@ from typing import Any
 from labmesh_dagster.connectors.search.base import (
     CONTENT_ATTRIBUTES,
     CREATED,
+    FORMAT,
     NO_FILTER,
     SAMPLE_IDS,
     AttributeType,
@@ -238,6 +239,9 @@ class SqliteContentIndex(ContentIndex):
         if filters.sample_id is not None:
             clauses.append(has_value.format("v.text_value = ?"))
             params += [SAMPLE_IDS, filters.sample_id]
+        if formats := filters.format_values():
+            clauses.append(has_value.format("v.text_value IN (SELECT value FROM json_each(?))"))
+            params += [FORMAT, json.dumps(list(formats))]
         since, until = filters.created_bounds()
         if since is not None:
             clauses.append(has_value.format("v.number_value >= ?"))
