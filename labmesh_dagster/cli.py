@@ -422,7 +422,7 @@ def command_sync(ports: Ports, args: argparse.Namespace) -> int:
     ledger_path = (
         Path(args.ledger)
         if args.ledger
-        else sync_folder / f"{hashlib.sha256(str(watch_dir).encode()).hexdigest()[:16]}.sqlite"
+        else sync_folder / f"{hashlib.sha256(os.fsencode(watch_dir)).hexdigest()[:16]}.sqlite"
     )
     markers = tuple(args.marker) + (ILLUMINA_MARKERS if args.illumina else ())
     agent = SyncAgent(
@@ -553,7 +553,7 @@ def build_parser() -> argparse.ArgumentParser:
     lineage.add_argument(
         "--format", choices=["text", "openlineage"], default="text", help="a tree, or the OpenLineage run events"
     )
-    lineage.add_argument("--files", type=positive, default=50, help="file-level edges shown at most")
+    lineage.add_argument("--files", type=int, default=50, help="file-level edges shown at most")
     lineage.set_defaults(handler=command_lineage)
 
     extract = commands.add_parser("extract", help="print the metadata labmesh extracts from files, as JSON")

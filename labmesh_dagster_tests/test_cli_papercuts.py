@@ -123,3 +123,20 @@ def test_sample_help_says_files_of_no_sample_are_included(capsys: pytest.Capture
     assert "a file tied to no sample (a run summary) counts as every sample's of its experiment, so it is included" in (
         help_text
     )
+
+
+def test_sync_of_a_folder_named_in_latin1_reports_the_file_landing_would_quarantine(
+    lab: Lab, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("LABMESH_HOME", str(lab.settings.home))
+    watch = Path(os.fsdecode(os.fsencode(tmp_path) + b"/instrument-caf\xe9"))
+    watch.mkdir()
+    (watch / "S1_R1.fastq").write_bytes(b"@r\nACGT\n+\nIIII\n")
+    Path(os.fsdecode(os.fsencode(watch) + b"/S2_caf\xe9.fastq")).write_bytes(b"@r\nACGT\n+\nIIII\n")
+
+    assert cli.main(["sync", str(watch), "--experiment", "EXP-9", "--quiet-seconds", "0", "--once"]) == 1
+
+    captured = capsys.readouterr()
+    assert "uploaded 1" in captured.out and "failed 1" in captured.out
+    assert "is not valid UTF-8; landing would quarantine it" in captured.err
+    assert lab.keys(Zone.LANDING) == ["EXP-9/S1_R1.fastq"]

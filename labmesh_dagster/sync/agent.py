@@ -27,6 +27,7 @@ from labmesh_dagster.connectors.store.base import ObjectStore
 from labmesh_dagster.core.checksums import CRC64NVME, SHA256, Checksum, stream_checksums
 from labmesh_dagster.core.errors import LabmeshError, ObjectNotFound
 from labmesh_dagster.core.keys import ObjectKey
+from labmesh_dagster.core.text import clean_text, is_clean_text
 from labmesh_dagster.sync.layout import Layout
 from labmesh_dagster.sync.ledger import Ledger
 
@@ -127,6 +128,12 @@ class SyncAgent:
         now = self.clock()
         ready = []
         for file in self._files():
+            if not is_clean_text(file.relative):
+                # Landing would quarantine it, and neither the ledger nor a key can hold the name: say so here.
+                reason = "the name is not valid UTF-8; landing would quarantine it, so rename it"
+                report.failed.append((clean_text(file.relative), reason))
+                self.log(f"labmesh sync: FAILED {clean_text(file.relative)}: {reason}")
+                continue
             if self.ledger.is_done(file.relative, file.size, file.mtime_ns):
                 continue
             key = self.layout.key_for(file.relative)
