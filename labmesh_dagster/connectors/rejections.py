@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import os
 import re
+import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -96,10 +97,14 @@ class RejectionStore:
                 )
 
     def rejections(self) -> list[Rejection]:
-        """Every rejection standing, by source."""
-        self._prepare()
+        """Every rejection standing, by source; reading creates nothing (`labmesh status` only looks)."""
+        if not self.path.exists():
+            return []
         with connect(self.path) as db:
-            rows = db.execute("SELECT * FROM eln_rejections ORDER BY source").fetchall()
+            try:
+                rows = db.execute("SELECT * FROM eln_rejections ORDER BY source").fetchall()
+            except sqlite3.OperationalError:  # no table yet: the sensor never rejected anything
+                return []
         return [
             Rejection(
                 source=row["source"],
