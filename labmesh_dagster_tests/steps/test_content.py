@@ -109,7 +109,17 @@ def test_a_fastq_document_holds_its_statistics_and_never_its_reads() -> None:
 def test_what_the_experiment_says_is_no_word_of_any_file() -> None:
     (document,) = dataset_documents(manifest(fastq_entry(fastq_reads())), RECORD, uri_of)
 
-    for metadata in ["Liver fibrosis", "CCl4", "TruSeq", "NovaSeq", "liver-lab", "EXP-1", "Samples:", "Format:", "raw/"]:
+    for metadata in [
+        "Liver fibrosis",
+        "CCl4",
+        "TruSeq",
+        "NovaSeq",
+        "liver-lab",
+        "EXP-1",
+        "Samples:",
+        "Format:",
+        "raw/",
+    ]:
         assert metadata not in document.text and metadata not in document.title, metadata
 
 
