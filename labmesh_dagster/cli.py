@@ -22,7 +22,7 @@ from dotenv import dotenv_values
 
 from labmesh_dagster.connectors.catalog.base import SearchQuery
 from labmesh_dagster.connectors.rejections import container
-from labmesh_dagster.connectors.store.base import ObjectStore
+from labmesh_dagster.connectors.store.base import ObjectInfo, ObjectStore
 from labmesh_dagster.connectors.store.local import LocalObjectStore
 from labmesh_dagster.core.errors import LabmeshError
 from labmesh_dagster.core.keys import LABMESH_DIR, ObjectKey, Zone
@@ -278,8 +278,11 @@ def command_status(ports: Ports, args: argparse.Namespace) -> int:
     registered = ports.registry().summaries() if ports.settings.catalog_path.exists() else []
     summaries = {summary.experiment_id: summary for summary in registered}
     counts: dict[str, dict[Zone, int]] = {}
+    landing: list[ObjectInfo] = []  # listed once: on S3 a listing costs requests
     for zone in Zone:
         for info in store.list(zone):
+            if zone is Zone.LANDING:
+                landing.append(info)
             if info.key.is_labmesh_internal or info.key.first_segment.startswith("_") or "/" not in info.key.path:
                 continue
             folder = clean_text(info.key.first_segment)  # a folder name may not be valid UTF-8
@@ -315,11 +318,11 @@ def command_status(ports: Ports, args: argparse.Namespace) -> int:
             print(f"    now at {clean_text(str(item.key))}")
     else:
         print("Quarantined: nothing")
-    print_waiting(ports, store, set(summaries))
+    print_waiting(ports, store, landing, set(summaries))
     return 0
 
 
-def print_waiting(ports: Ports, store: ObjectStore, registered: set[str]) -> None:
+def print_waiting(ports: Ports, store: ObjectStore, landing: Sequence[ObjectInfo], registered: set[str]) -> None:
     """What the flow will not take until someone acts: rejected ELN records, odd landing entries, unannounced files.
 
     Each section is printed only when it has something in it: these are the
@@ -345,7 +348,7 @@ def print_waiting(ports: Ports, store: ObjectStore, registered: set[str]) -> Non
                 target = f" -> {entry.target}" if entry.target is not None else ""
                 print(f"  {Zone.LANDING.value}/{entry.path}{target}  ({entry.kind})")
     unannounced = unannounced_experiments(
-        store.list(Zone.LANDING),
+        landing,
         registered.__contains__,
         settle_seconds=0 if store.complete_when_visible else settings.landing_settle_seconds,
         grace_seconds=settings.unknown_experiment_grace_seconds,
