@@ -12,7 +12,6 @@ runs, each of which starts and ends once; no earlier run gains an event.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import dagster as dg
 import pytest
@@ -20,7 +19,7 @@ import pytest
 from labmesh_dagster.connectors.aws import make_client
 from labmesh_dagster.connectors.eln.base import ElnEvent
 from labmesh_dagster.connectors.eln.inbox import SqliteInbox
-from labmesh_dagster_tests.aws_fakes import ServiceClients
+from labmesh_dagster_tests.aws_recording import RecordingClients
 from labmesh_dagster_tests.conftest import Lab, aws_settings
 from labmesh_dagster_tests.scenarios.lab_state import lab_state, lineage_runs, well_formed_runs
 
@@ -32,29 +31,6 @@ FILES = {
     "S2.csv": b"sample,value\nS2,1.5\n",
 }
 SENSORS = ("eln_sensor", "landing_sensor", "final_sensor", "unfinished_work_sensor")
-
-
-class RecordingClients(ServiceClients):
-    """boto3 clients over moto that also keep every SQS message the lab received, to deliver it again."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.received: list[tuple[str, str]] = []
-
-    def __call__(self, service: str, connection: Any) -> Any:
-        client = super().__call__(service, connection)
-        if service == "sqs":
-            client.meta.events.register("provide-client-params.sqs.ReceiveMessage", self._note_queue)
-            client.meta.events.register("after-call.sqs.ReceiveMessage", self._keep)
-        return client
-
-    @staticmethod
-    def _note_queue(params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
-        context["queue_url"] = params["QueueUrl"]
-
-    def _keep(self, parsed: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
-        queue_url = context.get("queue_url", "")
-        self.received += [(queue_url, message["Body"]) for message in parsed.get("Messages", [])]
 
 
 @pytest.fixture

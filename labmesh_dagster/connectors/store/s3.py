@@ -281,7 +281,9 @@ class S3ObjectStore(ObjectStore):
 
     def delete(self, key: ObjectKey) -> None:
         with _clear_failure(f"delete {self.uri(key)}"):
-            self.client.delete_object(Bucket=self.bucket(key.zone), Key=key.path)
+            retry_conflicts(
+                lambda: self.client.delete_object(Bucket=self.bucket(key.zone), Key=key.path), sleep=self.sleep
+            )
 
     def delete_if_unchanged(self, key: ObjectKey, etag: str) -> None:
         """``DeleteObject`` with ``If-Match``: S3 itself refuses to delete a rewritten object."""
