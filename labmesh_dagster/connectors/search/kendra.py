@@ -170,6 +170,18 @@ def _from_wire(value: Mapping[str, Any]) -> AttributeValue | None:
     return as_utc(moment) if isinstance(moment, datetime) else None
 
 
+def _search_differs(declared: Mapping[str, Any], wanted: Mapping[str, Any]) -> bool:
+    """Whether a field's declared search settings differ from labmesh's; a setting left out is Kendra's default.
+
+    Kendra's defaults: strings searchable, numbers and dates not; every field
+    displayable; none facetable or sortable.
+    """
+    textual = declared["Type"] in {"STRING_VALUE", "STRING_LIST_VALUE"}
+    defaults = {"Facetable": False, "Searchable": textual, "Displayable": True, "Sortable": False}
+    settings = {**defaults, **declared.get("Search", {})}
+    return any(settings[name] != value for name, value in wanted["Search"].items())
+
+
 def _failure_reason(item: Mapping[str, Any]) -> str:
     """A FailedDocuments entry's ``ErrorCode: ErrorMessage``, with whichever parts it has."""
     return ": ".join(part for part in (item.get("ErrorCode"), item.get("ErrorMessage")) if part) or "refused"
@@ -228,7 +240,7 @@ class KendraContentIndex(ContentIndex):
                     f" {wanted}; a field's type cannot change, so use another index"
                 )
             # Declared anew when missing, or declared otherwise (searchable as words, by an older labmesh).
-            if not field.reserved and (known is None or known.get("Search") != field.declaration()["Search"]):
+            if not field.reserved and (known is None or _search_differs(known, field.declaration())):
                 missing.append(field.declaration())
         if missing:
             with self._failure("declare fields"):
