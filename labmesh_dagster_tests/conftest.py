@@ -134,6 +134,7 @@ class Lab:
                     instance=self.instance,
                     partition_key=request.partition_key,
                     asset_selection=request.asset_selection,
+                    tags=request.tags,
                     raise_on_error=raise_on_error,
                 )
             )

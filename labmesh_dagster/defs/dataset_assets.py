@@ -153,7 +153,7 @@ def raw_dataset(
     objects, registry = store.get_store(), catalog.get_catalog()
     known = registry.get_experiment(experiment_id)
     with (
-        lineage_run(context, lineage.get_sink(), "raw_dataset", clock, experiment=known) as run,
+        lineage_run(context, lineage, "raw_dataset", clock, experiment=known) as run,
         pending_run(context, objects, "raw_dataset", clock) as work,
     ):
         record = registered_experiment(registry, experiment_id)
@@ -259,7 +259,7 @@ def processed_dataset(
     objects, registry = store.get_store(), catalog.get_catalog()
     known = registry.get_experiment(experiment_id)
     with (
-        lineage_run(context, lineage.get_sink(), "processed_dataset", clock, experiment=known) as run,
+        lineage_run(context, lineage, "processed_dataset", clock, experiment=known) as run,
         pending_run(context, objects, "processed_dataset", clock),
     ):
         record = registered_experiment(registry, experiment_id)
@@ -352,7 +352,7 @@ def final_dataset(
     objects, registry = store.get_store(), catalog.get_catalog()
     known = registry.get_experiment(experiment_id)
     with (
-        lineage_run(context, lineage.get_sink(), "final_dataset", clock, experiment=known) as run,
+        lineage_run(context, lineage, "final_dataset", clock, experiment=known) as run,
         pending_run(context, objects, "final_dataset", clock),
     ):
         record = registered_experiment(registry, experiment_id)

@@ -44,7 +44,7 @@ def experiment(
     objects, registry = store.get_store(), catalog.get_catalog()
     known = registry.get_experiment(context.partition_key)
     with (
-        lineage_run(context, lineage.get_sink(), "experiment", clock, experiment=known) as run,
+        lineage_run(context, lineage, "experiment", clock, experiment=known) as run,
         pending_run(context, objects, "experiment", clock) as work,
     ):
         try:

@@ -70,7 +70,7 @@ def sequence_read_sets(
     sequence_store: SequenceStoreResource,
     clock: ClockResource,
 ) -> dg.MaterializeResult:
-    with lineage_run(context, lineage.get_sink(), "sequence_read_sets", clock) as run:
+    with lineage_run(context, lineage, "sequence_read_sets", clock) as run:
         experiment_id = context.partition_key
         objects, registry = store.get_store(), catalog.get_catalog()
         record = registry.get_experiment(experiment_id)

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from labmesh_dagster.connectors.lineage.base import LineageSink
+from labmesh_dagster.connectors.lineage.base import LineageLog, LineageSink
 from labmesh_dagster.connectors.store.base import ObjectStore
 from labmesh_dagster.core.experiment import ExperimentRecord
 from labmesh_dagster.core.keys import Zone
@@ -90,3 +90,31 @@ class LineageRun:
         except ValueError as exc:
             return [*self.start_problems, f"{self.asset}: the end event could not be built: {exc}"]
         return [*self.start_problems, *self.sink.emit([event_to_dict(event)])]
+
+
+ENDED = frozenset({"COMPLETE", "FAIL", "ABORT"})
+
+
+def close_abandoned(
+    log: LineageLog, sink: LineageSink, *, asset: str, run_id: str, experiment_id: str, ended: datetime, resumed_by: str
+) -> list[str]:
+    """Record FAIL for a run that was stopped with no chance to say so (a SIGKILL), once its work is resumed.
+
+    A run that raised recorded its own FAIL; one killed by the kernel left its
+    START alone, which a lineage reader would show as running forever. Only a
+    run the local log shows started and not ended is closed, so this is
+    idempotent and never gives a run two endings.
+    """
+    from labmesh_dagster.lineage.events import openlineage_run_id
+
+    wanted = openlineage_run_id(run_id, asset, experiment_id)
+    events = [event for event in log.events(experiment_id) if event["run"]["runId"] == wanted]
+    if not events or any(event["eventType"] in ENDED for event in events):
+        return []
+    started = datetime.fromisoformat(str(events[0]["eventTime"]).replace("Z", "+00:00"))
+    abandoned = LineageRun(asset=asset, run_id=run_id, sink=sink, started=min(started, ended))
+    return abandoned.record(
+        ended=ended,
+        error=f"the run stopped without finishing (its process was killed); run {resumed_by} resumed its work",
+        experiment_id=experiment_id,
+    )

@@ -23,6 +23,9 @@ from labmesh_dagster.core.keys import LABMESH_DIR, ObjectKey, Zone
 
 PENDING_PREFIX = f"{LABMESH_DIR}/pending/"
 
+# The Dagster run tag naming the run whose unfinished work a run resumes.
+RESUMES_TAG = "labmesh/resumes"
+
 # The first resumption is immediate; then the pause doubles from a minute up to an hour.
 FIRST_PAUSE = timedelta(minutes=1)
 LONGEST_PAUSE = timedelta(hours=1)

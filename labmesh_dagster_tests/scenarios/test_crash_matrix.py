@@ -192,3 +192,5 @@ def test_a_promotion_killed_by_the_kernel_converges_once_run_monitoring_fails_it
 
     assert recover(lab) == 1
     assert lab_state(lab, EXPERIMENT) == never_crashed
+    # The killed run could not say it ended; the run that resumed its work closed its lineage with FAIL.
+    assert well_formed_runs(lab, EXPERIMENT) == {"COMPLETE": 2, "FAIL": 1}

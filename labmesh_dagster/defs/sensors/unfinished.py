@@ -5,7 +5,7 @@ from dagster._core.storage.tags import WILL_RETRY_TAG
 
 from labmesh_dagster.defs.partitions import partitions_to_add
 from labmesh_dagster.defs.resources import ClockResource, StoreResource
-from labmesh_dagster.steps.unfinished_work import due, list_pending
+from labmesh_dagster.steps.unfinished_work import RESUMES_TAG, due, list_pending
 
 
 def unfinished_work_sensor(
@@ -33,7 +33,7 @@ def unfinished_work_sensor(
                 partition_key=work.experiment_id,
                 asset_selection=[dg.AssetKey(work.asset)],
                 run_key=work.resume_run_key,
-                tags={"labmesh/resumes": work.run_id},
+                tags={RESUMES_TAG: work.run_id},
             )
         )
     if not requests:
