@@ -1,31 +1,32 @@
 """Streaming FASTQ statistics: read counts, lengths, GC, N, quality and the Illumina header.
 
 FASTQ files run to tens of gigabytes, and per-read Python work is what makes
-a FASTQ reader slow, so records are never looked at one by one on the normal
-path. The file is read in blocks of whole records; numpy finds every newline
-of a block at once, checks the record structure from those positions, and
-lifts all sequence lines (and all quality lines) out as one matrix, one row a
-read, through a sliding-window view: a strided copy with no per-read Python.
-Counting bases and summing qualities are then a few vectorised passes.
+a FASTQ reader slow, so ordinary records are never looked at one by one. The
+file is read in blocks of whole lines; numpy finds every newline of a block at
+once (a read-ahead thread does that, and for long reads ``bytes.find`` does),
+checks the four-line record structure from those positions, and lifts all
+sequence lines (and all quality lines) out as one reads x positions matrix, a
+strided copy with no per-read Python; reads of mixed lengths are zeroed past
+their ends, and long reads of very different lengths are joined end to end
+instead. Counting bases and qualities is then a few vectorised passes
+(:mod:`~labmesh_dagster.extract.fastq_stats`).
 
-Anything unusual in a block (a ``+`` line repeating the name, non-ASCII bytes,
-a broken record) sends that block, and only it, through dnaio record by
-record, which either accepts it or names the fault and its line.
+A record the block reader does not vouch for (wrapped over several lines, as
+older Sanger tools wrote them, or broken) is read by the strict record reader
+(:mod:`~labmesh_dagster.extract.fastq_records`), which follows the grammar of
+Cock et al. 2010 and names the fault, its record and its line; once ordinary
+records resume, the block reader takes over again.
 """
 
 from __future__ import annotations
 
-import io
-import re
 from collections.abc import Iterator
 from contextlib import closing, nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, BinaryIO
 
-import dnaio
 import numpy as np
 import numpy.typing as npt
-from numpy.lib.stride_tricks import sliding_window_view
 
 from labmesh_dagster.core.errors import ExtractionError
 from labmesh_dagster.extract.base import Extractor, FileContext, Summary
@@ -38,13 +39,11 @@ from labmesh_dagster.extract.compression import (
     read_head,
     sniff_compression,
 )
+from labmesh_dagster.extract.fastq_records import Position, read_records
+from labmesh_dagster.extract.fastq_stats import HIGHEST_BYTE, LOWEST_BYTE, FastqStats, byte_sum, parse_read_name
 from labmesh_dagster.extract.readahead import QUEUE_DEPTH, AheadStream, ahead
 
-PHRED64_MIN = 64
-"""Lowest quality character of Phred+64 data (Illumina 1.3-1.7); Phred+33 data goes far below."""
-
-PHRED64_MAX_ABOVE = 74
-"""Phred+33 tops out near 'J' (74); a maximum above it, with nothing below '@', means Phred+64."""
+__all__ = ["FastqStats", "accumulate_fastq", "byte_sum", "extract_fastq", "fastq_stats", "parse_read_name"]
 
 PIECE_SIZE = 64 * 1024
 """Bytes first asked of the stream at a time: what was read before a fault is kept, not lost with the read."""
@@ -54,559 +53,120 @@ MAX_PIECE_SIZE = 4 * 1024 * 1024
 BLOCK_SIZE = 8 * 1024 * 1024
 """Bytes read per block: large enough that numpy's per-call cost vanishes, small enough to stay in cache."""
 
-PADDED_MATRIX_LIMIT = 3
-"""Mixed read lengths go through a padded matrix while it is at most this many times the bases it holds."""
+WINDOW_SLACK = 4096
+"""Spare bytes after every block, so a read's row of the matrix may run past the block's end; also the
+longest read length that goes through a matrix when lengths differ."""
 
-MAX_LANES = 64
+PADDED_SPREAD = 512
+"""Mixed read lengths go through a zero-padded matrix while the longest is at most this much above the mean:
+beyond it the padding costs more than joining the reads one by one."""
+
+FOLD_BYTES = 512 * 1024
+"""Bases folded in at a time: a batch and its temporaries stay in the core's cache."""
+
+LONG_LINES = 2048
+"""Mean line length above which newlines are found with ``bytes.find``, a call per line, not a pass per byte."""
 
 _NEWLINE, _CR, _AT, _PLUS = 10, 13, ord("@"), ord("+")
-_LOWER_C, _LOWER_N, _UPPER_C, _UPPER_N = ord("c"), ord("n"), ord("C"), ord("N")
-_CASE_BIT = 0x20
-_WITHOUT_G_BIT = 0xFF ^ (ord("G") ^ ord("C"))
 
-_CASAVA = re.compile(
-    r"^@?(?P<instrument>[^:\s]+):(?P<run_number>\d+):(?P<flowcell>[^:\s]+):(?P<lane>\d+):(?P<tile>\d+):\d+:\d+"
-    r"(?::(?P<umi>[^\s]+))?(?:\s+(?P<read>[123]):(?P<filtered>[YN]):(?P<control>\d+):(?P<index>\S*))?"
-)
-"""Illumina CASAVA 1.8+ read names: ``@instrument:run:flowcell:lane:tile:x:y[:UMI] read:filtered:control:index``."""
-
-_LEGACY_ILLUMINA = re.compile(
-    r"^@?(?P<instrument>[^:\s]+):(?P<lane>\d+):(?P<tile>\d+):\d+:\d+(?:#(?P<index>[^/\s]*))?(?:/(?P<read>[12]))?"
-)
-"""Pre-1.8 Illumina read names: ``@instrument:lane:tile:x:y#index/read``."""
-
-_SRA = re.compile(r"^@?(?P<accession>[SED]RR\d+)\.\d+")
-
-
-def _int_zeros(size: int) -> npt.NDArray[np.int64]:
-    return np.zeros(size, dtype=np.int64)
-
-
-def _joined(items: list[bytes] | list[str]) -> bytes:
-    """Concatenate a batch into one bytes object, so counting runs in C over the whole batch."""
-    if not items:
-        return b""
-    if isinstance(items[0], str):
-        # dnaio only yields ASCII; "replace" keeps one byte per character for any other input.
-        return "".join(items).encode("ascii", "replace")  # type: ignore[arg-type]
-    return b"".join(items)  # type: ignore[arg-type]
-
-
-def parse_read_name(header: str) -> dict[str, Any]:
-    """What an Illumina (or SRA) read name says about its run, lane, index and read number."""
-    match = _CASAVA.match(header)
-    if match:
-        fields: dict[str, Any] = {
-            "convention": "casava1.8",
-            "instrument": match["instrument"],
-            "run_number": int(match["run_number"]),
-            "flowcell": match["flowcell"],
-            "lane": int(match["lane"]),
-        }
-        if match["read"]:
-            fields["read"] = int(match["read"])
-            fields["index"] = match["index"] or None
-        if match["umi"]:
-            fields["umi"] = True
-        return fields
-    match = _LEGACY_ILLUMINA.match(header)
-    if match:
-        fields = {"convention": "illumina_legacy", "instrument": match["instrument"], "lane": int(match["lane"])}
-        if match["read"]:
-            fields["read"] = int(match["read"])
-        if match["index"]:
-            fields["index"] = match["index"]
-        return fields
-    match = _SRA.match(header)
-    if match:
-        return {"convention": "sra", "accession": match["accession"]}
-    return {}
-
-
-@dataclass
-class FastqStats:
-    """An accumulator of FASTQ statistics fed a block (or a batch) of reads at a time.
-
-    Quality totals are kept as raw ASCII values, with Q20/Q30 counts under
-    both offsets, and the Phred offset is guessed only in :meth:`summary`:
-    whether a file is Phred+33 or Phred+64 is known once every character
-    has been seen.
-    """
-
-    track_positions: bool = False
-    reads: int = field(default=0, init=False)
-    bases: int = field(default=0, init=False)
-    min_length: int | None = field(default=None, init=False)
-    max_length: int | None = field(default=None, init=False)
-    first_header: str | None = field(default=None, init=False)
-    _gc: int = field(default=0, init=False, repr=False)
-    _n: int = field(default=0, init=False, repr=False)
-    _length_counts: dict[int, int] = field(default_factory=dict, init=False, repr=False)
-    _lanes: set[int] = field(default_factory=set, init=False, repr=False)
-    _quality_sum: int = field(default=0, init=False, repr=False)
-    _quality_min: int | None = field(default=None, init=False, repr=False)
-    _quality_max: int | None = field(default=None, init=False, repr=False)
-    _at_least: dict[int, int] = field(default_factory=dict, init=False, repr=False)
-    _position_sums: npt.NDArray[np.int64] = field(default_factory=lambda: _int_zeros(0), init=False, repr=False)
-    _position_counts: npt.NDArray[np.int64] = field(default_factory=lambda: _int_zeros(0), init=False, repr=False)
-
-    # Quality thresholds counted for Q20 and Q30 under both offsets, as ASCII values.
-    _THRESHOLDS = (33 + 20, 33 + 30, 64 + 20, 64 + 30)
-
-    def note_header(self, header: str) -> None:
-        """Remember the first read name, and the lane of every block's first read."""
-        if self.first_header is None:
-            self.first_header = header
-        lane = parse_read_name(header).get("lane")
-        if lane is not None and len(self._lanes) < MAX_LANES:
-            self._lanes.add(lane)
-
-    def _add_lengths(self, lengths: npt.NDArray[np.int64]) -> None:
-        shortest, longest = int(lengths.min()), int(lengths.max())
-        self.reads += len(lengths)
-        self.min_length = shortest if self.min_length is None else min(self.min_length, shortest)
-        self.max_length = longest if self.max_length is None else max(self.max_length, longest)
-        if shortest == longest:
-            self._length_counts[longest] = self._length_counts.get(longest, 0) + len(lengths)
-        else:
-            values, counts = np.unique(lengths, return_counts=True)
-            for value, count in zip(values.tolist(), counts.tolist(), strict=True):
-                self._length_counts[value] = self._length_counts.get(value, 0) + count
-
-    def _add_bases(
-        self, sequence: npt.NDArray[np.uint8], quality: npt.NDArray[np.uint8], bases: int, padded: bool
-    ) -> None:
-        """Fold sequence and quality bytes of ``bases`` real bases (any padding zeroed) into the totals."""
-        self.bases += bases
-        if bases == 0:
-            return
-        c, n = _UPPER_C, _UPPER_N
-        if int(sequence.max()) >= _LOWER_C:
-            # Soft-masked (lower-case) bases are rare: fold case only when some are there.
-            sequence = sequence | np.uint8(_CASE_BIT)
-            c, n = _LOWER_C, _LOWER_N
-        # 'C' and 'G' differ in one bit (4) and no other byte maps onto 'C' without it: one comparison counts both.
-        self._gc += int(np.count_nonzero((sequence & _WITHOUT_G_BIT) == c))
-        self._n += int(np.count_nonzero(sequence == n))
-        self._quality_sum += byte_sum(quality)
-        high = int(quality.max())
-        # Padding is zero, so the lowest real value is the lowest non-zero one (qualities are >= '!').
-        low = int(np.min(quality, where=quality > 0, initial=255)) if padded else int(quality.min())
-        self._quality_min = low if self._quality_min is None else min(self._quality_min, low)
-        self._quality_max = high if self._quality_max is None else max(self._quality_max, high)
-        # Below '@' the file cannot be Phred+64, so only the Phred+33 thresholds are worth counting.
-        thresholds = self._THRESHOLDS[:2] if self._quality_min < PHRED64_MIN else self._THRESHOLDS
-        for threshold in thresholds:
-            self._at_least[threshold] = self._at_least.get(threshold, 0) + int(np.count_nonzero(quality >= threshold))
-
-    def _add_position_sums(self, quality: npt.NDArray[np.uint8], lengths: npt.NDArray[np.int64]) -> None:
-        """Add per-position quality sums (from a reads x positions matrix) and read counts."""
-        longest = quality.shape[1] if quality.ndim == 2 else 0
-        if longest == 0:
-            return
-        if len(self._position_sums) < longest:
-            grow = longest - len(self._position_sums)
-            self._position_sums = np.concatenate([self._position_sums, _int_zeros(grow)])
-            self._position_counts = np.concatenate([self._position_counts, _int_zeros(grow)])
-        self._position_sums[:longest] += quality.sum(axis=0, dtype=np.int64)
-        reads_of_length = np.bincount(lengths, minlength=longest + 1)
-        reads_reaching = np.cumsum(reads_of_length[::-1])[::-1]
-        self._position_counts[:longest] += reads_reaching[1 : longest + 1]
-
-    def add_matrices(
-        self,
-        sequences: npt.NDArray[np.uint8],
-        qualities: npt.NDArray[np.uint8],
-        lengths: npt.NDArray[np.int64],
-        padded: bool = False,
-    ) -> None:
-        """Fold reads given as reads x positions matrices; ``padded`` when they are zero beyond each read's end."""
-        if len(lengths) == 0:
-            return
-        self._add_lengths(lengths)
-        self._add_bases(sequences, qualities, int(lengths.sum()), padded)
-        if self.track_positions:
-            self._add_position_sums(qualities, lengths)
-
-    def add_reads(self, reads: _Reads) -> None:
-        """Fold the reads lifted out of one block."""
-        if reads.sequences.ndim == 2:
-            self.note_header(reads.first_header)
-            self.add_matrices(reads.sequences, reads.qualities, reads.lengths, padded=reads.padded)
-            return
-        self.note_header(reads.first_header)
-        self._add_lengths(reads.lengths)
-        self._add_bases(reads.sequences, reads.qualities, len(reads.sequences), padded=False)
-        if self.track_positions and len(reads.qualities):
-            self._add_position_sums(_padded_rows(reads.qualities, reads.lengths), reads.lengths)
-
-    def add_batch(self, sequences: list[bytes] | list[str], qualities: list[bytes] | list[str]) -> None:
-        """Fold one batch of reads (sequences and their qualities, in the same order) into the totals."""
-        if len(sequences) != len(qualities):
-            raise ValueError(f"{len(sequences)} sequences but {len(qualities)} quality strings")
-        if not sequences:
-            return
-        sequence_bytes = np.frombuffer(_joined(sequences), dtype=np.uint8)
-        quality_bytes = np.frombuffer(_joined(qualities), dtype=np.uint8)
-        if len(sequence_bytes) != len(quality_bytes):
-            raise ValueError("sequences and qualities of the batch differ in total length")
-        lengths = np.fromiter(map(len, sequences), dtype=np.int64, count=len(sequences))
-        self._add_lengths(lengths)
-        self._add_bases(sequence_bytes, quality_bytes, len(sequence_bytes), padded=False)
-        if self.track_positions and len(quality_bytes):
-            self._add_position_sums(_padded_rows(quality_bytes, lengths), lengths)
-
-    def quality_offset(self) -> int | None:
-        """Guess the Phred offset: 64 when nothing is below '@' and something is above 'J', else 33."""
-        if self._quality_min is None or self._quality_max is None:
-            return None
-        if self._quality_min >= PHRED64_MIN and self._quality_max > PHRED64_MAX_ABOVE:
-            return 64
-        return 33
-
-    def n50(self) -> int | None:
-        """The read length L such that reads of length >= L hold at least half of all bases."""
-        if not self.bases:
-            return None
-        half, total = self.bases / 2, 0
-        for length in sorted(self._length_counts, reverse=True):
-            total += length * self._length_counts[length]
-            if total >= half:
-                return length
-        return None
-
-    def summary(self) -> dict[str, Any]:
-        """The statistics as a JSON-ready dict; values that need at least one base are None without one."""
-        offset = self.quality_offset()
-        has_bases = self.bases > 0
-        summary: dict[str, Any] = {
-            "reads": self.reads,
-            "bases": self.bases,
-            "min_length": self.min_length,
-            "mean_length": round(self.bases / self.reads, 2) if self.reads else None,
-            "max_length": self.max_length,
-            "gc_percent": round(100 * self._gc / self.bases, 2) if has_bases else None,
-            "n_percent": round(100 * self._n / self.bases, 4) if has_bases else None,
-            "mean_quality": round(self._quality_sum / self.bases - offset, 2) if offset is not None else None,
-            "quality_encoding": f"phred{offset}" if offset is not None else None,
-        }
-        if self.track_positions:
-            summary["per_position_mean_quality"] = self._per_position_means(offset)
-        return summary
-
-    def details(self) -> dict[str, Any]:
-        """Figures beyond the core statistics: N50, Q20/Q30, read-length spread, lanes and the read name."""
-        offset = self.quality_offset()
-        details: dict[str, Any] = {
-            "n50": self.n50(),
-            "q20_percent": None,
-            "q30_percent": None,
-            "fixed_length": len(self._length_counts) == 1,
-        }
-        if offset is not None and self.bases:
-            details["q20_percent"] = round(100 * self._at_least.get(offset + 20, 0) / self.bases, 2)
-            details["q30_percent"] = round(100 * self._at_least.get(offset + 30, 0) / self.bases, 2)
-        if self.first_header is not None:
-            details["first_read"] = self.first_header[:200]
-            parsed = parse_read_name(self.first_header)
-            if parsed:
-                details["read_name"] = parsed
-        if self._lanes:
-            details["lanes"] = sorted(self._lanes)
-        return details
-
-    def _per_position_means(self, offset: int | None) -> list[float]:
-        if offset is None or self.max_length is None:
-            return []
-        sums = self._position_sums[: self.max_length]
-        counts = self._position_counts[: self.max_length]
-        with np.errstate(invalid="ignore", divide="ignore"):
-            means: list[float] = np.round(sums / counts - offset, 2).tolist()
-        return means
-
-
-_EVERY_OTHER_BYTE = np.uint64(0x00FF00FF00FF00FF)
-_LANE_ADDER = np.uint64(0x0001000100010001)
-
-
-def byte_sum(values: npt.NDArray[np.uint8]) -> int:
-    """The sum of a uint8 array, eight bytes at a time.
-
-    numpy's ``sum(dtype=uint64)`` widens every byte first, which makes it the
-    costliest step of counting a block. Read as 64-bit words instead: adding
-    the even and odd bytes of a word gives four 16-bit lanes (each at most
-    510), and one multiplication gathers the lanes into the top 16 bits.
-    """
-    flat = np.ascontiguousarray(values).reshape(-1)
-    whole = flat.size - flat.size % 8
-    words = flat[:whole].view(np.uint64)
-    lanes = (words & _EVERY_OTHER_BYTE) + ((words >> np.uint64(8)) & _EVERY_OTHER_BYTE)
-    total = int(((lanes * _LANE_ADDER) >> np.uint64(48)).sum(dtype=np.uint64))
-    return total + int(flat[whole:].sum(dtype=np.uint64))
-
-
-def _padded_rows(values: npt.NDArray[np.uint8], lengths: npt.NDArray[np.int64]) -> npt.NDArray[np.uint8]:
-    """Concatenated reads as a reads x longest matrix, zero beyond each read's end."""
-    longest = int(lengths.max()) if len(lengths) else 0
-    starts = np.cumsum(lengths) - lengths
-    padded = np.concatenate([values, np.zeros(longest, dtype=np.uint8)])
-    rows = sliding_window_view(padded, longest)[starts] if longest else np.zeros((len(lengths), 0), np.uint8)
-    return np.where(np.arange(longest) < lengths[:, None], rows, 0).astype(np.uint8)
-
-
-class _LineCountingStream(io.RawIOBase):
-    """Counts newlines on the way to the parser and remembers whether the data ended.
-
-    dnaio reports a last record cut inside its quality line as a length
-    mismatch; knowing that its line is the file's final, unterminated line is
-    what lets that be called "truncated" rather than "bad_format".
-    """
-
-    def __init__(self, inner: Readable) -> None:
-        super().__init__()
-        self._inner = inner
-        self.newlines = 0
-        self.first_byte = b""
-        self.at_eof = False
-        self.ends_with_newline = True
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
-        view = memoryview(buffer).cast("B")
-        data = self._inner.read(len(view))
-        if not data:
-            self.at_eof = True
-            return 0
-        view[: len(data)] = data
-        if not self.first_byte:
-            self.first_byte = data[:1]
-        self.newlines += data.count(b"\n")
-        self.ends_with_newline = data.endswith(b"\n")
-        return len(data)
-
-    def is_final_unterminated_line(self, line: int | None) -> bool:
-        """True when 0-based ``line`` is the file's last line and that line has no newline."""
-        return self.at_eof and not self.ends_with_newline and line == self.newlines
-
-
-def _format_error_reason(exc: dnaio.FastqFormatError, counted: _LineCountingStream, file_starts_here: bool) -> str:
-    """'truncated' when the faulty record is the one cut off by the end of the data.
-
-    'length_mismatch' when a complete record's quality differs in length from
-    its sequence, else 'bad_format'. dnaio also says "premature end of file"
-    of a short file that never was FASTQ, hence the check that the data at
-    least starts like FASTQ.
-    """
-    if file_starts_here and counted.first_byte != b"@":
-        return "bad_format"
-    message = str(exc)
-    if "Premature end of file" in message:
-        return "truncated"
-    if counted.is_final_unterminated_line(getattr(exc, "line", None)):
-        return "truncated"
-    if "Length of sequence and qualities differ" in message:
-        return "length_mismatch"
-    return "bad_format"
-
-
-@dataclass
-class _Position:
-    """Where the reader is in the file: lines before the current block, and whether this is its first block."""
-
-    lines: int = 0
-    first_block: bool = True
-
-
-def _first_non_ascii(block: bytes) -> tuple[int, int] | None:
-    """(start of the record holding the first non-ASCII byte, that byte's 0-based line), or None."""
-    data = np.frombuffer(block, dtype=np.uint8)
-    high = np.flatnonzero(data >= 128)
-    if not len(high):
-        return None
-    line = block.count(b"\n", 0, int(high[0]))
-    record_line = line - line % 4
-    record_start = 0
-    for _ in range(record_line):
-        record_start = block.index(b"\n", record_start) + 1
-    return record_start, line
-
-
-def _diagnose(block: bytes, at_eof: bool, where: _Position, stats: FastqStats, name: str) -> None:
-    """Read a block the slow way, with dnaio, adding its records; raise the fault it finds, at its file line.
-
-    dnaio refuses a whole buffer that holds a non-ASCII byte, so the records
-    before such a byte are read first, then the byte is reported at its line.
-    """
-    non_ascii = _first_non_ascii(block)
-    if non_ascii is not None:
-        record_start, byte_line = non_ascii
-        _diagnose(block[:record_start], False, where, stats, name)
-        raise ExtractionError(
-            name, "bad_format", f"error in FASTQ file at line {where.lines + byte_line + 1}: a non-ASCII byte"
-        )
-    counted = _LineCountingStream(io.BytesIO(block))
-    sequences: list[str] = []
-    qualities: list[str] = []
-    try:
-        for record in dnaio.open(io.BufferedReader(counted), fileformat="fastq"):  # type: ignore[call-overload]
-            if stats.first_header is None:
-                stats.note_header(record.name)
-            sequences.append(record.sequence)
-            qualities.append(record.qualities or "")
-    except dnaio.FastqFormatError as exc:
-        stats.add_batch(sequences, qualities)
-        if not at_eof:
-            # Only the file's real end can cut a record short; a block's end never does.
-            counted.at_eof = False
-        reason = _format_error_reason(exc, counted, where.first_block)
-        line = getattr(exc, "line", None)
-        message = str(exc).split(": ", 1)[-1]
-        place = f"line {where.lines + line + 1}" if line is not None else "an unknown line"
-        raise ExtractionError(name, reason, f"error in FASTQ file at {place}: {message}") from exc
-    stats.add_batch(sequences, qualities)
-
-
-def _rows(buffer: npt.NDArray[np.uint8], starts: npt.NDArray[np.int64], width: int) -> npt.NDArray[np.uint8]:
-    """``width`` bytes from each start, as a matrix, copied row by row in C (no per-read Python)."""
-    if width == 0:
-        return np.zeros((len(starts), 0), dtype=np.uint8)
-    return sliding_window_view(buffer, width)[starts]
-
-
-@dataclass(frozen=True)
-class _Reads:
-    """A block's reads lifted out of the text: a matrix a read per row, or (long reads) one concatenation."""
-
-    sequences: npt.NDArray[np.uint8]
-    qualities: npt.NDArray[np.uint8]
-    lengths: npt.NDArray[np.int64]
-    padded: bool
-    first_header: str
-
-
-def _lift_reads(data: npt.NDArray[np.uint8], newlines: npt.NDArray[np.int64]) -> _Reads | None:
-    """The reads of a block of whole records, without per-read Python; None if it needs dnaio's eye.
-
-    ``newlines`` are the positions of the block's newlines, four per record.
-    None stands for anything the vectorised path does not vouch for: a broken
-    record, a ``+`` line with a name, non-ASCII sequence or quality bytes.
-    """
-    starts = np.empty_like(newlines)
-    starts[0] = 0
-    starts[1:] = newlines[:-1] + 1
-    ends = np.maximum(newlines - (data[np.maximum(newlines - 1, 0)] == _CR), starts)
-    header_starts, sequence_starts, plus_starts, quality_starts = (starts[i::4] for i in range(4))
-    header_ends, sequence_ends, plus_ends, quality_ends = (ends[i::4] for i in range(4))
-    lengths = sequence_ends - sequence_starts
-    if (
-        not np.all(header_ends > header_starts)
-        or not np.all(data[header_starts] == _AT)
-        or not np.all(data[plus_starts] == _PLUS)
-        or np.any(plus_ends - plus_starts != 1)
-        or not np.array_equal(quality_ends - quality_starts, lengths)
-    ):
-        return None
-    header = data[header_starts[0] + 1 : header_ends[0]].tobytes().decode("ascii", "replace")
-    longest, shortest = int(lengths.max()), int(lengths.min())
-    if shortest == longest:
-        sequences, qualities = _rows(data, sequence_starts, longest), _rows(data, quality_starts, longest)
-        padded = False
-    elif len(lengths) * longest <= PADDED_MATRIX_LIMIT * max(int(lengths.sum()), 1):
-        extended = np.concatenate([data, np.zeros(longest, dtype=np.uint8)])
-        inside = np.arange(longest) < lengths[:, None]
-        sequences = np.where(inside, _rows(extended, sequence_starts, longest), 0).astype(np.uint8)
-        qualities = np.where(inside, _rows(extended, quality_starts, longest), 0).astype(np.uint8)
-        padded = True
-    else:
-        # Long reads of very different lengths (nanopore): per-read slicing is cheap next to their length.
-        raw = data.tobytes()
-        pairs = zip(sequence_starts.tolist(), sequence_ends.tolist(), quality_starts.tolist(), strict=True)
-        sequences = np.frombuffer(b"".join(raw[s:e] for s, e, _ in pairs), dtype=np.uint8)
-        qualities = np.frombuffer(
-            b"".join(
-                raw[q : q + e - s]
-                for s, e, q in zip(
-                    sequence_starts.tolist(), sequence_ends.tolist(), quality_starts.tolist(), strict=True
-                )
-            ),
-            dtype=np.uint8,
-        )
-        padded = False
-    if sequences.size and (int(sequences.max()) >= 128 or int(qualities.max()) >= 128):
-        return None
-    return _Reads(sequences, qualities, lengths, padded, header)
+Bytes = npt.NDArray[np.uint8]
+Offsets = npt.NDArray[np.int64]
 
 
 @dataclass(frozen=True)
 class _Block:
-    """Whole records of the file (or, at its end, whatever is left), with where its newlines are."""
+    """Lines of the file in ``buffer[:size]`` (whole four-line groups, or at its end whatever is left),
+    with where their newlines are; the buffer has WINDOW_SLACK spare bytes after ``size``."""
 
-    data: npt.NDArray[np.uint8]
-    newlines: npt.NDArray[np.int64]
+    buffer: bytearray
+    size: int
+    newlines: Offsets
     at_eof: bool
 
 
-def _blocks(stream: Readable, block_size: int) -> Iterator[_Block]:
-    """Read the stream into blocks of whole records, lifting their reads out; runs in the read-ahead thread.
+def _find_newlines(
+    buffer: bytearray, size: int, long_lines: bool, flags: npt.NDArray[np.bool_] | None = None
+) -> Offsets:
+    """Positions of the newlines in ``buffer[:size]``: one numpy pass, or a ``find`` per line when lines are long.
 
-    A record never spans two blocks: the lines after the last multiple of
-    four are carried into the next block. At the end of the data, what is
-    left is yielded as is (a final record without its newline, or a broken
-    one) for the caller to judge. A fault of the stream is raised after the
-    blocks of what was read before it. Finding newlines and copying rows is
-    numpy work that releases the GIL, so it overlaps the counting.
+    ``flags``, at least ``size`` long, is reused for the comparison, sparing a fresh array per block.
     """
-    carry = np.zeros(0, dtype=np.uint8)
+    if not long_lines:
+        data = np.frombuffer(buffer, dtype=np.uint8, count=size)
+        return np.flatnonzero(np.equal(data, _NEWLINE, out=None if flags is None else flags[:size]))
+    positions = []
+    find = buffer.find
+    at = find(b"\n", 0, size)
+    while at >= 0:
+        positions.append(at)
+        at = find(b"\n", at + 1, size)
+    return np.array(positions, dtype=np.int64)
+
+
+def _blocks(stream: Readable, block_size: int) -> Iterator[_Block]:
+    """Read the stream into blocks of whole four-line groups, finding their newlines; runs in the read-ahead thread.
+
+    The lines after the last multiple of four are carried into the next
+    block. The last block, at the end of the data, holds whatever is left (a
+    final record without its newline, a broken one, blank lines) and says so.
+    A fault of the stream is raised after the blocks of what was read before
+    it. Finding newlines is numpy work that releases the GIL, so it overlaps
+    the counting.
+    """
+    carry = memoryview(b"")
     fault: BaseException | None = None
-    ended = False
     # Buffers are reused round-robin, more of them than blocks can be in flight (queued, being
     # counted, being filled), because a fresh 8 MiB buffer costs thousands of page faults.
-    pool: list[npt.NDArray[np.uint8]] = [np.empty(0, dtype=np.uint8)] * (QUEUE_DEPTH + 3)
+    pool: list[bytearray] = [bytearray()] * (QUEUE_DEPTH + 3)
     piece = PIECE_SIZE
     turn = 0
-    while not ended:
+    long_lines = False
+    flags = np.empty(0, dtype=np.bool_)
+    while True:
         # A buffer is left for another only once a block of it is handed on; until then (a record
         # longer than the buffer) it is replaced by one twice the size of what it holds.
         size = max(block_size, 2 * len(carry))
-        if len(pool[turn]) < size:
-            pool[turn] = np.empty(size, dtype=np.uint8)
+        if len(pool[turn]) < size + WINDOW_SLACK:
+            pool[turn] = bytearray(size + WINDOW_SLACK)
         buffer = pool[turn]
         buffer[: len(carry)] = carry
-        filled, fault = _fill(stream, buffer, len(carry), piece)
+        filled, fault = _fill(stream, memoryview(buffer)[:size], len(carry), piece)
         # Pieces grow once the data flows: small first reads keep what precedes an early fault,
         # large later ones spare a call per 64 KiB.
         piece = min(piece * 4, MAX_PIECE_SIZE)
-        ended = filled < len(buffer)
-        data = buffer[:filled]
-        newlines = np.flatnonzero(data == _NEWLINE)
+        if len(flags) < filled:
+            flags = np.empty(size, dtype=np.bool_)
+        newlines = _find_newlines(buffer, filled, long_lines, flags)
+        if len(newlines):
+            long_lines = filled / len(newlines) > LONG_LINES
+        if filled < size and fault is None:
+            carry = memoryview(b"")
+            yield _Block(buffer, filled, newlines, True)
+            return
         whole = len(newlines) - len(newlines) % 4
         if whole:
             cut = int(newlines[whole - 1]) + 1
-            yield _Block(data[:cut], newlines[:whole], False)
-            carry = data[cut:]
+            yield _Block(buffer, cut, newlines[:whole], False)
+            carry = memoryview(buffer)[cut:filled]
             turn = (turn + 1) % len(pool)
         else:
-            carry = data
-    if fault is not None:
-        raise fault
-    if len(carry):
-        yield _Block(carry, np.flatnonzero(carry == _NEWLINE), True)
+            carry = memoryview(buffer)[:filled]
+        if fault is not None:
+            carry = memoryview(b"")
+            raise fault
 
 
-def _fill(stream: Readable, buffer: npt.NDArray[np.uint8], start: int, piece: int) -> tuple[int, BaseException | None]:
-    """Read into ``buffer`` from ``start`` until it is full or the data ends: (bytes filled, fault if any).
+def _fill(stream: Readable, view: memoryview, start: int, piece: int) -> tuple[int, BaseException | None]:
+    """Read into ``view`` from ``start`` until it is full or the data ends: (bytes filled, fault if any).
 
     Reads go in pieces straight into the buffer (no copy), so that on a fault
     of the stream everything read before it is kept and counted.
     """
-    view = memoryview(buffer)  # type: ignore[arg-type]
     readinto = getattr(stream, "readinto1", None) or getattr(stream, "readinto", None)
     filled = start
     try:
-        while filled < len(buffer):
-            end = min(filled + piece, len(buffer))
+        while filled < len(view):
+            end = min(filled + piece, len(view))
             if readinto is not None:
                 count = readinto(view[filled:end])
             else:
@@ -619,6 +179,259 @@ def _fill(stream: Readable, buffer: npt.NDArray[np.uint8], start: int, piece: in
     except Exception as exc:
         return filled, exc
     return filled, None
+
+
+class _Masks:
+    """Row ``n`` is ``n`` ones then zeros: multiplying a read's row by it zeroes what lies past the read's end.
+
+    Gathering rows of this table costs a copy per read; comparing every
+    position with every length costs a comparison per byte, which is slower.
+    """
+
+    def __init__(self) -> None:
+        self._width = -1
+        self._table: Bytes = np.zeros((0, 0), dtype=np.uint8)
+
+    def of(self, lengths: Offsets, width: int) -> Bytes:
+        if width != self._width:
+            self._table = np.tri(width + 1, width, -1, dtype=np.uint8)
+            self._width = width
+        return self._table[lengths]
+
+
+class _Records:
+    """Consecutive four-line records, from the newlines that end their lines: where each line starts and ends.
+
+    ``newlines`` holds four newlines a record, so as a matrix its columns end
+    the title, sequence, '+' and quality lines, and each line starts one past
+    the newline before it. Line ends exclude a carriage return (CRLF files).
+    """
+
+    def __init__(self, data: Bytes, newlines: Offsets, start: int) -> None:
+        self.lines = newlines.reshape(-1, 4)
+        self.ends = self.lines
+        if (data[self.lines[:, 3] - 1] == _CR).any():
+            starts = np.empty_like(newlines)
+            starts[0] = start
+            starts[1:] = newlines[:-1] + 1
+            self.ends = (newlines - ((data[newlines - 1] == _CR) & (newlines > starts))).reshape(-1, 4)
+        self.title_starts = np.empty(len(self.lines), dtype=np.int64)
+        self.title_starts[0] = start
+        self.title_starts[1:] = self.lines[:-1, 3] + 1
+
+    @property
+    def title_ends(self) -> Offsets:
+        return self.ends[:, 0]
+
+    @property
+    def sequence_starts(self) -> Offsets:
+        return self.lines[:, 0] + 1
+
+    @property
+    def lengths(self) -> Offsets:
+        return self.ends[:, 1] - self.lines[:, 0] - 1
+
+    @property
+    def plus_starts(self) -> Offsets:
+        return self.lines[:, 1] + 1
+
+    @property
+    def plus_ends(self) -> Offsets:
+        return self.ends[:, 2]
+
+    @property
+    def quality_starts(self) -> Offsets:
+        return self.lines[:, 2] + 1
+
+    @property
+    def quality_lengths(self) -> Offsets:
+        return self.ends[:, 3] - self.lines[:, 2] - 1
+
+
+def _rows(data: Bytes, starts: Offsets, width: int) -> Bytes:
+    """``width`` bytes from each start, as a matrix, copied row by row in C (no per-read Python)."""
+    if width == 0:
+        return np.zeros((len(starts), 0), dtype=np.uint8)
+    # Every window of ``width`` bytes, as a view (numpy's sliding_window_view costs more per call than a batch's copy).
+    windows = np.ndarray((len(data) - width + 1, width), dtype=np.uint8, buffer=data, strides=(1, 1))
+    return windows[starts]  # type: ignore[no-any-return]
+
+
+def _titles_repeated(data: Bytes, buffer: bytearray, records: _Records, which: Offsets) -> npt.NDArray[np.bool_]:
+    """For the records ``which``, whether their '+' line repeats their title exactly."""
+    widths = records.title_ends[which] - records.title_starts[which]
+    same = widths == records.plus_ends[which] - records.plus_starts[which]
+    width = int(widths.max())
+    if width > WINDOW_SLACK:
+        return (
+            np.array(
+                [
+                    buffer[h + 1 : e] == buffer[p + 1 : p + e - h]
+                    for h, e, p in zip(
+                        records.title_starts[which].tolist(),
+                        records.title_ends[which].tolist(),
+                        records.plus_starts[which].tolist(),
+                        strict=True,
+                    )
+                ]
+            )
+            & same
+        )
+    titles, pluses = _rows(data, records.title_starts[which], width), _rows(data, records.plus_starts[which], width)
+    beyond = np.arange(width) >= widths[:, None]
+    return same & ((titles == pluses) | beyond).all(axis=1)  # type: ignore[no-any-return]
+
+
+def _plain_count(data: Bytes, buffer: bytearray, records: _Records, lengths: Offsets) -> int:
+    """How many of the leading records are ordinary four-line records this reader vouches for.
+
+    A title line starting with '@', a sequence line not starting with '@' or
+    '+' (it would end or break the record in the format's grammar), a '+'
+    line that is bare or repeats the title, and a quality line as long as the
+    sequence line: then the four-line reading and the grammar's agree.
+    """
+    # The first byte of each record's sequence, '+' and quality lines, and of the next record's title.
+    firsts = data[records.lines + 1]
+    ok = records.quality_lengths == lengths
+    ok &= firsts[:, 1] == _PLUS
+    ok[0] &= data[records.title_starts[0]] == _AT
+    ok[1:] &= firsts[:-1, 3] == _AT
+    sequence_firsts = firsts[:, 0]
+    ok &= (lengths == 0) | ((sequence_firsts != _AT) & (sequence_firsts != _PLUS))
+    repeats = np.flatnonzero(records.plus_ends - records.plus_starts != 1)
+    if len(repeats):
+        ok[repeats] &= _titles_repeated(data, buffer, records, repeats)
+    return len(ok) if ok.all() else int(np.argmin(ok))
+
+
+class _BlockReader:
+    """Reads one file's blocks in order into ``stats``; the strict record reader takes what it does not vouch for."""
+
+    def __init__(self, name: str, stats: FastqStats) -> None:
+        self.name = name
+        self.stats = stats
+        self.lines = 0  # lines of the file before the data of the current block
+        self.pending = b""  # the start of a record that the next block completes
+        self.masks = _Masks()
+
+    def feed(self, block: _Block) -> None:
+        buffer, size, newlines = block.buffer, block.size, block.newlines
+        if self.pending:
+            buffer = bytearray(len(self.pending) + size + WINDOW_SLACK)
+            buffer[: len(self.pending)] = self.pending
+            buffer[len(self.pending) : len(self.pending) + size] = memoryview(block.buffer)[:size]
+            size += len(self.pending)
+            newlines = _find_newlines(buffer, size, long_lines=size > LONG_LINES * max(len(newlines), 1))
+        data = np.frombuffer(buffer, dtype=np.uint8)
+        position, line = 0, 0
+        while position < size:
+            whole = (len(newlines) - line) // 4
+            if whole:
+                taken = self._take_plain(data, buffer, newlines[line : line + 4 * whole], position)
+                if taken:
+                    position = int(newlines[line + 4 * taken - 1]) + 1
+                    line += 4 * taken
+                    continue
+            if not block.at_eof and len(newlines) - line < 4:
+                break  # the rest of a record, completed by the next block
+            progress = read_records(
+                buffer,
+                position,
+                size,
+                at_eof=block.at_eof,
+                where=Position(lines=self.lines + line, records=self.stats.reads),
+                stats=self.stats,
+                name=self.name,
+            )
+            position, line = progress.end, line + progress.lines
+            if progress.wants_more:
+                break
+        self.pending = bytes(buffer[position:size])
+        self.lines += line
+
+    def _take_plain(self, data: Bytes, buffer: bytearray, newlines: Offsets, start: int) -> int:
+        """Fold the leading ordinary records in; how many were taken (0: the first needs the record reader)."""
+        records = _Records(data, newlines, start)
+        lengths = records.lengths
+        count = _plain_count(data, buffer, records, lengths)
+        if count == 0:
+            return 0
+        title = bytes(buffer[records.title_starts[0] + 1 : records.title_ends[0]]).decode("ascii", "replace")
+        self.stats.note_header(title)
+        return self._fold(data, buffer, records, lengths[:count])
+
+    def _fold(self, data: Bytes, buffer: bytearray, records: _Records, lengths: Offsets) -> int:
+        """Fold the leading records, as many as ``lengths`` has; fewer when a byte of one is not valid FASTQ.
+
+        Reads go in batches of about FOLD_BYTES: every pass over a batch then
+        runs in cache, and its temporaries are reused rather than allocated.
+        """
+        count = len(lengths)
+        longest, shortest, bases = int(lengths.max()), int(lengths.min()), int(lengths.sum())
+        if longest == shortest or (longest <= WINDOW_SLACK and longest - bases / count <= PADDED_SPREAD):
+            rows = max(1, FOLD_BYTES // max(longest, 1))
+            bounds = list(range(0, count, rows)) + [count]
+            joined = False
+        else:
+            # Long reads of very different lengths (nanopore): joined end to end, batches by bases.
+            ends = np.searchsorted(np.cumsum(lengths), np.arange(FOLD_BYTES, bases, FOLD_BYTES), side="right")
+            bounds = [0, *sorted(set(ends.tolist()) - {0, count}), count]
+            joined = True
+        sequence_starts, quality_starts = records.sequence_starts[:count], records.quality_starts[:count]
+        for first, last in zip(bounds[:-1], bounds[1:], strict=True):
+            span = slice(first, last)
+            folded = self._fold_batch(data, buffer, sequence_starts[span], quality_starts[span], lengths[span], joined)
+            if folded < last - first:
+                return first + folded
+        return count
+
+    def _fold_batch(
+        self,
+        data: Bytes,
+        buffer: bytearray,
+        sequence_starts: Offsets,
+        quality_starts: Offsets,
+        lengths: Offsets,
+        joined: bool,
+    ) -> int:
+        """Fold one batch of reads; how many were folded (fewer when one holds a byte that is not valid FASTQ)."""
+        count = len(lengths)
+        longest, shortest = int(lengths.max()), int(lengths.min())
+        padding = 0
+        if joined:
+            # Slicing each read is cheap next to its length.
+            view = memoryview(buffer)
+            starts, ends = sequence_starts.tolist(), (sequence_starts + lengths).tolist()
+            sequences = np.frombuffer(b"".join([view[s:e] for s, e in zip(starts, ends, strict=True)]), np.uint8)
+            starts, ends = quality_starts.tolist(), (quality_starts + lengths).tolist()
+            qualities = np.frombuffer(b"".join([view[s:e] for s, e in zip(starts, ends, strict=True)]), np.uint8)
+        else:
+            sequences, qualities = _rows(data, sequence_starts, longest), _rows(data, quality_starts, longest)
+            if shortest != longest:
+                inside = self.masks.of(lengths, longest)
+                sequences *= inside
+                qualities *= inside
+                padding = count * longest - int(lengths.sum())
+        if self.stats.add_reads(sequences, qualities, lengths, padding=padding):
+            return count
+        bad = _first_invalid_read(sequences, qualities, lengths)
+        if bad:
+            self._fold_batch(data, buffer, sequence_starts[:bad], quality_starts[:bad], lengths[:bad], joined)
+        return bad
+
+
+def _invalid(values: Bytes) -> npt.NDArray[np.bool_]:
+    return (values < LOWEST_BYTE) | (values > HIGHEST_BYTE)  # type: ignore[no-any-return]
+
+
+def _first_invalid_read(sequences: Bytes, qualities: Bytes, lengths: Offsets) -> int:
+    """The index of the first read holding a byte outside '!'..'~' (zero padding past a read's end is no fault)."""
+    if sequences.ndim == 2:
+        inside = np.arange(sequences.shape[1]) < lengths[:, None]
+        bad = ((_invalid(sequences) | _invalid(qualities)) & inside).any(axis=1)
+        return int(np.argmax(bad))
+    first = int(np.flatnonzero(_invalid(sequences) | _invalid(qualities))[0])
+    return int(np.searchsorted(np.cumsum(lengths), first, side="right"))
 
 
 def accumulate_fastq(
@@ -650,7 +463,7 @@ def accumulate_fastq(
         head = read_head(stream, MAGIC_LENGTH)
         compressed = sniff_compression(head) is not None
         decompressed = open_decompressed(chain_head(head, stream), name)
-    where = _Position()
+    reader = _BlockReader(name, stats)
     # Reading (and newline finding) run one block ahead in a thread, lifting and counting here;
     # inflating, when the data is compressed here or upstream, gets a thread of its own. Each
     # stage releases the GIL for most of its work, so two cores share it.
@@ -661,11 +474,7 @@ def accumulate_fastq(
     ):
         for block in blocks:
             try:
-                reads = None if block.at_eof else _lift_reads(block.data, block.newlines)
-                if reads is not None:
-                    stats.add_reads(reads)
-                else:
-                    _diagnose(block.data.tobytes(), block.at_eof, where, stats, name)
+                reader.feed(block)
             except ExtractionError as exc:
                 # Corrupt compressed data often inflates to garbage before the codec notices:
                 # read on to the codec's own verdict, which names the real cause.
@@ -677,8 +486,6 @@ def accumulate_fastq(
                     detail = f"{codec_error.detail} (parsing had already failed: {exc.detail})"
                     raise ExtractionError(name, codec_error.reason, detail) from exc
                 raise
-            where.lines += len(block.newlines)
-            where.first_block = False
             if ctx is not None and ctx.deadline.expired():
                 ctx.stop_early("time_budget")
                 return
@@ -691,9 +498,11 @@ def fastq_stats(
 
     Raises ExtractionError with reason ``truncated`` (data or a record cut
     short), ``bad_gzip`` / ``bad_bzip2`` / ``bad_xz`` / ``bad_zstd`` (corrupt
-    compressed data), ``length_mismatch`` (a quality line longer or shorter
-    than its sequence) or ``bad_format`` (not valid FASTQ). An empty stream
-    is not an error: it has 0 reads.
+    compressed data), ``length_mismatch`` (a quality longer or shorter than
+    its sequence), ``bad_quality`` (a quality character outside '!'..'~'),
+    ``whitespace`` (a space, tab or other whitespace inside a sequence or
+    quality line) or ``bad_format`` (not valid FASTQ); the detail names the
+    line and the record. An empty stream is not an error: it has 0 reads.
     """
     stats = FastqStats(track_positions=track_positions)
     accumulate_fastq(stream, name, stats, block_size=block_size)
