@@ -17,6 +17,7 @@ import random
 import select
 import sys
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
@@ -80,21 +81,71 @@ LIMS_EXPORT: dict[str, Any] = {
 }
 
 
-def fastq(seed: int, reads: int, lengths: tuple[int, int], prefix: str, gc: float = 0.5) -> bytes:
-    """Deterministic FASTQ: reads of random length in ``lengths`` with a given GC content."""
+@dataclass(frozen=True)
+class IlluminaRun:
+    """The run an Illumina read name carries: instrument, run number, flowcell and lane."""
+
+    instrument: str
+    run_number: int
+    flowcell: str
+    lane: int = 1
+
+    def read_names(self, reads: int, read: int, index: str) -> list[str]:
+        """CASAVA 1.8 read names as bcl2fastq writes them: one cluster's name in R1 and R2 alike but for the read.
+
+        Tile and coordinates come from the read's number alone, so read 1 and
+        read 2 of a pair name the same cluster.
+        """
+        names = []
+        for number in range(reads):
+            tile = 1101 + number // 1000
+            x, y = 1000 + (number * 7919) % 30000, 1000 + (number * 104729) % 30000
+            cluster = f"{self.instrument}:{self.run_number}:{self.flowcell}:{self.lane}:{tile}:{x}:{y}"
+            names.append(f"{cluster} {read}:N:0:{index}")
+        return names
+
+
+NOVASEQ_RUN = IlluminaRun("A01234", 87, "HKJ5FDSXY")
+"""The demo RNA-seq run: a NovaSeq 6000 S4 flowcell."""
+
+MISEQ_RUN = IlluminaRun("M05678", 112, "000000000-K7V2P")
+"""The demo amplicon run: a MiSeq v2 flowcell."""
+
+NANOPORE_RUN_ID = "4f1c9a7e2b8d4e6fa0c3d5b7e9f1a2c4d6e8f0a1"
+
+
+def nanopore_read_names(seed: int, reads: int, sample: str) -> list[str]:
+    """Read names as MinKNOW writes them: a UUID, then the run, read number, channel and start time."""
+    rng = random.Random(seed)
+    names = []
+    for number in range(reads):
+        read_id = uuid.UUID(int=rng.getrandbits(128), version=4)
+        started = f"2026-11-09T{10 + number // 3600:02d}:{number // 60 % 60:02d}:{number % 60:02d}Z"
+        names.append(
+            f"{read_id} runid={NANOPORE_RUN_ID} read={number + 17} ch={rng.randint(1, 512)} "
+            f"start_time={started} flow_cell_id=FAW12345 sample_id={sample}"
+        )
+    return names
+
+
+def fastq(seed: int, names: list[str], lengths: tuple[int, int], gc: float = 0.5, quality: float = 36) -> bytes:
+    """Deterministic FASTQ: a read per name, of random length in ``lengths``, with a given GC content.
+
+    Qualities start near ``quality`` and fall along the read, as a sequencer's do.
+    """
     rng = random.Random(seed)
     out = io.StringIO()
     weights = [(1 - gc) / 2, gc / 2, gc / 2, (1 - gc) / 2]
-    for number in range(reads):
+    for name in names:
         length = rng.randint(*lengths)
         sequence = "".join(rng.choices("ACGT", weights=weights, k=length))
-        quality = "".join(chr(33 + min(41, max(2, int(rng.gauss(36 - 8 * i / length, 3))))) for i in range(length))
-        out.write(f"@{prefix}:{number + 1}\n{sequence}\n+\n{quality}\n")
+        qualities = (33 + min(41, max(2, int(rng.gauss(quality - 8 * i / length, 3)))) for i in range(length))
+        out.write(f"@{name}\n{sequence}\n+\n{''.join(map(chr, qualities))}\n")
     return out.getvalue().encode("ascii")
 
 
-def _gz_fastq(seed: int, reads: int, lengths: tuple[int, int], prefix: str, gc: float) -> bytes:
-    return gzip.compress(fastq(seed, reads, lengths, prefix, gc), mtime=0)
+def _gz_fastq(seed: int, names: list[str], lengths: tuple[int, int], gc: float, quality: float = 36) -> bytes:
+    return gzip.compress(fastq(seed, names, lengths, gc, quality), mtime=0)
 
 
 @dataclass(frozen=True)
@@ -107,23 +158,25 @@ class DemoDrop:
 
 
 def demo_drops() -> list[DemoDrop]:
+    """The demo's files and when they land: what a NovaSeq, a MiSeq and a MinION would write."""
     rnaseq, amplicon, nanopore = "DEMO-RNASEQ-001", "DEMO-AMPLICON-002", "DEMO-NANOPORE-003"
     drops = []
-    for seed, sample in enumerate(["LIV-01", "LIV-02"]):
-        for read in ("R1", "R2"):
+    for seed, (sample, index) in enumerate([("LIV-01", "CGTACTAG+CTCTCTAT"), ("LIV-02", "AGGCAGAA+TATCCTCT")]):
+        for read in (1, 2):
+            names = NOVASEQ_RUN.read_names(2000, read, index)
             drops.append(
                 DemoDrop(
                     5,
-                    ObjectKey.for_experiment(Zone.LANDING, rnaseq, f"run-2026-11-03/{sample}_{read}.fastq.gz"),
-                    partial(_gz_fastq, 100 * seed + len(read), 2000, (100, 100), f"{sample}:{read}", 0.48),
+                    ObjectKey.for_experiment(Zone.LANDING, rnaseq, f"run-2026-11-03/{sample}_R{read}.fastq.gz"),
+                    partial(_gz_fastq, 100 * seed + read, names, (100, 100), 0.48),
                 )
             )
-    for seed, sample in enumerate(["SOIL-A", "SOIL-B"]):
+    for seed, (sample, index) in enumerate([("SOIL-A", "ATTACTCG"), ("SOIL-B", "TCCGGAGA")]):
         drops.append(
             DemoDrop(
                 20,
                 ObjectKey.for_experiment(Zone.LANDING, amplicon, f"{sample}.fastq"),
-                partial(fastq, 200 + seed, 1500, (250, 250), sample, 0.55),
+                partial(fastq, 200 + seed, MISEQ_RUN.read_names(1500, 1, index), (250, 250), 0.55),
             )
         )
     drops.append(
@@ -137,7 +190,7 @@ def demo_drops() -> list[DemoDrop]:
         DemoDrop(
             40,
             ObjectKey.for_experiment(Zone.LANDING, nanopore, "ECOLI-7.fastq.gz"),
-            partial(_gz_fastq, 300, 400, (500, 5000), "ECOLI-7", 0.51),
+            partial(_gz_fastq, 300, nanopore_read_names(300, 400, "ECOLI-7"), (500, 5000), 0.51, 18),
         )
     )
     drops.append(
