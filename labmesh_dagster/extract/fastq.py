@@ -20,6 +20,7 @@ records resume, the block reader takes over again.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from contextlib import closing, nullcontext
 from dataclasses import dataclass
@@ -82,6 +83,20 @@ class _Block:
     size: int
     newlines: Offsets
     at_eof: bool
+    plain: _Plain | None = None
+
+
+@dataclass
+class _Balance:
+    """Seconds of work per block in each thread, so that checking the records' structure goes to the lighter one.
+
+    Reading (and, through a caller's hashing tee, hashing) can cost more than
+    counting or less: the check belongs beside whichever of the two leaves
+    the other waiting less. Written by one thread each, read by the other.
+    """
+
+    reading: float = 0.0
+    counting: float = 0.0
 
 
 def _find_newlines(
@@ -103,7 +118,7 @@ def _find_newlines(
     return np.array(positions, dtype=np.int64)
 
 
-def _blocks(stream: Readable, block_size: int) -> Iterator[_Block]:
+def _blocks(stream: Readable, block_size: int, balance: _Balance) -> Iterator[_Block]:
     """Read the stream into blocks of whole four-line groups, finding their newlines; runs in the read-ahead thread.
 
     The lines after the last multiple of four are carried into the next
@@ -123,6 +138,7 @@ def _blocks(stream: Readable, block_size: int) -> Iterator[_Block]:
     long_lines = False
     flags = np.empty(0, dtype=np.bool_)
     while True:
+        started = time.thread_time()
         # A buffer is left for another only once a block of it is handed on; until then (a record
         # longer than the buffer) it is replaced by one twice the size of what it holds.
         size = max(block_size, 2 * len(carry))
@@ -139,14 +155,19 @@ def _blocks(stream: Readable, block_size: int) -> Iterator[_Block]:
         newlines = _find_newlines(buffer, filled, long_lines, flags)
         if len(newlines):
             long_lines = filled / len(newlines) > LONG_LINES
+        whole = len(newlines) - len(newlines) % 4
+        balance.reading = time.thread_time() - started
+        plain = None
+        if whole and balance.reading < balance.counting:
+            # Checked here, while the block is still in this core's cache, when this thread has room.
+            plain = _plain_records(np.frombuffer(buffer, dtype=np.uint8), buffer, newlines[:whole], 0)
         if filled < size and fault is None:
             carry = memoryview(b"")
-            yield _Block(buffer, filled, newlines, True)
+            yield _Block(buffer, filled, newlines, True, plain)
             return
-        whole = len(newlines) - len(newlines) % 4
         if whole:
             cut = int(newlines[whole - 1]) + 1
-            yield _Block(buffer, cut, newlines[:whole], False)
+            yield _Block(buffer, cut, newlines[:whole], False, plain)
             carry = memoryview(buffer)[cut:filled]
             turn = (turn + 1) % len(pool)
         else:
@@ -304,12 +325,29 @@ def _plain_count(data: Bytes, buffer: bytearray, records: _Records, lengths: Off
     return len(ok) if ok.all() else int(np.argmin(ok))
 
 
+@dataclass(frozen=True)
+class _Plain:
+    """Consecutive four-line records, their read lengths, and how many of the leading ones are ordinary."""
+
+    records: _Records
+    lengths: Offsets
+    count: int
+
+
+def _plain_records(data: Bytes, buffer: bytearray, newlines: Offsets, start: int) -> _Plain:
+    """The records whose newlines are ``newlines`` (four a record, the first line at ``start``), checked."""
+    records = _Records(data, newlines, start)
+    lengths = records.lengths
+    return _Plain(records, lengths, _plain_count(data, buffer, records, lengths))
+
+
 class _BlockReader:
     """Reads one file's blocks in order into ``stats``; the strict record reader takes what it does not vouch for."""
 
-    def __init__(self, name: str, stats: FastqStats) -> None:
+    def __init__(self, name: str, stats: FastqStats, balance: _Balance) -> None:
         self.name = name
         self.stats = stats
+        self.balance = balance
         self.lines = 0  # lines of the file before the data of the current block
         self.pending = b""  # the start of a record that the next block completes
         self.masks = _Masks()
@@ -323,11 +361,16 @@ class _BlockReader:
             size += len(self.pending)
             newlines = _find_newlines(buffer, size, long_lines=size > LONG_LINES * max(len(newlines), 1))
         data = np.frombuffer(buffer, dtype=np.uint8)
+        checked = None if self.pending else block.plain
+        self.balance.counting = 0.0
         position, line = 0, 0
         while position < size:
             whole = (len(newlines) - line) // 4
             if whole:
-                taken = self._take_plain(data, buffer, newlines[line : line + 4 * whole], position)
+                if checked is None:
+                    checked = _plain_records(data, buffer, newlines[line : line + 4 * whole], position)
+                taken = self._take_plain(data, buffer, checked)
+                checked = None
                 if taken:
                     position = int(newlines[line + 4 * taken - 1]) + 1
                     line += 4 * taken
@@ -349,16 +392,17 @@ class _BlockReader:
         self.pending = bytes(buffer[position:size])
         self.lines += line
 
-    def _take_plain(self, data: Bytes, buffer: bytearray, newlines: Offsets, start: int) -> int:
+    def _take_plain(self, data: Bytes, buffer: bytearray, plain: _Plain) -> int:
         """Fold the leading ordinary records in; how many were taken (0: the first needs the record reader)."""
-        records = _Records(data, newlines, start)
-        lengths = records.lengths
-        count = _plain_count(data, buffer, records, lengths)
-        if count == 0:
+        if plain.count == 0:
             return 0
+        records = plain.records
         title = bytes(buffer[records.title_starts[0] + 1 : records.title_ends[0]]).decode("ascii", "replace")
         self.stats.note_header(title)
-        return self._fold(data, buffer, records, lengths[:count])
+        started = time.thread_time()
+        folded = self._fold(data, buffer, records, plain.lengths[: plain.count])
+        self.balance.counting += time.thread_time() - started
+        return folded
 
     def _fold(self, data: Bytes, buffer: bytearray, records: _Records, lengths: Offsets) -> int:
         """Fold the leading records, as many as ``lengths`` has; fewer when a byte of one is not valid FASTQ.
@@ -463,14 +507,16 @@ def accumulate_fastq(
         head = read_head(stream, MAGIC_LENGTH)
         compressed = sniff_compression(head) is not None
         decompressed = open_decompressed(chain_head(head, stream), name)
-    reader = _BlockReader(name, stats)
-    # Reading (and newline finding) run one block ahead in a thread, lifting and counting here;
-    # inflating, when the data is compressed here or upstream, gets a thread of its own. Each
-    # stage releases the GIL for most of its work, so two cores share it.
+    balance = _Balance()
+    reader = _BlockReader(name, stats, balance)
+    # Reading (and newline finding) run one block ahead in a thread, checking and counting here;
+    # inflating, when the data is compressed, gets a thread of its own. Each stage releases the GIL
+    # for most of its work, so two cores share them. (Plain data gains nothing from a third
+    # thread: the copy it needs costs what it would spare, even when the caller hashes the bytes.)
     source: Readable = AheadStream(decompressed) if compressed else decompressed
     with (
         closing(source) if isinstance(source, AheadStream) else nullcontext(),
-        ahead(_blocks(source, block_size)) as blocks,
+        ahead(_blocks(source, block_size, balance)) as blocks,
     ):
         for block in blocks:
             try:

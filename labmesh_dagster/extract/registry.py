@@ -11,26 +11,15 @@ which say nothing about the file and may deserve a retry.
 
 from __future__ import annotations
 
+import importlib
 import io
 import mimetypes
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
 from labmesh_dagster.core.defaults import EXTRACT_SECONDS
 from labmesh_dagster.core.errors import ExtractionError
-from labmesh_dagster.extract import (
-    alignment,
-    documents,
-    fasta,
-    fastq,
-    illumina,
-    images,
-    instruments,
-    mzml,
-    pdf,
-    tables,
-    variants,
-)
 from labmesh_dagster.extract.base import TEXT_LIMIT, Deadline, Extractor, FileContext, SiblingOpener
 from labmesh_dagster.extract.compression import (
     CODEC_REASONS,
@@ -87,19 +76,42 @@ class Extraction:
         return document
 
 
-EXTRACTORS: dict[str, Extractor] = {
-    **fastq.EXTRACTORS,
-    **fasta.EXTRACTORS,
-    **alignment.EXTRACTORS,
-    **variants.EXTRACTORS,
-    **illumina.EXTRACTORS,
-    **tables.EXTRACTORS,
-    **instruments.EXTRACTORS,
-    **images.EXTRACTORS,
-    **mzml.EXTRACTORS,
-    **documents.EXTRACTORS,
-    **pdf.EXTRACTORS,
+EXTRACTOR_MODULES: dict[str, str] = {
+    "fastq": "fastq",
+    "fasta": "fasta",
+    **dict.fromkeys(("sam", "bam", "cram"), "alignment"),
+    **dict.fromkeys(("vcf", "bcf"), "variants"),
+    **dict.fromkeys(("illumina_runinfo", "illumina_runparameters", "illumina_samplesheet"), "illumina"),
+    **dict.fromkeys(("csv", "tsv", "xlsx"), "tables"),
+    "instrument": "instruments",
+    "tiff": "images",
+    "mzml": "mzml",
+    **dict.fromkeys(("json", "md", "text", "xml", "yaml"), "documents"),
+    "pdf": "pdf",
 }
+"""Format name -> the module (of ``labmesh_dagster.extract``) whose ``EXTRACTORS`` has its extractor."""
+
+
+class _Extractors(Mapping[str, Extractor]):
+    """Format name -> extractor, each module imported when a file of one of its formats first comes.
+
+    ``labmesh extract reads.fastq`` then starts without importing the PDF,
+    image and alignment libraries, a fifth of a second it would spend before
+    reading a byte.
+    """
+
+    def __getitem__(self, fmt: str) -> Extractor:
+        module = importlib.import_module(f"labmesh_dagster.extract.{EXTRACTOR_MODULES[fmt]}")
+        return module.EXTRACTORS[fmt]  # type: ignore[no-any-return]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(EXTRACTOR_MODULES)
+
+    def __len__(self) -> int:
+        return len(EXTRACTOR_MODULES)
+
+
+EXTRACTORS: Mapping[str, Extractor] = _Extractors()
 """Format name (as ``detect_format`` gives it, without codec) -> its extractor; each module lists its own."""
 
 

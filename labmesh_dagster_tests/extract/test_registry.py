@@ -1,6 +1,7 @@
 """``extract`` turns any file stream into an Extraction and never raises because of what the file holds.
 
-Pinned here: each format family gets its metadata and searchable text;
+Pinned here: each format family gets its metadata and searchable text,
+from the module named for it, imported only when a file of its format comes;
 corrupt or undecodable content comes back with ``error`` set, a stable reason
 and the facts known before the fault; zero bytes are "empty" without error;
 the stream is read once, forwards, without ``seek``, and to its very end (so a
@@ -13,8 +14,11 @@ from __future__ import annotations
 import bz2
 import gzip
 import hashlib
+import importlib
 import json
 import random
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -22,6 +26,7 @@ from typing import Any
 import pytest
 
 from labmesh_dagster.extract import Extraction, extract, fastq_stats
+from labmesh_dagster.extract.registry import EXTRACTOR_MODULES, EXTRACTORS
 
 DATA = Path(__file__).parent.parent / "data" / "dnaio"
 
@@ -249,3 +254,26 @@ def test_a_failing_stream_raises_instead_of_being_called_a_corrupt_file(
     stream = FailingStream(compress(generated_fastq(3000)), fail_after=fail_after)
     with pytest.raises(ConnectionResetError):
         extract(stream, name)  # type: ignore[arg-type]
+
+
+EXTRACTOR_MODULE_NAMES = sorted(set(EXTRACTOR_MODULES.values()))
+
+
+@pytest.mark.parametrize("module_name", EXTRACTOR_MODULE_NAMES)
+def test_the_registry_names_every_format_an_extractor_module_lists_and_no_other(module_name: str) -> None:
+    module = importlib.import_module(f"labmesh_dagster.extract.{module_name}")
+    named = {fmt for fmt, owner in EXTRACTOR_MODULES.items() if owner == module_name}
+    assert named == set(module.EXTRACTORS)
+    assert all(EXTRACTORS[fmt] is module.EXTRACTORS[fmt] for fmt in named)
+
+
+def test_extracting_a_fastq_imports_no_other_format_s_libraries() -> None:
+    """`labmesh extract reads.fastq` starts without the PDF, image or alignment libraries (a fifth of a second)."""
+    script = (
+        "import io, sys\n"
+        "from labmesh_dagster.extract import extract\n"
+        "assert extract(io.BytesIO(b'@r\\nACGT\\n+\\nIIII\\n'), 'r.fastq').metadata['reads'] == 1\n"
+        "print(sorted(name for name in ('pypdf', 'tifffile', 'pysam', 'markdown_it') if name in sys.modules))\n"
+    )
+    shown = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert shown.stdout.strip() == "[]"
