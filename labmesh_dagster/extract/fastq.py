@@ -279,28 +279,17 @@ def _rows(data: Bytes, starts: Offsets, width: int) -> Bytes:
 
 
 def _titles_repeated(data: Bytes, buffer: bytearray, records: _Records, which: Offsets) -> npt.NDArray[np.bool_]:
-    """For the records ``which``, whether their '+' line repeats their title exactly."""
-    widths = records.title_ends[which] - records.title_starts[which]
-    same = widths == records.plus_ends[which] - records.plus_starts[which]
+    """For the records ``which``, whether their '+' line repeats their title exactly (what follows '@' and '+')."""
+    title_starts, plus_starts = records.title_starts[which] + 1, records.plus_starts[which] + 1
+    widths = records.title_ends[which] - title_starts
+    same = widths == records.plus_ends[which] - plus_starts
     width = int(widths.max())
     if width > WINDOW_SLACK:
-        return (
-            np.array(
-                [
-                    buffer[h + 1 : e] == buffer[p + 1 : p + e - h]
-                    for h, e, p in zip(
-                        records.title_starts[which].tolist(),
-                        records.title_ends[which].tolist(),
-                        records.plus_starts[which].tolist(),
-                        strict=True,
-                    )
-                ]
-            )
-            & same
-        )
-    titles, pluses = _rows(data, records.title_starts[which], width), _rows(data, records.plus_starts[which], width)
+        starts, ends, pluses = title_starts.tolist(), (title_starts + widths).tolist(), plus_starts.tolist()
+        equal = [buffer[t:e] == buffer[p : p + e - t] for t, e, p in zip(starts, ends, pluses, strict=True)]
+        return np.array(equal, dtype=np.bool_) & same
     beyond = np.arange(width) >= widths[:, None]
-    return same & ((titles == pluses) | beyond).all(axis=1)  # type: ignore[no-any-return]
+    return same & ((_rows(data, title_starts, width) == _rows(data, plus_starts, width)) | beyond).all(axis=1)  # type: ignore[no-any-return]
 
 
 def _plain_count(data: Bytes, buffer: bytearray, records: _Records, lengths: Offsets) -> int:

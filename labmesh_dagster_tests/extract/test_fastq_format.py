@@ -84,8 +84,11 @@ def fault_of(data: bytes, name: str = "reads.fastq", **options: Any) -> Extracti
     return caught.value
 
 
-def four_line_reads(count: int, lengths: tuple[int, int], seed: int = 5) -> bytes:
-    """Ordinary four-line reads of lengths drawn from ``lengths``, with Illumina names and a full quality range."""
+def four_line_reads(count: int, lengths: tuple[int, int], seed: int = 5, repeat_titles: bool = False) -> bytes:
+    """Ordinary four-line reads of lengths drawn from ``lengths``, with Illumina names and a full quality range.
+
+    With ``repeat_titles`` each '+' line repeats the title, as older Illumina pipelines wrote them.
+    """
     rng = random.Random(seed)
     records = []
     for number in range(count):
@@ -93,7 +96,7 @@ def four_line_reads(count: int, lengths: tuple[int, int], seed: int = 5) -> byte
         sequence = "".join(rng.choices("ACGTN", k=length))
         quality = "".join(rng.choices(QUALITIES, k=length))
         name = f"A00123:45:HJK7LDSX2:1:1101:{number}:2000 1:N:0:ACGT"
-        records.append(f"@{name}\n{sequence}\n+\n{quality}\n")
+        records.append(f"@{name}\n{sequence}\n+{name if repeat_titles else ''}\n{quality}\n")
     return "".join(records).encode("ascii")
 
 
@@ -248,18 +251,19 @@ def test_a_record_missing_its_plus_line_is_named_where_the_plus_line_belongs() -
 
 
 @pytest.mark.parametrize(
-    "lengths",
+    ("lengths", "repeat_titles"),
     [
-        pytest.param((151, 151), id="fixed-length"),
-        pytest.param((35, 151), id="trimmed"),
-        pytest.param((0, 40), id="short-with-empty"),
-        pytest.param((500, 20000), id="long-reads"),
+        pytest.param((151, 151), False, id="fixed-length"),
+        pytest.param((35, 151), False, id="trimmed"),
+        pytest.param((35, 151), True, id="trimmed-titles-repeated"),
+        pytest.param((0, 40), False, id="short-with-empty"),
+        pytest.param((500, 20000), False, id="long-reads"),
     ],
 )
 def test_ordinary_reads_are_read_in_blocks_never_record_by_record(
-    monkeypatch: pytest.MonkeyPatch, lengths: tuple[int, int]
+    monkeypatch: pytest.MonkeyPatch, lengths: tuple[int, int], repeat_titles: bool
 ) -> None:
-    data = four_line_reads(1500 if lengths[1] < 1000 else 100, lengths)
+    data = four_line_reads(1500 if lengths[1] < 1000 else 100, lengths, repeat_titles=repeat_titles)
 
     def record_by_record(*_args: Any, **_kwargs: Any) -> None:
         raise AssertionError("an ordinary record was read record by record")
