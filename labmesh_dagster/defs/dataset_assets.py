@@ -168,7 +168,8 @@ def raw_dataset(
         if promotion.not_settled:
             context.log.info(f"{len(promotion.not_settled)} landing file(s) still being written; left for a later run")
         previous = read_manifest(objects, Zone.RAW, experiment_id)
-        journaled = journaled_checksums(objects, experiment_id)
+        # This run's promotions, and those of runs stopped before their manifest was written.
+        landing_checksums = {**journaled_checksums(objects, experiment_id), **promotion.source_checksums()}
         manifest = build_manifest(
             objects,
             Zone.RAW,
@@ -176,8 +177,7 @@ def raw_dataset(
             record.sample_ids,
             previous=previous,
             budget_seconds=extraction.budget,
-            # This run's promotions, and those of runs stopped before their manifest was written.
-            source_checksums={**journaled, **promotion.source_checksums()},
+            source_checksums=landing_checksums,
             lineage=lambda key: (str(key.in_zone(Zone.LANDING)),),
         )
         failure = (
@@ -190,7 +190,7 @@ def raw_dataset(
         checksum_problems = raw_checksum_problems(objects, manifest)
         sinks = _sinks(objects, registry, content_index)
         report = publish(manifest, sinks, run, record=record, previous=previous, ended=clock(), failure=failure)
-        forget_recorded(objects, manifest, {**journaled, **promotion.source_checksums()})
+        forget_recorded(objects, manifest, landing_checksums)
         # Files kept in landing are the landing sensor's to retry; what this run took on is done.
         work.finish()
         for entry in manifest.errors:
