@@ -62,7 +62,7 @@ PADDED_SPREAD = 512
 """Mixed read lengths go through a zero-padded matrix while the longest is at most this much above the mean:
 beyond it the padding costs more than joining the reads one by one."""
 
-FOLD_BYTES = 512 * 1024
+FOLD_BYTES = 1024 * 1024
 """Bases folded in at a time: a batch and its temporaries stay in the core's cache."""
 
 LONG_LINES = 2048
