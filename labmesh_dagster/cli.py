@@ -40,11 +40,16 @@ telemetry:
 run_retries:
   enabled: true
   max_retries: 2
-# Run monitoring, run by the daemon. With the default run launcher (runs in processes of the code server)
-# Dagster cannot ask whether a run's process is alive, so a run whose worker the OS killed is ended by the
-# runtime limit; a run stuck starting or cancelling by the timeouts. A run that is ended frees its
-# experiment's one run slot, and the sensors request it again. The default launcher cannot resume a run,
-# so resume attempts must be 0 (Dagster refuses to start otherwise).
+# Runs start as processes of the code server, as with Dagster's default launcher; this one also tells run
+# monitoring whether a run's process is still alive, so a run whose worker died unwatched (the OS killed
+# it with its code server, labmesh dev was stopped mid-run) fails and is retried, instead of staying
+# STARTED and holding its experiment's one run slot for ever.
+run_launcher:
+  module: labmesh_dagster.defs.run_launcher
+  class: LocalRunLauncher
+# Run monitoring, by the daemon: worker health every minute; a run stuck starting or cancelling is ended
+# after 5 minutes, and any run after 6 hours (a worker whose pid another process took since). These
+# launchers cannot resume a run, so resume attempts must be 0 (Dagster refuses to start otherwise).
 run_monitoring:
   enabled: true
   start_timeout_seconds: 300

@@ -1,9 +1,10 @@
 """What `labmesh dev` sets up before it becomes `dagster dev`: Dagster's instance file, and the demo's dropper.
 
 Pinned here: the `dagster.yaml` it writes is valid for Dagster (it loads into
-a `DagsterInstance`) and turns run monitoring on with timeouts the default
-run launcher supports, so a run whose worker the OS killed ends instead of
-holding its experiment's one run slot for ever; the demo's file dropper is
+a `DagsterInstance`) and turns run monitoring on with timeouts the run
+launcher supports, and the launcher tells run monitoring when a run's worker
+process is gone, so a run whose worker the OS killed fails (and is retried)
+instead of holding its experiment's one run slot for ever; the demo's file dropper is
 not left a child of dagster (which never waits for it, so it stayed a zombie
 for as long as `make dev` ran), and it stops once dagster has exited.
 """
@@ -64,8 +65,45 @@ def test_the_written_dagster_yaml_loads_and_monitors_runs(tmp_path: Path) -> Non
         assert monitoring["poll_interval_seconds"] < monitoring["start_timeout_seconds"]
         assert 3600 <= monitoring["max_runtime_seconds"] <= 24 * 3600
         assert instance.get_settings("run_retries") == {"enabled": True, "max_retries": 2}
+        # Without a health check, the daemon never learns that a STARTED run's worker is gone.
+        assert instance.run_launcher.supports_check_run_worker_health
     finally:
         instance.dispose()
+
+
+@dg.op
+def nothing() -> None:
+    """A step that does nothing: the run is what the test needs."""
+
+
+@dg.job
+def idle() -> None:
+    nothing()
+
+
+def test_run_monitoring_learns_when_a_runs_worker_process_is_gone(tmp_path: Path) -> None:
+    """The launcher answers from the pid the worker recorded at its start: gone means the run has failed."""
+    settings = make_settings(tmp_path / "home")
+    prepare_home(settings)
+    instance = dg.DagsterInstance.from_config(str(settings.dagster_home))
+    try:
+        run = instance.get_run_by_id(idle.execute_in_process(instance=instance).run_id)
+        assert run is not None
+        launcher = instance.run_launcher
+        finished = subprocess.Popen([sys.executable, "-c", "pass"])
+        finished.wait()  # reaped: its pid names no process now
+
+        before_start = launcher.check_run_worker_health(run)
+        instance.report_engine_event(f"Started process for run (pid: {finished.pid}).", run)
+        gone = launcher.check_run_worker_health(run)
+        instance.report_engine_event(f"Started process for run (pid: {os.getpid()}).", run)  # resumed, say
+        alive = launcher.check_run_worker_health(run)
+    finally:
+        instance.dispose()
+
+    assert before_start.status.value == "RUNNING"  # nothing recorded yet: left to the runtime limit
+    assert gone.status.value == "FAILED" and str(finished.pid) in (gone.msg or "")
+    assert alive.status.value == "RUNNING"
 
 
 def test_a_dagster_yaml_the_user_changed_is_kept(tmp_path: Path) -> None:
