@@ -65,6 +65,9 @@ beyond it the padding costs more than joining the reads one by one."""
 FOLD_BYTES = 1024 * 1024
 """Bases folded in at a time: a batch and its temporaries stay in the core's cache."""
 
+MASK_TABLE_WIDTH = 1024
+"""Widest reads whose padding is zeroed through a table of masks (a MiB at most)."""
+
 LONG_LINES = 2048
 """Mean line length above which newlines are found with ``bytes.find``, a call per line, not a pass per byte."""
 
@@ -205,19 +208,21 @@ def _fill(stream: Readable, view: memoryview, start: int, piece: int) -> tuple[i
 class _Masks:
     """Row ``n`` is ``n`` ones then zeros: multiplying a read's row by it zeroes what lies past the read's end.
 
-    Gathering rows of this table costs a copy per read; comparing every
-    position with every length costs a comparison per byte, which is slower.
+    For short reads, gathering rows of a table costs a copy per read, less
+    than comparing every position with every length; the table grows to the
+    widest reads met and no further than MASK_TABLE_WIDTH, beyond which the
+    comparison is the cheaper (the table would grow as the square of it).
     """
 
     def __init__(self) -> None:
-        self._width = -1
-        self._table: Bytes = np.zeros((0, 0), dtype=np.uint8)
+        self._table: Bytes = np.zeros((1, 0), dtype=np.uint8)
 
     def of(self, lengths: Offsets, width: int) -> Bytes:
-        if width != self._width:
+        if width > MASK_TABLE_WIDTH:
+            return (np.arange(width) < lengths[:, None]).view(np.uint8)
+        if width > self._table.shape[1]:
             self._table = np.tri(width + 1, width, -1, dtype=np.uint8)
-            self._width = width
-        return self._table[lengths]
+        return self._table[lengths, :width]
 
 
 class _Records:

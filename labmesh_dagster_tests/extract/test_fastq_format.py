@@ -257,6 +257,7 @@ def test_a_record_missing_its_plus_line_is_named_where_the_plus_line_belongs() -
         pytest.param((35, 151), False, id="trimmed"),
         pytest.param((35, 151), True, id="trimmed-titles-repeated"),
         pytest.param((0, 40), False, id="short-with-empty"),
+        pytest.param((1000, 1400), False, id="kilobase-amplicons"),
         pytest.param((500, 20000), False, id="long-reads"),
     ],
 )
