@@ -37,6 +37,9 @@ RESYNC_RECORDS = 16
 _OUTSIDE = re.compile(rb"[^!-~]")
 """A byte no sequence or quality line may hold: whitespace, a control byte or a non-ASCII byte."""
 
+_NOT_BLANK = re.compile(rb"[^\r\n]")
+"""Anything but a line ending: found at once where more records follow, without copying the rest."""
+
 _WHITESPACE = {
     ord(" "): "a space",
     ord("\t"): "a tab",
@@ -114,8 +117,7 @@ class _RecordReader:
 
     def only_blank_lines_left(self) -> bool:
         """True when nothing but line endings follows; with more data to come, the caller must wait for it."""
-        rest = self.data[self.pos : self.end]
-        if rest.count(b"\n") + rest.count(b"\r") != len(rest):
+        if _NOT_BLANK.search(self.data, self.pos, self.end) is not None:
             return False
         if not self.at_eof:
             raise _NeedMore
