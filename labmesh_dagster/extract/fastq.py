@@ -62,8 +62,9 @@ PADDED_SPREAD = 512
 """Mixed read lengths go through a zero-padded matrix while the longest is at most this much above the mean:
 beyond it the padding costs more than joining the reads one by one."""
 
-FOLD_BYTES = 1024 * 1024
-"""Bases folded in at a time: a batch and its temporaries stay in the core's cache."""
+FOLD_BYTES = 512 * 1024
+"""Bases folded in at a time: a batch and its temporaries stay in the core's cache. At 1 MiB the batch's
+matrices, freed together, outgrow what glibc keeps for reuse, and page faults double the cost."""
 
 MASK_TABLE_WIDTH = 1024
 """Widest reads whose padding is zeroed through a table of masks (a MiB at most)."""
