@@ -26,9 +26,8 @@ from labmesh_dagster.defs.checks import (
     publish_check_specs,
 )
 from labmesh_dagster.defs.experiment_assets import experiment
-from labmesh_dagster.defs.lineage_runs import lineage_run
+from labmesh_dagster.defs.materialization import materialization
 from labmesh_dagster.defs.partitions import experiments_partitions
-from labmesh_dagster.defs.pending_runs import pending_run
 from labmesh_dagster.defs.resources import (
     CatalogResource,
     ClockResource,
@@ -150,12 +149,8 @@ def raw_dataset(
     clock: ClockResource,
 ) -> dg.MaterializeResult:
     experiment_id = context.partition_key
-    objects, registry = store.get_store(), catalog.get_catalog()
-    known = registry.get_experiment(experiment_id)
-    with (
-        lineage_run(context, lineage, "raw_dataset", clock, experiment=known) as run,
-        pending_run(context, objects, "raw_dataset", clock) as work,
-    ):
+    with materialization(context, "raw_dataset", store=store, catalog=catalog, lineage=lineage, clock=clock) as this:
+        objects, registry, run = this.objects, this.registry, this.run
         record = registered_experiment(registry, experiment_id)
         run.experiment = record
         run.inputs = [dataset_ref(objects, Zone.LANDING, experiment_id)]
@@ -192,7 +187,7 @@ def raw_dataset(
         report = publish(manifest, sinks, run, record=record, previous=previous, ended=clock(), failure=failure)
         forget_recorded(objects, manifest, landing_checksums)
         # Files kept in landing are the landing sensor's to retry; what this run took on is done.
-        work.finish()
+        this.work.finish()
         for entry in manifest.errors:
             context.log.warning(f"{entry.key}: extraction failed ({entry.error}); the file is kept and cataloged")
         metadata = {
@@ -256,12 +251,10 @@ def processed_dataset(
     clock: ClockResource,
 ) -> dg.MaterializeResult:
     experiment_id = context.partition_key
-    objects, registry = store.get_store(), catalog.get_catalog()
-    known = registry.get_experiment(experiment_id)
-    with (
-        lineage_run(context, lineage, "processed_dataset", clock, experiment=known) as run,
-        pending_run(context, objects, "processed_dataset", clock),
-    ):
+    with materialization(
+        context, "processed_dataset", store=store, catalog=catalog, lineage=lineage, clock=clock
+    ) as this:
+        objects, registry, run = this.objects, this.registry, this.run
         record = registered_experiment(registry, experiment_id)
         raw_manifest = read_manifest(objects, Zone.RAW, experiment_id)
         if raw_manifest is None:
@@ -349,12 +342,8 @@ def final_dataset(
     clock: ClockResource,
 ) -> dg.MaterializeResult:
     experiment_id = context.partition_key
-    objects, registry = store.get_store(), catalog.get_catalog()
-    known = registry.get_experiment(experiment_id)
-    with (
-        lineage_run(context, lineage, "final_dataset", clock, experiment=known) as run,
-        pending_run(context, objects, "final_dataset", clock),
-    ):
+    with materialization(context, "final_dataset", store=store, catalog=catalog, lineage=lineage, clock=clock) as this:
+        objects, registry, run = this.objects, this.registry, this.run
         record = registered_experiment(registry, experiment_id)
         run.experiment = record
         processed = read_manifest(objects, Zone.PROCESSED, experiment_id)

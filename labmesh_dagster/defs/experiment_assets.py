@@ -5,9 +5,8 @@ import dagster as dg
 from labmesh_dagster.core.errors import ExperimentNotFound, RecordError
 from labmesh_dagster.core.keys import Zone
 from labmesh_dagster.defs.checks import LINEAGE_RECORDED, check_result, lineage_check_spec, partitioned_check_spec
-from labmesh_dagster.defs.lineage_runs import lineage_run
+from labmesh_dagster.defs.materialization import materialization
 from labmesh_dagster.defs.partitions import experiments_partitions
-from labmesh_dagster.defs.pending_runs import pending_run
 from labmesh_dagster.defs.resources import CatalogResource, ClockResource, ElnResource, LineageResource, StoreResource
 from labmesh_dagster.steps.lineage_run import ASSET_OWNERS, dataset_ref
 from labmesh_dagster.steps.registration import register_experiment
@@ -41,19 +40,15 @@ def experiment(
     lineage: LineageResource,
     clock: ClockResource,
 ) -> dg.MaterializeResult:
-    objects, registry = store.get_store(), catalog.get_catalog()
-    known = registry.get_experiment(context.partition_key)
-    with (
-        lineage_run(context, lineage, "experiment", clock, experiment=known) as run,
-        pending_run(context, objects, "experiment", clock) as work,
-    ):
+    with materialization(context, "experiment", store=store, catalog=catalog, lineage=lineage, clock=clock) as this:
+        objects, registry, run = this.objects, this.registry, this.run
         try:
             registration = register_experiment(
                 eln.get_eln(), objects, registry, context.partition_key, run_id=run.run_id
             )
         except (ExperimentNotFound, RecordError) as exc:
             # Only a person can fix the record; the ELN sensor sees their edit, so nothing is left to resume.
-            work.finish()
+            this.work.finish()
             raise dg.Failure(description=f"cannot register experiment {context.partition_key}: {exc}") from exc
         record = registration.record
         run.experiment = record

@@ -32,38 +32,6 @@ FASTQ = b"@r1\nACGT\n+\nIIII\n"
 
 
 @pytest.fixture
-def queues(moto_endpoint: str, s3_buckets: dict[str, str]) -> dict[str, str]:
-    sqs = make_client("sqs", endpoint_url=moto_endpoint, region_name="us-east-1")
-    suffix = s3_buckets["landing"].rsplit("-", 1)[1]
-    return {zone: sqs.create_queue(QueueName=f"lm-{zone}-events-{suffix}")["QueueUrl"] for zone in ("landing", "final")}
-
-
-@pytest.fixture
-def clients() -> ServiceClients:
-    """boto3 clients over moto's server, every AWS operation the lab makes recorded."""
-    return ServiceClients()
-
-
-@pytest.fixture
-def aws_lab(
-    tmp_path: Path,
-    moto_endpoint: str,
-    s3_buckets: dict[str, str],
-    queues: dict[str, str],
-    instance: dg.DagsterInstance,
-    clients: ServiceClients,
-) -> Lab:
-    settings = aws_settings(
-        tmp_path / "home",
-        moto_endpoint,
-        s3_buckets,
-        LABMESH_SQS_LANDING_QUEUE_URL=queues["landing"],
-        LABMESH_SQS_FINAL_QUEUE_URL=queues["final"],
-    )
-    return Lab(settings, instance, clients)
-
-
-@pytest.fixture
 def s3(moto_endpoint: str, aws_environment: None) -> Any:
     return make_client("s3", endpoint_url=moto_endpoint, region_name="us-east-1")
 

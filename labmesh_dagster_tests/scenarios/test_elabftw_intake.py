@@ -10,25 +10,14 @@ an outage (5xx) fails the tick clearly and the next tick resumes from the cursor
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import dagster as dg
 import pytest
-from pytest_httpserver import HTTPServer
 
 from labmesh_dagster.core.keys import Zone
 from labmesh_dagster_tests.conftest import Lab, make_settings
 from labmesh_dagster_tests.eln.elabftw_server import API_KEY, FakeElabFtw
-
-
-@pytest.fixture
-def elabftw() -> Iterator[FakeElabFtw]:
-    server = HTTPServer(threaded=True)
-    server.start()
-    yield FakeElabFtw(server)
-    server.clear()
-    server.stop()
 
 
 @pytest.fixture

@@ -13,12 +13,10 @@ from __future__ import annotations
 import hashlib
 import unicodedata
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
 import dagster as dg
 import pytest
-from pytest_httpserver import HTTPServer
 
 from labmesh_dagster.connectors.aws import make_client
 from labmesh_dagster.connectors.eln.base import ElnEvent
@@ -81,22 +79,17 @@ def content(experiment_id: str, name: str) -> bytes:
     return f"{experiment_id},{name}\n".encode()
 
 
-@pytest.fixture
-def elabftw() -> Iterator[FakeElabFtw]:
-    server = HTTPServer(threaded=True)
-    server.start()
-    yield FakeElabFtw(server)
-    server.clear()
-    server.stop()
-
-
 @pytest.mark.slow
 def test_a_night_of_faults_loses_nothing_and_duplicates_nothing(
-    tmp_path: Path, moto_endpoint: str, s3_buckets: dict[str, str], instance: dg.DagsterInstance, elabftw: FakeElabFtw
+    tmp_path: Path,
+    moto_endpoint: str,
+    s3_buckets: dict[str, str],
+    queues: dict[str, str],
+    instance: dg.DagsterInstance,
+    elabftw: FakeElabFtw,
 ) -> None:
     sqs = make_client("sqs", endpoint_url=moto_endpoint, region_name="us-east-1")
-    suffix = s3_buckets["landing"].rsplit("-", 1)[1]
-    queue = sqs.create_queue(QueueName=f"lm-faults-landing-{suffix}")["QueueUrl"]
+    queue = queues["landing"]
     plan = S3FaultPlan(seed=12, rate=0.04, budget=S3_FAULTS)
     settings = aws_settings(
         tmp_path / "home",

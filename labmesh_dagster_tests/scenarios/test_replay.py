@@ -11,16 +11,13 @@ runs, each of which starts and ends once; no earlier run gains an event.
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import dagster as dg
 import pytest
 
 from labmesh_dagster.connectors.aws import make_client
 from labmesh_dagster.connectors.eln.base import ElnEvent
 from labmesh_dagster.connectors.eln.inbox import SqliteInbox
 from labmesh_dagster_tests.aws_recording import RecordingClients
-from labmesh_dagster_tests.conftest import Lab, aws_settings
+from labmesh_dagster_tests.conftest import Lab
 from labmesh_dagster_tests.scenarios.lab_state import lab_state, lineage_runs, well_formed_runs
 
 EXPERIMENT = "EXP-R"
@@ -34,20 +31,9 @@ SENSORS = ("eln_sensor", "landing_sensor", "final_sensor", "unfinished_work_sens
 
 
 @pytest.fixture
-def replay_lab(tmp_path: Path, moto_endpoint: str, s3_buckets: dict[str, str], instance: dg.DagsterInstance) -> Lab:
-    sqs = make_client("sqs", endpoint_url=moto_endpoint, region_name="us-east-1")
-    suffix = s3_buckets["landing"].rsplit("-", 1)[1]
-    queues = {
-        zone: sqs.create_queue(QueueName=f"lm-replay-{zone}-{suffix}")["QueueUrl"] for zone in ("landing", "final")
-    }
-    settings = aws_settings(
-        tmp_path / "home",
-        moto_endpoint,
-        s3_buckets,
-        LABMESH_SQS_LANDING_QUEUE_URL=queues["landing"],
-        LABMESH_SQS_FINAL_QUEUE_URL=queues["final"],
-    )
-    return Lab(settings, instance, RecordingClients())
+def clients() -> RecordingClients:
+    """The aws lab's clients, keeping every SQS message it received."""
+    return RecordingClients()
 
 
 def every_sensor_twice(lab: Lab) -> None:
@@ -57,8 +43,8 @@ def every_sensor_twice(lab: Lab) -> None:
 
 
 @pytest.mark.slow
-def test_every_event_delivered_twice_more_changes_nothing(replay_lab: Lab, moto_endpoint: str) -> None:
-    lab = replay_lab
+def test_every_event_delivered_twice_more_changes_nothing(aws_lab: Lab, moto_endpoint: str) -> None:
+    lab = aws_lab
     clients = lab.clients
     assert isinstance(clients, RecordingClients)
     lab.write_record("exp.yaml", RECORD)
