@@ -244,6 +244,9 @@ def command_api(ports: Ports, args: argparse.Namespace) -> int:
 
 def command_extract(ports: Ports, args: argparse.Namespace) -> int:
     """Print what labmesh would record of each file: one JSON object per file; 1 if any file is bad or skipped."""
+    # Extraction does no linear algebra: without this, numpy's import starts an OpenBLAS thread per core,
+    # whose start-up spin costs a one-shot command some 60 ms of CPU. It must precede numpy's import.
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     from labmesh_dagster.extract.local_files import describe_files
 
     budget = ports.settings.extract_budget_seconds if args.budget_seconds is None else args.budget_seconds

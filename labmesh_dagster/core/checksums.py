@@ -21,8 +21,6 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import BinaryIO
 
-from awscrt import checksums as crt
-
 SHA256 = "sha256"
 SHA1 = "sha1"
 CRC64NVME = "crc64nvme"
@@ -81,12 +79,14 @@ class _Crc:
 
 
 def _new(algorithm: str) -> hashlib._Hash | _Crc:
-    if algorithm == CRC64NVME:
-        return _Crc(crt.crc64nvme, 8)
+    if algorithm in (CRC64NVME, CRC32C):
+        # Imported on first use: loading awscrt's native library costs tens of milliseconds that
+        # SHA-256 alone (``labmesh extract``, the sync agent) never needs.
+        from awscrt import checksums as crt
+
+        return _Crc(crt.crc64nvme, 8) if algorithm == CRC64NVME else _Crc(crt.crc32c, 4)
     if algorithm == CRC32:
         return _Crc(zlib.crc32, 4)
-    if algorithm == CRC32C:
-        return _Crc(crt.crc32c, 4)
     return hashlib.new(algorithm)
 
 
