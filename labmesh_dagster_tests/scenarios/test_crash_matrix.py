@@ -139,6 +139,7 @@ def never_crashed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         return lab_state(lab, EXPERIMENT)
 
 
+@pytest.mark.slow  # thirteen whole flows; the quick loop keeps the SIGKILL case and test_recovery's
 @pytest.mark.parametrize("boundary", BOUNDARIES, ids=str)
 def test_a_run_stopped_at_each_boundary_converges_to_the_never_crashed_state(
     boundary: Boundary, never_crashed: dict[str, Any], tmp_path: Path, instance: dg.DagsterInstance, monkeypatch
