@@ -79,3 +79,17 @@ def publish_check_results(report: PublishReport) -> list[dg.AssetCheckResult]:
         ),
         check_result(LINEAGE_RECORDED, report.lineage_problems),
     ]
+
+
+def log_check_results(context: dg.AssetExecutionContext, partition: str, results: list[dg.AssetCheckResult]) -> None:
+    """Record check results on a run that goes on to fail: what was published is still checked, per partition."""
+    for result in results:
+        context.log_event(
+            dg.AssetCheckEvaluation(
+                asset_key=context.asset_key,
+                check_name=str(result.check_name),
+                passed=result.passed,
+                metadata=result.metadata,
+                partition=partition,
+            )
+        )

@@ -21,6 +21,7 @@ from labmesh_dagster.core.manifest import Manifest
 from labmesh_dagster.defs.checks import (
     RAW_MATCHES_LANDING,
     check_result,
+    log_check_results,
     partitioned_check_spec,
     publish_check_results,
     publish_check_specs,
@@ -195,20 +196,19 @@ def raw_dataset(
             "promoted_now": len(promotion.promoted),
             "quarantined_conflicts": len(promotion.conflicts),
         }
+        check_results = [check_result(RAW_MATCHES_LANDING, checksum_problems), *publish_check_results(report)]
         if failure is not None:
-            # What was verified is published and recorded as materialized, so what follows
+            # What was verified is published, checked and recorded as materialized, so what follows
             # (processed_dataset) sees it; the run still fails, naming the files kept in landing.
             context.log_event(dg.AssetMaterialization(context.asset_key, partition=experiment_id, metadata=metadata))
+            log_check_results(context, experiment_id, check_results)
             raise dg.Failure(
                 description=failure,
                 metadata={
                     "failed": dg.MetadataValue.md("\n".join(f"- {f.source}: {f.reason}" for f in promotion.failed))
                 },
             )
-        return dg.MaterializeResult(
-            metadata=metadata,
-            check_results=[check_result(RAW_MATCHES_LANDING, checksum_problems), *publish_check_results(report)],
-        )
+        return dg.MaterializeResult(metadata=metadata, check_results=check_results)
 
 
 def _pipeline_outputs(invocation: dg.PipesClientCompletedInvocation) -> list[Mapping[str, Any]]:

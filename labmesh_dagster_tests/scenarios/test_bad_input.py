@@ -148,6 +148,14 @@ def test_a_raw_copy_that_does_not_match_its_landing_checksum_keeps_the_landing_f
     # The verified file beside it was promoted and published all the same.
     assert lab.keys(Zone.RAW, "EXP-1") == ["EXP-1/_labmesh/manifest.json", "EXP-1/notes.txt"]
     assert [entry.name for entry in lab.catalog.get_dataset("EXP-1", "raw").files] == ["notes.txt"]
+    # ... and checked: the partition shows its checks' results, not "Not evaluated".
+    logged = lab.instance.all_logs(result.run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION)
+    evaluations = {
+        data.check_name: (data.passed, data.partition)
+        for data in (record.dagster_event.event_specific_data for record in logged if record.dagster_event)
+    }
+    assert evaluations["raw_files_match_landing_checksums"] == (True, "EXP-1")
+    assert evaluations["catalog_matches_manifest"] == (True, "EXP-1")
 
 
 def test_a_second_file_of_the_same_name_in_quarantine_does_not_replace_the_first(lab: Lab) -> None:
