@@ -27,7 +27,7 @@ from labmesh_dagster.defs.checks import (
     publish_check_specs,
 )
 from labmesh_dagster.defs.experiment_assets import experiment
-from labmesh_dagster.defs.materialization import materialization
+from labmesh_dagster.defs.materialization import Materialization, materialization
 from labmesh_dagster.defs.partitions import experiments_partitions
 from labmesh_dagster.defs.resources import (
     CatalogResource,
@@ -51,9 +51,12 @@ FILE_TABLE_LIMIT = 200
 QC_PASSED = "fastq_qc_passed"
 
 
-def registered_experiment(catalog: Catalog, experiment_id: str) -> ExperimentRecord:
-    record = catalog.get_experiment(experiment_id)
+def registered_experiment(this: Materialization, experiment_id: str) -> ExperimentRecord:
+    """The experiment's record; a run for an unregistered one fails with nothing left to resume (registering it is
+    the ELN sensor's work, and its data waits in landing until then)."""
+    record = this.registry.get_experiment(experiment_id)
     if record is None:
+        this.work.finish()
         raise dg.Failure(
             description=f"experiment {experiment_id} is not registered in the catalog; materialize `experiment` first"
         )
@@ -152,7 +155,7 @@ def raw_dataset(
     experiment_id = context.partition_key
     with materialization(context, "raw_dataset", store=store, catalog=catalog, lineage=lineage, clock=clock) as this:
         objects, registry, run = this.objects, this.registry, this.run
-        record = registered_experiment(registry, experiment_id)
+        record = registered_experiment(this, experiment_id)
         run.experiment = record
         run.inputs = [dataset_ref(objects, Zone.LANDING, experiment_id)]
         run.outputs = [dataset_ref(objects, Zone.RAW, experiment_id)]
@@ -255,9 +258,10 @@ def processed_dataset(
         context, "processed_dataset", store=store, catalog=catalog, lineage=lineage, clock=clock
     ) as this:
         objects, registry, run = this.objects, this.registry, this.run
-        record = registered_experiment(registry, experiment_id)
+        record = registered_experiment(this, experiment_id)
         raw_manifest = read_manifest(objects, Zone.RAW, experiment_id)
         if raw_manifest is None:
+            this.work.finish()  # automation runs this asset again once raw_dataset is materialized
             raise dg.Failure(
                 description=f"experiment {experiment_id} has no raw manifest; materialize `raw_dataset` first"
             )
@@ -344,7 +348,7 @@ def final_dataset(
     experiment_id = context.partition_key
     with materialization(context, "final_dataset", store=store, catalog=catalog, lineage=lineage, clock=clock) as this:
         objects, registry, run = this.objects, this.registry, this.run
-        record = registered_experiment(registry, experiment_id)
+        record = registered_experiment(this, experiment_id)
         run.experiment = record
         processed = read_manifest(objects, Zone.PROCESSED, experiment_id)
         # Final files come from the processed dataset as it is now, by its version; where there is none

@@ -136,3 +136,16 @@ def test_landing_files_whose_run_failed_are_tried_again_each_retry_period(tmp_pa
 
     assert result.success and lab.keys(Zone.LANDING) == []
     assert "EXP-1/S1.fastq" in lab.keys(Zone.RAW, "EXP-1")
+
+
+def test_runs_that_only_new_input_can_fix_leave_nothing_to_resume(lab: Lab) -> None:
+    """Registering the experiment, or raw data arriving, starts the run again; retrying hourly would not help."""
+    lab.instance.add_dynamic_partitions("experiments", ["EXP-9"])
+    assert not lab.materialize("raw_dataset", partition="EXP-9", raise_on_error=False).success
+    lab.write_record("exp.yaml", RECORD)
+    lab.run_sensor("eln_sensor")
+    assert not lab.materialize("processed_dataset", partition="EXP-1", raise_on_error=False).success
+
+    lab.clock.advance(7200)
+
+    assert lab.run_sensor("unfinished_work_sensor") == []
