@@ -86,6 +86,7 @@ def _eln(settings: Settings) -> ElnResource:
             mapping_path=str(elabftw.mapping_path) if elabftw.mapping_path else None,
             scope=elabftw.scope,
             verify_tls=elabftw.verify_tls,
+            timeout_seconds=elabftw.timeout_seconds,
         )
     if (benchling := settings.benchling) is not None:
         return BenchlingElnResource(
@@ -94,6 +95,7 @@ def _eln(settings: Settings) -> ElnResource:
             location_field=benchling.location_field,
             schema_id=benchling.schema_id,
             mapping_path=str(benchling.mapping_path) if benchling.mapping_path else None,
+            timeout_seconds=benchling.timeout_seconds,
         )
     return FolderElnResource(records_dir=str(settings.eln_dir), outbox_dir=str(settings.eln_outbox_dir))
 

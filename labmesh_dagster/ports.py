@@ -108,22 +108,32 @@ def open_folder_eln(records_dir: str | Path, outbox_dir: str | Path) -> ElnSourc
     return FolderEln(records_dir, outbox_dir)
 
 
-def open_elabftw(url: str, api_key: str, *, mapping_path: str | None, scope: int, verify_tls: bool) -> ElnSource:
+def open_elabftw(
+    url: str, api_key: str, *, mapping_path: str | None, scope: int, verify_tls: bool, timeout_seconds: float
+) -> ElnSource:
     from labmesh_dagster.connectors.eln.elabftw import ElabFtwEln
     from labmesh_dagster.connectors.eln.mapping import ELABFTW_DEFAULTS, FieldMapping
 
     mapping = FieldMapping.from_yaml(mapping_path, defaults=ELABFTW_DEFAULTS) if mapping_path else ELABFTW_DEFAULTS
-    return ElabFtwEln(url, api_key, mapping=mapping, scope=scope, verify=verify_tls)
+    return ElabFtwEln(url, api_key, mapping=mapping, scope=scope, verify=verify_tls, timeout=timeout_seconds)
 
 
 def open_benchling(
-    url: str, api_key: str, *, location_field: str, schema_id: str | None, mapping_path: str | None
+    url: str,
+    api_key: str,
+    *,
+    location_field: str,
+    schema_id: str | None,
+    mapping_path: str | None,
+    timeout_seconds: float,
 ) -> ElnSource:
     from labmesh_dagster.connectors.eln.benchling import BENCHLING_DEFAULTS, BenchlingEln
     from labmesh_dagster.connectors.eln.mapping import FieldMapping
 
     mapping = FieldMapping.from_yaml(mapping_path, defaults=BENCHLING_DEFAULTS) if mapping_path else BENCHLING_DEFAULTS
-    return BenchlingEln(url, api_key, mapping=mapping, location_field=location_field, schema_id=schema_id)
+    return BenchlingEln(
+        url, api_key, mapping=mapping, location_field=location_field, schema_id=schema_id, timeout=timeout_seconds
+    )
 
 
 def open_sqlite_inbox(path: str | Path, clock: Clock = utc_now) -> EventInbox:
@@ -247,6 +257,7 @@ class Ports:
                 mapping_path=str(elabftw.mapping_path) if elabftw.mapping_path else None,
                 scope=elabftw.scope,
                 verify_tls=elabftw.verify_tls,
+                timeout_seconds=elabftw.timeout_seconds,
             )
         if (benchling := self.settings.benchling) is not None:
             return open_benchling(
@@ -255,6 +266,7 @@ class Ports:
                 location_field=benchling.location_field,
                 schema_id=benchling.schema_id,
                 mapping_path=str(benchling.mapping_path) if benchling.mapping_path else None,
+                timeout_seconds=benchling.timeout_seconds,
             )
         return open_folder_eln(self.settings.eln_dir, self.settings.eln_outbox_dir)
 

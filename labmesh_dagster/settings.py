@@ -191,6 +191,11 @@ class KendraSettings:
 ELNS = ("folder", "elabftw", "benchling")
 
 
+def _eln_timeout(env: Mapping[str, str]) -> float:
+    """One request's time limit; 0 would fail every request, so it is refused."""
+    return _seconds(env, "LABMESH_ELN_TIMEOUT_SECONDS", defaults.ELN_TIMEOUT_SECONDS, zero=False)
+
+
 @dataclass(frozen=True)
 class ElabFtwSettings:
     """An eLabFTW instance as the ELN: where it is, the API key, and how its fields map (REST API v2)."""
@@ -200,6 +205,7 @@ class ElabFtwSettings:
     mapping_path: Path | None
     scope: int
     verify_tls: bool
+    timeout_seconds: float
 
     @classmethod
     def from_env(cls, env: Mapping[str, str], *, environment: bool = False) -> ElabFtwSettings:
@@ -216,6 +222,7 @@ class ElabFtwSettings:
             mapping_path=Path(mapping).expanduser().resolve() if mapping else None,
             scope=scope,
             verify_tls=_flag(env, "LABMESH_ELABFTW_VERIFY_TLS", True),
+            timeout_seconds=_eln_timeout(env),
         )
 
 
@@ -228,6 +235,7 @@ class BenchlingSettings:
     location_field: str
     schema_id: str | None
     mapping_path: Path | None
+    timeout_seconds: float
 
     @classmethod
     def from_env(cls, env: Mapping[str, str], *, environment: bool = False) -> BenchlingSettings:
@@ -241,6 +249,7 @@ class BenchlingSettings:
             location_field=env.get("LABMESH_BENCHLING_LOCATION_FIELD") or "labmesh data location",
             schema_id=env.get("LABMESH_BENCHLING_SCHEMA_ID") or None,
             mapping_path=Path(mapping).expanduser().resolve() if mapping else None,
+            timeout_seconds=_eln_timeout(env),
         )
 
 

@@ -327,3 +327,12 @@ def test_a_poll_interval_of_zero_is_refused_before_it_could_spin(tmp_path: Path)
 
     with pytest.raises(SettingsError, match="LABMESH_OMICS_POLL_SECONDS='0': must be more than 0 seconds"):
         Settings.from_env(env)
+
+
+def test_the_eln_request_time_limit_is_a_setting_and_never_zero() -> None:
+    base = {"LABMESH_ELN": "elabftw", "LABMESH_ELABFTW_URL": "https://elab.example.org", "LABMESH_ELABFTW_API_KEY": "k"}
+
+    assert Settings.from_env(base).elabftw.timeout_seconds == 30
+    assert Settings.from_env({**base, "LABMESH_ELN_TIMEOUT_SECONDS": "2.5"}).elabftw.timeout_seconds == 2.5
+    with pytest.raises(SettingsError, match="LABMESH_ELN_TIMEOUT_SECONDS"):
+        Settings.from_env({**base, "LABMESH_ELN_TIMEOUT_SECONDS": "0"})

@@ -23,9 +23,10 @@ from typing import Any
 import httpx
 
 from labmesh_dagster.connectors.eln.base import ElnRequestRefused, ElnUnavailable
+from labmesh_dagster.core.defaults import ELN_TIMEOUT_SECONDS
 
 DEFAULT_ATTEMPTS = 5
-DEFAULT_TIMEOUT_SECONDS = 30.0
+DEFAULT_TIMEOUT_SECONDS = ELN_TIMEOUT_SECONDS
 DEFAULT_BACKOFF_SECONDS = 0.5
 DEFAULT_MAX_BACKOFF_SECONDS = 30.0
 # A server asking for minutes of patience is not waited for inside one sensor tick.

@@ -14,5 +14,8 @@ AWS_MAX_ATTEMPTS = 8
 DATAZONE_CALLS_PER_SECOND = 10.0
 """LABMESH_DATAZONE_MAX_CALLS_PER_SECOND: DataZone allows about 20 a second per account; labmesh keeps under."""
 
+ELN_TIMEOUT_SECONDS = 30.0
+"""LABMESH_ELN_TIMEOUT_SECONDS: how long one request to eLabFTW or Benchling may take before it is retried."""
+
 KENDRA_CALLS_PER_SECOND = 5.0
 """LABMESH_KENDRA_MAX_CALLS_PER_SECOND: Kendra's document APIs allow fewer calls than DataZone's."""

@@ -132,10 +132,16 @@ class ElabFtwElnResource(ElnResource):
     mapping_path: str | None = Field(description="YAML field mapping; labmesh's defaults if unset.")
     scope: int = Field(description="Entries read: 1 own, 2 the key owner's team, 3 all readable.")
     verify_tls: bool = Field(description="Check the server's TLS certificate.")
+    timeout_seconds: float = Field(description="Time one request may take before it is retried.")
 
     def get_eln(self) -> "ElnSource":
         return ports.open_elabftw(
-            self.base_url, self.api_key, mapping_path=self.mapping_path, scope=self.scope, verify_tls=self.verify_tls
+            self.base_url,
+            self.api_key,
+            mapping_path=self.mapping_path,
+            scope=self.scope,
+            verify_tls=self.verify_tls,
+            timeout_seconds=self.timeout_seconds,
         )
 
 
@@ -147,6 +153,7 @@ class BenchlingElnResource(ElnResource):
     location_field: str = Field(description="Entry field the data locations are written to.")
     schema_id: str | None = Field(description="Only entries of this schema (ts_...).")
     mapping_path: str | None = Field(description="YAML field mapping; labmesh's defaults if unset.")
+    timeout_seconds: float = Field(description="Time one request may take before it is retried.")
 
     def get_eln(self) -> "ElnSource":
         return ports.open_benchling(
@@ -155,6 +162,7 @@ class BenchlingElnResource(ElnResource):
             location_field=self.location_field,
             schema_id=self.schema_id,
             mapping_path=self.mapping_path,
+            timeout_seconds=self.timeout_seconds,
         )
 
 

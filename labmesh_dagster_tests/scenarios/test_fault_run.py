@@ -1,7 +1,7 @@
 """A bad night: 208 objects through S3 (moto's server, SQS events) and eLabFTW, both answering with faults.
 
 Contract: with 503, 500, 429, timeouts, lost responses, 409 and spurious 412
-from S3, 503/429/500 from eLabFTW, every S3 event and ELN event delivered
+from S3, 503/429/500 and timeouts from eLabFTW, every S3 event and ELN event delivered
 again out of order, NFD-normalised names and keys of S3's full 1,024 bytes,
 the lab left to its sensors (and its clock moved on, as a night would) ends
 with every landed object in raw exactly once, byte for byte, cataloged and
@@ -99,6 +99,7 @@ def test_a_night_of_faults_loses_nothing_and_duplicates_nothing(
         LABMESH_ELN="elabftw",
         LABMESH_ELABFTW_URL=elabftw.url,
         LABMESH_ELABFTW_API_KEY=API_KEY,
+        LABMESH_ELN_TIMEOUT_SECONDS="0.5",
     )
     lab = Lab(settings, instance, FaultyClients(plan))
     entries = {
@@ -114,6 +115,7 @@ def test_a_night_of_faults_loses_nothing_and_duplicates_nothing(
     elabftw.fail(503, times=3)
     elabftw.fail(429, times=2, headers={"Retry-After": "0"})
     elabftw.fail(500, times=1, skip=4)
+    elabftw.slow(1.0, times=2)  # past the request's time limit: timed out, and retried
     inbox = SqliteInbox(settings.inbox_path)
     for experiment_id in reversed(EXPERIMENTS):  # out of order, and twice
         for copy in range(2):
@@ -161,10 +163,11 @@ def test_a_night_of_faults_loses_nothing_and_duplicates_nothing(
     corrupt = sorted(key for key in landed if key in raw and lab.store.read_bytes(ObjectKey.parse(key)) != landed[key])
     print(
         f"fault run: {len(landed)} objects landed; S3 faults injected {dict(plan.injected)}; "
-        f"ELN faults 503x3 429x2 500x1; failed sensor ticks {dict(failed_ticks)}; "
+        f"ELN faults 503x3 429x2 500x1 timeout x2; failed sensor ticks {dict(failed_ticks)}; "
         f"lost {len(lost)}, duplicated {len(duplicated)}, uncataloged {len(uncataloged)}, corrupt {len(corrupt)}"
     )
     assert len(landed) >= 200 and sum(plan.injected.values()) >= 20
+    assert all(fault.times == 0 for fault in elabftw.faults), "every ELN fault was met"
     assert (lost, duplicated, uncataloged, corrupt) == ([], [], [], [])
     assert list(lab.store.list(Zone.LANDING)) == [] or all(
         info.key.first_segment.startswith("_") for info in lab.store.list(Zone.LANDING)
