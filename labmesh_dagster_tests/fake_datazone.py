@@ -9,8 +9,42 @@ events. Every request and response goes through the checks of
 `labmesh_dagster_tests.service_model`, so what the fake accepts the model
 allows, and errors carry only codes the operation declares.
 
-Where the service's behaviour is not in the model, the fake picks one reading
-and its docstrings say which. It refuses rather than guesses when a request
+Beyond the model, the fake behaves as AWS's documentation says DataZone does,
+because a fake that only checks request shapes cannot catch a client that
+misreads the service:
+
+- every custom asset type gets DataZone's own ``AssetCommonDetailsForm`` slot
+  (``amazon.datazone.AssetCommonDetailsFormType`` revision 6, as in the
+  ``CreateAssetType`` API reference example), every asset revision carries that
+  form, and listings show it;
+- ``CreateFormType`` and ``CreateAssetType`` refuse a name the domain already
+  has with ``ConflictException`` (the API reference: names are unique in a
+  domain, "duplicate names will cause failure");
+- ``CreateAssetRevision`` makes the revision of exactly the forms it is given:
+  a form left out is gone from the new revision;
+- ``@amazon.datazone#searchable`` members are matched per their ``modes``
+  (``CreateFormType``): semantic by default (related words match: the fake's
+  model of it is "shares a word's first four letters with a value word", so it
+  over-matches as a semantic index does), ``LEXICAL`` (every word must occur,
+  a word matching the start of a value word) or ``TECHNICAL`` (a whole value,
+  case-insensitively; ``EQ`` exactly). A ``searchText`` in double quotes is
+  lexical on every member (``Search``: "enclose the query with double quotes");
+- ``#sortable`` is accepted on numeric members only, and filters only on the
+  attributes the ``Search`` reference names: form members,
+  ``__DataZoneGlossaryTerms``, ``creationTime`` and ``lastUpdatedTime``;
+- ``GetAsset`` takes ``externalIdentifer/<externalIdentifier>`` (sic) as its
+  identifier, as its API reference documents, although the model's pattern
+  for the member would not allow it;
+- what comes back is not byte for byte what was sent: form content is
+  re-serialized with timestamps in the service's UTC milliseconds, and a form
+  type's Smithy model loses its documentation comments;
+- a V2 (SageMaker Unified Studio) domain (``domain_version="V2"``) refuses to
+  create form types, asset types and glossaries without the owning project's
+  ``CREATE_FORM_TYPE``, ``CREATE_ASSET_TYPE`` and ``CREATE_GLOSSARY`` policy
+  grants (``policy_grants``), with ``AccessDeniedException``.
+
+Where the service's behaviour is not in the model or the documentation, the
+fake picks one reading and its docstrings say which. It refuses rather than guesses when a request
 uses something it does not model, raising `ModelViolation`, so a test learns
 about the fake's limit instead of trusting a made-up answer.
 """
@@ -405,14 +439,27 @@ def _iso_time(text: str) -> datetime | None:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
+SEMANTIC = "SEMANTIC"
+LEXICAL = "LEXICAL"
+TECHNICAL = "TECHNICAL"
+_DOCUMENTED_MODES = frozenset({LEXICAL, TECHNICAL})
+
+
 @dataclass(frozen=True)
 class _Attribute:
-    """What Search may do with an attribute: text search and EQ, EQ only, intValue comparisons, sorting."""
+    """What Search may do with an attribute: text search in ``modes``, EQ only, intValue comparisons, sorting.
+
+    ``filterable`` is False for attributes the fake searches text in but no
+    document names as a filter attribute (an asset's ``name``, a term's
+    ``shortDescription``...).
+    """
 
     searchable: bool = False
     keyword: bool = False
     numeric: bool = False
     sortable: bool = False
+    modes: frozenset[str] = frozenset()
+    filterable: bool = True
 
     def merged(self, other: _Attribute) -> _Attribute:
         return _Attribute(
@@ -420,7 +467,22 @@ class _Attribute:
             keyword=self.keyword or other.keyword,
             numeric=self.numeric or other.numeric,
             sortable=self.sortable or other.sortable,
+            modes=self.modes | other.modes,
+            filterable=self.filterable or other.filterable,
         )
+
+
+def _search_modes(value: Any) -> frozenset[str]:
+    """The modes of a ``#searchable`` trait: semantic when none are given (``CreateFormType``)."""
+    if value is None:
+        return frozenset({SEMANTIC})
+    modes = value.get("modes") if isinstance(value, dict) else None
+    if not isinstance(modes, list) or not modes or not all(isinstance(mode, str) for mode in modes):
+        raise SmithyError(f"@amazon.datazone#searchable takes modes: a list of search modes, not {value!r}")
+    unknown = sorted(set(modes) - _DOCUMENTED_MODES)
+    if unknown:
+        raise ModelViolation(f"the fake knows the documented modes LEXICAL and TECHNICAL, not {unknown}")
+    return frozenset(modes)
 
 
 def _form_attributes(form_name: str, model: SmithyModel, structure: str) -> dict[str, _Attribute]:
@@ -430,42 +492,58 @@ def _form_attributes(form_name: str, model: SmithyModel, structure: str) -> dict
         traits = _merged_traits(model, member)
         shape = model.resolve(member.target)
         sortable = SORTABLE in traits
+        searchable = SEARCHABLE in traits
         attributes[f"{form_name}.{member.name}"] = _Attribute(
-            searchable=SEARCHABLE in traits, numeric=sortable and shape.kind in _NUMERIC_KINDS, sortable=sortable
+            searchable=searchable,
+            numeric=sortable and shape.kind in _NUMERIC_KINDS,
+            sortable=sortable,
+            modes=_search_modes(traits[SEARCHABLE]) if searchable else frozenset(),
         )
     return attributes
 
 
-# The built-in attributes the fake knows per scope; the service documents __DataZoneGlossaryTerms,
-# creationTime and lastUpdatedTime (epoch milliseconds here), the rest are the fake's reading.
+def _check_index_traits(model: SmithyModel) -> None:
+    """``#searchable`` modes must be documented ones, and ``#sortable`` marks numeric members only.
+
+    The ``Search`` reference speaks of "a numeric attribute annotated with
+    @amazon.datazone#sortable"; the fake reads that as the only kind DataZone sorts and compares.
+    """
+    for shape in model.shapes.values():
+        for member in shape.members.values():
+            traits = _merged_traits(model, member)
+            if SEARCHABLE in traits:
+                _search_modes(traits[SEARCHABLE])
+            kind = model.resolve(member.target).kind
+            if SORTABLE in traits and kind not in _NUMERIC_KINDS:
+                raise SmithyError(f"{shape.name}.{member.name}: #sortable applies to numeric members, not a {kind}")
+
+
+# The built-in attributes the fake knows per scope. The service documents filters on
+# __DataZoneGlossaryTerms, creationTime and lastUpdatedTime (epoch milliseconds here); names and
+# descriptions are searched as text, semantically (the fake's reading), and are no filter attributes.
 _TIMES = {
     "creationTime": _Attribute(numeric=True, sortable=True),
     "lastUpdatedTime": _Attribute(numeric=True, sortable=True),
 }
-_NAME = {"name": _Attribute(searchable=True, sortable=True)}
+_TEXT = _Attribute(searchable=True, modes=frozenset({SEMANTIC}), filterable=False)
+_NAME = {"name": _Attribute(searchable=True, sortable=True, modes=frozenset({SEMANTIC}), filterable=False)}
 _ASSET_ATTRIBUTES = {
     **_NAME,
     **_TIMES,
-    "description": _Attribute(searchable=True),
-    "owningProjectId": _Attribute(keyword=True),
-    "typeIdentifier": _Attribute(keyword=True),
+    "description": _TEXT,
     "__DataZoneGlossaryTerms": _Attribute(keyword=True),
 }
-_GLOSSARY_ATTRIBUTES = {
-    **_NAME,
-    **_TIMES,
-    "description": _Attribute(searchable=True),
-    "owningProjectId": _Attribute(keyword=True),
-    "status": _Attribute(keyword=True),
+_GLOSSARY_ATTRIBUTES = {**_NAME, **_TIMES, "description": _TEXT}
+_TERM_ATTRIBUTES = {**_NAME, **_TIMES, "shortDescription": _TEXT, "longDescription": _TEXT}
+COMMON_FORM = "AssetCommonDetailsForm"
+COMMON_FORM_TYPE = "amazon.datazone.AssetCommonDetailsFormType"
+COMMON_FORM_REVISION = "6"
+# The one member of DataZone's common form the fake models (the service's has customProperties too).
+_COMMON_FORM_SMITHY = """structure AssetCommonDetailsFormType {
+    sourceIdentifier: String
 }
-_TERM_ATTRIBUTES = {
-    **_NAME,
-    **_TIMES,
-    "shortDescription": _Attribute(searchable=True),
-    "longDescription": _Attribute(searchable=True),
-    "glossaryId": _Attribute(keyword=True),
-    "status": _Attribute(keyword=True),
-}
+"""
+_BY_EXTERNAL_ID = "externalIdentifer/"
 _COMPARISONS: dict[str, Callable[[float, float], bool]] = {
     "EQ": lambda left, right: left == right,
     "LT": lambda left, right: left < right,
@@ -614,6 +692,34 @@ def _terms(text: str) -> list[str]:
     return re.findall(r"\w+", text.lower())
 
 
+def _lexical(wanted: Sequence[str], words: Sequence[str]) -> bool:
+    """Every query word occurs, as a word or the start of one ("stemmed and partial matches")."""
+    return bool(wanted) and all(any(word.startswith(term) for word in words) for term in wanted)
+
+
+def _related(wanted: Sequence[str], words: Sequence[str]) -> bool:
+    """The fake's model of semantic matching: some query word shares its first four letters with a value word."""
+    return any(word[:4] == term[:4] for term in wanted for word in words)
+
+
+def _matches(modes: frozenset[str], query: str, values: Iterable[Any], *, exact: bool) -> bool:
+    """Whether a member's values match ``query`` in any of its search modes.
+
+    TECHNICAL matches a whole value (``EQ``: exactly; text search: ignoring
+    case); LEXICAL needs every word; the semantic default matches related words.
+    """
+    texts = [str(value) for value in values]
+    words = _terms(" ".join(texts))
+    wanted = _terms(query)
+    if TECHNICAL in modes:
+        same = (lambda text: text == query) if exact else (lambda text: text.casefold() == query.casefold())
+        if any(same(text) for text in texts):
+            return True
+    if LEXICAL in modes and _lexical(wanted, words):
+        return True
+    return SEMANTIC in modes and _related(wanted, words)
+
+
 def _millis(moment: datetime) -> int:
     return int(moment.timestamp() * 1000)
 
@@ -664,9 +770,13 @@ class FakeDataZoneClient(FakeServiceClient):
         lineage_reads_to_finish: int = 2,
         user: str = "fake-user",
         seed: str = "labmesh",
+        domain_version: str = "V1",
+        policy_grants: Iterable[str] = ("CREATE_FORM_TYPE", "CREATE_ASSET_TYPE", "CREATE_GLOSSARY"),
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         super().__init__(clock=clock)
+        self.domain_version = domain_version
+        self.policy_grants = set(policy_grants)
         self._mint = _IdMint(seed)
         self.domain_id = domain_id or f"dzd_{self._mint()}"
         self.project_ids = list(project_ids) or [self._mint()]
@@ -685,6 +795,30 @@ class FakeDataZoneClient(FakeServiceClient):
         self.lineage_events: dict[str, _LineageEvent] = {}
         self._tokens: dict[tuple[str, str], tuple[dict[str, Any], dict[str, Any]]] = {}
         self._moment = _EPOCH
+        self._install_common_form()
+
+    def _install_common_form(self) -> None:
+        """DataZone's own form type, present in every domain and owned by no project."""
+        parsed = parse_smithy(_COMMON_FORM_SMITHY)
+        model = SmithyModel({COMMON_FORM_TYPE: parsed.shapes["AssetCommonDetailsFormType"]})
+        revision = _FormTypeRevision(
+            revision=COMMON_FORM_REVISION,
+            smithy=_COMMON_FORM_SMITHY,
+            model=model,
+            description="Common details of an asset",
+            status="ENABLED",
+            created=_EPOCH,
+        )
+        self.form_types[COMMON_FORM_TYPE] = _Versioned(name=COMMON_FORM_TYPE, owning_project="", revisions=[revision])
+
+    def _require_grant(self, operation_name: str, grant: str) -> None:
+        """A V2 domain lets a project create types and glossaries only with its domain unit's policy grant."""
+        if self.domain_version == "V2" and grant not in self.policy_grants:
+            raise self._error(
+                operation_name,
+                "AccessDeniedException",
+                f"User is not permitted to perform operation: {operation_name}: no {grant} policy grant",
+            )
 
     def _tick(self) -> datetime:
         self._moment += timedelta(seconds=1)
@@ -732,23 +866,14 @@ class FakeDataZoneClient(FakeServiceClient):
         name = params["name"]
         if name.startswith("amazon.datazone."):
             raise self._invalid(operation_name, f"form type names starting amazon.datazone. are reserved: {name}")
+        if name in self.form_types:
+            raise self._error(operation_name, "ConflictException", f"a form type named {name} exists in the domain")
+        self._require_grant(operation_name, "CREATE_FORM_TYPE")
         smithy = params["model"]["smithy"]
         model = self._parse_form_model(operation_name, name, smithy)
-        form_type = self.form_types.setdefault(name, _Versioned(name=name, owning_project=project, revisions=[]))
-        if form_type.owning_project != project:
-            raise self._error(operation_name, "ConflictException", f"form type {name} belongs to another project")
-        latest = form_type.revision(None)
-        description, status = params.get("description"), params.get("status", "ENABLED")
-        if latest is None or (latest.smithy, latest.description, latest.status) != (smithy, description, status):
-            latest = _FormTypeRevision(
-                revision=str(len(form_type.revisions) + 1),
-                smithy=smithy,
-                model=model,
-                description=description,
-                status=status,
-                created=self._tick(),
-            )
-            form_type.revisions.append(latest)
+        form_type = _Versioned(name=name, owning_project=project, revisions=[])
+        latest = self._add_form_type_revision(form_type, smithy, model, params.get("description"), params)
+        self.form_types[name] = form_type
         response = {
             "domainId": self.domain_id,
             "name": name,
@@ -760,9 +885,39 @@ class FakeDataZoneClient(FakeServiceClient):
         }
         return self._reply(operation_name, _without_none(response))
 
+    def _add_form_type_revision(
+        self,
+        form_type: _FormType,
+        smithy: str,
+        model: SmithyModel,
+        description: str | None,
+        params: Mapping[str, Any],
+    ) -> _FormTypeRevision:
+        revision = _FormTypeRevision(
+            revision=str(len(form_type.revisions) + 1),
+            smithy=smithy,
+            model=model,
+            description=description,
+            status=params.get("status", "ENABLED"),
+            created=self._tick(),
+        )
+        form_type.revisions.append(revision)
+        return revision
+
+    def revise_form_type(self, name: str, smithy: str, description: str | None = None) -> str:
+        """A new revision of a form type, as a data steward makes one by editing it in DataZone's portal.
+
+        Not an API operation: the API reference documents no way to revise a
+        form type by API, and the fake does not invent one.
+        """
+        form_type = self.form_types[name]
+        model = self._parse_form_model("CreateFormType", name, smithy)
+        return self._add_form_type_revision(form_type, smithy, model, description, {}).revision
+
     def _parse_form_model(self, operation_name: str, name: str, smithy: str) -> SmithyModel:
         try:
             model = parse_smithy(smithy)
+            _check_index_traits(model)
         except SmithyError as error:
             raise self._invalid(operation_name, f"invalid Smithy model: {error}") from error
         shape = model.shapes.get(name)
@@ -775,14 +930,16 @@ class FakeDataZoneClient(FakeServiceClient):
         operation_name = "GetFormType"
         self._begin(operation_name, params)
         form_type, revision = self._form_type(operation_name, params["formTypeIdentifier"], params.get("revision"))
+        owner = form_type.owning_project or None
         response = {
             "domainId": self.domain_id,
             "name": form_type.name,
             "revision": revision.revision,
-            "model": {"smithy": revision.smithy},
-            "owningProjectId": form_type.owning_project,
+            # The service keeps the parsed model, not the text: documentation comments do not come back.
+            "model": {"smithy": _without_doc_comments(revision.smithy)},
+            "owningProjectId": owner,
             "originDomainId": self.domain_id,
-            "originProjectId": form_type.owning_project,
+            "originProjectId": owner,
             "status": revision.status,
             "createdAt": revision.created,
             "createdBy": self.user,
@@ -803,17 +960,18 @@ class FakeDataZoneClient(FakeServiceClient):
         self._begin(operation_name, params)
         project = self._project(operation_name, params["owningProjectIdentifier"])
         name = params["name"]
+        if name in self.asset_types:
+            raise self._error(operation_name, "ConflictException", f"an asset type named {name} exists in the domain")
+        self._require_grant(operation_name, "CREATE_ASSET_TYPE")
         forms = {form_name: self._form_slot(operation_name, entry) for form_name, entry in params["formsInput"].items()}
-        asset_type = self.asset_types.setdefault(name, _Versioned(name=name, owning_project=project, revisions=[]))
-        if asset_type.owning_project != project:
-            raise self._error(operation_name, "ConflictException", f"asset type {name} belongs to another project")
-        latest = asset_type.revision(None)
-        description = params.get("description")
-        if latest is None or (latest.forms, latest.description) != (forms, description):
-            latest = _AssetTypeRevision(
-                revision=str(len(asset_type.revisions) + 1), description=description, forms=forms, created=self._tick()
-            )
-            asset_type.revisions.append(latest)
+        # DataZone adds its common form to every custom asset type (CreateAssetType API reference, example 1).
+        forms.setdefault(COMMON_FORM, _FormSlot(COMMON_FORM_TYPE, COMMON_FORM_REVISION, required=False))
+        asset_type = _Versioned(name=name, owning_project=project, revisions=[])
+        latest = _AssetTypeRevision(
+            revision="1", description=params.get("description"), forms=forms, created=self._tick()
+        )
+        asset_type.revisions.append(latest)
+        self.asset_types[name] = asset_type
         return self._reply(operation_name, self._asset_type_response(asset_type, latest))
 
     def _form_slot(self, operation_name: str, entry: Mapping[str, Any]) -> _FormSlot:
@@ -857,6 +1015,7 @@ class FakeDataZoneClient(FakeServiceClient):
     def _new_glossary(self, params: Mapping[str, Any]) -> dict[str, Any]:
         operation_name = "CreateGlossary"
         project = self._project(operation_name, params["owningProjectIdentifier"])
+        self._require_grant(operation_name, "CREATE_GLOSSARY")
         if any(glossary.name == params["name"] for glossary in self.glossaries.values()):
             raise self._error(operation_name, "ConflictException", f"a glossary named {params['name']} exists")
         glossary = _Glossary(
@@ -949,7 +1108,7 @@ class FakeDataZoneClient(FakeServiceClient):
             name=params["name"],
             description=params.get("description"),
             type_revision=type_revision.revision,
-            forms=self._forms(operation_name, params.get("formsInput", []), type_revision, {}),
+            forms=self._forms(operation_name, params.get("formsInput", []), type_revision),
             glossary_terms=self._glossary_terms(operation_name, params.get("glossaryTerms", [])),
             created=self._tick(),
         )
@@ -964,7 +1123,12 @@ class FakeDataZoneClient(FakeServiceClient):
         return self._asset_response(asset, revision)
 
     def create_asset_revision(self, **params: Any) -> dict[str, Any]:
-        """A new revision of the same asset; forms, description and terms left out carry over from the last one."""
+        """A new revision of the same asset, of exactly the forms given; description and terms left out carry over.
+
+        A form the request leaves out is not in the new revision (DataZone's
+        common form comes back empty): the API reference requires ``formsInput``
+        "when asset has the form type", and the fake reads a missing form as removed.
+        """
         operation_name = "CreateAssetRevision"
         self._begin(operation_name, params)
         return self._reply(operation_name, self._once(operation_name, params, lambda: self._new_revision(params)))
@@ -976,14 +1140,13 @@ class FakeDataZoneClient(FakeServiceClient):
         type_revision = self.asset_types[asset.type_name].revision(params.get("typeRevision", previous.type_revision))
         if type_revision is None:
             raise self._missing(operation_name, f"asset type {asset.type_name} revision {params['typeRevision']}")
-        carried = {form.name: form for form in previous.forms}
         terms = params.get("glossaryTerms")
         revision = _AssetRevision(
             revision=str(len(asset.revisions) + 1),
             name=params["name"],
             description=params.get("description", previous.description),
             type_revision=type_revision.revision,
-            forms=self._forms(operation_name, params.get("formsInput", []), type_revision, carried),
+            forms=self._forms(operation_name, params.get("formsInput", []), type_revision),
             glossary_terms=previous.glossary_terms if terms is None else self._glossary_terms(operation_name, terms),
             created=self._tick(),
         )
@@ -991,13 +1154,29 @@ class FakeDataZoneClient(FakeServiceClient):
         return self._asset_response(asset, revision)
 
     def get_asset(self, **params: Any) -> dict[str, Any]:
+        """An asset by id, or by ``externalIdentifer/<externalIdentifier>`` as the API reference documents."""
         operation_name = "GetAsset"
-        self._begin(operation_name, params)
-        asset = self._asset(operation_name, params["identifier"])
+        identifier = params.get("identifier")
+        if isinstance(identifier, str) and identifier.startswith(_BY_EXTERNAL_ID):
+            # The documented form breaks the model's pattern for the member: check the rest of the request.
+            self._begin(operation_name, {**params, "identifier": "external"})
+            self.calls[-1] = (operation_name, dict(params))
+            asset = self._asset_by_external_id(operation_name, identifier.removeprefix(_BY_EXTERNAL_ID))
+        else:
+            self._begin(operation_name, params)
+            asset = self._asset(operation_name, params["identifier"])
         revision = asset.revision(params.get("revision"))
         if revision is None:
             raise self._missing(operation_name, f"asset {asset.id} has no revision {params['revision']}")
         return self._reply(operation_name, self._asset_response(asset, revision))
+
+    def _asset_by_external_id(self, operation_name: str, external: str) -> _Asset:
+        if not 1 <= len(external) <= 600:
+            raise self._invalid(operation_name, "an externalIdentifier has 1 to 600 characters")
+        for asset in self.assets.values():
+            if asset.external_identifier == external:
+                return asset
+        raise self._missing(operation_name, f"no asset has externalIdentifier {external}")
 
     def _asset(self, operation_name: str, asset_id: str) -> _Asset:
         asset = self.assets.get(asset_id)
@@ -1009,14 +1188,10 @@ class FakeDataZoneClient(FakeServiceClient):
         return tuple(self._term(operation_name, term_id).id for term_id in term_ids)
 
     def _forms(
-        self,
-        operation_name: str,
-        inputs: Sequence[Mapping[str, Any]],
-        type_revision: _AssetTypeRevision,
-        carried: Mapping[str, _Form],
+        self, operation_name: str, inputs: Sequence[Mapping[str, Any]], type_revision: _AssetTypeRevision
     ) -> tuple[_Form, ...]:
-        """The asset's forms: each input checked against its form type's model, over the forms carried along."""
-        forms = dict(carried)
+        """The asset's forms: each input checked against its form type's model, and DataZone's common form."""
+        forms: dict[str, _Form] = {}
         names = [item["formName"] for item in inputs]
         duplicates = sorted({name for name in names if names.count(name) > 1})
         if duplicates:
@@ -1026,6 +1201,9 @@ class FakeDataZoneClient(FakeServiceClient):
         missing = sorted(name for name, slot in type_revision.forms.items() if slot.required and name not in forms)
         if missing:
             raise self._invalid(operation_name, f"required forms missing: {', '.join(missing)}")
+        common = type_revision.forms.get(COMMON_FORM)
+        if common is not None and COMMON_FORM not in forms:
+            forms[COMMON_FORM] = self._form(operation_name, {"formName": COMMON_FORM, "content": "{}"}, common)
         return tuple(forms.values())
 
     def _form(self, operation_name: str, item: Mapping[str, Any], slot: _FormSlot | None) -> _Form:
@@ -1045,7 +1223,8 @@ class FakeDataZoneClient(FakeServiceClient):
         problems = content_problems(values, revision.model, form_type.name)
         if problems:
             raise self._invalid(operation_name, f"form {form_name}: " + "; ".join(problems))
-        return _Form(form_name, form_type.name, revision.revision, content, values)
+        stored = _as_stored(values, revision.model, form_type.name)
+        return _Form(form_name, form_type.name, revision.revision, json.dumps(stored), stored)
 
     def _asset_response(self, asset: _Asset, revision: _AssetRevision) -> dict[str, Any]:
         listing = self.listings.get(asset.listing_id or "")
@@ -1211,7 +1390,7 @@ class FakeDataZoneClient(FakeServiceClient):
     ) -> Callable[[_Entry], bool]:
         attribute, operator = spec["attribute"], spec.get("operator", "EQ")
         kind = vocabulary.get(attribute)
-        if kind is None:
+        if kind is None or not kind.filterable:
             raise self._invalid(operation_name, f"unknown filter attribute {attribute}")
         if ("value" in spec) == ("intValue" in spec):
             raise self._invalid(operation_name, f"the filter on {attribute} needs exactly one of value and intValue")
@@ -1222,13 +1401,14 @@ class FakeDataZoneClient(FakeServiceClient):
             return lambda entry: any(
                 _is_number(value) and compare(value, bound) for value in entry.values.get(attribute, [])
             )
-        if operator == "TEXT_SEARCH" and kind.searchable:
-            wanted = set(_terms(spec["value"]))
-            return lambda entry: wanted <= set(_terms(" ".join(map(str, entry.values.get(attribute, [])))))
-        if operator == "EQ" and (kind.searchable or kind.keyword):
-            return lambda entry: spec["value"] in map(str, entry.values.get(attribute, []))
-        if operator != "EQ" and operator != "TEXT_SEARCH":
+        if operator not in {"EQ", "TEXT_SEARCH"}:
             raise self._invalid(operation_name, f"{operator} compares numbers: give an intValue for {attribute}")
+        wanted = spec["value"]
+        if kind.searchable:
+            exact = operator == "EQ"
+            return lambda entry: _matches(kind.modes, wanted, entry.values.get(attribute, []), exact=exact)
+        if operator == "EQ" and kind.keyword:
+            return lambda entry: wanted in map(str, entry.values.get(attribute, []))
         raise self._invalid(operation_name, f"{attribute} is not searchable, so it cannot be filtered on by value")
 
     def _text_matches(
@@ -1238,17 +1418,31 @@ class FakeDataZoneClient(FakeServiceClient):
         entries: list[_Entry],
         vocabulary: Mapping[str, _Attribute],
     ) -> list[_Entry]:
-        """Entries holding every term of ``searchText``, most occurrences first (ties keep catalog order)."""
+        """Entries the ``searchText`` matches, most occurrences of its words first (ties keep catalog order).
+
+        In double quotes the query is lexical everywhere: every word must occur
+        in the searched attributes. Otherwise each attribute matches in its own
+        modes (see `_matches`), and an entry is found when one attribute matches.
+        """
         targets = [item["attribute"] for item in params.get("searchIn", [])]
         for attribute in targets:
             if not vocabulary.get(attribute, _Attribute()).searchable:
                 raise self._invalid(operation_name, f"searchIn: {attribute} is not a searchable attribute")
-        wanted = _terms(params["searchText"])
+        text = params["searchText"].strip()
+        quoted = len(text) >= 2 and text.startswith('"') and text.endswith('"')
+        wanted = _terms(text)
         scored = []
         for position, entry in enumerate(entries):
-            texts = [text for name, values in entry.text.items() if not targets or name in targets for text in values]
-            words = _terms(" ".join(texts))
-            if all(term in words for term in wanted):
+            searched = {name: values for name, values in entry.text.items() if not targets or name in targets}
+            words = _terms(" ".join(value for values in searched.values() for value in values))
+            if quoted:
+                found = _lexical(wanted, words)
+            else:
+                found = any(
+                    _matches(vocabulary.get(name, _TEXT).modes, text, values, exact=False)
+                    for name, values in searched.items()
+                )
+            if found:
                 scored.append((-sum(words.count(term) for term in wanted), position, entry))
         return [entry for *_, entry in sorted(scored, key=lambda scored_entry: scored_entry[:2])]
 
@@ -1499,6 +1693,21 @@ class FakeDataZoneClient(FakeServiceClient):
         response: dict[str, Any] = {"items": page}
         return self._reply(operation_name, {**response, "nextToken": next_token} if next_token else response)
 
+    def lineage_source_identifiers(self) -> set[str]:
+        """The ``sourceIdentifier`` of every dataset lineage node the processed events made.
+
+        For datasets that are not AWS Glue or Redshift tables it is the event's
+        ``<namespace>/<name>`` ("The importance of the sourceIdentifier attribute
+        to lineage nodes", DataZone user guide); an asset whose common form
+        carries the same value is joined to that node in the lineage view.
+        """
+        return {
+            f"{dataset['namespace']}/{dataset['name']}"
+            for event in self.lineage_events.values()
+            if event.summary is not None
+            for dataset in [*event.summary["inputs"], *event.summary["outputs"]]
+        }
+
     def _event_summary(self, event: _LineageEvent) -> dict[str, Any]:
         summary = {"openLineageRunEventSummary": event.summary} if event.summary is not None else None
         return _without_none(
@@ -1592,3 +1801,22 @@ def _is_dataset_name(value: Any) -> bool:
 
 def _name_identifier(dataset: Mapping[str, Any]) -> dict[str, str]:
     return {"name": dataset["name"], "namespace": dataset["namespace"]}
+
+
+def _without_doc_comments(smithy: str) -> str:
+    return "\n".join(line for line in smithy.splitlines() if not line.lstrip().startswith("///")) + "\n"
+
+
+def _as_stored(values: Any, model: SmithyModel, structure: str) -> Any:
+    """Form content as the fake stores it: top-level timestamps in UTC with milliseconds (the fake's reading)."""
+    if not isinstance(values, dict):
+        return values
+    members = model.resolve(structure).members
+    stored = dict(values)
+    for name, value in values.items():
+        member = members.get(name)
+        if member is not None and model.resolve(member.target).kind == "timestamp" and isinstance(value, str):
+            moment = _iso_time(value)
+            if moment is not None:
+                stored[name] = moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return stored

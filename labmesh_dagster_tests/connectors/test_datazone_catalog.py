@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 
 from labmesh_dagster.connectors.catalog.base import SearchQuery
-from labmesh_dagster.connectors.catalog.datazone import DataZoneCatalog
+from labmesh_dagster.connectors.catalog.datazone import BootstrapRefused, DataZoneCatalog
 from labmesh_dagster.connectors.catalog.datazone_forms import (
     DATASET_FORM,
     EXPERIMENT_FORM,
@@ -216,15 +216,35 @@ def test_bootstrap_creates_the_types_glossary_and_terms_once(
     assert second.terms == first.terms and set(first.terms["platform"]) == {"NovaSeq 6000", "Orbitrap Exploris"}
     new_calls = {op: client.call_counts[op] - counts.get(op, 0) for op in client.call_counts}
     assert {op: n for op, n in new_calls.items() if n} == {"GetFormType": 2, "GetAssetType": 1, "Search": 2}
-    assert [len(client.form_types), len(client.asset_types), len(client.glossaries), len(client.terms)] == [2, 1, 1, 3]
+    # labmesh's two form types beside DataZone's own common form type.
+    assert [len(client.form_types), len(client.asset_types), len(client.glossaries), len(client.terms)] == [3, 1, 1, 3]
     asset_type = client.get_asset_type(domainIdentifier=client.domain_id, identifier="LabmeshAsset")
     assert asset_type["formsOutput"] == {
         EXPERIMENT_FORM: {"typeName": EXPERIMENT_FORM, "typeRevision": "1", "required": True},
         DATASET_FORM: {"typeName": DATASET_FORM, "typeRevision": "1", "required": False},
+        "AssetCommonDetailsForm": {
+            "typeName": "amazon.datazone.AssetCommonDetailsFormType",
+            "typeRevision": "6",
+            "required": False,
+        },
     }
 
 
-def test_a_form_type_with_another_model_gets_a_new_revision_and_the_asset_type_follows(
+def test_bootstrap_twice_in_new_processes_creates_nothing_however_datazone_renders_the_models(
+    client: FakeDataZoneClient, tmp_path: Path, clock: Clock
+) -> None:
+    make_catalog(client, tmp_path, clock).bootstrap()
+    created = {op: client.call_counts[op] for op in CREATES}
+
+    # A second process (every Dagster run bootstraps its own catalog object) reads and creates nothing,
+    # though the models come back without their documentation comments.
+    report = make_catalog(client, tmp_path, clock, name="other.db").bootstrap()
+
+    assert report.created == ()
+    assert {op: client.call_counts[op] for op in CREATES} == created
+
+
+def test_a_form_type_of_the_same_name_with_another_model_is_reported_not_replaced(
     catalog: DataZoneCatalog, client: FakeDataZoneClient
 ) -> None:
     client.create_form_type(
@@ -234,11 +254,32 @@ def test_a_form_type_with_another_model_gets_a_new_revision_and_the_asset_type_f
         owningProjectIdentifier=client.project_id,
     )
 
-    report = catalog.bootstrap()
+    with pytest.raises(BootstrapRefused, match="LabmeshExperimentForm.*has another model.*names are unique"):
+        catalog.bootstrap()
 
-    assert report.form_types == {EXPERIMENT_FORM: "2", DATASET_FORM: "1"}
-    assert "form type LabmeshExperimentForm revision 2" in report.created
-    assert catalog.bootstrap().created == ()
+    assert len(client.form_types[EXPERIMENT_FORM].revisions) == 1
+
+
+@pytest.mark.parametrize(
+    ("missing", "creating"),
+    [
+        ("CREATE_FORM_TYPE", "form type LabmeshExperimentForm"),
+        ("CREATE_ASSET_TYPE", "asset type LabmeshAsset"),
+        ("CREATE_GLOSSARY", "glossary labmesh"),
+    ],
+)
+def test_a_v2_domain_without_a_policy_grant_is_reported_with_the_grant_it_needs(
+    tmp_path: Path, clock: Clock, missing: str, creating: str
+) -> None:
+    grants = {"CREATE_FORM_TYPE", "CREATE_ASSET_TYPE", "CREATE_GLOSSARY"} - {missing}
+    client = FakeDataZoneClient(domain_version="V2", policy_grants=grants, clock=clock)
+
+    with pytest.raises(BootstrapRefused) as refused:
+        make_catalog(client, tmp_path, clock).bootstrap()
+
+    message = str(refused.value)
+    assert f"refused to create {creating}" in message and f"{missing} policy grant" in message
+    assert "AccessDeniedException" in message
 
 
 def test_one_asset_per_experiment_and_dataset_and_an_unchanged_upsert_writes_nothing(
@@ -287,8 +328,50 @@ def test_changed_content_is_a_new_revision_of_the_same_asset_and_is_republished(
     assert content["fileCount"] == 4 and "S3_L001_R1_001.fastq.gz" in content["fileNames"]
     listing = client.get_listing(domainIdentifier=client.domain_id, identifier=revised["listing"]["listingId"])
     assert listing["item"]["assetListing"]["assetRevision"] == "2"
-    found = client.search_listings(domainIdentifier=client.domain_id, searchText="S3_L001_R1_001.fastq.gz")["items"]
+    found = client.search_listings(domainIdentifier=client.domain_id, searchText='"S3_L001_R1_001.fastq.gz"')["items"]
     assert [item["assetListing"]["entityId"] for item in found] == [raw["id"]]
+
+
+def test_a_form_a_steward_added_survives_labmeshs_revisions_and_changes_nothing_by_itself(
+    catalog: DataZoneCatalog, client: FakeDataZoneClient
+) -> None:
+    publish_all(catalog)
+    raw = catalog.published_asset("EXP-1", Zone.RAW)
+    assert raw is not None
+    client.create_form_type(
+        domainIdentifier=client.domain_id,
+        name="StewardNotes",
+        model={"smithy": "structure StewardNotes { note: String }"},
+        owningProjectIdentifier=client.project_id,
+    )
+    # A data steward adds a form in DataZone's portal: a revision of every form the asset has, and the note.
+    kept = [
+        {
+            "formName": form["formName"],
+            "typeIdentifier": form["typeName"],
+            "typeRevision": form["typeRevision"],
+            "content": form["content"],
+        }
+        for form in raw["formsOutput"]
+    ]
+    note = {"formName": "Notes", "typeIdentifier": "StewardNotes", "typeRevision": "1", "content": '{"note": "QC ok"}'}
+    client.create_asset_revision(
+        domainIdentifier=client.domain_id, identifier=raw["id"], name=raw["name"], formsInput=[*kept, note]
+    )
+    before = writes(client)
+
+    catalog.upsert_dataset(MANIFESTS[0], location(MANIFESTS[0]))
+    unchanged = writes(client)
+    grown = liver_raw(entry("raw/EXP-1/S3_L001_R1_001.fastq.gz", fmt="fastq", created="2024-03-04T10:00:00+00:00"))
+    catalog.upsert_dataset(grown, location(grown))
+
+    assert unchanged["CreateAssetRevision"] == before["CreateAssetRevision"]
+    revised = catalog.published_asset("EXP-1", Zone.RAW)
+    assert revised is not None and revised["revision"] == "3"
+    forms = {form["formName"]: json.loads(form["content"]) for form in revised["formsOutput"]}
+    assert forms["Notes"] == {"note": "QC ok"}
+    assert forms["AssetCommonDetailsForm"] == {"sourceIdentifier": "s3://labmesh-raw/EXP-1"}
+    assert forms[DATASET_FORM]["fileCount"] == 4
 
 
 def test_an_experiment_change_revises_its_datasets_assets_which_carry_its_form(
@@ -354,8 +437,8 @@ def test_an_unpublished_asset_is_republished_on_the_next_upsert_and_not_found_un
     assert [hit.dataset for hit in catalog.search(SearchQuery(text="kidney"))] == ["raw"]
 
 
-class Lagging:
-    """The fake, its inventory Search showing no asset for the next ``hide`` calls (Search is eventually consistent)."""
+class Racing:
+    """The fake, as seen by a process that another one races: the next ``hide`` GetAsset calls find nothing."""
 
     def __init__(self, client: FakeDataZoneClient) -> None:
         self.client = client
@@ -366,32 +449,48 @@ class Lagging:
     def __getattr__(self, name: str) -> Any:
         return getattr(self.client, name)
 
-    def search(self, **params: Any) -> dict[str, Any]:
-        answer = self.client.search(**params)
-        if params["searchScope"] == "ASSET" and self.hide > 0:
+    def get_asset(self, **params: Any) -> dict[str, Any]:
+        answer = self.client.get_asset(**params)
+        if self.hide > 0:
             self.hide -= 1
-            return {"items": [], "totalMatchCount": 0}
+            raise self.client.exceptions.ResourceNotFoundException(
+                {"Error": {"Code": "ResourceNotFoundException", "Message": "not yet"}}, "GetAsset"
+            )
         return answer
 
 
-def test_an_asset_search_does_not_show_yet_is_neither_duplicated_nor_left_unrevised(
+def test_assets_are_found_by_external_identifier_so_a_lagging_search_index_changes_nothing(
+    catalog: DataZoneCatalog, client: FakeDataZoneClient
+) -> None:
+    publish_all(catalog)
+    before = client.call_counts["Search"]
+    raw = MANIFESTS[0]
+
+    catalog.upsert_dataset(raw, location(raw))
+
+    assert client.call_counts["Search"] == before, "inventory Search is eventually consistent: never asked"
+    lookups = [params["identifier"] for op, params in client.calls[-4:] if op == "GetAsset"]
+    assert lookups == ["externalIdentifer/labmesh:EXP-1", "externalIdentifer/labmesh:EXP-1:raw"]
+
+
+def test_an_asset_another_process_just_made_is_neither_duplicated_nor_left_unrevised(
     client: FakeDataZoneClient, tmp_path: Path, clock: Clock
 ) -> None:
-    lagging = Lagging(client)
-    catalog = make_catalog(lagging, tmp_path, clock)
+    racing = Racing(client)
+    catalog = make_catalog(racing, tmp_path, clock)
     publish_all(catalog)
     raw = MANIFESTS[0]
 
-    lagging.hide = 1
+    racing.hide = 2
     catalog.upsert_dataset(raw, location(raw))
     replayed = client.call_counts["CreateAsset"]
     grown = liver_raw(entry("raw/EXP-1/S3_L001_R1_001.fastq.gz", fmt="fastq", created="2024-03-04T10:00:00+00:00"))
-    lagging.hide = 1
+    racing.hide = 2
     catalog.upsert_dataset(grown, location(grown))
 
     # Same content: the client token makes the repeated CreateAsset answer with the asset made first.
     assert replayed == 6 + 2 and len(client.assets) == 6
-    # Other content: CreateAsset conflicts on the externalIdentifier, Search is asked again, the asset revised.
+    # Other content: CreateAsset conflicts on the externalIdentifier, GetAsset finds it, the asset is revised.
     assert client.call_counts["CreateAsset"] == replayed + 2 and len(client.assets) == 6
     revised = catalog.published_asset("EXP-1", Zone.RAW)
     assert revised is not None and revised["revision"] == "2" and revised["listing"]["listingStatus"] == "ACTIVE"

@@ -5,8 +5,10 @@ order and parameters of bootstrap on an empty domain (find, then create each
 form type, the asset type, the glossary and its terms), a bootstrap that finds
 everything and creates nothing, the one Search, CreateAsset and
 CreateListingChangeSet of a new experiment (with its form content as
-canonical JSON), an unchanged upsert that only reads, and the SearchListings
-request a faceted keyword query becomes. The Stubber answers before anything
+canonical JSON and the digest of what labmesh wrote, and the common form's
+``sourceIdentifier``), an unchanged upsert that only reads (GetAsset by
+external identifier, GetListing), and the SearchListings request a faceted
+keyword query becomes (a lexical, quoted query). The Stubber answers before anything
 is sent, and fails on any call it was not told to expect.
 """
 
@@ -23,7 +25,11 @@ from botocore.stub import ANY, Stubber
 
 from labmesh_dagster.connectors.catalog.base import SearchQuery
 from labmesh_dagster.connectors.catalog.datazone import DataZoneCatalog
-from labmesh_dagster.connectors.catalog.datazone_forms import DATASET_FORM_SMITHY, EXPERIMENT_FORM_SMITHY
+from labmesh_dagster.connectors.catalog.datazone_forms import (
+    DATASET_FORM_SMITHY,
+    EXPERIMENT_FORM_SMITHY,
+    form_type_description,
+)
 from labmesh_dagster.connectors.catalog.sqlite import SqliteCatalog
 from labmesh_dagster.core.experiment import ExperimentRecord, Sample
 
@@ -101,32 +107,34 @@ def expect(stub: Stubber, operation: str, params: dict[str, Any], response: dict
 
 
 def forms_output(experiment_revision: str, dataset_revision: str) -> dict[str, Any]:
+    """The asset type's slots as DataZone answers them: labmesh's two and the common form DataZone adds."""
     return {
         EXPERIMENT_FORM: {"typeName": EXPERIMENT_FORM, "typeRevision": experiment_revision, "required": True},
         DATASET_FORM: {"typeName": DATASET_FORM, "typeRevision": dataset_revision, "required": False},
+        "AssetCommonDetailsForm": {
+            "typeName": "amazon.datazone.AssetCommonDetailsFormType",
+            "typeRevision": "6",
+            "required": False,
+        },
     }
 
 
 GLOSSARY_SEARCH = {
     "searchScope": "GLOSSARY",
     "owningProjectIdentifier": PROJECT,
-    "filters": {"filter": {"attribute": "name", "value": "labmesh", "operator": "EQ"}},
+    "searchText": '"labmesh"',
     "maxResults": 50,
 }
+LOCATIONS = {"landing": "s3://labmesh-landing/EXP-1/", "raw": "s3://labmesh-raw/EXP-1/"}
 
 
 def test_bootstrap_on_an_empty_domain_finds_then_creates_each_part_in_order(
     client: Any, stub: Stubber, tmp_path: Path
 ) -> None:
     catalog = make_catalog(client, tmp_path, glossary_terms={"platform": ["NovaSeq 6000"]})
-    for name, smithy, description in [
-        (EXPERIMENT_FORM, EXPERIMENT_FORM_SMITHY, "labmesh: an experiment as its ELN or LIMS records it"),
-        (
-            DATASET_FORM,
-            DATASET_FORM_SMITHY,
-            "labmesh: one experiment's dataset in one zone, with its files and checksums",
-        ),
-    ]:
+    for name, smithy in [(EXPERIMENT_FORM, EXPERIMENT_FORM_SMITHY), (DATASET_FORM, DATASET_FORM_SMITHY)]:
+        description = form_type_description(name)
+        assert "(labmesh model " in description
         not_found(stub, "get_form_type", {"formTypeIdentifier": name})
         expect(
             stub,
@@ -194,16 +202,11 @@ def test_bootstrap_on_an_empty_domain_finds_then_creates_each_part_in_order(
 
 def found_everything(stub: Stubber) -> None:
     """Bootstrap answers for a domain that already has labmesh's types and glossary (no terms configured)."""
-    for name, smithy, revision in [
-        (EXPERIMENT_FORM, EXPERIMENT_FORM_SMITHY, "3"),
-        (DATASET_FORM, DATASET_FORM_SMITHY, "1"),
-    ]:
-        expect(
-            stub,
-            "get_form_type",
-            {"formTypeIdentifier": name},
-            {"domainId": DOMAIN, "name": name, "revision": revision, "model": {"smithy": smithy}, "status": "ENABLED"},
-        )
+    for name, revision in [(EXPERIMENT_FORM, "3"), (DATASET_FORM, "1")]:
+        # DataZone renders the model its own way; the description says which model it is.
+        answer = {"domainId": DOMAIN, "name": name, "revision": revision, "model": {"smithy": "structure X {}"}}
+        answer |= {"status": "ENABLED", "description": form_type_description(name)}
+        expect(stub, "get_form_type", {"formTypeIdentifier": name}, answer)
     expect(
         stub,
         "get_asset_type",
@@ -226,21 +229,28 @@ def found_everything(stub: Stubber) -> None:
     expect(stub, "search", GLOSSARY_SEARCH, {"items": [{"glossaryItem": glossary}]})
 
 
-ASSET_SEARCH = {
-    "searchScope": "ASSET",
-    "owningProjectIdentifier": PROJECT,
-    "filters": {"filter": {"attribute": "LabmeshExperimentForm.experimentId", "value": "EXP-1", "operator": "EQ"}},
-    "additionalAttributes": ["FORMS"],
-    "maxResults": 50,
-}
+def by_external_id(external: str) -> dict[str, str]:
+    return {"identifier": f"externalIdentifer/{external}"}
 
 
-def test_a_new_experiment_is_searched_for_then_created_with_its_form_and_published(
-    client: Any, stub: Stubber, tmp_path: Path
-) -> None:
-    catalog = make_catalog(client, tmp_path)
-    found_everything(stub)
-    expect(stub, "search", ASSET_SEARCH, {"items": []})
+def nothing_published_yet(stub: Stubber) -> None:
+    for external in ("labmesh:EXP-1", "labmesh:EXP-1:raw", "labmesh:EXP-1:processed", "labmesh:EXP-1:final"):
+        not_found(stub, "get_asset", by_external_id(external))
+
+
+class Sent:
+    """The parameters of every call of one operation, as the client was given them."""
+
+    def __init__(self, client: Any, operation: str) -> None:
+        self.params: list[dict[str, Any]] = []
+        client.meta.events.register(f"provide-client-params.datazone.{operation}", self.record)
+
+    def record(self, params: dict[str, Any], **_: Any) -> None:
+        self.params.append(json.loads(json.dumps(params)))
+
+
+def new_experiment_is_created(stub: Stubber) -> None:
+    nothing_published_yet(stub)
     expect(
         stub,
         "create_asset",
@@ -251,14 +261,7 @@ def test_a_new_experiment_is_searched_for_then_created_with_its_form_and_publish
             "typeIdentifier": "LabmeshAsset",
             "typeRevision": "2",
             "owningProjectIdentifier": PROJECT,
-            "formsInput": [
-                {
-                    "formName": EXPERIMENT_FORM,
-                    "typeIdentifier": EXPERIMENT_FORM,
-                    "typeRevision": "3",
-                    "content": canonical(EXPERIMENT_CONTENT),
-                }
-            ],
+            "formsInput": ANY,
             "clientToken": ANY,
         },
         {
@@ -279,49 +282,83 @@ def test_a_new_experiment_is_searched_for_then_created_with_its_form_and_publish
         {"listingId": "listing01", "listingRevision": "1", "status": "ACTIVE"},
     )
 
-    entry = catalog.upsert_experiment(RECORD, {"raw": "s3://labmesh-raw/EXP-1/"})
+
+def test_a_new_experiment_is_looked_up_then_created_with_its_forms_and_published(
+    client: Any, stub: Stubber, tmp_path: Path
+) -> None:
+    catalog = make_catalog(client, tmp_path)
+    sent = Sent(client, "CreateAsset")
+    found_everything(stub)
+    new_experiment_is_created(stub)
+
+    entry = catalog.upsert_experiment(RECORD, LOCATIONS)
 
     assert (entry.entry_id, entry.revision, entry.changed) == ("experiment:EXP-1", 1, True)
+    experiment, common = sent.params[0]["formsInput"]
+    assert {key: experiment[key] for key in ("formName", "typeIdentifier", "typeRevision")} == {
+        "formName": EXPERIMENT_FORM,
+        "typeIdentifier": EXPERIMENT_FORM,
+        "typeRevision": "3",
+    }
+    content = json.loads(experiment["content"])
+    digest = content.pop("labmeshDigest")
+    assert content == EXPERIMENT_CONTENT and len(digest) == 64
+    assert experiment["content"] == canonical({**EXPERIMENT_CONTENT, "labmeshDigest": digest})
+    # The experiment's data starts in its landing folder, the dataset registration's lineage outputs.
+    assert common == {
+        "formName": "AssetCommonDetailsForm",
+        "content": '{"sourceIdentifier":"s3://labmesh-landing/EXP-1"}',
+    }
 
 
 def test_an_unchanged_experiment_is_only_read(client: Any, stub: Stubber, tmp_path: Path) -> None:
-    catalog = make_catalog(client, tmp_path)
+    first = make_catalog(client, tmp_path)
+    sent = Sent(client, "CreateAsset")
     found_everything(stub)
+    new_experiment_is_created(stub)
+    first.upsert_experiment(RECORD, LOCATIONS)
+    written = sent.params[0]["formsInput"]
+    # DataZone hands the forms back its own way: other spacing, its own forms beside labmesh's.
+    shown = [{**form, "content": json.dumps(json.loads(form["content"]), indent=1)} for form in written]
     forms = [
-        {
-            "formName": EXPERIMENT_FORM,
-            "typeName": EXPERIMENT_FORM,
-            "typeRevision": "3",
-            "content": canonical(EXPERIMENT_CONTENT),
-        }
+        {**form, "typeName": form.get("typeIdentifier", "amazon.datazone.AssetCommonDetailsFormType")} for form in shown
     ]
-    item = {
-        "domainId": DOMAIN,
-        "identifier": "asset0exp1",
+    forms = [{key: value for key, value in form.items() if key != "typeIdentifier"} for form in forms]
+    forms.append({"formName": "README", "typeName": "amazon.datazone.ReadmeFormType", "content": '{"text": "hi"}'})
+    asset = {
+        "id": "asset0exp1",
         "name": "EXP-1: Liver RNA-seq",
-        "description": "",
         "typeIdentifier": "LabmeshAsset",
         "typeRevision": "2",
+        "revision": "1",
         "externalIdentifier": "labmesh:EXP-1",
         "owningProjectId": PROJECT,
-        "additionalAttributes": {"formsOutput": forms},
+        "domainId": DOMAIN,
+        "formsOutput": forms,
+        "listing": {"listingId": "listing01", "listingStatus": "ACTIVE"},
     }
-    expect(stub, "search", ASSET_SEARCH, {"items": [{"assetItem": item}]})
-    listing = {
-        "listingId": "listing01",
-        "listingRevision": "1",
-        "entityId": "asset0exp1",
-        "entityRevision": "1",
-        "additionalAttributes": {"forms": json.dumps({EXPERIMENT_FORM: EXPERIMENT_CONTENT})},
-    }
-    listing_search = {
-        key: value for key, value in ASSET_SEARCH.items() if key not in {"searchScope", "owningProjectIdentifier"}
-    }
-    expect(stub, "search_listings", listing_search, {"items": [{"assetListing": listing}]})
+    listed = {name: json.loads(form["content"]) for name, form in ((f["formName"], f) for f in forms)}
 
-    entry = catalog.upsert_experiment(RECORD, {"raw": "s3://labmesh-raw/EXP-1/"})
+    second = make_catalog(client, tmp_path)
+    found_everything(stub)
+    expect(stub, "get_asset", by_external_id("labmesh:EXP-1"), asset)
+    for external in ("labmesh:EXP-1:raw", "labmesh:EXP-1:processed", "labmesh:EXP-1:final"):
+        not_found(stub, "get_asset", by_external_id(external))
+    expect(
+        stub,
+        "get_listing",
+        {"identifier": "listing01"},
+        {
+            "domainId": DOMAIN,
+            "id": "listing01",
+            "listingRevision": "1",
+            "item": {"assetListing": {"assetId": "asset0exp1", "assetRevision": "1", "forms": json.dumps(listed)}},
+        },
+    )
 
-    assert entry.changed is True  # the registry's answer: it had never seen the experiment
+    entry = second.upsert_experiment(RECORD, LOCATIONS)
+
+    assert entry.changed is False and len(sent.params) == 1
 
 
 def test_a_faceted_keyword_query_is_one_search_listings_request(client: Any, stub: Stubber, tmp_path: Path) -> None:
@@ -332,7 +369,7 @@ def test_a_faceted_keyword_query_is_one_search_listings_request(client: Any, stu
         "search_listings",
         {
             "additionalAttributes": ["FORMS"],
-            "searchText": "liver sampl",
+            "searchText": '"liver sampl"',
             "searchIn": [
                 {"attribute": "LabmeshExperimentForm.searchTerms"},
                 {"attribute": "LabmeshDatasetForm.searchTerms"},

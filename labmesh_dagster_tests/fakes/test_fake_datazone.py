@@ -33,11 +33,14 @@ namespace labmesh
 /// The experiment a dataset belongs to.
 structure ExperimentForm {
     @required
-    @amazon.datazone#searchable
+    @amazon.datazone#searchable(modes: ["TECHNICAL"])
     experimentId: String
 
-    @amazon.datazone#searchable
+    @amazon.datazone#searchable(modes: ["LEXICAL"])
     platform: String
+
+    @amazon.datazone#searchable
+    title: String
 
     @amazon.datazone#sortable
     fileCount: Integer
@@ -201,7 +204,7 @@ def test_malformed_smithy_is_refused_with_a_validation_exception(smithy: str, pr
             owningProjectIdentifier=client.project_id,
         )
 
-    assert client.form_types == {}
+    assert "ExperimentForm" not in client.form_types
 
 
 @pytest.mark.parametrize(
@@ -223,7 +226,7 @@ def test_valid_smithy_the_fake_does_not_model_is_refused_as_the_fakes_limit(smit
         )
 
 
-def test_a_form_type_gets_a_new_revision_only_when_its_model_changes(catalog: Catalog) -> None:
+def test_a_form_type_name_is_unique_in_the_domain_and_revisions_come_from_the_portal(catalog: Catalog) -> None:
     def create(smithy: str) -> str:
         return catalog.client.create_form_type(
             domainIdentifier=catalog.domain,
@@ -232,17 +235,46 @@ def test_a_form_type_gets_a_new_revision_only_when_its_model_changes(catalog: Ca
             owningProjectIdentifier=catalog.project,
         )["revision"]
 
-    assert create(EXPERIMENT_FORM) == "1"
-    assert create(EXPERIMENT_FORM.replace("operator: String", "operatorName: String")) == "2"
+    # The fixture made revision 1; the API reference: "The name must be unique within the domain".
+    with pytest.raises(ClientError) as raised:
+        create(EXPERIMENT_FORM)
+    assert code_of(raised) == "ConflictException"
+    steward = catalog.client.revise_form_type(
+        "ExperimentForm",
+        "/// Edited in the portal.\n" + EXPERIMENT_FORM.replace("operator: String", "operatorName: String"),
+    )
 
     latest = catalog.client.get_form_type(domainIdentifier=catalog.domain, formTypeIdentifier="ExperimentForm")
     first = catalog.client.get_form_type(
         domainIdentifier=catalog.domain, formTypeIdentifier="ExperimentForm", revision="1"
     )
-    assert latest["revision"] == "2" and "operatorName" in latest["model"]["smithy"]
-    assert first["model"]["smithy"] == EXPERIMENT_FORM
+    assert steward == latest["revision"] == "2" and "operatorName" in latest["model"]["smithy"]
+    assert "Edited in the portal" not in latest["model"]["smithy"], "documentation comments do not come back"
+    assert "operator: String" in first["model"]["smithy"] and "operatorName" not in first["model"]["smithy"]
     with pytest.raises(catalog.client.exceptions.ResourceNotFoundException):
         catalog.client.get_form_type(domainIdentifier=catalog.domain, formTypeIdentifier="SampleForm")
+
+
+def test_an_asset_type_name_is_unique_and_every_custom_type_gets_the_common_details_slot(catalog: Catalog) -> None:
+    asset_type = catalog.client.get_asset_type(domainIdentifier=catalog.domain, identifier="LabDataset")
+    assert asset_type["formsOutput"]["AssetCommonDetailsForm"] == {
+        "typeName": "amazon.datazone.AssetCommonDetailsFormType",
+        "typeRevision": "6",
+        "required": False,
+    }
+    common = catalog.client.get_form_type(
+        domainIdentifier=catalog.domain, formTypeIdentifier="amazon.datazone.AssetCommonDetailsFormType"
+    )
+    assert "sourceIdentifier" in common["model"]["smithy"] and "owningProjectId" not in common
+
+    with pytest.raises(ClientError) as raised:
+        catalog.client.create_asset_type(
+            domainIdentifier=catalog.domain,
+            name="LabDataset",
+            formsInput={"ExperimentForm": {"typeIdentifier": "ExperimentForm", "typeRevision": "1", "required": True}},
+            owningProjectIdentifier=catalog.project,
+        )
+    assert code_of(raised) == "ConflictException"
 
 
 def test_an_asset_type_takes_at_most_ten_forms_of_existing_form_types(catalog: Catalog) -> None:
@@ -261,7 +293,12 @@ def test_an_asset_type_takes_at_most_ten_forms_of_existing_form_types(catalog: C
 
     asset_type = catalog.client.get_asset_type(domainIdentifier=catalog.domain, identifier="LabDataset")
     assert asset_type["formsOutput"] == {
-        "ExperimentForm": {"typeName": "ExperimentForm", "typeRevision": "1", "required": True}
+        "ExperimentForm": {"typeName": "ExperimentForm", "typeRevision": "1", "required": True},
+        "AssetCommonDetailsForm": {
+            "typeName": "amazon.datazone.AssetCommonDetailsFormType",
+            "typeRevision": "6",
+            "required": False,
+        },
     }
 
 
@@ -325,6 +362,137 @@ def test_a_revision_is_a_new_revision_of_the_same_asset_never_a_second_asset(cat
         catalog.revise("nosuchasset", "x", {"experimentId": "EXP-1"})
 
 
+def test_every_asset_carries_the_common_form_and_listings_show_it(catalog: Catalog) -> None:
+    source = {"formName": "AssetCommonDetailsForm", "content": json.dumps({"sourceIdentifier": "s3://raw/EXP-1"})}
+    plain = catalog.asset("plain", {"experimentId": "EXP-1"})
+    traced = catalog.client.create_asset(
+        domainIdentifier=catalog.domain,
+        name="traced",
+        typeIdentifier="LabDataset",
+        owningProjectIdentifier=catalog.project,
+        formsInput=[{"formName": "ExperimentForm", "content": json.dumps({"experimentId": "EXP-2"})}, source],
+    )
+    catalog.publish(plain["id"])
+    catalog.publish(traced["id"])
+
+    def common(asset: dict[str, Any]) -> dict[str, Any]:
+        form = next(form for form in asset["formsOutput"] if form["formName"] == "AssetCommonDetailsForm")
+        assert form["typeName"] == "amazon.datazone.AssetCommonDetailsFormType" and form["typeRevision"] == "6"
+        return dict(json.loads(form["content"]))
+
+    assert (common(plain), common(traced)) == ({}, {"sourceIdentifier": "s3://raw/EXP-1"})
+    listed = [
+        json.loads(listing["additionalAttributes"]["forms"])
+        for listing in catalog.listings(additionalAttributes=["FORMS"])
+    ]
+    assert all(set(forms) == {"ExperimentForm", "AssetCommonDetailsForm"} for forms in listed)
+
+
+def test_a_revision_keeps_only_the_forms_it_is_given(catalog: Catalog) -> None:
+    steward = {"formName": "AssetCommonDetailsForm", "content": json.dumps({"sourceIdentifier": "s3://raw/EXP-1"})}
+    first = catalog.client.create_asset(
+        domainIdentifier=catalog.domain,
+        name="EXP-1",
+        typeIdentifier="LabDataset",
+        owningProjectIdentifier=catalog.project,
+        formsInput=[{"formName": "ExperimentForm", "content": json.dumps({"experimentId": "EXP-1"})}, steward],
+    )
+
+    second = catalog.revise(first["id"], "EXP-1", {"experimentId": "EXP-1", "fileCount": 2})
+
+    contents = {form["formName"]: json.loads(form["content"]) for form in second["formsOutput"]}
+    assert contents == {"ExperimentForm": {"experimentId": "EXP-1", "fileCount": 2}, "AssetCommonDetailsForm": {}}
+    with pytest.raises(ClientError, match="required forms missing: ExperimentForm"):
+        catalog.client.create_asset_revision(
+            domainIdentifier=catalog.domain, identifier=first["id"], name="EXP-1", formsInput=[steward]
+        )
+
+
+def test_form_content_comes_back_in_the_services_own_rendering(catalog: Catalog) -> None:
+    sent = json.dumps({"title": "Liver", "experimentId": "EXP-1"}, separators=(",", ":"))
+    form_type = """structure TimedForm {
+    @required
+    experimentId: String
+    created: Timestamp
+}"""
+    catalog.client.create_form_type(
+        domainIdentifier=catalog.domain,
+        name="TimedForm",
+        model={"smithy": form_type},
+        owningProjectIdentifier=catalog.project,
+    )
+    asset = catalog.client.create_asset(
+        domainIdentifier=catalog.domain,
+        name="EXP-1",
+        typeIdentifier="LabDataset",
+        owningProjectIdentifier=catalog.project,
+        formsInput=[
+            {"formName": "ExperimentForm", "content": sent},
+            {
+                "formName": "Timed",
+                "typeIdentifier": "TimedForm",
+                "typeRevision": "1",
+                "content": json.dumps({"experimentId": "EXP-1", "created": "2024-03-01T10:00:00+00:00"}),
+            },
+        ],
+    )
+
+    contents = {form["formName"]: form["content"] for form in asset["formsOutput"]}
+    assert contents["ExperimentForm"] != sent and json.loads(contents["ExperimentForm"]) == json.loads(sent)
+    assert json.loads(contents["Timed"])["created"] == "2024-03-01T10:00:00.000Z"
+
+
+def test_get_asset_takes_the_documented_external_identifier_form(catalog: Catalog) -> None:
+    made = catalog.asset("EXP-1 raw", {"experimentId": "EXP-1"}, externalIdentifier="labmesh:EXP-1:raw")
+
+    found = catalog.client.get_asset(domainIdentifier=catalog.domain, identifier="externalIdentifer/labmesh:EXP-1:raw")
+
+    assert found["id"] == made["id"]
+    assert catalog.client.calls[-1][1]["identifier"] == "externalIdentifer/labmesh:EXP-1:raw"
+    with pytest.raises(catalog.client.exceptions.ResourceNotFoundException):
+        catalog.client.get_asset(domainIdentifier=catalog.domain, identifier="externalIdentifer/labmesh:EXP-2")
+    with pytest.raises(catalog.client.exceptions.ValidationException):
+        catalog.client.get_asset(domainIdentifier=catalog.domain, identifier="labmesh:EXP-1:raw")
+
+
+@pytest.mark.parametrize(
+    ("member", "problem"),
+    [
+        ("@amazon.datazone#sortable\n title: String", "#sortable applies to numeric members, not a string"),
+        ("@amazon.datazone#sortable\n created: Timestamp", "#sortable applies to numeric members, not a timestamp"),
+        ('@amazon.datazone#searchable(modes: "LEXICAL")\n title: String', "takes modes: a list"),
+    ],
+)
+def test_index_traits_are_refused_where_the_documentation_does_not_allow_them(
+    catalog: Catalog, member: str, problem: str
+) -> None:
+    with pytest.raises(catalog.client.exceptions.ValidationException, match=problem):
+        catalog.client.create_form_type(
+            domainIdentifier=catalog.domain,
+            name="OtherForm",
+            model={"smithy": form_model("OtherForm", member)},
+            owningProjectIdentifier=catalog.project,
+        )
+    with pytest.raises(ModelViolation, match="documented modes"):
+        catalog.client.create_form_type(
+            domainIdentifier=catalog.domain,
+            name="OtherForm",
+            model={"smithy": form_model("OtherForm", '@amazon.datazone#searchable(modes: ["FUZZY"])\n title: String')},
+            owningProjectIdentifier=catalog.project,
+        )
+
+
+def test_a_v2_domain_creates_types_and_glossaries_only_with_the_projects_policy_grants() -> None:
+    client = FakeDataZoneClient(domain_version="V2", policy_grants={"CREATE_GLOSSARY"})
+    request = {"domainIdentifier": client.domain_id, "owningProjectIdentifier": client.project_id}
+
+    with pytest.raises(client.exceptions.AccessDeniedException, match="CREATE_FORM_TYPE"):
+        client.create_form_type(**request, name="OtherForm", model={"smithy": form_model("OtherForm")})
+    with pytest.raises(client.exceptions.AccessDeniedException, match="CREATE_ASSET_TYPE"):
+        client.create_asset_type(**request, name="Other", formsInput={})
+    assert client.create_glossary(**request, name="labmesh")["name"] == "labmesh"
+
+
 def test_a_retry_with_the_same_client_token_returns_the_first_answer(catalog: Catalog) -> None:
     first = catalog.asset("EXP-1 raw", {"experimentId": "EXP-1"}, clientToken="labmesh-raw-EXP-1")
     retried = catalog.asset("EXP-1 raw", {"experimentId": "EXP-1"}, clientToken="labmesh-raw-EXP-1")
@@ -335,21 +503,52 @@ def test_a_retry_with_the_same_client_token_returns_the_first_answer(catalog: Ca
         catalog.asset("EXP-2 raw", {"experimentId": "EXP-2"}, clientToken="labmesh-raw-EXP-1")
 
 
-def test_search_text_matches_names_descriptions_and_searchable_members_only(catalog: Catalog) -> None:
+def test_search_text_matches_searchable_members_in_their_modes_and_quotes_make_it_lexical(catalog: Catalog) -> None:
     liver = catalog.asset("Liver RNA-seq", {"experimentId": "EXP-1", "platform": "NovaSeq", "operator": "ada"})
     catalog.asset("Kidney proteomics", {"experimentId": "EXP-2", "platform": "Orbitrap"}, description="mass spec")
+    catalog.asset("Spleen", {"experimentId": "EXP-10", "platform": "NovaSeq X"})
 
-    assert [item["name"] for item in catalog.search(searchText="novaseq")] == ["Liver RNA-seq"]
-    assert [item["name"] for item in catalog.search(searchText="mass spec")] == ["Kidney proteomics"]
-    assert [item["name"] for item in catalog.search(searchText="EXP-1")] == ["Liver RNA-seq"]
-    assert catalog.search(searchText="ada") == []
-    assert catalog.search(searchText="liver orbitrap") == []
-    assert catalog.search(searchText="liver", searchIn=[{"attribute": "ExperimentForm.platform"}]) == []
+    def names(**params: Any) -> list[str]:
+        return [item["name"] for item in catalog.search(**params)]
+
+    assert names(searchText="novaseq") == ["Liver RNA-seq", "Spleen"]  # LEXICAL platform
+    assert names(searchText="mass spec") == ["Kidney proteomics"]  # semantic description
+    assert names(searchText="EXP-1") == ["Liver RNA-seq"], "TECHNICAL matches a whole identifier, not EXP-10"
+    assert names(searchText="ada") == []  # operator is not searchable
+    # Semantic by default: a related word finds the asset; in double quotes only the words themselves do.
+    assert names(searchText="proteome") == ["Kidney proteomics"]
+    assert names(searchText='"proteome"') == []
+    assert names(searchText="liver orbitrap") == ["Liver RNA-seq"]  # "liver" is related to the name
+    assert names(searchText='"liver orbitrap"') == []
+    assert names(searchText='"novaseq x"') == ["Spleen"]
+    assert names(searchText="liver", searchIn=[{"attribute": "ExperimentForm.platform"}]) == []
     with pytest.raises(ClientError, match="searchIn: ExperimentForm.operator is not a searchable"):
         catalog.search(searchText="ada", searchIn=[{"attribute": "ExperimentForm.operator"}])
     assert "additionalAttributes" not in catalog.search(searchText="liver")[0]
     forms = catalog.search(searchText="liver", additionalAttributes=["FORMS"])[0]["additionalAttributes"]
     assert forms["formsOutput"][0]["formName"] == "ExperimentForm" and liver["id"]
+
+
+def test_an_eq_filter_is_exact_on_a_technical_member_and_semantic_on_a_default_one(catalog: Catalog) -> None:
+    catalog.asset("one", {"experimentId": "EXP-1", "title": "Liver RNA-seq"})
+    catalog.asset("ten", {"experimentId": "EXP-10", "title": "Liver biopsy RNA"})
+
+    def names(attribute: str, value: str) -> list[str]:
+        filters = {"filter": {"attribute": f"ExperimentForm.{attribute}", "value": value, "operator": "EQ"}}
+        return [item["name"] for item in catalog.search(filters=filters)]
+
+    assert names("experimentId", "EXP-1") == ["one"]
+    assert names("experimentId", "exp-1") == []
+    assert names("title", "Liver RNA-seq") == ["one", "ten"], "semantic: related titles match too"
+
+
+def test_filters_name_only_documented_attributes(catalog: Catalog) -> None:
+    catalog.asset("one", {"experimentId": "EXP-1"})
+    for attribute in ("name", "description", "owningProjectId", "typeIdentifier"):
+        with pytest.raises(ClientError, match=f"unknown filter attribute {attribute}"):
+            catalog.search(filters={"filter": {"attribute": attribute, "value": "one"}})
+    created = {"filter": {"attribute": "creationTime", "intValue": 0, "operator": "GT"}}
+    assert [item["name"] for item in catalog.search(filters=created)] == ["one"]
 
 
 def test_filters_combine_with_and_and_or_over_searchable_and_sortable_members(catalog: Catalog) -> None:
@@ -443,7 +642,7 @@ def test_glossaries_and_terms_are_searched_in_their_own_scopes(catalog: Catalog)
     )
     catalog.asset("Liver", {"experimentId": "EXP-1"}, glossaryTerms=[term["id"]])
 
-    glossaries = client.search(domainIdentifier=catalog.domain, searchScope="GLOSSARY", searchText="assays")
+    glossaries = client.search(domainIdentifier=catalog.domain, searchScope="GLOSSARY", searchText='"assays"')
     terms = client.search(domainIdentifier=catalog.domain, searchScope="GLOSSARY_TERM", searchText="sequencing")
     by_term = catalog.search(filters={"filter": {"attribute": "__DataZoneGlossaryTerms", "value": term["id"]}})
 

@@ -166,6 +166,46 @@ def test_each_dataset_is_one_listed_datazone_asset_with_lineage_and_indexed_cont
     assert fakes.kendra.documents and all(s.outcome in {"INDEXED", "UPDATED"} for s in fakes.kendra.statuses.values())
 
 
+def test_each_asset_carries_the_source_identifier_of_its_openlineage_dataset(aws_lab: tuple[Lab, Publishing]) -> None:
+    lab, fakes = aws_lab
+    run_flow(lab)
+    datazone = lab.resources["catalog"].get_catalog()
+    posted = [json.loads(event.event) for event in fakes.datazone.lineage_events.values()]
+    written = {
+        event["job"]["name"]: f"{dataset['namespace']}/{dataset['name']}"
+        for event in posted
+        if event["eventType"] == "COMPLETE"
+        for dataset in event["outputs"]
+    }
+
+    for job, zone in (("experiment", None), ("raw_dataset", Zone.RAW), ("processed_dataset", Zone.PROCESSED)):
+        asset = datazone.published_asset("EXP-42", zone)
+        assert asset is not None
+        common = next(form for form in asset["formsOutput"] if form["formName"] == "AssetCommonDetailsForm")
+        assert json.loads(common["content"])["sourceIdentifier"] == written[job], job
+    final = datazone.published_asset("EXP-42", Zone.FINAL)
+    assert final is not None and written["final_dataset"] in json.dumps(final["formsOutput"])
+    # DataZone joins an asset to the lineage node of the same sourceIdentifier: every asset has its node.
+    assert set(written.values()) <= fakes.datazone.lineage_source_identifiers()
+    assert written["raw_dataset"].startswith("s3://") and written["raw_dataset"].endswith("EXP-42")
+
+
+def test_publishing_an_unchanged_dataset_again_creates_and_revises_nothing(aws_lab: tuple[Lab, Publishing]) -> None:
+    lab, fakes = aws_lab
+    run_flow(lab)
+    writes = ("CreateFormType", "CreateAssetType", "CreateGlossary", "CreateAsset", "CreateAssetRevision")
+    before = {operation: fakes.datazone.call_counts[operation] for operation in writes}
+    published = fakes.datazone.call_counts["CreateListingChangeSet"]
+
+    result = lab.materialize("raw_dataset", partition="EXP-42")
+
+    assert result.success
+    # A new run bootstraps its own catalog: it reads the types and creates none, and the asset is unchanged.
+    assert {operation: fakes.datazone.call_counts[operation] for operation in writes} == before
+    assert fakes.datazone.call_counts["CreateListingChangeSet"] == published
+    assert fakes.datazone.call_counts["GetFormType"] > 0
+
+
 def test_every_facet_finds_in_datazone_what_the_registry_finds(aws_lab: tuple[Lab, Publishing]) -> None:
     lab, fakes = aws_lab
     run_flow(lab)

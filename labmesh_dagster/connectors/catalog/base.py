@@ -117,6 +117,10 @@ class Catalog(ABC):
         """The registered record, or None if the experiment is unknown."""
 
     @abstractmethod
+    def experiment_locations(self, experiment_id: str) -> dict[str, str]:
+        """Where the experiment's data lives, by zone, as registered ({} for an unknown experiment)."""
+
+    @abstractmethod
     def experiment_fingerprints(self) -> dict[str, str]:
         """Fingerprint of every registered experiment, to tell changed ELN records from unchanged ones."""
 

@@ -6,36 +6,46 @@ and every upsert goes to it first, then to DataZone. The `CatalogEntry` an
 upsert returns is the registry's, so both profiles answer alike.
 
 How assets are found again. DataZone's ``externalIdentifier`` names each asset
-(``labmesh:EXP-1``, ``labmesh:EXP-1:raw``), but no API looks an asset up by it,
-and the registry's schema keeps no DataZone ids. So one inventory ``Search``
-(scope ASSET, this project, filtered on the searchable
-``LabmeshExperimentForm.experimentId``, with the forms' content) finds an
-experiment's asset and all its datasets' assets at once, and they are matched
-on ``externalIdentifier``. Search is eventually consistent: an asset created
-seconds ago may not be found yet, so ``CreateAsset`` carries a client token
-derived from the identifier and the content (a repeat returns the first answer
-instead of a second asset), and a ``ConflictException`` sends it back to
-``Search`` once more.
+(``labmesh:EXP-1``, ``labmesh:EXP-1:raw``), and ``GetAsset`` takes it as its
+identifier when prefixed ``externalIdentifer/`` (sic; the API reference spells
+it so, and boto3 sends the slash as the documented ``%2F``). That lookup is
+exact by contract and, unlike ``Search``, not eventually consistent, so nothing
+depends on how DataZone indexes a member: an asset created a second ago is
+found, and one that a semantic index calls "related" never is. ``CreateAsset``
+carries a client token derived from the identifier and the content, and a
+``ConflictException`` (the identifier exists) is answered by looking it up.
 
-What an upsert does. Content equal to the asset's latest revision: nothing is
-written; one ``SearchListings`` (per experiment) checks that exactly that
-content is what is published, and republishes when it is not (a crash between
-revising and publishing heals on the next run). Changed content: one
-``CreateAssetRevision`` (never a second asset), then ``CreateListingChangeSet``
-PUBLISH of that revision. An experiment's change revises its datasets' assets
-too, because each carries the experiment form (as each local index row carries
-the experiment's text). Every call goes through one `PacedCaller`, paced under
-``max_per_second`` and retried on throttling and 5xx; what still fails is
-raised as `CatalogUnavailable` naming what was being done.
+What an upsert does. Each labmesh asset carries, in its experiment form's
+``labmeshDigest``, a digest of everything labmesh wrote to it (see
+`datazone_forms`). Equal digest: nothing is written; the asset's listing is
+read (``GetListing``) and republished only if it does not show that digest (a
+crash between revising and publishing heals on the next run). Another digest:
+one ``CreateAssetRevision`` (never a second asset), then
+``CreateListingChangeSet`` PUBLISH of that revision. A revision sends labmesh's
+forms, the ``AssetCommonDetailsForm`` with its ``sourceIdentifier`` set (other
+members a steward set there are kept), and every other form of the current
+revision unchanged: a README or a form a data steward added in DataZone's portal
+survives labmesh's revisions. An experiment's change revises its datasets'
+assets too, because each carries the experiment form (as each local index row
+carries the experiment's text). Every call goes through one `PacedCaller`,
+paced under ``max_per_second`` and retried on throttling and 5xx; what still
+fails is raised as `CatalogUnavailable` naming what was being done.
+
+Lineage. Each asset's ``AssetCommonDetailsForm.sourceIdentifier`` is its
+dataset's OpenLineage ``<namespace>/<name>`` (the experiment's asset: its
+landing folder, which registration outputs), the identifier DataZone gives the
+lineage nodes of labmesh's run events. DataZone's lineage view then shows the
+chain landing -> raw -> processed -> final on the assets themselves.
 
 Search. ``SearchListings`` runs the query against what is published: its
-words, tokenized as the local index tokenizes them, against the forms'
-``searchTerms``, and its facets as filters (see `listing_filters`). Every
-filter is written so that it keeps at least what the local index would match,
-so DataZone decides *which* experiments and datasets are found (published,
-and, on a real domain, visible to the caller) while the registry, given the
-same query, decides which files of each match and the order, exactly as
-`SqliteCatalog.search` does. For the same data, both profiles therefore
+words, tokenized as the local index tokenizes them, as a lexical query (in
+double quotes, so DataZone matches the words rather than related ones) against
+the forms' ``searchTerms``, and its facets as filters (see `listing_filters`).
+Every filter is written so that it keeps at least what the local index would
+match, so DataZone decides *which* experiments and datasets are found
+(published, and, on a real domain, visible to the caller) while the registry,
+given the same query, decides which files of each match and the order, exactly
+as `SqliteCatalog.search` does. For the same data, both profiles therefore
 return equal results, with these differences:
 
 - something the registry holds but DataZone does not list (not yet published,
@@ -48,6 +58,12 @@ return equal results, with these differences:
   filtered on in DataZone (the registry still applies it), and query words
   beyond DataZone's 512-character search text are left to the registry too;
 - at most `MAX_LISTINGS` listings are read per query.
+
+Bootstrap needs, on a V2 (SageMaker Unified Studio) domain, policy grants on
+the owning project's domain unit: ``CREATE_FORM_TYPE``, ``CREATE_ASSET_TYPE``
+and ``CREATE_GLOSSARY`` to create the types and the glossary, and
+nothing more for assets, since the same project owns the asset type. A refusal
+names the grant it needs (`BootstrapRefused`).
 """
 
 from __future__ import annotations
@@ -56,7 +72,7 @@ import hashlib
 import json
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -75,10 +91,10 @@ from labmesh_dagster.connectors.catalog.base import (
 from labmesh_dagster.connectors.catalog.datazone_forms import (
     ASSET_TYPE,
     ASSET_TYPE_DESCRIPTION,
+    COMMON_FORM,
     DATASET_FORM,
     EXPERIMENT_FORM,
     FILTER_VALUE_MAX,
-    FORM_DESCRIPTIONS,
     FORM_TYPES,
     asset_type_forms,
     dataset_form,
@@ -86,7 +102,9 @@ from labmesh_dagster.connectors.catalog.datazone_forms import (
     experiment_form,
     external_id,
     form_json,
+    form_type_description,
     query_terms,
+    source_identifier,
 )
 from labmesh_dagster.core.defaults import DATAZONE_CALLS_PER_SECOND
 from labmesh_dagster.core.experiment import ExperimentRecord
@@ -107,6 +125,23 @@ GLOSSARY_TERMS_MAX = 20
 _EVERY = 2**31 - 1
 _NOT_FOUND = frozenset({"ResourceNotFoundException"})
 _CONFLICT = frozenset({"ConflictException"})
+_REFUSED = frozenset({"AccessDeniedException", "UnauthorizedException"})
+_BY_EXTERNAL_ID = "externalIdentifer/"
+"""GetAsset's prefix for an external identifier, spelled as the API reference spells it (``externalIdentifer%2F``)."""
+DATASET_ZONES = tuple(zone for zone in Zone if zone is not Zone.LANDING)
+"""Zones whose datasets are published (landing is the experiment's asset's place, not a dataset)."""
+
+# The policy grant a V2 (SageMaker Unified Studio) domain unit needs for each thing bootstrap creates.
+_GRANTS = {
+    "create_form_type": "CREATE_FORM_TYPE",
+    "create_asset_type": "CREATE_ASSET_TYPE",
+    "create_glossary": "CREATE_GLOSSARY",
+}
+
+
+class BootstrapRefused(CatalogUnavailable):
+    """DataZone refused to create one of labmesh's types or its glossary; the message says what to grant or remove."""
+
 
 # Which record field a glossary category names; other categories are looked up among the custom fields.
 _CATEGORY_FIELDS = {
@@ -138,47 +173,63 @@ class BootstrapReport:
 
 @dataclass(frozen=True)
 class _Wanted:
-    """An asset as labmesh wants it to be."""
+    """An asset as labmesh wants it to be: its own forms (without the digest), and where its data is."""
 
     external_id: str
     name: str
     description: str
     forms: Mapping[str, Mapping[str, Any]]
+    source_identifier: str
     glossary_terms: tuple[str, ...] = ()
 
-    @property
-    def digest(self) -> str:
-        return _digest(self.name, self.description, form_json(self.forms), *self.glossary_terms)
+    def digest(self, report: BootstrapReport) -> str:
+        """What labmesh writes, digested: the types' revisions too, so that new types revise every asset."""
+        revisions = [report.asset_type_revision, *(f"{name}@{report.form_types[name]}" for name in sorted(self.forms))]
+        return _digest(
+            self.name, self.description, form_json(self.forms), self.source_identifier, *revisions, *self.glossary_terms
+        )
+
+    def forms_with(self, digest: str) -> dict[str, Mapping[str, Any]]:
+        """The forms as written: the digest goes into the experiment form, which every labmesh asset carries."""
+        return {
+            name: {**content, "labmeshDigest": digest} if name == EXPERIMENT_FORM else content
+            for name, content in self.forms.items()
+        }
 
 
 @dataclass(frozen=True)
 class _Found:
-    """An asset's latest revision as inventory Search shows it."""
+    """An asset's latest revision as ``GetAsset`` answers it."""
 
     asset_id: str
     external_id: str
-    name: str
-    description: str
-    type_revision: str
-    created_at: str
-    forms: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
-    form_revisions: Mapping[str, str] = field(default_factory=dict)
-    glossary_terms: tuple[str, ...] = ()
+    revision: str
+    forms_output: tuple[Mapping[str, Any], ...]
+    listing_id: str | None
+    listing_status: str | None
 
     @classmethod
-    def from_item(cls, item: Mapping[str, Any]) -> _Found:
-        outputs = (item.get("additionalAttributes") or {}).get("formsOutput") or []
+    def from_asset(cls, asset: Mapping[str, Any]) -> _Found:
+        listing = asset.get("listing") or {}
         return cls(
-            asset_id=item["identifier"],
-            external_id=item.get("externalIdentifier") or "",
-            name=item.get("name") or "",
-            description=item.get("description") or "",
-            type_revision=item.get("typeRevision") or "",
-            created_at=str(item.get("createdAt") or ""),
-            forms={form["formName"]: _json_object(form.get("content")) for form in outputs},
-            form_revisions={form["formName"]: form.get("typeRevision") or "" for form in outputs},
-            glossary_terms=tuple(item.get("glossaryTerms") or ()),
+            asset_id=asset["id"],
+            external_id=asset.get("externalIdentifier") or "",
+            revision=str(asset["revision"]),
+            forms_output=tuple(asset.get("formsOutput") or ()),
+            listing_id=listing.get("listingId"),
+            listing_status=listing.get("listingStatus"),
         )
+
+    def content(self, form_name: str) -> dict[str, Any]:
+        """A form's content as an object ({} when the asset has no such form or it is not JSON)."""
+        return next(
+            (_json_object(form.get("content")) for form in self.forms_output if form["formName"] == form_name), {}
+        )
+
+    @property
+    def digest(self) -> str | None:
+        value = self.content(EXPERIMENT_FORM).get("labmeshDigest")
+        return value if isinstance(value, str) else None
 
 
 def _digest(*parts: str) -> str:
@@ -241,11 +292,13 @@ def _date_clause(query: SearchQuery) -> dict[str, Any] | None:
 def listing_filters(query: SearchQuery) -> dict[str, Any] | None:
     """The query's facets as a DataZone filter clause that keeps at least what the local index matches.
 
-    Experiment: exact, as locally. Sample: a word search over the experiment's
-    and the files' sample ids (the local match is exact and case-insensitive,
-    which implies it). Group, platform, format, file name: their words, as the
-    local index tokenizes them, searched in the matching ``...Terms`` member
-    (the local column filter is a phrase of those words). Dates: see `_date_clause`.
+    Experiment: exact, as locally (``EQ`` on the ``TECHNICAL`` ``experimentId``).
+    Sample: a search of the experiment's and the files' ``TECHNICAL`` sample ids,
+    which match a whole id (the local match is exact and case-insensitive). Group,
+    platform, format, file name: their words, as the local index tokenizes them,
+    searched in the matching ``LEXICAL`` ``...Terms`` member, where every word
+    must occur (the local column filter is a phrase of those words). Dates: see
+    `_date_clause`.
     """
     clauses: list[dict[str, Any]] = []
     if _fits(query.experiment):
@@ -271,12 +324,25 @@ def listing_filters(query: SearchQuery) -> dict[str, Any] | None:
     return _combined("and", clauses)
 
 
+def lexical(words: str) -> str:
+    """A lexical query: in double quotes, DataZone matches the words themselves, never semantically related ones.
+
+    (``Search`` API reference: "To run a lexical search query, enclose the query with double quotes".)
+    """
+    return f'"{words}"' if words else ""
+
+
 def search_text(text: str) -> str:
-    """The query's words as index terms, cut at a word to DataZone's 512 characters (the rest left to the registry)."""
+    """The query's words as index terms in a lexical query, cut at a word to DataZone's 512 characters.
+
+    Words beyond the cut are left to the registry, which gets the whole query.
+    """
     terms = query_terms(text)
-    if len(terms) <= SEARCH_TEXT_MAX:
-        return terms
-    return terms[: SEARCH_TEXT_MAX + 1].rsplit(" ", 1)[0]
+    room = SEARCH_TEXT_MAX - 2  # the quotes
+    if len(terms) > room:
+        cut = terms[: room + 1]
+        terms = cut.rsplit(" ", 1)[0] if " " in cut else cut[:room]
+    return lexical(terms)
 
 
 def _listing_key(listing: Mapping[str, Any] | None) -> tuple[str, str | None] | None:
@@ -384,27 +450,40 @@ class DataZoneCatalog(Catalog):
         return self._report or self.bootstrap()
 
     def _form_type(self, name: str, smithy: str, created: list[str]) -> str:
+        """The revision of labmesh's form type ``name``, created only when the domain has no such model.
+
+        The description names the digest of labmesh's model (`form_type_description`);
+        equal descriptions are equal models, however DataZone renders the Smithy text.
+        """
+        description = form_type_description(name)
         try:
             found = self._request(
                 f"read form type {name}", "get_form_type", formTypeIdentifier=name, passthrough=_NOT_FOUND
             )
         except ClientError:
             found = {}
-        if found.get("model", {}).get("smithy") == smithy and found.get("status", "ENABLED") == "ENABLED":
+        if found.get("description") == description and found.get("status", "ENABLED") == "ENABLED":
             return str(found["revision"])
-        made = self._request(
-            f"create form type {name}",
+        made = self._create_type(
+            f"form type {name}",
             "create_form_type",
+            exists=bool(found),
             name=name,
             model={"smithy": smithy},
             owningProjectIdentifier=self.project_id,
             status="ENABLED",
-            description=FORM_DESCRIPTIONS[name],
+            description=description,
         )
         created.append(f"form type {name} revision {made['revision']}")
         return str(made["revision"])
 
     def _asset_type(self, form_types: Mapping[str, str], created: list[str]) -> str:
+        """The revision of ``LabmeshAsset``, compared on labmesh's own slots only.
+
+        DataZone adds an ``AssetCommonDetailsForm`` slot to every custom asset
+        type (``CreateAssetType`` API reference, example 1); it is DataZone's,
+        not a difference.
+        """
         forms = asset_type_forms(form_types)
         try:
             found = self._request(
@@ -412,16 +491,19 @@ class DataZoneCatalog(Catalog):
             )
         except ClientError:
             found = {}
+        slots = found.get("formsOutput") or {}
         have = {
-            name: (slot.get("typeName"), slot.get("typeRevision"), bool(slot.get("required", False)))
-            for name, slot in (found.get("formsOutput") or {}).items()
+            name: (slots[name].get("typeName"), slots[name].get("typeRevision"), bool(slots[name].get("required")))
+            for name in forms
+            if name in slots
         }
         want = {name: (slot["typeIdentifier"], slot["typeRevision"], slot["required"]) for name, slot in forms.items()}
         if found and have == want:
             return str(found["revision"])
-        made = self._request(
-            f"create asset type {ASSET_TYPE}",
+        made = self._create_type(
+            f"asset type {ASSET_TYPE}",
             "create_asset_type",
+            exists=bool(found),
             name=ASSET_TYPE,
             description=ASSET_TYPE_DESCRIPTION,
             formsInput=forms,
@@ -430,22 +512,55 @@ class DataZoneCatalog(Catalog):
         created.append(f"asset type {ASSET_TYPE} revision {made['revision']}")
         return str(made["revision"])
 
+    def _create_type(self, what: str, operation: str, /, *, exists: bool, **params: Any) -> dict[str, Any]:
+        """Create a type (or the glossary), turning DataZone's refusals into a plain `BootstrapRefused`.
+
+        The API reference documents type names as unique in the domain, so a
+        type of that name whose model labmesh did not write is a conflict that
+        only a person can settle; a V2 domain refuses a project that lacks the
+        domain unit's policy grant.
+        """
+        try:
+            return self._request(f"create {what}", operation, passthrough=_CONFLICT | _REFUSED, **params)
+        except ClientError as exc:
+            code, message = error_code(exc), exc.response.get("Error", {}).get("Message", "")
+            if code in _CONFLICT:
+                differs = "has another model than this labmesh's" if exists else "belongs to another project"
+                raise BootstrapRefused(
+                    f"DataZone refused to create {what}: a type of that name {differs} in domain {self.domain_id}, "
+                    f"and names are unique in a domain ({code}: {message}). Delete that type, or point labmesh "
+                    f"at another domain or project."
+                ) from exc
+            grant = _GRANTS[operation]
+            raise BootstrapRefused(
+                f"DataZone refused to create {what} in domain {self.domain_id}: {code}: {message}. "
+                f"On a V2 (SageMaker Unified Studio) domain, project {self.project_id} needs the {grant} policy grant "
+                f"on its domain unit (AddPolicyGrant, policyType {grant}); on a V1 domain, the caller needs "
+                f"datazone:{''.join(part.title() for part in operation.split('_'))} on the domain."
+            ) from exc
+
     def _glossary(self, created: list[str]) -> tuple[str, bool]:
-        """The id of the project's ``labmesh`` glossary, and whether it was just created."""
+        """The id of the project's ``labmesh`` glossary, and whether it was just created.
+
+        Found by a lexical search for its name (a name filter is not documented
+        for Search; its filters are form members, ``__DataZoneGlossaryTerms``,
+        ``creationTime`` and ``lastUpdatedTime``), then matched on the name exactly.
+        """
         items = self._search_all(
             "find the labmesh glossary",
             "search",
             searchScope="GLOSSARY",
             owningProjectIdentifier=self.project_id,
-            filters=_eq("name", GLOSSARY_NAME),
+            searchText=lexical(GLOSSARY_NAME),
         )
         for item in items:
             glossary = item.get("glossaryItem") or {}
             if glossary.get("name") == GLOSSARY_NAME:
                 return str(glossary["id"]), False
-        made = self._request(
-            "create the labmesh glossary",
+        made = self._create_type(
+            f"glossary {GLOSSARY_NAME}",
             "create_glossary",
+            exists=False,
             name=GLOSSARY_NAME,
             owningProjectIdentifier=self.project_id,
             description="labmesh: the words experiments and datasets are described and found by",
@@ -456,7 +571,11 @@ class DataZoneCatalog(Catalog):
         return str(made["id"]), True
 
     def _terms(self, glossary_id: str, is_new: bool, created: list[str]) -> dict[str, dict[str, str]]:
-        """Per category, its value terms' ids: a term per category, and a term per value that *is a* category term."""
+        """Per category, its value terms' ids: a term per category, and a term per value that *is a* category term.
+
+        The project's terms are listed whole and kept when they are the glossary's (no documented filter names
+        a term's glossary).
+        """
         existing: dict[str, str] = {}
         if not is_new:
             items = self._search_all(
@@ -465,7 +584,6 @@ class DataZoneCatalog(Catalog):
                 limit=_EVERY,
                 searchScope="GLOSSARY_TERM",
                 owningProjectIdentifier=self.project_id,
-                filters=_eq("glossaryId", glossary_id),
             )
             for item in items:
                 term = item.get("glossaryTermItem") or {}
@@ -505,14 +623,13 @@ class DataZoneCatalog(Catalog):
         """Registry first, then the experiment's asset and (their experiment form changed with it) its datasets'."""
         entry = self.registry.upsert_experiment(record, locations, run_id=run_id)
         self._ready()
-        found = self._assets_of(record.id)
-        wanted = [self._experiment_asset(record)]
-        prefix = external_id(record.id) + ":"
-        for asset in found.values():
-            suffix = asset.external_id.removeprefix(prefix)
-            if asset.external_id.startswith(prefix) and suffix in set(Zone):
-                wanted.append(self._stored_dataset_asset(record, asset, Zone(suffix)))
-        self._reconcile(record.id, wanted, found)
+        found = self._assets_of(record.id, DATASET_ZONES)
+        wanted = [self._experiment_asset(record, locations)]
+        for zone in DATASET_ZONES:
+            have = found.get(external_id(record.id, zone))
+            if have is not None:
+                wanted.append(self._stored_dataset_asset(record, have, zone))
+        self._reconcile(wanted, found)
         return entry
 
     def upsert_dataset(self, manifest: Manifest, location: str, *, run_id: str | None = None) -> CatalogEntry:
@@ -523,17 +640,17 @@ class DataZoneCatalog(Catalog):
         if record is None:
             raise ExperimentNotRegistered(experiment_id)
         self._ready()
-        wanted = [self._experiment_asset(record), self._dataset_asset(record, manifest.zone, location, manifest)]
-        self._reconcile(experiment_id, wanted, self._assets_of(experiment_id))
+        locations = self.registry.experiment_locations(experiment_id)
+        wanted = [
+            self._experiment_asset(record, locations),
+            self._dataset_asset(record, manifest.zone, location, manifest),
+        ]
+        self._reconcile(wanted, self._assets_of(experiment_id, (manifest.zone,)))
         return entry
 
     def published_asset(self, experiment_id: str, zone: Zone | None = None) -> dict[str, Any] | None:
         """The experiment's (or its dataset in ``zone``'s) DataZone asset as GetAsset returns it, or None."""
-        self._ready()
-        found = self._assets_of(experiment_id).get(external_id(experiment_id, zone))
-        if found is None:
-            return None
-        return self._request(f"read asset {found.external_id}", "get_asset", identifier=found.asset_id)
+        return self._get_asset(external_id(experiment_id, zone))
 
     def _glossary_terms(self, record: ExperimentRecord) -> tuple[str, ...]:
         report = self._ready()
@@ -544,12 +661,15 @@ class DataZoneCatalog(Catalog):
         ]
         return tuple(dict.fromkeys(ids))[:GLOSSARY_TERMS_MAX]
 
-    def _experiment_asset(self, record: ExperimentRecord) -> _Wanted:
+    def _experiment_asset(self, record: ExperimentRecord, locations: Mapping[str, str]) -> _Wanted:
+        """The experiment's asset; its data's place is its landing folder, the dataset registration outputs."""
+        landing = locations.get(Zone.LANDING.value)
         return _Wanted(
             external_id=external_id(record.id),
             name=_asset_name(record, None),
             description=record.description[:ASSET_DESCRIPTION_MAX],
             forms={EXPERIMENT_FORM: experiment_form(record)},
+            source_identifier=source_identifier(landing) if landing else "",
             glossary_terms=self._glossary_terms(record),
         )
 
@@ -560,6 +680,7 @@ class DataZoneCatalog(Catalog):
             name=_asset_name(record, zone),
             description=record.description[:ASSET_DESCRIPTION_MAX],
             forms={EXPERIMENT_FORM: experiment_form(record), DATASET_FORM: content},
+            source_identifier=source_identifier(location),
             glossary_terms=self._glossary_terms(record),
         )
 
@@ -567,95 +688,100 @@ class DataZoneCatalog(Catalog):
         """A published dataset rebuilt from the registry (or kept as it is, if the registry lost it)."""
         stored: DatasetRecord | None = self.registry.get_dataset(record.id, zone)
         if stored is None:
-            kept = {EXPERIMENT_FORM: experiment_form(record), DATASET_FORM: found.forms.get(DATASET_FORM, {})}
-            asset = replace(self._experiment_asset(record), external_id=found.external_id, forms=kept)
-            return replace(asset, name=_asset_name(record, zone))
+            kept = {EXPERIMENT_FORM: experiment_form(record), DATASET_FORM: found.content(DATASET_FORM)}
+            source = found.content(COMMON_FORM).get("sourceIdentifier")
+            return _Wanted(
+                external_id=found.external_id,
+                name=_asset_name(record, zone),
+                description=record.description[:ASSET_DESCRIPTION_MAX],
+                forms=kept,
+                source_identifier=source if isinstance(source, str) else "",
+                glossary_terms=self._glossary_terms(record),
+            )
         manifest = Manifest(experiment_id=record.id, zone=zone, entries=stored.files)
         return self._dataset_asset(record, zone, stored.location, manifest)
 
-    def _assets_of(self, experiment_id: str) -> dict[str, _Found]:
-        """The experiment's asset and its datasets' assets, by externalIdentifier, from one inventory Search."""
-        items = self._search_all(
-            f"find the assets of experiment {experiment_id}",
-            "search",
-            limit=_EVERY,
-            searchScope="ASSET",
-            owningProjectIdentifier=self.project_id,
-            filters=_eq(f"{EXPERIMENT_FORM}.experimentId", experiment_id),
-            additionalAttributes=["FORMS"],
-        )
-        own = external_id(experiment_id)
+    def _get_asset(self, external: str) -> dict[str, Any] | None:
+        """GetAsset by external identifier, or None when DataZone has no such asset."""
+        self._ready()
+        try:
+            return self._request(
+                f"read asset {external}", "get_asset", identifier=_BY_EXTERNAL_ID + external, passthrough=_NOT_FOUND
+            )
+        except ClientError:
+            return None
+
+    def _assets_of(self, experiment_id: str, zones: Sequence[Zone]) -> dict[str, _Found]:
+        """The experiment's asset and its datasets' in ``zones`` that exist, by externalIdentifier."""
         found: dict[str, _Found] = {}
-        for item in items:
-            asset = item.get("assetItem")
-            ident = (asset or {}).get("externalIdentifier") or ""
-            if asset and (ident == own or ident.startswith(own + ":")):
-                found[ident] = _Found.from_item(asset)
+        for external in [external_id(experiment_id), *(external_id(experiment_id, zone) for zone in zones)]:
+            asset = self._get_asset(external)
+            if asset is not None:
+                found[external] = _Found.from_asset(asset)
         return found
 
-    def _listed_forms(self, experiment_id: str) -> dict[str, dict[str, Any]]:
-        """What each of the experiment's listings shows, by asset id: the forms of the published revision."""
-        items = self._search_all(
-            f"read the listings of experiment {experiment_id}",
-            "search_listings",
-            limit=_EVERY,
-            filters=_eq(f"{EXPERIMENT_FORM}.experimentId", experiment_id),
-            additionalAttributes=["FORMS"],
-        )
-        listed: dict[str, dict[str, Any]] = {}
-        for item in items:
-            listing = item.get("assetListing") or {}
-            if listing.get("entityId"):
-                listed[listing["entityId"]] = _json_object((listing.get("additionalAttributes") or {}).get("forms"))
-        return listed
+    def _listed(self, found: _Found, digest: str) -> bool:
+        """Whether the asset's listing is active and shows the revision with ``digest``."""
+        if found.listing_status != "ACTIVE" or not found.listing_id:
+            return False
+        try:
+            listing = self._request(
+                f"read the listing of {found.external_id}",
+                "get_listing",
+                identifier=found.listing_id,
+                passthrough=_NOT_FOUND,
+            )
+        except ClientError:
+            return False
+        item = (listing.get("item") or {}).get("assetListing") or {}
+        experiment = _json_object(item.get("forms")).get(EXPERIMENT_FORM)
+        return isinstance(experiment, dict) and experiment.get("labmeshDigest") == digest
 
-    def _differs(self, found: _Found, wanted: _Wanted) -> bool:
-        report = self._ready()
-        if (found.name, found.description, found.type_revision) != (
-            wanted.name,
-            wanted.description,
-            report.asset_type_revision,
-        ):
-            return True
-        for name, content in wanted.forms.items():
-            if found.forms.get(name) != content or found.form_revisions.get(name) != report.form_types[name]:
-                return True
-        # A revision cannot clear terms (the list takes at least one), so wanting none is no change.
-        return bool(wanted.glossary_terms) and set(wanted.glossary_terms) != set(found.glossary_terms)
-
-    def _reconcile(self, experiment_id: str, wanted: Sequence[_Wanted], found: Mapping[str, _Found]) -> None:
+    def _reconcile(self, wanted: Sequence[_Wanted], found: Mapping[str, _Found]) -> None:
         """Create, revise and publish what differs from what is wanted; leave the rest alone."""
-        listed: dict[str, dict[str, Any]] | None = None
+        report = self._ready()
         for asset in wanted:
+            digest = asset.digest(report)
             have = found.get(asset.external_id)
             if have is None:
-                asset_id, revision = self._create(experiment_id, asset)
-            elif self._differs(have, asset):
-                asset_id, revision = have.asset_id, self._revise(have, asset)
+                asset_id, revision = self._create(asset, digest)
+            elif have.digest != digest:
+                asset_id, revision = have.asset_id, self._revise(have, asset, digest)
+            elif self._listed(have, digest):
+                continue
             else:
-                if listed is None:
-                    listed = self._listed_forms(experiment_id)
-                if listed.get(have.asset_id) == asset.forms:
-                    continue
-                asset_id, revision = have.asset_id, self._latest_revision(have)
+                asset_id, revision = have.asset_id, have.revision
             self._publish(asset_id, revision, asset.external_id)
 
-    def _forms_input(self, asset: _Wanted) -> list[dict[str, str]]:
+    def _forms_input(self, asset: _Wanted, digest: str, found: _Found | None = None) -> list[dict[str, str]]:
+        """labmesh's forms, the common form with the source identifier, and (revising) every other form as it is."""
         report = self._ready()
-        return [
+        own = asset.forms_with(digest)
+        forms = [
             {
                 "formName": name,
                 "typeIdentifier": name,
                 "typeRevision": report.form_types[name],
                 "content": form_json(content),
             }
-            for name, content in asset.forms.items()
+            for name, content in own.items()
         ]
+        common = found.content(COMMON_FORM) if found else {}
+        if asset.source_identifier:
+            common = {**common, "sourceIdentifier": asset.source_identifier}
+        if common:
+            forms.append({"formName": COMMON_FORM, "content": form_json(common)})
+        for form in found.forms_output if found else ():
+            if form["formName"] not in own and form["formName"] != COMMON_FORM:
+                kept = {"formName": form["formName"], "typeIdentifier": form.get("typeName")}
+                kept |= {"typeRevision": form.get("typeRevision"), "content": form.get("content")}
+                forms.append({key: value for key, value in kept.items() if value is not None})
+        return forms
 
     def _terms_input(self, asset: _Wanted) -> dict[str, Any]:
         return {"glossaryTerms": list(asset.glossary_terms)} if asset.glossary_terms else {}
 
-    def _create(self, experiment_id: str, asset: _Wanted) -> tuple[str, str]:
+    def _create(self, asset: _Wanted, digest: str) -> tuple[str, str]:
         try:
             made = self._request(
                 f"create asset {asset.external_id}",
@@ -667,25 +793,26 @@ class DataZoneCatalog(Catalog):
                 typeIdentifier=ASSET_TYPE,
                 typeRevision=self._ready().asset_type_revision,
                 owningProjectIdentifier=self.project_id,
-                formsInput=self._forms_input(asset),
-                clientToken=_token("asset", asset.external_id, asset.digest),
+                formsInput=self._forms_input(asset, digest),
+                clientToken=_token("asset", asset.external_id, digest),
                 **self._terms_input(asset),
             )
         except ClientError as exc:
-            # The asset exists but Search did not show it yet (it is eventually consistent): look again, once.
-            have = self._assets_of(experiment_id).get(asset.external_id)
-            if have is None:
+            # The identifier is taken (an earlier run's create whose answer was lost): look it up, exactly.
+            existing = self._get_asset(asset.external_id)
+            if existing is None:
                 raise CatalogUnavailable(
-                    f"DataZone has an asset {asset.external_id} that Search does not find yet: {error_code(exc)}"
+                    f"DataZone refused to create asset {asset.external_id} and has no asset of that "
+                    f"externalIdentifier: {error_code(exc)}"
                 ) from exc
-            if self._differs(have, asset):
-                return have.asset_id, self._revise(have, asset)
-            return have.asset_id, self._latest_revision(have)
+            have = _Found.from_asset(existing)
+            if have.digest != digest:
+                return have.asset_id, self._revise(have, asset, digest)
+            return have.asset_id, have.revision
         return str(made["id"]), str(made["revision"])
 
-    def _revise(self, found: _Found, asset: _Wanted) -> str:
+    def _revise(self, found: _Found, asset: _Wanted, digest: str) -> str:
         # The token names the revision revised from too, so content that comes back (A, B, A) is revised again.
-        base = _digest(found.created_at, form_json(found.forms))
         made = self._request(
             f"revise asset {asset.external_id}",
             "create_asset_revision",
@@ -693,15 +820,11 @@ class DataZoneCatalog(Catalog):
             name=asset.name,
             description=asset.description,
             typeRevision=self._ready().asset_type_revision,
-            formsInput=self._forms_input(asset),
-            clientToken=_token("revision", found.asset_id, base, asset.digest),
+            formsInput=self._forms_input(asset, digest, found),
+            clientToken=_token("revision", found.asset_id, found.revision, digest),
             **self._terms_input(asset),
         )
         return str(made["revision"])
-
-    def _latest_revision(self, found: _Found) -> str:
-        asset = self._request(f"read asset {found.external_id}", "get_asset", identifier=found.asset_id)
-        return str(asset["revision"])
 
     def _publish(self, asset_id: str, revision: str, name: str) -> None:
         """List the revision. No client token: publishing a listed revision again changes nothing, and a token
@@ -748,6 +871,9 @@ class DataZoneCatalog(Catalog):
 
     def get_dataset(self, experiment_id: str, zone: Zone) -> DatasetRecord | None:
         return self.registry.get_dataset(experiment_id, zone)
+
+    def experiment_locations(self, experiment_id: str) -> dict[str, str]:
+        return self.registry.experiment_locations(experiment_id)
 
     def set_archived(self, experiment_id: str, archived: bool) -> bool:
         return self.registry.set_archived(experiment_id, archived)

@@ -8,21 +8,37 @@ experiment's text). One asset type, ``LabmeshAsset``, holds both forms; the
 dataset form is optional, which is what tells an experiment's asset from a
 dataset's.
 
+How members are indexed. DataZone indexes a ``@searchable`` member for
+semantic search unless its ``modes`` say otherwise (``CreateFormType`` API
+reference): related words then match too, which suits text people read but not
+an id. So identifiers (experiment, dataset, zone, location, formats, sample ids,
+file names) are ``TECHNICAL``, the ``...Terms`` members labmesh searches are
+``LEXICAL``, and only the readable text (title, description, group...) keeps the
+semantic default, for people searching in DataZone's portal. ``#sortable`` is
+documented for numeric members only (``Search``: "a numeric attribute annotated
+with @amazon.datazone#sortable"), so it is on the counts and ``...Day`` members alone.
+
 Why some members look redundant:
 
 - ``searchTerms``, ``groupTerms``, ``platformTerms``, ``formatTerms`` and
   ``fileNameTerms`` hold text as the local SQLite FTS5 index tokenizes it
   (``porter unicode61``: lower case, diacritics folded, split at anything not a
   letter or digit, Porter-stemmed), computed with SQLite's own tokenizer. Queries
-  are tokenized the same way, so DataZone finds every dataset the local index
-  would (``samples`` finds ``sample``, ``S1`` finds ``S1_L001_R1.fastq.gz``), and
-  the two profiles agree on what a word is. The readable members beside them
-  (``title``, ``fileNames``...) stay searchable for people using DataZone's portal.
-- Dates are ``Timestamp`` members (sortable, for people) plus ``...Day``
-  integers (``20240301``): DataZone filters ranges with ``intValue`` comparisons
-  on sortable numbers only. An unknown date is day ``0``, which, as the empty
+  are tokenized the same way and sent as lexical queries (in double quotes), so
+  DataZone finds every dataset the local index would (``samples`` finds
+  ``sample``, ``S1`` finds ``S1_L001_R1.fastq.gz``), and the two profiles agree
+  on what a word is. The readable members beside them (``title``,
+  ``fileNames``...) stay searchable for people using DataZone's portal.
+- Dates are ``Timestamp`` members (for people) plus ``...Day`` integers
+  (``20240301``): DataZone filters ranges with ``intValue`` comparisons on
+  sortable numbers only. An unknown date is day ``0``, which, as the empty
   string does in the local index, falls before every ``since`` and after no
   ``until``; a date that is not ISO-8601 widens a dataset's range to every day.
+- ``labmeshDigest`` is a digest of everything labmesh wrote to the asset (name,
+  description, its forms, terms, source identifier, type revisions). DataZone
+  need not hand form JSON, Smithy text or timestamps back byte for byte, and
+  adds forms of its own, so an unchanged asset is told by this digest rather
+  than by comparing what comes back.
 
 Limits: DataZone takes at most 300,000 characters of content per form
 (``FormInputContentString``) and 100,000 per Smithy model. Lists and long text
@@ -34,6 +50,7 @@ miss a match the local index makes: see `DataZoneCatalog.search`.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import sqlite3
@@ -46,6 +63,7 @@ from labmesh_dagster.core.experiment import ExperimentRecord
 from labmesh_dagster.core.keys import Zone
 from labmesh_dagster.core.manifest import Manifest
 from labmesh_dagster.core.text import clean_data, clean_text, words_of
+from labmesh_dagster.lineage.naming import dataset_name
 
 EXPERIMENT_FORM = "LabmeshExperimentForm"
 DATASET_FORM = "LabmeshDatasetForm"
@@ -67,12 +85,11 @@ namespace labmesh
 /// An experiment as its ELN or LIMS records it. Carried by the experiment's asset and by each of its datasets'.
 structure LabmeshExperimentForm {
     @required
-    @amazon.datazone#searchable
+    @amazon.datazone#searchable(modes: ["TECHNICAL"])
     @length(min: 1, max: 128)
     experimentId: String
 
     @amazon.datazone#searchable
-    @amazon.datazone#sortable
     title: String
 
     @amazon.datazone#searchable
@@ -93,16 +110,14 @@ structure LabmeshExperimentForm {
     @amazon.datazone#searchable
     protocol: String
 
-    @amazon.datazone#searchable
+    @amazon.datazone#searchable(modes: ["TECHNICAL"])
     sampleIds: TextList
 
     @amazon.datazone#searchable
     tags: TextList
 
-    @amazon.datazone#sortable
     created: Timestamp
 
-    @amazon.datazone#sortable
     modified: Timestamp
 
     /// created as yyyymmdd (0 when unknown), for date range filters.
@@ -112,17 +127,20 @@ structure LabmeshExperimentForm {
     elnUrl: String
 
     /// Every word of the experiment as the local index tokenizes it (porter unicode61).
-    @amazon.datazone#searchable
+    @amazon.datazone#searchable(modes: ["LEXICAL"])
     searchTerms: String
 
-    @amazon.datazone#searchable
+    @amazon.datazone#searchable(modes: ["LEXICAL"])
     groupTerms: String
 
-    @amazon.datazone#searchable
+    @amazon.datazone#searchable(modes: ["LEXICAL"])
     platformTerms: String
 
     /// Members that were clipped to stay within DataZone's limits.
     clipped: TextList
+
+    /// A digest of everything labmesh wrote to this asset: how it tells an unchanged asset (see datazone_forms).
+    labmeshDigest: String
 }
 
 list TextList {
@@ -136,18 +154,18 @@ namespace labmesh
 /// One experiment's dataset in one zone: where it is, what files it holds, and how they were checked.
 structure LabmeshDatasetForm {
     @required
-    @amazon.datazone#searchable
+    @amazon.datazone#searchable(modes: ["TECHNICAL"])
     @length(min: 1, max: 128)
     experimentId: String
 
     @required
-    @amazon.datazone#searchable
+    @amazon.datazone#searchable(modes: ["TECHNICAL"])
     dataset: String
 
-    @amazon.datazone#searchable
+    @amazon.datazone#searchable(modes: ["TECHNICAL"])
     zone: String
 
-    @amazon.datazone#searchable
+    @amazon.datazone#searchable(modes: ["TECHNICAL"])
     location: String
 
     @amazon.datazone#sortable
@@ -160,27 +178,25 @@ structure LabmeshDatasetForm {
     @amazon.datazone#sortable
     errorCount: Integer
 
-    @amazon.datazone#searchable
+    @amazon.datazone#searchable(modes: ["TECHNICAL"])
     formats: TextList
 
-    @amazon.datazone#searchable
+    @amazon.datazone#searchable(modes: ["LEXICAL"])
     formatTerms: String
 
-    @amazon.datazone#searchable
+    @amazon.datazone#searchable(modes: ["TECHNICAL"])
     fileNames: TextList
 
-    @amazon.datazone#searchable
+    @amazon.datazone#searchable(modes: ["LEXICAL"])
     fileNameTerms: String
 
-    @amazon.datazone#searchable
+    @amazon.datazone#searchable(modes: ["TECHNICAL"])
     sampleIds: TextList
 
     checksumsSummary: ChecksumsSummary
 
-    @amazon.datazone#sortable
     createdFrom: Timestamp
 
-    @amazon.datazone#sortable
     createdTo: Timestamp
 
     /// The files' earliest and latest creation day as yyyymmdd, for date range filters.
@@ -191,7 +207,7 @@ structure LabmeshDatasetForm {
     createdToDay: Integer
 
     /// Every word of the files (names, formats, keys, samples, extracted text and metadata), porter unicode61.
-    @amazon.datazone#searchable
+    @amazon.datazone#searchable(modes: ["LEXICAL"])
     searchTerms: String
 
     /// Members that were clipped to stay within DataZone's limits.
@@ -211,10 +227,42 @@ list TextList {
 """
 
 FORM_TYPES: Mapping[str, str] = {EXPERIMENT_FORM: EXPERIMENT_FORM_SMITHY, DATASET_FORM: DATASET_FORM_SMITHY}
-FORM_DESCRIPTIONS: Mapping[str, str] = {
+_FORM_PURPOSES: Mapping[str, str] = {
     EXPERIMENT_FORM: "labmesh: an experiment as its ELN or LIMS records it",
     DATASET_FORM: "labmesh: one experiment's dataset in one zone, with its files and checksums",
 }
+
+COMMON_FORM = "AssetCommonDetailsForm"
+"""The form DataZone adds to every custom asset type; its ``sourceIdentifier`` joins an asset to lineage nodes."""
+COMMON_FORM_TYPE = "amazon.datazone.AssetCommonDetailsFormType"
+
+
+def model_digest(smithy: str) -> str:
+    """A short digest of a form type's Smithy model, as labmesh wrote it."""
+    return hashlib.sha256(smithy.encode("utf-8")).hexdigest()[:16]
+
+
+def form_type_description(name: str) -> str:
+    """The form type's description, naming the digest of labmesh's model.
+
+    DataZone may hand the Smithy text back reformatted, but a description comes
+    back as written: bootstrap compares this line, never the model text.
+    """
+    return f"{_FORM_PURPOSES[name]} (labmesh model {model_digest(FORM_TYPES[name])})"
+
+
+def source_identifier(location: str) -> str:
+    """The ``sourceIdentifier`` DataZone joins an asset and a lineage node on: the OpenLineage ``<namespace>/<name>``.
+
+    For datasets that are not AWS Glue or Redshift tables, DataZone names a
+    lineage node ``<namespace>/<name>`` ("The importance of the sourceIdentifier
+    attribute to lineage nodes", DataZone user guide); the asset must carry the
+    same value for the lineage view to show it.
+    """
+    namespace, name = dataset_name(location)
+    return f"{namespace}/{name}"
+
+
 ASSET_TYPE_DESCRIPTION = "labmesh: an experiment, or one of its datasets (raw, processed, final)"
 
 
