@@ -72,6 +72,8 @@ EXTERNAL_ID_PREFIX = "labmesh"
 
 FORM_CONTENT_MAX = 300_000
 """DataZone's limit on one form's content, in characters."""
+DIGEST_ROOM = 100
+"""Characters kept free in every form for ``labmeshDigest``, which is added once the content is known."""
 
 FILTER_VALUE_MAX = 128
 """DataZone's limit on a filter value: a longer facet cannot be filtered on in DataZone."""
@@ -389,7 +391,7 @@ def _fitted(build: Callable[[Budgets], dict[str, Any]]) -> dict[str, Any]:
     factor = 1.0
     while factor > 1 / 64:
         content = build(Budgets().scaled(factor))
-        if len(form_json(content)) <= FORM_CONTENT_MAX:
+        if len(form_json(content)) <= FORM_CONTENT_MAX - DIGEST_ROOM:
             return content
         factor /= 2
     raise ValueError(f"form content for {content.get('experimentId')} does not fit in {FORM_CONTENT_MAX} characters")
