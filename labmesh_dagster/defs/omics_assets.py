@@ -35,10 +35,18 @@ from labmesh_dagster.defs.resources import (
 from labmesh_dagster.steps.lineage_run import ASSET_OWNERS, LineageRun, dataset_ref
 from labmesh_dagster.steps.manifests import read_manifest
 from labmesh_dagster.steps.publishing import Sinks, publish
-from labmesh_dagster.steps.read_set_import import ImportPolicy, ReadSetImport, import_experiment, with_read_sets
+from labmesh_dagster.steps.read_set_import import (
+    ImportPolicy,
+    ReadSetImport,
+    forget_recorded_jobs,
+    import_experiment,
+    with_read_sets,
+)
+from labmesh_dagster.steps.read_set_journal import ImportJournal
 from labmesh_dagster.steps.verification import catalog_problems
 
 ALL_IMPORTED = "every_sequencing_file_imported"
+ALL_IMPORTABLE = "every_sequencing_file_importable"
 
 
 @dg.asset(
@@ -56,7 +64,15 @@ ALL_IMPORTED = "every_sequencing_file_imported"
         partitioned_check_spec(
             ALL_IMPORTED,
             asset="sequence_read_sets",
-            description="Every sequencing file of raw has a read set.",
+            description="Every sequencing file sent to HealthOmics has a read set; each that failed is named.",
+        ),
+        partitioned_check_spec(
+            ALL_IMPORTABLE,
+            asset="sequence_read_sets",
+            description=(
+                "Every sequencing file of raw is one HealthOmics takes (gzip FASTQ, uBAM, BAM or CRAM with a "
+                "reference) with one sample; each file not sent is named with why (a warning)."
+            ),
         ),
         *publish_check_specs("sequence_read_sets"),
     ],
@@ -86,13 +102,19 @@ def sequence_read_sets(
         run.experiment = record
         run.inputs = [dataset_ref(objects, Zone.RAW, experiment_id, manifest)]
         taking_part = policy.takes_part(record)
+        journal = ImportJournal(objects, experiment_id, sequence_store.sequence_store_id)
+
+        def uri_of(key: str) -> str:
+            return objects.uri(ObjectKey.parse(key))
+
         result = (
             import_experiment(
                 sequence_store.get_sequence_store(),
+                journal,
                 manifest,
                 record,
                 policy,
-                uri_of=lambda key: objects.uri(ObjectKey.parse(key)),
+                uri_of=uri_of,
                 on_job=lambda job_id, sources, status: context.log.info(
                     f"HealthOmics import job {job_id}: {sources} source(s), {status}"
                 ),
@@ -105,19 +127,35 @@ def sequence_read_sets(
             "import_job_ids": ", ".join(result.job_ids),
             "imported_now": len(result.imported),
             "read_sets": dg.MetadataValue.json(result.imported),
+            "not_imported": dg.MetadataValue.json({file.key: file.reason for file in result.skipped}),
         }
-        imported = check_result(ALL_IMPORTED, result.problems)
+        imports = [check_result(ALL_IMPORTED, result.problems), importable_check(result)]
         if not result.imported:
             catalog_state = catalog_problems(registry.get_dataset(experiment_id, Zone.RAW), manifest)
             unchanged = unchanged_raw(run, catalog_state, clock())
-            return dg.MaterializeResult(metadata=metadata, check_results=[imported, *unchanged])
+            return dg.MaterializeResult(metadata=metadata, check_results=[*imports, *unchanged])
         # Read again now: the import may have taken hours, and raw may have grown meanwhile.
         current = read_manifest(objects, Zone.RAW, experiment_id) or manifest
         sinks = Sinks(store=objects, catalog=registry, content_index=content_index.get_index())
-        report = publish(
-            with_read_sets(current, result.imported), sinks, run, record=record, previous=current, ended=clock()
-        )
-        return dg.MaterializeResult(metadata=metadata, check_results=[imported, *publish_check_results(report)])
+        published = with_read_sets(current, result.imported)
+        report = publish(published, sinks, run, record=record, previous=current, ended=clock())
+        # Only now are the read set ids durable in the manifest: the journal's jobs that made them may go.
+        forget_recorded_jobs(journal, published, uri_of)
+        return dg.MaterializeResult(metadata=metadata, check_results=[*imports, *publish_check_results(report)])
+
+
+def importable_check(result: ReadSetImport) -> dg.AssetCheckResult:
+    """The sequencing files not sent, each with its reason: a warning, as nothing failed, yet a person should know."""
+    problems = [f"{file.key}: {file.reason}" for file in result.skipped]
+    return dg.AssetCheckResult(
+        check_name=ALL_IMPORTABLE,
+        passed=not problems,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={
+            "problems": dg.MetadataValue.md("\n".join(f"- {p}" for p in problems) or "none"),
+            "not_imported": len(problems),
+        },
+    )
 
 
 def unchanged_raw(run: LineageRun, catalog_state: list[str], ended: datetime) -> list[dg.AssetCheckResult]:

@@ -1,180 +1,49 @@
-"""Planning the import of an experiment's raw sequencing files into a sequence store as read sets.
+"""Importing an experiment's raw sequencing files into a sequence store, each file once, whatever crashes.
 
-Which files become read sets, and how: FASTQ files always, BAM and CRAM files
-only when a reference genome is given (HealthOmics stores aligned reads
-against a reference); files whose extraction failed are left out, since a
-truncated or mislabelled file would only fail inside the import job.
+Which files go in, and as what, is `read_set_plan`'s. This module runs the
+jobs: it starts a job per 100 sources
+(StartReadSetImportJob takes 1 to 100), waits for it, and reads each source's
+read set id and status from the job (GetReadSetImportJob).
 
-The R1 and R2 files of one paired run become one read set. Mates are found by
-name, in the spellings sequencers and archives use: ``_R1``/``_R2`` (Illumina,
-with or without the ``_001`` chunk number), ``_1``/``_2`` (SRA and ENA), and
-``.R1.``/``.R2.``. Two files pair only when they share a folder, a base name, a
-chunk number and a sample; a mate without its partner, or a name that two
-files of the same read claim, is imported file by file rather than guessed at.
+Nothing is imported twice. Every job started is written to the experiment's
+`read_set_journal` before it is waited for, and every run first asks about the
+journaled jobs that concern its files: a job still running is waited for, not
+started again; a job that finished gives its read sets, so a run that follows
+a crash after a partly failed job (COMPLETED_WITH_FAILURES, the ids never
+recorded) sends only the sources that failed. Client tokens make the start
+itself idempotent (see `import_client_token`).
 
-Every text sent is made valid for the service model (StartReadSetImportJob):
-names, subject and sample ids are 1 to 127 characters, a description 1 to 255,
-all of letters, marks, separators, symbols, numbers and punctuation, so
-control characters are replaced and long values clipped.
+A source that fails is sent again by a later materialization, in a job of its
+own, up to `MAX_IMPORT_ATTEMPTS` failed jobs; then it is left for a person,
+with the service's last message. A failure this run watched happen is not sent
+again by the same run (a bad file fails the same way twice in a row); a
+failure found already over (an earlier run's) is.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import re
-import unicodedata
-from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
-from labmesh_dagster.connectors.omics.base import MAX_SOURCES_PER_JOB, ImportResult, ReadSetSource, SequenceStore
-from labmesh_dagster.core.experiment import ExperimentRecord, Sample
-from labmesh_dagster.core.manifest import Manifest, ManifestEntry
+from labmesh_dagster.connectors.omics.base import (
+    MAX_SOURCES_PER_JOB,
+    ImportedReadSet,
+    ImportResult,
+    OmicsImportError,
+    ReadSetSource,
+    SequenceStore,
+)
+from labmesh_dagster.core.experiment import ExperimentRecord
+from labmesh_dagster.core.manifest import Manifest
+from labmesh_dagster.steps.read_set_journal import ImportJournal, JournaledJob
+from labmesh_dagster.steps.read_set_plan import SkippedFile, model_text, plan_read_sets
 
-# ReadSetName, SampleId, SubjectId: 1-127 characters; ReadSetDescription: 1-255; ClientToken: 1-127.
-NAME_LIMIT = 127
-DESCRIPTION_LIMIT = 255
+# ClientToken: 1-127 characters of the model's text pattern.
 CLIENT_TOKEN_LIMIT = 127
-# Failed import jobs retried with fresh tokens, over all materializations, before a person is asked to look.
+# Failed import jobs a source is sent in, over all materializations, before a person is asked to look.
 MAX_IMPORT_ATTEMPTS = 3
-
-RAW_ZONE_TAG = "raw"
-_COMPRESSION_SUFFIXES = (".gz", ".bz2", ".xz", ".zst")
-_SEQUENCE_SUFFIXES = (".fastq", ".fq", ".bam", ".cram")
-# The mate marker is the last one in the stem, optionally followed by an Illumina chunk number.
-_MATE = re.compile(r"(?P<base>.+)(?:_R(?P<r>[12])|_(?P<n>[12])|\.R(?P<d>[12]))(?P<chunk>_\d{3})?", re.IGNORECASE)
-_DEFAULT_CHUNK = "_001"
-
-
-def model_text(value: str, limit: int, fallback: str = "unnamed") -> str:
-    """``value`` as the model's text pattern allows it: no control, format or unassigned characters, clipped."""
-    text = "".join("_" if unicodedata.category(char).startswith("C") else char for char in value).strip()
-    return text[:limit].strip() or fallback
-
-
-def _stem(name: str) -> str:
-    """The file name without its compression and sequence format suffixes."""
-    lowered = name.lower()
-    for suffixes in (_COMPRESSION_SUFFIXES, _SEQUENCE_SUFFIXES):
-        for suffix in suffixes:
-            if lowered.endswith(suffix) and len(name) > len(suffix):
-                name, lowered = name[: -len(suffix)], lowered[: -len(suffix)]
-                break
-    return name
-
-
-def _file_type(entry: ManifestEntry, reference_arn: str | None) -> str | None:
-    family = entry.format.split(".", 1)[0].lower()
-    if family == "fastq":
-        return "FASTQ"
-    if family in {"bam", "cram"} and reference_arn:
-        return family.upper()
-    return None
-
-
-def _known_sample(entry: ManifestEntry, record: ExperimentRecord) -> str | None:
-    """The entry's first sample, else the experiment's only sample; None leaves the file name to stand in."""
-    if entry.sample_ids:
-        return entry.sample_ids[0]
-    if len(record.samples) == 1:
-        return record.samples[0].id
-    return None
-
-
-def _subject_of(sample_id: str, record: ExperimentRecord) -> str:
-    sample = next((item for item in record.samples if item.id == sample_id), Sample(sample_id))
-    for attribute in ("subject_id", "subject"):
-        value = sample.attributes.get(attribute)
-        if value not in (None, ""):
-            return str(value)
-    return sample_id
-
-
-@dataclass(frozen=True)
-class _File:
-    """A sequencing file with what its name says: which read it holds (if any), its base name and chunk."""
-
-    entry: ManifestEntry
-    file_type: str
-    sample: str | None
-    read: int | None
-    base: str
-    chunk: str
-
-    @classmethod
-    def of(cls, entry: ManifestEntry, file_type: str, sample: str | None) -> _File:
-        stem = _stem(entry.name)
-        match = _MATE.fullmatch(stem) if file_type == "FASTQ" else None
-        if match is None:
-            return cls(entry, file_type, sample, None, stem, "")
-        read = int(match.group("r") or match.group("n") or match.group("d"))
-        return cls(entry, file_type, sample, read, match.group("base"), (match.group("chunk") or "").lower())
-
-    @property
-    def folder(self) -> str:
-        return self.entry.key.rsplit("/", 1)[0] if "/" in self.entry.key else ""
-
-    @property
-    def pair_name(self) -> str:
-        """What a pair is called: the base name, with the chunk number only when it is not the first."""
-        return self.base + ("" if self.chunk in ("", _DEFAULT_CHUNK) else self.chunk)
-
-
-def _pair_up(files: list[_File]) -> list[tuple[_File, ...]]:
-    """One file or an (R1, R2) pair per read set; paired only when each read is claimed by exactly one file."""
-    candidates: dict[tuple[str, str, str, str | None], list[_File]] = defaultdict(list)
-    groups: list[tuple[_File, ...]] = []
-    for file in files:
-        if file.read is None:
-            groups.append((file,))
-        else:
-            candidates[(file.folder, file.base, file.chunk, file.sample)].append(file)
-    for candidate in candidates.values():
-        if sorted(file.read or 0 for file in candidate) == [1, 2]:
-            groups.append(tuple(sorted(candidate, key=lambda file: file.read or 0)))
-        else:
-            groups.extend((file,) for file in candidate)
-    return sorted(groups, key=lambda group: group[0].entry.key)
-
-
-def plan_read_sets(
-    manifest: Manifest,
-    record: ExperimentRecord,
-    uri_of: Callable[[str], str],
-    *,
-    reference_arn: str | None,
-) -> list[ReadSetSource]:
-    """The read sets to import from ``manifest``'s files, ordered by the key of their first file.
-
-    ``uri_of`` turns a manifest key into the ``s3://`` URI the service reads.
-    """
-    files = []
-    for entry in manifest.entries:
-        file_type = _file_type(entry, reference_arn)
-        if file_type is None or entry.error:
-            continue
-        files.append(_File.of(entry, file_type, _known_sample(entry, record)))
-    description = model_text(f"{record.title} (labmesh experiment {record.id})", DESCRIPTION_LIMIT)
-    tags = {"experimentId": record.id, "labmesh": RAW_ZONE_TAG}
-    sources = []
-    for group in _pair_up(files):
-        first = group[0]
-        name = model_text(first.pair_name if len(group) == 2 else _stem(first.entry.name), NAME_LIMIT)
-        sample = model_text(first.sample or name, NAME_LIMIT)
-        sources.append(
-            ReadSetSource(
-                files=tuple(uri_of(file.entry.key) for file in group),
-                file_type=first.file_type,
-                subject_id=model_text(_subject_of(first.sample or name, record), NAME_LIMIT),
-                sample_id=sample,
-                name=name,
-                description=description,
-                reference_arn=reference_arn if first.file_type != "FASTQ" else None,
-                tags=tags,
-            )
-        )
-    return sources
 
 
 def _canonical(source: ReadSetSource) -> str:
@@ -195,15 +64,16 @@ def _canonical(source: ReadSetSource) -> str:
 
 
 def import_client_token(experiment_id: str, sources: Sequence[ReadSetSource], attempt: int = 0) -> str:
-    """A client token that is the same whenever the same experiment imports the same sources.
+    """A client token that is the same whenever the same experiment sends the same sources at the same attempt.
 
-    Retrying a start with it returns the job already started instead of
-    importing every file twice. The sources are hashed in sorted order, so a
-    reordered retry keeps the token, and the service, seeing the same token with
-    differently ordered sources, refuses it rather than importing twice. The
-    token (at most 127 characters of the model's text pattern) keeps the
-    experiment id readable, clipped, and a digest of everything sent; a later
-    ``attempt`` after a failed job gets a token of its own (``-r<attempt>``).
+    StartReadSetImportJob's ``clientToken`` "ensure[s] that jobs don't run
+    multiple times" (HealthOmics API Reference): a start retried with it, by
+    botocore or by a run that died before journaling the job, returns the job
+    already started. The sources are hashed in sorted order, so a reordered
+    retry keeps the token. ``attempt`` (how many jobs the experiment's journal
+    holds) gives a retry after a finished job a token of its own, since the
+    old one would only name the old job. The token keeps the experiment id
+    readable, clipped, with a digest of everything sent (``-r<attempt>``).
     """
     content = json.dumps([experiment_id, sorted(_canonical(source) for source in sources)], ensure_ascii=True)
     digest = hashlib.sha256(content.encode("utf-8")).hexdigest()[:40]
@@ -212,33 +82,127 @@ def import_client_token(experiment_id: str, sources: Sequence[ReadSetSource], at
     return token[: CLIENT_TOKEN_LIMIT - len(suffix)] + suffix
 
 
+@dataclass(frozen=True)
+class ImportOutcome:
+    """Every source's outcome over all the jobs that concern it, in the order the sources were given."""
+
+    job_ids: tuple[str, ...]
+    read_sets: tuple[ImportedReadSet, ...]
+
+    @property
+    def failed(self) -> tuple[ImportedReadSet, ...]:
+        return tuple(read_set for read_set in self.read_sets if read_set.read_set_id is None)
+
+
+def _failed_in(job: ImportResult, files: tuple[str, ...]) -> ImportedReadSet | None:
+    """The source's outcome in a finished job it did not import in (a cancelled job failed nothing)."""
+    if job.status == "CANCELLED":
+        return None
+    return next((item for item in job.read_sets if item.files == files and item.read_set_id is None), None)
+
+
+def _outcome(
+    sources: Sequence[ReadSetSource], jobs: Mapping[str, ImportResult], max_attempts: int
+) -> tuple[ImportOutcome, dict[tuple[str, ...], int]]:
+    """Each source's read set (from any job that made it) or last failure; and how often each failed."""
+    results: list[ImportedReadSet] = []
+    failures: dict[tuple[str, ...], int] = {}
+    for source in sources:
+        made = [item for job in jobs.values() for item in job.read_sets if item.files == source.files]
+        imported = next((item for item in made if item.read_set_id is not None), None)
+        failed = []
+        for job in jobs.values():
+            if job.finished and (item := _failed_in(job, source.files)) is not None:
+                failed.append(item)
+        failures[source.files] = len(failed)
+        if imported is not None:
+            results.append(imported)
+        elif failed and len(failed) >= max_attempts:
+            last = failed[-1]
+            message = f"failed in {len(failed)} import jobs, not sent again; last: {last.message or last.status}"
+            results.append(replace(last, message=message))
+        elif made:
+            results.append(made[-1])
+        else:
+            results.append(ImportedReadSet(source.files, None, "NOT_STARTED"))
+    return ImportOutcome(tuple(jobs), tuple(results)), failures
+
+
 def import_read_sets(
     store: SequenceStore,
+    journal: ImportJournal,
     experiment_id: str,
     sources: Sequence[ReadSetSource],
     *,
     wait: Callable[[str], ImportResult],
     max_attempts: int = MAX_IMPORT_ATTEMPTS,
-) -> ImportResult:
-    """Start the import of ``sources`` (or find it started) and wait for its outcome.
+    on_job: Callable[[ImportResult], None] = lambda result: None,
+) -> ImportOutcome:
+    """Import ``sources`` (at most 100) once: learn from the journaled jobs first, then start what is left.
 
-    Tokens make starts idempotent, which has a catch: after a job failed, the
-    same token keeps returning that failed job. So a job that is already over
-    and failed when it is started is taken for an earlier attempt's, and the
-    next attempt's token starts a fresh job; tokens are tried in order, so a
-    rerun finds every earlier attempt again instead of starting twice. After
-    ``max_attempts`` failed jobs the last outcome is returned for a person to judge.
+    Each round asks about the journaled jobs that concern these sources (a
+    finished one only once), waits for any still running, and starts one job
+    for the sources that no job imported, that failed fewer than
+    ``max_attempts`` times, and whose failure this run did not see happen (in
+    a job it started or waited for). The job is journaled, and the next round
+    waits for it. ``on_job`` hears of every job as it is seen finished.
     """
-    for attempt in range(max_attempts):
-        job_id = store.start_import(sources, client_token=import_client_token(experiment_id, sources, attempt))
-        status = store.import_status(job_id)
-        if status.finished and status.failed and attempt + 1 < max_attempts:
-            continue
-        return status if status.finished else wait(job_id)
-    raise ValueError("max_attempts must be at least 1")
+    if max_attempts < 1:
+        raise ValueError("max_attempts must be at least 1")
+    if len(sources) > MAX_SOURCES_PER_JOB:
+        raise ValueError(f"at most {MAX_SOURCES_PER_JOB} sources go in one job, got {len(sources)}")
+    wanted = [source.files for source in sources]
+    jobs: dict[str, ImportResult] = {}
+    started: set[str] = set()
+    watched: set[tuple[str, ...]] = set()
+    while True:
+        journaled = journal.jobs()
+        for entry in journaled:
+            known = jobs.get(entry.job_id)
+            if not entry.concerns(wanted) or (known is not None and known.finished):
+                continue
+            status = store.import_status(entry.job_id)
+            if not status.finished:
+                status = wait(entry.job_id)
+                started.add(entry.job_id)
+            if entry.job_id in started:
+                watched |= {item.files for item in status.read_sets if item.read_set_id is None}
+            jobs[entry.job_id] = status
+            on_job(status)
+        outcome, failures = _outcome(sources, jobs, max_attempts)
+        imported = {item.files for item in outcome.read_sets if item.read_set_id is not None}
+        to_send = [
+            source
+            for source in sources
+            if source.files not in imported and source.files not in watched and failures[source.files] < max_attempts
+        ]
+        if not to_send:
+            return outcome
+        # Past every journaled attempt, so the token names no job the journal holds: the old token would only
+        # answer with its finished job. (A job is forgotten only once all its files are recorded, never resent.)
+        attempt = max((entry.attempt for entry in journaled), default=-1) + 1
+        token = import_client_token(experiment_id, to_send, attempt=attempt)
+        job_id = store.start_import(to_send, client_token=token)
+        started.add(job_id)
+        if job_id in jobs and jobs[job_id].finished:
+            raise OmicsImportError(
+                f"StartReadSetImportJob answered token {token} with job {job_id}, which had already finished: "
+                "no new job was started for " + ", ".join(uri for source in to_send for uri in source.files)
+            )
+        journal.record(
+            JournaledJob(
+                sequence_store_id=journal.sequence_store_id,
+                job_id=job_id,
+                client_token=token,
+                attempt=attempt,
+                files=tuple(source.files for source in to_send),
+            )
+        )
 
 
-def read_set_metadata(result: ImportResult, *, key_of: Callable[[str], str] | None = None) -> dict[str, str]:
+def read_set_metadata(
+    result: ImportResult | ImportOutcome, *, key_of: Callable[[str], str] | None = None
+) -> dict[str, str]:
     """Each imported file (its URI, or ``key_of(uri)``) mapped to its read set id; failed sources are left out."""
     metadata: dict[str, str] = {}
     for read_set in result.read_sets:
@@ -261,6 +225,7 @@ class ImportPolicy:
     reference_arn: str | None
     timeout_seconds: float
     poll_seconds: float
+    max_attempts: int = MAX_IMPORT_ATTEMPTS
 
     def takes_part(self, record: ExperimentRecord) -> bool:
         """An experiment on one of the platforms (all, if none are listed), or whose record says ``healthomics``."""
@@ -274,11 +239,17 @@ class ImportPolicy:
 
 @dataclass(frozen=True)
 class ReadSetImport:
-    """What importing an experiment's raw files did: the jobs, each file's read set, and the files that failed."""
+    """What importing an experiment's raw files did and found.
+
+    ``imported`` maps each file imported by the jobs to its read set id;
+    ``problems`` names each source that has none, with the service's status and
+    message; ``skipped`` names each sequencing file not sent, with its reason.
+    """
 
     job_ids: tuple[str, ...]
     imported: dict[str, str]
     problems: tuple[str, ...]
+    skipped: tuple[SkippedFile, ...] = ()
 
 
 def with_read_sets(manifest: Manifest, read_sets: Mapping[str, str]) -> Manifest:
@@ -292,8 +263,14 @@ def with_read_sets(manifest: Manifest, read_sets: Mapping[str, str]) -> Manifest
     return Manifest.build(manifest.experiment_id, manifest.zone, entries)
 
 
+def _problem(read_set: ImportedReadSet) -> str:
+    """A failed source named with the service's status and message."""
+    return f"{', '.join(read_set.files)}: {read_set.status} {read_set.message}".rstrip()
+
+
 def import_experiment(
     store: SequenceStore,
+    journal: ImportJournal,
     manifest: Manifest,
     record: ExperimentRecord,
     policy: ImportPolicy,
@@ -303,33 +280,40 @@ def import_experiment(
 ) -> ReadSetImport:
     """Import the raw files of ``manifest`` not imported yet, a job per 100 sources, waiting for each.
 
-    Files already carrying a read set id are left out, so running it again
-    imports nothing twice. ``on_job`` hears of each job as it ends (its id,
-    source count and status).
+    Files already carrying a read set id are left out, and the journal gives
+    back the read sets of jobs whose run died before recording them, so
+    running it again imports nothing twice. ``on_job`` hears of each job as it ends (its id, source count and status).
     """
     pending = Manifest.build(
         manifest.experiment_id, manifest.zone, [e for e in manifest.entries if READ_SET_METADATA not in e.metadata]
     )
     key_of = {uri_of(entry.key): entry.key for entry in manifest.entries}
-    sources = plan_read_sets(pending, record, uri_of, reference_arn=policy.reference_arn)
+    plan = plan_read_sets(pending, record, uri_of, reference_arn=policy.reference_arn)
     job_ids: list[str] = []
     imported: dict[str, str] = {}
     problems: list[str] = []
     # A job takes at most 100 sources: a full plate goes in several jobs, each with its own token.
-    for start in range(0, len(sources), MAX_SOURCES_PER_JOB):
-        chunk = sources[start : start + MAX_SOURCES_PER_JOB]
-        result = import_read_sets(
+    for start in range(0, len(plan.sources), MAX_SOURCES_PER_JOB):
+        chunk = plan.sources[start : start + MAX_SOURCES_PER_JOB]
+        outcome = import_read_sets(
             store,
+            journal,
             manifest.experiment_id,
             chunk,
             wait=lambda job_id: store.wait_for_import(
                 job_id, timeout_seconds=policy.timeout_seconds, poll_seconds=policy.poll_seconds
             ),
+            max_attempts=policy.max_attempts,
+            on_job=lambda result: on_job(result.job_id, len(result.read_sets), result.status),
         )
-        job_ids.append(result.job_id)
-        on_job(result.job_id, len(chunk), result.status)
-        imported.update(read_set_metadata(result, key_of=key_of.__getitem__))
-        problems += [
-            f"{', '.join(rs.files)}: {rs.status} {rs.message}" for rs in result.read_sets if not rs.read_set_id
-        ]
-    return ReadSetImport(tuple(job_ids), imported, tuple(problems))
+        job_ids += [job_id for job_id in outcome.job_ids if job_id not in job_ids]
+        imported.update(read_set_metadata(outcome, key_of=key_of.__getitem__))
+        problems += [_problem(read_set) for read_set in outcome.failed]
+    return ReadSetImport(tuple(job_ids), imported, tuple(problems), plan.skipped)
+
+
+def forget_recorded_jobs(journal: ImportJournal, manifest: Manifest, uri_of: Callable[[str], str]) -> int:
+    """Forget the journaled jobs all of whose files now carry a read set id in the written manifest."""
+    recorded = {uri_of(entry.key) for entry in manifest.entries if READ_SET_METADATA in entry.metadata}
+    done = [job.job_id for job in journal.jobs() if all(uri in recorded for files in job.files for uri in files)]
+    return journal.forget(done)

@@ -8,7 +8,11 @@ while the token reused for other sources is refused; waiting polls until a
 terminal status and returns every source's read set id, status and message;
 COMPLETED_WITH_FAILURES and FAILED are outcomes, not exceptions; waiting
 longer than the timeout raises `OmicsImportTimeout` naming the job; and the
-fake itself rejects what the model rejects, so its approval means something.
+fake itself rejects what the model rejects, so its approval means something,
+and does what the HealthOmics documentation says the service does: a FASTQ
+that is not gzip fails inside the job as its own source, with a status
+message, next to the sources that import; an aligned source without a
+reference is refused; uBAM goes in without one; the store reports its ARN.
 """
 
 from __future__ import annotations
@@ -27,8 +31,8 @@ from labmesh_dagster.connectors.omics import (
     ReadSetSource,
 )
 from labmesh_dagster.connectors.omics.healthomics import HealthOmicsSequenceStore, source_item
-from labmesh_dagster.steps.read_set_import import import_read_sets, read_set_metadata
-from labmesh_dagster_tests.omics.fake_omics import FakeOmicsClient, ModelViolation, check_response
+from labmesh_dagster.steps.read_set_import import read_set_metadata
+from labmesh_dagster_tests.omics.fake_omics import NOT_GZIP, FakeOmicsClient, ModelViolation, check_response
 
 STORE_ID = "1234567890"
 ROLE = "arn:aws:iam::123456789012:role/labmesh-omics-import"
@@ -236,34 +240,6 @@ def test_a_failed_job_is_returned_with_its_message_and_no_read_sets() -> None:
     assert read_set_metadata(result) == {}
 
 
-def test_a_failed_job_is_retried_under_a_fresh_token_on_the_next_materialization() -> None:
-    """The same token would only return the failed job again: the rerun finds it, then starts anew."""
-    client = FakeOmicsClient(polls_to_finish=2, job_failure="Access denied to s3://labmesh-raw")
-    store, clock = store_for(client), FakeTime()
-
-    first = import_read_sets(store, "EXP-1", [paired()], wait=waiting(store, clock))
-    second = import_read_sets(store, "EXP-1", [paired()], wait=waiting(store, clock))
-    third = import_read_sets(store, "EXP-1", [paired()], wait=waiting(store, clock))
-    fourth = import_read_sets(store, "EXP-1", [paired()], wait=waiting(store, clock))
-
-    tokens = [params["clientToken"] for name, params in client.calls if name == "StartReadSetImportJob"]
-    assert len({first.job_id, second.job_id, third.job_id}) == 3 and fourth.job_id == third.job_id
-    base = tokens[0]
-    assert tokens == [base, base, f"{base}-r1", base, f"{base}-r1", f"{base}-r2", base, f"{base}-r1", f"{base}-r2"]
-    assert fourth.status == "FAILED" and fourth.message == "Access denied to s3://labmesh-raw"
-
-
-def test_a_job_that_completed_is_found_again_not_restarted() -> None:
-    client = FakeOmicsClient(polls_to_finish=1)
-    store, clock = store_for(client), FakeTime()
-
-    first = import_read_sets(store, "EXP-1", [paired()], wait=waiting(store, clock))
-    again = import_read_sets(store, "EXP-1", [paired()], wait=waiting(store, clock))
-
-    assert first.status == again.status == "COMPLETED" and again.job_id == first.job_id
-    assert len(client.jobs) == 1
-
-
 def test_waiting_past_the_timeout_raises_naming_the_job_and_its_last_status() -> None:
     client = FakeOmicsClient(polls_to_finish=1000)
     store, clock = store_for(client), FakeTime()
@@ -340,3 +316,43 @@ def test_the_fake_checks_its_own_responses_against_the_model() -> None:
     assert "readSetIds" in message and "'DONE' is not one of" in message and "must be a datetime" in message
     valid = {key: value for key, value in response.items() if key != "readSetIds"}
     check_response("StartReadSetImportJob", {**valid, "status": "SUBMITTED", "creationTime": datetime.now(UTC)})
+
+
+def test_a_fastq_that_is_not_gzip_fails_in_the_job_as_its_own_source_with_a_message() -> None:
+    """HealthOmics takes "FASTQ (gzip-only)": the bytes decide, and the other sources still import."""
+    plain = "s3://labmesh-raw/EXP-1/run1/S3.fastq.gz"
+    heads = {R1: b"\x1f\x8b\x08", R2: b"\x1f\x8b\x08", plain: b"@r1\nACGT\n"}
+    client = FakeOmicsClient(polls_to_finish=1, read_head=heads.get)
+    store, clock = store_for(client), FakeTime()
+    job_id = store.start_import([paired(), single(plain, "S3")], client_token="t1")
+
+    result = waiting(store, clock)(job_id)
+
+    assert result.status == "COMPLETED_WITH_FAILURES"
+    good, bad = result.read_sets
+    assert good.status == "FINISHED" and good.read_set_id
+    assert bad == ImportedReadSet((plain,), None, "FAILED", NOT_GZIP)
+
+
+def test_a_file_that_is_not_there_fails_its_source_and_a_job_of_only_bad_files_fails() -> None:
+    client = FakeOmicsClient(polls_to_finish=1, read_head={}.get)
+    store, clock = store_for(client), FakeTime()
+
+    result = waiting(store, clock)(store.start_import([single()], client_token="t1"))
+
+    assert result.status == "FAILED"
+    assert result.read_sets[0].message == f"Source file not found: {SINGLE}"
+
+
+def test_an_aligned_source_without_a_reference_is_refused_and_a_ubam_goes_in_without_one() -> None:
+    client = FakeOmicsClient(polls_to_finish=1)
+    ubam = ReadSetSource(files=(BAM,), file_type="UBAM", subject_id="S1", sample_id="S1", name="S1")
+    unreferenced = {**source_item(ubam), "sourceFileType": "BAM"}
+
+    with pytest.raises(ClientError, match="ValidationException.*referenceArn"):
+        client.start_read_set_import_job(sequenceStoreId=STORE_ID, roleArn=ROLE, sources=[unreferenced])
+    store, clock = store_for(client), FakeTime()
+    result = waiting(store, clock)(store.start_import([ubam], client_token="t-ubam"))
+
+    assert "referenceArn" not in client.calls[-2][1]["sources"][0]
+    assert result.status == "COMPLETED" and result.read_sets[0].read_set_id

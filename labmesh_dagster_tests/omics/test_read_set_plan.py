@@ -3,16 +3,20 @@
 Pinned here: R1/R2 mates pair by name (``_R1``/``_R2`` with or without
 ``_001``, ``_1``/``_2``, ``.R1.``/``.R2.``) within one folder and one sample,
 and anything unpaired imports alone; the sample is the file's own, else the
-experiment's only one, else the file name, and the subject comes from the
-sample's ``subject_id`` or ``subject``; errored files and non-sequence files
-are skipped, and BAM/CRAM only go in with a reference; the client token is
+experiment's only one, and a file with no sample or several is skipped with
+its reason, never named after itself; the subject comes from the sample's
+``subject_id`` or ``subject``; only gzip FASTQ goes in (plain, bzip2, xz and
+zstd FASTQ are skipped, each with its reason, and so is their mate); a BAM
+without ``@SQ`` lines goes in as UBAM, an aligned BAM or a CRAM only with a
+reference, a SAM never; errored files are skipped by name; the client token is
 deterministic, order-independent and valid for the model; and a plan sent
 through the store passes the fake's model checks end to end.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 import pytest
 
@@ -20,22 +24,35 @@ from labmesh_dagster.connectors.omics import ImportedReadSet, ImportResult, Read
 from labmesh_dagster.connectors.omics.healthomics import HealthOmicsSequenceStore
 from labmesh_dagster.core.experiment import ExperimentRecord, Sample
 from labmesh_dagster.core.manifest import Manifest, ManifestEntry
-from labmesh_dagster.steps.read_set_import import import_client_token, plan_read_sets, read_set_metadata
+from labmesh_dagster.steps.read_set_import import import_client_token, read_set_metadata
+from labmesh_dagster.steps.read_set_plan import ReadSetPlan, plan_read_sets
 from labmesh_dagster_tests.omics.fake_omics import FakeOmicsClient, omics_model, service_problems
 
 REFERENCE = "arn:aws:omics:eu-west-1:123456789012:referenceStore/9876543210/reference/1122334455"
 
 
-def entry(path: str, fmt: str = "fastq.gz", samples: tuple[str, ...] = (), error: bool = False) -> ManifestEntry:
+def entry(
+    path: str,
+    fmt: str = "fastq.gz",
+    samples: tuple[str, ...] = (),
+    error: bool = False,
+    metadata: Mapping[str, Any] | None = None,
+) -> ManifestEntry:
     return ManifestEntry(
         key=f"raw/EXP-1/{path}",
         size=100,
         sha256="0" * 64,
         format=fmt,
         created="2025-01-06T09:00:00+00:00",
+        metadata=dict(metadata or {}),
         sample_ids=samples,
         error={"reason": "truncated", "detail": "ends mid-record"} if error else None,
     )
+
+
+def aligned(references: int) -> dict[str, Any]:
+    """What extraction records of a BAM or CRAM header: how many @SQ lines it has."""
+    return {"reference_count": references, "references": [f"chr{n}" for n in range(1, references + 1)]}
 
 
 def uri_of(key: str) -> str:
@@ -46,11 +63,22 @@ def record(*samples: Sample) -> ExperimentRecord:
     return ExperimentRecord(id="EXP-1", title="Liver RNA-seq", samples=samples)
 
 
+def full_plan(
+    entries: Iterable[ManifestEntry], experiment: ExperimentRecord | None = None, reference: str | None = None
+) -> ReadSetPlan:
+    """The plan for an experiment with one sample, S1, unless another record is given."""
+    manifest = Manifest.build("EXP-1", "raw", entries)
+    return plan_read_sets(manifest, experiment or record(Sample("S1")), uri_of, reference_arn=reference)
+
+
 def plan(
     entries: Iterable[ManifestEntry], experiment: ExperimentRecord | None = None, reference: str | None = None
 ) -> list[ReadSetSource]:
-    manifest = Manifest.build("EXP-1", "raw", entries)
-    return plan_read_sets(manifest, experiment or record(), uri_of, reference_arn=reference)
+    return list(full_plan(entries, experiment, reference).sources)
+
+
+def skipped(plan: ReadSetPlan) -> dict[str, str]:
+    return {file.key.rsplit("/", 1)[1]: file.reason for file in plan.skipped}
 
 
 def files_of(sources: list[ReadSetSource]) -> list[tuple[str, ...]]:
@@ -64,7 +92,7 @@ def files_of(sources: list[ReadSetSource]) -> list[tuple[str, ...]]:
         ("S1_R1.fastq.gz", "S1_R2.fastq.gz", "S1"),
         ("SRR1234_1.fastq.gz", "SRR1234_2.fastq.gz", "SRR1234"),
         ("S1.R1.fq", "S1.R2.fq", "S1"),
-        ("S1_r1.fq.bz2", "S1_r2.fq.bz2", "S1"),
+        ("S1_r1.fq.gz", "S1_r2.fq.gz", "S1"),
     ],
 )
 def test_mates_pair_by_name_into_one_read_set_r1_first(r1: str, r2: str, name: str) -> None:
@@ -121,12 +149,25 @@ def test_mates_pair_only_within_one_folder_one_sample_and_one_chunk() -> None:
     assert [source.name for source in sources[3:5]] == ["Z", "Z_002"]
 
 
-def test_the_sample_is_the_files_own_else_the_experiments_only_one_else_the_file_name() -> None:
-    own = plan([entry("S7_R1.fq.gz", samples=("S7", "S8"))], record(Sample("S1"), Sample("S2")))
+def test_the_sample_is_the_files_own_else_the_experiments_only_one() -> None:
+    own = plan([entry("S7_R1.fq.gz", samples=("S7",))], record(Sample("S1"), Sample("S7")))
     only = plan([entry("lane1_R1.fq.gz"), entry("lane1_R2.fq.gz")], record(Sample("S1")))
-    named = plan([entry("lane1_R1.fq.gz"), entry("lane1_R2.fq.gz")], record(Sample("S1"), Sample("S2")))
 
-    assert [(s.sample_id, s.subject_id) for s in own + only + named] == [("S7", "S7"), ("S1", "S1"), ("lane1", "lane1")]
+    assert [(s.sample_id, s.subject_id) for s in own + only] == [("S7", "S7"), ("S1", "S1")]
+
+
+def test_a_file_without_one_sample_is_skipped_and_never_named_after_itself() -> None:
+    """HealthOmics needs a sample and a subject per read set; the file name is neither."""
+    unlinked = full_plan([entry("lane1_R1.fq.gz"), entry("lane1_R2.fq.gz")], record(Sample("S1"), Sample("S2")))
+    nobody = full_plan([entry("lane2.fq.gz")], record())
+    several = full_plan([entry("S1_S2_mix.fq.gz", samples=("S1", "S2"))], record(Sample("S1"), Sample("S2")))
+
+    assert unlinked.sources == nobody.sources == several.sources == ()
+    reasons = skipped(unlinked) | skipped(nobody) | skipped(several)
+    assert set(reasons) == {"lane1_R1.fq.gz", "lane1_R2.fq.gz", "lane2.fq.gz", "S1_S2_mix.fq.gz"}
+    assert "no sample id" in reasons["lane1_R1.fq.gz"] and "2 samples (S1, S2)" in reasons["lane1_R1.fq.gz"]
+    assert "lists no samples" in reasons["lane2.fq.gz"]
+    assert "2 samples (S1, S2): a read set is one sample's" in reasons["S1_S2_mix.fq.gz"]
 
 
 def test_the_subject_comes_from_the_samples_subject_id_or_subject() -> None:
@@ -138,38 +179,94 @@ def test_the_subject_comes_from_the_samples_subject_id_or_subject() -> None:
 
 
 def test_every_read_set_is_tagged_with_its_experiment_and_zone_and_described() -> None:
-    (source,) = plan([entry("S1.fastq", fmt="fastq")])
+    (source,) = plan([entry("S1.fastq.gz")])
 
     assert source.tags == {"experimentId": "EXP-1", "labmesh": "raw"}
     assert source.description == "Liver RNA-seq (labmesh experiment EXP-1)"
-    assert source.files == ("s3://labmesh-raw/EXP-1/S1.fastq",)
+    assert source.files == ("s3://labmesh-raw/EXP-1/S1.fastq.gz",)
 
 
-def test_errored_and_non_sequence_files_are_skipped() -> None:
-    sources = plan(
+def test_errored_files_are_skipped_by_name_with_their_mate_and_other_files_are_not_sequencing() -> None:
+    result = full_plan(
         [
             entry("S1_R1.fastq.gz", error=True),
             entry("S1_R2.fastq.gz"),
+            entry("S2.fastq.gz"),
             entry("calls.vcf.gz", fmt="vcf.gz"),
             entry("notes.txt", fmt="text"),
         ]
     )
 
-    assert files_of(sources) == [("S1_R2.fastq.gz",)]
+    assert files_of(list(result.sources)) == [("S2.fastq.gz",)]
+    assert skipped(result) == {
+        "S1_R1.fastq.gz": "its extraction failed (truncated), so the import job would fail on it too",
+        "S1_R2.fastq.gz": "its mate S1_R1.fastq.gz is not imported (its extraction failed (truncated), so the "
+        "import job would fail on it too)",
+    }
 
 
-def test_bam_and_cram_go_in_only_with_a_reference_which_fastq_never_carries() -> None:
-    files = [entry("aligned/S1.bam", fmt="bam"), entry("aligned/S2.cram", fmt="cram"), entry("S3.fq.gz")]
+@pytest.mark.parametrize(
+    ("fmt", "what"),
+    [
+        ("fastq", "without compression"),
+        ("fastq.bz2", "with bzip2"),
+        ("fastq.xz", "with xz"),
+        ("fastq.zst", "with zstd"),
+    ],
+)
+def test_only_gzip_fastq_goes_in_and_other_fastq_is_skipped_with_why(fmt: str, what: str) -> None:
+    """HealthOmics sequence stores take "FASTQ (gzip-only)": the format read from the bytes decides, not the name."""
+    result = full_plan([entry("S1_R1.fastq.gz", fmt=fmt), entry("S1_R2.fastq.gz"), entry("S2.fq", fmt="fastq.gz")])
 
-    without = plan(files)
+    assert files_of(list(result.sources)) == [("S2.fq",)]
+    reasons = skipped(result)
+    assert what in reasons["S1_R1.fastq.gz"] and "gzip-compressed only" in reasons["S1_R1.fastq.gz"]
+    assert reasons["S1_R2.fastq.gz"].startswith("its mate S1_R1.fastq.gz is not imported")
+
+
+def test_a_bam_without_sq_lines_goes_in_as_ubam_without_a_reference() -> None:
+    files = [entry("unaligned/S1.bam", fmt="bam", metadata=aligned(0))]
+
+    without, with_reference = plan(files), plan(files, reference=REFERENCE)
+
+    assert [(s.file_type, s.reference_arn) for s in without + with_reference] == [("UBAM", None), ("UBAM", None)]
+
+
+def test_aligned_bam_and_cram_go_in_only_with_a_reference_which_fastq_never_carries() -> None:
+    files = [
+        entry("aligned/S1.bam", fmt="bam", metadata=aligned(25)),
+        entry("aligned/S2.cram", fmt="cram", metadata=aligned(3)),
+        entry("S3.fq.gz"),
+    ]
+
+    without = full_plan(files)
     with_reference = plan(files, reference=REFERENCE)
 
-    assert files_of(without) == [("S3.fq.gz",)]
+    assert files_of(list(without.sources)) == [("S3.fq.gz",)]
+    assert "aligned BAM (25 reference sequences)" in skipped(without)["S1.bam"]
+    assert "LABMESH_OMICS_REFERENCE_ARN" in skipped(without)["S2.cram"]
     assert [(s.file_type, s.name, s.reference_arn) for s in with_reference] == [
         ("FASTQ", "S3", None),
         ("BAM", "S1", REFERENCE),
         ("CRAM", "S2", REFERENCE),
     ]
+
+
+def test_sam_an_unread_header_and_an_unaligned_cram_are_skipped_with_why() -> None:
+    result = full_plan(
+        [
+            entry("S1.sam", fmt="sam", metadata=aligned(2)),
+            entry("S2.bam", fmt="bam"),
+            entry("S3.cram", fmt="cram", metadata=aligned(0)),
+        ],
+        reference=REFERENCE,
+    )
+
+    assert result.sources == ()
+    reasons = skipped(result)
+    assert "convert it to BAM" in reasons["S1.sam"]
+    assert "header was not read" in reasons["S2.bam"]
+    assert "unaligned CRAM" in reasons["S3.cram"]
 
 
 def test_names_and_ids_are_made_valid_for_the_model() -> None:

@@ -9,6 +9,12 @@ job, and the caller polls that job again rather than starting a new one.
 A job ends in one of `TERMINAL_STATUSES`. ``COMPLETED_WITH_FAILURES`` is an
 ordinary outcome, not an exception: each `ImportedReadSet` carries its own
 status and message, so one bad file never hides the read sets that did import.
+
+What a sequence store takes is the HealthOmics Developer Guide's ("Creating a
+HealthOmics sequence store"): unaligned reads as FASTQ (gzip-only) or uBAM,
+aligned reads as BAM or CRAM, the aligned ones against a reference genome
+("Importing read sets into a HealthOmics sequence store": an import with any
+aligned read set must include a reference).
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ from dataclasses import dataclass, field
 from labmesh_dagster.core.errors import LabmeshError
 
 FILE_TYPES = frozenset({"FASTQ", "BAM", "CRAM", "UBAM"})
-# Aligned files are stored against a reference genome; FASTQ and unaligned BAM are not.
+# Aligned files are stored against a reference genome; FASTQ and unaligned BAM (uBAM) are not.
 ALIGNED_FILE_TYPES = frozenset({"BAM", "CRAM"})
 TERMINAL_STATUSES = frozenset({"COMPLETED", "COMPLETED_WITH_FAILURES", "FAILED", "CANCELLED"})
 # StartReadSetImportJob accepts 1 to 100 sources per job.
