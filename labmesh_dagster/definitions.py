@@ -191,6 +191,7 @@ def build_omics_definitions(settings: Settings, clients: ports.ClientFactory) ->
                 platforms=list(omics.platforms),
                 timeout_seconds=omics.timeout_seconds,
                 poll_seconds=omics.poll_seconds,
+                s3_endpoint_url=aws.connection("s3").endpoint_url,
                 **_aws(aws.connection("omics"), clients),
             )
         },

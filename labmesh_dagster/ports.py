@@ -228,12 +228,21 @@ def open_event_queue(queue_url: str, connection: AwsConnection, clients: ClientF
 
 
 def open_sequence_store(
-    sequence_store_id: str, role_arn: str, connection: AwsConnection, clients: ClientFactory = boto3_clients
+    sequence_store_id: str,
+    role_arn: str,
+    connection: AwsConnection,
+    clients: ClientFactory = boto3_clients,
+    *,
+    s3_connection: AwsConnection | None = None,
 ) -> SequenceStore:
+    """The HealthOmics store; ``s3_connection`` reaches the raw bucket to check it before an import."""
     from labmesh_dagster.connectors.omics.healthomics import HealthOmicsSequenceStore
 
     return HealthOmicsSequenceStore(
-        clients("omics", connection), sequence_store_id=sequence_store_id, role_arn=role_arn
+        clients("omics", connection),
+        sequence_store_id=sequence_store_id,
+        role_arn=role_arn,
+        s3_client=clients("s3", s3_connection) if s3_connection else None,
     )
 
 
@@ -337,4 +346,10 @@ class Ports:
         omics, aws = self.settings.omics, self.settings.aws
         if omics is None or aws is None:
             return None
-        return open_sequence_store(omics.sequence_store_id, omics.role_arn, aws.connection("omics"), self.clients)
+        return open_sequence_store(
+            omics.sequence_store_id,
+            omics.role_arn,
+            aws.connection("omics"),
+            self.clients,
+            s3_connection=aws.connection("s3"),
+        )

@@ -128,7 +128,11 @@ def sequence_read_sets(
             "imported_now": len(result.imported),
             "read_sets": dg.MetadataValue.json(result.imported),
             "not_imported": dg.MetadataValue.json({file.key: file.reason for file in result.skipped}),
+            "role_requirements": dg.MetadataValue.md("\n".join(f"- {r}" for r in result.requirements) or "none"),
+            "unchecked": dg.MetadataValue.md("\n".join(f"- {u}" for u in result.unchecked) or "none"),
         }
+        for requirement in result.requirements:
+            context.log.warning(requirement)
         imports = [check_result(ALL_IMPORTED, result.problems), importable_check(result)]
         if not result.imported:
             catalog_state = catalog_problems(registry.get_dataset(experiment_id, Zone.RAW), manifest)

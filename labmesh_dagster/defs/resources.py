@@ -315,9 +315,15 @@ class SequenceStoreResource(AwsResource):
     platforms: list[str] = Field(description="Platforms whose experiments are imported (all if empty).")
     timeout_seconds: float = Field(description="How long to wait for an import job.")
     poll_seconds: float = Field(description="How often to ask for the import job's status.")
+    s3_endpoint_url: str | None = Field(
+        default=None, description="Endpoint of S3, for checking the raw bucket's Region and encryption; None for AWS."
+    )
 
     def get_sequence_store(self) -> "SequenceStore":
-        return ports.open_sequence_store(self.sequence_store_id, self.role_arn, self.connection(), self.clients)
+        s3 = AwsConnection(self.s3_endpoint_url, self.region_name, self.max_attempts)
+        return ports.open_sequence_store(
+            self.sequence_store_id, self.role_arn, self.connection(), self.clients, s3_connection=s3
+        )
 
 
 class LandingPolicyResource(dg.ConfigurableResource):

@@ -1,7 +1,8 @@
 """Importing an experiment's raw sequencing files into a sequence store, each file once, whatever crashes.
 
 Which files go in, and as what, is `read_set_plan`'s. This module runs the
-jobs: it starts a job per 100 sources
+jobs: it checks the source buckets (`SequenceStore.check_sources`: the bucket
+must be in the store's Region), starts a job per 100 sources
 (StartReadSetImportJob takes 1 to 100), waits for it, and reads each source's
 read set id and status from the job (GetReadSetImportJob).
 
@@ -32,8 +33,10 @@ from labmesh_dagster.connectors.omics.base import (
     ImportedReadSet,
     ImportResult,
     OmicsImportError,
+    OmicsSourceError,
     ReadSetSource,
     SequenceStore,
+    SourceCheck,
 )
 from labmesh_dagster.core.experiment import ExperimentRecord
 from labmesh_dagster.core.manifest import Manifest
@@ -44,6 +47,8 @@ from labmesh_dagster.steps.read_set_plan import SkippedFile, model_text, plan_re
 CLIENT_TOKEN_LIMIT = 127
 # Failed import jobs a source is sent in, over all materializations, before a person is asked to look.
 MAX_IMPORT_ATTEMPTS = 3
+# Words of a failure message that may mean the role could not read the file (the service does not document them).
+_ACCESS_WORDS = ("access", "denied", "permission", "forbidden", "kms", "decrypt", "not authorized")
 
 
 def _canonical(source: ReadSetSource) -> str:
@@ -243,13 +248,16 @@ class ReadSetImport:
 
     ``imported`` maps each file imported by the jobs to its read set id;
     ``problems`` names each source that has none, with the service's status and
-    message; ``skipped`` names each sequencing file not sent, with its reason.
+    message; ``skipped`` names each sequencing file not sent, with its reason;
+    ``requirements`` and ``unchecked`` are the source check's (`SourceCheck`).
     """
 
     job_ids: tuple[str, ...]
     imported: dict[str, str]
     problems: tuple[str, ...]
     skipped: tuple[SkippedFile, ...] = ()
+    requirements: tuple[str, ...] = ()
+    unchecked: tuple[str, ...] = ()
 
 
 def with_read_sets(manifest: Manifest, read_sets: Mapping[str, str]) -> Manifest:
@@ -263,9 +271,12 @@ def with_read_sets(manifest: Manifest, read_sets: Mapping[str, str]) -> Manifest
     return Manifest.build(manifest.experiment_id, manifest.zone, entries)
 
 
-def _problem(read_set: ImportedReadSet) -> str:
-    """A failed source named with the service's status and message."""
-    return f"{', '.join(read_set.files)}: {read_set.status} {read_set.message}".rstrip()
+def _problem(read_set: ImportedReadSet, check: SourceCheck) -> str:
+    """A failed source named with the service's status and message, and the KMS requirement if it may explain it."""
+    text = f"{', '.join(read_set.files)}: {read_set.status} {read_set.message}".rstrip()
+    if check.requirements and any(word in read_set.message.lower() for word in _ACCESS_WORDS):
+        text += " (" + "; ".join(check.requirements) + ")"
+    return text
 
 
 def import_experiment(
@@ -282,13 +293,18 @@ def import_experiment(
 
     Files already carrying a read set id are left out, and the journal gives
     back the read sets of jobs whose run died before recording them, so
-    running it again imports nothing twice. ``on_job`` hears of each job as it ends (its id, source count and status).
+    running it again imports nothing twice. A source bucket the store cannot
+    import from raises `OmicsSourceError` before any job starts. ``on_job``
+    hears of each job as it ends (its id, source count and status).
     """
     pending = Manifest.build(
         manifest.experiment_id, manifest.zone, [e for e in manifest.entries if READ_SET_METADATA not in e.metadata]
     )
     key_of = {uri_of(entry.key): entry.key for entry in manifest.entries}
     plan = plan_read_sets(pending, record, uri_of, reference_arn=policy.reference_arn)
+    check = store.check_sources([uri for source in plan.sources for uri in source.files])
+    if check.problems:
+        raise OmicsSourceError(f"experiment {manifest.experiment_id}: no import started: " + "; ".join(check.problems))
     job_ids: list[str] = []
     imported: dict[str, str] = {}
     problems: list[str] = []
@@ -308,8 +324,8 @@ def import_experiment(
         )
         job_ids += [job_id for job_id in outcome.job_ids if job_id not in job_ids]
         imported.update(read_set_metadata(outcome, key_of=key_of.__getitem__))
-        problems += [_problem(read_set) for read_set in outcome.failed]
-    return ReadSetImport(tuple(job_ids), imported, tuple(problems), plan.skipped)
+        problems += [_problem(read_set, check) for read_set in outcome.failed]
+    return ReadSetImport(tuple(job_ids), imported, tuple(problems), plan.skipped, check.requirements, check.unchecked)
 
 
 def forget_recorded_jobs(journal: ImportJournal, manifest: Manifest, uri_of: Callable[[str], str]) -> int:

@@ -356,3 +356,10 @@ def test_an_aligned_source_without_a_reference_is_refused_and_a_ubam_goes_in_wit
 
     assert "referenceArn" not in client.calls[-2][1]["sources"][0]
     assert result.status == "COMPLETED" and result.read_sets[0].read_set_id
+
+
+def test_the_store_knows_its_region_from_its_arn() -> None:
+    client = FakeOmicsClient(region="eu-west-1")
+
+    assert store_for(client).region() == "eu-west-1"
+    assert store_for(client).check_sources([]).problems == ()

@@ -5,8 +5,10 @@ from labmesh_dagster.connectors.omics.base import (
     ImportResult,
     OmicsImportError,
     OmicsImportTimeout,
+    OmicsSourceError,
     ReadSetSource,
     SequenceStore,
+    SourceCheck,
 )
 
 __all__ = [
@@ -14,6 +16,8 @@ __all__ = [
     "ImportedReadSet",
     "OmicsImportError",
     "OmicsImportTimeout",
+    "OmicsSourceError",
     "ReadSetSource",
     "SequenceStore",
+    "SourceCheck",
 ]

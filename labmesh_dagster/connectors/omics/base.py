@@ -14,7 +14,9 @@ What a sequence store takes is the HealthOmics Developer Guide's ("Creating a
 HealthOmics sequence store"): unaligned reads as FASTQ (gzip-only) or uBAM,
 aligned reads as BAM or CRAM, the aligned ones against a reference genome
 ("Importing read sets into a HealthOmics sequence store": an import with any
-aligned read set must include a reference).
+aligned read set must include a reference). The same page says the S3 bucket
+must be in the sequence store's Region; `SequenceStore.check_sources` asks
+before a job is started.
 """
 
 from __future__ import annotations
@@ -36,6 +38,10 @@ MAX_SOURCES_PER_JOB = 100
 
 class OmicsImportError(LabmeshError):
     """The sequence store refused an import request, or could not be asked (after botocore's retries)."""
+
+
+class OmicsSourceError(OmicsImportError):
+    """The files cannot be imported from where they are (a bucket outside the store's Region): no job is started."""
 
 
 class OmicsImportTimeout(LabmeshError, TimeoutError):
@@ -111,8 +117,27 @@ class ImportResult:
         return tuple(read_set for read_set in self.read_sets if read_set.read_set_id is None)
 
 
+@dataclass(frozen=True)
+class SourceCheck:
+    """What was learnt about the buckets an import reads from, before any job is started.
+
+    ``problems`` make every import from a bucket fail (it is in another Region
+    than the store); ``requirements`` are what the service role needs and
+    labmesh cannot verify from outside (``kms:Decrypt`` on an SSE-KMS bucket's
+    key); ``unchecked`` says what could not be asked, and why.
+    """
+
+    problems: tuple[str, ...] = ()
+    requirements: tuple[str, ...] = ()
+    unchecked: tuple[str, ...] = ()
+
+
 class SequenceStore(ABC):
     """A store of read sets that imports sequencing files from object storage."""
+
+    def check_sources(self, uris: Sequence[str]) -> SourceCheck:
+        """What stands in the way of importing ``uris`` (``s3://`` URIs), found before a job is started."""
+        return SourceCheck()
 
     @abstractmethod
     def start_import(self, sources: Sequence[ReadSetSource], *, client_token: str) -> str:

@@ -10,6 +10,12 @@ characters when given, so an empty one is left out rather than sent.
 own ``status`` (NOT_STARTED, IN_PROGRESS, FINISHED, FAILED), ``statusMessage``
 and, once imported, ``readSetId``: the read set ids come from the job itself,
 with no need to search the store for read sets by name or sample afterwards.
+A source that fails leaves the others alone: the job ends
+COMPLETED_WITH_FAILURES, or FAILED when none imported.
+
+Before a job is started, `HealthOmicsSequenceStore.check_sources` compares
+each source bucket's Region with the store's (``GetSequenceStore``'s ARN) and
+reads its default encryption (`source_buckets`), given an S3 client.
 
 Throttling and 5xx responses are retried by the client's adaptive retries
 (`labmesh_dagster.connectors.aws.make_client`); what is left is raised as
@@ -31,7 +37,9 @@ from labmesh_dagster.connectors.omics.base import (
     OmicsImportError,
     ReadSetSource,
     SequenceStore,
+    SourceCheck,
 )
+from labmesh_dagster.connectors.omics.source_buckets import arn_region, bucket_of, check_buckets
 
 # SequenceStoreId and ImportJobId: 10 to 36 digits.
 _NUMERIC_ID = re.compile(r"[0-9]{10,36}")
@@ -63,16 +71,37 @@ def source_item(source: ReadSetSource) -> dict[str, Any]:
 
 
 class HealthOmicsSequenceStore(SequenceStore):
-    """One HealthOmics sequence store; ``role_arn`` is the role the service assumes to read the raw zone's files."""
+    """One HealthOmics sequence store; ``role_arn`` is the role the service assumes to read the raw zone's files.
 
-    def __init__(self, client: Any, *, sequence_store_id: str, role_arn: str) -> None:
+    ``s3_client`` reaches the raw bucket for `check_sources`; without it the buckets are left unchecked.
+    """
+
+    def __init__(self, client: Any, *, sequence_store_id: str, role_arn: str, s3_client: Any = None) -> None:
         if not _NUMERIC_ID.fullmatch(sequence_store_id):
             raise ValueError(f"sequence store id {sequence_store_id!r} must be the store's id of 10 to 36 digits")
         if not role_arn.startswith("arn:") or not 20 <= len(role_arn) <= 2048:
             raise ValueError(f"role {role_arn!r} must be an IAM role ARN")
         self.client = client
+        self.s3_client = s3_client
         self.sequence_store_id = sequence_store_id
         self.role_arn = role_arn
+        self._region: str | None = None
+
+    def region(self) -> str | None:
+        """The store's Region, from its ARN (``GetSequenceStore``), asked once."""
+        if self._region is None:
+            with _clear_failure(f"describe sequence store {self.sequence_store_id}"):
+                response = self.client.get_sequence_store(id=self.sequence_store_id)
+            self._region = arn_region(str(response["arn"]))
+        return self._region
+
+    def check_sources(self, uris: Sequence[str]) -> SourceCheck:
+        buckets = {bucket_of(uri) for uri in uris}
+        if not buckets:
+            return SourceCheck()
+        if self.s3_client is None:
+            return SourceCheck(unchecked=tuple(f"the Region and encryption of bucket {b}" for b in sorted(buckets)))
+        return check_buckets(self.s3_client, buckets, store_region=self.region(), role_arn=self.role_arn)
 
     def start_import(self, sources: Sequence[ReadSetSource], *, client_token: str) -> str:
         if not sources:
