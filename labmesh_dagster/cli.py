@@ -57,14 +57,19 @@ run_monitoring:
   max_resume_run_attempts: 0
   poll_interval_seconds: 60
   max_runtime_seconds: 21600
-run_queue:
-  max_concurrent_runs: 4
-  # One run at a time per experiment partition, so two runs never build the same manifest at once.
-  tag_concurrency_limits:
-    - key: "dagster/partition"
-      value:
-        applyLimitPerUniqueValue: true
-      limit: 1
+concurrency:
+  runs:
+    max_concurrent_runs: 4
+    # One run at a time per experiment partition, so two runs never build the same manifest at once.
+    tag_concurrency_limits:
+      - key: "dagster/partition"
+        value:
+          applyLimitPerUniqueValue: true
+        limit: 1
+  # Pools without a limit of their own: labmesh has one, healthomics_import, whose runs each hold a slot
+  # while their HealthOmics import job runs. Raise it with `dagster instance concurrency set healthomics_import N`.
+  pools:
+    default_limit: 2
 """
 
 

@@ -106,6 +106,37 @@ def test_run_monitoring_learns_when_a_runs_worker_process_is_gone(tmp_path: Path
     assert alive.status.value == "RUNNING"
 
 
+@dg.op(pool="healthomics_import")
+def import_step() -> None:
+    """A step of the pool `sequence_read_sets` runs in."""
+
+
+@dg.job
+def importing() -> None:
+    import_step()
+
+
+def test_the_written_dagster_yaml_bounds_the_healthomics_import_pool_and_keeps_one_run_per_experiment(
+    tmp_path: Path,
+) -> None:
+    """Pools take their limit from `concurrency`, which replaces `run_queue`: the run limits must survive the move."""
+    settings = make_settings(tmp_path / "home")
+    prepare_home(settings)
+    instance = dg.DagsterInstance.from_config(str(settings.dagster_home))
+    try:
+        importing.execute_in_process(instance=instance)
+        pool = instance.event_log_storage.get_concurrency_info("healthomics_import")
+        run_queue = instance.get_concurrency_config().run_queue_config
+    finally:
+        instance.dispose()
+
+    assert pool.slot_count == 2
+    assert run_queue is not None and run_queue.max_concurrent_runs == 4
+    assert run_queue.tag_concurrency_limits == [
+        {"key": "dagster/partition", "value": {"applyLimitPerUniqueValue": True}, "limit": 1}
+    ]
+
+
 def test_a_dagster_yaml_the_user_changed_is_kept(tmp_path: Path) -> None:
     settings = make_settings(tmp_path / "home")
     settings.dagster_home.mkdir(parents=True)

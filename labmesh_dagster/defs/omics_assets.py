@@ -4,6 +4,13 @@ Present only when a sequence store is configured. It follows `raw_dataset`
 eagerly, imports the files not yet imported (`steps.read_set_import`), and,
 when it imported any, publishes the raw dataset again with each file's
 read-set id, through the same publish step every dataset asset ends with.
+
+Its run holds a slot of the Dagster pool `IMPORT_POOL` for as long as it waits
+for its jobs, so the pool's limit bounds how many import jobs labmesh has
+running at once, across all experiments (HealthOmics limits concurrent jobs
+per account and Region). Set the limit with
+``dagster instance concurrency set healthomics_import <n>`` or in the UI;
+`labmesh dev` writes a default limit for pools into its dagster.yaml.
 """
 
 from datetime import datetime
@@ -47,6 +54,8 @@ from labmesh_dagster.steps.verification import catalog_problems
 
 ALL_IMPORTED = "every_sequencing_file_imported"
 ALL_IMPORTABLE = "every_sequencing_file_importable"
+IMPORT_POOL = "healthomics_import"
+"""The Dagster pool every run of `sequence_read_sets` takes a slot of while it imports."""
 
 
 @dg.asset(
@@ -56,6 +65,7 @@ ALL_IMPORTABLE = "every_sequencing_file_importable"
     kinds={"healthomics", "fastq"},
     owners=list(ASSET_OWNERS),
     automation_condition=dg.AutomationCondition.eager(),
+    pool=IMPORT_POOL,
     description=(
         "Raw sequencing files imported into the AWS HealthOmics sequence store as read sets "
         "(R1/R2 paired, subject and sample from the experiment), read-set ids recorded in the raw manifest."

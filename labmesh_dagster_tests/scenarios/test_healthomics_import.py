@@ -8,7 +8,8 @@ publishing it as every dataset is published (every check passes); running it
 again imports nothing twice; a file HealthOmics fails on fails the asset
 check, naming it; a FASTQ that is not gzip is never sent, and the warning
 check names it with why; a run that dies after a partly failed job leaves the
-next run to import only the failed sources. The HealthOmics client is a fake held to botocore's
+next run to import only the failed sources; every run takes a slot of the
+`healthomics_import` pool. The HealthOmics client is a fake held to botocore's
 own service model that reads the files' first bytes from moto, as the service
 reads them from S3.
 """
@@ -27,7 +28,7 @@ from labmesh_dagster.connectors.omics import ReadSetSource
 from labmesh_dagster.connectors.omics.healthomics import HealthOmicsSequenceStore
 from labmesh_dagster.core.keys import Zone, manifest_key
 from labmesh_dagster.core.manifest import Manifest
-from labmesh_dagster.defs.omics_assets import ALL_IMPORTABLE, ALL_IMPORTED
+from labmesh_dagster.defs.omics_assets import ALL_IMPORTABLE, ALL_IMPORTED, IMPORT_POOL
 from labmesh_dagster_tests.conftest import Lab, aws_settings
 from labmesh_dagster_tests.omics.fake_omics import NOT_GZIP, FakeOmicsClient, s3_head_reader
 
@@ -200,3 +201,9 @@ def test_a_crash_after_a_partly_failed_job_reimports_only_the_failed_sources(omi
     assert (
         ids["S2.fastq.gz"] is None and "Invalid FASTQ header" in _check(result, ALL_IMPORTED).metadata["problems"].value
     )
+
+
+def test_every_import_run_takes_a_slot_of_the_healthomics_import_pool(omics_lab: Lab) -> None:
+    assets = omics_lab.defs.resolve_assets_def("sequence_read_sets")
+
+    assert assets.op.pool == IMPORT_POOL == "healthomics_import"
