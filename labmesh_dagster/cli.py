@@ -7,6 +7,7 @@ and imports no Dagster: they answer in a fraction of a second.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import shutil
@@ -35,6 +36,9 @@ from labmesh_dagster.steps.landing_attention import irregular_entries, unannounc
 DAGSTER_YAML = """\
 # Written by `labmesh dev`. Dagster's own storage is SQLite under this folder.
 telemetry:
+  enabled: false
+# No first-visit prompts in the UI (Dagster's newsletter dialog).
+nux:
   enabled: false
 # A run that fails (a locked file, a transient error) is retried twice before it is left for a person.
 run_retries:
@@ -73,6 +77,19 @@ concurrency:
 """
 
 
+# What earlier labmesh versions wrote as dagster.yaml (sha256): such a file, unchanged by anyone, is
+# brought up to date; a file someone edited is theirs and is kept as it is.
+EARLIER_DAGSTER_YAMLS = frozenset(
+    {
+        "02a1a54ae23d2fcd154765d280973c530c2718db4bf987441a26b27b731805d7",
+        "2825c28bf7ae2744f1bb158bbc961424619de498670f25025254e02281eddc45",
+        "4abadc712561b40448577e2446e7366516c252db8a5470b308e7ca9abb2df5c4",
+        "c5fc6fff945fff54e21b57531be4def68ff9a28d859592f9160fdd49e2e1c5e7",
+        "d605786aab399a99fec6e870232ca88bb24a5c1b6bfca7640ad575d5065e8dc6",
+    }
+)
+
+
 def prepare_home(settings: Settings) -> None:
     """Create the home folders and Dagster's instance configuration (kept if the user changed it)."""
     for folder in (settings.home, settings.eln_dir, settings.store_dir, settings.dagster_home):
@@ -80,8 +97,23 @@ def prepare_home(settings: Settings) -> None:
     for zone in Zone:
         (settings.store_dir / zone.value).mkdir(exist_ok=True)
     config = settings.dagster_home / "dagster.yaml"
-    if not config.exists():
+    if not config.exists() or _digest(config.read_bytes()) in EARLIER_DAGSTER_YAMLS:
         config.write_text(DAGSTER_YAML, encoding="utf-8")
+
+
+def _digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+# `dagster dev` warns on every start that `dg dev` supersedes it. `dg dev` runs the very same code
+# (dagster._cli.dev.dev_command_impl) for a workspace file, but needs the dg CLI and its dependencies;
+# labmesh keeps `dagster dev` and silences that one warning, by its text, and nothing else.
+DAGSTER_DEV_SUPERSEDED = "ignore:Function `dev_command` is superseded:FutureWarning"
+
+
+def quiet_dagster_dev(inherited: str | None) -> str:
+    """PYTHONWARNINGS for dagster: the caller's filters, then the one for `dagster dev`'s supersession warning."""
+    return ",".join(part for part in (inherited, DAGSTER_DEV_SUPERSEDED) if part)
 
 
 def find_dagster() -> str | None:
@@ -131,6 +163,7 @@ def command_dev(ports: Ports, args: argparse.Namespace) -> int:
         **os.environ,
         "LABMESH_HOME": str(settings.home),
         "DAGSTER_HOME": str(settings.dagster_home),
+        "PYTHONWARNINGS": quiet_dagster_dev(os.environ.get("PYTHONWARNINGS")),
     }
     if seed:
         start_detached([sys.executable, "-m", "labmesh_dagster.demo"], env)
@@ -416,7 +449,6 @@ def command_land(ports: Ports, args: argparse.Namespace) -> int:
 
 def command_sync(ports: Ports, args: argparse.Namespace) -> int:
     """Watch an instrument folder and move complete files into landing (the DataSync step, for labs without it)."""
-    import hashlib
     import threading
 
     from labmesh_dagster.core.errors import LayoutError

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from labmesh_dagster.cli import prepare_home
+from labmesh_dagster.cli import DAGSTER_YAML, prepare_home
 from labmesh_dagster_tests.conftest import make_settings
 
 CAP_SECONDS = 120
@@ -43,7 +43,7 @@ for entry in os.listdir("/proc"):
             continue
         if int(fields[1]) == me:
             children.append(int(entry))
-print(json.dumps({{"children": children, "argv": sys.argv[1:]}}))
+print(json.dumps({{"children": children, "argv": sys.argv[1:], "warnings": os.environ.get("PYTHONWARNINGS")}}))
 """
 
 
@@ -137,6 +137,31 @@ def test_the_written_dagster_yaml_bounds_the_healthomics_import_pool_and_keeps_o
     ]
 
 
+def test_the_written_dagster_yaml_shows_no_first_visit_prompts(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path / "home")
+
+    prepare_home(settings)
+    instance = dg.DagsterInstance.from_config(str(settings.dagster_home))
+    try:
+        assert instance.nux_enabled is False  # no newsletter dialog on the first visit
+        assert instance.get_settings("telemetry") == {"enabled": False}
+    finally:
+        instance.dispose()
+
+
+def test_a_dagster_yaml_an_earlier_labmesh_wrote_and_nobody_changed_is_brought_up_to_date(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path / "home")
+    settings.dagster_home.mkdir(parents=True)
+    config = settings.dagster_home / "dagster.yaml"
+    earlier = DAGSTER_YAML.replace("# No first-visit prompts in the UI (Dagster's newsletter dialog).\nnux:\n  enabled: false\n", "")
+    assert earlier != DAGSTER_YAML
+    config.write_text(earlier, encoding="utf-8")
+
+    prepare_home(settings)
+
+    assert config.read_text(encoding="utf-8") == DAGSTER_YAML
+
+
 def test_a_dagster_yaml_the_user_changed_is_kept(tmp_path: Path) -> None:
     settings = make_settings(tmp_path / "home")
     settings.dagster_home.mkdir(parents=True)
@@ -179,3 +204,5 @@ def test_the_demo_dropper_is_no_child_of_dagster_and_stops_when_dagster_exits(tm
     assert report["argv"][0] == "dev"
     assert "labmesh demo: wrote ELN record" in done.stderr  # the demo was seeded, so its dropper was started
     assert report["children"] == [], "dagster was left a child it will never wait for"
+    # dagster dev's warning that `dg dev` supersedes it is silenced, by its text only.
+    assert report["warnings"] == "ignore:Function `dev_command` is superseded:FutureWarning"
