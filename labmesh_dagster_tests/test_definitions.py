@@ -31,9 +31,15 @@ def test_every_asset_is_partitioned_by_experiment_and_documented(definitions: dg
         node = graph.get(dg.AssetKey(name))
         assert isinstance(node.partitions_def, dg.DynamicPartitionsDefinition)
         assert node.partitions_def.name == "experiments"
-        assert node.description and node.group_name in {"experiments", "datasets"}
+        assert node.description and node.group_name == "lab"
         assert node.owners == ["team:lab-informatics"]
         assert node.kinds
+
+
+def test_every_asset_is_in_one_group_so_the_global_lineage_opens_expanded(definitions: dg.Definitions) -> None:
+    """Dagster's global lineage boxes groups only when they vary, and opens those boxes collapsed."""
+    graph = definitions.resolve_asset_graph()
+    assert {graph.get(key).group_name for key in graph.get_all_asset_keys()} == {"lab"}
 
 
 def test_datasets_descend_from_the_experiment_in_order(definitions: dg.Definitions) -> None:

@@ -27,6 +27,7 @@ from labmesh_dagster.defs.checks import (
     publish_check_specs,
 )
 from labmesh_dagster.defs.experiment_assets import experiment
+from labmesh_dagster.defs.groups import LAB_GROUP
 from labmesh_dagster.defs.materialization import Materialization, materialization
 from labmesh_dagster.defs.partitions import experiments_partitions
 from labmesh_dagster.defs.resources import (
@@ -123,7 +124,7 @@ def _sinks(store: ObjectStore, catalog: Catalog, content_index: ContentIndexReso
 @dg.asset(
     partitions_def=experiments_partitions,
     deps=[experiment],
-    group_name="datasets",
+    group_name=LAB_GROUP,
     kinds={"storage"},
     owners=list(ASSET_OWNERS),
     description=(
@@ -226,7 +227,7 @@ def _pipeline_outputs(invocation: dg.PipesClientCompletedInvocation) -> list[Map
 @dg.asset(
     partitions_def=experiments_partitions,
     deps=[raw_dataset],
-    group_name="datasets",
+    group_name=LAB_GROUP,
     kinds={"pipes", "fastq", "json"},
     owners=list(ASSET_OWNERS),
     automation_condition=dg.AutomationCondition.eager(),
@@ -326,7 +327,7 @@ REFRESH_WHEN_PROCESSED_CHANGES = (
 @dg.asset(
     partitions_def=experiments_partitions,
     deps=[processed_dataset],
-    group_name="datasets",
+    group_name=LAB_GROUP,
     kinds={"storage"},
     owners=list(ASSET_OWNERS),
     automation_condition=REFRESH_WHEN_PROCESSED_CHANGES,

@@ -5,6 +5,7 @@ import dagster as dg
 from labmesh_dagster.core.errors import ExperimentNotFound, RecordError
 from labmesh_dagster.core.keys import Zone
 from labmesh_dagster.defs.checks import LINEAGE_RECORDED, check_result, lineage_check_spec, partitioned_check_spec
+from labmesh_dagster.defs.groups import LAB_GROUP
 from labmesh_dagster.defs.materialization import materialization
 from labmesh_dagster.defs.partitions import experiments_partitions
 from labmesh_dagster.defs.resources import CatalogResource, ClockResource, ElnResource, LineageResource, StoreResource
@@ -16,7 +17,7 @@ ELN_KNOWS_LOCATION = "eln_knows_data_location"
 
 @dg.asset(
     partitions_def=experiments_partitions,
-    group_name="experiments",
+    group_name=LAB_GROUP,
     kinds={"eln", "catalog"},
     owners=list(ASSET_OWNERS),
     description=(

@@ -29,6 +29,7 @@ from labmesh_dagster.defs.checks import (
     publish_check_specs,
 )
 from labmesh_dagster.defs.dataset_assets import raw_dataset
+from labmesh_dagster.defs.groups import LAB_GROUP
 from labmesh_dagster.defs.lineage_runs import lineage_run
 from labmesh_dagster.defs.partitions import experiments_partitions
 from labmesh_dagster.defs.resources import (
@@ -61,7 +62,7 @@ IMPORT_POOL = "healthomics_import"
 @dg.asset(
     partitions_def=experiments_partitions,
     deps=[raw_dataset],
-    group_name="datasets",
+    group_name=LAB_GROUP,
     kinds={"healthomics", "fastq"},
     owners=list(ASSET_OWNERS),
     automation_condition=dg.AutomationCondition.eager(),
