@@ -153,7 +153,8 @@ def test_a_dagster_yaml_an_earlier_labmesh_wrote_and_nobody_changed_is_brought_u
     settings = make_settings(tmp_path / "home")
     settings.dagster_home.mkdir(parents=True)
     config = settings.dagster_home / "dagster.yaml"
-    earlier = DAGSTER_YAML.replace("# No first-visit prompts in the UI (Dagster's newsletter dialog).\nnux:\n  enabled: false\n", "")
+    nux = "# No first-visit prompts in the UI (Dagster's newsletter dialog).\nnux:\n  enabled: false\n"
+    earlier = DAGSTER_YAML.replace(nux, "")
     assert earlier != DAGSTER_YAML
     config.write_text(earlier, encoding="utf-8")
 
