@@ -97,8 +97,13 @@ def prepare_home(settings: Settings) -> None:
     for zone in Zone:
         (settings.store_dir / zone.value).mkdir(exist_ok=True)
     config = settings.dagster_home / "dagster.yaml"
-    if not config.exists() or _digest(config.read_bytes()) in EARLIER_DAGSTER_YAMLS:
+    new_home = not config.exists()
+    if new_home or _digest(config.read_bytes()) in EARLIER_DAGSTER_YAMLS:
         config.write_text(DAGSTER_YAML, encoding="utf-8")
+    if new_home:
+        from labmesh_dagster.daemon_cursors import set_first_cursors
+
+        set_first_cursors(settings.dagster_home)
 
 
 def _digest(data: bytes) -> str:

@@ -12,6 +12,7 @@ for as long as `make dev` ran), and it stops once dagster has exited.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import stat
 import subprocess
@@ -147,6 +148,50 @@ def test_the_written_dagster_yaml_shows_no_first_visit_prompts(tmp_path: Path) -
         assert instance.get_settings("telemetry") == {"enabled": False}
     finally:
         instance.dispose()
+
+
+def _daemon_warnings(dagster_home: Path) -> list[str]:
+    """What the run-retry daemon logs when it reads its cursors, as on its first start."""
+    from dagster._daemon.auto_run_reexecution.event_log_consumer import (
+        DAGSTER_EVENT_TYPES,
+        _fetch_persisted_cursors,
+    )
+
+    records: list[logging.LogRecord] = []
+    logger = logging.getLogger("labmesh-test-daemon")
+    handler = logging.Handler()
+    handler.emit = records.append  # type: ignore[method-assign]
+    logger.addHandler(handler)
+    instance = dg.DagsterInstance.from_config(str(dagster_home))
+    try:
+        _fetch_persisted_cursors(instance, DAGSTER_EVENT_TYPES, logger)
+    finally:
+        instance.dispose()
+        logger.removeHandler(handler)
+    return [record.getMessage() for record in records if record.levelno >= logging.WARNING]
+
+
+def test_the_daemon_starts_quietly_on_a_new_home(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path / "home")
+
+    prepare_home(settings)
+
+    assert _daemon_warnings(settings.dagster_home) == []
+
+
+def test_a_home_with_runs_keeps_the_daemons_own_cursor_logic(tmp_path: Path) -> None:
+    """A cursor at 0 on a home with history would replay old failures: such a home is left to the daemon."""
+    settings = make_settings(tmp_path / "home")
+    settings.dagster_home.mkdir(parents=True)
+    instance = dg.DagsterInstance.from_config(str(settings.dagster_home))
+    try:
+        idle.execute_in_process(instance=instance)
+    finally:
+        instance.dispose()
+
+    prepare_home(settings)
+
+    assert any("No cursor" in warning for warning in _daemon_warnings(settings.dagster_home))
 
 
 def test_a_dagster_yaml_an_earlier_labmesh_wrote_and_nobody_changed_is_brought_up_to_date(tmp_path: Path) -> None:

@@ -4,12 +4,10 @@ Every check is partitioned like its asset, so the Dagster UI shows each
 experiment's result on its own rather than one result for the whole asset.
 """
 
-import warnings
-
 import dagster as dg
-from dagster._utils.warnings import PreviewWarning
 
 from labmesh_dagster.defs.partitions import experiments_partitions
+from labmesh_dagster.defs.previews import chosen_previews
 from labmesh_dagster.steps.publishing import PublishReport
 
 CATALOG_MATCHES_MANIFEST = "catalog_matches_manifest"
@@ -24,8 +22,7 @@ def partitioned_check_spec(name: str, *, asset: str, description: str) -> dg.Ass
     Dagster marks partitioned checks as a preview; labmesh relies on them, so
     the warning is silenced here, once, rather than printed on every start.
     """
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", category=PreviewWarning)
+    with chosen_previews():
         return dg.AssetCheckSpec(name, asset=asset, partitions_def=experiments_partitions, description=description)
 
 

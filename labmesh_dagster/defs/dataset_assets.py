@@ -30,6 +30,7 @@ from labmesh_dagster.defs.experiment_assets import experiment
 from labmesh_dagster.defs.groups import LAB_GROUP
 from labmesh_dagster.defs.materialization import Materialization, materialization
 from labmesh_dagster.defs.partitions import experiments_partitions
+from labmesh_dagster.defs.previews import chosen_previews
 from labmesh_dagster.defs.resources import (
     CatalogResource,
     ClockResource,
@@ -273,11 +274,12 @@ def processed_dataset(
         inputs = qc_inputs(raw_manifest)
         outputs: list[Mapping[str, Any]] = []
         if inputs:
-            invocation = pipes_subprocess_client.run(
-                command=[sys.executable, "-m", "labmesh_dagster.pipelines.fastq_qc"],
-                context=context,
-                extras={"experiment_id": experiment_id, "store": store.store_config(), "inputs": inputs},
-            )
+            with chosen_previews():  # Pipes reads a preview member of its own message reader
+                invocation = pipes_subprocess_client.run(
+                    command=[sys.executable, "-m", "labmesh_dagster.pipelines.fastq_qc"],
+                    context=context,
+                    extras={"experiment_id": experiment_id, "store": store.store_config(), "inputs": inputs},
+                )
             outputs = _pipeline_outputs(invocation)
         else:
             context.log.info(f"experiment {experiment_id} has no FASTQ files in raw; nothing to QC")

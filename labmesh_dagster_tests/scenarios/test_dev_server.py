@@ -4,7 +4,7 @@ Contract: it serves Dagster's UI and GraphQL API on the chosen port, seeds the
 demo lab (records, then instrument files over the first minute), and every demo
 experiment then gets materialized raw and processed partitions, driven only by
 the sensors and declarative automation, with no other input. Ctrl-C (SIGINT)
-stops it cleanly, with exit code 0.
+stops it cleanly, with exit code 0; and nothing it printed was a warning.
 
 The test asserts that outcome, not how long it takes: the time is reported (as
 the `demo_seconds` property and on stdout) and measured by
@@ -54,3 +54,6 @@ def test_make_dev_serves_the_ui_and_the_demo_fills_raw_and_processed(
     finally:
         code = server.stop(timeout=60)
     assert code == 0, f"SIGINT stopped labmesh dev with exit code {code}:\n{server.log_tail(3000)}"
+    # A normal start, demo included, prints nothing a person would have to act on.
+    printed = server.log_path.read_text(errors="replace").splitlines()
+    assert [line for line in printed if "warning" in line.lower()] == []
