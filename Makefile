@@ -1,30 +1,54 @@
 # Two commands on a fresh machine: `make dev` runs the platform, `make test` runs the tests.
 PYTHON ?= python3
 VENV := .venv
-STAMP := $(VENV)/.installed
+# What is installed: the platform's own packages (`make dev`), or those plus the test extra (tests, lint).
+RUNTIME := $(VENV)/.installed-runtime
+TESTING := $(VENV)/.installed-test
 LINTED := labmesh_dagster labmesh_dagster_tests benchmarks scripts
+
+# Each phase says what it does and the seconds since make started: the first install takes a while.
+STARTED := $(shell date +%s)
+phase = printf 'labmesh [%4ss] %s\n' "$$(( $$(date +%s) - $(STARTED) ))"
+# $(,) writes a comma inside the arguments of $(call ...).
+, := ,
 
 .PHONY: dev test test-quick lint clean
 
-$(STAMP): pyproject.toml setup.py
-	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/python -m pip install --quiet --upgrade pip
-	$(VENV)/bin/python -m pip install --quiet -e '.[test]'
-	touch $(STAMP)
+# $(1) says what is installed, $(2) is the pip requirement. pip lists each package as it comes, with a
+# bar for each download and one over the installs when it writes to a terminal.
+define install
+	@test -x $(VENV)/bin/python || { $(phase) 'creating $(VENV) with $(shell $(PYTHON) --version 2>&1)'; \
+		$(PYTHON) -m venv $(VENV); }
+	@$(phase) 'updating pip'
+	@$(VENV)/bin/python -m pip install --quiet --upgrade pip
+	@$(phase) $(1)
+	@$(VENV)/bin/python -m pip install -e '$(2)'
+	@$(phase) "$(VENV) is ready: $$(ls -d $(VENV)/lib/python*/site-packages/*.dist-info | wc -l) packages$(,) \
+		$$(du -sm $(VENV) | cut -f1) MB"
+endef
+
+$(RUNTIME): pyproject.toml setup.py
+	$(call install,'installing labmesh and what it runs on: Dagster and its UI$(,) boto3$(,) the format readers',.)
+	@touch $(RUNTIME)
+
+$(TESTING): pyproject.toml setup.py
+	$(call install,'installing labmesh with its test and lint tools: pytest$(,) moto$(,) ruff$(,) mypy',.[test])
+	@touch $(RUNTIME) $(TESTING)
 
 # `labmesh dev` execs dagster with SIGINT/SIGTERM at their defaults, so Ctrl-C and SIGTERM
 # stop it cleanly even when make itself was started with them ignored (background, nohup).
-dev: $(STAMP)
+dev: $(RUNTIME)
+	@$(phase) 'starting the platform (Ctrl-C stops it)'
 	exec $(VENV)/bin/labmesh dev
 
-test: $(STAMP)
+test: $(TESTING)
 	$(VENV)/bin/python -m pytest
 
 # The quick loop while working: everything but the tests marked slow (real servers, whole flows repeated).
-test-quick: $(STAMP)
+test-quick: $(TESTING)
 	$(VENV)/bin/python -m pytest -m "not slow"
 
-lint: $(STAMP)
+lint: $(TESTING)
 	$(VENV)/bin/ruff check $(LINTED)
 	$(VENV)/bin/ruff format --check $(LINTED)
 	$(VENV)/bin/mypy
