@@ -178,7 +178,9 @@ def command_dev(ports: Ports, args: argparse.Namespace) -> int:
         return 1
     target = ["-w", "workspace.yaml"] if Path("workspace.yaml").is_file() else ["-m", "labmesh_dagster.definitions"]
     argv = [dagster, "dev", *target, "-h", args.host, "-p", str(args.port)]
-    print(f"labmesh: starting {' '.join(argv[1:])} with LABMESH_HOME={settings.home}", file=sys.stderr, flush=True)
+    print(f"labmesh: starting {' '.join(argv[1:])} with LABMESH_HOME={settings.home}", file=sys.stderr)
+    # Dagster's own landing page is its run timeline; a lab's first look belongs on the flow itself.
+    print(f"labmesh: the lab's lineage: http://{args.host}:{args.port}/asset-groups", file=sys.stderr, flush=True)
     # exec, not a child: Ctrl-C and SIGTERM reach dagster itself, which stops its webserver and daemon
     # cleanly. An inherited "ignore SIGINT/SIGTERM" (make in the background, nohup) would survive exec
     # and make dagster deaf to them, so both are set back to their defaults first.

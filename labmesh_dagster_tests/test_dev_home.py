@@ -249,6 +249,7 @@ def test_the_demo_dropper_is_no_child_of_dagster_and_stops_when_dagster_exits(tm
     report = json.loads(done.stdout.splitlines()[-1])
     assert report["argv"][0] == "dev"
     assert "labmesh demo: wrote ELN record" in done.stderr  # the demo was seeded, so its dropper was started
+    assert "labmesh: the lab's lineage: http://127.0.0.1:3000/asset-groups" in done.stderr
     assert report["children"] == [], "dagster was left a child it will never wait for"
     # dagster dev's warning that `dg dev` supersedes it is silenced, by its text only.
     assert report["warnings"] == "ignore:Function `dev_command` is superseded:FutureWarning"
