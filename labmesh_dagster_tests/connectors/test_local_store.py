@@ -5,7 +5,9 @@ string prefix (S3 semantics: ``EXP-1`` also matches ``EXP-10``), in key order,
 through nested folders, and never the ``.tmp`` folder (it sits beside the
 zones); a put is atomic and leaves no temporary file; copy duplicates content;
 delete is idempotent and leaves emptied folders in place (an instrument may be
-about to write into them); only regular files are objects (symlinks and FIFOs
+about to write into them); a put or move whose folder is removed between
+making it and the rename (promotion tidies emptied landing folders) makes the
+folder again and lands; only regular files are objects (symlinks and FIFOs
 are never listed); provision creates the experiment's folder in all four zones and returns
 ``file://`` URIs; keys with spaces, unicode, ``+`` and ``%`` work; a symlink
 that leads out of the zone is refused with `InvalidObjectKey`.
@@ -16,7 +18,9 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 from urllib.parse import unquote, urlparse
 
 import pytest
@@ -219,6 +223,38 @@ def test_delete_leaves_emptied_folders_for_instruments_still_writing(store: Loca
 
     assert (store.root / "raw" / "EXP-1" / "run" / "lane1").is_dir()
     assert keys(store) == []
+
+
+@pytest.mark.parametrize("write", ["put", "put if absent", "move"])
+def test_a_write_whose_folder_is_removed_meanwhile_makes_it_again(
+    store: LocalObjectStore, monkeypatch: pytest.MonkeyPatch, write: str
+) -> None:
+    store.put(raw("EXP-1/source.txt"), b"x")
+    target = ObjectKey(Zone.LANDING, "EXP-1/run1/a.txt")
+    real_replace, real_link = os.replace, os.link
+    tidied: list[Path] = []
+
+    def tidied_first(real: Callable[[Any, Any], None]) -> Callable[[Any, Any], None]:
+        def place(source: Any, destination: Any) -> None:
+            folder = Path(destination).parent
+            if not tidied and folder.is_dir() and not any(folder.iterdir()):
+                os.rmdir(folder)  # the emptied folder is removed just before the rename, once
+                tidied.append(folder)
+            real(source, destination)
+
+        return place
+
+    monkeypatch.setattr(os, "replace", tidied_first(real_replace))
+    monkeypatch.setattr(os, "link", tidied_first(real_link))
+
+    if write == "put":
+        store.put(target, b"x")
+    elif write == "put if absent":
+        store.copy(raw("EXP-1/source.txt"), target, if_absent=True)
+    else:
+        store.move(raw("EXP-1/source.txt"), target)
+
+    assert tidied and store.read_bytes(target) == b"x"
 
 
 def test_symlinks_and_fifos_are_not_objects(store: LocalObjectStore, tmp_path: Path) -> None:

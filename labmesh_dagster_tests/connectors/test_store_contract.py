@@ -3,7 +3,9 @@
 Contract: put/stat/open/list round trip with list in key order and by prefix;
 copy and move keep the bytes; delete is idempotent; sha256 is the content's;
 provision gives every zone a location; keys with spaces, `+`, `%` and unicode
-survive; a missing object is `ObjectNotFound`. The S3 store verifies a copy by
+survive; a missing object is `ObjectNotFound`; an empty folder (a directory,
+or S3's zero-byte ``folder/`` marker) is removed once, and one that holds
+anything is kept, on S3 even a file that arrives after the listing. The S3 store verifies a copy by
 its stored checksum (no download) and copies large objects in parts.
 """
 
@@ -108,6 +110,46 @@ def test_provision_gives_every_zone_a_location_and_lists_no_data_object(store: O
     assert all(location.endswith("/EXP-7/") for location in locations.values())
     assert all([i for i in store.list(zone) if not i.key.is_labmesh_internal] == [] for zone in Zone)
     assert store.provision("EXP-7") == locations
+
+
+def make_folder(store: ObjectStore, zone: Zone, folder: str) -> None:
+    """An empty folder as each store has one: a directory, or the zero-byte marker the S3 console and DataSync make."""
+    if isinstance(store, LocalObjectStore):
+        (store.zone_root(zone) / folder).mkdir(parents=True, exist_ok=True)
+        return
+    assert isinstance(store, S3ObjectStore)
+    store.client.put_object(Bucket=store.bucket(zone), Key=f"{folder}/", Body=b"")
+
+
+def folders(store: ObjectStore, zone: Zone) -> set[str]:
+    """Every folder the zone shows a person: directories, or S3 folder markers."""
+    if isinstance(store, LocalObjectStore):
+        root = store.zone_root(zone)
+        return {path.relative_to(root).as_posix() for path in root.rglob("*") if path.is_dir()}
+    assert isinstance(store, S3ObjectStore)
+    listed = store.client.list_objects_v2(Bucket=store.bucket(zone)).get("Contents", [])
+    return {item["Key"].rstrip("/") for item in listed if item["Key"].endswith("/")}
+
+
+def test_an_empty_folder_is_removed_once_and_a_missing_one_is_no_error(store: ObjectStore) -> None:
+    make_folder(store, Zone.LANDING, "EXP-1/run1/lane1")
+
+    assert store.remove_empty_folder(Zone.LANDING, "EXP-1/run1/lane1") is True
+    assert store.remove_empty_folder(Zone.LANDING, "EXP-1/run1/lane1") is False
+    assert store.remove_empty_folder(Zone.LANDING, "EXP-9/never") is False
+    assert "EXP-1/run1/lane1" not in folders(store, Zone.LANDING)
+
+
+def test_a_folder_that_holds_anything_is_kept(store: ObjectStore) -> None:
+    make_folder(store, Zone.LANDING, "EXP-1/run1")
+    store.put(key(Zone.LANDING, "EXP-1/run1/S1.fastq"), b"@r\nACGT\n+\nIIII\n")
+    make_folder(store, Zone.LANDING, "EXP-1/run2")
+    make_folder(store, Zone.LANDING, "EXP-1/run2/lane1")
+
+    assert store.remove_empty_folder(Zone.LANDING, "EXP-1/run1") is False
+    assert store.remove_empty_folder(Zone.LANDING, "EXP-1/run2") is False
+    assert store.read_bytes(key(Zone.LANDING, "EXP-1/run1/S1.fastq")) == b"@r\nACGT\n+\nIIII\n"
+    assert {"EXP-1/run1", "EXP-1/run2", "EXP-1/run2/lane1"} <= folders(store, Zone.LANDING)
 
 
 class CountingClient:
@@ -302,3 +344,37 @@ def test_s3_reports_a_source_changed_during_the_copy(s3: tuple[S3ObjectStore, Co
     with pytest.raises(ChecksumMismatch, match="changed while it was copied"):
         store.copy(source, source.in_zone(Zone.RAW))
     assert not store.exists(source.in_zone(Zone.RAW))
+
+
+class FileArrivingAfterTheListing(CountingClient):
+    """A file lands under the folder in the moment between labmesh's listing and its delete."""
+
+    def list_objects_v2(self, **request: Any) -> Any:
+        self.requests.append(("list_objects_v2", request))
+        listed = self._client.list_objects_v2(**request)
+        self._client.put_object(Bucket=request["Bucket"], Key=f"{request['Prefix']}S9.fastq", Body=b"late")
+        return listed
+
+
+def test_s3_deleting_a_folder_marker_never_takes_a_file_that_arrived_meanwhile(
+    s3_buckets: dict[str, str], moto_endpoint: str
+) -> None:
+    client = FileArrivingAfterTheListing(make_client("s3", endpoint_url=moto_endpoint, region_name="us-east-1"))
+    store = S3ObjectStore(client, s3_buckets)
+    make_folder(store, Zone.LANDING, "EXP-1/run1")
+    client.requests.clear()
+
+    assert store.remove_empty_folder(Zone.LANDING, "EXP-1/run1") is True
+
+    # The marker went, as the listing said it could; the file is an object of its own and stays.
+    assert [info.key.path for info in store.list(Zone.LANDING)] == ["EXP-1/run1/S9.fastq"]
+    deletes = [request["Key"] for name, request in client.requests if name == "delete_object"]
+    assert deletes == ["EXP-1/run1/"]
+
+
+def test_s3_keeps_a_key_ending_in_a_slash_that_holds_bytes(s3: tuple[S3ObjectStore, CountingClient]) -> None:
+    store, client = s3
+    client.put_object(Bucket=store.bucket(Zone.LANDING), Key="EXP-1/run1/", Body=b"not a marker")
+
+    assert store.remove_empty_folder(Zone.LANDING, "EXP-1/run1") is False
+    assert "EXP-1/run1" in folders(store, Zone.LANDING)

@@ -93,6 +93,18 @@ class ObjectStore(ABC):
         self.delete(key)
 
     @abstractmethod
+    def remove_empty_folder(self, zone: Zone, folder: str) -> bool:
+        """Remove the folder ``folder`` (a key prefix, no trailing slash) if it holds nothing; True if removed.
+
+        A folder that holds anything is kept, whatever arrives while this
+        runs: the local store removes a directory only when the file system
+        finds it empty (``rmdir``), and S3 deletes a zero-byte ``folder/``
+        marker only after a listing shows nothing else under it (and deleting
+        a marker never touches the objects beside it). A folder already gone,
+        or never there, is False, not an error, so this is idempotent.
+        """
+
+    @abstractmethod
     def provision(self, experiment_id: str) -> dict[Zone, str]:
         """Prepare an experiment's place in every zone; returns each zone's location URI."""
 

@@ -9,11 +9,12 @@ zones on the same file system so that the rename is atomic.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import shutil
 import stat as statmod
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -108,13 +109,13 @@ class LocalObjectStore(ObjectStore):
             if if_absent:
                 # link() never replaces: of two writers racing for one name, exactly one succeeds.
                 try:
-                    os.link(tmp_name, destination)
+                    _into_place(os.link, tmp_name, destination)
                 except FileExistsError as exc:
                     raise ObjectExists(str(key)) from exc
                 finally:
                     Path(tmp_name).unlink(missing_ok=True)
             else:
-                os.replace(tmp_name, destination)
+                _into_place(os.replace, tmp_name, destination)
         except BaseException:
             Path(tmp_name).unlink(missing_ok=True)
             raise
@@ -132,13 +133,26 @@ class LocalObjectStore(ObjectStore):
         self.stat(source)  # a regular file, or ObjectNotFound
         source_path, destination_path = self.path(source), self.path(destination)
         destination_path.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(source_path, destination_path)
+        _into_place(os.replace, source_path, destination_path)
         return self.stat(destination)
 
     def delete(self, key: ObjectKey) -> None:
         # Emptied folders are left in place: an instrument may be about to write into them.
         with contextlib.suppress(NotADirectoryError, IsADirectoryError):  # no object has this key
             self.path(key).unlink(missing_ok=True)
+
+    def remove_empty_folder(self, zone: Zone, folder: str) -> bool:
+        """``rmdir``: the file system itself refuses a directory that holds anything, even one file just made."""
+        try:
+            os.rmdir(self.path(ObjectKey(zone, folder)))
+        except InvalidObjectKey:
+            return False  # a symlink out of the zone: not ours to remove
+        except OSError as exc:
+            # Not empty (ENOTEMPTY, or EEXIST on some systems), already gone, or not a directory (a file, a symlink).
+            if exc.errno in {errno.ENOTEMPTY, errno.EEXIST, errno.ENOENT, errno.ENOTDIR}:
+                return False
+            raise
+        return True
 
     def provision(self, experiment_id: str) -> dict[Zone, str]:
         locations = {}
@@ -153,3 +167,20 @@ class LocalObjectStore(ObjectStore):
 
     def location(self, zone: Zone, experiment_id: str) -> str:
         return (self.zone_root(zone) / ObjectKey.for_experiment(zone, experiment_id, "x").first_segment).as_uri() + "/"
+
+
+def _into_place(place: Callable[[str | Path, Path], None], source: str | Path, destination: Path) -> None:
+    """Rename or link ``source`` to ``destination``, making its folder again if it was removed meanwhile.
+
+    Promotion removes the landing folders it emptied, and a folder a writer
+    has just made is empty until the writer's rename lands in it: the writer
+    makes it again rather than failing.
+    """
+    for attempt in range(3):
+        try:
+            place(source, destination)
+            return
+        except FileNotFoundError:
+            if attempt == 2 or not os.path.lexists(source):
+                raise
+            destination.parent.mkdir(parents=True, exist_ok=True)

@@ -299,6 +299,24 @@ class S3ObjectStore(ObjectStore):
             if error_code(exc) not in _MISSING:
                 raise
 
+    def remove_empty_folder(self, zone: Zone, folder: str) -> bool:
+        """Delete the zero-byte ``folder/`` marker if a listing shows nothing else under it.
+
+        S3 has no folders, only keys; the S3 console, DataSync (for each
+        directory it copies) and many clients mark one with such an object.
+        A marker is an object like any other, so deleting it can never take a
+        file that arrived after the listing.
+        """
+        bucket, marker = self.bucket(zone), f"{folder}/"
+        with _clear_failure(f"list s3://{bucket}/{marker}"):
+            # Two keys tell "only the marker" (which sorts first under its own prefix) from "the marker and more".
+            listed = self.client.list_objects_v2(Bucket=bucket, Prefix=marker, MaxKeys=2).get("Contents", [])
+        if [(item["Key"], item["Size"]) for item in listed] != [(marker, 0)]:
+            return False
+        with _clear_failure(f"delete s3://{bucket}/{marker}"):
+            retry_conflicts(lambda: self.client.delete_object(Bucket=bucket, Key=marker), sleep=self.sleep)
+        return True
+
     def provision(self, experiment_id: str) -> dict[Zone, str]:
         """The experiment's place in every zone, and what the buckets need around it.
 
