@@ -16,7 +16,7 @@ import dagster as dg
 from labmesh_dagster.connectors.catalog.base import Catalog
 from labmesh_dagster.connectors.store.base import ObjectStore
 from labmesh_dagster.core.experiment import ExperimentRecord
-from labmesh_dagster.core.keys import Zone
+from labmesh_dagster.core.keys import ObjectKey, Zone
 from labmesh_dagster.core.manifest import Manifest
 from labmesh_dagster.defs.checks import (
     RAW_MATCHES_LANDING,
@@ -42,6 +42,7 @@ from labmesh_dagster.defs.resources import (
 )
 from labmesh_dagster.pipelines.fastq_qc import qc_failures, qc_inputs
 from labmesh_dagster.steps.landing import quarantine_object
+from labmesh_dagster.steps.landing_folders import remove_emptied_folders
 from labmesh_dagster.steps.lineage_run import ASSET_OWNERS, dataset_ref
 from labmesh_dagster.steps.manifests import build_manifest, inherit_samples, read_manifest
 from labmesh_dagster.steps.promotion import promote_experiment
@@ -171,6 +172,14 @@ def raw_dataset(
         previous = read_manifest(objects, Zone.RAW, experiment_id)
         # This run's promotions, and those of runs stopped before their manifest was written.
         landing_checksums = {**journaled_checksums(objects, experiment_id), **promotion.source_checksums()}
+        # Before publishing, so a run stopped before its end leaves the journal that has the next run finish this.
+        folders = remove_emptied_folders(
+            objects, experiment_id, (ObjectKey.parse(raw).in_zone(Zone.LANDING) for raw in landing_checksums)
+        )
+        if folders.removed:
+            context.log.info(f"removed {len(folders.removed)} emptied landing folder(s): {', '.join(folders.removed)}")
+        for problem in folders.problems:
+            context.log.warning(f"an emptied landing folder was kept: {problem}")
         manifest = build_manifest(
             objects,
             Zone.RAW,
@@ -200,6 +209,7 @@ def raw_dataset(
             **dataset_metadata(objects, manifest, report),
             "promoted_now": len(promotion.promoted),
             "quarantined_conflicts": len(promotion.conflicts),
+            "landing_folders_removed": len(folders.removed),
         }
         check_results = [check_result(RAW_MATCHES_LANDING, checksum_problems), *publish_check_results(report)]
         if failure is not None:
