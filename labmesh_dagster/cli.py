@@ -18,15 +18,18 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict
 from datetime import date, datetime
 from pathlib import Path
+from typing import Any
 
 from dotenv import dotenv_values
 
-from labmesh_dagster.connectors.catalog.base import SearchQuery
+from labmesh_dagster.connectors.catalog.base import DatasetRecord, SearchQuery
 from labmesh_dagster.connectors.rejections import container
 from labmesh_dagster.connectors.store.base import ObjectInfo, ObjectStore
 from labmesh_dagster.connectors.store.local import LocalObjectStore
 from labmesh_dagster.core.errors import LabmeshError
+from labmesh_dagster.core.ids import validate_experiment_id
 from labmesh_dagster.core.keys import LABMESH_DIR, ObjectKey, Zone
+from labmesh_dagster.core.locations import copyable_location
 from labmesh_dagster.core.text import clean_text, human_size, is_clean_text
 from labmesh_dagster.ports import ClientFactory, Ports, boto3_clients, open_store
 from labmesh_dagster.settings import Settings
@@ -309,7 +312,6 @@ def command_extract(ports: Ports, args: argparse.Namespace) -> int:
 
 
 def command_lineage(ports: Ports, args: argparse.Namespace) -> int:
-    from labmesh_dagster.core.ids import validate_experiment_id
     from labmesh_dagster.lineage.events import events_to_json_lines
     from labmesh_dagster.lineage.graph import build_graph, render_text
 
@@ -323,6 +325,75 @@ def command_lineage(ports: Ports, args: argparse.Namespace) -> int:
     else:
         print(render_text(build_graph(events), experiment_id, file_limit=args.files))
     return 0
+
+
+DATASET_ZONES = (Zone.RAW, Zone.PROCESSED, Zone.FINAL)
+
+
+def command_files(ports: Ports, args: argparse.Namespace) -> int:
+    """Every file of an experiment's published datasets (or of one), each with its location to copy.
+
+    The Dagster UI names this command on every dataset (`see_files`): a
+    location there cannot be a link that opens, so this is what opens it.
+    """
+    experiment_id = validate_experiment_id(args.experiment)
+    # An empty home has no catalog yet, and looking is no reason to create one.
+    registry = ports.registry() if ports.settings.catalog_path.exists() else None
+    if registry is None or registry.get_experiment(experiment_id) is None:
+        print(
+            f"labmesh files: experiment {experiment_id} is not registered; `labmesh status` lists those that are",
+            file=sys.stderr,
+        )
+        return 2
+    store = ports.store()
+    zones = [args.zone] if args.zone else DATASET_ZONES
+    published = (registry.get_dataset(experiment_id, zone) for zone in zones)
+    described = [_dataset_files(store, record) for record in published if record is not None]
+    if args.json:
+        print(json.dumps(described, indent=2))
+        return 0 if described else 1
+    if not described:
+        print(f"no {args.zone.value + ' ' if args.zone else ''}dataset of {experiment_id} yet", file=sys.stderr)
+        return 1
+    for dataset in described:
+        files = dataset["files"]
+        count = f"{len(files)} file{'' if len(files) == 1 else 's'}"
+        size = human_size(sum(file["size"] for file in files))
+        print(f"{experiment_id}  {dataset['zone']}  {dataset['entry_id']}  rev {dataset['revision']}, {count}, {size}")
+        print(f"  {dataset['location']}")
+        for file in files:
+            samples = f"  samples: {', '.join(file['sample_ids'])}" if file["sample_ids"] else ""
+            error = f"  extraction failed: {file['error']}" if file["error"] else ""
+            print(f"  - {file['path']}  {file['format']}  {human_size(file['size'])}{samples}{error}")
+            print(f"    {file['location']}")
+    return 0
+
+
+def _dataset_files(store: ObjectStore, dataset: DatasetRecord) -> dict[str, Any]:
+    """A published dataset and its files, each with the location people copy (a path, or an s3:// URI)."""
+    files = []
+    for entry in dataset.files:
+        key = ObjectKey.parse(entry.key)
+        files.append(
+            {
+                "key": entry.key,
+                "path": key.relative_path,
+                "location": copyable_location(store.uri(key)),
+                "format": entry.format,
+                "size": entry.size,
+                "sha256": entry.sha256,
+                "sample_ids": list(entry.sample_ids),
+                "error": entry.error["reason"] if entry.error else None,
+            }
+        )
+    return {
+        "experiment_id": dataset.experiment_id,
+        "zone": dataset.zone.value,
+        "entry_id": dataset.entry_id,
+        "revision": dataset.revision,
+        "location": copyable_location(dataset.location),
+        "files": files,
+    }
 
 
 def command_status(ports: Ports, args: argparse.Namespace) -> int:
@@ -538,6 +609,17 @@ def text(value: str) -> str:
     return value
 
 
+def dataset_zone(value: str) -> Zone:
+    """A zone that holds published datasets: raw, processed or final."""
+    if value == Zone.LANDING.value:
+        raise argparse.ArgumentTypeError(
+            "landing holds no dataset: files wait there until they are promoted to raw (`labmesh status` counts them)"
+        )
+    if value not in {zone.value for zone in DATASET_ZONES}:
+        raise argparse.ArgumentTypeError(f"{clean_text(value)!r} is not a zone: choose raw, processed or final")
+    return Zone(value)
+
+
 def positive(value: str) -> int:
     """A count of at least 1."""
     try:
@@ -610,6 +692,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     lineage.add_argument("--files", type=int, default=50, help="file-level edges shown at most")
     lineage.set_defaults(handler=command_lineage)
+
+    files = commands.add_parser(
+        "files", help="the files of an experiment's datasets, each with its location (a path, or an s3:// URI)"
+    )
+    files.add_argument("experiment", type=text)
+    files.add_argument(
+        "zone",
+        nargs="?",
+        type=dataset_zone,
+        metavar="{raw,processed,final}",
+        help="only this dataset (default: every dataset of the experiment)",
+    )
+    files.add_argument("--json", action="store_true", help="print JSON instead of text")
+    files.set_defaults(handler=command_files)
 
     extract = commands.add_parser("extract", help="print the metadata labmesh extracts from files, as JSON")
     extract.add_argument("files", nargs="+", help="files, or folders (every file under them)")
