@@ -3,7 +3,8 @@
 Each builds its manifest its own way, then ends with the one publish step
 (`steps.publishing.publish`), and turns its report into the same metadata and
 check results, so the Dagster UI shows every dataset alike: file count,
-bytes, formats, samples, catalog entry and paths.
+bytes, formats, samples, catalog entry, paths to copy and the command that
+lists every file (`defs.locations`).
 """
 
 import sys
@@ -28,6 +29,7 @@ from labmesh_dagster.defs.checks import (
 )
 from labmesh_dagster.defs.experiment_assets import experiment
 from labmesh_dagster.defs.groups import LAB_GROUP
+from labmesh_dagster.defs.locations import location_value, see_files, where_to_see_files
 from labmesh_dagster.defs.materialization import Materialization, materialization
 from labmesh_dagster.defs.partitions import experiments_partitions
 from labmesh_dagster.defs.previews import chosen_previews
@@ -92,16 +94,20 @@ def _files_table(manifest: Manifest) -> dg.TableMetadataValue:
     )
 
 
-def files_shown(manifest: Manifest, manifest_uri: str) -> str:
+def files_shown(manifest: Manifest, manifest_location: str) -> str:
     """What the file table holds of the dataset: all of it, or the first rows and where the rest is."""
     shown = min(manifest.file_count, FILE_TABLE_LIMIT)
     if shown == manifest.file_count:
         return f"all {manifest.file_count:,} file{'' if manifest.file_count == 1 else 's'}"
-    return f"{shown:,} of {manifest.file_count:,} files; every file is listed in the manifest, {manifest_uri}"
+    every_file = where_to_see_files(manifest.experiment_id, manifest.zone)
+    return (
+        f"{shown:,} of {manifest.file_count:,} files; every file: {every_file} "
+        f"(the manifest, {manifest_location}, describes each)"
+    )
 
 
 def dataset_metadata(store: ObjectStore, manifest: Manifest, report: PublishReport) -> dict[str, Any]:
-    manifest_uri = store.uri(report.manifest_key)
+    manifest_location = location_value(store.uri(report.manifest_key))
     return {
         "file_count": manifest.file_count,
         "bytes": manifest.total_bytes,
@@ -111,10 +117,11 @@ def dataset_metadata(store: ObjectStore, manifest: Manifest, report: PublishRepo
         "catalog_entry_id": report.entry.entry_id,
         "catalog_revision": report.entry.revision,
         "catalog_changed": report.entry.changed,
-        "location": dg.MetadataValue.url(report.location),
-        "manifest": dg.MetadataValue.url(manifest_uri),
+        "location": location_value(report.location),
+        "manifest": manifest_location,
+        **see_files(manifest.experiment_id, manifest.zone),
         "lineage_edges": sum(len(entry.derived_from) for entry in manifest.entries),
-        "files_shown": files_shown(manifest, manifest_uri),
+        "files_shown": files_shown(manifest, manifest_location.path),
         "files": _files_table(manifest),
     }
 

@@ -6,6 +6,7 @@ from labmesh_dagster.core.errors import ExperimentNotFound, RecordError
 from labmesh_dagster.core.keys import Zone
 from labmesh_dagster.defs.checks import LINEAGE_RECORDED, check_result, lineage_check_spec, partitioned_check_spec
 from labmesh_dagster.defs.groups import LAB_GROUP
+from labmesh_dagster.defs.locations import location_value, see_files
 from labmesh_dagster.defs.materialization import materialization
 from labmesh_dagster.defs.partitions import experiments_partitions
 from labmesh_dagster.defs.resources import CatalogResource, ClockResource, ElnResource, LineageResource, StoreResource
@@ -74,7 +75,8 @@ def experiment(
                 "catalog_revision": registration.entry.revision,
                 "record_fingerprint": record.fingerprint,
                 "source": record.source,
-                **{f"location_{zone}": dg.MetadataValue.url(uri) for zone, uri in registration.locations.items()},
+                **{f"location_{zone}": location_value(uri) for zone, uri in registration.locations.items()},
+                **see_files(record.id),
             },
             check_results=[
                 dg.AssetCheckResult(

@@ -4,14 +4,22 @@ Contract: every asset check result belongs to its experiment's partition (so
 the UI shows it per partition, not "Not evaluated"); processed metadata counts
 the FASTQ files QC could not read, names them, and fails a check for them,
 an empty FASTQ included; a file table cut short says how much of the dataset
-it shows and where the rest is.
+it shows and where the rest is. Locations (the experiment's folder in every
+zone, a dataset's folder and manifest) are paths to copy, never ``file://``
+links a browser will not open, on the local profile and on S3 alike, and
+`see_files` is a `labmesh` command that lists the dataset's files with theirs.
 """
 
 from __future__ import annotations
 
-import dagster as dg
+import shlex
 
-from labmesh_dagster.core.keys import Zone
+import dagster as dg
+import pytest
+
+from labmesh_dagster import cli
+from labmesh_dagster.core.keys import ObjectKey, Zone, manifest_key
+from labmesh_dagster.core.locations import copyable_location
 from labmesh_dagster.core.manifest import Manifest, ManifestEntry
 from labmesh_dagster.defs.dataset_assets import FILE_TABLE_LIMIT, QC_PASSED, files_shown
 from labmesh_dagster_tests.conftest import Lab
@@ -70,9 +78,43 @@ def entry(number: int) -> ManifestEntry:
 def test_a_file_table_cut_short_says_how_much_it_shows_and_where_the_rest_is() -> None:
     manifest = Manifest.build("EXP-1", "raw", [entry(n) for n in range(3012)])
 
-    note = files_shown(manifest, "file:///lab/raw/EXP-1/_labmesh/manifest.json")
+    note = files_shown(manifest, "/lab/raw/EXP-1/_labmesh/manifest.json")
 
-    assert (
-        note.startswith(f"{FILE_TABLE_LIMIT} of 3,012 files") and "file:///lab/raw/EXP-1/_labmesh/manifest.json" in note
-    )
+    assert note.startswith(f"{FILE_TABLE_LIMIT} of 3,012 files; every file: labmesh files EXP-1 raw")
+    assert "/lab/raw/EXP-1/_labmesh/manifest.json" in note
     assert files_shown(Manifest.build("EXP-1", "raw", [entry(1)]), "m") == "all 1 file"
+
+
+def metadata_values(result: dg.ExecuteInProcessResult, asset: str) -> dict[str, dg.MetadataValue]:
+    [event] = [e for e in result.get_asset_materialization_events() if e.asset_key == dg.AssetKey(asset)]
+    return dict(event.materialization.metadata)
+
+
+def test_locations_are_paths_to_copy_and_see_files_lists_the_files_with_theirs(
+    any_lab: Lab, capsys: pytest.CaptureFixture[str]
+) -> None:
+    lab = any_lab
+    lab.write_record("exp.yaml", {"id": "EXP-9", "title": "Locations", "samples": ["S1"]})
+    [registration] = lab.run_sensor("eln_sensor")
+    lab.land("EXP-9", "run1/S1.fastq", GOOD)
+    [raw_run] = lab.run_sensor("landing_sensor")
+
+    experiment = metadata_values(registration, "experiment")
+    raw = metadata_values(raw_run, "raw_dataset")
+
+    for zone in Zone:
+        assert experiment[f"location_{zone.value}"] == dg.MetadataValue.path(
+            copyable_location(lab.store.location(zone, "EXP-9"))
+        )
+    assert raw["location"] == dg.MetadataValue.path(copyable_location(lab.store.location(Zone.RAW, "EXP-9")))
+    assert raw["manifest"] == dg.MetadataValue.path(copyable_location(lab.store.uri(manifest_key(Zone.RAW, "EXP-9"))))
+    shown = [value.value for value in [*experiment.values(), *raw.values()] if isinstance(value.value, str)]
+    assert not any("file://" in text for text in shown), "a browser will not open a file:// link from the UI"
+    assert not any(isinstance(value, dg.UrlMetadataValue) for value in [*experiment.values(), *raw.values()])
+    assert experiment["see_files"] == dg.MetadataValue.text("labmesh files EXP-9")
+    assert raw["see_files"] == dg.MetadataValue.text("labmesh files EXP-9 raw")
+
+    # The command the UI shows, as a person pastes it.
+    assert cli.main(shlex.split(str(raw["see_files"].value))[1:], settings=lab.settings) == 0
+    out = capsys.readouterr().out
+    assert f"    {copyable_location(lab.store.uri(ObjectKey(Zone.RAW, 'EXP-9/run1/S1.fastq')))}\n" in out
