@@ -374,6 +374,89 @@ class AwsSettings:
         )
 
 
+def _path(env: Mapping[str, str], name: str, default: Path) -> Path:
+    value = env.get(name)
+    return Path(value).expanduser().resolve() if value else default
+
+
+def _count(env: Mapping[str, str], name: str, default: int) -> int:
+    number = int(_number(env, name, default, int, "a whole number"))
+    if number < 1:
+        raise SettingsError(f"{name}={env[name]!r}: must be at least 1")
+    return number
+
+
+@dataclass(frozen=True)
+class OidcSettings:
+    """Sign-in through an OpenID Connect provider: the portal runs the flow, `labmesh_dagster.access.oidc`
+    turns the ID token's claims into a viewer.
+
+    ``groups_claim`` names the claim holding the groups (``groups`` for most
+    providers; a dotted path such as ``realm_access.roles`` reaches into an
+    object). ``admin_groups`` are the groups whose members see everything.
+    """
+
+    issuer: str
+    client_id: str
+    client_secret: Secret | None
+    groups_claim: str
+    user_claim: str
+    admin_groups: tuple[str, ...]
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str], *, environment: bool = False) -> OidcSettings:
+        issuer, client_id = env.get("LABMESH_OIDC_ISSUER"), env.get("LABMESH_OIDC_CLIENT_ID")
+        if not issuer or not client_id:
+            raise SettingsError("LABMESH_LOGIN=oidc needs LABMESH_OIDC_ISSUER and LABMESH_OIDC_CLIENT_ID")
+        if not issuer.startswith(("https://", "http://")):
+            raise SettingsError(f"LABMESH_OIDC_ISSUER={issuer!r}: expected the provider's http(s) issuer URL")
+        secret = env.get("LABMESH_OIDC_CLIENT_SECRET")
+        return cls(
+            issuer=issuer.rstrip("/"),
+            client_id=client_id,
+            client_secret=Secret("LABMESH_OIDC_CLIENT_SECRET", secret, environment) if secret else None,
+            groups_claim=env.get("LABMESH_OIDC_GROUPS_CLAIM") or "groups",
+            user_claim=env.get("LABMESH_OIDC_USER_CLAIM") or "preferred_username",
+            admin_groups=_list(env, "LABMESH_OIDC_ADMIN_GROUPS"),
+        )
+
+
+LOGINS = ("password", "oidc")
+
+
+@dataclass(frozen=True)
+class AccessSettings:
+    """Who may sign in and what is remembered of it: the accounts file, the audit log, login limits, OIDC.
+
+    ``login`` says how people sign in to the portal: ``password`` (the local
+    users of `labmesh users`) or ``oidc`` (the identity provider, whose
+    settings are then required). API tokens work with either.
+    """
+
+    login: str
+    access_path: Path
+    audit_path: Path
+    login_failures_per_user: int
+    login_failures_per_address: int
+    login_window_seconds: float
+    oidc: OidcSettings | None
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str], home: Path, *, environment: bool = False) -> AccessSettings:
+        login = env.get("LABMESH_LOGIN") or "password"
+        if login not in LOGINS:
+            raise SettingsError(f"LABMESH_LOGIN={login!r}: people sign in with {' or '.join(LOGINS)}")
+        return cls(
+            login=login,
+            access_path=_path(env, "LABMESH_ACCESS_PATH", home / "access.sqlite"),
+            audit_path=_path(env, "LABMESH_AUDIT_PATH", home / "audit.sqlite"),
+            login_failures_per_user=_count(env, "LABMESH_LOGIN_FAILURES_PER_USER", 5),
+            login_failures_per_address=_count(env, "LABMESH_LOGIN_FAILURES_PER_ADDRESS", 20),
+            login_window_seconds=_seconds(env, "LABMESH_LOGIN_WINDOW_SECONDS", 300, zero=False),
+            oidc=OidcSettings.from_env(env, environment=environment) if login == "oidc" else None,
+        )
+
+
 @dataclass(frozen=True)
 class Settings:
     """Where labmesh keeps things and how patient its sensors are."""
@@ -396,6 +479,7 @@ class Settings:
     elabftw: ElabFtwSettings | None
     benchling: BenchlingSettings | None
     aws: AwsSettings | None
+    access: AccessSettings
 
     @property
     def datazone(self) -> DataZoneSettings | None:
@@ -454,4 +538,5 @@ class Settings:
             elabftw=ElabFtwSettings.from_env(env, environment=environ is None) if eln == "elabftw" else None,
             benchling=BenchlingSettings.from_env(env, environment=environ is None) if eln == "benchling" else None,
             aws=AwsSettings.from_env(env) if profile == "aws" else None,
+            access=AccessSettings.from_env(env, home, environment=environ is None),
         )

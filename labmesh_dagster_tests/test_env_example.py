@@ -4,7 +4,7 @@ Pinned here:
 - the names Settings asks its environment for are the names `.env.example` lists, active or commented.
   They are found by running `Settings.from_env` over a recording mapping, not by reading settings.py,
   in scenarios that together switch on every branch: the local defaults; the aws profile with
-  HealthOmics, DataZone, Kendra and every SQS queue; eLabFTW; Benchling; a webhook source.
+  HealthOmics, DataZone, Kendra and every SQS queue; eLabFTW; Benchling; a webhook source; OIDC sign-in.
   Pattern-named webhook variables (``settings.WEBHOOK_KEY``) count once per suffix, whatever the
   source's name, so ``LABMESH_WEBHOOK_LIMS_SECRETS`` documents ``LABMESH_WEBHOOK_<NAME>_SECRETS``.
   AWS's own region variables, read as fallbacks, are mentioned in the file rather than listed;
@@ -64,6 +64,11 @@ SCENARIOS: dict[str, dict[str, str]] = {
         "LABMESH_BENCHLING_API_KEY": "sk_example",
     },
     "a webhook source": {"LABMESH_WEBHOOK_LIMS_SECRETS": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"},
+    "OIDC sign-in": {
+        "LABMESH_LOGIN": "oidc",
+        "LABMESH_OIDC_ISSUER": "https://login.example.org/realms/lab",
+        "LABMESH_OIDC_CLIENT_ID": "labmesh-portal",
+    },
 }
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from labmesh_dagster.settings import Settings, SettingsError
+from labmesh_dagster.settings import AccessSettings, Settings, SettingsError
 
 
 def test_defaults_live_under_labmesh_home(tmp_path: Path) -> None:
@@ -42,6 +42,15 @@ def test_defaults_live_under_labmesh_home(tmp_path: Path) -> None:
         elabftw=None,
         benchling=None,
         aws=None,
+        access=AccessSettings(
+            login="password",
+            access_path=home / "access.sqlite",
+            audit_path=home / "audit.sqlite",
+            login_failures_per_user=5,
+            login_failures_per_address=20,
+            login_window_seconds=300,
+            oidc=None,
+        ),
     )
     assert settings.dagster_home == home / "dagster"
 
