@@ -22,6 +22,7 @@ from typing import Any
 
 from dotenv import dotenv_values
 
+from labmesh_dagster.access import commands as access_commands
 from labmesh_dagster.connectors.catalog.base import DatasetRecord, SearchQuery
 from labmesh_dagster.connectors.rejections import container
 from labmesh_dagster.connectors.store.base import ObjectInfo, ObjectStore
@@ -751,6 +752,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="write the demo lab's ELN records (and, with --files, its data)")
     demo.add_argument("--files", action="store_true", help="also drop every demo file now")
     demo.set_defaults(handler=command_demo)
+
+    access_commands.register(commands)
     return parser
 
 
