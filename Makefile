@@ -41,11 +41,19 @@ dev: $(RUNTIME)
 	@$(phase) 'starting the platform (Ctrl-C stops it)'
 	exec $(VENV)/bin/labmesh dev
 
-test: $(TESTING)
+# The portal's browser tests drive Debian's Chromium through Playwright, never a downloaded browser build.
+CHROMIUM := /usr/bin/chromium
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+$(CHROMIUM):
+	@$(phase) "installing Debian's chromium for the portal's browser tests"
+	$(SUDO) apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium
+
+test: $(TESTING) $(CHROMIUM)
 	$(VENV)/bin/python -m pytest
 
 # The quick loop while working: everything but the tests marked slow (real servers, whole flows repeated).
-test-quick: $(TESTING)
+test-quick: $(TESTING) $(CHROMIUM)
 	$(VENV)/bin/python -m pytest -m "not slow"
 
 lint: $(TESTING)

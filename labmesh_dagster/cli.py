@@ -176,6 +176,22 @@ def command_dev(ports: Ports, args: argparse.Namespace) -> int:
     }
     if seed:
         start_detached([sys.executable, "-m", "labmesh_dagster.demo"], env)
+    if args.portal_port:
+        portal = [
+            sys.executable,
+            "-m",
+            "labmesh_dagster.cli",
+            "api",
+            "--host",
+            args.host,
+            "--port",
+            str(args.portal_port),
+        ]
+        start_detached(portal, env)
+        print(f"labmesh: the portal: http://{args.host}:{args.portal_port}/", file=sys.stderr)
+        if seed:
+            name, password = demo.add_demo_user(settings)
+            print(f"labmesh demo: sign in to the portal as {name}, password {password!r}", file=sys.stderr)
     dagster = find_dagster()
     if dagster is None:
         print("labmesh: the `dagster` command is not installed in this environment", file=sys.stderr)
@@ -275,19 +291,16 @@ def command_search(ports: Ports, args: argparse.Namespace) -> int:
 
 
 def command_api(ports: Ports, args: argparse.Namespace) -> int:
-    """Serve `labmesh api` (ELN webhooks) with uvicorn until Ctrl-C."""
-    import uvicorn
+    """Serve `labmesh api` (the portal and the ELN webhooks) with uvicorn until Ctrl-C."""
+    from labmesh_dagster.portal.serve import api_app, serve
 
-    from labmesh_dagster.api.app import create_app_from_settings
-
-    if not ports.settings.webhook_sources:
+    if not ports.settings.webhook_sources and args.watch_fd is None:
         print(
-            "labmesh api: no webhook source configured; set LABMESH_WEBHOOK_<NAME>_SECRETS "
+            "labmesh api: the portal only; ELN webhooks need LABMESH_WEBHOOK_<NAME>_SECRETS "
             "or LABMESH_WEBHOOK_<NAME>_BENCHLING_APP_DEFINITION_ID",
             file=sys.stderr,
         )
-    app = create_app_from_settings(ports.settings, ports.inbox())
-    uvicorn.run(app, host=args.host, port=args.port)
+    serve(api_app(ports, host=args.host), host=args.host, port=args.port, watch_fd=args.watch_fd)
     return 0
 
 
@@ -639,6 +652,7 @@ def build_parser() -> argparse.ArgumentParser:
     dev = commands.add_parser("dev", help="run the platform (dagster dev) on this machine")
     dev.add_argument("--host", type=text, default="127.0.0.1")
     dev.add_argument("--port", type=int, default=3000)
+    dev.add_argument("--portal-port", type=int, default=8000, help="the portal's port beside Dagster; 0: no portal")
     dev.set_defaults(handler=command_dev)
 
     search = commands.add_parser("search", help="find datasets and files by keywords and facets")
@@ -674,9 +688,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     search.set_defaults(handler=command_search)
 
-    api = commands.add_parser("api", help="serve the HTTP API ELNs push events to (POST /eln/events/{source})")
+    api = commands.add_parser(
+        "api", help="serve the discovery portal and the HTTP API ELNs push events to (POST /eln/events/{source})"
+    )
     api.add_argument("--host", type=text, default="127.0.0.1")
     api.add_argument("--port", type=int, default=8000)
+    # `labmesh dev` hands in a pipe Dagster holds open: end-of-file there stops the server with Dagster.
+    api.add_argument("--watch-fd", dest="watch_fd", type=int, default=None, help=argparse.SUPPRESS)
     api.set_defaults(handler=command_api)
 
     datazone = commands.add_parser("datazone", help="Amazon DataZone set-up (aws profile)")

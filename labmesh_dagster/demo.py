@@ -9,6 +9,7 @@ and needs no download.
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import io
 import json
@@ -227,6 +228,22 @@ def seed_demo(settings: Settings) -> list[Path]:
         export.write_text(json.dumps(LIMS_EXPORT, indent=2) + "\n", encoding="utf-8")
         written.append(export)
     return written
+
+
+DEMO_USER = "demo"
+DEMO_PASSWORD = "labmesh demo lab"
+"""The demo lab's portal account: printed at start, for the lab's own machine only."""
+
+
+def add_demo_user(settings: Settings) -> tuple[str, str]:
+    """A portal user in the demo experiments' groups (kept if it exists); its name and password."""
+    from labmesh_dagster.access.errors import UserExists
+    from labmesh_dagster.access.users import UserStore
+
+    groups = [record["group"] for record in RECORDS] + [item["team"] for item in LIMS_EXPORT["experiments"]]
+    with contextlib.suppress(UserExists):
+        UserStore(settings.access.access_path).add(DEMO_USER, DEMO_PASSWORD, groups=groups)
+    return DEMO_USER, DEMO_PASSWORD
 
 
 def drop_demo_files(

@@ -440,6 +440,8 @@ class AccessSettings:
     login_failures_per_address: int
     login_window_seconds: float
     oidc: OidcSettings | None
+    portal_secret: str | None = None
+    """Signs the portal's session cookies; without one, a random secret signs everyone out at each restart."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str], home: Path, *, environment: bool = False) -> AccessSettings:
@@ -454,6 +456,7 @@ class AccessSettings:
             login_failures_per_address=_count(env, "LABMESH_LOGIN_FAILURES_PER_ADDRESS", 20),
             login_window_seconds=_seconds(env, "LABMESH_LOGIN_WINDOW_SECONDS", 300, zero=False),
             oidc=OidcSettings.from_env(env, environment=environment) if login == "oidc" else None,
+            portal_secret=env.get("LABMESH_PORTAL_SECRET") or None,
         )
 
 

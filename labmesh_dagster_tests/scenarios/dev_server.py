@@ -56,6 +56,7 @@ class DevServer:
 
     process: subprocess.Popen[bytes]
     port: int
+    portal_port: int
     log_path: Path
     started: float
     _log: IO[bytes] | None = field(default=None, repr=False)
@@ -73,6 +74,15 @@ class DevServer:
         """Dagster's UI page itself (not only the API) answers with 200."""
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/", timeout=10) as response:
+                response.read()
+                return response.status == 200
+        except NOT_YET:
+            return False
+
+    def portal_answers(self) -> bool:
+        """The portal's sign-in page answers with 200."""
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.portal_port}/login", timeout=10) as response:
                 response.read()
                 return response.status == 200
         except NOT_YET:
@@ -127,16 +137,20 @@ class DevServer:
 
 def start_dev(workdir: Path, command: Path) -> DevServer:
     """`labmesh dev` on ``workdir/home`` (which must not exist yet: the demo seeds only an empty home)."""
-    port = free_port()
+    port, portal_port = free_port(), free_port()
     env = {**os.environ, "LABMESH_HOME": str(workdir / "home"), "LABMESH_DEMO": "1"}
     env.pop("DAGSTER_HOME", None)
     log_path = workdir / "dev.log"
     log = log_path.open("wb")
     started = time.monotonic()
     process = subprocess.Popen(
-        [str(command), "dev", "--port", str(port)], cwd=REPOSITORY, env=env, stdout=log, stderr=subprocess.STDOUT
+        [str(command), "dev", "--port", str(port), "--portal-port", str(portal_port)],
+        cwd=REPOSITORY,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
-    return DevServer(process, port, log_path, started, log)
+    return DevServer(process, port, portal_port, log_path, started, log)
 
 
 @dataclass

@@ -4,7 +4,8 @@ Contract: it serves Dagster's UI and GraphQL API on the chosen port, seeds the
 demo lab (records, then instrument files over the first minute), and every demo
 experiment then gets materialized raw and processed partitions, driven only by
 the sensors and declarative automation, with no other input. Ctrl-C (SIGINT)
-stops it cleanly, with exit code 0; and nothing it printed was a warning.
+stops it cleanly, with exit code 0, and the portal it started beside Dagster (which answered
+meanwhile) with it; and nothing it printed was a warning.
 
 The test asserts that outcome, not how long it takes: the time is reported (as
 the `demo_seconds` property and on stdout) and measured by
@@ -14,6 +15,7 @@ instead of hanging.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -26,6 +28,7 @@ from labmesh_dagster_tests.scenarios.dev_server import DEMO_IDS, labmesh_command
 # follow), and a busy machine can take several times that. A generous cap costs time only when it is broken.
 DEMO_CAP_SECONDS = 600
 POLL_SECONDS = 3
+PORTAL_STOP_CAP_SECONDS = 30
 
 
 @pytest.mark.slow
@@ -51,9 +54,16 @@ def test_make_dev_serves_the_ui_and_the_demo_fills_raw_and_processed(
                 f"seen {progress.seen}\n{server.log_tail()}"
             )
         assert server.ui_answers(), f"the UI stopped answering:\n{server.log_tail()}"
+        assert server.portal_answers(), f"the portal does not answer beside Dagster:\n{server.log_tail()}"
     finally:
         code = server.stop(timeout=60)
     assert code == 0, f"SIGINT stopped labmesh dev with exit code {code}:\n{server.log_tail(3000)}"
     # A normal start, demo included, prints nothing a person would have to act on.
     printed = server.log_path.read_text(errors="replace").splitlines()
     assert [line for line in printed if "warning" in line.lower()] == []
+    assert any("sign in to the portal as demo" in line for line in printed)
+    # Ctrl-C stopped Dagster; the portal beside it stops with it (given a moment to notice: capped, not timed).
+    stopped = time.monotonic() + PORTAL_STOP_CAP_SECONDS
+    while server.portal_answers() and time.monotonic() < stopped:
+        time.sleep(0.2)
+    assert not server.portal_answers(), "the portal outlived labmesh dev"

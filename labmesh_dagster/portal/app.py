@@ -1,0 +1,332 @@
+"""The discovery portal: search, experiment and file pages, and the JSON API behind them, for signed-in people.
+
+Every route starts from who is asking (`Viewer`): a signed session cookie from
+the login form, or an ``Authorization: Bearer`` API token for scripts. Access is
+applied before a result is formed: the catalog's search takes the viewer, and an
+experiment, a file, a preview or a download is looked up through
+`visible_experiment`, which answers the same "not found" for an experiment that
+does not exist and one the viewer may not see, so a page never tells which.
+Every search, experiment page, preview and download goes to the audit log.
+
+Pages are server-rendered Jinja2 templates (autoescaped: nothing an ELN or a
+file name holds can become markup) with htmx vendored as a static file, so the
+portal works offline. The JSON API (``/api/...``) answers with exactly what the
+pages show.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlencode
+
+from fastapi import APIRouter, FastAPI, HTTPException, Request
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response, StreamingResponse
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+from starlette.concurrency import run_in_threadpool
+
+from labmesh_dagster.access.audit import AuditEvent, AuditKind
+from labmesh_dagster.access.stores import AccessStores
+from labmesh_dagster.connectors.catalog.base import Catalog, SearchQuery
+from labmesh_dagster.connectors.store.base import ObjectStore
+from labmesh_dagster.core.access import Viewer, experiment_principals, people_on
+from labmesh_dagster.core.errors import InvalidObjectKey
+from labmesh_dagster.core.experiment import ExperimentRecord
+from labmesh_dagster.core.keys import ObjectKey, Zone
+from labmesh_dagster.core.manifest import ManifestEntry
+from labmesh_dagster.portal.sessions import COOKIE, Session, SessionSigner, csrf_matches
+from labmesh_dagster.steps.previews import preview_object
+
+HERE = Path(__file__).resolve().parent
+LOGIN_CSRF = "labmesh_login_csrf"
+DOWNLOAD_CHUNK = 1024 * 1024
+FACET_PARAMS = ("experiment", "sample", "group", "platform", "format", "file_name", "since", "until")
+
+
+@dataclass(frozen=True)
+class PortalContext:
+    """What the portal reads: the catalog, the store, the access stores; and how its cookies are signed."""
+
+    catalog: Callable[[], Catalog]
+    store: Callable[[], ObjectStore]
+    access: AccessStores
+    signer: SessionSigner
+    secure_cookies: bool = True
+
+
+class NotVisible(HTTPException):
+    """404 for an experiment that does not exist or that the viewer may not see: the two answer alike."""
+
+    def __init__(self, what: str) -> None:
+        super().__init__(404, f"no {what} here, or not one you may see")
+
+
+def visible_experiment(catalog: Catalog, viewer: Viewer, experiment_id: str) -> ExperimentRecord:
+    record = catalog.get_experiment(experiment_id)
+    if record is None:
+        raise NotVisible("experiment")
+    principals = experiment_principals(record.group, record.owner, people_on(record.custom))
+    grants = getattr(catalog, "principals", None)
+    if callable(grants):
+        principals = principals | frozenset(grants(experiment_id))
+    if not viewer.may_see(principals):
+        raise NotVisible("experiment")
+    return record
+
+
+def _query_from(params: dict[str, str], viewer: Viewer) -> SearchQuery:
+    fields: dict[str, Any] = {name: params.get(name) or None for name in FACET_PARAMS}
+    query = SearchQuery(text=params.get("q", ""), **fields)
+    if "viewer" in SearchQuery.__dataclass_fields__:
+        query = replace(query, viewer=viewer)  # type: ignore[call-arg]
+    return query
+
+
+def create_portal(context: PortalContext) -> APIRouter:
+    """The portal's routes; `mount_portal` adds them and the static files to an app."""
+    templates = Jinja2Templates(directory=str(HERE / "templates"))
+    router = APIRouter()
+
+    def session_of(request: Request) -> Session | None:
+        return context.signer.loads(request.cookies.get(COOKIE))
+
+    def viewer_of(request: Request) -> Viewer | None:
+        header = request.headers.get("authorization", "")
+        if header.lower().startswith("bearer "):
+            return context.access.viewer_for_token(header[7:].strip())
+        session = session_of(request)
+        return session.viewer if session else None
+
+    def required_viewer(request: Request, *, api: bool) -> Viewer:
+        viewer = viewer_of(request)
+        if viewer is None:
+            if api:
+                raise HTTPException(401, "sign in, or send an API token as Authorization: Bearer <token>")
+            raise HTTPException(303, headers={"Location": f"/login?{urlencode({'next': str(request.url.path)})}"})
+        return viewer
+
+    def audit(request: Request, viewer: Viewer, kind: AuditKind, **what: Any) -> None:
+        address = request.client.host if request.client else None
+        context.access.audit.record(AuditEvent(kind, viewer.name, address=address, **what))
+
+    def page(request: Request, name: str, **values: Any) -> HTMLResponse:
+        session = session_of(request)
+        values |= {"viewer": session.viewer if session else None, "csrf": session.csrf if session else ""}
+        return templates.TemplateResponse(request, name, values)
+
+    def login_page(request: Request, next: str, message: str, status: int = 200) -> HTMLResponse:
+        # The one form posted before a session exists: its CSRF token sits in a cookie of its own.
+        token = request.cookies.get(LOGIN_CSRF) or secrets.token_urlsafe(32)
+        response = page(request, "login.html", next=_local(next), message=message, login_csrf=token)
+        response.status_code = status
+        response.set_cookie(LOGIN_CSRF, token, httponly=True, samesite="strict", secure=context.secure_cookies)
+        return response
+
+    @router.get("/login", response_class=HTMLResponse)
+    async def login_form(request: Request, next: str = "/") -> HTMLResponse:
+        return login_page(request, next, "")
+
+    @router.post("/login")
+    async def login(request: Request) -> Response:
+        form = await _form(request)
+        token = request.cookies.get(LOGIN_CSRF)
+        if not token or not csrf_matches(Session(Viewer(""), token), form.get("csrf")):
+            raise HTTPException(403, "the form is stale: reload the page and sign in again")
+        address = request.client.host if request.client else None
+        outcome = await run_in_threadpool(
+            context.access.sign_in, form.get("name", ""), form.get("password", ""), address=address
+        )
+        if outcome.viewer is None:
+            status = 429 if outcome.retry_after_seconds else 401
+            return login_page(request, form.get("next", "/"), outcome.message, status)
+        response = RedirectResponse(_local(form.get("next", "/")), status_code=303)
+        _set_session(response, context.signer.new(outcome.viewer))
+        return response
+
+    @router.post("/logout")
+    async def logout(request: Request) -> Response:
+        form = await _form(request)
+        session = session_of(request)
+        if session is None or not csrf_matches(session, form.get("csrf")):
+            raise HTTPException(403, "the form is stale: reload the page")
+        audit(request, session.viewer, AuditKind.LOGOUT)
+        response = RedirectResponse("/login", status_code=303)
+        response.delete_cookie(COOKIE)
+        return response
+
+    def _set_session(response: Response, session: Session) -> None:
+        response.set_cookie(
+            COOKIE,
+            context.signer.dumps(session),
+            max_age=context.signer.max_age_seconds,
+            httponly=True,
+            samesite="lax",
+            secure=context.secure_cookies,
+        )
+
+    @router.get("/", response_class=HTMLResponse)
+    async def search_page(request: Request) -> HTMLResponse:
+        viewer = required_viewer(request, api=False)
+        params = dict(request.query_params)
+        results = await run_in_threadpool(_search, params, viewer)
+        audit(request, viewer, AuditKind.SEARCH, query=params.get("q") or urlencode(params))
+        return page(request, "search.html", params=params, results=results)
+
+    @router.get("/api/search")
+    async def search_api(request: Request) -> JSONResponse:
+        viewer = required_viewer(request, api=True)
+        params = dict(request.query_params)
+        results = await run_in_threadpool(_search, params, viewer)
+        audit(request, viewer, AuditKind.SEARCH, query=params.get("q") or urlencode(params))
+        return JSONResponse({"results": results})
+
+    def _search(params: dict[str, str], viewer: Viewer) -> list[dict[str, Any]]:
+        catalog = context.catalog()
+        hits = catalog.search(_query_from(params, viewer))
+        results = []
+        for hit in hits:
+            try:  # the search already applies access; this keeps a backend that cannot from leaking a name
+                visible_experiment(catalog, viewer, hit.experiment_id)
+            except NotVisible:
+                continue
+            results.append(
+                {
+                    "experiment_id": hit.experiment_id,
+                    "title": hit.title,
+                    "dataset": hit.dataset,
+                    "files": [asdict(file) for file in hit.files],
+                }
+            )
+        return results
+
+    @router.get("/experiments/{experiment_id}", response_class=HTMLResponse)
+    async def experiment_page(request: Request, experiment_id: str) -> HTMLResponse:
+        viewer = required_viewer(request, api=False)
+        shown = await run_in_threadpool(_experiment, viewer, experiment_id)
+        audit(request, viewer, AuditKind.VIEW, experiment_id=experiment_id)
+        return page(request, "experiment.html", **shown)
+
+    @router.get("/api/experiments/{experiment_id}")
+    async def experiment_api(request: Request, experiment_id: str) -> JSONResponse:
+        viewer = required_viewer(request, api=True)
+        shown = await run_in_threadpool(_experiment, viewer, experiment_id)
+        audit(request, viewer, AuditKind.VIEW, experiment_id=experiment_id)
+        return JSONResponse({"experiment": shown["record"], "datasets": shown["datasets"]})
+
+    def _experiment(viewer: Viewer, experiment_id: str) -> dict[str, Any]:
+        catalog = context.catalog()
+        record = visible_experiment(catalog, viewer, experiment_id)
+        datasets = []
+        for zone in (Zone.RAW, Zone.PROCESSED, Zone.FINAL):
+            dataset = catalog.get_dataset(experiment_id, zone)
+            if dataset is None:
+                continue
+            datasets.append(
+                {
+                    "zone": zone.value,
+                    "revision": dataset.revision,
+                    "manifest_digest": dataset.manifest_digest,
+                    "files": [_file_row(entry) for entry in dataset.files],
+                    "bytes": sum(entry.size for entry in dataset.files),
+                }
+            )
+        return {"record": record.to_dict(), "datasets": datasets}
+
+    @router.get("/files/{key:path}", response_class=HTMLResponse)
+    async def file_page(request: Request, key: str) -> HTMLResponse:
+        viewer = required_viewer(request, api=False)
+        record, entry = await run_in_threadpool(_file, viewer, key)
+        preview = await run_in_threadpool(
+            preview_object, context.store(), ObjectKey.parse(entry.key), entry.format, entry.size
+        )
+        audit(request, viewer, AuditKind.PREVIEW, experiment_id=record.id, file_key=entry.key)
+        return page(request, "file.html", record=record.to_dict(), file=_file_row(entry), preview=preview)
+
+    @router.get("/download/{key:path}")
+    async def download(request: Request, key: str) -> StreamingResponse:
+        viewer = required_viewer(request, api=False)
+        record, entry = await run_in_threadpool(_file, viewer, key)
+        audit(request, viewer, AuditKind.DOWNLOAD, experiment_id=record.id, file_key=entry.key)
+        store = context.store()
+
+        def chunks() -> Iterator[bytes]:
+            with store.open(ObjectKey.parse(entry.key)) as stream:
+                while chunk := stream.read(DOWNLOAD_CHUNK):
+                    yield chunk
+
+        name = ObjectKey.parse(entry.key).name
+        headers = {"Content-Disposition": f"attachment; filename*=UTF-8''{_quoted(name)}"}
+        return StreamingResponse(chunks(), media_type="application/octet-stream", headers=headers)
+
+    def _file(viewer: Viewer, text: str) -> tuple[ExperimentRecord, ManifestEntry]:
+        try:
+            key = ObjectKey.parse(text)
+            experiment_id = key.experiment_id
+        except (InvalidObjectKey, ValueError) as exc:
+            raise NotVisible("file") from exc
+        catalog = context.catalog()
+        record = visible_experiment(catalog, viewer, experiment_id)
+        dataset = catalog.get_dataset(experiment_id, key.zone)
+        entry = next((item for item in dataset.files if item.key == str(key)), None) if dataset else None
+        if entry is None:
+            raise NotVisible("file")
+        return record, entry
+
+    return router
+
+
+def _file_row(entry: ManifestEntry) -> dict[str, Any]:
+    key = ObjectKey.parse(entry.key)
+    return {
+        "key": entry.key,
+        "name": key.name,
+        "path": key.relative_path,
+        "format": entry.format,
+        "size": entry.size,
+        "sha256": entry.sha256,
+        "samples": list(entry.sample_ids),
+        "verified": bool(entry.source_checksum),
+        "metadata": dict(entry.metadata),
+        "error": dict(entry.error) if entry.error else None,
+    }
+
+
+def _local(target: str) -> str:
+    """Only a path on this site: a login's ``next`` must not send anyone elsewhere."""
+    return target if target.startswith("/") and not target.startswith("//") else "/"
+
+
+def _quoted(name: str) -> str:
+    from urllib.parse import quote
+
+    return quote(name, safe="")
+
+
+async def _form(request: Request) -> dict[str, str]:
+    """An urlencoded form's fields (the first value of each)."""
+    body = (await request.body()).decode("utf-8", errors="replace")
+    return {name: values[0] for name, values in parse_qs(body, keep_blank_values=True).items()}
+
+
+def mount_portal(app: FastAPI, context: PortalContext) -> None:
+    """Add the portal's pages, API and static files to ``app`` (the one `labmesh api` serves)."""
+    app.include_router(create_portal(context))
+    app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
+
+    @app.exception_handler(HTTPException)
+    async def http_errors(request: Request, exc: HTTPException) -> Response:
+        if exc.status_code == 303 and exc.headers:
+            return RedirectResponse(exc.headers["Location"], status_code=303)
+        if request.url.path.startswith("/api/") or "text/html" not in request.headers.get("accept", ""):
+            return JSONResponse({"detail": exc.detail}, status_code=exc.status_code)
+        templates = Jinja2Templates(directory=str(HERE / "templates"))
+        return templates.TemplateResponse(
+            request,
+            "error.html",
+            {"status": exc.status_code, "detail": exc.detail, "viewer": None, "csrf": ""},
+            status_code=exc.status_code,
+        )

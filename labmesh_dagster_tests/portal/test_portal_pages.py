@@ -1,0 +1,155 @@
+"""The portal as a person and a script use it, over HTTP: sign in, search, open an experiment, a file, download.
+
+Pinned here: nothing is shown before sign-in; the login form and sign-out
+need their CSRF token; a wrong password is refused with the same message as
+an unknown name; a user sees only their group's experiments (and those they
+own) in search, experiment, file, preview, download and the JSON API, and an
+experiment they may not see answers exactly as one that does not exist; an
+admin sees all; an API token works without a session; every search, page,
+preview and download is in the audit log; nothing from an ELN title or a file
+name reaches the page unescaped; the session cookie is HttpOnly and SameSite.
+"""
+
+from __future__ import annotations
+
+import gzip
+import re
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from labmesh_dagster.access.audit import AuditFilter
+from labmesh_dagster_tests.portal.lab import FASTQ, PASSWORD, SCRIPT, PortalLab, build_lab
+
+
+@pytest.fixture
+def lab(tmp_path: Path) -> PortalLab:
+    return build_lab(tmp_path / "home")
+
+
+def sign_in(lab: PortalLab, name: str, password: str = PASSWORD) -> TestClient:
+    client = TestClient(lab.app)
+    form = client.get("/login")
+    token = re.search(r'name="csrf" value="([^"]+)"', form.text)
+    assert token, form.text
+    answer = client.post(
+        "/login", data={"csrf": token.group(1), "name": name, "password": password, "next": "/"}, follow_redirects=False
+    )
+    assert answer.status_code == 303, answer.text
+    return client
+
+
+def experiments_in(page: str) -> set[str]:
+    return set(re.findall(r'href="/experiments/(EXP-\d+)"', page))
+
+
+def test_nothing_is_shown_before_sign_in(lab: PortalLab) -> None:
+    client = TestClient(lab.app)
+
+    assert client.get("/", follow_redirects=False).headers["location"].startswith("/login")
+    assert client.get("/api/search?q=fibrosis").status_code == 401
+    assert client.get("/experiments/EXP-1", follow_redirects=False).status_code == 303
+
+
+def test_sign_in_needs_the_forms_token_and_the_right_password(lab: PortalLab) -> None:
+    client = TestClient(lab.app)
+    client.get("/login")
+
+    forged = client.post("/login", data={"csrf": "guess", "name": "ada", "password": PASSWORD})
+    token = re.search(r'name="csrf" value="([^"]+)"', client.get("/login").text).group(1)  # type: ignore[union-attr]
+    wrong = client.post("/login", data={"csrf": token, "name": "ada", "password": "not it at all"})
+    unknown = client.post("/login", data={"csrf": token, "name": "nobody", "password": "not it at all"})
+
+    assert forged.status_code == 403
+    assert wrong.status_code == unknown.status_code == 401
+    assert "wrong user name or password" in wrong.text and "wrong user name or password" in unknown.text
+
+
+def test_the_session_cookie_cannot_be_read_by_scripts_or_sent_by_other_sites(lab: PortalLab) -> None:
+    client = TestClient(lab.app)
+    token = re.search(r'name="csrf" value="([^"]+)"', client.get("/login").text).group(1)  # type: ignore[union-attr]
+    answer = client.post("/login", data={"csrf": token, "name": "ada", "password": PASSWORD}, follow_redirects=False)
+
+    cookie = answer.headers["set-cookie"].lower()
+    assert "httponly" in cookie and "samesite=lax" in cookie
+
+
+def test_a_user_searches_only_what_their_groups_may_see(lab: PortalLab) -> None:
+    ada, bob, root = sign_in(lab, "ada"), sign_in(lab, "bob"), sign_in(lab, "root")
+
+    assert experiments_in(ada.get("/?q=fibrosis").text) == {"EXP-1", "EXP-3"}
+    assert experiments_in(bob.get("/?q=fibrosis").text) == {"EXP-2"}
+    assert experiments_in(root.get("/?q=fibrosis").text) == {"EXP-1", "EXP-2", "EXP-3"}
+    api = bob.get("/api/search", params={"q": "fibrosis"}).json()["results"]
+    assert {hit["experiment_id"] for hit in api} == {"EXP-2"}
+
+
+def test_another_groups_experiment_answers_as_one_that_does_not_exist(lab: PortalLab) -> None:
+    bob = sign_in(lab, "bob")
+
+    hidden = bob.get("/experiments/EXP-1", headers={"accept": "text/html"})
+    missing = bob.get("/experiments/EXP-99", headers={"accept": "text/html"})
+    private = bob.get("/api/experiments/EXP-3")
+
+    assert hidden.status_code == missing.status_code == private.status_code == 404
+    assert hidden.text == missing.text and "Liver" not in hidden.text
+    for path in ("/files/raw/EXP-1/run1/LIV-01_R1.fastq.gz", "/download/raw/EXP-1/run1/LIV-01_R1.fastq.gz"):
+        assert bob.get(path).status_code == 404, path
+
+
+def test_an_experiment_page_lists_its_datasets_files(lab: PortalLab) -> None:
+    page = sign_in(lab, "ada").get("/experiments/EXP-1").text
+
+    assert "LIV-01_R1.fastq.gz" in page and "verified against landing" in page and "MiSeq" in page
+
+
+def test_a_fastq_file_page_shows_its_first_reads_and_downloads_whole(lab: PortalLab) -> None:
+    ada = sign_in(lab, "ada")
+
+    page = ada.get("/files/raw/EXP-1/run1/LIV-01_R1.fastq.gz").text
+    download = ada.get("/download/raw/EXP-1/run1/LIV-01_R1.fastq.gz")
+
+    assert "@read0/1" in page and "ACGTACGTAC" in page and "IIIIIHHHGG" in page
+    assert download.status_code == 200 and gzip.decompress(download.content) == FASTQ
+    assert "attachment" in download.headers["content-disposition"]
+
+
+def test_an_api_token_reads_the_api_without_a_session(lab: PortalLab) -> None:
+    token = lab.access.tokens.create("bob", label="notebook").token
+    client = TestClient(lab.app)
+
+    answer = client.get("/api/experiments/EXP-2", headers={"authorization": f"Bearer {token}"})
+    refused = client.get("/api/experiments/EXP-2", headers={"authorization": "Bearer not-a-token"})
+
+    assert answer.status_code == 200 and answer.json()["experiment"]["id"] == "EXP-2"
+    assert refused.status_code == 401
+
+
+def test_every_search_page_view_preview_and_download_is_audited(lab: PortalLab) -> None:
+    ada = sign_in(lab, "ada")
+    ada.get("/?q=fibrosis")
+    ada.get("/experiments/EXP-1")
+    ada.get("/files/raw/EXP-1/run1/LIV-01_R1.fastq.gz")
+    ada.get("/download/raw/EXP-1/run1/LIV-01_R1.fastq.gz")
+
+    entries = lab.access.audit.read(AuditFilter(user="ada"))
+
+    kinds = [entry.event.kind.value for entry in reversed(entries)]
+    assert kinds == ["login", "search", "view", "preview", "download"]
+    assert entries[0].event.file_key == "raw/EXP-1/run1/LIV-01_R1.fastq.gz"
+
+
+def test_titles_and_file_names_are_never_markup(lab: PortalLab) -> None:
+    ada = sign_in(lab, "ada")
+
+    for page in (ada.get("/?q=fibrosis").text, ada.get("/experiments/EXP-1").text):
+        assert SCRIPT not in page and "&lt;script&gt;" in page
+
+
+def test_sign_out_needs_the_pages_token(lab: PortalLab) -> None:
+    ada = sign_in(lab, "ada")
+    token = re.search(r'name="csrf" value="([^"]+)"', ada.get("/").text).group(1)  # type: ignore[union-attr]
+
+    assert ada.post("/logout", data={"csrf": "guess"}).status_code == 403
+    assert ada.post("/logout", data={"csrf": token}, follow_redirects=False).status_code == 303
