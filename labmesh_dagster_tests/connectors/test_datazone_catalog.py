@@ -33,6 +33,7 @@ from labmesh_dagster.connectors.catalog.datazone_forms import (
 )
 from labmesh_dagster.connectors.catalog.sqlite import SqliteCatalog
 from labmesh_dagster.connectors.lineage.datazone import DataZoneLineageSink
+from labmesh_dagster.core.access import Viewer
 from labmesh_dagster.core.experiment import ExperimentRecord, Sample
 from labmesh_dagster.core.keys import Zone
 from labmesh_dagster.core.manifest import Manifest, ManifestEntry
@@ -614,6 +615,22 @@ def test_throttling_on_a_fifth_of_the_calls_still_publishes_everything(
     assert all(listing.status == "ACTIVE" for listing in client.listings.values()) and len(client.listings) == 6
     for query in (SearchQuery(text="liver"), SearchQuery(sample="KID-01"), SearchQuery(since="2024-05-01")):
         assert catalog.search(query) == steady.search(query) != []
+
+
+def test_a_viewer_finds_in_datazone_only_what_the_registry_lets_them_see(catalog: DataZoneCatalog) -> None:
+    """Grants, principals and counts are the registry's; DataZone's search then lists within the viewer's share."""
+    publish_all(catalog)
+    genomics = Viewer(name="bob", groups=frozenset({"genomics core"}))
+
+    assert {hit.experiment_id for hit in catalog.search(SearchQuery(viewer=genomics))} == {"EXP-1"}
+    assert catalog.grant("EXP-2", "user:bob") is True
+    assert {hit.experiment_id for hit in catalog.search(SearchQuery(viewer=genomics))} == {"EXP-1", "EXP-2"}
+    assert catalog.principals("EXP-2") == catalog.registry.principals("EXP-2") >= {"user:bob"}
+    counts = catalog.facet_counts(SearchQuery(viewer=genomics))
+    assert counts == catalog.registry.facet_counts(SearchQuery(viewer=genomics))
+    assert dict(counts["experiment"]) == {"EXP-1": 2, "EXP-2": 1}
+    assert catalog.revoke("EXP-2", "user:bob") is True
+    assert {hit.experiment_id for hit in catalog.search(SearchQuery(viewer=genomics))} == {"EXP-1"}
 
 
 def test_calls_stay_under_the_configured_rate(tmp_path: Path, clock: Clock) -> None:

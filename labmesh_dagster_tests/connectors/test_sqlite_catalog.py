@@ -22,7 +22,8 @@ from typing import Any
 import pytest
 
 from labmesh_dagster.connectors.catalog.base import SearchHit, SearchQuery
-from labmesh_dagster.connectors.catalog.sqlite import SqliteCatalog, fts_expression
+from labmesh_dagster.connectors.catalog.sqlite import SqliteCatalog
+from labmesh_dagster.connectors.catalog.sqlite_search import fts_expression
 from labmesh_dagster.core.experiment import ExperimentRecord, record_from_mapping
 from labmesh_dagster.core.keys import Zone
 from labmesh_dagster.core.manifest import Manifest, ManifestEntry
@@ -323,7 +324,12 @@ def test_user_input_is_quoted_so_it_is_never_read_as_syntax(lab_catalog: SqliteC
 def test_the_fts_expression_quotes_each_term_and_facet() -> None:
     query = SearchQuery(text='skin a"b OR', sample="S-001", format="fastq")
 
-    assert fts_expression(query) == '"skin" AND "a""b" AND "OR" AND file_format : "fastq"'  # samples: exact SQL filter
+    words = "{title experiment lab_group platform files}"
+    assert fts_expression(query) == (
+        f'{words} : "skin" AND {words} : "a""b" AND {words} : "OR"'
+        # The file facets pick experiments with such a file; which files match is decided per file after.
+        ' AND files : "fastq" AND files : "S-001"'
+    )
     assert fts_expression(SearchQuery()) is None
     assert fts_expression(SearchQuery(text='" ""')) is None
 

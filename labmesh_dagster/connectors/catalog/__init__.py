@@ -1,20 +1,24 @@
 """The metadata catalog port and its implementations."""
 
 from labmesh_dagster.connectors.catalog.base import (
+    FACETS,
     Catalog,
     CatalogEntry,
     DatasetRecord,
     ExperimentSummary,
+    FacetCounts,
     FileHit,
     SearchHit,
     SearchQuery,
 )
 
 __all__ = [
+    "FACETS",
     "Catalog",
     "CatalogEntry",
     "DatasetRecord",
     "ExperimentSummary",
+    "FacetCounts",
     "FileHit",
     "SearchHit",
     "SearchQuery",

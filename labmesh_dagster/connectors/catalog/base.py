@@ -13,6 +13,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
+from labmesh_dagster.core.access import Viewer
 from labmesh_dagster.core.errors import LabmeshError
 from labmesh_dagster.core.experiment import ExperimentRecord
 from labmesh_dagster.core.keys import Zone
@@ -56,7 +57,17 @@ class DatasetRecord:
 
 @dataclass(frozen=True)
 class SearchQuery:
-    """Keywords plus facet filters; every part is optional and they combine with AND."""
+    """Keywords plus facet filters; every part is optional and they combine with AND.
+
+    ``viewer`` is who asks: the catalog forms results only from the experiments
+    they may see (`labmesh_dagster.core.access`), inside its query, so a limit
+    or a count never reflects what was hidden. None, or an admin, sees every
+    experiment: that is the CLI on the lab's own machine.
+
+    ``group``, ``platform``, ``format`` and ``file_name`` match the words of the
+    value (``fastq`` finds ``fastq.gz``); ``owner``, ``protocol`` and ``zone``
+    match the whole value, ignoring case, as the portal's facets offer them.
+    """
 
     text: str = ""
     experiment: str | None = None
@@ -68,6 +79,16 @@ class SearchQuery:
     since: str | None = None
     until: str | None = None
     limit: int = 50
+    owner: str | None = None
+    protocol: str | None = None
+    zone: str | None = None
+    viewer: Viewer | None = None
+
+
+FACETS = ("experiment", "group", "owner", "platform", "protocol", "format", "zone", "sample", "month")
+"""The facets `Catalog.facet_counts` counts hits by; ``month`` (``YYYY-MM``) gives the date range."""
+
+FacetCounts = dict[str, list[tuple[str, int]]]
 
 
 @dataclass(frozen=True)
@@ -138,6 +159,31 @@ class Catalog(ABC):
     @abstractmethod
     def search(self, query: SearchQuery) -> list[SearchHit]:
         """Datasets and files matching the query, best first."""
+
+    @abstractmethod
+    def facet_counts(self, query: SearchQuery, *, top: int = 20) -> FacetCounts:
+        """For each of `FACETS`, how many of the query's hits (without its limit) carry each value.
+
+        Counted under the query's viewer, like `search`, so a count never tells of
+        a hidden experiment. Each facet lists its ``top`` values, most hits first;
+        ``month`` lists every month, in order. A hit counts once under each value
+        its matching files (or its experiment) carry.
+        """
+
+    @abstractmethod
+    def grant(self, experiment_id: str, principal: str) -> bool:
+        """Let ``principal`` (``user:NAME`` or ``group:NAME``) see the experiment besides its ELN access.
+
+        True if it was not granted before. Raises `ExperimentNotRegistered` for an unknown experiment.
+        """
+
+    @abstractmethod
+    def revoke(self, experiment_id: str, principal: str) -> bool:
+        """Take back a grant (the ELN's own access stays). True if there was one."""
+
+    @abstractmethod
+    def principals(self, experiment_id: str) -> frozenset[str]:
+        """Everyone who may see the experiment, admins aside: its ELN access plus grants (empty if unknown)."""
 
     @abstractmethod
     def summaries(self) -> list[ExperimentSummary]:

@@ -85,6 +85,7 @@ from labmesh_dagster.connectors.catalog.base import (
     DatasetRecord,
     ExperimentNotRegistered,
     ExperimentSummary,
+    FacetCounts,
     SearchHit,
     SearchQuery,
 )
@@ -883,3 +884,17 @@ class DataZoneCatalog(Catalog):
 
     def summaries(self) -> list[ExperimentSummary]:
         return self.registry.summaries()
+
+    # Access and facet counts: the registry keeps who may see each experiment and counts under it.
+
+    def facet_counts(self, query: SearchQuery, *, top: int = 20) -> FacetCounts:
+        return self.registry.facet_counts(query, top=top)
+
+    def grant(self, experiment_id: str, principal: str) -> bool:
+        return self.registry.grant(experiment_id, principal)
+
+    def revoke(self, experiment_id: str, principal: str) -> bool:
+        return self.registry.revoke(experiment_id, principal)
+
+    def principals(self, experiment_id: str) -> frozenset[str]:
+        return self.registry.principals(experiment_id)

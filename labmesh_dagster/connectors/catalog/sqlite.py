@@ -1,10 +1,13 @@
-"""The local catalog: SQLite tables for experiments, datasets and files, FTS5 for search.
+"""The local catalog: SQLite tables for experiments, datasets and files, and their search index.
 
 Several Dagster run processes publish at once, so every operation opens its own
 connection, the database runs in WAL mode, and writers wait on a busy timeout
-instead of failing. The search index is derived data: it is rebuilt for an
-experiment whenever that experiment or one of its datasets changes, which keeps
-it exactly in step with the tables (no duplicates, nothing stale).
+instead of failing. The search index (`sqlite_index`, queried by
+`sqlite_search`) is derived data: it is rebuilt for an experiment whenever that
+experiment, one of its datasets or one of its grants changes, in the same
+transaction, which keeps it exactly in step with the tables (no duplicates,
+nothing stale). Who may see an experiment is kept with it and applied inside
+every search and count.
 """
 
 from __future__ import annotations
@@ -12,29 +15,28 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import re
 import sqlite3
-from collections.abc import Iterable
 from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from labmesh_dagster.connectors.catalog import sqlite_facets, sqlite_index, sqlite_search
 from labmesh_dagster.connectors.catalog.base import (
     Catalog,
     CatalogEntry,
     DatasetRecord,
     ExperimentNotRegistered,
     ExperimentSummary,
-    FileHit,
+    FacetCounts,
     SearchHit,
     SearchQuery,
 )
 from labmesh_dagster.connectors.sqlite_files import connect, transaction
+from labmesh_dagster.core.access import GROUP, USER, group_principal, user_principal
 from labmesh_dagster.core.experiment import ExperimentRecord
 from labmesh_dagster.core.keys import Zone
 from labmesh_dagster.core.manifest import Manifest, ManifestEntry
-from labmesh_dagster.core.text import clean_text, words_of
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS experiments (
@@ -76,60 +78,19 @@ CREATE TABLE IF NOT EXISTS files (
 );
 -- Lineage lives in the OpenLineage log; catalogs from before kept a copy of its edges here.
 DROP TABLE IF EXISTS lineage;
-CREATE VIRTUAL TABLE IF NOT EXISTS search_index USING fts5(
-    experiment_id UNINDEXED,
-    dataset UNINDEXED,
-    file_key UNINDEXED,
-    created UNINDEXED,
-    experiment,
-    samples,
-    lab_group,
-    platform,
-    file_name,
-    file_format,
-    content,
-    tokenize = 'porter unicode61'
-);
 """
-
-# Facet filters become FTS5 column filters, so they match whole tokens
-# case-insensitively. Samples are matched exactly besides (see `search`).
-_FACET_COLUMNS = {
-    "group": "lab_group",
-    "platform": "platform",
-    "format": "file_format",
-    "file_name": "file_name",
-}
-
-
-# Sample ids are stored between unit separators: the tokenizer treats it as a word break,
-# and an exact match can look for "\x1fID\x1f" without tripping over ids that contain spaces.
-_SAMPLE_SEPARATOR = "\x1f"
-
-
-def _sample_list(sample_ids: Iterable[str]) -> str:
-    ids = [clean_text(sample_id) for sample_id in sample_ids]
-    return _SAMPLE_SEPARATOR + _SAMPLE_SEPARATOR.join(ids) + _SAMPLE_SEPARATOR if ids else ""
 
 
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
-def _phrase(term: str) -> str:
-    """An FTS5 phrase for one user term; quoting keeps '-', '.', ':' from being read as syntax."""
-    return '"' + term.replace('"', '""') + '"'
-
-
-def fts_expression(query: SearchQuery) -> str | None:
-    """The FTS5 MATCH expression for the text and facets of ``query`` (None: match everything)."""
-    # A term without a letter or digit has no tokens; as an empty phrase it would match nothing.
-    parts = [_phrase(term) for term in query.text.split() if re.search(r"\w", term)]
-    for field, column in _FACET_COLUMNS.items():
-        value = getattr(query, field)
-        if value:
-            parts.append(f"{column} : {_phrase(value)}")
-    return " AND ".join(parts) if parts else None
+def normal_principal(name: str) -> str:
+    """``user:NAME`` or ``group:NAME`` as `core.access` spells it (case and spaces normalised)."""
+    for kind, normal in ((USER, user_principal), (GROUP, group_principal)):
+        if name.startswith(kind) and name[len(kind) :].strip():
+            return normal(name[len(kind) :])
+    raise ValueError(f"a principal is user:NAME or group:NAME, not {name!r}")
 
 
 class SqliteCatalog(Catalog):
@@ -139,11 +100,15 @@ class SqliteCatalog(Catalog):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self._connect() as db:
-            db.executescript(SCHEMA)
+            db.executescript(SCHEMA + sqlite_index.SCHEMA)
             for table in ("experiments", "datasets"):  # catalogs from before revisions named their run
                 if "run_id" not in {row["name"] for row in db.execute(f"PRAGMA table_info({table})")}:
                     with contextlib.suppress(sqlite3.OperationalError):  # another process added it first
                         db.execute(f"ALTER TABLE {table} ADD COLUMN run_id TEXT")
+            current = sqlite_index.index_is_current(db)
+        if not current:  # a new catalog, or one from before this search index: built once, under the write lock
+            with self._transaction() as db:
+                sqlite_index.upgrade(db)
 
     def _connect(self) -> AbstractContextManager[sqlite3.Connection]:
         return connect(self.path, foreign_keys=True)
@@ -187,7 +152,7 @@ class SqliteCatalog(Catalog):
                     run_id,
                 ),
             )
-            self._reindex(db, record.id)
+            sqlite_index.index_experiment(db, record.id)
         return CatalogEntry(entry_id, revision, changed=True)
 
     def get_experiment(self, experiment_id: str) -> ExperimentRecord | None:
@@ -247,7 +212,7 @@ class SqliteCatalog(Catalog):
                     for entry in manifest.entries
                 ],
             )
-            self._reindex(db, experiment_id)
+            sqlite_index.index_experiment(db, experiment_id)
         return CatalogEntry(entry_id, revision, changed=True)
 
     def get_dataset(self, experiment_id: str, zone: Zone) -> DatasetRecord | None:
@@ -271,119 +236,41 @@ class SqliteCatalog(Catalog):
             run_id=row["run_id"],
         )
 
-    def _reindex(self, db: sqlite3.Connection, experiment_id: str) -> None:
-        """Rebuild the experiment's search rows from the tables, inside the caller's transaction."""
-        db.execute("DELETE FROM search_index WHERE experiment_id = ?", (experiment_id,))
-        row = db.execute("SELECT record FROM experiments WHERE experiment_id = ?", (experiment_id,)).fetchone()
-        if not row:
-            return
-        record = ExperimentRecord.from_dict(json.loads(row["record"]))
-        experiment_text = " ".join(
-            part
-            for part in [
-                record.id,
-                record.title,
-                record.description,
-                record.owner,
-                record.project,
-                record.protocol,
-                " ".join(record.tags),
-                " ".join(words_of(record.custom)),
-            ]
-            if part
-        )
-        experiment_samples = _sample_list(record.sample_ids)
-        common = (clean_text(experiment_text), record.group or "", record.platform or "")
-        db.execute(
-            """INSERT INTO search_index
-               (experiment_id, dataset, file_key, created, experiment, samples, lab_group, platform,
-                file_name, file_format, content)
-               VALUES (?, NULL, NULL, ?, ?, ?, ?, ?, '', '', '')""",
-            (record.id, record.created or "", common[0], experiment_samples, common[1], common[2]),
-        )
-        for file in db.execute(
-            "SELECT dataset, entry FROM files WHERE experiment_id = ? ORDER BY dataset, key", (experiment_id,)
-        ):
-            entry = ManifestEntry.from_dict(json.loads(file["entry"]))
-            # A file with no sample of its own (a run summary, say) belongs to
-            # the whole experiment, so it is found under each of its samples.
-            samples = _sample_list(entry.sample_ids) if entry.sample_ids else experiment_samples
-            content = clean_text(" ".join([entry.key, entry.text, " ".join(words_of(entry.metadata))]))
-            db.execute(
-                """INSERT INTO search_index
-                   (experiment_id, dataset, file_key, created, experiment, samples, lab_group, platform,
-                    file_name, file_format, content)
-                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
-                (
-                    record.id,
-                    file["dataset"],
-                    entry.key,
-                    entry.created,
-                    *common[:1],
-                    samples,
-                    *common[1:],
-                    clean_text(entry.name),
-                    entry.format,
-                    content,
-                ),
-            )
-
     def search(self, query: SearchQuery) -> list[SearchHit]:
-        expression = fts_expression(query)
-        clauses, params = [], []
-        if expression:
-            clauses.append("search_index MATCH ?")
-            params.append(expression)
-        if query.experiment:
-            clauses.append("s.experiment_id = ?")
-            params.append(query.experiment)
-        if query.sample:
-            # Exact and whole: "LIV-01" must not find "LIV-01-B" (ASCII case-insensitive).
-            clauses.append("instr(lower(s.samples), lower(?)) > 0")
-            params.append(_sample_list([query.sample]))
-        if query.since:
-            clauses.append("s.created >= ?")
-            params.append(query.since)
-        if query.until:
-            # A bare date means the whole day.
-            clauses.append("s.created <= ?")
-            params.append(query.until + "\uffff" if len(query.until) == 10 else query.until)
-        where = " AND ".join(clauses) or "1"
-        order = "rank" if expression else "s.experiment_id, s.dataset, s.file_key"
-        sql = f"""SELECT s.experiment_id, s.dataset, s.file_key, e.title, e.locations, f.entry, d.location
-                  FROM search_index AS s
-                  JOIN experiments AS e ON e.experiment_id = s.experiment_id
-                  LEFT JOIN files AS f
-                    ON f.experiment_id = s.experiment_id AND f.dataset = s.dataset AND f.key = s.file_key
-                  LEFT JOIN datasets AS d ON d.experiment_id = s.experiment_id AND d.dataset = s.dataset
-                  WHERE {where} ORDER BY {order}"""
         with self._connect() as db:
-            rows = db.execute(sql, params).fetchall()
-        grouped: dict[tuple[str, str | None], list[sqlite3.Row]] = {}
-        for row in rows:
-            grouped.setdefault((row["experiment_id"], row["dataset"]), []).append(row)
-        with_datasets = {experiment for experiment, dataset in grouped if dataset}
-        hits: list[SearchHit] = []
-        for (experiment_id, dataset), group in grouped.items():
-            if dataset is None and experiment_id in with_datasets:
-                continue
-            files = tuple(
-                FileHit(entry.key, entry.name, entry.format, entry.size, entry.sample_ids)
-                for entry in (ManifestEntry.from_dict(json.loads(row["entry"])) for row in group if row["entry"])
+            return sqlite_search.search(db, query)
+
+    def facet_counts(self, query: SearchQuery, *, top: int = 20) -> FacetCounts:
+        with self._connect() as db:
+            return sqlite_facets.facet_counts(db, query, top)
+
+    def grant(self, experiment_id: str, principal: str) -> bool:
+        name = normal_principal(principal)
+        with self._transaction() as db:
+            if not db.execute("SELECT 1 FROM experiments WHERE experiment_id = ?", (experiment_id,)).fetchone():
+                raise ExperimentNotRegistered(experiment_id)
+            cursor = db.execute(
+                "INSERT OR IGNORE INTO experiment_grants (experiment_id, principal, granted_at) VALUES (?, ?, ?)",
+                (experiment_id, name, _now()),
             )
-            hits.append(
-                SearchHit(
-                    experiment_id=experiment_id,
-                    title=group[0]["title"],
-                    dataset=dataset,
-                    entry_id=f"dataset:{experiment_id}/{dataset}" if dataset else f"experiment:{experiment_id}",
-                    location=group[0]["location"],
-                    files=files,
-                )
+            if cursor.rowcount == 1:
+                sqlite_index.index_experiment(db, experiment_id)
+            return cursor.rowcount == 1
+
+    def revoke(self, experiment_id: str, principal: str) -> bool:
+        name = normal_principal(principal)
+        with self._transaction() as db:
+            cursor = db.execute(
+                "DELETE FROM experiment_grants WHERE experiment_id = ? AND principal = ?", (experiment_id, name)
             )
-            if len(hits) >= query.limit:
-                break
-        return hits
+            if cursor.rowcount == 1:
+                sqlite_index.index_experiment(db, experiment_id)
+            return cursor.rowcount == 1
+
+    def principals(self, experiment_id: str) -> frozenset[str]:
+        with self._connect() as db:
+            sql = "SELECT principal FROM experiment_principals WHERE experiment_id = ?"
+            return frozenset(row[0] for row in db.execute(sql, (experiment_id,)))
 
     def summaries(self) -> list[ExperimentSummary]:
         with self._connect() as db:
@@ -448,7 +335,12 @@ class SqliteCatalog(Catalog):
                 "search_index": [
                     tuple(row)
                     for row in db.execute(
-                        "SELECT experiment_id, dataset, file_key, samples, file_name FROM search_index ORDER BY 1, 2, 3"
+                        "SELECT d.experiment_id, r.dataset, r.key, r.samples, t.file_name, t.samples, t.keys "
+                        "FROM search_rows AS r JOIN search_docs AS d ON d.doc = r.row >> 32 "
+                        "JOIN search_row_text AS t ON t.rowid = r.row ORDER BY r.row"
                     )
+                ],
+                "experiment_principals": [
+                    tuple(row) for row in db.execute("SELECT * FROM experiment_principals ORDER BY 1, 2")
                 ],
             }

@@ -1,0 +1,387 @@
+"""The local catalog's search index: what an experiment and its files are found by, and who may find them.
+
+Why it is shaped so. A query must cost what its answer costs, not what the
+catalog holds, so nothing is copied per file that a query would then have to
+scan, and every filter has an index that returns rows in the order results are
+formed:
+
+- ``search_experiment_text`` (FTS5, one row per experiment, rowid = its *doc*
+  number) holds the experiment's own text once, plus every word of its files in
+  one ``files`` column. A query's words and experiment facets run here first, so
+  BM25 ranks experiments (a word found in 1 of 12 experiments ranks 1/12 of the
+  experiments, not every file of theirs) and ``LIMIT`` applies before any file
+  is read.
+- ``search_row_text`` (FTS5) and ``search_rows`` (a table) hold one row per
+  file and one for the experiment itself, each with the file's own text only.
+  A row's id is ``doc << 32 | position``, so an experiment's rows are one rowid
+  range: deleting them on a write, or matching them for one experiment, is a
+  range seek, never a scan.
+- Access: each experiment's principals (`core.access`: its group, owner and
+  people, plus grants) are kept in ``experiment_principals`` for readers that
+  ask about one experiment, and as key tokens in both text tables, so a viewer's
+  principals are one more ``AND`` inside the full-text query. FTS5 intersects
+  them with the words and facets before ranking or counting anything: hiding
+  more groups from a viewer only shortens the lists it walks.
+- Facets that match a whole value (owner, protocol, zone) are key tokens too,
+  so they combine with the rest in the same query; facets that match words
+  (group, platform, format, file name) are ordinary columns; samples have their
+  own table for their exact match; dates use an index on ``search_rows``.
+
+The index is derived data: it is rebuilt for an experiment whenever that
+experiment, one of its datasets or one of its grants changes, inside the same
+transaction, so it never drifts from the tables. A catalog file from before
+this index (one ``search_index`` table with the experiment's text in every file
+row) is upgraded in place the first time it is opened (`upgrade`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from labmesh_dagster.core.access import experiment_principals, people_on
+from labmesh_dagster.core.experiment import ExperimentRecord
+from labmesh_dagster.core.manifest import ManifestEntry
+from labmesh_dagster.core.text import clean_text, words_of
+
+INDEX_VERSION = 2
+"""Version 1 was the single ``search_index`` table; `upgrade` rebuilds anything older than this."""
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS catalog_parts (
+    part TEXT PRIMARY KEY,
+    version INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS experiment_grants (
+    experiment_id TEXT NOT NULL,
+    principal TEXT NOT NULL,
+    granted_at TEXT NOT NULL,
+    PRIMARY KEY (experiment_id, principal)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS experiment_principals (
+    experiment_id TEXT NOT NULL,
+    principal TEXT NOT NULL,
+    PRIMARY KEY (experiment_id, principal)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS experiment_principals_by_principal ON experiment_principals (principal, experiment_id);
+CREATE TABLE IF NOT EXISTS search_docs (
+    doc INTEGER PRIMARY KEY,
+    experiment_id TEXT NOT NULL UNIQUE,
+    title TEXT NOT NULL,
+    group_name TEXT,
+    owner TEXT,
+    platform TEXT,
+    protocol TEXT,
+    samples TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS search_rows (
+    row INTEGER PRIMARY KEY,
+    dataset TEXT,
+    key TEXT,
+    format TEXT,
+    size INTEGER,
+    samples TEXT NOT NULL,
+    created TEXT
+);
+CREATE INDEX IF NOT EXISTS search_rows_by_created ON search_rows (created);
+CREATE TABLE IF NOT EXISTS search_samples (
+    sample TEXT NOT NULL,
+    row INTEGER NOT NULL,
+    shown TEXT NOT NULL,
+    PRIMARY KEY (sample, row)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS search_samples_by_row ON search_samples (row, shown);
+CREATE TABLE IF NOT EXISTS search_access (
+    doc INTEGER NOT NULL,
+    principal TEXT NOT NULL,
+    PRIMARY KEY (doc, principal)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS search_access_by_principal ON search_access (principal, doc);
+CREATE TABLE IF NOT EXISTS search_doc_facets (
+    doc INTEGER NOT NULL,
+    facet TEXT NOT NULL,
+    value TEXT NOT NULL,
+    hits INTEGER NOT NULL,
+    PRIMARY KEY (doc, facet, value)
+) WITHOUT ROWID;
+CREATE VIRTUAL TABLE IF NOT EXISTS search_experiment_text USING fts5(
+    title, experiment, lab_group, platform, files, keys, tokenize = 'porter unicode61'
+);
+CREATE VIRTUAL TABLE IF NOT EXISTS search_row_text USING fts5(
+    samples, file_name, file_format, content, lab_group, platform, keys, tokenize = 'porter unicode61'
+);
+"""
+
+# BM25 weights of search_experiment_text's columns: a word in the title counts most, one in the files least,
+# and the key tokens (access, exact facets) not at all.
+RANK = "bm25(4.0, 2.0, 1.0, 1.0, 1.0, 0.0)"
+
+POSITION_BITS = 32
+# Sample ids are kept between unit separators, which no id contains once cleaned of control characters.
+SEPARATOR = "\x1f"
+
+
+def doc_range(doc: int) -> tuple[int, int]:
+    """The first and last row id an experiment's rows may have."""
+    return doc << POSITION_BITS, (doc << POSITION_BITS) | ((1 << POSITION_BITS) - 1)
+
+
+def normal(value: str) -> str:
+    """A facet value as it is compared when matched whole: spaces collapsed, case ignored."""
+    return " ".join(value.split()).casefold()
+
+
+def key_token(kind: str, value: str) -> str:
+    """One opaque word standing for a whole value (a principal, an owner...), so FTS5 can match it exactly.
+
+    A digest rather than the value itself: the tokenizer would split ``group:genomics core`` into
+    words, and ``genomics`` alone must not match it.
+    """
+    return f"k{kind}{hashlib.blake2b(normal(value).encode('utf-8'), digest_size=8).hexdigest()}"
+
+
+def access_token(principal: str) -> str:
+    return key_token("a", principal)
+
+
+def owner_token(owner: str) -> str:
+    return key_token("o", owner)
+
+
+def protocol_token(protocol: str) -> str:
+    return key_token("p", protocol)
+
+
+def zone_token(zone: str) -> str:
+    return key_token("z", zone)
+
+
+def sample_key(sample: str) -> str:
+    return clean_text(sample).lower()
+
+
+def joined(sample_ids: Iterable[str]) -> str:
+    return SEPARATOR.join(clean_text(sample_id) for sample_id in sample_ids)
+
+
+def forget_experiment(db: sqlite3.Connection, experiment_id: str) -> int | None:
+    """Delete the experiment's index rows (rowid-range deletes); its doc number, if it had one, is kept."""
+    found = db.execute("SELECT doc FROM search_docs WHERE experiment_id = ?", (experiment_id,)).fetchone()
+    db.execute("DELETE FROM experiment_principals WHERE experiment_id = ?", (experiment_id,))
+    if found is None:
+        return None
+    doc = int(found[0])
+    low, high = doc_range(doc)
+    db.execute("DELETE FROM search_row_text WHERE rowid BETWEEN ? AND ?", (low, high))
+    db.execute("DELETE FROM search_rows WHERE row BETWEEN ? AND ?", (low, high))
+    db.execute("DELETE FROM search_samples WHERE row BETWEEN ? AND ?", (low, high))
+    db.execute("DELETE FROM search_experiment_text WHERE rowid = ?", (doc,))
+    db.execute("DELETE FROM search_access WHERE doc = ?", (doc,))
+    db.execute("DELETE FROM search_doc_facets WHERE doc = ?", (doc,))
+    return doc
+
+
+@dataclass(frozen=True)
+class IndexRow:
+    """One row of an experiment in the index: its own (``dataset`` None, position 0) or one file's."""
+
+    dataset: str | None
+    key: str | None
+    format: str | None
+    size: int | None
+    own_samples: list[str]
+    samples: list[str]
+    """The samples it is found under: its own, or, for a file of no sample, the experiment's."""
+    created: str | None
+    name: str = ""
+    content: str = ""
+
+    @property
+    def own_text(self) -> str:
+        return " ".join(part for part in (" ".join(self.samples), self.name, self.format or "", self.content) if part)
+
+
+def _rows(db: sqlite3.Connection, record: ExperimentRecord) -> list[IndexRow]:
+    experiment_samples = [clean_text(sample_id) for sample_id in record.sample_ids]
+    rows = [IndexRow(None, None, None, None, experiment_samples, experiment_samples, record.created or None)]
+    sql = "SELECT dataset, entry FROM files WHERE experiment_id = ? ORDER BY dataset, key"
+    for dataset, text in db.execute(sql, (record.id,)).fetchall():
+        entry = ManifestEntry.from_dict(json.loads(text))
+        own = [clean_text(sample_id) for sample_id in entry.sample_ids]
+        rows.append(
+            IndexRow(
+                dataset=dataset,
+                key=clean_text(entry.key),
+                format=entry.format,
+                size=entry.size,
+                own_samples=own,
+                # A file with no sample of its own (a run summary, say) belongs to
+                # the whole experiment, so it is found under each of its samples.
+                samples=own or experiment_samples,
+                created=entry.created,
+                name=clean_text(entry.name),
+                content=clean_text(" ".join([entry.key, entry.text, " ".join(words_of(entry.metadata))])),
+            )
+        )
+    if len(rows) >= 1 << POSITION_BITS:
+        raise ValueError(f"experiment {record.id} has more files than the search index can hold")
+    return rows
+
+
+def facet_summary(record: ExperimentRecord, rows: list[IndexRow]) -> Counter[tuple[str, str]]:
+    """What the experiment adds to each facet count when every row of it matches: its hits per value.
+
+    A hit is a dataset, or the experiment itself while it has none (as `search` forms them).
+    """
+    units: dict[str | None, list[IndexRow]] = {}
+    for row in rows[1:]:
+        units.setdefault(row.dataset, []).append(row)
+    if not units:
+        units[None] = rows[:1]
+    summary: Counter[tuple[str, str]] = Counter()
+    experiment = {"experiment": record.id, "group": record.group, "owner": record.owner}
+    for facet, value in {**experiment, "platform": record.platform, "protocol": record.protocol}.items():
+        if value:
+            summary[facet, value] += len(units)
+    for dataset, unit in units.items():
+        summary.update([("zone", dataset)] if dataset else [])
+        summary.update({("format", row.format) for row in unit if row.format})
+        summary.update({("sample", sample) for row in unit for sample in row.samples})
+        summary.update({("month", row.created[:7]) for row in unit if row.created})
+    return summary
+
+
+def index_experiment(db: sqlite3.Connection, experiment_id: str) -> None:
+    """Rebuild the experiment's index rows and principals from the tables, inside the caller's transaction."""
+    doc = forget_experiment(db, experiment_id)
+    found = db.execute("SELECT record FROM experiments WHERE experiment_id = ?", (experiment_id,)).fetchone()
+    if found is None:
+        db.execute("DELETE FROM search_docs WHERE experiment_id = ?", (experiment_id,))
+        return
+    record = ExperimentRecord.from_dict(json.loads(found[0]))
+    sql = "SELECT principal FROM experiment_grants WHERE experiment_id = ?"
+    grants = [row[0] for row in db.execute(sql, (record.id,))]
+    principals = sorted(experiment_principals(record.group, record.owner, people_on(record.custom), grants))
+    rows = _rows(db, record)
+    doc = db.execute(
+        """INSERT INTO search_docs (doc, experiment_id, title, group_name, owner, platform, protocol, samples)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+           ON CONFLICT (experiment_id) DO UPDATE SET
+             title = excluded.title, group_name = excluded.group_name, owner = excluded.owner,
+             platform = excluded.platform, protocol = excluded.protocol, samples = excluded.samples
+           RETURNING doc""",
+        (
+            doc,
+            record.id,
+            clean_text(record.title),
+            record.group,
+            record.owner,
+            record.platform,
+            record.protocol,
+            joined(rows[0].samples),
+        ),
+    ).fetchone()[0]
+    db.executemany(
+        "INSERT INTO experiment_principals (experiment_id, principal) VALUES (?, ?)",
+        [(record.id, principal) for principal in principals],
+    )
+    db.executemany("INSERT INTO search_access (doc, principal) VALUES (?, ?)", [(doc, p) for p in principals])
+    db.executemany(
+        "INSERT INTO search_doc_facets (doc, facet, value, hits) VALUES (?, ?, ?, ?)",
+        [(doc, facet, value, hits) for (facet, value), hits in facet_summary(record, rows).items()],
+    )
+    low, _ = doc_range(doc)
+    db.executemany(
+        "INSERT INTO search_rows (row, dataset, key, format, size, samples, created) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        [
+            (low + position, row.dataset, row.key, row.format, row.size, joined(row.own_samples), row.created)
+            for position, row in enumerate(rows)
+        ],
+    )
+    db.executemany(
+        "INSERT OR IGNORE INTO search_samples (sample, row, shown) VALUES (?, ?, ?)",
+        [(sample_key(sample), low + position, sample) for position, row in enumerate(rows) for sample in row.samples],
+    )
+    keys = [access_token(principal) for principal in principals]
+    keys += [owner_token(record.owner)] if record.owner else []
+    keys += [protocol_token(record.protocol)] if record.protocol else []
+    group, platform = clean_text(record.group or ""), clean_text(record.platform or "")
+    db.executemany(
+        "INSERT INTO search_row_text (rowid, samples, file_name, file_format, content, lab_group, platform, keys) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        [
+            (
+                low + position,
+                " ".join(row.samples),
+                row.name,
+                row.format or "",
+                row.content,
+                group,
+                platform,
+                " ".join([*keys, *([zone_token(row.dataset)] if row.dataset else [])]),
+            )
+            for position, row in enumerate(rows)
+        ],
+    )
+    experiment_text = " ".join(
+        part
+        for part in [
+            record.id,
+            record.description,
+            record.owner,
+            record.project,
+            record.protocol,
+            " ".join(record.tags),
+            " ".join(words_of(record.custom)),
+        ]
+        if part
+    )
+    db.execute(
+        "INSERT INTO search_experiment_text (rowid, title, experiment, lab_group, platform, files, keys) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (
+            doc,
+            clean_text(record.title),
+            clean_text(experiment_text),
+            group,
+            platform,
+            " ".join(row.own_text for row in rows),
+            " ".join(keys),
+        ),
+    )
+
+
+def upgrade(db: sqlite3.Connection) -> bool:
+    """Bring the index up to `INDEX_VERSION` inside the caller's write transaction; True if it had to.
+
+    Idempotent, and safe when several processes open an old catalog at once:
+    the version is read under the write lock, so the first one rebuilds and the
+    others find it done. The rebuild assigns doc numbers in the order the
+    experiments were first registered.
+    """
+    found = db.execute("SELECT version FROM catalog_parts WHERE part = 'search'").fetchone()
+    if found is not None and found[0] >= INDEX_VERSION:
+        return False
+    db.execute("DROP TABLE IF EXISTS search_index")
+    db.execute("INSERT INTO search_experiment_text (search_experiment_text, rank) VALUES ('rank', ?)", (RANK,))
+    for (experiment_id,) in db.execute("SELECT experiment_id FROM experiments ORDER BY rowid").fetchall():
+        index_experiment(db, experiment_id)
+    db.execute(
+        "INSERT INTO catalog_parts (part, version) VALUES ('search', ?) "
+        "ON CONFLICT (part) DO UPDATE SET version = excluded.version",
+        (INDEX_VERSION,),
+    )
+    return True
+
+
+def index_is_current(db: sqlite3.Connection) -> bool:
+    """Whether `upgrade` has nothing to do: read without the write lock, so a current catalog opens without writing."""
+    try:
+        found = db.execute("SELECT version FROM catalog_parts WHERE part = 'search'").fetchone()
+    except sqlite3.OperationalError:  # a catalog from before catalog_parts
+        return False
+    return found is not None and found[0] >= INDEX_VERSION
