@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlencode
@@ -31,20 +31,33 @@ from starlette.concurrency import run_in_threadpool
 
 from labmesh_dagster.access.audit import AuditEvent, AuditKind
 from labmesh_dagster.access.stores import AccessStores
-from labmesh_dagster.connectors.catalog.base import Catalog, SearchQuery
+from labmesh_dagster.connectors.catalog.base import Catalog, FacetCounts, SearchQuery
 from labmesh_dagster.connectors.store.base import ObjectStore
-from labmesh_dagster.core.access import Viewer, experiment_principals, people_on
+from labmesh_dagster.core.access import Viewer
 from labmesh_dagster.core.errors import InvalidObjectKey
 from labmesh_dagster.core.experiment import ExperimentRecord
 from labmesh_dagster.core.keys import ObjectKey, Zone
 from labmesh_dagster.core.manifest import ManifestEntry
+from labmesh_dagster.portal.facets import active_filters, facet_links
 from labmesh_dagster.portal.sessions import COOKIE, Session, SessionSigner, csrf_matches
 from labmesh_dagster.steps.previews import preview_object
 
 HERE = Path(__file__).resolve().parent
 LOGIN_CSRF = "labmesh_login_csrf"
 DOWNLOAD_CHUNK = 1024 * 1024
-FACET_PARAMS = ("experiment", "sample", "group", "platform", "format", "file_name", "since", "until")
+FACET_PARAMS = (
+    "experiment",
+    "sample",
+    "group",
+    "owner",
+    "platform",
+    "protocol",
+    "format",
+    "zone",
+    "file_name",
+    "since",
+    "until",
+)
 
 
 @dataclass(frozen=True)
@@ -69,21 +82,14 @@ def visible_experiment(catalog: Catalog, viewer: Viewer, experiment_id: str) -> 
     record = catalog.get_experiment(experiment_id)
     if record is None:
         raise NotVisible("experiment")
-    principals = experiment_principals(record.group, record.owner, people_on(record.custom))
-    grants = getattr(catalog, "principals", None)
-    if callable(grants):
-        principals = principals | frozenset(grants(experiment_id))
-    if not viewer.may_see(principals):
+    if not viewer.may_see(catalog.principals(experiment_id)):
         raise NotVisible("experiment")
     return record
 
 
 def _query_from(params: dict[str, str], viewer: Viewer) -> SearchQuery:
     fields: dict[str, Any] = {name: params.get(name) or None for name in FACET_PARAMS}
-    query = SearchQuery(text=params.get("q", ""), **fields)
-    if "viewer" in SearchQuery.__dataclass_fields__:
-        query = replace(query, viewer=viewer)  # type: ignore[call-arg]
-    return query
+    return SearchQuery(text=params.get("q", ""), viewer=viewer, **fields)
 
 
 def create_portal(context: PortalContext) -> APIRouter:
@@ -172,36 +178,39 @@ def create_portal(context: PortalContext) -> APIRouter:
     async def search_page(request: Request) -> HTMLResponse:
         viewer = required_viewer(request, api=False)
         params = dict(request.query_params)
-        results = await run_in_threadpool(_search, params, viewer)
+        results, counts = await run_in_threadpool(_search, params, viewer)
         audit(request, viewer, AuditKind.SEARCH, query=params.get("q") or urlencode(params))
-        return page(request, "search.html", params=params, results=results)
+        return page(
+            request,
+            "search.html",
+            params=params,
+            results=results,
+            facets=facet_links(params, counts),
+            filters=active_filters(params),
+        )
 
     @router.get("/api/search")
     async def search_api(request: Request) -> JSONResponse:
         viewer = required_viewer(request, api=True)
         params = dict(request.query_params)
-        results = await run_in_threadpool(_search, params, viewer)
+        results, counts = await run_in_threadpool(_search, params, viewer)
         audit(request, viewer, AuditKind.SEARCH, query=params.get("q") or urlencode(params))
-        return JSONResponse({"results": results})
+        return JSONResponse({"results": results, "facets": counts})
 
-    def _search(params: dict[str, str], viewer: Viewer) -> list[dict[str, Any]]:
+    def _search(params: dict[str, str], viewer: Viewer) -> tuple[list[dict[str, Any]], FacetCounts]:
+        """The hits and the facet counts, both formed by the catalog under the viewer's access."""
         catalog = context.catalog()
-        hits = catalog.search(_query_from(params, viewer))
-        results = []
-        for hit in hits:
-            try:  # the search already applies access; this keeps a backend that cannot from leaking a name
-                visible_experiment(catalog, viewer, hit.experiment_id)
-            except NotVisible:
-                continue
-            results.append(
-                {
-                    "experiment_id": hit.experiment_id,
-                    "title": hit.title,
-                    "dataset": hit.dataset,
-                    "files": [asdict(file) for file in hit.files],
-                }
-            )
-        return results
+        query = _query_from(params, viewer)
+        results = [
+            {
+                "experiment_id": hit.experiment_id,
+                "title": hit.title,
+                "dataset": hit.dataset,
+                "files": [asdict(file) for file in hit.files],
+            }
+            for hit in catalog.search(query)
+        ]
+        return results, catalog.facet_counts(query)
 
     @router.get("/experiments/{experiment_id}", response_class=HTMLResponse)
     async def experiment_page(request: Request, experiment_id: str) -> HTMLResponse:

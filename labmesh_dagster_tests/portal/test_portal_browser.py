@@ -87,11 +87,15 @@ def test_a_scientist_finds_opens_and_previews_her_groups_data(portal: tuple[str,
 
     page.get_by_label("Search experiments, samples, files").fill("fibrosis")
     page.get_by_role("button", name="Search").click()
-    assert page.get_by_role("link", name="EXP-1").is_visible()
-    assert page.get_by_role("link", name="EXP-2").count() == 0
+    results, filters = page.locator("ol.results"), page.get_by_role("navigation", name="Filters")
+    assert results.get_by_role("link", name="EXP-1").is_visible()
+    assert page.get_by_role("link", name="EXP-2").count() == 0 and "Proteomics" not in filters.inner_text()
     assert serious_violations(page) == []
 
-    page.get_by_role("link", name="EXP-1").click()
+    filters.get_by_role("link", name="Genomics").click()  # a facet narrows the search; the URL keeps it
+    assert "group=Genomics" in page.url and results.get_by_role("link", name="EXP-3").count() == 0
+
+    results.get_by_role("link", name="EXP-1").click()
     assert page.get_by_role("heading", level=1).inner_text().startswith("EXP-1: Liver RNA-seq")
     assert serious_violations(page) == []
 
@@ -106,7 +110,7 @@ def test_another_group_sees_none_of_it(portal: tuple[str, PortalLab], browser: A
 
     page.goto(f"{base}/?q=fibrosis")
     assert page.get_by_role("link", name="EXP-1").count() == 0
-    assert page.get_by_role("link", name="EXP-2").is_visible()
+    assert page.locator("ol.results").get_by_role("link", name="EXP-2").is_visible()
     answer = page.goto(f"{base}/experiments/EXP-1")
     assert answer is not None and answer.status == 404 and "Liver" not in page.content()
 

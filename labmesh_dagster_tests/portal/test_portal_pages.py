@@ -85,6 +85,28 @@ def test_a_user_searches_only_what_their_groups_may_see(lab: PortalLab) -> None:
     assert {hit["experiment_id"] for hit in api} == {"EXP-2"}
 
 
+def test_facet_counts_count_only_what_the_user_may_see(lab: PortalLab) -> None:
+    bob, root = sign_in(lab, "bob"), sign_in(lab, "root")
+
+    facets = bob.get("/api/search", params={"q": "fibrosis"}).json()["facets"]
+    everything = root.get("/api/search", params={"q": "fibrosis"}).json()["facets"]
+
+    assert [value for value, _ in facets["experiment"]] == ["EXP-2"]
+    assert {value for value, _ in facets["group"]} == {"Proteomics"}
+    assert {value for value, _ in everything["experiment"]} == {"EXP-1", "EXP-2", "EXP-3"}
+    page = bob.get("/?q=fibrosis").text
+    assert "Genomics" not in page and "ada" not in page
+
+
+def test_a_facet_link_is_the_same_search_with_the_filter_added(lab: PortalLab) -> None:
+    ada = sign_in(lab, "ada")
+
+    page = ada.get("/?q=fibrosis&group=Genomics").text
+
+    assert experiments_in(page) == {"EXP-1"}
+    assert 'href="/?q=fibrosis"' in page  # the filter in force, with the link that removes it
+
+
 def test_another_groups_experiment_answers_as_one_that_does_not_exist(lab: PortalLab) -> None:
     bob = sign_in(lab, "bob")
 
