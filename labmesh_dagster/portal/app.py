@@ -40,6 +40,7 @@ from labmesh_dagster.core.keys import ObjectKey, Zone
 from labmesh_dagster.core.manifest import ManifestEntry
 from labmesh_dagster.portal.facets import active_filters, facet_links
 from labmesh_dagster.portal.sessions import COOKIE, Session, SessionSigner, csrf_matches
+from labmesh_dagster.steps.landing import list_quarantine
 from labmesh_dagster.steps.previews import preview_object
 
 HERE = Path(__file__).resolve().parent
@@ -211,6 +212,47 @@ def create_portal(context: PortalContext) -> APIRouter:
             for hit in catalog.search(query)
         ]
         return results, catalog.facet_counts(query)
+
+    @router.get("/status", response_class=HTMLResponse)
+    async def status_page(request: Request) -> HTMLResponse:
+        viewer = required_viewer(request, api=False)
+        return page(request, "status.html", **await run_in_threadpool(_status, viewer))
+
+    @router.get("/api/status")
+    async def status_api(request: Request) -> JSONResponse:
+        viewer = required_viewer(request, api=True)
+        return JSONResponse(await run_in_threadpool(_status, viewer))
+
+    def _status(viewer: Viewer) -> dict[str, Any]:
+        """Per-zone file counts of the experiments the viewer may see, and their quarantined files with reasons.
+
+        A quarantined file whose path names no experiment (it landed outside any) is shown to admins only.
+        """
+        catalog = context.catalog()
+        summaries = [s for s in catalog.summaries() if viewer.may_see(catalog.principals(s.experiment_id))]
+        rows = [
+            {"experiment_id": s.experiment_id, "title": s.title, "revision": s.revision, "datasets": s.datasets}
+            for s in summaries
+        ]
+        visible = {s.experiment_id for s in summaries}
+        quarantined = []
+        for item in list_quarantine(context.store()):
+            try:
+                experiment_id: str | None = ObjectKey.parse(item.original_key).experiment_id
+            except (InvalidObjectKey, ValueError):
+                experiment_id = None
+            if viewer.admin or experiment_id in visible:
+                quarantined.append(
+                    {
+                        "experiment_id": experiment_id,
+                        "file": item.original_key,
+                        "reason": item.reason,
+                        "bytes": item.size,
+                        "when": item.quarantined_at,
+                    }
+                )
+        totals = {zone: sum(s.datasets.get(zone, 0) for s in summaries) for zone in ("raw", "processed", "final")}
+        return {"experiments": rows, "totals": totals, "quarantined": quarantined}
 
     @router.get("/experiments/{experiment_id}", response_class=HTMLResponse)
     async def experiment_page(request: Request, experiment_id: str) -> HTMLResponse:

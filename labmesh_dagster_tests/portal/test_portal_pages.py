@@ -13,6 +13,7 @@ name reaches the page unescaped; the session cookie is HttpOnly and SameSite.
 from __future__ import annotations
 
 import gzip
+import json
 import re
 from pathlib import Path
 
@@ -20,6 +21,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from labmesh_dagster.access.audit import AuditFilter
+from labmesh_dagster.core.keys import ObjectKey, Zone
+from labmesh_dagster.steps.landing import QUARANTINE_PREFIX, note_key
 from labmesh_dagster_tests.portal.lab import FASTQ, PASSWORD, SCRIPT, PortalLab, build_lab
 
 
@@ -167,6 +170,24 @@ def test_titles_and_file_names_are_never_markup(lab: PortalLab) -> None:
 
     for page in (ada.get("/?q=fibrosis").text, ada.get("/experiments/EXP-1").text):
         assert SCRIPT not in page and "&lt;script&gt;" in page
+
+
+def test_the_status_page_counts_and_quarantines_only_what_the_user_may_see(lab: PortalLab) -> None:
+    quarantined = ObjectKey(Zone.LANDING, f"{QUARANTINE_PREFIX}/EXP-1/bad.fastq.gz")
+    lab.store.put(quarantined, b"not gzip")
+    lab.store.put(
+        note_key(quarantined),
+        json.dumps({"original_key": "landing/EXP-1/bad.fastq.gz", "reason": "truncated gzip"}).encode(),
+    )
+    ada, bob = sign_in(lab, "ada"), sign_in(lab, "bob")
+
+    mine, theirs = ada.get("/api/status").json(), bob.get("/api/status").json()
+
+    assert [row["experiment_id"] for row in mine["experiments"]] == ["EXP-1", "EXP-3"]
+    assert mine["totals"] == {"raw": 3, "processed": 0, "final": 0}
+    assert [item["reason"] for item in mine["quarantined"]] == ["truncated gzip"]
+    assert [row["experiment_id"] for row in theirs["experiments"]] == ["EXP-2"] and theirs["quarantined"] == []
+    assert "truncated gzip" in ada.get("/status").text and "bad.fastq.gz" not in bob.get("/status").text
 
 
 def test_sign_out_needs_the_pages_token(lab: PortalLab) -> None:
