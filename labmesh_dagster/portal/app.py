@@ -16,6 +16,7 @@ pages show.
 
 from __future__ import annotations
 
+import json
 import secrets
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
@@ -34,10 +35,11 @@ from labmesh_dagster.access.stores import AccessStores
 from labmesh_dagster.connectors.catalog.base import Catalog, FacetCounts, SearchQuery
 from labmesh_dagster.connectors.store.base import ObjectStore
 from labmesh_dagster.core.access import Viewer
-from labmesh_dagster.core.errors import InvalidObjectKey
+from labmesh_dagster.core.errors import InvalidObjectKey, ObjectNotFound
 from labmesh_dagster.core.experiment import ExperimentRecord
 from labmesh_dagster.core.keys import ObjectKey, Zone
 from labmesh_dagster.core.manifest import ManifestEntry
+from labmesh_dagster.portal.charts import bar_chart, line_chart
 from labmesh_dagster.portal.facets import active_filters, facet_links
 from labmesh_dagster.portal.sessions import COOKIE, Session, SessionSigner, csrf_matches
 from labmesh_dagster.steps.landing import list_quarantine
@@ -286,6 +288,71 @@ def create_portal(context: PortalContext) -> APIRouter:
                 }
             )
         return {"record": record.to_dict(), "datasets": datasets}
+
+    @router.get("/experiments/{experiment_id}/qc", response_class=HTMLResponse)
+    async def qc_page(request: Request, experiment_id: str) -> HTMLResponse:
+        viewer = required_viewer(request, api=False)
+        shown = await run_in_threadpool(_qc, viewer, experiment_id)
+        audit(request, viewer, AuditKind.VIEW, experiment_id=experiment_id, detail="qc")
+        files = shown["files"]
+        charts = {
+            "reads": bar_chart(
+                "Reads per file", [(row["name"], row["reads"] or 0) for row in files], x_label="file", y_label="reads"
+            ),
+            "quality": line_chart(
+                "Mean quality by position",
+                [(row["name"], row["per_position_mean_quality"]) for row in files],
+                x_label="position in the read",
+                y_label="mean Phred quality",
+                y_max=42,
+            ),
+            "q30": bar_chart(
+                "Bases at Q30 or better (%)",
+                [(row["name"], row["q30_percent"] or 0) for row in files],
+                x_label="file",
+                y_label="% bases ≥ Q30",
+            ),
+        }
+        return page(request, "qc.html", charts=charts, **shown)
+
+    @router.get("/api/experiments/{experiment_id}/qc")
+    async def qc_api(request: Request, experiment_id: str) -> JSONResponse:
+        viewer = required_viewer(request, api=True)
+        shown = await run_in_threadpool(_qc, viewer, experiment_id)
+        audit(request, viewer, AuditKind.VIEW, experiment_id=experiment_id, detail="qc")
+        return JSONResponse(shown)
+
+    def _qc(viewer: Viewer, experiment_id: str) -> dict[str, Any]:
+        """The processed dataset's QC documents, one row per FASTQ file, as the QC pipeline wrote them."""
+        catalog = context.catalog()
+        record = visible_experiment(catalog, viewer, experiment_id)
+        dataset = catalog.get_dataset(experiment_id, Zone.PROCESSED)
+        store = context.store()
+        files = []
+        for entry in dataset.files if dataset else ():
+            key = ObjectKey.parse(entry.key)
+            if not key.relative_path.startswith("qc/") or not key.name.endswith(".qc.json"):
+                continue
+            try:
+                document = json.loads(store.read_bytes(key))
+            except (ObjectNotFound, ValueError):
+                continue
+            stats = document.get("stats") or {}
+            source = str(document.get("input") or "")
+            files.append(
+                {
+                    "name": source.rsplit("/", 1)[-1] or key.name,
+                    "input": source,
+                    "status": document.get("status"),
+                    "reads": stats.get("reads"),
+                    "mean_quality": stats.get("mean_quality"),
+                    "q30_percent": stats.get("q30_percent"),
+                    "per_position_mean_quality": [
+                        float(value) for value in document.get("per_position_mean_quality") or [] if value is not None
+                    ],
+                }
+            )
+        return {"record": record.to_dict(), "files": files}
 
     @router.get("/files/{key:path}", response_class=HTMLResponse)
     async def file_page(request: Request, key: str) -> HTMLResponse:

@@ -112,3 +112,27 @@ def build_lab(home: Path) -> PortalLab:
     )
     mount_portal(app, context)
     return PortalLab(app, catalog, store, access)
+
+
+def add_qc(lab: PortalLab) -> None:
+    """Run the real FASTQ QC pipeline on EXP-1's raw FASTQ and publish its outputs as EXP-1's processed dataset."""
+    from labmesh_dagster.pipelines.fastq_qc import run_qc
+
+    raw = lab.catalog.get_dataset("EXP-1", Zone.RAW)
+    assert raw is not None
+    inputs = [{"key": entry.key, "sha256": entry.sha256} for entry in raw.files if entry.format.startswith("fastq")]
+    entries = []
+    for output in run_qc(lab.store, "EXP-1", inputs):
+        key = ObjectKey.parse(output["key"])
+        data = lab.store.read_bytes(key)
+        entries.append(
+            ManifestEntry(
+                key=str(key),
+                size=len(data),
+                sha256=hashlib.sha256(data).hexdigest(),
+                format="json",
+                created="2024-03-03T10:00:00+00:00",
+                derived_from=tuple(output["derived_from"]),
+            )
+        )
+    lab.catalog.upsert_dataset(Manifest.build("EXP-1", "processed", entries), "processed/EXP-1")

@@ -23,7 +23,7 @@ from fastapi.testclient import TestClient
 from labmesh_dagster.access.audit import AuditFilter
 from labmesh_dagster.core.keys import ObjectKey, Zone
 from labmesh_dagster.steps.landing import QUARANTINE_PREFIX, note_key
-from labmesh_dagster_tests.portal.lab import FASTQ, PASSWORD, SCRIPT, PortalLab, build_lab
+from labmesh_dagster_tests.portal.lab import FASTQ, PASSWORD, SCRIPT, PortalLab, add_qc, build_lab
 
 
 @pytest.fixture
@@ -188,6 +188,19 @@ def test_the_status_page_counts_and_quarantines_only_what_the_user_may_see(lab: 
     assert [item["reason"] for item in mine["quarantined"]] == ["truncated gzip"]
     assert [row["experiment_id"] for row in theirs["experiments"]] == ["EXP-2"] and theirs["quarantined"] == []
     assert "truncated gzip" in ada.get("/status").text and "bad.fastq.gz" not in bob.get("/status").text
+
+
+def test_the_qc_page_plots_what_the_qc_pipeline_measured(lab: PortalLab) -> None:
+    add_qc(lab)
+    ada, bob = sign_in(lab, "ada"), sign_in(lab, "bob")
+
+    qc = ada.get("/api/experiments/EXP-1/qc").json()["files"]
+    page = ada.get("/experiments/EXP-1/qc").text
+
+    assert [(row["name"], row["reads"], row["status"]) for row in qc] == [("LIV-01_R1.fastq.gz", 20, "ok")]
+    assert len(qc[0]["per_position_mean_quality"]) == 10
+    assert page.count("<svg") == 3 and "Mean quality by position" in page and "<polyline" in page
+    assert bob.get("/experiments/EXP-1/qc").status_code == 404
 
 
 def test_sign_out_needs_the_pages_token(lab: PortalLab) -> None:
