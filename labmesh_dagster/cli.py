@@ -187,7 +187,7 @@ def command_dev(ports: Ports, args: argparse.Namespace) -> int:
             "--port",
             str(args.portal_port),
         ]
-        start_detached(portal, env)
+        start_detached(portal, {**env, "LABMESH_DAGSTER_URL": f"http://{args.host}:{args.port}"})
         print(f"labmesh: the portal: http://{args.host}:{args.portal_port}/", file=sys.stderr)
         if seed:
             name, password = demo.add_demo_user(settings)

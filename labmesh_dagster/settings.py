@@ -483,6 +483,8 @@ class Settings:
     benchling: BenchlingSettings | None
     aws: AwsSettings | None
     access: AccessSettings
+    dagster_url: str = "http://127.0.0.1:3000"
+    """Where people open Dagster's UI: the portal links each experiment's partitions and runs there."""
 
     @property
     def datazone(self) -> DataZoneSettings | None:
@@ -542,4 +544,5 @@ class Settings:
             benchling=BenchlingSettings.from_env(env, environment=environ is None) if eln == "benchling" else None,
             aws=AwsSettings.from_env(env) if profile == "aws" else None,
             access=AccessSettings.from_env(env, home, environment=environ is None),
+            dagster_url=(env.get("LABMESH_DAGSTER_URL") or "http://127.0.0.1:3000").rstrip("/"),
         )

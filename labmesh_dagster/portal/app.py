@@ -72,6 +72,7 @@ class PortalContext:
     access: AccessStores
     signer: SessionSigner
     secure_cookies: bool = True
+    dagster_url: str = "http://127.0.0.1:3000"
 
 
 class NotVisible(HTTPException):
@@ -268,7 +269,14 @@ def create_portal(context: PortalContext) -> APIRouter:
         viewer = required_viewer(request, api=True)
         shown = await run_in_threadpool(_experiment, viewer, experiment_id)
         audit(request, viewer, AuditKind.VIEW, experiment_id=experiment_id)
-        return JSONResponse({"experiment": shown["record"], "datasets": shown["datasets"]})
+        return JSONResponse(
+            {
+                "experiment": shown["record"],
+                "datasets": shown["datasets"],
+                "quarantined": shown["quarantined"],
+                "dagster": shown["dagster"],
+            }
+        )
 
     def _experiment(viewer: Viewer, experiment_id: str) -> dict[str, Any]:
         catalog = context.catalog()
@@ -281,13 +289,23 @@ def create_portal(context: PortalContext) -> APIRouter:
             datasets.append(
                 {
                     "zone": zone.value,
+                    "dagster_run": f"{context.dagster_url}/runs/{dataset.run_id}" if dataset.run_id else None,
                     "revision": dataset.revision,
                     "manifest_digest": dataset.manifest_digest,
                     "files": [_file_row(entry) for entry in dataset.files],
                     "bytes": sum(entry.size for entry in dataset.files),
                 }
             )
-        return {"record": record.to_dict(), "datasets": datasets}
+        quarantined = [
+            {"file": item.original_key, "reason": item.reason, "bytes": item.size, "when": item.quarantined_at}
+            for item in list_quarantine(context.store())
+            if item.original_key.startswith(f"{Zone.LANDING.value}/{experiment_id}/")
+        ]
+        partitions = {
+            asset: f"{context.dagster_url}/assets/{asset}?{urlencode({'partition': experiment_id})}"
+            for asset in ("experiment", "raw_dataset", "processed_dataset", "final_dataset")
+        }
+        return {"record": record.to_dict(), "datasets": datasets, "quarantined": quarantined, "dagster": partitions}
 
     @router.get("/experiments/{experiment_id}/qc", response_class=HTMLResponse)
     async def qc_page(request: Request, experiment_id: str) -> HTMLResponse:

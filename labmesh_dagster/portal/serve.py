@@ -46,6 +46,7 @@ def api_app(ports: Ports, *, host: str) -> FastAPI:
         access=AccessStores.open(settings.access),
         signer=SessionSigner(settings.access.portal_secret or secrets.token_urlsafe(32)),
         secure_cookies=not is_loopback(host),
+        dagster_url=settings.dagster_url,
     )
     mount_portal(app, context)
     return app

@@ -127,6 +127,8 @@ def test_an_experiment_page_lists_its_datasets_files(lab: PortalLab) -> None:
     page = sign_in(lab, "ada").get("/experiments/EXP-1").text
 
     assert "LIV-01_R1.fastq.gz" in page and "verified against landing" in page and "MiSeq" in page
+    # Deep links to the experiment's partitions in Dagster.
+    assert 'href="http://127.0.0.1:3000/assets/raw_dataset?partition=EXP-1"' in page
 
 
 def test_a_fastq_file_page_shows_its_first_reads_and_downloads_whole(lab: PortalLab) -> None:
@@ -188,6 +190,7 @@ def test_the_status_page_counts_and_quarantines_only_what_the_user_may_see(lab: 
     assert [item["reason"] for item in mine["quarantined"]] == ["truncated gzip"]
     assert [row["experiment_id"] for row in theirs["experiments"]] == ["EXP-2"] and theirs["quarantined"] == []
     assert "truncated gzip" in ada.get("/status").text and "bad.fastq.gz" not in bob.get("/status").text
+    assert [item["reason"] for item in ada.get("/api/experiments/EXP-1").json()["quarantined"]] == ["truncated gzip"]
 
 
 def test_the_qc_page_plots_what_the_qc_pipeline_measured(lab: PortalLab) -> None:
