@@ -198,7 +198,7 @@ class LineageView:
             "key": key,
             "zone": zone,
             "experiment_id": experiment_id,
-            "parent": parent,
+            "dataset": parent,
             "href": f"/files/{key}" if zone in _PAGE_ZONES else None,
         }
         if item is not None:

@@ -51,9 +51,11 @@
       if (cy.getElementById(edge.id).empty()) links.push({ group: "edges", data: edge });
     });
     answer.nodes.forEach(function (node) {
-      var id = node.parent + ">" + node.id;
-      if (node.parent && cy.getElementById(id).empty() && !cy.getElementById(node.parent).empty()) {
-        links.push({ group: "edges", data: { id: id, source: node.parent, target: node.id, kind: "member" } });
+      // A file hangs off its dataset by a dashed edge rather than inside it: dagre cannot lay out edges
+      // that end on a compound node, and runs connect to datasets.
+      var id = node.dataset + ">" + node.id;
+      if (node.dataset && cy.getElementById(id).empty() && !cy.getElementById(node.dataset).empty()) {
+        links.push({ group: "edges", data: { id: id, source: node.dataset, target: node.id, kind: "member" } });
       }
     });
     cy.add(links);
@@ -69,6 +71,7 @@
     var data = node.data();
     if (data.restricted) return "restricted";
     var text = data.kind + " " + data.label;
+    if (data.kind === "file" && data.zone) text = "file in " + data.zone + ": " + data.label;
     if (data.kind === "dataset" && data.file_count !== null) text += " (" + data.file_count + " files)";
     return text;
   }
