@@ -49,6 +49,10 @@ def api_app(ports: Ports, *, host: str) -> FastAPI:
         dagster_url=settings.dagster_url,
     )
     mount_portal(app, context)
+    from labmesh_dagster.portal.lineage import create_lineage_router
+
+    secret = settings.access.portal_secret
+    app.include_router(create_lineage_router(context, ports.lineage_log, secret=secret.encode() if secret else None))
     return app
 
 
