@@ -18,9 +18,8 @@ from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass
-from pathlib import Path
+from collections.abc import Iterator
+from dataclasses import asdict
 from typing import Any
 from urllib.parse import parse_qs, urlencode
 
@@ -30,22 +29,21 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from starlette.concurrency import run_in_threadpool
 
-from labmesh_dagster.access.audit import AuditEvent, AuditKind
-from labmesh_dagster.access.stores import AccessStores
-from labmesh_dagster.connectors.catalog.base import Catalog, FacetCounts, SearchQuery
-from labmesh_dagster.connectors.store.base import ObjectStore
+from labmesh_dagster.access.audit import AuditKind
+from labmesh_dagster.connectors.catalog.base import FacetCounts, SearchQuery
 from labmesh_dagster.core.access import Viewer
 from labmesh_dagster.core.errors import InvalidObjectKey, ObjectNotFound
 from labmesh_dagster.core.experiment import ExperimentRecord
 from labmesh_dagster.core.keys import ObjectKey, Zone
 from labmesh_dagster.core.manifest import ManifestEntry
 from labmesh_dagster.portal.charts import bar_chart, line_chart
+from labmesh_dagster.portal.context import HERE, NotVisible, PortalContext, visible_experiment
 from labmesh_dagster.portal.facets import active_filters, facet_links
-from labmesh_dagster.portal.sessions import COOKIE, Session, SessionSigner, csrf_matches
+from labmesh_dagster.portal.sessions import COOKIE, Session, csrf_matches
+from labmesh_dagster.portal.viewing import Viewing
 from labmesh_dagster.steps.landing import list_quarantine
 from labmesh_dagster.steps.previews import preview_object
 
-HERE = Path(__file__).resolve().parent
 LOGIN_CSRF = "labmesh_login_csrf"
 DOWNLOAD_CHUNK = 1024 * 1024
 FACET_PARAMS = (
@@ -63,70 +61,24 @@ FACET_PARAMS = (
 )
 
 
-@dataclass(frozen=True)
-class PortalContext:
-    """What the portal reads: the catalog, the store, the access stores; and how its cookies are signed."""
-
-    catalog: Callable[[], Catalog]
-    store: Callable[[], ObjectStore]
-    access: AccessStores
-    signer: SessionSigner
-    secure_cookies: bool = True
-    dagster_url: str = "http://127.0.0.1:3000"
-
-
-class NotVisible(HTTPException):
-    """404 for an experiment that does not exist or that the viewer may not see: the two answer alike."""
-
-    def __init__(self, what: str) -> None:
-        super().__init__(404, f"no {what} here, or not one you may see")
-
-
-def visible_experiment(catalog: Catalog, viewer: Viewer, experiment_id: str) -> ExperimentRecord:
-    record = catalog.get_experiment(experiment_id)
-    if record is None:
-        raise NotVisible("experiment")
-    if not viewer.may_see(catalog.principals(experiment_id)):
-        raise NotVisible("experiment")
-    return record
-
-
 def _query_from(params: dict[str, str], viewer: Viewer) -> SearchQuery:
     fields: dict[str, Any] = {name: params.get(name) or None for name in FACET_PARAMS}
     return SearchQuery(text=params.get("q", ""), viewer=viewer, **fields)
 
 
 def create_portal(context: PortalContext) -> APIRouter:
-    """The portal's routes; `mount_portal` adds them and the static files to an app."""
-    templates = Jinja2Templates(directory=str(HERE / "templates"))
+    """The portal's routes; `mount_portal` adds them and the static files to an app.
+
+    `PortalContext`, `NotVisible` and `visible_experiment` live in `portal.context`, and are importable from here.
+    """
     router = APIRouter()
-
-    def session_of(request: Request) -> Session | None:
-        return context.signer.loads(request.cookies.get(COOKIE))
-
-    def viewer_of(request: Request) -> Viewer | None:
-        header = request.headers.get("authorization", "")
-        if header.lower().startswith("bearer "):
-            return context.access.viewer_for_token(header[7:].strip())
-        session = session_of(request)
-        return session.viewer if session else None
-
-    def required_viewer(request: Request, *, api: bool) -> Viewer:
-        viewer = viewer_of(request)
-        if viewer is None:
-            if api:
-                raise HTTPException(401, "sign in, or send an API token as Authorization: Bearer <token>")
-            raise HTTPException(303, headers={"Location": f"/login?{urlencode({'next': str(request.url.path)})}"})
-        return viewer
-
-    def audit(request: Request, viewer: Viewer, kind: AuditKind, **what: Any) -> None:
-        address = request.client.host if request.client else None
-        context.access.audit.record(AuditEvent(kind, viewer.name, address=address, **what))
-
-    def page(request: Request, name: str, **values: Any) -> HTMLResponse:
-        session = session_of(request)
-        values |= {"viewer": session.viewer if session else None, "csrf": session.csrf if session else ""}
-        return templates.TemplateResponse(request, name, values)
+    viewing = Viewing(context)
+    session_of, required_viewer, audit, page = (
+        viewing.session_of,
+        viewing.required_viewer,
+        viewing.audit,
+        viewing.page,
+    )
 
     def login_page(request: Request, next: str, message: str, status: int = 200) -> HTMLResponse:
         # The one form posted before a session exists: its CSRF token sits in a cookie of its own.

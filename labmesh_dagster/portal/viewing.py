@@ -1,9 +1,8 @@
 """Who is asking and what they saw, for route modules beside `portal.app`.
 
-`create_portal` keeps these as closures over its context; a page that lives in
-its own module (lineage) needs the same rules without reaching into them: a
-session cookie or a Bearer token names the viewer, a page without one sends
-the browser to sign in while the API answers 401, and every view is audited.
+Every route module (`portal.app`, `portal.lineage`) takes the same rules from
+here: a session cookie or a Bearer token names the viewer, a page without one
+sends the browser to sign in while the API answers 401, and every view is audited.
 """
 
 from __future__ import annotations
@@ -17,7 +16,7 @@ from fastapi.templating import Jinja2Templates
 
 from labmesh_dagster.access.audit import AuditEvent, AuditKind
 from labmesh_dagster.core.access import Viewer
-from labmesh_dagster.portal.app import HERE, PortalContext
+from labmesh_dagster.portal.context import HERE, PortalContext
 from labmesh_dagster.portal.sessions import COOKIE, Session
 
 
