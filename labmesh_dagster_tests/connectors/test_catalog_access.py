@@ -230,7 +230,7 @@ def test_facet_counts_count_the_viewers_hits(catalog: SqliteCatalog) -> None:
     counts = catalog.facet_counts(SearchQuery(viewer=HEPATOLOGY))
 
     assert set(counts) == set(FACETS)
-    assert counts["experiment"] == [("EXP-1", 2), ("EXP-4", 1)]
+    assert counts["experiment"] == [("EXP-4", 1), ("EXP-1", 2)]  # as the results come: newest first
     assert counts["group"] == [("Hepatology", 3)]
     assert counts["owner"] == [("Ada Lovelace", 3)]
     assert counts["platform"] == [("MiSeq", 2), ("NovaSeq 6000", 1)]
@@ -243,7 +243,7 @@ def test_facet_counts_count_the_viewers_hits(catalog: SqliteCatalog) -> None:
 
 @pytest.mark.parametrize("shape", SHAPES, ids=[repr(shape) for shape in SHAPES])
 @pytest.mark.parametrize("viewer", [None, HEPATOLOGY, BUSY], ids=["admin", "few groups", "many groups"])
-def test_each_count_is_the_number_of_hits_its_value_would_give(
+def test_each_count_is_the_number_of_hits_that_carry_its_value(
     catalog: SqliteCatalog, viewer: Viewer | None, shape: dict[str, Any]
 ) -> None:
     query = SearchQuery(**shape, viewer=viewer, limit=1000)
@@ -268,8 +268,22 @@ def test_each_count_is_the_number_of_hits_its_value_would_give(
             add(facet, value)
         for fmt in {file.format for file in hit.files}:
             add("format", fmt)
+        # A file of no sample, and an experiment without datasets, hold the experiment's samples.
+        held = {name for file in hit.files for name in file.sample_ids or record.sample_ids}
+        for name in held if hit.dataset else record.sample_ids:
+            add("sample", name)
 
     counts = catalog.facet_counts(query, top=1000)
 
-    for facet in ("experiment", "group", "owner", "platform", "protocol", "zone", "format"):
+    for facet in ("experiment", "group", "owner", "platform", "protocol", "zone", "format", "sample"):
         assert dict(counts[facet]) == expected[facet], facet
+
+
+def test_dates_count_the_month_of_what_matched(catalog: SqliteCatalog) -> None:
+    recent_tables = catalog.facet_counts(SearchQuery(format="csv", since="2024-04-01", viewer=HEPATOLOGY))
+    registered_early = catalog.facet_counts(SearchQuery(until="2024-03-02"))
+
+    assert recent_tables["month"] == [("2024-04", 1)] and recent_tables["zone"] == [("raw", 1)]
+    # No file is that old: the experiments themselves are the hits, by the dates of their records.
+    assert registered_early["month"] == [("2024-03", 2)] and registered_early["zone"] == []
+    assert registered_early["experiment"] == [("EXP-2", 1), ("EXP-1", 1)]

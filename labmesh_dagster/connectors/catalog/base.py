@@ -165,9 +165,11 @@ class Catalog(ABC):
         """For each of `FACETS`, how many of the query's hits (without its limit) carry each value.
 
         Counted under the query's viewer, like `search`, so a count never tells of
-        a hidden experiment. Each facet lists its ``top`` values, most hits first;
-        ``month`` lists every month, in order. A hit counts once under each value
-        its matching files (or its experiment) carry.
+        a hidden experiment. A hit counts once under each value its matching files
+        (or its experiment) carry. ``experiment`` and ``sample``, whose values are
+        nearly one per hit, list those of the first hits, in the order `search`
+        returns them (at most ``top``); ``month`` lists every month, in order; the
+        others list their ``top`` values, most hits first.
         """
 
     @abstractmethod

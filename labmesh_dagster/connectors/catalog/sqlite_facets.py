@@ -1,12 +1,20 @@
 """Facet counts for the local catalog: how many hits of a query carry each value, under the viewer's access.
 
 The counts are the search's own matches without its limit (`sqlite_search`),
-so a count never tells of an experiment the viewer may not see. Most of a
-query's experiments match whole (no file facet, sample or date narrows their
-rows, and their own text holds the words): for those, each experiment's share
-of every count was summed when it was indexed (``search_doc_facets``), and one
-SQL aggregate adds the shares up. Only experiments that match in part (some
-files only) have their rows read and counted here.
+so a count never tells of an experiment the viewer may not see, and they cost
+what the matches cost, read as narrowly as the search reads them:
+
+- Facets with few values (`sqlite_index.COUNTED`: group, owner, platform...).
+  Each experiment's share of them, when it matches whole, was summed when it
+  was indexed (``search_doc_facets``), and so was each home group's
+  (``search_home_facets``). A query with neither words nor filters, the
+  portal's first page, adds up the viewer's groups' sums plus the few
+  experiments they see otherwise (as owner, on its people, by a grant): its
+  cost follows the number of groups, not of experiments. A query whose
+  experiments match whole adds up their shares in one SQL aggregate; only
+  experiments that match in part (some files only) have their rows read.
+- Experiment and sample, with a value per hit or nearly: the values of the
+  first hits, in result order, each with its count over every hit.
 """
 
 from __future__ import annotations
@@ -14,117 +22,274 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections import Counter
+from collections.abc import Iterable, Iterator
+from itertools import islice
 
 from labmesh_dagster.connectors.catalog.base import FACETS, FacetCounts, SearchQuery
+from labmesh_dagster.connectors.catalog.sqlite_index import POSITION_BITS, SEPARATOR, sample_key
 from labmesh_dagster.connectors.catalog.sqlite_search import (
     SHARED_COLUMNS,
+    SHARED_WEIGHTS,
     Candidate,
     Plan,
     Row,
+    candidates,
+    checked,
     expand,
     matches,
     units,
 )
+from labmesh_dagster.core.access import GROUP
+
+Shares = Counter[tuple[str, str]]
+EXPERIMENT_COLUMNS = (("group", "group_name"), ("owner", "owner"), ("platform", "platform"), ("protocol", "protocol"))
 
 
 def facet_counts(db: sqlite3.Connection, query: SearchQuery, top: int) -> FacetCounts:
     plan = Plan.of(query)
-    counts: Counter[tuple[str, str]] = Counter()
-    if plan.filters_rows:
-        for doc, rows in matches(db, plan, want=None):
-            counts.update(_shares(db, doc, rows))
-    elif plan.terms:
-        whole, partial = _text_docs(db, plan)
-        counts.update(_summed(db, "SELECT value FROM json_each(?)", [json.dumps(whole)]))
+    first: list[tuple[int, list[Row]]] | None = None
+    if plan.terms and not plan.filters_rows:
+        ranked = _ranked_text(db, plan)
+        whole = [candidate.doc for candidate in ranked if not candidate.own_terms]
+        counted = _summed(db, "SELECT value FROM json_each(?)", [json.dumps(whole)])
+        partial = [candidate for candidate in ranked if candidate.own_terms]
         for doc, rows in expand(db, plan, partial):
-            counts.update(_shares(db, doc, rows))
+            counted.update(_shares(db, doc, rows))
+        first = _first_of(db, plan, iter(ranked), top)
+    elif plan.filters_rows:
+        rows_sql = _matching_rows_sql(plan)
+        if rows_sql is None:
+            counted = Counter()
+            for doc, rows in matches(db, plan, want=None):
+                counted.update(_shares(db, doc, rows))
+        else:
+            counted = _counted_rows(db, plan, *rows_sql)
+    elif plan.query.experiment or plan.facet_clauses:
+        counted = _summed(db, *_docs_without_words(plan))
     else:
-        source, params = _docs_without_words(plan)
-        counts.update(_summed(db, source, params))
-    return _ordered(counts, top)
+        counted = _everything(db, plan)
+    result: FacetCounts = {facet: [] for facet in FACETS}
+    for (facet, value), hits in counted.items():
+        if hits > 0:
+            result[facet].append((value, hits))
+    for facet, values in result.items():
+        values.sort(key=lambda item: item if facet == "month" else (-item[1], item[0]))
+        if facet != "month":
+            del values[top:]
+    if first is None:
+        first = _first_of(db, plan, candidates(db, plan, want=top), top)
+    named = _names(db, [doc for doc, _ in first])
+    result["experiment"] = [(named[doc], len(units(rows))) for doc, rows in first]
+    result["sample"] = _samples(db, plan, dict(first), top)
+    return result
+
+
+def _ranked_text(db: sqlite3.Connection, plan: Plan) -> list[Candidate]:
+    """Every experiment holding the words, best first, each with the words its files must hold themselves."""
+    access, params = plan.access_join("rowid")
+    sql = (
+        f"SELECT rowid, bm25(search_experiment_text, {SHARED_WEIGHTS}) FROM search_experiment_text "
+        f"WHERE search_experiment_text MATCH ?{access} ORDER BY rank, rowid DESC"
+    )
+    found = db.execute(sql, [plan.text_expression(), *params]).fetchall()
+    if len(plan.terms) == 1 and not (plan.query.group or plan.query.platform):
+        # One word: a score on the shared columns says whether the experiment's own text holds it.
+        return [Candidate(doc, () if score < 0 else plan.terms) for doc, score in found]
+    sql = f"SELECT rowid FROM search_experiment_text WHERE search_experiment_text MATCH ?{access}"
+    shared = " AND ".join([*(f"{SHARED_COLUMNS} : {term}" for term in plan.terms), *plan.experiment_clauses])
+    whole = {row[0] for row in db.execute(sql, [shared, *params])}
+    return [
+        Candidate(doc, () if doc in whole else tuple(t for t in plan.terms if not _in_shared_text(db, doc, t)))
+        for doc, _ in found
+    ]
+
+
+def _first_of(db: sqlite3.Connection, plan: Plan, found: Iterator[Candidate], top: int) -> list[tuple[int, list[Row]]]:
+    """The first ``top`` matching experiments of ``found`` (in result order) with their matching rows."""
+    first: list[tuple[int, list[Row]]] = []
+    while len(first) < top and (chunk := list(islice(found, top - len(first)))):
+        first += expand(db, plan, chunk)
+    return first
+
+
+def _names(db: sqlite3.Connection, docs: list[int]) -> dict[int, str]:
+    sql = "SELECT s.doc, s.experiment_id FROM json_each(?) AS d JOIN search_docs AS s ON s.doc = d.value"
+    return dict(db.execute(sql, (json.dumps(docs),)).fetchall())
+
+
+def _everything(db: sqlite3.Connection, plan: Plan) -> Shares:
+    """Counts over every experiment the viewer may see: their home groups' sums, plus the others they see."""
+    sql = (
+        "SELECT v.facet, v.value, s.hits FROM (SELECT value AS id, sum(hits) AS hits FROM search_home_facets "
+        "WHERE {} GROUP BY value) AS s JOIN search_facet_values AS v ON v.id = s.id"
+    )
+    if plan.principals is None:
+        return _rows_of(db.execute(sql.format("1")))
+    principals = list(plan.principals)
+    homes = [principal for principal in principals if principal.startswith(GROUP)]
+    counted = _rows_of(db.execute(sql.format(f"home IN ({_marks(homes)})"), homes))
+    marks = _marks(principals)
+    others = (
+        "SELECT DISTINCT a.doc FROM search_access AS a JOIN search_docs AS d ON d.doc = a.doc "
+        f"WHERE a.principal IN ({marks}) AND a.home = 0 AND d.home NOT IN ({marks})"
+    )
+    counted.update(_summed(db, others, [*principals, *principals]))
+    return counted
 
 
 def _docs_without_words(plan: Plan) -> tuple[str, list[object]]:
-    """An SQL query for the experiments that match whole a query without words or row filters."""
+    """An SQL query (of ``doc``) for the experiments a query without words lets through, before row filters."""
     if plan.query.experiment:
         access, params = plan.access_check("d.doc")
-        facets = plan.facet_clauses
-        sql = f"SELECT d.doc FROM search_docs AS d WHERE d.experiment_id = ?{access}"
+        sql = f"SELECT d.doc AS doc FROM search_docs AS d WHERE d.experiment_id = ?{access}"
         arguments: list[object] = [plan.query.experiment, *params]
-        if facets:
-            sql += (
-                " AND d.doc IN (SELECT rowid FROM search_experiment_text WHERE search_experiment_text MATCH ?"
-                " AND rowid = d.doc)"
-            )
-            arguments.append(" AND ".join(facets))
+        if plan.facet_clauses:
+            sql += " AND d.doc IN (SELECT rowid FROM search_experiment_text WHERE search_experiment_text MATCH ?)"
+            arguments.append(" AND ".join(plan.facet_clauses))
         return sql, arguments
-    if plan.facet_clauses:
-        access, params = plan.access_check("rowid") if plan.access_clause is None else ("", [])
-        clauses = " AND ".join(plan.experiment_clauses)
-        sql = f"SELECT rowid FROM search_experiment_text WHERE search_experiment_text MATCH ?{access}"
-        return sql, [clauses, *params]
-    if plan.principals is not None:
-        # Only the viewer's principals: their index rows list exactly the experiments they may see.
-        marks = ", ".join("?" * len(plan.principals))
-        return f"SELECT doc FROM search_access WHERE principal IN ({marks})", list(plan.principals)
-    return "SELECT doc FROM search_docs", []
+    if plan.experiment_clauses:
+        access, params = plan.access_join("rowid")
+        sql = f"SELECT rowid AS doc FROM search_experiment_text WHERE search_experiment_text MATCH ?{access}"
+        return sql, [" AND ".join(plan.experiment_clauses), *params]
+    access, params = plan.access_check("d.doc")
+    return f"SELECT d.doc AS doc FROM search_docs AS d WHERE 1{access}", list(params)
 
 
-def _text_docs(db: sqlite3.Connection, plan: Plan) -> tuple[list[int], list[Candidate]]:
-    """Experiments holding every word: those whose own text holds them all, and the others with their missing words."""
-    access, params = plan.access_join("rowid")
-    sql = f"SELECT rowid FROM search_experiment_text WHERE search_experiment_text MATCH ?{access}"
-    every = [row[0] for row in db.execute(sql, [plan.text_expression(), *params])]
-    shared = " AND ".join([*(f"{SHARED_COLUMNS} : {term}" for term in plan.terms), *plan.experiment_clauses])
-    whole = {row[0] for row in db.execute(sql, [shared, *params])}
-    partial = []
-    for doc in every:
-        if doc not in whole:
-            own = tuple(term for term in plan.terms if not _shared(db, doc, term))
-            partial.append(Candidate(doc, own))
-    return [doc for doc in every if doc in whole], partial
+def _matching_rows_sql(plan: Plan) -> tuple[str, list[object]] | None:
+    """An SQL query (of ``row``) for the rows a query without words matches, before dates; None to go row by row."""
+    if plan.terms or plan.query.sample:
+        return None
+    if plan.row_clauses and not plan.query.experiment:
+        access, checks = plan.access_join("rowid >> 32")
+        expression = " AND ".join([*plan.row_clauses, *plan.experiment_clauses])
+        return f"SELECT rowid AS row FROM search_row_text WHERE search_row_text MATCH ?{access}", [expression, *checks]
+    docs, params = _docs_without_words(plan)
+    sql = (
+        f"SELECT r.row AS row FROM ({docs}) AS d JOIN search_rows AS r "
+        f"ON r.row BETWEEN d.doc << {POSITION_BITS} AND (d.doc << {POSITION_BITS}) + {(1 << POSITION_BITS) - 1}"
+    )
+    if plan.row_clauses:
+        sql += " WHERE r.row IN (SELECT rowid FROM search_row_text WHERE search_row_text MATCH ?)"
+        params.append(" AND ".join(plan.row_clauses))
+    return sql, params
 
 
-def _shared(db: sqlite3.Connection, doc: int, term: str) -> bool:
+def _counted_rows(db: sqlite3.Connection, plan: Plan, rows: str, params: list[object]) -> Shares:
+    """The counted facets over the rows ``rows`` (an SQL query) lists that fall in the dates, grouped into hits."""
+    dates, date_params = plan.date_where("r.created")
+    per_experiment = " UNION ALL ".join(
+        f"SELECT '{facet}', d.{column}, count(*) FROM hits AS h JOIN search_docs AS d ON d.doc = h.doc "
+        f"WHERE d.{column} IS NOT NULL GROUP BY d.{column}"
+        for facet, column in (
+            ("group", "group_name"),
+            ("owner", "owner"),
+            ("platform", "platform"),
+            ("protocol", "protocol"),
+        )
+    )
+    sql = f"""
+        WITH matched AS MATERIALIZED (
+            SELECT r.row >> {POSITION_BITS} AS doc, r.dataset AS dataset, r.format AS format,
+                   substr(r.created, 1, 7) AS month
+            FROM ({rows}) AS x JOIN search_rows AS r ON r.row = x.row WHERE 1{dates}
+        ), kept AS MATERIALIZED (
+            -- A dataset's rows make its hit; the experiment's own row only where none of its datasets matched.
+            SELECT * FROM matched
+            WHERE dataset IS NOT NULL OR doc NOT IN (SELECT doc FROM matched WHERE dataset IS NOT NULL)
+        ), hits AS MATERIALIZED (
+            SELECT DISTINCT doc, dataset FROM kept
+        )
+        SELECT 'zone', dataset, count(*) FROM hits WHERE dataset IS NOT NULL GROUP BY dataset
+        UNION ALL
+        SELECT 'format', format, count(*) FROM (SELECT DISTINCT doc, dataset, format FROM kept) WHERE format IS NOT NULL
+        GROUP BY format
+        UNION ALL
+        SELECT 'month', month, count(*) FROM (SELECT DISTINCT doc, dataset, month FROM kept) WHERE month IS NOT NULL
+        GROUP BY month
+        UNION ALL {per_experiment}"""
+    return _rows_of(db.execute(sql, [*params, *date_params]))
+
+
+def _in_shared_text(db: sqlite3.Connection, doc: int, term: str) -> bool:
     sql = "SELECT 1 FROM search_experiment_text WHERE search_experiment_text MATCH ? AND rowid = ?"
     return db.execute(sql, (f"{SHARED_COLUMNS} : {term}", doc)).fetchone() is not None
 
 
-def _summed(db: sqlite3.Connection, source: str, params: list[object]) -> dict[tuple[str, str], int]:
+def _summed(db: sqlite3.Connection, source: str, params: list[object]) -> Shares:
     """The summed shares of the experiments ``source`` (an SQL query of doc numbers) lists."""
     sql = (
-        "SELECT f.facet, f.value, sum(f.hits) FROM search_doc_facets AS f "
-        f"WHERE f.doc IN ({source}) GROUP BY f.facet, f.value"
+        "SELECT v.facet, v.value, s.hits FROM (SELECT f.value AS id, sum(f.hits) AS hits FROM search_doc_facets AS f "
+        f"WHERE f.doc IN ({source}) GROUP BY f.value) AS s JOIN search_facet_values AS v ON v.id = s.id"
     )
-    return {(facet, value): hits for facet, value, hits in db.execute(sql, params)}
+    return _rows_of(db.execute(sql, params))
 
 
-def _shares(db: sqlite3.Connection, doc: int, rows: list[Row]) -> Counter[tuple[str, str]]:
-    """One experiment's share of the counts when only ``rows`` of it match."""
-    sql = "SELECT experiment_id, group_name, owner, platform, protocol, samples FROM search_docs WHERE doc = ?"
-    experiment_id, group, owner, platform, protocol, samples = db.execute(sql, (doc,)).fetchone()
+def _rows_of(found: Iterable[tuple[str, str, int]]) -> Shares:
+    return Counter({(facet, value): hits for facet, value, hits in found})
+
+
+def _marks(values: list[str]) -> str:
+    return ", ".join("?" * len(values)) or "NULL"
+
+
+def _shares(db: sqlite3.Connection, doc: int, rows: list[Row]) -> Shares:
+    """One experiment's share of the counted facets when only ``rows`` of it match."""
+    sql = "SELECT group_name, owner, platform, protocol FROM search_docs WHERE doc = ?"
+    group, owner, platform, protocol = db.execute(sql, (doc,)).fetchone()
     grouped = units(rows)
-    share: Counter[tuple[str, str]] = Counter()
-    experiment = {"experiment": experiment_id, "group": group, "owner": owner}
-    for facet, value in {**experiment, "platform": platform, "protocol": protocol}.items():
+    share: Shares = Counter()
+    for facet, value in (("group", group), ("owner", owner), ("platform", platform), ("protocol", protocol)):
         if value:
             share[facet, value] += len(grouped)
-    experiment_samples = samples.split("\x1f") if samples else []
     for dataset, unit in grouped.items():
         share.update([("zone", dataset)] if dataset else [])
         share.update({("format", row.format) for row in unit if row.format})
-        share.update({("sample", sample) for row in unit for sample in (row.sample_ids or experiment_samples)})
         share.update({("month", row.created[:7]) for row in unit if row.created})
     return share
 
 
-def _ordered(counts: Counter[tuple[str, str]], top: int) -> FacetCounts:
-    result: FacetCounts = {facet: [] for facet in FACETS}
-    for (facet, value), hits in counts.items():
-        if hits > 0:
-            result[facet].append((value, hits))
-    for facet, values in result.items():
-        values.sort() if facet == "month" else values.sort(key=lambda item: (-item[1], item[0]))
-        if facet != "month":
-            del values[top:]
-    return result
+def _samples(db: sqlite3.Connection, plan: Plan, first: dict[int, list[Row]], top: int) -> list[tuple[str, int]]:
+    """The samples of the first hits, in result order, each with the number of every matching hit holding it."""
+    of_experiment = _experiment_samples(db, list(first))
+    listed: dict[str, None] = {}
+    for doc, rows in first.items():
+        for unit in units(rows).values():
+            listed.update(dict.fromkeys(name for row in unit for name in row.sample_ids or of_experiment[doc]))
+    counted = []
+    for sample in list(listed)[:top]:
+        key, hits = sample_key(sample), 0
+        sql = "SELECT DISTINCT row >> 32 FROM search_samples WHERE sample = ?"
+        for (doc,) in db.execute(sql, (key,)).fetchall():
+            rows = first[doc] if doc in first else _match_one(db, plan, doc)
+            if doc not in of_experiment:
+                of_experiment.update(_experiment_samples(db, [doc]))
+            for unit in units(rows).values():
+                names = {sample_key(name) for row in unit for name in row.sample_ids or of_experiment[doc]}
+                hits += key in names
+        counted.append((sample, hits))
+    return counted
+
+
+def _experiment_samples(db: sqlite3.Connection, docs: list[int]) -> dict[int, list[str]]:
+    sql = "SELECT s.doc, s.samples FROM json_each(?) AS d JOIN search_docs AS s ON s.doc = d.value"
+    found = db.execute(sql, (json.dumps(docs),)).fetchall()
+    return {doc: samples.split(SEPARATOR) if samples else [] for doc, samples in found}
+
+
+def _match_one(db: sqlite3.Connection, plan: Plan, doc: int) -> list[Row]:
+    """The experiment's matching rows for the plan, checked on its own (access first)."""
+    if not list(checked(db, plan, [doc])):
+        return []
+    query = plan.query
+    if query.experiment:
+        found = db.execute("SELECT experiment_id FROM search_docs WHERE doc = ?", (doc,)).fetchone()
+        if found is None or found[0] != query.experiment:
+            return []
+    own: tuple[str, ...] = ()
+    if plan.terms:
+        sql = "SELECT 1 FROM search_experiment_text WHERE search_experiment_text MATCH ? AND rowid = ?"
+        if db.execute(sql, (plan.text_expression(), doc)).fetchone() is None:
+            return []
+        own = tuple(term for term in plan.terms if not _in_shared_text(db, doc, term))
+    found_rows = expand(db, plan, [Candidate(doc, own)])
+    return found_rows[0][1] if found_rows else []

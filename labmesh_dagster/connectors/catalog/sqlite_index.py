@@ -26,6 +26,11 @@ formed:
   so they combine with the rest in the same query; facets that match words
   (group, platform, format, file name) are ordinary columns; samples have their
   own table for their exact match; dates use an index on ``search_rows``.
+- Counts: an experiment's share of each facet with few values (`COUNTED`),
+  were all of it to match, is kept (``search_doc_facets``, values numbered in
+  ``search_facet_values``) and summed per *home*, the experiment's group
+  (``search_home_facets``), so counting adds up shares instead of reading
+  files, and counting everything a viewer may see adds up one row per group.
 
 The index is derived data: it is rebuilt for an experiment whenever that
 experiment, one of its datasets or one of its grants changes, inside the same
@@ -43,13 +48,13 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from labmesh_dagster.core.access import experiment_principals, people_on
+from labmesh_dagster.core.access import experiment_principals, group_principal, people_on
 from labmesh_dagster.core.experiment import ExperimentRecord
 from labmesh_dagster.core.manifest import ManifestEntry
 from labmesh_dagster.core.text import clean_text, words_of
 
-INDEX_VERSION = 2
-"""Version 1 was the single ``search_index`` table; `upgrade` rebuilds anything older than this."""
+INDEX_VERSION = 3
+"""1: one ``search_index`` table; 2: this layout without home groups. `upgrade` rebuilds anything older."""
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS catalog_parts (
@@ -62,59 +67,79 @@ CREATE TABLE IF NOT EXISTS experiment_grants (
     granted_at TEXT NOT NULL,
     PRIMARY KEY (experiment_id, principal)
 ) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS experiment_principals (
-    experiment_id TEXT NOT NULL,
-    principal TEXT NOT NULL,
-    PRIMARY KEY (experiment_id, principal)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS experiment_principals_by_principal ON experiment_principals (principal, experiment_id);
-CREATE TABLE IF NOT EXISTS search_docs (
-    doc INTEGER PRIMARY KEY,
-    experiment_id TEXT NOT NULL UNIQUE,
-    title TEXT NOT NULL,
-    group_name TEXT,
-    owner TEXT,
-    platform TEXT,
-    protocol TEXT,
-    samples TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS search_rows (
-    row INTEGER PRIMARY KEY,
-    dataset TEXT,
-    key TEXT,
-    format TEXT,
-    size INTEGER,
-    samples TEXT NOT NULL,
-    created TEXT
-);
-CREATE INDEX IF NOT EXISTS search_rows_by_created ON search_rows (created);
-CREATE TABLE IF NOT EXISTS search_samples (
-    sample TEXT NOT NULL,
-    row INTEGER NOT NULL,
-    shown TEXT NOT NULL,
-    PRIMARY KEY (sample, row)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS search_samples_by_row ON search_samples (row, shown);
-CREATE TABLE IF NOT EXISTS search_access (
-    doc INTEGER NOT NULL,
-    principal TEXT NOT NULL,
-    PRIMARY KEY (doc, principal)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS search_access_by_principal ON search_access (principal, doc);
-CREATE TABLE IF NOT EXISTS search_doc_facets (
-    doc INTEGER NOT NULL,
-    facet TEXT NOT NULL,
-    value TEXT NOT NULL,
-    hits INTEGER NOT NULL,
-    PRIMARY KEY (doc, facet, value)
-) WITHOUT ROWID;
-CREATE VIRTUAL TABLE IF NOT EXISTS search_experiment_text USING fts5(
-    title, experiment, lab_group, platform, files, keys, tokenize = 'porter unicode61'
-);
-CREATE VIRTUAL TABLE IF NOT EXISTS search_row_text USING fts5(
-    samples, file_name, file_format, content, lab_group, platform, keys, tokenize = 'porter unicode61'
-);
 """
+"""What the index keeps that nothing else holds: created on every open."""
+
+DERIVED = {
+    "experiment_principals": """CREATE TABLE experiment_principals (
+        experiment_id TEXT NOT NULL,
+        principal TEXT NOT NULL,
+        PRIMARY KEY (experiment_id, principal)
+    ) WITHOUT ROWID;
+    CREATE INDEX experiment_principals_by_principal ON experiment_principals (principal, experiment_id);""",
+    "search_docs": """CREATE TABLE search_docs (
+        doc INTEGER PRIMARY KEY,
+        experiment_id TEXT NOT NULL UNIQUE,
+        title TEXT NOT NULL,
+        home TEXT NOT NULL,
+        group_name TEXT,
+        owner TEXT,
+        platform TEXT,
+        protocol TEXT,
+        samples TEXT NOT NULL
+    );""",
+    "search_rows": """CREATE TABLE search_rows (
+        row INTEGER PRIMARY KEY,
+        dataset TEXT,
+        key TEXT,
+        format TEXT,
+        size INTEGER,
+        samples TEXT NOT NULL,
+        created TEXT
+    );
+    CREATE INDEX search_rows_by_created ON search_rows (created);""",
+    "search_samples": """CREATE TABLE search_samples (
+        sample TEXT NOT NULL,
+        row INTEGER NOT NULL,
+        PRIMARY KEY (sample, row)
+    ) WITHOUT ROWID;
+    CREATE INDEX search_samples_by_row ON search_samples (row);""",
+    "search_access": """CREATE TABLE search_access (
+        doc INTEGER NOT NULL,
+        principal TEXT NOT NULL,
+        home INTEGER NOT NULL,
+        PRIMARY KEY (doc, principal)
+    ) WITHOUT ROWID;
+    CREATE INDEX search_access_by_principal ON search_access (principal, home, doc);""",
+    "search_facet_values": """CREATE TABLE search_facet_values (
+        id INTEGER PRIMARY KEY,
+        facet TEXT NOT NULL,
+        value TEXT NOT NULL,
+        UNIQUE (facet, value)
+    );""",
+    "search_doc_facets": """CREATE TABLE search_doc_facets (
+        doc INTEGER NOT NULL,
+        value INTEGER NOT NULL,
+        hits INTEGER NOT NULL,
+        PRIMARY KEY (doc, value)
+    ) WITHOUT ROWID;""",
+    "search_home_facets": """CREATE TABLE search_home_facets (
+        home TEXT NOT NULL,
+        value INTEGER NOT NULL,
+        hits INTEGER NOT NULL,
+        PRIMARY KEY (home, value)
+    ) WITHOUT ROWID;""",
+    "search_experiment_text": """CREATE VIRTUAL TABLE search_experiment_text USING fts5(
+        title, experiment, lab_group, platform, files, keys, tokenize = 'porter unicode61'
+    );""",
+    "search_row_text": """CREATE VIRTUAL TABLE search_row_text USING fts5(
+        samples, file_name, file_format, content, lab_group, platform, keys, tokenize = 'porter unicode61'
+    );""",
+}
+"""The index proper, rebuilt from the catalog's tables by `upgrade`: table name -> its statements."""
+
+COUNTED = ("group", "owner", "platform", "protocol", "format", "zone", "month")
+"""The facets whose values are few (groups, people, instruments...): counted from per-experiment shares."""
 
 # BM25 weights of search_experiment_text's columns: a word in the title counts most, one in the files least,
 # and the key tokens (access, exact facets) not at all.
@@ -181,6 +206,14 @@ def forget_experiment(db: sqlite3.Connection, experiment_id: str) -> int | None:
     db.execute("DELETE FROM search_samples WHERE row BETWEEN ? AND ?", (low, high))
     db.execute("DELETE FROM search_experiment_text WHERE rowid = ?", (doc,))
     db.execute("DELETE FROM search_access WHERE doc = ?", (doc,))
+    # The experiment's share leaves its home group's counts with it.
+    (home,) = db.execute("SELECT home FROM search_docs WHERE doc = ?", (doc,)).fetchone()
+    db.execute(
+        """UPDATE search_home_facets AS h SET hits = h.hits - f.hits FROM search_doc_facets AS f
+           WHERE f.doc = ? AND h.home = ? AND h.value = f.value""",
+        (doc, home),
+    )
+    db.execute("DELETE FROM search_home_facets WHERE home = ? AND hits <= 0", (home,))
     db.execute("DELETE FROM search_doc_facets WHERE doc = ?", (doc,))
     return doc
 
@@ -233,7 +266,7 @@ def _rows(db: sqlite3.Connection, record: ExperimentRecord) -> list[IndexRow]:
 
 
 def facet_summary(record: ExperimentRecord, rows: list[IndexRow]) -> Counter[tuple[str, str]]:
-    """What the experiment adds to each facet count when every row of it matches: its hits per value.
+    """What the experiment adds to each `COUNTED` facet when every row of it matches: its hits per value.
 
     A hit is a dataset, or the experiment itself while it has none (as `search` forms them).
     """
@@ -243,16 +276,23 @@ def facet_summary(record: ExperimentRecord, rows: list[IndexRow]) -> Counter[tup
     if not units:
         units[None] = rows[:1]
     summary: Counter[tuple[str, str]] = Counter()
-    experiment = {"experiment": record.id, "group": record.group, "owner": record.owner}
-    for facet, value in {**experiment, "platform": record.platform, "protocol": record.protocol}.items():
+    experiment = {"group": record.group, "owner": record.owner, "platform": record.platform}
+    for facet, value in {**experiment, "protocol": record.protocol}.items():
         if value:
             summary[facet, value] += len(units)
     for dataset, unit in units.items():
         summary.update([("zone", dataset)] if dataset else [])
         summary.update({("format", row.format) for row in unit if row.format})
-        summary.update({("sample", sample) for row in unit for sample in row.samples})
         summary.update({("month", row.created[:7]) for row in unit if row.created})
     return summary
+
+
+def _value_id(db: sqlite3.Connection, facet: str, value: str) -> int:
+    sql = (
+        "INSERT INTO search_facet_values (facet, value) VALUES (?, ?) "
+        "ON CONFLICT (facet, value) DO UPDATE SET facet = excluded.facet RETURNING id"
+    )
+    return int(db.execute(sql, (facet, clean_text(value))).fetchone()[0])
 
 
 def index_experiment(db: sqlite3.Connection, experiment_id: str) -> None:
@@ -267,17 +307,20 @@ def index_experiment(db: sqlite3.Connection, experiment_id: str) -> None:
     grants = [row[0] for row in db.execute(sql, (record.id,))]
     principals = sorted(experiment_principals(record.group, record.owner, people_on(record.custom), grants))
     rows = _rows(db, record)
+    # An experiment's home is its group: counts over everything a viewer may see add up per home.
+    home = group_principal(record.group) if record.group and record.group.strip() else ""
     doc = db.execute(
-        """INSERT INTO search_docs (doc, experiment_id, title, group_name, owner, platform, protocol, samples)
-           VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+        """INSERT INTO search_docs (doc, experiment_id, title, home, group_name, owner, platform, protocol, samples)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
            ON CONFLICT (experiment_id) DO UPDATE SET
-             title = excluded.title, group_name = excluded.group_name, owner = excluded.owner,
+             title = excluded.title, home = excluded.home, group_name = excluded.group_name, owner = excluded.owner,
              platform = excluded.platform, protocol = excluded.protocol, samples = excluded.samples
            RETURNING doc""",
         (
             doc,
             record.id,
             clean_text(record.title),
+            home,
             record.group,
             record.owner,
             record.platform,
@@ -289,10 +332,20 @@ def index_experiment(db: sqlite3.Connection, experiment_id: str) -> None:
         "INSERT INTO experiment_principals (experiment_id, principal) VALUES (?, ?)",
         [(record.id, principal) for principal in principals],
     )
-    db.executemany("INSERT INTO search_access (doc, principal) VALUES (?, ?)", [(doc, p) for p in principals])
     db.executemany(
-        "INSERT INTO search_doc_facets (doc, facet, value, hits) VALUES (?, ?, ?, ?)",
-        [(doc, facet, value, hits) for (facet, value), hits in facet_summary(record, rows).items()],
+        "INSERT INTO search_access (doc, principal, home) VALUES (?, ?, ?)",
+        [(doc, principal, principal == home) for principal in principals],
+    )
+    # Facet values are numbered, so counts add up integers, not strings.
+    summary = {_value_id(db, facet, value): hits for (facet, value), hits in facet_summary(record, rows).items()}
+    db.executemany(
+        "INSERT INTO search_doc_facets (doc, value, hits) VALUES (?, ?, ?)",
+        [(doc, value, hits) for value, hits in summary.items()],
+    )
+    db.executemany(
+        "INSERT INTO search_home_facets (home, value, hits) VALUES (?, ?, ?) "
+        "ON CONFLICT (home, value) DO UPDATE SET hits = hits + excluded.hits",
+        [(home, value, hits) for value, hits in summary.items()],
     )
     low, _ = doc_range(doc)
     db.executemany(
@@ -303,8 +356,8 @@ def index_experiment(db: sqlite3.Connection, experiment_id: str) -> None:
         ],
     )
     db.executemany(
-        "INSERT OR IGNORE INTO search_samples (sample, row, shown) VALUES (?, ?, ?)",
-        [(sample_key(sample), low + position, sample) for position, row in enumerate(rows) for sample in row.samples],
+        "INSERT OR IGNORE INTO search_samples (sample, row) VALUES (?, ?)",
+        [(sample_key(sample), low + position) for position, row in enumerate(rows) for sample in row.samples],
     )
     keys = [access_token(principal) for principal in principals]
     keys += [owner_token(record.owner)] if record.owner else []
@@ -358,15 +411,21 @@ def index_experiment(db: sqlite3.Connection, experiment_id: str) -> None:
 def upgrade(db: sqlite3.Connection) -> bool:
     """Bring the index up to `INDEX_VERSION` inside the caller's write transaction; True if it had to.
 
-    Idempotent, and safe when several processes open an old catalog at once:
-    the version is read under the write lock, so the first one rebuilds and the
-    others find it done. The rebuild assigns doc numbers in the order the
-    experiments were first registered.
+    The index is derived, so an older one is dropped and rebuilt from the
+    experiments, datasets, files and grants. Idempotent, and safe when several
+    processes open an old catalog at once: the version is read under the write
+    lock, so the first one rebuilds and the others find it done. The rebuild
+    numbers experiments in the order they were first registered.
     """
     found = db.execute("SELECT version FROM catalog_parts WHERE part = 'search'").fetchone()
     if found is not None and found[0] >= INDEX_VERSION:
         return False
-    db.execute("DROP TABLE IF EXISTS search_index")
+    for table in ("search_index", *DERIVED):  # search_index: version 1's one table
+        db.execute(f"DROP TABLE IF EXISTS {table}")
+    for statements in DERIVED.values():
+        for statement in statements.split(";"):
+            if statement.strip():
+                db.execute(statement)
     db.execute("INSERT INTO search_experiment_text (search_experiment_text, rank) VALUES ('rank', ?)", (RANK,))
     for (experiment_id,) in db.execute("SELECT experiment_id FROM experiments ORDER BY rowid").fetchall():
         index_experiment(db, experiment_id)
@@ -380,8 +439,5 @@ def upgrade(db: sqlite3.Connection) -> bool:
 
 def index_is_current(db: sqlite3.Connection) -> bool:
     """Whether `upgrade` has nothing to do: read without the write lock, so a current catalog opens without writing."""
-    try:
-        found = db.execute("SELECT version FROM catalog_parts WHERE part = 'search'").fetchone()
-    except sqlite3.OperationalError:  # a catalog from before catalog_parts
-        return False
+    found = db.execute("SELECT version FROM catalog_parts WHERE part = 'search'").fetchone()
     return found is not None and found[0] >= INDEX_VERSION

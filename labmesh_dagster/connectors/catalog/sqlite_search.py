@@ -235,14 +235,14 @@ def _newest_first(db: sqlite3.Connection, plan: Plan) -> Iterator[Candidate]:
     query = plan.query
     if query.experiment:
         sql = "SELECT doc FROM search_docs WHERE experiment_id = ?"
-        yield from _checked(db, plan, [row[0] for row in db.execute(sql, (query.experiment,))])
+        yield from checked(db, plan, [row[0] for row in db.execute(sql, (query.experiment,))])
     elif query.sample:
         sql = "SELECT DISTINCT row >> 32 AS doc FROM search_samples WHERE sample = ? ORDER BY doc DESC"
-        yield from _checked(db, plan, [row[0] for row in db.execute(sql, (sample_key(query.sample),))])
+        yield from checked(db, plan, [row[0] for row in db.execute(sql, (sample_key(query.sample),))])
     elif (query.since or query.until) and _date_range_is_short(db, plan):
         where, params = plan.date_where("created")
         sql = f"SELECT DISTINCT row >> 32 AS doc FROM search_rows WHERE 1{where} ORDER BY doc DESC"
-        yield from _checked(db, plan, [row[0] for row in db.execute(sql, params)])
+        yield from checked(db, plan, [row[0] for row in db.execute(sql, params)])
     elif plan.row_clauses:
         yield from _by_row_text(db, plan)
     else:
@@ -260,7 +260,7 @@ def _newest_first(db: sqlite3.Connection, plan: Plan) -> Iterator[Candidate]:
         yield from (Candidate(row[0]) for row in found)
 
 
-def _checked(db: sqlite3.Connection, plan: Plan, docs: list[int]) -> Iterator[Candidate]:
+def checked(db: sqlite3.Connection, plan: Plan, docs: list[int]) -> Iterator[Candidate]:
     """The experiments among ``docs`` that pass the experiment facets and the viewer's access."""
     access, params = plan.access_check("?")
     facets = " AND ".join(plan.facet_clauses)
