@@ -8,8 +8,10 @@ record lists see their experiment; an experiment with no group and no owner is
 for admins only; grants add a person or a group and revoking takes it back, and
 both survive the experiment's next revision; a hidden experiment never takes a
 place under the limit; a viewer with many groups gets what a viewer with few
-gets (the two ways access enters the query agree); and the admin (None, or the
-CLI's local admin) sees what everyone sees together.
+gets (the two ways access enters the query agree); the admin (None, or the
+CLI's local admin) sees what everyone sees together; each facet count is the
+number of hits carrying its value, and months count what matched by its dates;
+summaries list only what the viewer may see.
 """
 
 from __future__ import annotations
@@ -287,3 +289,9 @@ def test_dates_count_the_month_of_what_matched(catalog: SqliteCatalog) -> None:
     # No file is that old: the experiments themselves are the hits, by the dates of their records.
     assert registered_early["month"] == [("2024-03", 2)] and registered_early["zone"] == []
     assert registered_early["experiment"] == [("EXP-2", 1), ("EXP-1", 1)]
+
+
+def test_summaries_list_the_experiments_a_viewer_may_see(catalog: SqliteCatalog) -> None:
+    assert [s.experiment_id for s in catalog.summaries(viewer=HEPATOLOGY)] == ["EXP-1", "EXP-4"]
+    assert [s.experiment_id for s in catalog.summaries(viewer=Viewer(name="grace hopper"))] == ["EXP-3"]
+    assert len(catalog.summaries(viewer=LOCAL_ADMIN)) == len(catalog.summaries()) == 5

@@ -188,8 +188,8 @@ class Catalog(ABC):
         """Everyone who may see the experiment, admins aside: its ELN access plus grants (empty if unknown)."""
 
     @abstractmethod
-    def summaries(self) -> list[ExperimentSummary]:
-        """Every experiment with its datasets' file counts."""
+    def summaries(self, *, viewer: Viewer | None = None) -> list[ExperimentSummary]:
+        """Every experiment (that ``viewer`` may see, if given) with its datasets' file counts."""
 
     @abstractmethod
     def set_archived(self, experiment_id: str, archived: bool) -> bool:

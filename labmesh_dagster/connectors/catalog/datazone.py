@@ -107,6 +107,7 @@ from labmesh_dagster.connectors.catalog.datazone_forms import (
     query_terms,
     source_identifier,
 )
+from labmesh_dagster.core.access import Viewer
 from labmesh_dagster.core.defaults import DATAZONE_CALLS_PER_SECOND
 from labmesh_dagster.core.experiment import ExperimentRecord
 from labmesh_dagster.core.keys import Zone
@@ -882,8 +883,8 @@ class DataZoneCatalog(Catalog):
     def archived_experiments(self) -> set[str]:
         return self.registry.archived_experiments()
 
-    def summaries(self) -> list[ExperimentSummary]:
-        return self.registry.summaries()
+    def summaries(self, *, viewer: Viewer | None = None) -> list[ExperimentSummary]:
+        return self.registry.summaries(viewer=viewer)
 
     # Access and facet counts: the registry keeps who may see each experiment and counts under it.
 

@@ -33,7 +33,7 @@ from labmesh_dagster.connectors.catalog.base import (
     SearchQuery,
 )
 from labmesh_dagster.connectors.sqlite_files import connect, transaction
-from labmesh_dagster.core.access import GROUP, USER, group_principal, user_principal
+from labmesh_dagster.core.access import GROUP, USER, Viewer, group_principal, user_principal
 from labmesh_dagster.core.experiment import ExperimentRecord
 from labmesh_dagster.core.keys import Zone
 from labmesh_dagster.core.manifest import Manifest, ManifestEntry
@@ -272,11 +272,19 @@ class SqliteCatalog(Catalog):
             sql = "SELECT principal FROM experiment_principals WHERE experiment_id = ?"
             return frozenset(row[0] for row in db.execute(sql, (experiment_id,)))
 
-    def summaries(self) -> list[ExperimentSummary]:
+    def summaries(self, *, viewer: Viewer | None = None) -> list[ExperimentSummary]:
+        visible, principals = "", []
+        if viewer is not None and not viewer.admin:
+            principals = sorted(viewer.principals)
+            visible = (
+                " WHERE experiment_id IN (SELECT experiment_id FROM experiment_principals "
+                f"WHERE principal IN ({', '.join('?' * len(principals))}))"
+            )
         with self._connect() as db:
             experiments = db.execute(
-                "SELECT experiment_id, title, group_name, platform, revision, run_id FROM experiments "
-                "ORDER BY experiment_id"
+                "SELECT experiment_id, title, group_name, platform, revision, run_id FROM experiments"
+                f"{visible} ORDER BY experiment_id",
+                principals,
             ).fetchall()
             counts: dict[str, dict[str, int]] = {}
             for row in db.execute("SELECT experiment_id, dataset, file_count FROM datasets"):
