@@ -127,6 +127,8 @@ SHAPES: list[dict[str, Any]] = [
     {"since": "2024-03-02", "until": "2024-03-03"},
     {"until": "2024-03-02"},
     {"text": "biopsy", "platform": "MiSeq", "format": "csv"},
+    {"text": "biopsy", "experiment": "EXP-1"},
+    {"text": "liver yield", "experiment": "EXP-2"},
 ]
 
 

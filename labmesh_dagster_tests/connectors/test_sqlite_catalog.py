@@ -306,6 +306,8 @@ def test_filters_combine_with_and(lab_catalog: SqliteCatalog) -> None:
     assert found(lab_catalog.search(SearchQuery(text="biopsy", platform="MiSeq", sample="S2"))) == [("EXP-1", "raw")]
     assert lab_catalog.search(SearchQuery(text="biopsy", platform="NovaSeq")) == []
     assert lab_catalog.search(SearchQuery(group="Dermatology", experiment="EXP-2")) == []
+    assert found(lab_catalog.search(SearchQuery(text="biopsy", experiment="EXP-3"))) == [("EXP-3", None)]
+    assert lab_catalog.search(SearchQuery(text="biopsy", experiment="EXP-404")) == []
 
 
 def test_limit_caps_the_number_of_hits(lab_catalog: SqliteCatalog) -> None:

@@ -29,7 +29,6 @@ from labmesh_dagster.connectors.catalog.base import FACETS, FacetCounts, SearchQ
 from labmesh_dagster.connectors.catalog.sqlite_index import POSITION_BITS, SEPARATOR, sample_key
 from labmesh_dagster.connectors.catalog.sqlite_search import (
     SHARED_COLUMNS,
-    SHARED_WEIGHTS,
     Candidate,
     Plan,
     Row,
@@ -37,6 +36,7 @@ from labmesh_dagster.connectors.catalog.sqlite_search import (
     checked,
     expand,
     matches,
+    ranked,
     units,
 )
 from labmesh_dagster.core.access import GROUP
@@ -49,13 +49,13 @@ def facet_counts(db: sqlite3.Connection, query: SearchQuery, top: int) -> FacetC
     plan = Plan.of(query)
     first: list[tuple[int, list[Row]]] | None = None
     if plan.terms and not plan.filters_rows:
-        ranked = _ranked_text(db, plan)
-        whole = [candidate.doc for candidate in ranked if not candidate.own_terms]
+        found = list(ranked(db, plan, want=None))
+        whole = [candidate.doc for candidate in found if not candidate.own_terms]
         counted = _summed(db, "SELECT value FROM json_each(?)", [json.dumps(whole)])
-        partial = [candidate for candidate in ranked if candidate.own_terms]
+        partial = [candidate for candidate in found if candidate.own_terms]
         for doc, rows in expand(db, plan, partial):
             counted.update(_shares(db, doc, rows))
-        first = _first_of(db, plan, iter(ranked), top)
+        first = _first_of(db, plan, iter(found), top)
     elif plan.filters_rows:
         rows_sql = _matching_rows_sql(plan)
         if rows_sql is None:
@@ -82,26 +82,6 @@ def facet_counts(db: sqlite3.Connection, query: SearchQuery, top: int) -> FacetC
     result["experiment"] = [(named[doc], len(units(rows))) for doc, rows in first]
     result["sample"] = _samples(db, plan, dict(first), top)
     return result
-
-
-def _ranked_text(db: sqlite3.Connection, plan: Plan) -> list[Candidate]:
-    """Every experiment holding the words, best first, each with the words its files must hold themselves."""
-    access, params = plan.access_join("rowid")
-    sql = (
-        f"SELECT rowid, bm25(search_experiment_text, {SHARED_WEIGHTS}) FROM search_experiment_text "
-        f"WHERE search_experiment_text MATCH ?{access} ORDER BY rank, rowid DESC"
-    )
-    found = db.execute(sql, [plan.text_expression(), *params]).fetchall()
-    if len(plan.terms) == 1 and not (plan.query.group or plan.query.platform):
-        # One word: a score on the shared columns says whether the experiment's own text holds it.
-        return [Candidate(doc, () if score < 0 else plan.terms) for doc, score in found]
-    sql = f"SELECT rowid FROM search_experiment_text WHERE search_experiment_text MATCH ?{access}"
-    shared = " AND ".join([*(f"{SHARED_COLUMNS} : {term}" for term in plan.terms), *plan.experiment_clauses])
-    whole = {row[0] for row in db.execute(sql, [shared, *params])}
-    return [
-        Candidate(doc, () if doc in whole else tuple(t for t in plan.terms if not _in_shared_text(db, doc, t)))
-        for doc, _ in found
-    ]
 
 
 def _first_of(db: sqlite3.Connection, plan: Plan, found: Iterator[Candidate], top: int) -> list[tuple[int, list[Row]]]:

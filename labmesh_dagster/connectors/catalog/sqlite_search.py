@@ -192,27 +192,35 @@ def _in_shared_text(db: sqlite3.Connection, doc: int, terms: Sequence[str]) -> b
     return _one(db, sql, (expression, doc))
 
 
-def _ranked(db: sqlite3.Connection, plan: Plan, want: int | None) -> Iterator[Candidate]:
-    """Experiments holding every word, best first; ``want``: how many are likely needed (None: all, unranked)."""
+def ranked(db: sqlite3.Connection, plan: Plan, *, want: int | None) -> Iterator[Candidate]:
+    """Experiments holding every word, best first; ``want``: how many are likely needed (None: every one)."""
     access, params = plan.access_join("rowid")
+    if plan.query.experiment:
+        found = db.execute("SELECT doc FROM search_docs WHERE experiment_id = ?", (plan.query.experiment,)).fetchone()
+        if found is None:
+            return
+        access += " AND rowid = ?"
+        params.append(found[0])
     # For one word, a score on the shared columns tells whether the experiment's own text holds it.
     sql = (
         f"SELECT rowid, bm25(search_experiment_text, {SHARED_WEIGHTS}) FROM search_experiment_text "
-        f"WHERE search_experiment_text MATCH ?{access}"
+        f"WHERE search_experiment_text MATCH ?{access} ORDER BY rank, rowid DESC"
     )
     arguments: list[object] = [plan.text_expression(), *params]
-    batches = (
-        iter([db.execute(sql, arguments).fetchall()])
-        if want is None
-        else _pages(db, sql + " ORDER BY rank, rowid DESC LIMIT ? OFFSET ?", arguments, want)
-    )
+    pages = iter([db.execute(sql, arguments).fetchall()]) if want is None else _pages(db, sql, arguments, want)
     # The score counts the group and platform facets' phrases too: with them, ask the shared text itself.
     scored = len(plan.terms) == 1 and not (plan.query.group or plan.query.platform)
-    for batch in batches:
-        for doc, shared_score in batch:
+    whole: set[int] | None = None
+    if not scored and want is None:
+        # Every candidate is wanted: one query finds those whose own text holds every word.
+        shared = " AND ".join([*(f"{SHARED_COLUMNS} : {term}" for term in plan.terms), *plan.experiment_clauses])
+        expression = "SELECT rowid FROM search_experiment_text WHERE search_experiment_text MATCH ?"
+        whole = {row[0] for row in db.execute(expression + access, [shared, *params])}
+    for page in pages:
+        for doc, shared_score in page:
             if scored:
                 yield Candidate(doc, () if shared_score < 0 else plan.terms)
-            elif _in_shared_text(db, doc, plan.terms):
+            elif doc in whole if whole is not None else _in_shared_text(db, doc, plan.terms):
                 yield Candidate(doc)
             else:
                 yield Candidate(doc, tuple(term for term in plan.terms if not _in_shared_text(db, doc, [term])))
@@ -222,7 +230,7 @@ def _pages(db: sqlite3.Connection, sql: str, params: list[object], want: int) ->
     # A candidate may turn out to have no single row holding every word: then fetch further, 4x each time.
     seen = 0
     while True:
-        page = db.execute(sql, [*params, want, seen]).fetchall()
+        page = db.execute(sql + " LIMIT ? OFFSET ?", [*params, want, seen]).fetchall()
         yield page
         if len(page) < want:
             return
@@ -299,7 +307,7 @@ def _date_range_is_short(db: sqlite3.Connection, plan: Plan) -> bool:
 
 def candidates(db: sqlite3.Connection, plan: Plan, *, want: int | None) -> Iterator[Candidate]:
     """The experiments that may match, in result order (``want``: the likely number needed, None for all)."""
-    return _ranked(db, plan, want) if plan.terms else _newest_first(db, plan)
+    return ranked(db, plan, want=want) if plan.terms else _newest_first(db, plan)
 
 
 _ROW = "r.row, r.dataset, r.key, r.format, r.size, r.samples, r.created"
