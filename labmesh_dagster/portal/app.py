@@ -184,7 +184,7 @@ def create_portal(context: PortalContext) -> APIRouter:
         A quarantined file whose path names no experiment (it landed outside any) is shown to admins only.
         """
         catalog = context.catalog()
-        summaries = [s for s in catalog.summaries() if viewer.may_see(catalog.principals(s.experiment_id))]
+        summaries = catalog.summaries(viewer=viewer)
         rows = [
             {"experiment_id": s.experiment_id, "title": s.title, "revision": s.revision, "datasets": s.datasets}
             for s in summaries
