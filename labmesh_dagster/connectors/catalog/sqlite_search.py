@@ -34,6 +34,7 @@ import sqlite3
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from itertools import islice
+from typing import NamedTuple
 
 from labmesh_dagster.connectors.catalog.base import FileHit, SearchHit, SearchQuery
 from labmesh_dagster.connectors.catalog.sqlite_index import (
@@ -57,6 +58,8 @@ SHARED_WEIGHTS = "4.0, 2.0, 1.0, 1.0, 0.0, 0.0"
 """BM25 weights that count only the shared columns: a word found there scores below zero."""
 TOKEN_PRINCIPALS = 8
 """Up to this many principals, access is a full-text clause; beyond, a join on ``search_access``."""
+VISIBILITY_PAGE = 256
+"""Ranked experiments checked for access at a time, for a viewer with many principals."""
 SHORT_DATE_RANGE = 256
 """Rows in a date range below which the range itself drives a query (its index is then the narrowest)."""
 _FIRST_POSITION = "(d.value << 32)"
@@ -165,9 +168,8 @@ class Candidate:
     rows: tuple[int, ...] | None = None
 
 
-@dataclass(frozen=True)
-class Row:
-    """A matching row: the experiment's own (``dataset`` None) or a file's."""
+class Row(NamedTuple):
+    """A matching row: the experiment's own (``dataset`` None) or a file's (a tuple: a search makes hundreds)."""
 
     row: int
     dataset: str | None
@@ -193,8 +195,15 @@ def _in_shared_text(db: sqlite3.Connection, doc: int, terms: Sequence[str]) -> b
 
 
 def ranked(db: sqlite3.Connection, plan: Plan, *, want: int | None) -> Iterator[Candidate]:
-    """Experiments holding every word, best first; ``want``: how many are likely needed (None: every one)."""
-    access, params = plan.access_join("rowid")
+    """Experiments holding every word, best first; ``want``: how many are likely needed (None: every one).
+
+    With many principals, access is not a clause of the full-text query: the
+    experiments are ranked first, then kept or not a page at a time, in order,
+    by one indexed check per page, so a search reads only the ranked prefix it
+    needs rather than checking every match before sorting.
+    """
+    many = plan.principals is not None and plan.access_clause is None
+    access, params = ("", []) if many else plan.access_join("rowid")
     if plan.query.experiment:
         found = db.execute("SELECT doc FROM search_docs WHERE experiment_id = ?", (plan.query.experiment,)).fetchone()
         if found is None:
@@ -207,7 +216,15 @@ def ranked(db: sqlite3.Connection, plan: Plan, *, want: int | None) -> Iterator[
         f"WHERE search_experiment_text MATCH ?{access} ORDER BY rank, rowid DESC"
     )
     arguments: list[object] = [plan.text_expression(), *params]
-    pages = iter([db.execute(sql, arguments).fetchall()]) if want is None else _pages(db, sql, arguments, want)
+    pages: Iterator[list[tuple[int, float]]]
+    if many:
+        # SQLite ranks every match once; the cursor hands them over a page at a time, as they are needed.
+        cursor = db.execute(sql, arguments)
+        pages = (_visible(db, plan, page) for page in iter(lambda: cursor.fetchmany(VISIBILITY_PAGE), []))
+    elif want is None:
+        pages = iter([db.execute(sql, arguments).fetchall()])
+    else:
+        pages = _pages(db, sql, arguments, want)
     # The score counts the group and platform facets' phrases too: with them, ask the shared text itself.
     scored = len(plan.terms) == 1 and not (plan.query.group or plan.query.platform)
     whole: set[int] | None = None
@@ -224,6 +241,14 @@ def ranked(db: sqlite3.Connection, plan: Plan, *, want: int | None) -> Iterator[
                 yield Candidate(doc)
             else:
                 yield Candidate(doc, tuple(term for term in plan.terms if not _in_shared_text(db, doc, [term])))
+
+
+def _visible(db: sqlite3.Connection, plan: Plan, page: list[tuple[int, float]]) -> list[tuple[int, float]]:
+    """The ranked experiments of ``page`` the viewer may see, in their order."""
+    access, params = plan.access_check("d.value")
+    sql = f"SELECT d.value FROM json_each(?) AS d WHERE 1{access}"
+    kept = {row[0] for row in db.execute(sql, [json.dumps([doc for doc, _ in page]), *params])}
+    return [(doc, score) for doc, score in page if doc in kept]
 
 
 def _pages(db: sqlite3.Connection, sql: str, params: list[object], want: int) -> Iterator[list[tuple[int, float]]]:
@@ -328,12 +353,12 @@ def expand(db: sqlite3.Connection, plan: Plan, chunk: Sequence[Candidate]) -> li
             f"ON r.row BETWEEN {_FIRST_POSITION} AND {_LAST_POSITION} WHERE 1{dates}{sample} ORDER BY r.row"
         )
         for row in db.execute(sql, [json.dumps(ranged), *date_params, *sample_params]):
-            found.setdefault(row[0] >> POSITION_BITS, []).append(Row(*row))
+            found.setdefault(row[0] >> POSITION_BITS, []).append(Row._make(row))
     known = [row for c in chunk if c.rows is not None for row in c.rows]
     if known:
         sql = f"SELECT {_ROW} FROM json_each(?) AS d JOIN search_rows AS r ON r.row = d.value WHERE 1{dates}{sample}"
         for row in db.execute(sql + " ORDER BY r.row", [json.dumps(known), *date_params, *sample_params]):
-            found.setdefault(row[0] >> POSITION_BITS, []).append(Row(*row))
+            found.setdefault(row[0] >> POSITION_BITS, []).append(Row._make(row))
     for candidate in chunk:
         if candidate.rows is None and (candidate.own_terms or plan.row_clauses):
             found[candidate.doc] = _matching_rows(db, plan, candidate, dates, date_params)
@@ -354,7 +379,7 @@ def _matching_rows(
     if plan.query.sample:
         sql += " AND r.row IN (SELECT row FROM search_samples WHERE sample = ? AND row BETWEEN ? AND ?)"
         params += [sample_key(plan.query.sample), low, high]
-    return [Row(*row) for row in db.execute(sql + " ORDER BY r.row", params)]
+    return [Row._make(row) for row in db.execute(sql + " ORDER BY r.row", params)]
 
 
 def units(rows: Sequence[Row]) -> dict[str | None, list[Row]]:
