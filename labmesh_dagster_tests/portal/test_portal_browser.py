@@ -25,6 +25,8 @@ from playwright import sync_api as playwright
 from labmesh_dagster_tests.portal.lab import PASSWORD, PortalLab, build_lab
 
 CHROMIUM = Path("/usr/bin/chromium")
+# A real browser per test: whole pages in Chromium belong with the slow tests (`make test` and CI run them).
+pytestmark = pytest.mark.slow
 AXE = Path(__file__).parent / "vendor" / "axe-4.14.1.min.js"
 
 

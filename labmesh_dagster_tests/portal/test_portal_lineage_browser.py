@@ -13,6 +13,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from labmesh_dagster_tests.portal.lab import PortalLab
 from labmesh_dagster_tests.portal.lineage_lab import add_lineage
 
@@ -25,6 +27,9 @@ from labmesh_dagster_tests.portal.test_portal_browser import (  # noqa: F401
 )
 
 READY = "#lineage-graph[data-state='ready']"
+
+# A real browser drawing a graph: with the slow tests (`make test` and CI run them).
+pytestmark = pytest.mark.slow
 
 
 def labels(page: Any, kind: str) -> set[str]:
