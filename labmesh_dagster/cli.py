@@ -36,6 +36,7 @@ from labmesh_dagster.ports import ClientFactory, Ports, boto3_clients, open_stor
 from labmesh_dagster.settings import Settings
 from labmesh_dagster.steps.landing import list_quarantine
 from labmesh_dagster.steps.landing_attention import irregular_entries, unannounced_experiments
+from labmesh_dagster.table_output import print_table
 
 DAGSTER_YAML = """\
 # Written by `labmesh dev`. Dagster's own storage is SQLite under this folder.
@@ -442,9 +443,7 @@ def command_status(ports: Ports, args: argparse.Namespace) -> int:
                 summary.title if summary else "",
             )
         )
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
-    for row in rows:
-        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False)) + "  " + row[-1])
+    print_table(rows)
     if not experiments:
         print("(no experiments yet)")
     quarantined = list_quarantine(store)

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 
 from labmesh_dagster.access.audit import AuditEntry, AuditFilter, AuditKind, AuditLog
 from labmesh_dagster.access.errors import UnknownUser, UnusablePassword
+from labmesh_dagster.table_output import print_table
 
 if TYPE_CHECKING:
     from labmesh_dagster.access.tokens import TokenStore
@@ -87,9 +88,7 @@ def command_users_list(ports: Ports, args: argparse.Namespace) -> int:
         (u.name, "admin" if u.admin else "-", f"{u.created_at:%Y-%m-%d %H:%M}", ", ".join(u.groups) or "-")
         for u in users
     ]
-    widths = [max(len(row[i]) for row in rows) for i in range(3)]
-    for row in rows:
-        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False)) + "  " + row[3])
+    print_table(rows)
     return 0
 
 
@@ -172,9 +171,7 @@ def command_tokens_list(ports: Ports, args: argparse.Namespace) -> int:
         )
         for t in tokens
     ]
-    widths = [max(len(row[i]) for row in rows) for i in range(5)]
-    for row in rows:
-        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False)) + "  " + row[5])
+    print_table(rows)
     return 0
 
 
