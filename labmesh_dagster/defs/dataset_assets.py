@@ -16,16 +16,17 @@ import dagster as dg
 
 from labmesh_dagster.connectors.catalog.base import Catalog
 from labmesh_dagster.connectors.store.base import ObjectStore
+from labmesh_dagster.core.checks import CheckOutcome
 from labmesh_dagster.core.experiment import ExperimentRecord
 from labmesh_dagster.core.keys import ObjectKey, Zone
 from labmesh_dagster.core.manifest import Manifest
 from labmesh_dagster.defs.checks import (
     RAW_MATCHES_LANDING,
-    check_result,
+    keep_check_outcomes,
     log_check_results,
     partitioned_check_spec,
-    publish_check_results,
     publish_check_specs,
+    publish_outcomes,
 )
 from labmesh_dagster.defs.experiment_assets import experiment
 from labmesh_dagster.defs.groups import LAB_GROUP
@@ -218,7 +219,8 @@ def raw_dataset(
             "quarantined_conflicts": len(promotion.conflicts),
             "landing_folders_removed": len(folders.removed),
         }
-        check_results = [check_result(RAW_MATCHES_LANDING, checksum_problems), *publish_check_results(report)]
+        outcomes = [CheckOutcome.of(RAW_MATCHES_LANDING, checksum_problems), *publish_outcomes(report)]
+        check_results = keep_check_outcomes(registry, experiment_id, Zone.RAW, report, outcomes)
         if failure is not None:
             # What was verified is published, checked and recorded as materialized, so what follows
             # (processed_dataset) sees it; the run still fails, naming the files kept in landing.
@@ -317,6 +319,10 @@ def processed_dataset(
         manifest = inherit_samples(manifest, raw_manifest)
         sinks = _sinks(objects, registry, content_index)
         report = publish(manifest, sinks, run, record=record, previous=previous, ended=clock())
+        outcomes = [
+            CheckOutcome.of(QC_PASSED, [f"{source}: {reason}" for source, reason in sorted(failures.items())]),
+            *publish_outcomes(report),
+        ]
         return dg.MaterializeResult(
             metadata={
                 **dataset_metadata(objects, manifest, report),
@@ -326,10 +332,7 @@ def processed_dataset(
                     "\n".join(f"- {source}: {reason}" for source, reason in sorted(failures.items())) or "none"
                 ),
             },
-            check_results=[
-                check_result(QC_PASSED, [f"{source}: {reason}" for source, reason in sorted(failures.items())]),
-                *publish_check_results(report),
-            ],
+            check_results=keep_check_outcomes(registry, experiment_id, Zone.PROCESSED, report, outcomes),
         )
 
 
@@ -388,6 +391,5 @@ def final_dataset(
         )
         sinks = _sinks(objects, registry, content_index)
         report = publish(manifest, sinks, run, record=record, previous=previous, ended=clock())
-        return dg.MaterializeResult(
-            metadata=dataset_metadata(objects, manifest, report), check_results=publish_check_results(report)
-        )
+        check_results = keep_check_outcomes(registry, experiment_id, Zone.FINAL, report, publish_outcomes(report))
+        return dg.MaterializeResult(metadata=dataset_metadata(objects, manifest, report), check_results=check_results)

@@ -18,15 +18,18 @@ from typing import Any
 
 import dagster as dg
 
+from labmesh_dagster.core.checks import CheckOutcome
 from labmesh_dagster.core.keys import ObjectKey, Zone
 from labmesh_dagster.defs.checks import (
     CATALOG_MATCHES_MANIFEST,
     CONTENT_INDEXED,
     LINEAGE_RECORDED,
     check_result,
+    keep_check_outcomes,
+    outcome_result,
     partitioned_check_spec,
-    publish_check_results,
     publish_check_specs,
+    publish_outcomes,
 )
 from labmesh_dagster.defs.dataset_assets import raw_dataset
 from labmesh_dagster.defs.groups import LAB_GROUP
@@ -144,7 +147,8 @@ def sequence_read_sets(
         }
         for requirement in result.requirements:
             context.log.warning(requirement)
-        imports = [check_result(ALL_IMPORTED, result.problems), importable_check(result)]
+        imported, importable = import_outcomes(result)
+        imports = [outcome_result(imported), outcome_result(importable, not_imported=len(result.skipped))]
         if not result.imported:
             catalog_state = catalog_problems(registry.get_dataset(experiment_id, Zone.RAW), manifest)
             unchanged = unchanged_raw(run, catalog_state, clock())
@@ -156,21 +160,19 @@ def sequence_read_sets(
         report = publish(published, sinks, run, record=record, previous=current, ended=clock())
         # Only now are the read set ids durable in the manifest: the journal's jobs that made them may go.
         forget_recorded_jobs(journal, published, uri_of)
-        return dg.MaterializeResult(metadata=metadata, check_results=[*imports, *publish_check_results(report)])
+        # The raw dataset's new revision keeps this run's outcomes: the import's and the publication's.
+        outcomes = [*import_outcomes(result), *publish_outcomes(report)]
+        checks = keep_check_outcomes(registry, experiment_id, Zone.RAW, report, outcomes)
+        return dg.MaterializeResult(metadata=metadata, check_results=checks)
 
 
-def importable_check(result: ReadSetImport) -> dg.AssetCheckResult:
-    """The sequencing files not sent, each with its reason: a warning, as nothing failed, yet a person should know."""
-    problems = [f"{file.key}: {file.reason}" for file in result.skipped]
-    return dg.AssetCheckResult(
-        check_name=ALL_IMPORTABLE,
-        passed=not problems,
-        severity=dg.AssetCheckSeverity.WARN,
-        metadata={
-            "problems": dg.MetadataValue.md("\n".join(f"- {p}" for p in problems) or "none"),
-            "not_imported": len(problems),
-        },
-    )
+def import_outcomes(result: ReadSetImport) -> list[CheckOutcome]:
+    """Every file imported, and the files not sent, each with its reason: a warning, as nothing failed, yet a
+    person should know."""
+    return [
+        CheckOutcome.of(ALL_IMPORTED, result.problems),
+        CheckOutcome.of(ALL_IMPORTABLE, [f"{file.key}: {file.reason}" for file in result.skipped], warning=True),
+    ]
 
 
 def unchanged_raw(run: LineageRun, catalog_state: list[str], ended: datetime) -> list[dg.AssetCheckResult]:

@@ -121,6 +121,13 @@ def test_experiment_flows_from_eln_record_to_searchable_final_dataset(any_lab: L
     hits = lab.catalog.search(SearchQuery(sample="S-002", format="fastq"))
     assert [file.key for hit in hits for file in hit.files] == ["raw/EXP-42/run1/S-002_R1.fastq"]
 
+    # Each dataset's current revision keeps what its checks found, so the portal needs no Dagster instance.
+    checked = {zone: lab.catalog.dataset_revisions("EXP-42", zone)[0].checks for zone in (Zone.RAW, Zone.PROCESSED)}
+    assert {check.name for check in checked[Zone.RAW] or ()} >= {"raw_files_match_landing_checksums", "content_indexed"}
+    assert {check.name for check in checked[Zone.PROCESSED] or ()} >= {"fastq_qc_passed", "catalog_matches_manifest"}
+    assert all(check.passed for checks in checked.values() for check in checks or ())
+    assert lab.catalog.checks_needing_attention() == []
+
 
 @pytest.mark.slow
 def test_rematerializing_everything_and_replaying_sensors_changes_nothing(any_lab: Lab) -> None:

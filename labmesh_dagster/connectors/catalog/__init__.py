@@ -5,9 +5,11 @@ from labmesh_dagster.connectors.catalog.base import (
     Catalog,
     CatalogEntry,
     DatasetRecord,
+    DatasetRevision,
     ExperimentSummary,
     FacetCounts,
     FileHit,
+    RevisionNotFound,
     SearchHit,
     SearchQuery,
 )
@@ -17,9 +19,11 @@ __all__ = [
     "Catalog",
     "CatalogEntry",
     "DatasetRecord",
+    "DatasetRevision",
     "ExperimentSummary",
     "FacetCounts",
     "FileHit",
+    "RevisionNotFound",
     "SearchHit",
     "SearchQuery",
 ]

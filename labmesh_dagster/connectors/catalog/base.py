@@ -11,9 +11,11 @@ made it. Lineage is not the catalog's: it is kept as OpenLineage run events
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from labmesh_dagster.core.access import Viewer
+from labmesh_dagster.core.checks import CheckOutcome
 from labmesh_dagster.core.errors import LabmeshError
 from labmesh_dagster.core.experiment import ExperimentRecord
 from labmesh_dagster.core.keys import Zone
@@ -30,6 +32,13 @@ class ExperimentNotRegistered(LabmeshError, LookupError):
     def __init__(self, experiment_id: str) -> None:
         self.experiment_id = experiment_id
         super().__init__(f"experiment {experiment_id} is not registered in the catalog; materialize `experiment` first")
+
+
+class RevisionNotFound(LabmeshError, LookupError):
+    """Check outcomes recorded for a dataset revision the catalog never published."""
+
+    def __init__(self, experiment_id: str, zone: str, revision: int) -> None:
+        super().__init__(f"the catalog has no revision {revision} of the {zone} dataset of experiment {experiment_id}")
 
 
 @dataclass(frozen=True)
@@ -53,6 +62,25 @@ class DatasetRecord:
     manifest_digest: str
     files: tuple[ManifestEntry, ...]
     run_id: str | None = None
+
+
+@dataclass(frozen=True)
+class DatasetRevision:
+    """One published revision of a dataset: what it held, when, the run that made it, and what its checks found.
+
+    ``checks`` is None when they are not known: the revision was published
+    before the catalog kept check outcomes, or its run has not recorded them yet.
+    """
+
+    experiment_id: str
+    zone: Zone
+    revision: int
+    manifest_digest: str
+    file_count: int
+    total_bytes: int
+    published_at: str
+    run_id: str | None = None
+    checks: tuple[CheckOutcome, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -155,6 +183,28 @@ class Catalog(ABC):
     @abstractmethod
     def get_dataset(self, experiment_id: str, zone: Zone) -> DatasetRecord | None:
         """The registered dataset, or None."""
+
+    @abstractmethod
+    def record_checks(self, experiment_id: str, zone: Zone, revision: int, outcomes: Sequence[CheckOutcome]) -> None:
+        """Keep what the checks of one published revision found, replacing what was kept for it before.
+
+        Idempotent: the same outcomes recorded again change nothing. Raises
+        `RevisionNotFound` for a revision the catalog never published.
+        """
+
+    @abstractmethod
+    def dataset_revisions(self, experiment_id: str, zone: Zone, *, limit: int = 20) -> list[DatasetRevision]:
+        """The dataset's revisions, newest first, each with its check outcomes where known ([] if none).
+
+        A catalog from before revisions were kept holds the then current one only.
+        """
+
+    @abstractmethod
+    def checks_needing_attention(self, *, viewer: Viewer | None = None) -> list[DatasetRevision]:
+        """Each dataset whose current revision's checks failed or are not known, of experiments ``viewer`` may see.
+
+        Ordered by experiment and zone; the viewer is applied inside the query, as for `summaries`.
+        """
 
     @abstractmethod
     def search(self, query: SearchQuery) -> list[SearchHit]:

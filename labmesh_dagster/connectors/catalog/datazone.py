@@ -83,6 +83,7 @@ from labmesh_dagster.connectors.catalog.base import (
     CatalogEntry,
     CatalogUnavailable,
     DatasetRecord,
+    DatasetRevision,
     ExperimentNotRegistered,
     ExperimentSummary,
     FacetCounts,
@@ -107,7 +108,9 @@ from labmesh_dagster.connectors.catalog.datazone_forms import (
     query_terms,
     source_identifier,
 )
+from labmesh_dagster.connectors.catalog.datazone_projects import OTHER_GROUPS, GroupProjects, Placement
 from labmesh_dagster.core.access import Viewer
+from labmesh_dagster.core.checks import CheckOutcome
 from labmesh_dagster.core.defaults import DATAZONE_CALLS_PER_SECOND
 from labmesh_dagster.core.experiment import ExperimentRecord
 from labmesh_dagster.core.keys import Zone
@@ -876,6 +879,15 @@ class DataZoneCatalog(Catalog):
 
     def experiment_locations(self, experiment_id: str) -> dict[str, str]:
         return self.registry.experiment_locations(experiment_id)
+
+    def record_checks(self, experiment_id: str, zone: Zone, revision: int, outcomes: Sequence[CheckOutcome]) -> None:
+        self.registry.record_checks(experiment_id, zone, revision, outcomes)
+
+    def dataset_revisions(self, experiment_id: str, zone: Zone, *, limit: int = 20) -> list[DatasetRevision]:
+        return self.registry.dataset_revisions(experiment_id, zone, limit=limit)
+
+    def checks_needing_attention(self, *, viewer: Viewer | None = None) -> list[DatasetRevision]:
+        return self.registry.checks_needing_attention(viewer=viewer)
 
     def set_archived(self, experiment_id: str, archived: bool) -> bool:
         return self.registry.set_archived(experiment_id, archived)

@@ -16,6 +16,7 @@ import contextlib
 import json
 import os
 import sqlite3
+from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,14 +27,17 @@ from labmesh_dagster.connectors.catalog.base import (
     Catalog,
     CatalogEntry,
     DatasetRecord,
+    DatasetRevision,
     ExperimentNotRegistered,
     ExperimentSummary,
     FacetCounts,
+    RevisionNotFound,
     SearchHit,
     SearchQuery,
 )
 from labmesh_dagster.connectors.sqlite_files import connect, transaction
 from labmesh_dagster.core.access import GROUP, USER, Viewer, group_principal, user_principal
+from labmesh_dagster.core.checks import CheckOutcome, failed
 from labmesh_dagster.core.experiment import ExperimentRecord
 from labmesh_dagster.core.keys import Zone
 from labmesh_dagster.core.manifest import Manifest, ManifestEntry
@@ -76,6 +80,20 @@ CREATE TABLE IF NOT EXISTS files (
     PRIMARY KEY (experiment_id, dataset, key),
     FOREIGN KEY (experiment_id, dataset) REFERENCES datasets(experiment_id, dataset)
 );
+-- Every published revision of a dataset, and what its checks found (checks NULL: not known).
+CREATE TABLE IF NOT EXISTS dataset_revisions (
+    experiment_id TEXT NOT NULL,
+    dataset TEXT NOT NULL,
+    revision INTEGER NOT NULL,
+    manifest_digest TEXT NOT NULL,
+    file_count INTEGER NOT NULL,
+    total_bytes INTEGER NOT NULL,
+    published_at TEXT NOT NULL,
+    run_id TEXT,
+    checks TEXT,
+    failed_checks INTEGER,
+    PRIMARY KEY (experiment_id, dataset, revision)
+);
 -- Lineage lives in the OpenLineage log; catalogs from before kept a copy of its edges here.
 DROP TABLE IF EXISTS lineage;
 """
@@ -93,6 +111,37 @@ def normal_principal(name: str) -> str:
     raise ValueError(f"a principal is user:NAME or group:NAME, not {name!r}")
 
 
+def _has_table(db: sqlite3.Connection, name: str) -> bool:
+    return db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)).fetchone() is not None
+
+
+def _visible_to(viewer: Viewer | None, column: str) -> tuple[str, list[str]]:
+    """An ``AND`` clause keeping the experiments ``viewer`` may see (none for an admin or no viewer), and its values."""
+    if viewer is None or viewer.admin:
+        return "", []
+    principals = sorted(viewer.principals)
+    return (
+        f" AND {column} IN (SELECT experiment_id FROM experiment_principals "
+        f"WHERE principal IN ({', '.join('?' * len(principals))}))",
+        principals,
+    )
+
+
+def _revision(row: sqlite3.Row) -> DatasetRevision:
+    checks = row["checks"]
+    return DatasetRevision(
+        experiment_id=row["experiment_id"],
+        zone=Zone(row["dataset"]),
+        revision=row["revision"],
+        manifest_digest=row["manifest_digest"],
+        file_count=row["file_count"],
+        total_bytes=row["total_bytes"],
+        published_at=row["published_at"],
+        run_id=row["run_id"],
+        checks=None if checks is None else tuple(CheckOutcome.from_dict(item) for item in json.loads(checks)),
+    )
+
+
 class SqliteCatalog(Catalog):
     """The catalog in one SQLite file."""
 
@@ -100,11 +149,18 @@ class SqliteCatalog(Catalog):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self._connect() as db:
+            had_revisions = _has_table(db, "dataset_revisions")
             db.executescript(SCHEMA + sqlite_index.SCHEMA)
             for table in ("experiments", "datasets"):  # catalogs from before revisions named their run
                 if "run_id" not in {row["name"] for row in db.execute(f"PRAGMA table_info({table})")}:
                     with contextlib.suppress(sqlite3.OperationalError):  # another process added it first
                         db.execute(f"ALTER TABLE {table} ADD COLUMN run_id TEXT")
+            if not had_revisions:  # a catalog from before revisions were kept: its current ones, checks unknown
+                db.execute(
+                    "INSERT OR IGNORE INTO dataset_revisions (experiment_id, dataset, revision, manifest_digest, "
+                    "file_count, total_bytes, published_at, run_id) SELECT experiment_id, dataset, revision, "
+                    "manifest_digest, file_count, total_bytes, updated_at, run_id FROM datasets"
+                )
             current = sqlite_index.index_is_current(db)
         if not current:  # a new catalog, or one from before this search index: built once, under the write lock
             with self._transaction() as db:
@@ -204,6 +260,16 @@ class SqliteCatalog(Catalog):
                     run_id,
                 ),
             )
+            db.execute(
+                """INSERT INTO dataset_revisions
+                   (experiment_id, dataset, revision, manifest_digest, file_count, total_bytes, published_at, run_id)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                   ON CONFLICT (experiment_id, dataset, revision) DO UPDATE SET
+                     manifest_digest = excluded.manifest_digest, file_count = excluded.file_count,
+                     total_bytes = excluded.total_bytes, published_at = excluded.published_at,
+                     run_id = excluded.run_id, checks = NULL, failed_checks = NULL""",
+                (experiment_id, zone, revision, digest, manifest.file_count, manifest.total_bytes, _now(), run_id),
+            )
             db.execute("DELETE FROM files WHERE experiment_id = ? AND dataset = ?", (experiment_id, zone))
             db.executemany(
                 "INSERT INTO files (experiment_id, dataset, key, entry) VALUES (?, ?, ?, ?)",
@@ -235,6 +301,37 @@ class SqliteCatalog(Catalog):
             files=tuple(ManifestEntry.from_dict(json.loads(file["entry"])) for file in files),
             run_id=row["run_id"],
         )
+
+    def record_checks(self, experiment_id: str, zone: Zone, revision: int, outcomes: Sequence[CheckOutcome]) -> None:
+        checks = json.dumps([outcome.to_dict() for outcome in outcomes], sort_keys=True)
+        with self._transaction() as db:
+            cursor = db.execute(
+                "UPDATE dataset_revisions SET checks = ?, failed_checks = ? "
+                "WHERE experiment_id = ? AND dataset = ? AND revision = ?",
+                (checks, len(failed(outcomes)), experiment_id, Zone(zone).value, revision),
+            )
+            if cursor.rowcount == 0:
+                raise RevisionNotFound(experiment_id, Zone(zone).value, revision)
+
+    def dataset_revisions(self, experiment_id: str, zone: Zone, *, limit: int = 20) -> list[DatasetRevision]:
+        with self._connect() as db:
+            rows = db.execute(
+                "SELECT * FROM dataset_revisions WHERE experiment_id = ? AND dataset = ? "
+                "ORDER BY revision DESC LIMIT ?",
+                (experiment_id, Zone(zone).value, limit),
+            ).fetchall()
+        return [_revision(row) for row in rows]
+
+    def checks_needing_attention(self, *, viewer: Viewer | None = None) -> list[DatasetRevision]:
+        visible, principals = _visible_to(viewer, "r.experiment_id")
+        with self._connect() as db:
+            rows = db.execute(
+                "SELECT r.* FROM datasets AS d JOIN dataset_revisions AS r ON r.experiment_id = d.experiment_id "
+                "AND r.dataset = d.dataset AND r.revision = d.revision "
+                f"WHERE (r.failed_checks IS NULL OR r.failed_checks > 0){visible} ORDER BY r.experiment_id, r.dataset",
+                principals,
+            ).fetchall()
+        return [_revision(row) for row in rows]
 
     def search(self, query: SearchQuery) -> list[SearchHit]:
         with self._connect() as db:
@@ -340,6 +437,13 @@ class SqliteCatalog(Catalog):
                     )
                 ],
                 "files": [tuple(row) for row in db.execute("SELECT * FROM files ORDER BY 1, 2, 3")],
+                "dataset_revisions": [
+                    tuple(row)
+                    for row in db.execute(
+                        "SELECT experiment_id, dataset, revision, manifest_digest, file_count, total_bytes, run_id, "
+                        "checks FROM dataset_revisions ORDER BY 1, 2, 3"
+                    )
+                ],
                 "search_index": [
                     tuple(row)
                     for row in db.execute(
