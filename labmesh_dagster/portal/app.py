@@ -38,6 +38,7 @@ from labmesh_dagster.core.keys import ObjectKey, Zone
 from labmesh_dagster.core.manifest import ManifestEntry
 from labmesh_dagster.portal.charts import bar_chart, line_chart
 from labmesh_dagster.portal.context import HERE, NotVisible, PortalContext, visible_experiment
+from labmesh_dagster.portal.experiment_view import dataset_history
 from labmesh_dagster.portal.facets import active_filters, facet_links
 from labmesh_dagster.portal.sessions import COOKIE, Session, csrf_matches
 from labmesh_dagster.portal.viewing import Viewing
@@ -242,6 +243,7 @@ def create_portal(context: PortalContext) -> APIRouter:
                 {
                     "zone": zone.value,
                     "dagster_run": f"{context.dagster_url}/runs/{dataset.run_id}" if dataset.run_id else None,
+                    **dataset_history(catalog, experiment_id, zone, dataset.revision, context.dagster_url),
                     "revision": dataset.revision,
                     "manifest_digest": dataset.manifest_digest,
                     "files": [_file_row(entry) for entry in dataset.files],
