@@ -24,7 +24,6 @@ from dotenv import dotenv_values
 
 from labmesh_dagster.access import commands as access_commands
 from labmesh_dagster.connectors.catalog.base import DatasetRecord, SearchQuery
-from labmesh_dagster.connectors.rejections import container
 from labmesh_dagster.connectors.store.base import ObjectInfo, ObjectStore
 from labmesh_dagster.connectors.store.local import LocalObjectStore
 from labmesh_dagster.core.errors import LabmeshError
@@ -468,11 +467,7 @@ def print_waiting(ports: Ports, store: ObjectStore, landing: Sequence[ObjectInfo
     """
     settings = ports.settings
     if settings.catalog_path.exists():
-        rejected = [
-            rejection
-            for rejection in ports.eln_rejections().rejections()
-            if not _deleted_record_file(container(rejection.source))
-        ]
+        rejected = ports.eln_rejections().standing()
         if rejected:
             print(f"\nRejected ELN records ({len(rejected)}), left out until they read fine:")
             for rejection in rejected:
@@ -500,12 +495,6 @@ def print_waiting(ports: Ports, store: ObjectStore, landing: Sequence[ObjectInfo
                 else "quarantine due at the landing sensor's next tick"
             )
             print(f"  {waiting.experiment_id}: {waiting.files} file(s), {human_size(waiting.size)}; {when}")
-
-
-def _deleted_record_file(source: str) -> bool:
-    """Whether a rejected record's source is a file of the folder ELN that was since deleted (nothing to fix)."""
-    path = Path(source)
-    return path.is_absolute() and not path.exists()
 
 
 def command_land(ports: Ports, args: argparse.Namespace) -> int:

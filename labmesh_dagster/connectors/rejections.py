@@ -96,6 +96,13 @@ class RejectionStore:
                     (source, container(source), clean_text(error.reason), now, now),
                 )
 
+    def standing(self) -> list[Rejection]:
+        """The rejections someone can still act on: `rejections` without those whose record file was deleted.
+
+        What `labmesh status` and the portal's status page list.
+        """
+        return [rejection for rejection in self.rejections() if not _deleted_record_file(container(rejection.source))]
+
     def rejections(self) -> list[Rejection]:
         """Every rejection standing, by source; reading creates nothing (`labmesh status` only looks)."""
         if not self.path.exists():
@@ -114,3 +121,9 @@ class RejectionStore:
             )
             for row in rows
         ]
+
+
+def _deleted_record_file(source: str) -> bool:
+    """Whether a rejected record's source is a file of the folder ELN that was since deleted (nothing to fix)."""
+    path = Path(source)
+    return path.is_absolute() and not path.exists()

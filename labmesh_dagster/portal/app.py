@@ -41,6 +41,7 @@ from labmesh_dagster.portal.context import HERE, NotVisible, PortalContext, visi
 from labmesh_dagster.portal.experiment_view import dataset_history
 from labmesh_dagster.portal.facets import active_filters, facet_links
 from labmesh_dagster.portal.sessions import COOKIE, Session, csrf_matches
+from labmesh_dagster.portal.status_view import checks_attention, rejected_records
 from labmesh_dagster.portal.viewing import Viewing
 from labmesh_dagster.steps.landing import list_quarantine
 from labmesh_dagster.steps.previews import preview_object
@@ -208,7 +209,13 @@ def create_portal(context: PortalContext) -> APIRouter:
                     }
                 )
         totals = {zone: sum(s.datasets.get(zone, 0) for s in summaries) for zone in ("raw", "processed", "final")}
-        return {"experiments": rows, "totals": totals, "quarantined": quarantined}
+        return {
+            "experiments": rows,
+            "totals": totals,
+            "quarantined": quarantined,
+            "rejected": rejected_records(context.rejections() if context.rejections else None, viewer),
+            **checks_attention(catalog, viewer),
+        }
 
     @router.get("/experiments/{experiment_id}", response_class=HTMLResponse)
     async def experiment_page(request: Request, experiment_id: str) -> HTMLResponse:

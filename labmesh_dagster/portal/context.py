@@ -14,6 +14,7 @@ from fastapi import HTTPException
 
 from labmesh_dagster.access.stores import AccessStores
 from labmesh_dagster.connectors.catalog.base import Catalog
+from labmesh_dagster.connectors.rejections import RejectionStore
 from labmesh_dagster.connectors.store.base import ObjectStore
 from labmesh_dagster.core.access import Viewer
 from labmesh_dagster.core.experiment import ExperimentRecord
@@ -24,7 +25,10 @@ HERE = Path(__file__).resolve().parent
 
 @dataclass(frozen=True)
 class PortalContext:
-    """What the portal reads: the catalog, the store, the access stores; and how its cookies are signed."""
+    """What the portal reads: the catalog, the store, the access stores; and how its cookies are signed.
+
+    ``rejections`` holds the ELN records the ELN sensor could not read (for the status page; none if not given).
+    """
 
     catalog: Callable[[], Catalog]
     store: Callable[[], ObjectStore]
@@ -32,6 +36,7 @@ class PortalContext:
     signer: SessionSigner
     secure_cookies: bool = True
     dagster_url: str = "http://127.0.0.1:3000"
+    rejections: Callable[[], RejectionStore] | None = None
 
 
 class NotVisible(HTTPException):

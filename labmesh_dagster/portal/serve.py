@@ -47,6 +47,7 @@ def api_app(ports: Ports, *, host: str) -> FastAPI:
         signer=SessionSigner(settings.access.portal_secret or secrets.token_urlsafe(32)),
         secure_cookies=not is_loopback(host),
         dagster_url=settings.dagster_url,
+        rejections=ports.eln_rejections,
     )
     mount_portal(app, context)
     from labmesh_dagster.portal.lineage import create_lineage_router
