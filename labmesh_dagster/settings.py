@@ -394,6 +394,10 @@ class OidcSettings:
     ``groups_claim`` names the claim holding the groups (``groups`` for most
     providers; a dotted path such as ``realm_access.roles`` reaches into an
     object). ``admin_groups`` are the groups whose members see everything.
+    ``provider_name`` is what the login page's button says ("Sign in with
+    ..."); ``redirect_url`` is the portal's ``/auth/callback`` as the provider
+    must see it, when a proxy in front of the portal hides it (else the portal
+    derives it from the request).
     """
 
     issuer: str
@@ -402,6 +406,14 @@ class OidcSettings:
     groups_claim: str
     user_claim: str
     admin_groups: tuple[str, ...]
+    provider_name: str = ""
+    scopes: tuple[str, ...] = ("openid", "profile", "email")
+    redirect_url: str | None = None
+
+    @property
+    def display_name(self) -> str:
+        """The provider as people know it: the configured name, else the issuer's host."""
+        return self.provider_name or self.issuer.split("://", 1)[-1].split("/", 1)[0]
 
     @classmethod
     def from_env(cls, env: Mapping[str, str], *, environment: bool = False) -> OidcSettings:
@@ -411,6 +423,12 @@ class OidcSettings:
         if not issuer.startswith(("https://", "http://")):
             raise SettingsError(f"LABMESH_OIDC_ISSUER={issuer!r}: expected the provider's http(s) issuer URL")
         secret = env.get("LABMESH_OIDC_CLIENT_SECRET")
+        redirect_url = env.get("LABMESH_OIDC_REDIRECT_URL") or None
+        if redirect_url and not redirect_url.startswith(("https://", "http://")):
+            raise SettingsError(
+                f"LABMESH_OIDC_REDIRECT_URL={redirect_url!r}: expected the portal's full http(s) URL "
+                "ending in /auth/callback"
+            )
         return cls(
             issuer=issuer.rstrip("/"),
             client_id=client_id,
@@ -418,6 +436,10 @@ class OidcSettings:
             groups_claim=env.get("LABMESH_OIDC_GROUPS_CLAIM") or "groups",
             user_claim=env.get("LABMESH_OIDC_USER_CLAIM") or "preferred_username",
             admin_groups=_list(env, "LABMESH_OIDC_ADMIN_GROUPS"),
+            provider_name=(env.get("LABMESH_OIDC_PROVIDER_NAME") or "").strip(),
+            # "openid" is what makes it OpenID Connect: always asked for, whatever the list says.
+            scopes=tuple(dict.fromkeys(("openid", *(env.get("LABMESH_OIDC_SCOPES") or "profile email").split()))),
+            redirect_url=redirect_url,
         )
 
 

@@ -31,3 +31,11 @@ class OidcClaimsError(LabmeshError, ValueError):
 
 class UnusablePassword(LabmeshError, ValueError):
     """A password too short to resist guessing, or too long to hash cheaply."""
+
+
+class OidcUnavailable(LabmeshError):
+    """The identity provider could not be reached, or answered what no provider would: nobody can sign in now."""
+
+
+class OidcSignInRefused(LabmeshError, ValueError):
+    """A sign-in that cannot be trusted: a stale or forged state, a refused code, an ID token that fails a check."""

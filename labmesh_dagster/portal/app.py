@@ -20,7 +20,7 @@ import json
 import secrets
 from collections.abc import Iterator
 from dataclasses import asdict
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlencode
 
 from fastapi import APIRouter, FastAPI, HTTPException, Request
@@ -45,6 +45,9 @@ from labmesh_dagster.portal.status_view import checks_attention, rejected_record
 from labmesh_dagster.portal.viewing import Viewing
 from labmesh_dagster.steps.landing import list_quarantine
 from labmesh_dagster.steps.previews import preview_object
+
+if TYPE_CHECKING:
+    from labmesh_dagster.access.oidc_provider import OidcProvider
 
 LOGIN_CSRF = "labmesh_login_csrf"
 DOWNLOAD_CHUNK = 1024 * 1024
@@ -85,7 +88,8 @@ def create_portal(context: PortalContext) -> APIRouter:
     def login_page(request: Request, next: str, message: str, status: int = 200) -> HTMLResponse:
         # The one form posted before a session exists: its CSRF token sits in a cookie of its own.
         token = request.cookies.get(LOGIN_CSRF) or secrets.token_urlsafe(32)
-        response = page(request, "login.html", next=_local(next), message=message, login_csrf=token)
+        provider = context.access.oidc.display_name if context.access.oidc else None
+        response = page(request, "login.html", next=_local(next), message=message, login_csrf=token, provider=provider)
         response.status_code = status
         response.set_cookie(LOGIN_CSRF, token, httponly=True, samesite="strict", secure=context.secure_cookies)
         return response
@@ -96,6 +100,8 @@ def create_portal(context: PortalContext) -> APIRouter:
 
     @router.post("/login")
     async def login(request: Request) -> Response:
+        if context.access.oidc is not None:  # LABMESH_LOGIN=oidc: the provider is the one way in
+            raise HTTPException(404, "this portal signs in through its identity provider: use the button on /login")
         form = await _form(request)
         token = request.cookies.get(LOGIN_CSRF)
         if not token or not csrf_matches(Session(Viewer(""), token), form.get("csrf")):
@@ -108,7 +114,7 @@ def create_portal(context: PortalContext) -> APIRouter:
             status = 429 if outcome.retry_after_seconds else 401
             return login_page(request, form.get("next", "/"), outcome.message, status)
         response = RedirectResponse(_local(form.get("next", "/")), status_code=303)
-        _set_session(response, context.signer.new(outcome.viewer))
+        viewing.set_session(response, outcome.viewer)
         return response
 
     @router.post("/logout")
@@ -121,16 +127,6 @@ def create_portal(context: PortalContext) -> APIRouter:
         response = RedirectResponse("/login", status_code=303)
         response.delete_cookie(COOKIE)
         return response
-
-    def _set_session(response: Response, session: Session) -> None:
-        response.set_cookie(
-            COOKIE,
-            context.signer.dumps(session),
-            max_age=context.signer.max_age_seconds,
-            httponly=True,
-            samesite="lax",
-            secure=context.secure_cookies,
-        )
 
     @router.get("/", response_class=HTMLResponse)
     async def search_page(request: Request) -> HTMLResponse:
@@ -250,11 +246,11 @@ def create_portal(context: PortalContext) -> APIRouter:
                 {
                     "zone": zone.value,
                     "dagster_run": f"{context.dagster_url}/runs/{dataset.run_id}" if dataset.run_id else None,
-                    **dataset_history(catalog, experiment_id, zone, dataset.revision, context.dagster_url),
                     "revision": dataset.revision,
                     "manifest_digest": dataset.manifest_digest,
                     "files": [_file_row(entry) for entry in dataset.files],
                     "bytes": sum(entry.size for entry in dataset.files),
+                    **dataset_history(catalog, experiment_id, zone, dataset.revision, context.dagster_url),
                 }
             )
         quarantined = [
@@ -409,9 +405,18 @@ async def _form(request: Request) -> dict[str, str]:
     return {name: values[0] for name, values in parse_qs(body, keep_blank_values=True).items()}
 
 
-def mount_portal(app: FastAPI, context: PortalContext) -> None:
-    """Add the portal's pages, API and static files to ``app`` (the one `labmesh api` serves)."""
+def mount_portal(app: FastAPI, context: PortalContext, *, oidc_provider: OidcProvider | None = None) -> None:
+    """Add the portal's pages, API and static files to ``app`` (the one `labmesh api` serves).
+
+    With LABMESH_LOGIN=oidc, also the sign-in through the provider (``oidc_provider``, or one from the settings).
+    """
     app.include_router(create_portal(context))
+    if context.access.oidc is not None:
+        # Authlib is loaded only by a portal that signs in through a provider.
+        from labmesh_dagster.access.oidc_provider import OidcProvider
+        from labmesh_dagster.portal.oidc_login import create_oidc_router
+
+        app.include_router(create_oidc_router(context, oidc_provider or OidcProvider(context.access.oidc)))
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
 
     @app.exception_handler(HTTPException)

@@ -37,8 +37,13 @@ class SessionSigner:
     """Turns a session into a cookie value and back; a tampered or expired value is no session."""
 
     def __init__(self, secret: str, *, max_age_seconds: int = MAX_AGE_SECONDS) -> None:
+        self._secret = secret
         self._serializer = URLSafeTimedSerializer(secret, salt="labmesh-portal-session")
         self.max_age_seconds = max_age_seconds
+
+    def signed(self, purpose: str) -> URLSafeTimedSerializer:
+        """A serializer for another cookie (an OIDC sign-in under way), salted so it never passes for a session."""
+        return URLSafeTimedSerializer(self._secret, salt=f"labmesh-portal-{purpose}")
 
     def new(self, viewer: Viewer) -> Session:
         return Session(viewer, secrets.token_urlsafe(32))

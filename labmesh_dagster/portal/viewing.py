@@ -11,7 +11,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from fastapi import HTTPException, Request
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, Response
 from fastapi.templating import Jinja2Templates
 
 from labmesh_dagster.access.audit import AuditEvent, AuditKind
@@ -45,6 +45,18 @@ class Viewing:
                 raise HTTPException(401, "sign in, or send an API token as Authorization: Bearer <token>")
             raise HTTPException(303, headers={"Location": f"/login?{urlencode({'next': str(request.url.path)})}"})
         return viewer
+
+    def set_session(self, response: Response, viewer: Viewer) -> None:
+        """Sign ``viewer`` in: a new session, with its own CSRF token, in the signed cookie (password or OIDC alike)."""
+        signer = self.context.signer
+        response.set_cookie(
+            COOKIE,
+            signer.dumps(signer.new(viewer)),
+            max_age=signer.max_age_seconds,
+            httponly=True,
+            samesite="lax",
+            secure=self.context.secure_cookies,
+        )
 
     def audit(self, request: Request, viewer: Viewer, kind: AuditKind, **what: Any) -> None:
         address = request.client.host if request.client else None

@@ -64,6 +64,25 @@ def test_oidc_reads_the_provider_and_defaults_the_claims() -> None:
         admin_groups=("lab-admins", "it"),
     )
     assert "s3cr3t" not in repr(oidc)
+    assert oidc.display_name == "login.example.org" and oidc.scopes == ("openid", "profile", "email")
+
+
+def test_oidc_names_the_provider_asks_for_scopes_and_is_told_its_callback() -> None:
+    oidc = Settings.from_env(
+        {
+            "LABMESH_LOGIN": "oidc",
+            "LABMESH_OIDC_ISSUER": "https://login.example.org",
+            "LABMESH_OIDC_CLIENT_ID": "labmesh-portal",
+            "LABMESH_OIDC_PROVIDER_NAME": "Lab Keycloak",
+            "LABMESH_OIDC_SCOPES": "profile groups",
+            "LABMESH_OIDC_REDIRECT_URL": "https://portal.example.org/auth/callback",
+        }
+    ).access.oidc
+
+    assert oidc is not None
+    assert oidc.display_name == "Lab Keycloak"
+    assert oidc.scopes == ("openid", "profile", "groups")  # "openid" always: it is what makes it OpenID Connect
+    assert oidc.redirect_url == "https://portal.example.org/auth/callback"
 
 
 @pytest.mark.parametrize(
@@ -74,6 +93,15 @@ def test_oidc_reads_the_provider_and_defaults_the_claims() -> None:
         (
             {"LABMESH_LOGIN": "oidc", "LABMESH_OIDC_ISSUER": "login.example.org", "LABMESH_OIDC_CLIENT_ID": "x"},
             "expected the provider's http(s) issuer URL",
+        ),
+        (
+            {
+                "LABMESH_LOGIN": "oidc",
+                "LABMESH_OIDC_ISSUER": "https://login.example.org",
+                "LABMESH_OIDC_CLIENT_ID": "x",
+                "LABMESH_OIDC_REDIRECT_URL": "/auth/callback",
+            },
+            "expected the portal's full http(s) URL ending in /auth/callback",
         ),
         ({"LABMESH_LOGIN_FAILURES_PER_USER": "0"}, "LABMESH_LOGIN_FAILURES_PER_USER='0': must be at least 1"),
         ({"LABMESH_LOGIN_FAILURES_PER_ADDRESS": "many"}, "LABMESH_LOGIN_FAILURES_PER_ADDRESS='many'"),
