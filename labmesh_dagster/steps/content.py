@@ -18,6 +18,12 @@ index space by the gigabyte, and may be data a lab may not share with a
 search service. Long nucleotide runs are scrubbed from any text besides, in
 case a table or a note carries whole sequences.
 
+Each document carries its experiment's whole access list, the catalog's
+(`labmesh_dagster.core.access`): its group, its owner, the people on it and
+the grants kept in labmesh. Publishing takes the list from the catalog, so
+grants are in it; a grant or a revoke later reaches the index through
+`refresh_access`. An experiment with no group is its owner's and the admins'.
+
 Document ids are the manifest keys (``raw/EXP-1/run1/S1_R1.fastq.gz``): stable
 across runs, so publishing again replaces each document instead of adding a
 second one, and a file removed from the dataset is removed from the index by
@@ -28,7 +34,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -47,6 +53,7 @@ from labmesh_dagster.connectors.search.base import (
     IndexReport,
     as_utc,
 )
+from labmesh_dagster.core.access import experiment_principals, people_on
 from labmesh_dagster.core.experiment import ExperimentRecord
 from labmesh_dagster.core.keys import LABMESH_DIR
 from labmesh_dagster.core.manifest import Manifest, ManifestEntry
@@ -166,10 +173,19 @@ def _created(entry: ManifestEntry, record: ExperimentRecord) -> datetime | None:
     return None
 
 
+def record_principals(record: ExperimentRecord) -> frozenset[str]:
+    """Who may see the experiment by its ELN record alone (grants aside): group, owner and people."""
+    return experiment_principals(record.group, record.owner, people_on(record.custom))
+
+
 def file_document(
-    entry: ManifestEntry, manifest: Manifest, record: ExperimentRecord, uri_of: Callable[[str], str]
+    entry: ManifestEntry,
+    manifest: Manifest,
+    record: ExperimentRecord,
+    uri_of: Callable[[str], str],
+    principals: Collection[str] | None = None,
 ) -> ContentDocument:
-    """The document of one file of ``manifest``."""
+    """The document of one file of ``manifest``; ``principals`` None takes the record's (no grants)."""
     # A file naming no sample of its own (a run summary) belongs to every sample of the experiment.
     sample_ids = list(entry.sample_ids) or record.sample_ids
     text = "\n".join(file_lines(entry))
@@ -192,21 +208,28 @@ def file_document(
         text=clean_text(without_sequences(text)),
         uri=uri_of(entry.key),
         attributes=attributes,
-        groups=(record.group,) if record.group else (),
+        principals=tuple(sorted(record_principals(record) if principals is None else principals)),
     )
 
 
 def dataset_documents(
-    manifest: Manifest, record: ExperimentRecord, uri_of: Callable[[str], str]
+    manifest: Manifest,
+    record: ExperimentRecord,
+    uri_of: Callable[[str], str],
+    principals: Collection[str] | None = None,
 ) -> list[ContentDocument]:
     """One document per searchable file of the dataset, in key order.
 
     ``uri_of`` turns a manifest key into the link a search hit shows (an
-    ``s3://`` URI, a portal URL, a ``file://`` path).
+    ``s3://`` URI, a portal URL, a ``file://`` path). ``principals`` is the
+    experiment's access list as the catalog holds it (with grants); None
+    takes the record's own.
     """
     if record.id != manifest.experiment_id:
         raise ValueError(f"record {record.id} does not describe the dataset of {manifest.experiment_id}")
-    return [file_document(entry, manifest, record, uri_of) for entry in manifest.entries if is_searchable(entry)]
+    return [
+        file_document(entry, manifest, record, uri_of, principals) for entry in manifest.entries if is_searchable(entry)
+    ]
 
 
 def removed_document_ids(previous: Manifest | None, current: Manifest) -> list[str]:
@@ -224,6 +247,7 @@ def index_dataset(
     previous: Manifest | None,
     record: ExperimentRecord,
     uri_of: Callable[[str], str],
+    principals: Collection[str] | None = None,
 ) -> IndexReport:
     """Bring the index in step with the dataset: every searchable file put, every vanished one deleted.
 
@@ -232,5 +256,5 @@ def index_dataset(
     are in the report, for the caller to surface (an asset check, metadata).
     """
     index.prepare()
-    documents = dataset_documents(manifest, record, uri_of)
+    documents = dataset_documents(manifest, record, uri_of, principals)
     return index.replace(documents, removed_ids=removed_document_ids(previous, manifest))

@@ -70,7 +70,13 @@ def publish(
     entry = sinks.catalog.upsert_dataset(manifest, location, run_id=run.run_id)
     problems = catalog_problems(sinks.catalog.get_dataset(manifest.experiment_id, manifest.zone), manifest)
     content = index_dataset(
-        sinks.content_index, manifest, previous, record, lambda file_key: store.uri(ObjectKey.parse(file_key))
+        sinks.content_index,
+        manifest,
+        previous,
+        record,
+        lambda file_key: store.uri(ObjectKey.parse(file_key)),
+        # The catalog's list, grants included: the content index shows a file to whom the catalog shows it.
+        sinks.catalog.principals(manifest.experiment_id),
     )
     run.outputs = [dataset_ref(store, manifest.zone, manifest.experiment_id, manifest)]
     lineage_problems = run.record(ended=ended, error=failure)

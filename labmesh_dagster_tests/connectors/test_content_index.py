@@ -5,8 +5,11 @@ attributes; putting an id again replaces its document (never a second one);
 removed ids are deleted and reported; each facet filter (experiment, sample,
 platform, group, zone, format, since, until) selects exactly its documents,
 alone and all together, a format taking its compressed forms too (``fastq``
-finds ``fastq.gz``, as people mean FASTQ files); ``groups`` None sees everything, otherwise only
-public documents and those allowing one of the groups; a document breaking
+finds ``fastq.gz``, as people mean FASTQ files); no viewer (or an admin) sees everything, any other
+viewer only the documents whose access list holds one of their principals (their name, their groups,
+ignoring case), even under a limit; a document with an empty list (an experiment with no group and no
+owner) is seen by admins alone; `update_access` gives an experiment's documents a new list (a grant, a
+revoke), idempotently, and leaves other experiments' alone; a document breaking
 the port's rules is reported failed (its earlier version kept) while the
 others are indexed; two documents with one id in a call are refused.
 """
@@ -14,6 +17,7 @@ others are indexed; two documents with one id in a call are refused.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -23,6 +27,7 @@ import pytest
 from labmesh_dagster.connectors.search.base import CODECS, ContentDocument, ContentFilter, ContentIndex
 from labmesh_dagster.connectors.search.kendra import KendraContentIndex
 from labmesh_dagster.connectors.search.local import SqliteContentIndex
+from labmesh_dagster.core.access import Viewer, experiment_principals
 from labmesh_dagster.extract.compression import COMPRESSION_SUFFIXES
 from labmesh_dagster_tests.fake_kendra import FakeKendraClient
 
@@ -58,6 +63,7 @@ def doc(
     samples: Sequence[str] = ("S1",),
     platform: str = "NovaSeq",
     group: str | None = None,
+    owner: str | None = None,
     zone: str = "raw",
     fmt: str = "fastq.gz",
     created: datetime = datetime(2025, 1, 2, 10, 0, tzinfo=UTC),
@@ -80,7 +86,7 @@ def doc(
         text=text,
         uri=f"https://lab.example/{document_id}",
         attributes=values,
-        groups=(group,) if group else (),
+        principals=tuple(experiment_principals(group, owner)),
     )
 
 
@@ -109,8 +115,12 @@ KIDNEY = doc(
     fmt="mzml",
     created=datetime(2025, 2, 1, 12, 0, tzinfo=UTC),
 )
-PROTOCOL = doc("final/EXP-3/protocol.md", "How tissue samples are prepared.", experiment="EXP-3", samples=(), fmt="md")
+# EXP-3 has no group: its owner and the admins see it, nobody else.
+PROTOCOL = doc(
+    "final/EXP-3/protocol.md", "How tissue samples are prepared.", experiment="EXP-3", samples=(), fmt="md", owner="Ada"
+)
 ALL = [LIVER, LIVER_TABLE, KIDNEY, PROTOCOL]
+EVERY_ID = {document.id for document in ALL}
 
 
 def ids(index: ContentIndex, text: str = "", **options: Any) -> set[str]:
@@ -220,37 +230,102 @@ def test_a_sample_id_matches_whole_ids_only(index: ContentIndex) -> None:
 
 
 @pytest.mark.parametrize(
-    ("groups", "expected"),
+    ("viewer", "expected"),
     [
-        (None, {LIVER.id, LIVER_TABLE.id, KIDNEY.id, PROTOCOL.id}),
-        (["liver-lab"], {LIVER.id, LIVER_TABLE.id, PROTOCOL.id}),
-        (["other-lab", "kidney-lab"], {KIDNEY.id, PROTOCOL.id}),
-        ([], {PROTOCOL.id}),
-        (["not a\ngroup"], {PROTOCOL.id}),
+        (None, EVERY_ID),
+        (Viewer("root", admin=True), EVERY_ID),
+        (Viewer("bob", frozenset({"liver-lab"})), {LIVER.id, LIVER_TABLE.id}),
+        (Viewer("bob", frozenset({"other-lab", "Kidney-Lab"})), {KIDNEY.id}),
+        (Viewer("bob"), set()),
+        (Viewer("ada"), {PROTOCOL.id}),
+        (Viewer(" ADA ", frozenset({"liver-lab"})), {LIVER.id, LIVER_TABLE.id, PROTOCOL.id}),
+        (Viewer("bob", frozenset({"not a\ngroup"})), set()),
     ],
 )
-def test_groups_see_public_documents_and_those_allowing_them(
-    index: ContentIndex, groups: list[str] | None, expected: set[str]
+def test_a_viewer_sees_the_documents_whose_list_holds_their_name_or_a_group(
+    index: ContentIndex, viewer: Viewer | None, expected: set[str]
 ) -> None:
     index.replace(ALL)
 
-    assert ids(index, "tissue", groups=groups) == expected
+    assert ids(index, "tissue", viewer=viewer) == expected
+    assert ids(index, "", viewer=viewer) == expected
+
+
+def test_a_document_whose_experiment_lists_nobody_is_seen_by_admins_only(index: ContentIndex) -> None:
+    orphan = doc("final/EXP-4/notes.txt", "tissue notes of nobody's experiment", experiment="EXP-4")
+    assert orphan.principals == ()
+
+    index.replace([orphan])
+
+    assert ids(index, "tissue") == {orphan.id}
+    assert ids(index, "tissue", viewer=Viewer("root", admin=True)) == {orphan.id}
+    for viewer in (Viewer("bob"), Viewer("bob", frozenset({"liver-lab", "kidney-lab"}))):
+        assert ids(index, "tissue", viewer=viewer) == set()
+        assert ids(index, "", viewer=viewer) == set()
+
+
+def test_access_is_applied_before_the_limit(index: ContentIndex) -> None:
+    hidden = [
+        doc(f"raw/EXP-2/k{number}.txt", "tissue tissue tissue tissue", experiment="EXP-2", group="kidney-lab")
+        for number in range(12)
+    ]
+    index.replace([*hidden, LIVER_TABLE])
+
+    hits = index.search("tissue", viewer=Viewer("bob", frozenset({"liver-lab"})), limit=1)
+
+    assert [hit.id for hit in hits] == [LIVER_TABLE.id]
+
+
+def test_a_grant_and_a_revoke_change_one_experiments_list_idempotently(index: ContentIndex) -> None:
+    index.replace(ALL)
+    kidney_user = Viewer("carol", frozenset({"kidney-lab"}))
+    before = experiment_principals("liver-lab", None)
+    granted = before | {"group:kidney-lab", "user:dan"}
+
+    def exp1(principals: frozenset[str]) -> list[ContentDocument]:
+        return [replace(document, principals=tuple(principals)) for document in (LIVER, LIVER_TABLE)]
+
+    for _ in range(2):
+        report = index.update_access("EXP-1", granted, lambda: exp1(granted))
+        assert sorted(report.indexed) == sorted([LIVER.id, LIVER_TABLE.id]) and not report.failed
+        assert ids(index, "tissue", viewer=kidney_user) == {LIVER.id, LIVER_TABLE.id, KIDNEY.id}
+        assert ids(index, "tissue", viewer=Viewer("Dan")) == {LIVER.id, LIVER_TABLE.id}
+        assert ids(index, "tissue", viewer=Viewer("ada")) == {PROTOCOL.id}  # other experiments keep theirs
+
+    index.update_access("EXP-1", before, lambda: exp1(before))
+
+    assert ids(index, "tissue", viewer=kidney_user) == {KIDNEY.id}
+    assert ids(index, "tissue", viewer=Viewer("dan")) == set()
+    assert ids(index, "tissue", viewer=Viewer("bob", frozenset({"liver-lab"}))) == {LIVER.id, LIVER_TABLE.id}
+    assert listed(index) == sorted(EVERY_ID)  # nothing added or lost
+    assert ids(index, "liver") == {LIVER.id, LIVER_TABLE.id}  # the words are still found
+
+
+def test_revoking_everything_leaves_an_experiment_to_admins(index: ContentIndex) -> None:
+    index.replace(ALL)
+
+    index.update_access("EXP-3", frozenset(), lambda: [replace(PROTOCOL, principals=())])
+
+    assert ids(index, "tissue", viewer=Viewer("ada")) == set()
+    assert ids(index, "tissue", viewer=Viewer("root", admin=True)) == EVERY_ID
 
 
 def test_a_document_breaking_the_rules_is_reported_and_the_others_indexed(index: ContentIndex) -> None:
     index.replace([LIVER])
     undeclared = doc("raw/EXP-1/colour.txt", "tissue colour chart", colour="red")
-    bad_group = doc("raw/EXP-1/secret.txt", "tissue secrets", group="line\nbreak")
+    bad_group = doc("raw/EXP-1/secret.txt", "tissue secrets", group="bell\x07ring")
+    bad_principal = replace(doc("raw/EXP-1/other.txt", "tissue other"), principals=("everyone",))
     mistyped = doc(LIVER.id, "tissue replaced", created="yesterday")  # type: ignore[arg-type]
     undecodable = doc("raw/EXP-1/caf\udce9.txt", "tissue cafe")
     too_long = doc("raw/EXP-1/" + "x" * 2048, "tissue long")
 
-    report = index.replace([undeclared, KIDNEY, bad_group, mistyped, undecodable, too_long])
+    report = index.replace([undeclared, KIDNEY, bad_group, bad_principal, mistyped, undecodable, too_long])
 
     assert report.indexed == (KIDNEY.id,)
-    assert set(report.failed) == {undeclared.id, bad_group.id, LIVER.id, undecodable.id, too_long.id}
+    assert set(report.failed) == {undeclared.id, bad_group.id, bad_principal.id, LIVER.id, undecodable.id, too_long.id}
     assert "colour" in report.failed[undeclared.id]
     assert "access list" in report.failed[bad_group.id]
+    assert "group:NAME or user:NAME" in report.failed[bad_principal.id]
     assert "created" in report.failed[LIVER.id]
     assert "UTF-8" in report.failed[undecodable.id]
     assert "2048" in report.failed[too_long.id]

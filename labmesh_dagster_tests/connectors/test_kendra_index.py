@@ -4,13 +4,16 @@ Pinned here: `prepare` declares only the fields the index lacks, in one
 UpdateIndex, once (never Kendra's reserved fields, and a field of the wrong
 type is a clear error); N documents take exactly ceil(N/10) BatchPutDocument
 calls of PLAIN_TEXT documents with typed attributes, ``_source_uri``,
-``_created_at`` and GROUP ALLOW access lists; `replace` polls
+``_created_at`` and access lists of USER and GROUP ALLOW principals (an
+experiment listing nobody allows only a user no query names, never everyone);
+a grant re-puts the experiment's documents with the new list; `replace` polls
 BatchGetDocumentStatus (10 ids a call) until every document is final, and
 gives up at the timeout with a report, not a hang; documents Kendra fails
 (at once in FailedDocuments, or later as FAILED / UPDATE_FAILED) are reported
 with Kendra's reason; throttling on a fifth of the calls still indexes
 everything; deletes go 10 ids a call; searches send AttributeFilter and
-UserContext as Kendra takes them; calls stay under the configured rate;
+UserContext (the viewer's name as UserId, their groups; none for an admin)
+as Kendra takes them; calls stay under the configured rate;
 `prepare` waits while the index applies its declarations, and a failed index is a clear error.
 Facets are declared facetable and never searchable, so query words match
 what is in the files, not an experiment id or a platform (a field an older
@@ -21,6 +24,7 @@ format's compressed forms too.
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -32,7 +36,8 @@ from labmesh_dagster.connectors.search.base import (
     ContentFilter,
     ContentIndexUnavailable,
 )
-from labmesh_dagster.connectors.search.kendra import KendraContentIndex, KendraField
+from labmesh_dagster.connectors.search.kendra import ADMINS_ONLY, NO_USER, KendraContentIndex, KendraField
+from labmesh_dagster.core.access import Viewer, experiment_principals
 from labmesh_dagster_tests.fake_kendra import FakeKendraClient
 from labmesh_dagster_tests.service_model import ThrottledShare
 
@@ -60,7 +65,9 @@ def make_index(client: Any, clock: Clock, **options: Any) -> KendraContentIndex:
     return KendraContentIndex(client, index_id=index_id, clock=clock, sleep=clock.sleep, **options)
 
 
-def document(number: int, *, group: str | None = "liver-lab", uri: str | None = None) -> ContentDocument:
+def document(
+    number: int, *, group: str | None = "liver-lab", owner: str | None = None, uri: str | None = None
+) -> ContentDocument:
     document_id = f"raw/EXP-1/run1/S{number}_R1.fastq.gz"
     return ContentDocument(
         id=document_id,
@@ -76,7 +83,7 @@ def document(number: int, *, group: str | None = "liver-lab", uri: str | None = 
             "created": datetime(2025, 1, 2, 10, 0, tzinfo=UTC),
             **({"group": group} if group else {}),
         },
-        groups=(group,) if group else (),
+        principals=tuple(experiment_principals(group, owner)),
     )
 
 
@@ -193,10 +200,10 @@ def test_n_documents_take_ceil_n_over_10_batch_puts(kendra: FakeKendraClient, cl
     assert all(len(params["DocumentInfoList"]) <= 10 for params in sent(kendra, "BatchGetDocumentStatus"))
 
 
-def test_documents_are_sent_as_plain_text_with_typed_attributes_and_group_access(
+def test_documents_are_sent_as_plain_text_with_typed_attributes_and_their_access_list(
     kendra: FakeKendraClient, clock: Clock
 ) -> None:
-    source = document(1, uri="s3://lab-raw/EXP-1/run1/S1_R1.fastq.gz")
+    source = document(1, owner="Ada Lovelace", uri="s3://lab-raw/EXP-1/run1/S1_R1.fastq.gz")
 
     make_index(kendra, clock).replace([source])
 
@@ -210,7 +217,40 @@ def test_documents_are_sent_as_plain_text_with_typed_attributes_and_group_access
     assert values["_source_uri"] == {"StringValue": "s3://lab-raw/EXP-1/run1/S1_R1.fastq.gz"}
     assert values["experiment_id"] == {"StringValue": "EXP-1"}
     assert "created" not in values
-    assert request["AccessControlList"] == [{"Name": "liver-lab", "Type": "GROUP", "Access": "ALLOW"}]
+    assert request["AccessControlList"] == [
+        {"Name": "liver-lab", "Type": "GROUP", "Access": "ALLOW"},
+        {"Name": "ada lovelace", "Type": "USER", "Access": "ALLOW"},
+    ]
+
+
+def test_a_document_whose_experiment_lists_nobody_is_never_public(kendra: FakeKendraClient, clock: Clock) -> None:
+    index = make_index(kendra, clock)
+
+    index.replace([document(1, group=None)])
+
+    (request,) = sent(kendra, "BatchPutDocument")[0]["Documents"]
+    assert request["AccessControlList"] == [{"Name": ADMINS_ONLY, "Type": "USER", "Access": "ALLOW"}]
+    assert [hit.id for hit in index.search("liver")] == [document(1).id]
+    assert index.search("liver", viewer=Viewer("bob", frozenset({"liver-lab"}))) == []
+    assert index.search("liver", viewer=Viewer(ADMINS_ONLY)) == []
+    assert sent(kendra, "Query")[-1]["UserContext"] == {"UserId": NO_USER}  # the sentinel's name is never sent
+
+
+def test_a_grant_puts_the_experiments_documents_again_with_the_new_list(kendra: FakeKendraClient, clock: Clock) -> None:
+    index = make_index(kendra, clock)
+    index.replace(documents(12))
+    granted = experiment_principals("liver-lab", None, grants=["user:carol"])
+    puts = len(sent(kendra, "BatchPutDocument"))
+
+    report = index.update_access(
+        "EXP-1", granted, lambda: [replace(item, principals=tuple(granted)) for item in documents(12)]
+    )
+
+    assert sorted(report.indexed) == sorted(item.id for item in documents(12)) and not report.failed
+    assert len(sent(kendra, "BatchPutDocument")) == puts + 2
+    assert len(index.search("liver", viewer=Viewer("Carol"), limit=100)) == 12
+    assert len(index.search("liver", viewer=Viewer("bob", frozenset({"liver-lab"})), limit=100)) == 12
+    assert len(kendra.documents) == 12
 
 
 def test_an_s3_uri_comes_back_from_the_source_uri_attribute(kendra: FakeKendraClient, clock: Clock) -> None:
@@ -290,11 +330,11 @@ def test_documents_refused_in_failed_documents_are_reported_and_not_polled(
     kendra: FakeKendraClient, clock: Clock
 ) -> None:
     index = make_index(DroppedDeclarations(kendra), clock)
-    public = ContentDocument(id="notes/readme.txt", title="readme", text="liver notes", uri="")
+    plain = ContentDocument(id="notes/readme.txt", title="readme", text="liver notes", uri="")
 
-    report = index.replace([document(1), public])
+    report = index.replace([document(1), plain])
 
-    assert report.indexed == (public.id,)
+    assert report.indexed == (plain.id,)
     assert "is not a field of the index" in report.failed[document(1).id]
     polled = [
         info["DocumentId"] for params in sent(kendra, "BatchGetDocumentStatus") for info in params["DocumentInfoList"]
@@ -351,7 +391,8 @@ def test_search_sends_one_and_filter_and_the_callers_groups(kendra: FakeKendraCl
         until=date(2025, 1, 2),
     )
 
-    hits = index.search("liver", filters=everything, groups=["liver-lab", "liver-lab", "bad\ngroup"])
+    viewer = Viewer("Ada", frozenset({"Liver-Lab", "liver-lab", "bad\x07group", "x" * 201}))
+    hits = index.search("liver", filters=everything, viewer=viewer)
 
     assert [hit.id for hit in hits] == [document(1).id]
     params = sent(kendra, "Query")[-1]
@@ -360,22 +401,34 @@ def test_search_sends_one_and_filter_and_the_callers_groups(kendra: FakeKendraCl
     assert {"ContainsAny": {"Key": "sample_ids", "Value": {"StringListValue": ["S1"]}}} in leaves
     assert {"LessThanOrEquals"} <= {operation for leaf in leaves for operation in leaf}
     assert all(len(leaf) == 1 and "AndAllFilters" not in leaf for leaf in leaves)
-    assert params["UserContext"] == {"Groups": ["liver-lab"]}
+    assert params["UserContext"] == {"UserId": "ada", "Groups": ["liver-lab"]}
     assert params["QueryResultTypeFilter"] == "DOCUMENT"
 
 
-def test_one_filter_is_sent_alone_and_no_groups_means_public_only(kendra: FakeKendraClient, clock: Clock) -> None:
+def test_one_filter_is_sent_alone_and_a_user_without_groups_sees_their_own(
+    kendra: FakeKendraClient, clock: Clock
+) -> None:
     index = make_index(kendra, clock)
-    index.replace([document(1), document(2, group=None)])
+    index.replace([document(1), document(2, group=None, owner="ada")])
 
-    hits = index.search("", filters=ContentFilter(platform="NovaSeq"), groups=[], limit=500)
+    hits = index.search("", filters=ContentFilter(platform="NovaSeq"), viewer=Viewer("ada"), limit=500)
 
     assert [hit.id for hit in hits] == [document(2).id]
     params = sent(kendra, "Query")[-1]
     assert params["AttributeFilter"] == {"EqualsTo": {"Key": "platform", "Value": {"StringValue": "NovaSeq"}}}
     assert "QueryText" not in params
     assert params["PageSize"] == 100
-    assert "Groups" not in params["UserContext"]
+    assert params["UserContext"] == {"UserId": "ada"}
+
+
+def test_an_admin_queries_without_a_user_context(kendra: FakeKendraClient, clock: Clock) -> None:
+    index = make_index(kendra, clock)
+    index.replace([document(1), document(2, group=None)])
+
+    hits = index.search("", viewer=Viewer("root", frozenset({"liver-lab"}), admin=True), limit=10)
+
+    assert {hit.id for hit in hits} == {document(1).id, document(2).id}
+    assert "UserContext" not in sent(kendra, "Query")[-1]
 
 
 def test_facet_values_are_not_matched_as_words(kendra: FakeKendraClient, clock: Clock) -> None:

@@ -327,6 +327,24 @@ def test_the_callers_groups_decide_against_each_access_control_list(kendra: Fake
     assert visible(UserId="ada") == [PROTOCOL["Id"]]
 
 
+def test_a_user_principal_allows_that_user_alone_whatever_their_groups(kendra: FakeKendraClient) -> None:
+    owned = document(
+        "final/EXP-3/notes.txt",
+        "Tissue notes kept by their owner.",
+        AccessControlList=[{"Name": "ada", "Type": "USER", "Access": "ALLOW"}],
+    )
+    kendra.batch_put_document(IndexId=kendra.index_id, Documents=[owned])
+
+    def visible(**context: Any) -> bool:
+        return owned["Id"] in query(kendra, "tissue", UserContext=context)
+
+    assert visible(UserId="ada")
+    assert visible(UserId="ada", Groups=["kidney-lab"])
+    assert not visible(UserId="bob", Groups=["liver-lab", "kidney-lab"])
+    assert not visible(Groups=["ada"])  # a group of the same name is not the user
+    assert owned["Id"] in query(kendra, "tissue")  # no user context: labmesh itself, or an admin
+
+
 def test_facets_and_sorting_only_on_fields_that_allow_them(kendra: FakeKendraClient) -> None:
     answer = kendra.query(
         IndexId=kendra.index_id,

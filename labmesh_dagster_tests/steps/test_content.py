@@ -9,7 +9,8 @@ experiment's description finds no file while a word inside one file finds
 that file alone; long nucleotide runs are scrubbed from any
 text while short primers stay; ids are the manifest keys, the same on every
 run, and long or undecodable keys get stable, distinct, short enough ids;
-attributes and access groups come from the record and the entry; labmesh's
+attributes come from the record and the entry, the access list from the record (group, owner, people)
+or, when given, the catalog's (grants included), and an experiment with no group is its owner's alone; labmesh's
 own, empty and content-less files get no document; removed ids are the
 searchable files that vanished; `index_dataset` keeps an index in step with
 the dataset, run after run.
@@ -26,6 +27,7 @@ import pytest
 
 from labmesh_dagster.connectors.search.base import ContentFilter
 from labmesh_dagster.connectors.search.local import SqliteContentIndex
+from labmesh_dagster.core.access import Viewer
 from labmesh_dagster.core.experiment import ExperimentRecord, Sample
 from labmesh_dagster.core.manifest import Manifest, ManifestEntry
 from labmesh_dagster.extract import extract
@@ -43,6 +45,7 @@ RECORD = ExperimentRecord(
     title="Liver fibrosis time course",
     description="Bulk RNA-seq of mouse liver after CCl4 treatment.",
     group="liver-lab",
+    owner="Ada",
     samples=(Sample("S1"), Sample("S2")),
     platform="NovaSeq 6000",
     protocol="TruSeq stranded mRNA",
@@ -202,7 +205,7 @@ def test_attributes_and_access_come_from_the_record_and_the_entry() -> None:
         "group": "liver-lab",
         "created": datetime(2025, 1, 2, 10, 0, tzinfo=UTC),
     }
-    assert fastq.groups == ("liver-lab",)
+    assert fastq.principals == ("group:liver-lab", "user:ada")
     assert fastq.uri == "s3://lab/processed/EXP-1/S1.fastq"
     assert fastq.title == "S1.fastq"
     # A file of no sample in particular belongs to all of the experiment's samples.
@@ -210,13 +213,25 @@ def test_attributes_and_access_come_from_the_record_and_the_entry() -> None:
     assert whole.attributes["created"] == datetime(2025, 1, 3, tzinfo=UTC)
 
 
-def test_an_experiment_without_a_group_gives_public_documents() -> None:
-    record = ExperimentRecord(id="EXP-1", title="Open data")
+def test_an_experiment_without_a_group_gives_documents_of_its_owner_and_people_only() -> None:
+    record = ExperimentRecord(id="EXP-1", title="Open data", owner="Bob", custom={"people": ["Carol"]})
+    nobodys = ExperimentRecord(id="EXP-1", title="Nobody's")
+    data = manifest(entry("raw/EXP-1/a.txt", "text", text="hello"))
 
-    (document,) = dataset_documents(manifest(entry("raw/EXP-1/a.txt", "text", text="hello")), record, uri_of)
+    (document,) = dataset_documents(data, record, uri_of)
+    (orphan,) = dataset_documents(data, nobodys, uri_of)
 
-    assert document.groups == ()
+    assert document.principals == ("user:bob", "user:carol")
+    assert orphan.principals == ()  # admins only, never everyone
     assert "group" not in document.attributes and "platform" not in document.attributes
+
+
+def test_the_catalogs_list_with_its_grants_is_used_when_given() -> None:
+    data = manifest(entry("raw/EXP-1/a.txt", "text", text="hello"))
+
+    (document,) = dataset_documents(data, RECORD, uri_of, principals={"group:liver-lab", "user:ada", "user:dan"})
+
+    assert document.principals == ("group:liver-lab", "user:ada", "user:dan")
 
 
 def test_files_with_nothing_to_search_get_no_document() -> None:
@@ -267,8 +282,10 @@ def test_index_dataset_keeps_the_index_in_step_with_the_dataset(tmp_path: Path) 
 
     assert sorted(report.indexed) == sorted(again.indexed) == [notes.key, fastq.key]
     assert index.document_ids() == [notes.key, fastq.key]
-    assert [hit.id for hit in index.search("re-extracted", groups=["liver-lab"])] == [notes.key]
-    assert index.search("re-extracted", groups=["kidney-lab"]) == []
+    liver_user, kidney_user = Viewer("bob", frozenset({"liver-lab"})), Viewer("carol", frozenset({"kidney-lab"}))
+    assert [hit.id for hit in index.search("re-extracted", viewer=liver_user)] == [notes.key]
+    assert [hit.id for hit in index.search("re-extracted", viewer=Viewer("ada"))] == [notes.key]
+    assert index.search("re-extracted", viewer=kidney_user) == []
     assert [hit.id for hit in index.search("gc percent", filters=ContentFilter(sample_id="S1"))] == [fastq.key]
 
     second = manifest(fastq)

@@ -1,11 +1,19 @@
-"""The content index port: documents made from files' extracted content, found by words, facets and access groups.
+"""The content index port: documents made from files' extracted content, found by words, facets and access.
 
 Amazon Kendra closed to new customers on 2026-07-30, so nothing outside this
 package may depend on it: the port is what a Bedrock Knowledge Base backend
 implements next, and the local profile's SQLite FTS5 index implements it today.
 
+Access is the catalog's (`labmesh_dagster.core.access`): each document carries
+its experiment's whole access list as principals (``group:<name>``,
+``user:<name>``: the group, the owner, the people on it and labmesh's grants),
+and a search for a viewer returns only documents whose list holds one of the
+viewer's principals, filtered inside the backend's query. A document with an
+empty list is seen by admins only, never by everyone: an experiment without a
+group belongs to its owner and the admins.
+
 The port's rules for a valid document are those of the strictest backend
-(Kendra's): ids of at most 2048 characters, access groups of at most 200
+(Kendra's): ids of at most 2048 characters, principals naming at most 200
 printable characters, attributes declared up front with a fixed type. Every
 implementation applies the same rules through `document_problem`, so a
 document that one backend accepts, every backend accepts, and one that breaks
@@ -16,11 +24,14 @@ from __future__ import annotations
 
 import unicodedata
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
 from enum import StrEnum
 
+from labmesh_dagster.core.access import GROUP as GROUP_PREFIX
+from labmesh_dagster.core.access import USER as USER_PREFIX
+from labmesh_dagster.core.access import Viewer, group_principal, user_principal
 from labmesh_dagster.core.errors import LabmeshError
 from labmesh_dagster.core.text import is_clean_text
 
@@ -34,7 +45,7 @@ MAX_STRING_LENGTH = 2048
 """Kendra's limit on one string attribute value (and on each item of a string list)."""
 
 MAX_GROUP_LENGTH = 200
-"""Kendra's limit on an access control list principal's name."""
+"""Kendra's limit on an access control list principal's name (a group's or a user's)."""
 
 MAX_TEXT_BYTES = 5 * 1024 * 1024
 """Kendra indexes at most 5 MB of text per document; a longer one would be cut without a word."""
@@ -80,8 +91,9 @@ CONTENT_ATTRIBUTES: Mapping[str, AttributeType] = {
 class ContentDocument:
     """One searchable document: a file's extracted content with its facets and who may see it.
 
-    ``groups`` is the access list: the groups allowed to see the document; an
-    empty tuple means everyone may.
+    ``principals`` is the access list, as `labmesh_dagster.core.access` spells
+    it (``group:genomics``, ``user:ada``): the experiment's group, owner,
+    people and grants. An empty tuple means admins only, never everyone.
     """
 
     id: str
@@ -89,7 +101,7 @@ class ContentDocument:
     text: str
     uri: str
     attributes: Mapping[str, AttributeValue] = field(default_factory=dict)
-    groups: tuple[str, ...] = ()
+    principals: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -197,6 +209,21 @@ def valid_group(group: str) -> bool:
     return 1 <= len(group) <= MAX_GROUP_LENGTH and is_printable(group)
 
 
+def principal_parts(principal: str) -> tuple[str, str] | None:
+    """``("group", name)`` or ``("user", name)`` for a principal every backend can hold, else None."""
+    for prefix in (GROUP_PREFIX, USER_PREFIX):
+        if principal.startswith(prefix) and valid_group(principal[len(prefix) :]):
+            return prefix[:-1], principal[len(prefix) :]
+    return None
+
+
+def viewer_principals(viewer: Viewer | None) -> frozenset[str] | None:
+    """The principals a search filters on for ``viewer``; None (no filtering) for labmesh itself and admins."""
+    if viewer is None or viewer.admin:
+        return None
+    return viewer.principals
+
+
 def _value_problem(name: str, value: object, kind: AttributeType) -> str | None:
     if kind is AttributeType.STRING:
         if not isinstance(value, str):
@@ -224,15 +251,15 @@ def document_problem(document: ContentDocument, schema: Mapping[str, AttributeTy
     """Why no backend may index ``document``, or None: the port's rules, the strictest backend's."""
     if not 1 <= len(document.id) <= MAX_ID_LENGTH:
         return f"document id must be 1 to {MAX_ID_LENGTH} characters, not {len(document.id)}"
-    # Ids, groups and facet values are matched exactly, so they are refused rather than silently altered
+    # Ids, principals and facet values are matched exactly, so they are refused rather than silently altered
     # when they hold text that cannot be UTF-8 (a file name's lone surrogates); titles and text are cleaned.
     if not is_clean_text(document.id):
         return "document id holds text that cannot be UTF-8"
     if len(document.text.encode("utf-8", "surrogatepass")) > MAX_TEXT_BYTES:
         return f"document text is larger than {MAX_TEXT_BYTES} bytes"
-    for group in document.groups:
-        if not valid_group(group):
-            return f"group {group!r} cannot be in an access list: 1 to {MAX_GROUP_LENGTH} printable characters"
+    problem = principals_problem(document.principals)
+    if problem:
+        return problem
     for name, value in document.attributes.items():
         kind = schema.get(name)
         if kind is None:
@@ -264,9 +291,28 @@ def stored_attributes(document: ContentDocument, schema: Mapping[str, AttributeT
     return kept
 
 
-def access_groups(document: ContentDocument) -> tuple[str, ...]:
-    """The document's groups, deduplicated and sorted: the same list whatever order the caller gave."""
-    return tuple(sorted(set(document.groups)))
+def normal_principal(principal: str) -> str:
+    """``principal`` as `labmesh_dagster.core.access` spells it (case and spaces normalised), as viewers hold it."""
+    for prefix, normal in ((GROUP_PREFIX, group_principal), (USER_PREFIX, user_principal)):
+        if principal.startswith(prefix):
+            return normal(principal[len(prefix) :])
+    return principal
+
+
+def access_principals(principals: Collection[str]) -> tuple[str, ...]:
+    """Principals normalised, deduplicated and sorted: the same list whatever order or case the caller gave."""
+    return tuple(sorted({normal_principal(principal) for principal in principals}))
+
+
+def principals_problem(principals: Collection[str]) -> str | None:
+    """Why ``principals`` cannot be an access list, or None."""
+    for principal in principals:
+        if principal_parts(normal_principal(principal)) is None:
+            return (
+                f"principal {principal!r} cannot be in an access list: group:NAME or user:NAME,"
+                f" the name 1 to {MAX_GROUP_LENGTH} printable characters"
+            )
+    return None
 
 
 def check_unique_ids(documents: Sequence[ContentDocument]) -> None:
@@ -279,7 +325,7 @@ def check_unique_ids(documents: Sequence[ContentDocument]) -> None:
 
 
 class ContentIndex(ABC):
-    """A full-text index of documents, replaced by id, filtered by facets and by access groups."""
+    """A full-text index of documents, replaced by id, filtered by facets and by who may see them."""
 
     schema: Mapping[str, AttributeType] = CONTENT_ATTRIBUTES
 
@@ -304,12 +350,27 @@ class ContentIndex(ABC):
         text: str,
         *,
         filters: ContentFilter = NO_FILTER,
-        groups: Sequence[str] | None = None,
+        viewer: Viewer | None = None,
         limit: int = 10,
     ) -> list[ContentHit]:
         """Documents matching any word of ``text`` (all documents when it is blank), best first.
 
-        ``groups`` None applies no access filtering (for labmesh's own
-        processes); otherwise only documents without an access list or whose
-        list names one of ``groups`` are returned.
+        ``viewer`` None (labmesh's own processes, the CLI) or an admin sees
+        every document; any other viewer only those whose access list holds
+        one of their principals, filtered inside the query before the limit.
         """
+
+    def update_access(
+        self,
+        experiment_id: str,
+        principals: Collection[str],
+        documents: Callable[[], Sequence[ContentDocument]],
+    ) -> IndexReport:
+        """Give the experiment's documents the access list ``principals`` (after a grant or a revoke).
+
+        ``documents`` gives the experiment's documents as publishing makes them,
+        carrying ``principals``: a backend that cannot change an access list in
+        place puts them again (this default), one that can (SQLite) changes its
+        rows and never calls it. Idempotent: the same list again changes nothing.
+        """
+        return self.replace(documents())

@@ -1,4 +1,4 @@
-"""The content index on Amazon Kendra: BatchPutDocument in, Query out, access by group.
+"""The content index on Amazon Kendra: BatchPutDocument in, Query out, access by user and group.
 
 Kendra closed to new customers on 2026-07-30; this backend serves labs that
 already run an index, behind the same port a Bedrock Knowledge Base backend
@@ -22,9 +22,26 @@ What shapes the calls:
 - ``BatchDeleteDocument`` takes at most 10 ids.
 - ``Query`` returns at most 100 results, takes an ``AttributeFilter`` at most 2
   deep with at most 10 filters in a list, and reads at most 1000 characters
-  (30 words) of query text. Access is Kendra's ATTRIBUTE_FILTER user context:
-  ``UserContext.Groups`` against each document's access list of GROUP ALLOW
-  principals; a document without a list is visible to everyone.
+  (30 words) of query text.
+- Access is Kendra's ATTRIBUTE_FILTER user context. Each document's
+  ``AccessControlList`` holds its experiment's principals as ALLOW entries, a
+  ``group:`` one as a GROUP, a ``user:`` one as a USER (names casefolded, as
+  `labmesh_dagster.core.access` compares them); a viewer's query passes
+  ``UserContext`` with their name as ``UserId`` and their groups as
+  ``Groups``, and Kendra returns only documents whose list allows one of
+  them. Admins and labmesh itself query without a user context. Kendra shows
+  a document *without* a list to everyone, which labmesh never means, so a
+  document whose experiment lists nobody (no group, no owner) gets a list
+  allowing only `ADMINS_ONLY`, a user no query ever names.
+- A grant or a revoke changes an experiment's list after its documents were
+  put. Kendra cannot change a document's list in place: BatchPutDocument puts
+  the documents again with the new list (the port's `update_access` default).
+  PutPrincipalMapping does not fit: it maps users into groups for queries that
+  send only a ``UserId``, whereas labmesh sends each viewer's groups itself and
+  a grant names one experiment, not a group's members. Access control
+  configurations (CreateAccessControlConfiguration) need the documents put
+  again to take effect as well, and one per experiment would be one more
+  resource to keep in step.
 - Every call goes through one `PacedCaller`: paced under the index's rate and
   retried with backoff on throttling and 5xx; what still fails is raised as
   `ContentIndexUnavailable` naming the action.
@@ -55,13 +72,15 @@ from labmesh_dagster.connectors.search.base import (
     ContentIndex,
     ContentIndexUnavailable,
     IndexReport,
-    access_groups,
+    access_principals,
     as_utc,
     check_unique_ids,
     document_problem,
+    is_printable,
+    principal_parts,
     stored_attributes,
-    valid_group,
 )
+from labmesh_dagster.core.access import Viewer, user_principal
 from labmesh_dagster.core.defaults import KENDRA_CALLS_PER_SECOND
 from labmesh_dagster.core.text import clean_text, is_clean_text
 
@@ -84,9 +103,17 @@ SOURCE_URI = "_source_uri"
 RESERVED_NAMES: Mapping[str, str] = {CREATED: "_created_at"}
 """Port attributes that map to Kendra's reserved fields rather than to custom ones."""
 
-NO_GROUPS_USER = "labmesh-no-groups"
-"""The user searched as when the caller belongs to no group: UserContext.Groups may not be empty, and an
-unknown user sees only documents without an access list, which is what no groups means."""
+ADMINS_ONLY = "labmesh: admins only"
+"""The one USER allowed by the list of a document whose experiment lists nobody: Kendra would show a document
+without a list to everyone. No query names it (`user_context` never sends it), so only admins, who query
+without a user context, see such a document."""
+
+NO_USER = "labmesh: no user"
+"""The UserId sent for a viewer whose name cannot be one (too long, unprintable, or `ADMINS_ONLY`): it is on
+no document's list, so such a viewer sees what their groups allow and nothing else."""
+
+MAX_USER_ID = 1024
+"""Kendra's limit on UserContext.UserId."""
 
 _KENDRA_TYPES: Mapping[AttributeType, str] = {
     AttributeType.STRING: "STRING_VALUE",
@@ -180,6 +207,13 @@ def _search_differs(declared: Mapping[str, Any], wanted: Mapping[str, Any]) -> b
     defaults = {"Facetable": False, "Searchable": textual, "Displayable": True, "Sortable": False}
     settings = {**defaults, **declared.get("Search", {})}
     return any(settings[name] != value for name, value in wanted["Search"].items())
+
+
+def access_control_list(principals: Sequence[str]) -> list[dict[str, str]]:
+    """A document's AccessControlList: an ALLOW per principal, or `ADMINS_ONLY` alone for an empty list."""
+    entries = [principal_parts(principal) for principal in access_principals(principals)]
+    allowed = [{"Name": name, "Type": kind.upper(), "Access": "ALLOW"} for kind, name in filter(None, entries)]
+    return allowed or [{"Name": ADMINS_ONLY, "Type": "USER", "Access": "ALLOW"}]
 
 
 def _failure_reason(item: Mapping[str, Any]) -> str:
@@ -286,7 +320,7 @@ class KendraContentIndex(ContentIndex):
         return IndexReport(indexed=indexed, failed=failed, deleted=deleted)
 
     def _request(self, document: ContentDocument) -> dict[str, Any]:
-        """One BatchPutDocument entry: plain text, typed attributes, and an ALLOW per group."""
+        """One BatchPutDocument entry: plain text, typed attributes, and its access list (`access_control_list`)."""
         attributes = [
             {"Key": self.fields[name].name, "Value": _wire(value, self.fields[name].type)}
             for name, value in stored_attributes(document, self.schema).items()
@@ -301,9 +335,7 @@ class KendraContentIndex(ContentIndex):
         }
         if document.title:
             request["Title"] = clean_text(document.title)
-        groups = access_groups(document)
-        if groups:
-            request["AccessControlList"] = [{"Name": group, "Type": "GROUP", "Access": "ALLOW"} for group in groups]
+        request["AccessControlList"] = access_control_list(document.principals)
         return request
 
     def _put(self, batch: Sequence[dict[str, Any]], failed: dict[str, str]) -> list[str]:
@@ -398,23 +430,27 @@ class KendraContentIndex(ContentIndex):
         kind = AttributeType.STRING_LIST if isinstance(value, list) else field.type
         return {"Key": field.name, "Value": _wire(value, kind)}
 
-    def user_context(self, groups: Sequence[str]) -> dict[str, Any]:
-        """Kendra's user context for ``groups``.
+    def user_context(self, viewer: Viewer) -> dict[str, Any]:
+        """Kendra's user context for ``viewer``: their name as UserId, their groups, both as access lists spell them.
 
         A group that could never be in an access list (empty, too long,
         unprintable) grants nothing, so it is left out rather than sent to be refused.
         """
-        usable = sorted({group for group in groups if valid_group(group)})
-        if len(usable) > 2048:
-            raise ValueError(f"{len(usable)} groups; Kendra takes at most 2048 in a user context")
-        return {"Groups": usable} if usable else {"UserId": NO_GROUPS_USER}
+        user_id = user_principal(viewer.name).removeprefix("user:")
+        if not 1 <= len(user_id) <= MAX_USER_ID or not is_printable(user_id) or user_id == ADMINS_ONLY:
+            user_id = NO_USER
+        names = [principal_parts(principal) for principal in viewer.principals]
+        groups = sorted({part[1] for part in names if part is not None and part[0] == "group"})
+        if len(groups) > 2048:
+            raise ValueError(f"{len(groups)} groups; Kendra takes at most 2048 in a user context")
+        return {"UserId": user_id, "Groups": groups} if groups else {"UserId": user_id}
 
     def search(
         self,
         text: str,
         *,
         filters: ContentFilter = NO_FILTER,
-        groups: Sequence[str] | None = None,
+        viewer: Viewer | None = None,
         limit: int = 10,
     ) -> list[ContentHit]:
         if limit < 1:
@@ -431,8 +467,8 @@ class KendraContentIndex(ContentIndex):
         attribute_filter = self.attribute_filter(filters)
         if attribute_filter is not None:
             params["AttributeFilter"] = attribute_filter
-        if groups is not None:
-            params["UserContext"] = self.user_context(groups)
+        if viewer is not None and not viewer.admin:
+            params["UserContext"] = self.user_context(viewer)
         with self._failure("query"):
             answer = self.call("query", **params)
         return [self._hit(item) for item in answer.get("ResultItems", []) if item.get("Type", "DOCUMENT") == "DOCUMENT"]

@@ -1,4 +1,4 @@
-"""The local content index: SQLite FTS5 ranked by BM25, with facet values and access groups in plain tables.
+"""The local content index: SQLite FTS5 ranked by BM25, with facet values and access principals in plain tables.
 
 Its tables all start with ``content_`` so it can live in the catalog's SQLite
 file without touching the catalog's own. As in the catalog, several Dagster
@@ -9,9 +9,21 @@ IMMEDIATE``) and wait on a busy timeout instead of failing.
 A document is one row of ``content_documents`` (its integer ``doc`` is the
 FTS rowid), one FTS row (title and text), one row per attribute value in
 ``content_values`` (so a sample id is matched exactly, as a member of the
-document's list, not as a word) and one row per allowed group in
-``content_groups``. Replacing a document rewrites all of them in one
-transaction, so a search never sees half a document and an id is never listed twice.
+document's list, not as a word) and one row per principal of its access list
+in ``content_principals`` (``group:genomics``, ``user:ada``). Replacing a
+document rewrites all of them in one transaction, so a search never sees half
+a document and an id is never listed twice. A viewer's search joins their
+principals against ``content_principals`` inside the query, before its
+``LIMIT``; a grant or a revoke rewrites an experiment's principal rows alone.
+
+Index files written before access lists carried principals held bare group
+names in ``content_groups`` and a ``public`` flag for documents without a
+group, which everyone saw. `prepare` migrates such a file in place, once, in
+one transaction: each group becomes its principal (``Liver Lab`` ->
+``group:liver lab``), and a formerly public document gets an empty list, so
+only admins see it until its experiment is published again or
+``labmesh access sync`` gives it the catalog's list (its owner and people were
+never recorded in the index, and "everyone" is no longer a rule).
 """
 
 from __future__ import annotations
@@ -20,7 +32,7 @@ import json
 import os
 import re
 import sqlite3
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime
 from pathlib import Path
@@ -29,6 +41,7 @@ from typing import Any
 from labmesh_dagster.connectors.search.base import (
     CONTENT_ATTRIBUTES,
     CREATED,
+    EXPERIMENT_ID,
     FORMAT,
     NO_FILTER,
     SAMPLE_IDS,
@@ -39,12 +52,15 @@ from labmesh_dagster.connectors.search.base import (
     ContentHit,
     ContentIndex,
     IndexReport,
-    access_groups,
+    access_principals,
     check_unique_ids,
     document_problem,
+    principals_problem,
     stored_attributes,
+    viewer_principals,
 )
 from labmesh_dagster.connectors.sqlite_files import connect, transaction
+from labmesh_dagster.core.access import Viewer, group_principal
 from labmesh_dagster.core.text import clean_text
 
 SCHEMA = """
@@ -54,8 +70,7 @@ CREATE TABLE IF NOT EXISTS content_documents (
     title TEXT NOT NULL,
     uri TEXT NOT NULL,
     text TEXT NOT NULL,
-    attributes TEXT NOT NULL,
-    public INTEGER NOT NULL
+    attributes TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS content_values (
     doc INTEGER NOT NULL,
@@ -66,12 +81,12 @@ CREATE TABLE IF NOT EXISTS content_values (
 CREATE INDEX IF NOT EXISTS content_values_by_text ON content_values (name, text_value, doc);
 CREATE INDEX IF NOT EXISTS content_values_by_number ON content_values (name, number_value, doc);
 CREATE INDEX IF NOT EXISTS content_values_by_doc ON content_values (doc);
-CREATE TABLE IF NOT EXISTS content_groups (
+CREATE TABLE IF NOT EXISTS content_principals (
     doc INTEGER NOT NULL,
-    group_name TEXT NOT NULL,
-    PRIMARY KEY (doc, group_name)
+    principal TEXT NOT NULL,
+    PRIMARY KEY (doc, principal)
 );
-CREATE INDEX IF NOT EXISTS content_groups_by_name ON content_groups (group_name, doc);
+CREATE INDEX IF NOT EXISTS content_principals_by_name ON content_principals (principal, doc);
 CREATE VIRTUAL TABLE IF NOT EXISTS content_fts USING fts5(
     title,
     text,
@@ -137,10 +152,15 @@ class SqliteContentIndex(ContentIndex):
         return transaction(self.path)
 
     def prepare(self) -> None:
-        """Create the tables (if they are not there yet); attributes need no declaring in SQLite."""
+        """Create the tables (if they are not there yet), migrating an older file; attributes need no declaring."""
         if self._prepared:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self._connect() as db:
+            older = _has_table(db, "content_groups")
+        if older:  # looked at first, so that preparing an up-to-date file never waits for the write lock
+            with self._transaction() as db:
+                _migrate_group_lists(db)
         with self._connect() as db:
             db.executescript(SCHEMA)
         self._prepared = True
@@ -172,7 +192,7 @@ class SqliteContentIndex(ContentIndex):
         doc = int(row["doc"])
         db.execute("DELETE FROM content_fts WHERE rowid = ?", (doc,))
         db.execute("DELETE FROM content_values WHERE doc = ?", (doc,))
-        db.execute("DELETE FROM content_groups WHERE doc = ?", (doc,))
+        db.execute("DELETE FROM content_principals WHERE doc = ?", (doc,))
         db.execute("DELETE FROM content_documents WHERE doc = ?", (doc,))
         return doc
 
@@ -180,11 +200,11 @@ class SqliteContentIndex(ContentIndex):
         """Write one document in place of any earlier version, keeping its ``doc`` number."""
         doc = self._delete(db, document.id)
         attributes = stored_attributes(document, self.schema)
-        groups = access_groups(document)
+        principals = access_principals(document.principals)
         title, text = clean_text(document.title), clean_text(document.text)
         cursor = db.execute(
-            """INSERT INTO content_documents (doc, document_id, title, uri, text, attributes, public)
-               VALUES (?, ?, ?, ?, ?, ?, ?)""",
+            """INSERT INTO content_documents (doc, document_id, title, uri, text, attributes)
+               VALUES (?, ?, ?, ?, ?, ?)""",
             (
                 doc,
                 document.id,
@@ -192,20 +212,45 @@ class SqliteContentIndex(ContentIndex):
                 clean_text(document.uri),
                 text,
                 json.dumps({name: _json_value(value) for name, value in attributes.items()}, sort_keys=True),
-                0 if groups else 1,
             ),
         )
         doc = int(cursor.lastrowid) if doc is None else doc  # type: ignore[arg-type]
         db.execute("INSERT INTO content_fts (rowid, title, text) VALUES (?, ?, ?)", (doc, title, text))
         db.executemany("INSERT INTO content_values VALUES (?, ?, ?, ?)", _attribute_rows(doc, attributes))
-        db.executemany("INSERT INTO content_groups VALUES (?, ?)", [(doc, group) for group in groups])
+        db.executemany("INSERT INTO content_principals VALUES (?, ?)", [(doc, name) for name in principals])
+
+    def update_access(
+        self,
+        experiment_id: str,
+        principals: Collection[str],
+        documents: Callable[[], Sequence[ContentDocument]],
+    ) -> IndexReport:
+        """Rewrite the principal rows of the experiment's documents, in place: no document is read or put again."""
+        self.prepare()
+        wanted = access_principals(principals)
+        with self._transaction() as db:
+            docs = [
+                (int(row["doc"]), row["document_id"])
+                for row in db.execute(
+                    """SELECT d.doc, d.document_id FROM content_values AS v JOIN content_documents AS d ON d.doc = v.doc
+                       WHERE v.name = ? AND v.text_value = ? ORDER BY d.document_id""",
+                    (EXPERIMENT_ID, experiment_id),
+                )
+            ]
+            problem = principals_problem(principals)
+            if problem:
+                return IndexReport(failed=dict.fromkeys((document_id for _, document_id in docs), problem))
+            for doc, _ in docs:
+                db.execute("DELETE FROM content_principals WHERE doc = ?", (doc,))
+                db.executemany("INSERT INTO content_principals VALUES (?, ?)", [(doc, name) for name in wanted])
+        return IndexReport(indexed=tuple(document_id for _, document_id in docs))
 
     def search(
         self,
         text: str,
         *,
         filters: ContentFilter = NO_FILTER,
-        groups: Sequence[str] | None = None,
+        viewer: Viewer | None = None,
         limit: int = 10,
     ) -> list[ContentHit]:
         if limit < 1:
@@ -214,7 +259,7 @@ class SqliteContentIndex(ContentIndex):
         expression = match_expression(text)
         if expression is None and text.strip():
             return []  # Only punctuation: there is no word to match, so nothing matches.
-        clauses, params = self._filter_clauses(filters, groups)
+        clauses, params = self._filter_clauses(filters, viewer_principals(viewer))
         if expression:
             clauses.insert(0, "content_fts MATCH ?")
             params.insert(0, expression)
@@ -228,8 +273,10 @@ class SqliteContentIndex(ContentIndex):
             rows = db.execute(sql, [*params, limit]).fetchall()
         return [self._hit(row) for row in rows]
 
-    def _filter_clauses(self, filters: ContentFilter, groups: Sequence[str] | None) -> tuple[list[str], list[Any]]:
-        """SQL conditions on ``d`` (a content_documents row) for the facets and the caller's groups."""
+    def _filter_clauses(
+        self, filters: ContentFilter, principals: Collection[str] | None
+    ) -> tuple[list[str], list[Any]]:
+        """SQL conditions on ``d`` (a content_documents row) for the facets and the viewer's principals."""
         clauses: list[str] = []
         params: list[Any] = []
         has_value = "EXISTS (SELECT 1 FROM content_values AS v WHERE v.doc = d.doc AND v.name = ? AND {})"
@@ -249,12 +296,12 @@ class SqliteContentIndex(ContentIndex):
         if until is not None:
             clauses.append(has_value.format("v.number_value <= ?"))
             params += [CREATED, until.timestamp()]
-        if groups is not None:
+        if principals is not None:
             clauses.append(
-                "(d.public = 1 OR EXISTS (SELECT 1 FROM content_groups AS g"
-                " WHERE g.doc = d.doc AND g.group_name IN (SELECT value FROM json_each(?))))"
+                "EXISTS (SELECT 1 FROM content_principals AS p"
+                " WHERE p.doc = d.doc AND p.principal IN (SELECT value FROM json_each(?)))"
             )
-            params.append(json.dumps(list(groups)))
+            params.append(json.dumps(sorted(principals)))
         return clauses, params
 
     def _attributes(self, stored: str) -> dict[str, AttributeValue]:
@@ -281,3 +328,30 @@ class SqliteContentIndex(ContentIndex):
         self.prepare()
         with self._connect() as db:
             return [row[0] for row in db.execute("SELECT document_id FROM content_documents ORDER BY document_id")]
+
+
+def _migrate_group_lists(db: sqlite3.Connection) -> None:
+    """Turn an older file's bare group lists into principals and drop its ``public`` flag; nothing if already done.
+
+    Runs inside the caller's write transaction, so of several processes
+    preparing at once one migrates and the others find nothing left to do.
+    """
+    if not _has_table(db, "content_groups"):
+        return
+    db.execute(
+        "CREATE TABLE IF NOT EXISTS content_principals (doc INTEGER NOT NULL, principal TEXT NOT NULL,"
+        " PRIMARY KEY (doc, principal))"
+    )
+    rows = db.execute("SELECT doc, group_name FROM content_groups").fetchall()
+    db.executemany(
+        "INSERT OR IGNORE INTO content_principals VALUES (?, ?)",
+        [(row[0], group_principal(row[1])) for row in rows if row[1].strip()],
+    )
+    db.execute("DROP TABLE content_groups")
+    columns = {row[1] for row in db.execute("PRAGMA table_info(content_documents)")}
+    if "public" in columns:
+        db.execute("ALTER TABLE content_documents DROP COLUMN public")
+
+
+def _has_table(db: sqlite3.Connection, name: str) -> bool:
+    return db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)).fetchone() is not None
