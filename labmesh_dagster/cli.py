@@ -23,6 +23,7 @@ from typing import Any
 from dotenv import dotenv_values
 
 from labmesh_dagster.access import commands as access_commands
+from labmesh_dagster.access import grant_commands
 from labmesh_dagster.connectors.catalog.base import DatasetRecord, SearchQuery
 from labmesh_dagster.connectors.store.base import ObjectInfo, ObjectStore
 from labmesh_dagster.connectors.store.local import LocalObjectStore
@@ -760,6 +761,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.set_defaults(handler=command_demo)
 
     access_commands.register(commands)
+    grant_commands.register(commands)
     return parser
 
 
