@@ -41,7 +41,19 @@ misreads the service:
 - a V2 (SageMaker Unified Studio) domain (``domain_version="V2"``) refuses to
   create form types, asset types and glossaries without the owning project's
   ``CREATE_FORM_TYPE``, ``CREATE_ASSET_TYPE`` and ``CREATE_GLOSSARY`` policy
-  grants (``policy_grants``), with ``AccessDeniedException``.
+  grants (``policy_grants``), with ``AccessDeniedException``;
+- an asset belongs to its owning project: creating, revising, publishing or
+  deleting it needs the caller to be an owner or contributor of that project
+  (``member_of``; the user guide's "you must be the owner or the contributor"
+  of the project), else ``AccessDeniedException``; an inventory ``Search`` of
+  assets shows only the caller's projects' assets, and a project's inventory
+  is searched only by its members. No operation changes an asset's project
+  (the fake does not model ``UpdateAssetOwner``);
+- ``DeleteAsset`` removes the asset and its listing ("Delete an Amazon
+  DataZone asset"), and frees its externalIdentifier; an asset whose listing
+  has subscriptions is refused with ``ConflictException`` ("you must first
+  revoke all of its subscriptions"). Subscriptions are not modeled beyond that:
+  `FakeDataZoneClient.add_subscription` stands in for one.
 
 Where the service's behaviour is not in the model or the documentation, the
 fake picks one reading and its docstrings say which. It refuses rather than guesses when a request
@@ -772,6 +784,7 @@ class FakeDataZoneClient(FakeServiceClient):
         seed: str = "labmesh",
         domain_version: str = "V1",
         policy_grants: Iterable[str] = ("CREATE_FORM_TYPE", "CREATE_ASSET_TYPE", "CREATE_GLOSSARY"),
+        member_of: Iterable[str] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         super().__init__(clock=clock)
@@ -784,6 +797,8 @@ class FakeDataZoneClient(FakeServiceClient):
         _require_pattern(self.domain_id, "DomainId")
         for project_id in self.project_ids:
             _require_pattern(project_id, "ProjectId")
+        self.member_of = set(self.project_ids if member_of is None else member_of)
+        self.subscribed_listings: set[str] = set()
         self.lineage_reads_to_finish = lineage_reads_to_finish
         self.user = user
         self.form_types: dict[str, _FormType] = {}
@@ -818,6 +833,16 @@ class FakeDataZoneClient(FakeServiceClient):
                 operation_name,
                 "AccessDeniedException",
                 f"User is not permitted to perform operation: {operation_name}: no {grant} policy grant",
+            )
+
+    def _require_member(self, operation_name: str, project_id: str) -> None:
+        """Assets are written only by an owner or contributor of the project that owns them."""
+        if project_id not in self.member_of:
+            raise self._error(
+                operation_name,
+                "AccessDeniedException",
+                f"User is not permitted to perform operation: {operation_name}: not an owner or contributor of "
+                f"project {project_id}",
             )
 
     def _tick(self) -> datetime:
@@ -1094,6 +1119,7 @@ class FakeDataZoneClient(FakeServiceClient):
     def _new_asset(self, params: Mapping[str, Any]) -> dict[str, Any]:
         operation_name = "CreateAsset"
         project = self._project(operation_name, params["owningProjectIdentifier"])
+        self._require_member(operation_name, project)
         asset_type = self.asset_types.get(params["typeIdentifier"])
         type_revision = asset_type.revision(params.get("typeRevision")) if asset_type else None
         if asset_type is None or type_revision is None:
@@ -1136,6 +1162,7 @@ class FakeDataZoneClient(FakeServiceClient):
     def _new_revision(self, params: Mapping[str, Any]) -> dict[str, Any]:
         operation_name = "CreateAssetRevision"
         asset = self._asset(operation_name, params["identifier"])
+        self._require_member(operation_name, asset.owning_project)
         previous = asset.revisions[-1]
         type_revision = self.asset_types[asset.type_name].revision(params.get("typeRevision", previous.type_revision))
         if type_revision is None:
@@ -1169,6 +1196,37 @@ class FakeDataZoneClient(FakeServiceClient):
         if revision is None:
             raise self._missing(operation_name, f"asset {asset.id} has no revision {params['revision']}")
         return self._reply(operation_name, self._asset_response(asset, revision))
+
+    def delete_asset(self, **params: Any) -> dict[str, Any]:
+        """Delete an asset and its listing; refused while its listing has subscriptions."""
+        operation_name = "DeleteAsset"
+        self._begin(operation_name, params)
+        asset = self._asset(operation_name, params["identifier"])
+        self._require_member(operation_name, asset.owning_project)
+        listing = self.listings.get(asset.listing_id or "")
+        if listing is not None and listing.id in self.subscribed_listings:
+            raise self._error(
+                operation_name,
+                "ConflictException",
+                f"asset {asset.id} has subscriptions to its listing {listing.id}: revoke them before deleting it",
+            )
+        if listing is not None:
+            del self.listings[listing.id]
+        del self.assets[asset.id]
+        self._tick()
+        return self._reply(operation_name, {})
+
+    def add_subscription(self, asset_id: str) -> str:
+        """Subscribe someone to the asset's listing, as a consumer's request that an owner approved does.
+
+        Not an API operation the fake serves (``CreateSubscriptionRequest``,
+        ``AcceptSubscriptionRequest``): it stands in for them so that what a
+        subscription prevents (deleting the asset) can be tested. Returns the listing id.
+        """
+        listing_id = self.assets[asset_id].listing_id
+        assert listing_id is not None, "only a published asset has a listing to subscribe to"
+        self.subscribed_listings.add(listing_id)
+        return listing_id
 
     def _asset_by_external_id(self, operation_name: str, external: str) -> _Asset:
         if not 1 <= len(external) <= 600:
@@ -1258,6 +1316,7 @@ class FakeDataZoneClient(FakeServiceClient):
         if params["entityType"] != "ASSET":
             raise self._missing(operation_name, f"data product {params['entityIdentifier']} not found")
         asset = self._asset(operation_name, params["entityIdentifier"])
+        self._require_member(operation_name, asset.owning_project)
         revision = asset.revision(params.get("entityRevision"))
         if revision is None:
             raise self._missing(operation_name, f"asset {asset.id} has no revision {params['entityRevision']}")
@@ -1340,7 +1399,12 @@ class FakeDataZoneClient(FakeServiceClient):
         }[scope]()
         project = params.get("owningProjectIdentifier")
         if project is not None:
+            if scope == "ASSET":
+                self._require_member(operation_name, project)
             entries = [entry for entry in entries if project in entry.values.get("owningProjectId", [])]
+        if scope == "ASSET":
+            # An asset in a project's inventory is its members' to see (the fake's reading of the inventory).
+            entries = [entry for entry in entries if set(entry.values["owningProjectId"]) & self.member_of]
         return self._reply(operation_name, self._found(operation_name, params, entries, vocabulary))
 
     def search_listings(self, **params: Any) -> dict[str, Any]:

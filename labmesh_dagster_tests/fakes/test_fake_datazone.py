@@ -9,7 +9,10 @@ asset's id and never makes a second asset; ``externalIdentifier`` is unique;
 client tokens make retries idempotent and reuse for another request a
 conflict; Search and SearchListings match text in searchable members only,
 filter and sort only on members the form type allows, and page; listing
-search finds the published revision only; lineage events move from REQUESTED
+search finds the published revision only; deleting an asset removes its
+listing and frees its external identifier, unless it has subscriptions; an
+asset is written and seen in inventory by its project's members only; lineage
+events move from REQUESTED
 to SUCCESS, or FAILED when they are not run events; throttling injection and
 call counters work; and every answer was checked against the model.
 """
@@ -696,6 +699,61 @@ def test_a_listing_keeps_its_revisions_and_unpublishing_hides_it(catalog: Catalo
     assert catalog.listings() == []
     with pytest.raises(catalog.client.exceptions.ResourceNotFoundException):
         catalog.publish("nosuchasset")
+
+
+def test_deleting_an_asset_removes_its_listing_and_frees_its_external_identifier(catalog: Catalog) -> None:
+    made = catalog.asset("EXP-1", {"experimentId": "EXP-1"}, externalIdentifier="labmesh:EXP-1")
+    catalog.publish(made["id"])
+
+    catalog.client.delete_asset(domainIdentifier=catalog.domain, identifier=made["id"])
+
+    assert catalog.listings() == [] and catalog.search() == []
+    with pytest.raises(ClientError) as gone:
+        catalog.client.get_asset(domainIdentifier=catalog.domain, identifier=made["id"])
+    assert code_of(gone) == "ResourceNotFoundException"
+    again = catalog.asset("EXP-1", {"experimentId": "EXP-1"}, externalIdentifier="labmesh:EXP-1")
+    assert again["id"] != made["id"]
+
+
+def test_an_asset_with_subscriptions_is_not_deleted(catalog: Catalog) -> None:
+    made = catalog.asset("EXP-1", {"experimentId": "EXP-1"})
+    catalog.publish(made["id"])
+    catalog.client.add_subscription(made["id"])
+
+    with pytest.raises(ClientError) as refused:
+        catalog.client.delete_asset(domainIdentifier=catalog.domain, identifier=made["id"])
+
+    assert code_of(refused) == "ConflictException" and "revoke" in str(refused.value)
+    assert [listing["entityId"] for listing in catalog.listings()] == [made["id"]]
+
+
+def test_assets_are_written_and_seen_in_inventory_by_their_projects_members_only() -> None:
+    client = FakeDataZoneClient(project_ids=["labmesh", "genomics", "imaging"], member_of=["labmesh", "genomics"])
+    catalog = Catalog(client)
+    genomics = client.create_asset(
+        domainIdentifier=catalog.domain,
+        name="EXP-1",
+        typeIdentifier="LabDataset",
+        owningProjectIdentifier="genomics",
+        formsInput=[{"formName": "ExperimentForm", "content": json.dumps({"experimentId": "EXP-1"})}],
+    )
+    with pytest.raises(ClientError) as refused:
+        client.create_asset(
+            domainIdentifier=catalog.domain,
+            name="EXP-2",
+            typeIdentifier="LabDataset",
+            owningProjectIdentifier="imaging",
+            formsInput=[{"formName": "ExperimentForm", "content": json.dumps({"experimentId": "EXP-2"})}],
+        )
+    assert code_of(refused) == "AccessDeniedException" and "project imaging" in str(refused.value)
+
+    client.member_of.discard("genomics")
+    with pytest.raises(ClientError) as not_member:
+        catalog.revise(genomics["id"], "EXP-1", {"experimentId": "EXP-1", "platform": "MiSeq"})
+    assert code_of(not_member) == "AccessDeniedException"
+    with pytest.raises(ClientError):
+        catalog.search(owningProjectIdentifier="genomics")
+    assert catalog.search() == []
 
 
 def run_event(event_type: str = "COMPLETE", **extra: Any) -> bytes:
