@@ -235,6 +235,7 @@ def test_an_experiment_without_datasets_is_found_with_dataset_none(lab_catalog: 
         entry_id="experiment:EXP-3",
         location=None,
         files=(),
+        group="Dermatology",  # the experiment's own fields, for the portal's "matched in"
     )
 
 

@@ -130,7 +130,12 @@ class FileHit:
 
 @dataclass(frozen=True)
 class SearchHit:
-    """One matching dataset (or an experiment with no matching dataset yet) and its matching files."""
+    """One matching dataset (or an experiment with no matching dataset yet) and its matching files.
+
+    ``group``, ``owner``, ``platform`` and ``protocol`` are the experiment's, as
+    the search already holds them, so a result can show which of its fields
+    matched without asking for the record.
+    """
 
     experiment_id: str
     title: str
@@ -138,6 +143,10 @@ class SearchHit:
     entry_id: str
     location: str | None
     files: tuple[FileHit, ...]
+    group: str | None = None
+    owner: str | None = None
+    platform: str | None = None
+    protocol: str | None = None
 
 
 @dataclass(frozen=True)

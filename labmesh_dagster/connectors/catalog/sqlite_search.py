@@ -415,8 +415,11 @@ def _hits(db: sqlite3.Connection, matched: list[tuple[int, list[Row]]]) -> list[
     if not matched:
         return []
     docs = json.dumps([doc for doc, _ in matched])
-    sql = "SELECT s.doc, s.experiment_id, s.title FROM json_each(?) AS d JOIN search_docs AS s ON s.doc = d.value"
-    titles = {doc: (experiment_id, title) for doc, experiment_id, title in db.execute(sql, (docs,))}
+    sql = (
+        "SELECT s.doc, s.experiment_id, s.title, s.group_name, s.owner, s.platform, s.protocol "
+        "FROM json_each(?) AS d JOIN search_docs AS s ON s.doc = d.value"
+    )
+    titles = {row[0]: tuple(row[1:]) for row in db.execute(sql, (docs,))}
     sql = (
         "SELECT s.doc, t.dataset, t.location FROM json_each(?) AS d JOIN search_docs AS s ON s.doc = d.value "
         "JOIN datasets AS t ON t.experiment_id = s.experiment_id"
@@ -424,7 +427,7 @@ def _hits(db: sqlite3.Connection, matched: list[tuple[int, list[Row]]]) -> list[
     locations = {(doc, dataset): location for doc, dataset, location in db.execute(sql, (docs,))}
     hits = []
     for doc, rows in matched:
-        experiment_id, title = titles[doc]
+        experiment_id, title, group, owner, platform, protocol = titles[doc]
         grouped = units(rows)
         for dataset in sorted(grouped, key=lambda name: name or ""):
             files = tuple(
@@ -440,6 +443,10 @@ def _hits(db: sqlite3.Connection, matched: list[tuple[int, list[Row]]]) -> list[
                     entry_id=f"dataset:{experiment_id}/{dataset}" if dataset else f"experiment:{experiment_id}",
                     location=locations.get((doc, dataset)) if dataset else None,
                     files=files,
+                    group=group,
+                    owner=owner,
+                    platform=platform,
+                    protocol=protocol,
                 )
             )
     return hits
