@@ -37,9 +37,11 @@ from labmesh_dagster.core.experiment import ExperimentRecord
 from labmesh_dagster.core.keys import ObjectKey, Zone
 from labmesh_dagster.core.manifest import ManifestEntry
 from labmesh_dagster.portal.charts import bar_chart, line_chart
+from labmesh_dagster.portal.content_search import search_contents
 from labmesh_dagster.portal.context import HERE, NotVisible, PortalContext, visible_experiment
 from labmesh_dagster.portal.experiment_view import dataset_history
 from labmesh_dagster.portal.facets import active_filters, facet_links
+from labmesh_dagster.portal.matches import with_matches
 from labmesh_dagster.portal.sessions import COOKIE, Session, csrf_matches
 from labmesh_dagster.portal.status_view import checks_attention, rejected_records
 from labmesh_dagster.portal.viewing import Viewing
@@ -132,13 +134,14 @@ def create_portal(context: PortalContext) -> APIRouter:
     async def search_page(request: Request) -> HTMLResponse:
         viewer = required_viewer(request, api=False)
         params = dict(request.query_params)
-        results, counts = await run_in_threadpool(_search, params, viewer)
+        results, counts, contents = await run_in_threadpool(_search, params, viewer)
         audit(request, viewer, AuditKind.SEARCH, query=params.get("q") or urlencode(params))
         return page(
             request,
             "search.html",
             params=params,
             results=results,
+            contents=contents,
             facets=facet_links(params, counts),
             filters=active_filters(params),
         )
@@ -147,12 +150,13 @@ def create_portal(context: PortalContext) -> APIRouter:
     async def search_api(request: Request) -> JSONResponse:
         viewer = required_viewer(request, api=True)
         params = dict(request.query_params)
-        results, counts = await run_in_threadpool(_search, params, viewer)
+        results, counts, contents = await run_in_threadpool(_search, params, viewer)
         audit(request, viewer, AuditKind.SEARCH, query=params.get("q") or urlencode(params))
-        return JSONResponse({"results": results, "facets": counts})
+        return JSONResponse({"results": results, "facets": counts, "contents": contents})
 
-    def _search(params: dict[str, str], viewer: Viewer) -> tuple[list[dict[str, Any]], FacetCounts]:
-        """The hits and the facet counts, both formed by the catalog under the viewer's access."""
+    def _search(params: dict[str, str], viewer: Viewer) -> tuple[list[dict[str, Any]], FacetCounts, dict[str, Any]]:
+        """The hits with the fields they matched, the facet counts, and the file contents' hits, all under the
+        viewer's access: the catalog's and the content index's queries apply it themselves."""
         catalog = context.catalog()
         query = _query_from(params, viewer)
         results = [
@@ -161,10 +165,13 @@ def create_portal(context: PortalContext) -> APIRouter:
                 "title": hit.title,
                 "dataset": hit.dataset,
                 "files": [asdict(file) for file in hit.files],
+                **{name: getattr(hit, name) for name in ("group", "owner", "platform", "protocol")},
             }
             for hit in catalog.search(query)
         ]
-        return results, catalog.facet_counts(query)
+        index = context.content_index() if context.content_index else None
+        contents = search_contents(index, params, viewer)
+        return with_matches(results, query.text), catalog.facet_counts(query), contents
 
     @router.get("/status", response_class=HTMLResponse)
     async def status_page(request: Request) -> HTMLResponse:

@@ -15,6 +15,7 @@ from fastapi import HTTPException
 from labmesh_dagster.access.stores import AccessStores
 from labmesh_dagster.connectors.catalog.base import Catalog
 from labmesh_dagster.connectors.rejections import RejectionStore
+from labmesh_dagster.connectors.search.base import ContentIndex
 from labmesh_dagster.connectors.store.base import ObjectStore
 from labmesh_dagster.core.access import Viewer
 from labmesh_dagster.core.experiment import ExperimentRecord
@@ -28,6 +29,7 @@ class PortalContext:
     """What the portal reads: the catalog, the store, the access stores; and how its cookies are signed.
 
     ``rejections`` holds the ELN records the ELN sensor could not read (for the status page; none if not given).
+    ``content_index`` is searched for words inside files beside the catalog (no "In file contents" if not given).
     """
 
     catalog: Callable[[], Catalog]
@@ -37,6 +39,7 @@ class PortalContext:
     secure_cookies: bool = True
     dagster_url: str = "http://127.0.0.1:3000"
     rejections: Callable[[], RejectionStore] | None = None
+    content_index: Callable[[], ContentIndex] | None = None
 
 
 class NotVisible(HTTPException):

@@ -12,6 +12,7 @@ listens beyond the machine belongs behind TLS.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import os
 import secrets
@@ -48,6 +49,8 @@ def api_app(ports: Ports, *, host: str) -> FastAPI:
         secure_cookies=not is_loopback(host),
         dagster_url=settings.dagster_url,
         rejections=ports.eln_rejections,
+        # One index for the server's life: Kendra's is prepared (DescribeIndex) once, not per search.
+        content_index=functools.cache(ports.content_index),
     )
     mount_portal(app, context)
     from labmesh_dagster.portal.lineage import create_lineage_router
