@@ -41,12 +41,15 @@ from labmesh_dagster.portal.content_search import search_contents
 from labmesh_dagster.portal.context import HERE, NotVisible, PortalContext, visible_experiment
 from labmesh_dagster.portal.experiment_view import dataset_history
 from labmesh_dagster.portal.facets import active_filters, facet_links
+from labmesh_dagster.portal.file_view import file_links, has_thumbnail, thumbnail_href
 from labmesh_dagster.portal.matches import with_matches
 from labmesh_dagster.portal.sessions import COOKIE, Session, csrf_matches
 from labmesh_dagster.portal.status_view import checks_attention, rejected_records
 from labmesh_dagster.portal.viewing import Viewing
 from labmesh_dagster.steps.landing import list_quarantine
+from labmesh_dagster.steps.manifests import LINKS
 from labmesh_dagster.steps.previews import preview_object
+from labmesh_dagster.steps.thumbnails import tiff_thumbnail
 
 if TYPE_CHECKING:
     from labmesh_dagster.access.oidc_provider import OidcProvider
@@ -339,12 +342,47 @@ def create_portal(context: PortalContext) -> APIRouter:
     @router.get("/files/{key:path}", response_class=HTMLResponse)
     async def file_page(request: Request, key: str) -> HTMLResponse:
         viewer = required_viewer(request, api=False)
+        shown = await run_in_threadpool(_file_shown, viewer, key)
+        audit(request, viewer, AuditKind.PREVIEW, experiment_id=shown["record"]["id"], file_key=shown["file"]["key"])
+        return page(request, "file.html", **shown)
+
+    @router.get("/api/files/{key:path}")
+    async def file_api(request: Request, key: str) -> JSONResponse:
+        viewer = required_viewer(request, api=True)
+        shown = await run_in_threadpool(_file_shown, viewer, key)
+        audit(request, viewer, AuditKind.PREVIEW, experiment_id=shown["record"]["id"], file_key=shown["file"]["key"])
+        return JSONResponse(shown)
+
+    def _file_shown(viewer: Viewer, key: str) -> dict[str, Any]:
+        """The file page's content: the file, its bounded preview, its links and its thumbnail's address."""
+        record, entry = _file(viewer, key)
+        preview = preview_object(context.store(), ObjectKey.parse(entry.key), entry.format, entry.size)
+        shown = _file_row(entry)
+        # The links are shown on their own, each under access: the metadata shown is the rest of it.
+        shown["metadata"] = {name: value for name, value in shown["metadata"].items() if name != LINKS}
+        return {
+            "record": record.to_dict(),
+            "file": shown,
+            "preview": asdict(preview),
+            "links": file_links(context.catalog(), viewer, entry),
+            "thumbnail": thumbnail_href(entry.key) if has_thumbnail(entry) else None,
+        }
+
+    @router.get("/thumbnail/{key:path}")
+    async def thumbnail(request: Request, key: str) -> Response:
+        """A TIFF's thumbnail as PNG, drawn from a bounded head of the file (`steps.thumbnails`)."""
+        viewer = required_viewer(request, api=False)
         record, entry = await run_in_threadpool(_file, viewer, key)
-        preview = await run_in_threadpool(
-            preview_object, context.store(), ObjectKey.parse(entry.key), entry.format, entry.size
-        )
-        audit(request, viewer, AuditKind.PREVIEW, experiment_id=record.id, file_key=entry.key)
-        return page(request, "file.html", record=record.to_dict(), file=_file_row(entry), preview=preview)
+        if not has_thumbnail(entry):
+            raise HTTPException(404, "no thumbnail: only TIFF images have one")
+        try:
+            drawn = await run_in_threadpool(tiff_thumbnail, context.store(), ObjectKey.parse(entry.key))
+        except ObjectNotFound as exc:
+            raise NotVisible("file") from exc
+        audit(request, viewer, AuditKind.PREVIEW, experiment_id=record.id, file_key=entry.key, detail="thumbnail")
+        if drawn.png is None:
+            raise HTTPException(404, drawn.note)
+        return Response(drawn.png, media_type="image/png", headers={"Cache-Control": "private, max-age=300"})
 
     @router.get("/download/{key:path}")
     async def download(request: Request, key: str) -> StreamingResponse:
