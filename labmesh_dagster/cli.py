@@ -675,7 +675,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="search the words inside the files (the content index) instead of the catalog's metadata",
     )
-    search.set_defaults(handler=command_search)
+    search.set_defaults(handler=command_search, as_admin=True)
 
     api = commands.add_parser(
         "api", help="serve the discovery portal and the HTTP API ELNs push events to (POST /eln/events/{source})"
@@ -699,7 +699,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--format", choices=["text", "openlineage"], default="text", help="a tree, or the OpenLineage run events"
     )
     lineage.add_argument("--files", type=int, default=50, help="file-level edges shown at most")
-    lineage.set_defaults(handler=command_lineage)
+    lineage.set_defaults(handler=command_lineage, as_admin=True)
 
     files = commands.add_parser(
         "files", help="the files of an experiment's datasets, each with its location (a path, or an s3:// URI)"
@@ -713,7 +713,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="only this dataset (default: every dataset of the experiment)",
     )
     files.add_argument("--json", action="store_true", help="print JSON instead of text")
-    files.set_defaults(handler=command_files)
+    files.set_defaults(handler=command_files, as_admin=True)
 
     extract = commands.add_parser("extract", help="print the metadata labmesh extracts from files, as JSON")
     extract.add_argument("files", nargs="+", help="files, or folders (every file under them)")
@@ -727,7 +727,7 @@ def build_parser() -> argparse.ArgumentParser:
     extract.set_defaults(handler=command_extract)
 
     status = commands.add_parser("status", help="experiments with file counts per zone, and the quarantine")
-    status.set_defaults(handler=command_status)
+    status.set_defaults(handler=command_status, as_admin=True)
 
     land = commands.add_parser("land", help="copy files into an experiment's landing folder")
     land.add_argument("experiment", type=text)
@@ -772,6 +772,12 @@ def load_dotenv_like_dagster(folder: Path) -> None:
         os.environ.update({key: value for key, value in dotenv_values(path).items() if value is not None})
 
 
+ADMIN_NOTICE = (
+    "acts as the local admin, so it sees every experiment, whatever its group (LABMESH_ADMIN_NOTICE=0 hides this line)"
+)
+"""Said once, on stderr, by each command marked ``as_admin`` (reading the catalog or the audit log for a person):
+stdout is what scripts read, and it stays as it was."""
+
 BROKEN_PIPE_EXIT = 128 + signal.SIGPIPE
 """What a shell reports for a command killed by SIGPIPE, as `labmesh status | head` leaves other tools."""
 
@@ -800,6 +806,8 @@ def main(
             if settings is None:
                 load_dotenv_like_dagster(Path.cwd())
                 settings = Settings.from_env()
+            if getattr(args, "as_admin", False) and settings.admin_notice:
+                print(f"labmesh {args.command}: {ADMIN_NOTICE}", file=sys.stderr)
             code = int(args.handler(Ports(settings, clients), args))
         except LabmeshError as exc:
             print(f"labmesh: {exc}", file=sys.stderr)

@@ -507,6 +507,8 @@ class Settings:
     access: AccessSettings
     dagster_url: str = "http://127.0.0.1:3000"
     """Where people open Dagster's UI: the portal links each experiment's partitions and runs there."""
+    admin_notice: bool = True
+    """Whether the commands reading the catalog as the local admin say so on stderr (LABMESH_ADMIN_NOTICE)."""
 
     @property
     def datazone(self) -> DataZoneSettings | None:
@@ -567,4 +569,5 @@ class Settings:
             aws=AwsSettings.from_env(env) if profile == "aws" else None,
             access=AccessSettings.from_env(env, home, environment=environ is None),
             dagster_url=(env.get("LABMESH_DAGSTER_URL") or "http://127.0.0.1:3000").rstrip("/"),
+            admin_notice=_flag(env, "LABMESH_ADMIN_NOTICE", True),
         )

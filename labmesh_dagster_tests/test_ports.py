@@ -157,7 +157,7 @@ def _run_cli(home: Path, *argv: str) -> dict[str, Any]:
         "import json, sys\n"
         "from labmesh_dagster.cli import main\n"
         f"code = main({list(argv)!r})\n"
-        "heavy = sorted({m.split('.')[0] for m in sys.modules} & {'dagster', 'boto3', 'openlineage'})\n"
+        "heavy = sorted({m.split('.')[0] for m in sys.modules} & {'dagster', 'boto3', 'openlineage', 'authlib'})\n"
         "print(json.dumps({'code': code, 'heavy': heavy}))\n"
     )
     env = {"PATH": "/usr/bin:/bin", "LABMESH_HOME": str(home), "HOME": str(home.parent)}

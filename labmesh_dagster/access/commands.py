@@ -328,4 +328,4 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     audit.add_argument("--until", type=until_moment, help="up to this ISO date-time, or through this whole date")
     audit.add_argument("--limit", type=positive_count, default=50, help="newest entries shown (default 50)")
     audit.add_argument("--json", action="store_true", help="print JSON instead of text")
-    audit.set_defaults(handler=command_audit)
+    audit.set_defaults(handler=command_audit, as_admin=True)  # `labmesh_dagster.cli.main` says so on stderr
