@@ -8,7 +8,9 @@ its groups' experiments; every sign-in, made or failed, is audited. A wrong
 state, a sign-in not started here, a refusal by the provider, an ID token with
 the wrong nonce, for another audience, expired or not signed by the provider,
 and a provider that cannot be reached each end on the login page with what
-went wrong, and with no session. Discovery is retried before it fails.
+went wrong, and with no session. Discovery is retried before it fails, the
+code exchange is not (a code is good for one try), and keys the provider
+rotated are fetched again.
 """
 
 from __future__ import annotations
@@ -248,4 +250,18 @@ def test_a_provider_that_cannot_be_reached_gives_a_clear_error_and_no_session(la
     assert f"the identity provider at http://127.0.0.1:{port} did not give its discovery document" in answer.text
     assert "after 3 attempts" in answer.text and len(portal.retried) == 2
     assert "labmesh_oidc" not in client.cookies
+    assert signed_out(client)
+
+
+def test_a_token_endpoint_that_fails_is_not_retried_and_signs_nobody_in(
+    portal: OidcPortal, httpserver: HTTPServer
+) -> None:
+    httpserver.expect_oneshot_request("/token", method="POST").respond_with_data("<h1>Bad gateway</h1>", status=502)
+    client = TestClient(portal.app)
+
+    answer = client.get(at_provider(start(client)))
+
+    assert answer.status_code == 503
+    assert "token endpoint did not answer: HTTPError: 502 Server Error" in answer.text
+    assert sum(1 for request, _ in httpserver.log if request.path == "/token") == 1  # a code is good for one try
     assert signed_out(client)
