@@ -117,6 +117,8 @@ def _catalog(settings: Settings, clients: ports.ClientFactory) -> CatalogResourc
         project_id=datazone.project_id,
         max_per_second=datazone.max_per_second,
         glossary_terms={category: list(terms) for category, terms in datazone.glossary_terms.items()},
+        group_projects=datazone.group_projects,
+        restricted_project_id=datazone.restricted_project_id,
         **_aws(aws.connection("datazone"), clients),
     )
 

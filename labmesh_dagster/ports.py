@@ -170,6 +170,8 @@ def open_datazone_catalog(
     glossary_terms: Mapping[str, Sequence[str]],
     connection: AwsConnection,
     clients: ClientFactory = boto3_clients,
+    group_projects: Mapping[str, str] | None = None,
+    restricted_project_id: str | None = None,
 ) -> Catalog:
     """DataZone as the catalog; the SQLite registry beside it keeps labmesh's own state."""
     from labmesh_dagster.connectors.catalog.datazone import DataZoneCatalog
@@ -181,6 +183,8 @@ def open_datazone_catalog(
         registry=open_sqlite_catalog(registry_path),
         max_per_second=max_per_second,
         glossary_terms=glossary_terms,
+        group_projects=group_projects,
+        restricted_project_id=restricted_project_id,
     )
 
 
@@ -299,6 +303,8 @@ class Ports:
             glossary_terms=datazone.glossary_terms,
             connection=aws.connection("datazone"),
             clients=self.clients,
+            group_projects=datazone.group_projects,
+            restricted_project_id=datazone.restricted_project_id,
         )
 
     def eln_rejections(self) -> RejectionStore:

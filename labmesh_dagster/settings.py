@@ -139,15 +139,53 @@ def _list(env: Mapping[str, str], name: str) -> tuple[str, ...]:
     return tuple(item.strip() for item in (env.get(name) or "").split(",") if item.strip())
 
 
+_DATAZONE_PROJECT_ID = re.compile(r"[a-zA-Z0-9_-]{1,36}")
+
+
+def _group_projects(env: Mapping[str, str], name: str) -> dict[str, str] | None:
+    """``group=projectId,...`` (``*``: every other group) as a dict; None when unset, as before groups were mapped."""
+    text = env.get(name)
+    if text is None or not text.strip():
+        return None
+    mapping: dict[str, str] = {}
+    seen: dict[str, str] = {}
+    for entry in (item.strip() for item in text.split(",")):
+        group, equals, project_id = entry.rpartition("=")
+        group, project_id = " ".join(group.split()), project_id.strip()
+        if not equals or not group:
+            raise SettingsError(f"{name}: {entry!r} is not group=projectId (groups are separated by commas)")
+        if not _DATAZONE_PROJECT_ID.fullmatch(project_id):
+            raise SettingsError(f"{name}: {project_id!r} (for {group!r}) is not a DataZone project id")
+        if seen.setdefault(group.casefold(), project_id) != project_id:
+            raise SettingsError(f"{name}: {group!r} is mapped to two projects")
+        mapping[group] = project_id
+    return mapping
+
+
+def _restricted_project(env: Mapping[str, str], name: str) -> str | None:
+    project_id = (env.get(name) or "").strip()
+    if project_id and not _DATAZONE_PROJECT_ID.fullmatch(project_id):
+        raise SettingsError(f"{name}={project_id!r}: not a DataZone project id")
+    return project_id or None
+
+
 @dataclass(frozen=True)
 class DataZoneSettings:
-    """Optional publishing into an Amazon DataZone domain: the catalog, its search, and lineage."""
+    """Optional publishing into an Amazon DataZone domain: the catalog, its search, and lineage.
+
+    ``group_projects`` maps groups (``*``: every other group) to the projects
+    owning their experiments' assets, None: every group to ``project_id``.
+    Experiments with no group or an unmapped one go, unpublished, to
+    ``restricted_project_id`` (``project_id`` when None).
+    """
 
     domain_id: str
     project_id: str
     endpoint_url: str | None
     max_per_second: float
     glossary_terms: dict[str, tuple[str, ...]]
+    group_projects: dict[str, str] | None = None
+    restricted_project_id: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> DataZoneSettings | None:
@@ -165,6 +203,8 @@ class DataZoneSettings:
             endpoint_url=env.get("LABMESH_DATAZONE_ENDPOINT_URL") or None,
             max_per_second=_rate(env, "LABMESH_DATAZONE_MAX_CALLS_PER_SECOND", defaults.DATAZONE_CALLS_PER_SECOND),
             glossary_terms={category: values for category, values in terms.items() if values},
+            group_projects=_group_projects(env, "LABMESH_DATAZONE_GROUP_PROJECTS"),
+            restricted_project_id=_restricted_project(env, "LABMESH_DATAZONE_RESTRICTED_PROJECT_ID"),
         )
 
 

@@ -209,6 +209,46 @@ def test_datazone_and_kendra_are_off_until_configured_and_then_read_whole(tmp_pa
     assert (kendra.index_id, kendra.max_per_second) == ("0123", 5)
 
 
+def test_datazone_group_projects_are_read_as_a_map_and_unset_means_one_shared_project(tmp_path: Path) -> None:
+    base = {
+        "LABMESH_HOME": str(tmp_path),
+        "LABMESH_PROFILE": "aws",
+        "LABMESH_DATAZONE_DOMAIN_ID": "dzd_abc123",
+        "LABMESH_DATAZONE_PROJECT_ID": "prj123",
+    }
+    unset = Settings.from_env(base).aws.datazone  # type: ignore[union-attr]
+    assert unset is not None and (unset.group_projects, unset.restricted_project_id) == (None, None)
+
+    mapped = Settings.from_env(
+        {
+            **base,
+            "LABMESH_DATAZONE_GROUP_PROJECTS": " Genomics  Core=prj-gen , proteomics=prj_prot,*=prj123",
+            "LABMESH_DATAZONE_RESTRICTED_PROJECT_ID": "prjadmins",
+        }
+    ).aws.datazone  # type: ignore[union-attr]
+    assert mapped is not None
+    assert mapped.group_projects == {"Genomics Core": "prj-gen", "proteomics": "prj_prot", "*": "prj123"}
+    assert mapped.restricted_project_id == "prjadmins"
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ({"LABMESH_DATAZONE_GROUP_PROJECTS": "genomics"}, "is not group=projectId"),
+        ({"LABMESH_DATAZONE_GROUP_PROJECTS": "=prj1"}, "is not group=projectId"),
+        ({"LABMESH_DATAZONE_GROUP_PROJECTS": "genomics=prj/1"}, "not a DataZone project id"),
+        ({"LABMESH_DATAZONE_GROUP_PROJECTS": "Genomics=prj1,genomics=prj2"}, "mapped to two projects"),
+        ({"LABMESH_DATAZONE_RESTRICTED_PROJECT_ID": "admins only"}, "not a DataZone project id"),
+    ],
+)
+def test_a_group_project_map_datazone_would_refuse_is_refused_naming_the_entry(
+    tmp_path: Path, extra: dict, message: str
+) -> None:
+    env = {"LABMESH_DATAZONE_DOMAIN_ID": "dzd_abc", "LABMESH_DATAZONE_PROJECT_ID": "prj1", **extra}
+    with pytest.raises(SettingsError, match=message):
+        Settings.from_env({"LABMESH_HOME": str(tmp_path), "LABMESH_PROFILE": "aws", **env})
+
+
 @pytest.mark.parametrize(
     ("extra", "message"),
     [

@@ -217,6 +217,14 @@ class DataZoneCatalogResource(CatalogResource, AwsResource):
     project_id: str = Field(description="DataZone project that owns labmesh's assets.")
     max_per_second: float = Field(description="Calls per second kept under DataZone's quota.")
     glossary_terms: dict[str, list[str]] = Field(description="Glossary terms to create per category (platform, assay).")
+    group_projects: dict[str, str] | None = Field(
+        default=None,
+        description="Project owning each group's experiments' assets ('*': any other group); None: all in project_id.",
+    )
+    restricted_project_id: str | None = Field(
+        default=None,
+        description="Project owning, unpublished, the assets of experiments with no or an unmapped group (project_id).",
+    )
 
     def get_catalog(self) -> "Catalog":
         return ports.open_datazone_catalog(
@@ -227,6 +235,8 @@ class DataZoneCatalogResource(CatalogResource, AwsResource):
             glossary_terms=self.glossary_terms,
             connection=self.connection(),
             clients=self.clients,
+            group_projects=self.group_projects,
+            restricted_project_id=self.restricted_project_id,
         )
 
     def get_eln_rejections(self) -> "RejectionStore":

@@ -8,7 +8,8 @@ CreateListingChangeSet of a new experiment (with its form content as
 canonical JSON and the digest of what labmesh wrote, and the common form's
 ``sourceIdentifier``), an unchanged upsert that only reads (GetAsset by
 external identifier, GetListing), and the SearchListings request a faceted
-keyword query becomes (a lexical, quoted query). The Stubber answers before anything
+keyword query becomes (a lexical, quoted query), with the same Search of the
+restricted project's inventory. The Stubber answers before anything
 is sent, and fails on any call it was not told to expect.
 """
 
@@ -361,71 +362,74 @@ def test_an_unchanged_experiment_is_only_read(client: Any, stub: Stubber, tmp_pa
     assert entry.changed is False and len(sent.params) == 1
 
 
-def test_a_faceted_keyword_query_is_one_search_listings_request(client: Any, stub: Stubber, tmp_path: Path) -> None:
-    catalog = make_catalog(client, tmp_path)
-    found_everything(stub)
-    expect(
-        stub,
-        "search_listings",
-        {
-            "additionalAttributes": ["FORMS"],
-            "searchText": '"liver sampl"',
-            "searchIn": [
-                {"attribute": "LabmeshExperimentForm.searchTerms"},
-                {"attribute": "LabmeshDatasetForm.searchTerms"},
-            ],
-            "filters": {
-                "and": [
-                    {"filter": {"attribute": "LabmeshExperimentForm.experimentId", "value": "EXP-1", "operator": "EQ"}},
-                    {
-                        "or": [
-                            {
-                                "filter": {
-                                    "attribute": "LabmeshExperimentForm.sampleIds",
-                                    "value": "LIV-01",
-                                    "operator": "TEXT_SEARCH",
-                                }
-                            },
-                            {
-                                "filter": {
-                                    "attribute": "LabmeshDatasetForm.sampleIds",
-                                    "value": "LIV-01",
-                                    "operator": "TEXT_SEARCH",
-                                }
-                            },
-                        ]
-                    },
+QUERY_REQUEST = {
+    "additionalAttributes": ["FORMS"],
+    "searchText": '"liver sampl"',
+    "searchIn": [
+        {"attribute": "LabmeshExperimentForm.searchTerms"},
+        {"attribute": "LabmeshDatasetForm.searchTerms"},
+    ],
+    "filters": {
+        "and": [
+            {"filter": {"attribute": "LabmeshExperimentForm.experimentId", "value": "EXP-1", "operator": "EQ"}},
+            {
+                "or": [
                     {
                         "filter": {
-                            "attribute": "LabmeshDatasetForm.fileNameTerms",
-                            "value": "s1 l001",
+                            "attribute": "LabmeshExperimentForm.sampleIds",
+                            "value": "LIV-01",
                             "operator": "TEXT_SEARCH",
                         }
                     },
                     {
-                        "or": [
-                            {
-                                "filter": {
-                                    "attribute": "LabmeshExperimentForm.createdDay",
-                                    "intValue": 20240301,
-                                    "operator": "GE",
-                                }
-                            },
-                            {
-                                "filter": {
-                                    "attribute": "LabmeshDatasetForm.createdToDay",
-                                    "intValue": 20240301,
-                                    "operator": "GE",
-                                }
-                            },
-                        ]
+                        "filter": {
+                            "attribute": "LabmeshDatasetForm.sampleIds",
+                            "value": "LIV-01",
+                            "operator": "TEXT_SEARCH",
+                        }
                     },
                 ]
             },
-            "maxResults": 50,
-        },
-        {"items": []},
-    )
+            {
+                "filter": {
+                    "attribute": "LabmeshDatasetForm.fileNameTerms",
+                    "value": "s1 l001",
+                    "operator": "TEXT_SEARCH",
+                }
+            },
+            {
+                "or": [
+                    {
+                        "filter": {
+                            "attribute": "LabmeshExperimentForm.createdDay",
+                            "intValue": 20240301,
+                            "operator": "GE",
+                        }
+                    },
+                    {
+                        "filter": {
+                            "attribute": "LabmeshDatasetForm.createdToDay",
+                            "intValue": 20240301,
+                            "operator": "GE",
+                        }
+                    },
+                ]
+            },
+        ]
+    },
+    "maxResults": 50,
+}
+"""A faceted keyword query as DataZone is asked it: a lexical query in the forms' terms, and filters."""
+
+
+def test_a_faceted_keyword_query_is_one_search_listings_and_one_restricted_inventory_request(
+    client: Any, stub: Stubber, tmp_path: Path
+) -> None:
+    """The listings and the restricted project's inventory (whose experiments are never listed) get the same query."""
+    catalog = make_catalog(client, tmp_path)
+    found_everything(stub)
+    expect(stub, "search_listings", QUERY_REQUEST, {"items": []})
+    expect(stub, "search", {"searchScope": "ASSET", "owningProjectIdentifier": PROJECT, **QUERY_REQUEST}, {"items": []})
 
     hits = catalog.search(
         SearchQuery(text="Liver samples", experiment="EXP-1", sample="LIV-01", file_name="S1_L001", since="2024-03-01")

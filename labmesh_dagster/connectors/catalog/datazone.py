@@ -31,6 +31,18 @@ carries the experiment's text). Every call goes through one `PacedCaller`,
 paced under ``max_per_second`` and retried on throttling and 5xx; what still
 fails is raised as `CatalogUnavailable` naming what was being done.
 
+Projects. An experiment's assets are owned by its group's project, and
+published; with no group, or a group mapped to no project, they are owned by
+the restricted project and never published (`datazone_projects` says why). An
+asset cannot be revised into another project, so when the ELN moves an
+experiment to another group each of its assets is deleted from the old project
+(``DeleteAsset``, which also removes its listing) and created in the new one,
+keeping the forms a steward added. Deleting first keeps the externalIdentifier
+free; a crash in between leaves no asset, and the next run creates it. DataZone
+refuses to delete an asset with subscriptions (or in a data product, or named
+by an asset filter): that move stops with `AssetMoveRefused`, which says what
+to do, and the asset stays where it was.
+
 Lineage. Each asset's ``AssetCommonDetailsForm.sourceIdentifier`` is its
 dataset's OpenLineage ``<namespace>/<name>`` (the experiment's asset: its
 landing folder, which registration outputs), the identifier DataZone gives the
@@ -148,6 +160,10 @@ class BootstrapRefused(CatalogUnavailable):
     """DataZone refused to create one of labmesh's types or its glossary; the message says what to grant or remove."""
 
 
+class AssetMoveRefused(CatalogUnavailable):
+    """DataZone kept an asset labmesh must move to another project (its group changed); the message says what to do."""
+
+
 # Which record field a glossary category names; other categories are looked up among the custom fields.
 _CATEGORY_FIELDS = {
     "platform": "platform",
@@ -185,6 +201,7 @@ class _Wanted:
     description: str
     forms: Mapping[str, Mapping[str, Any]]
     source_identifier: str
+    placement: Placement
     glossary_terms: tuple[str, ...] = ()
 
     def digest(self, report: BootstrapReport) -> str:
@@ -212,6 +229,7 @@ class _Found:
     forms_output: tuple[Mapping[str, Any], ...]
     listing_id: str | None
     listing_status: str | None
+    project_id: str
 
     @classmethod
     def from_asset(cls, asset: Mapping[str, Any]) -> _Found:
@@ -223,6 +241,7 @@ class _Found:
             forms_output=tuple(asset.get("formsOutput") or ()),
             listing_id=listing.get("listingId"),
             listing_status=listing.get("listingStatus"),
+            project_id=str(asset.get("owningProjectId") or ""),
         )
 
     def content(self, form_name: str) -> dict[str, Any]:
@@ -235,6 +254,11 @@ class _Found:
     def digest(self) -> str | None:
         value = self.content(EXPERIMENT_FORM).get("labmeshDigest")
         return value if isinstance(value, str) else None
+
+    @property
+    def listed(self) -> bool:
+        """Whether the asset has a listing that is, or is becoming, visible in the catalog."""
+        return bool(self.listing_id) and self.listing_status in {"ACTIVE", "CREATING"}
 
 
 def _digest(*parts: str) -> str:
@@ -363,6 +387,19 @@ def _listing_key(listing: Mapping[str, Any] | None) -> tuple[str, str | None] | 
     return experiment["experimentId"], name if isinstance(name, str) else None
 
 
+def _asset_item_key(item: Mapping[str, Any] | None) -> tuple[str, str | None] | None:
+    """(experiment, dataset or None) of a labmesh inventory asset, from its forms; None for anything else."""
+    forms = {
+        form.get("formName"): _json_object(form.get("content"))
+        for form in ((item or {}).get("additionalAttributes") or {}).get("formsOutput") or ()
+    }
+    experiment, dataset = forms.get(EXPERIMENT_FORM) or {}, forms.get(DATASET_FORM) or {}
+    if not isinstance(experiment.get("experimentId"), str):
+        return None
+    name = dataset.get("dataset")
+    return experiment["experimentId"], name if isinstance(name, str) else None
+
+
 def _record_values(record: ExperimentRecord, category: str) -> list[str]:
     if category in {"tag", "tags"}:
         return list(record.tags)
@@ -381,7 +418,14 @@ def _asset_name(record: ExperimentRecord, zone: Zone | None) -> str:
 
 
 class DataZoneCatalog(Catalog):
-    """The catalog published to one DataZone domain, owned by one project, over a local registry."""
+    """The catalog published to one DataZone domain, its assets owned by their groups' projects, over a local registry.
+
+    ``project_id`` owns labmesh's form types, asset type and glossary.
+    ``group_projects`` maps group names (and ``*``, every other group) to the
+    projects that own their experiments' assets; None maps every group to
+    ``project_id``. Experiments with no group or an unmapped one go, unpublished,
+    to ``restricted_project_id`` (``project_id`` if None). See `datazone_projects`.
+    """
 
     def __init__(
         self,
@@ -392,12 +436,18 @@ class DataZoneCatalog(Catalog):
         registry: Catalog,
         max_per_second: float = DATAZONE_CALLS_PER_SECOND,
         glossary_terms: Mapping[str, Sequence[str]] | None = None,
+        group_projects: Mapping[str, str] | None = None,
+        restricted_project_id: str | None = None,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.client = client
         self.domain_id = domain_id
         self.project_id = project_id
+        self.projects = GroupProjects.build(
+            {OTHER_GROUPS: project_id} if group_projects is None else group_projects,
+            restricted_project_id=restricted_project_id or project_id,
+        )
         self.registry = registry
         self.glossary_terms = {category: list(values) for category, values in (glossary_terms or {}).items()}
         self.call = PacedCaller(client, max_per_second=max_per_second, clock=clock, sleep=sleep)
@@ -675,6 +725,7 @@ class DataZoneCatalog(Catalog):
             description=record.description[:ASSET_DESCRIPTION_MAX],
             forms={EXPERIMENT_FORM: experiment_form(record)},
             source_identifier=source_identifier(landing) if landing else "",
+            placement=self.projects.placement(record.group),
             glossary_terms=self._glossary_terms(record),
         )
 
@@ -686,6 +737,7 @@ class DataZoneCatalog(Catalog):
             description=record.description[:ASSET_DESCRIPTION_MAX],
             forms={EXPERIMENT_FORM: experiment_form(record), DATASET_FORM: content},
             source_identifier=source_identifier(location),
+            placement=self.projects.placement(record.group),
             glossary_terms=self._glossary_terms(record),
         )
 
@@ -701,6 +753,7 @@ class DataZoneCatalog(Catalog):
                 description=record.description[:ASSET_DESCRIPTION_MAX],
                 forms=kept,
                 source_identifier=source if isinstance(source, str) else "",
+                placement=self.projects.placement(record.group),
                 glossary_terms=self._glossary_terms(record),
             )
         manifest = Manifest(experiment_id=record.id, zone=zone, entries=stored.files)
@@ -743,20 +796,27 @@ class DataZoneCatalog(Catalog):
         return isinstance(experiment, dict) and experiment.get("labmeshDigest") == digest
 
     def _reconcile(self, wanted: Sequence[_Wanted], found: Mapping[str, _Found]) -> None:
-        """Create, revise and publish what differs from what is wanted; leave the rest alone."""
+        """Create, move, revise, publish or unpublish what differs from what is wanted; leave the rest alone."""
         report = self._ready()
         for asset in wanted:
             digest = asset.digest(report)
             have = found.get(asset.external_id)
-            if have is None:
+            listed = have is not None and have.listed
+            if have is not None and have.project_id != asset.placement.project_id:
+                self._delete_to_move(have, asset)
+                (asset_id, revision), listed = self._create(asset, digest, replacing=have), False
+            elif have is None:
                 asset_id, revision = self._create(asset, digest)
             elif have.digest != digest:
                 asset_id, revision = have.asset_id, self._revise(have, asset, digest)
-            elif self._listed(have, digest):
+            elif self._listed(have, digest) if asset.placement.listed else not listed:
                 continue
             else:
                 asset_id, revision = have.asset_id, have.revision
-            self._publish(asset_id, revision, asset.external_id)
+            if asset.placement.listed:
+                self._publish(asset_id, revision, asset.external_id)
+            elif listed:
+                self._unpublish(asset_id, revision, asset.external_id)
 
     def _forms_input(self, asset: _Wanted, digest: str, found: _Found | None = None) -> list[dict[str, str]]:
         """labmesh's forms, the common form with the source identifier, and (revising) every other form as it is."""
@@ -786,7 +846,13 @@ class DataZoneCatalog(Catalog):
     def _terms_input(self, asset: _Wanted) -> dict[str, Any]:
         return {"glossaryTerms": list(asset.glossary_terms)} if asset.glossary_terms else {}
 
-    def _create(self, asset: _Wanted, digest: str) -> tuple[str, str]:
+    def _create(self, asset: _Wanted, digest: str, *, replacing: _Found | None = None) -> tuple[str, str]:
+        """A new asset in the asset's project; ``replacing`` (the asset deleted to move it) gives the forms to keep.
+
+        The client token names the project and the asset replaced, so that moving
+        back to a project is a new request, never a replay of the first creation there.
+        """
+        moved_from = replacing.asset_id if replacing else ""
         try:
             made = self._request(
                 f"create asset {asset.external_id}",
@@ -797,9 +863,9 @@ class DataZoneCatalog(Catalog):
                 externalIdentifier=asset.external_id,
                 typeIdentifier=ASSET_TYPE,
                 typeRevision=self._ready().asset_type_revision,
-                owningProjectIdentifier=self.project_id,
-                formsInput=self._forms_input(asset, digest),
-                clientToken=_token("asset", asset.external_id, digest),
+                owningProjectIdentifier=asset.placement.project_id,
+                formsInput=self._forms_input(asset, digest, replacing),
+                clientToken=_token("asset", asset.external_id, asset.placement.project_id, moved_from, digest),
                 **self._terms_input(asset),
             )
         except ClientError as exc:
@@ -831,6 +897,39 @@ class DataZoneCatalog(Catalog):
         )
         return str(made["revision"])
 
+    def _delete_to_move(self, found: _Found, asset: _Wanted) -> None:
+        """Delete the asset from the project that owns it, so that it can be created in its group's new project.
+
+        Already gone (an earlier run deleted it and stopped) is done. A refusal is
+        `AssetMoveRefused`: the asset stays where it was, nothing else is lost.
+        """
+        doing = f"delete asset {found.external_id} from project {found.project_id}"
+        try:
+            self._request(doing, "delete_asset", identifier=found.asset_id, passthrough=_NOT_FOUND | _CONFLICT)
+        except ClientError as exc:
+            if error_code(exc) in _NOT_FOUND:
+                return
+            message = exc.response.get("Error", {}).get("Message", "")
+            raise AssetMoveRefused(
+                f"DataZone refused to delete asset {found.external_id} (id {found.asset_id}) from project "
+                f"{found.project_id}, which labmesh does to move it to project {asset.placement.project_id}, where its "
+                f"experiment's group now belongs: {error_code(exc)}: {message}. DataZone keeps an asset that has "
+                f"subscriptions, belongs to a data product or is named by an asset filter: revoke its subscriptions "
+                f"or remove it from them, or transfer it yourself (UpdateAssetOwner), then materialize the "
+                f"experiment again."
+            ) from exc
+
+    def _unpublish(self, asset_id: str, revision: str, name: str) -> None:
+        """Take the asset out of the catalog: its experiment is restricted (no group, or one mapped to no project)."""
+        self._request(
+            f"unpublish asset {name}",
+            "create_listing_change_set",
+            entityIdentifier=asset_id,
+            entityType="ASSET",
+            entityRevision=revision,
+            action="UNPUBLISH",
+        )
+
     def _publish(self, asset_id: str, revision: str, name: str) -> None:
         """List the revision. No client token: publishing a listed revision again changes nothing, and a token
         would turn the republishing of a revision a steward unpublished into a replay of the first answer."""
@@ -846,7 +945,12 @@ class DataZoneCatalog(Catalog):
     # Search.
 
     def search(self, query: SearchQuery) -> list[SearchHit]:
-        """What DataZone lists for the query, as the registry's hits for the same query (see the module docstring)."""
+        """What DataZone lists for the query, and the restricted project holds for it, as the registry's hits for it.
+
+        Restricted experiments are never listed, so the restricted project's
+        inventory is searched too (``Search``, the same text and filters); the
+        registry then applies the viewer, as for every other hit.
+        """
         self._ready()  # the filters name the forms' members, which DataZone only knows once the types exist
         params: dict[str, Any] = {"additionalAttributes": ["FORMS"]}
         text = search_text(query.text)
@@ -861,10 +965,32 @@ class DataZoneCatalog(Catalog):
             params["filters"] = filters
         items = self._search_all("search the published listings", "search_listings", **params)
         listed = {key for key in (_listing_key(item.get("assetListing")) for item in items) if key}
+        listed |= self._restricted_matches(params)
         if not listed:
             return []
         hits = self.registry.search(replace(query, limit=_EVERY))
         return [hit for hit in hits if (hit.experiment_id, hit.dataset) in listed][: query.limit]
+
+    def _restricted_matches(self, params: Mapping[str, Any]) -> set[tuple[str, str | None]]:
+        """(experiment, dataset) of the restricted project's assets the query matches, of restricted experiments only.
+
+        The restricted project may be labmesh's shared one too, whose assets a
+        steward took out of the catalog are not to be found: only experiments
+        the registry places there count.
+        """
+        items = self._search_all(
+            "search the restricted project's inventory",
+            "search",
+            searchScope="ASSET",
+            owningProjectIdentifier=self.projects.restricted_project_id,
+            **params,
+        )
+        keys = {key for key in (_asset_item_key(item.get("assetItem")) for item in items) if key}
+        return {key for key in keys if self._restricted(key[0])}
+
+    def _restricted(self, experiment_id: str) -> bool:
+        record = self.registry.get_experiment(experiment_id)
+        return record is not None and not self.projects.placement(record.group).listed
 
     # Reads the registry answers: it is the system of record for operational state.
 
