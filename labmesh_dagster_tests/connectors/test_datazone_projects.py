@@ -10,8 +10,8 @@ else; a group changed in the ELN moves every asset of the experiment (deleted
 from the old project, created in the new, a steward's form kept), once; losing
 its group takes an experiment out of the catalog, also when the restricted
 project is the shared one; a crash between the delete and the create heals on
-the next run; an asset DataZone will not delete (it has subscriptions) stops
-the move with what to do, and moves once that is done; a project labmesh may
+the next run; an asset DataZone will not delete (it has subscriptions, or is in
+a data product) stops the move with what to do, and moves once that is done; a project labmesh may
 not write to is named in the error; and the map set in the environment reaches
 the catalog both through the ports and through the Dagster resource.
 """
@@ -39,6 +39,7 @@ from labmesh_dagster.ports import Ports
 from labmesh_dagster.settings import AwsConnection
 from labmesh_dagster_tests.conftest import make_settings
 from labmesh_dagster_tests.fake_datazone import FakeDataZoneClient
+from labmesh_dagster_tests.service_model import service_error
 
 LABMESH, GENOMICS, PROTEOMICS, RESTRICTED = "labmeshprj01", "genomicsprj01", "proteomicsprj1", "restrictedprj1"
 MAPPING = {"Genomics Core": GENOMICS, "proteomics lab": PROTEOMICS}
@@ -349,3 +350,28 @@ def test_the_map_in_the_settings_reaches_the_catalog_through_the_ports_and_the_d
     for catalog in (Ports(settings, clients).catalog(), resources["catalog"].get_catalog()):
         assert isinstance(catalog, DataZoneCatalog)
         assert catalog.projects == GroupProjects.build(MAPPING, restricted_project_id=RESTRICTED)
+
+
+class LinkedToAProduct:
+    """A DataZone client whose DeleteAsset refuses as for an asset in a data product, which the fake does not model."""
+
+    def __init__(self, client: FakeDataZoneClient) -> None:
+        self.client = client
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.client, name)
+
+    def delete_asset(self, **params: Any) -> dict[str, Any]:
+        raise service_error("datazone", "DeleteAsset", "ValidationException", "the asset is in a data product")
+
+
+def test_an_asset_datazone_keeps_for_another_reason_stops_the_move_the_same_way(
+    client: FakeDataZoneClient, tmp_path: Path
+) -> None:
+    register(make_catalog(client, tmp_path), LIVER, raw=False)
+    catalog = make_catalog(LinkedToAProduct(client), tmp_path)
+
+    with pytest.raises(AssetMoveRefused, match="data product"):
+        catalog.upsert_experiment(replace(LIVER, group="Proteomics Lab"), {"landing": "s3://labmesh-landing/EXP-1/"})
+
+    assert owner(catalog, "EXP-1") == GENOMICS and listed(client) == {("EXP-1", None)}
