@@ -6,7 +6,9 @@ first open rebuilds the index from the experiments, datasets and files it
 holds, so every search finds what it found before and access applies to it;
 the old table is gone; opening again rebuilds nothing (same doc numbers, same
 index); and two processes opening the old file at once both succeed, with the
-index built once.
+index built once. A catalog of the layout before dataset rollups (version 3)
+gains them in place on its first open, summed from the index rows it already
+holds, without rebuilding the rest: its counts stay what they were.
 """
 
 from __future__ import annotations
@@ -17,12 +19,12 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from labmesh_dagster.connectors.catalog import sqlite_index
+from labmesh_dagster.connectors.catalog import sqlite_index, sqlite_units
 from labmesh_dagster.connectors.catalog.base import SearchQuery
 from labmesh_dagster.connectors.catalog.sqlite import SqliteCatalog
 from labmesh_dagster.core.access import Viewer
 from labmesh_dagster.core.experiment import ExperimentRecord, Sample
-from labmesh_dagster.core.manifest import ManifestEntry
+from labmesh_dagster.core.manifest import Manifest, ManifestEntry
 
 BEFORE = """
 CREATE TABLE experiments (experiment_id TEXT PRIMARY KEY, title TEXT NOT NULL, group_name TEXT, platform TEXT,
@@ -152,3 +154,32 @@ def test_two_processes_opening_an_old_catalog_at_once_both_succeed(tmp_path: Pat
 
     assert [[hit.experiment_id for hit in hits] for hits in opened] == [["EXP-9"], ["EXP-9"]]
     assert index_of(path) == [(1, "EXP-9"), (2, "EXP-1")]
+
+
+def table(path: Path, name: str) -> list[tuple[Any, ...]]:
+    with sqlite3.connect(path) as db:
+        return db.execute(f"SELECT * FROM {name} ORDER BY 1, 2, 3").fetchall()
+
+
+def test_a_catalog_from_before_the_dataset_rollups_gains_them_in_place(tmp_path: Path) -> None:
+    path = tmp_path / "catalog.sqlite"
+    catalog = SqliteCatalog(path)
+    for record in (SKIN, PLANNED):
+        catalog.upsert_experiment(record, {})
+    catalog.upsert_dataset(Manifest.build("EXP-9", "raw", [READS]), "file:///raw/EXP-9/")
+    reads = SearchQuery(format="fastq", since="2024-03-02", viewer=Viewer(name="ada lovelace"))
+    counts, sums = catalog.facet_counts(reads), table(path, "search_home_units")
+    with sqlite3.connect(path) as db:  # the layout of version 3: no rollups
+        for name in sqlite_units.SCHEMA:
+            db.execute(f"DROP TABLE {name}")
+        db.execute("UPDATE catalog_parts SET version = 3 WHERE part = 'search'")
+        # A mark a rebuild from the catalog's tables would wipe out.
+        db.execute("UPDATE search_rows SET size = -1")
+
+    reopened = SqliteCatalog(path)
+
+    assert table(path, "search_home_units") == sums and sums
+    assert {row[4] for row in table(path, "search_rows")} == {-1}  # the rest of the index was kept, not rebuilt
+    assert reopened.facet_counts(reads) == counts and counts["zone"] == [("raw", 1)]
+    with sqlite3.connect(path, isolation_level=None) as db:
+        assert sqlite_index.index_is_current(db)

@@ -13,6 +13,13 @@ what the matches cost, read as narrowly as the search reads them:
   cost follows the number of groups, not of experiments. A query whose
   experiments match whole adds up their shares in one SQL aggregate; only
   experiments that match in part (some files only) have their rows read.
+- The same facets when only files are filtered (format, zone, dates): each
+  dataset's share was summed per home, month and year at write time
+  (`sqlite_units`), so counting adds up the viewer's groups' sums for the
+  months the dates take whole, and reads only the datasets of a month a date
+  bound cuts, those spanning months, and the experiments the viewer sees
+  otherwise. Any other filter on files (a file name, a sample, words) reads
+  the matching rows.
 - Experiment and sample, with a value per hit or nearly: the values of the
   first hits, in result order, each with its count over every hit.
 """
@@ -26,7 +33,7 @@ from collections.abc import Iterable, Iterator
 from itertools import islice
 
 from labmesh_dagster.connectors.catalog.base import FACETS, FacetCounts, SearchQuery
-from labmesh_dagster.connectors.catalog.sqlite_index import POSITION_BITS, SEPARATOR, sample_key
+from labmesh_dagster.connectors.catalog.sqlite_index import POSITION_BITS, SEPARATOR, normal, sample_key
 from labmesh_dagster.connectors.catalog.sqlite_search import (
     SHARED_COLUMNS,
     Candidate,
@@ -36,9 +43,11 @@ from labmesh_dagster.connectors.catalog.sqlite_search import (
     checked,
     expand,
     matches,
+    phrase,
     ranked,
     units,
 )
+from labmesh_dagster.connectors.catalog.sqlite_units import SPREAD, format_key, periods
 from labmesh_dagster.core.access import GROUP
 
 Shares = Counter[tuple[str, str]]
@@ -57,13 +66,8 @@ def facet_counts(db: sqlite3.Connection, query: SearchQuery, top: int) -> FacetC
             counted.update(_shares(db, doc, rows))
         first = _first_of(db, plan, iter(found), top)
     elif plan.filters_rows:
-        rows_sql = _matching_rows_sql(plan)
-        if rows_sql is None:
-            counted = Counter()
-            for doc, rows in matches(db, plan, want=None):
-                counted.update(_shares(db, doc, rows))
-        else:
-            counted = _counted_rows(db, plan, *rows_sql)
+        summed = counted_by_sums(db, plan)
+        counted = counted_by_rows(db, plan) if summed is None else summed
     elif plan.query.experiment or plan.facet_clauses:
         counted = _summed(db, *_docs_without_words(plan))
     else:
@@ -154,9 +158,14 @@ def _matching_rows_sql(plan: Plan) -> tuple[str, list[object]] | None:
     return sql, params
 
 
-def _counted_rows(db: sqlite3.Connection, plan: Plan, rows: str, params: list[object]) -> Shares:
-    """The counted facets over the rows ``rows`` (an SQL query) lists that fall in the dates, grouped into hits."""
-    dates, date_params = plan.date_where("r.created")
+def _counted_rows(db: sqlite3.Connection, plan: Plan, rows: str, params: list[object], *, few: bool = False) -> Shares:
+    """The counted facets over the rows ``rows`` (an SQL query) lists that fall in the dates, grouped into hits.
+
+    ``few``: ``rows`` lists few rows, so they drive the statement; the unary + and the CROSS JOIN keep SQLite
+    from walking the dates' index (every row in the dates) instead.
+    """
+    dates, date_params = plan.date_where("+r.created" if few else "r.created")
+    join = "CROSS JOIN" if few else "JOIN"
     per_experiment = " UNION ALL ".join(
         f"SELECT '{facet}', d.{column}, count(*) FROM hits AS h JOIN search_docs AS d ON d.doc = h.doc "
         f"WHERE d.{column} IS NOT NULL GROUP BY d.{column}"
@@ -171,7 +180,7 @@ def _counted_rows(db: sqlite3.Connection, plan: Plan, rows: str, params: list[ob
         WITH matched AS MATERIALIZED (
             SELECT r.row >> {POSITION_BITS} AS doc, r.dataset AS dataset, r.format AS format,
                    substr(r.created, 1, 7) AS month
-            FROM ({rows}) AS x JOIN search_rows AS r ON r.row = x.row WHERE 1{dates}
+            FROM ({rows}) AS x {join} search_rows AS r ON r.row = x.row WHERE 1{dates}
         ), kept AS MATERIALIZED (
             -- A dataset's rows make its hit; the experiment's own row only where none of its datasets matched.
             SELECT * FROM matched
@@ -188,6 +197,141 @@ def _counted_rows(db: sqlite3.Connection, plan: Plan, rows: str, params: list[ob
         GROUP BY month
         UNION ALL {per_experiment}"""
     return _rows_of(db.execute(sql, [*params, *date_params]))
+
+
+def counted_by_rows(db: sqlite3.Connection, plan: Plan) -> Shares:
+    """The counted facets of a query that filters files, from every matching row."""
+    rows_sql = _matching_rows_sql(plan)
+    if rows_sql is not None:
+        return _counted_rows(db, plan, *rows_sql)
+    counted: Shares = Counter()
+    for doc, rows in matches(db, plan, want=None):
+        counted.update(_shares(db, doc, rows))
+    return counted
+
+
+def counted_by_sums(db: sqlite3.Connection, plan: Plan) -> Shares | None:
+    """The counts of a query filtering files by format, zone and dates only, from the sums (`sqlite_units`).
+
+    None for any other query, and for a format matching several values, which the sums could count twice.
+    """
+    query = plan.query
+    if plan.terms or plan.facet_clauses or query.experiment or query.sample or query.file_name:
+        return None
+    if not (query.format or query.zone):
+        return None  # the experiment's own row may be the hit: that depends on its datasets, so it is read
+    fmt: str | None = None
+    if query.format:
+        sql = (
+            "SELECT v.value FROM search_format_text AS t JOIN search_row_values AS v ON v.id = t.rowid "
+            "WHERE search_format_text MATCH ?"
+        )
+        formats = [row[0] for row in db.execute(sql, (f"file_format : {phrase(query.format)}",))]
+        if len(formats) > 1:
+            return None
+        if not formats:
+            return Counter()
+        fmt = formats[0]
+    zones: list[str] | None = None
+    if query.zone:
+        sql = "SELECT value FROM search_row_values WHERE kind = 'zone'"
+        zones = [zone for (zone,) in db.execute(sql) if normal(zone) == normal(query.zone)]
+        if not zones:
+            return Counter()
+    if plan.principals is None:
+        homes = [row[0] for row in db.execute("SELECT DISTINCT home FROM search_home_spans")]
+    else:
+        homes = [principal for principal in plan.principals if principal.startswith(GROUP)]
+    summed: list[tuple[str, str]] = []
+    cut: list[tuple[str, str]] = []
+    for home in homes:
+        sums, read = _periods(db, plan, home)
+        summed += [(home, period) for period in sums]
+        cut += [(home, month) for month in read]
+    counted = _sums(db, format_key(fmt), zones, summed)
+    units = _cut_units(db, cut, zones)
+    zone_match = f" AND r.dataset IN ({_marks(zones)})" if zones is not None else ""
+    format_match = " AND r.format = ?" if fmt is not None else ""
+    row_params: list[object] = [*(zones or []), *([fmt] if fmt is not None else [])]
+    if units:
+        rows = (
+            f"SELECT r.row AS row FROM json_each(?) AS u CROSS JOIN search_rows AS r ON r.row BETWEEN "
+            f"json_extract(u.value, '$[0]') << {POSITION_BITS} AND "
+            f"(json_extract(u.value, '$[0]') << {POSITION_BITS}) + {(1 << POSITION_BITS) - 1} "
+            f"WHERE r.dataset = json_extract(u.value, '$[1]'){format_match}"
+        )
+        counted.update(
+            _counted_rows(db, plan, rows, [json.dumps(units), *([fmt] if fmt is not None else [])], few=True)
+        )
+    if plan.principals is not None:
+        principals = list(plan.principals)
+        marks = _marks(principals)
+        others = (
+            "SELECT DISTINCT a.doc AS doc FROM search_access AS a JOIN search_docs AS d ON d.doc = a.doc "
+            f"WHERE a.principal IN ({marks}) AND a.home = 0 AND d.home NOT IN ({marks})"
+        )
+        rows = (
+            f"SELECT r.row AS row FROM ({others}) AS d JOIN search_rows AS r ON r.row BETWEEN "
+            f"d.doc << {POSITION_BITS} AND (d.doc << {POSITION_BITS}) + {(1 << POSITION_BITS) - 1} "
+            f"WHERE r.dataset IS NOT NULL{zone_match}{format_match}"
+        )
+        counted.update(_counted_rows(db, plan, rows, [*principals, *principals, *row_params], few=True))
+    return counted
+
+
+def _periods(db: sqlite3.Connection, plan: Plan, home: str) -> tuple[list[str], list[str]]:
+    """The home's periods whose sums answer the dates (whole years where they can), and the months to read."""
+    since = plan.query.since
+    _, bounds = plan.date_where("created")
+    until = bounds[-1] if plan.query.until else None
+    taken: dict[str, list[str]] = {}
+    read: list[str] = []
+    years: dict[str, bool] = {}
+    sql = "SELECT month, lo, hi FROM search_home_spans WHERE home = ?"
+    for month, lo, hi in db.execute(sql, (home,)):
+        if month == SPREAD or lo is None or hi is None:
+            read.append(month)
+            continue
+        inside = (since is None or lo >= since) and (until is None or hi <= until)
+        outside = (since is not None and hi < since) or (until is not None and lo > until)
+        if inside:
+            taken.setdefault(month[:4], []).append(month)
+        elif not outside:
+            read.append(month)
+        years[month[:4]] = years.get(month[:4], True) and inside
+    sums = []
+    for year, months in taken.items():
+        if years.get(year):
+            sums.append(f"y:{year}")
+        else:
+            sums += [periods(month)[0] for month in months]
+    return sums, read
+
+
+def _sums(db: sqlite3.Connection, fmt: str, zones: list[str] | None, summed: list[tuple[str, str]]) -> Shares:
+    """The counted facets added up over the (home, period) sums, under one format ('' for any)."""
+    counted: Shares = Counter()
+    if not summed:
+        return counted
+    zone_match = f" AND u.zone IN ({_marks(zones)})" if zones is not None else ""
+    sql = (
+        "SELECT u.zone, u.facet, u.value, sum(u.hits) FROM json_each(?) AS p JOIN search_home_units AS u "
+        "ON u.home = json_extract(p.value, '$[0]') AND u.format = ? AND u.period = json_extract(p.value, '$[1]')"
+        f"{zone_match} GROUP BY u.zone, u.facet, u.value"
+    )
+    for zone, facet, value, hits in db.execute(sql, [json.dumps(summed), fmt, *(zones or [])]):
+        counted[("zone", zone) if facet == "hits" else (facet, value)] += hits
+    return counted
+
+
+def _cut_units(db: sqlite3.Connection, cut: list[tuple[str, str]], zones: list[str] | None) -> list[tuple[int, str]]:
+    """The datasets (doc, zone) of the (home, month)s a date filter cuts, or whose files span months."""
+    sql = (
+        "SELECT u.doc, u.zone FROM json_each(?) AS c JOIN search_units AS u "
+        "ON u.home = json_extract(c.value, '$[0]') AND u.month = json_extract(c.value, '$[1]')"
+    )
+    found = db.execute(sql, (json.dumps(cut),)).fetchall() if cut else []
+    return [(doc, zone) for doc, zone in found if zones is None or zone in zones]
 
 
 def _in_shared_text(db: sqlite3.Connection, doc: int, term: str) -> bool:

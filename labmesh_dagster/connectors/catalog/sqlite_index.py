@@ -31,6 +31,8 @@ formed:
   ``search_facet_values``) and summed per *home*, the experiment's group
   (``search_home_facets``), so counting adds up shares instead of reading
   files, and counting everything a viewer may see adds up one row per group.
+  Each dataset's share is also summed per home, month and format
+  (`sqlite_units`), for counts under a format, zone or date filter.
 
 The index is derived data: it is rebuilt for an experiment whenever that
 experiment, one of its datasets or one of its grants changes, inside the same
@@ -48,13 +50,16 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from labmesh_dagster.connectors.catalog import sqlite_units
 from labmesh_dagster.core.access import experiment_principals, group_principal, people_on
 from labmesh_dagster.core.experiment import ExperimentRecord
 from labmesh_dagster.core.manifest import ManifestEntry
 from labmesh_dagster.core.text import clean_text, words_of
 
-INDEX_VERSION = 3
-"""1: one ``search_index`` table; 2: this layout without home groups. `upgrade` rebuilds anything older."""
+INDEX_VERSION = 4
+"""1: one ``search_index`` table; 2: without home groups; 3: without dataset rollups (`sqlite_units`).
+
+`upgrade` adds the rollups to a version 3 index and rebuilds anything older."""
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS catalog_parts (
@@ -135,6 +140,7 @@ DERIVED = {
     "search_row_text": """CREATE VIRTUAL TABLE search_row_text USING fts5(
         samples, file_name, file_format, content, lab_group, platform, keys, tokenize = 'porter unicode61'
     );""",
+    **sqlite_units.SCHEMA,
 }
 """The index proper, rebuilt from the catalog's tables by `upgrade`: table name -> its statements."""
 
@@ -298,8 +304,11 @@ def _value_id(db: sqlite3.Connection, facet: str, value: str) -> int:
 def index_experiment(db: sqlite3.Connection, experiment_id: str) -> None:
     """Rebuild the experiment's index rows and principals from the tables, inside the caller's transaction."""
     doc = forget_experiment(db, experiment_id)
+    # Taken out before the experiment's values change: the sums it is in are those of its old home and values.
+    previous = sqlite_units.forget_units(db, doc) if doc is not None else Counter()
     found = db.execute("SELECT record FROM experiments WHERE experiment_id = ?", (experiment_id,)).fetchone()
     if found is None:
+        sqlite_units.index_units(db, None, [], previous)
         db.execute("DELETE FROM search_docs WHERE experiment_id = ?", (experiment_id,))
         return
     record = ExperimentRecord.from_dict(json.loads(found[0]))
@@ -328,6 +337,7 @@ def index_experiment(db: sqlite3.Connection, experiment_id: str) -> None:
             joined(rows[0].samples),
         ),
     ).fetchone()[0]
+    sqlite_units.index_units(db, doc, [(row.dataset, row.format, row.created) for row in rows], previous)
     db.executemany(
         "INSERT INTO experiment_principals (experiment_id, principal) VALUES (?, ?)",
         [(record.id, principal) for principal in principals],
@@ -412,7 +422,8 @@ def upgrade(db: sqlite3.Connection) -> bool:
     """Bring the index up to `INDEX_VERSION` inside the caller's write transaction; True if it had to.
 
     The index is derived, so an older one is dropped and rebuilt from the
-    experiments, datasets, files and grants. Idempotent, and safe when several
+    experiments, datasets, files and grants; version 3 only lacks the dataset
+    rollups, which are summed from its index rows in place. Idempotent, and safe when several
     processes open an old catalog at once: the version is read under the write
     lock, so the first one rebuilds and the others find it done. The rebuild
     numbers experiments in the order they were first registered.
@@ -420,21 +431,42 @@ def upgrade(db: sqlite3.Connection) -> bool:
     found = db.execute("SELECT version FROM catalog_parts WHERE part = 'search'").fetchone()
     if found is not None and found[0] >= INDEX_VERSION:
         return False
-    for table in ("search_index", *DERIVED):  # search_index: version 1's one table
-        db.execute(f"DROP TABLE IF EXISTS {table}")
-    for statements in DERIVED.values():
-        for statement in statements.split(";"):
-            if statement.strip():
-                db.execute(statement)
-    db.execute("INSERT INTO search_experiment_text (search_experiment_text, rank) VALUES ('rank', ?)", (RANK,))
-    for (experiment_id,) in db.execute("SELECT experiment_id FROM experiments ORDER BY rowid").fetchall():
-        index_experiment(db, experiment_id)
+    if found is not None and found[0] == 3:
+        _add_units(db)
+    else:
+        _rebuild(db)
     db.execute(
         "INSERT INTO catalog_parts (part, version) VALUES ('search', ?) "
         "ON CONFLICT (part) DO UPDATE SET version = excluded.version",
         (INDEX_VERSION,),
     )
     return True
+
+
+def _create(db: sqlite3.Connection, tables: Iterable[str]) -> None:
+    for table in tables:
+        db.execute(f"DROP TABLE IF EXISTS {table}")
+        for statement in DERIVED[table].split(";"):
+            if statement.strip():
+                db.execute(statement)
+
+
+def _add_units(db: sqlite3.Connection) -> None:
+    """Version 3 to 4: the dataset rollups, summed from the index rows already there (the rest is unchanged)."""
+    _create(db, sqlite_units.SCHEMA)
+    for (doc,) in db.execute("SELECT doc FROM search_docs ORDER BY doc").fetchall():
+        low, high = doc_range(doc)
+        sql = "SELECT dataset, format, created FROM search_rows WHERE row BETWEEN ? AND ? ORDER BY row"
+        sqlite_units.index_units(db, doc, db.execute(sql, (low, high)).fetchall(), Counter())
+
+
+def _rebuild(db: sqlite3.Connection) -> None:
+    """Any older version: the whole index, dropped and built again from the catalog's tables."""
+    db.execute("DROP TABLE IF EXISTS search_index")  # version 1's one table
+    _create(db, DERIVED)
+    db.execute("INSERT INTO search_experiment_text (search_experiment_text, rank) VALUES ('rank', ?)", (RANK,))
+    for (experiment_id,) in db.execute("SELECT experiment_id FROM experiments ORDER BY rowid").fetchall():
+        index_experiment(db, experiment_id)
 
 
 def index_is_current(db: sqlite3.Connection) -> bool:
