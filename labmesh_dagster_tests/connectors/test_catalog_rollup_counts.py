@@ -1,4 +1,4 @@
-"""Facet counts under file filters come from per-group sums, and they are exactly the counts read from the rows.
+"""Facet counts under file filters come from summaries, and they are exactly the counts read from the rows.
 
 Pinned here, on a lab built to trip sums up: a dataset whose files span two
 months, files dated mid-month with bounds that cut that month to the second,
@@ -7,7 +7,8 @@ owner who sees an experiment outside her group, an experiment with no group.
 For each query that filters files by format, zone and dates only, under each
 viewer, the sums answer (they never quietly hand over to the rows, but for a
 format matching several values) and give the counts that reading every
-matching row gives. After revisions that move datasets to other months and
+matching row gives; so do, with words or experiment facets as well, the
+summaries of the matching experiments' datasets. After revisions that move datasets to other months and
 formats, a group change and a grant, the sums are those of a catalog built
 from scratch in that final state.
 """
@@ -59,6 +60,7 @@ DATASETS = [
         entry("processed/EXP-1/counts.tsv", "tsv", "2024-04-15T10:00:00+00:00"),
         entry("processed/EXP-1/notes.md", "md", ""),  # undated
     ]),
+    Manifest.build("EXP-1", "final", [entry("final/EXP-1/report.md", "md", "")]),  # nothing dated
     Manifest.build("EXP-2", "raw", [
         entry("raw/EXP-2/a.csv", "csv", "2024-04-10T08:00:00+00:00"),
         entry("raw/EXP-2/b.csv", "csv", "2024-04-20T18:00:00+00:00"),
@@ -109,6 +111,7 @@ SUMMED: list[dict[str, Any]] = [
     {"zone": "processed", "until": "2024-04-15"},
     {"zone": "final", "format": "csv", "since": "2024-05"},
     {"zone": "nowhere"},
+    {"zone": "final", "until": "2024-01-01"},
 ]
 
 
@@ -142,6 +145,33 @@ def test_the_lab_gives_the_sums_something_to_count(catalog: SqliteCatalog) -> No
     assert summed["zone", "raw"] == 3  # EXP-1 and EXP-2 from the sums, EXP-3 as its owner: not EXP-4
     assert summed["month", "2024-04"] == 4 and summed["month", "2024-05"] == 1
     assert summed["owner", "Ada Lovelace"] == 2
+
+
+WITH_EXPERIMENTS: list[dict[str, Any]] = [
+    {"text": "liver", "format": "csv"},
+    {"text": "liver", "zone": "processed", "until": "2024-04-15T09:00"},
+    {"text": "kidney", "format": "csv", "since": "2024-04-20T19:00"},
+    {"text": "L1", "zone": "raw"},  # a sample: in some files' own text only
+    {"text": "counts liver", "format": "tsv"},
+    {"text": "kidney", "format": "csv", "platform": "NovaSeq"},
+    {"platform": "MiSeq", "format": "md"},
+    {"text": "liver", "zone": "final"},
+    {"platform": "MiSeq", "zone": "final"},
+    {"owner": "Ada Lovelace", "zone": "raw", "since": "2024-04-01"},
+    {"experiment": "EXP-2", "format": "csv", "until": "2024-04-24"},
+    {"experiment": "EXP-3", "zone": "raw"},
+]
+
+
+@pytest.mark.parametrize("shape", WITH_EXPERIMENTS, ids=[repr(shape) for shape in WITH_EXPERIMENTS])
+@pytest.mark.parametrize("viewer", list(VIEWERS), ids=list(VIEWERS))
+def test_with_words_or_experiment_facets_the_datasets_summaries_count_what_the_rows_count(
+    catalog: SqliteCatalog, viewer: str, shape: dict[str, Any]
+) -> None:
+    summed, read = by_sums_and_by_rows(catalog, SearchQuery(**shape, viewer=VIEWERS[viewer]))
+
+    assert summed is not None
+    assert summed == read
 
 
 def test_a_format_that_matches_several_values_is_read_from_the_rows(catalog: SqliteCatalog) -> None:

@@ -47,7 +47,7 @@ from labmesh_dagster.connectors.catalog.sqlite_search import (
     ranked,
     units,
 )
-from labmesh_dagster.connectors.catalog.sqlite_units import SPREAD, format_key, periods
+from labmesh_dagster.connectors.catalog.sqlite_units import EXPERIMENT_FACETS, SPREAD, format_key, periods
 from labmesh_dagster.core.access import GROUP
 
 Shares = Counter[tuple[str, str]]
@@ -211,12 +211,13 @@ def counted_by_rows(db: sqlite3.Connection, plan: Plan) -> Shares:
 
 
 def counted_by_sums(db: sqlite3.Connection, plan: Plan) -> Shares | None:
-    """The counts of a query filtering files by format, zone and dates only, from the sums (`sqlite_units`).
+    """The counts of a query filtering files by format or zone (and dates), from the sums (`sqlite_units`).
 
+    With words or experiment facets too, from the matching experiments' datasets (`_counted_by_units`).
     None for any other query, and for a format matching several values, which the sums could count twice.
     """
     query = plan.query
-    if plan.terms or plan.facet_clauses or query.experiment or query.sample or query.file_name:
+    if query.sample or query.file_name:
         return None
     if not (query.format or query.zone):
         return None  # the experiment's own row may be the hit: that depends on its datasets, so it is read
@@ -238,6 +239,8 @@ def counted_by_sums(db: sqlite3.Connection, plan: Plan) -> Shares | None:
         zones = [zone for (zone,) in db.execute(sql) if normal(zone) == normal(query.zone)]
         if not zones:
             return Counter()
+    if plan.terms or plan.facet_clauses or query.experiment:
+        return _counted_by_units(db, plan, fmt, zones)
     if plan.principals is None:
         homes = [row[0] for row in db.execute("SELECT DISTINCT home FROM search_home_spans")]
     else:
@@ -276,6 +279,68 @@ def counted_by_sums(db: sqlite3.Connection, plan: Plan) -> Shares | None:
             f"WHERE r.dataset IS NOT NULL{zone_match}{format_match}"
         )
         counted.update(_counted_rows(db, plan, rows, [*principals, *principals, *row_params], few=True))
+    return counted
+
+
+def _counted_by_units(db: sqlite3.Connection, plan: Plan, fmt: str | None, zones: list[str] | None) -> Shares:
+    """The counts of a query with words or experiment facets that filters files by format or zone, and dates.
+
+    The experiments it matches whole (every word in their own text, or no words) count from their datasets'
+    summaries, each taken or left out whole by the month's dates; the others, and those with a dataset that
+    a date bound cuts or that spans months, have their matching rows read, as without the summaries.
+    """
+    if plan.terms:
+        found = list(ranked(db, plan, want=None))
+        whole = [candidate.doc for candidate in found if not candidate.own_terms]
+        read = [candidate for candidate in found if candidate.own_terms]
+    else:
+        docs, params = _docs_without_words(plan)
+        whole, read = [row[0] for row in db.execute(docs, params)], []
+    sql = (
+        "SELECT u.doc, u.zone, u.home, u.month, u.formats, s.lo, s.hi, d.group_name, d.owner, d.platform, "
+        "d.protocol FROM json_each(?) AS w JOIN search_units AS u ON u.doc = w.value "
+        "JOIN search_docs AS d ON d.doc = u.doc "
+        "LEFT JOIN search_home_spans AS s ON s.home = u.home AND s.month = u.month"
+    )
+    since, (_, bounds) = plan.query.since, plan.date_where("created")
+    until = bounds[-1] if plan.query.until else None
+    shares: dict[int, Shares] = {}
+    cut: set[int] = set()
+    for doc, zone, _, month, formats, lo, hi, *values in db.execute(sql, (json.dumps(whole),)):
+        share = shares.setdefault(doc, Counter())
+        if (zones is not None and zone not in zones) or (fmt is not None and fmt not in json.loads(formats)):
+            continue
+        if month == SPREAD or lo is None or hi is None:
+            cut.add(doc)
+            continue
+        if (since is not None and hi < since) or (until is not None and lo > until):
+            continue
+        if (since is not None and lo < since) or (until is not None and hi > until):
+            cut.add(doc)
+            continue
+        share["zone", zone] += 1
+        named = [*zip(EXPERIMENT_FACETS, values, strict=True), ("month", month)]
+        named += [("format", name) for name in ([fmt] if fmt is not None else json.loads(formats))]
+        # Words count as `_shares` does (values that are not empty); without, as `_counted_rows` (not NULL).
+        share.update(item for item in named if (item[1] if plan.terms else item[1] is not None))
+    counted: Shares = Counter()
+    for doc, share in shares.items():
+        if doc not in cut:
+            counted.update(share)
+    cut_docs = [doc for doc in whole if doc in cut]
+    if plan.terms:
+        for doc, rows in expand(db, plan, [*read, *(Candidate(doc) for doc in cut_docs)]):
+            counted.update(_shares(db, doc, rows))
+    elif cut_docs:
+        zone_match = f" AND r.dataset IN ({_marks(zones)})" if zones is not None else ""
+        format_match = " AND r.format = ?" if fmt is not None else ""
+        rows_sql = (
+            f"SELECT r.row AS row FROM json_each(?) AS d CROSS JOIN search_rows AS r ON r.row BETWEEN "
+            f"d.value << {POSITION_BITS} AND (d.value << {POSITION_BITS}) + {(1 << POSITION_BITS) - 1} "
+            f"WHERE r.dataset IS NOT NULL{zone_match}{format_match}"
+        )
+        row_params: list[object] = [json.dumps(cut_docs), *(zones or []), *([fmt] if fmt is not None else [])]
+        counted.update(_counted_rows(db, plan, rows_sql, row_params, few=True))
     return counted
 
 
