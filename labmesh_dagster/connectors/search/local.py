@@ -259,14 +259,20 @@ class SqliteContentIndex(ContentIndex):
         expression = match_expression(text)
         if expression is None and text.strip():
             return []  # Only punctuation: there is no word to match, so nothing matches.
-        clauses, params = self._filter_clauses(filters, viewer_principals(viewer))
+        principals = viewer_principals(viewer)
         if expression:
-            clauses.insert(0, "content_fts MATCH ?")
+            # Ranked on the FTS table alone, facets and access tested by rowid, and only the hits under the
+            # limit joined to their documents: joining first read every match's whole text before the sort.
+            clauses, params = self._filter_clauses(filters, principals, "content_fts.rowid")
+            sql = f"""SELECT d.*, ranked.rank_value, ranked.excerpt FROM (
+                          SELECT content_fts.rowid AS doc, {_RANK} AS rank_value, {_SNIPPET} AS excerpt
+                          FROM content_fts WHERE {" AND ".join(["content_fts MATCH ?", *clauses])}
+                          ORDER BY rank_value, content_fts.rowid LIMIT ?
+                      ) AS ranked JOIN content_documents AS d ON d.doc = ranked.doc
+                      ORDER BY ranked.rank_value, d.document_id"""
             params.insert(0, expression)
-            sql = f"""SELECT d.*, {_RANK} AS rank_value, {_SNIPPET} AS excerpt
-                      FROM content_fts JOIN content_documents AS d ON d.doc = content_fts.rowid
-                      WHERE {" AND ".join(clauses)} ORDER BY rank_value, d.document_id LIMIT ?"""
         else:
+            clauses, params = self._filter_clauses(filters, principals, "d.doc")
             sql = f"""SELECT d.*, 0.0 AS rank_value, NULL AS excerpt FROM content_documents AS d
                       WHERE {" AND ".join(clauses) or "1"} ORDER BY d.document_id LIMIT ?"""
         with self._connect() as db:
@@ -274,12 +280,12 @@ class SqliteContentIndex(ContentIndex):
         return [self._hit(row) for row in rows]
 
     def _filter_clauses(
-        self, filters: ContentFilter, principals: Collection[str] | None
+        self, filters: ContentFilter, principals: Collection[str] | None, doc: str
     ) -> tuple[list[str], list[Any]]:
-        """SQL conditions on ``d`` (a content_documents row) for the facets and the viewer's principals."""
+        """SQL conditions on the document numbered ``doc`` (a column) for the facets and the viewer's principals."""
         clauses: list[str] = []
         params: list[Any] = []
-        has_value = "EXISTS (SELECT 1 FROM content_values AS v WHERE v.doc = d.doc AND v.name = ? AND {})"
+        has_value = f"EXISTS (SELECT 1 FROM content_values AS v WHERE v.doc = {doc} AND v.name = ? AND {{}})"
         for name, value in filters.equalities().items():
             clauses.append(has_value.format("v.text_value = ?"))
             params += [name, value]
@@ -299,7 +305,7 @@ class SqliteContentIndex(ContentIndex):
         if principals is not None:
             clauses.append(
                 "EXISTS (SELECT 1 FROM content_principals AS p"
-                " WHERE p.doc = d.doc AND p.principal IN (SELECT value FROM json_each(?)))"
+                f" WHERE p.doc = {doc} AND p.principal IN (SELECT value FROM json_each(?)))"
             )
             params.append(json.dumps(sorted(principals)))
         return clauses, params
