@@ -2,6 +2,7 @@
 
 import dagster as dg
 
+from labmesh_dagster.connectors.search.base import ContentIndexUnavailable
 from labmesh_dagster.core.errors import ExperimentNotFound, RecordError
 from labmesh_dagster.core.keys import Zone
 from labmesh_dagster.defs.checks import LINEAGE_RECORDED, check_result, lineage_check_spec, partitioned_check_spec
@@ -9,7 +10,15 @@ from labmesh_dagster.defs.groups import LAB_GROUP
 from labmesh_dagster.defs.locations import location_value, see_files
 from labmesh_dagster.defs.materialization import materialization
 from labmesh_dagster.defs.partitions import experiments_partitions
-from labmesh_dagster.defs.resources import CatalogResource, ClockResource, ElnResource, LineageResource, StoreResource
+from labmesh_dagster.defs.resources import (
+    CatalogResource,
+    ClockResource,
+    ContentIndexResource,
+    ElnResource,
+    LineageResource,
+    StoreResource,
+)
+from labmesh_dagster.steps.content_access import follow_registration
 from labmesh_dagster.steps.lineage_run import ASSET_OWNERS, dataset_ref
 from labmesh_dagster.steps.registration import register_experiment
 
@@ -41,9 +50,11 @@ def experiment(
     catalog: CatalogResource,
     lineage: LineageResource,
     clock: ClockResource,
+    content_index: ContentIndexResource,
 ) -> dg.MaterializeResult:
     with materialization(context, "experiment", store=store, catalog=catalog, lineage=lineage, clock=clock) as this:
         objects, registry, run = this.objects, this.registry, this.run
+        access_before = registry.principals(context.partition_key)
         try:
             registration = register_experiment(
                 eln.get_eln(), objects, registry, context.partition_key, run_id=run.run_id
@@ -54,6 +65,14 @@ def experiment(
             raise dg.Failure(description=f"cannot register experiment {context.partition_key}: {exc}") from exc
         record = registration.record
         run.experiment = record
+        try:
+            # Who may see the experiment changed in the ELN: its files in the content index follow.
+            access = follow_registration(registry, content_index.get_index(), objects, record.id, access_before)
+        except ContentIndexUnavailable as exc:
+            raise dg.Failure(
+                description=f"experiment {record.id} is registered, but its files' access in the content index is "
+                f"not updated: {exc}; `labmesh access sync {record.id}` finishes it"
+            ) from exc
         # Registration prepares the experiment's place in the store: its landing folder is the first dataset.
         run.outputs = [dataset_ref(objects, Zone.LANDING, record.id)]
         context.log.info(
@@ -73,6 +92,11 @@ def experiment(
                 "tags": ", ".join(record.tags),
                 "catalog_entry_id": registration.entry.entry_id,
                 "catalog_revision": registration.entry.revision,
+                "content_access_updated": (
+                    "no change"
+                    if access is None
+                    else f"{len(access.indexed)} file(s)" + (f", {len(access.failed)} failed" if access.failed else "")
+                ),
                 "record_fingerprint": record.fingerprint,
                 "source": record.source,
                 **{f"location_{zone}": location_value(uri) for zone, uri in registration.locations.items()},

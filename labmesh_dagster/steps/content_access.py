@@ -9,6 +9,11 @@ patched by one principal, so every call is idempotent and a call that failed
 halfway (the index unreachable) is finished by running it again, or by the
 next publish of any of the experiment's datasets.
 
+The ELN changes a list too (a new group, someone added to the people): the
+`experiment` asset compares the catalog's list before and after registering
+the record and, when it changed, refreshes the index the same way
+(`follow_registration`).
+
 How a backend changes a list is its own: SQLite rewrites the experiment's
 rows; Kendra puts the experiment's documents again, rebuilt here from the
 catalog's datasets exactly as publishing built them.
@@ -80,3 +85,16 @@ def change_grant(
     changed = catalog.grant(experiment_id, principal) if grant else catalog.revoke(experiment_id, principal)
     report = refresh_access(catalog, index, store, experiment_id)
     return GrantChange(experiment_id, principal, changed, catalog.principals(experiment_id), report)
+
+
+def follow_registration(
+    catalog: Catalog, index: ContentIndex, store: ObjectStore, experiment_id: str, before: frozenset[str]
+) -> IndexReport | None:
+    """After the ELN record was registered: refresh the index if the catalog's list is no longer ``before``.
+
+    None when the list is unchanged (most registrations), so Kendra's documents are only put again when
+    who may see them changed.
+    """
+    if catalog.principals(experiment_id) == before:
+        return None
+    return refresh_access(catalog, index, store, experiment_id)

@@ -6,7 +6,9 @@ grant to a user or a group lets them find the experiment's files, a revoke
 takes that back, and repeating either changes nothing more (the catalog says
 so, the index stays as it is, no document is added); another group's member
 never finds a file of an experiment they may not see; the one with no group
-is found by its owner alone; a grant on an unknown experiment is refused.
+is found by its owner alone; a grant on an unknown experiment is refused; a
+new group in the ELN record reaches the index when the experiment is
+registered again, and a registration that changes no access changes nothing.
 On Kendra a grant puts the experiment's documents again, its other
 experiments' never.
 """
@@ -14,6 +16,7 @@ experiments' never.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -29,7 +32,7 @@ from labmesh_dagster.core.experiment import ExperimentRecord
 from labmesh_dagster.core.keys import ObjectKey
 from labmesh_dagster.core.manifest import Manifest, ManifestEntry
 from labmesh_dagster.steps.content import index_dataset
-from labmesh_dagster.steps.content_access import change_grant, refresh_access
+from labmesh_dagster.steps.content_access import change_grant, follow_registration, refresh_access
 from labmesh_dagster_tests.fake_kendra import FakeKendraClient
 
 
@@ -156,3 +159,19 @@ def test_a_grant_on_an_unknown_experiment_is_refused(lab: tuple[SqliteCatalog, C
     for grant in (True, False):
         with pytest.raises(ExperimentNotRegistered):
             change_grant(catalog, index, store, "EXP-404", "user:bob", grant=grant)
+
+
+def test_a_new_group_in_the_eln_reaches_the_index_when_the_experiment_is_registered_again(
+    lab: tuple[SqliteCatalog, ContentIndex, LocalObjectStore],
+) -> None:
+    catalog, index, store = lab
+    before = catalog.principals("EXP-1")
+    catalog.upsert_experiment(replace(LIVER, title="Liver, retitled"), {})
+    assert follow_registration(catalog, index, store, "EXP-1", before) is None
+
+    catalog.upsert_experiment(replace(LIVER, group="Nephrology"), {})
+    report = follow_registration(catalog, index, store, "EXP-1", before)
+
+    assert report is not None and sorted(report.indexed) == ["raw/EXP-1/a.txt", "raw/EXP-1/b.txt"]
+    assert experiments_found(index, KIDNEY_USER) == {"EXP-1", "EXP-2"}
+    assert experiments_found(index, LIVER_USER) == set()
