@@ -16,6 +16,7 @@ pages show.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import secrets
 from collections.abc import Iterator
@@ -137,7 +138,7 @@ def create_portal(context: PortalContext) -> APIRouter:
     async def search_page(request: Request) -> HTMLResponse:
         viewer = required_viewer(request, api=False)
         params = dict(request.query_params)
-        results, counts, contents = await run_in_threadpool(_search, params, viewer)
+        results, counts, contents = await _searched(params, viewer)
         audit(request, viewer, AuditKind.SEARCH, query=params.get("q") or urlencode(params))
         return page(
             request,
@@ -153,13 +154,24 @@ def create_portal(context: PortalContext) -> APIRouter:
     async def search_api(request: Request) -> JSONResponse:
         viewer = required_viewer(request, api=True)
         params = dict(request.query_params)
-        results, counts, contents = await run_in_threadpool(_search, params, viewer)
+        results, counts, contents = await _searched(params, viewer)
         audit(request, viewer, AuditKind.SEARCH, query=params.get("q") or urlencode(params))
         return JSONResponse({"results": results, "facets": counts, "contents": contents})
 
-    def _search(params: dict[str, str], viewer: Viewer) -> tuple[list[dict[str, Any]], FacetCounts, dict[str, Any]]:
-        """The hits with the fields they matched, the facet counts, and the file contents' hits, all under the
-        viewer's access: the catalog's and the content index's queries apply it themselves."""
+    async def _searched(
+        params: dict[str, str], viewer: Viewer
+    ) -> tuple[list[dict[str, Any]], FacetCounts, dict[str, Any]]:
+        """The catalog's hits and counts, and the file contents' hits, asked at once: the page waits for the
+        slower of the two, not for both in turn (SQLite and Kendra calls release the GIL)."""
+        index = context.content_index() if context.content_index else None
+        (results, counts), contents = await asyncio.gather(
+            run_in_threadpool(_search, params, viewer), run_in_threadpool(search_contents, index, params, viewer)
+        )
+        return results, counts, contents
+
+    def _search(params: dict[str, str], viewer: Viewer) -> tuple[list[dict[str, Any]], FacetCounts]:
+        """The hits with the fields they matched and the facet counts, formed by the catalog under the viewer's
+        access; the file contents' hits come from the content index, which applies it too (`search_contents`)."""
         catalog = context.catalog()
         query = _query_from(params, viewer)
         results = [
@@ -172,9 +184,7 @@ def create_portal(context: PortalContext) -> APIRouter:
             }
             for hit in catalog.search(query)
         ]
-        index = context.content_index() if context.content_index else None
-        contents = search_contents(index, params, viewer)
-        return with_matches(results, query.text), catalog.facet_counts(query), contents
+        return with_matches(results, query.text), catalog.facet_counts(query)
 
     @router.get("/status", response_class=HTMLResponse)
     async def status_page(request: Request) -> HTMLResponse:
