@@ -88,6 +88,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     access = commands.add_parser(
         "access", help=f"who may see an experiment, and grants beside the ELN's access {AS_ADMIN}"
     )
+    access.set_defaults(as_admin=True)  # `labmesh_dagster.cli.main` says so on stderr
     access_commands = access.add_subparsers(dest="access_command", required=True)
     for name, help_text in (
         ("grant", "let a user or group see an experiment (catalog and content index)"),
