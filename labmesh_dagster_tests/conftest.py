@@ -168,6 +168,21 @@ def lab(settings: Settings, instance: dg.DagsterInstance) -> Lab:
     return Lab(settings, instance)
 
 
+@pytest.fixture(scope="module")
+def flowed_once(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+    """A lab that ran the whole flow once, shared by a module's tests that only read it.
+
+    The flow takes seconds; running it again for each test that only reads
+    its outcome would be most of the quick loop's cost for those tests.
+    """
+    from labmesh_dagster_tests.scenarios.test_end_to_end import run_flow  # imports this module: import late
+
+    with dg.instance_for_test() as shared_instance:
+        lab = Lab(make_settings(tmp_path_factory.mktemp("flowed") / "home"), shared_instance)
+        run_flow(lab)
+        yield lab
+
+
 def aws_settings(home: Path, endpoint: str, buckets: dict[str, str], **overrides: str) -> Settings:
     """Settings of the `aws` profile pointed at moto's server and the test's buckets."""
     bucket_env = {f"LABMESH_S3_BUCKET_{zone.upper()}": bucket for zone, bucket in buckets.items()}

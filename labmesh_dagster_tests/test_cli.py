@@ -17,14 +17,13 @@ from labmesh_dagster import cli
 from labmesh_dagster.core.keys import Zone
 from labmesh_dagster.ports import Ports
 from labmesh_dagster_tests.conftest import Lab, aws_settings
-from labmesh_dagster_tests.scenarios.test_end_to_end import run_flow
 
 
 @pytest.fixture
-def flowed(lab: Lab, monkeypatch: pytest.MonkeyPatch) -> Lab:
-    run_flow(lab)
-    monkeypatch.setenv("LABMESH_HOME", str(lab.settings.home))
-    return lab
+def flowed(flowed_once: Lab, monkeypatch: pytest.MonkeyPatch) -> Lab:
+    """The module's flowed lab (its tests only read it), as the `labmesh` command finds it."""
+    monkeypatch.setenv("LABMESH_HOME", str(flowed_once.settings.home))
+    return flowed_once
 
 
 def test_search_prints_datasets_with_locations_and_files(flowed: Lab, capsys: pytest.CaptureFixture[str]) -> None:
