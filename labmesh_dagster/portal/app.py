@@ -17,7 +17,6 @@ pages show.
 from __future__ import annotations
 
 import asyncio
-import json
 import secrets
 from collections.abc import Iterator
 from dataclasses import asdict
@@ -37,13 +36,14 @@ from labmesh_dagster.core.errors import InvalidObjectKey, ObjectNotFound
 from labmesh_dagster.core.experiment import ExperimentRecord
 from labmesh_dagster.core.keys import ObjectKey, Zone
 from labmesh_dagster.core.manifest import ManifestEntry
-from labmesh_dagster.portal.charts import bar_chart, line_chart
+from labmesh_dagster.portal.charts import bar_chart
 from labmesh_dagster.portal.content_search import search_contents
 from labmesh_dagster.portal.context import HERE, NotVisible, PortalContext, visible_experiment
 from labmesh_dagster.portal.experiment_view import dataset_history
 from labmesh_dagster.portal.facets import active_filters, facet_links
 from labmesh_dagster.portal.file_view import file_links, has_thumbnail, thumbnail_href
 from labmesh_dagster.portal.matches import with_matches
+from labmesh_dagster.portal.qc_view import experiment_qc, file_qc, quality_chart
 from labmesh_dagster.portal.sessions import COOKIE, Session, csrf_matches
 from labmesh_dagster.portal.status_view import checks_attention, rejected_records
 from labmesh_dagster.portal.viewing import Viewing
@@ -294,13 +294,7 @@ def create_portal(context: PortalContext) -> APIRouter:
             "reads": bar_chart(
                 "Reads per file", [(row["name"], row["reads"] or 0) for row in files], x_label="file", y_label="reads"
             ),
-            "quality": line_chart(
-                "Mean quality by position",
-                [(row["name"], row["per_position_mean_quality"]) for row in files],
-                x_label="position in the read",
-                y_label="mean Phred quality",
-                y_max=42,
-            ),
+            "quality": quality_chart(files),
             "q30": bar_chart(
                 "Bases at Q30 or better (%)",
                 [(row["name"], row["q30_percent"] or 0) for row in files],
@@ -321,40 +315,15 @@ def create_portal(context: PortalContext) -> APIRouter:
         """The processed dataset's QC documents, one row per FASTQ file, as the QC pipeline wrote them."""
         catalog = context.catalog()
         record = visible_experiment(catalog, viewer, experiment_id)
-        dataset = catalog.get_dataset(experiment_id, Zone.PROCESSED)
-        store = context.store()
-        files = []
-        for entry in dataset.files if dataset else ():
-            key = ObjectKey.parse(entry.key)
-            if not key.relative_path.startswith("qc/") or not key.name.endswith(".qc.json"):
-                continue
-            try:
-                document = json.loads(store.read_bytes(key))
-            except (ObjectNotFound, ValueError):
-                continue
-            stats = document.get("stats") or {}
-            source = str(document.get("input") or "")
-            files.append(
-                {
-                    "name": source.rsplit("/", 1)[-1] or key.name,
-                    "input": source,
-                    "status": document.get("status"),
-                    "reads": stats.get("reads"),
-                    "mean_quality": stats.get("mean_quality"),
-                    "q30_percent": stats.get("q30_percent"),
-                    "per_position_mean_quality": [
-                        float(value) for value in document.get("per_position_mean_quality") or [] if value is not None
-                    ],
-                }
-            )
-        return {"record": record.to_dict(), "files": files}
+        return {"record": record.to_dict(), "files": experiment_qc(catalog, context.store(), experiment_id)}
 
     @router.get("/files/{key:path}", response_class=HTMLResponse)
     async def file_page(request: Request, key: str) -> HTMLResponse:
         viewer = required_viewer(request, api=False)
         shown = await run_in_threadpool(_file_shown, viewer, key)
         audit(request, viewer, AuditKind.PREVIEW, experiment_id=shown["record"]["id"], file_key=shown["file"]["key"])
-        return page(request, "file.html", **shown)
+        quality = quality_chart([shown["qc"]]) if shown["qc"] and shown["qc"]["per_position_mean_quality"] else None
+        return page(request, "file.html", quality=quality, **shown)
 
     @router.get("/api/files/{key:path}")
     async def file_api(request: Request, key: str) -> JSONResponse:
@@ -376,6 +345,9 @@ def create_portal(context: PortalContext) -> APIRouter:
             "preview": asdict(preview),
             "links": file_links(context.catalog(), viewer, entry),
             "thumbnail": thumbnail_href(entry.key) if has_thumbnail(entry) else None,
+            "qc": file_qc(context.catalog(), context.store(), record.id, entry.key)
+            if entry.format.startswith("fastq")
+            else None,
         }
 
     @router.get("/thumbnail/{key:path}")

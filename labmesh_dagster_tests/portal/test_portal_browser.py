@@ -22,7 +22,7 @@ import uvicorn
 # Never skipped: `make test` and CI install both, and a browser test that quietly does not run proves nothing.
 from playwright import sync_api as playwright
 
-from labmesh_dagster_tests.portal.lab import PASSWORD, PortalLab, build_lab
+from labmesh_dagster_tests.portal.lab import PASSWORD, PortalLab, add_qc, build_lab
 
 CHROMIUM = Path("/usr/bin/chromium")
 # A real browser per test: whole pages in Chromium belong with the slow tests (`make test` and CI run them).
@@ -84,7 +84,7 @@ def serious_violations(page: Any) -> list[str]:
 
 
 def test_a_scientist_finds_opens_and_previews_her_groups_data(portal: tuple[str, PortalLab], browser: Any) -> None:
-    base, _ = portal
+    base, lab = portal
     page = signed_in(browser, base, "ada")
 
     page.get_by_label("Search experiments, samples, files").fill("fibrosis")
@@ -101,8 +101,10 @@ def test_a_scientist_finds_opens_and_previews_her_groups_data(portal: tuple[str,
     assert page.get_by_role("heading", level=1).inner_text().startswith("EXP-1: Liver RNA-seq")
     assert serious_violations(page) == []
 
+    add_qc(lab)  # QC has measured the file by the time she opens it
     page.get_by_role("link", name="run1/LIV-01_R1.fastq.gz").click()
     assert "@read0/1" in page.locator("ol.reads").inner_text()
+    assert page.get_by_role("img", name="Mean quality by position").is_visible()  # QC's plot of this file
     assert serious_violations(page) == []
 
 

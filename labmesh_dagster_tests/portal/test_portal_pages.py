@@ -206,6 +206,22 @@ def test_the_qc_page_plots_what_the_qc_pipeline_measured(lab: PortalLab) -> None
     assert bob.get("/experiments/EXP-1/qc").status_code == 404
 
 
+def test_a_fastq_page_plots_the_quality_qc_measured_on_that_file(lab: PortalLab) -> None:
+    fastq = "raw/EXP-1/run1/LIV-01_R1.fastq.gz"
+    ada = sign_in(lab, "ada")
+    before = ada.get(f"/files/{fastq}").text
+
+    add_qc(lab)
+    page, shown = ada.get(f"/files/{fastq}").text, ada.get(f"/api/files/{fastq}").json()
+
+    assert "No QC of this file yet" in before and "<svg" not in before
+    assert shown["qc"]["input"] == fastq and shown["qc"]["reads"] == 20
+    assert len(shown["qc"]["per_position_mean_quality"]) == 10
+    assert page.count("<svg") == 1 and "Mean quality by position" in page and "<polyline" in page
+    assert 'href="/experiments/EXP-1/qc"' in page
+    assert sign_in(lab, "bob").get(f"/api/files/{fastq}").status_code == 404
+
+
 def test_sign_out_needs_the_pages_token(lab: PortalLab) -> None:
     ada = sign_in(lab, "ada")
     token = re.search(r'name="csrf" value="([^"]+)"', ada.get("/").text).group(1)  # type: ignore[union-attr]
