@@ -47,7 +47,7 @@ from labmesh_dagster.connectors.catalog.sqlite_search import (
     ranked,
     units,
 )
-from labmesh_dagster.connectors.catalog.sqlite_units import EXPERIMENT_FACETS, SPREAD, format_key, periods
+from labmesh_dagster.connectors.catalog.sqlite_units import SPREAD, format_key, periods
 from labmesh_dagster.core.access import GROUP
 
 Shares = Counter[tuple[str, str]]
@@ -66,8 +66,11 @@ def facet_counts(db: sqlite3.Connection, query: SearchQuery, top: int) -> FacetC
             counted.update(_shares(db, doc, rows))
         first = _first_of(db, plan, iter(found), top)
     elif plan.filters_rows:
-        summed = counted_by_sums(db, plan)
+        # Words are ranked once: every match for the counts, the first of them for the experiment facet.
+        every = list(ranked(db, plan, want=None)) if plan.terms else None
+        summed = counted_by_sums(db, plan, every)
         counted = counted_by_rows(db, plan) if summed is None else summed
+        first = _first_of(db, plan, iter(every), top) if every is not None else None
     elif plan.query.experiment or plan.facet_clauses:
         counted = _summed(db, *_docs_without_words(plan))
     else:
@@ -210,10 +213,11 @@ def counted_by_rows(db: sqlite3.Connection, plan: Plan) -> Shares:
     return counted
 
 
-def counted_by_sums(db: sqlite3.Connection, plan: Plan) -> Shares | None:
+def counted_by_sums(db: sqlite3.Connection, plan: Plan, found: list[Candidate] | None = None) -> Shares | None:
     """The counts of a query filtering files by format or zone (and dates), from the sums (`sqlite_units`).
 
-    With words or experiment facets too, from the matching experiments' datasets (`_counted_by_units`).
+    With words or experiment facets too, from the matching experiments' datasets (`_counted_by_units`);
+    ``found``: the words' ranked matches, if they were read already.
     None for any other query, and for a format matching several values, which the sums could count twice.
     """
     query = plan.query
@@ -240,7 +244,7 @@ def counted_by_sums(db: sqlite3.Connection, plan: Plan) -> Shares | None:
         if not zones:
             return Counter()
     if plan.terms or plan.facet_clauses or query.experiment:
-        return _counted_by_units(db, plan, fmt, zones)
+        return _counted_by_units(db, plan, fmt, zones, found)
     if plan.principals is None:
         homes = [row[0] for row in db.execute("SELECT DISTINCT home FROM search_home_spans")]
     else:
@@ -282,7 +286,9 @@ def counted_by_sums(db: sqlite3.Connection, plan: Plan) -> Shares | None:
     return counted
 
 
-def _counted_by_units(db: sqlite3.Connection, plan: Plan, fmt: str | None, zones: list[str] | None) -> Shares:
+def _counted_by_units(
+    db: sqlite3.Connection, plan: Plan, fmt: str | None, zones: list[str] | None, found: list[Candidate] | None
+) -> Shares:
     """The counts of a query with words or experiment facets that filters files by format or zone, and dates.
 
     The experiments it matches whole (every word in their own text, or no words) count from their datasets'
@@ -290,43 +296,13 @@ def _counted_by_units(db: sqlite3.Connection, plan: Plan, fmt: str | None, zones
     a date bound cuts or that spans months, have their matching rows read, as without the summaries.
     """
     if plan.terms:
-        found = list(ranked(db, plan, want=None))
+        found = list(ranked(db, plan, want=None)) if found is None else found
         whole = [candidate.doc for candidate in found if not candidate.own_terms]
         read = [candidate for candidate in found if candidate.own_terms]
     else:
         docs, params = _docs_without_words(plan)
         whole, read = [row[0] for row in db.execute(docs, params)], []
-    sql = (
-        "SELECT u.doc, u.zone, u.home, u.month, u.formats, s.lo, s.hi, d.group_name, d.owner, d.platform, "
-        "d.protocol FROM json_each(?) AS w JOIN search_units AS u ON u.doc = w.value "
-        "JOIN search_docs AS d ON d.doc = u.doc "
-        "LEFT JOIN search_home_spans AS s ON s.home = u.home AND s.month = u.month"
-    )
-    since, (_, bounds) = plan.query.since, plan.date_where("created")
-    until = bounds[-1] if plan.query.until else None
-    shares: dict[int, Shares] = {}
-    cut: set[int] = set()
-    for doc, zone, _, month, formats, lo, hi, *values in db.execute(sql, (json.dumps(whole),)):
-        share = shares.setdefault(doc, Counter())
-        if (zones is not None and zone not in zones) or (fmt is not None and fmt not in json.loads(formats)):
-            continue
-        if month == SPREAD or lo is None or hi is None:
-            cut.add(doc)
-            continue
-        if (since is not None and hi < since) or (until is not None and lo > until):
-            continue
-        if (since is not None and lo < since) or (until is not None and hi > until):
-            cut.add(doc)
-            continue
-        share["zone", zone] += 1
-        named = [*zip(EXPERIMENT_FACETS, values, strict=True), ("month", month)]
-        named += [("format", name) for name in ([fmt] if fmt is not None else json.loads(formats))]
-        # Words count as `_shares` does (values that are not empty); without, as `_counted_rows` (not NULL).
-        share.update(item for item in named if (item[1] if plan.terms else item[1] is not None))
-    counted: Shares = Counter()
-    for doc, share in shares.items():
-        if doc not in cut:
-            counted.update(share)
+    counted, cut = _units_counted(db, plan, whole, fmt, zones)
     cut_docs = [doc for doc in whole if doc in cut]
     if plan.terms:
         for doc, rows in expand(db, plan, [*read, *(Candidate(doc) for doc in cut_docs)]):
@@ -342,6 +318,60 @@ def _counted_by_units(db: sqlite3.Connection, plan: Plan, fmt: str | None, zones
         row_params: list[object] = [json.dumps(cut_docs), *(zones or []), *([fmt] if fmt is not None else [])]
         counted.update(_counted_rows(db, plan, rows_sql, row_params, few=True))
     return counted
+
+
+def _units_counted(
+    db: sqlite3.Connection, plan: Plan, docs: list[int], fmt: str | None, zones: list[str] | None
+) -> tuple[Shares, set[int]]:
+    """The counted facets of the datasets of ``docs`` that pass the file filters whole, in one SQL aggregate;
+    and the experiments left out, to be read, because the dates cut one of their datasets (or it spans months).
+    """
+    since, (_, bounds) = plan.query.since, plan.date_where("created")
+    until = bounds[-1] if plan.query.until else None
+    # Words count as `_shares` does (values that are not empty); without, as `_counted_rows` does (not NULL).
+    kept = "{0} IS NOT NULL AND {0} != ''" if plan.terms else "{0} IS NOT NULL"
+    params: dict[str, object] = {"since": since, "until": until, "docs": json.dumps(docs), "format": fmt}
+    params.update({f"zone{number}": zone for number, zone in enumerate(zones or [])})
+    where = f" AND u.zone IN ({', '.join(f':zone{n}' for n in range(len(zones)))})" if zones is not None else ""
+    where += " AND EXISTS (SELECT 1 FROM json_each(u.formats) AS f WHERE f.value = :format)" if fmt is not None else ""
+    formats = (
+        f"SELECT 'format', :format, count(*) FROM hits WHERE {kept.format(':format')}"
+        if fmt is not None
+        else f"SELECT 'format', f.value, count(*) FROM hits, json_each(hits.formats) AS f "
+        f"WHERE {kept.format('f.value')} GROUP BY f.value"
+    )
+    per_experiment = " ".join(
+        f"UNION ALL SELECT '{facet}', d.{column}, count(*) FROM hits AS h JOIN search_docs AS d ON d.doc = h.doc "
+        f"WHERE {kept.format('d.' + column)} GROUP BY d.{column}"
+        for facet, column in EXPERIMENT_COLUMNS
+    )
+    sql = f"""
+        WITH units AS MATERIALIZED (
+            SELECT u.doc, u.zone, u.month, u.formats, CASE
+                WHEN u.month = '{SPREAD}' OR s.lo IS NULL OR s.hi IS NULL THEN 2
+                WHEN (:since IS NOT NULL AND s.hi < :since) OR (:until IS NOT NULL AND s.lo > :until) THEN 0
+                WHEN (:since IS NOT NULL AND s.lo < :since) OR (:until IS NOT NULL AND s.hi > :until) THEN 2
+                ELSE 1 END AS state
+            FROM json_each(:docs) AS w JOIN search_units AS u ON u.doc = w.value
+            LEFT JOIN search_home_spans AS s ON s.home = u.home AND s.month = u.month
+            WHERE 1{where}
+        ), cut AS MATERIALIZED (
+            SELECT DISTINCT doc FROM units WHERE state = 2
+        ), hits AS MATERIALIZED (
+            SELECT * FROM units WHERE state = 1 AND doc NOT IN cut
+        )
+        SELECT 'cut', doc, 0 FROM cut
+        UNION ALL SELECT 'zone', zone, count(*) FROM hits GROUP BY zone
+        UNION ALL SELECT 'month', month, count(*) FROM hits WHERE {kept.format("month")} GROUP BY month
+        UNION ALL {formats} {per_experiment}"""
+    counted: Shares = Counter()
+    cut: set[int] = set()
+    for facet, value, hits in db.execute(sql, params):
+        if facet == "cut":
+            cut.add(value)
+        else:
+            counted[facet, value] += hits
+    return counted, cut
 
 
 def _periods(db: sqlite3.Connection, plan: Plan, home: str) -> tuple[list[str], list[str]]:
