@@ -33,6 +33,7 @@ from labmesh_dagster.core.access import GROUP as GROUP_PREFIX
 from labmesh_dagster.core.access import USER as USER_PREFIX
 from labmesh_dagster.core.access import Viewer, group_principal, user_principal
 from labmesh_dagster.core.errors import LabmeshError
+from labmesh_dagster.core.passages import PassageHit, SearchMode
 from labmesh_dagster.core.text import is_clean_text
 
 AttributeValue = str | list[str] | int | datetime
@@ -359,6 +360,23 @@ class ContentIndex(ABC):
         every document; any other viewer only those whose access list holds
         one of their principals, filtered inside the query before the limit.
         """
+
+    def retrieve(
+        self,
+        text: str,
+        *,
+        filters: ContentFilter = NO_FILTER,
+        viewer: Viewer | None = None,
+        limit: int = 10,
+        mode: SearchMode = SearchMode.HYBRID,
+    ) -> list[PassageHit]:
+        """The passages that best answer ``text``, best first, under the same filters and access rule as `search`.
+
+        ``mode`` ranks by words, by meaning or both fused; a backend that has
+        one ranking only (Kendra's, Bedrock's) uses it for every mode. Access
+        and filters go into the backend's query, never applied afterwards.
+        """
+        raise NotImplementedError(f"{type(self).__name__} does not retrieve passages yet")
 
     def update_access(
         self,
