@@ -17,6 +17,9 @@ from pypdf.errors import PyPdfError
 from labmesh_dagster.extract.base import TEXT_LIMIT, Extractor, FileContext, Summary, spooled
 from labmesh_dagster.extract.documents import MAX_STRING
 
+PAGE_BREAK = "\f"
+"""Between two pages' text (the chunker of `labmesh_dagster.semantic` counts pages by it)."""
+
 PDF_TEXT_PAGES = 5
 """Pages whose text is extracted for the content index (the first ones: title page, abstract, summary)."""
 
@@ -67,7 +70,12 @@ def _pdf_info(reader: PdfReader) -> dict[str, Any]:
 
 
 def _pdf_text(reader: PdfReader, ctx: FileContext, metadata: dict[str, Any]) -> str:
-    """The text of the first pages, enough for the content index; a page that cannot be read is noted, not fatal."""
+    """The text of the first pages, enough for the content index; a page that cannot be read is noted, not fatal.
+
+    Pages are separated by a form feed, as pdftotext writes them, so that
+    passages cut from the text know their page; a page without text (or
+    unreadable) is an empty one, keeping the count.
+    """
     parts: list[str] = []
     length = 0
     for index, page in enumerate(reader.pages[:PDF_TEXT_PAGES]):
@@ -81,11 +89,10 @@ def _pdf_text(reader: PdfReader, ctx: FileContext, metadata: dict[str, Any]) -> 
         except (PyPdfError, KeyError, ValueError, TypeError) as exc:
             metadata.setdefault("unreadable_text_pages", []).append(index)
             metadata.setdefault("text_error", f"page {index}: {type(exc).__name__}: {exc}"[:MAX_STRING])
-            continue
-        if words:
-            parts.append(words)
-            length += len(words) + 1
-    return " ".join(parts)
+            words = ""
+        parts.append(words)
+        length += len(words) + 1
+    return PAGE_BREAK.join(parts).rstrip(PAGE_BREAK)
 
 
 def extract_pdf(stream: BinaryIO, ctx: FileContext) -> Summary:
@@ -116,7 +123,8 @@ def extract_pdf(stream: BinaryIO, ctx: FileContext) -> Summary:
         except PyPdfError as exc:
             raise ctx.error("bad_format", f"unreadable PDF: {type(exc).__name__}: {exc}") from exc
     heading = " ".join(str(metadata[key]) for key in ("title", "author") if key in metadata)
-    return Summary(metadata=metadata, text=f"{heading}\n{text}".strip())
+    # Not `strip()`: a form feed before the text says its first page had none.
+    return Summary(metadata=metadata, text=f"{heading}\n{text}".strip(" \n"))
 
 
 def _try_empty_password(reader: PdfReader) -> bool:

@@ -76,7 +76,7 @@ def test_a_pdf_gets_its_document_information_page_count_and_first_text() -> None
         "creation_date": "2024-05-01T10:11:12+02:00",
         "pages": 2,
     }
-    assert extraction.text == "ELISA plate reader SOP A. Lab\nCoat the plate with antibody Wash three times"
+    assert extraction.text == "ELISA plate reader SOP A. Lab\nCoat the plate with antibody\fWash three times"
 
 
 def test_only_the_first_pages_of_a_long_pdf_are_read_for_text() -> None:
