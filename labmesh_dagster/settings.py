@@ -228,6 +228,73 @@ class KendraSettings:
         )
 
 
+ANSWERERS = ("extractive", "bedrock")
+BEDROCK_SOURCES = ("search_results", "documents")
+_GUARDRAIL_ID = re.compile(r"[a-z0-9]+|arn:aws(-[^:]+)?:bedrock:[a-z0-9-]{1,20}:[0-9]{12}:guardrail/[a-z0-9]+")
+_GUARDRAIL_VERSION = re.compile(r"[1-9][0-9]{0,7}|DRAFT")
+
+
+@dataclass(frozen=True)
+class AnswerSettings:
+    """Which engine answers in the chat: the offline extractive one, or Bedrock's Converse on retrieved passages.
+
+    ``sources`` is how passages reach the model: ``search_results`` blocks
+    (cited by search result, supported by Anthropic's Claude models) or
+    ``documents`` (cited by character range, for other models). A guardrail
+    needs its version too: Bedrock applies a named version, never "the latest".
+    """
+
+    answerer: str = "extractive"
+    bedrock_model_id: str | None = None
+    guardrail_id: str | None = None
+    guardrail_version: str | None = None
+    sources: str = "search_results"
+    endpoint_url: str | None = None
+    region: str | None = None
+    max_attempts: int = defaults.AWS_MAX_ATTEMPTS
+
+    @property
+    def bedrock(self) -> bool:
+        return self.answerer == "bedrock"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> AnswerSettings:
+        answerer = env.get("LABMESH_ANSWERER") or "extractive"
+        if answerer not in ANSWERERS:
+            raise SettingsError(f"LABMESH_ANSWERER={answerer!r}: answers come from {', '.join(ANSWERERS)}")
+        if answerer != "bedrock":
+            return cls(answerer=answerer)
+        model_id = env.get("LABMESH_BEDROCK_MODEL_ID") or ""
+        if not model_id:
+            raise SettingsError(
+                "LABMESH_ANSWERER=bedrock needs LABMESH_BEDROCK_MODEL_ID (a model or inference profile)"
+            )
+        guardrail_id = env.get("LABMESH_BEDROCK_GUARDRAIL_ID") or None
+        guardrail_version = env.get("LABMESH_BEDROCK_GUARDRAIL_VERSION") or None
+        if (guardrail_id is None) != (guardrail_version is None):
+            raise SettingsError(
+                "LABMESH_BEDROCK_GUARDRAIL_ID and LABMESH_BEDROCK_GUARDRAIL_VERSION go together: "
+                "Bedrock applies one version of a guardrail"
+            )
+        if guardrail_id is not None and not _GUARDRAIL_ID.fullmatch(guardrail_id):
+            raise SettingsError(f"LABMESH_BEDROCK_GUARDRAIL_ID={guardrail_id!r}: a guardrail id or its ARN")
+        if guardrail_version is not None and not _GUARDRAIL_VERSION.fullmatch(guardrail_version):
+            raise SettingsError(f"LABMESH_BEDROCK_GUARDRAIL_VERSION={guardrail_version!r}: a version number or DRAFT")
+        sources = env.get("LABMESH_BEDROCK_SOURCES") or "search_results"
+        if sources not in BEDROCK_SOURCES:
+            raise SettingsError(f"LABMESH_BEDROCK_SOURCES={sources!r}: one of {', '.join(BEDROCK_SOURCES)}")
+        return cls(
+            answerer=answerer,
+            bedrock_model_id=model_id,
+            guardrail_id=guardrail_id,
+            guardrail_version=guardrail_version,
+            sources=sources,
+            endpoint_url=env.get("LABMESH_BEDROCK_ENDPOINT_URL") or None,
+            region=env.get("LABMESH_AWS_REGION") or env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or None,
+            max_attempts=_attempts(env, "LABMESH_AWS_MAX_ATTEMPTS", defaults.AWS_MAX_ATTEMPTS),
+        )
+
+
 ELNS = ("folder", "elabftw", "benchling")
 
 
@@ -549,6 +616,8 @@ class Settings:
     """Where people open Dagster's UI: the portal links each experiment's partitions and runs there."""
     admin_notice: bool = True
     """Whether the commands reading the catalog as the local admin say so on stderr (LABMESH_ADMIN_NOTICE)."""
+    answers: AnswerSettings = field(default_factory=AnswerSettings)
+    """Which engine answers in the chat (LABMESH_ANSWERER) and, for Bedrock, the model and guardrail."""
 
     @property
     def datazone(self) -> DataZoneSettings | None:
@@ -610,4 +679,5 @@ class Settings:
             access=AccessSettings.from_env(env, home, environment=environ is None),
             dagster_url=(env.get("LABMESH_DAGSTER_URL") or "http://127.0.0.1:3000").rstrip("/"),
             admin_notice=_flag(env, "LABMESH_ADMIN_NOTICE", True),
+            answers=AnswerSettings.from_env(env),
         )

@@ -64,6 +64,12 @@ SCENARIOS: dict[str, dict[str, str]] = {
         "LABMESH_BENCHLING_API_KEY": "sk_example",
     },
     "a webhook source": {"LABMESH_WEBHOOK_LIMS_SECRETS": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"},
+    "Bedrock answers with a guardrail": {
+        "LABMESH_ANSWERER": "bedrock",
+        "LABMESH_BEDROCK_MODEL_ID": "us.anthropic.claude-sonnet-4-20250514-v1:0",
+        "LABMESH_BEDROCK_GUARDRAIL_ID": "gr4example",
+        "LABMESH_BEDROCK_GUARDRAIL_VERSION": "1",
+    },
     "OIDC sign-in": {
         "LABMESH_LOGIN": "oidc",
         "LABMESH_OIDC_ISSUER": "https://login.example.org/realms/lab",

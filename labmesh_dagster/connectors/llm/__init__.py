@@ -1,0 +1,1 @@
+"""Language models that answer from evidence labmesh retrieved: Amazon Bedrock's Converse."""
