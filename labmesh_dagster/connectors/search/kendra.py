@@ -1,8 +1,8 @@
-"""The content index on Amazon Kendra: BatchPutDocument in, Query out, access by user and group.
+"""The content index on Amazon Kendra: BatchPutDocument in, Query and Retrieve out, access by user and group.
 
 Kendra closed to new customers on 2026-07-30; this backend serves labs that
-already run an index, behind the same port a Bedrock Knowledge Base backend
-will implement.
+already run an index, behind the same port as its successor, a Bedrock
+Knowledge Base (`labmesh_dagster.connectors.search.bedrock`).
 
 What shapes the calls:
 
@@ -23,6 +23,10 @@ What shapes the calls:
 - ``Query`` returns at most 100 results, takes an ``AttributeFilter`` at most 2
   deep with at most 10 filters in a list, and reads at most 1000 characters
   (30 words) of query text.
+- Passages come from ``Retrieve`` (`KendraContentIndex.retrieve`), with the
+  same AttributeFilter and UserContext: up to 100 passages of about 200 words
+  that Kendra cuts from the whole files at query time. Kendra does not say
+  where in a file a passage lies, so it is cited as the whole file.
 - Access is Kendra's ATTRIBUTE_FILTER user context. Each document's
   ``AccessControlList`` holds its experiment's principals as ALLOW entries, a
   ``group:`` one as a GROUP, a ``user:`` one as a USER (names casefolded, as
@@ -82,6 +86,7 @@ from labmesh_dagster.connectors.search.base import (
 )
 from labmesh_dagster.core.access import Viewer, user_principal
 from labmesh_dagster.core.defaults import KENDRA_CALLS_PER_SECOND
+from labmesh_dagster.core.passages import LocationKind, Passage, PassageHit, PassageLocation, SearchMode
 from labmesh_dagster.core.text import clean_text, is_clean_text
 
 BATCH_SIZE = 10
@@ -473,7 +478,8 @@ class KendraContentIndex(ContentIndex):
             answer = self.call("query", **params)
         return [self._hit(item) for item in answer.get("ResultItems", []) if item.get("Type", "DOCUMENT") == "DOCUMENT"]
 
-    def _hit(self, item: Mapping[str, Any]) -> ContentHit:
+    def _attributes(self, item: Mapping[str, Any]) -> tuple[dict[str, AttributeValue], str]:
+        """A result item's port attributes and its URI."""
         by_name = {field.name: field.attribute for field in self.fields.values()}
         attributes: dict[str, AttributeValue] = {}
         uri = item.get("DocumentURI", "")
@@ -484,6 +490,10 @@ class KendraContentIndex(ContentIndex):
                 uri = value
             elif attribute["Key"] in by_name and value is not None:
                 attributes[by_name[attribute["Key"]]] = value
+        return attributes, uri
+
+    def _hit(self, item: Mapping[str, Any]) -> ContentHit:
+        attributes, uri = self._attributes(item)
         confidence = item.get("ScoreAttributes", {}).get("ScoreConfidence", "NOT_AVAILABLE")
         return ContentHit(
             id=item["DocumentId"],
@@ -493,3 +503,55 @@ class KendraContentIndex(ContentIndex):
             score=_CONFIDENCE.get(confidence, 0.0),
             attributes=attributes,
         )
+
+    def retrieve(
+        self,
+        text: str,
+        *,
+        filters: ContentFilter = NO_FILTER,
+        viewer: Viewer | None = None,
+        limit: int = 10,
+        mode: SearchMode = SearchMode.HYBRID,
+    ) -> list[PassageHit]:
+        """Passages through Kendra's Retrieve, under the same AttributeFilter and UserContext as `search`.
+
+        Kendra ranks one way for every ``mode``. It indexes whole files and
+        cuts its own passages (about 200 words) at query time, without saying
+        where in the file they lie: a hit is Kendra's passage, cited as the
+        whole file (ordinal 0, `LocationKind.WHOLE`), the best one per file,
+        so that no two hits carry one passage id. Retrieve needs query text:
+        a blank question retrieves nothing.
+        """
+        if limit < 1 or not text.strip():
+            return []
+        self.prepare()
+        params: dict[str, Any] = {
+            "IndexId": self.index_id,
+            "QueryText": text.strip()[:MAX_QUERY_CHARACTERS],
+            "PageSize": MAX_RESULTS,
+            "RequestedDocumentAttributes": [field.name for field in self.fields.values()] + [SOURCE_URI],
+        }
+        attribute_filter = self.attribute_filter(filters)
+        if attribute_filter is not None:
+            params["AttributeFilter"] = attribute_filter
+        if viewer is not None and not viewer.admin:
+            params["UserContext"] = self.user_context(viewer)
+        with self._failure("retrieve"):
+            answer = self.call("retrieve", **params)
+        hits: dict[str, PassageHit] = {}
+        for item in answer.get("ResultItems", []):
+            document_id = item.get("DocumentId")
+            if not document_id or document_id in hits:
+                continue
+            attributes, uri = self._attributes(item)
+            confidence = item.get("ScoreAttributes", {}).get("ScoreConfidence", "NOT_AVAILABLE")
+            hits[document_id] = PassageHit(
+                passage=Passage(document_id, 0, item.get("Content", ""), PassageLocation(LocationKind.WHOLE)),
+                title=item.get("DocumentTitle", ""),
+                uri=uri,
+                score=_CONFIDENCE.get(confidence, 0.0),
+                attributes=attributes,
+            )
+            if len(hits) == limit:
+                break
+        return list(hits.values())
