@@ -180,6 +180,28 @@ def test_passages_are_ingested_ten_a_call_and_a_document_without_passages_goes_w
     assert len(runtime.kb.documents) == 24
 
 
+def test_a_long_text_without_passages_is_cut_as_the_local_index_cuts_it(
+    clients: tuple[FakeBedrockAgentClient, FakeBedrockAgentRuntimeClient], index: BedrockKnowledgeBaseIndex
+) -> None:
+    _, runtime = clients
+    lines = [f"Line {number}: the centrifuge ran at {number * 100} rpm for sample S{number}." for number in range(60)]
+    log = ContentDocument(
+        id="raw/LIV-01/run.log",
+        title="run.log",
+        text="\n".join(lines),
+        uri="s3://lab-raw/raw/LIV-01/run.log",
+        attributes={"experiment_id": "LIV-01", "format": "log"},
+        principals=("group:liver-lab",),
+    )
+    index.replace([log])
+    kinds = {document.metadata["labmesh_location_kind"] for document in runtime.kb.documents.values()}
+    assert len(runtime.kb.documents) > 1 and kinds == {"lines"}
+    (hit,) = index.retrieve("centrifuge 5900 rpm", viewer=LIVER_LAB, limit=1)
+    assert "5900 rpm" in hit.passage.text
+    start, end = hit.passage.location.start, hit.passage.location.end
+    assert start is not None and end is not None and start <= 60 <= end  # "5900 rpm" is on line 60
+
+
 def test_two_users_of_different_groups_each_get_only_their_own_experiments_passages(
     clients: tuple[FakeBedrockAgentClient, FakeBedrockAgentRuntimeClient], index: BedrockKnowledgeBaseIndex
 ) -> None:

@@ -12,7 +12,8 @@ What shapes the calls:
   custom document id is the passage id (``raw/EXP-1/a.pdf#3``) and its
   metadata carries the labmesh document id, the ordinal and the passage's
   location, so a citation maps back without guessing. A document without
-  passages is sent as one passage of its whole text (`LocationKind.WHOLE`).
+  passages is cut as the local index cuts it (`chunk_file`), so passage ids
+  are the same in every profile.
 - ``IngestKnowledgeBaseDocuments`` takes at most 10 documents, inline text and
   at most 50 inline metadata attributes each; a string list attribute holds at
   most 10 values. Ingestion is asynchronous: ``GetKnowledgeBaseDocuments`` (10
@@ -84,6 +85,7 @@ from labmesh_dagster.core.passages import (
     passage_id,
 )
 from labmesh_dagster.core.text import clean_text
+from labmesh_dagster.semantic.chunking import chunk_file
 
 BATCH_SIZE = 10
 """Documents per IngestKnowledgeBaseDocuments, ids per Get/DeleteKnowledgeBaseDocuments: the model's maximum."""
@@ -159,12 +161,19 @@ def all_of(filters: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
 
 
 def document_passages(document: ContentDocument) -> tuple[Passage, ...]:
-    """The passages a document is indexed as: its own, or one passage of its whole text."""
+    """The passages a document is indexed as: its own, else its text cut as the local index cuts it.
+
+    Cut the same way, a passage id names the same passage in every profile. A
+    document without text is one passage of its title, so it can still be found.
+    """
     passages = tuple(getattr(document, "passages", ()) or ())
     if passages:
         return passages
-    text = document.text if document.text.strip() else (document.title or document.id)
-    return (Passage(document.id, 0, text, PassageLocation(LocationKind.WHOLE)),)
+    fmt = document.attributes.get(FORMAT)
+    cut = chunk_file(document.id, fmt=fmt if isinstance(fmt, str) else "txt", text=document.text)
+    if cut:
+        return tuple(cut)
+    return (Passage(document.id, 0, document.title or document.id, PassageLocation(LocationKind.WHOLE)),)
 
 
 def _epoch(moment: datetime) -> float:
@@ -232,11 +241,13 @@ class BedrockKnowledgeBaseIndex(ContentIndex):
         failed: dict[str, str] = {}
         pieces: dict[str, list[_Piece]] = {}
         for document in documents:
-            problem = document_problem(document, self.schema) or self._problem(document)
+            problem = document_problem(document, self.schema)
+            passages = document_passages(document) if problem is None else ()
+            problem = problem or self._problem(document, passages)
             if problem:
                 failed[document.id] = problem
             else:
-                pieces[document.id] = [self._piece(document, passage) for passage in document_passages(document)]
+                pieces[document.id] = [self._piece(document, passage) for passage in passages]
         flat = [piece for group in pieces.values() for piece in group]
         outcome: dict[str, str | None] = {}
         for batch in _batches(flat):
@@ -264,7 +275,7 @@ class BedrockKnowledgeBaseIndex(ContentIndex):
         deleted = tuple(document_id for document_id in removed if document_id not in refused)
         return IndexReport(indexed=tuple(indexed), failed=failed, deleted=deleted)
 
-    def _problem(self, document: ContentDocument) -> str | None:
+    def _problem(self, document: ContentDocument, passages: Sequence[Passage]) -> str | None:
         """What the knowledge base refuses that the port's rules allow."""
         principals = access_principals(document.principals)
         if len(principals) > SLOTS * MAX_LIST_VALUES:
@@ -272,7 +283,7 @@ class BedrockKnowledgeBaseIndex(ContentIndex):
         samples = stored_attributes(document, self.schema).get(SAMPLE_IDS, [])
         if isinstance(samples, list) and len(samples) > SLOTS * MAX_LIST_VALUES:
             return f"{len(samples)} sample ids; a Bedrock passage carries at most {SLOTS * MAX_LIST_VALUES}"
-        for passage in document_passages(document):
+        for passage in passages:
             if len(passage.id) > 2048:
                 return f"passage id {passage.id[:60]}... is longer than 2048 characters"
             if len(passage.text) > MAX_TEXT:
