@@ -1,0 +1,250 @@
+"""The offline answerer: quote the retrieved sentences that answer the question, verbatim, each with its citation.
+
+No small model on PyPI answered grounded questions correctly in our trials, so
+the local profile generates nothing: it picks sentences. Each sentence of the
+retrieved passages is scored three ways, as the issue asks:
+
+- by meaning: the cosine of its embedding with the question's (all-MiniLM,
+  `labmesh_dagster.semantic.embedding`), which finds "reads were aligned to
+  GRCm39" for "which reference genome were they mapped to";
+- by the question's words it shares (stemmed, stop words aside);
+- by the ids, numbers and units the question names (`labmesh_dagster.ask.terms`).
+
+A question that names a sample or an experiment id is answered only from
+sentences that hold the id, or from passages of a file that carries it
+(as a sample of the file, its experiment, or in its name): meaning alone
+would answer "the Q30 of LIV-07" with LIV-01's. When the best sentence scores
+under `ANSWER_THRESHOLD`, the answer is a refusal: no document the asker may
+see answers it. The weights and the thresholds were tuned on the labelled set
+in ``labmesh_dagster_tests/ask/labelled.py``.
+
+A table's row is quoted with its header's column names (``sample: LIV-01,
+q30: 93.4``), its values verbatim: a bare row of numbers answers nothing.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections import OrderedDict
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+from labmesh_dagster.ask.base import AnswerEnd, AnswerEvent, Evidence, passage_citation, refusal
+from labmesh_dagster.ask.terms import (
+    content_terms,
+    entity_ids,
+    normal_id,
+    numbers,
+    states_date,
+    stem,
+    units,
+    wants_date,
+    wants_quantity,
+    words,
+)
+from labmesh_dagster.connectors.search.base import EXPERIMENT_ID, SAMPLE_IDS
+from labmesh_dagster.core.answers import AnswerPart
+from labmesh_dagster.core.passages import LocationKind, PassageHit
+
+ENGINE = "extractive"
+
+SENTENCE_SHARE = 0.6
+"""A sentence's meaning score is this much its own cosine with the question, the rest its passage's."""
+MEANING_WEIGHT = 0.6
+WORDS_WEIGHT = 0.25
+SPECIFICS_WEIGHT = 0.15
+KIND_SHARE = 0.5
+"""How much stating a number (or a date) counts, when that is what the question asks for, against naming its ids."""
+ANSWER_THRESHOLD = 0.35
+"""A sentence scoring under this answers nothing: the answer is a refusal."""
+KEEP_RATIO = 0.85
+"""Other sentences quoted beside the best must score this close to it (and above the threshold)."""
+MAX_SENTENCES = 3
+CACHED_VECTORS = 4096
+"""Embeddings of recent texts kept by an answerer (1.5 KB each)."""
+MIN_WORDS = 3
+
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[\"'(\[]?[A-Z0-9µ])")
+_MARKUP = re.compile(r"^\s*(?:[#>*+-]+|\d+[.)])\s+")
+
+
+class Embedder(Protocol):
+    def embed(self, texts: Sequence[str]) -> np.ndarray: ...
+
+
+@dataclass(frozen=True)
+class Sentence:
+    """A candidate: ``quote`` as the answer shows it, ``scored`` the text compared with the question."""
+
+    hit: int  # index of its passage among the evidence's
+    quote: str
+    scored: str
+
+
+@dataclass(frozen=True)
+class Scored:
+    sentence: Sentence
+    score: float
+    meaning: float
+    overlap: float
+    specifics: float
+
+
+def sentences(hits: Sequence[PassageHit]) -> list[Sentence]:
+    """Every quotable sentence of the passages, in order: lines split into sentences, table rows with headers."""
+    found: list[Sentence] = []
+    for index, hit in enumerate(hits):
+        text = hit.passage.text
+        lines = [line.strip() for line in text.splitlines() if line.strip()]
+        delimiter = _delimiter(lines[0]) if lines and hit.passage.location.kind is LocationKind.ROWS else None
+        if delimiter is not None and len(lines) > 1:
+            header = [name.strip() for name in lines[0].split(delimiter)]
+            for line in lines[1:]:
+                values = [value.strip() for value in line.split(delimiter)]
+                quote = ", ".join(f"{name}: {value}" for name, value in zip(header, values, strict=False) if value)
+                found.append(Sentence(index, quote, quote))
+            continue
+        location = hit.passage.location
+        # A section's heading says what its sentences are about ("RNA integrity"): it is compared with them.
+        topic = f"{location.label}: " if location.kind is LocationKind.SECTION and location.label else ""
+        for line in lines:
+            if line.startswith("#"):
+                continue  # a heading names a section; the sentences under it answer
+            for piece in _SENTENCE_END.split(_MARKUP.sub("", line)):
+                piece = piece.strip()
+                if len(words(piece)) >= MIN_WORDS:
+                    found.append(Sentence(index, piece, topic + piece))
+    return found
+
+
+def _delimiter(header: str) -> str | None:
+    for delimiter in ("\t", ",", ";", "|"):
+        if header.count(delimiter) >= 1:
+            return delimiter
+    return None
+
+
+def _context_ids(hit: PassageHit) -> set[str]:
+    """Ids the passage's file carries besides its text: its samples, its experiment, its name."""
+    found = entity_ids(hit.title) | entity_ids(hit.passage.document_id)
+    samples = hit.attributes.get(SAMPLE_IDS)
+    if isinstance(samples, (list, tuple)):
+        found |= {normal_id(sample) for sample in samples if isinstance(sample, str)}
+    experiment = hit.attributes.get(EXPERIMENT_ID)
+    if isinstance(experiment, str):
+        found.add(normal_id(experiment))
+    return found
+
+
+class ExtractiveAnswerer:
+    """Quotes the best sentences of the evidence, or refuses; ``embedder`` defaults to the process's MiniLM."""
+
+    engine = ENGINE
+
+    def __init__(self, embedder: Embedder | None = None, *, threshold: float = ANSWER_THRESHOLD) -> None:
+        self._embedder = embedder
+        self.threshold = threshold
+        self._vectors: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def vectors(self, texts: Sequence[str]) -> np.ndarray:
+        """The texts' embeddings, those of recent passages and sentences kept: a chat's questions retrieve
+        the same passages again, and embedding them is most of an answer's time."""
+        with self._lock:
+            missing = list(dict.fromkeys(text for text in texts if text not in self._vectors))
+        found = dict(zip(missing, self.embedder.embed(missing), strict=True)) if missing else {}
+        with self._lock:
+            for text in texts:
+                vector = found.get(text)
+                if vector is None:
+                    vector = self._vectors[text] if text in self._vectors else self.embedder.embed([text])[0]
+                found[text] = vector
+                self._vectors[text] = vector
+                self._vectors.move_to_end(text)
+            while len(self._vectors) > CACHED_VECTORS:
+                self._vectors.popitem(last=False)
+        return np.stack([found[text] for text in texts])
+
+    @property
+    def embedder(self) -> Embedder:
+        if self._embedder is None:
+            from labmesh_dagster.semantic.embedding import default_embedder
+
+            self._embedder = default_embedder()
+        return self._embedder
+
+    def score(self, evidence: Evidence) -> list[Scored]:
+        """Every candidate sentence of the evidence with its scores, best first (ties: the better passage first)."""
+        candidates = sentences(evidence.passages)
+        if not candidates:
+            return []
+        question = evidence.question
+        passages = [hit.passage.text for hit in evidence.passages]
+        vectors = self.vectors([question, *passages, *(candidate.scored for candidate in candidates)])
+        around = vectors[1 : 1 + len(passages)] @ vectors[0]
+        own = vectors[1 + len(passages) :] @ vectors[0]
+        # A sentence is read in its passage: "Col1a1 showed the largest increase" answers "which gene rose the
+        # most" once the passage says it is about genes up-regulated.
+        meanings = [
+            SENTENCE_SHARE * float(meaning) + (1 - SENTENCE_SHARE) * float(around[candidate.hit])
+            for candidate, meaning in zip(candidates, own, strict=True)
+        ]
+        terms = content_terms(question)
+        asked_ids = entity_ids(question)
+        asked_numbers, asked_units = numbers(question), units(question)
+        kind = "date" if wants_date(question) else "quantity" if wants_quantity(question) else None
+        context = [_context_ids(hit) for hit in evidence.passages]
+        scored: list[Scored] = []
+        for candidate, meaning in zip(candidates, meanings, strict=True):
+            own_ids = entity_ids(candidate.scored)
+            if asked_ids and not asked_ids & (own_ids | context[candidate.hit]):
+                continue  # it is about another sample or experiment than the one asked
+            overlap = len(terms & _terms(candidate.scored)) / len(terms) if terms else 0.0
+            specifics = _specifics(asked_ids, asked_numbers, asked_units, candidate.scored, own_ids)
+            if kind is not None and not asked_numbers and not asked_units:
+                # What is asked is a number or a date: a sentence stating one is the likelier answer.
+                states = states_date(candidate.quote) if kind == "date" else bool(numbers(candidate.quote))
+                specifics = (specifics + KIND_SHARE * float(states)) / 2 if asked_ids else KIND_SHARE * float(states)
+            score = MEANING_WEIGHT * float(meaning) + WORDS_WEIGHT * overlap + SPECIFICS_WEIGHT * specifics
+            scored.append(Scored(candidate, score, float(meaning), overlap, specifics))
+        scored.sort(key=lambda item: (-item.score, item.sentence.hit))
+        return scored
+
+    def answer(self, evidence: Evidence) -> Iterator[AnswerEvent]:
+        ranked = self.score(evidence)
+        if not ranked or ranked[0].score < self.threshold:
+            yield from refusal(ENGINE)
+            return
+        floor = max(self.threshold, ranked[0].score * KEEP_RATIO)
+        chosen: list[Scored] = []
+        for item in ranked:
+            if item.score < floor or len(chosen) == MAX_SENTENCES:
+                break
+            if all(item.sentence.quote != other.sentence.quote for other in chosen):
+                chosen.append(item)
+        numbers_of: dict[int, int] = {}
+        for item in chosen:
+            number = numbers_of.setdefault(item.sentence.hit, len(numbers_of) + 1)
+            yield AnswerPart(item.sentence.quote, (number,))
+        for hit, number in numbers_of.items():
+            yield passage_citation(number, evidence.passages[hit])
+        yield AnswerEnd(answered=True, engine=ENGINE)
+
+
+def _terms(text: str) -> set[str]:
+    return content_terms(text) | {stem(word) for word in words(text)}
+
+
+def _specifics(
+    asked_ids: set[str], asked_numbers: set[str], asked_units: set[str], text: str, own_ids: set[str]
+) -> float:
+    """How many of the ids, numbers and units the question names the sentence holds, from 0 to 1."""
+    asked = len(asked_ids) + len(asked_numbers) + len(asked_units)
+    if not asked:
+        return 0.0
+    held = len(asked_ids & own_ids) + len(asked_numbers & numbers(text)) + len(asked_units & units(text))
+    return held / asked

@@ -1,0 +1,122 @@
+"""What a question names: its content words, and the ids, numbers and units that a true answer must hold.
+
+The extractive answerer scores a sentence partly by these: meaning alone finds
+"Q30 was 93.4% for LIV-01" a fine answer to "what is the Q30 of LIV-02", and
+only the sample id tells the two apart. Ids are compared without case and
+without their dashes (``LIV-01``, ``liv01``), as people and files spell them
+either way.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+_TOKEN = re.compile(r"[\w/%°µμ.+-]+", re.UNICODE)
+_WORD = re.compile(r"[^\W_]+", re.UNICODE)
+
+_STOPWORDS = """a about above after all also am an and any are as at be been before being below between both but by can
+    could did do does doing done during each few for from further get got had has have having he her here hers
+    him his how i if in into is it its itself just me more most my no nor not now of off on once only or other
+    our out over own same she should so some such than that the their them then there these they this those
+    through to too under until up us very was we were what when where which while who whom why will with would
+    you your yours tell give show find list please much many know"""
+STOPWORDS = frozenset(_STOPWORDS.split())
+"""Words that say nothing of what is asked: they never count as overlap."""
+
+ENTITY_ID = re.compile(r"^(?=.*\d)[a-z]{2,}[a-z]*[-_.]?\d[\w.-]*$", re.IGNORECASE)
+"""A sample's or an experiment's id: two letters or more, then digits (``LIV-01``, ``EXP-12``, ``GRCm39``)."""
+
+NUMBER = re.compile(r"^\d+(?:[.,]\d+)?(?=$|[%°a-zµμ/-])", re.IGNORECASE)
+
+_UNITS = """% °c c ng/µl ng/ul ng/μl µg/µl ug/ul µg/ml ug/ml mg/ml ng/ml pm nm µm um mm m µl ul ml l mg µg ug ng g kg
+    bp kb mb gb x rpm min h s pmol nmol fold rin q20 q30"""
+UNITS = frozenset(_UNITS.split())
+"""Units and measures a question may name; a sentence with the same unit likely states the asked value."""
+
+
+def words(text: str) -> list[str]:
+    return [word.casefold() for word in _WORD.findall(text)]
+
+
+def stem(word: str) -> str:
+    """A crude English stem, enough for "libraries"/"library", "measured"/"measure" to meet."""
+    for suffix, keep in (("ies", "y"), ("sses", "ss"), ("ing", ""), ("ed", ""), ("er", ""), ("es", ""), ("s", "")):
+        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
+            return word[: -len(suffix)] + keep
+    return word
+
+
+def content_terms(text: str) -> set[str]:
+    """The question's (or a sentence's) words that carry meaning, stemmed."""
+    return {stem(word) for word in words(text) if word not in STOPWORDS and len(word) > 1}
+
+
+def normal_id(token: str) -> str:
+    return re.sub(r"[-_.]", "", token.casefold())
+
+
+def _tokens(text: str) -> Iterable[str]:
+    for token in _TOKEN.findall(text):
+        token = token.strip(".,;:+-")
+        if token:
+            yield token
+
+
+def entity_ids(text: str) -> set[str]:
+    """Sample and experiment ids the text names, normalised (``LIV-01`` -> ``liv01``)."""
+    return {normal_id(token) for token in _tokens(text) if ENTITY_ID.match(token)}
+
+
+def numbers(text: str) -> set[str]:
+    """Numbers the text states, with or without a unit glued on (``93.4%``), never an id's digits."""
+    found = set()
+    for token in _tokens(text):
+        match = NUMBER.match(token)
+        if match:
+            found.add(match.group().replace(",", "."))
+    return found
+
+
+def units(text: str) -> set[str]:
+    found = set()
+    for token in _tokens(text):
+        folded = token.casefold().replace("μ", "µ")
+        if folded in UNITS:
+            found.add(folded)
+        # "35.2ng/µl", "93%": a unit glued to its number
+        glued = re.match(r"^\d+(?:[.,]\d+)?(.+)$", folded)
+        if glued and glued.group(1) in UNITS:
+            found.add(glued.group(1))
+    return found
+
+
+def specifics(text: str) -> set[str]:
+    """Everything specific the text names: ids, numbers and units, each normalised."""
+    return entity_ids(text) | numbers(text) | {f"unit:{unit}" for unit in units(text)}
+
+
+_QUANTITY = re.compile(
+    r"\b(how (many|much|long|large|big|high|low|deep|fast)|what (percentage|fraction|proportion|share)"
+    r"|concentration|temperature|yield|length|depth|coverage|rate|ratio|amount|volume|size|number of|count)\b",
+    re.IGNORECASE,
+)
+_WHEN = re.compile(r"\b(when|what (day|date|time|year|month))\b", re.IGNORECASE)
+_DATE = re.compile(
+    r"\b(\d{4}-\d{2}(-\d{2})?|(19|20)\d{2}|january|february|march|april|may|june|july|august|september|october"
+    r"|november|december)\b",
+    re.IGNORECASE,
+)
+
+
+def wants_quantity(question: str) -> bool:
+    """Whether the question asks for an amount ("how many", "what concentration"): its answer states a number."""
+    return bool(_QUANTITY.search(question))
+
+
+def wants_date(question: str) -> bool:
+    return bool(_WHEN.search(question))
+
+
+def states_date(text: str) -> bool:
+    return bool(_DATE.search(text))

@@ -1,0 +1,84 @@
+"""The offline answerer quotes the sentences that answer, verbatim, with their citations, and refuses otherwise.
+
+Pinned here, on the labelled passages of `labelled` (a made-up lab's notes,
+QC summary, report and tables): a question is answered with the sentence that
+holds its answer, quoted as the passage says it, cited to that passage with
+its place; a table's row is quoted under its column names; a question naming
+a sample id is answered only from text about that sample, and one naming an id
+no passage holds is refused; questions nothing answers are refused with no
+citation; and over the whole set, the answerer cites a correct passage for at
+least 70% of the answerable questions (measured: 75%, 15 of 20, half of them
+paraphrased) and refuses at least 90% of the unanswerable (measured: 9 of 10).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from labmesh_dagster.ask.base import NO_ANSWER, Evidence, collect
+from labmesh_dagster.ask.extractive import ExtractiveAnswerer, sentences
+from labmesh_dagster.core.access import Viewer
+from labmesh_dagster.core.answers import Answer
+from labmesh_dagster_tests.ask.labelled import ANSWERABLE, PASSAGES, UNANSWERABLE
+
+ADA = Viewer("ada", frozenset({"Genomics"}))
+
+
+@pytest.fixture(scope="module")
+def answerer() -> ExtractiveAnswerer:
+    return ExtractiveAnswerer()
+
+
+def asked(answerer: ExtractiveAnswerer, question: str) -> Answer:
+    return collect(question, answerer.answer(Evidence(question, ADA, tuple(PASSAGES))))
+
+
+def test_the_answer_quotes_the_sentence_verbatim_and_cites_its_passage(answerer: ExtractiveAnswerer) -> None:
+    answer = asked(answerer, "What was the DNA concentration of PIL-02 in ng/µl?")
+    assert answer.answered and answer.engine == "extractive"
+    assert answer.parts[0].text == "DNA concentration of PIL-02 was 35.2 ng/µl measured on a Qubit."
+    (citation,) = [answer.citations[number - 1] for number in answer.parts[0].citations]
+    assert citation.passage is not None and citation.passage.id == "raw/EXP-3/pilot.txt#0"
+    assert citation.location == "lines 1-2"
+    assert citation.href == "/files/raw/EXP-3/pilot.txt?passage=0#passage-0"
+    assert all(part.text in " ".join(hit.passage.text for hit in PASSAGES) for part in answer.parts)
+
+
+def test_a_table_row_is_quoted_under_its_column_names(answerer: ExtractiveAnswerer) -> None:
+    answer = asked(answerer, "What was the protein concentration of KID-01?")
+    assert answer.parts[0].text == "sample: KID-01, protein_ug_per_ul: 2.4, assay: BCA"
+    assert answer.citations[0].location == "rows 1-2"
+
+
+def test_a_named_sample_is_answered_from_its_own_sentence_not_a_neighbours(answerer: ExtractiveAnswerer) -> None:
+    answer = asked(answerer, "How many read pairs did LIV-02 give?")
+    assert answer.parts[0].text.startswith("Sample LIV-02 yielded 19.8 million read pairs")
+    assert all("LIV-01" not in part.text for part in answer.parts)
+
+
+@pytest.mark.parametrize("question", ["What is the Q30 of LIV-07?", "Who funded this project?"])
+def test_what_no_passage_answers_is_refused_without_a_citation(answerer: ExtractiveAnswerer, question: str) -> None:
+    answer = asked(answerer, question)
+    assert (answer.answered, answer.text, answer.citations) == (False, NO_ANSWER, ())
+
+
+def test_no_passages_is_a_refusal(answerer: ExtractiveAnswerer) -> None:
+    answer = collect("anything?", answerer.answer(Evidence("anything?", ADA, ())))
+    assert not answer.answered
+
+
+def test_headings_are_not_quoted_as_answers() -> None:
+    quoted = [sentence.quote for sentence in sentences(PASSAGES)]
+    assert "Library preparation" not in quoted and "# Results" not in quoted
+    assert "Col1a1 showed the largest increase, 8.2-fold." in quoted
+
+
+def test_on_the_labelled_set_it_cites_correctly_and_refuses_honestly(answerer: ExtractiveAnswerer) -> None:
+    correct = 0
+    for question, passage_id in ANSWERABLE:
+        answer = asked(answerer, question)
+        cited = {citation.passage.id for citation in answer.citations if citation.passage}
+        correct += answer.answered and passage_id in cited
+    refused = sum(not asked(answerer, question).answered for question in UNANSWERABLE)
+    assert correct / len(ANSWERABLE) >= 0.7, f"{correct} of {len(ANSWERABLE)} answered with a correct citation"
+    assert refused / len(UNANSWERABLE) >= 0.9, f"{refused} of {len(UNANSWERABLE)} refused"
