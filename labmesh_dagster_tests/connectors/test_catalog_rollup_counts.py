@@ -4,7 +4,8 @@ Pinned here, on a lab built to trip sums up: a dataset whose files span two
 months, files dated mid-month with bounds that cut that month to the second,
 undated files, two formats one word matches (``fastq`` and ``fastq.gz``), an
 owner who sees an experiment outside her group, an experiment with no group.
-For each query that filters files by format, zone and dates only, under each
+For each query that filters files by format, zone and dates only (dates alone
+too, where an experiment with no file in them may be its own hit), under each
 viewer, the sums answer (they never quietly hand over to the rows, but for a
 format matching several values) and give the counts that reading every
 matching row gives; so do, with words or experiment facets as well, the
@@ -48,6 +49,7 @@ ADAS_OWN = ExperimentRecord(
     id="EXP-3", title="Nephrons", owner="Ada Lovelace", group="Nephrology", created="2024-04-02"
 )
 NO_GROUP = ExperimentRecord(id="EXP-4", title="Loose ends", owner="Grace Hopper", created="2024-04-03")
+PLANS = ExperimentRecord(id="EXP-5", title="Plans", owner="Alan Turing", group="Hepatology", created="2024-02-10")
 
 DATASETS = [
     # Reads late on the last day of March, the run summary just after midnight: one dataset, two months.
@@ -74,7 +76,7 @@ DATASETS = [
 
 def build(path: Path) -> SqliteCatalog:
     catalog = SqliteCatalog(path)
-    for record in (LIVER, KIDNEY, ADAS_OWN, NO_GROUP):
+    for record in (LIVER, KIDNEY, ADAS_OWN, NO_GROUP, PLANS):
         catalog.upsert_experiment(record, {})
     for manifest in DATASETS:
         catalog.upsert_dataset(manifest, f"file:///{manifest.zone}/{manifest.experiment_id}/")
@@ -112,6 +114,13 @@ SUMMED: list[dict[str, Any]] = [
     {"zone": "final", "format": "csv", "since": "2024-05"},
     {"zone": "nowhere"},
     {"zone": "final", "until": "2024-01-01"},
+    # Dates alone: an experiment is its own hit when its date is in them and none of its files' is.
+    {"since": "2024-03-01", "until": "2024-03-05"},  # EXP-1's files before and after, none inside
+    {"until": "2024-04-05"},  # EXP-2's files all after
+    {"since": "2024-04-02"},
+    {"since": "2024-02-01", "until": "2024-02-28"},  # EXP-5 has no files at all
+    {"until": "2024-03-31T23:45"},
+    {"since": "2024-04-10T12:00", "until": "2024-04-20"},
 ]
 
 
@@ -185,7 +194,7 @@ def sums(path: Path) -> dict[str, list[tuple[Any, ...]]]:
     with sqlite3.connect(path) as db:
         return {
             table: db.execute(f"SELECT * FROM {table} ORDER BY 1, 2, 3, 4").fetchall()
-            for table in ("search_units", "search_home_units")
+            for table in ("search_units", "search_home_units", "search_own")
         }
 
 
@@ -198,7 +207,7 @@ def test_after_revisions_the_sums_are_those_of_a_catalog_built_in_that_state(tmp
     changed.revoke("EXP-4", "group:hepatology")
 
     fresh = SqliteCatalog(tmp_path / "fresh.sqlite")
-    for record in (LIVER, replace(KIDNEY, group="Nephrology", owner="Grace Hopper"), ADAS_OWN, NO_GROUP):
+    for record in (LIVER, replace(KIDNEY, group="Nephrology", owner="Grace Hopper"), ADAS_OWN, NO_GROUP, PLANS):
         fresh.upsert_experiment(record, {})
     for manifest in DATASETS:
         manifest = moved if (manifest.experiment_id, manifest.zone) == ("EXP-2", "raw") else manifest

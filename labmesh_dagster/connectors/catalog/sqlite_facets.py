@@ -214,17 +214,19 @@ def counted_by_rows(db: sqlite3.Connection, plan: Plan) -> Shares:
 
 
 def counted_by_sums(db: sqlite3.Connection, plan: Plan, found: list[Candidate] | None = None) -> Shares | None:
-    """The counts of a query filtering files by format or zone (and dates), from the sums (`sqlite_units`).
+    """The counts of a query filtering files by format, zone or dates, from the sums (`sqlite_units`).
 
-    With words or experiment facets too, from the matching experiments' datasets (`_counted_by_units`);
-    ``found``: the words' ranked matches, if they were read already.
+    Under dates alone, the experiments themselves that are hits come from their own dates (`_own_hits`).
+    With words or experiment facets too (and a format or zone), from the matching experiments' datasets
+    (`_counted_by_units`); ``found``: the words' ranked matches, if they were read already.
     None for any other query, and for a format matching several values, which the sums could count twice.
     """
     query = plan.query
     if query.sample or query.file_name:
         return None
-    if not (query.format or query.zone):
-        return None  # the experiment's own row may be the hit: that depends on its datasets, so it is read
+    dates_alone = not (query.format or query.zone)
+    if dates_alone and (plan.terms or plan.facet_clauses or query.experiment or not (query.since or query.until)):
+        return None
     fmt: str | None = None
     if query.format:
         sql = (
@@ -280,10 +282,46 @@ def counted_by_sums(db: sqlite3.Connection, plan: Plan, found: list[Candidate] |
         rows = (
             f"SELECT r.row AS row FROM ({others}) AS d JOIN search_rows AS r ON r.row BETWEEN "
             f"d.doc << {POSITION_BITS} AND (d.doc << {POSITION_BITS}) + {(1 << POSITION_BITS) - 1} "
-            f"WHERE r.dataset IS NOT NULL{zone_match}{format_match}"
+            # Under dates alone the experiment's own row may be its hit: all its rows are read.
+            f"WHERE {'1' if dates_alone else 'r.dataset IS NOT NULL'}{zone_match}{format_match}"
         )
         counted.update(_counted_rows(db, plan, rows, [*principals, *principals, *row_params], few=True))
+    if dates_alone:
+        counted.update(_own_hits(db, plan, None if plan.principals is None else homes))
     return counted
+
+
+def _own_hits(db: sqlite3.Connection, plan: Plan, homes: list[str] | None) -> Shares:
+    """Under dates alone, the experiments of ``homes`` (None: all) that are hits themselves, and their counts.
+
+    An experiment is its own hit when its date is in the dates and none of its files' is. Its files' first
+    and last dates decide, unless the dates fall between them: then its rows are asked (an indexed range).
+    """
+    since, (_, bounds) = plan.query.since, plan.date_where("created")
+    params: dict[str, object] = {"since": since, "until": bounds[-1] if plan.query.until else None}
+    params.update({f"home{number}": home for number, home in enumerate(homes or [])})
+    where = f"o.home IN ({', '.join(f':home{n}' for n in range(len(homes)))})" if homes is not None else "1"
+    inside = "((:since IS NULL OR {0} >= :since) AND (:until IS NULL OR {0} <= :until))"
+    files = f"(o.doc << {POSITION_BITS}) + 1 AND (o.doc << {POSITION_BITS}) + {(1 << POSITION_BITS) - 1}"
+    per_experiment = " ".join(
+        f"UNION ALL SELECT '{facet}', d.{column}, count(*) FROM hits AS h JOIN search_docs AS d ON d.doc = h.doc "
+        f"WHERE d.{column} IS NOT NULL GROUP BY d.{column}"
+        for facet, column in EXPERIMENT_COLUMNS
+    )
+    sql = f"""
+        WITH hits AS MATERIALIZED (
+            SELECT o.doc, o.created FROM search_own AS o
+            WHERE {where} AND {inside.format("o.created")} AND CASE
+                WHEN o.lo IS NULL THEN 1
+                WHEN {inside.format("o.lo")} OR {inside.format("o.hi")} THEN 0
+                WHEN (:since IS NOT NULL AND o.hi < :since) OR (:until IS NOT NULL AND o.lo > :until) THEN 1
+                ELSE NOT EXISTS (
+                    SELECT 1 FROM search_rows AS r
+                    WHERE r.row BETWEEN {files} AND r.dataset IS NOT NULL AND {inside.format("r.created")})
+                END
+        )
+        SELECT 'month', substr(created, 1, 7), count(*) FROM hits GROUP BY 2 {per_experiment}"""
+    return _rows_of(db.execute(sql, params))
 
 
 def _counted_by_units(

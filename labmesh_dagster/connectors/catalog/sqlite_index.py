@@ -56,10 +56,11 @@ from labmesh_dagster.core.experiment import ExperimentRecord
 from labmesh_dagster.core.manifest import ManifestEntry
 from labmesh_dagster.core.text import clean_text, words_of
 
-INDEX_VERSION = 4
-"""1: one ``search_index`` table; 2: without home groups; 3: without dataset rollups (`sqlite_units`).
+INDEX_VERSION = 5
+"""1: one ``search_index`` table; 2: without home groups; 3: without dataset rollups (`sqlite_units`);
+4: without the experiments' own dates beside them.
 
-`upgrade` adds the rollups to a version 3 index and rebuilds anything older."""
+`upgrade` (re)builds the rollups of a version 3 or 4 index in place and rebuilds anything older."""
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS catalog_parts (
@@ -431,7 +432,7 @@ def upgrade(db: sqlite3.Connection) -> bool:
     found = db.execute("SELECT version FROM catalog_parts WHERE part = 'search'").fetchone()
     if found is not None and found[0] >= INDEX_VERSION:
         return False
-    if found is not None and found[0] == 3:
+    if found is not None and found[0] in (3, 4):
         _add_units(db)
     else:
         _rebuild(db)
@@ -452,7 +453,7 @@ def _create(db: sqlite3.Connection, tables: Iterable[str]) -> None:
 
 
 def _add_units(db: sqlite3.Connection) -> None:
-    """Version 3 to 4: the dataset rollups, summed from the index rows already there (the rest is unchanged)."""
+    """Version 3 or 4 to 5: the rollups, summed from the index rows already there (the rest is unchanged)."""
     _create(db, sqlite_units.SCHEMA)
     for (doc,) in db.execute("SELECT doc FROM search_docs ORDER BY doc").fetchall():
         low, high = doc_range(doc)

@@ -21,6 +21,11 @@ summarised once, when its experiment is indexed, and the sums are kept per
   seen. They widen and never narrow, so they always hold every dataset of the
   month: a date filter takes the month whole, leaves it out, or cuts it (a
   bound inside the month, to the second). Only the months it cuts are read.
+- ``search_own``: each dated experiment's own date, with the earliest and
+  latest date of its datasets' files, indexed by (home, date) and by date. Under dates
+  alone the experiment itself is a hit when its date is in them and none of
+  its files is: the file dates tell, reading rows only when the dates fall
+  between its first and last file with none known inside.
 - ``search_row_values`` and ``search_format_text``: every format and zone
   seen; the formats in a full-text table tokenized like the files' own, so a
   ``--format`` filter resolves to the format values it matches, exactly as it
@@ -76,6 +81,15 @@ SCHEMA = {
         hi TEXT,
         PRIMARY KEY (home, month)
     ) WITHOUT ROWID;""",
+    "search_own": """CREATE TABLE search_own (
+        doc INTEGER PRIMARY KEY,
+        home TEXT NOT NULL,
+        created TEXT NOT NULL,
+        lo TEXT,
+        hi TEXT
+    );
+    CREATE INDEX search_own_by_date ON search_own (home, created);
+    CREATE INDEX search_own_by_created ON search_own (created);""",
     "search_row_values": """CREATE TABLE search_row_values (
         id INTEGER PRIMARY KEY,
         kind TEXT NOT NULL,
@@ -161,6 +175,7 @@ def forget_units(db: sqlite3.Connection, doc: int) -> Counter[Cell]:
 
     Call while the experiment's ``search_docs`` row still holds its home and values.
     """
+    db.execute("DELETE FROM search_own WHERE doc = ?", (doc,))
     stored = db.execute("SELECT zone, month, formats FROM search_units WHERE doc = ?", (doc,)).fetchall()
     removed: Counter[Cell] = Counter()
     if not stored:
@@ -170,6 +185,20 @@ def forget_units(db: sqlite3.Connection, doc: int) -> Counter[Cell]:
         removed.update(cells(home, values, Unit(zone, month, tuple(json.loads(formats)), None, None)))
     db.execute("DELETE FROM search_units WHERE doc = ?", (doc,))
     return removed
+
+
+def index_own(
+    db: sqlite3.Connection, doc: int, home: str, rows: list[tuple[str | None, str | None, str | None]]
+) -> None:
+    """Keep the experiment's own date (its own row's, the first) beside its files' first and last dates."""
+    created = rows[0][2] if rows and rows[0][0] is None else None
+    if created is None:
+        return  # no date of its own: dates never let the experiment itself through
+    dates = [row[2] for row in rows if row[0] is not None and row[2] is not None]
+    db.execute(
+        "INSERT INTO search_own (doc, home, created, lo, hi) VALUES (?, ?, ?, ?, ?)",
+        (doc, home, created, min(dates, default=None), max(dates, default=None)),
+    )
 
 
 def index_units(
@@ -183,10 +212,12 @@ def index_units(
     ``previous`` is what `forget_units` took out: only the difference is written, so a new revision that
     keeps its months and formats (the usual one) changes no sum at all. ``doc`` None: the experiment is gone.
     """
+    rows = list(rows)
     units = units_of(rows) if doc is not None else []
     added: Counter[Cell] = Counter()
-    if doc is not None and units:
+    if doc is not None:
         home, values = _values(db, doc)
+        index_own(db, doc, home, rows)
         for unit in units:
             added.update(cells(home, values, unit))
         db.executemany(
