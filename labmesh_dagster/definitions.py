@@ -16,6 +16,7 @@ from labmesh_dagster.defs.dataset_assets import final_dataset, processed_dataset
 from labmesh_dagster.defs.experiment_assets import experiment
 from labmesh_dagster.defs.omics_assets import sequence_read_sets
 from labmesh_dagster.defs.resources import (
+    BedrockContentIndexResource,
     BenchlingElnResource,
     CatalogResource,
     ContentIndexResource,
@@ -136,7 +137,14 @@ def _lineage(settings: Settings, clients: ports.ClientFactory) -> LineageResourc
 
 
 def _content_index(settings: Settings, clients: ports.ClientFactory) -> ContentIndexResource:
-    kendra, aws = settings.kendra, settings.aws
+    kendra, knowledge_base, aws = settings.kendra, settings.knowledge_base, settings.aws
+    if knowledge_base is not None and aws is not None:
+        return BedrockContentIndexResource(
+            knowledge_base_id=knowledge_base.knowledge_base_id,
+            data_source_id=knowledge_base.data_source_id,
+            max_per_second=knowledge_base.max_per_second,
+            **_aws(aws.connection("bedrock-agent"), clients),
+        )
     if kendra is None or aws is None:
         return SqliteContentIndexResource(path=str(settings.catalog_path))
     return KendraContentIndexResource(

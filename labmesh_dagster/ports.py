@@ -225,6 +225,27 @@ def open_kendra_index(
     return KendraContentIndex(clients("kendra", connection), index_id=index_id, max_per_second=max_per_second)
 
 
+def open_bedrock_knowledge_base(
+    knowledge_base_id: str,
+    data_source_id: str,
+    *,
+    max_per_second: float,
+    connection: AwsConnection,
+    runtime_connection: AwsConnection | None = None,
+    clients: ClientFactory = boto3_clients,
+) -> ContentIndex:
+    """Kendra's successor: documents in through ``bedrock-agent``, passages out through ``bedrock-agent-runtime``."""
+    from labmesh_dagster.connectors.search.bedrock import BedrockKnowledgeBaseIndex
+
+    return BedrockKnowledgeBaseIndex(
+        clients("bedrock-agent", connection),
+        clients("bedrock-agent-runtime", runtime_connection or connection),
+        knowledge_base_id=knowledge_base_id,
+        data_source_id=data_source_id,
+        max_per_second=max_per_second,
+    )
+
+
 def open_event_queue(queue_url: str, connection: AwsConnection, clients: ClientFactory = boto3_clients) -> EventQueue:
     from labmesh_dagster.connectors.events.sqs import SqsEventQueue
 
@@ -316,7 +337,17 @@ class Ports:
         return open_sqlite_catalog(self.settings.catalog_path)
 
     def content_index(self) -> ContentIndex:
-        kendra, aws = self.settings.kendra, self.settings.aws
+        """SQLite locally; in the aws profile a Bedrock knowledge base or a Kendra index, whichever is configured."""
+        kendra, knowledge_base, aws = self.settings.kendra, self.settings.knowledge_base, self.settings.aws
+        if aws is not None and knowledge_base is not None:
+            return open_bedrock_knowledge_base(
+                knowledge_base.knowledge_base_id,
+                knowledge_base.data_source_id,
+                max_per_second=knowledge_base.max_per_second,
+                connection=aws.connection("bedrock-agent"),
+                runtime_connection=aws.connection("bedrock-agent-runtime"),
+                clients=self.clients,
+            )
         if kendra is None or aws is None:
             return open_sqlite_content_index(self.settings.catalog_path)
         return open_kendra_index(

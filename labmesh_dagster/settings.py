@@ -210,7 +210,7 @@ class DataZoneSettings:
 
 @dataclass(frozen=True)
 class KendraSettings:
-    """Optional content indexing into an Amazon Kendra index (a Bedrock Knowledge Base can follow at the same port)."""
+    """Optional content indexing into an Amazon Kendra index (closed to new customers: see the Bedrock settings)."""
 
     index_id: str
     endpoint_url: str | None
@@ -225,6 +225,43 @@ class KendraSettings:
             index_id=index_id,
             endpoint_url=env.get("LABMESH_KENDRA_ENDPOINT_URL") or None,
             max_per_second=_rate(env, "LABMESH_KENDRA_MAX_CALLS_PER_SECOND", defaults.KENDRA_CALLS_PER_SECOND),
+        )
+
+
+_BEDROCK_ID = re.compile(r"[0-9a-zA-Z]{10}")
+
+
+@dataclass(frozen=True)
+class BedrockKnowledgeBaseSettings:
+    """Optional content indexing into an Amazon Bedrock Knowledge Base's custom data source, Kendra's successor.
+
+    On when LABMESH_BEDROCK_KNOWLEDGE_BASE_ID is set; the data source must be
+    custom, with the chunking strategy NONE (README: "Bedrock Knowledge Base").
+    With a Kendra index configured too, content goes to the knowledge base: a
+    lab moving off Kendra sets these and publishes again.
+    """
+
+    knowledge_base_id: str
+    data_source_id: str
+    endpoint_url: str | None
+    max_per_second: float
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> BedrockKnowledgeBaseSettings | None:
+        kb_id = (env.get("LABMESH_BEDROCK_KNOWLEDGE_BASE_ID") or "").strip()
+        source_id = (env.get("LABMESH_BEDROCK_DATA_SOURCE_ID") or "").strip()
+        if not kb_id and not source_id:
+            return None
+        if not kb_id or not source_id:
+            raise SettingsError("LABMESH_BEDROCK_KNOWLEDGE_BASE_ID and LABMESH_BEDROCK_DATA_SOURCE_ID go together")
+        for name, value in (("KNOWLEDGE_BASE_ID", kb_id), ("DATA_SOURCE_ID", source_id)):
+            if not _BEDROCK_ID.fullmatch(value):
+                raise SettingsError(f"LABMESH_BEDROCK_{name}={value!r}: Bedrock ids are 10 letters and digits")
+        return cls(
+            knowledge_base_id=kb_id,
+            data_source_id=source_id,
+            endpoint_url=env.get("LABMESH_BEDROCK_KB_ENDPOINT_URL") or None,
+            max_per_second=_rate(env, "LABMESH_BEDROCK_KB_MAX_CALLS_PER_SECOND", defaults.BEDROCK_CALLS_PER_SECOND),
         )
 
 
@@ -436,13 +473,16 @@ class AwsSettings:
     datazone: DataZoneSettings | None
     kendra: KendraSettings | None
     eln_queue_url: str | None
+    knowledge_base: BedrockKnowledgeBaseSettings | None = None
 
     def connection(self, service: str = "s3") -> AwsConnection:
-        """How to reach ``service``: LABMESH_AWS_ENDPOINT_URL serves S3 and SQS (MinIO, moto); DataZone and Kendra
-        take their own endpoint setting, and HealthOmics is only ever AWS itself."""
+        """How to reach ``service``: LABMESH_AWS_ENDPOINT_URL serves S3 and SQS (MinIO, moto); DataZone, Kendra and
+        the Bedrock knowledge base take their own endpoint setting, and HealthOmics is only ever AWS itself."""
         endpoints = {
             "datazone": self.datazone.endpoint_url if self.datazone else None,
             "kendra": self.kendra.endpoint_url if self.kendra else None,
+            "bedrock-agent": self.knowledge_base.endpoint_url if self.knowledge_base else None,
+            "bedrock-agent-runtime": self.knowledge_base.endpoint_url if self.knowledge_base else None,
             "omics": None,
         }
         endpoint = endpoints.get(service, self.endpoint_url)
@@ -478,6 +518,7 @@ class AwsSettings:
             datazone=DataZoneSettings.from_env(env),
             eln_queue_url=env.get("LABMESH_SQS_ELN_QUEUE_URL") or None,
             kendra=KendraSettings.from_env(env),
+            knowledge_base=BedrockKnowledgeBaseSettings.from_env(env),
         )
 
 
@@ -626,6 +667,10 @@ class Settings:
     @property
     def kendra(self) -> KendraSettings | None:
         return self.aws.kendra if self.aws else None
+
+    @property
+    def knowledge_base(self) -> BedrockKnowledgeBaseSettings | None:
+        return self.aws.knowledge_base if self.aws else None
 
     @property
     def omics(self) -> OmicsSettings | None:

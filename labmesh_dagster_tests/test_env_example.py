@@ -49,6 +49,8 @@ SCENARIOS: dict[str, dict[str, str]] = {
         "LABMESH_DATAZONE_DOMAIN_ID": "dzd_4p9n6example",
         "LABMESH_DATAZONE_PROJECT_ID": "5r7example",
         "LABMESH_KENDRA_INDEX_ID": "0123abcd-4567-89ab-cdef-0123456789ab",
+        "LABMESH_BEDROCK_KNOWLEDGE_BASE_ID": "KB12EXAMPL",
+        "LABMESH_BEDROCK_DATA_SOURCE_ID": "DS12EXAMPL",
         "LABMESH_SQS_LANDING_QUEUE_URL": "https://sqs.eu-west-1.amazonaws.com/123456789012/landing-events",
         "LABMESH_SQS_FINAL_QUEUE_URL": "https://sqs.eu-west-1.amazonaws.com/123456789012/final-events",
         "LABMESH_SQS_ELN_QUEUE_URL": "https://sqs.eu-west-1.amazonaws.com/123456789012/eln-events.fifo",

@@ -3,7 +3,7 @@
 Contract: the local profile opens folders and SQLite files and asks the
 factory for no client; the aws profile asks it for exactly the services it
 configures, each at its own endpoint (S3 and SQS at LABMESH_AWS_ENDPOINT_URL,
-DataZone and Kendra at theirs, HealthOmics at AWS itself) with the configured
+DataZone, Kendra and the Bedrock knowledge base at theirs, HealthOmics at AWS itself) with the configured
 region and retries; the Dagster resources open the same ports the same way;
 and the commands that need no Dagster (`status`, `search`, `lineage`) import
 none, and `status` creates nothing on an empty home.
@@ -25,6 +25,7 @@ from labmesh_dagster.connectors.eln.folder import FolderEln
 from labmesh_dagster.connectors.eln.inbox import SqliteInbox
 from labmesh_dagster.connectors.lineage.base import FanOutSink
 from labmesh_dagster.connectors.lineage.sqlite import SqliteLineageLog
+from labmesh_dagster.connectors.search.bedrock import BedrockKnowledgeBaseIndex
 from labmesh_dagster.connectors.search.kendra import KendraContentIndex
 from labmesh_dagster.connectors.search.local import SqliteContentIndex
 from labmesh_dagster.connectors.store.local import LocalObjectStore
@@ -124,6 +125,32 @@ def test_datazone_and_kendra_are_reached_at_their_own_endpoints(tmp_path: Path) 
         ("kendra", None),
         ("datazone", "http://127.0.0.1:9100"),
     ]
+
+
+def test_a_bedrock_knowledge_base_is_the_content_index_even_beside_kendra(tmp_path: Path) -> None:
+    factory = RecordingFactory()
+    settings = make_settings(
+        tmp_path / "home",
+        LABMESH_PROFILE="aws",
+        LABMESH_AWS_REGION="eu-west-1",
+        LABMESH_KENDRA_INDEX_ID="0123abcd-4567-89ab-cdef-0123456789ab",
+        LABMESH_BEDROCK_KNOWLEDGE_BASE_ID="KB12EXAMPL",
+        LABMESH_BEDROCK_DATA_SOURCE_ID="DS12EXAMPL",
+        LABMESH_BEDROCK_KB_ENDPOINT_URL="http://127.0.0.1:5004",
+    )
+
+    index = Ports(settings, factory).content_index()
+
+    assert isinstance(index, BedrockKnowledgeBaseIndex)
+    assert (index.knowledge_base_id, index.data_source_id) == ("KB12EXAMPL", "DS12EXAMPL")
+    assert [(service, c.endpoint_url) for service, c in factory.requests] == [
+        ("bedrock-agent", "http://127.0.0.1:5004"),
+        ("bedrock-agent-runtime", "http://127.0.0.1:5004"),
+    ]
+    through_resources = RecordingFactory()
+    resources = build_definitions(settings, clients=through_resources).resources or {}
+    assert isinstance(resources["content_index"].get_index(), BedrockKnowledgeBaseIndex)
+    assert through_resources.requests == factory.requests
 
 
 def test_the_dagster_resources_open_the_same_ports_through_the_same_factory(tmp_path: Path) -> None:

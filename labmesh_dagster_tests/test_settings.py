@@ -209,6 +209,39 @@ def test_datazone_and_kendra_are_off_until_configured_and_then_read_whole(tmp_pa
     assert (kendra.index_id, kendra.max_per_second) == ("0123", 5)
 
 
+def test_a_bedrock_knowledge_base_takes_both_ids_and_refuses_malformed_ones(tmp_path: Path) -> None:
+    aws = {"LABMESH_HOME": str(tmp_path), "LABMESH_PROFILE": "aws"}
+    assert Settings.from_env(aws).knowledge_base is None
+
+    settings = Settings.from_env(
+        {
+            **aws,
+            "LABMESH_BEDROCK_KNOWLEDGE_BASE_ID": "KB12EXAMPL",
+            "LABMESH_BEDROCK_DATA_SOURCE_ID": "DS12EXAMPL",
+            "LABMESH_BEDROCK_KB_ENDPOINT_URL": "http://127.0.0.1:5004",
+            "LABMESH_BEDROCK_KB_MAX_CALLS_PER_SECOND": "2",
+        }
+    )
+
+    knowledge_base = settings.knowledge_base
+    assert knowledge_base is not None
+    assert (knowledge_base.knowledge_base_id, knowledge_base.data_source_id) == ("KB12EXAMPL", "DS12EXAMPL")
+    assert knowledge_base.max_per_second == 2
+    assert settings.aws.connection("bedrock-agent-runtime").endpoint_url == "http://127.0.0.1:5004"  # type: ignore[union-attr]
+    assert (
+        Settings.from_env(
+            {"LABMESH_HOME": str(tmp_path), "LABMESH_BEDROCK_KNOWLEDGE_BASE_ID": "KB12EXAMPL"}
+        ).knowledge_base
+        is None
+    )
+    with pytest.raises(SettingsError, match="go together"):
+        Settings.from_env({**aws, "LABMESH_BEDROCK_KNOWLEDGE_BASE_ID": "KB12EXAMPL"})
+    with pytest.raises(SettingsError, match="10 letters and digits"):
+        Settings.from_env(
+            {**aws, "LABMESH_BEDROCK_KNOWLEDGE_BASE_ID": "kb-1", "LABMESH_BEDROCK_DATA_SOURCE_ID": "DS12EXAMPL"}
+        )
+
+
 def test_datazone_group_projects_are_read_as_a_map_and_unset_means_one_shared_project(tmp_path: Path) -> None:
     base = {
         "LABMESH_HOME": str(tmp_path),

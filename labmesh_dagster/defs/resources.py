@@ -298,6 +298,23 @@ class KendraContentIndexResource(ContentIndexResource, AwsResource):
         )
 
 
+class BedrockContentIndexResource(ContentIndexResource, AwsResource):
+    """Kendra's successor: a Bedrock knowledge base's custom data source, one passage per document."""
+
+    knowledge_base_id: str = Field(description="Amazon Bedrock knowledge base id.")
+    data_source_id: str = Field(description="Its custom data source (chunking strategy NONE).")
+    max_per_second: float = Field(description="Calls per second kept under the knowledge base APIs' quotas.")
+
+    def get_index(self) -> "ContentIndex":
+        return ports.open_bedrock_knowledge_base(
+            self.knowledge_base_id,
+            self.data_source_id,
+            max_per_second=self.max_per_second,
+            connection=self.connection(),
+            clients=self.clients,
+        )
+
+
 class StoreEventsResource(dg.ConfigurableResource):
     """Where the object events of the landing and final zones arrive; without a queue a zone is listed instead."""
 
