@@ -1,0 +1,88 @@
+"""The skeleton's flow on the aws profile with a Bedrock knowledge base as the content index.
+
+S3 is moto's server over HTTP; the knowledge base is the fake held to
+botocore's ``bedrock-agent`` and ``bedrock-agent-runtime`` models. Contract:
+every passage of every searchable file the flow publishes is one INDEXED
+knowledge base document carrying its file's id and place; a member of the
+experiment's group retrieves its passages, someone of another group none of
+them, an admin all; and rematerializing a dataset leaves the same documents.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import pytest
+
+from labmesh_dagster.connectors.search.bedrock import document_passages
+from labmesh_dagster.core.access import Viewer
+from labmesh_dagster.core.keys import ObjectKey, Zone
+from labmesh_dagster.steps.content import dataset_documents
+from labmesh_dagster.steps.manifests import read_manifest
+from labmesh_dagster_tests.aws_fakes import ServiceClients
+from labmesh_dagster_tests.conftest import Lab, aws_settings
+from labmesh_dagster_tests.fake_bedrock_agent import FakeKnowledgeBase, bedrock_clients
+from labmesh_dagster_tests.scenarios.test_end_to_end import run_flow
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def bedrock_lab(tmp_path: Path, instance: dg.DagsterInstance, request: Any) -> Iterator[tuple[Lab, FakeKnowledgeBase]]:
+    knowledge_base = FakeKnowledgeBase(reads_to_index=1)
+    agent, runtime = bedrock_clients(knowledge_base)
+    settings = aws_settings(
+        tmp_path / "home",
+        request.getfixturevalue("moto_endpoint"),
+        request.getfixturevalue("s3_buckets"),
+        LABMESH_BEDROCK_KNOWLEDGE_BASE_ID=knowledge_base.knowledge_base_id,
+        LABMESH_BEDROCK_DATA_SOURCE_ID=knowledge_base.data_source_id,
+        LABMESH_BEDROCK_KB_MAX_CALLS_PER_SECOND="500",
+    )
+    clients = ServiceClients({"bedrock-agent": agent, "bedrock-agent-runtime": runtime})
+    yield Lab(settings, instance, clients), knowledge_base
+
+
+def expected_passage_ids(lab: Lab) -> set[str]:
+    record = lab.catalog.get_experiment("EXP-42")
+    assert record is not None
+    ids: set[str] = set()
+    for zone in (Zone.RAW, Zone.PROCESSED, Zone.FINAL):
+        manifest = read_manifest(lab.store, zone, "EXP-42")
+        assert manifest is not None
+        for document in dataset_documents(manifest, record, lambda key: lab.store.uri(ObjectKey.parse(key))):
+            ids.update(passage.id for passage in document_passages(document))
+    return ids
+
+
+def test_every_passage_is_indexed_and_each_group_retrieves_only_its_own(
+    bedrock_lab: tuple[Lab, FakeKnowledgeBase],
+) -> None:
+    lab, knowledge_base = bedrock_lab
+    run_flow(lab)
+
+    assert set(knowledge_base.documents) == expected_passage_ids(lab)
+    assert all(status.outcome == "INDEXED" for status in knowledge_base.statuses.values())
+    index = lab.ports.content_index()
+    hepatology = index.retrieve("fibrotic liver samples", viewer=Viewer("bob", frozenset({"Hepatology"})))
+    others = index.retrieve("fibrotic liver samples", viewer=Viewer("eve", frozenset({"Nephrology"})))
+    everything = index.retrieve("fibrotic liver samples", viewer=Viewer("root", admin=True), limit=100)
+    assert hepatology and {hit.attributes["experiment_id"] for hit in hepatology} == {"EXP-42"}
+    assert others == []
+    assert {hit.passage.id for hit in everything} == set(knowledge_base.documents)
+
+
+def test_rematerializing_a_dataset_leaves_the_same_documents(bedrock_lab: tuple[Lab, FakeKnowledgeBase]) -> None:
+    lab, knowledge_base = bedrock_lab
+    run_flow(lab)
+    before = set(knowledge_base.documents)
+
+    result = lab.materialize("final_dataset", partition="EXP-42")
+
+    assert result.success
+    [check] = [c for c in result.get_asset_check_evaluations() if c.check_name == "content_indexed"]
+    assert check.passed
+    assert set(knowledge_base.documents) == before
