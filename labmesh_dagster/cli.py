@@ -291,6 +291,45 @@ def command_search(ports: Ports, args: argparse.Namespace) -> int:
     return 0
 
 
+def command_ask(ports: Ports, args: argparse.Namespace) -> int:
+    """Answer a question from the lab's files and catalog, streamed, each claim with numbered citations."""
+    from labmesh_dagster.ask.asking import ask, checked_question
+    from labmesh_dagster.ask.base import AnswerEnd, collect
+    from labmesh_dagster.ask.engines import open_answerer
+    from labmesh_dagster.ask.rendering import citation_lines, part_line
+    from labmesh_dagster.core.access import LOCAL_ADMIN
+    from labmesh_dagster.core.answers import AnswerPart, Citation
+
+    question = checked_question(" ".join(args.question))
+    events = ask(
+        question,
+        viewer=LOCAL_ADMIN,
+        content_index=ports.content_index(),
+        catalog=ports.catalog(),
+        answerer=open_answerer(ports.settings.answers, ports.clients),
+        store=ports.store(),
+    )
+    if args.json:
+        answer = collect(question, events)
+        print(json.dumps(answer.to_dict(), indent=2, ensure_ascii=False))
+        return 0 if answer.answered else 1
+    answered = False
+    sources: list[str] = []
+    for event in events:
+        if isinstance(event, AnswerPart):
+            print(part_line(event), flush=True)  # as it comes: a model's answer streams
+        elif isinstance(event, Citation):
+            sources += citation_lines(event)
+        elif isinstance(event, AnswerEnd):
+            answered = event.answered
+            for note in event.notes:
+                print(f"({note})")
+    if sources:
+        print("\nSources:")
+        print("\n".join(sources))
+    return 0 if answered else 1
+
+
 def command_api(ports: Ports, args: argparse.Namespace) -> int:
     """Serve `labmesh api` (the portal and the ELN webhooks) with uvicorn until Ctrl-C."""
     from labmesh_dagster.portal.serve import api_app, serve
@@ -302,6 +341,44 @@ def command_api(ports: Ports, args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     serve(api_app(ports, host=args.host), host=args.host, port=args.port, watch_fd=args.watch_fd)
+    return 0
+
+
+def command_mcp(ports: Ports, args: argparse.Namespace) -> int:
+    """Serve the MCP tools to an AI assistant: over stdio as one user, or over streamable HTTP with API tokens."""
+    import functools
+
+    import anyio
+
+    from labmesh_dagster.access.stores import AccessStores
+    from labmesh_dagster.mcp.lab import lab_tools
+    from labmesh_dagster.mcp.server import (
+        UnknownIdentity,
+        admin_notice,
+        build_server,
+        http_auth,
+        stdio_viewer,
+        token_viewer,
+    )
+
+    access = AccessStores.open(ports.settings.access)
+    tools = lab_tools(ports, access)
+    if args.http:
+        if args.user is not None or args.token is not None or args.admin:
+            raise UnknownIdentity(
+                "over HTTP each request's API token says who asks: --user, --token, --admin are for stdio"
+            )
+        url = f"http://{args.host}:{args.port}/mcp"
+        auth = http_auth(url, issuer_url=args.issuer_url)
+        server = build_server(tools, token_viewer, access=access, auth=auth)
+        print(f"labmesh mcp: serving {url}; each request needs Authorization: Bearer <API token>", file=sys.stderr)
+        anyio.run(functools.partial(server.run_streamable_http_async, host=args.host, port=args.port))
+        return 0
+    viewer = stdio_viewer(access, user=args.user, token=args.token, admin=args.admin)
+    notice = admin_notice(viewer)
+    if notice:
+        print(notice, file=sys.stderr)  # stdout is the protocol's: everything said goes to stderr
+    anyio.run(build_server(tools, lambda: viewer).run_stdio_async)
     return 0
 
 
@@ -677,6 +754,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     search.set_defaults(handler=command_search, as_admin=True)
 
+    ask_parser = commands.add_parser(
+        "ask", help="answer a question from the files and the catalog, with numbered citations (never a guess)"
+    )
+    ask_parser.add_argument("question", nargs="+", type=text, help='the question, e.g. "what is the Q30 of LIV-01"')
+    ask_parser.add_argument("--json", action="store_true", help="print the answer and its citations as JSON")
+    ask_parser.set_defaults(handler=command_ask, as_admin=True)
+
     api = commands.add_parser(
         "api", help="serve the discovery portal and the HTTP API ELNs push events to (POST /eln/events/{source})"
     )
@@ -685,6 +769,20 @@ def build_parser() -> argparse.ArgumentParser:
     # `labmesh dev` hands in a pipe Dagster holds open: end-of-file there stops the server with Dagster.
     api.add_argument("--watch-fd", dest="watch_fd", type=int, default=None, help=argparse.SUPPRESS)
     api.set_defaults(handler=command_api)
+
+    mcp = commands.add_parser(
+        "mcp", help="serve search, experiment lookup, lineage and ask to AI assistants (MCP), as one user"
+    )
+    mcp.add_argument("--user", type=text, help="over stdio, act as this user (one `labmesh users add` made)")
+    mcp.add_argument("--token", type=text, help="over stdio, act as this API token's user")
+    mcp.add_argument("--admin", action="store_true", help="act as an admin, seeing every experiment (says so)")
+    mcp.add_argument("--http", action="store_true", help="serve streamable HTTP (each request's Bearer token)")
+    mcp.add_argument("--host", type=text, default="127.0.0.1")
+    mcp.add_argument("--port", type=int, default=8765)
+    mcp.add_argument(
+        "--issuer-url", type=text, default="http://127.0.0.1:8000", help="the portal that issues the API tokens"
+    )
+    mcp.set_defaults(handler=command_mcp)
 
     datazone = commands.add_parser("datazone", help="Amazon DataZone set-up (aws profile)")
     datazone_commands = datazone.add_subparsers(dest="datazone_command", required=True)

@@ -23,6 +23,7 @@ from labmesh_dagster.connectors.search.base import NO_FILTER, ContentFilter, Con
 from labmesh_dagster.connectors.store.base import ObjectStore
 from labmesh_dagster.core.access import Viewer
 from labmesh_dagster.core.answers import Answer
+from labmesh_dagster.core.errors import LabmeshError
 from labmesh_dagster.core.passages import SearchMode
 from labmesh_dagster.core.text import clean_text
 
@@ -32,7 +33,7 @@ MAX_QUESTION = 1000
 """Characters of a question; a longer one is refused before any search (it is a document, not a question)."""
 
 
-class BadQuestion(ValueError):
+class BadQuestion(LabmeshError, ValueError):
     """A question that is empty or too long: said to the asker, nothing searched."""
 
 
