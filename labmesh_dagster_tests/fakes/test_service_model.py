@@ -2,7 +2,7 @@
 
 Pinned here: Java patterns are judged as Java would (``\\p{..}`` and ``\\P{..}``
 categories, ``.`` stopping at every line terminator, ASCII-only ``\\w``), every
-pattern in the DataZone, Kendra and HealthOmics models can be judged, and a
+pattern in the DataZone, Kendra, HealthOmics and Bedrock knowledge base models can be judged, and a
 construct the translation does not know (intersections, nested classes,
 POSIX properties, quoting, named groups) is refused rather than passed;
 requests fail as boto3 fails them (`ParamValidationError`) or as the service
@@ -44,7 +44,7 @@ def model_patterns(service_name: str) -> list[str]:
     return sorted({shape["pattern"] for shape in shapes.values() if "pattern" in shape})
 
 
-@pytest.mark.parametrize("service_name", ["datazone", "kendra", "omics"])
+@pytest.mark.parametrize("service_name", ["datazone", "kendra", "omics", "bedrock-agent", "bedrock-agent-runtime"])
 def test_every_pattern_in_the_models_the_fakes_use_can_be_judged(service_name: str) -> None:
     patterns = model_patterns(service_name)
 
