@@ -234,6 +234,17 @@ def test_an_admin_sends_no_access_filter_and_alone_sees_a_document_listing_nobod
     assert {hit.passage.document_id for hit in index.retrieve("Q30", viewer=LIVER_LAB)} == {LIVER.id}
 
 
+def test_a_grant_ingests_the_experiments_passages_again_with_the_new_list(index: BedrockKnowledgeBaseIndex) -> None:
+    index.replace([LIVER, KIDNEY])
+    assert index.retrieve("Q30", viewer=Viewer("carl")) == []
+    granted = PassagedDocument(**{**LIVER.__dict__, "principals": (*LIVER.principals, "user:carl")})
+
+    result = index.update_access("LIV-01", granted.principals, lambda: [granted])
+
+    assert result.indexed == (LIVER.id,)
+    assert {hit.passage.document_id for hit in index.retrieve("Q30", viewer=Viewer("Carl"))} == {LIVER.id}
+
+
 def test_facet_filters_go_with_the_access_rule_into_one_filter(
     clients: tuple[FakeBedrockAgentClient, FakeBedrockAgentRuntimeClient], index: BedrockKnowledgeBaseIndex
 ) -> None:

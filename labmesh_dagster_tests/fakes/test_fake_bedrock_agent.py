@@ -121,6 +121,19 @@ def test_statuses_go_starting_in_progress_indexed_and_deleted_not_found() -> Non
     assert statuses(agent, "liver#0") == ["NOT_FOUND"]
 
 
+def test_list_gives_every_document_of_the_data_source_with_its_status(
+    clients: tuple[FakeBedrockAgentClient, FakeBedrockAgentRuntimeClient],
+) -> None:
+    agent, _ = clients
+    statuses(agent, "liver#0", "liver#0")
+    listed = agent.list_knowledge_base_documents(**WHERE)["documentDetails"]
+    assert {(detail["identifier"]["custom"]["id"], detail["status"]) for detail in listed} == {
+        ("both#0", "IN_PROGRESS"),
+        ("kidney#0", "IN_PROGRESS"),
+        ("liver#0", "INDEXED"),
+    }
+
+
 def test_a_failed_re_ingest_reads_failed_with_its_reason_and_keeps_the_earlier_version(
     clients: tuple[FakeBedrockAgentClient, FakeBedrockAgentRuntimeClient],
 ) -> None:
