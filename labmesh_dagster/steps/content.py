@@ -24,6 +24,12 @@ the grants kept in labmesh. Publishing takes the list from the catalog, so
 grants are in it; a grant or a revoke later reaches the index through
 `refresh_access`. An experiment with no group is its owner's and the admins'.
 
+Each document also carries its passages (`file_passages`): the file's text
+cut by its structure (a PDF's pages, a table's rows, a Markdown file's
+sections, a text's lines) and its metadata fields, each knowing its place, for
+search by meaning and the chat's citations. The index embeds them when the
+dataset is published; an unchanged passage is not embedded again.
+
 Document ids are the manifest keys (``raw/EXP-1/run1/S1_R1.fastq.gz``): stable
 across runs, so publishing again replaces each document instead of adding a
 second one, and a file removed from the dataset is removed from the index by
@@ -57,7 +63,9 @@ from labmesh_dagster.core.access import experiment_principals, people_on
 from labmesh_dagster.core.experiment import ExperimentRecord
 from labmesh_dagster.core.keys import LABMESH_DIR
 from labmesh_dagster.core.manifest import Manifest, ManifestEntry
+from labmesh_dagster.core.passages import Passage
 from labmesh_dagster.core.text import clean_text, is_clean_text
+from labmesh_dagster.semantic.chunking import chunk_file
 
 SEQUENCE_FORMATS = frozenset({"fastq", "fasta", "sam", "bam", "cram", "vcf", "bcf"})
 """Formats whose content is sequence data: only their extracted statistics are indexed, never their text."""
@@ -163,6 +171,36 @@ def file_lines(entry: ManifestEntry) -> list[str]:
     return lines
 
 
+def metadata_fields(entry: ManifestEntry) -> list[tuple[str, str]]:
+    """The extracted metadata as ``(field name, its lines)``, one per top-level field, and an extraction error.
+
+    The same lines `file_lines` writes, grouped by field so a passage can
+    name the field it quotes.
+    """
+    fields = [
+        (_label(key), "\n".join(metadata_lines({key: entry.metadata[key]})))
+        for key in sorted(entry.metadata)
+        if entry.metadata[key] is not None
+    ]
+    if entry.error:
+        fields.append(
+            ("extraction error", f"Extraction error: {entry.error.get('reason', '')}: {entry.error.get('detail', '')}")
+        )
+    return [(clean_text(name), clean_text(without_sequences(lines))) for name, lines in fields if lines]
+
+
+def file_passages(entry: ManifestEntry) -> list[Passage]:
+    """The file's passages: its text's by the format's structure (pages, rows, sections, lines), then its fields'."""
+    text = entry.text if base_format(entry.format) not in SEQUENCE_FORMATS else ""
+    return chunk_file(
+        document_id(entry.key),
+        fmt=entry.format,
+        text=clean_text(without_sequences(text)),
+        fields=metadata_fields(entry),
+        metadata=entry.metadata,
+    )
+
+
 def _created(entry: ManifestEntry, record: ExperimentRecord) -> datetime | None:
     for value in (entry.created, record.created):
         if value:
@@ -209,6 +247,7 @@ def file_document(
         uri=uri_of(entry.key),
         attributes=attributes,
         principals=tuple(sorted(record_principals(record) if principals is None else principals)),
+        passages=tuple(file_passages(entry)),
     )
 
 

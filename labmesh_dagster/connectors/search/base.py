@@ -33,7 +33,7 @@ from labmesh_dagster.core.access import GROUP as GROUP_PREFIX
 from labmesh_dagster.core.access import USER as USER_PREFIX
 from labmesh_dagster.core.access import Viewer, group_principal, user_principal
 from labmesh_dagster.core.errors import LabmeshError
-from labmesh_dagster.core.passages import PassageHit, SearchMode
+from labmesh_dagster.core.passages import Passage, PassageHit, SearchMode
 from labmesh_dagster.core.text import is_clean_text
 
 AttributeValue = str | list[str] | int | datetime
@@ -103,6 +103,11 @@ class ContentDocument:
     uri: str
     attributes: Mapping[str, AttributeValue] = field(default_factory=dict)
     principals: tuple[str, ...] = ()
+    passages: tuple[Passage, ...] = ()
+    """The text cut into passages with their places (`labmesh_dagster.semantic.chunking`); ordinals from 0.
+
+    Empty: a backend that retrieves passages cuts ``text`` by its lines itself.
+    """
 
 
 @dataclass(frozen=True)
@@ -261,6 +266,9 @@ def document_problem(document: ContentDocument, schema: Mapping[str, AttributeTy
     problem = principals_problem(document.principals)
     if problem:
         return problem
+    for ordinal, passage in enumerate(document.passages):
+        if passage.document_id != document.id or passage.ordinal != ordinal:
+            return f"passage {passage.id} is not passage {ordinal} of the document"
     for name, value in document.attributes.items():
         kind = schema.get(name)
         if kind is None:

@@ -24,19 +24,41 @@ one transaction: each group becomes its principal (``Liver Lab`` ->
 only admins see it until its experiment is published again or
 ``labmesh access sync`` gives it the catalog's list (its owner and people were
 never recorded in the index, and "everyone" is no longer a rule).
+
+Passages (`retrieve`) live beside the documents: one row each in
+``content_passages`` (its document's ``doc``, ordinal, text, place in the file
+and the hash of what was embedded), one row in ``content_passages_fts`` for
+BM25 (its ``doc`` unindexed, so the same facet and access conditions as
+`search` apply to it inside the query), and a vector in ``content_vectors``,
+int8, keyed by that hash: putting a document whose passages did not change
+embeds nothing, and a vector no passage uses any more is deleted. Dense
+ranking scores an in-memory matrix of the vectors (loaded once per change of
+the passages, shared by every index object of the file in the process),
+masked by the documents the same conditions allow, before ranking; `HYBRID`
+fuses both rankings by reciprocal rank. Embedding happens in `replace`, before
+its write transaction (a publish's passages are embedded without holding the
+write lock). A file written before passages existed gets them in `prepare`,
+once, cut from each document's text by lines; their vectors come when the
+document is put again, or from `embed_missing`.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import logging
 import os
 import re
+import secrets
 import sqlite3
-from collections.abc import Callable, Collection, Mapping, Sequence
+import threading
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from labmesh_dagster.connectors.search.base import (
     CONTENT_ATTRIBUTES,
@@ -61,7 +83,15 @@ from labmesh_dagster.connectors.search.base import (
 )
 from labmesh_dagster.connectors.sqlite_files import connect, transaction
 from labmesh_dagster.core.access import Viewer, group_principal
+from labmesh_dagster.core.errors import LabmeshError
+from labmesh_dagster.core.passages import Passage, PassageHit, PassageLocation, SearchMode
 from labmesh_dagster.core.text import clean_text
+from labmesh_dagster.semantic.chunking import chunk_file
+from labmesh_dagster.semantic.embedding import DIMENSION, MODEL_ID, default_embedder
+from labmesh_dagster.semantic.fusion import reciprocal_rank_fusion
+from labmesh_dagster.semantic.vectors import TextEmbedder, VectorMatrix, dequantize, embed_in_batches, quantize
+
+log = logging.getLogger(__name__)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS content_documents (
@@ -92,10 +122,53 @@ CREATE VIRTUAL TABLE IF NOT EXISTS content_fts USING fts5(
     text,
     tokenize = 'porter unicode61'
 );
+CREATE TABLE IF NOT EXISTS content_passages (
+    passage INTEGER PRIMARY KEY,
+    doc INTEGER NOT NULL,
+    ordinal INTEGER NOT NULL,
+    text TEXT NOT NULL,
+    location TEXT NOT NULL,
+    text_hash TEXT NOT NULL,
+    UNIQUE (doc, ordinal)
+);
+CREATE INDEX IF NOT EXISTS content_passages_by_hash ON content_passages (text_hash);
+CREATE VIRTUAL TABLE IF NOT EXISTS content_passages_fts USING fts5(
+    title,
+    text,
+    doc UNINDEXED,
+    tokenize = 'porter unicode61'
+);
+CREATE TABLE IF NOT EXISTS content_vectors (
+    text_hash TEXT PRIMARY KEY,
+    model TEXT NOT NULL,
+    scale REAL NOT NULL,
+    vector BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS content_state (
+    name TEXT PRIMARY KEY,
+    value INTEGER NOT NULL
+);
 """
+
+_PASSAGES_VERSION = "passages_version"
+"""A random number written whenever passages or vectors change: an in-memory matrix of another is stale."""
+_PASSAGES_CUT = "passages_cut"
+"""Set once every document of the file has its passages (a file written before passages is cut in `prepare`)."""
+
+CANDIDATES = 50
+"""How deep each ranking goes before fusion: fusing short lists loses what only one ranking ranks fairly high."""
+
+EMBED_BATCH = 32
+
+EmbedderFactory = Callable[[], TextEmbedder]
+"""Gives the embedder when one is first needed (so an index that never embeds never loads the model)."""
+
+_MATRICES: dict[str, tuple[int, VectorMatrix]] = {}
+_MATRICES_LOCK = threading.Lock()
 
 # Title words count twice as much as body words, as a title is what the file is about.
 _RANK = "bm25(content_fts, 2.0, 1.0)"
+_PASSAGE_RANK = "bm25(content_passages_fts, 2.0, 1.0, 0.0)"
 _SNIPPET = "snippet(content_fts, 1, '', '', '…', 24)"
 _PLAIN_EXCERPT = 300
 
@@ -103,6 +176,28 @@ _PLAIN_EXCERPT = 300
 def _phrase(term: str) -> str:
     """An FTS5 phrase for one user term; quoting keeps '-', '.', ':' from being read as syntax."""
     return '"' + term.replace('"', '""') + '"'
+
+
+QUESTION_WORDS = frozenset(
+    """a about above after all also am an and any are as at be been before being below between both but by can
+    could did do does doing done during each few for from had has have having he her here hers him his how i if
+    in into is it its itself just me more most my no nor not of off on once only or other our out over own same
+    she should so some such than that the their them then there these they this those through to too under
+    until up very was we were what when where which while who whom why will with would you your""".split()  # noqa: SIM905 - a list literal of 120 words is harder to read
+)
+"""Words a question is made of that say nothing of its answer: left out of the passages' keyword ranking.
+
+BM25 weighs them low, but fusion counts ranks, not scores: a passage matched
+on "were" alone ranks in the keyword list and is lifted by it. Kept when a
+question has no other word.
+"""
+
+
+def question_expression(text: str) -> str | None:
+    """``match_expression`` of a question's content words (all its words when it has no other)."""
+    words = clean_text(text).split()
+    content = [word for word in words if word.lower().strip("?!.,;:'\"()") not in QUESTION_WORDS]
+    return match_expression(" ".join(content or words))
 
 
 def match_expression(text: str) -> str | None:
@@ -139,11 +234,29 @@ class SqliteContentIndex(ContentIndex):
     """The content index in one SQLite file (the catalog's, or its own)."""
 
     def __init__(
-        self, path: str | os.PathLike[str], *, schema: Mapping[str, AttributeType] = CONTENT_ATTRIBUTES
+        self,
+        path: str | os.PathLike[str],
+        *,
+        schema: Mapping[str, AttributeType] = CONTENT_ATTRIBUTES,
+        embedder: EmbedderFactory | None = default_embedder,
     ) -> None:
+        """``embedder`` None keeps no vectors: passages are then ranked by their words alone, in every mode."""
         self.path = Path(path)
         self.schema = dict(schema)
         self._prepared = False
+        self._embedder_factory = embedder
+        self._embedder: TextEmbedder | None = None
+
+    def _get_embedder(self) -> TextEmbedder | None:
+        if self._embedder is None and self._embedder_factory is not None:
+            self._embedder = self._embedder_factory()
+        return self._embedder
+
+    @property
+    def model_id(self) -> str:
+        """The model whose vectors this index keeps (and hashes passages for)."""
+        embedder = self._get_embedder()
+        return embedder.model_id if embedder is not None else MODEL_ID
 
     def _connect(self) -> AbstractContextManager[sqlite3.Connection]:
         return connect(self.path)
@@ -163,6 +276,10 @@ class SqliteContentIndex(ContentIndex):
                 _migrate_group_lists(db)
         with self._connect() as db:
             db.executescript(SCHEMA)
+            cut = _state(db, _PASSAGES_CUT) is not None
+        if not cut:
+            with self._transaction() as db:
+                _cut_older_documents(db, self.model_id)
         self._prepared = True
 
     def replace(self, documents: Sequence[ContentDocument], *, removed_ids: Sequence[str] = ()) -> IndexReport:
@@ -178,27 +295,91 @@ class SqliteContentIndex(ContentIndex):
                 valid.append(document)
         put = {document.id for document in documents}
         removed = tuple(dict.fromkeys(document_id for document_id in removed_ids if document_id not in put))
+        model = self.model_id
+        passages = {document.id: _stored_passages(document, model) for document in valid}
+        # Embedded before the write transaction: a publish's passages may take a while, and other runs write too.
+        vectors = self._new_vectors(stored for stored_list in passages.values() for stored in stored_list)
         with self._transaction() as db:
+            released: set[str] = set()
             for document in valid:
-                self._put(db, document)
+                self._put(db, document, passages[document.id], released)
             for document_id in removed:
-                self._delete(db, document_id)
+                self._delete(db, document_id, released)
+            _put_vectors(db, model, vectors)
+            _release_vectors(db, released - set(vectors))
+            if valid or removed:
+                _bump(db)
         return IndexReport(indexed=tuple(document.id for document in valid), failed=failed, deleted=removed)
 
-    def _delete(self, db: sqlite3.Connection, document_id: str) -> int | None:
+    def _new_vectors(self, stored: Iterable[_StoredPassage]) -> dict[str, tuple[float, bytes]]:
+        """Vectors (scale, int8 bytes) by hash for the passages whose hash has none yet; {} without an embedder."""
+        wanted = {item.text_hash: item.embedded for item in stored}
+        if not wanted or self._embedder_factory is None:
+            return {}
+        with self._connect() as db:
+            known = {
+                row[0]
+                for row in db.execute(
+                    "SELECT text_hash FROM content_vectors WHERE text_hash IN (SELECT value FROM json_each(?))",
+                    (json.dumps(sorted(wanted)),),
+                )
+            }
+        missing = sorted(set(wanted) - known)
+        if not missing:
+            return {}
+        try:
+            embedder = self._get_embedder()
+            assert embedder is not None
+            vectors = embed_in_batches(embedder, [wanted[key] for key in missing], batch_size=EMBED_BATCH, logger=log)
+        except LabmeshError as error:
+            # The words are still indexed; the vectors can come later (`embed_missing`), so nothing is lost.
+            log.error("passages kept without vectors (dense search will not find them): %s", error)
+            return {}
+        codes, scales = quantize(vectors)
+        return {key: (float(scales[row]), codes[row].tobytes()) for row, key in enumerate(missing)}
+
+    def embed_missing(self) -> int:
+        """Embed every passage that has no vector yet (a file migrated from before passages); how many were."""
+        self.prepare()
+        if self._embedder_factory is None:
+            return 0
+        with self._connect() as db:
+            rows = db.execute(
+                """SELECT p.text_hash, d.title, p.text FROM content_passages AS p
+                   JOIN content_documents AS d ON d.doc = p.doc
+                   WHERE NOT EXISTS (SELECT 1 FROM content_vectors AS v WHERE v.text_hash = p.text_hash)
+                   GROUP BY p.text_hash"""
+            ).fetchall()
+        stored = [_StoredPassage(None, row["text_hash"], _embedded_text(row["title"], row["text"])) for row in rows]
+        vectors = self._new_vectors(stored)
+        if vectors:
+            with self._transaction() as db:
+                _put_vectors(db, self.model_id, vectors)
+                _bump(db)
+        return len(vectors)
+
+    def _delete(self, db: sqlite3.Connection, document_id: str, released: set[str]) -> int | None:
         row = db.execute("SELECT doc FROM content_documents WHERE document_id = ?", (document_id,)).fetchone()
         if row is None:
             return None
         doc = int(row["doc"])
+        released.update(row[0] for row in db.execute("SELECT text_hash FROM content_passages WHERE doc = ?", (doc,)))
+        db.execute(
+            "DELETE FROM content_passages_fts WHERE rowid IN (SELECT passage FROM content_passages WHERE doc = ?)",
+            (doc,),
+        )
+        db.execute("DELETE FROM content_passages WHERE doc = ?", (doc,))
         db.execute("DELETE FROM content_fts WHERE rowid = ?", (doc,))
         db.execute("DELETE FROM content_values WHERE doc = ?", (doc,))
         db.execute("DELETE FROM content_principals WHERE doc = ?", (doc,))
         db.execute("DELETE FROM content_documents WHERE doc = ?", (doc,))
         return doc
 
-    def _put(self, db: sqlite3.Connection, document: ContentDocument) -> None:
-        """Write one document in place of any earlier version, keeping its ``doc`` number."""
-        doc = self._delete(db, document.id)
+    def _put(
+        self, db: sqlite3.Connection, document: ContentDocument, passages: Sequence[_StoredPassage], released: set[str]
+    ) -> None:
+        """Write one document and its passages in place of any earlier version, keeping its ``doc`` number."""
+        doc = self._delete(db, document.id, released)
         attributes = stored_attributes(document, self.schema)
         principals = access_principals(document.principals)
         title, text = clean_text(document.title), clean_text(document.text)
@@ -218,6 +399,7 @@ class SqliteContentIndex(ContentIndex):
         db.execute("INSERT INTO content_fts (rowid, title, text) VALUES (?, ?, ?)", (doc, title, text))
         db.executemany("INSERT INTO content_values VALUES (?, ?, ?, ?)", _attribute_rows(doc, attributes))
         db.executemany("INSERT INTO content_principals VALUES (?, ?)", [(doc, name) for name in principals])
+        _insert_passages(db, doc, title, passages)
 
     def update_access(
         self,
@@ -279,6 +461,142 @@ class SqliteContentIndex(ContentIndex):
             rows = db.execute(sql, [*params, limit]).fetchall()
         return [self._hit(row) for row in rows]
 
+    def retrieve(
+        self,
+        text: str,
+        *,
+        filters: ContentFilter = NO_FILTER,
+        viewer: Viewer | None = None,
+        limit: int = 10,
+        mode: SearchMode = SearchMode.HYBRID,
+    ) -> list[PassageHit]:
+        """The passages that best answer ``text``: by BM25, by cosine to its vector, or both fused (RRF, k=60).
+
+        Both rankings hold only passages of documents the filters and the
+        viewer's principals allow, chosen inside their queries (the SQL's
+        conditions, the matrix's mask), before any ranking or limit.
+        """
+        if limit < 1 or not text.strip():
+            return []
+        self.prepare()
+        mode = SearchMode(mode)
+        principals = viewer_principals(viewer)
+        depth = limit if mode is SearchMode.KEYWORD else max(limit, CANDIDATES)
+        keyword = self._keyword_ranking(text, filters, principals, depth) if mode is not SearchMode.DENSE else []
+        dense = self._dense_ranking(text, filters, principals, depth) if mode is not SearchMode.KEYWORD else []
+        if mode is SearchMode.HYBRID:
+            ranked = reciprocal_rank_fusion([[p for p, _ in keyword], [p for p, _ in dense]])[:limit]
+        else:
+            ranked = (keyword or dense)[:limit]
+        return self._passage_hits(ranked)
+
+    def _keyword_ranking(
+        self, text: str, filters: ContentFilter, principals: Collection[str] | None, depth: int
+    ) -> list[tuple[int, float]]:
+        expression = question_expression(text)
+        if expression is None:
+            return []
+        clauses, params = self._filter_clauses(filters, principals, "content_passages_fts.doc")
+        sql = f"""SELECT content_passages_fts.rowid AS passage, {_PASSAGE_RANK} AS rank_value
+                  FROM content_passages_fts WHERE {" AND ".join(["content_passages_fts MATCH ?", *clauses])}
+                  ORDER BY rank_value, content_passages_fts.rowid LIMIT ?"""
+        with self._connect() as db:
+            rows = db.execute(sql, [expression, *params, depth]).fetchall()
+        # bm25() is lower for better matches; the port's score is higher for better ones.
+        return [(int(row["passage"]), -float(row["rank_value"])) for row in rows]
+
+    def _dense_ranking(
+        self, text: str, filters: ContentFilter, principals: Collection[str] | None, depth: int
+    ) -> list[tuple[int, float]]:
+        embedder = self._get_embedder()
+        if embedder is None:
+            return []
+        matrix = self.vector_matrix()
+        if not len(matrix):
+            return []
+        mask = None
+        clauses, params = self._filter_clauses(filters, principals, "d.doc")
+        if clauses:
+            with self._connect() as db:
+                allowed = [
+                    row[0]
+                    for row in db.execute(
+                        f"SELECT d.doc FROM content_documents AS d WHERE {' AND '.join(clauses)}", params
+                    )
+                ]
+            mask = matrix.mask_of(allowed)
+        query = embedder.embed([text])[0]
+        return matrix.nearest(query, depth, mask)
+
+    def vector_matrix(self) -> VectorMatrix:
+        """Every passage's vector, loaded once per change of the passages and shared by this file's index objects."""
+        self.prepare()
+        key = str(self.path.resolve())
+        with self._connect() as db:
+            db.execute("BEGIN")  # one snapshot: the version read is the version of the rows read
+            try:
+                version = _state(db, _PASSAGES_VERSION) or 0
+                with _MATRICES_LOCK:
+                    cached = _MATRICES.get(key)
+                if cached is not None and cached[0] == version:
+                    return cached[1]
+                rows = db.execute(
+                    """SELECT p.passage, p.doc, v.scale, v.vector FROM content_passages AS p
+                       JOIN content_vectors AS v ON v.text_hash = p.text_hash
+                       WHERE v.model = ? ORDER BY p.passage""",
+                    (self.model_id,),
+                ).fetchall()
+            finally:
+                db.execute("COMMIT")
+        embedder = self._get_embedder()
+        dimension = embedder.dimension if embedder is not None else DIMENSION
+        if rows:
+            codes = np.frombuffer(b"".join(row["vector"] for row in rows), dtype=np.int8).reshape(len(rows), -1)
+            matrix = VectorMatrix(
+                np.fromiter((row["passage"] for row in rows), np.int64, len(rows)),
+                np.fromiter((row["doc"] for row in rows), np.int64, len(rows)),
+                dequantize(codes, np.fromiter((row["scale"] for row in rows), np.float32, len(rows))),
+            )
+        else:
+            matrix = VectorMatrix.empty(dimension)
+        with _MATRICES_LOCK:
+            _MATRICES[key] = (version, matrix)
+        return matrix
+
+    def _passage_hits(self, ranked: Sequence[tuple[int, float]]) -> list[PassageHit]:
+        if not ranked:
+            return []
+        with self._connect() as db:
+            rows = {
+                int(row["passage"]): row
+                for row in db.execute(
+                    """SELECT p.passage, p.ordinal, p.text, p.location, d.document_id, d.title, d.uri, d.attributes
+                       FROM content_passages AS p JOIN content_documents AS d ON d.doc = p.doc
+                       WHERE p.passage IN (SELECT value FROM json_each(?))""",
+                    (json.dumps([passage for passage, _ in ranked]),),
+                )
+            }
+        hits: list[PassageHit] = []
+        for passage, score in ranked:
+            row = rows.get(passage)
+            if row is None:  # deleted by another process since it was ranked
+                continue
+            hits.append(
+                PassageHit(
+                    passage=Passage(
+                        row["document_id"],
+                        int(row["ordinal"]),
+                        row["text"],
+                        PassageLocation.from_dict(json.loads(row["location"])),
+                    ),
+                    title=row["title"],
+                    uri=row["uri"],
+                    score=score,
+                    attributes=self._attributes(row["attributes"]),
+                )
+            )
+        return hits
+
     def _filter_clauses(
         self, filters: ContentFilter, principals: Collection[str] | None, doc: str
     ) -> tuple[list[str], list[Any]]:
@@ -334,6 +652,114 @@ class SqliteContentIndex(ContentIndex):
         self.prepare()
         with self._connect() as db:
             return [row[0] for row in db.execute("SELECT document_id FROM content_documents ORDER BY document_id")]
+
+
+class _StoredPassage:
+    """A passage as the index keeps it: cleaned text, its place, and what is embedded for it (and that text's hash)."""
+
+    __slots__ = ("embedded", "passage", "text_hash")
+
+    def __init__(self, passage: Passage | None, text_hash: str, embedded: str) -> None:
+        self.passage = passage
+        self.text_hash = text_hash
+        self.embedded = embedded
+
+
+def _embedded_text(title: str, text: str) -> str:
+    """What is embedded for a passage: its file's name, then its text (a field's ``q30: 0.92`` says little alone)."""
+    return f"{title}\n{text}"
+
+
+def _text_hash(model: str, embedded: str) -> str:
+    return hashlib.sha256(f"{model}\n{embedded}".encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _stored_passages(document: ContentDocument, model: str) -> list[_StoredPassage]:
+    """The document's passages (cut from its text by lines when it brings none), cleaned and hashed."""
+    title = clean_text(document.title)
+    passages = document.passages or tuple(chunk_file(document.id, fmt="text", text=clean_text(document.text)))
+    stored: list[_StoredPassage] = []
+    for passage in passages:
+        text = clean_text(passage.text)
+        embedded = _embedded_text(title, text)
+        stored.append(
+            _StoredPassage(
+                Passage(passage.document_id, passage.ordinal, text, passage.location),
+                _text_hash(model, embedded),
+                embedded,
+            )
+        )
+    return stored
+
+
+def _insert_passages(db: sqlite3.Connection, doc: int, title: str, passages: Sequence[_StoredPassage]) -> None:
+    for stored in passages:
+        passage = stored.passage
+        assert passage is not None
+        cursor = db.execute(
+            "INSERT INTO content_passages (doc, ordinal, text, location, text_hash) VALUES (?, ?, ?, ?, ?)",
+            (doc, passage.ordinal, passage.text, json.dumps(passage.location.to_dict()), stored.text_hash),
+        )
+        db.execute(
+            "INSERT INTO content_passages_fts (rowid, title, text, doc) VALUES (?, ?, ?, ?)",
+            (cursor.lastrowid, title, passage.text, doc),
+        )
+
+
+def _put_vectors(db: sqlite3.Connection, model: str, vectors: Mapping[str, tuple[float, bytes]]) -> None:
+    db.executemany(
+        "INSERT OR IGNORE INTO content_vectors (text_hash, model, scale, vector) VALUES (?, ?, ?, ?)",
+        [(key, model, scale, blob) for key, (scale, blob) in vectors.items()],
+    )
+
+
+def _release_vectors(db: sqlite3.Connection, hashes: Collection[str]) -> None:
+    """Delete the vectors of ``hashes`` that no passage uses any more."""
+    if hashes:
+        db.execute(
+            """DELETE FROM content_vectors WHERE text_hash IN (SELECT value FROM json_each(?))
+               AND NOT EXISTS (SELECT 1 FROM content_passages AS p WHERE p.text_hash = content_vectors.text_hash)""",
+            (json.dumps(sorted(hashes)),),
+        )
+
+
+def _state(db: sqlite3.Connection, name: str) -> int | None:
+    row = db.execute("SELECT value FROM content_state WHERE name = ?", (name,)).fetchone()
+    return None if row is None else int(row[0])
+
+
+def _set_state(db: sqlite3.Connection, name: str, value: int) -> None:
+    db.execute(
+        "INSERT INTO content_state (name, value) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+        (name, value),
+    )
+
+
+def _bump(db: sqlite3.Connection) -> None:
+    """Mark the passages changed: random, not counted, so a new file at an old path never looks unchanged."""
+    _set_state(db, _PASSAGES_VERSION, secrets.randbits(62))
+
+
+def _cut_older_documents(db: sqlite3.Connection, model: str) -> None:
+    """Give every document of a file written before passages its passages, cut from its text by lines; once.
+
+    Runs in the caller's write transaction, so of several processes preparing
+    at once one cuts and the others find it done. Their vectors are not made
+    here (preparing stays quick): the next put of each document, or
+    `SqliteContentIndex.embed_missing`, makes them.
+    """
+    if _state(db, _PASSAGES_CUT) is not None:
+        return
+    rows = db.execute(
+        """SELECT d.doc, d.document_id, d.title, d.text FROM content_documents AS d
+           WHERE NOT EXISTS (SELECT 1 FROM content_passages AS p WHERE p.doc = d.doc)"""
+    ).fetchall()
+    for row in rows:
+        document = ContentDocument(id=row["document_id"], title=row["title"], text=row["text"], uri="")
+        _insert_passages(db, int(row["doc"]), row["title"], _stored_passages(document, model))
+    _set_state(db, _PASSAGES_CUT, 1)
+    if rows:
+        _bump(db)
 
 
 def _migrate_group_lists(db: sqlite3.Connection) -> None:

@@ -1,0 +1,257 @@
+"""The local content index retrieves passages by words (BM25), by meaning (vectors) and both fused (RRF).
+
+Pinned here: a passage comes back with its document, place and facets; ids
+are found by words and paraphrases by meaning, and on a small labelled set the
+fused ranking finds every answer in its top 5 (neither alone does), ids first
+(where their near twins mislead meaning) and paraphrases in the top 3; a viewer never gets a
+passage of an experiment they may not see in any mode, dense included, even
+when it is the closest text there is, and facet filters hold the same way;
+putting unchanged documents again embeds nothing, and a vector no passage uses
+is deleted; a file from before passages gets them in place, found by words at
+once and by meaning after `embed_missing`; without an embedder, every mode
+ranks by words.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from labmesh_dagster.connectors.search.base import ContentDocument, ContentFilter
+from labmesh_dagster.connectors.search.local import SqliteContentIndex
+from labmesh_dagster.core.access import Viewer
+from labmesh_dagster.core.passages import LocationKind, PassageLocation, SearchMode
+from labmesh_dagster.semantic.chunking import chunk_file
+from labmesh_dagster.semantic.embedding import Embedder, default_embedder
+
+GENOMICS = {
+    "qc.txt": "Sample LIV-07 failed library QC: the Bioanalyzer trace showed adapter dimers at 128 bp.",
+    "run.txt": "The NovaSeq 6000 run produced 1.2 billion read pairs; 92.4% of bases scored Q30 or better.",
+    "extraction.txt": "RNA was extracted with TRIzol and cleaned on RNeasy columns; RIN values ranged from 7.9 to 9.3.",
+    "storage.txt": "Liver biopsies were snap-frozen in liquid nitrogen and kept at -80 C until needed.",
+    "protein.txt": "Cells were lysed in RIPA buffer and total protein measured by BCA assay at 562 nm.",
+    "mice.txt": "Twelve C57BL/6 mice were fed a high-fat diet for 16 weeks before sacrifice.",
+    "imaging.txt": "Confocal images of hepatocytes were taken with a 63x oil objective; nuclei stained with DAPI.",
+    "plate.txt": "Plate P-0042 ELISA: IL-6 standards from 7.8 to 500 pg/mL, samples diluted 1:4.",
+    "deviation.txt": "Deviation DV-2291: the freezer alarm went off overnight; the temperature rose to -62 C for 3 h.",
+    "analysis.txt": "Differential expression was computed with DESeq2; 418 genes had adjusted p below 0.05.",
+    # Near twins of the above that words tell apart and meaning hardly does.
+    "qc-2.txt": "Sample LIV-08 failed library QC: the Bioanalyzer trace showed adapter dimers at 131 bp.",
+    "qc-3.txt": "Sample LIV-17 failed library QC: the Bioanalyzer trace showed primer dimers at 96 bp.",
+    "deviation-2.txt": "Deviation DV-2290: the fridge alarm went off overnight; the temperature rose to 12 C for 1 h.",
+    "plate-2.txt": "Plate P-0041 ELISA: TNF-alpha standards from 15.6 to 1000 pg/mL, samples diluted 1:2.",
+    "analysis-2.txt": "Differential expression was computed with edgeR; 377 genes had a false discovery rate of 0.1.",
+    "run-2.txt": "The MiSeq run produced 24 million read pairs; 85.1% of bases scored Q30 or better.",
+}
+SECRET = "raw/EXP-2/secret.txt"
+SECRET_TEXT = "Sample LIV-07 secret result: the NovaSeq run of the other group gave 99.9% of bases at Q30."
+
+# Each question with the file that answers it: 4 by ids and rare words, 5 paraphrases sharing no content word with
+# the answer, 1 in the answer's own words.
+LABELLED = [
+    ("LIV-07", "qc.txt"),
+    ("DV-2291", "deviation.txt"),
+    ("P-0042 standards", "plate.txt"),
+    ("DESeq2", "analysis.txt"),
+    ("what were the animals nourished with", "mice.txt"),
+    ("microscopy pictures of liver cells", "imaging.txt"),
+    ("how many transcripts changed significantly", "analysis.txt"),
+    ("how were tissue specimens preserved", "storage.txt"),
+    ("what share of sequencing calls had high accuracy", "run.txt"),
+    ("how much protein did the cells contain", "protein.txt"),
+]
+
+
+class CountingEmbedder:
+    """The real embedder, counting the texts it is asked to embed."""
+
+    def __init__(self) -> None:
+        self.inner = Embedder(cache_entries=0)
+        self.model_id = self.inner.model_id
+        self.dimension = self.inner.dimension
+        self.texts: list[str] = []
+
+    def embed(self, texts: Sequence[str], *, batch_size: int = 32) -> np.ndarray:
+        self.texts.extend(texts)
+        return self.inner.embed(texts, batch_size=batch_size)
+
+
+def document(key: str, text: str, experiment: str, group: str) -> ContentDocument:
+    name = key.rsplit("/", 1)[-1]
+    return ContentDocument(
+        id=key,
+        title=name,
+        text=text,
+        uri=f"file:///{key}",
+        attributes={"experiment_id": experiment, "group": group},
+        principals=(f"group:{group}",),
+        passages=tuple(chunk_file(key, fmt="text", text=text)),
+    )
+
+
+def lab_documents() -> list[ContentDocument]:
+    documents = [document(f"raw/EXP-1/{name}", text, "EXP-1", "genomics") for name, text in GENOMICS.items()]
+    return [*documents, document(SECRET, SECRET_TEXT, "EXP-2", "proteomics")]
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory) -> SqliteContentIndex:
+    index = SqliteContentIndex(tmp_path_factory.mktemp("lab") / "catalog.sqlite")
+    assert index.replace(lab_documents()).ok
+    return index
+
+
+GENOMICIST = Viewer("ada", frozenset({"genomics"}))
+
+
+def ranks(index: SqliteContentIndex, mode: SearchMode) -> list[int | None]:
+    """The rank (from 1) of each labelled answer among the genomicist's top 5, None when missing."""
+    found: list[int | None] = []
+    for question, answer in LABELLED:
+        titles = [hit.title for hit in index.retrieve(question, viewer=GENOMICIST, limit=5, mode=mode)]
+        found.append(titles.index(answer) + 1 if answer in titles else None)
+    return found
+
+
+def test_a_passage_comes_back_with_its_document_place_and_facets(lab: SqliteContentIndex) -> None:
+    (hit,) = lab.retrieve("DV-2291", viewer=GENOMICIST, limit=1, mode=SearchMode.KEYWORD)
+
+    assert hit.passage.id == "raw/EXP-1/deviation.txt#0"
+    assert hit.passage.text == GENOMICS["deviation.txt"]
+    assert hit.passage.location == PassageLocation(LocationKind.WHOLE)
+    assert (hit.title, hit.uri) == ("deviation.txt", "file:///raw/EXP-1/deviation.txt")
+    assert hit.attributes["experiment_id"] == "EXP-1"
+
+
+def test_ids_are_found_by_words_and_paraphrases_by_meaning(lab: SqliteContentIndex) -> None:
+    keyword, dense = ranks(lab, SearchMode.KEYWORD), ranks(lab, SearchMode.DENSE)
+
+    assert keyword[:4] == [1, 1, 1, 1]
+    assert keyword[4:9] == [None] * 5  # no content word of a paraphrase is in its answer
+    assert all(rank is not None for rank in dense[4:9])
+
+
+def test_the_fused_ranking_is_at_least_as_good_as_either_alone(lab: SqliteContentIndex) -> None:
+    def mrr(found: list[int | None]) -> float:
+        return sum(1 / rank for rank in found if rank) / len(found)
+
+    def recall(found: list[int | None]) -> float:
+        return sum(rank is not None for rank in found) / len(found)
+
+    keyword, dense, hybrid = (ranks(lab, mode) for mode in SearchMode)
+
+    assert recall(hybrid) == 1.0 >= max(recall(keyword), recall(dense))
+    assert mrr(hybrid) > mrr(keyword)
+    assert hybrid[:4] == [1, 1, 1, 1] != dense[:4]  # an id's near twin is as close in meaning; its words tell
+    assert all(rank is not None and rank <= 3 for rank in hybrid[4:])
+
+
+@pytest.mark.parametrize("mode", list(SearchMode))
+def test_another_groups_passage_is_never_returned_even_when_it_is_the_closest(
+    lab: SqliteContentIndex, mode: SearchMode
+) -> None:
+    for viewer in (GENOMICIST, Viewer("bob", frozenset({"genomics", "imaging"})), Viewer("eve")):
+        hits = lab.retrieve(SECRET_TEXT, viewer=viewer, limit=50, mode=mode)
+        assert SECRET not in {hit.passage.document_id for hit in hits}
+        assert all(hit.attributes["experiment_id"] == "EXP-1" for hit in hits)
+    assert lab.retrieve(SECRET_TEXT, viewer=Viewer("eve"), limit=50, mode=mode) == []
+
+    owners = lab.retrieve(SECRET_TEXT, viewer=Viewer("pia", frozenset({"proteomics"})), limit=50, mode=mode)
+    assert [hit.passage.document_id for hit in owners] == [SECRET]
+    assert lab.retrieve(SECRET_TEXT, limit=1, mode=mode)[0].passage.document_id == SECRET  # labmesh sees all
+
+
+@pytest.mark.parametrize("mode", list(SearchMode))
+def test_facet_filters_hold_in_every_mode(lab: SqliteContentIndex, mode: SearchMode) -> None:
+    hits = lab.retrieve(SECRET_TEXT, filters=ContentFilter(experiment_id="EXP-1"), limit=50, mode=mode)
+
+    assert hits and {hit.attributes["experiment_id"] for hit in hits} == {"EXP-1"}
+    assert lab.retrieve(SECRET_TEXT, filters=ContentFilter(group="nobody"), mode=mode) == []
+
+
+def vector_count(path: Path) -> int:
+    db = sqlite3.connect(path)
+    try:
+        return int(db.execute("SELECT count(*) FROM content_vectors").fetchone()[0])
+    finally:
+        db.close()
+
+
+def test_putting_unchanged_documents_again_embeds_nothing(tmp_path: Path) -> None:
+    embedder = CountingEmbedder()
+    index = SqliteContentIndex(tmp_path / "catalog.sqlite", embedder=lambda: embedder)
+    documents = lab_documents()
+    index.replace(documents)
+    assert len(embedder.texts) == len(documents)
+
+    embedder.texts.clear()
+    index.replace(documents)
+    assert embedder.texts == []
+
+    changed = document("raw/EXP-1/qc.txt", "Sample LIV-07 passed library QC on the second try.", "EXP-1", "genomics")
+    index.replace([changed], removed_ids=["raw/EXP-1/plate.txt"])
+    assert embedder.texts == ["qc.txt\nSample LIV-07 passed library QC on the second try."]
+    assert vector_count(index.path) == len(documents) - 1  # the old qc and the plate's vectors are gone
+    (hit,) = index.retrieve("second try", limit=1, mode=SearchMode.DENSE)
+    assert hit.passage.text == changed.text
+
+
+# The layout labmesh wrote before passages (commit 7ff8f64), as it was.
+OLD_SCHEMA = """
+CREATE TABLE content_documents (
+    doc INTEGER PRIMARY KEY, document_id TEXT NOT NULL UNIQUE, title TEXT NOT NULL, uri TEXT NOT NULL,
+    text TEXT NOT NULL, attributes TEXT NOT NULL
+);
+CREATE TABLE content_values (doc INTEGER NOT NULL, name TEXT NOT NULL, text_value TEXT, number_value REAL);
+CREATE TABLE content_principals (doc INTEGER NOT NULL, principal TEXT NOT NULL, PRIMARY KEY (doc, principal));
+CREATE VIRTUAL TABLE content_fts USING fts5(title, text, tokenize = 'porter unicode61');
+"""
+
+
+def test_a_file_from_before_passages_gets_them_in_place(tmp_path: Path) -> None:
+    path = tmp_path / "catalog.sqlite"
+    db = sqlite3.connect(path)
+    db.executescript(OLD_SCHEMA)
+    for doc, (name, group) in enumerate([("storage.txt", "genomics"), ("mice.txt", "proteomics")], start=1):
+        key, text = f"raw/EXP-{doc}/{name}", GENOMICS[name]
+        db.execute(
+            "INSERT INTO content_documents VALUES (?, ?, ?, ?, ?, ?)",
+            (doc, key, name, f"file:///{key}", text, json.dumps({"experiment_id": f"EXP-{doc}"})),
+        )
+        db.execute("INSERT INTO content_fts (rowid, title, text) VALUES (?, ?, ?)", (doc, name, text))
+        db.execute("INSERT INTO content_values VALUES (?, 'experiment_id', ?, NULL)", (doc, f"EXP-{doc}"))
+        db.execute("INSERT INTO content_principals VALUES (?, ?)", (doc, f"group:{group}"))
+    db.commit()
+    db.close()
+
+    index = SqliteContentIndex(path)
+    (hit,) = index.retrieve("liquid nitrogen", viewer=GENOMICIST, mode=SearchMode.KEYWORD)
+    assert (hit.passage.id, hit.passage.location.kind) == ("raw/EXP-1/storage.txt#0", LocationKind.WHOLE)
+    assert index.retrieve("liquid nitrogen", mode=SearchMode.DENSE) == []  # no vectors yet
+    assert [hit.id for hit in index.search("nitrogen")] == ["raw/EXP-1/storage.txt"]  # documents as before
+
+    assert index.embed_missing() == 2
+    again = SqliteContentIndex(path)
+    assert again.embed_missing() == 0
+    hits = again.retrieve("how were tissue specimens preserved", viewer=GENOMICIST, mode=SearchMode.DENSE)
+    assert [hit.passage.id for hit in hits] == ["raw/EXP-1/storage.txt#0"]
+
+
+def test_without_an_embedder_every_mode_ranks_by_words(tmp_path: Path) -> None:
+    index = SqliteContentIndex(tmp_path / "catalog.sqlite", embedder=None)
+    index.replace(lab_documents())
+
+    assert index.retrieve("how were tissue specimens preserved", mode=SearchMode.DENSE) == []
+    by_words = index.retrieve("frozen liver", mode=SearchMode.KEYWORD)
+    assert [hit.passage.id for hit in index.retrieve("frozen liver")] == [hit.passage.id for hit in by_words]
+    assert by_words[0].passage.document_id == "raw/EXP-1/storage.txt"
+
+
+def test_the_default_embedder_is_the_one_shared_by_the_process(tmp_path: Path) -> None:
+    index = SqliteContentIndex(tmp_path / "catalog.sqlite")
+    assert index.model_id == default_embedder().model_id
