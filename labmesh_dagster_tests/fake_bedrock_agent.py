@@ -26,10 +26,10 @@ Behaviour, as the Bedrock documentation describes it:
   (stop words left out) found in the document, ties in ingest order; like a
   vector search, it returns the nearest documents even when none shares a word.
 - What the fakes do not model (S3 content, byte content, S3 metadata, image
-  queries, reranking, implicit filters, paging, managed search) raises
-  `ModelViolation`. A document ``accessControlList`` or a ``userContext`` is a
-  ValidationException: a vector knowledge base's custom data source is not
-  ACL-enabled (only managed knowledge bases' are).
+  queries, reranking, implicit filters, paging, managed search, and a
+  document's ``accessControlList`` or Retrieve's ``userContext``, which the
+  documentation describes for ACL-enabled *managed* knowledge bases only)
+  raises `ModelViolation`.
 """
 
 from __future__ import annotations
@@ -167,7 +167,9 @@ class FakeBedrockAgentClient(_KnowledgeBaseClient):
         if "metadata" in document:
             spec = document["metadata"]
             if "accessControlList" in spec:
-                raise self._invalid(operation_name, "accessControlList needs an ACL-enabled managed knowledge base")
+                raise ModelViolation(
+                    "the fake does not model accessControlList: ACL-enabled managed knowledge bases only"
+                )
             if spec["type"] != "IN_LINE_ATTRIBUTE" or "s3Location" in spec:
                 raise ModelViolation("the fake does not model S3 metadata files")
             for attribute in spec.get("inlineAttributes", []):
@@ -251,7 +253,7 @@ class FakeBedrockAgentRuntimeClient(_KnowledgeBaseClient):
             if unmodeled in params:
                 raise ModelViolation(f"the fake does not model Retrieve's {unmodeled}")
         if "userContext" in params:
-            raise self._invalid(operation_name, "userContext needs an ACL-enabled managed knowledge base")
+            raise ModelViolation("the fake does not model userContext: ACL-enabled managed knowledge bases only")
         query = params["retrievalQuery"]
         if query.get("type", "TEXT") != "TEXT" or "image" in query:
             raise ModelViolation("the fake does not model image queries")

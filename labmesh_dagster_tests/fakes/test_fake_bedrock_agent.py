@@ -6,9 +6,9 @@ values in a string list, mis-patterned ids) would; statuses go STARTING, IN_PROG
 INDEXED (FAILED with the reason for a document told to fail, whose earlier
 version stays retrievable), DELETING then NOT_FOUND once deleted; Retrieve
 applies each documented filter operator before ranking by word overlap and
-cutting at numberOfResults; an access list or a user context is refused (a
-vector knowledge base's custom data source is not ACL-enabled); what the fakes
-do not model is a `ModelViolation`.
+cutting at numberOfResults; what the fakes do not model (an access list or a
+user context among it: documented for managed knowledge bases only) is a
+`ModelViolation`.
 """
 
 from __future__ import annotations
@@ -231,16 +231,16 @@ def test_filters_the_service_refuses_are_refused(
     assert raised.value.response["Error"]["Code"] == "ValidationException"
 
 
-def test_an_access_list_or_a_user_context_is_refused_by_a_vector_knowledge_base() -> None:
+def test_an_access_list_or_a_user_context_is_not_modeled() -> None:
     agent, runtime = bedrock_clients()
     with_acl = document("d#0", "text")
     with_acl["metadata"] = {
         "type": "IN_LINE_ATTRIBUTE",
         "accessControlList": [{"name": "ada@lab.example", "type": "USER", "access": "ALLOW"}],
     }
-    with pytest.raises(ClientError, match="ACL-enabled"):
+    with pytest.raises(ModelViolation, match="managed knowledge bases only"):
         agent.ingest_knowledge_base_documents(**WHERE, documents=[with_acl])
-    with pytest.raises(ClientError, match="ACL-enabled"):
+    with pytest.raises(ModelViolation, match="managed knowledge bases only"):
         runtime.retrieve(
             knowledgeBaseId="KBLABMESH1", retrievalQuery={"text": "x"}, userContext={"userId": "ada@lab.example"}
         )

@@ -237,6 +237,13 @@ class BedrockKnowledgeBaseIndex(ContentIndex):
     # --- writing -------------------------------------------------------------------------------------
 
     def replace(self, documents: Sequence[ContentDocument], *, removed_ids: Sequence[str] = ()) -> IndexReport:
+        """Ingest every passage, wait for their statuses, then delete what the new versions no longer hold.
+
+        A document is indexed when all its passages are, and failed with the
+        first reasons otherwise; the knowledge base keeps the earlier version of
+        each passage that failed (its other passages are already the new ones),
+        and a failed document's extra old passages stay until it is put again.
+        """
         check_unique_ids(documents)
         failed: dict[str, str] = {}
         pieces: dict[str, list[_Piece]] = {}
@@ -314,9 +321,11 @@ class BedrockKnowledgeBaseIndex(ContentIndex):
                 metadata[name] = _number(_epoch(value))  # type: ignore[arg-type]
             elif isinstance(value, str):
                 metadata[name] = _string(value)
+            elif isinstance(value, int):
+                metadata[name] = _number(value)
         access = _slotted(ACCESS, access_principals(document.principals))
         metadata.update({key: _strings(values) for key, values in access.items()})
-        text = clean_text(passage.text) if passage.text.strip() else (document.title or document.id)
+        text = clean_text(passage.text if passage.text.strip() else (document.title or document.id))
         request = {
             "content": {
                 "dataSourceType": "CUSTOM",
