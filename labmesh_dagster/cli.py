@@ -344,6 +344,44 @@ def command_api(ports: Ports, args: argparse.Namespace) -> int:
     return 0
 
 
+def command_mcp(ports: Ports, args: argparse.Namespace) -> int:
+    """Serve the MCP tools to an AI assistant: over stdio as one user, or over streamable HTTP with API tokens."""
+    import functools
+
+    import anyio
+
+    from labmesh_dagster.access.stores import AccessStores
+    from labmesh_dagster.mcp.lab import lab_tools
+    from labmesh_dagster.mcp.server import (
+        UnknownIdentity,
+        admin_notice,
+        build_server,
+        http_auth,
+        stdio_viewer,
+        token_viewer,
+    )
+
+    access = AccessStores.open(ports.settings.access)
+    tools = lab_tools(ports, access)
+    if args.http:
+        if args.user is not None or args.token is not None or args.admin:
+            raise UnknownIdentity(
+                "over HTTP each request's API token says who asks: --user, --token, --admin are for stdio"
+            )
+        url = f"http://{args.host}:{args.port}/mcp"
+        auth = http_auth(url, issuer_url=args.issuer_url)
+        server = build_server(tools, token_viewer, access=access, auth=auth)
+        print(f"labmesh mcp: serving {url}; each request needs Authorization: Bearer <API token>", file=sys.stderr)
+        anyio.run(functools.partial(server.run_streamable_http_async, host=args.host, port=args.port))
+        return 0
+    viewer = stdio_viewer(access, user=args.user, token=args.token, admin=args.admin)
+    notice = admin_notice(viewer)
+    if notice:
+        print(notice, file=sys.stderr)  # stdout is the protocol's: everything said goes to stderr
+    anyio.run(build_server(tools, lambda: viewer).run_stdio_async)
+    return 0
+
+
 def command_extract(ports: Ports, args: argparse.Namespace) -> int:
     """Print what labmesh would record of each file: one JSON object per file; 1 if any file is bad or skipped."""
     # Extraction does no linear algebra: without this, numpy's import starts an OpenBLAS thread per core,
@@ -731,6 +769,20 @@ def build_parser() -> argparse.ArgumentParser:
     # `labmesh dev` hands in a pipe Dagster holds open: end-of-file there stops the server with Dagster.
     api.add_argument("--watch-fd", dest="watch_fd", type=int, default=None, help=argparse.SUPPRESS)
     api.set_defaults(handler=command_api)
+
+    mcp = commands.add_parser(
+        "mcp", help="serve search, experiment lookup, lineage and ask to AI assistants (MCP), as one user"
+    )
+    mcp.add_argument("--user", type=text, help="over stdio, act as this user (one `labmesh users add` made)")
+    mcp.add_argument("--token", type=text, help="over stdio, act as this API token's user")
+    mcp.add_argument("--admin", action="store_true", help="act as an admin, seeing every experiment (says so)")
+    mcp.add_argument("--http", action="store_true", help="serve streamable HTTP (each request's Bearer token)")
+    mcp.add_argument("--host", type=text, default="127.0.0.1")
+    mcp.add_argument("--port", type=int, default=8765)
+    mcp.add_argument(
+        "--issuer-url", type=text, default="http://127.0.0.1:8000", help="the portal that issues the API tokens"
+    )
+    mcp.set_defaults(handler=command_mcp)
 
     datazone = commands.add_parser("datazone", help="Amazon DataZone set-up (aws profile)")
     datazone_commands = datazone.add_subparsers(dest="datazone_command", required=True)
