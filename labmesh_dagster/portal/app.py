@@ -36,6 +36,7 @@ from labmesh_dagster.core.errors import InvalidObjectKey, ObjectNotFound
 from labmesh_dagster.core.experiment import ExperimentRecord
 from labmesh_dagster.core.keys import ObjectKey, Zone
 from labmesh_dagster.core.manifest import ManifestEntry
+from labmesh_dagster.portal.ask import create_ask_router
 from labmesh_dagster.portal.charts import bar_chart
 from labmesh_dagster.portal.content_search import search_contents
 from labmesh_dagster.portal.context import HERE, NotVisible, PortalContext, visible_experiment
@@ -438,6 +439,7 @@ def mount_portal(app: FastAPI, context: PortalContext, *, oidc_provider: OidcPro
     With LABMESH_LOGIN=oidc, also the sign-in through the provider (``oidc_provider``, or one from the settings).
     """
     app.include_router(create_portal(context))
+    app.include_router(create_ask_router(context))
     if context.access.oidc is not None:
         # Authlib is loaded only by a portal that signs in through a provider.
         from labmesh_dagster.access.oidc_provider import OidcProvider

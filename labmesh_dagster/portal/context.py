@@ -13,6 +13,7 @@ from pathlib import Path
 from fastapi import HTTPException
 
 from labmesh_dagster.access.stores import AccessStores
+from labmesh_dagster.ask.base import Answerer
 from labmesh_dagster.connectors.catalog.base import Catalog
 from labmesh_dagster.connectors.rejections import RejectionStore
 from labmesh_dagster.connectors.search.base import ContentIndex
@@ -30,6 +31,7 @@ class PortalContext:
 
     ``rejections`` holds the ELN records the ELN sensor could not read (for the status page; none if not given).
     ``content_index`` is searched for words inside files beside the catalog (no "In file contents" if not given).
+    ``answerer`` answers the chat (the offline extractive one if not given).
     """
 
     catalog: Callable[[], Catalog]
@@ -40,6 +42,7 @@ class PortalContext:
     dagster_url: str = "http://127.0.0.1:3000"
     rejections: Callable[[], RejectionStore] | None = None
     content_index: Callable[[], ContentIndex] | None = None
+    answerer: Callable[[], Answerer] | None = None
 
 
 class NotVisible(HTTPException):

@@ -23,6 +23,7 @@ from fastapi import FastAPI
 
 from labmesh_dagster.access.stores import AccessStores
 from labmesh_dagster.api.app import create_app_from_settings
+from labmesh_dagster.ask.engines import open_answerer
 from labmesh_dagster.portal.app import PortalContext, mount_portal
 from labmesh_dagster.portal.sessions import SessionSigner
 from labmesh_dagster.ports import Ports
@@ -51,6 +52,7 @@ def api_app(ports: Ports, *, host: str) -> FastAPI:
         rejections=ports.eln_rejections,
         # One index for the server's life: Kendra's is prepared (DescribeIndex) once, not per search.
         content_index=functools.cache(ports.content_index),
+        answerer=functools.cache(lambda: open_answerer(settings.answers, ports.clients)),
     )
     mount_portal(app, context)
     from labmesh_dagster.portal.lineage import create_lineage_router
