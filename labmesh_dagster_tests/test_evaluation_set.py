@@ -110,3 +110,12 @@ def test_the_documents_are_the_same_on_every_run(files: list[EvalFile]) -> None:
     again = evaluation_files(sequences=False)
     assert [(file.key, file.content) for file in again] == [(file.key, file.content) for file in files]
     assert len({file.key for file in files}) == len(files)
+
+
+def test_a_passage_answers_when_it_is_of_the_answer_s_file_and_holds_every_quote_wherever_lines_break() -> None:
+    row = AnswerRef("raw/EXP-1/qc.csv", ("LIV-02", "6.1"))
+    assert row.held_by("raw/EXP-1/qc.csv", "sample_id,rin\nLIV-01,8.7\nLIV-02,6.1\n")
+    assert not row.held_by("raw/EXP-1/qc.csv", "sample_id,rin\nLIV-01,8.7\n")
+    assert not row.held_by("raw/EXP-2/qc.csv", "sample_id,rin\nLIV-02,6.1\n")
+    prose = AnswerRef("final/EXP-1/report.pdf", ("91.3% of bases at or above Q30",))
+    assert prose.held_by("final/EXP-1/report.pdf", "Total yield was 812 Gb with 91.3% of bases\nat  or above Q30.")
