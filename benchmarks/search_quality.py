@@ -3,7 +3,7 @@ and how often the chat cites a correct passage or refuses.
 
 The evaluation set (`benchmarks/evaluation`) is the demo lab's files plus
 generated lab documents (PDF reports, Markdown protocols and notes, CSV and
-TSV tables, text logs) over 17 experiments in 6 groups, and 76 labelled
+TSV tables, text logs) over 17 experiments in 6 groups, and 81 labelled
 questions: keyword ones, paraphrased ones that share no key word with their
 answer, unanswerable ones, and ones whose answer sits in an experiment the
 asker may not see.
@@ -47,7 +47,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from benchmarks.evaluation.documents import EvalFile, evaluation_files, evaluation_records
-from benchmarks.evaluation.questions import ANSWERABLE, EvaluationSet, Kind, Question, load_questions, normalise
+from benchmarks.evaluation.questions import (
+    ANSWERABLE,
+    EvaluationSet,
+    Kind,
+    Question,
+    load_questions,
+    normalise,
+    shared_key_words,
+)
 from labmesh_dagster.core.access import Viewer
 from labmesh_dagster.core.experiment import ExperimentRecord
 from labmesh_dagster.core.keys import ObjectKey
@@ -101,6 +109,16 @@ def publish_lab(home: Path, files: Sequence[EvalFile]) -> Lab:
         for document in dataset_documents(manifest, record, lambda key: key):
             lab.indexed_text[document.id] = normalise(document.text)
     return lab
+
+
+def answer_passages(lab: Lab, question: Question) -> list[str]:
+    """The texts of the passages, as the index cut them, that answer ``question`` (found by their quotes' words)."""
+    index = lab.ports.content_index()
+    texts = []
+    for answer in question.answers:
+        hits = index.retrieve(" ".join(answer.quotes), limit=50, mode=SearchMode.KEYWORD)
+        texts += [hit.passage.text for hit in hits if answer.held_by(hit.passage.document_id, hit.passage.text)]
+    return texts
 
 
 def viewer_of(evaluation: EvaluationSet, question: Question) -> Viewer:
@@ -236,6 +254,17 @@ def report(
     )
     print(f"answers whose quote is in the indexed text: {len(answerable) - len(lost)}/{len(answerable)}", end="")
     print(f" (lost before indexing: {', '.join(lost)})" if lost else "")
+    if any(result.mode is SearchMode.KEYWORD and not result.missing for result in modes):
+        # The set checks paraphrases against the answer's paragraph, line or row; the index's passages may be longer.
+        apart = [
+            q
+            for q in paraphrased
+            if (texts := answer_passages(lab, q)) and not shared_key_words(q.text, "\n".join(texts))
+        ]
+        print(
+            "paraphrased questions sharing no key word with their whole passage as the index cut it:"
+            f" {len(apart)}/{len(paraphrased)}"
+        )
     print()
     print(f"{'mode':<9} {'recall@10':>9} {'MRR':>6} | {'keyword':>8} {'MRR':>6} | {'paraphr.':>8} {'MRR':>6} | "
           f"{'leaks':>5} {'p50 ms':>7}")  # fmt: skip
