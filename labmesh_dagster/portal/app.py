@@ -44,6 +44,7 @@ from labmesh_dagster.portal.experiment_view import dataset_history
 from labmesh_dagster.portal.facets import active_filters, facet_links
 from labmesh_dagster.portal.file_view import file_links, has_thumbnail, thumbnail_href
 from labmesh_dagster.portal.matches import with_matches
+from labmesh_dagster.portal.passage_view import cited_passage
 from labmesh_dagster.portal.qc_view import experiment_qc, file_qc, quality_chart
 from labmesh_dagster.portal.sessions import COOKIE, Session, csrf_matches
 from labmesh_dagster.portal.status_view import checks_attention, rejected_records
@@ -319,22 +320,23 @@ def create_portal(context: PortalContext) -> APIRouter:
         return {"record": record.to_dict(), "files": experiment_qc(catalog, context.store(), experiment_id)}
 
     @router.get("/files/{key:path}", response_class=HTMLResponse)
-    async def file_page(request: Request, key: str) -> HTMLResponse:
+    async def file_page(request: Request, key: str, passage: str | None = None) -> HTMLResponse:
         viewer = required_viewer(request, api=False)
-        shown = await run_in_threadpool(_file_shown, viewer, key)
+        shown = await run_in_threadpool(_file_shown, viewer, key, passage)
         audit(request, viewer, AuditKind.PREVIEW, experiment_id=shown["record"]["id"], file_key=shown["file"]["key"])
         quality = quality_chart([shown["qc"]]) if shown["qc"] and shown["qc"]["per_position_mean_quality"] else None
         return page(request, "file.html", quality=quality, **shown)
 
     @router.get("/api/files/{key:path}")
-    async def file_api(request: Request, key: str) -> JSONResponse:
+    async def file_api(request: Request, key: str, passage: str | None = None) -> JSONResponse:
         viewer = required_viewer(request, api=True)
-        shown = await run_in_threadpool(_file_shown, viewer, key)
+        shown = await run_in_threadpool(_file_shown, viewer, key, passage)
         audit(request, viewer, AuditKind.PREVIEW, experiment_id=shown["record"]["id"], file_key=shown["file"]["key"])
         return JSONResponse(shown)
 
-    def _file_shown(viewer: Viewer, key: str) -> dict[str, Any]:
-        """The file page's content: the file, its bounded preview, its links and its thumbnail's address."""
+    def _file_shown(viewer: Viewer, key: str, passage: str | None = None) -> dict[str, Any]:
+        """The file page's content: the file, its bounded preview, its links and its thumbnail's address;
+        with ``passage``, the passage a chat citation opens (`cited_passage`)."""
         record, entry = _file(viewer, key)
         preview = preview_object(context.store(), ObjectKey.parse(entry.key), entry.format, entry.size)
         shown = _file_row(entry)
@@ -346,6 +348,7 @@ def create_portal(context: PortalContext) -> APIRouter:
             "preview": asdict(preview),
             "links": file_links(context.catalog(), viewer, entry),
             "thumbnail": thumbnail_href(entry.key) if has_thumbnail(entry) else None,
+            "passage": cited_passage(entry, passage),
             "qc": file_qc(context.catalog(), context.store(), record.id, entry.key)
             if entry.format.startswith("fastq")
             else None,

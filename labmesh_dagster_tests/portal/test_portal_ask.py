@@ -132,3 +132,18 @@ def test_the_chat_page_has_its_question_box_and_script(lab: AskLab) -> None:
     assert ada.get("/static/ask.js").status_code == 200
     unsigned = TestClient(lab.app).get("/ask", follow_redirects=False)
     assert unsigned.status_code == 303 and unsigned.headers["location"].startswith("/login")
+
+
+def test_a_citation_opens_its_passage_on_the_file_page_for_those_who_may_see_it(lab: AskLab) -> None:
+    ada, csrf = signed_in(lab, "ada")
+    (citation,) = [e for e in asked(ada, csrf, STAGE) if e["type"] == "citation"]
+
+    page = ada.get(citation["href"])
+    bob, _ = signed_in(lab, "bob")
+
+    assert page.status_code == 200
+    assert 'id="passage-0"' in page.text and "Cited passage: whole file" in page.text
+    assert "<mark>Run summary for the liver cohort.\nFibrosis was scored at stage 3 in every liver." in page.text
+    assert bob.get(citation["href"]).status_code == 404
+    gone = ada.get(citation["href"].replace("passage=0#passage-0", "passage=99#passage-99"))
+    assert "not in the file as it is now" in gone.text
