@@ -1,4 +1,5 @@
-"""Every content index keeps the port's promises: SQLite FTS5 and Kendra (over the model-bound fake) alike.
+"""Every content index keeps the port's promises: SQLite FTS5, Kendra and a Bedrock knowledge base (over the
+model-bound fakes) alike.
 
 Contract: documents put are found by their words, with title, URI, excerpt and
 attributes; putting an id again replaces its document (never a second one);
@@ -25,10 +26,12 @@ from typing import Any
 import pytest
 
 from labmesh_dagster.connectors.search.base import CODECS, ContentDocument, ContentFilter, ContentIndex
+from labmesh_dagster.connectors.search.bedrock import BedrockKnowledgeBaseIndex
 from labmesh_dagster.connectors.search.kendra import KendraContentIndex
 from labmesh_dagster.connectors.search.local import SqliteContentIndex
 from labmesh_dagster.core.access import Viewer, experiment_principals
 from labmesh_dagster.extract.compression import COMPRESSION_SUFFIXES
+from labmesh_dagster_tests.fake_bedrock_agent import bedrock_clients
 from labmesh_dagster_tests.fake_kendra import FakeKendraClient
 
 
@@ -45,12 +48,23 @@ class Clock:
         self.now += seconds
 
 
-@pytest.fixture(params=["sqlite", "kendra"])
+@pytest.fixture(params=["sqlite", "kendra", "bedrock"])
 def index(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ContentIndex]:
     if request.param == "sqlite":
         yield SqliteContentIndex(tmp_path / "catalog.sqlite")
         return
     clock = Clock()
+    if request.param == "bedrock":
+        agent, runtime = bedrock_clients()
+        yield BedrockKnowledgeBaseIndex(
+            agent,
+            runtime,
+            knowledge_base_id=agent.kb.knowledge_base_id,
+            data_source_id=agent.kb.data_source_id,
+            clock=clock,
+            sleep=clock.sleep,
+        )
+        return
     client = FakeKendraClient(clock=clock)
     yield KendraContentIndex(client, index_id=client.index_id, clock=clock, sleep=clock.sleep)
 

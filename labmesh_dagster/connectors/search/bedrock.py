@@ -46,6 +46,7 @@ What shapes the calls:
 from __future__ import annotations
 
 import contextlib
+import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -116,6 +117,7 @@ URI = "labmesh_uri"
 ACCESS = "access"
 """Prefix of the access slots: ``access_0`` ... ``access_4``."""
 
+_WORD = re.compile(r"\w+")
 _PENDING = frozenset({"STARTING", "PENDING", "IN_PROGRESS", "NOT_FOUND"})
 _INDEXED = "INDEXED"
 _DELETE_FAILED = frozenset({"FAILED", "METADATA_UPDATE_FAILED"})
@@ -518,13 +520,25 @@ class BedrockKnowledgeBaseIndex(ContentIndex):
         viewer: Viewer | None = None,
         limit: int = 10,
     ) -> list[ContentHit]:
-        """Documents by their best passage: the most passages Retrieve gives, one hit per document."""
+        """Documents by their best passage that holds a word of ``text``: one hit per document.
+
+        The port's search is by words (`labmesh search --content WORD`), while
+        a knowledge base returns the nearest passages whether or not they hold
+        any, so a passage counts only if it holds one of the words (all do for
+        a blank text; none for text without words). Access and facets are in
+        the Retrieve filter as always; this only keeps to the port's meaning.
+        """
         if limit < 1:
+            return []
+        words = set(_WORD.findall(text.lower()))
+        if text.strip() and not words:
             return []
         best: dict[str, ContentHit] = {}
         for result in self._retrieve(text, filters, viewer, MAX_RESULTS):
             hit = _passage_hit(result)
             if hit is None or hit.passage.document_id in best:
+                continue
+            if words and words.isdisjoint(_WORD.findall(hit.passage.text.lower())):
                 continue
             best[hit.passage.document_id] = ContentHit(
                 id=hit.passage.document_id,
