@@ -34,6 +34,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from botocore.exceptions import EventStreamError
 from botocore.validate import ParamValidator
 
 from labmesh_dagster_tests.service_model import FakeServiceClient, ModelViolation, load_model, service_problems
@@ -103,12 +104,23 @@ class FakeBedrockRuntimeClient(FakeServiceClient):
         self.guardrails = {(guardrail.identifier, guardrail.version): guardrail for guardrail in guardrails}
         self._failures: Counter[str] = Counter()
         self._failure_codes: dict[str, str] = {}
+        self._stream_break: tuple[int, str] | None = None
+        self.events_sent = 0
 
     def fail(self, operation_name: str, code: str = "InternalServerException", times: int = 1) -> None:
         """Make the next ``times`` calls of the operation raise ``code`` (a 5xx the operation declares)."""
         self._error(operation_name, code, "check")  # refuses a code the operation does not declare
         self._failures[operation_name] += times
         self._failure_codes[operation_name] = code
+
+    def break_stream(self, after_events: int, code: str = "modelStreamErrorException") -> None:
+        """Make the next ConverseStream fail after ``after_events`` events with an exception event ``code``.
+
+        botocore raises an exception event met while reading the stream as `EventStreamError`.
+        """
+        if code not in load_model(SERVICE).shape_for("ConverseStreamOutput").members:
+            raise ModelViolation(f"ConverseStream has no exception event {code}")
+        self._stream_break = (after_events, code)
 
     def _begin(self, operation_name: str, params: Mapping[str, Any]) -> tuple[list[_Source], str, FakeGuardrail | None]:
         self._receive(operation_name, params)
@@ -228,7 +240,17 @@ class FakeBedrockRuntimeClient(FakeServiceClient):
         events = list(self._events(params, blocks, stop_reason))
         for event in events:
             check_stream_event(event)
-        return {"stream": iter(events), "ResponseMetadata": {"HTTPStatusCode": 200}}
+        broken, self._stream_break = self._stream_break, None
+        return {"stream": self._send(events, broken), "ResponseMetadata": {"HTTPStatusCode": 200}}
+
+    def _send(self, events: Sequence[dict[str, Any]], broken: tuple[int, str] | None) -> Iterator[dict[str, Any]]:
+        """The events one by one, as the reader asks for them (``events_sent`` counts them)."""
+        for position, event in enumerate(events):
+            if broken is not None and position == broken[0]:
+                error = {"Error": {"Code": broken[1], "Message": "the model's stream failed"}}
+                raise EventStreamError(error, "ConverseStream")
+            self.events_sent += 1
+            yield event
 
     def _events(
         self, params: Mapping[str, Any], blocks: Sequence[_Block], stop_reason: str

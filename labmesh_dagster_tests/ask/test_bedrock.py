@@ -214,3 +214,30 @@ def test_a_citation_naming_no_source_of_the_request_is_dropped() -> None:
 
 def test_citations_are_the_shared_citation_type() -> None:
     assert isinstance(passage_citation(1, QC), Citation)
+
+
+def test_a_cited_part_is_passed_on_before_the_model_has_finished(bedrock: FakeBedrockRuntimeClient) -> None:
+    answerer = BedrockAnswerer(bedrock, model_id=CLAUDE)
+    events = answerer.answer(Evidence("Which kit prepared the libraries?", ADA, (QC, PROTOCOL)))
+
+    lead_in, quote = next(events), next(events)
+
+    assert (lead_in, quote) == (
+        AnswerPart("According to the sources:"),
+        AnswerPart("Libraries were prepared with the TruSeq kit.", (1,)),
+    )
+    sent_so_far = bedrock.events_sent
+    rest = list(events)
+    assert bedrock.events_sent > sent_so_far  # the message's stop and metadata were still to come
+    assert [type(event).__name__ for event in rest] == ["Citation", "AnswerEnd"]
+
+
+def test_a_stream_that_breaks_midway_is_a_clear_error_and_never_ends_as_answered(
+    bedrock: FakeBedrockRuntimeClient,
+) -> None:
+    answerer = BedrockAnswerer(bedrock, model_id=CLAUDE)
+    bedrock.break_stream(after_events=3)
+
+    with pytest.raises(AnswererUnavailable, match=f"answer with {CLAUDE}: modelStreamErrorException"):
+        list(answerer.answer(Evidence("What was the Q30 of LIV-01?", ADA, (QC,))))
+    assert bedrock.call_counts["ConverseStream"] == 1
