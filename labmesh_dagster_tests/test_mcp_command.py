@@ -2,7 +2,9 @@
 
 Pinned here: without --user, --token or --admin it does not start and says how to name someone; an
 unknown user, an admin user without --admin, and --user with --http are refused before serving (exit 2,
-the reason on stderr, nothing on stdout, which is the protocol's). Marked slow: an assistant's view end
+the reason on stderr, nothing on stdout, which is the protocol's). The ask it serves is `ask` over the
+lab's own ports and the engine the settings name: a catalog question is answered from the asker's
+experiments only. Marked slow: an assistant's view end
 to end, `labmesh mcp --user ada` started as a subprocess and driven over stdio by the SDK's client, finds
 ada's experiments and not bob's, and --admin says on stderr that it sees every experiment.
 """
@@ -19,8 +21,14 @@ import pytest
 from mcp import Client, StdioServerParameters, stdio_client
 
 from labmesh_dagster import cli
+from labmesh_dagster.access.stores import AccessStores
+from labmesh_dagster.core.access import Viewer
+from labmesh_dagster.mcp.lab import lab_tools
+from labmesh_dagster.ports import Ports
 from labmesh_dagster_tests.conftest import make_settings
 from labmesh_dagster_tests.portal.lab import build_lab
+
+ADA = Viewer("ada", frozenset({"Genomics"}))
 
 
 @pytest.fixture(scope="module")
@@ -46,6 +54,17 @@ def test_mcp_does_not_start_without_someone_to_act_as(
 
     out, err = capsys.readouterr()
     assert out == "" and reason in err
+
+
+def test_the_served_ask_uses_the_labs_own_ports_and_engine_under_the_asker(home: Path) -> None:
+    access = AccessStores.open(make_settings(home).access)
+    tools = lab_tools(Ports(make_settings(home)), access)
+    question = "Which experiments ran on the Orbitrap?"
+
+    bobs, adas = tools.ask(Viewer("bob", frozenset({"Proteomics"})), question), tools.ask(ADA, question)
+
+    assert bobs["answered"] and [citation["experiment_id"] for citation in bobs["citations"]] == ["EXP-2"]
+    assert not adas["answered"] and adas["citations"] == [] and "EXP-2" not in str(adas)
 
 
 def stdio_session(home: Path, *argv: str) -> tuple[dict[str, Any], dict[str, Any], str]:
