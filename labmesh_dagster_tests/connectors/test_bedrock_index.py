@@ -17,7 +17,7 @@ keeps failing is `ContentIndexUnavailable`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import replace
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -37,13 +37,6 @@ from labmesh_dagster_tests.service_model import ThrottledShare
 LIVER_LAB = Viewer("bob", frozenset({"liver-lab"}))
 KIDNEY_LAB = Viewer("kim", frozenset({"kidney-lab"}))
 ADMIN = Viewer("root", admin=True)
-
-
-@dataclass(frozen=True)
-class PassagedDocument(ContentDocument):
-    """A document as publishing makes it once extraction splits it into passages."""
-
-    passages: tuple[Passage, ...] = ()
 
 
 class Clock:
@@ -68,9 +61,9 @@ def report_pages(document_id: str, pages: list[str]) -> tuple[Passage, ...]:
 
 def report(
     experiment: str, group: str | None, pages: list[str], *, name: str = "report.pdf", **attributes: Any
-) -> PassagedDocument:
+) -> ContentDocument:
     document_id = f"processed/{experiment}/{name}"
-    return PassagedDocument(
+    return ContentDocument(
         id=document_id,
         title=name,
         text="\n".join(pages),
@@ -237,7 +230,7 @@ def test_an_admin_sends_no_access_filter_and_alone_sees_a_document_listing_nobod
 def test_a_grant_ingests_the_experiments_passages_again_with_the_new_list(index: BedrockKnowledgeBaseIndex) -> None:
     index.replace([LIVER, KIDNEY])
     assert index.retrieve("Q30", viewer=Viewer("carl")) == []
-    granted = PassagedDocument(**{**LIVER.__dict__, "principals": (*LIVER.principals, "user:carl")})
+    granted = replace(LIVER, principals=(*LIVER.principals, "user:carl"))
 
     result = index.update_access("LIV-01", granted.principals, lambda: [granted])
 
@@ -302,7 +295,7 @@ def test_failed_passages_fail_their_document_with_the_reason_and_the_others_are_
     agent, _ = clients
     agent.kb.fail_document(f"{KIDNEY.id}#1", "the embedding model refused the text")
     crowded = report("LIV-01", "liver-lab", ["x"], name="crowded.pdf")
-    crowded = PassagedDocument(**{**crowded.__dict__, "principals": tuple(f"user:u{n}" for n in range(51))})
+    crowded = replace(crowded, principals=tuple(f"user:u{n}" for n in range(51)))
     result = index.replace([LIVER, KIDNEY, crowded])
     assert result.indexed == (LIVER.id,)
     assert result.failed[KIDNEY.id] == "passage 1: FAILED: the embedding model refused the text"

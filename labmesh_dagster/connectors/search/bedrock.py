@@ -168,11 +168,9 @@ def document_passages(document: ContentDocument) -> tuple[Passage, ...]:
     Cut the same way, a passage id names the same passage in every profile. A
     document without text is one passage of its title, so it can still be found.
     """
-    passages = tuple(getattr(document, "passages", ()) or ())
-    if passages:
-        return passages
-    fmt = document.attributes.get(FORMAT)
-    cut = chunk_file(document.id, fmt=fmt if isinstance(fmt, str) else "txt", text=document.text)
+    if document.passages:
+        return document.passages
+    cut = chunk_file(document.id, fmt="text", text=clean_text(document.text))
     if cut:
         return tuple(cut)
     return (Passage(document.id, 0, document.title or document.id, PassageLocation(LocationKind.WHOLE)),)
