@@ -130,7 +130,7 @@ class FakeBedrockRuntimeClient(FakeServiceClient):
         model_id = params["modelId"]
         if model_id not in self.models:
             raise self._error(operation_name, "ValidationException", "The provided model identifier is invalid.")
-        messages = params["messages"]
+        messages = params.get("messages") or []  # optional in the model: a managed prompt may carry them
         if not messages or messages[0]["role"] != "user" or messages[-1]["role"] != "user":
             raise self._error(
                 operation_name, "ValidationException", "A conversation must start and end with a user message."

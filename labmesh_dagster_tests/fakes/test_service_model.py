@@ -44,7 +44,9 @@ def model_patterns(service_name: str) -> list[str]:
     return sorted({shape["pattern"] for shape in shapes.values() if "pattern" in shape})
 
 
-@pytest.mark.parametrize("service_name", ["datazone", "kendra", "omics", "bedrock-agent", "bedrock-agent-runtime"])
+@pytest.mark.parametrize(
+    "service_name", ["datazone", "kendra", "omics", "bedrock-agent", "bedrock-agent-runtime", "bedrock-runtime"]
+)
 def test_every_pattern_in_the_models_the_fakes_use_can_be_judged(service_name: str) -> None:
     patterns = model_patterns(service_name)
 
