@@ -86,7 +86,8 @@ class FakeBedrockRuntimeClient(FakeServiceClient):
 
     ``search_result_models`` accept ``searchResult`` blocks; ``models`` lists
     every model id the fake serves (others get a ValidationException, as an
-    unknown model id does). `fail` makes the next calls raise a 5xx.
+    unknown model id does). `fail` makes the next calls raise a 5xx. ``own_knowledge`` is a sentence the
+    model adds, uncited, after its cited ones.
     """
 
     service_name = SERVICE
@@ -97,11 +98,13 @@ class FakeBedrockRuntimeClient(FakeServiceClient):
         models: Sequence[str] = (CLAUDE, NOVA),
         search_result_models: Sequence[str] = (CLAUDE,),
         guardrails: Sequence[FakeGuardrail] = (),
+        own_knowledge: str | None = None,
     ) -> None:
         super().__init__()
         self.models = frozenset(models)
         self.search_result_models = frozenset(search_result_models)
         self.guardrails = {(guardrail.identifier, guardrail.version): guardrail for guardrail in guardrails}
+        self.own_knowledge = own_knowledge
         self._failures: Counter[str] = Counter()
         self._failure_codes: dict[str, str] = {}
         self._stream_break: tuple[int, str] | None = None
@@ -201,7 +204,9 @@ class FakeBedrockRuntimeClient(FakeServiceClient):
                         cited.append(_Block(sentence, [citation]))
         if not cited:
             return [_Block(NO_ANSWER)], "end_turn"
-        return [_Block(LEAD_IN), *cited], "end_turn"
+        # A model may add what it "knows" without citing it, as models do when the sources say less.
+        tail = [_Block(self.own_knowledge)] if self.own_knowledge else []
+        return [_Block(LEAD_IN), *cited, *tail], "end_turn"
 
     @staticmethod
     def _location(source: _Source, block_index: int, start: int, end: int) -> dict[str, Any]:

@@ -241,3 +241,15 @@ def test_a_stream_that_breaks_midway_is_a_clear_error_and_never_ends_as_answered
     with pytest.raises(AnswererUnavailable, match=f"answer with {CLAUDE}: modelStreamErrorException"):
         list(answerer.answer(Evidence("What was the Q30 of LIV-01?", ADA, (QC,))))
     assert bedrock.call_counts["ConverseStream"] == 1
+
+
+@pytest.mark.parametrize("stream", [True, False], ids=["ConverseStream", "Converse"])
+def test_an_uncited_number_from_the_models_own_knowledge_is_left_out_and_said(stream: bool) -> None:
+    bedrock = FakeBedrockRuntimeClient(own_knowledge="Runs like this usually reach 95 percent.")
+    answerer = BedrockAnswerer(bedrock, model_id=CLAUDE, stream=stream)
+
+    answer = ask(answerer, "What was the Q30 of LIV-01?", QC)
+
+    assert answer.answered and "95" not in answer.text
+    assert answer.parts[-1] == AnswerPart("The Q30 of LIV-01 was 93.1 percent on the MiSeq.", (1,))
+    assert answer.notes == ("1 uncited statement(s) holding numbers were left out",)

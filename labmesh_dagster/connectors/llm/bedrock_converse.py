@@ -22,6 +22,8 @@ and user guide):
   `passage_citation` / `fact_citation` the offline answerer uses, so both
   render alike. A citation naming no source of this request (a web location,
   an index out of range) is dropped, never shown.
+- A part that cites nothing and holds a number is left out (and said so in
+  a note): a figure no passage backs is the model's own, never the lab's.
 - An answer that cites nothing is refused (`refusal`): the model is then
   speaking from its own knowledge or saying the sources do not answer, and
   labmesh never passes an uncited claim on as the lab's data.
@@ -324,9 +326,14 @@ class BedrockAnswerer:
         held: list[AnswerPart] = []
         shown = False
         hold_all = self.guardrail is not None
+        dropped = 0
         for text, citations in blocks:
             numbers = numbering.of(citations)
             if not text.strip():
+                continue
+            if not numbers and any(character.isdigit() for character in text):
+                # A number no passage backs is the model's own (a guess, or memory): never shown as the lab's.
+                dropped += 1
                 continue
             held.append(AnswerPart(text.strip(), numbers))
             if not hold_all and (shown or numbers):
@@ -345,6 +352,8 @@ class BedrockAnswerer:
         notes: tuple[str, ...] = (refused,) if refused else ()
         if outcome.stop_reason == "max_tokens":
             notes += ("the answer was cut at the model's token limit",)
+        if dropped:
+            notes += (f"{dropped} uncited statement(s) holding numbers were left out",)
         yield AnswerEnd(answered=refused is None, engine=self.engine, notes=notes)
 
 
