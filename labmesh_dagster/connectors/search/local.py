@@ -482,16 +482,23 @@ class SqliteContentIndex(ContentIndex):
         mode = SearchMode(mode)
         principals = viewer_principals(viewer)
         depth = limit if mode is SearchMode.KEYWORD else max(limit, CANDIDATES)
-        keyword = self._keyword_ranking(text, filters, principals, depth) if mode is not SearchMode.DENSE else []
-        dense = self._dense_ranking(text, filters, principals, depth) if mode is not SearchMode.KEYWORD else []
-        if mode is SearchMode.HYBRID:
-            ranked = reciprocal_rank_fusion([[p for p, _ in keyword], [p for p, _ in dense]])[:limit]
-        else:
-            ranked = (keyword or dense)[:limit]
-        return self._passage_hits(ranked)
+        with self._connect() as db:
+            db.execute("BEGIN")  # one snapshot for both rankings, the matrix's version and the hits' rows
+            try:
+                keyword = (
+                    [] if mode is SearchMode.DENSE else self._keyword_ranking(db, text, filters, principals, depth)
+                )
+                dense = [] if mode is SearchMode.KEYWORD else self._dense_ranking(db, text, filters, principals, depth)
+                if mode is SearchMode.HYBRID:
+                    ranked = reciprocal_rank_fusion([[p for p, _ in keyword], [p for p, _ in dense]])[:limit]
+                else:
+                    ranked = (keyword or dense)[:limit]
+                return self._passage_hits(db, ranked)
+            finally:
+                db.execute("COMMIT")
 
     def _keyword_ranking(
-        self, text: str, filters: ContentFilter, principals: Collection[str] | None, depth: int
+        self, db: sqlite3.Connection, text: str, filters: ContentFilter, principals: Collection[str] | None, depth: int
     ) -> list[tuple[int, float]]:
         expression = question_expression(text)
         if expression is None:
@@ -500,54 +507,68 @@ class SqliteContentIndex(ContentIndex):
         sql = f"""SELECT content_passages_fts.rowid AS passage, {_PASSAGE_RANK} AS rank_value
                   FROM content_passages_fts WHERE {" AND ".join(["content_passages_fts MATCH ?", *clauses])}
                   ORDER BY rank_value, content_passages_fts.rowid LIMIT ?"""
-        with self._connect() as db:
-            rows = db.execute(sql, [expression, *params, depth]).fetchall()
+        rows = db.execute(sql, [expression, *params, depth]).fetchall()
         # bm25() is lower for better matches; the port's score is higher for better ones.
         return [(int(row["passage"]), -float(row["rank_value"])) for row in rows]
 
     def _dense_ranking(
-        self, text: str, filters: ContentFilter, principals: Collection[str] | None, depth: int
+        self, db: sqlite3.Connection, text: str, filters: ContentFilter, principals: Collection[str] | None, depth: int
     ) -> list[tuple[int, float]]:
         embedder = self._get_embedder()
         if embedder is None:
             return []
-        matrix = self.vector_matrix()
+        matrix = self._vector_matrix(db)
         if not len(matrix):
             return []
-        mask = None
-        clauses, params = self._filter_clauses(filters, principals, "d.doc")
-        if clauses:
-            with self._connect() as db:
-                allowed = [
-                    row[0]
-                    for row in db.execute(
-                        f"SELECT d.doc FROM content_documents AS d WHERE {' AND '.join(clauses)}", params
-                    )
-                ]
-            mask = matrix.mask_of(allowed)
+        allowed = self._allowed_docs(db, filters, principals)
+        mask = None if allowed is None else matrix.mask_of(allowed)
         query = embedder.embed([text])[0]
         return matrix.nearest(query, depth, mask)
+
+    def _allowed_docs(
+        self, db: sqlite3.Connection, filters: ContentFilter, principals: Collection[str] | None
+    ) -> list[int] | None:
+        """The documents the filters and the viewer's principals allow (None: all), by `search`'s conditions.
+
+        A viewer's are read from their principals' rows (an index range), the
+        facets tested on those documents alone; the same conditions as the
+        keyword ranking's, reached from the smaller side.
+        """
+        if principals is not None:
+            clauses, params = self._filter_clauses(filters, None, "p.doc")
+            sql = f"""SELECT DISTINCT p.doc FROM content_principals AS p
+                      WHERE {" AND ".join(["p.principal IN (SELECT value FROM json_each(?))", *clauses])}"""
+            params.insert(0, json.dumps(sorted(principals)))
+        else:
+            clauses, params = self._filter_clauses(filters, None, "d.doc")
+            if not clauses:
+                return None
+            sql = f"SELECT d.doc FROM content_documents AS d WHERE {' AND '.join(clauses)}"
+        return [row[0] for row in db.execute(sql, params)]
 
     def vector_matrix(self) -> VectorMatrix:
         """Every passage's vector, loaded once per change of the passages and shared by this file's index objects."""
         self.prepare()
-        key = str(self.path.resolve())
         with self._connect() as db:
             db.execute("BEGIN")  # one snapshot: the version read is the version of the rows read
             try:
-                version = _state(db, _PASSAGES_VERSION) or 0
-                with _MATRICES_LOCK:
-                    cached = _MATRICES.get(key)
-                if cached is not None and cached[0] == version:
-                    return cached[1]
-                rows = db.execute(
-                    """SELECT p.passage, p.doc, v.scale, v.vector FROM content_passages AS p
-                       JOIN content_vectors AS v ON v.text_hash = p.text_hash
-                       WHERE v.model = ? ORDER BY p.passage""",
-                    (self.model_id,),
-                ).fetchall()
+                return self._vector_matrix(db)
             finally:
                 db.execute("COMMIT")
+
+    def _vector_matrix(self, db: sqlite3.Connection) -> VectorMatrix:
+        key = str(self.path.resolve())
+        version = _state(db, _PASSAGES_VERSION) or 0
+        with _MATRICES_LOCK:
+            cached = _MATRICES.get(key)
+        if cached is not None and cached[0] == version:
+            return cached[1]
+        rows = db.execute(
+            """SELECT p.passage, p.doc, v.scale, v.vector FROM content_passages AS p
+               JOIN content_vectors AS v ON v.text_hash = p.text_hash
+               WHERE v.model = ? ORDER BY p.passage""",
+            (self.model_id,),
+        ).fetchall()
         embedder = self._get_embedder()
         dimension = embedder.dimension if embedder is not None else DIMENSION
         if rows:
@@ -563,23 +584,22 @@ class SqliteContentIndex(ContentIndex):
             _MATRICES[key] = (version, matrix)
         return matrix
 
-    def _passage_hits(self, ranked: Sequence[tuple[int, float]]) -> list[PassageHit]:
+    def _passage_hits(self, db: sqlite3.Connection, ranked: Sequence[tuple[int, float]]) -> list[PassageHit]:
         if not ranked:
             return []
-        with self._connect() as db:
-            rows = {
-                int(row["passage"]): row
-                for row in db.execute(
-                    """SELECT p.passage, p.ordinal, p.text, p.location, d.document_id, d.title, d.uri, d.attributes
-                       FROM content_passages AS p JOIN content_documents AS d ON d.doc = p.doc
-                       WHERE p.passage IN (SELECT value FROM json_each(?))""",
-                    (json.dumps([passage for passage, _ in ranked]),),
-                )
-            }
+        rows = {
+            int(row["passage"]): row
+            for row in db.execute(
+                """SELECT p.passage, p.ordinal, p.text, p.location, d.document_id, d.title, d.uri, d.attributes
+                   FROM content_passages AS p JOIN content_documents AS d ON d.doc = p.doc
+                   WHERE p.passage IN (SELECT value FROM json_each(?))""",
+                (json.dumps([passage for passage, _ in ranked]),),
+            )
+        }
         hits: list[PassageHit] = []
         for passage, score in ranked:
             row = rows.get(passage)
-            if row is None:  # deleted by another process since it was ranked
+            if row is None:  # cannot be within one snapshot; skipped rather than raised all the same
                 continue
             hits.append(
                 PassageHit(
