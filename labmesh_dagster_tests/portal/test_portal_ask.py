@@ -9,19 +9,28 @@ without a session, a browser's cookie needs the page's CSRF token, and no one
 asks without signing in; a blank or overlong question is refused before
 anything is searched; every question is audited as a search with detail
 ``ask``; the route is in the OpenAPI document with its streamed content; the
-chat page has its question box, its token, and its script.
+chat page has its question box, its token, and its script; a citation opens
+its passage on the file's page for those who may see the file; an engine that
+fails halfway ends the stream with an ``error`` line.
 """
 
 from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from labmesh_dagster.access.audit import AuditFilter
+from labmesh_dagster.ask.base import AnswerEvent, Evidence
+from labmesh_dagster.core.answers import AnswerPart
+from labmesh_dagster.core.errors import LabmeshError
+from labmesh_dagster.portal.app import PortalContext, mount_portal
+from labmesh_dagster.portal.sessions import SessionSigner
 from labmesh_dagster_tests.ask.ask_lab import KIDNEY_NOTES, SUMMARY, AskLab, build_ask_lab
 from labmesh_dagster_tests.portal.lab import PASSWORD
 
@@ -147,3 +156,34 @@ def test_a_citation_opens_its_passage_on_the_file_page_for_those_who_may_see_it(
     assert bob.get(citation["href"]).status_code == 404
     gone = ada.get(citation["href"].replace("passage=0#passage-0", "passage=99#passage-99"))
     assert "not in the file as it is now" in gone.text
+
+
+class FailingHalfway:
+    """An answerer that starts its answer, then loses its model (as Bedrock does after its retries)."""
+
+    engine = "failing"
+
+    def answer(self, evidence: Evidence) -> Iterator[AnswerEvent]:
+        yield AnswerPart("The first words came,")
+        raise LabmeshError("Bedrock kept answering ThrottlingException")
+
+
+def test_an_engine_failing_halfway_ends_the_stream_with_an_error_line(lab: AskLab) -> None:
+    context = PortalContext(
+        catalog=lambda: lab.lab.catalog,
+        store=lambda: lab.lab.store,
+        access=lab.lab.access,
+        signer=SessionSigner("test-secret"),
+        secure_cookies=False,
+        content_index=lambda: lab.index,
+        answerer=FailingHalfway,
+    )
+    app = FastAPI()
+    mount_portal(app, context)
+    token = lab.lab.access.tokens.create("ada", label="notebook").token
+
+    answer = TestClient(app).post("/api/ask", json={"question": STAGE}, headers={"authorization": f"Bearer {token}"})
+
+    events = [json.loads(line) for line in answer.text.splitlines()]
+    assert [event["type"] for event in events] == ["part", "error"]
+    assert events[-1]["detail"] == "Bedrock kept answering ThrottlingException"
