@@ -9,7 +9,8 @@ when it is the closest text there is, and facet filters hold the same way;
 putting unchanged documents again embeds nothing, and a vector no passage uses
 is deleted; a file from before passages gets them in place, found by words at
 once and by meaning after `embed_missing`; without an embedder, every mode
-ranks by words.
+ranks by words; a word most passages hold gives way to a rarer one, and alone
+ranks the newest passages the viewer may see (their own, however old).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from labmesh_dagster.connectors.search import local
 from labmesh_dagster.connectors.search.base import ContentDocument, ContentFilter
 from labmesh_dagster.connectors.search.local import SqliteContentIndex
 from labmesh_dagster.core.access import Viewer
@@ -255,3 +257,22 @@ def test_without_an_embedder_every_mode_ranks_by_words(tmp_path: Path) -> None:
 def test_the_default_embedder_is_the_one_shared_by_the_process(tmp_path: Path) -> None:
     index = SqliteContentIndex(tmp_path / "catalog.sqlite")
     assert index.model_id == default_embedder().model_id
+
+
+def test_common_words_give_way_to_rare_ones_and_alone_rank_the_newest_a_viewer_may_see(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(local, "COMMON_MATCHES", 20)
+    monkeypatch.setattr(local, "COMMON_WINDOW", 10)
+    index = SqliteContentIndex(tmp_path / "catalog.sqlite", embedder=None)
+    mine = document("raw/EXP-1/old.txt", "Old buffer notes for sample LIV-07.", "EXP-1", "genomics")
+    others = [
+        document(f"raw/EXP-2/n{n}.txt", f"Buffer batch {n} was made fresh.", "EXP-2", "proteomics") for n in range(40)
+    ]
+    index.replace([mine, *others])  # the genomicist's passage is the oldest of 41 holding "buffer"
+
+    (rare_first, *_) = index.retrieve("buffer LIV-07", mode=SearchMode.KEYWORD)
+    assert rare_first.passage.document_id == "raw/EXP-1/old.txt"
+    assert len(index.retrieve("buffer", limit=50, mode=SearchMode.KEYWORD)) == 10  # the newest window
+    hits = index.retrieve("buffer", viewer=GENOMICIST, limit=50, mode=SearchMode.KEYWORD)
+    assert [hit.passage.document_id for hit in hits] == ["raw/EXP-1/old.txt"]

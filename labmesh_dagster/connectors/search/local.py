@@ -35,7 +35,13 @@ embeds nothing, and a vector no passage uses any more is deleted. Dense
 ranking scores an in-memory matrix of the vectors (loaded once per change of
 the passages, shared by every index object of the file in the process),
 masked by the documents the same conditions allow, before ranking; `HYBRID`
-fuses both rankings by reciprocal rank. Embedding happens in `replace`, before
+fuses both rankings by reciprocal rank. A passage's number is its document's
+shifted left with its ordinal below (``doc << 20 | ordinal``), so the keyword
+ranking tests access on the FTS rowid alone, against the list of documents the
+viewer and the facets allow, read once per retrieval from the principals'
+index; a word most passages hold gives way to the question's rarer words (or,
+alone, ranks the newest matches the viewer may see), as BM25 cannot order
+passages by it yet would score them all. Embedding happens in `replace`, before
 its write transaction (a publish's passages are embedded without holding the
 write lock). A file written before passages existed gets them in `prepare`,
 once, cut from each document's text by lines; their vectors come when the
@@ -153,7 +159,22 @@ CREATE TABLE IF NOT EXISTS content_state (
 _PASSAGES_VERSION = "passages_version"
 """A random number written whenever passages or vectors change: an in-memory matrix of another is stale."""
 _PASSAGES_CUT = "passages_cut"
-"""Set once every document of the file has its passages (a file written before passages is cut in `prepare`)."""
+"""`PASSAGE_LAYOUT` once every document of the file has its passages (an older file's are cut in `prepare`)."""
+
+PASSAGE_LAYOUT = 2
+"""Passages numbered ``doc << DOC_SHIFT | ordinal`` (layout 1, for an hour of development, counted them from 1)."""
+
+DOC_SHIFT = 20
+"""A passage's row number holds its document's number above these bits, so the FTS rowid alone names the document
+(reading the FTS row's own columns costs a lookup per match: ten times the time of an access test by rowid)."""
+
+MAX_PASSAGES = 1 << DOC_SHIFT
+
+COMMON_MATCHES = 2000
+"""A word in more passages than this is common: left out of a keyword ranking that has rarer words."""
+
+COMMON_WINDOW = 2000
+"""How many of the newest matches a keyword ranking of common words alone scores."""
 
 CANDIDATES = 50
 """How deep each ranking goes before fusion: fusing short lists loses what only one ranking ranks fairly high."""
@@ -193,11 +214,11 @@ question has no other word.
 """
 
 
-def question_expression(text: str) -> str | None:
-    """``match_expression`` of a question's content words (all its words when it has no other)."""
+def question_phrases(text: str) -> list[str]:
+    """The FTS5 phrases of a question's content words (all its words when it has no other), each once."""
     words = clean_text(text).split()
     content = [word for word in words if word.lower().strip("?!.,;:'\"()") not in QUESTION_WORDS]
-    return match_expression(" ".join(content or words))
+    return list(dict.fromkeys(_phrase(term) for term in content or words if re.search(r"\w", term)))
 
 
 def match_expression(text: str) -> str | None:
@@ -246,6 +267,7 @@ class SqliteContentIndex(ContentIndex):
         self._prepared = False
         self._embedder_factory = embedder
         self._embedder: TextEmbedder | None = None
+        self._matrix_key: str | None = None
 
     def _get_embedder(self) -> TextEmbedder | None:
         if self._embedder is None and self._embedder_factory is not None:
@@ -276,7 +298,7 @@ class SqliteContentIndex(ContentIndex):
                 _migrate_group_lists(db)
         with self._connect() as db:
             db.executescript(SCHEMA)
-            cut = _state(db, _PASSAGES_CUT) is not None
+            cut = _state(db, _PASSAGES_CUT) == PASSAGE_LAYOUT
         if not cut:
             with self._transaction() as db:
                 _cut_older_documents(db, self.model_id)
@@ -297,6 +319,9 @@ class SqliteContentIndex(ContentIndex):
         removed = tuple(dict.fromkeys(document_id for document_id in removed_ids if document_id not in put))
         model = self.model_id
         passages = {document.id: _stored_passages(document, model) for document in valid}
+        for document in [document for document in valid if len(passages[document.id]) > MAX_PASSAGES]:
+            failed[document.id] = f"document has more than {MAX_PASSAGES} passages"
+            valid.remove(document)
         # Embedded before the write transaction: a publish's passages may take a while, and other runs write too.
         vectors = self._new_vectors(stored for stored_list in passages.values() for stored in stored_list)
         with self._transaction() as db:
@@ -485,10 +510,11 @@ class SqliteContentIndex(ContentIndex):
         with self._connect() as db:
             db.execute("BEGIN")  # one snapshot for both rankings, the matrix's version and the hits' rows
             try:
-                keyword = (
-                    [] if mode is SearchMode.DENSE else self._keyword_ranking(db, text, filters, principals, depth)
-                )
-                dense = [] if mode is SearchMode.KEYWORD else self._dense_ranking(db, text, filters, principals, depth)
+                allowed = self._allowed_docs(db, filters, principals)
+                if allowed is not None and not allowed:
+                    return []
+                keyword = [] if mode is SearchMode.DENSE else self._keyword_ranking(db, text, allowed, depth)
+                dense = [] if mode is SearchMode.KEYWORD else self._dense_ranking(db, text, allowed, depth)
                 if mode is SearchMode.HYBRID:
                     ranked = reciprocal_rank_fusion([[p for p, _ in keyword], [p for p, _ in dense]])[:limit]
                 else:
@@ -498,21 +524,43 @@ class SqliteContentIndex(ContentIndex):
                 db.execute("COMMIT")
 
     def _keyword_ranking(
-        self, db: sqlite3.Connection, text: str, filters: ContentFilter, principals: Collection[str] | None, depth: int
+        self, db: sqlite3.Connection, text: str, allowed: Sequence[int] | None, depth: int
     ) -> list[tuple[int, float]]:
-        expression = question_expression(text)
-        if expression is None:
+        """BM25 over the passages of the ``allowed`` documents (None: all) holding the question's rarer words.
+
+        BM25 cannot order passages by a word a fortieth of them hold (its
+        weight is next to nothing) yet must score every one of them, so words
+        in more than `COMMON_MATCHES` passages are left out when the question
+        has rarer ones; when it has none, the newest `COMMON_WINDOW` matches
+        the viewer may see are ranked.
+        """
+        phrases = question_phrases(text)
+        if not phrases:
             return []
-        clauses, params = self._filter_clauses(filters, principals, "content_passages_fts.doc")
+        rare = [phrase for phrase in phrases if not _more_matches(db, phrase, COMMON_MATCHES)]
+        conditions = ["content_passages_fts MATCH ?"]
+        params: list[Any] = [" OR ".join(rare or phrases)]
+        if allowed is not None:
+            conditions.append(f"(content_passages_fts.rowid >> {DOC_SHIFT}) IN (SELECT value FROM json_each(?))")
+            params.append(json.dumps(list(allowed)))
+        if not rare:
+            bound = db.execute(
+                f"""SELECT content_passages_fts.rowid FROM content_passages_fts WHERE {" AND ".join(conditions)}
+                    ORDER BY content_passages_fts.rowid DESC LIMIT 1 OFFSET ?""",
+                [*params, COMMON_WINDOW - 1],
+            ).fetchone()
+            if bound is not None:
+                conditions.append("content_passages_fts.rowid >= ?")
+                params.append(bound[0])
         sql = f"""SELECT content_passages_fts.rowid AS passage, {_PASSAGE_RANK} AS rank_value
-                  FROM content_passages_fts WHERE {" AND ".join(["content_passages_fts MATCH ?", *clauses])}
+                  FROM content_passages_fts WHERE {" AND ".join(conditions)}
                   ORDER BY rank_value, content_passages_fts.rowid LIMIT ?"""
-        rows = db.execute(sql, [expression, *params, depth]).fetchall()
+        rows = db.execute(sql, [*params, depth]).fetchall()
         # bm25() is lower for better matches; the port's score is higher for better ones.
         return [(int(row["passage"]), -float(row["rank_value"])) for row in rows]
 
     def _dense_ranking(
-        self, db: sqlite3.Connection, text: str, filters: ContentFilter, principals: Collection[str] | None, depth: int
+        self, db: sqlite3.Connection, text: str, allowed: Sequence[int] | None, depth: int
     ) -> list[tuple[int, float]]:
         embedder = self._get_embedder()
         if embedder is None:
@@ -520,7 +568,6 @@ class SqliteContentIndex(ContentIndex):
         matrix = self._vector_matrix(db)
         if not len(matrix):
             return []
-        allowed = self._allowed_docs(db, filters, principals)
         mask = None if allowed is None else matrix.mask_of(allowed)
         query = embedder.embed([text])[0]
         return matrix.nearest(query, depth, mask)
@@ -557,7 +604,8 @@ class SqliteContentIndex(ContentIndex):
                 db.execute("COMMIT")
 
     def _vector_matrix(self, db: sqlite3.Connection) -> VectorMatrix:
-        key = str(self.path.resolve())
+        key = self._matrix_key or str(self.path.resolve())
+        self._matrix_key = key
         version = _state(db, _PASSAGES_VERSION) or 0
         with _MATRICES_LOCK:
             cached = _MATRICES.get(key)
@@ -716,13 +764,14 @@ def _insert_passages(db: sqlite3.Connection, doc: int, title: str, passages: Seq
     for stored in passages:
         passage = stored.passage
         assert passage is not None
-        cursor = db.execute(
-            "INSERT INTO content_passages (doc, ordinal, text, location, text_hash) VALUES (?, ?, ?, ?, ?)",
-            (doc, passage.ordinal, passage.text, json.dumps(passage.location.to_dict()), stored.text_hash),
+        number = (doc << DOC_SHIFT) | passage.ordinal
+        db.execute(
+            "INSERT INTO content_passages (passage, doc, ordinal, text, location, text_hash) VALUES (?, ?, ?, ?, ?, ?)",
+            (number, doc, passage.ordinal, passage.text, json.dumps(passage.location.to_dict()), stored.text_hash),
         )
         db.execute(
             "INSERT INTO content_passages_fts (rowid, title, text, doc) VALUES (?, ?, ?, ?)",
-            (cursor.lastrowid, title, passage.text, doc),
+            (number, title, passage.text, doc),
         )
 
 
@@ -741,6 +790,18 @@ def _release_vectors(db: sqlite3.Connection, hashes: Collection[str]) -> None:
                AND NOT EXISTS (SELECT 1 FROM content_passages AS p WHERE p.text_hash = content_vectors.text_hash)""",
             (json.dumps(sorted(hashes)),),
         )
+
+
+def _more_matches(db: sqlite3.Connection, phrase: str, count: int) -> bool:
+    """Whether more than ``count`` passages hold ``phrase``: reads at most that many rowids, scores none."""
+    return (
+        db.execute(
+            """SELECT 1 FROM content_passages_fts WHERE content_passages_fts MATCH ?
+               ORDER BY content_passages_fts.rowid DESC LIMIT 1 OFFSET ?""",
+            (phrase, count),
+        ).fetchone()
+        is not None
+    )
 
 
 def _state(db: sqlite3.Connection, name: str) -> int | None:
@@ -768,8 +829,12 @@ def _cut_older_documents(db: sqlite3.Connection, model: str) -> None:
     here (preparing stays quick): the next put of each document, or
     `SqliteContentIndex.embed_missing`, makes them.
     """
-    if _state(db, _PASSAGES_CUT) is not None:
+    layout = _state(db, _PASSAGES_CUT)
+    if layout == PASSAGE_LAYOUT:
         return
+    if layout is not None:  # numbered otherwise: cut again, the vectors stay (keyed by text)
+        db.execute("DELETE FROM content_passages_fts")
+        db.execute("DELETE FROM content_passages")
     rows = db.execute(
         """SELECT d.doc, d.document_id, d.title, d.text FROM content_documents AS d
            WHERE NOT EXISTS (SELECT 1 FROM content_passages AS p WHERE p.doc = d.doc)"""
@@ -777,7 +842,11 @@ def _cut_older_documents(db: sqlite3.Connection, model: str) -> None:
     for row in rows:
         document = ContentDocument(id=row["document_id"], title=row["title"], text=row["text"], uri="")
         _insert_passages(db, int(row["doc"]), row["title"], _stored_passages(document, model))
-    _set_state(db, _PASSAGES_CUT, 1)
+    _set_state(db, _PASSAGES_CUT, PASSAGE_LAYOUT)
+    db.execute(
+        """DELETE FROM content_vectors
+           WHERE NOT EXISTS (SELECT 1 FROM content_passages AS p WHERE p.text_hash = content_vectors.text_hash)"""
+    )
     if rows:
         _bump(db)
 
