@@ -276,3 +276,20 @@ def test_common_words_give_way_to_rare_ones_and_alone_rank_the_newest_a_viewer_m
     assert len(index.retrieve("buffer", limit=50, mode=SearchMode.KEYWORD)) == 10  # the newest window
     hits = index.retrieve("buffer", viewer=GENOMICIST, limit=50, mode=SearchMode.KEYWORD)
     assert [hit.passage.document_id for hit in hits] == ["raw/EXP-1/old.txt"]
+
+
+def test_passages_numbered_the_first_way_are_cut_again_and_access_still_holds(tmp_path: Path) -> None:
+    path = tmp_path / "catalog.sqlite"
+    SqliteContentIndex(path, embedder=None).replace(lab_documents())
+    db = sqlite3.connect(path)
+    db.execute("UPDATE content_state SET value = 1 WHERE name = 'passages_cut'")  # layout 1, as briefly written
+    db.execute("UPDATE content_passages SET passage = passage + 1")  # not numbered by document any more
+    db.commit()
+    db.close()
+
+    index = SqliteContentIndex(path, embedder=None)
+    hits = index.retrieve(SECRET_TEXT, viewer=GENOMICIST, limit=50, mode=SearchMode.KEYWORD)
+
+    assert hits and SECRET not in {hit.passage.document_id for hit in hits}
+    owners = index.retrieve(SECRET_TEXT, viewer=Viewer("pia", frozenset({"proteomics"})), mode=SearchMode.KEYWORD)
+    assert [hit.passage.id for hit in owners] == [f"{SECRET}#0"]

@@ -186,6 +186,8 @@ EmbedderFactory = Callable[[], TextEmbedder]
 
 _MATRICES: dict[str, tuple[int, VectorMatrix]] = {}
 _MATRICES_LOCK = threading.Lock()
+_MATRICES_KEPT = 4
+"""Index files whose matrices a process keeps (one in production; tests open many)."""
 
 # Title words count twice as much as body words, as a title is what the file is about.
 _RANK = "bm25(content_fts, 2.0, 1.0)"
@@ -629,7 +631,10 @@ class SqliteContentIndex(ContentIndex):
         else:
             matrix = VectorMatrix.empty(dimension)
         with _MATRICES_LOCK:
+            _MATRICES.pop(key, None)
             _MATRICES[key] = (version, matrix)
+            while len(_MATRICES) > _MATRICES_KEPT:  # the least recently loaded file's goes first
+                _MATRICES.pop(next(iter(_MATRICES)))
         return matrix
 
     def _passage_hits(self, db: sqlite3.Connection, ranked: Sequence[tuple[int, float]]) -> list[PassageHit]:
