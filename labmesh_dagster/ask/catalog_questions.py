@@ -277,9 +277,10 @@ def _filters_said(named: Named) -> str:
         parts.append(f"with {named.filters['format'].upper()} files")
     if named.samples:
         parts.append(f"with sample {next(iter(named.samples))}")
+    said = " and ".join(parts)
     if named.period:
-        parts.append(f"with data from {named.period}")
-    return " and ".join(parts) or "match"
+        said = f"{said}, with data from {named.period}" if said else f"have data from {named.period}"
+    return said or "match"
 
 
 def _subject_experiments(named: Named, catalog: Catalog) -> list[ExperimentRecord]:

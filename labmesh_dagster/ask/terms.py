@@ -24,8 +24,9 @@ _STOPWORDS = """a about above after all also am an and any are as at be been bef
 STOPWORDS = frozenset(_STOPWORDS.split())
 """Words that say nothing of what is asked: they never count as overlap."""
 
-ENTITY_ID = re.compile(r"^(?=.*\d)[a-z]{2,}[a-z]*[-_.]?\d[\w.-]*$", re.IGNORECASE)
-"""A sample's or an experiment's id: two letters or more, then digits (``LIV-01``, ``EXP-12``, ``GRCm39``)."""
+ENTITY_ID = re.compile(r"^(?=.*\d)[a-z]{2,}(?:[-_.]?[a-z]+)*[-_.]?\d[\w.-]*$", re.IGNORECASE)
+"""A sample's or an experiment's id: words of two letters or more, then digits (``LIV-01``, ``EXP-12``,
+``DEMO-RNASEQ-001``, ``GRCm39``)."""
 
 NUMBER = re.compile(r"^\d+(?:[.,]\d+)?(?=$|[%°a-zµμ/-])", re.IGNORECASE)
 

@@ -1,0 +1,35 @@
+"""What a question names, as the extractive answerer and the catalog questions read it.
+
+Pinned here: sample and experiment ids are found whatever their shape
+(``LIV-01``, ``EXP-12``, ``DEMO-RNASEQ-001``, ``GRCm39``) and compared without
+case or dashes, a metric like ``Q30`` is not taken for a sample; numbers are
+found with a unit glued on (``93.4%``, ``35.2ng/µl``) but an id's digits are not
+a number; units are found alone or glued; a question asking for an amount or
+a date is told from one that is not.
+"""
+
+from __future__ import annotations
+
+from labmesh_dagster.ask.terms import content_terms, entity_ids, numbers, units, wants_date, wants_quantity
+
+
+def test_ids_of_every_shape_are_found_and_normalised() -> None:
+    text = "Compare LIV-01, exp_12 and DEMO-RNASEQ-001 aligned to GRCm39 at Q30."
+    assert entity_ids(text) == {"liv01", "exp12", "demornaseq001", "grcm39"}
+
+
+def test_numbers_keep_their_glued_units_apart_from_ids() -> None:
+    text = "LIV-01 had 93.4% of bases at Q30, 35.2ng/µl, 2 x 150 bp, an 8.2-fold rise at 37 °C."
+    assert numbers(text) == {"93.4", "35.2", "2", "150", "8.2", "37"}
+    assert {"%", "ng/µl", "bp", "°c", "q30"} <= units(text)
+
+
+def test_content_terms_are_stemmed_without_stop_words() -> None:
+    assert content_terms("Which libraries were prepared?") == {"library", "prepar"}
+
+
+def test_questions_asking_for_an_amount_or_a_date() -> None:
+    assert wants_quantity("How many read pairs did LIV-02 give?")
+    assert wants_quantity("What was the DNA concentration of PIL-02?")
+    assert wants_date("When did the run finish?")
+    assert not wants_quantity("Which kit was used?") and not wants_date("Which kit was used?")
