@@ -16,14 +16,15 @@ embedding the question. Then embedding throughput is measured for real on
 ``--embed`` passages of the same text: labmesh's `Embedder.embed`, a whole
 publish through `SqliteContentIndex.replace` (hashing, embedding, int8, SQLite),
 and the bare model (tokenizers + onnxruntime with default options, batches of
-32 in the given order, mean pooling in numpy) on the same texts.
+32 in the given order, mean pooling in numpy) on the same texts, in turns,
+three times each, keeping each one's best (the machine is shared).
 
 Queries, as a user in 5 of the 50 groups and as labmesh itself (no filter):
 sample or plate ids, reagent and instrument phrases, and questions in words
 that are not the passages'. Goals (issue 16): hybrid p95 <= 50 ms, keyword p95
 <= 10 ms at 100,000 passages.
 
-Run: .venv/bin/python benchmarks/passage_search.py [--passages 100000] [--rounds 200] [--embed 1000]
+Run: .venv/bin/python benchmarks/passage_search.py [--passages 100000] [--rounds 200] [--embed 300]
      [--dir DIR] (the index is built there once and reused; the default is a fresh temporary folder)
 """
 
@@ -36,6 +37,7 @@ import sqlite3
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -323,6 +325,9 @@ def bare_model(texts: Sequence[str], batch_size: int = 32) -> np.ndarray:
     return np.vstack(rows)
 
 
+REPEATS = 3
+
+
 def throughput(folder: Path, count: int) -> None:
     chosen = list(documents(count, seed=99))
     texts = [f"{document.title}\n{passage.text}" for document in chosen for passage in document.passages]
@@ -334,17 +339,36 @@ def throughput(folder: Path, count: int) -> None:
         result = action()
         return len(texts) / (time.perf_counter() - started), result
 
-    bare_rate, bare = rate(lambda: bare_model(texts))
-    embed_rate, ours = rate(lambda: Embedder(cache_entries=0).embed(texts))
-    index = SqliteContentIndex(folder / f"publish-{time.time_ns()}.sqlite", embedder=lambda: Embedder(cache_entries=0))
-    index.prepare()
-    publish_rate, _ = rate(lambda: index.replace(chosen))
+    def fresh_index() -> SqliteContentIndex:
+        index = SqliteContentIndex(
+            folder / f"publish-{time.time_ns()}.sqlite", embedder=lambda: Embedder(cache_entries=0)
+        )
+        index.prepare()
+        return index
+
+    # Taken in turns, three times, keeping each one's best: other work on a shared machine slows single runs.
+    rates: dict[str, list[float]] = {"bare": [], "embed": [], "publish": [], "again": []}
+    bare = ours = None
+    for _ in range(REPEATS):
+        bare_rate, bare = rate(lambda: bare_model(texts))
+        embed_rate, ours = rate(lambda: Embedder(cache_entries=0).embed(texts))
+        index = fresh_index()
+        publish_rate, _ = rate(partial(index.replace, chosen))
+        again_rate, _ = rate(partial(index.replace, chosen))
+        for name, value in zip(rates, (bare_rate, embed_rate, publish_rate, again_rate), strict=True):
+            rates[name].append(value)
+    assert bare is not None and ours is not None
     agreement = float(np.min(np.sum(bare * ours, axis=1)))
-    again_rate, _ = rate(lambda: index.replace(chosen))
-    print(f"{'bare onnxruntime (defaults, given order)':44} {bare_rate:8.1f} passages/s")
-    print(f"{'labmesh Embedder.embed (2 threads, by length)':44} {embed_rate:8.1f} passages/s")
-    print(f"{'labmesh publish (SqliteContentIndex.replace)':44} {publish_rate:8.1f} passages/s")
-    print(f"{'publish again, unchanged (embeds nothing)':44} {again_rate:8.1f} passages/s")
+    labels = {
+        "bare": "bare onnxruntime (defaults, given order)",
+        "embed": "labmesh Embedder.embed (2 threads, by length)",
+        "publish": "labmesh publish (SqliteContentIndex.replace)",
+        "again": "publish again, unchanged (embeds nothing)",
+    }
+    print(f"{'':46} {'best':>8} {'runs':>24}   (passages/s, {REPEATS} runs in turns)")
+    for name, label in labels.items():
+        runs = ", ".join(f"{value:.1f}" for value in rates[name])
+        print(f"{label:46} {max(rates[name]):8.1f} {runs:>24}")
     print(f"lowest cosine between labmesh's and the bare model's vectors: {agreement:.5f}")
 
 
@@ -352,7 +376,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--passages", type=int, default=100_000)
     parser.add_argument("--rounds", type=int, default=200)
-    parser.add_argument("--embed", type=int, default=1000, help="passages embedded for real for the throughput")
+    parser.add_argument("--embed", type=int, default=300, help="passages embedded for real for the throughput")
     parser.add_argument("--dir", type=Path, default=None)
     args = parser.parse_args()
     folder = args.dir or Path(tempfile.mkdtemp(prefix="labmesh-passage-bench-"))
