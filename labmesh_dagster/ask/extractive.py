@@ -9,21 +9,24 @@ retrieved passages is scored three ways, as the issue asks:
   "the pilot used 3 mice per condition" for "how many animals per group";
 - by the question's words it shares (stemmed, stop words aside);
 - by the ids, numbers and units the question names (`labmesh_dagster.ask.terms`),
-  and, when it asks for an amount or a date, by whether the sentence states one;
+  and, when it asks for an amount or a date, by whether the sentence states one
+  (a question asking in a unit, "in nM", is never answered by a sentence that
+  does not state it);
 - a little by retrieval's own order of the passages.
 
 A question that names a sample or an experiment id is answered only from
-sentences that hold the id, or from passages of a file that carries it
-(as a sample of the file, its experiment, or in its name): meaning alone
-would answer "the Q30 of LIV-07" with LIV-01's. When the best sentence scores
+sentences that hold the id, or that name no id and come from a file that
+carries it (as a sample of the file, its experiment, or in its name): meaning
+alone would answer "the Q30 of LIV-07" with LIV-01's, and "the reads of
+SOIL-C" with a sentence on SOIL-A and SOIL-B. When the best sentence scores
 under `ANSWER_THRESHOLD`, the answer is a refusal: no document the asker may
 see answers it. The weights and the threshold were tuned on the labelled set
 in ``labmesh_dagster_tests/ask/labelled.py`` and on the evaluation set of
 ``benchmarks/search_quality.py``, favouring refusals: there, the answerer cites
 a correct passage for 51% of the answerable questions (94% of those asked in
-the documents' words, 6% of the paraphrased, which retrieval mostly misses)
-and refuses 67% of the unanswerable, in 26 ms per question at the median and
-585 ms at the 95th percentile. Meaning from a 6-layer sentence model
+the documents' words, 6% of the paraphrased, which retrieval mostly misses),
+answers none from a wrong passage, and refuses 83% of the unanswerable, in
+29 ms per question at the median and 584 ms at the 95th percentile. Meaning from a 6-layer sentence model
 does not tell a paraphrase that is answered from a question that is not.
 
 A table's row is quoted with its header's column names (``sample: LIV-01,
@@ -45,6 +48,7 @@ from labmesh_dagster.ask.base import AnswerEnd, AnswerEvent, Evidence, passage_c
 from labmesh_dagster.ask.terms import (
     content_terms,
     entity_ids,
+    holds_unit,
     normal_id,
     numbers,
     states_date,
@@ -124,8 +128,8 @@ def sentences(hits: Sequence[PassageHit]) -> list[Sentence]:
         # A section's heading says what its sentences are about ("RNA integrity"): it is compared with them.
         topic = f"{location.label}: " if location.kind is LocationKind.SECTION and location.label else ""
         for line in lines:
-            if line.startswith("#"):
-                continue  # a heading names a section; the sentences under it answer
+            if line.startswith("#") or (location.kind is LocationKind.FIELD and line.startswith("title:")):
+                continue  # a heading or a title names what follows; the sentences under it answer
             for piece in _SENTENCE_END.split(_MARKUP.sub("", line)):
                 piece = piece.strip()
                 if len(words(piece)) >= MIN_WORDS:
@@ -217,8 +221,12 @@ class ExtractiveAnswerer:
         scored: list[Scored] = []
         for candidate, meaning in zip(candidates, meanings, strict=True):
             own_ids = entity_ids(candidate.scored)
-            if asked_ids and not asked_ids & (own_ids | context[candidate.hit]):
-                continue  # it is about another sample or experiment than the one asked
+            if asked_ids and not asked_ids & (own_ids if own_ids else context[candidate.hit]):
+                # About another sample or experiment than the one asked: it names others, or (naming none)
+                # its file is not the asked one's.
+                continue
+            if asked_units and not any(holds_unit(candidate.quote, unit) for unit in asked_units):
+                continue  # the question asks in a unit (nM, ng/µl) that the sentence never states
             overlap = len(terms & _terms(candidate.scored)) / len(terms) if terms else 0.0
             specifics = _specifics(asked_ids, asked_numbers, asked_units, candidate.scored, own_ids)
             if kind is not None and not asked_numbers and not asked_units:

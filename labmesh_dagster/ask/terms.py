@@ -64,9 +64,13 @@ def _tokens(text: str) -> Iterable[str]:
             yield token
 
 
+CAPITAL_ID = re.compile(r"^[A-Z][A-Z0-9]+-[A-Z0-9]+$")
+"""An id in capitals with a dash and no digit needed (``SOIL-C``, ``KO-B``), as samples are often named."""
+
+
 def entity_ids(text: str) -> set[str]:
     """Sample and experiment ids the text names, normalised (``LIV-01`` -> ``liv01``)."""
-    return {normal_id(token) for token in _tokens(text) if ENTITY_ID.match(token)}
+    return {normal_id(token) for token in _tokens(text) if ENTITY_ID.match(token) or CAPITAL_ID.match(token)}
 
 
 def numbers(text: str) -> set[str]:
@@ -79,16 +83,25 @@ def numbers(text: str) -> set[str]:
     return found
 
 
+_MICRO = str.maketrans({"μ": "µ"})
+
+
+def _unit_form(token: str) -> str:
+    """One spelling per unit: the Greek mu and the micro sign alike, and ``ul``, ``ug``, ``um`` as people type them."""
+    folded = token.casefold().translate(_MICRO)
+    return re.sub(r"(^|/)u(?=[lgm]$|[lgm]/)", r"\1µ", folded)
+
+
 def units(text: str) -> set[str]:
     found = set()
     for token in _tokens(text):
-        folded = token.casefold().replace("μ", "µ")
+        folded = _unit_form(token)
         if folded in UNITS:
             found.add(folded)
         # "35.2ng/µl", "93%": a unit glued to its number
         glued = re.match(r"^\d+(?:[.,]\d+)?(.+)$", folded)
-        if glued and glued.group(1) in UNITS:
-            found.add(glued.group(1))
+        if glued and _unit_form(glued.group(1)) in UNITS:
+            found.add(_unit_form(glued.group(1)))
     return found
 
 
@@ -121,3 +134,10 @@ def wants_date(question: str) -> bool:
 
 def states_date(text: str) -> bool:
     return bool(_DATE.search(text))
+
+
+def holds_unit(text: str, unit: str) -> bool:
+    """Whether the text states ``unit`` (a form of `units`): as a unit, or ending a column's name (``conc_nM``)."""
+    if unit in units(text):
+        return True
+    return re.search(rf"[\W_]{re.escape(unit)}(?![\w/])", _unit_form(text)) is not None

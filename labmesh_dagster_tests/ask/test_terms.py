@@ -1,27 +1,38 @@
 """What a question names, as the extractive answerer and the catalog questions read it.
 
 Pinned here: sample and experiment ids are found whatever their shape
-(``LIV-01``, ``EXP-12``, ``DEMO-RNASEQ-001``, ``GRCm39``) and compared without
+(``LIV-01``, ``EXP-12``, ``SOIL-C``, ``DEMO-RNASEQ-001``, ``GRCm39``) and compared without
 case or dashes, a metric like ``Q30`` is not taken for a sample; numbers are
 found with a unit glued on (``93.4%``, ``35.2ng/µl``) but an id's digits are not
-a number; units are found alone or glued; a question asking for an amount or
+a number; units are found alone or glued, however typed (``ul``, ``µl``), and in a
+column's name (``conc_nM``); a question asking for an amount or
 a date is told from one that is not.
 """
 
 from __future__ import annotations
 
-from labmesh_dagster.ask.terms import content_terms, entity_ids, numbers, units, wants_date, wants_quantity
+from labmesh_dagster.ask.terms import (
+    content_terms,
+    entity_ids,
+    holds_unit,
+    numbers,
+    units,
+    wants_date,
+    wants_quantity,
+)
 
 
 def test_ids_of_every_shape_are_found_and_normalised() -> None:
-    text = "Compare LIV-01, exp_12 and DEMO-RNASEQ-001 aligned to GRCm39 at Q30."
-    assert entity_ids(text) == {"liv01", "exp12", "demornaseq001", "grcm39"}
+    text = "Compare LIV-01, exp_12, SOIL-C and DEMO-RNASEQ-001 aligned to GRCm39 at Q30."
+    assert entity_ids(text) == {"liv01", "exp12", "soilc", "demornaseq001", "grcm39"}
 
 
 def test_numbers_keep_their_glued_units_apart_from_ids() -> None:
     text = "LIV-01 had 93.4% of bases at Q30, 35.2ng/µl, 2 x 150 bp, an 8.2-fold rise at 37 °C."
     assert numbers(text) == {"93.4", "35.2", "2", "150", "8.2", "37"}
     assert {"%", "ng/µl", "bp", "°c", "q30"} <= units(text)
+    assert units("35 ng/ul, 2 ug/ml, 5uL") == {"ng/µl", "µg/ml", "µl"}
+    assert holds_unit("sample,conc_nM\nLIV-01,14.2", "nm") and not holds_unit("35.2 ng/µl", "nm")
 
 
 def test_content_terms_are_stemmed_without_stop_words() -> None:
