@@ -14,10 +14,10 @@ and the catalog's record of the experiments the question names.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import date
+from datetime import UTC, date, datetime
 
 from labmesh_dagster.ask.base import Answerer, AnswerEvent, CatalogFact, Evidence, collect, refusal
-from labmesh_dagster.ask.catalog_questions import answer_from_catalog, recognise
+from labmesh_dagster.ask.catalog_questions import Named, answer_from_catalog, recognise
 from labmesh_dagster.connectors.catalog.base import Catalog
 from labmesh_dagster.connectors.search.base import NO_FILTER, ContentFilter, ContentIndex, ContentIndexUnavailable
 from labmesh_dagster.connectors.store.base import ObjectStore
@@ -65,7 +65,8 @@ def ask(
     before anything is read for an empty or overlong question.
     """
     text = checked_question(question)
-    from_catalog = answer_from_catalog(text, viewer=viewer, catalog=catalog, store=store, today=today)
+    named = recognise(text, viewer=viewer, catalog=catalog, today=today or datetime.now(UTC).date())
+    from_catalog = answer_from_catalog(text, viewer=viewer, catalog=catalog, store=store, named=named)
     if from_catalog is not None:
         yield from from_catalog.events()
         return
@@ -77,7 +78,7 @@ def ask(
     except ContentIndexUnavailable as error:
         yield from refusal(answerer.engine, f"the content index could not be searched just now: {error}")
         return
-    evidence = Evidence(text, viewer, tuple(hits), _experiment_facts(text, viewer, catalog, today))
+    evidence = Evidence(text, viewer, tuple(hits), _experiment_facts(named))
     yield from answerer.answer(evidence)
 
 
@@ -86,9 +87,8 @@ def ask_answer(question: str, **kwargs: object) -> Answer:
     return collect(checked_question(question), ask(question, **kwargs))  # type: ignore[arg-type]
 
 
-def _experiment_facts(question: str, viewer: Viewer, catalog: Catalog, today: date | None) -> tuple[CatalogFact, ...]:
+def _experiment_facts(named: Named) -> tuple[CatalogFact, ...]:
     """The catalog's record of each experiment the question names (and the asker may see), for the answerer."""
-    named = recognise(question, viewer=viewer, catalog=catalog, today=today or date.today())
     facts = []
     for record in named.experiments:
         details = [

@@ -93,10 +93,15 @@ def answer_from_catalog(
     catalog: Catalog,
     store: ObjectStore | None = None,
     today: date | None = None,
+    named: Named | None = None,
 ) -> CatalogAnswer | None:
-    """The catalog's answer to ``question``, or None when it is not a question the catalog answers."""
+    """The catalog's answer to ``question``, or None when it is not a question the catalog answers.
+
+    ``named`` is what `recognise` found in it, when the caller has it already.
+    """
     asked = set(words(question))
-    named = recognise(question, viewer=viewer, catalog=catalog, today=today or datetime.now(UTC).date())
+    if named is None:
+        named = recognise(question, viewer=viewer, catalog=catalog, today=today or datetime.now(UTC).date())
     subjects = bool(named.experiments or named.samples)
     if subjects and store is not None and asked & set(QC_WORDS):
         answer = _qc_answer(named, asked, catalog, store)
