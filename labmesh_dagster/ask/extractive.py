@@ -171,15 +171,13 @@ class ExtractiveAnswerer:
         """The texts' embeddings, those of recent passages and sentences kept: a chat's questions retrieve
         the same passages again, and embedding them is most of an answer's time."""
         with self._lock:
-            missing = list(dict.fromkeys(text for text in texts if text not in self._vectors))
-        found = dict(zip(missing, self.embedder.embed(missing), strict=True)) if missing else {}
+            found = {text: self._vectors[text] for text in texts if text in self._vectors}
+        missing = [text for text in dict.fromkeys(texts) if text not in found]
+        if missing:  # embedded outside the lock: other askers' cached texts need not wait for it
+            found.update(zip(missing, self.embedder.embed(missing), strict=True))
         with self._lock:
-            for text in texts:
-                vector = found.get(text)
-                if vector is None:
-                    vector = self._vectors[text] if text in self._vectors else self.embedder.embed([text])[0]
-                found[text] = vector
-                self._vectors[text] = vector
+            for text in dict.fromkeys(texts):
+                self._vectors[text] = found[text]
                 self._vectors.move_to_end(text)
             while len(self._vectors) > CACHED_VECTORS:
                 self._vectors.popitem(last=False)

@@ -9,11 +9,15 @@ no passage holds, or asking in a unit no sentence states, is refused; questions 
 citation; and over the whole set, the answerer cites a correct passage for at
 least 65% of the answerable questions (measured: 70%, 14 of 20, half of them
 paraphrased; the 6 others are refused, none is answered from a wrong passage)
-and refuses at least 90% of the unanswerable (measured: 10 of 10).
+and refuses at least 90% of the unanswerable (measured: 10 of 10). A second
+question over the same passages embeds only the question.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+import numpy as np
 import pytest
 
 from labmesh_dagster.ask.base import NO_ANSWER, Evidence, collect
@@ -93,3 +97,28 @@ def test_on_the_labelled_set_it_cites_correctly_and_refuses_honestly(answerer: E
     assert correct / len(ANSWERABLE) >= 0.65, f"{correct} of {len(ANSWERABLE)} answered with a correct citation"
     assert wrong == [], "answered from a passage that does not answer"
     assert refused / len(UNANSWERABLE) >= 0.9, f"{refused} of {len(UNANSWERABLE)} refused"
+
+
+class CountingEmbedder:
+    """The real embedder, counting the texts it is given."""
+
+    def __init__(self) -> None:
+        from labmesh_dagster.semantic.embedding import default_embedder
+
+        self.inner = default_embedder()
+        self.texts: list[str] = []
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        self.texts += list(texts)
+        return self.inner.embed(texts)
+
+
+def test_a_second_question_over_the_same_passages_embeds_only_the_question() -> None:
+    embedder = CountingEmbedder()
+    answerer = ExtractiveAnswerer(embedder)
+    first = collect("q", answerer.answer(Evidence("How long were the reads?", ADA, tuple(PASSAGES))))
+    embedded = len(embedder.texts)
+    second = collect("q", answerer.answer(Evidence("When did the run finish?", ADA, tuple(PASSAGES))))
+
+    assert first.answered and second.answered
+    assert embedder.texts[embedded:] == ["When did the run finish?"]
