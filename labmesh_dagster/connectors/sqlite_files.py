@@ -11,10 +11,31 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 BUSY_TIMEOUT_SECONDS = 60
+WAL_SWITCH_PAUSE_SECONDS = 0.05
+
+
+def _use_wal(db: sqlite3.Connection) -> None:
+    """Put the file in WAL mode, once: a file already in it (every one but a new or old file) is left alone.
+
+    Switching needs the file to itself, and SQLite does not wait on the busy
+    timeout for it: two processes opening a file that is not yet WAL at once
+    would have one fail with "database is locked". So the switch is asked only
+    when the mode is not WAL yet, and tried again while another connection
+    holds the file, up to the busy timeout.
+    """
+    deadline = time.monotonic() + BUSY_TIMEOUT_SECONDS
+    while db.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(WAL_SWITCH_PAUSE_SECONDS)
 
 
 @contextmanager
@@ -23,7 +44,7 @@ def connect(path: str | os.PathLike[str], *, foreign_keys: bool = False) -> Iter
     db = sqlite3.connect(path, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None)
     try:
         db.row_factory = sqlite3.Row
-        db.execute("PRAGMA journal_mode=WAL")
+        _use_wal(db)
         if foreign_keys:
             db.execute("PRAGMA foreign_keys=ON")
         yield db
