@@ -74,9 +74,24 @@ FACET_PARAMS = (
 )
 
 
+PAGE_SIZE = 20
+"""Datasets a search shows unless asked for more (``limit``): the best ones, the facet counts telling of all."""
+MAX_PAGE_SIZE = 200
+FILES_SHOWN = 20
+"""Files a hit lists when unfolded; the rest are a click away on the experiment page (the JSON API has them all)."""
+
+
+def _limit(params: dict[str, str]) -> int:
+    """The ``limit`` parameter, or the page size; a clear 400 for one that is not a whole number in range."""
+    text = params.get("limit") or str(PAGE_SIZE)
+    if not text.isdigit() or not 1 <= int(text) <= MAX_PAGE_SIZE:
+        raise HTTPException(400, f"limit must be a whole number from 1 to {MAX_PAGE_SIZE}")
+    return int(text)
+
+
 def _query_from(params: dict[str, str], viewer: Viewer) -> SearchQuery:
     fields: dict[str, Any] = {name: params.get(name) or None for name in FACET_PARAMS}
-    return SearchQuery(text=params.get("q", ""), viewer=viewer, **fields)
+    return SearchQuery(text=params.get("q", ""), viewer=viewer, limit=_limit(params), **fields)
 
 
 def create_portal(context: PortalContext) -> APIRouter:
@@ -140,8 +155,10 @@ def create_portal(context: PortalContext) -> APIRouter:
     async def search_page(request: Request) -> HTMLResponse:
         viewer = required_viewer(request, api=False)
         params = dict(request.query_params)
-        results, counts, contents = await _searched(params, viewer)
-        audit(request, viewer, AuditKind.SEARCH, query=params.get("q") or urlencode(params))
+        results, counts, contents = await _searched(request, params, viewer)
+        limit = _limit(params)
+        full = len(results) == limit < MAX_PAGE_SIZE  # there may be more than the page shows
+        more = {**params, "limit": str(min(limit * 5, MAX_PAGE_SIZE))} if full else None
         return page(
             request,
             "search.html",
@@ -150,24 +167,29 @@ def create_portal(context: PortalContext) -> APIRouter:
             contents=contents,
             facets=facet_links(params, counts),
             filters=active_filters(params),
+            more_href=f"/?{urlencode(more)}" if more else None,
+            files_shown=FILES_SHOWN,
         )
 
     @router.get("/api/search")
     async def search_api(request: Request) -> JSONResponse:
         viewer = required_viewer(request, api=True)
         params = dict(request.query_params)
-        results, counts, contents = await _searched(params, viewer)
-        audit(request, viewer, AuditKind.SEARCH, query=params.get("q") or urlencode(params))
+        results, counts, contents = await _searched(request, params, viewer)
         return JSONResponse({"results": results, "facets": counts, "contents": contents})
 
     async def _searched(
-        params: dict[str, str], viewer: Viewer
+        request: Request, params: dict[str, str], viewer: Viewer
     ) -> tuple[list[dict[str, Any]], FacetCounts, dict[str, Any]]:
-        """The catalog's hits and counts, and the file contents' hits, asked at once: the page waits for the
-        slower of the two, not for both in turn (SQLite and Kendra calls release the GIL)."""
+        """The catalog's hits and counts, and the file contents' hits, asked at once, while the search is written
+        to the audit log: the page waits for the slowest of the three, not for each in turn (SQLite and Kendra
+        calls release the GIL). A search that fails is still in the log, as asked."""
+        _limit(params)  # a bad limit is refused before anything is searched or logged
         index = context.content_index() if context.content_index else None
-        (results, counts), contents = await asyncio.gather(
-            run_in_threadpool(_search, params, viewer), run_in_threadpool(search_contents, index, params, viewer)
+        (results, counts), contents, _ = await asyncio.gather(
+            run_in_threadpool(_search, params, viewer),
+            run_in_threadpool(search_contents, index, params, viewer),
+            run_in_threadpool(audit, request, viewer, AuditKind.SEARCH, query=params.get("q") or urlencode(params)),
         )
         return results, counts, contents
 

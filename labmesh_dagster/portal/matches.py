@@ -21,12 +21,9 @@ OTHER = "other ELN fields"
 
 
 def _holds(values: Iterable[str | None], words: Sequence[str]) -> set[str]:
-    """The query words found among the words of ``values``."""
-    found = set()
-    for value in values:
-        for token in _WORD.findall(value or ""):
-            found |= {word for word in words if word_matches(token, [word])}
-    return found
+    """The query words found among the words of ``values`` (a dataset's files repeat theirs: each is tried once)."""
+    tokens = {token for value in values if value for token in _WORD.findall(value)}
+    return {word for word in words if any(word_matches(token, [word]) for token in tokens)}
 
 
 def matched_fields(hit: Mapping[str, Any], words: Sequence[str]) -> list[str]:

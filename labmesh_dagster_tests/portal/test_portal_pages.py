@@ -88,6 +88,21 @@ def test_a_user_searches_only_what_their_groups_may_see(lab: PortalLab) -> None:
     assert {hit["experiment_id"] for hit in api} == {"EXP-2"}
 
 
+def test_a_search_shows_a_page_of_datasets_and_offers_more(lab: PortalLab) -> None:
+    ada = sign_in(lab, "ada")
+
+    page = ada.get("/?q=fibrosis&limit=1").text
+    api = ada.get("/api/search", params={"q": "fibrosis", "limit": "1"}).json()
+
+    assert "The first 1 datasets" in page and 'href="/?q=fibrosis&amp;limit=5"' in page
+    assert len(api["results"]) == 1
+    assert sum(count for _, count in api["facets"]["experiment"]) == 2  # the counts tell of every hit
+    assert "show more" not in ada.get("/?q=fibrosis").text
+    for bad in ("0", "201", "ten", "-1"):
+        answer = ada.get("/api/search", params={"q": "fibrosis", "limit": bad})
+        assert answer.status_code == 400 and "limit must be a whole number" in answer.text
+
+
 def test_facet_counts_count_only_what_the_user_may_see(lab: PortalLab) -> None:
     bob, root = sign_in(lab, "bob"), sign_in(lab, "root")
 
