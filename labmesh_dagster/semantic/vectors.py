@@ -14,13 +14,18 @@ whatever its similarity.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
+
+SUBSETS_KEPT = 8
+"""Lists of allowed documents whose rows a matrix keeps copied out (see `VectorMatrix.nearest_among`)."""
 
 PROGRESS_EVERY = 256
 """Embedding more passages than this logs its progress, every this many."""
@@ -76,6 +81,9 @@ class VectorMatrix:
     passages: np.ndarray  # int64, one per row
     docs: np.ndarray  # int64, the document each row's passage belongs to
     matrix: np.ndarray  # float32, (rows, dimension)
+    _subsets: OrderedDict[bytes, tuple[np.ndarray, np.ndarray]] = field(
+        default_factory=OrderedDict, compare=False, repr=False
+    )
 
     @classmethod
     def empty(cls, dimension: int) -> VectorMatrix:
@@ -94,6 +102,33 @@ class VectorMatrix:
         flags[allowed] = True
         return flags[self.docs]
 
+    def nearest_among(self, query: np.ndarray, limit: int, allowed_docs: Sequence[int]) -> list[tuple[int, float]]:
+        """`nearest` among the rows of ``allowed_docs``, the few allowed rows' vectors copied once and kept.
+
+        Copying a viewer's rows out of the matrix costs more than scoring
+        them, and a viewer asks again and again: the copies of the last
+        `SUBSETS_KEPT` lists of documents are kept, keyed by the whole list, so
+        another list (another viewer, a grant) never finds a copy that is not
+        its own.
+        """
+        allowed = np.unique(np.asarray(allowed_docs, dtype=np.int64))
+        key = hashlib.sha256(allowed.tobytes()).digest()
+        kept = self._subsets.get(key)
+        if kept is None:
+            rows = np.flatnonzero(self.mask_of(allowed))
+            if len(rows) * 2 >= len(self):
+                return self.nearest(query, limit, self.mask_of(allowed))
+            kept = (rows, np.ascontiguousarray(self.matrix[rows]))
+            self._subsets[key] = kept
+            while len(self._subsets) > SUBSETS_KEPT:
+                self._subsets.popitem(last=False)
+        else:
+            self._subsets.move_to_end(key)
+        rows, vectors = kept
+        if limit < 1 or not len(rows):
+            return []
+        return self._best(vectors @ query, rows, limit)
+
     def nearest(self, query: np.ndarray, limit: int, mask: np.ndarray | None = None) -> list[tuple[int, float]]:
         """``(passage, cosine)`` of the ``limit`` rows nearest ``query``, best first, among the rows ``mask`` keeps."""
         if limit < 1 or not len(self):
@@ -107,6 +142,10 @@ class VectorMatrix:
                 return []
             # Few rows allowed: score those alone; many: score all (one pass) and keep the allowed.
             scores = self.matrix[rows] @ query if len(rows) * 2 < len(self) else (self.matrix @ query)[rows]
+        return self._best(scores, rows, limit)
+
+    def _best(self, scores: np.ndarray, rows: np.ndarray | None, limit: int) -> list[tuple[int, float]]:
+        """The ``limit`` best ``scores`` (of ``rows``, or of every row) as ``(passage, score)``, best first."""
         count = min(limit, len(scores))
         best = np.argpartition(-scores, count - 1)[:count] if count < len(scores) else np.arange(len(scores))
         best = best[np.lexsort((best, -scores[best]))]

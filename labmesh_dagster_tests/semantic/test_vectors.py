@@ -2,7 +2,8 @@
 
 Pinned here: int8 vectors keep cosines within 0.01 of float32's; the scan
 returns the nearest rows best first and never a row the mask leaves out, even
-the nearest; a mask names documents, not rows; embedding many texts logs its
+the nearest; a mask names documents, not rows, and a viewer's rows copied out
+for their next question are never another list's; embedding many texts logs its
 progress; RRF rewards an item both rankings hold over one only a single
 ranking puts first, with ties in a stable order.
 """
@@ -42,6 +43,16 @@ def test_the_scan_ranks_the_nearest_first_and_never_a_masked_row() -> None:
     assert sorted(passage for passage, _ in hits) == [100, 101, 102, 103, 104, 105]
     assert [score for _, score in hits] == sorted((score for _, score in hits), reverse=True)
     assert matrix.nearest(rows[7], 10, matrix.mask_of([])) == []
+
+
+def test_a_viewers_rows_copied_out_are_theirs_alone() -> None:
+    rows = unit_rows(40)
+    matrix = VectorMatrix(np.arange(40), np.repeat(np.arange(20), 2), rows)
+
+    for allowed in ([0, 1], [5, 6, 7], [0, 1], [19]):  # the first list again, after another
+        expected = matrix.nearest(rows[3], 10, matrix.mask_of(allowed))
+        assert matrix.nearest_among(rows[3], 10, allowed) == expected
+        assert {passage // 2 for passage, _ in expected} <= set(allowed)
 
 
 class Counting:

@@ -570,9 +570,8 @@ class SqliteContentIndex(ContentIndex):
         matrix = self._vector_matrix(db)
         if not len(matrix):
             return []
-        mask = None if allowed is None else matrix.mask_of(allowed)
         query = embedder.embed([text])[0]
-        return matrix.nearest(query, depth, mask)
+        return matrix.nearest(query, depth) if allowed is None else matrix.nearest_among(query, depth, allowed)
 
     def _allowed_docs(
         self, db: sqlite3.Connection, filters: ContentFilter, principals: Collection[str] | None
