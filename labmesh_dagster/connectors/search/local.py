@@ -173,7 +173,7 @@ MAX_PASSAGES = 1 << DOC_SHIFT
 COMMON_MATCHES = 2000
 """A word in more passages than this is common: left out of a keyword ranking that has rarer words."""
 
-COMMON_WINDOW = 2000
+COMMON_WINDOW = 500
 """How many of the newest matches a keyword ranking of common words alone scores."""
 
 CANDIDATES = 50
