@@ -369,6 +369,7 @@ class ContentIndex(ABC):
         one of their principals, filtered inside the query before the limit.
         """
 
+    @abstractmethod
     def retrieve(
         self,
         text: str,
@@ -384,7 +385,6 @@ class ContentIndex(ABC):
         one ranking only (Kendra's, Bedrock's) uses it for every mode. Access
         and filters go into the backend's query, never applied afterwards.
         """
-        raise NotImplementedError(f"{type(self).__name__} does not retrieve passages yet")
 
     def update_access(
         self,
