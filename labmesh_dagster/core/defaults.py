@@ -21,4 +21,4 @@ KENDRA_CALLS_PER_SECOND = 5.0
 """LABMESH_KENDRA_MAX_CALLS_PER_SECOND: Kendra's document APIs allow fewer calls than DataZone's."""
 
 BEDROCK_CALLS_PER_SECOND = 5.0
-"""LABMESH_BEDROCK_KB_MAX_CALLS_PER_SECOND: the knowledge base document and Retrieve APIs have small per-second quotas."""
+"""LABMESH_BEDROCK_KB_MAX_CALLS_PER_SECOND: the knowledge base document and Retrieve APIs have small quotas."""
