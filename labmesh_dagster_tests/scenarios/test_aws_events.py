@@ -176,6 +176,7 @@ def test_events_of_an_unknown_experiment_wait_then_flow_once_it_is_registered(
     assert run.success and lab.keys(Zone.LANDING) == [] and list_quarantine(lab.store) == []
 
 
+@pytest.mark.slow  # a whole aws flow on moto's server; make test and CI run it
 def test_final_zone_events_rematerialize_final_dataset_but_its_own_manifest_does_not(
     aws_lab: Lab, s3: Any, s3_buckets: dict[str, str]
 ) -> None:
@@ -193,6 +194,7 @@ def test_final_zone_events_rematerialize_final_dataset_but_its_own_manifest_does
     assert removal.success and aws_lab.catalog.get_dataset("EXP-1", "final").files == ()
 
 
+@pytest.mark.slow  # a whole aws flow on moto's server; make test and CI run it
 def test_a_final_file_put_back_after_its_removal_was_published_is_published_again(
     aws_lab: Lab, s3: Any, s3_buckets: dict[str, str]
 ) -> None:
@@ -243,6 +245,7 @@ def test_keys_no_zone_path_may_take_do_not_stop_the_listing(
     assert [entry.name for entry in lab.catalog.get_dataset("EXP-1", "raw").files] == ["fine.fastq"]
 
 
+@pytest.mark.slow  # a whole aws flow on moto's server; make test and CI run it
 def test_the_listing_fallback_misses_no_object_written_in_the_same_second(
     tmp_path: Path, moto_endpoint: str, s3: Any, s3_buckets: dict[str, str], instance: dg.DagsterInstance
 ) -> None:
@@ -257,6 +260,7 @@ def test_the_listing_fallback_misses_no_object_written_in_the_same_second(
     assert len(lab.catalog.get_dataset("EXP-1", "raw").files) == 60
 
 
+@pytest.mark.slow  # a whole aws flow on moto's server; make test and CI run it
 def test_files_whose_run_failed_get_another_run_in_the_next_retry_period(
     tmp_path: Path, moto_endpoint: str, s3_buckets: dict[str, str], queues: dict[str, str], instance, s3: Any
 ) -> None:

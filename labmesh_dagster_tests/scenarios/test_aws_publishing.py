@@ -166,6 +166,7 @@ def test_each_dataset_is_one_listed_datazone_asset_with_lineage_and_indexed_cont
     assert fakes.kendra.documents and all(s.outcome in {"INDEXED", "UPDATED"} for s in fakes.kendra.statuses.values())
 
 
+@pytest.mark.slow  # a whole aws flow on moto's server; make test and CI run it
 def test_each_asset_carries_the_source_identifier_of_its_openlineage_dataset(aws_lab: tuple[Lab, Publishing]) -> None:
     lab, fakes = aws_lab
     run_flow(lab)
@@ -190,6 +191,7 @@ def test_each_asset_carries_the_source_identifier_of_its_openlineage_dataset(aws
     assert written["raw_dataset"].startswith("s3://") and written["raw_dataset"].endswith("EXP-42")
 
 
+@pytest.mark.slow  # a whole aws flow on moto's server; make test and CI run it
 def test_publishing_an_unchanged_dataset_again_creates_and_revises_nothing(aws_lab: tuple[Lab, Publishing]) -> None:
     lab, fakes = aws_lab
     run_flow(lab)
@@ -206,6 +208,7 @@ def test_publishing_an_unchanged_dataset_again_creates_and_revises_nothing(aws_l
     assert fakes.datazone.call_counts["GetFormType"] > 0
 
 
+@pytest.mark.slow  # a whole aws flow on moto's server; make test and CI run it
 def test_every_facet_finds_in_datazone_what_the_registry_finds(aws_lab: tuple[Lab, Publishing]) -> None:
     lab, fakes = aws_lab
     run_flow(lab)
@@ -269,6 +272,7 @@ def test_the_local_profile_answers_every_search_as_the_aws_profile_does(
         assert answers(local.catalog.search(query)) == answers(datazone.search(query)), query
 
 
+@pytest.mark.slow  # a whole aws flow on moto's server; make test and CI run it
 def test_a_document_kendra_fails_fails_the_content_check_and_keeps_the_data_published(
     aws_lab: tuple[Lab, Publishing],
 ) -> None:
