@@ -9,16 +9,14 @@ critical violation once the answer is in.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
 
 from labmesh_dagster_tests.ask.ask_lab import AskLab, build_ask_lab
-from labmesh_dagster_tests.portal.test_portal_browser import browser, free_port, serious_violations, signed_in
+from labmesh_dagster_tests.portal.test_portal_browser import browser, serious_violations, served, signed_in
 
 pytestmark = pytest.mark.slow
 __all__ = ["browser"]  # the fixture, shared with the other browser tests
@@ -27,17 +25,8 @@ __all__ = ["browser"]  # the fixture, shared with the other browser tests
 @pytest.fixture
 def portal(tmp_path: Path) -> Iterator[tuple[str, AskLab]]:
     lab = build_ask_lab(tmp_path / "home")
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(lab.app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        thread.join(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}", lab
-    finally:
-        server.should_exit = True
-        thread.join(10)
+    with served(lab.app) as base:
+        yield base, lab
 
 
 def test_ask_see_the_streamed_answer_and_open_its_source(portal: tuple[str, AskLab], browser: Any) -> None:

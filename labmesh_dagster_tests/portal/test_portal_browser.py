@@ -13,6 +13,7 @@ from __future__ import annotations
 import socket
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -36,20 +37,27 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-@pytest.fixture
-def portal(tmp_path: Path) -> Iterator[tuple[str, PortalLab]]:
-    lab = build_lab(tmp_path / "home")
+@contextmanager
+def served(app: Any) -> Iterator[str]:
+    """``app`` served by uvicorn on a free loopback port for the block: its base URL."""
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(lab.app, host="127.0.0.1", port=port, log_level="warning"))
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     while not server.started:
         thread.join(0.05)
     try:
-        yield f"http://127.0.0.1:{port}", lab
+        yield f"http://127.0.0.1:{port}"
     finally:
         server.should_exit = True
         thread.join(10)
+
+
+@pytest.fixture
+def portal(tmp_path: Path) -> Iterator[tuple[str, PortalLab]]:
+    lab = build_lab(tmp_path / "home")
+    with served(lab.app) as base:
+        yield base, lab
 
 
 @pytest.fixture
