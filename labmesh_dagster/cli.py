@@ -16,7 +16,7 @@ import subprocess
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,7 @@ from labmesh_dagster.access import grant_commands
 from labmesh_dagster.connectors.catalog.base import DatasetRecord, SearchQuery
 from labmesh_dagster.connectors.store.base import ObjectInfo, ObjectStore
 from labmesh_dagster.connectors.store.local import LocalObjectStore
+from labmesh_dagster.core.access import LOCAL_ADMIN
 from labmesh_dagster.core.errors import LabmeshError
 from labmesh_dagster.core.ids import validate_experiment_id
 from labmesh_dagster.core.keys import LABMESH_DIR, ObjectKey, Zone
@@ -34,6 +35,7 @@ from labmesh_dagster.core.locations import copyable_location
 from labmesh_dagster.core.text import clean_text, human_size, is_clean_text
 from labmesh_dagster.ports import ClientFactory, Ports, boto3_clients, open_store
 from labmesh_dagster.settings import Settings
+from labmesh_dagster.steps.check_attention import checks_attention
 from labmesh_dagster.steps.landing import list_quarantine
 from labmesh_dagster.steps.landing_attention import irregular_entries, unannounced_experiments
 from labmesh_dagster.table_output import print_table
@@ -532,8 +534,53 @@ def command_status(ports: Ports, args: argparse.Namespace) -> int:
             print(f"    now at {clean_text(str(item.key))}")
     else:
         print("Quarantined: nothing")
+    if ports.settings.catalog_path.exists():
+        print_checks_attention(ports)
     print_waiting(ports, store, landing, set(summaries))
     return 0
+
+
+def print_checks_attention(ports: Ports) -> None:
+    """The datasets whose latest revision failed a check, then those without check results, as the portal lists them.
+
+    Printed only when there is something to list: a dataset whose checks all
+    passed is nobody's to act on. The list comes from labmesh's own registry,
+    which DataZone publishes from, so it costs no AWS request.
+    """
+    attention = checks_attention(ports.registry(), LOCAL_ADMIN)
+    if attention.failing:
+        print(f"\nDatasets whose latest checks failed ({len(attention.failing)}):")
+        for dataset in attention.failing:
+            revision = dataset.revision
+            print(
+                f"  {revision.experiment_id} {revision.zone.value}, revision {revision.revision}"
+                f" (published {_published(revision.published_at)}):"
+            )
+            for outcome in dataset.failed:
+                kind = "warning" if outcome.warning else "failed"
+                problems = "; ".join(outcome.problems)
+                print(f"    {outcome.name} ({kind})" + (f": {problems}" if problems else ""))
+    if attention.unchecked:
+        print(
+            f"\nDatasets without check results for their latest revision ({len(attention.unchecked)}), "
+            "published before labmesh kept them or their run not finished: materialize them again to check"
+        )
+        for revision in attention.unchecked:
+            print(
+                f"  {revision.experiment_id} {revision.zone.value}, revision {revision.revision}"
+                f" (published {_published(revision.published_at)})"
+            )
+
+
+def _published(moment: str) -> str:
+    """A catalog timestamp (ISO 8601) as the other lines of `labmesh status` write times; kept as is if unreadable."""
+    try:
+        when = datetime.fromisoformat(moment)
+    except ValueError:
+        return moment
+    if when.tzinfo is not None:
+        when = when.astimezone(UTC)
+    return f"{when:%Y-%m-%d %H:%M} UTC"
 
 
 def print_waiting(ports: Ports, store: ObjectStore, landing: Sequence[ObjectInfo], registered: set[str]) -> None:
@@ -824,7 +871,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     extract.set_defaults(handler=command_extract)
 
-    status = commands.add_parser("status", help="experiments with file counts per zone, and the quarantine")
+    status = commands.add_parser(
+        "status",
+        help="experiments with file counts per zone, the quarantine, failing checks and what waits for someone",
+    )
     status.set_defaults(handler=command_status, as_admin=True)
 
     land = commands.add_parser("land", help="copy files into an experiment's landing folder")
