@@ -252,8 +252,11 @@ def test_a_fifth_of_datazone_and_kendra_calls_throttled_still_publishes_everythi
     assert len(assets_by_identifier(fakes.datazone)) == 4 and len(fakes.datazone.listings) == 4
     checks = [
         evaluation
-        for record in lab.instance.get_event_records(dg.EventRecordsFilter(dg.DagsterEventType.ASSET_CHECK_EVALUATION))
-        for evaluation in [record.event_log_entry.dagster_event.event_specific_data]  # type: ignore[union-attr]
+        for run in lab.instance.get_run_records()
+        for record in lab.instance.get_records_for_run(
+            run.dagster_run.run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION
+        ).records
+        if (evaluation := record.event_log_entry.asset_check_evaluation) is not None
     ]
     assert checks and all(check.passed for check in checks)
 
