@@ -545,7 +545,10 @@ class OidcSettings:
     ``provider_name`` is what the login page's button says ("Sign in with
     ..."); ``redirect_url`` is the portal's ``/auth/callback`` as the provider
     must see it, when a proxy in front of the portal hides it (else the portal
-    derives it from the request).
+    derives it from the request). ``post_logout_url`` is where the provider
+    sends the browser after signing out there (the portal's ``/login`` unless
+    set, derived from the request as the callback is); the provider must have
+    it registered.
     """
 
     issuer: str
@@ -557,6 +560,7 @@ class OidcSettings:
     provider_name: str = ""
     scopes: tuple[str, ...] = ("openid", "profile", "email")
     redirect_url: str | None = None
+    post_logout_url: str | None = None
 
     @property
     def display_name(self) -> str:
@@ -577,6 +581,12 @@ class OidcSettings:
                 f"LABMESH_OIDC_REDIRECT_URL={redirect_url!r}: expected the portal's full http(s) URL "
                 "ending in /auth/callback"
             )
+        post_logout_url = env.get("LABMESH_OIDC_POST_LOGOUT_URL") or None
+        if post_logout_url and not post_logout_url.startswith(("https://", "http://")):
+            raise SettingsError(
+                f"LABMESH_OIDC_POST_LOGOUT_URL={post_logout_url!r}: expected a full http(s) URL, "
+                "such as the portal's /login"
+            )
         return cls(
             issuer=issuer.rstrip("/"),
             client_id=client_id,
@@ -588,6 +598,7 @@ class OidcSettings:
             # "openid" is what makes it OpenID Connect: always asked for, whatever the list says.
             scopes=tuple(dict.fromkeys(("openid", *(env.get("LABMESH_OIDC_SCOPES") or "profile email").split()))),
             redirect_url=redirect_url,
+            post_logout_url=post_logout_url,
         )
 
 

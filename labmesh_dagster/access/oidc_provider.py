@@ -1,4 +1,5 @@
-"""Talking to an OpenID provider: its discovery document and keys, the sign-in URL, the code exchange, the ID token.
+"""Talking to an OpenID provider: its discovery document and keys, the sign-in URL, the code exchange, the ID token,
+and the sign-out URL that ends the provider's own session.
 
 Authlib does the OAuth side: the authorization URL (with PKCE's S256
 challenge, the state and the nonce) and the exchange of the returned code at
@@ -17,6 +18,12 @@ forged tokens naming random keys cannot make the portal hammer the provider.
 The code exchange is not retried: a code is good for one exchange, so a second
 try would only be refused.
 
+Signing out follows RP-Initiated Logout 1.0: when the discovery document
+names an ``end_session_endpoint``, `end_session_url` is where the browser goes
+so the provider ends its session too (else the next sign-in would be silent),
+with the sign-in's ID token as ``id_token_hint``, the client id and where to
+come back to. A provider that names none has no standard way to be told.
+
 Every failure is one of two errors: `OidcUnavailable` (the provider could not
 be reached or answered nonsense: nobody can sign in now) and
 `OidcSignInRefused` (this sign-in cannot be trusted), each with a message a
@@ -31,6 +38,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlencode
 
 import requests
 from authlib.integrations.requests_client import OAuth2Session, OAuthError
@@ -82,6 +90,14 @@ class AuthorizationRequest:
     state: str
     nonce: str
     code_verifier: str
+
+
+@dataclass(frozen=True)
+class SignedIn:
+    """A sign-in that passed every check: the ID token's claims, and the token itself (the hint at sign-out)."""
+
+    claims: dict[str, Any]
+    id_token: str
 
 
 class OidcProvider:
@@ -166,8 +182,9 @@ class OidcProvider:
             url, _ = session.create_authorization_url(endpoint, state=state, code_verifier=verifier, nonce=nonce)
         return AuthorizationRequest(url=url, state=state, nonce=nonce, code_verifier=verifier)
 
-    def sign_in(self, *, code: str, redirect_uri: str, code_verifier: str, nonce: str) -> dict[str, Any]:
-        """Exchange the code the provider sent back for tokens; the ID token's claims once they pass every check."""
+    def sign_in(self, *, code: str, redirect_uri: str, code_verifier: str, nonce: str) -> SignedIn:
+        """Exchange the code the provider sent back for tokens: the ID token and its claims, once they pass every
+        check."""
         metadata = self.metadata()
         with self._session(redirect_uri, metadata) as session:
             try:
@@ -193,7 +210,25 @@ class OidcProvider:
                 "the identity provider sent no ID token: the client must be allowed the 'openid' scope"
             )
         access_token = token.get("access_token")
-        return self.validated_claims(id_token, nonce=nonce, access_token=access_token or None)
+        claims = self.validated_claims(id_token, nonce=nonce, access_token=access_token or None)
+        return SignedIn(claims=claims, id_token=id_token)
+
+    def end_session_url(self, *, post_logout_redirect_uri: str, id_token_hint: str | None = None) -> str | None:
+        """Where the browser goes so the provider ends its own session (RP-Initiated Logout 1.0); None when the
+        provider's discovery document names no ``end_session_endpoint``.
+
+        ``client_id`` goes along even with the hint: the provider checks that
+        ``post_logout_redirect_uri`` is one registered for this client, and
+        without a hint (it did not fit the cookie) it is how the client is known.
+        """
+        endpoint = self.metadata().get("end_session_endpoint")
+        if not isinstance(endpoint, str) or not endpoint.startswith(("https://", "http://")):
+            return None
+        asked = {"client_id": self.settings.client_id, "post_logout_redirect_uri": post_logout_redirect_uri}
+        if id_token_hint:
+            asked = {"id_token_hint": id_token_hint, **asked}
+        # The endpoint may carry a query of its own (some providers name the tenant or policy there).
+        return f"{endpoint}{'&' if '?' in endpoint else '?'}{urlencode(asked)}"
 
     def validated_claims(self, id_token: str, *, nonce: str, access_token: str | None = None) -> dict[str, Any]:
         """The ID token's claims: signed by one of the provider's keys, for this client, unexpired, this nonce."""

@@ -56,6 +56,7 @@ from labmesh_dagster.steps.thumbnails import tiff_thumbnail
 
 if TYPE_CHECKING:
     from labmesh_dagster.access.oidc_provider import OidcProvider
+    from labmesh_dagster.portal.oidc_login import ProviderSignOut
 
 LOGIN_CSRF = "labmesh_login_csrf"
 DOWNLOAD_CHUNK = 1024 * 1024
@@ -94,8 +95,10 @@ def _query_from(params: dict[str, str], viewer: Viewer) -> SearchQuery:
     return SearchQuery(text=params.get("q", ""), viewer=viewer, limit=_limit(params), **fields)
 
 
-def create_portal(context: PortalContext) -> APIRouter:
+def create_portal(context: PortalContext, *, provider_sign_out: ProviderSignOut | None = None) -> APIRouter:
     """The portal's routes; `mount_portal` adds them and the static files to an app.
+
+    ``provider_sign_out`` (LABMESH_LOGIN=oidc) ends the provider's session after ``/logout`` ends the portal's.
 
     `PortalContext`, `NotVisible` and `visible_experiment` live in `portal.context`, and are importable from here.
     """
@@ -108,18 +111,28 @@ def create_portal(context: PortalContext) -> APIRouter:
         viewing.page,
     )
 
-    def login_page(request: Request, next: str, message: str, status: int = 200) -> HTMLResponse:
+    def login_page(
+        request: Request, next: str, message: str, status: int = 200, *, signed_out_here: bool = False
+    ) -> HTMLResponse:
         # The one form posted before a session exists: its CSRF token sits in a cookie of its own.
         token = request.cookies.get(LOGIN_CSRF) or secrets.token_urlsafe(32)
         provider = context.access.oidc.display_name if context.access.oidc else None
-        response = page(request, "login.html", next=_local(next), message=message, login_csrf=token, provider=provider)
+        response = page(
+            request,
+            "login.html",
+            next=_local(next),
+            message=message,
+            login_csrf=token,
+            provider=provider,
+            provider_session_remains=signed_out_here and provider is not None,
+        )
         response.status_code = status
         response.set_cookie(LOGIN_CSRF, token, httponly=True, samesite="strict", secure=context.secure_cookies)
         return response
 
     @router.get("/login", response_class=HTMLResponse)
-    async def login_form(request: Request, next: str = "/") -> HTMLResponse:
-        return login_page(request, next, "")
+    async def login_form(request: Request, next: str = "/", signed_out: str | None = None) -> HTMLResponse:
+        return login_page(request, next, "", signed_out_here=signed_out == "here")
 
     @router.post("/login")
     async def login(request: Request) -> Response:
@@ -147,7 +160,10 @@ def create_portal(context: PortalContext) -> APIRouter:
         if session is None or not csrf_matches(session, form.get("csrf")):
             raise HTTPException(403, "the form is stale: reload the page")
         audit(request, session.viewer, AuditKind.LOGOUT)
-        response = RedirectResponse("/login", status_code=303)
+        if provider_sign_out is not None:
+            response = await provider_sign_out(request, session)
+        else:
+            response = RedirectResponse("/login", status_code=303)
         response.delete_cookie(COOKIE)
         return response
 
@@ -463,14 +479,17 @@ def mount_portal(app: FastAPI, context: PortalContext, *, oidc_provider: OidcPro
 
     With LABMESH_LOGIN=oidc, also the sign-in through the provider (``oidc_provider``, or one from the settings).
     """
-    app.include_router(create_portal(context))
-    app.include_router(create_ask_router(context))
     if context.access.oidc is not None:
         # Authlib is loaded only by a portal that signs in through a provider.
         from labmesh_dagster.access.oidc_provider import OidcProvider
-        from labmesh_dagster.portal.oidc_login import create_oidc_router
+        from labmesh_dagster.portal.oidc_login import create_oidc_router, provider_sign_out
 
-        app.include_router(create_oidc_router(context, oidc_provider or OidcProvider(context.access.oidc)))
+        provider = oidc_provider or OidcProvider(context.access.oidc)
+        app.include_router(create_portal(context, provider_sign_out=provider_sign_out(context, provider)))
+        app.include_router(create_oidc_router(context, provider))
+    else:
+        app.include_router(create_portal(context))
+    app.include_router(create_ask_router(context))
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
 
     @app.exception_handler(HTTPException)

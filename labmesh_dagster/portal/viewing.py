@@ -46,17 +46,19 @@ class Viewing:
             raise HTTPException(303, headers={"Location": f"/login?{urlencode({'next': str(request.url.path)})}"})
         return viewer
 
-    def set_session(self, response: Response, viewer: Viewer) -> None:
+    def set_session(self, response: Response, viewer: Viewer) -> Session:
         """Sign ``viewer`` in: a new session, with its own CSRF token, in the signed cookie (password or OIDC alike)."""
         signer = self.context.signer
+        session = signer.new(viewer)
         response.set_cookie(
             COOKIE,
-            signer.dumps(signer.new(viewer)),
+            signer.dumps(session),
             max_age=signer.max_age_seconds,
             httponly=True,
             samesite="lax",
             secure=self.context.secure_cookies,
         )
+        return session
 
     def audit(self, request: Request, viewer: Viewer, kind: AuditKind, **what: Any) -> None:
         address = request.client.host if request.client else None

@@ -11,10 +11,21 @@ and a provider that cannot be reached each end on the login page with what
 went wrong, and with no session. Discovery is retried before it fails, the
 code exchange is not (a code is good for one try), and keys the provider
 rotated are fetched again.
+
+Signing out (RP-Initiated Logout 1.0): with a provider that publishes an
+``end_session_endpoint``, ``/logout`` drops the portal's session and sends
+the browser there with this sign-in's ID token as the hint, the client id and
+the portal's ``/login`` (or LABMESH_OIDC_POST_LOGOUT_URL) to come back to;
+the provider ends its session, so the next sign-in asks for the password
+again, where without signing out it is silent. A hint kept for another
+session is not sent. A provider with no such endpoint, or one that cannot be
+reached, leaves its session; the login page says so. Sign-out is audited
+either way.
 """
 
 from __future__ import annotations
 
+import secrets
 import socket
 from pathlib import Path
 from urllib.parse import parse_qs, urlencode, urlsplit
@@ -23,6 +34,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from joserfc import jwt
 from pytest_httpserver import HTTPServer
 
 from labmesh_dagster.access.audit import AuditFilter, AuditKind
@@ -30,9 +42,17 @@ from labmesh_dagster.access.oidc_provider import OidcProvider
 from labmesh_dagster.access.stores import AccessStores
 from labmesh_dagster.connectors.http import RetryingHttp
 from labmesh_dagster.portal.app import PortalContext, mount_portal
+from labmesh_dagster.portal.oidc_login import LOGOUT_COOKIE
 from labmesh_dagster.portal.sessions import COOKIE, SessionSigner
 from labmesh_dagster.settings import AccessSettings
-from labmesh_dagster_tests.portal.fake_provider import CLIENT_ID, FakeProvider, new_key
+from labmesh_dagster_tests.portal.fake_provider import (
+    CLIENT_ID,
+    PASSWORD,
+    PORTAL_LOGIN,
+    SESSION_COOKIE,
+    FakeProvider,
+    new_key,
+)
 from labmesh_dagster_tests.portal.lab import PortalLab, build_lab
 from labmesh_dagster_tests.portal.test_portal_pages import experiments_in
 
@@ -49,7 +69,7 @@ class OidcPortal:
         self.access = AccessStores.open(settings)
         self.retried: list[float] = []
         self.seconds = 0.0  # the provider's monotonic clock, moved by hand
-        provider = OidcProvider(
+        self.provider = provider = OidcProvider(
             settings.oidc,
             http=RetryingHttp(settings.oidc.issuer, attempts=3, timeout=5.0, sleep=self.retried.append, service="IdP"),
             monotonic=lambda: self.seconds,
@@ -95,9 +115,16 @@ def start(client: TestClient) -> str:
     return answer.headers["location"]
 
 
-def at_provider(url: str) -> str:
-    """The person signs in at the provider, which redirects the browser back: the portal's callback URL."""
-    answer = httpx.get(url, follow_redirects=False)
+def at_provider(url: str, browser: httpx.Client | None = None) -> str:
+    """The person signs in at the provider (giving their password if it asks), which redirects the browser back:
+    the portal's callback URL. ``browser`` keeps the provider's cookie between sign-ins; without one, a new
+    browser every time."""
+    browser = browser or httpx.Client()
+    answer = browser.get(url, follow_redirects=False)
+    if answer.status_code == 200:  # the provider's credentials form
+        pending = answer.text.split('name="pending" value="', 1)[1].split('"', 1)[0]
+        login = f"{url.split('/authorize', 1)[0]}/login"
+        answer = browser.post(login, data={"pending": pending, "username": "carol", "password": PASSWORD})
     assert answer.status_code == 302, answer.text
     return answer.headers["location"]
 
@@ -265,3 +292,113 @@ def test_a_token_endpoint_that_fails_is_not_retried_and_signs_nobody_in(
     assert "token endpoint did not answer: HTTPError: 502 Server Error" in answer.text
     assert sum(1 for request, _ in httpserver.log if request.path == "/token") == 1  # a code is good for one try
     assert signed_out(client)
+
+
+def sign_out(client: TestClient) -> httpx.Response:
+    """The person presses "Sign out": the form posts the session's CSRF token to /logout."""
+    csrf = client.get("/").text.split('name="csrf" value="', 1)[1].split('"', 1)[0]
+    return client.post("/logout", data={"csrf": csrf}, follow_redirects=False)
+
+
+def test_a_second_sign_in_in_the_same_browser_is_silent_while_the_provider_session_lasts(
+    portal: OidcPortal, idp: FakeProvider
+) -> None:
+    client, browser = TestClient(portal.app), httpx.Client()
+    client.get(at_provider(start(client), browser))
+    client.cookies.delete(COOKIE)  # the portal's session ends (it expired), the provider's does not
+
+    client.get(at_provider(start(client), browser))
+
+    assert idp.prompts == 1  # the provider did not ask again
+    assert experiments_in(client.get("/?q=fibrosis").text) == {"EXP-1"}
+
+
+def test_signing_out_ends_the_providers_session_so_the_next_sign_in_asks_again(
+    portal: OidcPortal, idp: FakeProvider
+) -> None:
+    client, browser = TestClient(portal.app), httpx.Client()
+    client.get(at_provider(start(client), browser))
+
+    answer = sign_out(client)
+    to_provider = answer.headers["location"]
+    asked = parse_qs(urlsplit(to_provider).query)
+    back = browser.get(to_provider, follow_redirects=False)
+    client.get(at_provider(start(client), browser))
+
+    assert answer.status_code == 303 and to_provider.startswith(f"{idp.issuer}/logout?")
+    assert asked["client_id"] == [CLIENT_ID] and asked["post_logout_redirect_uri"] == [PORTAL_LOGIN]
+    hint = jwt.decode(asked["id_token_hint"][0], idp.key).claims  # the ID token of this very sign-in
+    assert hint["sub"] == "u-1001" and hint["aud"] == CLIENT_ID and hint["nonce"]
+    assert back.status_code == 302 and back.headers["location"] == PORTAL_LOGIN
+    assert idp.prompts == 2  # asked for the password again: the provider's session had ended
+    assert experiments_in(client.get("/?q=fibrosis").text) == {"EXP-1"}
+    assert portal.audited(AuditKind.LOGOUT) == [("carol", None)]
+
+
+def test_the_provider_ends_no_session_for_an_unregistered_return_address(
+    lab: PortalLab, tmp_path: Path, idp: FakeProvider
+) -> None:
+    elsewhere = "https://elsewhere.example.org/signed-out"
+    portal = OidcPortal(lab, tmp_path / "home", idp.issuer, LABMESH_OIDC_POST_LOGOUT_URL=elsewhere)
+    client, browser = TestClient(portal.app), httpx.Client()
+    client.get(at_provider(start(client), browser))
+
+    to_provider = sign_out(client).headers["location"]
+    refused = browser.get(to_provider, follow_redirects=False)
+
+    assert parse_qs(urlsplit(to_provider).query)["post_logout_redirect_uri"] == [elsewhere]
+    assert refused.status_code == 400 and "unregistered post_logout_redirect_uri" in refused.text
+    assert browser.cookies.get(SESSION_COOKIE) in idp.sessions  # still signed in at the provider
+    assert signed_out(client)  # but not in the portal
+
+
+def test_a_hint_kept_for_another_session_is_not_sent(portal: OidcPortal) -> None:
+    first, second = TestClient(portal.app), TestClient(portal.app)
+    first.get(at_provider(start(first)))
+    second.get(at_provider(start(second)))
+    [kept] = [cookie for cookie in first.cookies.jar if cookie.name == LOGOUT_COOKIE]
+    second.cookies.jar.set_cookie(kept)  # replaces second's own: same name, domain and path
+
+    asked = parse_qs(urlsplit(sign_out(second).headers["location"]).query)
+
+    assert "id_token_hint" not in asked and asked["client_id"] == [CLIENT_ID]
+
+
+@pytest.mark.parametrize("unreachable", [False, True], ids=["no end_session_endpoint", "unreachable at sign-out"])
+def test_without_an_end_session_endpoint_the_provider_session_remains_and_the_login_page_says_so(
+    lab: PortalLab, tmp_path: Path, httpserver: HTTPServer, unreachable: bool
+) -> None:
+    idp = FakeProvider(httpserver, end_session=unreachable)
+    portal = OidcPortal(lab, tmp_path / "home", idp.issuer)
+    client, browser = TestClient(portal.app), httpx.Client()
+    client.get(at_provider(start(client), browser))
+    if unreachable:
+        portal.seconds += 3601  # the discovery document is fetched again at sign-out, and the provider is gone
+        httpserver.clear()
+
+    answer = sign_out(client)
+    page = client.get(answer.headers["location"])
+
+    assert answer.status_code == 303 and answer.headers["location"] == "/login?signed_out=here"
+    assert signed_out(client) and LOGOUT_COOKIE not in client.cookies
+    assert "your session there" in page.text and "remains" in page.text
+    assert portal.audited(AuditKind.LOGOUT) == [("carol", None)]
+    if not unreachable:
+        client.get(at_provider(start(client), browser))
+        assert idp.prompts == 1  # silent: the provider's session was never ended
+
+
+def test_an_id_token_too_big_for_a_cookie_is_not_kept_and_sign_out_names_the_client_alone(
+    portal: OidcPortal, idp: FakeProvider
+) -> None:
+    idp.overrides = {"picture": secrets.token_urlsafe(3000)}  # some providers put a whole photo in the token
+    client, browser = TestClient(portal.app), httpx.Client()
+    client.get(at_provider(start(client), browser))
+    kept = LOGOUT_COOKIE in client.cookies
+
+    to_provider = sign_out(client).headers["location"]
+    back = browser.get(to_provider, follow_redirects=False)
+
+    assert not kept and experiments_in(client.get("/?q=fibrosis").text) == set()
+    assert "id_token_hint" not in parse_qs(urlsplit(to_provider).query)
+    assert back.status_code == 302 and idp.sessions == {}
