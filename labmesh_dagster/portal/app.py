@@ -20,10 +20,10 @@ import asyncio
 import secrets
 from collections.abc import Iterator
 from dataclasses import asdict
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 from urllib.parse import parse_qs, urlencode
 
-from fastapi import APIRouter, FastAPI, HTTPException, Request
+from fastapi import APIRouter, FastAPI, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
@@ -42,10 +42,13 @@ from labmesh_dagster.portal.content_search import search_contents
 from labmesh_dagster.portal.context import HERE, NotVisible, PortalContext, visible_experiment
 from labmesh_dagster.portal.experiment_view import dataset_history
 from labmesh_dagster.portal.facets import active_filters, facet_links
-from labmesh_dagster.portal.file_view import file_links, has_thumbnail, thumbnail_href
+from labmesh_dagster.portal.file_view import file_links, has_thumbnail, run_href, thumbnail_href
 from labmesh_dagster.portal.matches import with_matches
 from labmesh_dagster.portal.passage_view import cited_passage
 from labmesh_dagster.portal.qc_view import experiment_qc, file_qc, quality_chart
+from labmesh_dagster.portal.run_view import FILES_SHOWN as RUN_FILES_SHOWN
+from labmesh_dagster.portal.run_view import MAX_FILES_SHOWN as MAX_RUN_FILES_SHOWN
+from labmesh_dagster.portal.run_view import RUNINFO_FORMAT, run_folder
 from labmesh_dagster.portal.sessions import COOKIE, Session, csrf_matches
 from labmesh_dagster.portal.status_view import checks_attention, rejected_records
 from labmesh_dagster.portal.viewing import Viewing
@@ -80,6 +83,10 @@ PAGE_SIZE = 20
 MAX_PAGE_SIZE = 200
 FILES_SHOWN = 20
 """Files a hit lists when unfolded; the rest are a click away on the experiment page (the JSON API has them all)."""
+RunOffset = Annotated[int, Query(ge=0, description="how many of the run folder's files (in key order) to skip")]
+RunLimit = Annotated[
+    int, Query(ge=1, le=MAX_RUN_FILES_SHOWN, description="how many of the run folder's files to list at most")
+]
 
 
 def _limit(params: dict[str, str]) -> int:
@@ -386,11 +393,37 @@ def create_portal(context: PortalContext, *, provider_sign_out: ProviderSignOut 
             "preview": asdict(preview),
             "links": file_links(context.catalog(), viewer, entry),
             "thumbnail": thumbnail_href(entry.key) if has_thumbnail(entry) else None,
+            "run_page": run_href(entry.key) if entry.format == RUNINFO_FORMAT else None,
             "passage": cited_passage(entry, passage),
             "qc": file_qc(context.catalog(), context.store(), record.id, entry.key)
             if entry.format.startswith("fastq")
             else None,
         }
+
+    @router.get("/runs/{key:path}", response_class=HTMLResponse)
+    async def run_page(
+        request: Request, key: str, offset: RunOffset = 0, limit: RunLimit = RUN_FILES_SHOWN
+    ) -> HTMLResponse:
+        viewer = required_viewer(request, api=False)
+        shown = await _run_shown(request, viewer, key, offset, limit)
+        return page(request, "run.html", more_href=_more_href(shown["run"]["href"], shown, limit), **shown)
+
+    @router.get("/api/runs/{key:path}")
+    async def run_api(
+        request: Request, key: str, offset: RunOffset = 0, limit: RunLimit = RUN_FILES_SHOWN
+    ) -> JSONResponse:
+        """An Illumina run folder, named by its RunInfo.xml's key: the run's metadata, its sample sheets and one
+        page of the folder's files (``more`` is the next page's address, null on the last)."""
+        viewer = required_viewer(request, api=True)
+        shown = await _run_shown(request, viewer, key, offset, limit)
+        return JSONResponse({**shown, "more": _more_href("/api" + shown["run"]["href"], shown, limit)})
+
+    async def _run_shown(request: Request, viewer: Viewer, key: str, offset: int, limit: int) -> dict[str, Any]:
+        """The run page's content (`run_folder`), in the audit log as a view of its RunInfo.xml, detail ``run``."""
+        shown = await run_in_threadpool(run_folder, context.catalog(), viewer, key, offset=offset, limit=limit)
+        run = shown["run"]
+        audit(request, viewer, AuditKind.VIEW, experiment_id=shown["record"]["id"], file_key=run["key"], detail="run")
+        return shown
 
     @router.get("/thumbnail/{key:path}")
     async def thumbnail(request: Request, key: str) -> Response:
@@ -455,6 +488,13 @@ def _file_row(entry: ManifestEntry) -> dict[str, Any]:
         "metadata": dict(entry.metadata),
         "error": dict(entry.error) if entry.error else None,
     }
+
+
+def _more_href(href: str, shown: dict[str, Any], limit: int) -> str | None:
+    """The address of a run folder's next page of files, or None on the last."""
+    if shown["more"] is None:
+        return None
+    return f"{href}?{urlencode({'offset': shown['more'], 'limit': limit})}"
 
 
 def _local(target: str) -> str:

@@ -3,7 +3,8 @@
 Extraction links the files of one dataset (`extract.linking`, kept under
 ``metadata.links``): a FASTQ's read pair (``mate``), the Illumina run it
 came from (``run``, the run's ``RunInfo.xml``, whose folder is the run
-folder) and the sample sheet that lists its sample (``sample_sheet``); a run
+folder: the link goes to the run folder's page, `portal.run_view`, and names
+the RunInfo.xml's own page as ``file_href``) and the sample sheet that lists its sample (``sample_sheet``); a run
 or a sample sheet lists its FASTQ files (``fastq_files``). Each linked file
 gets a link to its own page only when the catalog holds it and the viewer may
 see its experiment; a file of an experiment the viewer may not see is left
@@ -30,6 +31,11 @@ THUMBNAIL_FAMILIES = frozenset({"tiff", "tif"})
 
 def file_href(key: str) -> str:
     return "/files/" + quote(key, safe="/")
+
+
+def run_href(key: str) -> str:
+    """The page of the run folder that the RunInfo.xml at ``key`` describes (`portal.run_view`)."""
+    return "/runs/" + quote(key, safe="/")
 
 
 def thumbnail_href(key: str) -> str:
@@ -93,14 +99,16 @@ def file_links(catalog: Catalog, viewer: Viewer, entry: ManifestEntry) -> list[d
     if links.get("run"):
         run_id = links.get("run_id")
         folder = posixpath.dirname(str(links["run"]))
-        found.append(
-            linker.link(
-                "run",
-                links["run"],
-                f"run {run_id}" if run_id else "the sequencing run",
-                folder=folder + "/" if folder else "",
-            )
+        run = linker.link(
+            "run",
+            links["run"],
+            f"run {run_id}" if run_id else "the sequencing run",
+            folder=folder + "/" if folder else "",
         )
+        if run is not None:
+            run["file_href"] = run["href"]
+            run["href"] = run_href(run["key"]) if run["href"] else None
+        found.append(run)
     if links.get("sample_sheet"):
         sample = links.get("sample_id")
         label = f"the sample sheet (sample {sample})" if sample else "the sample sheet"

@@ -2,8 +2,9 @@
 
 Two people of different groups sign in through the form and use the pages as
 they would: ada (Genomics) searches, opens her experiment and its FASTQ file
-and sees its first reads; bob (Proteomics) finds none of it, and the direct
-address of ada's experiment answers "not found". The pages pass axe-core's
+and sees its first reads, and from a FASTQ of a sequencing run follows the
+link to the run folder's page; bob (Proteomics) finds none of it, and the
+direct address of ada's experiment answers "not found". The pages pass axe-core's
 accessibility rules (vendored, run in the page) with no serious or critical
 violation, and keyboard focus reaches the search box first after the skip link.
 """
@@ -24,6 +25,7 @@ import uvicorn
 from playwright import sync_api as playwright
 
 from labmesh_dagster_tests.portal.lab import PASSWORD, PortalLab, add_qc, build_lab
+from labmesh_dagster_tests.portal.test_portal_file_links import R1, RUN, add_sequencing_run
 
 CHROMIUM = Path("/usr/bin/chromium")
 # A real browser per test: whole pages in Chromium belong with the slow tests (`make test` and CI run them).
@@ -138,3 +140,18 @@ def test_the_keyboard_reaches_the_skip_link_then_the_search_box(portal: tuple[st
 
     assert first == "Skip to the content"
     assert page.evaluate("document.activeElement.id") == "q"
+
+
+def test_a_fastq_leads_to_its_run_folders_page(tmp_path: Path, browser: Any) -> None:
+    home = tmp_path / "home"
+    lab = build_lab(home)
+    add_sequencing_run(lab, home)
+    with served(lab.app) as base:
+        page = signed_in(browser, base, "ada")
+        page.goto(f"{base}/files/{R1}")
+
+        page.get_by_role("link", name=f"the run folder {RUN}/").click()
+
+        assert page.get_by_role("heading", level=1).inner_text() == "Run 160805_M04321_0123_000000000-AUVNA"
+        assert page.get_by_role("table", name="Files of the run folder").get_by_role("link").count() == 4
+        assert serious_violations(page) == []

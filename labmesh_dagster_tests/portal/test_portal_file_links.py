@@ -3,13 +3,14 @@
 Pinned here, on an Illumina run folder whose files labmesh's own extraction
 describes and links (RunInfo.xml and SampleSheet.csv from the MiSeq test
 data, a FASTQ pair named as BCL Convert names them) and a TIFF written by
-tifffile: the R1 page links its R2 mate, RunInfo.xml with the run folder, and
-the sample sheet, each to its own page, page and JSON twin alike; the run's
-page lists its FASTQ files; a linked file of an experiment the viewer may
-not see is left out, name and all, and one the catalog does not hold is named
-without a link; the TIFF page shows its thumbnail, served as PNG and audited
-as a preview; the other group's viewer gets 404 for the page, its JSON twin
-and the thumbnail; a file name holding markup is escaped.
+tifffile: the R1 page links its R2 mate, the run folder (to its own page, and
+RunInfo.xml to its file page), and the sample sheet, each to its own page,
+page and JSON twin alike; RunInfo.xml's file page lists the run's FASTQ
+files; a linked file of an experiment the viewer may not see is left out,
+name and all, and one the catalog does not hold is named without a link; the
+TIFF page shows its thumbnail, served as PNG and audited as a preview; the
+other group's viewer gets 404 for the page, its JSON twin and the thumbnail;
+a file name holding markup is escaped.
 """
 
 from __future__ import annotations
@@ -97,13 +98,19 @@ def test_a_fastq_links_its_mate_its_run_folder_and_its_sample_sheet(lab: PortalL
 
     assert [(link["relation"], link["key"], link["href"]) for link in links] == [
         ("mate", R2, f"/files/{R2}"),
-        ("run", f"{RUN}/RunInfo.xml", f"/files/{RUN}/RunInfo.xml"),
+        ("run", f"{RUN}/RunInfo.xml", f"/runs/{RUN}/RunInfo.xml"),  # the run folder's page
         ("sample_sheet", f"{RUN}/SampleSheet.csv", f"/files/{RUN}/SampleSheet.csv"),
     ]
     assert links[0]["label"] == "read 2 of the pair" and links[0]["note"] == ""
     assert links[1]["folder"] == f"{RUN}/" and "160805_M04321_0123_000000000-AUVNA" in links[1]["label"]
+    assert links[1]["file_href"] == f"/files/{RUN}/RunInfo.xml"
     assert "S-001" in links[2]["label"]
-    for href in (f"/files/{R2}", f"/files/{RUN}/RunInfo.xml", f"/files/{RUN}/SampleSheet.csv"):
+    for href in (
+        f"/files/{R2}",
+        f"/runs/{RUN}/RunInfo.xml",
+        f"/files/{RUN}/RunInfo.xml",
+        f"/files/{RUN}/SampleSheet.csv",
+    ):
         assert f'href="{href}"' in page
         assert ada.get(href).status_code == 200
 
