@@ -17,9 +17,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from labmesh_dagster.connectors.catalog.base import Catalog
+from labmesh_dagster.connectors.catalog.base import Catalog, DatasetRevision
 from labmesh_dagster.connectors.rejections import RejectionStore
 from labmesh_dagster.core.access import Viewer
+from labmesh_dagster.steps.check_attention import checks_attention as datasets_needing_attention
 
 LISTED_AT_MOST = 200
 """Rows of each list shown; the counts are always whole."""
@@ -42,24 +43,25 @@ def rejected_records(rejections: RejectionStore | None, viewer: Viewer) -> list[
 
 def checks_attention(catalog: Catalog, viewer: Viewer) -> dict[str, Any]:
     """The viewer's datasets whose current checks failed, and those whose checks are unknown, each at most
-    `LISTED_AT_MOST` long with its whole count."""
-    failing: list[dict[str, Any]] = []
-    unchecked: list[dict[str, Any]] = []
-    for revision in catalog.checks_needing_attention(viewer=viewer):
-        row: dict[str, Any] = {
-            "experiment_id": revision.experiment_id,
-            "zone": revision.zone.value,
-            "revision": revision.revision,
-            "published_at": revision.published_at,
-        }
-        if revision.checks is None:
-            unchecked.append(row)
-        else:
-            row["failed"] = [outcome.to_dict() for outcome in revision.checks if not outcome.passed]
-            failing.append(row)
+    `LISTED_AT_MOST` long with its whole count: `labmesh status`'s list, as the page shows it."""
+    attention = datasets_needing_attention(catalog, viewer)
+    failing = [
+        {**_revision_row(dataset.revision), "failed": [outcome.to_dict() for outcome in dataset.failed]}
+        for dataset in attention.failing
+    ]
+    unchecked = [_revision_row(revision) for revision in attention.unchecked]
     return {
         "failing_checks": failing[:LISTED_AT_MOST],
         "failing_checks_count": len(failing),
         "unchecked": unchecked[:LISTED_AT_MOST],
         "unchecked_count": len(unchecked),
+    }
+
+
+def _revision_row(revision: DatasetRevision) -> dict[str, Any]:
+    return {
+        "experiment_id": revision.experiment_id,
+        "zone": revision.zone.value,
+        "revision": revision.revision,
+        "published_at": revision.published_at,
     }
