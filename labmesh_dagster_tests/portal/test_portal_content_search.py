@@ -5,7 +5,12 @@ index (the word "fibrosis" is in a file of every experiment): a user gets
 content hits, each linking its file and its experiment, only from the
 experiments they may see, and no count or excerpt of any other (the other
 group's, or an experiment with no group but the owner's); an admin gets them
-all; the page and the JSON API show the same hits; a ``<script>`` in a file's
+all; the page and the JSON API show the same hits; a question in other words
+than the file's finds it by meaning, for those who may see it only, while a
+word no file holds finds nothing however near the nearest passage; each hit
+shows its passages with where they are (rows of a table, the whole file) and
+links each to its place on the file's page, a file listed once with its best
+passages; a ``<script>`` in a file's
 text or name comes back escaped, the query's words marked; the catalog's
 facet filters narrow the content hits where the index has them, and with
 one it lacks (owner) the section says file contents were not searched; a
@@ -27,8 +32,9 @@ from fastapi.testclient import TestClient
 from labmesh_dagster.connectors.search.local import SqliteContentIndex
 from labmesh_dagster.core.keys import ObjectKey, Zone
 from labmesh_dagster.core.manifest import Manifest
+from labmesh_dagster.core.passages import LocationKind, Passage, PassageHit, PassageLocation
 from labmesh_dagster.portal.app import PortalContext, mount_portal
-from labmesh_dagster.portal.content_search import highlighted
+from labmesh_dagster.portal.content_search import PASSAGES_SHOWN, excerpt, file_rows, highlighted
 from labmesh_dagster.portal.sessions import SessionSigner
 from labmesh_dagster.steps.content import index_dataset
 from labmesh_dagster.steps.content_access import change_grant
@@ -61,7 +67,11 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> ContentLab:
     home = tmp_path_factory.mktemp("content") / "home"
     portal = build_lab(home)
     content = ContentLab(portal, home)
-    extra = {SUMMARY: f" {SCRIPT} fibrosis again", PROTEINS: " fibrosis marker ALB"}
+    extra = {
+        SUMMARY: f" {SCRIPT} fibrosis again",
+        PROTEINS: " fibrosis marker ALB",
+        PILOT: "Biopsies were snap-frozen in liquid nitrogen and kept at -80 C until needed.\n",
+    }
     for experiment_id in ("EXP-1", "EXP-2", "EXP-3"):
         record = portal.catalog.get_experiment(experiment_id)
         dataset = portal.catalog.get_dataset(experiment_id, Zone.RAW)
@@ -72,6 +82,10 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> ContentLab:
             if not entry.format.startswith("fastq")
         ]
         manifest = Manifest.build(experiment_id, Zone.RAW, entries)
+        # The catalog's entries get the same text, so that a file's page cuts the passages the index holds.
+        texts = {entry.key: entry for entry in entries}
+        files = [texts.get(entry.key, entry) for entry in dataset.files]
+        portal.catalog.upsert_dataset(Manifest.build(experiment_id, Zone.RAW, files), dataset.location)
         principals = portal.catalog.principals(experiment_id)
         index_dataset(content.index, manifest, None, record, lambda key: f"file:///{key}", principals)
     return content
@@ -217,3 +231,68 @@ def test_an_excerpt_is_escaped_whole_and_only_the_query_words_are_marked() -> No
     assert (
         str(shown) == "a &lt;mark&gt;x&lt;/mark&gt; &amp; &#34;<mark>Fibrosis</mark>&#34; fibrotic <mark>tissues</mark>"
     )
+
+
+def test_a_question_in_other_words_finds_the_file_by_meaning_for_those_who_may_see_it(
+    users: dict[str, TestClient],
+) -> None:
+    ada, bob, root = users["ada"], users["bob"], users["root"]
+    question = "how were tissue specimens preserved"  # the pilot's notes say biopsies were snap-frozen
+
+    (hit,) = contents(ada, q=question)["hits"]
+    (passage,) = hit["passages"]
+
+    assert hit["key"] == PILOT and passage["location"] == "whole file"
+    assert passage["href"] == f"/files/{PILOT}?passage=0#passage-0"
+    assert "snap-frozen" in passage["excerpt"] and "<mark>" not in passage["excerpt_html"]  # none of its words
+    assert f'href="/files/{PILOT}?passage=0#passage-0">whole file</a>' in section(
+        ada.get("/", params={"q": question}).text
+    )
+    opened = ada.get(passage["href"])
+    assert opened.status_code == 200 and 'id="passage-0"' in opened.text and "snap-frozen" in opened.text
+    assert keys(root, q=question) == {PILOT}
+    assert keys(bob, q=question) == set()  # the nearest passage he may see is not near enough
+
+
+def test_a_hit_says_where_its_passage_is_and_links_its_place(users: dict[str, TestClient]) -> None:
+    bob = users["bob"]
+
+    (hit,) = contents(bob, q="marker")["hits"]
+    (passage,) = hit["passages"]
+    page = section(bob.get("/", params={"q": "marker"}).text)
+
+    assert hit["key"] == PROTEINS and passage["location"].startswith("rows ")
+    assert "<mark>marker</mark>" in passage["excerpt_html"] and hit["excerpt_html"] == passage["excerpt_html"]
+    assert f'<a href="{passage["href"]}">{passage["location"]}</a>' in page
+    assert "<mark>marker</mark>" in page
+
+
+def test_a_file_is_listed_once_at_its_best_passages_rank_with_its_best_passages() -> None:
+    def hit(key: str, ordinal: int, text: str) -> PassageHit:
+        place = PassageLocation(LocationKind.LINES, 10 * ordinal + 1, 10 * ordinal + 10)
+        return PassageHit(
+            Passage(key, ordinal, text, place), key.rsplit("/", 1)[-1], f"file:///{key}", 1.0 / (ordinal + 1)
+        )
+
+    ranked = [hit(SUMMARY, 4, "fibrosis stage 3"), hit(PILOT, 0, "fibrosis noted"), hit(SUMMARY, 1, "fibrosis again")]
+    ranked += [hit(SUMMARY, ordinal, "more fibrosis") for ordinal in range(5, 10)]
+
+    first, second = file_rows(ranked, ["fibrosis"])
+
+    assert (first["key"], second["key"]) == (SUMMARY, PILOT)
+    assert [passage["ordinal"] for passage in first["passages"]] == [4, 1, 5][:PASSAGES_SHOWN]
+    assert first["passages"][0]["location"] == "lines 41-50"
+    assert first["passages"][0]["href"].endswith("?passage=4#passage-4")
+    assert first["excerpt_html"] == first["passages"][0]["excerpt_html"]
+    assert [row["key"] for row in file_rows(ranked, ["fibrosis"], limit=1)] == [SUMMARY]
+
+
+def test_a_long_passages_excerpt_starts_near_the_first_word_of_the_question() -> None:
+    text = " ".join(f"line{n}" for n in range(200)) + " the <b>fibrosis</b> score\n\nwas 3 " + "tail " * 100
+
+    shown = excerpt(text, ["fibrosis"], width=120)
+
+    assert shown.startswith("…") and shown.endswith("…") and len(shown) <= 122
+    assert "<b>fibrosis</b> score was 3" in shown  # whitespace runs made single spaces
+    assert "&lt;b&gt;<mark>fibrosis</mark>&lt;/b&gt;" in str(highlighted(shown, ["fibrosis"]))
+    assert excerpt("short and whole", ["fibrosis"]) == "short and whole"
