@@ -386,6 +386,19 @@ class ContentIndex(ABC):
         and filters go into the backend's query, never applied afterwards.
         """
 
+    def embed_missing(self, *, limit: int | None = None) -> int:
+        """Embed up to ``limit`` (None: every one) of the passages kept without their vector; how many were.
+
+        A passage lacks one when its index was written before passages had
+        vectors, or when embedding failed as it was put (logged and tolerated,
+        its words indexed): dense ranking cannot find it until this runs.
+        Publishing calls it with a bound after each dataset, so the index heals
+        by itself; ``labmesh content embed`` calls it for all. This default is
+        for the indexes that embed on their own servers (Kendra, Bedrock):
+        nothing is ever missing there. Raises the embedder's `LabmeshError`.
+        """
+        return 0
+
     def update_access(
         self,
         experiment_id: str,

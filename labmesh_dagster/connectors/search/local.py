@@ -365,25 +365,45 @@ class SqliteContentIndex(ContentIndex):
         codes, scales = quantize(vectors)
         return {key: (float(scales[row]), codes[row].tobytes()) for row, key in enumerate(missing)}
 
-    def embed_missing(self) -> int:
-        """Embed every passage that has no vector yet (a file migrated from before passages); how many were."""
+    def embed_missing(self, *, limit: int | None = None) -> int:
+        """Embed up to ``limit`` (None: all) passages that have no vector yet; how many were.
+
+        Unlike `replace`, an embedder that fails raises (its `LabmeshError`):
+        the vectors are all that was asked. A passage deleted meanwhile gets
+        none (no vector is kept that no passage uses).
+        """
         self.prepare()
-        if self._embedder_factory is None:
+        if self._embedder_factory is None or (limit is not None and limit < 1):
             return 0
         with self._connect() as db:
             rows = db.execute(
                 """SELECT p.text_hash, d.title, p.text FROM content_passages AS p
                    JOIN content_documents AS d ON d.doc = p.doc
                    WHERE NOT EXISTS (SELECT 1 FROM content_vectors AS v WHERE v.text_hash = p.text_hash)
-                   GROUP BY p.text_hash"""
+                   GROUP BY p.text_hash LIMIT ?""",
+                (-1 if limit is None else limit,),
             ).fetchall()
-        stored = [_StoredPassage(None, row["text_hash"], _embedded_text(row["title"], row["text"])) for row in rows]
-        vectors = self._new_vectors(stored)
-        if vectors:
-            with self._transaction() as db:
-                _put_vectors(db, self.model_id, vectors)
+        if not rows:
+            return 0
+        embedder = self._get_embedder()
+        assert embedder is not None
+        texts = [_embedded_text(row["title"], row["text"]) for row in rows]
+        codes, scales = quantize(embed_in_batches(embedder, texts, batch_size=EMBED_BATCH, logger=log))
+        vectors = {row["text_hash"]: (float(scales[n]), codes[n].tobytes()) for n, row in enumerate(rows)}
+        with self._transaction() as db:
+            used = {
+                row[0]
+                for row in db.execute(
+                    """SELECT DISTINCT text_hash FROM content_passages
+                       WHERE text_hash IN (SELECT value FROM json_each(?))""",
+                    (json.dumps(sorted(vectors)),),
+                )
+            }
+            kept = {key: value for key, value in vectors.items() if key in used}
+            _put_vectors(db, self.model_id, kept)
+            if kept:
                 _bump(db)
-        return len(vectors)
+        return len(kept)
 
     def _delete(self, db: sqlite3.Connection, document_id: str, released: set[str]) -> int | None:
         row = db.execute("SELECT doc FROM content_documents WHERE document_id = ?", (document_id,)).fetchone()
