@@ -30,6 +30,11 @@ sections, a text's lines) and its metadata fields, each knowing its place, for
 search by meaning and the chat's citations. The index embeds them when the
 dataset is published; an unchanged passage is not embedded again.
 
+Passages kept without their vector (an index from before passages, or an
+embedding that failed at a publish: logged, the words still indexed) are
+found by words only, so each publish also embeds a bounded number of them
+(`catch_up_vectors`): the index heals by itself, and no publish waits long.
+
 Document ids are the manifest keys (``raw/EXP-1/run1/S1_R1.fastq.gz``): stable
 across runs, so publishing again replaces each document instead of adding a
 second one, and a file removed from the dataset is removed from the index by
@@ -39,6 +44,7 @@ the same id.
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from datetime import datetime
@@ -60,12 +66,18 @@ from labmesh_dagster.connectors.search.base import (
     as_utc,
 )
 from labmesh_dagster.core.access import experiment_principals, people_on
+from labmesh_dagster.core.errors import LabmeshError
 from labmesh_dagster.core.experiment import ExperimentRecord
 from labmesh_dagster.core.keys import LABMESH_DIR
 from labmesh_dagster.core.manifest import Manifest, ManifestEntry
 from labmesh_dagster.core.passages import Passage
 from labmesh_dagster.core.text import clean_text, is_clean_text
 from labmesh_dagster.semantic.chunking import chunk_file
+
+log = logging.getLogger(__name__)
+
+CATCH_UP_VECTORS = 2048
+"""Passages without a vector embedded after one publish, at most: seconds of embedding on two cores, not minutes."""
 
 SEQUENCE_FORMATS = frozenset({"fastq", "fasta", "sam", "bam", "cram", "vcf", "bcf"})
 """Formats whose content is sequence data: only their extracted statistics are indexed, never their text."""
@@ -297,3 +309,19 @@ def index_dataset(
     index.prepare()
     documents = dataset_documents(manifest, record, uri_of, principals)
     return index.replace(documents, removed_ids=removed_document_ids(previous, manifest))
+
+
+def catch_up_vectors(index: ContentIndex, *, limit: int = CATCH_UP_VECTORS) -> int:
+    """Embed up to ``limit`` passages the index keeps without a vector; how many were (0 when embedding fails).
+
+    The dataset is published whatever happens here: a failing embedder is
+    logged, and the next publish (or ``labmesh content embed``) tries again.
+    """
+    try:
+        embedded = index.embed_missing(limit=limit)
+    except LabmeshError as error:
+        log.warning("passages still without vectors (dense search will not find them yet): %s", error)
+        return 0
+    if embedded:
+        log.info("embedded %d passages that had no vector", embedded)
+    return embedded
