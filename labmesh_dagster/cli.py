@@ -260,6 +260,24 @@ def command_search_content(ports: Ports, args: argparse.Namespace) -> int:
     return 0
 
 
+EMBED_CHUNK = 512
+"""Passages `labmesh content embed` embeds between two progress lines: a few seconds' work on two cores."""
+
+
+def command_content_embed(ports: Ports, args: argparse.Namespace) -> int:
+    """Embed every passage the content index keeps without a vector, saying how far it got; idempotent."""
+    index = ports.content_index()
+    total = 0
+    while embedded := index.embed_missing(limit=EMBED_CHUNK):
+        total += embedded
+        print(f"embedded {total} passage{'' if total == 1 else 's'} so far", flush=True)
+    if total:
+        print(f"embedded {total} passage{'' if total == 1 else 's'}: every passage has its vector now")
+    else:
+        print("every passage already has its vector: embedded 0")
+    return 0
+
+
 def command_search(ports: Ports, args: argparse.Namespace) -> int:
     if args.content:
         return command_search_content(ports, args)
@@ -830,6 +848,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--issuer-url", type=text, default="http://127.0.0.1:8000", help="the portal that issues the API tokens"
     )
     mcp.set_defaults(handler=command_mcp)
+
+    content = commands.add_parser("content", help="the content index that search by words and meaning reads")
+    content_commands = content.add_subparsers(dest="content_command", required=True)
+    embed = content_commands.add_parser(
+        "embed",
+        help="embed the passages kept without a vector (an older index, a failed embedding), so search by "
+        "meaning finds them; idempotent (publishing catches up a few thousand by itself)",
+    )
+    embed.set_defaults(handler=command_content_embed)
 
     datazone = commands.add_parser("datazone", help="Amazon DataZone set-up (aws profile)")
     datazone_commands = datazone.add_subparsers(dest="datazone_command", required=True)
