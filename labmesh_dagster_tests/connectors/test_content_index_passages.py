@@ -1,9 +1,12 @@
-"""The local content index retrieves passages by words (BM25), by meaning (vectors) and both fused (RRF).
+"""The local content index retrieves passages by words (BM25), by meaning (vectors) and both fused.
 
 Pinned here: a passage comes back with its document, place and facets; ids
 are found by words and paraphrases by meaning, and on a small labelled set the
 fused ranking finds every answer in its top 5 (neither alone does), ids first
-(where their near twins mislead meaning) and paraphrases in the top 3; a viewer never gets a
+(where their near twins mislead meaning) and paraphrases in the top 3; the
+fusion weighs each ranking by how well it matched, so a paraphrase whose only
+matched word is one many passages hold keeps its answer by meaning first, and
+every id alone ranks the passage naming it first; a viewer never gets a
 passage of an experiment they may not see in any mode, dense included, even
 when it is the closest text there is, and facet filters hold the same way;
 putting unchanged documents again embeds nothing, and a vector no passage uses
@@ -151,6 +154,28 @@ def test_the_fused_ranking_is_at_least_as_good_as_either_alone(lab: SqliteConten
     assert mrr(hybrid) > mrr(keyword)
     assert hybrid[:4] == [1, 1, 1, 1] != dense[:4]  # an id's near twin is as close in meaning; its words tell
     assert all(rank is not None and rank <= 3 for rank in hybrid[4:])
+
+
+def test_a_paraphrase_matching_one_common_word_keeps_its_answer_by_meaning_first(lab: SqliteContentIndex) -> None:
+    question = "how were the samples preserved over the long term"  # only "samples" is in any passage
+
+    by_words = lab.retrieve(question, viewer=GENOMICIST, limit=5, mode=SearchMode.KEYWORD)
+    (first, *_) = lab.retrieve(question, viewer=GENOMICIST, limit=5)
+
+    assert by_words and "storage.txt" not in {hit.title for hit in by_words}
+    assert first.title == "storage.txt"
+
+
+def test_every_id_alone_ranks_the_passage_naming_it_first_though_meaning_confuses_twins(
+    lab: SqliteContentIndex,
+) -> None:
+    ids = ["LIV-07", "LIV-08", "LIV-17", "DV-2290", "DV-2291", "P-0041", "P-0042"]
+
+    def first_names_it(mode: SearchMode) -> list[bool]:
+        return [the_id in lab.retrieve(the_id, viewer=GENOMICIST, limit=1, mode=mode)[0].passage.text for the_id in ids]
+
+    assert all(first_names_it(SearchMode.HYBRID))
+    assert not all(first_names_it(SearchMode.DENSE))
 
 
 @pytest.mark.parametrize("mode", list(SearchMode))

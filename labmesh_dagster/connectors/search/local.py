@@ -35,8 +35,11 @@ embeds nothing, and a vector no passage uses any more is deleted. Dense
 ranking scores an in-memory matrix of the vectors (loaded once per change of
 the passages, shared by every index object of the file in the process),
 masked by the documents the same conditions allow, before ranking; `HYBRID`
-fuses both rankings by reciprocal rank. A passage's number is its document's
-shifted left with its ordinal below (``doc << 20 | ordinal``), so the keyword
+fuses both rankings by reciprocal rank, each place weighted by how well its
+passage matched (its cosine; its BM25 score as a share of the question's IDF
+mass), as plain RRF let a keyword ranking of stray words outvote the dense
+one on a paraphrased question (`semantic.fusion`). A passage's number is its
+document's shifted left with its ordinal below (``doc << 20 | ordinal``), so the keyword
 ranking tests access on the FTS rowid alone, against the list of documents the
 viewer and the facets allow, read once per retrieval from the principals'
 index; a word most passages hold gives way to the question's rarer words (or,
@@ -94,7 +97,8 @@ from labmesh_dagster.core.passages import Passage, PassageHit, PassageLocation, 
 from labmesh_dagster.core.text import clean_text
 from labmesh_dagster.semantic.chunking import chunk_file
 from labmesh_dagster.semantic.embedding import DIMENSION, MODEL_ID, default_embedder
-from labmesh_dagster.semantic.fusion import reciprocal_rank_fusion
+from labmesh_dagster.semantic.fusion import weighted_rank_fusion
+from labmesh_dagster.semantic.match_strength import bm25_idf, keyword_strength
 from labmesh_dagster.semantic.vectors import TextEmbedder, VectorMatrix, dequantize, embed_in_batches, quantize
 
 log = logging.getLogger(__name__)
@@ -517,7 +521,15 @@ class SqliteContentIndex(ContentIndex):
         limit: int = 10,
         mode: SearchMode = SearchMode.HYBRID,
     ) -> list[PassageHit]:
-        """The passages that best answer ``text``: by BM25, by cosine to its vector, or both fused (RRF, k=60).
+        """The passages that best answer ``text``: by BM25, by cosine to its vector, or both fused.
+
+        `HYBRID` fuses the two rankings by reciprocal rank (k=60), each place
+        weighted by how well its passage matched (`weighted_rank_fusion`): by
+        meaning, its cosine; by words, its BM25 score as a share of the
+        question's IDF mass (`keyword_strength`). A paraphrased question whose
+        keyword matches hold one stray word of it then leaves the dense
+        ranking's answer first, and a question naming an id still ranks the
+        passage holding it first.
 
         Both rankings hold only passages of documents the filters and the
         viewer's principals allow, chosen inside their queries (the SQL's
@@ -535,10 +547,12 @@ class SqliteContentIndex(ContentIndex):
                 allowed = self._allowed_docs(db, filters, principals)
                 if allowed is not None and not allowed:
                     return []
-                keyword = [] if mode is SearchMode.DENSE else self._keyword_ranking(db, text, allowed, depth)
+                phrases = [] if mode is SearchMode.DENSE else question_phrases(text)
+                matches = {phrase: _match_count(db, phrase, COMMON_MATCHES + 1) for phrase in phrases}
+                keyword = self._keyword_ranking(db, matches, allowed, depth) if matches else []
                 dense = [] if mode is SearchMode.KEYWORD else self._dense_ranking(db, text, allowed, depth)
                 if mode is SearchMode.HYBRID:
-                    ranked = reciprocal_rank_fusion([[p for p, _ in keyword], [p for p, _ in dense]])[:limit]
+                    ranked = weighted_rank_fusion([self._keyword_strengths(db, keyword, matches), dense])[:limit]
                 else:
                     ranked = (keyword or dense)[:limit]
                 return self._passage_hits(db, ranked)
@@ -546,20 +560,20 @@ class SqliteContentIndex(ContentIndex):
                 db.execute("COMMIT")
 
     def _keyword_ranking(
-        self, db: sqlite3.Connection, text: str, allowed: Sequence[int] | None, depth: int
+        self, db: sqlite3.Connection, matches: Mapping[str, int], allowed: Sequence[int] | None, depth: int
     ) -> list[tuple[int, float]]:
         """BM25 over the passages of the ``allowed`` documents (None: all) holding the question's rarer words.
 
-        BM25 cannot order passages by a word a fortieth of them hold (its
-        weight is next to nothing) yet must score every one of them, so words
-        in more than `COMMON_MATCHES` passages are left out when the question
-        has rarer ones; when it has none, the newest `COMMON_WINDOW` matches
-        the viewer may see are ranked.
+        ``matches`` holds the question's phrases with the passages holding
+        each, counted up to one past `COMMON_MATCHES`. BM25 cannot order
+        passages by a word a fortieth of them hold (its weight is next to
+        nothing) yet must score every one of them, so words in more than
+        `COMMON_MATCHES` passages are left out when the question has rarer
+        ones; when it has none, the newest `COMMON_WINDOW` matches the viewer
+        may see are ranked.
         """
-        phrases = question_phrases(text)
-        if not phrases:
-            return []
-        rare = [phrase for phrase in phrases if not _more_matches(db, phrase, COMMON_MATCHES)]
+        phrases = list(matches)
+        rare = [phrase for phrase, count in matches.items() if count <= COMMON_MATCHES]
         conditions = ["content_passages_fts MATCH ?"]
         params: list[Any] = [" OR ".join(rare or phrases)]
         if allowed is not None:
@@ -580,6 +594,21 @@ class SqliteContentIndex(ContentIndex):
         rows = db.execute(sql, [*params, depth]).fetchall()
         # bm25() is lower for better matches; the port's score is higher for better ones.
         return [(int(row["passage"]), -float(row["rank_value"])) for row in rows]
+
+    def _keyword_strengths(
+        self, db: sqlite3.Connection, keyword: Sequence[tuple[int, float]], matches: Mapping[str, int]
+    ) -> list[tuple[int, float]]:
+        """The keyword ranking with each passage's BM25 score as a share of the question's IDF mass, in [0, 1].
+
+        The mass counts every phrase of the question, the common ones left
+        out of the ranking too (their count is a lower bound, so their IDF an
+        upper one): a passage is not credited for words it was not tested for.
+        """
+        if not keyword:
+            return []
+        total = db.execute("SELECT count(*) FROM content_passages").fetchone()[0]
+        idfs = [bm25_idf(count, total) for count in matches.values()]
+        return [(passage, keyword_strength(score, idfs)) for passage, score in keyword]
 
     def _dense_ranking(
         self, db: sqlite3.Connection, text: str, allowed: Sequence[int] | None, depth: int
@@ -816,15 +845,14 @@ def _release_vectors(db: sqlite3.Connection, hashes: Collection[str]) -> None:
         )
 
 
-def _more_matches(db: sqlite3.Connection, phrase: str, count: int) -> bool:
-    """Whether more than ``count`` passages hold ``phrase``: reads at most that many rowids, scores none."""
-    return (
+def _match_count(db: sqlite3.Connection, phrase: str, cap: int) -> int:
+    """How many passages hold ``phrase``, counted up to ``cap``: reads at most that many rowids, scores none."""
+    return int(
         db.execute(
-            """SELECT 1 FROM content_passages_fts WHERE content_passages_fts MATCH ?
-               ORDER BY content_passages_fts.rowid DESC LIMIT 1 OFFSET ?""",
-            (phrase, count),
-        ).fetchone()
-        is not None
+            """SELECT count(*) FROM (SELECT content_passages_fts.rowid FROM content_passages_fts
+               WHERE content_passages_fts MATCH ? ORDER BY content_passages_fts.rowid DESC LIMIT ?)""",
+            (phrase, cap),
+        ).fetchone()[0]
     )
 
 
