@@ -144,9 +144,15 @@ def excerpt(text: str, words: Sequence[str], *, width: int = EXCERPT_CHARS) -> s
     return ("…" if start else "") + flat[start:end].strip() + ("…" if end < len(flat) else "")
 
 
-def holds_words(hit: PassageHit, words: Sequence[str]) -> bool:
-    """Whether the passage (or its file's name) holds one of ``words``, as the keyword ranking matches them."""
-    return any(word_matches(match.group(), words) for match in _WORD.finditer(f"{hit.title} {hit.passage.text}"))
+def words_pattern(words: Sequence[str]) -> re.Pattern[str]:
+    """A pattern finding a text's words that `word_matches` ``words``: one scan of a long passage, not a test a word."""
+    parts = [re.escape(word) + (r"\w*" if len(word) >= 3 else r"(?!\w)") for word in words]
+    return re.compile(r"(?<!\w)(?:" + "|".join(parts) + ")", re.IGNORECASE)
+
+
+def holds_words(hit: PassageHit, pattern: re.Pattern[str]) -> bool:
+    """Whether the passage (or its file's name) holds one of the question's words (``pattern``, `words_pattern`)."""
+    return pattern.search(hit.title) is not None or pattern.search(hit.passage.text) is not None
 
 
 def file_key(document_id: str) -> str | None:
@@ -208,7 +214,8 @@ def relevant(
     scores (by meaning alone, with the same filters and viewer): the query's
     vector is cached by then, so this costs a ranking, not an embedding.
     """
-    wordless = [hit for hit in hits if not holds_words(hit, words)]
+    pattern = words_pattern(words)
+    wordless = [hit for hit in hits if not holds_words(hit, pattern)]
     if not wordless:
         return hits
     meaning = {hit.passage.id: hit.score for hit in index.retrieve(text, mode=SearchMode.DENSE, **query)}

@@ -34,7 +34,7 @@ from labmesh_dagster.core.keys import ObjectKey, Zone
 from labmesh_dagster.core.manifest import Manifest
 from labmesh_dagster.core.passages import LocationKind, Passage, PassageHit, PassageLocation
 from labmesh_dagster.portal.app import PortalContext, mount_portal
-from labmesh_dagster.portal.content_search import PASSAGES_SHOWN, excerpt, file_rows, highlighted
+from labmesh_dagster.portal.content_search import PASSAGES_SHOWN, excerpt, file_rows, highlighted, words_pattern
 from labmesh_dagster.portal.sessions import SessionSigner
 from labmesh_dagster.steps.content import index_dataset
 from labmesh_dagster.steps.content_access import change_grant
@@ -296,3 +296,15 @@ def test_a_long_passages_excerpt_starts_near_the_first_word_of_the_question() ->
     assert "<b>fibrosis</b> score was 3" in shown  # whitespace runs made single spaces
     assert "&lt;b&gt;<mark>fibrosis</mark>&lt;/b&gt;" in str(highlighted(shown, ["fibrosis"]))
     assert excerpt("short and whole", ["fibrosis"]) == "short and whole"
+
+
+@pytest.mark.parametrize(
+    ("text", "held"),
+    [("Fibrotic TISSUES", True), ("a tissue", True), ("ECM", False), ("an ox and a cow", True), ("oxygen", False)],
+)
+def test_the_words_pattern_matches_as_the_highlighting_does(text: str, held: bool) -> None:
+    words = ["tissue", "ox"]
+    pattern = words_pattern(words)
+
+    assert (pattern.search(text) is not None) is held
+    assert ("<mark>" in str(highlighted(text, words))) is held
