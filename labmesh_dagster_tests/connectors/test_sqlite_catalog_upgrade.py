@@ -19,7 +19,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from labmesh_dagster.connectors.catalog import sqlite_index, sqlite_units
+from labmesh_dagster.connectors.catalog import sqlite_index, sqlite_units, sqlite_value_sums
 from labmesh_dagster.connectors.catalog.base import SearchQuery
 from labmesh_dagster.connectors.catalog.sqlite import SqliteCatalog
 from labmesh_dagster.core.access import Viewer
@@ -183,3 +183,24 @@ def test_a_catalog_from_before_the_dataset_rollups_gains_them_in_place(tmp_path:
     assert reopened.facet_counts(reads) == counts and counts["zone"] == [("raw", 1)]
     with sqlite3.connect(path, isolation_level=None) as db:
         assert sqlite_index.index_is_current(db)
+
+
+def test_a_catalog_from_before_the_sums_under_own_values_gains_them_in_place(tmp_path: Path) -> None:
+    path = tmp_path / "catalog.sqlite"
+    catalog = SqliteCatalog(path)
+    for record in (SKIN, PLANNED):
+        catalog.upsert_experiment(record, {})
+    catalog.upsert_dataset(Manifest.build("EXP-9", "raw", [READS]), "file:///raw/EXP-9/")
+    by_owner = SearchQuery(owner="Ada Lovelace", viewer=Viewer(name="ada lovelace"))
+    counts, sums = catalog.facet_counts(by_owner), table(path, "search_home_value_facets")
+    with sqlite3.connect(path) as db:  # the layout of version 5: no sums under own values
+        for name in sqlite_value_sums.SCHEMA:
+            db.execute(f"DROP TABLE {name}")
+        db.execute("UPDATE catalog_parts SET version = 5 WHERE part = 'search'")
+        db.execute("UPDATE search_rows SET size = -1")  # a mark a rebuild from the catalog's tables would wipe out
+
+    reopened = SqliteCatalog(path)
+
+    assert table(path, "search_home_value_facets") == sums and sums
+    assert {row[4] for row in table(path, "search_rows")} == {-1}  # the rest of the index was kept, not rebuilt
+    assert reopened.facet_counts(by_owner) == counts and counts["owner"] == [("Ada Lovelace", 1)]

@@ -29,9 +29,10 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from itertools import islice
 
+from labmesh_dagster.connectors.catalog import sqlite_value_sums
 from labmesh_dagster.connectors.catalog.base import FACETS, FacetCounts, SearchQuery
 from labmesh_dagster.connectors.catalog.sqlite_index import POSITION_BITS, SEPARATOR, normal, sample_key
 from labmesh_dagster.connectors.catalog.sqlite_search import (
@@ -44,8 +45,8 @@ from labmesh_dagster.connectors.catalog.sqlite_search import (
     expand,
     matches,
     phrase,
-    ranked,
     units,
+    unranked,
 )
 from labmesh_dagster.connectors.catalog.sqlite_units import SPREAD, format_key, periods
 from labmesh_dagster.core.access import GROUP
@@ -56,21 +57,18 @@ EXPERIMENT_COLUMNS = (("group", "group_name"), ("owner", "owner"), ("platform", 
 
 def facet_counts(db: sqlite3.Connection, query: SearchQuery, top: int) -> FacetCounts:
     plan = Plan.of(query)
-    first: list[tuple[int, list[Row]]] | None = None
     if plan.terms and not plan.filters_rows:
-        found = list(ranked(db, plan, want=None))
+        found = unranked(db, plan)
         whole = [candidate.doc for candidate in found if not candidate.own_terms]
         counted = _summed(db, "SELECT value FROM json_each(?)", [json.dumps(whole)])
         partial = [candidate for candidate in found if candidate.own_terms]
         for doc, rows in expand(db, plan, partial):
             counted.update(_shares(db, doc, rows))
-        first = _first_of(db, plan, iter(found), top)
     elif plan.filters_rows:
-        # Words are ranked once: every match for the counts, the first of them for the experiment facet.
-        every = list(ranked(db, plan, want=None)) if plan.terms else None
-        summed = counted_by_sums(db, plan, every)
+        summed = counted_by_sums(db, plan)
         counted = counted_by_rows(db, plan) if summed is None else summed
-        first = _first_of(db, plan, iter(every), top) if every is not None else None
+    elif sqlite_value_sums.sums_answer(query):
+        counted = _under_own_value(db, plan)
     elif plan.query.experiment or plan.facet_clauses:
         counted = _summed(db, *_docs_without_words(plan))
     else:
@@ -83,8 +81,8 @@ def facet_counts(db: sqlite3.Connection, query: SearchQuery, top: int) -> FacetC
         values.sort(key=lambda item: item if facet == "month" else (-item[1], item[0]))
         if facet != "month":
             del values[top:]
-    if first is None:
-        first = _first_of(db, plan, candidates(db, plan, want=top), top)
+    # The experiment facet lists the first hits in result order: only they are ranked.
+    first = _first_of(db, plan, candidates(db, plan, want=top), top)
     named = _names(db, [doc for doc, _ in first])
     result["experiment"] = [(named[doc], len(units(rows))) for doc, rows in first]
     result["sample"] = _samples(db, plan, dict(first), top)
@@ -121,6 +119,27 @@ def _everything(db: sqlite3.Connection, plan: Plan) -> Shares:
         f"WHERE a.principal IN ({marks}) AND a.home = 0 AND d.home NOT IN ({marks})"
     )
     counted.update(_summed(db, others, [*principals, *principals]))
+    return counted
+
+
+def _under_own_value(db: sqlite3.Connection, plan: Plan) -> Shares:
+    """Counts under one platform, protocol or owner: the viewer's groups' sums under it, plus the others they see.
+
+    The others (seen as owner, on the people, by a grant) are tested for the value by their own shares' rows.
+    """
+    query = plan.query
+    value = query.platform or query.protocol or query.owner or ""
+    unders = sqlite_value_sums.matched_values(db, query, phrase(value), normal(value))
+    counted = sqlite_value_sums.summed_under(db, unders, plan.principals)
+    if plan.principals is not None and unders:
+        principals = list(plan.principals)
+        marks = _marks(principals)
+        others = (
+            "SELECT DISTINCT a.doc FROM search_access AS a JOIN search_docs AS d ON d.doc = a.doc "
+            f"WHERE a.principal IN ({marks}) AND a.home = 0 AND d.home NOT IN ({marks}) AND EXISTS "
+            f"(SELECT 1 FROM search_doc_facets AS f WHERE f.doc = a.doc AND f.value IN ({_marks(unders)}))"
+        )
+        counted.update(_summed(db, others, [*principals, *principals, *unders]))
     return counted
 
 
@@ -213,12 +232,12 @@ def counted_by_rows(db: sqlite3.Connection, plan: Plan) -> Shares:
     return counted
 
 
-def counted_by_sums(db: sqlite3.Connection, plan: Plan, found: list[Candidate] | None = None) -> Shares | None:
+def counted_by_sums(db: sqlite3.Connection, plan: Plan) -> Shares | None:
     """The counts of a query filtering files by format, zone or dates, from the sums (`sqlite_units`).
 
     Under dates alone, the experiments themselves that are hits come from their own dates (`_own_hits`).
     With words or experiment facets too (and a format or zone), from the matching experiments' datasets
-    (`_counted_by_units`); ``found``: the words' ranked matches, if they were read already.
+    (`_counted_by_units`).
     None for any other query, and for a format matching several values, which the sums could count twice.
     """
     query = plan.query
@@ -246,7 +265,7 @@ def counted_by_sums(db: sqlite3.Connection, plan: Plan, found: list[Candidate] |
         if not zones:
             return Counter()
     if plan.terms or plan.facet_clauses or query.experiment:
-        return _counted_by_units(db, plan, fmt, zones, found)
+        return _counted_by_units(db, plan, fmt, zones)
     if plan.principals is None:
         homes = [row[0] for row in db.execute("SELECT DISTINCT home FROM search_home_spans")]
     else:
@@ -324,9 +343,7 @@ def _own_hits(db: sqlite3.Connection, plan: Plan, homes: list[str] | None) -> Sh
     return _rows_of(db.execute(sql, params))
 
 
-def _counted_by_units(
-    db: sqlite3.Connection, plan: Plan, fmt: str | None, zones: list[str] | None, found: list[Candidate] | None
-) -> Shares:
+def _counted_by_units(db: sqlite3.Connection, plan: Plan, fmt: str | None, zones: list[str] | None) -> Shares:
     """The counts of a query with words or experiment facets that filters files by format or zone, and dates.
 
     The experiments it matches whole (every word in their own text, or no words) count from their datasets'
@@ -334,7 +351,7 @@ def _counted_by_units(
     a date bound cuts or that spans months, have their matching rows read, as without the summaries.
     """
     if plan.terms:
-        found = list(ranked(db, plan, want=None)) if found is None else found
+        found = unranked(db, plan)
         whole = [candidate.doc for candidate in found if not candidate.own_terms]
         read = [candidate for candidate in found if candidate.own_terms]
     else:
@@ -485,7 +502,7 @@ def _rows_of(found: Iterable[tuple[str, str, int]]) -> Shares:
     return Counter({(facet, value): hits for facet, value, hits in found})
 
 
-def _marks(values: list[str]) -> str:
+def _marks(values: Sequence[object]) -> str:
     return ", ".join("?" * len(values)) or "NULL"
 
 

@@ -50,17 +50,17 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from labmesh_dagster.connectors.catalog import sqlite_units
+from labmesh_dagster.connectors.catalog import sqlite_units, sqlite_value_sums
 from labmesh_dagster.core.access import experiment_principals, group_principal, people_on
 from labmesh_dagster.core.experiment import ExperimentRecord
 from labmesh_dagster.core.manifest import ManifestEntry
 from labmesh_dagster.core.text import clean_text, words_of
 
-INDEX_VERSION = 5
+INDEX_VERSION = 6
 """1: one ``search_index`` table; 2: without home groups; 3: without dataset rollups (`sqlite_units`);
-4: without the experiments' own dates beside them.
+4: without the experiments' own dates beside them; 5: without sums under own values (`sqlite_value_sums`).
 
-`upgrade` (re)builds the rollups of a version 3 or 4 index in place and rebuilds anything older."""
+`upgrade` (re)builds the rollups of a version 3, 4 or 5 index in place and rebuilds anything older."""
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS catalog_parts (
@@ -142,6 +142,7 @@ DERIVED = {
         samples, file_name, file_format, content, lab_group, platform, keys, tokenize = 'porter unicode61'
     );""",
     **sqlite_units.SCHEMA,
+    **sqlite_value_sums.SCHEMA,
 }
 """The index proper, rebuilt from the catalog's tables by `upgrade`: table name -> its statements."""
 
@@ -221,6 +222,7 @@ def forget_experiment(db: sqlite3.Connection, experiment_id: str) -> int | None:
         (doc, home),
     )
     db.execute("DELETE FROM search_home_facets WHERE home = ? AND hits <= 0", (home,))
+    sqlite_value_sums.take_share(db, doc, home, sqlite_value_sums.own_value_ids(db, doc))
     db.execute("DELETE FROM search_doc_facets WHERE doc = ?", (doc,))
     return doc
 
@@ -348,7 +350,13 @@ def index_experiment(db: sqlite3.Connection, experiment_id: str) -> None:
         [(doc, principal, principal == home) for principal in principals],
     )
     # Facet values are numbered, so counts add up integers, not strings.
-    summary = {_value_id(db, facet, value): hits for (facet, value), hits in facet_summary(record, rows).items()}
+    share = facet_summary(record, rows)
+    numbers = {(facet, value): _value_id(db, facet, value) for facet, value in share}
+    summary = {numbers[key]: hits for key, hits in share.items()}
+    if record.platform:
+        sqlite_value_sums.register_platform(db, numbers["platform", record.platform], clean_text(record.platform))
+    unders = [number for (facet, _), number in numbers.items() if facet in sqlite_value_sums.UNDER]
+    sqlite_value_sums.add_share(db, home, unders, summary)
     db.executemany(
         "INSERT INTO search_doc_facets (doc, value, hits) VALUES (?, ?, ?)",
         [(doc, value, hits) for value, hits in summary.items()],
@@ -432,8 +440,10 @@ def upgrade(db: sqlite3.Connection) -> bool:
     found = db.execute("SELECT version FROM catalog_parts WHERE part = 'search'").fetchone()
     if found is not None and found[0] >= INDEX_VERSION:
         return False
-    if found is not None and found[0] in (3, 4):
-        _add_units(db)
+    if found is not None and found[0] in (3, 4, 5):
+        if found[0] < 5:
+            _add_units(db)
+        _add_value_sums(db)
     else:
         _rebuild(db)
     db.execute(
@@ -459,6 +469,16 @@ def _add_units(db: sqlite3.Connection) -> None:
         low, high = doc_range(doc)
         sql = "SELECT dataset, format, created FROM search_rows WHERE row BETWEEN ? AND ? ORDER BY row"
         sqlite_units.index_units(db, doc, db.execute(sql, (low, high)).fetchall(), Counter())
+
+
+def _add_value_sums(db: sqlite3.Connection) -> None:
+    """Version 5 to 6: the sums under each experiment's own values, from the shares already kept."""
+    _create(db, sqlite_value_sums.SCHEMA)
+    for doc, home, platform in db.execute("SELECT doc, home, platform FROM search_docs ORDER BY doc").fetchall():
+        share = dict(db.execute("SELECT value, hits FROM search_doc_facets WHERE doc = ?", (doc,)).fetchall())
+        if platform:
+            sqlite_value_sums.register_platform(db, _value_id(db, "platform", platform), clean_text(platform))
+        sqlite_value_sums.add_share(db, home, sqlite_value_sums.own_value_ids(db, doc), share)
 
 
 def _rebuild(db: sqlite3.Connection) -> None:

@@ -243,6 +243,36 @@ def ranked(db: sqlite3.Connection, plan: Plan, *, want: int | None) -> Iterator[
                 yield Candidate(doc, tuple(term for term in plan.terms if not _in_shared_text(db, doc, [term])))
 
 
+def unranked(db: sqlite3.Connection, plan: Plan) -> list[Candidate]:
+    """Every experiment holding every word, in no order: what counting needs, without BM25.
+
+    Ranking scores each match, and a count needs none of the scores: the
+    experiments whose own text holds every word (a second full-text query on
+    the shared columns, whose hits are in the first's) match whole; the
+    others hold a word only in some files, and name the words their rows must
+    hold themselves, as `ranked` does.
+    """
+    access, params = plan.access_join("rowid")
+    if plan.query.experiment:
+        found = db.execute("SELECT doc FROM search_docs WHERE experiment_id = ?", (plan.query.experiment,)).fetchone()
+        if found is None:
+            return []
+        access += " AND rowid = ?"
+        params.append(found[0])
+    sql = f"SELECT rowid FROM search_experiment_text WHERE search_experiment_text MATCH ?{access}"
+    every = [row[0] for row in db.execute(sql, [plan.text_expression(), *params])]
+    if not every:
+        return []
+    shared = " AND ".join([*(f"{SHARED_COLUMNS} : {term}" for term in plan.terms), *plan.experiment_clauses])
+    whole = {row[0] for row in db.execute(sql, [shared, *params])}
+    return [
+        Candidate(doc)
+        if doc in whole
+        else Candidate(doc, tuple(term for term in plan.terms if not _in_shared_text(db, doc, [term])))
+        for doc in every
+    ]
+
+
 def _visible(db: sqlite3.Connection, plan: Plan, page: list[tuple[int, float]]) -> list[tuple[int, float]]:
     """The ranked experiments of ``page`` the viewer may see, in their order."""
     access, params = plan.access_check("d.value")
