@@ -5,8 +5,9 @@ counting its hits by adding up each matching experiment's share
 (``search_doc_facets``) reads ten times more at 100,000 datasets than at
 10,000. Its counts are those of the experiments holding that value, so when an
 experiment is indexed its share is also added to its home's sums *under* each
-of its own values (``search_home_value_facets``: home, under, value, hits;
-``under`` numbers the platform, protocol or owner in ``search_facet_values``).
+of its own values (``search_home_value_facets``: under, home, value, hits;
+``under`` numbers the platform, protocol or owner in ``search_facet_values``;
+keyed by it first, so an admin's count, over every home, is one range too).
 A count under one of those filters then adds up the viewer's groups' sums
 under the values the filter matches, plus the few experiments they see
 otherwise (as owner, on its people, by a grant), read as before: its cost
@@ -36,7 +37,7 @@ SCHEMA = {
         under INTEGER NOT NULL,
         value INTEGER NOT NULL,
         hits INTEGER NOT NULL,
-        PRIMARY KEY (home, under, value)
+        PRIMARY KEY (under, home, value)
     ) WITHOUT ROWID;""",
     "search_platform_text": """CREATE VIRTUAL TABLE search_platform_text USING fts5(
         platform, tokenize = 'porter unicode61'
@@ -60,7 +61,7 @@ def add_share(db: sqlite3.Connection, home: str, unders: Sequence[int], share: M
     """Add the experiment's share (value id -> hits) to its home's sums under each of its own values."""
     db.executemany(
         "INSERT INTO search_home_value_facets (home, under, value, hits) VALUES (?, ?, ?, ?) "
-        "ON CONFLICT (home, under, value) DO UPDATE SET hits = hits + excluded.hits",
+        "ON CONFLICT (under, home, value) DO UPDATE SET hits = hits + excluded.hits",
         [(home, under, value, hits) for under in unders for value, hits in share.items()],
     )
 
