@@ -64,13 +64,34 @@ def _tokens(text: str) -> Iterable[str]:
             yield token
 
 
-CAPITAL_ID = re.compile(r"^[A-Z][A-Z0-9]+-[A-Z0-9]+$")
-"""An id in capitals with a dash and no digit needed (``SOIL-C``, ``KO-B``), as samples are often named."""
+CAPITAL_ID = re.compile(r"^[A-Z][A-Z0-9]+-(?:[A-Z0-9]|[A-Z]*\d[A-Z0-9]*)$")
+"""An id in capitals with a dash and no digit needed (``SOIL-C``, ``KO-B``), as samples are often named: its last
+part is one letter or holds a digit, so that an abbreviation (``LC-MS``, ``RNA-SEQ``) is not taken for an id."""
 
 
 def entity_ids(text: str) -> set[str]:
     """Sample and experiment ids the text names, normalised (``LIV-01`` -> ``liv01``)."""
     return {normal_id(token) for token in _tokens(text) if ENTITY_ID.match(token) or CAPITAL_ID.match(token)}
+
+
+def symbols(text: str) -> set[str]:
+    """Names the text spells as symbols, casefolded: acronyms in capitals (``MIC``, ``DIA``) and names with a
+    capital inside (``pH``, ``cTnT``, ``NovaSeq``), never a unit. Such a name says exactly what is asked about;
+    a question in capitals throughout spells nothing this way."""
+    if text.isupper():
+        return set()
+    found = set()
+    for token in _WORD.findall(text):
+        if len(token) < 2 or _unit_form(token) in UNITS:
+            continue
+        if (token.isupper() and any(char.isalpha() for char in token)) or any(char.isupper() for char in token[1:]):
+            found.add(token.casefold())
+    return found
+
+
+def holds_word(words_of_text: set[str], word: str) -> bool:
+    """Whether ``word`` (casefolded) is among the text's words, as it is or in its plural (``MIC``, ``MICs``)."""
+    return word in words_of_text or f"{word}s" in words_of_text or (word.endswith("s") and word[:-1] in words_of_text)
 
 
 def numbers(text: str) -> set[str]:
@@ -83,6 +104,15 @@ def numbers(text: str) -> set[str]:
     return found
 
 
+_DATE_OR_TIME = re.compile(r"\b\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2})?\S*)?|\b\d{1,2}:\d{2}(?::\d{2})?\b")
+
+
+def amounts(text: str) -> set[str]:
+    """The numbers the text states as amounts: those of its dates and times of day (``2026-11-06``, ``09:30``)
+    aside, as a question asking "how many" or "what proportion" is not answered by a date."""
+    return numbers(_DATE_OR_TIME.sub(" ", text))
+
+
 _MICRO = str.maketrans({"μ": "µ"})
 
 
@@ -93,11 +123,15 @@ def _unit_form(token: str) -> str:
 
 
 def units(text: str) -> set[str]:
+    """Units the text names. A one-letter unit (``s``, ``m``, ``g``) counts only after a number: alone it is
+    more often a possessive's ``s`` ("the specimen's") or a letter of a name than seconds or metres."""
     found = set()
+    previous = ""
     for token in _tokens(text):
         folded = _unit_form(token)
-        if folded in UNITS:
+        if folded in UNITS and (len(folded) > 1 or NUMBER.match(previous)):
             found.add(folded)
+        previous = token
         # "35.2ng/µl", "93%": a unit glued to its number
         glued = re.match(r"^\d+(?:[.,]\d+)?(.+)$", folded)
         if glued and _unit_form(glued.group(1)) in UNITS:
