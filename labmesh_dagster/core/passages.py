@@ -120,3 +120,5 @@ class PassageHit:
     uri: str
     score: float
     attributes: Mapping[str, Any] = field(default_factory=dict)
+    meaning: float | None = None
+    """Its closeness in meaning to the question (cosine), where the retrieval measured it; None elsewhere."""

@@ -210,15 +210,17 @@ def relevant(
 ) -> list[PassageHit]:
     """``hits`` without the passages that hold none of ``words`` and are not close enough in meaning.
 
-    Only when some hit lacks the words is the index asked for the meaning
-    scores (by meaning alone, with the same filters and viewer): the query's
-    vector is cached by then, so this costs a ranking, not an embedding.
+    A hit carries its meaning score where the index measured it (the local
+    index's hybrid does); only when a hit that lacks the words does not is the
+    index asked for them (by meaning alone, with the same filters and viewer).
     """
     pattern = words_pattern(words)
     wordless = [hit for hit in hits if not holds_words(hit, pattern)]
     if not wordless:
         return hits
-    meaning = {hit.passage.id: hit.score for hit in index.retrieve(text, mode=SearchMode.DENSE, **query)}
+    meaning = {hit.passage.id: hit.meaning for hit in wordless if hit.meaning is not None}
+    if len(meaning) < len(wordless):
+        meaning = {hit.passage.id: hit.score for hit in index.retrieve(text, mode=SearchMode.DENSE, **query)}
     far = {hit.passage.id for hit in wordless if meaning.get(hit.passage.id, 0.0) < MEANING_FLOOR}
     return [hit for hit in hits if hit.passage.id not in far]
 

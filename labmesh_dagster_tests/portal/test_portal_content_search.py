@@ -32,9 +32,16 @@ from fastapi.testclient import TestClient
 from labmesh_dagster.connectors.search.local import SqliteContentIndex
 from labmesh_dagster.core.keys import ObjectKey, Zone
 from labmesh_dagster.core.manifest import Manifest
-from labmesh_dagster.core.passages import LocationKind, Passage, PassageHit, PassageLocation
+from labmesh_dagster.core.passages import LocationKind, Passage, PassageHit, PassageLocation, SearchMode
 from labmesh_dagster.portal.app import PortalContext, mount_portal
-from labmesh_dagster.portal.content_search import PASSAGES_SHOWN, excerpt, file_rows, highlighted, words_pattern
+from labmesh_dagster.portal.content_search import (
+    PASSAGES_SHOWN,
+    excerpt,
+    file_rows,
+    highlighted,
+    relevant,
+    words_pattern,
+)
 from labmesh_dagster.portal.sessions import SessionSigner
 from labmesh_dagster.steps.content import index_dataset
 from labmesh_dagster.steps.content_access import change_grant
@@ -308,3 +315,26 @@ def test_the_words_pattern_matches_as_the_highlighting_does(text: str, held: boo
 
     assert (pattern.search(text) is not None) is held
     assert ("<mark>" in str(highlighted(text, words))) is held
+
+
+class CountingIndex:
+    """The lab's content index, counting the retrievals the portal asks of it."""
+
+    def __init__(self, index: SqliteContentIndex) -> None:
+        self.index = index
+        self.modes: list[SearchMode] = []
+
+    def retrieve(self, text: str, **query: Any) -> list[PassageHit]:
+        self.modes.append(query.get("mode"))
+        return self.index.retrieve(text, **query)
+
+
+def test_a_hybrid_retrieval_that_measured_meaning_is_asked_once(lab: ContentLab) -> None:
+    counting = CountingIndex(lab.index)
+    question = "how were tissue specimens preserved"
+
+    retrieved = counting.retrieve(question, mode=SearchMode.HYBRID)
+    hits = relevant(counting, question, retrieved, ["tissue"])  # type: ignore[arg-type]
+
+    assert counting.modes == [SearchMode.HYBRID]  # no second, meaning-only retrieval
+    assert hits and all(hit.meaning is not None for hit in hits if "tissue" not in hit.passage.text.lower())

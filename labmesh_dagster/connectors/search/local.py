@@ -555,7 +555,7 @@ class SqliteContentIndex(ContentIndex):
                     ranked = weighted_rank_fusion([self._keyword_strengths(db, keyword, matches), dense])[:limit]
                 else:
                     ranked = (keyword or dense)[:limit]
-                return self._passage_hits(db, ranked)
+                return self._passage_hits(db, ranked, dict(dense))
             finally:
                 db.execute("COMMIT")
 
@@ -685,7 +685,10 @@ class SqliteContentIndex(ContentIndex):
                 _MATRICES.pop(next(iter(_MATRICES)))
         return matrix
 
-    def _passage_hits(self, db: sqlite3.Connection, ranked: Sequence[tuple[int, float]]) -> list[PassageHit]:
+    def _passage_hits(
+        self, db: sqlite3.Connection, ranked: Sequence[tuple[int, float]], meaning: Mapping[int, float]
+    ) -> list[PassageHit]:
+        """The ranked passages as hits, each with its cosine where the dense ranking reached it (``meaning``)."""
         if not ranked:
             return []
         rows = {
@@ -714,6 +717,7 @@ class SqliteContentIndex(ContentIndex):
                     uri=row["uri"],
                     score=score,
                     attributes=self._attributes(row["attributes"]),
+                    meaning=meaning.get(passage),
                 )
             )
         return hits
