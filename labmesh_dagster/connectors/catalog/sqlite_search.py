@@ -382,13 +382,13 @@ def expand(db: sqlite3.Connection, plan: Plan, chunk: Sequence[Candidate]) -> li
             f"SELECT {_ROW} FROM json_each(?) AS d JOIN search_rows AS r "
             f"ON r.row BETWEEN {_FIRST_POSITION} AND {_LAST_POSITION} WHERE 1{dates}{sample} ORDER BY r.row"
         )
-        for row in db.execute(sql, [json.dumps(ranged), *date_params, *sample_params]):
-            found.setdefault(row[0] >> POSITION_BITS, []).append(Row._make(row))
+        for row in _read_rows(db, sql, [json.dumps(ranged), *date_params, *sample_params]):
+            found.setdefault(row.row >> POSITION_BITS, []).append(row)
     known = [row for c in chunk if c.rows is not None for row in c.rows]
     if known:
         sql = f"SELECT {_ROW} FROM json_each(?) AS d JOIN search_rows AS r ON r.row = d.value WHERE 1{dates}{sample}"
-        for row in db.execute(sql + " ORDER BY r.row", [json.dumps(known), *date_params, *sample_params]):
-            found.setdefault(row[0] >> POSITION_BITS, []).append(Row._make(row))
+        for row in _read_rows(db, sql + " ORDER BY r.row", [json.dumps(known), *date_params, *sample_params]):
+            found.setdefault(row.row >> POSITION_BITS, []).append(row)
     for candidate in chunk:
         if candidate.rows is None and (candidate.own_terms or plan.row_clauses):
             found[candidate.doc] = _matching_rows(db, plan, candidate, dates, date_params)
@@ -409,7 +409,14 @@ def _matching_rows(
     if plan.query.sample:
         sql += " AND r.row IN (SELECT row FROM search_samples WHERE sample = ? AND row BETWEEN ? AND ?)"
         params += [sample_key(plan.query.sample), low, high]
-    return [Row._make(row) for row in db.execute(sql + " ORDER BY r.row", params)]
+    return _read_rows(db, sql + " ORDER BY r.row", params)
+
+
+def _read_rows(db: sqlite3.Connection, sql: str, params: Sequence[object]) -> list[Row]:
+    """The rows ``sql`` selects (`_ROW`'s columns) as `Row`s, read as plain tuples: a search reads hundreds."""
+    cursor = db.cursor()
+    cursor.row_factory = None
+    return list(map(Row._make, cursor.execute(sql, params)))
 
 
 def units(rows: Sequence[Row]) -> dict[str | None, list[Row]]:
@@ -456,12 +463,20 @@ def _hits(db: sqlite3.Connection, matched: list[tuple[int, list[Row]]]) -> list[
     )
     locations = {(doc, dataset): location for doc, dataset, location in db.execute(sql, (docs,))}
     hits = []
+    # A hit may fold hundreds of files, most sharing their samples: each list of them is split once.
+    samples: dict[str, tuple[str, ...]] = {}
     for doc, rows in matched:
         experiment_id, title, group, owner, platform, protocol = titles[doc]
         grouped = units(rows)
         for dataset in sorted(grouped, key=lambda name: name or ""):
             files = tuple(
-                FileHit(row.key, row.key.rsplit("/", 1)[-1], row.format or "", row.size or 0, row.sample_ids)
+                FileHit(
+                    row.key,
+                    row.key.rsplit("/", 1)[-1],
+                    row.format or "",
+                    row.size or 0,
+                    samples[row.samples] if row.samples in samples else samples.setdefault(row.samples, row.sample_ids),
+                )
                 for row in grouped[dataset]
                 if row.key is not None
             )
