@@ -19,7 +19,9 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from labmesh_dagster.connectors.catalog import sqlite_index, sqlite_units, sqlite_value_sums
+import pytest
+
+from labmesh_dagster.connectors.catalog import sqlite_index, sqlite_term_sums, sqlite_units, sqlite_value_sums
 from labmesh_dagster.connectors.catalog.base import SearchQuery
 from labmesh_dagster.connectors.catalog.sqlite import SqliteCatalog
 from labmesh_dagster.core.access import Viewer
@@ -204,3 +206,27 @@ def test_a_catalog_from_before_the_sums_under_own_values_gains_them_in_place(tmp
     assert table(path, "search_home_value_facets") == sums and sums
     assert {row[4] for row in table(path, "search_rows")} == {-1}  # the rest of the index was kept, not rebuilt
     assert reopened.facet_counts(by_owner) == counts and counts["owner"] == [("Ada Lovelace", 1)]
+
+
+def test_a_catalog_from_before_the_sums_per_word_gains_them_in_place(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sqlite_term_sums, "SUMMED_FROM", 1)  # this small lab's words are all summed
+    path = tmp_path / "catalog.sqlite"
+    catalog = SqliteCatalog(path)
+    for record in (SKIN, PLANNED):
+        catalog.upsert_experiment(record, {})
+    catalog.upsert_dataset(Manifest.build("EXP-9", "raw", [READS]), "file:///raw/EXP-9/")
+    by_word = SearchQuery(text=SKIN.title.split()[0], viewer=Viewer(name="ada lovelace"))
+    counts, sums = catalog.facet_counts(by_word), table(path, "search_term_facets")
+    with sqlite3.connect(path) as db:  # the layout of version 6: no sums per word
+        for name in sqlite_term_sums.SCHEMA:
+            db.execute(f"DROP TABLE {name}")
+        db.execute("UPDATE catalog_parts SET version = 6 WHERE part = 'search'")
+        db.execute("UPDATE search_rows SET size = -1")  # a mark a rebuild from the catalog's tables would wipe out
+
+    reopened = SqliteCatalog(path)
+
+    assert table(path, "search_term_facets") == sums and sums
+    assert {row[4] for row in table(path, "search_rows")} == {-1}  # the rest of the index was kept, not rebuilt
+    assert reopened.facet_counts(by_word) == counts and counts["zone"]

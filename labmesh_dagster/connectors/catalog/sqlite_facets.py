@@ -32,7 +32,7 @@ from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from itertools import islice
 
-from labmesh_dagster.connectors.catalog import sqlite_value_sums
+from labmesh_dagster.connectors.catalog import sqlite_term_sums, sqlite_value_sums
 from labmesh_dagster.connectors.catalog.base import FACETS, FacetCounts, SearchQuery
 from labmesh_dagster.connectors.catalog.sqlite_index import POSITION_BITS, SEPARATOR, normal, sample_key
 from labmesh_dagster.connectors.catalog.sqlite_search import (
@@ -44,6 +44,7 @@ from labmesh_dagster.connectors.catalog.sqlite_search import (
     checked,
     expand,
     matches,
+    partial,
     phrase,
     units,
     unranked,
@@ -58,12 +59,7 @@ EXPERIMENT_COLUMNS = (("group", "group_name"), ("owner", "owner"), ("platform", 
 def facet_counts(db: sqlite3.Connection, query: SearchQuery, top: int) -> FacetCounts:
     plan = Plan.of(query)
     if plan.terms and not plan.filters_rows:
-        found = unranked(db, plan)
-        whole = [candidate.doc for candidate in found if not candidate.own_terms]
-        counted = _summed(db, "SELECT value FROM json_each(?)", [json.dumps(whole)])
-        partial = [candidate for candidate in found if candidate.own_terms]
-        for doc, rows in expand(db, plan, partial):
-            counted.update(_shares(db, doc, rows))
+        counted = _word_counts(db, plan)
     elif plan.filters_rows:
         summed = counted_by_sums(db, plan)
         counted = counted_by_rows(db, plan) if summed is None else summed
@@ -119,6 +115,36 @@ def _everything(db: sqlite3.Connection, plan: Plan) -> Shares:
         f"WHERE a.principal IN ({marks}) AND a.home = 0 AND d.home NOT IN ({marks})"
     )
     counted.update(_summed(db, others, [*principals, *principals]))
+    return counted
+
+
+def _word_counts(db: sqlite3.Connection, plan: Plan) -> Shares:
+    """The counts of a search with words and no file filter: the whole matches' shares, and the others' rows.
+
+    One word that many experiments hold is summed per home (`sqlite_term_sums`): its whole matches are the
+    viewer's groups' sums plus the experiments they see otherwise; other words add up each whole match's share.
+    """
+    one = len(plan.terms) == 1 and not (plan.facet_clauses or plan.query.experiment)
+    term = sqlite_term_sums.summed_term(db, plan.terms[0]) if one else None
+    if term is None:
+        found = unranked(db, plan)
+        whole = [candidate.doc for candidate in found if not candidate.own_terms]
+        counted = _summed(db, "SELECT value FROM json_each(?)", [json.dumps(whole)])
+        read = [candidate for candidate in found if candidate.own_terms]
+    else:
+        counted = sqlite_term_sums.summed_for(db, term, plan.principals)
+        if plan.principals is not None:
+            principals = list(plan.principals)
+            marks = _marks(principals)
+            others = (
+                "SELECT DISTINCT a.doc FROM search_access AS a JOIN search_docs AS d ON d.doc = a.doc "
+                f"WHERE a.principal IN ({marks}) AND a.home = 0 AND d.home NOT IN ({marks}) AND EXISTS "
+                "(SELECT 1 FROM search_doc_terms AS t WHERE t.doc = a.doc AND t.term = ?)"
+            )
+            counted.update(_summed(db, others, [*principals, *principals, term]))
+        read = partial(db, plan)
+    for doc, rows in expand(db, plan, read):
+        counted.update(_shares(db, doc, rows))
     return counted
 
 

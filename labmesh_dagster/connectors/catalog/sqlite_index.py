@@ -50,17 +50,18 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from labmesh_dagster.connectors.catalog import sqlite_units, sqlite_value_sums
+from labmesh_dagster.connectors.catalog import sqlite_term_sums, sqlite_units, sqlite_value_sums
 from labmesh_dagster.core.access import experiment_principals, group_principal, people_on
 from labmesh_dagster.core.experiment import ExperimentRecord
 from labmesh_dagster.core.manifest import ManifestEntry
 from labmesh_dagster.core.text import clean_text, words_of
 
-INDEX_VERSION = 6
+INDEX_VERSION = 7
 """1: one ``search_index`` table; 2: without home groups; 3: without dataset rollups (`sqlite_units`);
-4: without the experiments' own dates beside them; 5: without sums under own values (`sqlite_value_sums`).
+4: without the experiments' own dates beside them; 5: without sums under own values (`sqlite_value_sums`);
+6: without sums per word (`sqlite_term_sums`).
 
-`upgrade` (re)builds the rollups of a version 3, 4 or 5 index in place and rebuilds anything older."""
+`upgrade` (re)builds the rollups of a version 3 to 6 index in place and rebuilds anything older."""
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS catalog_parts (
@@ -143,6 +144,7 @@ DERIVED = {
     );""",
     **sqlite_units.SCHEMA,
     **sqlite_value_sums.SCHEMA,
+    **sqlite_term_sums.SCHEMA,
 }
 """The index proper, rebuilt from the catalog's tables by `upgrade`: table name -> its statements."""
 
@@ -223,6 +225,7 @@ def forget_experiment(db: sqlite3.Connection, experiment_id: str) -> int | None:
     )
     db.execute("DELETE FROM search_home_facets WHERE home = ? AND hits <= 0", (home,))
     sqlite_value_sums.take_share(db, doc, home, sqlite_value_sums.own_value_ids(db, doc))
+    sqlite_term_sums.take_share(db, doc, home)
     db.execute("DELETE FROM search_doc_facets WHERE doc = ?", (doc,))
     return doc
 
@@ -412,19 +415,14 @@ def index_experiment(db: sqlite3.Connection, experiment_id: str) -> None:
         ]
         if part
     )
+    own = (clean_text(record.title), clean_text(experiment_text), group, platform)
     db.execute(
         "INSERT INTO search_experiment_text (rowid, title, experiment, lab_group, platform, files, keys) "
         "VALUES (?, ?, ?, ?, ?, ?, ?)",
-        (
-            doc,
-            clean_text(record.title),
-            clean_text(experiment_text),
-            group,
-            platform,
-            " ".join(row.own_text for row in rows),
-            " ".join(keys),
-        ),
+        (doc, *own, " ".join(row.own_text for row in rows), " ".join(keys)),
     )
+    # After the full-text row: a word this experiment brings to the threshold is summed with it.
+    sqlite_term_sums.add_share(db, doc, home, " ".join(own), summary)
 
 
 def upgrade(db: sqlite3.Connection) -> bool:
@@ -440,10 +438,13 @@ def upgrade(db: sqlite3.Connection) -> bool:
     found = db.execute("SELECT version FROM catalog_parts WHERE part = 'search'").fetchone()
     if found is not None and found[0] >= INDEX_VERSION:
         return False
-    if found is not None and found[0] in (3, 4, 5):
+    if found is not None and found[0] in (3, 4, 5, 6):
         if found[0] < 5:
             _add_units(db)
-        _add_value_sums(db)
+        if found[0] < 6:
+            _add_value_sums(db)
+        _create(db, sqlite_term_sums.SCHEMA)
+        sqlite_term_sums.rebuild(db)
     else:
         _rebuild(db)
     db.execute(

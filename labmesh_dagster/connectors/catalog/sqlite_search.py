@@ -273,6 +273,18 @@ def unranked(db: sqlite3.Connection, plan: Plan) -> list[Candidate]:
     ]
 
 
+def partial(db: sqlite3.Connection, plan: Plan) -> list[Candidate]:
+    """The experiments holding the words only in some files, not all in their own text (no order), to read.
+
+    For counting a one-word search whose whole matches are summed (`sqlite_term_sums`).
+    """
+    access, params = plan.access_join("rowid")
+    own = " AND ".join(f"{SHARED_COLUMNS} : {term}" for term in plan.terms)
+    sql = f"SELECT rowid FROM search_experiment_text WHERE search_experiment_text MATCH ?{access}"
+    found = db.execute(sql, [f"({plan.text_expression()}) NOT ({own})", *params])
+    return [Candidate(row[0], plan.terms) for row in found]
+
+
 def _visible(db: sqlite3.Connection, plan: Plan, page: list[tuple[int, float]]) -> list[tuple[int, float]]:
     """The ranked experiments of ``page`` the viewer may see, in their order."""
     access, params = plan.access_check("d.value")
