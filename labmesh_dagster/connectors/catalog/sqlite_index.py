@@ -32,7 +32,10 @@ formed:
   (``search_home_facets``), so counting adds up shares instead of reading
   files, and counting everything a viewer may see adds up one row per group.
   Each dataset's share is also summed per home, month and format
-  (`sqlite_units`), for counts under a format, zone or date filter.
+  (`sqlite_units`), for counts under a format, zone or date filter; each
+  experiment's per home under its own platform, protocol and owner
+  (`sqlite_value_sums`), and per word of its own text that many experiments
+  hold (`sqlite_term_sums`), for counts under one of those or of one word.
 
 The index is derived data: it is rebuilt for an experiment whenever that
 experiment, one of its datasets or one of its grants changes, inside the same
