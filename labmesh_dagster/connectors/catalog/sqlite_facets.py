@@ -100,22 +100,41 @@ def _names(db: sqlite3.Connection, docs: list[int]) -> dict[int, str]:
 
 def _everything(db: sqlite3.Connection, plan: Plan) -> Shares:
     """Counts over every experiment the viewer may see: their home groups' sums, plus the others they see."""
-    sql = (
-        "SELECT v.facet, v.value, s.hits FROM (SELECT value AS id, sum(hits) AS hits FROM search_home_facets "
-        "WHERE {} GROUP BY value) AS s JOIN search_facet_values AS v ON v.id = s.id"
-    )
-    if plan.principals is None:
-        return _rows_of(db.execute(sql.format("1")))
-    principals = list(plan.principals)
-    homes = [principal for principal in principals if principal.startswith(GROUP)]
-    counted = _rows_of(db.execute(sql.format(f"home IN ({_marks(homes)})"), homes))
-    marks = _marks(principals)
-    others = (
-        "SELECT DISTINCT a.doc FROM search_access AS a JOIN search_docs AS d ON d.doc = a.doc "
-        f"WHERE a.principal IN ({marks}) AND a.home = 0 AND d.home NOT IN ({marks})"
-    )
-    counted.update(_summed(db, others, [*principals, *principals]))
+    counted = _home_sums(db, "search_home_facets", "1", [], plan.principals)
+    if plan.principals is not None:
+        counted.update(_summed(db, *_seen_otherwise(plan.principals)))
     return counted
+
+
+def _home_sums(
+    db: sqlite3.Connection, table: str, where: str, params: list[object], principals: Sequence[str] | None
+) -> Shares:
+    """The sums of ``table``'s rows that ``where`` picks, over the viewer's home groups (every home for an admin).
+
+    ``table`` is one of the per-home sums of shares (home, value, hits, and what it is summed for).
+    """
+    if principals is not None:
+        homes = [principal for principal in principals if principal.startswith(GROUP)]
+        where, params = f"{where} AND home IN ({_marks(homes)})", [*params, *homes]
+    sql = (
+        f"SELECT v.facet, v.value, s.hits FROM (SELECT value AS id, sum(hits) AS hits FROM {table} "
+        f"WHERE {where} GROUP BY value) AS s JOIN search_facet_values AS v ON v.id = s.id"
+    )
+    return _rows_of(db.execute(sql, params))
+
+
+def _seen_otherwise(
+    principals: Sequence[str], holding: str = "", params: Sequence[object] = ()
+) -> tuple[str, list[object]]:
+    """An SQL query (of ``doc``) for the experiments the viewer sees other than through their groups (as owner,
+    on its people, by a grant), which the home groups' sums leave out; ``holding``: a further condition on ``a.doc``.
+    """
+    marks = _marks(principals)
+    sql = (
+        "SELECT DISTINCT a.doc AS doc FROM search_access AS a JOIN search_docs AS d ON d.doc = a.doc "
+        f"WHERE a.principal IN ({marks}) AND a.home = 0 AND d.home NOT IN ({marks}){holding}"
+    )
+    return sql, [*principals, *principals, *params]
 
 
 def _word_counts(db: sqlite3.Connection, plan: Plan) -> Shares:
@@ -132,16 +151,10 @@ def _word_counts(db: sqlite3.Connection, plan: Plan) -> Shares:
         counted = _summed(db, "SELECT value FROM json_each(?)", [json.dumps(whole)])
         read = [candidate for candidate in found if candidate.own_terms]
     else:
-        counted = sqlite_term_sums.summed_for(db, term, plan.principals)
+        counted = _home_sums(db, "search_term_facets", "term = ?", [term], plan.principals)
         if plan.principals is not None:
-            principals = list(plan.principals)
-            marks = _marks(principals)
-            others = (
-                "SELECT DISTINCT a.doc FROM search_access AS a JOIN search_docs AS d ON d.doc = a.doc "
-                f"WHERE a.principal IN ({marks}) AND a.home = 0 AND d.home NOT IN ({marks}) AND EXISTS "
-                "(SELECT 1 FROM search_doc_terms AS t WHERE t.doc = a.doc AND t.term = ?)"
-            )
-            counted.update(_summed(db, others, [*principals, *principals, term]))
+            holding = " AND EXISTS (SELECT 1 FROM search_doc_terms AS t WHERE t.doc = a.doc AND t.term = ?)"
+            counted.update(_summed(db, *_seen_otherwise(plan.principals, holding, [term])))
         read = partial(db, plan)
     for doc, rows in expand(db, plan, read):
         counted.update(_shares(db, doc, rows))
@@ -156,16 +169,14 @@ def _under_own_value(db: sqlite3.Connection, plan: Plan) -> Shares:
     query = plan.query
     value = query.platform or query.protocol or query.owner or ""
     unders = sqlite_value_sums.matched_values(db, query, phrase(value), normal(value))
-    counted = sqlite_value_sums.summed_under(db, unders, plan.principals)
-    if plan.principals is not None and unders:
-        principals = list(plan.principals)
-        marks = _marks(principals)
-        others = (
-            "SELECT DISTINCT a.doc FROM search_access AS a JOIN search_docs AS d ON d.doc = a.doc "
-            f"WHERE a.principal IN ({marks}) AND a.home = 0 AND d.home NOT IN ({marks}) AND EXISTS "
-            f"(SELECT 1 FROM search_doc_facets AS f WHERE f.doc = a.doc AND f.value IN ({_marks(unders)}))"
+    if not unders:
+        return Counter()
+    counted = _home_sums(db, "search_home_value_facets", f"under IN ({_marks(unders)})", [*unders], plan.principals)
+    if plan.principals is not None:
+        holding = (
+            f" AND EXISTS (SELECT 1 FROM search_doc_facets AS f WHERE f.doc = a.doc AND f.value IN ({_marks(unders)}))"
         )
-        counted.update(_summed(db, others, [*principals, *principals, *unders]))
+        counted.update(_summed(db, *_seen_otherwise(plan.principals, holding, unders)))
     return counted
 
 
@@ -318,19 +329,14 @@ def counted_by_sums(db: sqlite3.Connection, plan: Plan) -> Shares | None:
             _counted_rows(db, plan, rows, [json.dumps(units), *([fmt] if fmt is not None else [])], few=True)
         )
     if plan.principals is not None:
-        principals = list(plan.principals)
-        marks = _marks(principals)
-        others = (
-            "SELECT DISTINCT a.doc AS doc FROM search_access AS a JOIN search_docs AS d ON d.doc = a.doc "
-            f"WHERE a.principal IN ({marks}) AND a.home = 0 AND d.home NOT IN ({marks})"
-        )
+        others, other_params = _seen_otherwise(plan.principals)
         rows = (
             f"SELECT r.row AS row FROM ({others}) AS d JOIN search_rows AS r ON r.row BETWEEN "
             f"d.doc << {POSITION_BITS} AND (d.doc << {POSITION_BITS}) + {(1 << POSITION_BITS) - 1} "
             # Under dates alone the experiment's own row may be its hit: all its rows are read.
             f"WHERE {'1' if dates_alone else 'r.dataset IS NOT NULL'}{zone_match}{format_match}"
         )
-        counted.update(_counted_rows(db, plan, rows, [*principals, *principals, *row_params], few=True))
+        counted.update(_counted_rows(db, plan, rows, [*other_params, *row_params], few=True))
     if dates_alone:
         counted.update(_own_hits(db, plan, None if plan.principals is None else homes))
     return counted

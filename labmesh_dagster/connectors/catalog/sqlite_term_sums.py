@@ -29,10 +29,7 @@ counted from its matches.
 from __future__ import annotations
 
 import sqlite3
-from collections import Counter
-from collections.abc import Mapping, Sequence
-
-from labmesh_dagster.core.access import GROUP
+from collections.abc import Mapping
 
 SCHEMA = {
     "search_term_facets": """CREATE TABLE search_term_facets (
@@ -61,8 +58,6 @@ OWN_COLUMNS = ("title", "experiment", "lab_group", "platform")
 
 TOKENIZER = "porter unicode61"
 """``search_experiment_text``'s tokenizer: words are cut here exactly as there."""
-
-Shares = Counter[tuple[str, str]]
 
 
 def _tokenizer(db: sqlite3.Connection) -> None:
@@ -155,20 +150,6 @@ def summed_term(db: sqlite3.Connection, word: str) -> str | None:
         return None
     known = db.execute("SELECT 1 FROM search_summed_terms WHERE term = ?", (found[0],)).fetchone()
     return found[0] if known is not None else None
-
-
-def summed_for(db: sqlite3.Connection, term: str, principals: Sequence[str] | None) -> Shares:
-    """The viewer's home groups' sums for ``term`` (every home's for ``principals`` None: an admin)."""
-    where, params = "term = ?", [term]
-    if principals is not None:
-        homes = [principal for principal in principals if principal.startswith(GROUP)]
-        where += f" AND home IN ({', '.join('?' * len(homes)) or 'NULL'})"
-        params += homes
-    sql = (
-        "SELECT v.facet, v.value, s.hits FROM (SELECT value AS id, sum(hits) AS hits FROM search_term_facets "
-        f"WHERE {where} GROUP BY value) AS s JOIN search_facet_values AS v ON v.id = s.id"
-    )
-    return Counter({(facet, value): hits for facet, value, hits in db.execute(sql, params)})
 
 
 def rebuild(db: sqlite3.Connection) -> None:

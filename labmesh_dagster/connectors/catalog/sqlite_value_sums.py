@@ -25,11 +25,9 @@ several matching values never counts it twice.
 from __future__ import annotations
 
 import sqlite3
-from collections import Counter
 from collections.abc import Mapping, Sequence
 
 from labmesh_dagster.connectors.catalog.base import SearchQuery
-from labmesh_dagster.core.access import GROUP
 
 SCHEMA = {
     "search_home_value_facets": """CREATE TABLE search_home_value_facets (
@@ -47,8 +45,6 @@ SCHEMA = {
 
 UNDER = ("owner", "platform", "protocol")
 """The experiment's own values its share is summed under."""
-
-Shares = Counter[tuple[str, str]]
 
 
 def register_platform(db: sqlite3.Connection, value_id: int, platform: str) -> None:
@@ -116,21 +112,3 @@ def matched_values(db: sqlite3.Connection, query: SearchQuery, phrase: str | Non
     facet = "protocol" if query.protocol else "owner"
     sql = "SELECT id, value FROM search_facet_values WHERE facet = ?"
     return [number for number, value in db.execute(sql, (facet,)) if " ".join(value.split()).casefold() == normal]
-
-
-def summed_under(db: sqlite3.Connection, unders: Sequence[int], principals: Sequence[str] | None) -> Shares:
-    """The viewer's home groups' sums under ``unders`` (every home's for ``principals`` None: an admin)."""
-    if not unders:
-        return Counter()
-    marks = ", ".join("?" * len(unders))
-    params: list[object] = list(unders)
-    where = f"under IN ({marks})"
-    if principals is not None:
-        homes = [principal for principal in principals if principal.startswith(GROUP)]
-        where += f" AND home IN ({', '.join('?' * len(homes)) or 'NULL'})"
-        params += homes
-    sql = (
-        "SELECT v.facet, v.value, s.hits FROM (SELECT value AS id, sum(hits) AS hits FROM search_home_value_facets "
-        f"WHERE {where} GROUP BY value) AS s JOIN search_facet_values AS v ON v.id = s.id"
-    )
-    return Counter({(facet, value): hits for facet, value, hits in db.execute(sql, params)})
