@@ -74,13 +74,28 @@ DATASETS = [
 ]  # fmt: skip
 
 
-def build(path: Path) -> SqliteCatalog:
+RECORDS = (LIVER, KIDNEY, ADAS_OWN, NO_GROUP, PLANS)
+
+
+def build(path: Path, records: tuple[ExperimentRecord, ...] = RECORDS) -> SqliteCatalog:
     catalog = SqliteCatalog(path)
-    for record in (LIVER, KIDNEY, ADAS_OWN, NO_GROUP, PLANS):
+    for record in records:
         catalog.upsert_experiment(record, {})
     for manifest in DATASETS:
         catalog.upsert_dataset(manifest, f"file:///{manifest.zone}/{manifest.experiment_id}/")
     return catalog
+
+
+def revised_and_fresh(folder: Path, *revisions: ExperimentRecord) -> tuple[SqliteCatalog, SqliteCatalog]:
+    """The lab with ``revisions`` of its experiments upserted over it and a grant given and taken back, and
+    the lab built from scratch in that final state."""
+    changed = build(folder / "changed.sqlite")
+    for record in revisions:
+        changed.upsert_experiment(record, {})
+    changed.grant("EXP-4", "group:hepatology")
+    changed.revoke("EXP-4", "group:hepatology")
+    final = {record.id: record for record in (*RECORDS, *revisions)}
+    return changed, build(folder / "fresh.sqlite", tuple(final.values()))
 
 
 @pytest.fixture(scope="module")

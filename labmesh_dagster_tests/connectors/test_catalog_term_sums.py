@@ -28,15 +28,12 @@ from labmesh_dagster.connectors.catalog.sqlite import SqliteCatalog
 from labmesh_dagster.connectors.catalog.sqlite_search import Plan
 from labmesh_dagster.connectors.sqlite_files import connect
 from labmesh_dagster_tests.connectors.test_catalog_rollup_counts import (
-    ADAS_OWN,
-    DATASETS,
     KIDNEY,
     LIVER,
-    NO_GROUP,
-    PLANS,
     VIEWERS,
     build,
     positive,
+    revised_and_fresh,
 )
 
 WORDS = ["hepatology", "NovaSeq", "Lovelace", "turing", "L1", "csv", "Kidney", "nephrons", "RNA-seq", "nothing"]
@@ -104,17 +101,7 @@ def sums(path: Path) -> list[tuple[Any, ...]]:
 
 def test_after_revisions_the_counts_agree_and_the_sums_are_those_of_a_fresh_catalog(tmp_path: Path) -> None:
     moved = replace(KIDNEY, group="Nephrology", owner="Grace Hopper")
-    renamed = replace(LIVER, title="Hepatocytes")
-    changed = build(tmp_path / "changed.sqlite")
-    changed.upsert_experiment(moved, {})
-    changed.upsert_experiment(renamed, {})
-    changed.grant("EXP-4", "group:hepatology")
-    changed.revoke("EXP-4", "group:hepatology")
-    fresh = SqliteCatalog(tmp_path / "fresh.sqlite")
-    for record in (renamed, moved, ADAS_OWN, NO_GROUP, PLANS):
-        fresh.upsert_experiment(record, {})
-    for manifest in DATASETS:
-        fresh.upsert_dataset(manifest, f"file:///{manifest.zone}/{manifest.experiment_id}/")
+    changed, fresh = revised_and_fresh(tmp_path, moved, replace(LIVER, title="Hepatocytes"))
 
     kept = {row[0] for row in sums(fresh.path)}
     assert [row for row in sums(changed.path) if row[0] in kept] == sums(fresh.path)

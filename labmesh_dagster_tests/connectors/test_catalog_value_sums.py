@@ -26,15 +26,12 @@ from labmesh_dagster.connectors.catalog.sqlite import SqliteCatalog
 from labmesh_dagster.connectors.catalog.sqlite_search import Plan
 from labmesh_dagster.connectors.sqlite_files import connect
 from labmesh_dagster_tests.connectors.test_catalog_rollup_counts import (
-    ADAS_OWN,
-    DATASETS,
     KIDNEY,
     LIVER,
-    NO_GROUP,
-    PLANS,
     VIEWERS,
     build,
     positive,
+    revised_and_fresh,
 )
 
 FILTERS: list[dict[str, Any]] = [
@@ -109,18 +106,7 @@ def sums(path: Path) -> list[tuple[Any, ...]]:
 
 def test_after_revisions_the_sums_are_those_of_a_catalog_built_in_that_state(tmp_path: Path) -> None:
     moved = replace(KIDNEY, group="Nephrology", owner="Grace Hopper", platform="MiSeq")
-    rethought = replace(LIVER, protocol="ChIP-seq")
-    changed = build(tmp_path / "changed.sqlite")
-    changed.upsert_experiment(moved, {})
-    changed.upsert_experiment(rethought, {})
-    changed.grant("EXP-4", "group:hepatology")
-    changed.revoke("EXP-4", "group:hepatology")
-
-    fresh = SqliteCatalog(tmp_path / "fresh.sqlite")
-    for record in (rethought, moved, ADAS_OWN, NO_GROUP, PLANS):
-        fresh.upsert_experiment(record, {})
-    for manifest in DATASETS:
-        fresh.upsert_dataset(manifest, f"file:///{manifest.zone}/{manifest.experiment_id}/")
+    changed, fresh = revised_and_fresh(tmp_path, moved, replace(LIVER, protocol="ChIP-seq"))
 
     assert sums(changed.path) == sums(fresh.path)
     for viewer in VIEWERS.values():
