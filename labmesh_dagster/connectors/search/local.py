@@ -28,8 +28,8 @@ never recorded in the index, and "everyone" is no longer a rule).
 Passages (`retrieve`) live beside the documents: one row each in
 ``content_passages`` (its document's ``doc``, ordinal, text, place in the file
 and the hash of what was embedded), one row in ``content_passages_fts`` for
-BM25 (its ``doc`` unindexed, so the same facet and access conditions as
-`search` apply to it inside the query), and a vector in ``content_vectors``,
+BM25 (its ``doc`` unindexed, and its document's principals as opaque words
+in ``keys``: `passage_access`), and a vector in ``content_vectors``,
 int8, keyed by that hash: putting a document whose passages did not change
 embeds nothing, and a vector no passage uses any more is deleted. Dense
 ranking scores an in-memory matrix of the vectors (loaded once per change of
@@ -38,17 +38,26 @@ masked by the documents the same conditions allow, before ranking; `HYBRID`
 fuses both rankings by reciprocal rank, each place weighted by how well its
 passage matched (its cosine; its BM25 score as a share of the question's IDF
 mass), as plain RRF let a keyword ranking of stray words outvote the dense
-one on a paraphrased question (`semantic.fusion`). A passage's number is its
-document's shifted left with its ordinal below (``doc << 20 | ordinal``), so the keyword
-ranking tests access on the FTS rowid alone, against the list of documents the
-viewer and the facets allow, read once per retrieval from the principals'
-index; a word most passages hold gives way to the question's rarer words (or,
-alone, ranks the newest matches the viewer may see), as BM25 cannot order
-passages by it yet would score them all. Embedding happens in `replace`, before
+one on a paraphrased question (`semantic.fusion`).
+
+A viewer with few principals has their access in the keyword ranking's MATCH
+(``keys : (k1 OR k2)``), so FTS5 intersects doclists and never reads a
+passage they may not see; a grant or a revoke (`update_access`) writes the
+document's passages' FTS rows again with their new keys, in the transaction
+that rewrites its principal rows. Facets, and a viewer with many principals,
+are tested on the FTS rowid: a passage's number is its document's shifted
+left with its ordinal below (``doc << 20 | ordinal``), tested against the
+list of documents they allow, read once per retrieval from the principals'
+index (the dense ranking's mask is that list too). The keys count in BM25's
+length of a passage (a word or two against tens) but score nothing. A word
+most passages hold gives way to the question's rarer words (or, alone, ranks
+the newest matches the viewer may see, read and scored in one walk), as BM25
+cannot order passages by it yet would score them all. Embedding happens in `replace`, before
 its write transaction (a publish's passages are embedded without holding the
 write lock). A file written before passages existed gets them in `prepare`,
 once, cut from each document's text by lines; their vectors come when the
-document is put again, or from `embed_missing`.
+document is put again, or from `embed_missing`. A file written before the
+keys gets its passages' FTS table made again with them in `prepare`, once.
 """
 
 from __future__ import annotations
@@ -90,6 +99,7 @@ from labmesh_dagster.connectors.search.base import (
     stored_attributes,
     viewer_principals,
 )
+from labmesh_dagster.connectors.search.passage_access import access_clause, passage_keys
 from labmesh_dagster.connectors.sqlite_files import connect, transaction
 from labmesh_dagster.core.access import Viewer, group_principal
 from labmesh_dagster.core.errors import LabmeshError
@@ -103,7 +113,16 @@ from labmesh_dagster.semantic.vectors import TextEmbedder, VectorMatrix, dequant
 
 log = logging.getLogger(__name__)
 
-SCHEMA = """
+PASSAGES_FTS = """CREATE VIRTUAL TABLE IF NOT EXISTS content_passages_fts USING fts5(
+    title,
+    text,
+    doc UNINDEXED,
+    keys,
+    tokenize = 'porter unicode61'
+)"""
+"""A passage's words, its document's number, and its document's principals as words (`passage_access`)."""
+
+SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS content_documents (
     doc INTEGER PRIMARY KEY,
     document_id TEXT NOT NULL UNIQUE,
@@ -142,12 +161,7 @@ CREATE TABLE IF NOT EXISTS content_passages (
     UNIQUE (doc, ordinal)
 );
 CREATE INDEX IF NOT EXISTS content_passages_by_hash ON content_passages (text_hash);
-CREATE VIRTUAL TABLE IF NOT EXISTS content_passages_fts USING fts5(
-    title,
-    text,
-    doc UNINDEXED,
-    tokenize = 'porter unicode61'
-);
+{PASSAGES_FTS};
 CREATE TABLE IF NOT EXISTS content_vectors (
     text_hash TEXT PRIMARY KEY,
     model TEXT NOT NULL,
@@ -195,7 +209,7 @@ _MATRICES_KEPT = 4
 
 # Title words count twice as much as body words, as a title is what the file is about.
 _RANK = "bm25(content_fts, 2.0, 1.0)"
-_PASSAGE_RANK = "bm25(content_passages_fts, 2.0, 1.0, 0.0)"
+_PASSAGE_RANK = "bm25(content_passages_fts, 2.0, 1.0, 0.0, 0.0)"
 _SNIPPET = "snippet(content_fts, 1, '', '', '…', 24)"
 _PLAIN_EXCERPT = 300
 
@@ -304,7 +318,11 @@ class SqliteContentIndex(ContentIndex):
                 _migrate_group_lists(db)
         with self._connect() as db:
             db.executescript(SCHEMA)
+            keyed = _has_passage_keys(db)
             cut = _state(db, _PASSAGES_CUT) == PASSAGE_LAYOUT
+        if not keyed:
+            with self._transaction() as db:
+                _add_passage_keys(db)
         if not cut:
             with self._transaction() as db:
                 _cut_older_documents(db, self.model_id)
@@ -450,7 +468,7 @@ class SqliteContentIndex(ContentIndex):
         db.execute("INSERT INTO content_fts (rowid, title, text) VALUES (?, ?, ?)", (doc, title, text))
         db.executemany("INSERT INTO content_values VALUES (?, ?, ?, ?)", _attribute_rows(doc, attributes))
         db.executemany("INSERT INTO content_principals VALUES (?, ?)", [(doc, name) for name in principals])
-        _insert_passages(db, doc, title, passages)
+        _insert_passages(db, doc, title, passages, passage_keys(principals))
 
     def update_access(
         self,
@@ -458,7 +476,11 @@ class SqliteContentIndex(ContentIndex):
         principals: Collection[str],
         documents: Callable[[], Sequence[ContentDocument]],
     ) -> IndexReport:
-        """Rewrite the principal rows of the experiment's documents, in place: no document is read or put again."""
+        """Rewrite the experiment's documents' principal rows and their passages' keys, in place, in one transaction.
+
+        No document is put again nor any passage embedded: the passages' FTS
+        rows are written again from their stored text with the new keys.
+        """
         self.prepare()
         wanted = access_principals(principals)
         with self._transaction() as db:
@@ -473,9 +495,11 @@ class SqliteContentIndex(ContentIndex):
             problem = principals_problem(principals)
             if problem:
                 return IndexReport(failed=dict.fromkeys((document_id for _, document_id in docs), problem))
+            keys = passage_keys(wanted)
             for doc, _ in docs:
                 db.execute("DELETE FROM content_principals WHERE doc = ?", (doc,))
                 db.executemany("INSERT INTO content_principals VALUES (?, ?)", [(doc, name) for name in wanted])
+                _rewrite_passage_keys(db, doc, keys)
         return IndexReport(indexed=tuple(document_id for _, document_id in docs))
 
     def search(
@@ -540,16 +564,26 @@ class SqliteContentIndex(ContentIndex):
         self.prepare()
         mode = SearchMode(mode)
         principals = viewer_principals(viewer)
+        if principals is not None and not principals:
+            return []
         depth = limit if mode is SearchMode.KEYWORD else max(limit, CANDIDATES)
+        access = access_clause(principals)
+        facets = bool(self._filter_clauses(filters, None, "doc")[0])
+        # The keyword ranking tests matches against a list of documents only for what its MATCH cannot say.
+        listed = facets or (principals is not None and access is None)
         with self._connect() as db:
             db.execute("BEGIN")  # one snapshot for both rankings, the matrix's version and the hits' rows
             try:
-                allowed = self._allowed_docs(db, filters, principals)
+                allowed = (
+                    self._allowed_docs(db, filters, principals) if listed or mode is not SearchMode.KEYWORD else None
+                )
                 if allowed is not None and not allowed:
                     return []
                 phrases = [] if mode is SearchMode.DENSE else question_phrases(text)
                 matches = {phrase: _match_count(db, phrase, COMMON_MATCHES + 1) for phrase in phrases}
-                keyword = self._keyword_ranking(db, matches, allowed, depth) if matches else []
+                keyword = (
+                    self._keyword_ranking(db, matches, access, allowed if listed else None, depth) if matches else []
+                )
                 dense = [] if mode is SearchMode.KEYWORD else self._dense_ranking(db, text, allowed, depth)
                 if mode is SearchMode.HYBRID:
                     ranked = weighted_rank_fusion([self._keyword_strengths(db, keyword, matches), dense])[:limit]
@@ -560,9 +594,19 @@ class SqliteContentIndex(ContentIndex):
                 db.execute("COMMIT")
 
     def _keyword_ranking(
-        self, db: sqlite3.Connection, matches: Mapping[str, int], allowed: Sequence[int] | None, depth: int
+        self,
+        db: sqlite3.Connection,
+        matches: Mapping[str, int],
+        access: str | None,
+        allowed: Sequence[int] | None,
+        depth: int,
     ) -> list[tuple[int, float]]:
-        """BM25 over the passages of the ``allowed`` documents (None: all) holding the question's rarer words.
+        """BM25 over the passages holding the question's rarer words that ``access`` and ``allowed`` keep.
+
+        ``access`` is the viewer's MATCH clause on the passages' keys
+        (`passage_access`; None: none), ``allowed`` the documents the facets
+        and a viewer with many principals allow (None: all); both hold inside
+        the query, before the ranking and its limit.
 
         ``matches`` holds the question's phrases with the passages holding
         each, counted up to one past `COMMON_MATCHES`. BM25 cannot order
@@ -574,23 +618,23 @@ class SqliteContentIndex(ContentIndex):
         """
         phrases = list(matches)
         rare = [phrase for phrase, count in matches.items() if count <= COMMON_MATCHES]
+        words = " OR ".join(rare or phrases)
         conditions = ["content_passages_fts MATCH ?"]
-        params: list[Any] = [" OR ".join(rare or phrases)]
+        params: list[Any] = [words if access is None else f"({words}) AND {access}"]
         if allowed is not None:
             conditions.append(f"(content_passages_fts.rowid >> {DOC_SHIFT}) IN (SELECT value FROM json_each(?))")
             params.append(json.dumps(list(allowed)))
-        if not rare:
-            bound = db.execute(
-                f"""SELECT content_passages_fts.rowid FROM content_passages_fts WHERE {" AND ".join(conditions)}
-                    ORDER BY content_passages_fts.rowid DESC LIMIT 1 OFFSET ?""",
-                [*params, COMMON_WINDOW - 1],
-            ).fetchone()
-            if bound is not None:
-                conditions.append("content_passages_fts.rowid >= ?")
-                params.append(bound[0])
-        sql = f"""SELECT content_passages_fts.rowid AS passage, {_PASSAGE_RANK} AS rank_value
-                  FROM content_passages_fts WHERE {" AND ".join(conditions)}
-                  ORDER BY rank_value, content_passages_fts.rowid LIMIT ?"""
+        where = " AND ".join(conditions)
+        if rare:
+            sql = f"""SELECT content_passages_fts.rowid AS passage, {_PASSAGE_RANK} AS rank_value
+                      FROM content_passages_fts WHERE {where}
+                      ORDER BY rank_value, content_passages_fts.rowid LIMIT ?"""
+        else:  # one walk: the newest matches, scored as they are read, then ranked
+            sql = f"""SELECT passage, rank_value FROM (
+                          SELECT content_passages_fts.rowid AS passage, {_PASSAGE_RANK} AS rank_value
+                          FROM content_passages_fts WHERE {where}
+                          ORDER BY content_passages_fts.rowid DESC LIMIT {COMMON_WINDOW}
+                      ) ORDER BY rank_value, passage LIMIT ?"""
         rows = db.execute(sql, [*params, depth]).fetchall()
         # bm25() is lower for better matches; the port's score is higher for better ones.
         return [(int(row["passage"]), -float(row["rank_value"])) for row in rows]
@@ -817,7 +861,10 @@ def _stored_passages(document: ContentDocument, model: str) -> list[_StoredPassa
     return stored
 
 
-def _insert_passages(db: sqlite3.Connection, doc: int, title: str, passages: Sequence[_StoredPassage]) -> None:
+def _insert_passages(
+    db: sqlite3.Connection, doc: int, title: str, passages: Sequence[_StoredPassage], keys: str
+) -> None:
+    """Write the passages of document ``doc`` and their FTS rows, with ``keys`` (`passage_keys`) for access."""
     for stored in passages:
         passage = stored.passage
         assert passage is not None
@@ -827,8 +874,8 @@ def _insert_passages(db: sqlite3.Connection, doc: int, title: str, passages: Seq
             (number, doc, passage.ordinal, passage.text, json.dumps(passage.location.to_dict()), stored.text_hash),
         )
         db.execute(
-            "INSERT INTO content_passages_fts (rowid, title, text, doc) VALUES (?, ?, ?, ?)",
-            (number, title, passage.text, doc),
+            "INSERT INTO content_passages_fts (rowid, title, text, doc, keys) VALUES (?, ?, ?, ?, ?)",
+            (number, title, passage.text, doc, keys),
         )
 
 
@@ -895,9 +942,13 @@ def _cut_older_documents(db: sqlite3.Connection, model: str) -> None:
         """SELECT d.doc, d.document_id, d.title, d.text FROM content_documents AS d
            WHERE NOT EXISTS (SELECT 1 FROM content_passages AS p WHERE p.doc = d.doc)"""
     ).fetchall()
+    principals = _principals_by_doc(db)
     for row in rows:
         document = ContentDocument(id=row["document_id"], title=row["title"], text=row["text"], uri="")
-        _insert_passages(db, int(row["doc"]), row["title"], _stored_passages(document, model))
+        doc = int(row["doc"])
+        _insert_passages(
+            db, doc, row["title"], _stored_passages(document, model), passage_keys(principals.get(doc, ()))
+        )
     _set_state(db, _PASSAGES_CUT, PASSAGE_LAYOUT)
     db.execute(
         """DELETE FROM content_vectors
@@ -932,3 +983,55 @@ def _migrate_group_lists(db: sqlite3.Connection) -> None:
 
 def _has_table(db: sqlite3.Connection, name: str) -> bool:
     return db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)).fetchone() is not None
+
+
+def _has_passage_keys(db: sqlite3.Connection) -> bool:
+    return "keys" in {row[1] for row in db.execute("PRAGMA table_info(content_passages_fts)")}
+
+
+def _principals_by_doc(db: sqlite3.Connection) -> dict[int, list[str]]:
+    principals: dict[int, list[str]] = {}
+    for doc, principal in db.execute("SELECT doc, principal FROM content_principals"):
+        principals.setdefault(int(doc), []).append(principal)
+    return principals
+
+
+def _add_passage_keys(db: sqlite3.Connection) -> None:
+    """Give an older file's passages' FTS table its ``keys`` column, written from the principal rows; once.
+
+    FTS5 tables take no new column, so the table is made again from the
+    stored passages (100,000 take seconds), inside the caller's write
+    transaction: of several processes preparing at once one rebuilds, and a
+    search never sees passages without their keys.
+    """
+    if _has_passage_keys(db):
+        return
+    db.execute("DROP TABLE content_passages_fts")
+    db.execute(PASSAGES_FTS)
+    principals = {doc: passage_keys(names) for doc, names in _principals_by_doc(db).items()}
+    db.executemany(
+        "INSERT INTO content_passages_fts (rowid, title, text, doc, keys) VALUES (?, ?, ?, ?, ?)",
+        (
+            (row[0], row[1], row[2], row[3], principals.get(int(row[3]), ""))
+            for row in db.execute(
+                """SELECT p.passage, d.title, p.text, p.doc FROM content_passages AS p
+                   JOIN content_documents AS d ON d.doc = p.doc"""
+            )
+        ),
+    )
+
+
+def _rewrite_passage_keys(db: sqlite3.Connection, doc: int, keys: str) -> None:
+    """Write the FTS rows of document ``doc``'s passages again with ``keys`` (FTS5 rows are replaced whole)."""
+    rows = db.execute(
+        """SELECT p.passage, d.title, p.text FROM content_passages AS p JOIN content_documents AS d ON d.doc = p.doc
+           WHERE p.doc = ?""",
+        (doc,),
+    ).fetchall()
+    db.execute(
+        "DELETE FROM content_passages_fts WHERE rowid IN (SELECT passage FROM content_passages WHERE doc = ?)", (doc,)
+    )
+    db.executemany(
+        "INSERT INTO content_passages_fts (rowid, title, text, doc, keys) VALUES (?, ?, ?, ?, ?)",
+        [(row[0], row[1], row[2], doc, keys) for row in rows],
+    )
