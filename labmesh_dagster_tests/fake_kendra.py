@@ -135,7 +135,9 @@ class _Hit:
 class FakeKendraClient(FakeServiceClient):
     """One Kendra index, answering like ``boto3.client("kendra")``.
 
-    ``failures`` maps a document id to the reason its indexing fails: the put
+    ``failures`` maps a document id to the reason its indexing fails (a
+    file's key fails every passage labmesh puts of it, ``<key>#<n>``, so a
+    test can break a file whatever its passages): the put
     is accepted, and BatchGetDocumentStatus reports FAILED (or UPDATE_FAILED
     for a document already indexed, whose earlier version stays searchable)
     with that reason; `fail_document` adds one later. A status reads
@@ -306,7 +308,10 @@ class FakeKendraClient(FakeServiceClient):
     def _store(self, request: Mapping[str, Any]) -> None:
         document_id = request["Id"]
         known = document_id in self.documents
+        owner, separator, ordinal = document_id.rpartition("#")
         failure = self.failures.get(document_id)
+        if failure is None and separator and ordinal.isdigit():
+            failure = self.failures.get(owner)
         if failure is not None:
             self.statuses[document_id] = _Status("UPDATE_FAILED" if known else "FAILED", failure)
             return

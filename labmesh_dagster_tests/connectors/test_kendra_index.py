@@ -19,6 +19,11 @@ Facets are declared facetable and never searchable, so query words match
 what is in the files, not an experiment id or a platform (a field an older
 labmesh declared searchable is declared again); a format filter takes the
 format's compressed forms too.
+Each passage of a file is a Kendra document of its own (``<file>#<ordinal>``):
+putting an unchanged file again sends the same ids and deletes nothing; a
+shorter version deletes exactly the passage ids it no longer has, a removed
+file all of its passages, and a file an earlier labmesh put whole loses that
+whole-file document; a search lists each file once.
 """
 
 from __future__ import annotations
@@ -36,8 +41,15 @@ from labmesh_dagster.connectors.search.base import (
     ContentFilter,
     ContentIndexUnavailable,
 )
-from labmesh_dagster.connectors.search.kendra import ADMINS_ONLY, NO_USER, KendraContentIndex, KendraField
+from labmesh_dagster.connectors.search.kendra import (
+    ADMINS_ONLY,
+    NO_USER,
+    PASSAGE_FIELDS,
+    KendraContentIndex,
+    KendraField,
+)
 from labmesh_dagster.core.access import Viewer, experiment_principals
+from labmesh_dagster.core.passages import LocationKind, Passage, PassageLocation
 from labmesh_dagster_tests.fake_kendra import FakeKendraClient
 from labmesh_dagster_tests.service_model import ThrottledShare
 
@@ -91,6 +103,11 @@ def documents(count: int) -> list[ContentDocument]:
     return [document(number) for number in range(count)]
 
 
+def first_passages(items: list[ContentDocument]) -> set[str]:
+    """The Kendra ids of these one-passage files: each is put as its passage 0."""
+    return {f"{item.id}#0" for item in items}
+
+
 @pytest.fixture
 def clock() -> Clock:
     return Clock()
@@ -119,7 +136,9 @@ def test_prepare_declares_only_missing_fields_once(kendra: FakeKendraClient, clo
     updates = sent(kendra, "UpdateIndex")
     assert len(updates) == 1
     declared = {entry["Name"]: entry for entry in updates[0]["DocumentMetadataConfigurationUpdates"]}
-    assert set(declared) == CUSTOM_FIELDS - {"experiment_id"}
+    assert set(declared) == CUSTOM_FIELDS - {"experiment_id"} | {field.name for field in PASSAGE_FIELDS}
+    assert not any(declared[field.name]["Search"]["Searchable"] for field in PASSAGE_FIELDS)
+    assert all(declared[field.name]["Search"]["Displayable"] for field in PASSAGE_FIELDS)
     assert declared["sample_ids"]["Type"] == "STRING_LIST_VALUE"
     assert declared["sample_ids"]["Search"]["Facetable"] and not declared["platform"]["Search"]["Searchable"]
     assert kendra.fields["_created_at"].type == "DATE_VALUE"  # reserved: used, never declared
@@ -196,7 +215,7 @@ def test_n_documents_take_ceil_n_over_10_batch_puts(kendra: FakeKendraClient, cl
     assert all(len(params["Documents"]) <= 10 for params in puts)
     assert sorted(report.indexed) == sorted(document.id for document in documents(count))
     assert not report.failed
-    assert set(kendra.documents) == set(report.indexed)
+    assert set(kendra.documents) == first_passages(documents(count))
     assert all(len(params["DocumentInfoList"]) <= 10 for params in sent(kendra, "BatchGetDocumentStatus"))
 
 
@@ -270,8 +289,9 @@ def test_replace_polls_statuses_until_every_document_is_final(clock: Clock) -> N
     report = index.replace(documents(15))
 
     assert len(report.indexed) == 15 and not report.failed
-    # Three PROCESSING readings, then the final one, for each of the two batches of ids.
-    assert kendra.call_counts["BatchGetDocumentStatus"] == 4 * 2
+    # Three PROCESSING readings, then the final one, for each of the two batches of ids; then one look for
+    # stale passages (passage 1 and the whole-file id of each of the 15 files: 30 ids, 3 calls).
+    assert kendra.call_counts["BatchGetDocumentStatus"] == 4 * 2 + 3
     assert clock.sleeps.count(2) == 3
 
 
@@ -289,12 +309,12 @@ def test_replace_gives_up_at_the_timeout_with_a_report(clock: Clock) -> None:
 
 def test_documents_kendra_fails_are_reported_with_its_reason(clock: Clock) -> None:
     broken = document(3).id
-    kendra = FakeKendraClient(clock=clock, failures={broken: "The document could not be parsed"})
+    kendra = FakeKendraClient(clock=clock, failures={f"{broken}#0": "The document could not be parsed"})
     index = make_index(kendra, clock)
 
     report = index.replace(documents(5))
 
-    assert report.failed == {broken: "FAILED: The document could not be parsed"}
+    assert report.failed == {broken: "passage 0: FAILED: The document could not be parsed"}
     assert len(report.indexed) == 4 and broken not in report.indexed
 
 
@@ -303,24 +323,29 @@ def test_an_update_kendra_fails_is_reported_and_the_indexed_version_kept(
 ) -> None:
     index = make_index(kendra, clock)
     index.replace([document(1)])
-    kendra.fail_document(document(1).id, "Extraction failed")
+    kendra.fail_document(f"{document(1).id}#0", "Extraction failed")
     revised = ContentDocument(**{**document(1).__dict__, "text": "spleen tissue, revised"})
 
     report = index.replace([revised])
 
-    assert report.failed == {revised.id: "UPDATE_FAILED: Extraction failed"}
+    assert report.failed == {revised.id: "passage 0: UPDATE_FAILED: Extraction failed"}
     assert [hit.id for hit in index.search("liver")] == [revised.id]
     assert index.search("spleen") == []
 
 
 class DroppedDeclarations:
-    """A client whose UpdateIndex is accepted but not yet applied, as Kendra applies it asynchronously."""
+    """A client whose UpdateIndex of the facets is accepted but not yet applied, as Kendra applies it asynchronously.
+
+    The passage fields are applied, so a document without facets can be put.
+    """
 
     def __init__(self, fake: FakeKendraClient) -> None:
         self.fake = fake
 
     def update_index(self, **params: Any) -> dict[str, Any]:
-        return self.fake.update_index(**{**params, "DocumentMetadataConfigurationUpdates": []})
+        passage_fields = {field.name for field in PASSAGE_FIELDS}
+        kept = [item for item in params["DocumentMetadataConfigurationUpdates"] if item["Name"] in passage_fields]
+        return self.fake.update_index(**{**params, "DocumentMetadataConfigurationUpdates": kept})
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.fake, name)
@@ -339,7 +364,7 @@ def test_documents_refused_in_failed_documents_are_reported_and_not_polled(
     polled = [
         info["DocumentId"] for params in sent(kendra, "BatchGetDocumentStatus") for info in params["DocumentInfoList"]
     ]
-    assert document(1).id not in polled
+    assert not [item for item in polled if item.startswith(document(1).id)]
 
 
 def test_throttling_on_a_fifth_of_the_calls_still_indexes_everything(kendra: FakeKendraClient, clock: Clock) -> None:
@@ -353,8 +378,8 @@ def test_throttling_on_a_fifth_of_the_calls_still_indexes_everything(kendra: Fak
     assert index.call.retries == client.injected
     assert len(report.indexed) == 25 and not report.failed
     assert len(report.deleted) == 15
-    assert set(kendra.documents) == {document.id for document in documents(25)}
-    assert {hit.id for hit in index.search("liver", limit=100)} == set(kendra.documents)
+    assert set(kendra.documents) == first_passages(documents(25))
+    assert {hit.id for hit in index.search("liver", limit=100)} == {document.id for document in documents(25)}
 
 
 def test_deletes_go_ten_ids_a_call(kendra: FakeKendraClient, clock: Clock) -> None:
@@ -415,7 +440,12 @@ def test_one_filter_is_sent_alone_and_a_user_without_groups_sees_their_own(
 
     assert [hit.id for hit in hits] == [document(2).id]
     params = sent(kendra, "Query")[-1]
-    assert params["AttributeFilter"] == {"EqualsTo": {"Key": "platform", "Value": {"StringValue": "NovaSeq"}}}
+    assert params["AttributeFilter"] == {
+        "AndAllFilters": [
+            {"EqualsTo": {"Key": "platform", "Value": {"StringValue": "NovaSeq"}}},
+            {"EqualsTo": {"Key": "labmesh_ordinal", "Value": {"LongValue": 0}}},  # each file once
+        ]
+    }
     assert "QueryText" not in params
     assert params["PageSize"] == 100
     assert params["UserContext"] == {"UserId": "ada"}
@@ -476,3 +506,105 @@ def test_a_format_filter_finds_the_compressed_forms_too(kendra: FakeKendraClient
     leaves = sent(kendra, "Query")[0]["AttributeFilter"]["AndAllFilters"]
     [any_format] = [leaf["OrAllFilters"] for leaf in leaves if "OrAllFilters" in leaf]
     assert {"EqualsTo": {"Key": "format", "Value": {"StringValue": "fastq.gz"}}} in any_format
+
+
+def long_file(passages: int, *, words: str = "liver tissue") -> ContentDocument:
+    """A text file cut into ``passages`` passages of ten lines each."""
+    key = "raw/EXP-1/run1/notes.txt"
+    cut = tuple(
+        Passage(
+            key,
+            ordinal,
+            f"{words} part {ordinal}",
+            PassageLocation(LocationKind.LINES, 10 * ordinal + 1, 10 * ordinal + 10),
+        )
+        for ordinal in range(passages)
+    )
+    return replace(document(1), id=key, title="notes.txt", passages=cut)
+
+
+def deleted_ids(client: FakeKendraClient) -> list[str]:
+    return [item for params in sent(client, "BatchDeleteDocument") for item in params["DocumentIdList"]]
+
+
+def test_an_unchanged_file_put_again_sends_the_same_ids_and_deletes_nothing(
+    kendra: FakeKendraClient, clock: Clock
+) -> None:
+    index = make_index(kendra, clock)
+    index.replace([long_file(5)])
+    first = [request["Id"] for params in sent(kendra, "BatchPutDocument") for request in params["Documents"]]
+    kendra.calls.clear()
+
+    report = index.replace([long_file(5)])
+
+    again = [request["Id"] for params in sent(kendra, "BatchPutDocument") for request in params["Documents"]]
+    assert again == first == [f"{long_file(5).id}#{ordinal}" for ordinal in range(5)]
+    assert report.indexed == (long_file(5).id,) and not report.failed
+    assert deleted_ids(kendra) == []
+
+
+def test_a_shorter_version_deletes_exactly_the_passage_ids_it_no_longer_has(
+    kendra: FakeKendraClient, clock: Clock
+) -> None:
+    index = make_index(kendra, clock)
+    index.replace([long_file(14)])
+
+    report = index.replace([long_file(3, words="spleen tissue")])
+
+    key = long_file(3).id
+    assert report.indexed == (key,) and not report.failed and report.deleted == ()
+    assert deleted_ids(kendra) == [f"{key}#{ordinal}" for ordinal in range(3, 14)]
+    assert all(len(params["DocumentIdList"]) <= 10 for params in sent(kendra, "BatchDeleteDocument"))
+    assert set(kendra.documents) == {f"{key}#{ordinal}" for ordinal in range(3)}
+    assert index.retrieve("liver") == []
+    assert [hit.passage.ordinal for hit in index.retrieve("spleen part 2")][:1] == [2]
+
+
+def test_a_removed_file_loses_every_passage(kendra: FakeKendraClient, clock: Clock) -> None:
+    index = make_index(kendra, clock)
+    index.replace([long_file(12), document(2)])
+
+    report = index.replace([], removed_ids=[long_file(12).id])
+
+    assert report.deleted == (long_file(12).id,) and not report.failed
+    assert sorted(deleted_ids(kendra)) == sorted(f"{long_file(12).id}#{ordinal}" for ordinal in range(12))
+    assert set(kendra.documents) == {f"{document(2).id}#0"}
+
+
+def test_a_file_an_earlier_labmesh_put_whole_loses_its_whole_file_document(
+    kendra: FakeKendraClient, clock: Clock
+) -> None:
+    index = make_index(kendra, clock)
+    index.prepare()
+    whole = {"Id": long_file(2).id, "ContentType": "PLAIN_TEXT", "Blob": b"liver tissue, put whole"}
+    kendra.batch_put_document(IndexId=kendra.index_id, Documents=[whole])
+
+    index.replace([long_file(2)])
+
+    assert deleted_ids(kendra) == [long_file(2).id]
+    assert set(kendra.documents) == {f"{long_file(2).id}#0", f"{long_file(2).id}#1"}
+
+
+def test_a_search_lists_each_file_once_by_its_best_passage(kendra: FakeKendraClient, clock: Clock) -> None:
+    index = make_index(kendra, clock)
+    index.replace([long_file(4), document(2)])
+
+    found = index.search("liver tissue", limit=10)
+    listed = index.search("", limit=10)
+
+    assert sorted(hit.id for hit in found) == sorted([long_file(4).id, document(2).id])
+    assert sorted(hit.id for hit in listed) == sorted([long_file(4).id, document(2).id])
+    assert len(index.search("liver tissue", limit=1)) == 1
+
+
+def test_a_file_whose_passages_kendra_fails_is_reported_once_with_their_reasons(clock: Clock) -> None:
+    kendra = FakeKendraClient(clock=clock, failures={long_file(5).id: "The document contains unsupported content."})
+    index = make_index(kendra, clock)
+
+    report = index.replace([long_file(5), document(2)])
+
+    assert report.indexed == (document(2).id,)
+    reason = report.failed[long_file(5).id]
+    assert reason.startswith("passage 0: FAILED: The document contains unsupported content.; passage 1: ")
+    assert reason.endswith("(and 2 more)")
+    assert deleted_ids(kendra) == []  # a failed file's passages are not looked for, nor deleted

@@ -23,10 +23,33 @@ What shapes the calls:
 - ``Query`` returns at most 100 results, takes an ``AttributeFilter`` at most 2
   deep with at most 10 filters in a list, and reads at most 1000 characters
   (30 words) of query text.
-- Passages come from ``Retrieve`` (`KendraContentIndex.retrieve`), with the
-  same AttributeFilter and UserContext: up to 100 passages of about 200 words
-  that Kendra cuts from the whole files at query time. Kendra does not say
-  where in a file a passage lies, so it is cited as the whole file.
+- **One labmesh passage is one Kendra document**, as on a Bedrock knowledge
+  base: a file's passages (`ContentDocument.passages`, else its text cut as
+  the local index cuts it, by the Bedrock backend's own `document_passages`,
+  so a passage id names one passage in every profile) are put as documents
+  of their own, id ``<file key>#<ordinal>`` (the passage id), each with the
+  file's title, URI,
+  facets and access list, plus the fields ``labmesh_document_id``,
+  ``labmesh_ordinal`` and the location (``labmesh_location_kind``, ``_start``,
+  ``_end``, ``_label``). ``Retrieve`` returns passage-sized excerpts of the
+  documents it matched, each naming its document: a hit therefore maps to the
+  labmesh passage that holds it, ordinal and location as the local index gives
+  them, and a citation opens that place. Kendra cannot say where an excerpt
+  lies in a whole file, which is why the files are not put whole. What this
+  costs: a file is several documents (Kendra's quotas count extracted text,
+  which stays about the same: 3 GB per Developer index, 30 GB per Enterprise
+  unit), and ``BatchPutDocument`` batches of 10 hold passages, not files.
+- A file re-published with fewer passages leaves its old passages behind under
+  their ids, and Kendra has no call that lists documents. They are found as on
+  Bedrock: ``BatchGetDocumentStatus`` reads NOT_FOUND for an id Kendra does not
+  hold (and for a deleted one once the delete is done), and ordinals are
+  contiguous, so the ordinals past the new count are asked until the first
+  NOT_FOUND, and what was found is deleted, 10 ids a ``BatchDeleteDocument``.
+  A removed file is asked from ordinal 0. The file's own key is asked too,
+  once: an index an earlier labmesh filled holds the file whole under it.
+- ``Query`` (`search`) answers with files: the passages it finds are grouped by
+  their file, best first; a blank query lists each file once, by its passage 0
+  (a file an earlier labmesh put whole is listed again once it is re-published).
 - Access is Kendra's ATTRIBUTE_FILTER user context. Each document's
   ``AccessControlList`` holds its experiment's principals as ALLOW entries, a
   ``group:`` one as a GROUP, a ``user:`` one as a USER (names casefolded, as
@@ -66,6 +89,8 @@ from labmesh_dagster.connectors.search.base import (
     CONTENT_ATTRIBUTES,
     CREATED,
     FORMAT,
+    MAX_ID_LENGTH,
+    MAX_STRING_LENGTH,
     NO_FILTER,
     SAMPLE_IDS,
     AttributeType,
@@ -84,9 +109,17 @@ from labmesh_dagster.connectors.search.base import (
     principal_parts,
     stored_attributes,
 )
+from labmesh_dagster.connectors.search.bedrock import document_passages
 from labmesh_dagster.core.access import Viewer, user_principal
 from labmesh_dagster.core.defaults import KENDRA_CALLS_PER_SECOND
-from labmesh_dagster.core.passages import LocationKind, Passage, PassageHit, PassageLocation, SearchMode
+from labmesh_dagster.core.passages import (
+    LocationKind,
+    Passage,
+    PassageHit,
+    PassageLocation,
+    SearchMode,
+    passage_id,
+)
 from labmesh_dagster.core.text import clean_text, is_clean_text
 
 BATCH_SIZE = 10
@@ -148,11 +181,13 @@ def batches(items: Sequence[T], size: int = BATCH_SIZE) -> Iterator[Sequence[T]]
 
 @dataclass(frozen=True)
 class KendraField:
-    """How one port attribute is declared on the index."""
+    """How one port attribute (or one of labmesh's passage fields) is declared on the index."""
 
     attribute: str
     name: str
     type: AttributeType
+    facet: bool = True
+    """Facetable (and sortable when a date or a number); a passage's location is only read back."""
 
     @property
     def reserved(self) -> bool:
@@ -165,18 +200,38 @@ class KendraField:
         strings are searchable by default: an experiment id or a platform
         would then match every file of the experiment or the platform. They
         are facets, filtered on; content search matches what is in the files.
+        Passage fields are displayable only, so that Retrieve and Query return them.
         """
         return {
             "Name": self.name,
             "Type": _KENDRA_TYPES[self.type],
             "Search": {
-                "Facetable": True,
+                "Facetable": self.facet,
                 "Searchable": False,
                 "Displayable": True,
                 # Dates and numbers sort results; Kendra refuses a sortable string list anyway.
-                "Sortable": self.type in {AttributeType.DATE, AttributeType.LONG},
+                "Sortable": self.facet and self.type in {AttributeType.DATE, AttributeType.LONG},
             },
         }
+
+
+DOCUMENT_ID = "labmesh_document_id"
+ORDINAL = "labmesh_ordinal"
+LOCATION_KIND = "labmesh_location_kind"
+LOCATION_START = "labmesh_location_start"
+LOCATION_END = "labmesh_location_end"
+LOCATION_LABEL = "labmesh_location_label"
+
+PASSAGE_FIELDS: tuple[KendraField, ...] = (
+    KendraField(DOCUMENT_ID, DOCUMENT_ID, AttributeType.STRING, facet=False),
+    # Facetable, so that a blank query can filter on passage 0 whatever Kendra requires of a filtered field.
+    KendraField(ORDINAL, ORDINAL, AttributeType.LONG),
+    KendraField(LOCATION_KIND, LOCATION_KIND, AttributeType.STRING, facet=False),
+    KendraField(LOCATION_START, LOCATION_START, AttributeType.LONG, facet=False),
+    KendraField(LOCATION_END, LOCATION_END, AttributeType.LONG, facet=False),
+    KendraField(LOCATION_LABEL, LOCATION_LABEL, AttributeType.STRING, facet=False),
+)
+"""The fields that say which labmesh passage a Kendra document is: its file, its ordinal and its place."""
 
 
 def kendra_fields(schema: Mapping[str, AttributeType]) -> dict[str, KendraField]:
@@ -186,6 +241,8 @@ def kendra_fields(schema: Mapping[str, AttributeType]) -> dict[str, KendraField]
         name = RESERVED_NAMES.get(attribute, attribute)
         if name == attribute and (attribute.startswith("_") or not 1 <= len(attribute) <= MAX_FIELD_NAME):
             raise ValueError(f"attribute {attribute!r} cannot be a Kendra field: 1 to 30 characters, not starting _")
+        if name in {field.name for field in PASSAGE_FIELDS}:
+            raise ValueError(f"attribute {attribute!r} is one of labmesh's passage fields")
         fields[attribute] = KendraField(attribute, name, kind)
     return fields
 
@@ -270,7 +327,7 @@ class KendraContentIndex(ContentIndex):
         description = self._describe()
         declared = {field["Name"]: field for field in description.get("DocumentMetadataConfigurations", [])}
         missing = []
-        for field in self.fields.values():
+        for field in [*self.fields.values(), *PASSAGE_FIELDS]:
             wanted = _KENDRA_TYPES[field.type]
             known = declared.get(field.name)
             if known is not None and known["Type"] != wanted:
@@ -303,39 +360,75 @@ class KendraContentIndex(ContentIndex):
             self.sleep(self.poll_seconds)
 
     def replace(self, documents: Sequence[ContentDocument], *, removed_ids: Sequence[str] = ()) -> IndexReport:
+        """Put every passage, wait for their statuses, then delete what the new versions no longer hold.
+
+        A file is indexed when all its passages are, and failed with the first
+        reasons otherwise; Kendra keeps the earlier version of each passage
+        that failed (the others are already the new ones), and a failed file's
+        extra old passages stay until it is put again.
+        """
         check_unique_ids(documents)
         self.prepare()
         failed: dict[str, str] = {}
-        requests = []
+        pieces: dict[str, list[tuple[Passage, dict[str, Any]]]] = {}
         for document in documents:
             problem = document_problem(document, self.schema)
+            passages = document_passages(document) if problem is None else ()
+            problem = problem or _passages_problem(passages)
             if problem:
                 failed[document.id] = problem
             else:
-                requests.append(self._request(document))
+                pieces[document.id] = [(passage, self._request(document, passage)) for passage in passages]
+        requests = [request for group in pieces.values() for _, request in group]
+        refused: dict[str, str] = {}
         accepted: list[str] = []
         for batch in batches(requests):
-            accepted += self._put(batch, failed)
+            accepted += self._put(batch, refused)
         statuses = self._await_statuses(accepted)
-        indexed = tuple(document_id for document_id in accepted if statuses[document_id] is None)
-        failed.update({document_id: reason for document_id, reason in statuses.items() if reason is not None})
+        refused.update({item: reason for item, reason in statuses.items() if reason is not None})
+        indexed: list[str] = []
+        for document_id, group in pieces.items():
+            reasons = [
+                f"passage {passage.ordinal}: {refused[passage.id]}" for passage, _ in group if passage.id in refused
+            ]
+            if reasons:
+                more = f" (and {len(reasons) - 3} more)" if len(reasons) > 3 else ""
+                failed[document_id] = "; ".join(reasons[:3]) + more
+            else:
+                indexed.append(document_id)
+        # Past the new passages lie the old version's extra ones; a removed file loses them all.
         put = {document.id for document in documents}
         removed = [document_id for document_id in dict.fromkeys(removed_ids) if document_id not in put]
-        deleted = self._delete(removed, failed)
-        return IndexReport(indexed=indexed, failed=failed, deleted=deleted)
+        starts = {document_id: len(pieces[document_id]) for document_id in indexed}
+        starts.update(dict.fromkeys(removed, 0))
+        keep = {request["Id"] for request in requests}
+        stale = {
+            document_id: [item for item in ids if item not in keep]
+            for document_id, ids in self._existing_beyond(starts).items()
+        }
+        refused_deletes = self._delete(stale)
+        for document_id, reason in refused_deletes.items():
+            failed.setdefault(document_id, reason)
+        deleted = tuple(document_id for document_id in removed if document_id not in refused_deletes)
+        return IndexReport(indexed=tuple(indexed), failed=failed, deleted=deleted)
 
-    def _request(self, document: ContentDocument) -> dict[str, Any]:
-        """One BatchPutDocument entry: plain text, typed attributes, and its access list (`access_control_list`)."""
+    def _request(self, document: ContentDocument, passage: Passage) -> dict[str, Any]:
+        """One BatchPutDocument entry: a passage as plain text, its file's typed attributes and access list.
+
+        A passage without words is put as its file's title, so the file can still be found.
+        """
         attributes = [
             {"Key": self.fields[name].name, "Value": _wire(value, self.fields[name].type)}
             for name, value in stored_attributes(document, self.schema).items()
         ]
+        attributes += _passage_attributes(passage)
         if 1 <= len(document.uri) <= 2048 and is_clean_text(document.uri):
             attributes.append({"Key": SOURCE_URI, "Value": {"StringValue": document.uri}})
+        text = passage.text if passage.text.strip() else (document.title or document.id)
         request: dict[str, Any] = {
-            "Id": document.id,
+            "Id": passage.id,
             "ContentType": "PLAIN_TEXT",
-            "Blob": clean_text(document.text).encode("utf-8"),
+            "Blob": clean_text(text).encode("utf-8"),
             "Attributes": attributes,
         }
         if document.title:
@@ -379,13 +472,16 @@ class KendraContentIndex(ContentIndex):
             self.sleep(self.poll_seconds)
         return outcome
 
-    def _read_statuses(self, batch: Sequence[str], last: dict[str, str]) -> dict[str, str | None]:
+    def _status_answer(self, batch: Sequence[str]) -> dict[str, Any]:
         with self._failure("read document statuses"):
-            answer = self.call(
+            return self.call(
                 "batch_get_document_status",
                 IndexId=self.index_id,
                 DocumentInfoList=[{"DocumentId": document_id} for document_id in batch],
             )
+
+    def _read_statuses(self, batch: Sequence[str], last: dict[str, str]) -> dict[str, str | None]:
+        answer = self._status_answer(batch)
         final: dict[str, str | None] = {}
         for status in answer.get("DocumentStatusList", []):
             document_id, state = status["DocumentId"], status.get("DocumentStatus", "")
@@ -398,18 +494,71 @@ class KendraContentIndex(ContentIndex):
             last[error["DocumentId"]] = f"{error.get('ErrorCode', 'error')}: {error.get('ErrorMessage', '')}"
         return final
 
-    def _delete(self, document_ids: Sequence[str], failed: dict[str, str]) -> tuple[str, ...]:
+    def _held(self, ids: Sequence[str]) -> set[str]:
+        """The ids Kendra holds a document under (any status but NOT_FOUND), read 10 a call.
+
+        An id whose status could not be read counts as not held: the search for
+        stale passages stops there rather than ask forever, and the next put of
+        the file looks again.
+        """
+        held: set[str] = set()
+        for batch in batches(ids):
+            for status in self._status_answer(batch).get("DocumentStatusList", []):
+                if status.get("DocumentStatus", "NOT_FOUND") != "NOT_FOUND":
+                    held.add(status["DocumentId"])
+        return held
+
+    def _existing_beyond(self, starts: Mapping[str, int]) -> dict[str, list[str]]:
+        """The passage ids at or past each file's start ordinal that the index still holds, and its whole-file id.
+
+        Each round asks one ordinal of a file not yet known to have more, and
+        ten at once of one that has: a file shrunk by k passages costs about
+        k/10 rounds, an unchanged one a single status. The first round also
+        asks the file's own key, under which an earlier labmesh put it whole.
+        """
+        found: dict[str, list[str]] = {}
+        next_ordinal = dict(starts)
+        width = dict.fromkeys(starts, 1)
+        first = True
+        while next_ordinal:
+            asked = {
+                document_id: [passage_id(document_id, ordinal) for ordinal in range(start, start + width[document_id])]
+                for document_id, start in next_ordinal.items()
+            }
+            whole = list(starts) if first else []
+            held = self._held([item for ids in asked.values() for item in ids] + whole)
+            for document_id in whole:
+                if document_id in held:
+                    found.setdefault(document_id, []).append(document_id)
+            first = False
+            for document_id, ids in asked.items():
+                present = [item for item in ids if item in held]
+                found.setdefault(document_id, []).extend(present)
+                if len(present) < len(ids):
+                    del next_ordinal[document_id]
+                else:
+                    next_ordinal[document_id] += len(ids)
+                    width[document_id] = BATCH_SIZE
+        return {document_id: ids for document_id, ids in found.items() if ids}
+
+    def _delete(self, stale: Mapping[str, Sequence[str]]) -> dict[str, str]:
+        """Delete the Kendra documents, 10 ids a call; the files whose delete was refused, with the reason."""
+        owner = {item: document_id for document_id, ids in stale.items() for item in ids}
         refused: dict[str, str] = {}
-        for batch in batches(document_ids):
+        for batch in batches(list(owner)):
             with self._failure("delete documents"):
                 answer = self.call("batch_delete_document", IndexId=self.index_id, DocumentIdList=list(batch))
             for item in answer.get("FailedDocuments", []):
-                refused[item["Id"]] = f"delete failed: {_failure_reason(item)}"
-        failed.update(refused)
-        return tuple(document_id for document_id in document_ids if document_id not in refused)
+                if item.get("Id") in owner:
+                    reason = f"delete of {item['Id']} failed: {_failure_reason(item)}"
+                    refused.setdefault(owner[item["Id"]], reason)
+        return refused
 
-    def attribute_filter(self, filters: ContentFilter) -> dict[str, Any] | None:
-        """The facets as one AttributeFilter: a single comparison, or an AndAllFilters of them (depth 1)."""
+    def attribute_filter(self, filters: ContentFilter, *, first_passages: bool = False) -> dict[str, Any] | None:
+        """The facets as one AttributeFilter: a single comparison, or an AndAllFilters of them (depth 1).
+
+        ``first_passages`` keeps passage 0 of each file only: a blank query lists each file once.
+        """
         leaves: list[dict[str, Any]] = []
         for name, value in filters.equalities().items():
             leaves.append({"EqualsTo": self._attribute(name, value)})
@@ -424,6 +573,8 @@ class KendraContentIndex(ContentIndex):
             leaves.append({"GreaterThanOrEquals": self._attribute(CREATED, since)})
         if until is not None:
             leaves.append({"LessThanOrEquals": self._attribute(CREATED, until)})
+        if first_passages:
+            leaves.append({"EqualsTo": {"Key": ORDINAL, "Value": {"LongValue": 0}}})
         if len(leaves) > MAX_FILTERS:
             raise ValueError(f"{len(leaves)} filters, Kendra combines at most {MAX_FILTERS}")
         if not leaves:
@@ -450,6 +601,9 @@ class KendraContentIndex(ContentIndex):
             raise ValueError(f"{len(groups)} groups; Kendra takes at most 2048 in a user context")
         return {"UserId": user_id, "Groups": groups} if groups else {"UserId": user_id}
 
+    def _requested(self) -> list[str]:
+        return [field.name for field in [*self.fields.values(), *PASSAGE_FIELDS]] + [SOURCE_URI]
+
     def search(
         self,
         text: str,
@@ -458,25 +612,39 @@ class KendraContentIndex(ContentIndex):
         viewer: Viewer | None = None,
         limit: int = 10,
     ) -> list[ContentHit]:
+        """Files by their best passage: Query's passage documents grouped by file, one hit per file.
+
+        With words, a file may be several of Query's at most 100 results, so
+        all 100 are asked for; a blank query asks passage 0 of each file.
+        """
         if limit < 1:
             return []
         self.prepare()  # a filter on an undeclared field is refused
+        blank = not text.strip()
         params: dict[str, Any] = {
             "IndexId": self.index_id,
             "QueryResultTypeFilter": "DOCUMENT",
-            "PageSize": min(limit, MAX_RESULTS),
-            "RequestedDocumentAttributes": [field.name for field in self.fields.values()] + [SOURCE_URI],
+            "PageSize": min(limit, MAX_RESULTS) if blank else MAX_RESULTS,
+            "RequestedDocumentAttributes": self._requested(),
         }
-        if text.strip():
+        if not blank:
             params["QueryText"] = text.strip()[:MAX_QUERY_CHARACTERS]
-        attribute_filter = self.attribute_filter(filters)
+        attribute_filter = self.attribute_filter(filters, first_passages=blank)
         if attribute_filter is not None:
             params["AttributeFilter"] = attribute_filter
         if viewer is not None and not viewer.admin:
             params["UserContext"] = self.user_context(viewer)
         with self._failure("query"):
             answer = self.call("query", **params)
-        return [self._hit(item) for item in answer.get("ResultItems", []) if item.get("Type", "DOCUMENT") == "DOCUMENT"]
+        hits: dict[str, ContentHit] = {}
+        for item in answer.get("ResultItems", []):
+            if item.get("Type", "DOCUMENT") != "DOCUMENT":
+                continue
+            hit = self._hit(item)
+            hits.setdefault(hit.id, hit)
+            if len(hits) == limit:
+                break
+        return list(hits.values())
 
     def _attributes(self, item: Mapping[str, Any]) -> tuple[dict[str, AttributeValue], str]:
         """A result item's port attributes and its URI."""
@@ -495,9 +663,10 @@ class KendraContentIndex(ContentIndex):
     def _hit(self, item: Mapping[str, Any]) -> ContentHit:
         attributes, uri = self._attributes(item)
         confidence = item.get("ScoreAttributes", {}).get("ScoreConfidence", "NOT_AVAILABLE")
+        title = item.get("DocumentTitle", {}).get("Text", "")
         return ContentHit(
-            id=item["DocumentId"],
-            title=item.get("DocumentTitle", {}).get("Text", ""),
+            id=result_passage(item, "", title).document_id,
+            title=title,
             uri=uri,
             excerpt=item.get("DocumentExcerpt", {}).get("Text", ""),
             score=_CONFIDENCE.get(confidence, 0.0),
@@ -515,12 +684,13 @@ class KendraContentIndex(ContentIndex):
     ) -> list[PassageHit]:
         """Passages through Kendra's Retrieve, under the same AttributeFilter and UserContext as `search`.
 
-        Kendra ranks one way for every ``mode``. It indexes whole files and
-        cuts its own passages (about 200 words) at query time, without saying
-        where in the file they lie: a hit is Kendra's passage, cited as the
-        whole file (ordinal 0, `LocationKind.WHOLE`), the best one per file,
-        so that no two hits carry one passage id. Retrieve needs query text:
-        a blank question retrieves nothing.
+        Kendra ranks one way for every ``mode``. Each result is an excerpt of
+        one of labmesh's passages (each is a Kendra document of its own), so a
+        hit is that passage: its file, ordinal and location from the document's
+        fields, its text Kendra's excerpt. The best excerpt per passage is kept,
+        so that no two hits carry one passage id. A document an earlier labmesh
+        put whole (no passage fields) is cited as the whole file, ordinal 0.
+        Retrieve needs query text: a blank question retrieves nothing.
         """
         if limit < 1 or not text.strip():
             return []
@@ -529,7 +699,7 @@ class KendraContentIndex(ContentIndex):
             "IndexId": self.index_id,
             "QueryText": text.strip()[:MAX_QUERY_CHARACTERS],
             "PageSize": MAX_RESULTS,
-            "RequestedDocumentAttributes": [field.name for field in self.fields.values()] + [SOURCE_URI],
+            "RequestedDocumentAttributes": self._requested(),
         }
         attribute_filter = self.attribute_filter(filters)
         if attribute_filter is not None:
@@ -540,13 +710,15 @@ class KendraContentIndex(ContentIndex):
             answer = self.call("retrieve", **params)
         hits: dict[str, PassageHit] = {}
         for item in answer.get("ResultItems", []):
-            document_id = item.get("DocumentId")
-            if not document_id or document_id in hits:
+            if not item.get("DocumentId"):
+                continue
+            passage = result_passage(item, item.get("Content", ""), item.get("DocumentTitle", ""))
+            if passage.id in hits:
                 continue
             attributes, uri = self._attributes(item)
             confidence = item.get("ScoreAttributes", {}).get("ScoreConfidence", "NOT_AVAILABLE")
-            hits[document_id] = PassageHit(
-                passage=Passage(document_id, 0, item.get("Content", ""), PassageLocation(LocationKind.WHOLE)),
+            hits[passage.id] = PassageHit(
+                passage=passage,
                 title=item.get("DocumentTitle", ""),
                 uri=uri,
                 score=_CONFIDENCE.get(confidence, 0.0),
@@ -555,3 +727,54 @@ class KendraContentIndex(ContentIndex):
             if len(hits) == limit:
                 break
         return list(hits.values())
+
+
+def _passages_problem(passages: Sequence[Passage]) -> str | None:
+    """What Kendra refuses of a file's passages that the port's rules allow: a passage id over Kendra's limit."""
+    for passage in passages:
+        if len(passage.id) > MAX_ID_LENGTH:
+            return f"passage id {passage.id[:60]}... is longer than {MAX_ID_LENGTH} characters"
+    return None
+
+
+def _passage_attributes(passage: Passage) -> list[dict[str, Any]]:
+    """The fields that name a passage's file, ordinal and place (empty texts left out: Kendra refuses them)."""
+    location = passage.location
+    values: list[tuple[str, dict[str, Any]]] = [
+        (DOCUMENT_ID, {"StringValue": passage.document_id}),
+        (ORDINAL, {"LongValue": passage.ordinal}),
+        (LOCATION_KIND, {"StringValue": location.kind.value}),
+    ]
+    if location.start is not None:
+        values.append((LOCATION_START, {"LongValue": location.start}))
+    if location.end is not None:
+        values.append((LOCATION_END, {"LongValue": location.end}))
+    label = clean_text(location.label or "")[:MAX_STRING_LENGTH]
+    if label:
+        values.append((LOCATION_LABEL, {"StringValue": label}))
+    return [{"Key": key, "Value": value} for key, value in values]
+
+
+def result_passage(item: Mapping[str, Any], text: str, title: str) -> Passage:
+    """The labmesh passage a Query or Retrieve result item is (or holds an excerpt of), from its passage fields.
+
+    A document without them was put whole by an earlier labmesh: it is its
+    file's passage 0, cited as the whole file (or its title, when it has no
+    text), until the file is put again.
+    """
+    values = {attribute["Key"]: _from_wire(attribute["Value"]) for attribute in item.get("DocumentAttributes", [])}
+    document_id, ordinal = values.get(DOCUMENT_ID), values.get(ORDINAL)
+    if not isinstance(document_id, str) or not isinstance(ordinal, int) or isinstance(ordinal, bool):
+        return Passage(item["DocumentId"], 0, text or title, PassageLocation(LocationKind.WHOLE))
+    try:
+        kind = LocationKind(str(values.get(LOCATION_KIND, LocationKind.WHOLE.value)))
+    except ValueError:
+        kind = LocationKind.WHOLE
+    start, end, label = values.get(LOCATION_START), values.get(LOCATION_END), values.get(LOCATION_LABEL)
+    location = PassageLocation(
+        kind,
+        start if isinstance(start, int) else None,
+        end if isinstance(end, int) else None,
+        label if isinstance(label, str) else None,
+    )
+    return Passage(document_id, ordinal, text, location)
