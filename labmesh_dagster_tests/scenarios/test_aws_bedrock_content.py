@@ -17,7 +17,7 @@ from typing import Any
 import dagster as dg
 import pytest
 
-from labmesh_dagster.connectors.search.bedrock import document_passages
+from labmesh_dagster.connectors.search.indexed_passages import document_passages
 from labmesh_dagster.core.access import Viewer
 from labmesh_dagster.core.keys import ObjectKey, Zone
 from labmesh_dagster.steps.content import dataset_documents

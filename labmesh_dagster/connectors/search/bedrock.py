@@ -75,6 +75,7 @@ from labmesh_dagster.connectors.search.base import (
     stored_attributes,
     viewer_principals,
 )
+from labmesh_dagster.connectors.search.indexed_passages import document_passages
 from labmesh_dagster.core.access import Viewer
 from labmesh_dagster.core.defaults import BEDROCK_CALLS_PER_SECOND
 from labmesh_dagster.core.passages import (
@@ -86,7 +87,6 @@ from labmesh_dagster.core.passages import (
     passage_id,
 )
 from labmesh_dagster.core.text import clean_text
-from labmesh_dagster.semantic.chunking import chunk_file
 
 BATCH_SIZE = 10
 """Documents per IngestKnowledgeBaseDocuments, ids per Get/DeleteKnowledgeBaseDocuments: the model's maximum."""
@@ -160,20 +160,6 @@ def all_of(filters: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
     if not filters:
         return None
     return filters[0] if len(filters) == 1 else {"andAll": list(filters)}
-
-
-def document_passages(document: ContentDocument) -> tuple[Passage, ...]:
-    """The passages a document is indexed as: its own, else its text cut as the local index cuts it.
-
-    Cut the same way, a passage id names the same passage in every profile. A
-    document without text is one passage of its title, so it can still be found.
-    """
-    if document.passages:
-        return document.passages
-    cut = chunk_file(document.id, fmt="text", text=clean_text(document.text))
-    if cut:
-        return tuple(cut)
-    return (Passage(document.id, 0, document.title or document.id, PassageLocation(LocationKind.WHOLE)),)
 
 
 def _epoch(moment: datetime) -> float:

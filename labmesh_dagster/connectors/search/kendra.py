@@ -25,11 +25,10 @@ What shapes the calls:
   (30 words) of query text.
 - **One labmesh passage is one Kendra document**, as on a Bedrock knowledge
   base: a file's passages (`ContentDocument.passages`, else its text cut as
-  the local index cuts it, by the Bedrock backend's own `document_passages`,
-  so a passage id names one passage in every profile) are put as documents
-  of their own, id ``<file key>#<ordinal>`` (the passage id), each with the
-  file's title, URI,
-  facets and access list, plus the fields ``labmesh_document_id``,
+  the local index cuts it: `indexed_passages.document_passages`, as for
+  Bedrock, so a passage id names one passage in every profile) are put as
+  documents of their own, id ``<file key>#<ordinal>`` (the passage id), each
+  with the file's title, URI, facets and access list, plus the fields ``labmesh_document_id``,
   ``labmesh_ordinal`` and the location (``labmesh_location_kind``, ``_start``,
   ``_end``, ``_label``). ``Retrieve`` returns passage-sized excerpts of the
   documents it matched, each naming its document: a hit therefore maps to the
@@ -109,7 +108,7 @@ from labmesh_dagster.connectors.search.base import (
     principal_parts,
     stored_attributes,
 )
-from labmesh_dagster.connectors.search.bedrock import document_passages
+from labmesh_dagster.connectors.search.indexed_passages import document_passages
 from labmesh_dagster.core.access import Viewer, user_principal
 from labmesh_dagster.core.defaults import KENDRA_CALLS_PER_SECOND
 from labmesh_dagster.core.passages import (
