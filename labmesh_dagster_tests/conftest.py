@@ -196,7 +196,8 @@ def aws_settings(home: Path, endpoint: str, buckets: dict[str, str], **overrides
     )
 
 
-@pytest.fixture(params=["local", "aws"])
+# The aws twin of each flow runs on moto's server: in make test and CI, not in the quick loop.
+@pytest.fixture(params=["local", pytest.param("aws", marks=pytest.mark.slow)])
 def any_lab(request: pytest.FixtureRequest, tmp_path: Path, instance: dg.DagsterInstance) -> Lab:
     """The same lab on each profile: local folders, or S3 buckets on moto's server."""
     if request.param == "local":

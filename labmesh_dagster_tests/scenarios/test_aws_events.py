@@ -69,6 +69,7 @@ def test_provisioning_sets_up_notifications_lifecycle_tags_and_an_access_policy(
     assert all("EXP-1" in resource or resource.endswith(tuple(s3_buckets.values())) for resource in resources)
 
 
+@pytest.mark.slow  # a whole aws flow on moto's server; make test and CI run it
 def test_an_upload_becomes_an_event_a_run_and_a_verified_promotion_without_listing(
     aws_lab: Lab, s3: Any, s3_buckets: dict[str, str], api_calls: list[str]
 ) -> None:
@@ -104,6 +105,7 @@ def _notification(bucket: str, key: str, sequencer: str, event: str = "ObjectCre
     return json.dumps({"Records": [record]})
 
 
+@pytest.mark.slow  # a whole aws flow on moto's server; make test and CI run it
 def test_duplicate_stale_and_out_of_order_events_start_one_run(
     aws_lab: Lab, moto_endpoint: str, s3: Any, s3_buckets: dict[str, str], queues: dict[str, str]
 ) -> None:
@@ -151,6 +153,7 @@ def test_the_latest_operation_on_a_key_wins_whatever_order_the_events_arrive_in(
     assert aws_lab.tick("landing_sensor").run_requests == []
 
 
+@pytest.mark.slow  # a whole aws flow on moto's server; make test and CI run it
 def test_events_of_an_unknown_experiment_wait_then_flow_once_it_is_registered(
     tmp_path: Path, moto_endpoint: str, s3: Any, s3_buckets: dict[str, str], queues: dict[str, str], instance
 ) -> None:
@@ -212,6 +215,7 @@ def test_a_final_file_put_back_after_its_removal_was_published_is_published_agai
     assert aws_lab.run_sensor("final_sensor") == []
 
 
+@pytest.mark.slow  # a whole aws flow on moto's server; make test and CI run it
 def test_final_files_of_an_experiment_registered_later_are_published_once_it_is(
     tmp_path: Path, moto_endpoint: str, s3: Any, s3_buckets: dict[str, str], queues: dict[str, str], instance
 ) -> None:

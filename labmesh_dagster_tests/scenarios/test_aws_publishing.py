@@ -131,6 +131,7 @@ def expected_batch_puts(lab: Lab) -> int:
     return total
 
 
+@pytest.mark.slow  # a whole aws flow on moto's server; make test and CI run it
 def test_each_dataset_is_one_listed_datazone_asset_with_lineage_and_indexed_content(
     aws_lab: tuple[Lab, Publishing],
 ) -> None:

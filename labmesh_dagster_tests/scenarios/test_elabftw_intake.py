@@ -71,6 +71,7 @@ def test_an_edit_in_elabftw_makes_a_new_revision_of_the_same_entry(lab: Lab, ela
     assert summary.revision == first + 1 and lab.catalog.get_experiment("EXP-300").sample_ids[-1] == "LIV-33"  # type: ignore[union-attr]
 
 
+@pytest.mark.slow  # waits out the client's retries; make test and CI run it
 def test_an_outage_fails_the_tick_clearly_and_the_next_tick_resumes(lab: Lab, elabftw: FakeElabFtw) -> None:
     sequencing_run(elabftw)
     elabftw.fail(503, times=20)

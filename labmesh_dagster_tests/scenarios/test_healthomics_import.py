@@ -123,6 +123,7 @@ def test_raw_fastq_become_read_sets_recorded_in_the_manifest_and_catalog(omics_l
     assert all(check.passed for check in again.get_asset_check_evaluations())
 
 
+@pytest.mark.slow  # a whole import flow against the HealthOmics fake; the quick loop keeps the first
 def test_a_file_healthomics_cannot_import_fails_the_check_by_name(omics_lab: Lab, read_head: Any) -> None:
     bucket = omics_lab.store.location(Zone.RAW, "EXP-1")
     failures = {f"{bucket}S2.fastq.gz": "Invalid FASTQ header"}
@@ -138,6 +139,7 @@ def test_a_file_healthomics_cannot_import_fails_the_check_by_name(omics_lab: Lab
     )
 
 
+@pytest.mark.slow  # a whole import flow against the HealthOmics fake; the quick loop keeps the first
 def test_a_fastq_that_is_not_gzip_is_never_sent_and_the_warning_names_it(omics_lab: Lab, read_head: Any) -> None:
     """HealthOmics takes FASTQ gzip-only: a plain one would only fail inside the job, so it stays out, by name."""
     omics_lab.land("EXP-1", "S2_extra.fastq", FASTQ)
@@ -157,6 +159,7 @@ def test_a_fastq_that_is_not_gzip_is_never_sent_and_the_warning_names_it(omics_l
     assert "S2_extra.fastq: a FASTQ without compression" in problems and "gzip-compressed only" in problems
 
 
+@pytest.mark.slow  # a whole import flow against the HealthOmics fake; the quick loop keeps the first
 def test_the_fake_refuses_a_plain_fastq_named_gz_as_the_service_would(omics_lab: Lab, read_head: Any) -> None:
     """The fake reads the bytes, not the name: a misnamed plain FASTQ sent anyway fails inside the job."""
     bucket = omics_lab.store.location(Zone.RAW, "EXP-1")
@@ -176,6 +179,7 @@ def test_the_fake_refuses_a_plain_fastq_named_gz_as_the_service_would(omics_lab:
     assert [(rs.status, rs.message) for rs in result.read_sets] == [("FINISHED", ""), ("FAILED", NOT_GZIP)]
 
 
+@pytest.mark.slow  # a whole import flow against the HealthOmics fake; the quick loop keeps the first
 def test_a_crash_after_a_partly_failed_job_reimports_only_the_failed_sources(omics_lab: Lab, read_head: Any) -> None:
     bucket = omics_lab.store.location(Zone.RAW, "EXP-1")
     failures = {f"{bucket}S2.fastq.gz": "Invalid FASTQ header"}
@@ -203,6 +207,7 @@ def test_a_crash_after_a_partly_failed_job_reimports_only_the_failed_sources(omi
     )
 
 
+@pytest.mark.slow  # a whole import flow against the HealthOmics fake; the quick loop keeps the first
 def test_every_import_run_takes_a_slot_of_the_healthomics_import_pool(omics_lab: Lab) -> None:
     assets = omics_lab.defs.resolve_assets_def("sequence_read_sets")
 

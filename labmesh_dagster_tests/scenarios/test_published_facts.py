@@ -51,6 +51,7 @@ def registered_with_raw(lab: Lab) -> None:
     assert [run.success for run in lab.run_sensor("landing_sensor")] == [True]
 
 
+@pytest.mark.slow  # three whole materializations; make test and CI run it
 def test_a_final_report_published_before_processed_is_refreshed_to_name_the_processed_version(lab: Lab) -> None:
     registered_with_raw(lab)
     lab.put_final("EXP-7", "report.md", b"# Findings\nS1 looks fine.\n")
