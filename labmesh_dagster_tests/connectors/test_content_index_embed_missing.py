@@ -23,6 +23,7 @@ from labmesh_dagster.core.access import Viewer
 from labmesh_dagster.core.passages import SearchMode
 from labmesh_dagster.semantic.chunking import chunk_file
 from labmesh_dagster.semantic.embedding import EmbeddingModelError
+from labmesh_dagster_tests.connectors.test_content_index_passages import vector_count
 from labmesh_dagster_tests.flaky_embedder import FlakyEmbedder
 
 FILES = {
@@ -48,14 +49,6 @@ def documents() -> list[ContentDocument]:
         )
         for key, text in FILES.items()
     ]
-
-
-def vector_count(path: Path) -> int:
-    db = sqlite3.connect(path)
-    try:
-        return int(db.execute("SELECT count(*) FROM content_vectors").fetchone()[0])
-    finally:
-        db.close()
 
 
 def lose_vectors(path: Path) -> None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -163,20 +164,31 @@ def table(path: Path, name: str) -> list[tuple[Any, ...]]:
         return db.execute(f"SELECT * FROM {name} ORDER BY 1, 2, 3").fetchall()
 
 
-def test_a_catalog_from_before_the_dataset_rollups_gains_them_in_place(tmp_path: Path) -> None:
-    path = tmp_path / "catalog.sqlite"
+def skin_lab(path: Path) -> SqliteCatalog:
+    """A small current catalog: a skin experiment with its reads, and a planned one with no data yet."""
     catalog = SqliteCatalog(path)
     for record in (SKIN, PLANNED):
         catalog.upsert_experiment(record, {})
     catalog.upsert_dataset(Manifest.build("EXP-9", "raw", [READS]), "file:///raw/EXP-9/")
+    return catalog
+
+
+def as_version(path: Path, version: int, missing: Iterable[str]) -> None:
+    """Turn the catalog into one of ``version``'s layout, without the ``missing`` tables, and mark its index rows
+    (every file row's size -1) so a test can tell an upgrade in place from a rebuild, which would wipe the mark."""
+    with sqlite3.connect(path) as db:
+        for name in missing:
+            db.execute(f"DROP TABLE {name}")
+        db.execute("UPDATE catalog_parts SET version = ? WHERE part = 'search'", (version,))
+        db.execute("UPDATE search_rows SET size = -1")
+
+
+def test_a_catalog_from_before_the_dataset_rollups_gains_them_in_place(tmp_path: Path) -> None:
+    path = tmp_path / "catalog.sqlite"
+    catalog = skin_lab(path)
     reads = SearchQuery(format="fastq", since="2024-03-02", viewer=Viewer(name="ada lovelace"))
     counts, sums = catalog.facet_counts(reads), table(path, "search_home_units")
-    with sqlite3.connect(path) as db:  # the layout of version 3: no rollups
-        for name in sqlite_units.SCHEMA:
-            db.execute(f"DROP TABLE {name}")
-        db.execute("UPDATE catalog_parts SET version = 3 WHERE part = 'search'")
-        # A mark a rebuild from the catalog's tables would wipe out.
-        db.execute("UPDATE search_rows SET size = -1")
+    as_version(path, 3, sqlite_units.SCHEMA)  # no rollups
 
     reopened = SqliteCatalog(path)
 
@@ -189,17 +201,10 @@ def test_a_catalog_from_before_the_dataset_rollups_gains_them_in_place(tmp_path:
 
 def test_a_catalog_from_before_the_sums_under_own_values_gains_them_in_place(tmp_path: Path) -> None:
     path = tmp_path / "catalog.sqlite"
-    catalog = SqliteCatalog(path)
-    for record in (SKIN, PLANNED):
-        catalog.upsert_experiment(record, {})
-    catalog.upsert_dataset(Manifest.build("EXP-9", "raw", [READS]), "file:///raw/EXP-9/")
+    catalog = skin_lab(path)
     by_owner = SearchQuery(owner="Ada Lovelace", viewer=Viewer(name="ada lovelace"))
     counts, sums = catalog.facet_counts(by_owner), table(path, "search_home_value_facets")
-    with sqlite3.connect(path) as db:  # the layout of version 5: no sums under own values
-        for name in sqlite_value_sums.SCHEMA:
-            db.execute(f"DROP TABLE {name}")
-        db.execute("UPDATE catalog_parts SET version = 5 WHERE part = 'search'")
-        db.execute("UPDATE search_rows SET size = -1")  # a mark a rebuild from the catalog's tables would wipe out
+    as_version(path, 5, sqlite_value_sums.SCHEMA)  # no sums under own values
 
     reopened = SqliteCatalog(path)
 
@@ -213,17 +218,10 @@ def test_a_catalog_from_before_the_sums_per_word_gains_them_in_place(
 ) -> None:
     monkeypatch.setattr(sqlite_term_sums, "SUMMED_FROM", 1)  # this small lab's words are all summed
     path = tmp_path / "catalog.sqlite"
-    catalog = SqliteCatalog(path)
-    for record in (SKIN, PLANNED):
-        catalog.upsert_experiment(record, {})
-    catalog.upsert_dataset(Manifest.build("EXP-9", "raw", [READS]), "file:///raw/EXP-9/")
+    catalog = skin_lab(path)
     by_word = SearchQuery(text=SKIN.title.split()[0], viewer=Viewer(name="ada lovelace"))
     counts, sums = catalog.facet_counts(by_word), table(path, "search_term_facets")
-    with sqlite3.connect(path) as db:  # the layout of version 6: no sums per word
-        for name in sqlite_term_sums.SCHEMA:
-            db.execute(f"DROP TABLE {name}")
-        db.execute("UPDATE catalog_parts SET version = 6 WHERE part = 'search'")
-        db.execute("UPDATE search_rows SET size = -1")  # a mark a rebuild from the catalog's tables would wipe out
+    as_version(path, 6, sqlite_term_sums.SCHEMA)  # no sums per word
 
     reopened = SqliteCatalog(path)
 
