@@ -68,6 +68,18 @@ def _bytes(environ: Mapping[str, str], name: str, default: int) -> int:
     return number
 
 
+def _database_url(env: Mapping[str, str]) -> str | None:
+    from labmesh_dagster.connectors.postgres import DatabaseUrlError, check_url
+
+    url = env.get("LABMESH_DATABASE_URL") or None
+    if url is None:
+        return None
+    try:
+        return check_url(url)
+    except DatabaseUrlError as error:
+        raise SettingsError(f"LABMESH_DATABASE_URL={error}") from error
+
+
 @dataclass(frozen=True)
 class Secret:
     """A secret with the variable it came from, so it can be shown by name and never by value.
@@ -670,6 +682,9 @@ class Settings:
     """Whether the commands reading the catalog as the local admin say so on stderr (LABMESH_ADMIN_NOTICE)."""
     answers: AnswerSettings = field(default_factory=AnswerSettings)
     """Which engine answers in the chat (LABMESH_ANSWERER) and, for Bedrock, the model and guardrail."""
+    database_url: str | None = field(default=None, repr=False)
+    """``LABMESH_DATABASE_URL``: labmesh's own state (and a deployment's Dagster instance) in this PostgreSQL
+    database instead of SQLite files under the home. Kept out of ``repr``: it may hold a password."""
 
     @property
     def datazone(self) -> DataZoneSettings | None:
@@ -736,4 +751,5 @@ class Settings:
             dagster_url=(env.get("LABMESH_DAGSTER_URL") or "http://127.0.0.1:3000").rstrip("/"),
             admin_notice=_flag(env, "LABMESH_ADMIN_NOTICE", True),
             answers=AnswerSettings.from_env(env),
+            database_url=_database_url(env),
         )

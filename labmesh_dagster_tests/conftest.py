@@ -234,3 +234,12 @@ def s3_buckets(moto_endpoint: str, aws_environment: None) -> dict[str, str]:
     for bucket in buckets.values():
         client.create_bucket(Bucket=bucket)
     return buckets
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A PostgreSQL database of the test's own (`labmesh_dagster_tests.postgres_databases`), dropped after it."""
+    from labmesh_dagster_tests.postgres_databases import fresh_database
+
+    with fresh_database() as url:
+        yield url
