@@ -150,9 +150,9 @@ def open_sqs_inbox(queue_url: str, connection: AwsConnection, clients: ClientFac
 
 def open_eln_rejections(path: str | Path, clock: Clock = utc_now) -> RejectionStore:
     """ELN records the sensor could not read, kept (in the catalog's file) until they read fine."""
-    from labmesh_dagster.connectors.rejections import RejectionStore
+    from labmesh_dagster.connectors.rejections import SqliteRejectionStore
 
-    return RejectionStore(path, clock=clock)
+    return SqliteRejectionStore(path, clock=clock)
 
 
 def open_sqlite_catalog(path: str | Path) -> Catalog:

@@ -7,7 +7,9 @@ rejection is written here, keyed by the record's source (a file, ``file[2]``
 for the third record of a list, an entry URL), with its reason and when it
 was first and last seen; a later poll that reads the same source fine clears
 it. The store is a table in the catalog's SQLite file, beside the lineage log
-and the content index, so it needs no file of its own.
+and the content index, so it needs no file of its own; with
+``LABMESH_DATABASE_URL`` it is a table in that PostgreSQL database
+(`postgres_rejections`), behind the same `RejectionStore` base.
 
 Clearing goes by the source's *container*: ``file[2]`` and ``file`` are the
 same file, and a source is read whole each time it is read, so a record read
@@ -22,6 +24,7 @@ from __future__ import annotations
 import os
 import re
 import sqlite3
+from abc import ABC, abstractmethod
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -61,7 +64,43 @@ class Rejection:
     last_seen: datetime
 
 
-class RejectionStore:
+def rejected_rows(
+    rejected: Iterable[RecordError], read_fine: Iterable[str]
+) -> tuple[list[str], list[tuple[str, str, str]]]:
+    """One poll's outcome as rows: the containers to clear, then (source, container, reason) of each rejection."""
+    cleared = sorted({container(clean_text(source)) for source in read_fine})
+    kept = []
+    for error in rejected:
+        source = clean_text(error.source)
+        kept.append((source, container(source), clean_text(error.reason)))
+    return cleared, kept
+
+
+class RejectionStore(ABC):
+    """Rejected ELN records, wherever labmesh keeps its own state."""
+
+    @abstractmethod
+    def record(self, rejected: Iterable[RecordError], read_fine: Iterable[str] = ()) -> None:
+        """Note one poll's outcome: clear what ``read_fine`` sources said before, then keep ``rejected``.
+
+        Idempotent: the same poll noted twice leaves the same rows (only
+        ``last_seen`` moves), so a replayed sensor tick changes nothing else.
+        Times are kept to the second.
+        """
+
+    @abstractmethod
+    def rejections(self) -> list[Rejection]:
+        """Every rejection standing, by source (in byte order)."""
+
+    def standing(self) -> list[Rejection]:
+        """The rejections someone can still act on: `rejections` without those whose record file was deleted.
+
+        What `labmesh status` and the portal's status page list.
+        """
+        return [rejection for rejection in self.rejections() if not _deleted_record_file(container(rejection.source))]
+
+
+class SqliteRejectionStore(RejectionStore):
     """Rejected ELN records in one SQLite file (the catalog's)."""
 
     def __init__(self, path: str | os.PathLike[str], clock: Clock = utc_now) -> None:
@@ -77,34 +116,20 @@ class RejectionStore:
             self._prepared = True
 
     def record(self, rejected: Iterable[RecordError], read_fine: Iterable[str] = ()) -> None:
-        """Note one poll's outcome: clear what ``read_fine`` sources said before, then keep ``rejected``.
-
-        Idempotent: the same poll noted twice leaves the same rows (only
-        ``last_seen`` moves), so a replayed sensor tick changes nothing else.
-        """
         self._prepare()
         now = self.clock().isoformat(timespec="seconds")
-        cleared = sorted({container(clean_text(source)) for source in read_fine})
+        cleared, kept = rejected_rows(rejected, read_fine)
         with transaction(self.path) as db:
             db.executemany("DELETE FROM eln_rejections WHERE container = ?", [(name,) for name in cleared])
-            for error in rejected:
-                source = clean_text(error.source)
-                db.execute(
-                    """INSERT INTO eln_rejections (source, container, reason, first_seen, last_seen)
-                       VALUES (?, ?, ?, ?, ?)
-                       ON CONFLICT (source) DO UPDATE SET reason = excluded.reason, last_seen = excluded.last_seen""",
-                    (source, container(source), clean_text(error.reason), now, now),
-                )
-
-    def standing(self) -> list[Rejection]:
-        """The rejections someone can still act on: `rejections` without those whose record file was deleted.
-
-        What `labmesh status` and the portal's status page list.
-        """
-        return [rejection for rejection in self.rejections() if not _deleted_record_file(container(rejection.source))]
+            db.executemany(
+                """INSERT INTO eln_rejections (source, container, reason, first_seen, last_seen)
+                   VALUES (?, ?, ?, ?, ?)
+                   ON CONFLICT (source) DO UPDATE SET reason = excluded.reason, last_seen = excluded.last_seen""",
+                [(source, name, reason, now, now) for source, name, reason in kept],
+            )
 
     def rejections(self) -> list[Rejection]:
-        """Every rejection standing, by source; reading creates nothing (`labmesh status` only looks)."""
+        # Reading creates nothing: `labmesh status` on an empty home only looks.
         if not self.path.exists():
             return []
         with connect(self.path) as db:

@@ -19,7 +19,7 @@ from fastapi import FastAPI
 
 from labmesh_dagster.access.stores import AccessStores
 from labmesh_dagster.connectors.catalog.sqlite import SqliteCatalog
-from labmesh_dagster.connectors.rejections import RejectionStore
+from labmesh_dagster.connectors.rejections import RejectionStore, SqliteRejectionStore
 from labmesh_dagster.connectors.store.local import LocalObjectStore
 from labmesh_dagster.core.experiment import ExperimentRecord, Sample
 from labmesh_dagster.core.keys import ObjectKey, Zone
@@ -104,7 +104,7 @@ def build_lab(home: Path) -> PortalLab:
     access.users.add("ada", PASSWORD, groups=["Genomics"])
     access.users.add("bob", PASSWORD, groups=["Proteomics"])
     access.users.add("root", PASSWORD, admin=True)
-    rejections = RejectionStore(home / "catalog.sqlite")  # beside the catalog, as `labmesh` keeps it
+    rejections = SqliteRejectionStore(home / "catalog.sqlite")  # beside the catalog, as `labmesh` keeps it
     app = FastAPI()
     context = PortalContext(
         catalog=lambda: catalog,

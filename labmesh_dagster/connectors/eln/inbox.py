@@ -37,6 +37,22 @@ CREATE INDEX IF NOT EXISTS eln_inbox_pending ON eln_inbox (done_at, received_at)
 """
 # Acknowledged events are kept this long to recognise late redeliveries, then forgotten.
 DONE_KEPT = timedelta(days=7)
+_RECEIPT_SEPARATOR = "\x1f"
+
+
+def receipt_of(source: str, event_id: str) -> str:
+    """The receipt of a stored event: its key, which ``acknowledge`` reads back with `keys_of`."""
+    return f"{source}{_RECEIPT_SEPARATOR}{event_id}"
+
+
+def keys_of(receipts: Iterable[str]) -> list[tuple[str, str]]:
+    """The (source, event id) of each receipt; what is no receipt of a stored event is left out."""
+    keys = []
+    for receipt in receipts:
+        source, separator, event_id = receipt.partition(_RECEIPT_SEPARATOR)
+        if separator:
+            keys.append((source, event_id))
+    return keys
 
 
 @dataclass(frozen=True)
@@ -95,14 +111,14 @@ class SqliteInbox(EventInbox):
             )
         return [
             InboxMessage(
-                receipt=f"{row['source']}\x1f{row['event_id']}",
+                receipt=receipt_of(row["source"], row["event_id"]),
                 event=ElnEvent(row["source"], row["event_id"], row["entry_id"], row["kind"], row["occurred_at"]),
             )
             for row in rows
         ]
 
     def acknowledge(self, receipts: Iterable[str]) -> None:
-        keys = [tuple(receipt.split("\x1f", 1)) for receipt in receipts if "\x1f" in receipt]
+        keys = keys_of(receipts)
         if not keys:
             return
         with transaction(self.path) as db:

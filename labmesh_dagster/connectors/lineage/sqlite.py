@@ -4,6 +4,12 @@ Keyed by the OpenLineage run id and event type, so posting the same
 materialization's events again replaces them instead of adding edges; the
 experiment id is taken from labmesh's own run facet so an experiment's events
 are found without parsing every row.
+
+An event is refused (a problem line, never an exception) when it lacks a run
+id, type, time or job, names no experiment, or has an ``eventTime`` that is
+not an ISO 8601 date-time: kept, such an event would make every later
+reading of its experiment's lineage fail (`build_graph` orders by that time).
+`filed` makes those checks for both twins, so SQLite and PostgreSQL refuse alike.
 """
 
 from __future__ import annotations
@@ -11,6 +17,8 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +46,48 @@ def experiment_of(event: Event) -> str | None:
     return str(value) if value else None
 
 
+@dataclass(frozen=True)
+class FiledEvent:
+    """One event as the log keeps it: its key, its time (as sent, and as a moment), and its JSON text."""
+
+    run_id: str
+    event_type: str
+    event_time: str
+    moment: datetime
+    experiment_id: str
+    job: str
+    text: str
+
+
+def filed(events: Sequence[Event]) -> tuple[list[FiledEvent], list[str]]:
+    """The events the log can keep, and one problem line for each it cannot."""
+    rows: list[FiledEvent] = []
+    problems: list[str] = []
+    for event in events:
+        experiment_id = experiment_of(event)
+        try:
+            run_id, event_type = str(event["run"]["runId"]), str(event["eventType"])
+            event_time, job = str(event["eventTime"]), str(event["job"]["name"])
+        except (KeyError, TypeError) as exc:
+            problems.append(f"lineage event without {exc}: not recorded")
+            continue
+        if experiment_id is None:
+            problems.append(f"lineage event {run_id}/{event_type} names no experiment: not recorded")
+            continue
+        try:
+            moment = datetime.fromisoformat(event_time)
+        except ValueError:
+            problems.append(
+                f"lineage event {run_id}/{event_type}: eventTime {event_time!r} is not an ISO 8601 date-time:"
+                " not recorded"
+            )
+            continue
+        moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+        text = json.dumps(event, sort_keys=True, ensure_ascii=True)
+        rows.append(FiledEvent(run_id, event_type, event_time, moment, experiment_id, job, text))
+    return rows, problems
+
+
 class SqliteLineageLog(LineageLog):
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
@@ -46,22 +96,12 @@ class SqliteLineageLog(LineageLog):
             db.executescript(SCHEMA)
 
     def emit(self, events: Sequence[Event]) -> list[str]:
-        problems = []
-        rows = []
-        for event in events:
-            experiment_id = experiment_of(event)
-            try:
-                run_id, event_type = str(event["run"]["runId"]), str(event["eventType"])
-                row = (run_id, event_type, str(event["eventTime"]), experiment_id, str(event["job"]["name"]))
-            except (KeyError, TypeError) as exc:
-                problems.append(f"lineage event without {exc}: not recorded")
-                continue
-            if experiment_id is None:
-                problems.append(f"lineage event {run_id}/{event_type} names no experiment: not recorded")
-                continue
-            rows.append((*row, json.dumps(event, sort_keys=True, ensure_ascii=True)))
+        rows, problems = filed(events)
         with transaction(self.path) as db:
-            db.executemany("INSERT OR REPLACE INTO lineage_events VALUES (?, ?, ?, ?, ?, ?)", rows)
+            db.executemany(
+                "INSERT OR REPLACE INTO lineage_events VALUES (?, ?, ?, ?, ?, ?)",
+                [(row.run_id, row.event_type, row.event_time, row.experiment_id, row.job, row.text) for row in rows],
+            )
         return problems
 
     def events(self, experiment_id: str) -> list[dict[str, Any]]:
