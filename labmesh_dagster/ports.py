@@ -142,6 +142,13 @@ def open_sqlite_inbox(path: str | Path, clock: Clock = utc_now) -> EventInbox:
     return SqliteInbox(path, clock=clock)
 
 
+def open_postgres_inbox(url: str, clock: Clock = utc_now) -> EventInbox:
+    """The inbox as a table in labmesh's PostgreSQL database: the portal and the daemon may be apart."""
+    from labmesh_dagster.connectors.eln.postgres_inbox import PostgresInbox
+
+    return PostgresInbox(url, clock=clock)
+
+
 def open_sqs_inbox(queue_url: str, connection: AwsConnection, clients: ClientFactory = boto3_clients) -> EventInbox:
     from labmesh_dagster.connectors.eln.sqs_inbox import SqsInbox
 
@@ -153,6 +160,13 @@ def open_eln_rejections(path: str | Path, clock: Clock = utc_now) -> RejectionSt
     from labmesh_dagster.connectors.rejections import SqliteRejectionStore
 
     return SqliteRejectionStore(path, clock=clock)
+
+
+def open_postgres_eln_rejections(url: str, clock: Clock = utc_now) -> RejectionStore:
+    """ELN records the sensor could not read, kept in labmesh's PostgreSQL database until they read fine."""
+    from labmesh_dagster.connectors.postgres_rejections import PostgresRejectionStore
+
+    return PostgresRejectionStore(url, clock=clock)
 
 
 def open_sqlite_catalog(path: str | Path) -> Catalog:
@@ -195,6 +209,13 @@ def open_lineage_log(path: str | Path) -> LineageLog:
     return SqliteLineageLog(path)
 
 
+def open_postgres_lineage_log(url: str) -> LineageLog:
+    """The lineage log as a table in labmesh's PostgreSQL database, read by `labmesh lineage` and the portal."""
+    from labmesh_dagster.connectors.lineage.postgres import PostgresLineageLog
+
+    return PostgresLineageLog(url)
+
+
 def open_datazone_lineage(
     log_path: str | Path,
     *,
@@ -202,13 +223,17 @@ def open_datazone_lineage(
     max_per_second: float,
     connection: AwsConnection,
     clients: ClientFactory = boto3_clients,
+    log: LineageLog | None = None,
 ) -> LineageSink:
-    """Every event to the local log first (kept whatever DataZone says), then to DataZone."""
+    """Every event to the local log first (kept whatever DataZone says), then to DataZone.
+
+    The local log is ``log`` when given (the PostgreSQL one), else the SQLite log at ``log_path``.
+    """
     from labmesh_dagster.connectors.lineage.base import FanOutSink
     from labmesh_dagster.connectors.lineage.datazone import DataZoneLineageSink
 
     remote = DataZoneLineageSink(clients("datazone", connection), domain_id=domain_id, max_per_second=max_per_second)
-    return FanOutSink([open_lineage_log(log_path), remote])
+    return FanOutSink([log or open_lineage_log(log_path), remote])
 
 
 def open_sqlite_content_index(path: str | Path) -> ContentIndex:
@@ -305,10 +330,12 @@ class Ports:
         return open_folder_eln(self.settings.eln_dir, self.settings.eln_outbox_dir)
 
     def inbox(self) -> EventInbox:
-        """SQLite beside the catalog; an SQS queue in the aws profile when one is configured."""
+        """An SQS queue in the aws profile when one is configured; else PostgreSQL when selected, else SQLite."""
         aws = self.settings.aws
         if aws is not None and aws.eln_queue_url:
             return open_sqs_inbox(aws.eln_queue_url, aws.connection("sqs"), self.clients)
+        if self.settings.database_url is not None:
+            return open_postgres_inbox(self.settings.database_url, self.clock)
         return open_sqlite_inbox(self.settings.inbox_path, self.clock)
 
     def catalog(self) -> Catalog:
@@ -329,7 +356,9 @@ class Ports:
         )
 
     def eln_rejections(self) -> RejectionStore:
-        """Rejected ELN records, beside labmesh's own state (the registry's SQLite file) in every profile."""
+        """Rejected ELN records, beside labmesh's own state: PostgreSQL when selected, else the registry's file."""
+        if self.settings.database_url is not None:
+            return open_postgres_eln_rejections(self.settings.database_url, self.clock)
         return open_eln_rejections(self.settings.catalog_path, self.clock)
 
     def registry(self) -> Catalog:
@@ -358,9 +387,13 @@ class Ports:
         )
 
     def lineage_log(self) -> LineageLog:
+        """PostgreSQL when selected, else the catalog's SQLite file: the log `labmesh lineage` reads."""
+        if self.settings.database_url is not None:
+            return open_postgres_lineage_log(self.settings.database_url)
         return open_lineage_log(self.settings.catalog_path)
 
     def lineage_sink(self) -> LineageSink:
+        """The lineage log; in the aws profile with a DataZone domain, the log first and then DataZone."""
         datazone, aws = self.settings.datazone, self.settings.aws
         if datazone is None or aws is None:
             return self.lineage_log()
@@ -370,6 +403,7 @@ class Ports:
             max_per_second=datazone.max_per_second,
             connection=aws.connection("datazone"),
             clients=self.clients,
+            log=self.lineage_log(),
         )
 
     def store_events(self, zone: Zone) -> EventQueue | None:

@@ -6,7 +6,11 @@ configures, each at its own endpoint (S3 and SQS at LABMESH_AWS_ENDPOINT_URL,
 DataZone, Kendra and the Bedrock knowledge base at theirs, HealthOmics at AWS itself) with the configured
 region and retries; the Dagster resources open the same ports the same way;
 and the commands that need no Dagster (`status`, `search`, `lineage`) import
-none, and `status` creates nothing on an empty home.
+none, and `status` creates nothing on an empty home. With
+``LABMESH_DATABASE_URL`` the ELN inbox, the rejected records and the lineage
+log are tables in that PostgreSQL database (the SQS inbox still comes first
+where configured, and DataZone still follows the local log), and no SQLite
+file of theirs is made.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +28,13 @@ from labmesh_dagster.connectors.catalog.datazone import DataZoneCatalog
 from labmesh_dagster.connectors.catalog.sqlite import SqliteCatalog
 from labmesh_dagster.connectors.eln.folder import FolderEln
 from labmesh_dagster.connectors.eln.inbox import SqliteInbox
+from labmesh_dagster.connectors.eln.postgres_inbox import PostgresInbox
+from labmesh_dagster.connectors.eln.sqs_inbox import SqsInbox
 from labmesh_dagster.connectors.lineage.base import FanOutSink
+from labmesh_dagster.connectors.lineage.postgres import PostgresLineageLog
 from labmesh_dagster.connectors.lineage.sqlite import SqliteLineageLog
+from labmesh_dagster.connectors.postgres_rejections import PostgresRejectionStore
+from labmesh_dagster.connectors.rejections import SqliteRejectionStore
 from labmesh_dagster.connectors.search.bedrock import BedrockKnowledgeBaseIndex
 from labmesh_dagster.connectors.search.kendra import KendraContentIndex
 from labmesh_dagster.connectors.search.local import SqliteContentIndex
@@ -80,9 +90,40 @@ def test_the_local_profile_opens_folders_and_sqlite_and_asks_for_no_client(tmp_p
     assert isinstance(ports.catalog(), SqliteCatalog)
     assert isinstance(ports.content_index(), SqliteContentIndex)
     assert isinstance(ports.lineage_sink(), SqliteLineageLog)
+    assert isinstance(ports.lineage_log(), SqliteLineageLog)
+    assert isinstance(ports.eln_rejections(), SqliteRejectionStore)
     assert ports.store_events(Zone.LANDING) is None and ports.store_events(Zone.FINAL) is None
     assert ports.sequence_store() is None
     assert factory.requests == []
+
+
+def test_a_database_url_puts_the_inbox_rejections_and_lineage_log_in_postgres(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    settings = make_settings(tmp_path / "home", LABMESH_DATABASE_URL=postgres_url)
+    ports = Ports(settings, RecordingFactory())
+
+    assert isinstance(ports.inbox(), PostgresInbox)
+    assert isinstance(ports.eln_rejections(), PostgresRejectionStore)
+    assert isinstance(ports.lineage_log(), PostgresLineageLog)
+    assert isinstance(ports.lineage_sink(), PostgresLineageLog)
+    assert not settings.inbox_path.exists() and not settings.catalog_path.exists()
+
+
+def test_with_a_database_url_sqs_stays_the_inbox_and_datazone_follows_the_postgres_log(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    settings = make_settings(tmp_path / "home", LABMESH_DATABASE_URL=postgres_url)
+    aws = aws_everything(tmp_path / "home")
+    ports = Ports(replace(aws, database_url=settings.database_url), RecordingFactory())
+
+    sink = ports.lineage_sink()
+
+    assert isinstance(ports.inbox(), SqsInbox)
+    assert isinstance(sink, FanOutSink) and [type(each).__name__ for each in sink.sinks] == [
+        "PostgresLineageLog",
+        "DataZoneLineageSink",
+    ]
 
 
 def test_the_aws_profile_asks_for_each_configured_service_at_its_own_endpoint(tmp_path: Path) -> None:
