@@ -17,8 +17,11 @@ class FlakyEmbedder:
         self.model_id = self.inner.model_id
         self.dimension = self.inner.dimension
         self.failing = True
+        self.calls = 0
+        """Calls that reached the model (not those that failed)."""
 
     def embed(self, texts: Sequence[str], *, batch_size: int = 32) -> np.ndarray:
         if self.failing:
             raise EmbeddingModelError("onnxruntime failed to run the embedding model: out of memory")
+        self.calls += 1
         return self.inner.embed(texts, batch_size=batch_size)

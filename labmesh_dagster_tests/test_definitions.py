@@ -66,6 +66,7 @@ def test_sensors_and_automation_run_by_default(definitions: dg.Definitions) -> N
         "landing_sensor",
         "final_sensor",
         "unfinished_work_sensor",
+        "content_vectors_sensor",
         "labmesh_automation",
     }
     assert all(sensor.default_status == dg.DefaultSensorStatus.RUNNING for sensor in sensors.values())

@@ -27,13 +27,16 @@ grants are in it; a grant or a revoke later reaches the index through
 Each document also carries its passages (`file_passages`): the file's text
 cut by its structure (a PDF's pages, a table's rows, a Markdown file's
 sections, a text's lines) and its metadata fields, each knowing its place, for
-search by meaning and the chat's citations. The index embeds them when the
-dataset is published; an unchanged passage is not embedded again.
+search by meaning and the chat's citations. The index embeds a small
+dataset's passages when it is published; an unchanged passage is not embedded
+again.
 
-Passages kept without their vector (an index from before passages, or an
-embedding that failed at a publish: logged, the words still indexed) are
-found by words only, so each publish also embeds a bounded number of them
-(`catch_up_vectors`): the index heals by itself, and no publish waits long.
+Passages kept without their vector (a large delivery's, an index from before
+passages, or an embedding that failed at a publish: logged, the words still
+indexed) are found by words only until the ``content_vectors`` job embeds them
+(`catch_up_vectors`, a bounded number per run), which its sensor starts
+whenever the index wants vectors: the index heals by itself, and no publish
+waits on the model.
 
 Document ids are the manifest keys (``raw/EXP-1/run1/S1_R1.fastq.gz``): stable
 across runs, so publishing again replaces each document instead of adding a
@@ -77,7 +80,8 @@ from labmesh_dagster.semantic.chunking import chunk_file
 log = logging.getLogger(__name__)
 
 CATCH_UP_VECTORS = 2048
-"""Passages without a vector embedded after one publish, at most: seconds of embedding on two cores, not minutes."""
+"""Passages without a vector one ``content_vectors`` run embeds, at most: a minute or two on two cores, so the
+run reports progress and a deploy or a crash loses little."""
 
 SEQUENCE_FORMATS = frozenset({"fastq", "fasta", "sam", "bam", "cram", "vcf", "bcf"})
 """Formats whose content is sequence data: only their extracted statistics are indexed, never their text."""

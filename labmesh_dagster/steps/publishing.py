@@ -21,7 +21,7 @@ from labmesh_dagster.connectors.store.base import ObjectStore
 from labmesh_dagster.core.experiment import ExperimentRecord
 from labmesh_dagster.core.keys import ObjectKey
 from labmesh_dagster.core.manifest import Manifest
-from labmesh_dagster.steps.content import catch_up_vectors, index_dataset
+from labmesh_dagster.steps.content import index_dataset
 from labmesh_dagster.steps.lineage_run import LineageRun, dataset_ref
 from labmesh_dagster.steps.manifests import write_manifest
 from labmesh_dagster.steps.verification import catalog_problems
@@ -37,8 +37,6 @@ class PublishReport:
     catalog_problems: tuple[str, ...]
     content: IndexReport
     lineage_problems: tuple[str, ...]
-    vectors_caught_up: int = 0
-    """Passages of earlier publishes that had no vector and got one now (`catch_up_vectors`)."""
 
 
 @dataclass(frozen=True)
@@ -81,7 +79,6 @@ def publish(
         # The catalog's list, grants included: the content index shows a file to whom the catalog shows it.
         sinks.catalog.principals(manifest.experiment_id),
     )
-    caught_up = catch_up_vectors(sinks.content_index)
     run.outputs = [dataset_ref(store, manifest.zone, manifest.experiment_id, manifest)]
     lineage_problems = run.record(ended=ended, error=failure)
-    return PublishReport(key, location, entry, tuple(problems), content, tuple(lineage_problems), caught_up)
+    return PublishReport(key, location, entry, tuple(problems), content, tuple(lineage_problems))

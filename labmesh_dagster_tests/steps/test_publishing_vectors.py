@@ -1,11 +1,12 @@
-"""Publishing heals the content index: passages an earlier publish kept without vectors get them at the next.
+"""Publishing never waits long on the model, and the index knows when it wants vectors.
 
-Pinned here: a dataset published while the embedder failed is published all
-the same (its words searchable), and not found by meaning; the next publish,
-of another dataset, embeds those passages too, a bounded number at a time
-(`catch_up_vectors`), and says how many; search by meaning then finds them;
-a publish with nothing missing embeds nothing more; a catch-up whose
-embedder still fails is logged and publishes all the same.
+Pinned here: a small dataset's passages are embedded as it is published; a
+large one's are all left (words searchable at once) for the content_vectors
+job, whose `catch_up_vectors` embeds a bounded number at a time; a dataset
+published while the embedder failed is published all the same, not found by
+meaning until the catch-up; the index's `vectors_wanted` flag is set while
+vectors are missing and cleared once none is; a catch-up whose embedder still
+fails is logged, not raised.
 """
 
 from __future__ import annotations
@@ -75,27 +76,55 @@ def by_meaning(sinks: Sinks) -> list[str]:
     return [hit.passage.document_id for hit in hits]
 
 
-def test_the_next_publish_embeds_what_a_failed_embedding_left_without_vectors(
+def test_a_publish_whose_embedder_fails_keeps_the_words_and_the_index_wants_the_vectors(
     lab: tuple[Sinks, FlakyEmbedder], tmp_path: Path
 ) -> None:
     sinks, embedder = lab
     path = tmp_path / "catalog.sqlite"
 
     north = published(sinks, NORTH, tmp_path)  # the embedder fails throughout this publish
-    assert north.content.indexed == ("final/EXP-1/storage.txt",) and north.vectors_caught_up == 0
+    assert north.content.indexed == ("final/EXP-1/storage.txt",)
     assert sinks.content_index.search("frozen")  # its words are searchable at once
     left = missing_vectors(path)
     assert left >= 1 and by_meaning(sinks) == []
+    assert sinks.content_index.vectors_wanted()
 
     embedder.failing = False
-    south = published(sinks, SOUTH, tmp_path)
-
-    assert south.vectors_caught_up == left and missing_vectors(path) == 0
+    assert catch_up_vectors(sinks.content_index) == left and missing_vectors(path) == 0
     assert by_meaning(sinks) == ["final/EXP-1/storage.txt"]
-    assert published(sinks, SOUTH, tmp_path).vectors_caught_up == 0
+    assert not sinks.content_index.vectors_wanted()
 
 
-def test_a_catch_up_is_bounded_and_one_whose_embedder_fails_publishes_all_the_same(
+def test_a_small_publish_embeds_its_passages_itself(lab: tuple[Sinks, FlakyEmbedder], tmp_path: Path) -> None:
+    sinks, embedder = lab
+    embedder.failing = False
+    published(sinks, NORTH, tmp_path)
+    assert missing_vectors(tmp_path / "catalog.sqlite") == 0
+    assert by_meaning(sinks) == ["final/EXP-1/storage.txt"]
+    assert not sinks.content_index.vectors_wanted()
+
+
+def test_a_large_publish_leaves_every_vector_to_the_vectors_job(tmp_path: Path) -> None:
+    store = LocalObjectStore(tmp_path / "store")
+    for number in range(6):
+        store.put(ObjectKey(Zone.FINAL, f"EXP-1/notes-{number}.txt"), f"Core {number} was frozen at -20 C.\n".encode())
+    catalog = SqliteCatalog(tmp_path / "catalog.sqlite")
+    catalog.upsert_experiment(NORTH, {})
+    embedder = FlakyEmbedder()
+    embedder.failing = False
+    index = SqliteContentIndex(tmp_path / "catalog.sqlite", embedder=lambda: embedder, inline_vectors=3)
+    sinks = Sinks(store=store, catalog=catalog, content_index=index)
+
+    published(sinks, NORTH, tmp_path)
+
+    left = missing_vectors(tmp_path / "catalog.sqlite")
+    assert left >= 6 and embedder.calls == 0  # nothing embedded while publishing: more new passages than 3
+    assert index.search("frozen") and index.vectors_wanted()
+    assert catch_up_vectors(index, limit=left - 1) == left - 1 and index.vectors_wanted()
+    assert catch_up_vectors(index) == 1 and not index.vectors_wanted()
+
+
+def test_a_catch_up_is_bounded_and_one_whose_embedder_fails_is_logged_not_raised(
     lab: tuple[Sinks, FlakyEmbedder], tmp_path: Path
 ) -> None:
     sinks, embedder = lab

@@ -392,12 +392,17 @@ class ContentIndex(ABC):
         A passage lacks one when its index was written before passages had
         vectors, or when embedding failed as it was put (logged and tolerated,
         its words indexed): dense ranking cannot find it until this runs.
-        Publishing calls it with a bound after each dataset, so the index heals
-        by itself; ``labmesh content embed`` calls it for all. This default is
-        for the indexes that embed on their own servers (Kendra, Bedrock):
+        The ``content_vectors`` job calls it with a bound whenever
+        `vectors_wanted`, so the index heals by itself; ``labmesh content
+        embed`` calls it for all. This default is for the indexes that embed on their own servers (Kendra, Bedrock):
         nothing is ever missing there. Raises the embedder's `LabmeshError`.
         """
         return 0
+
+    def vectors_wanted(self) -> bool:
+        """Whether `embed_missing` has work: cheap enough for every tick of the ``content_vectors`` sensor.
+        False for the indexes that embed on their own servers."""
+        return False
 
     def update_access(
         self,

@@ -199,6 +199,15 @@ CANDIDATES = 50
 
 EMBED_BATCH = 32
 
+INLINE_VECTORS = 32
+"""A publish whose new passages number at most this embeds them itself (a second or two on two cores), so a
+small dataset is searchable by meaning when its run ends; a larger one leaves them all to `embed_missing`, run
+by the ``content_vectors`` job, so that ingesting a thousand files never waits on the model."""
+
+_VECTORS_WANTED = "vectors_wanted"
+"""1 while passages may lack a vector (set by `replace` leaving some, cleared by `embed_missing` finding none):
+what the ``content_vectors`` sensor reads on each tick, instead of looking for such passages."""
+
 EmbedderFactory = Callable[[], TextEmbedder]
 """Gives the embedder when one is first needed (so an index that never embeds never loads the model)."""
 
@@ -280,10 +289,13 @@ class SqliteContentIndex(ContentIndex):
         *,
         schema: Mapping[str, AttributeType] = CONTENT_ATTRIBUTES,
         embedder: EmbedderFactory | None = default_embedder,
+        inline_vectors: int = INLINE_VECTORS,
     ) -> None:
-        """``embedder`` None keeps no vectors: passages are then ranked by their words alone, in every mode."""
+        """``embedder`` None keeps no vectors: passages are then ranked by their words alone, in every mode.
+        ``inline_vectors``: the most new passages `replace` embeds itself (`INLINE_VECTORS`)."""
         self.path = Path(path)
         self.schema = dict(schema)
+        self.inline_vectors = inline_vectors
         self._prepared = False
         self._embedder_factory = embedder
         self._embedder: TextEmbedder | None = None
@@ -320,12 +332,17 @@ class SqliteContentIndex(ContentIndex):
             db.executescript(SCHEMA)
             keyed = _has_passage_keys(db)
             cut = _state(db, _PASSAGES_CUT) == PASSAGE_LAYOUT
+            flagged = _state(db, _VECTORS_WANTED) is not None
         if not keyed:
             with self._transaction() as db:
                 _add_passage_keys(db)
         if not cut:
             with self._transaction() as db:
                 _cut_older_documents(db, self.model_id)
+        if not flagged:  # a new file, or one from before the flag: looked at once
+            with self._transaction() as db:
+                if _state(db, _VECTORS_WANTED) is None:
+                    _set_state(db, _VECTORS_WANTED, int(_lacks_vectors(db)))
         self._prepared = True
 
     def replace(self, documents: Sequence[ContentDocument], *, removed_ids: Sequence[str] = ()) -> IndexReport:
@@ -347,8 +364,10 @@ class SqliteContentIndex(ContentIndex):
             failed[document.id] = f"document has more than {MAX_PASSAGES} passages"
             valid.remove(document)
         # Embedded before the write transaction: a publish's passages may take a while, and other runs write too.
-        vectors = self._new_vectors(stored for stored_list in passages.values() for stored in stored_list)
+        vectors, left = self._new_vectors(stored for stored_list in passages.values() for stored in stored_list)
         with self._transaction() as db:
+            if left:
+                _set_state(db, _VECTORS_WANTED, 1)
             released: set[str] = set()
             for document in valid:
                 self._put(db, document, passages[document.id], released)
@@ -360,11 +379,12 @@ class SqliteContentIndex(ContentIndex):
                 _bump(db)
         return IndexReport(indexed=tuple(document.id for document in valid), failed=failed, deleted=removed)
 
-    def _new_vectors(self, stored: Iterable[_StoredPassage]) -> dict[str, tuple[float, bytes]]:
-        """Vectors (scale, int8 bytes) by hash for the passages whose hash has none yet; {} without an embedder."""
+    def _new_vectors(self, stored: Iterable[_StoredPassage]) -> tuple[dict[str, tuple[float, bytes]], bool]:
+        """Vectors (scale, int8 bytes) by hash for the passages whose hash has none yet, and whether some were
+        left without one: more than `inline_vectors` of them (for `embed_missing`), or the embedder failing."""
         wanted = {item.text_hash: item.embedded for item in stored}
         if not wanted or self._embedder_factory is None:
-            return {}
+            return {}, False
         with self._connect() as db:
             known = {
                 row[0]
@@ -375,7 +395,10 @@ class SqliteContentIndex(ContentIndex):
             }
         missing = sorted(set(wanted) - known)
         if not missing:
-            return {}
+            return {}, False
+        if len(missing) > self.inline_vectors:
+            log.info("%d new passages are indexed by their words; the content_vectors job embeds them", len(missing))
+            return {}, True
         try:
             embedder = self._get_embedder()
             assert embedder is not None
@@ -383,9 +406,9 @@ class SqliteContentIndex(ContentIndex):
         except LabmeshError as error:
             # The words are still indexed; the vectors can come later (`embed_missing`), so nothing is lost.
             log.error("passages kept without vectors (dense search will not find them): %s", error)
-            return {}
+            return {}, True
         codes, scales = quantize(vectors)
-        return {key: (float(scales[row]), codes[row].tobytes()) for row, key in enumerate(missing)}
+        return {key: (float(scales[row]), codes[row].tobytes()) for row, key in enumerate(missing)}, False
 
     def embed_missing(self, *, limit: int | None = None) -> int:
         """Embed up to ``limit`` (None: all) passages that have no vector yet; how many were.
@@ -406,6 +429,8 @@ class SqliteContentIndex(ContentIndex):
                 (-1 if limit is None else limit,),
             ).fetchall()
         if not rows:
+            with self._transaction() as db:
+                _set_state(db, _VECTORS_WANTED, 0)
             return 0
         embedder = self._get_embedder()
         assert embedder is not None
@@ -425,7 +450,17 @@ class SqliteContentIndex(ContentIndex):
             _put_vectors(db, self.model_id, kept)
             if kept:
                 _bump(db)
+            if limit is None or len(rows) < limit:
+                _set_state(db, _VECTORS_WANTED, 0)  # none is left: this found fewer than it was allowed
         return len(kept)
+
+    def vectors_wanted(self) -> bool:
+        """Whether passages may lack their vector: one row read, what a sensor tick can afford at any size."""
+        if self._embedder_factory is None:
+            return False
+        self.prepare()
+        with self._connect() as db:
+            return _state(db, _VECTORS_WANTED) != 0
 
     def _delete(self, db: sqlite3.Connection, document_id: str, released: set[str]) -> int | None:
         row = db.execute("SELECT doc FROM content_documents WHERE document_id = ?", (document_id,)).fetchone()
@@ -916,6 +951,16 @@ def _set_state(db: sqlite3.Connection, name: str, value: int) -> None:
     db.execute(
         "INSERT INTO content_state (name, value) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET value = excluded.value",
         (name, value),
+    )
+
+
+def _lacks_vectors(db: sqlite3.Connection) -> bool:
+    return (
+        db.execute(
+            """SELECT 1 FROM content_passages AS p
+               WHERE NOT EXISTS (SELECT 1 FROM content_vectors AS v WHERE v.text_hash = p.text_hash) LIMIT 1"""
+        ).fetchone()
+        is not None
     )
 
 

@@ -1,4 +1,4 @@
-"""The sensors that drive ingestion: the ELN, the landing zone and the final zone.
+"""The sensors that drive ingestion (the ELN, the landing zone and the final zone) and keep the index whole.
 
 Each sensor is a module-level function in a module of its own (`eln`,
 `landing`, `final`), importable and testable on its own; here they become
@@ -18,18 +18,22 @@ from labmesh_dagster.defs.sensors.eln import eln_sensor
 from labmesh_dagster.defs.sensors.final import final_sensor
 from labmesh_dagster.defs.sensors.landing import landing_retry_sensor, landing_sensor
 from labmesh_dagster.defs.sensors.unfinished import unfinished_work_sensor
+from labmesh_dagster.defs.sensors.vectors import content_vectors_sensor
+from labmesh_dagster.defs.vectors import content_vectors
 from labmesh_dagster.settings import Settings
 
 # Listing landing for failed runs happens once per retry period anyway; a tick a minute is plenty.
 RETRY_SENSOR_INTERVAL_SECONDS = 60
 
 
-def _sensor(evaluate: Callable[..., Any], target: Sequence[dg.AssetsDefinition], interval: int) -> dg.SensorDefinition:
+def _sensor(
+    evaluate: Callable[..., Any], target: Sequence[dg.AssetsDefinition] | dg.JobDefinition, interval: int
+) -> dg.SensorDefinition:
     """``evaluate`` as a running sensor named after it, described by the first paragraph of its docstring."""
     description = " ".join((evaluate.__doc__ or "").split("\n\n")[0].split())
     return dg.sensor(
         name=evaluate.__name__,
-        target=list(target),
+        target=target if isinstance(target, dg.JobDefinition) else list(target),
         default_status=dg.DefaultSensorStatus.RUNNING,
         minimum_interval_seconds=interval,
         description=description,
@@ -44,6 +48,7 @@ def build_sensors(settings: Settings) -> list[dg.SensorDefinition]:
         _sensor(final_sensor, [final_dataset], interval),
         _sensor(unfinished_work_sensor, [experiment, raw_dataset, processed_dataset, final_dataset], interval),
     ]
+    sensors.append(_sensor(content_vectors_sensor, content_vectors, interval))
     if settings.aws is not None and settings.aws.landing_queue_url:
         sensors.append(_sensor(landing_retry_sensor, [raw_dataset], max(interval, RETRY_SENSOR_INTERVAL_SECONDS)))
     automation = dg.AutomationConditionSensorDefinition(
