@@ -635,6 +635,9 @@ class AccessSettings:
     oidc: OidcSettings | None
     portal_secret: str | None = None
     """Signs the portal's session cookies; without one, a random secret signs everyone out at each restart."""
+    database_url: str | None = field(default=None, repr=False)
+    """``LABMESH_DATABASE_URL``, as `Settings.database_url`: when set, the accounts, tokens, sign-in failures and
+    the audit log are kept in this PostgreSQL database, and ``access_path`` and ``audit_path`` are not used."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str], home: Path, *, environment: bool = False) -> AccessSettings:
@@ -650,6 +653,7 @@ class AccessSettings:
             login_window_seconds=_seconds(env, "LABMESH_LOGIN_WINDOW_SECONDS", 300, zero=False),
             oidc=OidcSettings.from_env(env, environment=environment) if login == "oidc" else None,
             portal_secret=env.get("LABMESH_PORTAL_SECRET") or None,
+            database_url=_database_url(env),
         )
 
 

@@ -15,6 +15,10 @@ Recording one event is an insert in a short transaction on a fresh
 connection, the pattern of labmesh's other SQLite stores: 1.2 ms per event,
 measured informally (2,000 in a row on the project's 2-core machine, commits
 synced to disk), small beside the page it records.
+
+`AuditLog` is what callers hold: `SqliteAuditLog` keeps the log in its own
+SQLite file, `labmesh_dagster.access.postgres_audit.PostgresAuditLog` in
+PostgreSQL, with the same triggers.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
+from typing import Protocol
 
 from labmesh_dagster.access.database import prepare
 from labmesh_dagster.access.times import moment, stamp
@@ -116,8 +121,20 @@ class AuditFilter:
     limit: int | None = 100
 
 
-class AuditLog:
-    """The append-only log: `record` an event, `read` entries newest first."""
+class AuditLog(Protocol):
+    """The append-only log, wherever it is kept: `record` an event, `read` entries newest first."""
+
+    def record(self, event: AuditEvent) -> AuditEntry:
+        """Append ``event`` stamped with the log's clock."""
+        ...
+
+    def read(self, filters: AuditFilter = AuditFilter()) -> list[AuditEntry]:
+        """The entries that pass every filter, newest first (then last written first), at most ``filters.limit``."""
+        ...
+
+
+class SqliteAuditLog:
+    """The append-only log in its SQLite file: `record` an event, `read` entries newest first."""
 
     def __init__(self, path: str | os.PathLike[str], *, clock: Clock = utc_now) -> None:
         self.path = Path(path)

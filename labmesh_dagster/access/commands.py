@@ -19,28 +19,35 @@ import sys
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING
 
-from labmesh_dagster.access.audit import AuditEntry, AuditFilter, AuditKind, AuditLog
+from labmesh_dagster.access.audit import AuditEntry, AuditFilter, AuditKind
 from labmesh_dagster.access.errors import UnknownUser, UnusablePassword
 from labmesh_dagster.table_output import print_table
 
 if TYPE_CHECKING:
     from labmesh_dagster.access.tokens import TokenStore
-    from labmesh_dagster.access.users import UserStore
+    from labmesh_dagster.access.users import Users
     from labmesh_dagster.ports import Ports
 
 AS_ADMIN = "(the CLI acts as the local admin)"
 
 
-def user_store(ports: Ports) -> UserStore:
-    from labmesh_dagster.access.users import UserStore
+def user_store(ports: Ports) -> Users:
+    """The accounts where the settings keep them: the access file, or PostgreSQL with ``LABMESH_DATABASE_URL``."""
+    from labmesh_dagster.access.stores import open_users
 
-    return UserStore(ports.settings.access.access_path)
+    return open_users(ports.settings.access)
 
 
 def token_store(ports: Ports) -> TokenStore:
-    from labmesh_dagster.access.tokens import TokenStore
+    from labmesh_dagster.access.stores import open_tokens
 
-    return TokenStore(ports.settings.access.access_path)
+    return open_tokens(ports.settings.access)
+
+
+def accounts_exist(ports: Ports) -> bool:
+    from labmesh_dagster.access.stores import accounts_exist
+
+    return accounts_exist(ports.settings.access)
 
 
 def read_password(args: argparse.Namespace) -> str:
@@ -69,7 +76,7 @@ def command_users_add(ports: Ports, args: argparse.Namespace) -> int:
 
 def command_users_list(ports: Ports, args: argparse.Namespace) -> int:
     # An empty home has no access file yet, and looking is no reason to create one.
-    users = user_store(ports).list_users() if ports.settings.access.access_path.exists() else []
+    users = user_store(ports).list_users() if accounts_exist(ports) else []
     if args.json:
         print(
             json.dumps(
@@ -133,7 +140,7 @@ def command_tokens_create(ports: Ports, args: argparse.Namespace) -> int:
 
 
 def command_tokens_list(ports: Ports, args: argparse.Namespace) -> int:
-    if not ports.settings.access.access_path.exists():
+    if not accounts_exist(ports):
         tokens, now = [], datetime.now(UTC)
     else:
         store = token_store(ports)
@@ -190,8 +197,10 @@ def command_audit(ports: Ports, args: argparse.Namespace) -> int:
         until=args.until,
         limit=args.limit,
     )
-    path = ports.settings.access.audit_path
-    entries = AuditLog(path).read(filters) if path.exists() else []
+    from labmesh_dagster.access.stores import audit_exists, open_audit
+
+    access = ports.settings.access
+    entries = open_audit(access).read(filters) if audit_exists(access) else []
     if args.json:
         print(json.dumps([entry.as_dict() for entry in entries], indent=2))
         return 0

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from labmesh_dagster.access.audit import AuditEvent, AuditKind, AuditLog
 from labmesh_dagster.access.throttle import LoginThrottle
-from labmesh_dagster.access.users import UserStore
+from labmesh_dagster.access.users import Users
 from labmesh_dagster.core.access import Viewer
 
 WRONG_CREDENTIALS = "wrong user name or password"
@@ -32,7 +32,7 @@ class SignIn:
 
 
 def sign_in(
-    name: str, password: str, *, address: str | None, users: UserStore, throttle: LoginThrottle, audit: AuditLog
+    name: str, password: str, *, address: str | None, users: Users, throttle: LoginThrottle, audit: AuditLog
 ) -> SignIn:
     """Check ``name`` and ``password`` from ``address`` (the client's IP), and record the attempt."""
     refusal = throttle.check(name, address)

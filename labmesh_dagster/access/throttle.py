@@ -18,15 +18,20 @@ account must not reset an address that is guessing at others.
 Checking and recording are separate steps around a password check that takes
 a tenth of a second, so a burst of simultaneous attempts can pass the limit by
 at most the number of attempts in flight; each is still counted.
+
+`LoginThrottle` is what callers hold: `SqliteLoginThrottle` counts in the
+SQLite access file, `labmesh_dagster.access.postgres_throttle.PostgresLoginThrottle`
+in PostgreSQL, where every process of a deployment counts the same failures.
 """
 
 from __future__ import annotations
 
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from labmesh_dagster.access.database import prepare_access_file
 from labmesh_dagster.connectors.sqlite_files import connect, transaction
@@ -68,8 +73,56 @@ class Refusal:
         return f"too many failed sign-ins; try again in {self.retry_after_seconds} s"
 
 
-class LoginThrottle:
-    """The failed sign-ins of every process using the access file, and the refusals they lead to."""
+class LoginThrottle(Protocol):
+    """The failed sign-ins of every process sharing the store, and the refusals they lead to."""
+
+    limits: LoginLimits
+
+    def check(self, user: str, address: str | None) -> Refusal | None:
+        """A `Refusal` if this user name or this address has failed too often lately, else None."""
+        ...
+
+    def record_failure(self, user: str, address: str | None) -> None:
+        """Count a failed sign-in against the name and the address; failures out of the window are forgotten."""
+        ...
+
+    def record_success(self, user: str) -> None:
+        """Forget the user's failures: they proved the password."""
+        ...
+
+
+def refusal(
+    user: str, address: str | None, limits: LoginLimits, now: float, failures: Callable[[str, float], Sequence[float]]
+) -> Refusal | None:
+    """The refusal for a sign-in by ``user`` from ``address``, given each subject's failures since a moment."""
+    subjects = [(user_subject(user), limits.per_user)]
+    if address:
+        subjects.append((address_subject(address), limits.per_address))
+    waits = []
+    for subject, limit in subjects:
+        times = failures(subject, now - limits.window_seconds)
+        wait = retry_after(times, limit=limit, window_seconds=limits.window_seconds, now=now)
+        if wait is not None:
+            waits.append(wait)
+    return Refusal(max(1, math.ceil(max(waits)))) if waits else None
+
+
+def failure_subjects(user: str, address: str | None) -> list[str]:
+    """What one failed sign-in counts against: the name, and the address when there is one."""
+    return [user_subject(user)] + ([address_subject(address)] if address else [])
+
+
+def user_subject(name: str) -> str:
+    # Names are unique ignoring case, so "Ada" and "ada" share one count.
+    return "user:" + name.casefold()
+
+
+def address_subject(address: str) -> str:
+    return "address:" + address
+
+
+class SqliteLoginThrottle:
+    """The failed sign-ins of every process using the SQLite access file, and the refusals they lead to."""
 
     def __init__(
         self, path: str | os.PathLike[str], limits: LoginLimits = LoginLimits(), *, clock: Clock = utc_now
@@ -81,29 +134,18 @@ class LoginThrottle:
 
     def check(self, user: str, address: str | None) -> Refusal | None:
         """A `Refusal` if this user name or this address has failed too often lately, else None."""
-        now = self._now()
-        subjects = [(_user(user), self.limits.per_user)]
-        if address:
-            subjects.append((_address(address), self.limits.per_address))
-        waits = []
         with connect(self.path) as db:
-            for subject, limit in subjects:
-                times = [
-                    row[0]
-                    for row in db.execute(
-                        "SELECT at FROM login_failures WHERE subject = ? AND at > ?",
-                        (subject, now - self.limits.window_seconds),
-                    )
-                ]
-                wait = retry_after(times, limit=limit, window_seconds=self.limits.window_seconds, now=now)
-                if wait is not None:
-                    waits.append(wait)
-        return Refusal(max(1, math.ceil(max(waits)))) if waits else None
+
+            def failures(subject: str, since: float) -> list[float]:
+                rows = db.execute("SELECT at FROM login_failures WHERE subject = ? AND at > ?", (subject, since))
+                return [row[0] for row in rows]
+
+            return refusal(user, address, self.limits, self._now(), failures)
 
     def record_failure(self, user: str, address: str | None) -> None:
         """Count a failed sign-in against the name and the address; failures out of the window are forgotten."""
         now = self._now()
-        subjects = [_user(user)] + ([_address(address)] if address else [])
+        subjects = failure_subjects(user, address)
         with transaction(self.path) as db:
             db.executemany("INSERT INTO login_failures (subject, at) VALUES (?, ?)", [(s, now) for s in subjects])
             db.execute("DELETE FROM login_failures WHERE at <= ?", (now - self.limits.window_seconds,))
@@ -111,16 +153,7 @@ class LoginThrottle:
     def record_success(self, user: str) -> None:
         """Forget the user's failures: they proved the password."""
         with transaction(self.path) as db:
-            db.execute("DELETE FROM login_failures WHERE subject = ?", (_user(user),))
+            db.execute("DELETE FROM login_failures WHERE subject = ?", (user_subject(user),))
 
     def _now(self) -> float:
         return self.clock().timestamp()
-
-
-def _user(name: str) -> str:
-    # Names are unique ignoring case, so "Ada" and "ada" share one count.
-    return "user:" + name.casefold()
-
-
-def _address(address: str) -> str:
-    return "address:" + address

@@ -14,6 +14,10 @@ compares digests, never the secret, so its timing tells nothing about a token.
 
 A token acts as its user as they are now: changing the user's groups changes
 what their tokens see, and removing the user removes their tokens.
+
+`TokenStore` is what callers hold: `SqliteTokenStore` keeps the tokens in
+the SQLite access file, `labmesh_dagster.access.postgres_tokens.PostgresTokenStore`
+in PostgreSQL.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import sqlite3
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Protocol
 
 from labmesh_dagster.access.database import prepare_access_file
 from labmesh_dagster.access.errors import UnknownToken, UnknownUser
@@ -70,8 +75,36 @@ class IssuedToken:
     info: TokenInfo
 
 
-class TokenStore:
-    """The API tokens in the access file, beside the users they act for."""
+def new_token() -> tuple[str, str]:
+    """A fresh token id and the whole token, ``lmt_<id>_<secret>``."""
+    token_id = secrets.token_hex(6)
+    return token_id, f"{PREFIX}{token_id}_{secrets.token_urlsafe(SECRET_BYTES)}"
+
+
+class TokenStore(Protocol):
+    """The API tokens beside the users they act for, wherever they are kept."""
+
+    clock: Clock
+
+    def create(self, user: str, *, label: str = "", expires_at: datetime | None = None) -> IssuedToken:
+        """A new token for ``user`` (`UnknownUser` if there is none)."""
+        ...
+
+    def list_tokens(self, user: str | None = None) -> list[TokenInfo]:
+        """Tokens, newest first; revoked and expired ones too, marked by their dates."""
+        ...
+
+    def revoke(self, token_id: str) -> TokenInfo:
+        """Refuse the token from now on; revoking it again changes nothing. `UnknownToken` if there is none."""
+        ...
+
+    def viewer_for_token(self, token: str) -> Viewer | None:
+        """Who a request bearing ``token`` is; None for a token that is unknown, revoked or expired."""
+        ...
+
+
+class SqliteTokenStore:
+    """The API tokens in the SQLite access file, beside the users they act for."""
 
     def __init__(self, path: str | os.PathLike[str], *, clock: Clock = utc_now) -> None:
         self.path = Path(path)
@@ -86,8 +119,7 @@ class TokenStore:
             if row is None:
                 raise UnknownUser(f"no user {user!r}; add them first with `labmesh users add`")
             while True:  # a repeated 48-bit id is unlikely, but the id is a primary key, so it is checked
-                token_id = secrets.token_hex(6)
-                token = f"{PREFIX}{token_id}_{secrets.token_urlsafe(SECRET_BYTES)}"
+                token_id, token = new_token()
                 try:
                     db.execute(
                         "INSERT INTO api_tokens (id, digest, user_name, label, created_at, expires_at) "

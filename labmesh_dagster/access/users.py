@@ -14,6 +14,10 @@ password.
 
 Hashing happens before a write transaction opens, never inside it, so one
 slow hash does not hold the file's write lock against the portal.
+
+`Users` is what callers hold: `UserStore` keeps the accounts in the SQLite
+access file, `labmesh_dagster.access.postgres_users.PostgresUserStore` in
+PostgreSQL; `labmesh_dagster.access.stores` picks one from the settings.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Protocol
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -67,22 +72,81 @@ def usable_password(password: str) -> str:
     return password
 
 
+class Passwords:
+    """Argon2id hashing and checking, the same whichever database keeps the hashes."""
+
+    def __init__(self, hasher: PasswordHasher | None = None) -> None:
+        self.hasher = hasher or PasswordHasher()
+        self._dummy_hash: str | None = None
+
+    def hash(self, password: str) -> str:
+        """The hash to store for a new password (`UnusablePassword` if it is too short or too long)."""
+        return self.hasher.hash(usable_password(password))
+
+    def verify(self, stored: str | None, password: str) -> bool:
+        """Whether ``password`` matches ``stored``; with no stored hash (no such user) False, after as long a check."""
+        try:
+            self.hasher.verify(stored if stored is not None else self._dummy(), password[: PASSWORD_MAX + 1])
+        except (VerificationError, InvalidHashError):
+            return False
+        return stored is not None
+
+    def rehashed(self, stored: str, password: str) -> str | None:
+        """A hash with today's parameters when ``stored`` was made with older ones, else None."""
+        return self.hasher.hash(password) if self.hasher.check_needs_rehash(stored) else None
+
+    def _dummy(self) -> str:
+        if self._dummy_hash is None:
+            self._dummy_hash = self.hasher.hash(DUMMY_PASSWORD)
+        return self._dummy_hash
+
+
+class Users(Protocol):
+    """The local accounts, wherever they are kept; every method is safe to call from many threads and processes."""
+
+    def add(self, name: str, password: str, *, groups: Iterable[str] = (), admin: bool = False) -> User:
+        """Create an account; `UserExists` if the name (ignoring case) is taken, whoever added it first."""
+        ...
+
+    def get(self, name: str) -> User | None:
+        """The account whose name is ``name`` ignoring case, or None."""
+        ...
+
+    def list_users(self) -> list[User]:
+        """Every account, by name ignoring case."""
+        ...
+
+    def remove(self, name: str) -> User:
+        """Delete the account with its groups and its API tokens; `UnknownUser` if there is none."""
+        ...
+
+    def set_groups(self, name: str, groups: Iterable[str]) -> User:
+        """Replace the user's groups, kept in the order given."""
+        ...
+
+    def set_password(self, name: str, password: str) -> None: ...
+
+    def authenticate(self, name: str, password: str) -> User | None:
+        """The user if ``password`` is theirs, else None; as slow for an unknown name as for a wrong password."""
+        ...
+
+
 class UserStore:
-    """The local accounts; every method opens its own connection, so one store serves many threads."""
+    """The local accounts in the SQLite access file; every method opens its own connection, so one store serves
+    many threads."""
 
     def __init__(
         self, path: str | os.PathLike[str], *, hasher: PasswordHasher | None = None, clock: Clock = utc_now
     ) -> None:
         self.path = Path(path)
-        self.hasher = hasher or PasswordHasher()
+        self.passwords = Passwords(hasher)
         self.clock = clock
-        self._dummy_hash: str | None = None
         prepare_access_file(self.path)
 
     def add(self, name: str, password: str, *, groups: Iterable[str] = (), admin: bool = False) -> User:
         """Create an account; `UserExists` if the name (ignoring case) is taken, whoever added it first."""
         name, groups = user_name(name), group_names(groups)
-        password_hash = self.hasher.hash(usable_password(password))
+        password_hash = self.passwords.hash(password)
         created_at = self.clock()
         try:
             with transaction(self.path, foreign_keys=True) as db:
@@ -120,7 +184,7 @@ class UserStore:
 
     def set_password(self, name: str, password: str) -> None:
         user = self._existing(name)
-        password_hash = self.hasher.hash(usable_password(password))
+        password_hash = self.passwords.hash(password)
         with transaction(self.path) as db:
             db.execute("UPDATE users SET password_hash = ? WHERE name = ?", (password_hash, user.name))
 
@@ -128,27 +192,18 @@ class UserStore:
         """The user if ``password`` is theirs, else None; as slow for an unknown name as for a wrong password."""
         with connect(self.path) as db:
             row = db.execute("SELECT name, password_hash FROM users WHERE name = ?", (name,)).fetchone()
-        stored = row["password_hash"] if row else self._dummy()
-        try:
-            self.hasher.verify(stored, password[: PASSWORD_MAX + 1])
-        except (VerificationError, InvalidHashError):
+        stored = row["password_hash"] if row else None
+        if not self.passwords.verify(stored, password) or row is None:
             return None
-        if row is None:
-            return None
-        if self.hasher.check_needs_rehash(stored):
-            self._rehash(row["name"], stored, password)
+        fresh = self.passwords.rehashed(row["password_hash"], password)
+        if fresh is not None:
+            # Unless the password changed meanwhile: then that one stands.
+            with transaction(self.path) as db:
+                db.execute(
+                    "UPDATE users SET password_hash = ? WHERE name = ? AND password_hash = ?",
+                    (fresh, row["name"], stored),
+                )
         return self.get(row["name"])
-
-    def _rehash(self, name: str, stored: str, password: str) -> None:
-        """Store a hash with today's parameters, unless the password changed meanwhile (then that one stands)."""
-        fresh = self.hasher.hash(password)
-        with transaction(self.path) as db:
-            db.execute("UPDATE users SET password_hash = ? WHERE name = ? AND password_hash = ?", (fresh, name, stored))
-
-    def _dummy(self) -> str:
-        if self._dummy_hash is None:
-            self._dummy_hash = self.hasher.hash(DUMMY_PASSWORD)
-        return self._dummy_hash
 
     def _existing(self, name: str) -> User:
         user = self.get(name)

@@ -1,17 +1,33 @@
-"""Fixtures for people, tokens and the audit log: a clock moved by hand, a cheap hasher, the stores on a temp home."""
+"""Fixtures for people, tokens and the audit log: a clock moved by hand, a cheap hasher, and the stores on each backend.
+
+The stores' tests are one contract suite: `backend` gives each test the
+SQLite stores on a temp home and then the PostgreSQL twins on a database of
+the test's own (`postgres_url`), so the same assertions prove both. A
+`Backend` also reads what the stores keep, as someone holding a copy of the
+database would, for the tests that pin what is (and is not) stored.
+"""
 
 from __future__ import annotations
 
+import sqlite3
+from abc import ABC, abstractmethod
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
+import psycopg
 import pytest
 from argon2 import PasswordHasher
 
-from labmesh_dagster.access.audit import AuditLog
-from labmesh_dagster.access.throttle import LoginLimits, LoginThrottle
-from labmesh_dagster.access.tokens import TokenStore
-from labmesh_dagster.access.users import UserStore
+from labmesh_dagster.access.audit import AuditLog, SqliteAuditLog
+from labmesh_dagster.access.postgres_audit import PostgresAuditLog
+from labmesh_dagster.access.postgres_throttle import PostgresLoginThrottle
+from labmesh_dagster.access.postgres_tokens import PostgresTokenStore
+from labmesh_dagster.access.postgres_users import PostgresUserStore
+from labmesh_dagster.access.throttle import LoginLimits, LoginThrottle, SqliteLoginThrottle
+from labmesh_dagster.access.tokens import SqliteTokenStore, TokenStore
+from labmesh_dagster.access.users import Users, UserStore
+from labmesh_dagster.core.clock import Clock, utc_now
 
 START = datetime(2026, 12, 5, 9, 0, tzinfo=UTC)
 
@@ -34,6 +50,111 @@ def cheap_hasher(time_cost: int = 1) -> PasswordHasher:
     return PasswordHasher(time_cost=time_cost, memory_cost=8, parallelism=1)
 
 
+class Backend(ABC):
+    """Where the access stores keep things: opens them, and reads their tables directly.
+
+    Tables are named as SQLite names them (``users``, ``api_tokens``,
+    ``login_failures``, ``audit_events``); each backend maps them to its own.
+    """
+
+    name: str
+    refused: type[Exception]
+    """What the database raises when it refuses a statement on the audit log."""
+
+    @abstractmethod
+    def users(self, *, hasher: PasswordHasher | None = None, clock: Clock = utc_now) -> Users: ...
+
+    @abstractmethod
+    def tokens(self, *, clock: Clock = utc_now) -> TokenStore: ...
+
+    @abstractmethod
+    def throttle(self, limits: LoginLimits, *, clock: Clock = utc_now) -> LoginThrottle: ...
+
+    @abstractmethod
+    def audit(self, *, clock: Clock = utc_now) -> AuditLog: ...
+
+    @abstractmethod
+    def rows(self, table: str, columns: str = "*") -> list[tuple[Any, ...]]:
+        """Every row of ``table`` as plain tuples, in no particular order."""
+
+    @abstractmethod
+    def execute_on_audit(self, statement: str) -> None:
+        """Run ``statement`` on the audit log's database, as someone in its shell would."""
+
+
+class SqliteBackend(Backend):
+    name = "sqlite"
+    refused = sqlite3.IntegrityError
+
+    def __init__(self, home: Path) -> None:
+        self.access_path = home / "access.sqlite"
+        self.audit_path = home / "audit.sqlite"
+
+    def users(self, *, hasher: PasswordHasher | None = None, clock: Clock = utc_now) -> Users:
+        return UserStore(self.access_path, hasher=hasher or cheap_hasher(), clock=clock)
+
+    def tokens(self, *, clock: Clock = utc_now) -> TokenStore:
+        return SqliteTokenStore(self.access_path, clock=clock)
+
+    def throttle(self, limits: LoginLimits, *, clock: Clock = utc_now) -> LoginThrottle:
+        return SqliteLoginThrottle(self.access_path, limits, clock=clock)
+
+    def audit(self, *, clock: Clock = utc_now) -> AuditLog:
+        return SqliteAuditLog(self.audit_path, clock=clock)
+
+    def rows(self, table: str, columns: str = "*") -> list[tuple[Any, ...]]:
+        path = self.audit_path if table == "audit_events" else self.access_path
+        with sqlite3.connect(path) as db:
+            return [tuple(row) for row in db.execute(f"SELECT {columns} FROM {table}")]
+
+    def execute_on_audit(self, statement: str) -> None:
+        with sqlite3.connect(self.audit_path) as db:
+            db.execute(statement)
+
+
+class PostgresBackend(Backend):
+    name = "postgres"
+    refused = psycopg.errors.RaiseException
+    TABLES = {
+        "users": "access_users",
+        "user_groups": "access_user_groups",
+        "api_tokens": "access_api_tokens",
+        "login_failures": "access_login_failures",
+        "audit_events": "audit_events",
+    }
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+    def users(self, *, hasher: PasswordHasher | None = None, clock: Clock = utc_now) -> Users:
+        return PostgresUserStore(self.url, hasher=hasher or cheap_hasher(), clock=clock)
+
+    def tokens(self, *, clock: Clock = utc_now) -> TokenStore:
+        return PostgresTokenStore(self.url, clock=clock)
+
+    def throttle(self, limits: LoginLimits, *, clock: Clock = utc_now) -> LoginThrottle:
+        return PostgresLoginThrottle(self.url, limits, clock=clock)
+
+    def audit(self, *, clock: Clock = utc_now) -> AuditLog:
+        return PostgresAuditLog(self.url, clock=clock)
+
+    def rows(self, table: str, columns: str = "*") -> list[tuple[Any, ...]]:
+        with psycopg.connect(self.url) as db:
+            return [tuple(row) for row in db.execute(f"SELECT {columns} FROM {self.TABLES[table]}")]
+
+    def execute_on_audit(self, statement: str) -> None:
+        with psycopg.connect(self.url, autocommit=True) as db:
+            db.execute(statement)  # type: ignore[arg-type]  # a statement a test spells out, as typed at psql
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
+    """Each store on SQLite files in a temp home, then on a PostgreSQL database of the test's own."""
+    if request.param == "sqlite":
+        return SqliteBackend(tmp_path / "home")
+    return PostgresBackend(request.getfixturevalue("postgres_url"))
+
+
 @pytest.fixture
 def clock() -> ManualClock:
     return ManualClock()
@@ -41,24 +162,25 @@ def clock() -> ManualClock:
 
 @pytest.fixture
 def access_path(tmp_path: Path) -> Path:
+    """The SQLite access file, for the tests of what only a file has (its mode, its bytes)."""
     return tmp_path / "home" / "access.sqlite"
 
 
 @pytest.fixture
-def users(access_path: Path, clock: ManualClock) -> UserStore:
-    return UserStore(access_path, hasher=cheap_hasher(), clock=clock)
+def users(backend: Backend, clock: ManualClock) -> Users:
+    return backend.users(clock=clock)
 
 
 @pytest.fixture
-def tokens(access_path: Path, clock: ManualClock) -> TokenStore:
-    return TokenStore(access_path, clock=clock)
+def tokens(backend: Backend, clock: ManualClock) -> TokenStore:
+    return backend.tokens(clock=clock)
 
 
 @pytest.fixture
-def throttle(access_path: Path, clock: ManualClock) -> LoginThrottle:
-    return LoginThrottle(access_path, LoginLimits(per_user=3, per_address=5, window_seconds=60), clock=clock)
+def throttle(backend: Backend, clock: ManualClock) -> LoginThrottle:
+    return backend.throttle(LoginLimits(per_user=3, per_address=5, window_seconds=60), clock=clock)
 
 
 @pytest.fixture
-def audit(tmp_path: Path, clock: ManualClock) -> AuditLog:
-    return AuditLog(tmp_path / "home" / "audit.sqlite", clock=clock)
+def audit(backend: Backend, clock: ManualClock) -> AuditLog:
+    return backend.audit(clock=clock)

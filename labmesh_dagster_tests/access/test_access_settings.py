@@ -4,7 +4,9 @@ Contract: with only ``LABMESH_HOME`` the access file and the audit log lie
 beneath it, sign-in is by password, and OIDC is off; each variable overrides
 its default; ``LABMESH_LOGIN=oidc`` needs the issuer and the client id, and
 reads the rest with their defaults; values labmesh cannot use are refused by
-name.
+name; ``LABMESH_DATABASE_URL`` moves the accounts and the audit log to that
+PostgreSQL database (the same URL as the rest of labmesh's state), never
+shown in the settings' repr.
 """
 
 from __future__ import annotations
@@ -20,7 +22,16 @@ def test_the_access_file_and_the_audit_log_live_under_the_home(tmp_path: Path) -
     access = Settings.from_env({"LABMESH_HOME": str(tmp_path)}).access
 
     assert (access.access_path, access.audit_path) == (tmp_path / "access.sqlite", tmp_path / "audit.sqlite")
-    assert (access.login, access.oidc) == ("password", None)
+    assert (access.login, access.oidc, access.database_url) == ("password", None, None)
+
+
+def test_a_database_url_moves_the_accounts_and_the_audit_log_to_postgresql(tmp_path: Path) -> None:
+    url = "postgresql://labmesh:s3cr3t@db.internal:5432/labmesh"
+
+    settings = Settings.from_env({"LABMESH_HOME": str(tmp_path), "LABMESH_DATABASE_URL": url})
+
+    assert settings.access.database_url == settings.database_url == url
+    assert "s3cr3t" not in repr(settings.access)
 
 
 def test_each_variable_overrides_its_default(tmp_path: Path) -> None:

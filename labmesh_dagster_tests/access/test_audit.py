@@ -4,19 +4,20 @@ Contract: `record` stamps an event with the log's clock and `read` returns it
 as written, newest first; filters by user (ignoring case), kind, experiment
 and time range combine, with ``since`` inclusive, ``until`` exclusive and
 ``limit`` keeping the newest; the database itself refuses to change or remove
-an entry, whoever asks (an UPDATE or DELETE through sqlite3 fails), and the
-class offers no way to; text that SQLite cannot keep is still logged.
+an entry, whoever asks (an UPDATE or DELETE in the database's own shell
+fails), and the class offers no way to; text that the database cannot keep is
+still logged. Pinned on SQLite and PostgreSQL alike.
 """
 
 from __future__ import annotations
 
-import sqlite3
 from datetime import timedelta
 
 import pytest
 
-from labmesh_dagster.access.audit import AuditEvent, AuditFilter, AuditKind, AuditLog
-from labmesh_dagster_tests.access.conftest import START, ManualClock
+from labmesh_dagster.access.audit import AuditEvent, AuditFilter, AuditKind, AuditLog, SqliteAuditLog
+from labmesh_dagster.access.postgres_audit import PostgresAuditLog
+from labmesh_dagster_tests.access.conftest import START, Backend, ManualClock
 
 
 @pytest.fixture
@@ -83,17 +84,20 @@ def test_since_is_inclusive_and_until_exclusive(a_morning: AuditLog) -> None:
         "DELETE FROM audit_events WHERE user_name = 'grace'",
     ],
 )
-def test_the_database_refuses_to_change_or_remove_an_entry(a_morning: AuditLog, statement: str) -> None:
+def test_the_database_refuses_to_change_or_remove_an_entry(
+    a_morning: AuditLog, backend: Backend, statement: str
+) -> None:
     before = a_morning.read(AuditFilter(limit=None))
 
-    with sqlite3.connect(a_morning.path) as db, pytest.raises(sqlite3.IntegrityError, match="append-only"):
-        db.execute(statement)
+    with pytest.raises(backend.refused, match="append-only"):
+        backend.execute_on_audit(statement)
 
     assert a_morning.read(AuditFilter(limit=None)) == before
 
 
-def test_the_class_offers_no_way_to_change_or_remove_entries() -> None:
-    public = {name for name in vars(AuditLog) if not name.startswith("_")}
+@pytest.mark.parametrize("log", [AuditLog, SqliteAuditLog, PostgresAuditLog])
+def test_the_class_offers_no_way_to_change_or_remove_entries(log: type) -> None:
+    public = {name for name in vars(log) if not name.startswith("_")}
 
     assert public == {"record", "read"}
 

@@ -6,8 +6,10 @@ list`, `users groups` and `users remove` show and change what the store holds;
 a taken name or an unknown user exits 2 with one clear line; `tokens create`
 prints the token alone on stdout, once, and `tokens list` never shows it;
 `tokens revoke` ends it; `audit` filters by user, kind, experiment and dates,
-prints text with controls escaped or JSON, and exits 1 when nothing matches;
-looking at an empty home creates nothing.
+prints text with controls escaped or JSON, and exits 1 when nothing matches.
+The same commands work on the SQLite files under the home and, with
+``LABMESH_DATABASE_URL``, on PostgreSQL. Looking at an empty home creates no
+file.
 """
 
 from __future__ import annotations
@@ -21,17 +23,19 @@ from pathlib import Path
 import pytest
 
 from labmesh_dagster import cli
-from labmesh_dagster.access.audit import AuditEvent, AuditKind, AuditLog
-from labmesh_dagster.access.tokens import TokenStore
-from labmesh_dagster.access.users import UserStore
+from labmesh_dagster.access.audit import AuditEvent, AuditKind
+from labmesh_dagster.access.stores import open_audit, open_tokens, open_users
 from labmesh_dagster.settings import Settings
 from labmesh_dagster_tests.access.conftest import ManualClock
 from labmesh_dagster_tests.conftest import make_settings
 
 
-@pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    return make_settings(tmp_path / "home")
+@pytest.fixture(params=["sqlite", "postgres"])
+def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
+    """A lab whose accounts and audit log are SQLite files under its home, then one whose are in PostgreSQL."""
+    if request.param == "sqlite":
+        return make_settings(tmp_path / "home")
+    return make_settings(tmp_path / "home", LABMESH_DATABASE_URL=request.getfixturevalue("postgres_url"))
 
 
 Labmesh = Callable[..., int]
@@ -69,7 +73,7 @@ def test_an_operator_adds_lists_regroups_and_removes_a_user(
     assert capsys.readouterr().out == "ada: microscopy, imaging\n"
     assert run("users", "groups", "ada") == 0
     assert capsys.readouterr().out == "ada: microscopy, imaging\n"
-    signed_in = UserStore(settings.access.access_path).authenticate("ada", "correct horse")
+    signed_in = open_users(settings.access).authenticate("ada", "correct horse")
     assert signed_in is not None and signed_in.groups == ("microscopy", "imaging")
 
     assert run("users", "remove", "ada") == 0
@@ -87,7 +91,7 @@ def test_the_password_is_asked_twice_at_a_prompt(
     assert cli.main(["users", "add", "ada"], settings=settings) == 0
     assert cli.main(["users", "password", "ada"], settings=settings) == 2
     assert "the two passwords differ; nothing was changed" in capsys.readouterr().err
-    assert UserStore(settings.access.access_path).authenticate("ada", "correct horse") is not None
+    assert open_users(settings.access).authenticate("ada", "correct horse") is not None
 
 
 def test_mistakes_exit_2_with_one_clear_line(labmesh: Labmesh, capsys: pytest.CaptureFixture[str]) -> None:
@@ -116,7 +120,7 @@ def test_a_token_is_printed_once_and_works_until_revoked(
     token = created.out.strip()
     assert created.out == token + "\n" and token.startswith("lmt_")
     assert "shown this once" in created.err and "valid until" in created.err
-    tokens = TokenStore(settings.access.access_path)
+    tokens = open_tokens(settings.access)
     viewer = tokens.viewer_for_token(token)
     assert viewer is not None and viewer.name == "ada"
 
@@ -134,7 +138,7 @@ def test_a_token_is_printed_once_and_works_until_revoked(
 
 def test_audit_reads_the_log_with_filters(settings: Settings, capsys: pytest.CaptureFixture[str]) -> None:
     clock = ManualClock(datetime(2026, 12, 4, 23, 0, tzinfo=UTC))
-    log = AuditLog(settings.access.audit_path, clock=clock)
+    log = open_audit(settings.access, clock=clock)
     for event in (
         AuditEvent(AuditKind.LOGIN_FAILED, "ada\x1b[2J", address="10.0.0.9", detail="wrong user name or password"),
         AuditEvent(AuditKind.LOGIN, "ada", address="10.0.0.1", detail="password"),
@@ -164,7 +168,9 @@ def test_audit_reads_the_log_with_filters(settings: Settings, capsys: pytest.Cap
     assert capsys.readouterr().out == "no audit entries match\n"
 
 
-def test_looking_at_an_empty_home_creates_nothing(settings: Settings, capsys: pytest.CaptureFixture[str]) -> None:
+def test_looking_at_an_empty_home_creates_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    settings = make_settings(tmp_path / "home")
+
     assert cli.main(["users", "list"], settings=settings) == 0
     assert cli.main(["tokens", "list"], settings=settings) == 0
     assert cli.main(["audit"], settings=settings) == 1
@@ -181,3 +187,19 @@ def test_a_date_that_is_not_iso_is_refused_when_the_command_is_read(
 
     assert caught.value.code == 2
     assert "'yesterday' is not an ISO date" in capsys.readouterr().err
+
+
+def test_with_a_database_url_the_accounts_are_in_postgresql_and_no_file_is_made(
+    tmp_path: Path, postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    on_postgres = make_settings(tmp_path / "home", LABMESH_DATABASE_URL=postgres_url)
+    monkeypatch.setattr("sys.stdin", io.StringIO("correct horse\n"))
+
+    assert cli.main(["users", "add", "ada", "--group", "genomics", "--password-stdin"], settings=on_postgres) == 0
+    assert cli.main(["tokens", "create", "ada"], settings=on_postgres) == 0
+
+    assert not on_postgres.access.access_path.exists() and not on_postgres.access.audit_path.exists()
+    from labmesh_dagster.access.postgres_users import PostgresUserStore
+
+    signed_in = PostgresUserStore(postgres_url).authenticate("ada", "correct horse")
+    assert signed_in is not None and signed_in.groups == ("genomics",)

@@ -4,19 +4,16 @@ Contract: `retry_after` allows a try while fewer than ``limit`` failures lie
 within the window, and otherwise says how long until enough have left it; the
 throttle refuses a name after its limit of failures from any address, and an
 address after its limit across names, saying "try again in N s"; a success
-clears its user's failures but not its address's; two throttles on one access
-file (two processes) count the same failures.
+clears its user's failures but not its address's; two throttles on one store
+(two processes) count the same failures. Pinned on SQLite and PostgreSQL alike.
 """
 
 from __future__ import annotations
 
-import sqlite3
-from pathlib import Path
-
 import pytest
 
 from labmesh_dagster.access.throttle import LoginLimits, LoginThrottle, retry_after
-from labmesh_dagster_tests.access.conftest import ManualClock
+from labmesh_dagster_tests.access.conftest import Backend, ManualClock
 
 
 @pytest.mark.parametrize(
@@ -73,9 +70,9 @@ def test_a_success_clears_the_names_failures_but_not_the_addresss(throttle: Logi
     assert throttle.check("someone", "10.0.0.1") is not None, "the address's five failures still count"
 
 
-def test_two_throttles_on_one_file_count_the_same_failures(access_path: Path, clock: ManualClock) -> None:
+def test_two_throttles_on_one_store_count_the_same_failures(backend: Backend, clock: ManualClock) -> None:
     limits = LoginLimits(per_user=2, per_address=10, window_seconds=60)
-    portal, cli = LoginThrottle(access_path, limits, clock=clock), LoginThrottle(access_path, limits, clock=clock)
+    portal, cli = backend.throttle(limits, clock=clock), backend.throttle(limits, clock=clock)
 
     portal.record_failure("ada", "10.0.0.1")
     cli.record_failure("ada", "10.0.0.2")
@@ -84,11 +81,10 @@ def test_two_throttles_on_one_file_count_the_same_failures(access_path: Path, cl
 
 
 def test_failures_out_of_the_window_are_forgotten(
-    throttle: LoginThrottle, access_path: Path, clock: ManualClock
+    throttle: LoginThrottle, backend: Backend, clock: ManualClock
 ) -> None:
     throttle.record_failure("ada", "10.0.0.1")
     clock.advance(61)
     throttle.record_failure("grace", None)
 
-    with sqlite3.connect(access_path) as db:
-        assert db.execute("SELECT subject FROM login_failures").fetchall() == [("user:grace",)]
+    assert backend.rows("login_failures", "subject") == [("user:grace",)]

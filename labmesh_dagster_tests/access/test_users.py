@@ -5,28 +5,28 @@ with their groups; a wrong password or an unknown name gives None; names are
 unique ignoring case; only an Argon2id hash of the password is stored; a hash
 made with older parameters is replaced by one with today's on the next good
 sign-in (and never when the password was wrong); groups can be replaced;
-removing a user ends their sign-ins.
+removing a user ends their sign-ins. Pinned on SQLite and PostgreSQL alike;
+on SQLite the access file is also readable by its owner only.
 """
 
 from __future__ import annotations
 
-import sqlite3
 from pathlib import Path
 
 import pytest
 
 from labmesh_dagster.access.errors import InvalidGroupName, InvalidUserName, UnknownUser, UnusablePassword, UserExists
-from labmesh_dagster.access.users import UserStore
+from labmesh_dagster.access.users import Users, UserStore
 from labmesh_dagster.core.access import Viewer, experiment_principals
-from labmesh_dagster_tests.access.conftest import START, ManualClock, cheap_hasher
+from labmesh_dagster_tests.access.conftest import START, Backend, ManualClock, cheap_hasher
 
 
-def stored_hash(path: Path, name: str) -> str:
-    with sqlite3.connect(path) as db:
-        return db.execute("SELECT password_hash FROM users WHERE name = ?", (name,)).fetchone()[0]
+def stored_hash(backend: Backend, name: str) -> str:
+    [password_hash] = [row[1] for row in backend.rows("users", "name, password_hash") if row[0] == name]
+    return str(password_hash)
 
 
-def test_a_user_signs_in_with_their_password_and_sees_their_groups(users: UserStore) -> None:
+def test_a_user_signs_in_with_their_password_and_sees_their_groups(users: Users) -> None:
     users.add("ada", "correct horse", groups=["Genomics Core", "proteomics"])
 
     user = users.authenticate("ada", "correct horse")
@@ -38,7 +38,7 @@ def test_a_user_signs_in_with_their_password_and_sees_their_groups(users: UserSt
     assert user.created_at == START
 
 
-def test_a_wrong_password_or_an_unknown_name_signs_nobody_in(users: UserStore) -> None:
+def test_a_wrong_password_or_an_unknown_name_signs_nobody_in(users: Users) -> None:
     users.add("ada", "correct horse")
 
     assert users.authenticate("ada", "correct horsE") is None
@@ -46,15 +46,22 @@ def test_a_wrong_password_or_an_unknown_name_signs_nobody_in(users: UserStore) -
     assert users.authenticate("ada", "") is None
 
 
-def test_the_store_keeps_an_argon2id_hash_and_never_the_password(users: UserStore, access_path: Path) -> None:
-    users.add("ada", "correct horse")
+def test_the_store_keeps_an_argon2id_hash_and_never_the_password(users: Users, backend: Backend) -> None:
+    users.add("ada", "correct horse", groups=["genomics"])
 
-    assert stored_hash(access_path, "ada").startswith("$argon2id$")
+    assert stored_hash(backend, "ada").startswith("$argon2id$")
+    kept = [*backend.rows("users"), *backend.rows("user_groups")]
+    assert not any("correct horse" in str(value) for row in kept for value in row)
+
+
+def test_the_access_file_holds_no_password_and_is_readable_by_its_owner_only(access_path: Path) -> None:
+    UserStore(access_path, hasher=cheap_hasher()).add("ada", "correct horse")
+
     assert b"correct horse" not in access_path.read_bytes()
     assert access_path.stat().st_mode & 0o077 == 0, "the access file is readable by its owner only"
 
 
-def test_names_are_unique_ignoring_case_and_sign_in_ignores_case_too(users: UserStore) -> None:
+def test_names_are_unique_ignoring_case_and_sign_in_ignores_case_too(users: Users) -> None:
     users.add("Ada", "correct horse")
 
     with pytest.raises(UserExists, match="'ada' exists already"):
@@ -63,7 +70,7 @@ def test_names_are_unique_ignoring_case_and_sign_in_ignores_case_too(users: User
     assert signed_in is not None and signed_in.name == "Ada"
 
 
-def test_an_admin_sees_every_experiment(users: UserStore) -> None:
+def test_an_admin_sees_every_experiment(users: Users) -> None:
     users.add("root", "correct horse", admin=True)
 
     admin = users.authenticate("root", "correct horse")
@@ -72,19 +79,19 @@ def test_an_admin_sees_every_experiment(users: UserStore) -> None:
     assert admin.viewer.may_see(experiment_principals(None, None))
 
 
-def test_a_hash_with_old_parameters_is_replaced_at_the_next_good_sign_in(access_path: Path) -> None:
-    UserStore(access_path, hasher=cheap_hasher(time_cost=1)).add("ada", "correct horse")
-    old = stored_hash(access_path, "ada")
-    stronger = UserStore(access_path, hasher=cheap_hasher(time_cost=2))
+def test_a_hash_with_old_parameters_is_replaced_at_the_next_good_sign_in(backend: Backend) -> None:
+    backend.users(hasher=cheap_hasher(time_cost=1)).add("ada", "correct horse")
+    old = stored_hash(backend, "ada")
+    stronger = backend.users(hasher=cheap_hasher(time_cost=2))
 
     assert stronger.authenticate("ada", "wrong password") is None
-    assert stored_hash(access_path, "ada") == old, "a wrong password changes nothing"
+    assert stored_hash(backend, "ada") == old, "a wrong password changes nothing"
     assert stronger.authenticate("ada", "correct horse") is not None
-    assert "t=1" in old and "t=2" in stored_hash(access_path, "ada")
+    assert "t=1" in old and "t=2" in stored_hash(backend, "ada")
     assert stronger.authenticate("ada", "correct horse") is not None
 
 
-def test_groups_are_replaced_and_removing_a_user_ends_their_sign_ins(users: UserStore) -> None:
+def test_groups_are_replaced_and_removing_a_user_ends_their_sign_ins(users: Users) -> None:
     users.add("ada", "correct horse", groups=["genomics"])
 
     assert users.set_groups("ada", ["microscopy", "Microscopy ", "imaging"]).groups == ("microscopy", "imaging")
@@ -97,7 +104,7 @@ def test_groups_are_replaced_and_removing_a_user_ends_their_sign_ins(users: User
         users.remove("ada")
 
 
-def test_a_password_can_be_changed(users: UserStore) -> None:
+def test_a_password_can_be_changed(users: Users) -> None:
     users.add("ada", "correct horse")
 
     users.set_password("ada", "battery staple")
@@ -106,7 +113,7 @@ def test_a_password_can_be_changed(users: UserStore) -> None:
     assert users.authenticate("ada", "battery staple") is not None
 
 
-def test_list_gives_every_user_by_name_with_their_groups(users: UserStore, clock: ManualClock) -> None:
+def test_list_gives_every_user_by_name_with_their_groups(users: Users, clock: ManualClock) -> None:
     users.add("grace", "correct horse", groups=["microscopy"])
     users.add("ada", "correct horse", groups=["genomics", "proteomics"], admin=True)
 
@@ -117,14 +124,27 @@ def test_list_gives_every_user_by_name_with_their_groups(users: UserStore, clock
 
 
 @pytest.mark.parametrize("name", ["", "ada lovelace", "../ada", "-ada", "ada\n", "a" * 129, "ädä"])
-def test_a_name_that_is_not_one_plain_token_is_refused(users: UserStore, name: str) -> None:
+def test_a_name_that_is_not_one_plain_token_is_refused(users: Users, name: str) -> None:
     with pytest.raises(InvalidUserName, match="is not a user name"):
         users.add(name, "correct horse")
 
 
-def test_short_passwords_and_empty_groups_are_refused(users: UserStore) -> None:
+def test_short_passwords_and_empty_groups_are_refused(users: Users) -> None:
     with pytest.raises(UnusablePassword, match="at least 8"):
         users.add("ada", "short")
     with pytest.raises(InvalidGroupName):
         users.add("ada", "correct horse", groups=["  "])
     assert users.list_users() == []
+
+
+def test_a_user_is_found_listed_and_removed_whatever_the_case_of_the_name(users: Users) -> None:
+    users.add("grace", "correct horse")
+    users.add("Ada", "correct horse", groups=["genomics"])
+    users.add("bob", "correct horse")
+
+    assert [user.name for user in users.list_users()] == ["Ada", "bob", "grace"], "by name, ignoring case"
+    found = users.get("ADA")
+    assert found is not None and (found.name, found.groups) == ("Ada", ("genomics",))
+    assert users.set_groups("aDa", ["imaging"]).groups == ("imaging",)
+    assert users.remove("ada").name == "Ada"
+    assert [user.name for user in users.list_users()] == ["bob", "grace"]
