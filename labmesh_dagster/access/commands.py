@@ -44,7 +44,7 @@ def token_store(ports: Ports) -> TokenStore:
     return open_tokens(ports.settings.access)
 
 
-def accounts_exist(ports: Ports) -> bool:
+def has_accounts(ports: Ports) -> bool:
     from labmesh_dagster.access.stores import accounts_exist
 
     return accounts_exist(ports.settings.access)
@@ -76,7 +76,7 @@ def command_users_add(ports: Ports, args: argparse.Namespace) -> int:
 
 def command_users_list(ports: Ports, args: argparse.Namespace) -> int:
     # An empty home has no access file yet, and looking is no reason to create one.
-    users = user_store(ports).list_users() if accounts_exist(ports) else []
+    users = user_store(ports).list_users() if has_accounts(ports) else []
     if args.json:
         print(
             json.dumps(
@@ -140,7 +140,7 @@ def command_tokens_create(ports: Ports, args: argparse.Namespace) -> int:
 
 
 def command_tokens_list(ports: Ports, args: argparse.Namespace) -> int:
-    if not accounts_exist(ports):
+    if not has_accounts(ports):
         tokens, now = [], datetime.now(UTC)
     else:
         store = token_store(ports)

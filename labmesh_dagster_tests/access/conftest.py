@@ -144,7 +144,7 @@ class PostgresBackend(Backend):
 
     def execute_on_audit(self, statement: str) -> None:
         with psycopg.connect(self.url, autocommit=True) as db:
-            db.execute(statement)  # type: ignore[arg-type]  # a statement a test spells out, as typed at psql
+            db.execute(statement)
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
