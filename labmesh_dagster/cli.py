@@ -1,7 +1,7 @@
 """The ``labmesh`` command: run the platform, search the catalog, see what is where.
 
-Every command but ``dev`` opens the ports it needs through `labmesh_dagster.ports`
-and imports no Dagster: they answer in a fraction of a second.
+Every command but ``dev`` and ``deploy`` opens the ports it needs through
+`labmesh_dagster.ports` and imports no Dagster: they answer in a fraction of a second.
 """
 
 from __future__ import annotations
@@ -33,56 +33,14 @@ from labmesh_dagster.core.ids import validate_experiment_id
 from labmesh_dagster.core.keys import LABMESH_DIR, ObjectKey, Zone
 from labmesh_dagster.core.locations import copyable_location
 from labmesh_dagster.core.text import clean_text, human_size, is_clean_text
+from labmesh_dagster.deploy.instance import DEV_DAGSTER_YAML as DAGSTER_YAML
+from labmesh_dagster.deploy.instance import write_dagster_yaml
 from labmesh_dagster.ports import ClientFactory, Ports, boto3_clients, open_store
 from labmesh_dagster.settings import Settings
 from labmesh_dagster.steps.check_attention import checks_attention
 from labmesh_dagster.steps.landing import list_quarantine
 from labmesh_dagster.steps.landing_attention import irregular_entries, unannounced_experiments
 from labmesh_dagster.table_output import print_table
-
-DAGSTER_YAML = """\
-# Written by `labmesh dev`. Dagster's own storage is SQLite under this folder.
-telemetry:
-  enabled: false
-# No first-visit prompts in the UI (Dagster's newsletter dialog).
-nux:
-  enabled: false
-# A run that fails (a locked file, a transient error) is retried twice before it is left for a person.
-run_retries:
-  enabled: true
-  max_retries: 2
-# Runs start as processes of the code server, as with Dagster's default launcher; this one also tells run
-# monitoring whether a run's process is still alive, so a run whose worker died unwatched (the OS killed
-# it with its code server, labmesh dev was stopped mid-run) fails and is retried, instead of staying
-# STARTED and holding its experiment's one run slot for ever.
-run_launcher:
-  module: labmesh_dagster.defs.run_launcher
-  class: LocalRunLauncher
-# Run monitoring, by the daemon: worker health every minute; a run stuck starting or cancelling is ended
-# after 5 minutes, and any run after 6 hours (a worker whose pid another process took since). These
-# launchers cannot resume a run, so resume attempts must be 0 (Dagster refuses to start otherwise).
-run_monitoring:
-  enabled: true
-  start_timeout_seconds: 300
-  cancel_timeout_seconds: 300
-  max_resume_run_attempts: 0
-  poll_interval_seconds: 60
-  max_runtime_seconds: 21600
-concurrency:
-  runs:
-    max_concurrent_runs: 4
-    # One run at a time per experiment partition, so two runs never build the same manifest at once.
-    tag_concurrency_limits:
-      - key: "dagster/partition"
-        value:
-          applyLimitPerUniqueValue: true
-        limit: 1
-  # Pools without a limit of their own: labmesh has one, healthomics_import, whose runs each hold a slot
-  # while their HealthOmics import job runs. Raise it with `dagster instance concurrency set healthomics_import N`.
-  pools:
-    default_limit: 2
-"""
-
 
 # What earlier labmesh versions wrote as dagster.yaml (sha256): such a file, unchanged by anyone, is
 # brought up to date; a file someone edited is theirs and is kept as it is.
@@ -105,16 +63,11 @@ def prepare_home(settings: Settings) -> None:
         (settings.store_dir / zone.value).mkdir(exist_ok=True)
     config = settings.dagster_home / "dagster.yaml"
     new_home = not config.exists()
-    if new_home or _digest(config.read_bytes()) in EARLIER_DAGSTER_YAMLS:
-        config.write_text(DAGSTER_YAML, encoding="utf-8")
+    write_dagster_yaml(config, DAGSTER_YAML, earlier=EARLIER_DAGSTER_YAMLS)
     if new_home:
         from labmesh_dagster.daemon_cursors import set_first_cursors
 
         set_first_cursors(settings.dagster_home)
-
-
-def _digest(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
 
 
 # `dagster dev` warns on every start that `dg dev` supersedes it. `dg dev` runs the very same code
@@ -211,6 +164,16 @@ def command_dev(ports: Ports, args: argparse.Namespace) -> int:
         signal.signal(signum, signal.SIG_DFL)
     os.execve(dagster, argv, env)
     return 0  # not reached
+
+
+def command_deploy_local(ports: Ports, args: argparse.Namespace) -> int:
+    """Start the production shape on this machine (code server, webserver, daemon, portal) until Ctrl-C."""
+    from labmesh_dagster.deploy.local import SERVICES, Addresses, serve
+
+    addresses = Addresses(
+        host=args.host, webserver_port=args.port, grpc_port=args.grpc_port, portal_port=args.portal_port
+    )
+    return serve(ports.settings, addresses, only=args.only or SERVICES)
 
 
 def command_datazone_bootstrap(ports: Ports, args: argparse.Namespace) -> int:
@@ -785,6 +748,25 @@ def build_parser() -> argparse.ArgumentParser:
     dev.add_argument("--port", type=int, default=3000)
     dev.add_argument("--portal-port", type=int, default=8000, help="the portal's port beside Dagster; 0: no portal")
     dev.set_defaults(handler=command_dev)
+
+    deploy = commands.add_parser("deploy", help="run labmesh as it is deployed: each process on its own, on PostgreSQL")
+    deploy_commands = deploy.add_subparsers(dest="deploy_command", required=True)
+    local = deploy_commands.add_parser(
+        "local",
+        help="start a gRPC code server, dagster-webserver, one dagster-daemon and the portal on this machine, "
+        "with Dagster's instance in LABMESH_DATABASE_URL; Ctrl-C stops them all",
+    )
+    local.add_argument("--host", type=text, default="127.0.0.1")
+    local.add_argument("--port", type=int, default=3000, help="the Dagster webserver's port")
+    local.add_argument("--grpc-port", dest="grpc_port", type=int, default=4000, help="the code server's port")
+    local.add_argument("--portal-port", dest="portal_port", type=int, default=8000, help="the portal's port")
+    local.add_argument(
+        "--only",
+        action="append",
+        choices=["code-server", "webserver", "daemon", "portal"],
+        help="start only this process (repeatable): one that died, beside the others still running",
+    )
+    local.set_defaults(handler=command_deploy_local)
 
     search = commands.add_parser("search", help="find datasets and files by keywords and facets")
     search.add_argument(
