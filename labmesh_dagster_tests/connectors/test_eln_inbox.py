@@ -10,8 +10,8 @@ exactly as it was put.
 
 PostgreSQL alone is shared by processes, so it also pins: a redelivery racing
 its first delivery is kept once; receivers at once are never handed the same
-event; its tables are made once per process and database; a server that
-cannot be reached is `DatabaseUnavailable`.
+event; ties come in byte order even where the database sorts as English does.
+(Migrations and an unreachable server: `test_postgres_stores`.)
 """
 
 from __future__ import annotations
@@ -23,12 +23,9 @@ from pathlib import Path
 
 import pytest
 
-from labmesh_dagster.connectors import postgres, postgres_schema
 from labmesh_dagster.connectors.eln.base import ElnEvent
 from labmesh_dagster.connectors.eln.inbox import DONE_KEPT, SqliteInbox
-from labmesh_dagster.connectors.eln.postgres_inbox import MIGRATIONS, PostgresInbox
-from labmesh_dagster.connectors.postgres import DatabaseUnavailable, connect
-from labmesh_dagster_tests.postgres_databases import fresh_database
+from labmesh_dagster.connectors.eln.postgres_inbox import PostgresInbox
 
 T0 = datetime(2026, 12, 1, 9, 0, 0, 123456, tzinfo=UTC)
 
@@ -196,41 +193,6 @@ def test_receivers_at_once_never_take_the_same_event_while_events_arrive(postgre
     taken += received(intake, most=100, visibility=600)  # what came after every receiver had stopped
 
     assert sorted(taken) == sorted([f"early-{n:02}" for n in range(20)] + [f"late-{n:02}" for n in range(10)])
-
-
-def test_the_tables_are_made_once_per_process_and_database(postgres_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    postgres_schema.forget_migrations()
-    looked: list[str] = []
-    real_migrate = postgres_schema.migrate
-    monkeypatch.setattr(postgres_schema, "migrate", lambda url, steps: looked.append(url) or real_migrate(url, steps))
-
-    for _ in range(3):
-        PostgresInbox(postgres_url).put(event("e1"))
-    postgres_schema.forget_migrations()  # a new process: looks again, and finds nothing to do
-    PostgresInbox(postgres_url)
-
-    assert looked == [postgres_url, postgres_url]
-    with connect(postgres_url) as db:
-        ledger = db.execute("SELECT version FROM labmesh_migrations WHERE store = %s", (MIGRATIONS.store,)).fetchall()
-    assert ledger == [{"version": 1}]
-
-
-@pytest.fixture
-def impatient(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Retries without their pauses: the test sees the outcome, not the backoff."""
-    monkeypatch.setattr(postgres, "FIRST_PAUSE_SECONDS", 0.0)
-
-
-def test_a_server_that_cannot_be_reached_is_database_unavailable(impatient: None) -> None:
-    with pytest.raises(DatabaseUnavailable, match="127.0.0.1:1/labmesh"):
-        PostgresInbox("postgresql://postgres@127.0.0.1:1/labmesh")
-
-
-def test_a_database_gone_after_opening_is_database_unavailable_not_a_driver_error(impatient: None) -> None:
-    with fresh_database() as url:
-        inbox = PostgresInbox(url)
-    with pytest.raises(DatabaseUnavailable):
-        inbox.put(event("e1"))
 
 
 def test_on_a_database_sorting_as_english_does_ties_still_come_in_byte_order(clock: Clock) -> None:
