@@ -13,13 +13,15 @@ import hashlib
 import io
 import json
 import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from labmesh_dagster.connectors.eln.base import ElnEvent, ElnPoll, ElnSource, InvalidEntryId
+from labmesh_dagster.connectors.eln.folder_index import Claim, FileState, FolderIndex, path_order
 from labmesh_dagster.core.errors import ExperimentNotFound, InvalidExperimentId, RecordError
 from labmesh_dagster.core.experiment import ExperimentRecord, record_from_mapping
 from labmesh_dagster.core.ids import validate_experiment_id
@@ -28,6 +30,13 @@ from labmesh_dagster.core.text import clean_text
 RECORD_SUFFIXES = (".json", ".yaml", ".yml", ".csv", ".tsv")
 _ID_COLUMNS = ("experiment_id", "experiment", "id")
 _SAMPLE_COLUMNS = ("sample_id", "sample")
+CURSOR_VERSION = 2
+# The index lives beside the write-backs: the outbox is the one folder labmesh may write to.
+INDEX_DIR, INDEX_FILE = ".labmesh", "folder-index.sqlite"
+
+
+def _order(claim: Claim) -> tuple[tuple[str, ...], int]:
+    return claim.order
 
 
 def _name(header: str) -> str:
@@ -78,13 +87,28 @@ def experiments_from_table(text: str) -> list[dict[str, Any]]:
     return experiments
 
 
+# libyaml's parser reads record files ten times faster than the pure-Python one, and builds values with the
+# same safe constructors. It is stricter on a few oddities (a lone surrogate escape): a file it refuses is
+# parsed again by the pure-Python loader, so what was accepted before still is. Without libyaml, only that one.
+_FAST_LOADER: Any = getattr(yaml, "CSafeLoader", None)
+
+
+def _load_yaml(text: str) -> Any:
+    if _FAST_LOADER is not None:
+        try:
+            return yaml.load(text, Loader=_FAST_LOADER)  # noqa: S506 (libyaml's safe loader)
+        except yaml.YAMLError:
+            pass
+    return yaml.safe_load(text)
+
+
 def _load(path: Path) -> Any:
     if path.suffix in {".csv", ".tsv"}:
         return experiments_from_table(path.read_text(encoding="utf-8-sig"))
     text = path.read_text(encoding="utf-8")
     if path.suffix == ".json":
         return json.loads(text)
-    return yaml.safe_load(text)
+    return _load_yaml(text)
 
 
 def read_record_file(path: Path) -> tuple[list[ExperimentRecord], list[RecordError]]:
@@ -114,8 +138,57 @@ def read_record_file(path: Path) -> tuple[list[ExperimentRecord], list[RecordErr
     return records, errors
 
 
+RecordReader = Callable[[Path], tuple[list[ExperimentRecord], list[RecordError]]]
+
+
+@dataclass(frozen=True)
+class FolderCursor:
+    """Where a folder poll stands: the listing it saw, and the index generation that holds it."""
+
+    listing: str
+    epoch: str
+    gen: int
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {"v": CURSOR_VERSION, "listing": self.listing, "epoch": self.epoch, "gen": self.gen}, sort_keys=True
+        )
+
+    @classmethod
+    def from_json(cls, text: str | None) -> FolderCursor | None:
+        """The cursor in ``text``; None (read the whole folder) for none, or one of another version or connector."""
+        if not text:
+            return None
+        try:
+            data = json.loads(text)
+        except ValueError:
+            return None
+        if not isinstance(data, dict) or data.get("v") != CURSOR_VERSION:
+            return None
+        listing, epoch, gen = data.get("listing"), data.get("epoch"), data.get("gen")
+        if not isinstance(listing, str) or not isinstance(epoch, str) or not isinstance(gen, int):
+            return None
+        return cls(listing, epoch, gen)
+
+
+@dataclass
+class _Read:
+    """The files one poll read, and what they hold."""
+
+    records: dict[str, list[ExperimentRecord]] = field(default_factory=dict)
+    errors: dict[str, list[RecordError]] = field(default_factory=dict)
+
+    def claims(self, path: str) -> list[Claim]:
+        return [Claim(path, position, record.id, record.source) for position, record in enumerate(self.records[path])]
+
+
 class FolderEln(ElnSource):
-    """Experiments as files in ``records_dir``; write-backs in ``outbox_dir``."""
+    """Experiments as files in ``records_dir``; write-backs in ``outbox_dir``.
+
+    ``index_path`` is where the poll keeps what it saw of each file (see
+    `folder_index`); by default a hidden folder of the outbox, the one place
+    labmesh may write. ``reader`` reads one record file (tests count its calls).
+    """
 
     name = "folder"
 
@@ -127,41 +200,189 @@ class FolderEln(ElnSource):
         except InvalidExperimentId as exc:
             raise InvalidEntryId(entry_id, f"an experiment id: {exc.reason}") from exc
 
-    def __init__(self, records_dir: str | os.PathLike[str], outbox_dir: str | os.PathLike[str]) -> None:
+    def __init__(
+        self,
+        records_dir: str | os.PathLike[str],
+        outbox_dir: str | os.PathLike[str],
+        *,
+        index_path: str | os.PathLike[str] | None = None,
+        reader: RecordReader = read_record_file,
+    ) -> None:
         self.records_dir = Path(records_dir)
         self.outbox_dir = Path(outbox_dir)
+        self.index = FolderIndex(index_path or self.outbox_dir / INDEX_DIR / INDEX_FILE, self.records_dir)
+        self.reader = reader
 
-    def _record_files(self) -> Iterator[Path]:
-        if not self.records_dir.is_dir():
-            return
-        for path in sorted(self.records_dir.rglob("*")):
-            hidden = any(part.startswith(".") for part in path.relative_to(self.records_dir).parts)
-            if path.is_file() and path.suffix.lower() in RECORD_SUFFIXES and not hidden:
-                yield path
+    # Listing
 
-    def _listing_digest(self) -> str:
+    def _listing(self) -> dict[str, FileState]:
+        """Every record file, relative path -> its state, in path order; hidden files and folders are skipped.
+
+        One ``stat`` per file and nothing read: the cost of a tick where nothing changed.
+        """
+        found: list[tuple[tuple[str, ...], str, FileState]] = []
+        pending: list[tuple[str | Path, str]] = [(self.records_dir, "")]
+        while pending:
+            folder, prefix = pending.pop()
+            try:
+                entries = list(os.scandir(folder))
+            except (FileNotFoundError, NotADirectoryError):
+                continue
+            for entry in entries:
+                if entry.name.startswith("."):
+                    continue
+                relative = f"{prefix}{entry.name}"
+                try:
+                    if entry.is_dir(follow_symlinks=False):
+                        pending.append((entry.path, relative + "/"))
+                    elif os.path.splitext(entry.name)[1].lower() in RECORD_SUFFIXES and entry.is_file():
+                        stat = entry.stat()
+                        found.append((path_order(relative), relative, FileState(stat.st_mtime_ns, stat.st_size)))
+                except OSError:  # gone between the listing and the stat: the next poll sees what is there
+                    continue
+        found.sort(key=lambda item: item[0])
+        return {relative: state for _, relative, state in found}
+
+    def _digest(self, listing: Mapping[str, FileState]) -> str:
         """Changes when any record file is added, removed, rewritten or touched."""
         digest = hashlib.sha256()
-        for path in self._record_files():
-            stat = path.stat()
-            digest.update(f"{path}\0{stat.st_mtime_ns}\0{stat.st_size}\n".encode("utf-8", "surrogateescape"))
+        for relative, state in listing.items():
+            digest.update(f"{relative}\0{state.mtime_ns}\0{state.size}\n".encode("utf-8", "surrogateescape"))
         return digest.hexdigest()[:32]
 
+    def _path(self, relative: str) -> Path:
+        return self.records_dir.joinpath(*relative.split("/"))
+
+    # The poll
+
     def poll(self, cursor: str | None) -> ElnPoll:
-        # A folder has no change feed: a cheap listing digest decides whether to
-        # read anything at all; when something changed, every record is read and
-        # the caller compares fingerprints with what the catalog already holds.
-        listing = self._listing_digest()
-        if cursor == listing:
-            return ElnPoll(cursor=listing, unchanged=True)
-        records, errors = self._scan()
-        return ElnPoll(records=tuple(records), errors=tuple(errors), cursor=listing)
+        """What changed since ``cursor``: the records of the files added or changed since, read now.
+
+        The listing's digest decides whether to look further; when it moved,
+        only files whose modification time or size differ from the index's are
+        read. A record another file (earlier in path order) also defines is an
+        error, and the earlier file's record is the experiment's: when that
+        changes hands, the file now holding it is read too. Without a cursor,
+        or with one the index cannot serve, every file is read.
+        """
+        listing = self._listing()
+        digest = self._digest(listing)
+        previous = FolderCursor.from_json(cursor)
+        if previous is not None and previous.listing == digest:
+            return ElnPoll(cursor=previous.to_json(), unchanged=True)
+        known = self.index.open(previous.epoch, previous.gen) if previous is not None else None
+        if previous is None or known is None:
+            epoch, gen, known = self.index.restart(), 0, {}
+        else:
+            epoch, gen = previous.epoch, previous.gen
+        changed = [relative for relative, state in listing.items() if known.get(relative) != state]
+        removed = [relative for relative in known if relative not in listing]
+        records, errors, read = self._changes(changed, removed)
+        if changed or removed:
+            gen += 1
+            self.index.save(
+                gen, {relative: (listing[relative], read.claims(relative)) for relative in changed}, removed
+            )
+        return ElnPoll(records=records, errors=errors, cursor=FolderCursor(digest, epoch, gen).to_json())
+
+    def _read(self, relatives: Iterable[str], into: _Read) -> None:
+        for relative in relatives:
+            found, failed = self.reader(self._path(relative))
+            into.records[relative] = found
+            into.errors[relative] = failed
+
+    def _changes(
+        self, changed: list[str], removed: list[str]
+    ) -> tuple[tuple[ExperimentRecord, ...], tuple[RecordError, ...], _Read]:
+        """The records and errors of the changed files, and of any file an experiment passed to."""
+        read = _Read()
+        self._read(changed, read)
+        touched = set(changed) | set(removed)
+        new_claims = [claim for relative in changed for claim in read.claims(relative)]
+        affected = {claim.experiment_id for claim in new_claims}
+        affected |= {claim.experiment_id for claim in self.index.claims_of_paths(touched)}
+        before: dict[str, list[Claim]] = {}
+        for claim in self.index.claims_of_experiments(affected):
+            before.setdefault(claim.experiment_id, []).append(claim)
+        after = {
+            experiment_id: [claim for claim in claims if claim.path not in touched]
+            for experiment_id, claims in before.items()
+        }
+        for claim in new_claims:
+            after.setdefault(claim.experiment_id, []).append(claim)
+        winners = {experiment_id: min(claims, key=_order) for experiment_id, claims in after.items() if claims}
+        # An experiment whose first file is now an unchanged one (the file that held it was removed, or renamed
+        # to sort later): that file is read again, whole, so its record and its errors are reported afresh.
+        handed_over = {
+            winner.path
+            for experiment_id, winner in winners.items()
+            if winner.path not in touched and winner != min(before.get(experiment_id, [winner]), key=_order)
+        }
+        self._read(sorted(handed_over, key=path_order), read)
+        others = {claim.experiment_id for path in handed_over for claim in read.claims(path)} - set(winners)
+        for claim in self.index.claims_of_experiments(others):
+            if claim.path not in touched and claim.path not in handed_over:
+                after.setdefault(claim.experiment_id, []).append(claim)
+        for path in handed_over:
+            for claim in read.claims(path):
+                if claim.experiment_id in others:
+                    after.setdefault(claim.experiment_id, []).append(claim)
+        winners = {experiment_id: min(claims, key=_order) for experiment_id, claims in after.items() if claims}
+        records: list[ExperimentRecord] = []
+        errors: list[RecordError] = []
+        for relative in sorted(read.records, key=path_order):
+            errors += read.errors[relative]
+            for claim, record in zip(read.claims(relative), read.records[relative], strict=True):
+                winner = winners[record.id]
+                if (winner.path, winner.position) == (claim.path, claim.position):
+                    records.append(record)
+                else:
+                    errors.append(
+                        RecordError(record.source, f"experiment {record.id} is also defined in {winner.source}")
+                    )
+        # Files not read whose claim on a changed experiment lost (or still loses) to another: reported from the
+        # index, as reading the whole folder would have, so a file that lost its experiment is not left silent.
+        losers = [
+            (claim, winners[experiment_id])
+            for experiment_id in affected
+            for claim in after.get(experiment_id, [])
+            if claim.path not in read.records and claim != winners[experiment_id]
+        ]
+        for claim, winner in sorted(losers, key=lambda pair: pair[0].order):
+            errors.append(
+                RecordError(claim.source, f"experiment {claim.experiment_id} is also defined in {winner.source}")
+            )
+        return tuple(records), tuple(errors), read
+
+    # One record
+
+    def _candidates(self, experiment_id: str) -> list[str]:
+        """Files that may define ``experiment_id``, in path order: those the index names, and ``<id>.<suffix>``."""
+        named = [
+            f"{experiment_id}{suffix}"
+            for suffix in RECORD_SUFFIXES
+            if (self.records_dir / f"{experiment_id}{suffix}").is_file()
+        ]
+        return sorted({*self.index.candidates(experiment_id), *named}, key=path_order)
+
+    def _find(self, experiment_id: str) -> ExperimentRecord | None:
+        """The record as the first file (in path order) the index or the naming rule points to holds it now."""
+        for relative in self._candidates(experiment_id):
+            path = self._path(relative)
+            if not path.is_file():
+                continue
+            found, _ = self.reader(path)
+            for record in found:
+                if record.id == experiment_id:
+                    return record
+        return None
 
     def _scan(self) -> tuple[list[ExperimentRecord], list[RecordError]]:
+        """Every file read, the first definition of each experiment kept: when the index knows nothing of one."""
         records: dict[str, ExperimentRecord] = {}
         errors: list[RecordError] = []
-        for path in self._record_files():
-            found, failed = read_record_file(path)
+        for relative in self._listing():
+            found, failed = self.reader(self._path(relative))
             errors.extend(failed)
             for record in found:
                 if record.id in records:
@@ -175,15 +396,28 @@ class FolderEln(ElnSource):
         return list(records.values()), errors
 
     def fetch(self, experiment_id: str) -> ExperimentRecord:
+        """The record, read from the file that defines it; the whole folder only when no file is known to.
+
+        The index may lag the folder by a tick (a file added since), so a miss
+        is checked by reading everything, as before the index.
+        """
         validate_experiment_id(experiment_id)
-        records, _ = self._scan()
-        for record in records:
+        record = self._find(experiment_id)
+        if record is not None:
+            return record
+        for record in self._scan()[0]:
             if record.id == experiment_id:
                 return record
         raise ExperimentNotFound(f"no record for experiment {experiment_id} in {self.records_dir}")
 
     def resolve(self, events: Sequence[ElnEvent]) -> ElnPoll:
-        """A LIMS that pushes names the experiment itself: each event's entry id is an experiment id."""
+        """A LIMS that pushes names the experiment itself: each event's entry id is an experiment id.
+
+        Each is read from its file, as `fetch` finds it. Once a poll has built
+        the index, an experiment it does not know is left to the poll of the
+        same tick (which reads new files), so an event naming no record costs
+        no read of the whole folder; before that, the folder is read once.
+        """
         valid: list[ElnEvent] = []
         errors: list[RecordError] = []
         for event in events:
@@ -193,10 +427,13 @@ class FolderEln(ElnSource):
                 errors.append(RecordError(f"{event.source} event {event.event_id}", str(exc)))
                 continue
             valid.append(event)
-        records, _ = self._scan()  # unreadable files are reported by the poll, once
-        wanted = {event.entry_id for event in valid if event.kind == "changed"}
+        wanted = dict.fromkeys(event.entry_id for event in valid if event.kind == "changed")
+        found = {experiment_id: self._find(experiment_id) for experiment_id in wanted}
+        if None in found.values() and not self.index.path.exists():
+            everything = {record.id: record for record in self._scan()[0]}
+            found = {experiment_id: record or everything.get(experiment_id) for experiment_id, record in found.items()}
         return ElnPoll(
-            records=tuple(record for record in records if record.id in wanted),
+            records=tuple(record for record in found.values() if record is not None),
             errors=tuple(errors),
             archived=tuple(dict.fromkeys(event.entry_id for event in valid if event.kind == "archived")),
         )
