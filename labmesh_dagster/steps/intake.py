@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 
 from labmesh_dagster.connectors.catalog.base import Catalog
@@ -12,6 +12,9 @@ from labmesh_dagster.core.experiment import ExperimentRecord
 
 # Each pushed event costs the ELN one read: 50 keep a tick far below Dagster's 60 s sensor limit.
 ELN_EVENTS_PER_TICK = 50
+# Up to this many changed records, the catalog is asked about each; past it, one read of every fingerprint
+# is cheaper (a first poll, or a whole export rewritten).
+FINGERPRINTS_ONE_BY_ONE = 200
 
 
 @dataclass(frozen=True)
@@ -36,6 +39,18 @@ def experiments_to_register(poll: ElnPoll, registered: Mapping[str, str]) -> lis
             continue
         requests.append(ExperimentRequest(record, f"experiment:{record.id}:{current or 'new'}->{record.fingerprint}"))
     return requests
+
+
+def registered_fingerprints(catalog: Catalog, experiment_ids: Collection[str]) -> Mapping[str, str]:
+    """The catalog's fingerprint of each of these experiments that it holds: what a tick compares records with.
+
+    A tick costs what changed: a few changed records are looked up one by one,
+    not by reading the fingerprint of every experiment the catalog holds.
+    """
+    if len(experiment_ids) > FINGERPRINTS_ONE_BY_ONE:
+        return catalog.experiment_fingerprints()
+    found = {experiment_id: catalog.get_experiment(experiment_id) for experiment_id in experiment_ids}
+    return {experiment_id: record.fingerprint for experiment_id, record in found.items() if record is not None}
 
 
 @dataclass
@@ -88,6 +103,8 @@ def archive_changes(poll: ElnPoll, catalog: Catalog) -> list[str]:
     archived experiments are still cited and searched. Returns the experiments whose mark changed.
     """
     changed = [experiment_id for experiment_id in poll.archived if catalog.set_archived(experiment_id, True)]
+    if not poll.records:
+        return changed
     archived = catalog.archived_experiments()
     changed += [
         record.id for record in poll.records if record.id in archived and catalog.set_archived(record.id, False)

@@ -4,14 +4,24 @@ Pinned here: a record the catalog lacks is requested with ``new`` as its
 origin; an unchanged record is not requested; a changed record's run key is
 ``experiment:<id>:<catalog fingerprint>-><ELN fingerprint>``, so replaying the
 same poll gives the same keys (Dagster starts nothing twice) while an edit
-that is later reverted gets a run key of its own.
+that is later reverted gets a run key of its own. The catalog's fingerprints are
+read for the changed records alone, one by one, unless a poll brings more than
+`FINGERPRINTS_ONE_BY_ONE` records; the answer is the same either way.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from labmesh_dagster.connectors.catalog.sqlite import SqliteCatalog
 from labmesh_dagster.connectors.eln.base import ElnPoll
 from labmesh_dagster.core.experiment import ExperimentRecord
-from labmesh_dagster.steps.intake import ExperimentRequest, experiments_to_register
+from labmesh_dagster.steps.intake import (
+    FINGERPRINTS_ONE_BY_ONE,
+    ExperimentRequest,
+    experiments_to_register,
+    registered_fingerprints,
+)
 
 
 def record(experiment_id: str = "EXP-1", title: str = "Original title") -> ExperimentRecord:
@@ -76,3 +86,34 @@ def test_only_the_records_that_need_it_are_requested_in_poll_order() -> None:
 
 def test_an_unchanged_poll_requests_nothing() -> None:
     assert experiments_to_register(ElnPoll(cursor="abc", unchanged=True), {"EXP-1": "f"}) == []
+
+
+class CountingCatalog(SqliteCatalog):
+    """The SQLite catalog, counting how often every experiment's fingerprint is read at once."""
+
+    whole_reads = 0
+
+    def experiment_fingerprints(self) -> dict[str, str]:
+        self.whole_reads += 1
+        return super().experiment_fingerprints()
+
+
+def test_a_few_changed_records_are_looked_up_alone_not_the_whole_catalog(tmp_path: Path) -> None:
+    catalog = CountingCatalog(tmp_path / "catalog.sqlite")
+    for number in range(5):
+        catalog.upsert_experiment(record(f"EXP-{number}", f"Title {number}"), {})
+
+    found = registered_fingerprints(catalog, ["EXP-1", "EXP-3", "EXP-404"])
+
+    assert catalog.whole_reads == 0
+    every = catalog.experiment_fingerprints()
+    assert found == {"EXP-1": every["EXP-1"], "EXP-3": every["EXP-3"]}
+
+
+def test_a_poll_of_many_records_reads_every_fingerprint_at_once(tmp_path: Path) -> None:
+    catalog = CountingCatalog(tmp_path / "catalog.sqlite")
+    catalog.upsert_experiment(record("EXP-1"), {})
+
+    found = registered_fingerprints(catalog, [f"EXP-{number}" for number in range(FINGERPRINTS_ONE_BY_ONE + 1)])
+
+    assert catalog.whole_reads == 1 and set(found) == {"EXP-1"}

@@ -11,6 +11,7 @@ from labmesh_dagster.steps.intake import (
     archive_changes,
     experiments_to_register,
     merge_polls,
+    registered_fingerprints,
 )
 from labmesh_dagster.steps.store_event_intake import EVENT_VISIBILITY_SECONDS
 
@@ -39,14 +40,16 @@ def eln_sensor(
     cursor = ElnCursor(poll=poll.cursor, receipts=[message.receipt for message in messages])
     for error in poll.errors:
         context.log.error(f"skipped ELN record {error.source}: {error.reason}")
-    # Kept until the record reads fine, so `labmesh status` lists it after this tick's log is forgotten.
-    catalog.get_eln_rejections().record(poll.errors, read_fine=[record.source for record in poll.records])
+    if poll.errors or poll.records:
+        # Kept until the record reads fine, so `labmesh status` lists it after this tick's log is forgotten.
+        catalog.get_eln_rejections().record(poll.errors, read_fine=[record.source for record in poll.records])
+    if poll.unchanged:
+        return dg.SensorResult(skip_reason="no ELN record changed", cursor=cursor.to_json())
     registry = catalog.get_catalog()
     for experiment_id in archive_changes(poll, registry):
         context.log.info(f"experiment {experiment_id}: archive state follows the ELN; its data stays where it is")
-    if poll.unchanged:
-        return dg.SensorResult(skip_reason="no ELN record changed", cursor=cursor.to_json())
-    requests = experiments_to_register(poll, registry.experiment_fingerprints())
+    # Only the experiments this tick read are looked up, in the catalog and in Dagster: a tick costs what changed.
+    requests = experiments_to_register(poll, registered_fingerprints(registry, [r.id for r in poll.records]))
     return dg.SensorResult(
         run_requests=[
             # The ELN's modification time in the key: a replayed event or poll starts nothing new. Sources
