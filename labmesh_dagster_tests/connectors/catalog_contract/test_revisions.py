@@ -1,4 +1,4 @@
-"""The catalog keeps every published revision of a dataset, with what its checks found, in both profiles.
+"""Every catalog keeps each published revision of a dataset, with what its checks found.
 
 Pinned here: each new revision is kept (newest first) with its digest, file
 count, bytes and run, and an unchanged publish adds none; check outcomes are
@@ -6,26 +6,26 @@ kept with the revision they checked, recorded again idempotently, and refused
 for a revision never published; a new revision's checks are unknown until
 recorded; `checks_needing_attention` lists the datasets whose *current*
 revision failed a check or has none recorded, only of experiments the viewer
-may see; an older catalog gains its current revisions, checks unknown; the
-DataZone catalog answers all of it from its registry.
+may see. SQLite and PostgreSQL run each test; the DataZone catalog answers
+all of it from its registry.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from labmesh_dagster.connectors.catalog.base import Catalog, RevisionNotFound
 from labmesh_dagster.connectors.catalog.datazone import DataZoneCatalog
-from labmesh_dagster.connectors.catalog.sqlite import SqliteCatalog
 from labmesh_dagster.core.access import Viewer
 from labmesh_dagster.core.checks import CheckOutcome
 from labmesh_dagster.core.experiment import ExperimentRecord
 from labmesh_dagster.core.keys import Zone
 from labmesh_dagster.core.manifest import Manifest, ManifestEntry
+from labmesh_dagster_tests.connectors.catalog_contract.conftest import AnyCatalog
 from labmesh_dagster_tests.connectors.test_datazone_catalog import Clock, make_catalog
-from labmesh_dagster_tests.connectors.test_sqlite_catalog_upgrade import write_old_catalog
 from labmesh_dagster_tests.fake_datazone import FakeDataZoneClient
 
 PASSED = (CheckOutcome.of("catalog_matches_manifest", []), CheckOutcome.of("lineage_recorded", []))
@@ -44,14 +44,14 @@ def publish(catalog: Catalog, experiment_id: str, *entries: ManifestEntry, run_i
 
 
 @pytest.fixture
-def catalog(tmp_path: Path) -> SqliteCatalog:
-    catalog = SqliteCatalog(tmp_path / "catalog.sqlite")
+def catalog(open_catalog: Callable[[], AnyCatalog]) -> AnyCatalog:
+    catalog = open_catalog()
     catalog.upsert_experiment(ExperimentRecord(id="EXP-1", title="Liver", group="Genomics"), {})
     catalog.upsert_experiment(ExperimentRecord(id="EXP-2", title="Kidney", group="Proteomics"), {})
     return catalog
 
 
-def test_every_revision_is_kept_newest_first_and_an_unchanged_publish_adds_none(catalog: SqliteCatalog) -> None:
+def test_every_revision_is_kept_newest_first_and_an_unchanged_publish_adds_none(catalog: AnyCatalog) -> None:
     publish(catalog, "EXP-1", reads("a.fastq", 10), run_id="run-1")
     publish(catalog, "EXP-1", reads("a.fastq", 10), run_id="run-again")
     publish(catalog, "EXP-1", reads("a.fastq", 10), reads("b.fastq", 5), run_id="run-2")
@@ -67,7 +67,7 @@ def test_every_revision_is_kept_newest_first_and_an_unchanged_publish_adds_none(
     assert [r.revision for r in catalog.dataset_revisions("EXP-1", Zone.RAW, limit=1)] == [2]
 
 
-def test_check_outcomes_are_kept_with_the_revision_they_checked(catalog: SqliteCatalog) -> None:
+def test_check_outcomes_are_kept_with_the_revision_they_checked(catalog: AnyCatalog) -> None:
     first = publish(catalog, "EXP-1", reads("a.fastq", 10))
     catalog.record_checks("EXP-1", Zone.RAW, first, FAILED)
     second = publish(catalog, "EXP-1", reads("a.fastq", 11))
@@ -83,7 +83,7 @@ def test_check_outcomes_are_kept_with_the_revision_they_checked(catalog: SqliteC
         catalog.record_checks("EXP-1", Zone.RAW, 7, PASSED)
 
 
-def test_datasets_whose_current_checks_failed_or_are_unknown_need_attention(catalog: SqliteCatalog) -> None:
+def test_datasets_whose_current_checks_failed_or_are_unknown_need_attention(catalog: AnyCatalog) -> None:
     failing = publish(catalog, "EXP-1", reads("a.fastq", 10))
     catalog.record_checks("EXP-1", Zone.RAW, failing, FAILED)
     fixed = publish(catalog, "EXP-2", reads("b.fastq", 10, "EXP-2"))
@@ -102,19 +102,6 @@ def test_datasets_whose_current_checks_failed_or_are_unknown_need_attention(cata
     assert [r.experiment_id for r in genomics] == ["EXP-1"] and genomics[0].checks == FAILED
     assert [(r.zone, r.checks) for r in proteomics] == [(Zone.PROCESSED, None)]
     assert catalog.checks_needing_attention(viewer=Viewer("eve")) == []
-
-
-def test_an_older_catalog_keeps_its_current_revisions_with_checks_unknown(tmp_path: Path) -> None:
-    path = tmp_path / "catalog.sqlite"
-    write_old_catalog(path)
-
-    catalog = SqliteCatalog(path)
-    SqliteCatalog(path)  # opening again adds nothing
-
-    [kept] = catalog.dataset_revisions("EXP-9", Zone.RAW)
-    assert (kept.revision, kept.manifest_digest, kept.file_count, kept.checks) == (1, "digest", 1, None)
-    catalog.record_checks("EXP-9", Zone.RAW, 1, PASSED)
-    assert catalog.dataset_revisions("EXP-9", Zone.RAW)[0].checks == PASSED
 
 
 def test_the_datazone_catalog_keeps_revisions_and_checks_in_its_registry(tmp_path: Path) -> None:

@@ -1,4 +1,4 @@
-"""Who sees what in the local catalog: every search and every count is formed from what the viewer may see.
+"""Who sees what in either catalog: every search and every count is formed from what the viewer may see.
 
 Pinned here, on a lab of four experiments in two groups plus one with no
 group: a person in one group never gets another group's experiment, nor the one
@@ -16,18 +16,18 @@ summaries list only what the viewer may see.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from labmesh_dagster.connectors.catalog.base import FACETS, ExperimentNotRegistered, SearchHit, SearchQuery
-from labmesh_dagster.connectors.catalog.sqlite import SqliteCatalog
 from labmesh_dagster.connectors.catalog.sqlite_search import TOKEN_PRINCIPALS
 from labmesh_dagster.core.access import LOCAL_ADMIN, Viewer
 from labmesh_dagster.core.experiment import ExperimentRecord, Sample
 from labmesh_dagster.core.manifest import Manifest, ManifestEntry
+from labmesh_dagster_tests.connectors.catalog_contract.conftest import AnyCatalog
 
 
 def entry(key: str, fmt: str, created: str, samples: tuple[str, ...] = (), **extra: Any) -> ManifestEntry:
@@ -85,9 +85,7 @@ def raw(experiment: ExperimentRecord, *samples: str) -> Manifest:
     return Manifest.build(experiment.id, "raw", files)
 
 
-@pytest.fixture
-def catalog(tmp_path: Path) -> SqliteCatalog:
-    catalog = SqliteCatalog(tmp_path / "catalog.sqlite")
+def build_lab(catalog: AnyCatalog) -> AnyCatalog:
     for experiment in (LIVER, KIDNEY, ORPHAN, SHARED, NOBODY):
         catalog.upsert_experiment(experiment, {})
     catalog.upsert_dataset(raw(LIVER, "LIV-01", "LIV-02"), "file:///raw/EXP-1/")
@@ -98,6 +96,18 @@ def catalog(tmp_path: Path) -> SqliteCatalog:
         "file:///processed/EXP-1/",
     )
     return catalog
+
+
+@pytest.fixture(scope="module")
+def catalog(open_module_catalog: Callable[[], AnyCatalog]) -> AnyCatalog:
+    """The lab, built once per backend: the tests that take it only read."""
+    return build_lab(open_module_catalog())
+
+
+@pytest.fixture
+def fresh_catalog(open_catalog: Callable[[], AnyCatalog]) -> AnyCatalog:
+    """The lab, built for one test that changes it."""
+    return build_lab(open_catalog())
 
 
 HEPATOLOGY = Viewer(name="bob", groups=frozenset({"hepatology "}))  # the identity provider spells groups its own way
@@ -136,7 +146,7 @@ def experiments(hits: list[SearchHit]) -> set[str]:
     return {hit.experiment_id for hit in hits}
 
 
-def counted(catalog: SqliteCatalog, query: SearchQuery) -> set[str]:
+def counted(catalog: AnyCatalog, query: SearchQuery) -> set[str]:
     """Every value any facet count names for the query."""
     return {value for values in catalog.facet_counts(query, top=1000).values() for value, _ in values}
 
@@ -144,7 +154,7 @@ def counted(catalog: SqliteCatalog, query: SearchQuery) -> set[str]:
 @pytest.mark.parametrize("shape", SHAPES, ids=[repr(shape) for shape in SHAPES])
 @pytest.mark.parametrize("viewer", [HEPATOLOGY, BUSY], ids=["few groups", "many groups"])
 def test_a_person_in_one_group_never_meets_another_groups_experiment(
-    catalog: SqliteCatalog, viewer: Viewer, shape: dict[str, Any]
+    catalog: AnyCatalog, viewer: Viewer, shape: dict[str, Any]
 ) -> None:
     query = SearchQuery(**shape, viewer=viewer)
 
@@ -157,9 +167,7 @@ def test_a_person_in_one_group_never_meets_another_groups_experiment(
 
 
 @pytest.mark.parametrize("shape", SHAPES, ids=[repr(shape) for shape in SHAPES])
-def test_the_admin_sees_everything_and_a_viewer_exactly_their_share(
-    catalog: SqliteCatalog, shape: dict[str, Any]
-) -> None:
+def test_the_admin_sees_everything_and_a_viewer_exactly_their_share(catalog: AnyCatalog, shape: dict[str, Any]) -> None:
     everything = catalog.search(SearchQuery(**shape))
 
     assert catalog.search(SearchQuery(**shape, viewer=LOCAL_ADMIN)) == everything
@@ -171,7 +179,7 @@ def test_the_admin_sees_everything_and_a_viewer_exactly_their_share(
         ], viewer
 
 
-def test_an_experiment_with_no_group_is_its_owners_and_the_admins(catalog: SqliteCatalog) -> None:
+def test_an_experiment_with_no_group_is_its_owners_and_the_admins(catalog: AnyCatalog) -> None:
     grace = Viewer(name="Grace Hopper")
 
     assert experiments(catalog.search(SearchQuery(viewer=grace))) == {"EXP-3"}
@@ -182,7 +190,7 @@ def test_an_experiment_with_no_group_is_its_owners_and_the_admins(catalog: Sqlit
     assert "EXP-5" in experiments(catalog.search(SearchQuery(viewer=LOCAL_ADMIN)))
 
 
-def test_the_owner_and_the_people_on_an_experiment_see_it(catalog: SqliteCatalog) -> None:
+def test_the_owner_and_the_people_on_an_experiment_see_it(catalog: AnyCatalog) -> None:
     alan = Viewer(name="alan turing")
 
     assert experiments(catalog.search(SearchQuery(viewer=alan))) == {"EXP-2", "EXP-4"}
@@ -190,30 +198,34 @@ def test_the_owner_and_the_people_on_an_experiment_see_it(catalog: SqliteCatalog
     assert experiments(catalog.search(SearchQuery(viewer=NEPHROLOGY))) == {"EXP-2"}
 
 
-def test_a_grant_lets_a_group_in_and_revoking_takes_it_back(catalog: SqliteCatalog) -> None:
-    assert catalog.grant("EXP-2", "group:Hepatology") is True
-    assert catalog.grant("EXP-2", "group:hepatology") is False
+def test_a_grant_lets_a_group_in_and_revoking_takes_it_back(fresh_catalog: AnyCatalog) -> None:
+    assert fresh_catalog.grant("EXP-2", "group:Hepatology") is True
+    assert fresh_catalog.grant("EXP-2", "group:hepatology") is False
 
-    assert experiments(catalog.search(SearchQuery(text="biopsy", viewer=HEPATOLOGY))) == {"EXP-1", "EXP-2", "EXP-4"}
-    assert "KID-01" in counted(catalog, SearchQuery(viewer=HEPATOLOGY))
-    assert "group:hepatology" in catalog.principals("EXP-2")
+    assert experiments(fresh_catalog.search(SearchQuery(text="biopsy", viewer=HEPATOLOGY))) == {
+        "EXP-1",
+        "EXP-2",
+        "EXP-4",
+    }
+    assert "KID-01" in counted(fresh_catalog, SearchQuery(viewer=HEPATOLOGY))
+    assert "group:hepatology" in fresh_catalog.principals("EXP-2")
 
-    assert catalog.revoke("EXP-2", "group:Hepatology") is True
-    assert catalog.revoke("EXP-2", "group:Hepatology") is False
-    assert "EXP-2" not in experiments(catalog.search(SearchQuery(viewer=HEPATOLOGY)))
-
-
-def test_a_grant_survives_the_experiments_next_revision(catalog: SqliteCatalog) -> None:
-    catalog.grant("EXP-3", "user:bob")
-
-    catalog.upsert_experiment(replace(ORPHAN, description="now with a plan"), {})
-    catalog.upsert_dataset(raw(ORPHAN, "ORP-01", "ORP-02"), "file:///raw/EXP-3/")
-
-    assert experiments(catalog.search(SearchQuery(text="plan", viewer=HEPATOLOGY))) == {"EXP-3"}
-    assert experiments(catalog.search(SearchQuery(sample="ORP-02", viewer=HEPATOLOGY))) == {"EXP-3"}
+    assert fresh_catalog.revoke("EXP-2", "group:Hepatology") is True
+    assert fresh_catalog.revoke("EXP-2", "group:Hepatology") is False
+    assert "EXP-2" not in experiments(fresh_catalog.search(SearchQuery(viewer=HEPATOLOGY)))
 
 
-def test_grants_name_a_registered_experiment_and_a_user_or_group(catalog: SqliteCatalog) -> None:
+def test_a_grant_survives_the_experiments_next_revision(fresh_catalog: AnyCatalog) -> None:
+    fresh_catalog.grant("EXP-3", "user:bob")
+
+    fresh_catalog.upsert_experiment(replace(ORPHAN, description="now with a plan"), {})
+    fresh_catalog.upsert_dataset(raw(ORPHAN, "ORP-01", "ORP-02"), "file:///raw/EXP-3/")
+
+    assert experiments(fresh_catalog.search(SearchQuery(text="plan", viewer=HEPATOLOGY))) == {"EXP-3"}
+    assert experiments(fresh_catalog.search(SearchQuery(sample="ORP-02", viewer=HEPATOLOGY))) == {"EXP-3"}
+
+
+def test_grants_name_a_registered_experiment_and_a_user_or_group(catalog: AnyCatalog) -> None:
     with pytest.raises(ExperimentNotRegistered):
         catalog.grant("EXP-404", "user:bob")
     for principal in ("bob", "team:x", "user:", "group:  "):
@@ -222,7 +234,7 @@ def test_grants_name_a_registered_experiment_and_a_user_or_group(catalog: Sqlite
     assert catalog.principals("EXP-404") == frozenset()
 
 
-def test_hidden_experiments_take_no_place_under_the_limit(catalog: SqliteCatalog) -> None:
+def test_hidden_experiments_take_no_place_under_the_limit(catalog: AnyCatalog) -> None:
     for viewer in (HEPATOLOGY, BUSY):
         [hit] = catalog.search(SearchQuery(platform="MiSeq", limit=1, viewer=viewer))
         assert hit.experiment_id == "EXP-1"
@@ -230,7 +242,7 @@ def test_hidden_experiments_take_no_place_under_the_limit(catalog: SqliteCatalog
         assert hit.experiment_id in {"EXP-1", "EXP-4"}
 
 
-def test_facet_counts_count_the_viewers_hits(catalog: SqliteCatalog) -> None:
+def test_facet_counts_count_the_viewers_hits(catalog: AnyCatalog) -> None:
     counts = catalog.facet_counts(SearchQuery(viewer=HEPATOLOGY))
 
     assert set(counts) == set(FACETS)
@@ -248,7 +260,7 @@ def test_facet_counts_count_the_viewers_hits(catalog: SqliteCatalog) -> None:
 @pytest.mark.parametrize("shape", SHAPES, ids=[repr(shape) for shape in SHAPES])
 @pytest.mark.parametrize("viewer", [None, HEPATOLOGY, BUSY], ids=["admin", "few groups", "many groups"])
 def test_each_count_is_the_number_of_hits_that_carry_its_value(
-    catalog: SqliteCatalog, viewer: Viewer | None, shape: dict[str, Any]
+    catalog: AnyCatalog, viewer: Viewer | None, shape: dict[str, Any]
 ) -> None:
     query = SearchQuery(**shape, viewer=viewer, limit=1000)
     hits = catalog.search(query)
@@ -283,7 +295,7 @@ def test_each_count_is_the_number_of_hits_that_carry_its_value(
         assert dict(counts[facet]) == expected[facet], facet
 
 
-def test_dates_count_the_month_of_what_matched(catalog: SqliteCatalog) -> None:
+def test_dates_count_the_month_of_what_matched(catalog: AnyCatalog) -> None:
     recent_tables = catalog.facet_counts(SearchQuery(format="csv", since="2024-04-01", viewer=HEPATOLOGY))
     registered_early = catalog.facet_counts(SearchQuery(until="2024-03-02"))
 
@@ -293,7 +305,7 @@ def test_dates_count_the_month_of_what_matched(catalog: SqliteCatalog) -> None:
     assert registered_early["experiment"] == [("EXP-2", 1), ("EXP-1", 1)]
 
 
-def test_summaries_list_the_experiments_a_viewer_may_see(catalog: SqliteCatalog) -> None:
+def test_summaries_list_the_experiments_a_viewer_may_see(catalog: AnyCatalog) -> None:
     assert [s.experiment_id for s in catalog.summaries(viewer=HEPATOLOGY)] == ["EXP-1", "EXP-4"]
     assert [s.experiment_id for s in catalog.summaries(viewer=Viewer(name="grace hopper"))] == ["EXP-3"]
     assert len(catalog.summaries(viewer=LOCAL_ADMIN)) == len(catalog.summaries()) == 5
