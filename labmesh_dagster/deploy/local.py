@@ -392,7 +392,14 @@ class Deployment:
                 return process.popen.wait()
         finally:
             process.close_log()
-            self.layout.pid_file(name).unlink(missing_ok=True)
+            self.forget_pid(name, process.pid)
+
+    def forget_pid(self, name: str, pid: int) -> None:
+        """Remove the pid file if it still names ``pid`` (not a process another command started since)."""
+        path = self.layout.pid_file(name)
+        with contextlib.suppress(OSError, ValueError):
+            if int(path.read_text(encoding="ascii")) == pid:
+                path.unlink()
 
     def stop_all(self, timeout: float = STOP_SECONDS) -> dict[str, int | None]:
         """Stop every process, the code server last (runs launched through it may still report)."""
