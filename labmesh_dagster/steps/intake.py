@@ -12,9 +12,9 @@ from labmesh_dagster.core.experiment import ExperimentRecord
 
 # Each pushed event costs the ELN one read: 50 keep a tick far below Dagster's 60 s sensor limit.
 ELN_EVENTS_PER_TICK = 50
-# Up to this many changed records, the catalog is asked about each; past it, one read of every fingerprint
-# is cheaper (a first poll, or a whole export rewritten).
-FINGERPRINTS_ONE_BY_ONE = 200
+# Up to this many changed records, the catalog (and Dagster) are asked about each; past it, one read of
+# everything they hold is cheaper (a first poll, or a whole export rewritten).
+ONE_BY_ONE_LOOKUPS = 200
 
 
 @dataclass(frozen=True)
@@ -47,7 +47,7 @@ def registered_fingerprints(catalog: Catalog, experiment_ids: Collection[str]) -
     A tick costs what changed: a few changed records are looked up one by one,
     not by reading the fingerprint of every experiment the catalog holds.
     """
-    if len(experiment_ids) > FINGERPRINTS_ONE_BY_ONE:
+    if len(experiment_ids) > ONE_BY_ONE_LOOKUPS:
         return catalog.experiment_fingerprints()
     found = {experiment_id: catalog.get_experiment(experiment_id) for experiment_id in experiment_ids}
     return {experiment_id: record.fingerprint for experiment_id, record in found.items() if record is not None}

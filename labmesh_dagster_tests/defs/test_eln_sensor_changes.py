@@ -5,7 +5,9 @@ folder is unchanged; a record edited after the cursor is the one file read and
 the one experiment requested again, under a run key naming the change; a tick
 whose cursor Dagster never stored is replayed from the previous cursor with the
 same request (so nothing is lost, and nothing starts twice); a deleted record
-file requests nothing; a pushed event reads the one file it names.
+file requests nothing; a pushed event reads the one file it names. The
+partitions a tick adds are those Dagster lacks, whether it asks about each of a
+few experiments or reads every partition once for a whole ELN.
 """
 
 from __future__ import annotations
@@ -22,9 +24,11 @@ from labmesh_dagster.connectors.eln.base import ElnEvent, ElnSource
 from labmesh_dagster.connectors.eln.folder import FolderEln, read_record_file
 from labmesh_dagster.core.errors import RecordError
 from labmesh_dagster.core.experiment import ExperimentRecord
+from labmesh_dagster.defs.partitions import EXPERIMENTS
 from labmesh_dagster.defs.resources import ElnResource, SqliteCatalogResource, SqliteInboxResource
-from labmesh_dagster.defs.sensors.eln import eln_sensor
+from labmesh_dagster.defs.sensors.eln import eln_sensor, new_partitions
 from labmesh_dagster.ports import open_sqlite_inbox
+from labmesh_dagster.steps.intake import ONE_BY_ONE_LOOKUPS
 from labmesh_dagster_tests.conftest import ShiftedClock
 
 
@@ -145,3 +149,13 @@ def test_a_pushed_event_reads_the_one_file_it_names(lab: Lab) -> None:
     assert [p for p, _ in requested(pushed)] == ["EXP-20"]
     # Once for the event, once by the poll that finds the file changed: never the other 11.
     assert lab.read == ["EXP-20.yaml", "EXP-20.yaml"]
+
+
+@pytest.mark.parametrize("count", [3, ONE_BY_ONE_LOOKUPS + 1])
+def test_the_partitions_a_tick_adds_are_those_dagster_lacks(instance: dg.DagsterInstance, count: int) -> None:
+    instance.add_dynamic_partitions(EXPERIMENTS, ["EXP-0001", "EXP-0002"])
+    wanted = [f"EXP-{number:04}" for number in range(count)]
+
+    [request] = new_partitions(instance, wanted)
+
+    assert request.partition_keys == [key for key in wanted if key not in {"EXP-0001", "EXP-0002"}]

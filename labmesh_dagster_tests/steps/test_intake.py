@@ -6,7 +6,7 @@ origin; an unchanged record is not requested; a changed record's run key is
 same poll gives the same keys (Dagster starts nothing twice) while an edit
 that is later reverted gets a run key of its own. The catalog's fingerprints are
 read for the changed records alone, one by one, unless a poll brings more than
-`FINGERPRINTS_ONE_BY_ONE` records; the answer is the same either way.
+`ONE_BY_ONE_LOOKUPS` records; the answer is the same either way.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from labmesh_dagster.connectors.catalog.sqlite import SqliteCatalog
 from labmesh_dagster.connectors.eln.base import ElnPoll
 from labmesh_dagster.core.experiment import ExperimentRecord
 from labmesh_dagster.steps.intake import (
-    FINGERPRINTS_ONE_BY_ONE,
+    ONE_BY_ONE_LOOKUPS,
     ExperimentRequest,
     experiments_to_register,
     registered_fingerprints,
@@ -114,6 +114,6 @@ def test_a_poll_of_many_records_reads_every_fingerprint_at_once(tmp_path: Path) 
     catalog = CountingCatalog(tmp_path / "catalog.sqlite")
     catalog.upsert_experiment(record("EXP-1"), {})
 
-    found = registered_fingerprints(catalog, [f"EXP-{number}" for number in range(FINGERPRINTS_ONE_BY_ONE + 1)])
+    found = registered_fingerprints(catalog, [f"EXP-{number}" for number in range(ONE_BY_ONE_LOOKUPS + 1)])
 
     assert catalog.whole_reads == 1 and set(found) == {"EXP-1"}

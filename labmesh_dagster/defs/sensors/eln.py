@@ -3,10 +3,11 @@
 import dagster as dg
 
 from labmesh_dagster.connectors.eln.base import ElnPoll
-from labmesh_dagster.defs.partitions import partitions_to_add
+from labmesh_dagster.defs.partitions import EXPERIMENTS, experiments_partitions, partitions_to_add
 from labmesh_dagster.defs.resources import CatalogResource, ElnInboxResource, ElnResource
 from labmesh_dagster.steps.intake import (
     ELN_EVENTS_PER_TICK,
+    ONE_BY_ONE_LOOKUPS,
     ElnCursor,
     archive_changes,
     experiments_to_register,
@@ -14,6 +15,14 @@ from labmesh_dagster.steps.intake import (
     registered_fingerprints,
 )
 from labmesh_dagster.steps.store_event_intake import EVENT_VISIBILITY_SECONDS
+
+
+def new_partitions(instance: dg.DagsterInstance, experiment_ids: list[str]) -> list[dg.AddDynamicPartitionsRequest]:
+    """The experiments Dagster lacks: asked one by one for a tick's few changes, in one read for a whole ELN."""
+    if len(experiment_ids) <= ONE_BY_ONE_LOOKUPS:
+        return partitions_to_add(instance, experiment_ids)
+    missing = sorted(set(experiment_ids) - set(instance.get_dynamic_partitions(EXPERIMENTS)))
+    return [experiments_partitions.build_add_request(missing)] if missing else []
 
 
 def eln_sensor(
@@ -60,6 +69,6 @@ def eln_sensor(
             )
             for request in requests
         ],
-        dynamic_partitions_requests=partitions_to_add(context.instance, [record.id for record in poll.records]),
+        dynamic_partitions_requests=new_partitions(context.instance, [record.id for record in poll.records]),
         cursor=cursor.to_json(),
     )
