@@ -1,8 +1,8 @@
 """Fixtures for people, tokens and the audit log: a clock moved by hand, a cheap hasher, and the stores on each backend.
 
 The stores' tests are one contract suite: `backend` gives each test the
-SQLite stores on a temp home and then the PostgreSQL twins on a database of
-the test's own (`postgres_url`), so the same assertions prove both. A
+SQLite stores on a temp home and then the PostgreSQL twins on a schema of the
+test's own (`postgres_schema_url`), so the same assertions prove both. A
 `Backend` also reads what the stores keep, as someone holding a copy of the
 database would, for the tests that pin what is (and is not) stored.
 """
@@ -10,7 +10,9 @@ database would, for the tests that pin what is (and is not) stored.
 from __future__ import annotations
 
 import sqlite3
+import uuid
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -28,6 +30,7 @@ from labmesh_dagster.access.throttle import LoginLimits, LoginThrottle, SqliteLo
 from labmesh_dagster.access.tokens import SqliteTokenStore, TokenStore
 from labmesh_dagster.access.users import Users, UserStore
 from labmesh_dagster.core.clock import Clock, utc_now
+from labmesh_dagster_tests.postgres_databases import fresh_database
 
 START = datetime(2026, 12, 5, 9, 0, tzinfo=UTC)
 
@@ -147,12 +150,38 @@ class PostgresBackend(Backend):
             db.execute(statement)
 
 
+@pytest.fixture(scope="session")
+def access_database() -> Iterator[str]:
+    """One PostgreSQL database for the session's access tests, dropped at the end."""
+    with fresh_database("labmesh_access_test") as url:
+        yield url
+
+
+@pytest.fixture
+def postgres_schema_url(access_database: str) -> Iterator[str]:
+    """A URL whose connections see only a new, empty schema of the test's own (``search_path``).
+
+    As empty as a database of the test's own (the migrations' ledger too is
+    made in it), for a fifth of a second where creating and dropping a
+    database takes one to three on the project's machine: the access suite
+    has some sixty PostgreSQL cases.
+    """
+    schema = f"test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(access_database, autocommit=True) as db:
+        db.execute(f'CREATE SCHEMA "{schema}"')
+    try:
+        yield f"{access_database}?options=-csearch_path%3D{schema}"
+    finally:
+        with psycopg.connect(access_database, autocommit=True) as db:
+            db.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
 @pytest.fixture(params=["sqlite", "postgres"])
 def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
-    """Each store on SQLite files in a temp home, then on a PostgreSQL database of the test's own."""
+    """Each store on SQLite files in a temp home, then on PostgreSQL in a schema of the test's own."""
     if request.param == "sqlite":
         return SqliteBackend(tmp_path / "home")
-    return PostgresBackend(request.getfixturevalue("postgres_url"))
+    return PostgresBackend(request.getfixturevalue("postgres_schema_url"))
 
 
 @pytest.fixture

@@ -35,7 +35,7 @@ def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
     """A lab whose accounts and audit log are SQLite files under its home, then one whose are in PostgreSQL."""
     if request.param == "sqlite":
         return make_settings(tmp_path / "home")
-    return make_settings(tmp_path / "home", LABMESH_DATABASE_URL=request.getfixturevalue("postgres_url"))
+    return make_settings(tmp_path / "home", LABMESH_DATABASE_URL=request.getfixturevalue("postgres_schema_url"))
 
 
 Labmesh = Callable[..., int]
@@ -190,9 +190,9 @@ def test_a_date_that_is_not_iso_is_refused_when_the_command_is_read(
 
 
 def test_with_a_database_url_the_accounts_are_in_postgresql_and_no_file_is_made(
-    tmp_path: Path, postgres_url: str, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, postgres_schema_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    on_postgres = make_settings(tmp_path / "home", LABMESH_DATABASE_URL=postgres_url)
+    on_postgres = make_settings(tmp_path / "home", LABMESH_DATABASE_URL=postgres_schema_url)
     monkeypatch.setattr("sys.stdin", io.StringIO("correct horse\n"))
 
     assert cli.main(["users", "add", "ada", "--group", "genomics", "--password-stdin"], settings=on_postgres) == 0
@@ -201,5 +201,5 @@ def test_with_a_database_url_the_accounts_are_in_postgresql_and_no_file_is_made(
     assert not on_postgres.access.access_path.exists() and not on_postgres.access.audit_path.exists()
     from labmesh_dagster.access.postgres_users import PostgresUserStore
 
-    signed_in = PostgresUserStore(postgres_url).authenticate("ada", "correct horse")
+    signed_in = PostgresUserStore(postgres_schema_url).authenticate("ada", "correct horse")
     assert signed_in is not None and signed_in.groups == ("genomics",)

@@ -31,23 +31,29 @@ from labmesh_dagster_tests.access.conftest import ManualClock, cheap_hasher
 from labmesh_dagster_tests.conftest import make_settings
 
 
-def test_the_database_itself_refuses_a_name_differing_only_in_case(postgres_url: str) -> None:
-    PostgresUserStore(postgres_url, hasher=cheap_hasher()).add("Ada", "correct horse")
+@pytest.fixture
+def url(postgres_schema_url: str) -> str:
+    """A PostgreSQL schema of the test's own (`labmesh_dagster_tests.access.conftest.postgres_schema_url`)."""
+    return postgres_schema_url
 
-    with psycopg.connect(postgres_url) as db, pytest.raises(psycopg.errors.UniqueViolation):
+
+def test_the_database_itself_refuses_a_name_differing_only_in_case(url: str) -> None:
+    PostgresUserStore(url, hasher=cheap_hasher()).add("Ada", "correct horse")
+
+    with psycopg.connect(url) as db, pytest.raises(psycopg.errors.UniqueViolation):
         db.execute(
             "INSERT INTO access_users (name, password_hash, admin, created_at) VALUES ('ADA', 'x', false, now())"
         )
 
 
-def test_connections_racing_to_add_one_name_leave_one_account_and_one_clear_refusal(postgres_url: str) -> None:
+def test_connections_racing_to_add_one_name_leave_one_account_and_one_clear_refusal(url: str) -> None:
     spellings = ["ada", "ADA", "Ada", "aDa"]
     start = threading.Barrier(len(spellings))
     added: list[str] = []
     refusals: list[str] = []
 
     def add(name: str) -> None:
-        store = PostgresUserStore(postgres_url, hasher=cheap_hasher())
+        store = PostgresUserStore(url, hasher=cheap_hasher())
         start.wait()
         try:
             added.append(store.add(name, "correct horse").name)
@@ -62,7 +68,7 @@ def test_connections_racing_to_add_one_name_leave_one_account_and_one_clear_refu
 
     assert len(added) == 1 and len(refusals) == 3
     assert sorted(refusals) == sorted(f"user {name!r} exists already" for name in spellings if name not in added)
-    assert [user.name for user in PostgresUserStore(postgres_url).list_users()] == added
+    assert [user.name for user in PostgresUserStore(url).list_users()] == added
 
 
 def applied(url: str) -> list[tuple[str, int]]:
@@ -70,10 +76,8 @@ def applied(url: str) -> list[tuple[str, int]]:
         return list(db.execute("SELECT store, version FROM labmesh_migrations ORDER BY store, version"))
 
 
-def test_the_migrations_are_applied_once_however_many_stores_open_the_database(
-    tmp_path: Path, postgres_url: str
-) -> None:
-    settings = make_settings(tmp_path / "home", LABMESH_DATABASE_URL=postgres_url).access
+def test_the_migrations_are_applied_once_however_many_stores_open_the_database(tmp_path: Path, url: str) -> None:
+    settings = make_settings(tmp_path / "home", LABMESH_DATABASE_URL=url).access
 
     def open_all() -> None:
         AccessStores.open(settings)
@@ -87,14 +91,14 @@ def test_the_migrations_are_applied_once_however_many_stores_open_the_database(
 
     steps = [("access", version) for version in range(1, ACCESS.version + 1)]
     steps += [("audit", version) for version in range(1, AUDIT.version + 1)]
-    assert applied(postgres_url) == sorted(steps)
+    assert applied(url) == sorted(steps)
 
 
-def test_text_postgresql_cannot_keep_is_still_counted_logged_and_refused_cleanly(postgres_url: str) -> None:
+def test_text_postgresql_cannot_keep_is_still_counted_logged_and_refused_cleanly(url: str) -> None:
     clock = ManualClock()
-    users = PostgresUserStore(postgres_url, hasher=cheap_hasher(), clock=clock)
-    throttle = PostgresLoginThrottle(postgres_url, LoginLimits(per_user=2, window_seconds=60), clock=clock)
-    audit = PostgresAuditLog(postgres_url, clock=clock)
+    users = PostgresUserStore(url, hasher=cheap_hasher(), clock=clock)
+    throttle = PostgresLoginThrottle(url, LoginLimits(per_user=2, window_seconds=60), clock=clock)
+    audit = PostgresAuditLog(url, clock=clock)
     users.add("ada", "correct horse")
 
     assert users.authenticate("ad\x00a", "correct horse") is None
@@ -104,23 +108,21 @@ def test_text_postgresql_cannot_keep_is_still_counted_logged_and_refused_cleanly
     assert throttle.check("ad\x00a", None) is not None, "both failures count against the one name"
     audit.record(AuditEvent(AuditKind.LOGIN_FAILED, "ad\x00a\udcff", address="10.0.0.1"))
     assert audit.read(AuditFilter(user="AD\x00A\udcff"))[0].event.user == "ad\ufffda\ufffd"
-    assert PostgresTokenStore(postgres_url, clock=clock).list_tokens("ad\x00a") == []
+    assert PostgresTokenStore(url, clock=clock).list_tokens("ad\x00a") == []
 
 
-def test_truncating_the_audit_log_is_refused_as_well(postgres_url: str) -> None:
-    audit = PostgresAuditLog(postgres_url)
+def test_truncating_the_audit_log_is_refused_as_well(url: str) -> None:
+    audit = PostgresAuditLog(url)
     audit.record(AuditEvent(AuditKind.LOGIN, "ada"))
 
-    with psycopg.connect(postgres_url) as db, pytest.raises(psycopg.errors.RaiseException, match="append-only"):
+    with psycopg.connect(url) as db, pytest.raises(psycopg.errors.RaiseException, match="append-only"):
         db.execute("TRUNCATE audit_events")
 
     assert len(audit.read()) == 1
 
 
-def test_a_database_url_in_the_settings_opens_the_postgresql_stores_and_makes_no_file(
-    tmp_path: Path, postgres_url: str
-) -> None:
-    settings = make_settings(tmp_path / "home", LABMESH_DATABASE_URL=postgres_url).access
+def test_a_database_url_in_the_settings_opens_the_postgresql_stores_and_makes_no_file(tmp_path: Path, url: str) -> None:
+    settings = make_settings(tmp_path / "home", LABMESH_DATABASE_URL=url).access
 
     stores = AccessStores.open(settings, hasher=cheap_hasher())
     stores.users.add("ada", "correct horse", groups=["genomics"])
@@ -134,5 +136,5 @@ def test_a_database_url_in_the_settings_opens_the_postgresql_stores_and_makes_no
         PostgresLoginThrottle,
         PostgresAuditLog,
     ]
-    assert [entry.event.kind for entry in PostgresAuditLog(postgres_url).read()] == [AuditKind.LOGIN]
+    assert [entry.event.kind for entry in PostgresAuditLog(url).read()] == [AuditKind.LOGIN]
     assert not settings.access_path.exists() and not settings.audit_path.exists()
