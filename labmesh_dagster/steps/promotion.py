@@ -11,13 +11,15 @@ The rules that matter:
   raw already holds is a conflict for a person to resolve, quarantined with a
   reason (the raw file stays as it was);
 - the landing checksum is journaled beside raw before the landing copy goes,
-  so a run stopped before its manifest is written loses no evidence;
+  so a run stopped before its manifest is written loses no evidence (a batch
+  of checksums at a time, each batch written durably);
 - only settled files are taken, so a file an instrument is still writing is
   left for a later run.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -25,7 +27,10 @@ from labmesh_dagster.connectors.store.base import ObjectInfo, ObjectStore
 from labmesh_dagster.core.checksums import Checksum
 from labmesh_dagster.core.errors import ChecksumMismatch, LabmeshError, ObjectExists, ObjectNotFound, RawConflict
 from labmesh_dagster.core.keys import ObjectKey, Zone, experiment_prefix
-from labmesh_dagster.steps.promotion_journal import record_promotion
+from labmesh_dagster.steps.promotion_journal import JournaledPromotion, record_promotions
+
+JOURNAL_BATCH = 128
+"""Promotions journaled in one durable write: on a local disk each write is an fsync, as costly as a small copy."""
 
 
 @dataclass(frozen=True)
@@ -67,6 +72,17 @@ def promote_file(store: ObjectStore, source: ObjectKey) -> Promotion | None:
 
     Raises `ChecksumMismatch` (landing kept, no raw copy left) or `RawConflict`.
     """
+    verified = _copy_verified(store, source)
+    if verified is None:
+        return None
+    [(promotion, failure)] = _finish(store, [verified])
+    if failure is not None:
+        raise failure
+    return promotion
+
+
+def _copy_verified(store: ObjectStore, source: ObjectKey) -> tuple[Promotion, ObjectInfo] | None:
+    """Copy one landing file to raw and verify the copy; the promotion and what landing was. Landing is kept."""
     destination = source.in_zone(Zone.RAW)
     try:
         before = store.stat(source)
@@ -85,25 +101,55 @@ def promote_file(store: ObjectStore, source: ObjectKey) -> Promotion | None:
         # An unverified copy is not data: remove it so it is never cataloged; landing keeps the original.
         store.delete(destination)
         raise ChecksumMismatch(str(source), str(expected), str(actual))
-    record_promotion(store, source, destination, expected)
-    _delete_if_unchanged(store, source, before)
-    return Promotion(source, destination, expected)
+    return Promotion(source, destination, expected), before
+
+
+def _finish(
+    store: ObjectStore, verified: Sequence[tuple[Promotion, ObjectInfo]]
+) -> list[tuple[Promotion, LabmeshError | OSError | None]]:
+    """Journal the verified copies' landing checksums at once, then delete their landing files one by one."""
+    record_promotions(store, [JournaledPromotion(p.source, p.destination, p.checksum) for p, _ in verified])
+    finished: list[tuple[Promotion, LabmeshError | OSError | None]] = []
+    for promotion, before in verified:
+        try:
+            _delete_if_unchanged(store, promotion.source, before)
+        except (LabmeshError, OSError) as exc:
+            finished.append((promotion, exc))
+        else:
+            finished.append((promotion, None))
+    return finished
 
 
 def _already_in_raw(
     store: ObjectStore, source: ObjectKey, destination: ObjectKey, before: ObjectInfo, expected: Checksum
-) -> Promotion:
+) -> tuple[Promotion, ObjectInfo]:
     """A delivery raw already holds: the same bytes are cleared from landing, different bytes are a conflict."""
     if store.checksum(destination, expected.algorithm) != expected:
         raise RawConflict(f"raw already holds a different file named {destination}; raw is never overwritten")
-    record_promotion(store, source, destination, expected)
-    _delete_if_unchanged(store, source, before)
-    return Promotion(source, destination, expected, already_in_raw=True)
+    return Promotion(source, destination, expected, already_in_raw=True), before
 
 
 def promote_experiment(store: ObjectStore, experiment_id: str, *, settled_before: datetime) -> PromotionReport:
-    """Promote every settled file in the experiment's landing folder; one bad file never stops the others."""
+    """Promote every settled file in the experiment's landing folder; one bad file never stops the others.
+
+    Files are copied and verified one by one, and journaled and deleted from landing in batches of
+    `JOURNAL_BATCH`: a crash in between leaves files in both zones, which the next run verifies and finishes."""
     report = PromotionReport()
+    batch: list[tuple[Promotion, ObjectInfo]] = []
+
+    def finish_batch() -> None:
+        try:
+            finished = _finish(store, batch)
+        except (LabmeshError, OSError) as exc:  # the journal could not be written: every landing file is kept
+            report.failed.extend(PromotionFailure(promotion.source, str(exc)) for promotion, _ in batch)
+        else:
+            for promotion, failure in finished:
+                if failure is None:
+                    report.promoted.append(promotion)
+                else:
+                    report.failed.append(PromotionFailure(promotion.source, str(failure)))
+        batch.clear()
+
     for info in list(store.list(Zone.LANDING, experiment_prefix(experiment_id))):
         if info.key.is_labmesh_internal:
             continue  # the landing sensor quarantines these
@@ -111,13 +157,16 @@ def promote_experiment(store: ObjectStore, experiment_id: str, *, settled_before
             report.not_settled.append(info.key)
             continue
         try:
-            promotion = promote_file(store, info.key)
+            verified = _copy_verified(store, info.key)
         except RawConflict as exc:
             report.conflicts.append((info, str(exc)))
             continue
         except (LabmeshError, OSError) as exc:
             report.failed.append(PromotionFailure(info.key, str(exc)))
             continue
-        if promotion:
-            report.promoted.append(promotion)
+        if verified is not None:
+            batch.append(verified)
+        if len(batch) == JOURNAL_BATCH:
+            finish_batch()
+    finish_batch()
     return report

@@ -8,6 +8,7 @@ sample ids and errors summarise the entries; `entry` finds one by key.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -116,3 +117,28 @@ def test_entry_finds_a_file_by_key() -> None:
     assert manifest.entry(B.key) == B
     assert manifest.entry("raw/EXP-1/missing") is None
     assert B.name == "b.csv"
+
+
+def test_an_entry_renders_every_field_as_dataclasses_asdict_did() -> None:
+    """Manifests written before the entry rendered itself must keep their digest: no spurious revisions."""
+    variants = ManifestEntry(
+        key="raw/EXP-1/a.vcf",
+        size=9,
+        sha256="ab" * 32,
+        format="vcf",
+        created="2026-11-01T09:00:00+00:00",
+        metadata={"samples": ["S1", "S2"], "contigs": {"chr1": 3}, "pairs": [("a", 1)]},
+        sample_ids=("S1",),
+        error={"reason": "partial"},
+        derived_from=("landing/EXP-1/a.vcf",),
+        source_checksum="crc64nvme:AAAA",
+        text="variants",
+        checksums={"crc64nvme": "AAAA", "crc32c": "BBBB"},
+    )
+    before = dataclasses.asdict(variants) | {
+        "sample_ids": ["S1"],
+        "derived_from": ["landing/EXP-1/a.vcf"],
+        "checksums": {"crc32c": "BBBB", "crc64nvme": "AAAA"},
+    }
+    assert set(variants.to_dict()) == {field.name for field in dataclasses.fields(ManifestEntry)}
+    assert json.dumps(variants.to_dict(), sort_keys=True) == json.dumps(before, sort_keys=True)

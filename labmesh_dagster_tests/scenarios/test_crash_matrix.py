@@ -70,7 +70,7 @@ BOUNDARIES = [
     Boundary("registration", "the catalog registered the experiment", SqliteCatalog, "upsert_experiment"),
     Boundary("registration", "the data locations were written to the ELN", FolderEln, "write_back"),
     Boundary("promotion", "the first file was copied to raw", LocalObjectStore, "copy"),
-    Boundary("promotion", "the first landing checksum was journaled", promotion, "record_promotion"),
+    Boundary("promotion", "the landing checksums were journaled", promotion, "record_promotions"),
     Boundary("promotion", "the first landing file was deleted", LocalObjectStore, "delete_if_unchanged"),
     Boundary("promotion", "half the landing files were deleted", LocalObjectStore, "delete_if_unchanged", nth=2),
     Boundary("promotion", "landing was emptied", LocalObjectStore, "delete_if_unchanged", nth=len(FILES)),

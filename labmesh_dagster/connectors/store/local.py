@@ -30,14 +30,22 @@ class LocalObjectStore(ObjectStore):
 
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self.root = Path(root).resolve()
+        self._resolved_zones: dict[Zone, str] = {}
 
     def zone_root(self, zone: Zone) -> Path:
         return self.root / Zone(zone).value
 
+    def _resolved_zone(self, zone: Zone) -> str:
+        """The zone's real path, looked up once: every key's path is checked against it."""
+        if zone not in self._resolved_zones:
+            self._resolved_zones[zone] = os.path.realpath(self.zone_root(zone))
+        return self._resolved_zones[zone]
+
     def path(self, key: ObjectKey) -> Path:
         path = self.zone_root(key.zone) / key.path
         # ObjectKey already refuses '..'; this guards against symlinked escapes.
-        if not path.resolve().is_relative_to(self.zone_root(key.zone).resolve()):
+        real, zone = os.path.realpath(path), self._resolved_zone(key.zone)
+        if real != zone and not real.startswith(zone + os.sep):
             raise InvalidObjectKey(f"{key} resolves outside its zone")
         return path
 

@@ -1,0 +1,225 @@
+"""Benchmark: 1,000 files of one experiment, landing to cataloged, through labmesh and through a bare script.
+
+The same generated delivery (FASTQ.gz reads, CSV tables, run logs and JSON
+settings, named by their samples) lands twice on the local profile. labmesh
+ingests it the way `make dev` does: one `raw_dataset` run of the real
+Definitions, executed in process (promotion with its checksum verification
+and journal, extraction, manifest, catalog revision, content index with its
+vectors, lineage). The bare script does what any ingestion must do, with
+nothing around it: copy each file from landing to raw, verify the copy's
+sha256 against the original's, remove the original, read the copy once for
+its sha256 and labmesh's own extraction, and insert one row per file into a
+SQLite table in one transaction. Like labmesh, it makes each copy durable
+(fsync) before it removes the original: a mover that deletes first can lose
+a file to a power cut.
+
+Rounds alternate between the two, each on a fresh copy of the delivery, so a
+busy machine slows both alike; the ratio of their median throughputs is the
+figure.
+
+Goal (issue 17): labmesh's throughput >= 70% of the bare script's.
+
+Run: .venv/bin/python benchmarks/ingest_throughput.py [--files 1000] [--rounds 3] [--profile]
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import gzip
+import hashlib
+import io
+import json
+import os
+import pstats
+import random
+import shutil
+import sqlite3
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import dagster as dg
+import yaml
+
+from labmesh_dagster.core.keys import Zone
+from labmesh_dagster.definitions import build_definitions
+from labmesh_dagster.extract import extract
+from labmesh_dagster.settings import Settings
+
+EXPERIMENT = "BENCH-INGEST-001"
+SAMPLES = [f"S{number:03}" for number in range(1, 21)]
+GOAL = 0.7
+
+
+def fastq(rng: random.Random, reads: int, sample: str) -> bytes:
+    lines = []
+    for number in range(reads):
+        sequence = "".join(rng.choice("ACGT") for _ in range(100))
+        quality = "".join(chr(33 + rng.randint(20, 40)) for _ in range(100))
+        lines.append(f"@{sample}:{number} 1:N:0:ACGT\n{sequence}\n+\n{quality}\n")
+    return gzip.compress("".join(lines).encode(), compresslevel=1)
+
+
+def delivery(count: int, seed: int = 7) -> dict[str, bytes]:
+    """``count`` files as instruments and people deliver them: mostly reads, then tables, logs and settings."""
+    rng = random.Random(seed)
+    files: dict[str, bytes] = {}
+    for number in range(count):
+        sample = SAMPLES[number % len(SAMPLES)]
+        kind = number % 10
+        if kind < 6:
+            files[f"reads/{sample}_L{number:04}_R1.fastq.gz"] = fastq(rng, 150, sample)
+        elif kind < 8:
+            rows = "\n".join(f"{sample},{i},{rng.random():.4f},{rng.randint(1, 999)}" for i in range(60))
+            files[f"tables/{sample}_{number:04}.csv"] = f"sample,well,od600,count\n{rows}\n".encode()
+        elif kind == 8:
+            log = "\n".join(f"2026-11-03 10:{i % 60:02}:00 {sample} step {i} ok, {rng.randint(1, 99)}%" for i in range(80))
+            files[f"logs/run_{number:04}.txt"] = log.encode()
+        else:
+            settings = {"sample": sample, "instrument": "NovaSeq", "cycles": [151, 8, 8, 151], "run": number}
+            files[f"settings/{sample}_{number:04}.json"] = json.dumps(settings, indent=2).encode()
+    return files
+
+
+def land(root: Path, files: dict[str, bytes]) -> None:
+    for relative, content in files.items():
+        path = root / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(content)
+
+
+def labmesh_round(workdir: Path, files: dict[str, bytes], profile: bool) -> float:
+    """Seconds labmesh takes from landed to cataloged (one raw_dataset run), the experiment registered before."""
+    home = workdir / "labmesh"
+    settings = Settings.from_env(
+        {"LABMESH_HOME": str(home), "LABMESH_DEMO": "0", "LABMESH_LANDING_SETTLE_SECONDS": "0"}
+    )
+    settings.eln_dir.mkdir(parents=True, exist_ok=True)
+    record = {
+        "id": EXPERIMENT,
+        "title": "Ingest throughput",
+        "owner": "bench",
+        "group": "bench",
+        "platform": "NovaSeq 6000",
+        "samples": [{"id": sample} for sample in SAMPLES],
+    }
+    (settings.eln_dir / f"{EXPERIMENT}.yaml").write_text(yaml.safe_dump(record), encoding="utf-8")
+    defs = build_definitions(settings)
+    job = defs.resolve_implicit_global_asset_job_def()
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions("experiments", [EXPERIMENT])
+        job.execute_in_process(
+            instance=instance, partition_key=EXPERIMENT, asset_selection=[dg.AssetKey("experiment")]
+        )
+        land(settings.store_dir / Zone.LANDING.value / EXPERIMENT, files)
+        profiler = cProfile.Profile() if profile else None
+        started = time.perf_counter()
+        if profiler:
+            profiler.enable()
+        result = job.execute_in_process(
+            instance=instance, partition_key=EXPERIMENT, asset_selection=[dg.AssetKey("raw_dataset")]
+        )
+        if profiler:
+            profiler.disable()
+        seconds = time.perf_counter() - started
+    if profiler:
+        pstats.Stats(profiler).sort_stats("cumulative").print_stats(35)
+    raw = list((settings.store_dir / Zone.RAW.value / EXPERIMENT).rglob("*"))
+    promoted = sum(1 for path in raw if path.is_file() and "_labmesh" not in path.parts)
+    if not result.success or promoted != len(files):
+        raise SystemExit(f"labmesh promoted {promoted} of {len(files)} files (run success: {result.success})")
+    return seconds
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+class HashingStream(io.RawIOBase):
+    """A file read through once for its sha256 while the extractor reads it."""
+
+    def __init__(self, handle: io.BufferedReader) -> None:
+        self.handle, self.digest = handle, hashlib.sha256()
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+        count = self.handle.readinto(buffer)
+        self.digest.update(memoryview(buffer)[:count])
+        return count
+
+
+def bare_round(workdir: Path, files: dict[str, bytes]) -> float:
+    """Seconds the bare script takes for the same copies, checksums, extraction and inserts."""
+    landing, raw = workdir / "bare" / "landing", workdir / "bare" / "raw"
+    land(landing, files)
+    db = sqlite3.connect(workdir / "bare" / "catalog.sqlite")
+    db.execute("CREATE TABLE files (key TEXT PRIMARY KEY, size INTEGER, sha256 TEXT, format TEXT, metadata TEXT)")
+    started = time.perf_counter()
+    rows = []
+    for source in sorted(path for path in landing.rglob("*") if path.is_file()):
+        relative = source.relative_to(landing)
+        target = raw / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with source.open("rb") as reading, target.open("wb") as writing:
+            shutil.copyfileobj(reading, writing, 1 << 20)
+            writing.flush()
+            os.fsync(writing.fileno())  # durable before the original goes, as any safe mover must
+        if sha256_of(target) != sha256_of(source):
+            raise SystemExit(f"{relative}: the copy differs")
+        source.unlink()
+        with target.open("rb") as handle:
+            stream = HashingStream(handle)
+            extraction = extract(io.BufferedReader(stream), target.name)  # type: ignore[arg-type]
+            while stream.read(1 << 20):
+                pass
+        metadata = json.dumps(extraction.metadata, default=str)
+        rows.append((str(relative), target.stat().st_size, stream.digest.hexdigest(), extraction.format, metadata))
+    with db:
+        db.executemany("INSERT INTO files VALUES (?, ?, ?, ?, ?)", rows)
+    seconds = time.perf_counter() - started
+    db.close()
+    return seconds
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0] if __doc__ else None)
+    parser.add_argument("--files", type=int, default=1000)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--profile", action="store_true", help="print where labmesh's first round spends its time")
+    args = parser.parse_args(argv)
+    files = delivery(args.files)
+    megabytes = sum(len(content) for content in files.values()) / 1e6
+    print(f"delivery: {len(files)} files, {megabytes:.1f} MB, one experiment")
+    timings: dict[str, list[float]] = {"labmesh": [], "bare script": []}
+    for number in range(args.rounds):
+        for name in ("labmesh", "bare script") if number % 2 == 0 else ("bare script", "labmesh"):
+            workdir = Path(tempfile.mkdtemp(prefix="labmesh-ingest-"))
+            try:
+                if name == "labmesh":
+                    seconds = labmesh_round(workdir, files, args.profile and number == 0)
+                else:
+                    seconds = bare_round(workdir, files)
+            finally:
+                shutil.rmtree(workdir, ignore_errors=True)
+            timings[name].append(seconds)
+            print(f"  round {number + 1} {name:<11} {seconds:6.2f} s  {len(files) / seconds:7.1f} files/s")
+    throughput = {name: len(files) / statistics.median(seconds) for name, seconds in timings.items()}
+    ratio = throughput["labmesh"] / throughput["bare script"]
+    print()
+    for name, value in throughput.items():
+        print(f"{name:<11} median {len(files) / value:6.2f} s, {value:7.1f} files/s")
+    print(f"labmesh / bare script: {ratio:.2f} (goal >= {GOAL})")
+    return 0 if ratio >= GOAL else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
