@@ -76,7 +76,8 @@ def delivery(count: int, seed: int = 7) -> dict[str, bytes]:
             rows = "\n".join(f"{sample},{i},{rng.random():.4f},{rng.randint(1, 999)}" for i in range(60))
             files[f"tables/{sample}_{number:04}.csv"] = f"sample,well,od600,count\n{rows}\n".encode()
         elif kind == 8:
-            log = "\n".join(f"2026-11-03 10:{i % 60:02}:00 {sample} step {i} ok, {rng.randint(1, 99)}%" for i in range(80))
+            steps = (f"2026-11-03 10:{i % 60:02}:00 {sample} step {i} ok, {rng.randint(1, 99)}%" for i in range(80))
+            log = "\n".join(steps)
             files[f"logs/run_{number:04}.txt"] = log.encode()
         else:
             settings = {"sample": sample, "instrument": "NovaSeq", "cycles": [151, 8, 8, 151], "run": number}
@@ -111,9 +112,7 @@ def labmesh_round(workdir: Path, files: dict[str, bytes], profile: bool) -> floa
     job = defs.resolve_implicit_global_asset_job_def()
     with dg.instance_for_test() as instance:
         instance.add_dynamic_partitions("experiments", [EXPERIMENT])
-        job.execute_in_process(
-            instance=instance, partition_key=EXPERIMENT, asset_selection=[dg.AssetKey("experiment")]
-        )
+        job.execute_in_process(instance=instance, partition_key=EXPERIMENT, asset_selection=[dg.AssetKey("experiment")])
         land(settings.store_dir / Zone.LANDING.value / EXPERIMENT, files)
         profiler = cProfile.Profile() if profile else None
         started = time.perf_counter()
