@@ -6,6 +6,7 @@ loads the code location, not when this module is imported; tests call
 factory (fakes for the AWS services moto lacks) and a clock.
 """
 
+import os
 from typing import Any
 
 import dagster as dg
@@ -32,6 +33,7 @@ from labmesh_dagster.defs.resources import (
     LineageResource,
     LocalLineageResource,
     LocalStoreResource,
+    PostgresInboxResource,
     S3StoreResource,
     SequenceStoreResource,
     SqliteCatalogResource,
@@ -49,6 +51,15 @@ from labmesh_dagster.settings import AwsConnection, Secret, Settings
 def _secret(secret: Secret) -> Any:
     """A secret read from the environment is shown by its variable name (and read there again by each run)."""
     return dg.EnvVar(secret.variable) if secret.from_environment else secret.value
+
+
+def _database_url(settings: Settings) -> Any:
+    """The database of labmesh's own state, by its variable when it came from the environment: the URL may hold
+    a password, and the Dagster UI shows a resource's configuration."""
+    url = settings.database_url
+    return (
+        dg.EnvVar("LABMESH_DATABASE_URL") if url is not None and os.environ.get("LABMESH_DATABASE_URL") == url else url
+    )
 
 
 def _aws(connection: AwsConnection, clients: ports.ClientFactory) -> dict[str, Any]:
@@ -105,15 +116,18 @@ def _inbox(settings: Settings, clients: ports.ClientFactory, clock: Clock) -> El
     aws = settings.aws
     if aws is not None and aws.eln_queue_url:
         return SqsInboxResource(queue_url=aws.eln_queue_url, **_aws(aws.connection("sqs"), clients))
+    if settings.database_url is not None:
+        return PostgresInboxResource(database_url=_database_url(settings), clock=clock)
     return SqliteInboxResource(path=str(settings.inbox_path), clock=clock)
 
 
 def _catalog(settings: Settings, clients: ports.ClientFactory) -> CatalogResource:
     datazone, aws = settings.datazone, settings.aws
     if datazone is None or aws is None:
-        return SqliteCatalogResource(path=str(settings.catalog_path))
+        return SqliteCatalogResource(path=str(settings.catalog_path), database_url=_database_url(settings))
     return DataZoneCatalogResource(
         registry_path=str(settings.catalog_path),
+        database_url=_database_url(settings),
         domain_id=datazone.domain_id,
         project_id=datazone.project_id,
         max_per_second=datazone.max_per_second,
@@ -127,9 +141,10 @@ def _catalog(settings: Settings, clients: ports.ClientFactory) -> CatalogResourc
 def _lineage(settings: Settings, clients: ports.ClientFactory) -> LineageResource:
     datazone, aws = settings.datazone, settings.aws
     if datazone is None or aws is None:
-        return LocalLineageResource(log_path=str(settings.catalog_path))
+        return LocalLineageResource(log_path=str(settings.catalog_path), database_url=_database_url(settings))
     return DataZoneLineageResource(
         log_path=str(settings.catalog_path),
+        database_url=_database_url(settings),
         domain_id=datazone.domain_id,
         max_per_second=datazone.max_per_second,
         **_aws(aws.connection("datazone"), clients),

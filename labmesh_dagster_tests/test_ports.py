@@ -126,6 +126,26 @@ def test_with_a_database_url_sqs_stays_the_inbox_and_datazone_follows_the_postgr
     ]
 
 
+def test_with_a_database_url_the_dagster_resources_open_the_same_postgres_stores(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    settings = make_settings(tmp_path / "home", LABMESH_DATABASE_URL=postgres_url)
+    ports = Ports(settings, RecordingFactory())
+    resources = build_definitions(settings, clients=RecordingFactory()).resources or {}
+
+    opened = {
+        "inbox": (ports.inbox(), resources["eln_inbox"].get_inbox()),
+        "rejections": (ports.eln_rejections(), resources["catalog"].get_eln_rejections()),
+        "lineage": (ports.lineage_sink(), resources["lineage"].get_sink()),
+    }
+
+    assert {name: {type(a).__name__, type(b).__name__} for name, (a, b) in opened.items()} == {
+        "inbox": {"PostgresInbox"},
+        "rejections": {"PostgresRejectionStore"},
+        "lineage": {"PostgresLineageLog"},
+    }
+
+
 def test_the_aws_profile_asks_for_each_configured_service_at_its_own_endpoint(tmp_path: Path) -> None:
     factory = RecordingFactory()
     ports = Ports(aws_everything(tmp_path / "home"), factory)

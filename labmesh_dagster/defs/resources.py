@@ -181,6 +181,14 @@ class SqliteInboxResource(ElnInboxResource):
         return ports.open_sqlite_inbox(self.path, self.clock or utc_now)
 
 
+class PostgresInboxResource(ElnInboxResource):
+    database_url: str = Field(description="PostgreSQL database of labmesh's own state (LABMESH_DATABASE_URL).")
+    clock: dg.ResourceDependency[Clock | None] = None  # type: ignore[assignment]  # the system clock if None
+
+    def get_inbox(self) -> "EventInbox":
+        return ports.open_postgres_inbox(self.database_url, self.clock or utc_now)
+
+
 class SqsInboxResource(ElnInboxResource, AwsResource):
     queue_url: str = Field(description="SQS queue `labmesh api` (or EventBridge) puts ELN events in.")
 
@@ -190,6 +198,10 @@ class SqsInboxResource(ElnInboxResource, AwsResource):
 
 class CatalogResource(dg.ConfigurableResource, ABC):
     """The metadata catalog experiments and datasets are registered and searched in."""
+
+    database_url: str | None = Field(
+        default=None, description="PostgreSQL database of labmesh's own state (LABMESH_DATABASE_URL); None: SQLite."
+    )
 
     @abstractmethod
     def get_catalog(self) -> "Catalog": ...
@@ -206,6 +218,8 @@ class SqliteCatalogResource(CatalogResource):
         return ports.open_sqlite_catalog(self.path)
 
     def get_eln_rejections(self) -> "RejectionStore":
+        if self.database_url is not None:
+            return ports.open_postgres_eln_rejections(self.database_url)
         return ports.open_eln_rejections(self.path)
 
 
@@ -240,6 +254,8 @@ class DataZoneCatalogResource(CatalogResource, AwsResource):
         )
 
     def get_eln_rejections(self) -> "RejectionStore":
+        if self.database_url is not None:
+            return ports.open_postgres_eln_rejections(self.database_url)
         return ports.open_eln_rejections(self.registry_path)
 
 
@@ -247,8 +263,13 @@ class LineageResource(dg.ConfigurableResource, ABC):
     """Where OpenLineage run events go: the local lineage log always (for `labmesh lineage`), and DataZone."""
 
     log_path: str = Field(description="SQLite file of the local lineage log (the catalog's file by default).")
+    database_url: str | None = Field(
+        default=None, description="PostgreSQL database the lineage log is kept in instead (LABMESH_DATABASE_URL)."
+    )
 
     def get_log(self) -> "LineageLog":
+        if self.database_url is not None:
+            return ports.open_postgres_lineage_log(self.database_url)
         return ports.open_lineage_log(self.log_path)
 
     @abstractmethod
@@ -271,6 +292,7 @@ class DataZoneLineageResource(LineageResource, AwsResource):
             max_per_second=self.max_per_second,
             connection=self.connection(),
             clients=self.clients,
+            log=self.get_log(),
         )
 
 
