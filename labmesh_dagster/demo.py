@@ -238,11 +238,11 @@ DEMO_PASSWORD = "labmesh demo lab"
 def add_demo_user(settings: Settings) -> tuple[str, str]:
     """A portal user in the demo experiments' groups (kept if it exists); its name and password."""
     from labmesh_dagster.access.errors import UserExists
-    from labmesh_dagster.access.users import UserStore
+    from labmesh_dagster.access.stores import open_users
 
     groups = [record["group"] for record in RECORDS] + [item["team"] for item in LIMS_EXPORT["experiments"]]
     with contextlib.suppress(UserExists):
-        UserStore(settings.access.access_path).add(DEMO_USER, DEMO_PASSWORD, groups=groups)
+        open_users(settings.access).add(DEMO_USER, DEMO_PASSWORD, groups=groups)
     return DEMO_USER, DEMO_PASSWORD
 
 
