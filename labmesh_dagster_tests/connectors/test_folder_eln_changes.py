@@ -6,7 +6,8 @@ renamed or removed among many, only that file is read (plus, when an
 experiment defined twice changes hands, the file that now holds it); the first
 file in path order still wins a duplicated id; a poll whose cursor Dagster
 never stored (a crashed tick) is found again from the previous cursor; a cursor
-the index cannot serve reads the whole folder once; `fetch` and `resolve` read
+the index cannot serve reads the whole folder once, a bounded number of files a
+poll, in path order, until it is all read; `fetch` and `resolve` read
 the file that defines the experiment, and `fetch` falls back to the whole
 folder only for an experiment no known file defines.
 """
@@ -277,3 +278,21 @@ def test_resolve_reads_only_the_files_the_events_name(
 
     assert titles(poll) == {"EXP-1": "Experiment 1"}
     assert reader.names() == ["EXP-1.json"]
+
+
+def test_a_large_first_poll_is_read_over_several_polls_in_path_order(
+    records_dir: Path, tmp_path: Path, reader: CountingReader
+) -> None:
+    lab_of(records_dir, 9)
+    write(records_dir, "a-copy.json", {"id": "EXP-8", "title": "A copy, later in path order"})
+    eln = FolderEln(records_dir, tmp_path / "outbox", reader=reader, files_per_poll=4)
+
+    polls = [eln.poll(None)]
+    while not polls[-1].unchanged:
+        polls.append(eln.poll(polls[-1].cursor))
+
+    assert [len(poll.records) for poll in polls] == [4, 4, 1, 0]
+    assert len(polls) == 4 and len(reader.names()) == 10
+    assert sorted(record.id for poll in polls for record in poll.records) == [f"EXP-{n}" for n in range(9)]
+    [error] = [error for poll in polls for error in poll.errors]
+    assert error.source == str(records_dir / "a-copy.json") and "EXP-8 is also defined in" in error.reason

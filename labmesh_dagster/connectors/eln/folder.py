@@ -4,6 +4,11 @@ Each ``*.json``, ``*.yaml`` or ``*.yml`` file holds one experiment, a list of
 experiments, or an object with an ``experiments`` list (common in LIMS
 exports). Write-backs go to a separate outbox folder, never into the records
 themselves, so that labmesh's own writes cannot look like a changed experiment.
+
+A poll lists the folder (a ``stat`` per file) and reads only the files whose
+modification time or size changed since its cursor; `folder_index` remembers
+what each file held, so a fetch reads one file and a 100,000-record folder
+costs a tick what changed in it.
 """
 
 from __future__ import annotations
@@ -31,6 +36,9 @@ RECORD_SUFFIXES = (".json", ".yaml", ".yml", ".csv", ".tsv")
 _ID_COLUMNS = ("experiment_id", "experiment", "id")
 _SAMPLE_COLUMNS = ("sample_id", "sample")
 CURSOR_VERSION = 2
+# A first poll of a large folder is read over several ticks, this many files each, so that no tick nears
+# Dagster's 60 s limit on a sensor evaluation (reading and parsing costs about 1 ms a file).
+FILES_PER_POLL = 5_000
 # The index lives beside the write-backs: the outbox is the one folder labmesh may write to.
 INDEX_DIR, INDEX_FILE = ".labmesh", "folder-index.sqlite"
 
@@ -188,6 +196,7 @@ class FolderEln(ElnSource):
     ``index_path`` is where the poll keeps what it saw of each file (see
     `folder_index`); by default a hidden folder of the outbox, the one place
     labmesh may write. ``reader`` reads one record file (tests count its calls).
+    ``files_per_poll`` caps the files one poll reads; the rest wait for the next.
     """
 
     name = "folder"
@@ -207,11 +216,15 @@ class FolderEln(ElnSource):
         *,
         index_path: str | os.PathLike[str] | None = None,
         reader: RecordReader = read_record_file,
+        files_per_poll: int = FILES_PER_POLL,
     ) -> None:
+        if files_per_poll < 1:
+            raise ValueError("files_per_poll must be at least 1")
         self.records_dir = Path(records_dir)
         self.outbox_dir = Path(outbox_dir)
         self.index = FolderIndex(index_path or self.outbox_dir / INDEX_DIR / INDEX_FILE, self.records_dir)
         self.reader = reader
+        self.files_per_poll = files_per_poll
 
     # Listing
 
@@ -263,7 +276,8 @@ class FolderEln(ElnSource):
         read. A record another file (earlier in path order) also defines is an
         error, and the earlier file's record is the experiment's: when that
         changes hands, the file now holding it is read too. Without a cursor,
-        or with one the index cannot serve, every file is read.
+        or with one the index cannot serve, every file is read, `files_per_poll`
+        a poll.
         """
         listing = self._listing()
         digest = self._digest(listing)
@@ -277,13 +291,18 @@ class FolderEln(ElnSource):
             epoch, gen = previous.epoch, previous.gen
         changed = [relative for relative, state in listing.items() if known.get(relative) != state]
         removed = [relative for relative in known if relative not in listing]
+        # More changed files than one poll reads: the first in path order now, the others by the next polls
+        # (they stay changed in the index's eyes), and a cursor whose listing matches none, so those polls look.
+        more = len(changed) > self.files_per_poll
+        changed = changed[: self.files_per_poll]
         records, errors, read = self._changes(changed, removed)
         if changed or removed:
             gen += 1
             self.index.save(
                 gen, {relative: (listing[relative], read.claims(relative)) for relative in changed}, removed
             )
-        return ElnPoll(records=records, errors=errors, cursor=FolderCursor(digest, epoch, gen).to_json())
+        cursor_after = FolderCursor("" if more else digest, epoch, gen)
+        return ElnPoll(records=records, errors=errors, cursor=cursor_after.to_json())
 
     def _read(self, relatives: Iterable[str], into: _Read) -> None:
         for relative in relatives:
