@@ -17,7 +17,7 @@ from collections import Counter
 from typing import Any
 
 from labmesh_dagster.connectors.catalog.base import FACETS, FacetCounts, SearchQuery
-from labmesh_dagster.connectors.catalog.postgres_search import Plan, Row, experiments, matched, units
+from labmesh_dagster.connectors.catalog.postgres_search import Plan, Row, experiments, matched, plan_of, units
 from labmesh_dagster.connectors.catalog.sqlite_index import sample_key
 
 EXPERIMENT_COLUMNS = (("group", "group_name"), ("owner", "owner"), ("platform", "platform"), ("protocol", "protocol"))
@@ -68,7 +68,7 @@ def _counted(db: Any, plan: Plan) -> Counter[tuple[str, str]]:
 
 
 def facet_counts(db: Any, query: SearchQuery, top: int) -> FacetCounts:
-    plan = Plan.of(query)
+    plan = plan_of(db, query)
     result: FacetCounts = {facet: [] for facet in FACETS}
     if plan.nothing:
         return result

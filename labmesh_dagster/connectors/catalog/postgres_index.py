@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from labmesh_dagster.connectors.catalog.postgres_text import TEXT_CONFIG, stream
+from labmesh_dagster.connectors.catalog.postgres_text import TEXT_CONFIG, files_words, row_stream, stream
 from labmesh_dagster.connectors.catalog.sqlite_index import IndexRow, normal, sample_key
 from labmesh_dagster.core.access import experiment_principals, people_on
 from labmesh_dagster.core.experiment import ExperimentRecord
@@ -86,17 +86,18 @@ def index_experiment(db: Any, experiment_id: str) -> None:
         "experiment_text": stream(clean_text(experiment_text)),
         "group_text": stream(clean_text(record.group or "")),
         "platform_text": stream(clean_text(record.platform or "")),
-        "files_text": stream(" ".join(row.own_text for row in rows)),
     }
-    # FTS5's row length also counts its key words: one per principal, and the owner's and protocol's.
+    files_text = stream(" ".join(row.own_text for row in rows))
+    # FTS5's row length counts every word of its text and files, and a key word per principal, owner and protocol.
     keys = len(principals) + bool(record.owner) + bool(record.protocol)
-    length = sum(len(text.split()) for text in texts.values()) + keys
+    length = sum(len(text.split()) for text in (*texts.values(), files_text)) + keys
+    held, texts["files_text"] = files_words(files_text)
     db.execute(
         f"""INSERT INTO catalog_search_docs (doc, experiment_id, title, group_name, owner, platform, protocol,
-                owner_key, protocol_key, samples, words, title_text, experiment_text, group_text, platform_text,
-                files_text)
+                owner_key, protocol_key, samples, words, files_words, title_text, experiment_text, group_text,
+                platform_text, files_text)
             VALUES (%(doc)s, %(experiment_id)s, %(title)s, %(group)s, %(owner)s, %(platform)s, %(protocol)s,
-                %(owner_key)s, %(protocol_key)s, %(samples)s, %(words)s, {_tsvector("title_text")},
+                %(owner_key)s, %(protocol_key)s, %(samples)s, %(words)s, %(files_words)s, {_tsvector("title_text")},
                 {_tsvector("experiment_text")}, {_tsvector("group_text")}, {_tsvector("platform_text")},
                 {_tsvector("files_text")})""",
         {
@@ -111,6 +112,7 @@ def index_experiment(db: Any, experiment_id: str) -> None:
             "protocol_key": normal(record.protocol) if record.protocol else None,
             "samples": rows[0].samples,
             "words": length,
+            "files_words": int(held),
             **texts,
         },
     )
@@ -132,10 +134,10 @@ def index_experiment(db: Any, experiment_id: str) -> None:
                     "size": row.size,
                     "samples": row.own_samples,
                     "created": row.created,
-                    "samples_text": stream(" ".join(row.samples)),
-                    "name_text": stream(row.name),
-                    "format_text": stream(row.format or ""),
-                    "content_text": stream(row.content),
+                    "samples_text": row_stream(" ".join(row.samples)),
+                    "name_text": row_stream(row.name),
+                    "format_text": row_stream(row.format or ""),
+                    "content_text": row_stream(row.content),
                 }
                 for position, row in enumerate(rows)
             ],

@@ -9,7 +9,10 @@ that touches it (`postgres_index`):
   order experiments were first registered (newest first is ``doc DESC``), with
   its text in one ``tsvector`` column per FTS5 column (title, ELN fields, group,
   platform, the words of all its files), so a phrase never spans two fields,
-  and its length in words for BM25.
+  and its length in words for BM25. ``files_words`` says how its files' words
+  are held (`postgres_text.FilesWords`): a tsvector keeps word positions only
+  up to 16,383 and its size under 1 MB, so a very large experiment keeps its
+  files' distinct words only, or none, and its rows decide.
 - ``catalog_search_rows``: the experiment's own row (position 0) and one per
   file, each with its own text, format, zone, samples and date.
 - ``catalog_search_samples``: the sample ids each row is found under (exact match).
@@ -100,6 +103,7 @@ CREATE TABLE catalog_search_docs (
     protocol_key TEXT,
     samples TEXT[] NOT NULL,
     words INTEGER NOT NULL,
+    files_words SMALLINT NOT NULL,
     title_text TSVECTOR NOT NULL,
     experiment_text TSVECTOR NOT NULL,
     group_text TSVECTOR NOT NULL,
@@ -111,6 +115,7 @@ CREATE INDEX catalog_search_docs_experiment ON catalog_search_docs USING gin (ex
 CREATE INDEX catalog_search_docs_group ON catalog_search_docs USING gin (group_text);
 CREATE INDEX catalog_search_docs_platform ON catalog_search_docs USING gin (platform_text);
 CREATE INDEX catalog_search_docs_files ON catalog_search_docs USING gin (files_text);
+CREATE INDEX catalog_search_docs_unheld ON catalog_search_docs (doc) WHERE files_words = 2;
 CREATE INDEX catalog_search_docs_owner ON catalog_search_docs (owner_key);
 CREATE INDEX catalog_search_docs_protocol ON catalog_search_docs (protocol_key);
 

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from labmesh_dagster.connectors.catalog.base import FileHit, SearchHit, SearchQuery
-from labmesh_dagster.connectors.catalog.postgres_text import K1, TEXT_CONFIG, B, query_terms, stream
+from labmesh_dagster.connectors.catalog.postgres_text import K1, TEXT_CONFIG, B, FilesWords, query_terms, stream
 from labmesh_dagster.connectors.catalog.sqlite_index import normal, sample_key
 
 SHARED = (("title_text", 4.0), ("experiment_text", 2.0), ("group_text", 1.0), ("platform_text", 1.0))
@@ -49,6 +49,23 @@ def _any(alias: str, columns: Sequence[str], name: str) -> str:
     return "(" + " OR ".join(f"{alias}.{column} @@ {tsquery(name)}" for column in columns) + ")"
 
 
+def _held(name: str, unheld: bool) -> str:
+    """Whether an experiment (``d``) holds the phrase ``name`` in its own text or its files' words.
+
+    An experiment too large for its files' word positions (`FilesWords`) holds the phrase's words there
+    (then its rows decide); one too large for its files' words has its rows asked, when the catalog has any.
+    """
+    shared = " OR ".join(f"d.{column} @@ {tsquery(name)}" for column, _ in TEXT)
+    words = f"d.files_words = {FilesWords.WORDS:d} AND d.files_text @@ plainto_tsquery('{TEXT_CONFIG}', %({name})s)"
+    rows = (
+        f" OR (d.files_words = {FilesWords.NONE:d} AND EXISTS (SELECT 1 FROM catalog_search_rows AS r "
+        f"WHERE r.doc = d.doc AND {_any('r', OWN, name)}))"
+        if unheld
+        else ""
+    )
+    return f"({shared} OR ({words}){rows})"
+
+
 @dataclass
 class Plan:
     """A `SearchQuery` as SQL conditions on experiments (``d``) and their rows (``r``, its experiment ``c``)."""
@@ -66,7 +83,8 @@ class Plan:
     """The phrases BM25 weighs, in the order FTS5 reads them: parameter name and (column, weight)s."""
 
     @classmethod
-    def of(cls, query: SearchQuery) -> Plan:
+    def of(cls, query: SearchQuery, *, unheld: bool = False) -> Plan:
+        """The plan of ``query``; ``unheld``: the catalog has experiments whose files' words are not held whole."""
         plan = cls(query)
         terms = query_terms(query.text)
         if terms is None:
@@ -75,7 +93,7 @@ class Plan:
         for number, term in enumerate(terms):
             name = f"term{number}"
             plan.params[name] = term
-            plan.experiment_where.append(_any("d", [column for column, _ in TEXT], name))
+            plan.experiment_where.append(_held(name, unheld))
             plan.shared.append(f"{_any('d', [column for column, _ in SHARED], name)} AS shared{number}")
             plan.row_where.append(f"(c.shared{number} OR {_any('r', OWN, name)})")
             plan.scored.append((name, TEXT))
@@ -157,6 +175,12 @@ class Row(NamedTuple):
     samples: list[str]
     """The row's own samples (none for a file of no sample)."""
     created: str | None
+
+
+def plan_of(db: Any, query: SearchQuery) -> Plan:
+    """The plan of ``query`` for this catalog (whether it holds experiments too large for their files' words)."""
+    sql = f"SELECT EXISTS (SELECT 1 FROM catalog_search_docs WHERE files_words = {FilesWords.NONE:d}) AS unheld"
+    return Plan.of(query, unheld=bool(query.text.strip()) and db.execute(sql).fetchone()["unheld"])
 
 
 def units(rows: Sequence[Row]) -> dict[str | None, list[Row]]:
@@ -249,7 +273,7 @@ def search(db: Any, query: SearchQuery) -> list[SearchHit]:
     if query.limit <= 0:
         return []
     # Every matching experiment makes at least one hit: the first ``limit`` experiments hold the first hits.
-    hits = _hits(db, matched(db, Plan.of(query), docs=query.limit))
+    hits = _hits(db, matched(db, plan_of(db, query), docs=query.limit))
     return hits[: query.limit]
 
 

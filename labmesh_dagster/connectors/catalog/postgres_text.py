@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from enum import IntEnum
 
 TEXT_CONFIG = "labmesh_catalog_text"
 """The text search configuration that stems the words `words` cuts (created by the catalog's migrations)."""
@@ -69,3 +70,41 @@ def query_terms(text: str) -> list[str] | None:
             return None
         terms.append(phrase)
     return terms
+
+
+MAX_POSITION = 16383
+"""The last word position a tsvector keeps: past it every word has this one, and phrases stop matching."""
+MAX_DISTINCT_BYTES = 800_000
+"""About what a tsvector of distinct words may take, well under its 1 MB limit (each word: ~8 bytes besides)."""
+
+
+class FilesWords(IntEnum):
+    """How an experiment's ``files_text`` holds the words of its files."""
+
+    PHRASES = 0
+    """Every word in its position: a phrase matches there as in FTS5."""
+    WORDS = 1
+    """Each distinct word once (too many words for positions): a term's words there only let the experiment be
+    considered; its rows decide, and its files do not weigh in its rank."""
+    NONE = 2
+    """Nothing (too many distinct words for one tsvector): only its rows are searched, one by one."""
+
+
+def files_words(text: str) -> tuple[FilesWords, str]:
+    """How to hold an experiment's file words (`FilesWords`), and the stream to hold."""
+    found = words(text)
+    if len(found) <= MAX_POSITION:
+        return FilesWords.PHRASES, " ".join(found)
+    distinct = list(dict.fromkeys(found))
+    if sum(len(word.encode("utf-8")) + 8 for word in distinct) <= MAX_DISTINCT_BYTES:
+        return FilesWords.WORDS, " ".join(distinct)
+    return FilesWords.NONE, ""
+
+
+def row_stream(text: str) -> str:
+    """A row's text for Postgres: its first `MAX_POSITION` words, so positions stay exact and a tsvector fits.
+
+    A row is one file's name, format, samples and short extracted text; a file whose metadata runs past
+    16,383 words is found by its first ones only (FTS5 would find it by any).
+    """
+    return " ".join(words(text)[:MAX_POSITION])
