@@ -168,8 +168,10 @@ def command_dev(ports: Ports, args: argparse.Namespace) -> int:
 
 def command_deploy_local(ports: Ports, args: argparse.Namespace) -> int:
     """Start the production shape on this machine (code server, webserver, daemon, portal) until Ctrl-C."""
-    from labmesh_dagster.deploy.local import SERVICES, Addresses, serve
+    from labmesh_dagster.deploy.local import SERVICES, Addresses, serve, stop_recorded
 
+    if args.stop:
+        return stop_recorded(ports.settings)
     addresses = Addresses(
         host=args.host, webserver_port=args.port, grpc_port=args.grpc_port, portal_port=args.portal_port
     )
@@ -765,6 +767,9 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         choices=["code-server", "webserver", "daemon", "portal"],
         help="start only this process (repeatable): one that died, beside the others still running",
+    )
+    local.add_argument(
+        "--stop", action="store_true", help="stop, from another shell, what labmesh deploy local started on this home"
     )
     local.set_defaults(handler=command_deploy_local)
 

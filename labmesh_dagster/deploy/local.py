@@ -14,7 +14,8 @@ Four processes, as a deployment runs them in containers, none of them
 Dagster's instance (its own ``DAGSTER_HOME`` under ``$LABMESH_HOME/deploy``)
 is on PostgreSQL (`labmesh_dagster.deploy.instance`), and the webserver and
 daemon find the code server through a workspace file naming its port. Each
-process writes its own log file and pid file there.
+process writes its own log file and pid file there, and ``--stop`` stops,
+from another shell, what those pid files name.
 
 Each process is started in a session of its own, so Ctrl-C in a terminal
 reaches only `labmesh deploy local`, which then stops them in order (the
@@ -39,7 +40,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -112,6 +113,10 @@ class Layout:
 
     def pid_file(self, name: str) -> Path:
         return self.root / "run" / f"{name}.pid"
+
+    def supervisor_file(self, pid: int) -> Path:
+        """The pid file of one `labmesh deploy local` command (there may be several: all four, and ``--only``)."""
+        return self.root / "run" / f"supervisor-{pid}.pid"
 
 
 def workspace_yaml(addresses: Addresses) -> str:
@@ -217,6 +222,25 @@ def grpc_answers(addresses: Addresses, env: Mapping[str, str]) -> bool:
     return done.returncode == 0
 
 
+@contextlib.contextmanager
+def instance_environment(env: Mapping[str, str]) -> Iterator[None]:
+    """This process's environment names the deployment's instance meanwhile, as its processes' environment does.
+
+    The instance file names the database by a variable, read when the
+    instance is loaded; a process that loads it must have the variable set.
+    """
+    saved = {key: os.environ.get(key) for key in ("DAGSTER_HOME", DAGSTER_DATABASE_URL_VARIABLE)}
+    os.environ.update({key: env[key] for key in saved})
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
 class DaemonBeats:
     """Whether every daemon of the instance has written a heartbeat since a given start.
 
@@ -241,17 +265,8 @@ class DaemonBeats:
     def _open(self) -> dg.DagsterInstance:
         import dagster as dg
 
-        # The instance file names the database by a variable, read when it is loaded.
-        saved = {key: os.environ.get(key) for key in ("DAGSTER_HOME", DAGSTER_DATABASE_URL_VARIABLE)}
-        os.environ.update({key: self.env[key] for key in saved})
-        try:
+        with instance_environment(self.env):
             self._instance = dg.DagsterInstance.from_config(self.env["DAGSTER_HOME"])
-        finally:
-            for key, value in saved.items():
-                if value is None:
-                    os.environ.pop(key, None)
-                else:
-                    os.environ[key] = value
         return self._instance
 
     def close(self) -> None:
@@ -292,8 +307,16 @@ class Deployment:
     def __init__(self, settings: Settings, addresses: Addresses, *, base_env: Mapping[str, str] | None = None) -> None:
         self.settings = settings
         self.addresses = addresses
+        new_instance = not (Layout.of(settings).dagster_home / "dagster.yaml").exists()
         self.layout = prepare(settings, addresses)
         self.env = environment(settings, self.layout, addresses, os.environ if base_env is None else base_env)
+        if new_instance:
+            from labmesh_dagster.daemon_cursors import set_first_cursors
+
+            # As for `labmesh dev`: a first daemon start with no run-retry cursor yet warns as if something
+            # were wrong; an instance with no runs gets the cursors the daemon would settle on.
+            with instance_environment(self.env):
+                set_first_cursors(self.layout.dagster_home)
         self.processes: dict[str, Process] = {}
         self.interrupted = threading.Event()
         """Set (by a signal handler) to give up waiting for processes to answer."""
@@ -440,7 +463,9 @@ def start_demo(
         log.close()
 
 
-def serve(settings: Settings, addresses: Addresses, *, only: Iterable[str] = SERVICES, out: TextIO = sys.stderr) -> int:
+def serve(
+    settings: Settings, addresses: Addresses, *, only: Iterable[str] = SERVICES, out: TextIO | None = None
+) -> int:
     """Start the chosen processes, say where each is, and watch them until SIGINT or SIGTERM.
 
     All four on an empty home with the demo on also seed the demo lab, as
@@ -451,6 +476,16 @@ def serve(settings: Settings, addresses: Addresses, *, only: Iterable[str] = SER
     stopping = deployment.interrupted
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stopping.set())
+    supervisor = deployment.layout.supervisor_file(os.getpid())
+    supervisor.write_text(f"{os.getpid()}\n", encoding="ascii")
+    try:
+        return _serve(deployment, only, out or sys.stderr)
+    finally:
+        supervisor.unlink(missing_ok=True)
+
+
+def _serve(deployment: Deployment, only: Iterable[str], out: TextIO) -> int:
+    settings, stopping = deployment.settings, deployment.interrupted
     chosen = [name for name in SERVICES if name in set(only)]
     print(f"labmesh deploy: starting {', '.join(chosen)}; logs in {deployment.layout.log('x').parent}", file=out)
     everything = chosen == list(SERVICES)
@@ -499,3 +534,65 @@ def _stop_dropper(dropper: subprocess.Popen[bytes] | None) -> None:
     if dropper is not None and dropper.poll() is None:
         dropper.terminate()
         dropper.wait()
+
+
+MARKERS = {
+    "supervisor": "deploy",
+    "code-server": "grpc",
+    "webserver": "dagster-webserver",
+    "daemon": "dagster-daemon",
+    "portal": "labmesh_dagster.cli",
+}
+"""A word each process's command line holds: a pid file whose pid another program took since is not obeyed."""
+
+
+def running(pid: int, marker: str) -> bool:
+    """Whether ``pid`` is a live process (not a zombie) whose command line holds ``marker``."""
+    proc = Path(f"/proc/{pid}")
+    try:
+        state = (proc / "stat").read_text(encoding="ascii", errors="replace").rsplit(")", 1)[1].split()[0]
+        argv = (proc / "cmdline").read_bytes().split(b"\0")
+    except (OSError, IndexError):
+        return False
+    return state not in {"Z", "X"} and any(marker.encode() in part for part in argv)
+
+
+def _stop_pid(pid: int, timeout: float) -> bool:
+    """SIGINT, then SIGKILL to its session after ``timeout``; True if it had to be killed."""
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGINT)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not running(pid, ""):
+            return False
+        time.sleep(0.2)
+    _kill_session(pid)
+    return True
+
+
+def stop_recorded(settings: Settings, *, out: TextIO | None = None, timeout: float = STOP_SECONDS) -> int:
+    """`labmesh deploy local --stop`: stop what the pid files under the home name, from another shell.
+
+    Each `labmesh deploy local` command is interrupted first, as Ctrl-C
+    would, and stops its own processes; any process still recorded after
+    that (its command was killed) is interrupted itself. A pid file naming a
+    process that is gone, or now another program, is only removed.
+    """
+    out = out or sys.stderr
+    layout = Layout.of(settings)
+    stopped = 0
+    recorded = [(path, "supervisor") for path in sorted(layout.pid_file("x").parent.glob("supervisor-*.pid"))]
+    recorded += [(layout.pid_file(name), name) for name in reversed(SERVICES)]
+    for path, name in recorded:
+        try:
+            pid = int(path.read_text(encoding="ascii"))
+        except (OSError, ValueError):
+            continue
+        if running(pid, MARKERS[name]):
+            killed = _stop_pid(pid, STOP_SECONDS + timeout if name == "supervisor" else timeout)
+            print(f"labmesh deploy: {'killed' if killed else 'stopped'} {name} (pid {pid})", file=out)
+            stopped += 1
+        path.unlink(missing_ok=True)
+    if not stopped:
+        print(f"labmesh deploy: nothing is running from {layout.root}", file=out)
+    return 0

@@ -22,6 +22,7 @@ from __future__ import annotations
 import os
 import signal
 import time
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
@@ -136,11 +137,16 @@ def test_the_lab_converges_after_its_daemon_and_code_server_are_killed_mid_flow(
             raise AssertionError(f"{error}; still: {problems}\n{log_tails(layout)}") from None
         phases["converged after the restart"] = time.monotonic() - converge_began
         runs = instance.get_runs()
-        outcomes = sorted({run.status.value for run in runs})
+        outcomes = Counter(run.status.value for run in runs)
+        # Which partition ran what more than once (a retry, a request replayed after the restart): harmless,
+        # as every step is idempotent, and worth seeing.
+        again = Counter(
+            (run.tags.get("dagster/partition"), run.tags.get("dagster/sensor_name", "automation")) for run in runs
+        )
         print(
             f"\nlabmesh deploy local, killed with {in_flight} run(s) in flight: "
             + ", ".join(f"{phase} {seconds:.1f} s" for phase, seconds in phases.items())
-            + f"; {len(runs)} runs ({', '.join(outcomes)})"
+            + f"; {len(runs)} runs {dict(outcomes)}; more than once: {[key for key, n in again.items() if n > 1]}"
         )
         for phase, seconds in phases.items():
             record_property(phase.replace(" ", "_"), round(seconds, 1))

@@ -4,12 +4,17 @@ Pinned here: without ``LABMESH_DATABASE_URL`` it refuses to start, naming
 the variable; it writes Dagster's PostgreSQL instance file and a workspace
 that points the webserver and the daemon at the gRPC code server's port, and
 neither file holds the database URL; an instance file a person edited is
-kept; and the four processes are a gRPC code server, dagster-webserver,
-dagster-daemon and `labmesh api`, none of them `dagster dev`.
+kept; the four processes are a gRPC code server, dagster-webserver,
+dagster-daemon and `labmesh api`, none of them `dagster dev`; and ``--stop``
+interrupts the processes its pid files name, while a pid file naming a
+process that is gone, or now another program, is only removed.
 """
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -75,3 +80,28 @@ def test_the_four_processes_are_the_production_shape_and_none_is_dagster_dev(tmp
         assert str(layout.workspace) in argv[name], name
     assert argv["portal"][1:4] == ["-m", "labmesh_dagster.cli", "api"]
     assert all("dev" not in line for line in argv.values())
+
+
+def test_stop_interrupts_the_recorded_processes_and_nothing_else(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    settings = make_settings(tmp_path / "home")
+    layout = Layout.of(settings)
+    layout.pid_file("portal").parent.mkdir(parents=True)
+    # Stands in for the portal: its command line names labmesh's CLI, and Ctrl-C ends it as it ends the portal.
+    portal = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)", "labmesh_dagster.cli"])
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    layout.pid_file("portal").write_text(f"{portal.pid}\n", encoding="ascii")
+    layout.pid_file("webserver").write_text(f"{gone.pid}\n", encoding="ascii")
+    layout.pid_file("daemon").write_text(f"{os.getpid()}\n", encoding="ascii")  # another program: this test
+    try:
+        code = cli.main(["deploy", "local", "--stop"], settings=settings)
+
+        assert code == 0
+        assert portal.wait(timeout=30) != 0  # ended by the interrupt (KeyboardInterrupt), not by itself
+        assert f"stopped portal (pid {portal.pid})" in capsys.readouterr().err
+        assert not any(layout.pid_file(name).exists() for name in ("portal", "webserver", "daemon"))
+    finally:
+        portal.kill()
+        portal.wait()
