@@ -18,9 +18,11 @@ import hashlib
 import io
 import json
 import os
+from array import array
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from stat import S_ISREG
 from typing import Any
 
 import yaml
@@ -33,6 +35,7 @@ from labmesh_dagster.core.ids import validate_experiment_id
 from labmesh_dagster.core.text import clean_text
 
 RECORD_SUFFIXES = (".json", ".yaml", ".yml", ".csv", ".tsv")
+_SUFFIXES = frozenset(RECORD_SUFFIXES)
 _ID_COLUMNS = ("experiment_id", "experiment", "id")
 _SAMPLE_COLUMNS = ("sample_id", "sample")
 CURSOR_VERSION = 2
@@ -229,11 +232,12 @@ class FolderEln(ElnSource):
     # Listing
 
     def _listing(self) -> dict[str, FileState]:
-        """Every record file, relative path -> its state, in path order; hidden files and folders are skipped.
+        """Every record file, relative path -> its state; hidden files and folders are skipped.
 
-        One ``stat`` per file and nothing read: the cost of a tick where nothing changed.
+        One ``stat`` per file and nothing read: the cost of a tick where nothing
+        changed. In listing order, not path order: only what changed is sorted.
         """
-        found: list[tuple[tuple[str, ...], str, FileState]] = []
+        found: dict[str, FileState] = {}
         pending: list[tuple[str | Path, str]] = [(self.records_dir, "")]
         while pending:
             folder, prefix = pending.pop()
@@ -242,25 +246,33 @@ class FolderEln(ElnSource):
             except (FileNotFoundError, NotADirectoryError):
                 continue
             for entry in entries:
-                if entry.name.startswith("."):
+                name = entry.name
+                if name.startswith("."):
                     continue
-                relative = f"{prefix}{entry.name}"
+                dot = name.rfind(".")
                 try:
-                    if entry.is_dir(follow_symlinks=False):
-                        pending.append((entry.path, relative + "/"))
-                    elif os.path.splitext(entry.name)[1].lower() in RECORD_SUFFIXES and entry.is_file():
+                    if dot > 0 and name[dot:].lower() in _SUFFIXES:
+                        # The stat says whether it is a file (through a link, as `is_file`): one call, not two.
                         stat = entry.stat()
-                        found.append((path_order(relative), relative, FileState(stat.st_mtime_ns, stat.st_size)))
+                        if S_ISREG(stat.st_mode):
+                            found[prefix + name] = (stat.st_mtime_ns, stat.st_size)
+                            continue
+                    if entry.is_dir(follow_symlinks=False):
+                        pending.append((entry.path, f"{prefix}{name}/"))
                 except OSError:  # gone between the listing and the stat: the next poll sees what is there
                     continue
-        found.sort(key=lambda item: item[0])
-        return {relative: state for _, relative, state in found}
+        return found
 
     def _digest(self, listing: Mapping[str, FileState]) -> str:
-        """Changes when any record file is added, removed, rewritten or touched."""
-        digest = hashlib.sha256()
-        for relative, state in listing.items():
-            digest.update(f"{relative}\0{state.mtime_ns}\0{state.size}\n".encode("utf-8", "surrogateescape"))
+        """Changes when any record file is added, removed, rewritten or touched.
+
+        Taken in listing order, which only moves when the folder itself changes
+        (and then the poll compares file by file anyway): no sort, and the paths
+        and numbers are hashed in two C-built buffers, so 100,000 files digest
+        in a small part of their listing's time.
+        """
+        digest = hashlib.sha256("\0".join(listing).encode("utf-8", "surrogateescape"))
+        digest.update(array("q", [value for state in listing.values() for value in state]).tobytes())
         return digest.hexdigest()[:32]
 
     def _path(self, relative: str) -> Path:
@@ -289,7 +301,9 @@ class FolderEln(ElnSource):
             epoch, gen, known = self.index.restart(), 0, {}
         else:
             epoch, gen = previous.epoch, previous.gen
-        changed = [relative for relative, state in listing.items() if known.get(relative) != state]
+        changed = sorted(
+            (relative for relative, state in listing.items() if known.get(relative) != state), key=path_order
+        )
         removed = [relative for relative in known if relative not in listing]
         # More changed files than one poll reads: the first in path order now, the others by the next polls
         # (they stay changed in the index's eyes), and a cursor whose listing matches none, so those polls look.
@@ -400,7 +414,7 @@ class FolderEln(ElnSource):
         """Every file read, the first definition of each experiment kept: when the index knows nothing of one."""
         records: dict[str, ExperimentRecord] = {}
         errors: list[RecordError] = []
-        for relative in self._listing():
+        for relative in sorted(self._listing(), key=path_order):
             found, failed = self.reader(self._path(relative))
             errors.extend(failed)
             for record in found:

@@ -61,12 +61,9 @@ CREATE INDEX IF NOT EXISTS folder_claims_by_gen ON folder_claims (gen);
 _CHUNK = 500
 
 
-@dataclass(frozen=True, order=True)
-class FileState:
-    """What a listing tells of a file without reading it."""
-
-    mtime_ns: int
-    size: int
+# What a listing tells of a file without reading it: its modification time (ns) and size. A plain tuple,
+# since a listing makes one per file and compares them all.
+FileState = tuple[int, int]
 
 
 @dataclass(frozen=True)
@@ -137,7 +134,7 @@ class FolderIndex:
             if gen > compacted:
                 db.execute("INSERT OR REPLACE INTO folder_meta VALUES ('compacted', ?)", (str(gen),))
             return {
-                row[0]: FileState(row[1], row[2])
+                row[0]: (row[1], row[2])
                 for row in db.execute("SELECT path, mtime_ns, size FROM folder_files WHERE present = 1")
             }
 
@@ -189,7 +186,7 @@ class FolderIndex:
         with transaction(self.path) as db:
             db.executemany(
                 "INSERT OR REPLACE INTO folder_files VALUES (?, ?, ?, ?, 1)",
-                [(path, gen, state.mtime_ns, state.size) for path, (state, _) in changed.items()],
+                [(path, gen, *state) for path, (state, _) in changed.items()],
             )
             db.executemany(
                 "INSERT OR REPLACE INTO folder_claims VALUES (?, ?, ?, ?, ?)",
