@@ -21,6 +21,8 @@ def clean_text(text: str) -> str:
 
 
 def is_clean_text(text: str) -> bool:
+    if text.isascii():  # most text is, and this needs no copy: a thousand-file publish asks tens of thousands of times
+        return True
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
