@@ -89,7 +89,9 @@ def test_stop_interrupts_the_recorded_processes_and_nothing_else(
     layout = Layout.of(settings)
     layout.pid_file("portal").parent.mkdir(parents=True)
     # Stands in for the portal: its command line names labmesh's CLI, and Ctrl-C ends it as it ends the portal.
-    portal = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)", "labmesh_dagster.cli"])
+    portal = subprocess.Popen(
+        [sys.executable, "-c", "import time; time.sleep(120)", "labmesh_dagster.cli"], stderr=subprocess.DEVNULL
+    )
     gone = subprocess.Popen([sys.executable, "-c", "pass"])
     gone.wait()
     layout.pid_file("portal").write_text(f"{portal.pid}\n", encoding="ascii")
