@@ -16,7 +16,7 @@ from contextlib import contextmanager
 import psycopg
 import pytest
 
-from labmesh_dagster.connectors.postgres import with_database
+from labmesh_dagster.connectors.postgres import close_idle, with_database
 
 SERVER_URL = os.environ.get("LABMESH_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 
@@ -31,7 +31,9 @@ def fresh_database(prefix: str = "labmesh_test") -> Iterator[str]:
         pytest.fail(f"these tests need PostgreSQL at {SERVER_URL} (LABMESH_TEST_POSTGRES_URL): {error}")
     with admin:
         admin.execute(f'CREATE DATABASE "{name}"')
+        url = with_database(SERVER_URL, name)
         try:
-            yield with_database(SERVER_URL, name)
+            yield url
         finally:
+            close_idle(url)
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -4,7 +4,8 @@ A deployment with more than one process (a second run worker, the daemon and
 the portal in their own containers) cannot share SQLite files, so its own
 state (catalog, ELN inbox, lineage log, users and audit) lives in PostgreSQL,
 selected by ``LABMESH_DATABASE_URL``. Each store keeps the shape of its SQLite
-twin: a short connection for each operation, a transaction for each write.
+twin: a connection for each operation (kept open afterwards for the next, a
+few per database and process), a transaction for each write.
 psycopg 3 is the driver; rows come back as dicts, as ``sqlite3.Row`` gives
 them by name.
 
@@ -15,6 +16,8 @@ over drops connections for seconds; after `CONNECT_ATTEMPTS` the caller gets
 
 from __future__ import annotations
 
+import os
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -94,14 +97,69 @@ def open_connection(
     raise AssertionError("unreachable")  # pragma: no cover
 
 
+IDLE_PER_URL = 4
+"""Connections a process keeps open per database between operations: opening one costs milliseconds (more with
+TLS), and the portal checks a token on every request."""
+
+_idle: dict[str, list[Any]] = {}
+_idle_lock = threading.Lock()
+_idle_pid = os.getpid()
+
+
+def _take_idle(url: str) -> Any | None:
+    """A kept connection that still answers, or None. After a fork the parent's connections are not ours."""
+    global _idle_pid
+    with _idle_lock:
+        if _idle_pid != os.getpid():
+            _idle.clear()  # never closed here: closing would end the parent's sessions
+            _idle_pid = os.getpid()
+        kept = _idle.get(url) or []
+        db = kept.pop() if kept else None
+    if db is None:
+        return None
+    import psycopg
+
+    try:
+        db.execute("SELECT 1")  # a restarted server or a dropped database ended it meanwhile
+    except psycopg.Error:
+        db.close()
+        return None
+    return db
+
+
+def _keep_or_close(url: str, db: Any) -> None:
+    from psycopg.pq import TransactionStatus
+
+    if not db.closed and db.info.transaction_status == TransactionStatus.IDLE:
+        with _idle_lock:
+            kept = _idle.setdefault(url, [])
+            if _idle_pid == os.getpid() and len(kept) < IDLE_PER_URL:
+                kept.append(db)
+                return
+    db.close()
+
+
+def close_idle(url: str | None = None) -> None:
+    """Close the connections kept for ``url`` (all when None): before a database is dropped, say."""
+    with _idle_lock:
+        urls = [url] if url is not None else list(_idle)
+        closing = [db for name in urls for db in _idle.pop(name, [])]
+    for db in closing:
+        db.close()
+
+
 @contextmanager
 def connect(url: str) -> Iterator[Any]:
-    """An autocommit connection with rows as dicts; closed on leaving."""
-    db = open_connection(url)
+    """An autocommit connection with rows as dicts, one kept from an earlier operation where there is one.
+
+    It goes back to be kept when the block ends cleanly; one a block left by an exception is closed."""
+    db = _take_idle(url) or open_connection(url)
     try:
         yield db
-    finally:
+    except BaseException:
         db.close()
+        raise
+    _keep_or_close(url, db)
 
 
 @contextmanager

@@ -1,4 +1,5 @@
-"""labmesh's PostgreSQL stores migrate their own tables: each step once, in order, never from a newer release."""
+"""labmesh's PostgreSQL stores migrate their own tables (each step once, in order, never from a newer release),
+and reuse their connections while the server keeps them."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from labmesh_dagster.connectors.postgres import (
     redacted,
 )
 from labmesh_dagster.connectors.postgres_migrations import Migrations, SchemaTooNew, migrate
+from labmesh_dagster_tests.postgres_databases import SERVER_URL as SERVER
 
 NOTES_V1 = Migrations("notes", ("CREATE TABLE notes (id TEXT PRIMARY KEY)",))
 NOTES_V2 = Migrations("notes", (*NOTES_V1.steps, "ALTER TABLE notes ADD COLUMN body TEXT NOT NULL DEFAULT ''"))
@@ -97,3 +99,27 @@ def test_redaction_keeps_user_host_and_database() -> None:
         redacted("postgresql://lab:s3cret@db.internal:5432/labmesh") == "postgresql://lab:***@db.internal:5432/labmesh"
     )
     assert redacted("postgresql://lab@db/labmesh") == "postgresql://lab@db/labmesh"
+
+
+def backend_pid(url: str) -> int:
+    with connect(url) as db:
+        return int(db.execute("SELECT pg_backend_pid() AS pid").fetchone()["pid"])
+
+
+def test_a_connection_is_kept_for_the_next_operation(postgres_url: str) -> None:
+    assert backend_pid(postgres_url) == backend_pid(postgres_url)
+
+
+def test_a_connection_the_server_ended_is_replaced_not_handed_out(postgres_url: str) -> None:
+    first = backend_pid(postgres_url)
+    with connect(SERVER) as admin:
+        admin.execute("SELECT pg_terminate_backend(%s)", (first,))
+    assert backend_pid(postgres_url) != first
+
+
+def test_a_connection_left_by_an_exception_is_closed_not_kept(postgres_url: str) -> None:
+    first = backend_pid(postgres_url)
+    with pytest.raises(RuntimeError), connect(postgres_url) as db:
+        db.execute("BEGIN")
+        raise RuntimeError("the store's code failed mid-transaction")
+    assert backend_pid(postgres_url) != first
