@@ -267,7 +267,8 @@ class PostgresCatalog(Catalog):
             rows = db.execute(
                 "SELECT * FROM catalog_dataset_revisions WHERE experiment_id = %s AND dataset = %s "
                 "ORDER BY revision DESC LIMIT %s",
-                (experiment_id, Zone(zone).value, max(limit, 0)),
+                # As SQLite reads LIMIT, a negative limit is none.
+                (experiment_id, Zone(zone).value, limit if limit >= 0 else None),
             ).fetchall()
         return [_revision(row) for row in rows]
 
@@ -328,6 +329,7 @@ class PostgresCatalog(Catalog):
 
     def summaries(self, *, viewer: Viewer | None = None) -> list[ExperimentSummary]:
         visible, params = _visible(viewer, "e.experiment_id")
+        visible_datasets, _ = _visible(viewer, "d.experiment_id")
         with connect(self.url) as db:
             experiments = db.execute(
                 "SELECT e.experiment_id, e.title, e.group_name, e.platform, e.revision, e.run_id, "
@@ -339,7 +341,7 @@ class PostgresCatalog(Catalog):
             counts: dict[str, dict[str, int]] = {}
             for row in db.execute(
                 "SELECT d.experiment_id, d.dataset, d.file_count FROM catalog_datasets AS d "
-                f"WHERE TRUE{visible.replace('e.experiment_id', 'd.experiment_id')}",
+                f"WHERE TRUE{visible_datasets}",
                 params,
             ):
                 counts.setdefault(row["experiment_id"], {})[row["dataset"]] = row["file_count"]

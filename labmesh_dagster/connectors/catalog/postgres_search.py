@@ -157,11 +157,16 @@ class Plan:
     def row_match(self) -> str:
         return " AND ".join(self.row_where) or "TRUE"
 
-    def candidates(self, score: str = "0::float8") -> str:
+    def candidates(self, score: Score | None = None) -> str:
         """The experiments that pass the words, experiment facets and access (``doc``, ``shared<n>``, ``score``)."""
         where = " AND ".join(self.experiment_where) or "TRUE"
-        columns = ", ".join(["d.doc", *self.shared, f"{score} AS score"])
-        return f"SELECT {columns} FROM catalog_search_docs AS d WHERE {where}"
+        if score is None:
+            columns = ", ".join(["d.doc", *self.shared, "0::float8 AS score"])
+            return f"SELECT {columns} FROM catalog_search_docs AS d WHERE {where}"
+        counts = [f"{frequency} AS f{number}" for number, frequency in enumerate(score.frequencies)]
+        inner = ", ".join(["d.doc", "d.words", *self.shared, *counts])
+        outer = ", ".join(["f.doc", *(f"f.shared{number}" for number in range(len(self.shared))), score.score])
+        return f"SELECT {outer} AS score FROM (SELECT {inner} FROM catalog_search_docs AS d WHERE {where}) AS f"
 
 
 class Row(NamedTuple):
@@ -193,13 +198,22 @@ def units(rows: Sequence[Row]) -> dict[str | None, list[Row]]:
     return grouped
 
 
-def _score(db: Any, plan: Plan) -> tuple[str, dict[str, Any]]:
-    """FTS5's BM25 of the plan's phrases as an SQL expression over ``d``, and its parameters.
+class Score(NamedTuple):
+    """BM25 in SQL: each phrase's weighted frequency in an experiment ``d``, and the score over them (``f``)."""
+
+    frequencies: tuple[str, ...]
+    score: str
+
+
+def _score(db: Any, plan: Plan) -> tuple[Score | None, dict[str, Any]]:
+    """FTS5's BM25 of the plan's phrases (None without words), and its parameters.
 
     The corpus figures (experiments, average length, experiments holding each phrase) are read first,
     over every experiment as FTS5 keeps them; a phrase's frequency is its count in each column times the
     column's weight; a word's IDF is floored at 1e-6, as FTS5 floors it.
     """
+    if not plan.scored:
+        return None, {}
     stats = db.execute("SELECT count(*) AS n, coalesce(sum(words), 0) AS words FROM catalog_search_docs").fetchone()
     documents, total = int(stats["n"]), int(stats["words"])
     params: dict[str, Any] = {
@@ -209,7 +223,8 @@ def _score(db: Any, plan: Plan) -> tuple[str, dict[str, Any]]:
         "one_minus_b": 1 - B,
         "avgdl": total / documents if documents else 1.0,
     }
-    parts = []
+    parts: list[str] = []
+    frequencies: list[str] = []
     for number, (name, columns) in enumerate(plan.scored):
         held = _any("d", [column for column, _ in columns], name)
         hits = int(
@@ -223,26 +238,35 @@ def _score(db: Any, plan: Plan) -> tuple[str, dict[str, Any]]:
             {"phrase": plan.params[name]},
         ).fetchone()
         params[f"lexemes{number}"] = found["lexemes"] or []
-        frequency = " + ".join(
-            f"{weight!r}::float8 * CASE WHEN d.{column} @@ {tsquery(name)} "
-            f"THEN labmesh_catalog_phrase_count(d.{column}, %(lexemes{number})s) ELSE 0 END"
-            for column, weight in columns
+        # One word's count is its positions' (the usual term); a phrase's needs its words' positions compared.
+        count = (
+            "(SELECT coalesce(sum(cardinality(u.positions)), 0) FROM unnest(d.{column}) AS u "
+            f"WHERE u.lexeme = (%(lexemes{number})s::text[])[1])"
+            if len(params[f"lexemes{number}"]) == 1
+            else f"labmesh_catalog_phrase_count(d.{{column}}, %(lexemes{number})s)"
+        )
+        frequencies.append(
+            " + ".join(
+                f"{weight!r}::float8 * CASE WHEN d.{column} @@ {tsquery(name)} THEN {count.format(column=column)} "
+                "ELSE 0 END"
+                for column, weight in columns
+            )
         )
         parts.append(
-            f"%(idf{number})s * (({frequency}) * %(k1_plus_1)s / "
-            f"(({frequency}) + %(k1)s * (%(one_minus_b)s + %(b)s * d.words / %(avgdl)s)))"
+            f"%(idf{number})s * ((f.f{number} * %(k1_plus_1)s) / "
+            f"(f.f{number} + %(k1)s * (%(one_minus_b)s + %(b)s * f.words / %(avgdl)s)))"
         )
-    return ("0::float8 + " + " + ".join(parts)) if parts else "0::float8", params
+    return Score(tuple(frequencies), "0::float8 + " + " + ".join(parts)), params
 
 
 def matched(db: Any, plan: Plan, *, docs: int | None) -> list[tuple[int, list[Row]]]:
     """The first ``docs`` matching experiments (None: all) in result order, each with its matching rows."""
     if plan.nothing or (docs is not None and docs <= 0):
         return []
-    score, params = _score(db, plan) if plan.terms and docs is not None else ("0::float8", {})
+    score, params = _score(db, plan) if plan.terms and docs is not None else (None, {})
     limit = "LIMIT %(docs)s" if docs is not None else ""
     sql = f"""
-        WITH candidates AS MATERIALIZED ({plan.candidates(score)}),
+        WITH candidates AS ({plan.candidates(score)}),
         chosen AS MATERIALIZED (
             SELECT c.* FROM candidates AS c
             WHERE EXISTS (SELECT 1 FROM catalog_search_rows AS r WHERE r.doc = c.doc AND {plan.row_match})
