@@ -12,7 +12,7 @@ phase = printf 'labmesh [%4ss] %s\n' "$$(( $$(date +%s) - $(STARTED) ))"
 # $(,) writes a comma inside the arguments of $(call ...).
 , := ,
 
-.PHONY: dev test test-quick lint clean
+.PHONY: dev test test-quick lint infra-check clean
 
 # $(1) says what is installed, $(2) is the pip requirement. pip lists each package as it comes, with a
 # bar for each download and one over the installs when it writes to a terminal.
@@ -60,6 +60,32 @@ lint: $(TESTING)
 	$(VENV)/bin/ruff check $(LINTED)
 	$(VENV)/bin/ruff format --check $(LINTED)
 	$(VENV)/bin/mypy
+
+# The deployment's checks, offline but for PyPI: the CDK app's own venv (infra/.venv, apart from the platform's),
+# synthesis with cdk-nag (an unacknowledged finding fails it), cfn-lint and checkov (any finding fails), hadolint
+# on the Dockerfile, the template's own tests, and the Kubernetes values and the aws instance file checked by theirs.
+# jsii warns on every start that node 20 is past its end of life: that is the node this machine has.
+INFRA_VENV := infra/.venv
+INFRA_INSTALLED := $(INFRA_VENV)/.installed
+$(INFRA_INSTALLED): infra/requirements.txt
+	@$(phase) 'creating $(INFRA_VENV) for the CDK app and the template checks'
+	@test -x $(INFRA_VENV)/bin/python || $(PYTHON) -m venv $(INFRA_VENV)
+	@$(INFRA_VENV)/bin/python -m pip install --quiet -r infra/requirements.txt
+	@touch $(INFRA_INSTALLED)
+
+infra-check: $(INFRA_INSTALLED) $(TESTING)
+	@$(phase) 'synthesising the CDK app (cdk-nag runs as part of it)'
+	cd infra && rm -rf cdk.out && CDK_OUTDIR=cdk.out .venv/bin/python app.py
+	@$(phase) "the template's contract (infra/tests)"
+	cd infra && .venv/bin/python -m pytest -q -p no:cacheprovider
+	@$(phase) 'cfn-lint and checkov on the template'
+	$(INFRA_VENV)/bin/cfn-lint infra/cdk.out/Labmesh.template.json
+	$(INFRA_VENV)/bin/checkov --quiet --compact --skip-download --framework cloudformation -f infra/cdk.out/Labmesh.template.json
+	@$(phase) 'hadolint on the Dockerfile'
+	$(INFRA_VENV)/bin/hadolint Dockerfile
+	@$(phase) 'the Helm values and the aws instance file'
+	$(VENV)/bin/python -m pytest -q labmesh_dagster_tests/deploy_config
+	@$(phase) 'infra-check passed'
 
 clean:
 	rm -rf $(VENV) .labmesh
