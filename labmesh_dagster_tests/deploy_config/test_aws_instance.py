@@ -48,7 +48,8 @@ def test_runs_are_ecs_tasks_sized_by_tags_with_a_default(aws_instance: dg.Dagste
 def test_step_logs_go_to_the_bucket_the_environment_names(aws_instance: dg.DagsterInstance) -> None:
     manager = aws_instance.compute_log_manager
     assert isinstance(manager, S3ComputeLogManager)
-    assert manager._s3_bucket == "lab-dagster-logs"  # noqa: SLF001 (the manager exposes no public accessor)
+    assert manager.inst_data is not None
+    assert manager.inst_data.config_dict["bucket"] == {"env": "LABMESH_COMPUTE_LOGS_BUCKET"}
 
 
 def test_runs_and_events_are_stored_in_postgres(aws_instance: dg.DagsterInstance) -> None:

@@ -71,6 +71,12 @@ def test_pods_run_as_the_images_unprivileged_user() -> None:
     assert portal["spec"]["template"]["spec"]["securityContext"]["runAsUser"] == uid
 
 
+def test_the_portal_uses_the_charts_service_account() -> None:
+    portal = next(doc for doc in yaml.safe_load_all(PORTAL.read_text(encoding="utf-8")) if doc["kind"] == "Deployment")
+    assert portal["spec"]["template"]["spec"]["serviceAccountName"] == values()["serviceAccount"]["name"]
+    assert values()["global"]["serviceAccountName"] == values()["serviceAccount"]["name"]
+
+
 def test_the_portal_runs_labmesh_api_from_the_code_locations_image() -> None:
     portal = next(doc for doc in yaml.safe_load_all(PORTAL.read_text(encoding="utf-8")) if doc["kind"] == "Deployment")
     (container,) = portal["spec"]["template"]["spec"]["containers"]
