@@ -92,14 +92,15 @@ def index_experiment(db: Any, experiment_id: str) -> None:
     keys = len(principals) + bool(record.owner) + bool(record.protocol)
     length = sum(len(text.split()) for text in (*texts.values(), files_text)) + keys
     held, texts["files_text"] = files_words(files_text)
+    texts["words_text"] = " ".join(dict.fromkeys(" ".join(texts.values()).split()))
     db.execute(
         f"""INSERT INTO catalog_search_docs (doc, experiment_id, title, group_name, owner, platform, protocol,
                 owner_key, protocol_key, samples, words, files_words, title_text, experiment_text, group_text,
-                platform_text, files_text)
+                platform_text, files_text, words_text)
             VALUES (%(doc)s, %(experiment_id)s, %(title)s, %(group)s, %(owner)s, %(platform)s, %(protocol)s,
                 %(owner_key)s, %(protocol_key)s, %(samples)s, %(words)s, %(files_words)s, {_tsvector("title_text")},
                 {_tsvector("experiment_text")}, {_tsvector("group_text")}, {_tsvector("platform_text")},
-                {_tsvector("files_text")})""",
+                {_tsvector("files_text")}, {_tsvector("words_text")})""",
         {
             "doc": doc,
             "experiment_id": record.id,

@@ -12,7 +12,9 @@ that touches it (`postgres_index`):
   and its length in words for BM25. ``files_words`` says how its files' words
   are held (`postgres_text.FilesWords`): a tsvector keeps word positions only
   up to 16,383 and its size under 1 MB, so a very large experiment keeps its
-  files' distinct words only, or none, and its rows decide.
+  files' distinct words only, or none, and its rows decide. ``words_text``
+  holds every distinct word of both, positions aside: one index that narrows a
+  query's experiments to those holding its words before phrases are checked.
 - ``catalog_search_rows``: the experiment's own row (position 0) and one per
   file, each with its own text, format, zone, samples and date.
 - ``catalog_search_samples``: the sample ids each row is found under (exact match).
@@ -108,8 +110,10 @@ CREATE TABLE catalog_search_docs (
     experiment_text TSVECTOR NOT NULL,
     group_text TSVECTOR NOT NULL,
     platform_text TSVECTOR NOT NULL,
-    files_text TSVECTOR NOT NULL
+    files_text TSVECTOR NOT NULL,
+    words_text TSVECTOR NOT NULL
 );
+CREATE INDEX catalog_search_docs_words ON catalog_search_docs USING gin (words_text);
 CREATE INDEX catalog_search_docs_title ON catalog_search_docs USING gin (title_text);
 CREATE INDEX catalog_search_docs_experiment ON catalog_search_docs USING gin (experiment_text);
 CREATE INDEX catalog_search_docs_group ON catalog_search_docs USING gin (group_text);

@@ -13,8 +13,9 @@ column weights title 4, ELN fields 2, group, platform and files 1, over the
 same phrases, lengths and document counts), best first and then newest first,
 so the two catalogs list hits in the same order; without words, newest
 registered first. The score is computed in the query, from each phrase's count
-in each column (``labmesh_catalog_phrase_count``), for the experiments that
-match only.
+in each column, for the experiments that match only. One difference remains:
+an experiment whose files hold more than 16,383 words (`FilesWords`) is found
+as in SQLite, but its files' words do not weigh in its rank.
 
 Access. The viewer's principals are a semi-join on ``catalog_search_access``
 in the statement that picks the experiments, before anything is ranked,
@@ -55,15 +56,18 @@ def _held(name: str, unheld: bool) -> str:
     An experiment too large for its files' word positions (`FilesWords`) holds the phrase's words there
     (then its rows decide); one too large for its files' words has its rows asked, when the catalog has any.
     """
+    every_word = f"plainto_tsquery('{TEXT_CONFIG}', %({name})s)"
     shared = " OR ".join(f"d.{column} @@ {tsquery(name)}" for column, _ in TEXT)
-    words = f"d.files_words = {FilesWords.WORDS:d} AND d.files_text @@ plainto_tsquery('{TEXT_CONFIG}', %({name})s)"
+    words = f"d.files_words = {FilesWords.WORDS:d} AND d.files_text @@ {every_word}"
+    if not unheld:
+        # The index of every word narrows the experiments; the phrase is then checked in each column.
+        return f"(d.words_text @@ {every_word} AND ({shared} OR ({words})))"
     rows = (
-        f" OR (d.files_words = {FilesWords.NONE:d} AND EXISTS (SELECT 1 FROM catalog_search_rows AS r "
-        f"WHERE r.doc = d.doc AND {_any('r', OWN, name)}))"
-        if unheld
-        else ""
+        f"d.files_words = {FilesWords.NONE:d} AND EXISTS (SELECT 1 FROM catalog_search_rows AS r "
+        f"WHERE r.doc = d.doc AND {_any('r', OWN, name)})"
     )
-    return f"({shared} OR ({words}){rows})"
+    unheld_docs = f"d.files_words = {FilesWords.NONE:d}"
+    return f"((d.words_text @@ {every_word} OR {unheld_docs}) AND ({shared} OR ({words}) OR ({rows})))"
 
 
 @dataclass
@@ -226,7 +230,8 @@ def _score(db: Any, plan: Plan) -> tuple[Score | None, dict[str, Any]]:
     parts: list[str] = []
     frequencies: list[str] = []
     for number, (name, columns) in enumerate(plan.scored):
-        held = _any("d", [column for column, _ in columns], name)
+        every_word = f"d.words_text @@ plainto_tsquery('{TEXT_CONFIG}', %({name})s)"
+        held = f"{every_word} AND {_any('d', [column for column, _ in columns], name)}"
         hits = int(
             db.execute(f"SELECT count(*) AS n FROM catalog_search_docs AS d WHERE {held}", plan.params).fetchone()["n"]
         )
@@ -259,18 +264,17 @@ def _score(db: Any, plan: Plan) -> tuple[Score | None, dict[str, Any]]:
     return Score(tuple(frequencies), "0::float8 + " + " + ".join(parts)), params
 
 
-def matched(db: Any, plan: Plan, *, docs: int | None) -> list[tuple[int, list[Row]]]:
-    """The first ``docs`` matching experiments (None: all) in result order, each with its matching rows."""
-    if plan.nothing or (docs is not None and docs <= 0):
+def matched(db: Any, plan: Plan, *, docs: int) -> list[tuple[int, list[Row]]]:
+    """The first ``docs`` matching experiments in result order, each with its matching rows."""
+    if plan.nothing or docs <= 0:
         return []
-    score, params = _score(db, plan) if plan.terms and docs is not None else (None, {})
-    limit = "LIMIT %(docs)s" if docs is not None else ""
+    score, params = _score(db, plan)
     sql = f"""
         WITH candidates AS ({plan.candidates(score)}),
         chosen AS MATERIALIZED (
             SELECT c.* FROM candidates AS c
             WHERE EXISTS (SELECT 1 FROM catalog_search_rows AS r WHERE r.doc = c.doc AND {plan.row_match})
-            ORDER BY c.score DESC, c.doc DESC {limit}
+            ORDER BY c.score DESC, c.doc DESC LIMIT %(docs)s
         )
         SELECT c.doc, r.position, r.dataset, r.key, r.format, r.size, r.samples, r.created
         FROM chosen AS c JOIN catalog_search_rows AS r ON r.doc = c.doc
