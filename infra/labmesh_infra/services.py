@@ -142,6 +142,10 @@ class Services(Construct):
             secrets=ecs_secrets,
             security_group=tasks_security_group,
             cloud_map_name="code",
+            health_check=ecs.HealthCheck(
+                command=["CMD", "dagster", "api", "grpc-health-check", "--port", str(CODE_PORT)],
+                start_period=Duration.minutes(2),
+            ),
         )
         self.webserver = self._service(
             "Webserver",
@@ -213,6 +217,7 @@ class Services(Construct):
         secrets: Mapping[str, ecs.Secret],
         security_group: ec2.ISecurityGroup,
         cloud_map_name: str | None = None,
+        health_check: ecs.HealthCheck | None = None,
     ) -> ecs.FargateService:
         task_role = iam.Role(
             self,
@@ -245,6 +250,7 @@ class Services(Construct):
             # Dagster writes step logs to local files before it uploads them, and labmesh stages files in /tmp.
             readonly_root_filesystem=False,
             user="10001",
+            health_check=health_check,
         )
         return ecs.FargateService(
             self,

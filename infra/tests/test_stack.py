@@ -130,6 +130,11 @@ def test_runs_are_ecs_tasks_with_their_own_role(template: Template) -> None:
     environment = {e["Name"]: e["Value"] for e in code["Properties"]["ContainerDefinitions"][0]["Environment"]}
     context = environment["DAGSTER_CONTAINER_CONTEXT"]
     assert "task_role_arn" in json.dumps(context)
+    assert code["Properties"]["ContainerDefinitions"][0]["HealthCheck"]["Command"][1:4] == [
+        "dagster",
+        "api",
+        "grpc-health-check",
+    ]
     (daemon,) = [t for t in task_definitions if t["Properties"]["ContainerDefinitions"][0]["Name"] == "run"]
     assert daemon["Properties"]["ContainerDefinitions"][0]["Command"][:2] == ["dagster-daemon", "run"]
 
