@@ -3,9 +3,10 @@
 The database sits in isolated subnets and takes connections only from the
 services' security group, over TLS (``rds.force_ssl``). Its master password is
 generated into Secrets Manager without punctuation, so it can stand in a URL
-unescaped: ``url_secret`` is the ``LABMESH_DATABASE_URL`` every process reads,
-composed by CloudFormation from the generated password (a dynamic reference,
-never written into the template).
+unescaped: ``url_secret`` is the ``LABMESH_DATABASE_URL`` labmesh's stores read
+and ``dagster_url_secret`` the ``LABMESH_DAGSTER_DATABASE_URL`` Dagster's storage
+reads (the same database, psycopg2 named), both composed by CloudFormation from
+the generated password (a dynamic reference, never written into the template).
 """
 
 from __future__ import annotations
@@ -101,23 +102,32 @@ class Database(Construct):
             removal_policy=RemovalPolicy.SNAPSHOT,
         )
         password = credentials.secret_value_from_json("password").unsafe_unwrap()
-        self.url_secret = secretsmanager.Secret(
-            self,
-            "Url",
-            description="labmesh: LABMESH_DATABASE_URL (composed from the generated credentials)",
-            encryption_key=key,
-            secret_string_value=SecretValue.unsafe_plain_text(
-                Fn.join(
-                    "",
-                    [
-                        f"postgresql://{DATABASE_USER}:",
-                        password,
-                        "@",
-                        self.instance.db_instance_endpoint_address,
-                        ":",
-                        self.instance.db_instance_endpoint_port,
-                        f"/{DATABASE_NAME}?sslmode=require",
-                    ],
-                )
-            ),
+
+        def url_secret(construct_id: str, scheme: str, what: str) -> secretsmanager.Secret:
+            return secretsmanager.Secret(
+                self,
+                construct_id,
+                description=f"labmesh: {what} (composed from the generated credentials)",
+                encryption_key=key,
+                secret_string_value=SecretValue.unsafe_plain_text(
+                    Fn.join(
+                        "",
+                        [
+                            f"{scheme}://{DATABASE_USER}:",
+                            password,
+                            "@",
+                            self.instance.db_instance_endpoint_address,
+                            ":",
+                            self.instance.db_instance_endpoint_port,
+                            f"/{DATABASE_NAME}?sslmode=require",
+                        ],
+                    )
+                ),
+            )
+
+        self.url_secret = url_secret("Url", "postgresql", "LABMESH_DATABASE_URL, for labmesh's own stores")
+        # The same database for Dagster's storage, with the driver dagster-postgres is written for
+        # (labmesh_dagster.deploy.instance: psycopg 3 refuses its NOTIFY with a bound parameter).
+        self.dagster_url_secret = url_secret(
+            "DagsterUrl", "postgresql+psycopg2", "LABMESH_DAGSTER_DATABASE_URL, for Dagster's storage"
         )

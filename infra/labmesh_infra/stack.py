@@ -97,6 +97,7 @@ class LabmeshStack(Stack):
         )
         secrets: dict[str, secretsmanager.ISecret] = {
             "LABMESH_DATABASE_URL": database.url_secret,
+            "LABMESH_DAGSTER_DATABASE_URL": database.dagster_url_secret,
             "LABMESH_PORTAL_SECRET": portal_secret,
             "LABMESH_OIDC_CLIENT_SECRET": oidc_client_secret,
         }

@@ -101,11 +101,12 @@ def suppress(stack: Stack) -> None:
         "The master password is composed into LABMESH_DATABASE_URL at deployment; rotating it alone would "
         "break that URL. Rotate both together (infra/README.md, 'Rotating the database password').",
     )
-    acknowledge(
-        at(stack, "Database/Url"),
-        "SMG4",
-        "Derived from the database credentials at deployment; it changes when they are rotated and redeployed.",
-    )
+    for url in ("Database/Url", "Database/DagsterUrl"):
+        acknowledge(
+            at(stack, url),
+            "SMG4",
+            "Derived from the database credentials at deployment; it changes when they are rotated and redeployed.",
+        )
     acknowledge(
         at(stack, "OidcClientSecret"),
         "SMG4",

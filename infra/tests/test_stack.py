@@ -135,6 +135,9 @@ def test_runs_are_ecs_tasks_with_their_own_role(template: Template) -> None:
         "api",
         "grpc-health-check",
     ]
+    for task in task_definitions:
+        secrets = {secret["Name"] for secret in task["Properties"]["ContainerDefinitions"][0]["Secrets"]}
+        assert {"LABMESH_DATABASE_URL", "LABMESH_DAGSTER_DATABASE_URL"} <= secrets
     (daemon,) = [t for t in task_definitions if t["Properties"]["ContainerDefinitions"][0]["Name"] == "run"]
     assert daemon["Properties"]["ContainerDefinitions"][0]["Command"][:2] == ["dagster-daemon", "run"]
 

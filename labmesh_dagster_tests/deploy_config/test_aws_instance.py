@@ -21,13 +21,15 @@ from dagster_aws.ecs import EcsRunLauncher
 from dagster_aws.s3.compute_log_manager import S3ComputeLogManager
 from dagster_postgres import PostgresEventLogStorage, PostgresRunStorage
 
+from labmesh_dagster.deploy.instance import DAGSTER_DATABASE_URL_VARIABLE, dagster_database_url
+
 AWS_DAGSTER_YAML = Path(__file__).resolve().parents[2] / "deploy" / "aws" / "dagster.yaml"
 
 
 @pytest.fixture
 def aws_instance(tmp_path: Path, postgres_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[dg.DagsterInstance]:
     shutil.copy(AWS_DAGSTER_YAML, tmp_path / "dagster.yaml")
-    monkeypatch.setenv("LABMESH_DATABASE_URL", postgres_url)
+    monkeypatch.setenv("LABMESH_DAGSTER_DATABASE_URL", dagster_database_url(postgres_url))
     monkeypatch.setenv("LABMESH_COMPUTE_LOGS_BUCKET", "lab-dagster-logs")
     monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
@@ -55,6 +57,8 @@ def test_step_logs_go_to_the_bucket_the_environment_names(aws_instance: dg.Dagst
 def test_runs_and_events_are_stored_in_postgres(aws_instance: dg.DagsterInstance) -> None:
     assert isinstance(aws_instance.run_storage, PostgresRunStorage)
     assert isinstance(aws_instance.event_log_storage, PostgresEventLogStorage)
+    aws_instance.report_runless_asset_event(dg.AssetMaterialization("raw_dataset", partition="EXP-1"))
+    assert aws_instance.get_latest_materialization_event(dg.AssetKey("raw_dataset")) is not None
 
 
 def test_one_run_at_a_time_per_experiment_and_monitoring_without_resume() -> None:
@@ -67,5 +71,5 @@ def test_one_run_at_a_time_per_experiment_and_monitoring_without_resume() -> Non
 
 def test_nothing_secret_is_written_in_the_file() -> None:
     config = yaml.safe_load(AWS_DAGSTER_YAML.read_text(encoding="utf-8"))
-    assert config["storage"]["postgres"]["postgres_url"] == {"env": "LABMESH_DATABASE_URL"}
+    assert config["storage"]["postgres"]["postgres_url"] == {"env": DAGSTER_DATABASE_URL_VARIABLE}
     assert "postgresql://" not in AWS_DAGSTER_YAML.read_text(encoding="utf-8")
