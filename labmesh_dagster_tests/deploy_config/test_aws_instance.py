@@ -21,7 +21,7 @@ from dagster_aws.ecs import EcsRunLauncher
 from dagster_aws.s3.compute_log_manager import S3ComputeLogManager
 from dagster_postgres import PostgresEventLogStorage, PostgresRunStorage
 
-from labmesh_dagster.deploy.instance import DAGSTER_DATABASE_URL_VARIABLE, dagster_database_url
+from labmesh_dagster.deploy.instance import DAGSTER_DATABASE_URL_VARIABLE, INSTANCE_POLICY, dagster_database_url
 
 AWS_DAGSTER_YAML = Path(__file__).resolve().parents[2] / "deploy" / "aws" / "dagster.yaml"
 
@@ -67,6 +67,18 @@ def test_one_run_at_a_time_per_experiment_and_monitoring_without_resume() -> Non
     assert {"key": "dagster/partition", "value": {"applyLimitPerUniqueValue": True}, "limit": 1} in limits
     assert config["run_monitoring"]["enabled"] is True
     assert config["run_monitoring"]["max_resume_run_attempts"] == 0
+
+
+def test_runs_are_handled_as_in_every_labmesh_instance() -> None:
+    """Retries, the per-experiment limit and the pools' default are labmesh's policy; only the launcher differs."""
+    aws = yaml.safe_load(AWS_DAGSTER_YAML.read_text(encoding="utf-8"))
+    policy = yaml.safe_load(INSTANCE_POLICY)
+    assert aws["run_retries"] == policy["run_retries"]
+    assert (
+        aws["concurrency"]["runs"]["tag_concurrency_limits"] == policy["concurrency"]["runs"]["tag_concurrency_limits"]
+    )
+    assert aws["concurrency"]["pools"] == policy["concurrency"]["pools"]
+    assert aws["run_monitoring"]["max_resume_run_attempts"] == policy["run_monitoring"]["max_resume_run_attempts"]
 
 
 def test_nothing_secret_is_written_in_the_file() -> None:
