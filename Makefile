@@ -88,4 +88,4 @@ infra-check: $(INFRA_INSTALLED) $(TESTING)
 	@$(phase) 'infra-check passed'
 
 clean:
-	rm -rf $(VENV) .labmesh
+	rm -rf $(VENV) $(INFRA_VENV) infra/cdk.out .labmesh
