@@ -3,7 +3,8 @@
 The rows are those the SQLite index keeps (`sqlite_index`): the experiment's
 own row, then one per file in (dataset, key) order, each found under its own
 samples or, for a file of none, the experiment's. Their text is cut into
-words here (`postgres_text`) and stemmed by Postgres. The experiment keeps its
+words by FTS5's own tokenizer (`postgres_text`) and given to Postgres as
+tsvector literals, positions included. The experiment keeps its
 ``doc`` number for life (from ``catalog_experiments``), so newest first stays
 the order in which experiments were first registered, and its length in words
 counts what FTS5 counts: its text, its files' words and one key word per
@@ -15,12 +16,20 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from labmesh_dagster.connectors.catalog.postgres_text import TEXT_CONFIG, files_words, row_stream, stream
+from labmesh_dagster.connectors.catalog.postgres_text import files_words, row_words, tokens_of, vector
 from labmesh_dagster.connectors.catalog.sqlite_index import IndexRow, normal, sample_key
 from labmesh_dagster.core.access import experiment_principals, people_on
 from labmesh_dagster.core.experiment import ExperimentRecord
 from labmesh_dagster.core.manifest import ManifestEntry
 from labmesh_dagster.core.text import clean_text, words_of
+
+ROW_COLUMNS = ("samples_text", "name_text", "format_text", "content_text")
+"""A row's text columns, in the order SQLite joins them into the experiment's files column."""
+
+
+def _row_texts(row: IndexRow) -> tuple[str, str, str, str]:
+    """The row's samples, file name, format and contents: `IndexRow.own_text`'s parts, in its order."""
+    return " ".join(row.samples), row.name, row.format or "", row.content
 
 
 def index_rows(db: Any, record: ExperimentRecord) -> list[IndexRow]:
@@ -47,10 +56,6 @@ def index_rows(db: Any, record: ExperimentRecord) -> list[IndexRow]:
             )
         )
     return rows
-
-
-def _tsvector(column: str) -> str:
-    return f"to_tsvector('{TEXT_CONFIG}', %({column})s)"
 
 
 def index_experiment(db: Any, experiment_id: str) -> None:
@@ -81,26 +86,31 @@ def index_experiment(db: Any, experiment_id: str) -> None:
         ]
         if part
     )
-    texts = {
-        "title_text": stream(clean_text(record.title)),
-        "experiment_text": stream(clean_text(experiment_text)),
-        "group_text": stream(clean_text(record.group or "")),
-        "platform_text": stream(clean_text(record.platform or "")),
-    }
-    files_text = stream(" ".join(row.own_text for row in rows))
+    own = [
+        clean_text(record.title),
+        clean_text(experiment_text),
+        clean_text(record.group or ""),
+        clean_text(record.platform or ""),
+    ]
+    # Every text of the experiment cut at once: its own four, then each row's samples, name, format, contents.
+    cut = tokens_of([*own, *(text for row in rows for text in _row_texts(row))])
+    texts = dict(zip(("title_text", "experiment_text", "group_text", "platform_text"), cut[:4], strict=True))
+    row_tokens = [cut[4 + 4 * position : 8 + 4 * position] for position in range(len(rows))]
+    # The files column is every row's own text in turn, as SQLite joins it.
+    files = [token for parts in row_tokens for part in parts for token in part]
     # FTS5's row length counts every word of its text and files, and a key word per principal, owner and protocol.
     keys = len(principals) + bool(record.owner) + bool(record.protocol)
-    length = sum(len(text.split()) for text in (*texts.values(), files_text)) + keys
-    held, texts["files_text"] = files_words(files_text)
-    texts["words_text"] = " ".join(dict.fromkeys(" ".join(texts.values()).split()))
+    length = sum(len(tokens) for tokens in texts.values()) + len(files) + keys
+    held, texts["files_text"] = files_words(files)
+    texts["words_text"] = list(dict.fromkeys(token for tokens in texts.values() for token in tokens))
     db.execute(
-        f"""INSERT INTO catalog_search_docs (doc, experiment_id, title, group_name, owner, platform, protocol,
+        """INSERT INTO catalog_search_docs (doc, experiment_id, title, group_name, owner, platform, protocol,
                 owner_key, protocol_key, samples, words, files_words, title_text, experiment_text, group_text,
                 platform_text, files_text, words_text)
             VALUES (%(doc)s, %(experiment_id)s, %(title)s, %(group)s, %(owner)s, %(platform)s, %(protocol)s,
-                %(owner_key)s, %(protocol_key)s, %(samples)s, %(words)s, %(files_words)s, {_tsvector("title_text")},
-                {_tsvector("experiment_text")}, {_tsvector("group_text")}, {_tsvector("platform_text")},
-                {_tsvector("files_text")}, {_tsvector("words_text")})""",
+                %(owner_key)s, %(protocol_key)s, %(samples)s, %(words)s, %(files_words)s, %(title_text)s::tsvector,
+                %(experiment_text)s::tsvector, %(group_text)s::tsvector, %(platform_text)s::tsvector,
+                %(files_text)s::tsvector, %(words_text)s::tsvector)""",
         {
             "doc": doc,
             "experiment_id": record.id,
@@ -114,16 +124,16 @@ def index_experiment(db: Any, experiment_id: str) -> None:
             "samples": rows[0].samples,
             "words": length,
             "files_words": int(held),
-            **texts,
+            **{column: vector(tokens) for column, tokens in texts.items()},
         },
     )
     with db.cursor() as cursor:
         cursor.executemany(
-            f"""INSERT INTO catalog_search_rows (doc, position, dataset, zone_key, key, format, size, samples, created,
+            """INSERT INTO catalog_search_rows (doc, position, dataset, zone_key, key, format, size, samples, created,
                     samples_text, name_text, format_text, content_text)
                 VALUES (%(doc)s, %(position)s, %(dataset)s, %(zone_key)s, %(key)s, %(format)s, %(size)s,
-                    %(samples)s, %(created)s, {_tsvector("samples_text")}, {_tsvector("name_text")},
-                    {_tsvector("format_text")}, {_tsvector("content_text")})""",
+                    %(samples)s, %(created)s, %(samples_text)s::tsvector, %(name_text)s::tsvector,
+                    %(format_text)s::tsvector, %(content_text)s::tsvector)""",
             [
                 {
                     "doc": doc,
@@ -135,10 +145,10 @@ def index_experiment(db: Any, experiment_id: str) -> None:
                     "size": row.size,
                     "samples": row.own_samples,
                     "created": row.created,
-                    "samples_text": row_stream(" ".join(row.samples)),
-                    "name_text": row_stream(row.name),
-                    "format_text": row_stream(row.format or ""),
-                    "content_text": row_stream(row.content),
+                    **{
+                        column: vector(row_words(tokens))
+                        for column, tokens in zip(ROW_COLUMNS, row_tokens[position], strict=True)
+                    },
                 }
                 for position, row in enumerate(rows)
             ],

@@ -31,10 +31,6 @@ from __future__ import annotations
 from labmesh_dagster.connectors.postgres_migrations import Migrations
 
 _TABLES = """
-CREATE TEXT SEARCH DICTIONARY labmesh_catalog_stem (TEMPLATE = snowball, Language = english);
-CREATE TEXT SEARCH CONFIGURATION labmesh_catalog_text (COPY = simple);
-ALTER TEXT SEARCH CONFIGURATION labmesh_catalog_text ALTER MAPPING REPLACE simple WITH labmesh_catalog_stem;
-
 CREATE TABLE catalog_experiments (
     experiment_id TEXT COLLATE "C" PRIMARY KEY,
     doc BIGINT GENERATED ALWAYS AS IDENTITY UNIQUE,
@@ -160,7 +156,7 @@ CREATE TABLE catalog_search_access (
 );
 CREATE INDEX catalog_search_access_principal ON catalog_search_access (principal, doc);
 
--- How many times a phrase (its stemmed words, in order) occurs in a tsvector: the term frequency BM25 weighs.
+-- How many times a phrase (its words, in order) occurs in a tsvector: the term frequency BM25 weighs.
 CREATE FUNCTION labmesh_catalog_phrase_count(document TSVECTOR, lexemes TEXT[]) RETURNS INTEGER
 LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$
     SELECT count(*)::INTEGER

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from labmesh_dagster.connectors.catalog.base import FileHit, SearchHit, SearchQuery
-from labmesh_dagster.connectors.catalog.postgres_text import K1, TEXT_CONFIG, B, FilesWords, query_terms, stream
+from labmesh_dagster.connectors.catalog.postgres_text import K1, B, FilesWords, all_of, phrase, query_terms, tokens
 from labmesh_dagster.connectors.catalog.sqlite_index import normal, sample_key
 
 SHARED = (("title_text", 4.0), ("experiment_text", 2.0), ("group_text", 1.0), ("platform_text", 1.0))
@@ -43,7 +43,12 @@ OWN = ("samples_text", "name_text", "format_text", "content_text")
 
 def tsquery(name: str) -> str:
     """The phrase held by parameter ``name``, as a tsquery (its words in a row)."""
-    return f"phraseto_tsquery('{TEXT_CONFIG}', %({name})s)"
+    return f"%({name})s::tsquery"
+
+
+def every_word(name: str) -> str:
+    """The words of the phrase held by parameter ``name``, in any order, as a tsquery."""
+    return f"%({name}_all)s::tsquery"
 
 
 def _any(alias: str, columns: Sequence[str], name: str) -> str:
@@ -56,18 +61,17 @@ def _held(name: str, unheld: bool) -> str:
     An experiment too large for its files' word positions (`FilesWords`) holds the phrase's words there
     (then its rows decide); one too large for its files' words has its rows asked, when the catalog has any.
     """
-    every_word = f"plainto_tsquery('{TEXT_CONFIG}', %({name})s)"
     shared = " OR ".join(f"d.{column} @@ {tsquery(name)}" for column, _ in TEXT)
-    words = f"d.files_words = {FilesWords.WORDS:d} AND d.files_text @@ {every_word}"
+    words = f"d.files_words = {FilesWords.WORDS:d} AND d.files_text @@ {every_word(name)}"
     if not unheld:
         # The index of every word narrows the experiments; the phrase is then checked in each column.
-        return f"(d.words_text @@ {every_word} AND ({shared} OR ({words})))"
+        return f"(d.words_text @@ {every_word(name)} AND ({shared} OR ({words})))"
     rows = (
         f"d.files_words = {FilesWords.NONE:d} AND EXISTS (SELECT 1 FROM catalog_search_rows AS r "
         f"WHERE r.doc = d.doc AND {_any('r', OWN, name)})"
     )
     unheld_docs = f"d.files_words = {FilesWords.NONE:d}"
-    return f"((d.words_text @@ {every_word} OR {unheld_docs}) AND ({shared} OR ({words}) OR ({rows})))"
+    return f"((d.words_text @@ {every_word(name)} OR {unheld_docs}) AND ({shared} OR ({words}) OR ({rows})))"
 
 
 @dataclass
@@ -77,7 +81,8 @@ class Plan:
     query: SearchQuery
     nothing: bool = False
     """Some part can match nothing (a phrase with no word), so neither can the query."""
-    terms: tuple[str, ...] = ()
+    words: dict[str, list[str]] = field(default_factory=dict)
+    """Each phrase parameter's words."""
     params: dict[str, Any] = field(default_factory=dict)
     experiment_where: list[str] = field(default_factory=list)
     row_where: list[str] = field(default_factory=list)
@@ -93,10 +98,9 @@ class Plan:
         terms = query_terms(query.text)
         if terms is None:
             return cls(query, nothing=True)
-        plan.terms = tuple(terms)
         for number, term in enumerate(terms):
             name = f"term{number}"
-            plan.params[name] = term
+            plan.keep(name, term)
             plan.experiment_where.append(_held(name, unheld))
             plan.shared.append(f"{_any('d', [column for column, _ in SHARED], name)} AS shared{number}")
             plan.row_where.append(f"(c.shared{number} OR {_any('r', OWN, name)})")
@@ -153,9 +157,20 @@ class Plan:
 
     def phrase(self, name: str, value: str) -> None:
         """Keep ``value`` as the phrase parameter ``name``; a value with no word matches nothing."""
-        words = stream(value)
-        self.params[name] = words
+        words = tokens(value)
         self.nothing = self.nothing or not words
+        self.keep(name, words)
+
+    def keep(self, name: str, words: list[str]) -> None:
+        """The phrase ``name``: its words, and as tsqueries (``name``: in a row; ``name_all``: anywhere)."""
+        self.words[name] = words
+        self.params[name] = phrase(words)
+        self.params[f"{name}_all"] = all_of(words)
+
+    @property
+    def terms(self) -> bool:
+        """Whether the query has words (then it is ranked)."""
+        return any(name.startswith("term") for name in self.words)
 
     @property
     def row_match(self) -> str:
@@ -230,19 +245,13 @@ def _score(db: Any, plan: Plan) -> tuple[Score | None, dict[str, Any]]:
     parts: list[str] = []
     frequencies: list[str] = []
     for number, (name, columns) in enumerate(plan.scored):
-        every_word = f"d.words_text @@ plainto_tsquery('{TEXT_CONFIG}', %({name})s)"
-        held = f"{every_word} AND {_any('d', [column for column, _ in columns], name)}"
+        held = f"d.words_text @@ {every_word(name)} AND {_any('d', [column for column, _ in columns], name)}"
         hits = int(
             db.execute(f"SELECT count(*) AS n FROM catalog_search_docs AS d WHERE {held}", plan.params).fetchone()["n"]
         )
         idf = math.log((documents - hits + 0.5) / (hits + 0.5))
         params[f"idf{number}"] = idf if idf > 0 else 1e-6
-        found = db.execute(
-            f"SELECT array_agg(u.lexeme ORDER BY p) AS lexemes FROM unnest(to_tsvector('{TEXT_CONFIG}', %(phrase)s)) "
-            "AS u, unnest(u.positions) AS p",
-            {"phrase": plan.params[name]},
-        ).fetchone()
-        params[f"lexemes{number}"] = found["lexemes"] or []
+        params[f"lexemes{number}"] = plan.words[name]
         # One word's count is its positions' (the usual term); a phrase's needs its words' positions compared.
         count = (
             "(SELECT coalesce(sum(cardinality(u.positions)), 0) FROM unnest(d.{column}) AS u "

@@ -1,15 +1,15 @@
-"""Words as the PostgreSQL catalog indexes and queries them: cut the way SQLite's FTS5 cuts them.
+"""Words as the PostgreSQL catalog indexes and queries them: cut and stemmed by FTS5 itself.
 
 Why. The two catalogs must give the same answers, so a word must be the same
-word in both. FTS5's ``unicode61`` tokenizer splits text at every character
-that is not a letter, a digit or private use, folds case and drops diacritics;
-Postgres's own parser would instead keep ``LIV-01`` or ``reads.fastq.gz``
-whole, as hyphenated words and file names. So labmesh cuts text here, in
-Python, and hands Postgres only runs of letters and digits separated by single
-spaces, which its parser takes one word at a time, in the same positions.
-Postgres then stems each word (``labmesh_catalog_text``: the Snowball English
-stemmer, with no stop words, since FTS5 drops none) for the index and for the
-query alike.
+word in both. Postgres's own parser and stemmers cut text differently (it keeps
+``LIV-01`` or ``reads.fastq.gz`` whole) and stem differently (Snowball's
+English joins ``clearly`` to ``clear``, FTS5's Porter does not), and its parser
+depends on the database's locale. So the words are made where the SQLite
+catalog makes them: Python's own SQLite cuts each text with the same
+``porter unicode61`` tokenizer, in an in-memory FTS5 table of each thread, and
+hands back every token in order. Postgres then receives them as they are, as
+``tsvector`` and ``tsquery`` literals with their positions: no parser, no
+dictionary, no locale between the two catalogs' words.
 
 A user's term is a phrase of its words (``LIV-01`` is ``liv`` then ``01``),
 as FTS5 reads a quoted phrase; nothing in a term is ever read as syntax.
@@ -18,64 +18,87 @@ as FTS5 reads a quoted phrase; nothing in a term is ever read as syntax.
 from __future__ import annotations
 
 import re
-import unicodedata
+import sqlite3
+import threading
+from collections.abc import Sequence
 from enum import IntEnum
 
-TEXT_CONFIG = "labmesh_catalog_text"
-"""The text search configuration that stems the words `words` cuts (created by the catalog's migrations)."""
+from labmesh_dagster.connectors.catalog.sqlite_term_sums import TOKENIZER
 
 K1 = 1.2
 B = 0.75
 """FTS5's BM25 constants, so a search ranks as SQLite's does."""
-
-
-def _fold(word: str) -> str:
-    decomposed = unicodedata.normalize("NFD", word)
-    return "".join(char for char in decomposed if unicodedata.category(char) != "Mn").lower()
-
-
-def words(text: str) -> list[str]:
-    """``text`` cut into FTS5 ``unicode61`` tokens: letters, digits and private-use runs, case and accents folded."""
-    found: list[str] = []
-    current: list[str] = []
-    for char in text:
-        category = unicodedata.category(char)
-        if category[0] in "LN" or category in ("Co", "Mn"):
-            current.append(char)
-        elif current:
-            found.append(_fold("".join(current)))
-            current = []
-    if current:
-        found.append(_fold("".join(current)))
-    return [word for word in found if word]
-
-
-def stream(text: str) -> str:
-    """The text as Postgres is given it: its words, one space apart."""
-    return " ".join(words(text))
-
-
-def query_terms(text: str) -> list[str] | None:
-    """The user's terms as word streams (one phrase each); None when a term can match nothing.
-
-    As the SQLite search reads them: terms are split at spaces, a term with no letter or digit is
-    left out, and a term with one but no word (``_``) is an empty phrase, which matches nothing.
-    """
-    terms = []
-    for term in text.split():
-        if not re.search(r"\w", term):
-            continue
-        phrase = stream(term)
-        if not phrase:
-            return None
-        terms.append(phrase)
-    return terms
-
-
 MAX_POSITION = 16383
 """The last word position a tsvector keeps: past it every word has this one, and phrases stop matching."""
 MAX_DISTINCT_BYTES = 800_000
 """About what a tsvector of distinct words may take, well under its 1 MB limit (each word: ~8 bytes besides)."""
+
+_local = threading.local()
+
+
+def _tokenizer() -> sqlite3.Connection:
+    """This thread's in-memory FTS5 table and its vocabulary of token instances (made once per thread)."""
+    db: sqlite3.Connection | None = getattr(_local, "db", None)
+    if db is None:
+        db = sqlite3.connect(":memory:", isolation_level=None)
+        db.execute(f"CREATE VIRTUAL TABLE texts USING fts5(text, tokenize = '{TOKENIZER}')")
+        db.execute("CREATE VIRTUAL TABLE tokens USING fts5vocab(texts, instance)")
+        _local.db = db
+    return db
+
+
+def tokens_of(texts: Sequence[str]) -> list[list[str]]:
+    """Each text's FTS5 tokens, in order (one statement for all of them: an experiment has thousands)."""
+    found: list[list[str]] = [[] for _ in texts]
+    if not any(texts):
+        return found
+    db = _tokenizer()
+    # Written and read in one transaction that is then rolled back: the table is always empty again.
+    db.execute("BEGIN")
+    try:
+        db.executemany(
+            "INSERT INTO texts (rowid, text) VALUES (?, ?)",
+            [(number, text) for number, text in enumerate(texts, 1) if text],
+        )
+        for number, term in db.execute("SELECT doc, term FROM tokens ORDER BY doc, offset"):
+            found[number - 1].append(term)
+    finally:
+        db.execute("ROLLBACK")
+    return found
+
+
+def tokens(text: str) -> list[str]:
+    return tokens_of([text])[0]
+
+
+def _quoted(word: str) -> str:
+    return "'" + word.replace("\\", "\\\\").replace("'", "''") + "'"
+
+
+def vector(tokens: Sequence[str]) -> str:
+    """A ``tsvector`` literal of the tokens at their positions (1, 2...), as FTS5 numbers them."""
+    return " ".join(f"{_quoted(token)}:{min(position, MAX_POSITION)}" for position, token in enumerate(tokens, 1))
+
+
+def phrase(tokens: Sequence[str]) -> str:
+    """A ``tsquery`` literal matching the tokens one after the other: an FTS5 phrase."""
+    return " <-> ".join(_quoted(token) for token in tokens)
+
+
+def all_of(tokens: Sequence[str]) -> str:
+    """A ``tsquery`` literal matching a text holding every one of the tokens, anywhere."""
+    return " & ".join(_quoted(token) for token in tokens)
+
+
+def query_terms(text: str) -> list[list[str]] | None:
+    """The user's terms, each as its words (one phrase each); None when a term can match nothing.
+
+    As the SQLite search reads them: terms are split at spaces, a term with no letter or digit is
+    left out, and a term with one but no word (``_``) is an empty phrase, which matches nothing.
+    """
+    terms = [term for term in text.split() if re.search(r"\w", term)]
+    found = tokens_of(terms)
+    return None if any(not tokens for tokens in found) else found
 
 
 class FilesWords(IntEnum):
@@ -90,21 +113,20 @@ class FilesWords(IntEnum):
     """Nothing (too many distinct words for one tsvector): only its rows are searched, one by one."""
 
 
-def files_words(text: str) -> tuple[FilesWords, str]:
-    """How to hold an experiment's file words (`FilesWords`), and the stream to hold."""
-    found = words(text)
-    if len(found) <= MAX_POSITION:
-        return FilesWords.PHRASES, " ".join(found)
-    distinct = list(dict.fromkeys(found))
-    if sum(len(word.encode("utf-8")) + 8 for word in distinct) <= MAX_DISTINCT_BYTES:
-        return FilesWords.WORDS, " ".join(distinct)
-    return FilesWords.NONE, ""
+def files_words(tokens: list[str]) -> tuple[FilesWords, list[str]]:
+    """How to hold an experiment's file words (`FilesWords`), and the tokens to hold."""
+    if len(tokens) <= MAX_POSITION:
+        return FilesWords.PHRASES, tokens
+    distinct = list(dict.fromkeys(tokens))
+    if sum(len(token.encode("utf-8")) + 8 for token in distinct) <= MAX_DISTINCT_BYTES:
+        return FilesWords.WORDS, distinct
+    return FilesWords.NONE, []
 
 
-def row_stream(text: str) -> str:
-    """A row's text for Postgres: its first `MAX_POSITION` words, so positions stay exact and a tsvector fits.
+def row_words(tokens: list[str]) -> list[str]:
+    """A row's words for Postgres: its first `MAX_POSITION`, so positions stay exact and a tsvector fits.
 
     A row is one file's name, format, samples and short extracted text; a file whose metadata runs past
     16,383 words is found by its first ones only (FTS5 would find it by any).
     """
-    return " ".join(words(text)[:MAX_POSITION])
+    return tokens[:MAX_POSITION]

@@ -3,7 +3,8 @@
 Pinned here, on one lab written to both catalogs: experiments that hold a word
 once or many times, in the title, the ELN fields or only in their files, of
 different lengths, so BM25 orders them, and ties fall to the newest; ids and
-samples cut into words (``LIV-01``), stemmed words, accented words, words that
+samples cut into words (``LIV-01``), stemmed words (where Porter and
+Postgres's Snowball stem apart too), accented words, words that
 are FTS5 operators, punctuation, and a term of no word; every facet alone and
 with words (a file facet then weighs in the ranking too); a viewer who sees one
 group. For each query, under each viewer, the PostgreSQL catalog's hits equal
@@ -81,6 +82,7 @@ RECORDS = (
     ExperimentRecord(
         id="KID-02",
         title="Knockout OR wild type kidneys",
+        description="Deployment of the knockout line, cleanly done; clear phenotype",
         owner="Alan Turing",
         group="Nephrology",
         platform="HiSeq",
@@ -100,7 +102,7 @@ DATASETS = (
     ]),
     Manifest.build("LIV-02", "raw", [
         entry("raw/LIV-02/LIV-02-A_R1.fastq.gz", "fastq.gz", "2024-04-02T09:00:00+00:00", "LIV-02-A"),
-        entry("raw/LIV-02/notes.md", "md", "", text="resection margins clear; cluster of cells"),
+        entry("raw/LIV-02/notes.md", "md", "", text="resection margins clearly free; cluster of cells"),
     ]),
     Manifest.build("KID-01", "raw", [
         entry("raw/KID-01/KID-01-A.h5", "h5", "2024-05-02T09:00:00+00:00", "KID-01-A", chemistry="Chromium v3"),
@@ -139,6 +141,10 @@ QUERIES: list[dict[str, Any]] = [
     {"text": "20000"},
     {"text": "chromium"},
     {"text": "Grace"},
+    {"text": "clear"},  # Porter keeps "clearly" apart from "clear"; Snowball, Postgres's own, would not
+    {"text": "clearly"},
+    {"text": "clean"},
+    {"text": "deploy"},
     {"text": "liver", "format": "csv"},
     {"text": "liver", "format": "fastq"},
     {"text": "liver", "sample": "LIV-01-B"},
