@@ -24,6 +24,7 @@ import pytest
 
 from labmesh_dagster.connectors.catalog.postgres import PostgresCatalog
 from labmesh_dagster.connectors.catalog.sqlite import SqliteCatalog
+from labmesh_dagster.connectors.postgres import close_idle
 from labmesh_dagster_tests.postgres_databases import fresh_database
 
 AnyCatalog = SqliteCatalog | PostgresCatalog
@@ -42,9 +43,11 @@ def schema_of_its_own(database: str) -> Iterator[str]:
     schema = f"catalog_{uuid.uuid4().hex[:12]}"
     with psycopg.connect(database, autocommit=True) as db:
         db.execute(f'CREATE SCHEMA "{schema}"')
+    url = f"{database}?options=-csearch_path%3D{schema}"
     try:
-        yield f"{database}?options=-csearch_path%3D{schema}"
+        yield url
     finally:
+        close_idle(url)  # the connections the catalog kept for this schema's URL end with it
         with psycopg.connect(database, autocommit=True) as db:
             db.execute(f'DROP SCHEMA "{schema}" CASCADE')
 
