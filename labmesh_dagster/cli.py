@@ -415,7 +415,7 @@ def command_files(ports: Ports, args: argparse.Namespace) -> int:
     """
     experiment_id = validate_experiment_id(args.experiment)
     # An empty home has no catalog yet, and looking is no reason to create one.
-    registry = ports.registry() if ports.settings.catalog_path.exists() else None
+    registry = ports.registry() if ports.has_registry() else None
     if registry is None or registry.get_experiment(experiment_id) is None:
         print(
             f"labmesh files: experiment {experiment_id} is not registered; `labmesh status` lists those that are",
@@ -476,7 +476,7 @@ def _dataset_files(store: ObjectStore, dataset: DatasetRecord) -> dict[str, Any]
 def command_status(ports: Ports, args: argparse.Namespace) -> int:
     store = ports.store()
     # An empty home has no catalog yet, and looking is no reason to create one.
-    registered = ports.registry().summaries() if ports.settings.catalog_path.exists() else []
+    registered = ports.registry().summaries() if ports.has_registry() else []
     summaries = {summary.experiment_id: summary for summary in registered}
     counts: dict[str, dict[Zone, int]] = {}
     landing: list[ObjectInfo] = []  # listed once: on S3 a listing costs requests
@@ -517,7 +517,7 @@ def command_status(ports: Ports, args: argparse.Namespace) -> int:
             print(f"    now at {clean_text(str(item.key))}")
     else:
         print("Quarantined: nothing")
-    if ports.settings.catalog_path.exists():
+    if ports.has_registry():
         print_checks_attention(ports)
     print_waiting(ports, store, landing, set(summaries))
     return 0
@@ -574,7 +574,7 @@ def print_waiting(ports: Ports, store: ObjectStore, landing: Sequence[ObjectInfo
     tick, a file the store's listing never shows).
     """
     settings = ports.settings
-    if settings.catalog_path.exists():
+    if ports.has_registry():
         rejected = ports.eln_rejections().standing()
         if rejected:
             print(f"\nRejected ELN records ({len(rejected)}), left out until they read fine:")

@@ -175,9 +175,21 @@ def open_sqlite_catalog(path: str | Path) -> Catalog:
     return SqliteCatalog(path)
 
 
+def open_postgres_catalog(url: str) -> Catalog:
+    """labmesh's catalog in PostgreSQL (``LABMESH_DATABASE_URL``): what several processes share."""
+    from labmesh_dagster.connectors.catalog.postgres import PostgresCatalog
+
+    return PostgresCatalog(url)
+
+
+def open_registry(path: str | Path, database_url: str | None = None) -> Catalog:
+    """labmesh's own record of experiments and datasets: in PostgreSQL when a database is given, else SQLite."""
+    return open_postgres_catalog(database_url) if database_url is not None else open_sqlite_catalog(path)
+
+
 def open_datazone_catalog(
     *,
-    registry_path: str | Path,
+    registry: Catalog,
     domain_id: str,
     project_id: str,
     max_per_second: float,
@@ -187,14 +199,14 @@ def open_datazone_catalog(
     group_projects: Mapping[str, str] | None = None,
     restricted_project_id: str | None = None,
 ) -> Catalog:
-    """DataZone as the catalog; the SQLite registry beside it keeps labmesh's own state."""
+    """DataZone as the catalog; the registry beside it (SQLite or PostgreSQL) keeps labmesh's own state."""
     from labmesh_dagster.connectors.catalog.datazone import DataZoneCatalog
 
     return DataZoneCatalog(
         clients("datazone", connection),
         domain_id=domain_id,
         project_id=project_id,
-        registry=open_sqlite_catalog(registry_path),
+        registry=registry,
         max_per_second=max_per_second,
         glossary_terms=glossary_terms,
         group_projects=group_projects,
@@ -339,12 +351,12 @@ class Ports:
         return open_sqlite_inbox(self.settings.inbox_path, self.clock)
 
     def catalog(self) -> Catalog:
-        """SQLite locally; DataZone in the aws profile when a domain is configured."""
+        """The registry (SQLite or PostgreSQL); DataZone in the aws profile when a domain is configured."""
         datazone, aws = self.settings.datazone, self.settings.aws
         if datazone is None or aws is None:
             return self.registry()
         return open_datazone_catalog(
-            registry_path=self.settings.catalog_path,
+            registry=self.registry(),
             domain_id=datazone.domain_id,
             project_id=datazone.project_id,
             max_per_second=datazone.max_per_second,
@@ -362,8 +374,14 @@ class Ports:
         return open_eln_rejections(self.settings.catalog_path, self.clock)
 
     def registry(self) -> Catalog:
-        """labmesh's own record of experiments and datasets (the SQLite catalog, which DataZone publishes from)."""
-        return open_sqlite_catalog(self.settings.catalog_path)
+        """labmesh's own record of experiments and datasets (which DataZone publishes from): PostgreSQL when
+        ``LABMESH_DATABASE_URL`` is set, the SQLite catalog otherwise."""
+        return open_registry(self.settings.catalog_path, self.settings.database_url)
+
+    def has_registry(self) -> bool:
+        """Whether there is a registry to read without making one: commands that only look leave an empty home
+        empty. A PostgreSQL registry is always there to read."""
+        return self.settings.database_url is not None or self.settings.catalog_path.exists()
 
     def content_index(self) -> ContentIndex:
         """SQLite locally; in the aws profile a Bedrock knowledge base or a Kendra index, whichever is configured."""

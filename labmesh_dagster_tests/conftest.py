@@ -20,7 +20,6 @@ import dagster as dg
 import pytest
 import yaml
 
-from labmesh_dagster.connectors.catalog.sqlite import SqliteCatalog
 from labmesh_dagster.core.keys import ObjectKey, Zone
 from labmesh_dagster.definitions import build_definitions
 from labmesh_dagster.ports import Ports
@@ -74,7 +73,7 @@ class Lab:
         self.resources = self.defs.resources or {}
         self.ports = Ports(settings, self.clients, self.clock)
         self.store = self.ports.store()
-        self.catalog = SqliteCatalog(settings.catalog_path)
+        self.catalog = self.ports.registry()
         self.cursors: dict[str, str | None] = {}
         self.run_keys: set[str] = set()
 

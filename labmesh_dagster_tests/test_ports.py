@@ -25,6 +25,7 @@ from typing import Any
 import pytest
 
 from labmesh_dagster.connectors.catalog.datazone import DataZoneCatalog
+from labmesh_dagster.connectors.catalog.postgres import PostgresCatalog
 from labmesh_dagster.connectors.catalog.sqlite import SqliteCatalog
 from labmesh_dagster.connectors.eln.folder import FolderEln
 from labmesh_dagster.connectors.eln.inbox import SqliteInbox
@@ -97,12 +98,14 @@ def test_the_local_profile_opens_folders_and_sqlite_and_asks_for_no_client(tmp_p
     assert factory.requests == []
 
 
-def test_a_database_url_puts_the_inbox_rejections_and_lineage_log_in_postgres(
+def test_a_database_url_puts_the_catalog_inbox_rejections_and_lineage_log_in_postgres(
     tmp_path: Path, postgres_url: str
 ) -> None:
     settings = make_settings(tmp_path / "home", LABMESH_DATABASE_URL=postgres_url)
     ports = Ports(settings, RecordingFactory())
 
+    assert ports.has_registry() and isinstance(ports.registry(), PostgresCatalog)
+    assert isinstance(ports.catalog(), PostgresCatalog)
     assert isinstance(ports.inbox(), PostgresInbox)
     assert isinstance(ports.eln_rejections(), PostgresRejectionStore)
     assert isinstance(ports.lineage_log(), PostgresLineageLog)
@@ -119,6 +122,8 @@ def test_with_a_database_url_sqs_stays_the_inbox_and_datazone_follows_the_postgr
 
     sink = ports.lineage_sink()
 
+    catalog = ports.catalog()
+    assert isinstance(catalog, DataZoneCatalog) and isinstance(catalog.registry, PostgresCatalog)
     assert isinstance(ports.inbox(), SqsInbox)
     assert isinstance(sink, FanOutSink) and [type(each).__name__ for each in sink.sinks] == [
         "PostgresLineageLog",
@@ -134,12 +139,14 @@ def test_with_a_database_url_the_dagster_resources_open_the_same_postgres_stores
     resources = build_definitions(settings, clients=RecordingFactory()).resources or {}
 
     opened = {
+        "catalog": (ports.catalog(), resources["catalog"].get_catalog()),
         "inbox": (ports.inbox(), resources["eln_inbox"].get_inbox()),
         "rejections": (ports.eln_rejections(), resources["catalog"].get_eln_rejections()),
         "lineage": (ports.lineage_sink(), resources["lineage"].get_sink()),
     }
 
     assert {name: {type(a).__name__, type(b).__name__} for name, (a, b) in opened.items()} == {
+        "catalog": {"PostgresCatalog"},
         "inbox": {"PostgresInbox"},
         "rejections": {"PostgresRejectionStore"},
         "lineage": {"PostgresLineageLog"},

@@ -215,7 +215,7 @@ class SqliteCatalogResource(CatalogResource):
     path: str = Field(description="Path of the SQLite catalog database (created on first use).")
 
     def get_catalog(self) -> "Catalog":
-        return ports.open_sqlite_catalog(self.path)
+        return ports.open_registry(self.path, self.database_url)
 
     def get_eln_rejections(self) -> "RejectionStore":
         if self.database_url is not None:
@@ -224,7 +224,8 @@ class SqliteCatalogResource(CatalogResource):
 
 
 class DataZoneCatalogResource(CatalogResource, AwsResource):
-    """The catalog published into an Amazon DataZone domain; the SQLite registry keeps labmesh's own state."""
+    """The catalog published into an Amazon DataZone domain; the registry (SQLite or PostgreSQL) keeps labmesh's
+    own state."""
 
     registry_path: str = Field(description="SQLite registry of experiments and datasets (labmesh's own state).")
     domain_id: str = Field(description="DataZone domain id (dzd_...).")
@@ -242,7 +243,7 @@ class DataZoneCatalogResource(CatalogResource, AwsResource):
 
     def get_catalog(self) -> "Catalog":
         return ports.open_datazone_catalog(
-            registry_path=self.registry_path,
+            registry=ports.open_registry(self.registry_path, self.database_url),
             domain_id=self.domain_id,
             project_id=self.project_id,
             max_per_second=self.max_per_second,

@@ -3,8 +3,9 @@
 Contract: with ``LABMESH_DATABASE_URL`` set, the webhook keeps a pushed ELN
 event in PostgreSQL, `eln_sensor` takes it from there, registers the
 experiment and acknowledges it; a record that cannot be read is what
-`labmesh status` lists, from PostgreSQL; the experiment's lineage is read
-back from PostgreSQL; and no SQLite file holds any of it.
+`labmesh status` lists, from PostgreSQL; the experiment is registered in the
+PostgreSQL catalog and its lineage is read back from PostgreSQL; and no SQLite
+file holds any of it.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from standardwebhooks.webhooks import Webhook
 
 from labmesh_dagster.api.app import create_app
 from labmesh_dagster.api.webhooks import WebhookSource
+from labmesh_dagster.connectors.catalog.postgres import PostgresCatalog
+from labmesh_dagster.connectors.catalog.sqlite import SqliteCatalog
 from labmesh_dagster.connectors.lineage.sqlite import SqliteLineageLog
 from labmesh_dagster.demo import RECORDS
 from labmesh_dagster_tests.conftest import Lab, make_settings
@@ -66,3 +69,5 @@ def test_a_demo_experiment_pushed_registered_and_traced_keeps_its_state_in_postg
     ]
     assert not lab.settings.inbox_path.exists()
     assert SqliteLineageLog(lab.settings.catalog_path).count() == 0
+    assert isinstance(lab.catalog, PostgresCatalog) and lab.catalog.summaries()
+    assert SqliteCatalog(lab.settings.catalog_path).get_experiment(DEMO["id"]) is None
