@@ -57,7 +57,7 @@ def run_flow(lab: Lab) -> None:
     automation_cursor = dg.evaluate_automation_conditions(defs=lab.defs, instance=lab.instance).cursor
 
     fastq = (DATA / "dnaio" / "simple.fastq").read_bytes()
-    lab.land("EXP-42", "run1/S-001_R1.fastq.gz", gzip.compress(fastq))
+    lab.land("EXP-42", "run1/S-001_R1.fastq.gz", gzip.compress(fastq, mtime=0))
     lab.land("EXP-42", "run1/S-002_R1.fastq", fastq)
     lab.land("EXP-42", "SampleSheet.csv", b"Sample_ID,index\nS-001,ACGT\nS-002,TTGA\n")
     [raw_run] = lab.run_sensor("landing_sensor")
