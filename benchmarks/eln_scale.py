@@ -40,7 +40,7 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -149,6 +149,7 @@ class Lab:
         while True:
             elapsed, result = self.evaluate(instance)
             ticks.append(elapsed)
+            self.catch_up(str(request.partition_key) for request in result.run_requests or [])
             if result.skip_reason and "no ELN record changed" in str(result.skip_reason):
                 return ticks
 
@@ -177,14 +178,13 @@ class Lab:
             numbers.append(number)
         return numbers
 
-    def catch_up(self, numbers: list[int]) -> None:
-        """What the runs of the edited records do to the catalog (untimed), so the next round starts level."""
+    def catch_up(self, experiment_ids: Iterable[str]) -> None:
+        """What the requested runs do to the catalog (untimed), so the next round starts level."""
         registry = self.ports.registry()
-        for number in numbers:
-            path = self.settings.eln_dir / f"{experiment_id(number)}.yaml"
-            registry.upsert_experiment(
-                read_record_file(path)[0][0], registry.experiment_locations(experiment_id(number))
-            )
+        for name in experiment_ids:
+            path = self.settings.eln_dir / f"{name}.yaml"
+            if path.exists():
+                registry.upsert_experiment(read_record_file(path)[0][0], registry.experiment_locations(name))
 
     def register(self, name: str) -> float:
         """The `experiment` asset's work for one partition, as its step functions do it (no Dagster around it)."""
@@ -314,7 +314,7 @@ def main() -> None:
                     elapsed, requested = lab.tick(instance)
                     assert requested == 10, f"ten edited records, {requested} run request(s)"
                     got["edit10"].append(elapsed)
-                    lab.catch_up(edited)
+                    lab.catch_up(experiment_id(number) for number in edited)
                     got["fetch"].append(lab.fetch(round_number))
                 print(f"  round {round_number + 1}/{args.rounds} done", flush=True)
         finally:
