@@ -11,9 +11,11 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import dagster as dg
+from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
 
 from labmesh_dagster.defs.dataset_assets import final_dataset, processed_dataset, raw_dataset
 from labmesh_dagster.defs.experiment_assets import experiment
+from labmesh_dagster.defs.run_resources import run_tags
 from labmesh_dagster.defs.sensors.eln import eln_sensor
 from labmesh_dagster.defs.sensors.final import final_sensor
 from labmesh_dagster.defs.sensors.landing import landing_retry_sensor, landing_sensor
@@ -27,30 +29,44 @@ RETRY_SENSOR_INTERVAL_SECONDS = 60
 
 
 def _sensor(
-    evaluate: Callable[..., Any], target: Sequence[dg.AssetsDefinition] | dg.JobDefinition, interval: int
+    evaluate: Callable[..., Any], target: dg.JobDefinition | UnresolvedAssetJobDefinition, interval: int
 ) -> dg.SensorDefinition:
     """``evaluate`` as a running sensor named after it, described by the first paragraph of its docstring."""
     description = " ".join((evaluate.__doc__ or "").split("\n\n")[0].split())
     return dg.sensor(
         name=evaluate.__name__,
-        target=target if isinstance(target, dg.JobDefinition) else list(target),
+        target=target,
         default_status=dg.DefaultSensorStatus.RUNNING,
         minimum_interval_seconds=interval,
         description=description,
     )(evaluate)
 
 
+def _asset_job(name: str, assets: Sequence[dg.AssetsDefinition], description: str) -> UnresolvedAssetJobDefinition:
+    """The job a sensor starts runs of: its runs carry the size their assets need (`run_resources`)."""
+    names = [asset.key.to_user_string() for asset in assets]
+    return dg.define_asset_job(name, selection=assets, run_tags=run_tags(*names), description=description)
+
+
 def build_sensors(settings: Settings) -> list[dg.SensorDefinition]:
     interval = settings.sensor_interval_seconds
+    register = _asset_job("register_experiments", [experiment], "Experiments the ELN announced, registered.")
+    promote = _asset_job("promote_to_raw", [raw_dataset], "Landed files promoted to raw, described and published.")
+    publish_final = _asset_job("publish_final", [final_dataset], "Files people put in final, published.")
+    resume = _asset_job(
+        "resume_unfinished_work",
+        [experiment, raw_dataset, processed_dataset, final_dataset],
+        "Work a run began and did not finish, started again (each run sized for its own asset).",
+    )
     sensors = [
-        _sensor(eln_sensor, [experiment], interval),
-        _sensor(landing_sensor, [raw_dataset], interval),
-        _sensor(final_sensor, [final_dataset], interval),
-        _sensor(unfinished_work_sensor, [experiment, raw_dataset, processed_dataset, final_dataset], interval),
+        _sensor(eln_sensor, register, interval),
+        _sensor(landing_sensor, promote, interval),
+        _sensor(final_sensor, publish_final, interval),
+        _sensor(unfinished_work_sensor, resume, interval),
+        _sensor(content_vectors_sensor, content_vectors, interval),
     ]
-    sensors.append(_sensor(content_vectors_sensor, content_vectors, interval))
     if settings.aws is not None and settings.aws.landing_queue_url:
-        sensors.append(_sensor(landing_retry_sensor, [raw_dataset], max(interval, RETRY_SENSOR_INTERVAL_SECONDS)))
+        sensors.append(_sensor(landing_retry_sensor, promote, max(interval, RETRY_SENSOR_INTERVAL_SECONDS)))
     automation = dg.AutomationConditionSensorDefinition(
         "labmesh_automation",
         target=dg.AssetSelection.all(),
@@ -60,5 +76,7 @@ def build_sensors(settings: Settings) -> list[dg.SensorDefinition]:
             "Declarative automation: `processed_dataset` follows `raw_dataset` eagerly, and a published "
             "`final_dataset` is refreshed when `processed_dataset` changes."
         ),
+        # What automation starts is processed_dataset and final_dataset runs: sized for the larger.
+        run_tags=run_tags("processed_dataset", "final_dataset"),
     )
     return [*sensors, automation]

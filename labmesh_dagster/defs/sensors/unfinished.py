@@ -5,6 +5,7 @@ from dagster._core.storage.tags import WILL_RETRY_TAG
 
 from labmesh_dagster.defs.partitions import partitions_to_add
 from labmesh_dagster.defs.resources import ClockResource, StoreResource
+from labmesh_dagster.defs.run_resources import run_tags
 from labmesh_dagster.steps.unfinished_work import RESUMES_TAG, due, list_pending
 
 
@@ -33,7 +34,7 @@ def unfinished_work_sensor(
                 partition_key=work.experiment_id,
                 asset_selection=[dg.AssetKey(work.asset)],
                 run_key=work.resume_run_key,
-                tags={RESUMES_TAG: work.run_id},
+                tags={RESUMES_TAG: work.run_id, **run_tags(work.asset)},
             )
         )
     if not requests:
