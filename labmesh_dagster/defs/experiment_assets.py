@@ -23,6 +23,8 @@ from labmesh_dagster.steps.lineage_run import ASSET_OWNERS, dataset_ref
 from labmesh_dagster.steps.registration import register_experiment
 
 ELN_KNOWS_LOCATION = "eln_knows_data_location"
+# Where the ELN sensor read the record it requested this run for: the ELN goes to that entry first.
+ELN_SOURCE_TAG = "labmesh/eln_source"
 
 
 @dg.asset(
@@ -55,9 +57,11 @@ def experiment(
     with materialization(context, "experiment", store=store, catalog=catalog, lineage=lineage, clock=clock) as this:
         objects, registry, run = this.objects, this.registry, this.run
         access_before = registry.principals(context.partition_key)
+        known = registry.get_experiment(context.partition_key)
+        source_hint = context.run.tags.get(ELN_SOURCE_TAG) or (known.source if known is not None else None)
         try:
             registration = register_experiment(
-                eln.get_eln(), objects, registry, context.partition_key, run_id=run.run_id
+                eln.get_eln(), objects, registry, context.partition_key, run_id=run.run_id, source_hint=source_hint
             )
         except (ExperimentNotFound, RecordError) as exc:
             # Only a person can fix the record; the ELN sensor sees their edit, so nothing is left to resume.

@@ -24,6 +24,7 @@ from labmesh_dagster.connectors.eln.base import ElnEvent, ElnSource
 from labmesh_dagster.connectors.eln.folder import FolderEln, read_record_file
 from labmesh_dagster.core.errors import RecordError
 from labmesh_dagster.core.experiment import ExperimentRecord
+from labmesh_dagster.defs.experiment_assets import ELN_SOURCE_TAG
 from labmesh_dagster.defs.partitions import EXPERIMENTS
 from labmesh_dagster.defs.resources import ElnResource, SqliteCatalogResource, SqliteInboxResource
 from labmesh_dagster.defs.sensors.eln import eln_sensor, new_partitions
@@ -109,6 +110,9 @@ def test_a_record_edited_after_the_cursor_is_read_alone_and_registered_again(lab
     [(partition, run_key)] = requested(edited)
     assert partition == "EXP-07"
     assert run_key is not None and run_key.startswith(f"experiment:EXP-07:{before}->")
+    # The run is told where the record was read, so it goes to that file (or entry) without searching.
+    [request] = edited.run_requests or []
+    assert request.tags[ELN_SOURCE_TAG] == str(lab.records / "EXP-07.yaml")
 
 
 def test_a_tick_whose_cursor_was_never_stored_is_replayed_with_the_same_request(lab: Lab) -> None:

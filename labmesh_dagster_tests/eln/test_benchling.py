@@ -6,7 +6,8 @@ ones and leaving ``modifiedAt`` and labmesh's own location field out; later
 polls follow the event feed from the cursor and read only the entries events
 name, each once; an idle poll reads no entry; archived entries are reported as
 archived and entries without a valid experiment id as errors, while the others
-arrive; `fetch` finds an entry by display id or schema field; the write-back
+arrive; `fetch` finds an entry by display id or schema field, and goes straight
+to the entry a record's source names when told it (no listing); the write-back
 PATCHes ``fields`` (never ``customFields``), reads back, is not repeated when
 nothing changed, and does not look like an edit to the registry; `resolve`
 reads each webhook-named entry once, in bulk, and refuses an id that is not an
@@ -208,6 +209,30 @@ def test_fetch_finds_an_entry_by_schema_field_and_by_display_id(lab: FakeBenchli
     assert by_display.fetch("EXP24001").title == "WGS run 42"
     lookups = [r.query for r in lab.requests_to("GET", "/entries") if "displayIds" in r.query]
     assert lookups[-1]["displayIds"] == ["EXP24001"]
+
+
+def listings(lab: FakeBenchling) -> int:
+    return sum(1 for request in lab.requests_to("GET", "/entries") if request.path == "/api/v2/entries")
+
+
+def test_a_fresh_connector_told_where_a_record_came_from_reads_that_entry_and_lists_nothing(
+    lab: FakeBenchling, sleeps: list[float]
+) -> None:
+    sequencing_run(lab, "EXP-001")
+    sequencing_run(lab, "EXP-002", name="WGS run 43")
+    sources = {record.id: record.source for record in connector(lab, sleeps).poll(None).records}
+    listed = listings(lab)
+
+    told = connector(lab, sleeps)  # as in a run: nothing learnt from a poll
+    told.remember("EXP-001", sources["EXP-001"])
+    misled = connector(lab, sleeps)
+    misled.remember("EXP-001", sources["EXP-002"])
+
+    assert told.fetch("EXP-001").title == "WGS run 42"
+    assert listings(lab) == listed
+    # A source naming another experiment's entry is checked, and the experiment is looked for as before.
+    assert misled.fetch("EXP-001").title == "WGS run 42"
+    assert listings(lab) > listed
 
 
 # Writing the data locations back

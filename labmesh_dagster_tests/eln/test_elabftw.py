@@ -7,7 +7,8 @@ misses no entry edited or created within the same second as the last poll; a
 replayed poll changes nothing; archived and deleted entries are reported as
 archived, and entries without a valid experiment id as errors, while the others
 still arrive; `fetch` finds an entry by its id template or by the extra field
-search and checks what it found; the write-back lands as ``url`` extra fields,
+search and checks what it found, and goes straight to the entry a record's
+source names when told it (no search); the write-back lands as ``url`` extra fields,
 reads back, is not repeated when nothing changed, and does not make the entry
 look changed to the registry; throttling honours ``Retry-After``, 5xx and slow
 answers are retried and then reported by method and path; a refused request
@@ -301,6 +302,29 @@ def test_fetch_finds_an_entry_by_its_extra_field_and_checks_it(lab: FakeElabFtw,
     # The search's wildcards also find EXP-010; the entry read shows it is not the one asked for.
     with pytest.raises(ExperimentNotFound, match="EXP-0"):
         eln.fetch("EXP-0")
+
+
+def test_fetch_told_where_a_record_came_from_reads_that_entry_without_searching(
+    lab: FakeElabFtw, sleeps: list[float]
+) -> None:
+    sequencing_run(lab, "EXP-01")
+    other = lab.add_experiment("other", extra_fields={"Experiment ID": text("EXP-02")})
+    [record] = [r for r in connector(lab, sleeps).poll(None).records if r.id == "EXP-01"]
+
+    told = connector(lab, sleeps)  # as in a run: nothing learnt from a poll
+    told.remember("EXP-01", record.source)
+    misled = connector(lab, sleeps)
+    misled.remember("EXP-01", connector(lab, sleeps).entry_url(other))
+
+    def searches() -> int:
+        return sum(1 for r in lab.requests_to("GET", "/experiments") if "extended" in r.query)
+
+    before = searches()
+    assert told.fetch("EXP-01").title == "Whole-genome run 42"
+    assert searches() == before
+    # A source naming another experiment's entry is checked, and the experiment is searched for as before.
+    assert misled.fetch("EXP-01").title == "Whole-genome run 42"
+    assert searches() == before + 1
 
 
 def test_fetch_by_id_template_reads_the_entry_directly(lab: FakeElabFtw, eln: ElabFtwEln) -> None:

@@ -88,6 +88,8 @@ ENTRY_ID_PREFIX = "etr_"
 # Benchling's entry ids are ``etr_`` and a short run of letters and digits (``etr_tv7m7B78``); anything else
 # (a slash, a dot, a query) must never reach a URL path.
 ENTRY_ID = re.compile(r"etr_[A-Za-z0-9]{1,64}")
+# An entry id in a URL: the API's (``/entries/etr_x``) or the web app's (``/f/lib_x-notebook/etr_x-name/edit``).
+_ENTRY_IN_URL = re.compile(r"/(etr_[A-Za-z0-9]{1,64})(?:[-/?#]|$)")
 BULK_GET_MAX_IDS = 100  # Benchling's documented maximum of ids per bulk-get
 CURSOR_VERSION = 1
 # The backfill starts the event feed a little before it lists, so that an entry changed while
@@ -510,6 +512,18 @@ class BenchlingEln(ElnSource):
                             yield _entry_id_of(row)
                     except RecordError:
                         continue
+
+    def remember(self, experiment_id: str, source: str) -> None:
+        """The entry a record of ``experiment_id`` was read from (its source URL), tried first when looking it up.
+
+        A mapping that takes the experiment id from a schema field cannot be
+        searched by Benchling, so without this a fresh connector (every run has
+        one) lists every entry to find one. The entry is still checked to hold
+        the experiment; a source naming no entry is ignored.
+        """
+        found = _ENTRY_IN_URL.search(source)
+        if found is not None:
+            self._entry_ids.setdefault(experiment_id, found.group(1))
 
     def _find(self, experiment_id: str) -> dict[str, Any]:
         """The entry whose mapped experiment id is ``experiment_id``, or `ExperimentNotFound`."""

@@ -71,6 +71,8 @@ _DEFAULT_LOCATION_NAME = re.compile(r"^labmesh (\S+) location$")
 DEFAULT_PAGE_SIZE = 50
 # eLabFTW's ids are unsigned integer columns; 18 digits keeps any of them and refuses absurd ones.
 ENTRY_ID = re.compile(r"[1-9][0-9]{0,17}")
+# The entry id in the URL people open an entry at (`ElabFtwEln.entry_url`, a record's source).
+_ENTRY_IN_URL = re.compile(r"/experiments\.php\?(?:[^#]*&)?id=([1-9][0-9]{0,17})(?:[&#]|$)")
 SCOPE_SELF, SCOPE_TEAM, SCOPE_EVERYTHING = 1, 2, 3
 CURSOR_VERSION = 1
 
@@ -523,6 +525,17 @@ class ElabFtwEln(ElnSource):
                         yield _row_id(row)
                 except RecordError:
                     continue
+
+    def remember(self, experiment_id: str, source: str) -> None:
+        """The entry a record of ``experiment_id`` was read from (its source URL), tried first when looking it up.
+
+        Spares a fresh connector (every run has one) the search, or with a
+        mapping no search can serve, the listing of every entry. The entry is
+        still checked to hold the experiment; a source naming no entry is ignored.
+        """
+        found = _ENTRY_IN_URL.search(source)
+        if found is not None and source.startswith(self.root_url):
+            self._entry_ids.setdefault(experiment_id, int(found.group(1)))
 
     def _find(self, experiment_id: str) -> dict[str, Any]:
         """The live entry whose mapped experiment id is ``experiment_id``, or `ExperimentNotFound`."""

@@ -3,6 +3,7 @@
 import dagster as dg
 
 from labmesh_dagster.connectors.eln.base import ElnPoll
+from labmesh_dagster.defs.experiment_assets import ELN_SOURCE_TAG
 from labmesh_dagster.defs.partitions import EXPERIMENTS, experiments_partitions, partitions_to_add
 from labmesh_dagster.defs.resources import CatalogResource, ElnInboxResource, ElnResource
 from labmesh_dagster.steps.intake import (
@@ -65,7 +66,10 @@ def eln_sensor(
             # without one use the poll cursor, so a later poll that finds the catalog still behind (an
             # earlier run failed) tries again.
             dg.RunRequest(
-                partition_key=request.record.id, run_key=f"{request.run_key}@{request.record.modified or poll.cursor}"
+                partition_key=request.record.id,
+                run_key=f"{request.run_key}@{request.record.modified or poll.cursor}",
+                # Where the record was read: the run goes straight to that entry rather than searching the ELN.
+                tags={ELN_SOURCE_TAG: request.record.source} if request.record.source else {},
             )
             for request in requests
         ],
