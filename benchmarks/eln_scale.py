@@ -140,8 +140,12 @@ class Lab:
         )
         elapsed = time.perf_counter() - started
         self.cursor = result.cursor
-        self.cursor_file.write_text(json.dumps({"cursor": self.cursor}), encoding="utf-8")
         return elapsed, result
+
+    def save_cursor(self) -> None:
+        """Kept for the next run only once this one finished: a run that failed part way leaves the catalog
+        behind the folder, and the next run's first ticks, from the last good cursor, catch it up."""
+        self.cursor_file.write_text(json.dumps({"cursor": self.cursor}), encoding="utf-8")
 
     def settle(self, instance: dg.DagsterInstance) -> list[float]:
         """Ticks until one finds nothing changed: a whole folder is read over several ticks when it is large."""
@@ -317,6 +321,10 @@ def main() -> None:
                     lab.catch_up(experiment_id(number) for number in edited)
                     got["fetch"].append(lab.fetch(round_number))
                 print(f"  round {round_number + 1}/{args.rounds} done", flush=True)
+            for lab in labs.values():
+                lab.clean()
+                lab.settle(instance)
+                lab.save_cursor()
         finally:
             for lab in labs.values():
                 lab.clean()
