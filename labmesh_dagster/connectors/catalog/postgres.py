@@ -36,6 +36,7 @@ from labmesh_dagster.connectors.catalog.base import (
     SearchQuery,
 )
 from labmesh_dagster.connectors.catalog.postgres_schema import MIGRATIONS
+from labmesh_dagster.connectors.catalog.rows import revision_from_row
 from labmesh_dagster.connectors.catalog.sqlite import normal_principal
 from labmesh_dagster.connectors.postgres import check_url, connect, transaction
 from labmesh_dagster.connectors.postgres_migrations import migrate
@@ -73,21 +74,6 @@ def _visible(viewer: Viewer | None, column: str) -> tuple[str, dict[str, Any]]:
         f"WHERE v.experiment_id = {column} AND a.principal = ANY(%(principals)s))"
     )
     return sql, {"principals": sorted(viewer.principals)}
-
-
-def _revision(row: dict[str, Any]) -> DatasetRevision:
-    checks = row["checks"]
-    return DatasetRevision(
-        experiment_id=row["experiment_id"],
-        zone=Zone(row["dataset"]),
-        revision=row["revision"],
-        manifest_digest=row["manifest_digest"],
-        file_count=row["file_count"],
-        total_bytes=row["total_bytes"],
-        published_at=row["published_at"],
-        run_id=row["run_id"],
-        checks=None if checks is None else tuple(CheckOutcome.from_dict(item) for item in json.loads(checks)),
-    )
 
 
 class PostgresCatalog(Catalog):
@@ -270,7 +256,7 @@ class PostgresCatalog(Catalog):
                 # As SQLite reads LIMIT, a negative limit is none.
                 (experiment_id, Zone(zone).value, limit if limit >= 0 else None),
             ).fetchall()
-        return [_revision(row) for row in rows]
+        return [revision_from_row(row) for row in rows]
 
     def checks_needing_attention(self, *, viewer: Viewer | None = None) -> list[DatasetRevision]:
         visible, params = _visible(viewer, "r.experiment_id")
@@ -281,7 +267,7 @@ class PostgresCatalog(Catalog):
                 f"WHERE (r.failed_checks IS NULL OR r.failed_checks > 0){visible} ORDER BY r.experiment_id, r.dataset",
                 params,
             ).fetchall()
-        return [_revision(row) for row in rows]
+        return [revision_from_row(row) for row in rows]
 
     def search(self, query: SearchQuery) -> list[SearchHit]:
         with connect(self.url) as db:

@@ -31,6 +31,7 @@ from typing import Any, NamedTuple
 
 from labmesh_dagster.connectors.catalog.base import FileHit, SearchHit, SearchQuery
 from labmesh_dagster.connectors.catalog.postgres_text import K1, B, FilesWords, all_of, phrase, query_terms, tokens
+from labmesh_dagster.connectors.catalog.rows import units
 from labmesh_dagster.connectors.catalog.sqlite_index import normal, sample_key
 
 SHARED = (("title_text", 4.0), ("experiment_text", 2.0), ("group_text", 1.0), ("platform_text", 1.0))
@@ -205,16 +206,6 @@ def plan_of(db: Any, query: SearchQuery) -> Plan:
     """The plan of ``query`` for this catalog (whether it holds experiments too large for their files' words)."""
     sql = f"SELECT EXISTS (SELECT 1 FROM catalog_search_docs WHERE files_words = {FilesWords.NONE:d}) AS unheld"
     return Plan.of(query, unheld=bool(query.text.strip()) and db.execute(sql).fetchone()["unheld"])
-
-
-def units(rows: Sequence[Row]) -> dict[str | None, list[Row]]:
-    """Rows grouped into hits: one per dataset; the experiment's own row only if no dataset matched."""
-    grouped: dict[str | None, list[Row]] = {}
-    for row in rows:
-        grouped.setdefault(row.dataset, []).append(row)
-    if len(grouped) > 1:
-        grouped.pop(None, None)
-    return grouped
 
 
 class Score(NamedTuple):

@@ -35,6 +35,7 @@ from labmesh_dagster.connectors.catalog.base import (
     SearchHit,
     SearchQuery,
 )
+from labmesh_dagster.connectors.catalog.rows import revision_from_row
 from labmesh_dagster.connectors.sqlite_files import connect, transaction
 from labmesh_dagster.core.access import GROUP, USER, Viewer, group_principal, user_principal
 from labmesh_dagster.core.checks import CheckOutcome, failed
@@ -124,21 +125,6 @@ def _visible_to(viewer: Viewer | None, column: str) -> tuple[str, list[str]]:
         f" AND {column} IN (SELECT experiment_id FROM experiment_principals "
         f"WHERE principal IN ({', '.join('?' * len(principals))}))",
         principals,
-    )
-
-
-def _revision(row: sqlite3.Row) -> DatasetRevision:
-    checks = row["checks"]
-    return DatasetRevision(
-        experiment_id=row["experiment_id"],
-        zone=Zone(row["dataset"]),
-        revision=row["revision"],
-        manifest_digest=row["manifest_digest"],
-        file_count=row["file_count"],
-        total_bytes=row["total_bytes"],
-        published_at=row["published_at"],
-        run_id=row["run_id"],
-        checks=None if checks is None else tuple(CheckOutcome.from_dict(item) for item in json.loads(checks)),
     )
 
 
@@ -320,7 +306,7 @@ class SqliteCatalog(Catalog):
                 "ORDER BY revision DESC LIMIT ?",
                 (experiment_id, Zone(zone).value, limit),
             ).fetchall()
-        return [_revision(row) for row in rows]
+        return [revision_from_row(row) for row in rows]
 
     def checks_needing_attention(self, *, viewer: Viewer | None = None) -> list[DatasetRevision]:
         visible, principals = _visible_to(viewer, "r.experiment_id")
@@ -331,7 +317,7 @@ class SqliteCatalog(Catalog):
                 f"WHERE (r.failed_checks IS NULL OR r.failed_checks > 0){visible} ORDER BY r.experiment_id, r.dataset",
                 principals,
             ).fetchall()
-        return [_revision(row) for row in rows]
+        return [revision_from_row(row) for row in rows]
 
     def search(self, query: SearchQuery) -> list[SearchHit]:
         with self._connect() as db:

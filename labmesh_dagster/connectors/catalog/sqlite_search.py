@@ -37,6 +37,7 @@ from itertools import islice
 from typing import NamedTuple
 
 from labmesh_dagster.connectors.catalog.base import FileHit, SearchHit, SearchQuery
+from labmesh_dagster.connectors.catalog.rows import units
 from labmesh_dagster.connectors.catalog.sqlite_index import (
     POSITION_BITS,
     SEPARATOR,
@@ -429,16 +430,6 @@ def _read_rows(db: sqlite3.Connection, sql: str, params: Sequence[object]) -> li
     cursor = db.cursor()
     cursor.row_factory = None
     return list(map(Row._make, cursor.execute(sql, params)))
-
-
-def units(rows: Sequence[Row]) -> dict[str | None, list[Row]]:
-    """Rows grouped into hits: one per dataset; the experiment's own row only if no dataset matched."""
-    grouped: dict[str | None, list[Row]] = {}
-    for row in rows:
-        grouped.setdefault(row.dataset, []).append(row)
-    if len(grouped) > 1:
-        grouped.pop(None, None)
-    return grouped
 
 
 def matches(db: sqlite3.Connection, plan: Plan, *, want: int | None) -> Iterator[tuple[int, list[Row]]]:
