@@ -7,6 +7,7 @@ factory (fakes for the AWS services moto lacks) and a clock.
 """
 
 import os
+import warnings
 from typing import Any
 
 import dagster as dg
@@ -46,6 +47,13 @@ from labmesh_dagster.defs.resources import (
 )
 from labmesh_dagster.defs.sensors import build_sensors
 from labmesh_dagster.settings import AwsConnection, Secret, Settings
+
+# Dagster binds a sensor to the job it targets through its own internal constructor, which passes the beta
+# `owners` parameter and so warns as if labmesh had used it, in every process that loads this module
+# (labmesh uses no beta parameter: this one warning, by its text, is silenced, and nothing else).
+warnings.filterwarnings(
+    "ignore", message=r"Parameter `owners` of initializer `SensorDefinition.__init__`", category=dg.BetaWarning
+)
 
 
 def _secret(secret: Secret) -> Any:
