@@ -22,7 +22,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from labmesh_dagster.connectors.postgres_migrations import Migrations, migrate
+from labmesh_dagster.connectors.postgres_migrations import Migrations
+from labmesh_dagster.connectors.postgres_schema import ensure_migrated
 from labmesh_dagster.core.text import clean_text
 
 ACCESS = Migrations(
@@ -95,12 +96,12 @@ AUDIT = Migrations(
 
 
 def prepare_access_tables(url: str) -> None:
-    """Create or bring up to date the access tables; safe when several processes do it together."""
-    migrate(url, ACCESS)
+    """Create or bring up to date the access tables (once a process); safe when several processes do it together."""
+    ensure_migrated(url, ACCESS)
 
 
 def prepare_audit_table(url: str) -> None:
-    migrate(url, AUDIT)
+    ensure_migrated(url, AUDIT)
 
 
 def kept_text(value: str) -> str:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pytest
 
-from labmesh_dagster.connectors.catalog import postgres as postgres_catalog
+from labmesh_dagster.connectors import postgres_schema
 from labmesh_dagster.connectors.catalog.postgres import PostgresCatalog, open_postgres_catalog
 from labmesh_dagster.connectors.catalog.postgres_schema import MIGRATIONS
 from labmesh_dagster.connectors.postgres import DatabaseUrlError, connect
@@ -26,7 +26,7 @@ def test_a_url_that_is_not_postgresql_is_refused() -> None:
 def test_a_new_database_gets_the_catalogs_tables_once(postgres_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     catalog = open_postgres_catalog(postgres_url)
     catalog.upsert_experiment(ExperimentRecord(id="EXP-1", title="Liver"), {})
-    monkeypatch.setattr(postgres_catalog, "_migrated", set())  # as another process would find it
+    monkeypatch.setattr(postgres_schema, "_migrated", set())  # as another process would find it
 
     reopened = open_postgres_catalog(postgres_url)
 

@@ -39,7 +39,7 @@ from labmesh_dagster.connectors.catalog.postgres_schema import MIGRATIONS
 from labmesh_dagster.connectors.catalog.rows import revision_from_row
 from labmesh_dagster.connectors.catalog.sqlite import normal_principal
 from labmesh_dagster.connectors.postgres import check_url, connect, transaction
-from labmesh_dagster.connectors.postgres_migrations import migrate
+from labmesh_dagster.connectors.postgres_schema import ensure_migrated
 from labmesh_dagster.core.access import Viewer
 from labmesh_dagster.core.checks import CheckOutcome, failed
 from labmesh_dagster.core.experiment import ExperimentRecord
@@ -49,7 +49,6 @@ from labmesh_dagster.core.manifest import Manifest, ManifestEntry
 EXPERIMENT_LOCKS = 0x1AB3
 """The first key of the advisory locks that serialise writes to one experiment (the second: its id's hash)."""
 
-_migrated: set[str] = set()
 _migrating = threading.Lock()
 
 
@@ -60,9 +59,7 @@ def _now() -> str:
 def _migrate_once(url: str) -> None:
     """Apply the catalog's migrations the first time this process opens ``url``."""
     with _migrating:
-        if url not in _migrated:
-            migrate(url, MIGRATIONS)
-            _migrated.add(url)
+        ensure_migrated(url, MIGRATIONS)
 
 
 def _visible(viewer: Viewer | None, column: str) -> tuple[str, dict[str, Any]]:
