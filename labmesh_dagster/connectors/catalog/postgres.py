@@ -36,7 +36,7 @@ from labmesh_dagster.connectors.catalog.base import (
     SearchQuery,
 )
 from labmesh_dagster.connectors.catalog.postgres_schema import MIGRATIONS
-from labmesh_dagster.connectors.catalog.rows import revision_from_row
+from labmesh_dagster.connectors.catalog.rows import dataset_from_rows, revision_from_row
 from labmesh_dagster.connectors.catalog.sqlite import normal_principal
 from labmesh_dagster.connectors.postgres import check_url, connect, transaction
 from labmesh_dagster.connectors.postgres_schema import ensure_migrated
@@ -44,7 +44,7 @@ from labmesh_dagster.core.access import Viewer
 from labmesh_dagster.core.checks import CheckOutcome, failed
 from labmesh_dagster.core.experiment import ExperimentRecord
 from labmesh_dagster.core.keys import Zone
-from labmesh_dagster.core.manifest import Manifest, ManifestEntry
+from labmesh_dagster.core.manifest import Manifest
 
 EXPERIMENT_LOCKS = 0x1AB3
 """The first key of the advisory locks that serialise writes to one experiment (the second: its id's hash)."""
@@ -223,16 +223,7 @@ class PostgresCatalog(Catalog):
                 "SELECT entry FROM catalog_files WHERE experiment_id = %s AND dataset = %s ORDER BY key",
                 (experiment_id, str(zone)),
             ).fetchall()
-        return DatasetRecord(
-            entry_id=f"dataset:{experiment_id}/{zone}",
-            experiment_id=experiment_id,
-            zone=Zone(zone),
-            location=row["location"],
-            revision=row["revision"],
-            manifest_digest=row["manifest_digest"],
-            files=tuple(ManifestEntry.from_dict(json.loads(file["entry"])) for file in files),
-            run_id=row["run_id"],
-        )
+        return dataset_from_rows(experiment_id, zone, row, files)
 
     def record_checks(self, experiment_id: str, zone: Zone, revision: int, outcomes: Sequence[CheckOutcome]) -> None:
         checks = json.dumps([outcome.to_dict() for outcome in outcomes], sort_keys=True)

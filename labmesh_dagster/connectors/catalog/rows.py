@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any, Protocol, TypeVar
 
-from labmesh_dagster.connectors.catalog.base import DatasetRevision
+from labmesh_dagster.connectors.catalog.base import DatasetRecord, DatasetRevision
 from labmesh_dagster.core.checks import CheckOutcome
 from labmesh_dagster.core.keys import Zone
+from labmesh_dagster.core.manifest import ManifestEntry
 
 
 class ByColumn(Protocol):
@@ -23,6 +24,20 @@ class InDataset(Protocol):
 
 
 RowT = TypeVar("RowT", bound=InDataset)
+
+
+def dataset_from_rows(experiment_id: str, zone: Zone, row: ByColumn, files: Iterable[ByColumn]) -> DatasetRecord:
+    """A dataset's row and its files' rows (each with its manifest entry as JSON), read back."""
+    return DatasetRecord(
+        entry_id=f"dataset:{experiment_id}/{zone}",
+        experiment_id=experiment_id,
+        zone=Zone(zone),
+        location=row["location"],
+        revision=row["revision"],
+        manifest_digest=row["manifest_digest"],
+        files=tuple(ManifestEntry.from_dict(json.loads(file["entry"])) for file in files),
+        run_id=row["run_id"],
+    )
 
 
 def revision_from_row(row: ByColumn) -> DatasetRevision:

@@ -35,13 +35,13 @@ from labmesh_dagster.connectors.catalog.base import (
     SearchHit,
     SearchQuery,
 )
-from labmesh_dagster.connectors.catalog.rows import revision_from_row
+from labmesh_dagster.connectors.catalog.rows import dataset_from_rows, revision_from_row
 from labmesh_dagster.connectors.sqlite_files import connect, transaction
 from labmesh_dagster.core.access import GROUP, USER, Viewer, group_principal, user_principal
 from labmesh_dagster.core.checks import CheckOutcome, failed
 from labmesh_dagster.core.experiment import ExperimentRecord
 from labmesh_dagster.core.keys import Zone
-from labmesh_dagster.core.manifest import Manifest, ManifestEntry
+from labmesh_dagster.core.manifest import Manifest
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS experiments (
@@ -277,16 +277,7 @@ class SqliteCatalog(Catalog):
             files = db.execute(
                 "SELECT entry FROM files WHERE experiment_id = ? AND dataset = ? ORDER BY key", (experiment_id, zone)
             ).fetchall()
-        return DatasetRecord(
-            entry_id=f"dataset:{experiment_id}/{zone}",
-            experiment_id=experiment_id,
-            zone=Zone(zone),
-            location=row["location"],
-            revision=row["revision"],
-            manifest_digest=row["manifest_digest"],
-            files=tuple(ManifestEntry.from_dict(json.loads(file["entry"])) for file in files),
-            run_id=row["run_id"],
-        )
+        return dataset_from_rows(experiment_id, zone, row, files)
 
     def record_checks(self, experiment_id: str, zone: Zone, revision: int, outcomes: Sequence[CheckOutcome]) -> None:
         checks = json.dumps([outcome.to_dict() for outcome in outcomes], sort_keys=True)
