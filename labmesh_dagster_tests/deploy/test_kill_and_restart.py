@@ -13,8 +13,9 @@ files once and has every processed and final dataset, and no run is left
 queued, starting or started. Ctrl-C then stops both commands cleanly and
 leaves none of their processes behind.
 
-Nothing here asserts time: the phases' durations are printed; the caps only
-turn a lab that never converges into a failure with its logs.
+Nothing here asserts time: the phases' durations are printed, and a wait gives
+up only when the lab has stopped moving (its logs, its runs, what is still
+missing) for a while, so a busy machine makes it slower, never failing.
 """
 
 from __future__ import annotations
@@ -38,18 +39,19 @@ from labmesh_dagster_tests.deploy.harness import (
     alive,
     expected_files,
     lab_problems,
+    log_sizes,
     pid_of,
     wait_for,
 )
 from labmesh_dagster_tests.scenarios.dev_server import free_port
 
-START_CAP_SECONDS = 300
-"""Four processes loading Dagster on a busy two-core machine: typically 30-60 s."""
-FIRST_RUN_CAP_SECONDS = 240
-CONVERGE_CAP_SECONDS = 480
-"""Typically 2-3 minutes after the restart. Above run monitoring's 300 s start timeout, so that a run left
-STARTING by the killed daemon (rare: it must die between queueing a run and handing it to the code server)
-is failed, retried and finished within the cap."""
+START_PATIENCE_SECONDS = 300
+"""Starting: the processes' logs and `labmesh deploy local`'s output unchanged this long is a hang."""
+FIRST_RUN_PATIENCE_SECONDS = 240
+CONVERGE_PATIENCE_SECONDS = 480
+"""Converging: nothing missing changed and no run changed status this long is a lab that will not converge.
+Above run monitoring's 300 s start timeout, so that a run left STARTING by the killed daemon (rare: it must
+die between queueing a run and handing it to the code server) is failed, retried and finished."""
 STOP_CAP_SECONDS = 90
 
 
@@ -88,7 +90,7 @@ def test_the_lab_converges_after_its_daemon_and_code_server_are_killed_mid_flow(
     restarted: Supervisor | None = None
     instance: dg.DagsterInstance | None = None
     try:
-        everything.wait_running(START_CAP_SECONDS)
+        everything.wait_running(lambda: log_sizes(layout.log("x").parent), START_PATIENCE_SECONDS)
         phases["all four answer"] = time.monotonic() - began
         printed = everything.output()
         for name in SERVICES:
@@ -101,7 +103,8 @@ def test_the_lab_converges_after_its_daemon_and_code_server_are_killed_mid_flow(
         phases["first run started"] = wait_for(
             f"a run started by the daemon through the code server\n{log_tails(layout)}",
             lambda: bool(instance.get_runs(filters=started, limit=1)),
-            FIRST_RUN_CAP_SECONDS,
+            progress=lambda: log_sizes(layout.log("x").parent),
+            patience=FIRST_RUN_PATIENCE_SECONDS,
             poll=0.5,
         )
 
@@ -110,15 +113,20 @@ def test_the_lab_converges_after_its_daemon_and_code_server_are_killed_mid_flow(
         in_flight = len(instance.get_runs(filters=dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED])))
         for pid in killed.values():
             os.kill(pid, signal.SIGKILL)
-        wait_for("the killed processes to be gone", lambda: not any(map(alive, killed.values())), 30, poll=0.2)
-        wait_for("labmesh deploy local to notice", lambda: everything.output().count("exited with code -9") == 2, 30)
+        wait_for("the killed processes to be gone", lambda: not any(map(alive, killed.values())), patience=30, poll=0.2)
+        wait_for(
+            "labmesh deploy local to notice",
+            lambda: everything.output().count("exited with code -9") == 2,
+            progress=everything.output,
+            patience=60,
+        )
         assert everything.process.poll() is None, "the webserver and the portal went down with the others"
 
         restart_began = time.monotonic()
         restarted = Supervisor.start(
             [*addresses, "--only", "code-server", "--only", "daemon"], env, tmp_path / "restart.log"
         )
-        restarted.wait_running(START_CAP_SECONDS)
+        restarted.wait_running(lambda: log_sizes(layout.log("x").parent), START_PATIENCE_SECONDS)
         phases["restarted"] = time.monotonic() - restart_began
         assert {pid_of(layout.pid_file(name)) for name in killed}.isdisjoint(killed.values())
 
@@ -132,8 +140,14 @@ def test_the_lab_converges_after_its_daemon_and_code_server_are_killed_mid_flow(
 
         converge_began = time.monotonic()
         try:
-            wait_for("the lab to converge", converged, CONVERGE_CAP_SECONDS, poll=3)
-        except AssertionError as error:
+            wait_for(
+                "the lab to converge",
+                converged,
+                progress=lambda: (tuple(problems), Counter(run.status for run in instance.get_runs())),
+                patience=CONVERGE_PATIENCE_SECONDS,
+                poll=3,
+            )
+        except pytest.fail.Exception as error:
             raise AssertionError(f"{error}; still: {problems}\n{log_tails(layout)}") from None
         phases["converged after the restart"] = time.monotonic() - converge_began
         runs = instance.get_runs()
