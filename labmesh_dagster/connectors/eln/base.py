@@ -8,10 +8,11 @@ would. The poll stays as the backfill that guarantees nothing is missed.
 
 from __future__ import annotations
 
+import json
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from labmesh_dagster.core.errors import LabmeshError, RecordError
 from labmesh_dagster.core.experiment import ExperimentRecord
@@ -205,3 +206,17 @@ def sort_entries(
             continue
         records[record.id] = record
     return tuple(records.values()), tuple(errors), tuple(archived)
+
+
+def cursor_fields(text: str | None, version: int) -> dict[str, Any] | None:
+    """A poll cursor's fields, or None (poll from the start) for none, a damaged one or one of another version:
+    Dagster keeps the text across upgrades, and another connector's cursor must never be read as this one's."""
+    if not text:
+        return None
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return None
+    if not isinstance(data, dict) or data.get("v") != version:
+        return None
+    return data

@@ -58,6 +58,7 @@ from labmesh_dagster.connectors.eln.base import (
     ElnSource,
     ElnUnavailable,
     InvalidEntryId,
+    cursor_fields,
     first_entry_with_id,
     sort_entries,
 )
@@ -142,13 +143,8 @@ class PollCursor:
     @classmethod
     def from_json(cls, text: str | None) -> PollCursor | None:
         """The cursor in ``text``; None (backfill again) for none, or one from another connector or version."""
-        if not text:
-            return None
-        try:
-            data = json.loads(text)
-        except ValueError:
-            return None
-        if not isinstance(data, dict) or data.get("v") != CURSOR_VERSION:
+        data = cursor_fields(text, CURSOR_VERSION)
+        if data is None:
             return None
         after, since = data.get("after"), data.get("since")
         if not isinstance(after, str) and not isinstance(since, str):

@@ -48,6 +48,7 @@ from labmesh_dagster.connectors.eln.base import (
     ElnRequestRefused,
     ElnSource,
     InvalidEntryId,
+    cursor_fields,
     first_entry_with_id,
     sort_entries,
 )
@@ -114,13 +115,8 @@ class PollCursor:
     @classmethod
     def from_json(cls, text: str | None) -> PollCursor | None:
         """The cursor in ``text``; None (read everything again) for none, or one from another connector or version."""
-        if not text:
-            return None
-        try:
-            data = json.loads(text)
-        except ValueError:
-            return None
-        if not isinstance(data, dict) or data.get("v") != CURSOR_VERSION or not isinstance(data.get("lastchange"), str):
+        data = cursor_fields(text, CURSOR_VERSION)
+        if data is None or not isinstance(data.get("lastchange"), str):
             return None
         seen = data.get("seen")
         pairs = seen.items() if isinstance(seen, dict) else ()

@@ -27,7 +27,7 @@ from typing import Any
 
 import yaml
 
-from labmesh_dagster.connectors.eln.base import ElnEvent, ElnPoll, ElnSource, InvalidEntryId
+from labmesh_dagster.connectors.eln.base import ElnEvent, ElnPoll, ElnSource, InvalidEntryId, cursor_fields
 from labmesh_dagster.connectors.eln.folder_index import Claim, FileState, FolderIndex, path_order
 from labmesh_dagster.core.errors import ExperimentNotFound, InvalidExperimentId, RecordError
 from labmesh_dagster.core.experiment import ExperimentRecord, record_from_mapping
@@ -168,13 +168,8 @@ class FolderCursor:
     @classmethod
     def from_json(cls, text: str | None) -> FolderCursor | None:
         """The cursor in ``text``; None (read the whole folder) for none, or one of another version or connector."""
-        if not text:
-            return None
-        try:
-            data = json.loads(text)
-        except ValueError:
-            return None
-        if not isinstance(data, dict) or data.get("v") != CURSOR_VERSION:
+        data = cursor_fields(text, CURSOR_VERSION)
+        if data is None:
             return None
         listing, epoch, gen = data.get("listing"), data.get("epoch"), data.get("gen")
         if not isinstance(listing, str) or not isinstance(epoch, str) or not isinstance(gen, int):
