@@ -12,7 +12,7 @@ phase = printf 'labmesh [%4ss] %s\n' "$$(( $$(date +%s) - $(STARTED) ))"
 # $(,) writes a comma inside the arguments of $(call ...).
 , := ,
 
-.PHONY: dev test test-quick lint infra-check clean
+.PHONY: dev test test-quick tools lint infra-check clean
 
 # $(1) says what is installed, $(2) is the pip requirement. pip lists each package as it comes, with a
 # bar for each download and one over the installs when it writes to a terminal.
@@ -37,7 +37,7 @@ $(TESTING): pyproject.toml setup.py
 
 # `labmesh dev` execs dagster with SIGINT/SIGTERM at their defaults, so Ctrl-C and SIGTERM
 # stop it cleanly even when make itself was started with them ignored (background, nohup).
-dev: $(RUNTIME)
+dev: $(RUNTIME) $(PIPELINE_TOOLS)
 	@$(phase) 'starting the platform (Ctrl-C stops it)'
 	exec $(VENV)/bin/labmesh dev
 
@@ -49,11 +49,21 @@ $(CHROMIUM):
 	$(SUDO) apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium
 
-test: $(TESTING) $(CHROMIUM)
+# The built-in pipelines run the tools bioinformaticians use, from Debian: fastp, seqkit, samtools, bcftools.
+# (MultiQC comes from PyPI with the platform.) A tool that is missing makes its pipeline fall back or fail, as said.
+PIPELINE_TOOLS := /usr/bin/fastp /usr/bin/seqkit /usr/bin/samtools /usr/bin/bcftools
+$(PIPELINE_TOOLS) &:
+	@$(phase) "installing Debian's fastp, seqkit, samtools and bcftools for the built-in pipelines"
+	$(SUDO) apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq fastp seqkit samtools bcftools
+
+tools: $(PIPELINE_TOOLS)
+
+test: $(TESTING) $(CHROMIUM) $(PIPELINE_TOOLS)
 	$(VENV)/bin/python -m pytest
 
 # The quick loop while working: everything but the tests marked slow (real servers, whole flows repeated).
-test-quick: $(TESTING) $(CHROMIUM)
+test-quick: $(TESTING) $(CHROMIUM) $(PIPELINE_TOOLS)
 	$(VENV)/bin/python -m pytest -m "not slow"
 
 lint: $(TESTING)
