@@ -22,6 +22,89 @@ MANIFEST_VERSION = 1
 
 
 @dataclass(frozen=True)
+class ProvenanceInput:
+    """One file a pipeline read, named by key and pinned by its sha256, so lineage survives the file changing."""
+
+    key: str
+    sha256: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {"key": self.key, "sha256": self.sha256}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ProvenanceInput:
+        return cls(key=str(data["key"]), sha256=str(data["sha256"]))
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """What made a processed file: the pipeline and version, the engine's run, the command, tools and inputs.
+
+    ``run_id`` is the Dagster run that published the file; ``engine_run_id`` is
+    the engine's own id for it (a process, an ECS task ARN, a HealthOmics run),
+    so a scientist can find the run's logs where the tool ran. ``inputs`` are
+    the exact files read, with the checksums they had then: ``derived_from``
+    names the same keys, but only this says which bytes were read.
+    """
+
+    pipeline: str
+    version: str
+    invocation_id: str
+    engine: str
+    run_id: str
+    command_line: str
+    engine_run_id: str | None = None
+    tool_versions: Mapping[str, str] = field(default_factory=dict)
+    inputs: tuple[ProvenanceInput, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "pipeline": self.pipeline,
+            "version": self.version,
+            "invocation_id": self.invocation_id,
+            "engine": self.engine,
+            "engine_run_id": self.engine_run_id,
+            "run_id": self.run_id,
+            "command_line": self.command_line,
+            "tool_versions": dict(sorted(self.tool_versions.items())),
+            "inputs": [item.to_dict() for item in self.inputs],
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Provenance:
+        engine_run_id = data.get("engine_run_id")
+        return cls(
+            pipeline=str(data["pipeline"]),
+            version=str(data["version"]),
+            invocation_id=str(data.get("invocation_id") or ""),
+            engine=str(data.get("engine") or ""),
+            run_id=str(data.get("run_id") or ""),
+            command_line=str(data.get("command_line") or ""),
+            engine_run_id=str(engine_run_id) if engine_run_id is not None else None,
+            tool_versions={str(tool): str(version) for tool, version in (data.get("tool_versions") or {}).items()},
+            inputs=tuple(ProvenanceInput.from_dict(item) for item in data.get("inputs") or ()),
+        )
+
+    @classmethod
+    def of_invocation(cls, invocation: Mapping[str, Any], result: Mapping[str, Any], run_id: str) -> Provenance:
+        """The provenance of every output of one invocation, from the planner's invocation and the runner's
+        result (their JSON shapes are the pipelines contract's), published by Dagster run ``run_id``."""
+        pipeline = invocation["pipeline"]
+        engine_run_id = result.get("engine_run_id")
+        return cls(
+            pipeline=str(pipeline["name"]),
+            version=str(pipeline["version"]),
+            invocation_id=str(invocation["invocation_id"]),
+            engine=str(result.get("engine") or pipeline.get("engine") or "local"),
+            run_id=run_id,
+            command_line=str(result.get("command_line") or ""),
+            engine_run_id=str(engine_run_id) if engine_run_id else None,
+            tool_versions={str(tool): str(version) for tool, version in (result.get("tool_versions") or {}).items()},
+            inputs=tuple(ProvenanceInput.from_dict(item) for item in invocation.get("inputs") or ()),
+        )
+
+
+@dataclass(frozen=True)
 class ManifestEntry:
     """One file of a dataset.
 
@@ -31,7 +114,8 @@ class ManifestEntry:
     in that algorithm when it is not SHA-256, computed in the same read as
     ``sha256``, so the promotion can be re-verified later without reading again;
     ``derived_from`` names the keys it was computed from (file-level lineage);
-    ``text`` is the short searchable text the extractor found (titles, first lines).
+    ``text`` is the short searchable text the extractor found (titles, first lines);
+    ``produced_by`` says which pipeline run made a processed file (None for raw and final files).
     """
 
     key: str
@@ -46,6 +130,7 @@ class ManifestEntry:
     source_checksum: str | None = None
     text: str = ""
     checksums: Mapping[str, str] = field(default_factory=dict)
+    produced_by: Provenance | None = None
 
     @property
     def name(self) -> str:
@@ -53,8 +138,9 @@ class ManifestEntry:
 
     def to_dict(self) -> dict[str, Any]:
         """The entry as its manifest's JSON holds it. Built field by field: ``dataclasses.asdict`` deep-copies
-        the metadata, which cost most of a thousand-file publish."""
-        return {
+        the metadata, which cost most of a thousand-file publish. ``produced_by`` is left out when there is
+        none, so the manifests (and digests) of datasets no pipeline made are as they were before it existed."""
+        data: dict[str, Any] = {
             "key": self.key,
             "size": self.size,
             "sha256": self.sha256,
@@ -68,6 +154,9 @@ class ManifestEntry:
             "text": self.text,
             "checksums": dict(sorted(self.checksums.items())),
         }
+        if self.produced_by is not None:
+            data["produced_by"] = self.produced_by.to_dict()
+        return data
 
     def checksum(self, algorithm: str) -> str | None:
         """The file's own checksum (hex) in ``algorithm``, if it was computed when the file was read."""
@@ -89,6 +178,7 @@ class ManifestEntry:
             source_checksum=data.get("source_checksum") or _sha256_label(data.get("source_sha256")),
             text=str(data.get("text") or ""),
             checksums={str(name): str(value) for name, value in (data.get("checksums") or {}).items()},
+            produced_by=Provenance.from_dict(data["produced_by"]) if data.get("produced_by") else None,
         )
 
 

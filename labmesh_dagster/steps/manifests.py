@@ -19,7 +19,7 @@ from labmesh_dagster.connectors.store.base import ObjectInfo, ObjectStore
 from labmesh_dagster.core.checksums import SHA256, Checksum, HashingReader
 from labmesh_dagster.core.errors import ObjectNotFound
 from labmesh_dagster.core.keys import ObjectKey, Zone, experiment_prefix, manifest_key
-from labmesh_dagster.core.manifest import Manifest, ManifestEntry
+from labmesh_dagster.core.manifest import Manifest, ManifestEntry, Provenance
 from labmesh_dagster.core.text import clean_data, clean_text
 from labmesh_dagster.extract import extract
 from labmesh_dagster.extract.linking import DescribedFile, link_files
@@ -74,6 +74,7 @@ def describe_object(
     *,
     derived_from: tuple[str, ...] = (),
     source_checksum: str | None = None,
+    produced_by: Provenance | None = None,
     budget_seconds: float | None = DEFAULT_BUDGET_SECONDS,
 ) -> ManifestEntry:
     """Read one object once: sha256, the source checksum's algorithm, and format-specific metadata together."""
@@ -106,6 +107,7 @@ def describe_object(
         source_checksum=source_checksum,
         text=clean_text(extraction.text),
         checksums={algorithm: checksum.value for algorithm, checksum in checksums.items()},
+        produced_by=produced_by,
     )
 
 
@@ -128,12 +130,14 @@ def build_manifest(
     previous: Manifest | None = None,
     source_checksums: Mapping[str, str] | None = None,
     lineage: Callable[[ObjectKey], tuple[str, ...]] | None = None,
+    provenance: Callable[[ObjectKey], Provenance | None] | None = None,
     budget_seconds: float | None = DEFAULT_BUDGET_SECONDS,
 ) -> Manifest:
     """The manifest of everything in the experiment's folder of ``zone``.
 
     ``source_checksums`` gives, for files promoted just now, the checksum they
     were verified against; ``lineage`` says which keys each file came from;
+    ``provenance`` says which pipeline run made each file (None: no pipeline);
     ``budget_seconds`` bounds each file's extraction.
     """
     source_checksums = source_checksums or {}
@@ -144,6 +148,7 @@ def build_manifest(
             continue
         key = str(info.key)
         derived_from = lineage(info.key) if lineage else ()
+        produced_by = provenance(info.key) if provenance else None
         known = described.get(key)
         source_checksum = source_checksums.get(key) or (known.source_checksum if known else None)
         if (
@@ -152,10 +157,10 @@ def build_manifest(
             and known.size == info.size
             and known.created == info.modified.isoformat()
         ):
-            # The bytes are as described before: keep the extraction, re-derive samples and lineage
+            # The bytes are as described before: keep the extraction, re-derive samples, lineage and provenance
             # (the experiment's samples or the producing pipeline may have changed since).
             samples = samples_of_file(info.key.relative_path, sample_ids, known.metadata)
-            entries.append(replace(known, sample_ids=samples, derived_from=derived_from))
+            entries.append(replace(known, sample_ids=samples, derived_from=derived_from, produced_by=produced_by))
             continue
         try:
             entries.append(
@@ -165,6 +170,7 @@ def build_manifest(
                     sample_ids,
                     derived_from=derived_from,
                     source_checksum=source_checksum,
+                    produced_by=produced_by,
                     budget_seconds=budget_seconds,
                 )
             )

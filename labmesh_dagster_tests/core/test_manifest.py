@@ -4,6 +4,9 @@ Pinned here: entries are sorted by key whatever order they come in; a key
 listed twice is refused; `to_json` ends in a newline and `from_json` reads it
 back to an equal manifest; an unknown version is refused; totals, formats,
 sample ids and errors summarise the entries; `entry` finds one by key.
+A processed file's `produced_by` (the pipelines contract's section 5) round-trips
+in exactly the contract's JSON shape, and is absent from the JSON of a file no
+pipeline made, so manifests written before it existed keep their digest.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ import json
 
 import pytest
 
-from labmesh_dagster.core.manifest import MANIFEST_VERSION, Manifest, ManifestEntry
+from labmesh_dagster.core.manifest import MANIFEST_VERSION, Manifest, ManifestEntry, Provenance, ProvenanceInput
 
 
 def entry(key: str, **overrides: object) -> ManifestEntry:
@@ -135,10 +138,74 @@ def test_an_entry_renders_every_field_as_dataclasses_asdict_did() -> None:
         text="variants",
         checksums={"crc64nvme": "AAAA", "crc32c": "BBBB"},
     )
-    before = dataclasses.asdict(variants) | {
+    before = {name: value for name, value in dataclasses.asdict(variants).items() if name != "produced_by"} | {
         "sample_ids": ["S1"],
         "derived_from": ["landing/EXP-1/a.vcf"],
         "checksums": {"crc32c": "BBBB", "crc64nvme": "AAAA"},
     }
-    assert set(variants.to_dict()) == {field.name for field in dataclasses.fields(ManifestEntry)}
+    assert set(variants.to_dict()) == {field.name for field in dataclasses.fields(ManifestEntry)} - {"produced_by"}
     assert json.dumps(variants.to_dict(), sort_keys=True) == json.dumps(before, sort_keys=True)
+
+
+MADE_BY = Provenance(
+    pipeline="fastp",
+    version="1",
+    invocation_id="fastp-3f2a9c1e0b7d4a55",
+    engine="local",
+    engine_run_id="pid-4242",
+    run_id="0b4c-run",
+    command_line="fastp --in1 /tmp/in/S1_R1.fastq.gz --json /tmp/out/S1_R1.fastp.json",
+    tool_versions={"fastp": "0.23.2"},
+    inputs=(ProvenanceInput("raw/EXP-1/fastq/S1_R1.fastq.gz", "cd" * 32),),
+)
+
+
+def test_a_processed_file_records_what_made_it_in_the_contracts_shape() -> None:
+    made = entry("processed/EXP-1/fastp/S1_R1.fastp.json", format="json", produced_by=MADE_BY)
+
+    assert made.to_dict()["produced_by"] == {
+        "pipeline": "fastp",
+        "version": "1",
+        "invocation_id": "fastp-3f2a9c1e0b7d4a55",
+        "engine": "local",
+        "engine_run_id": "pid-4242",
+        "run_id": "0b4c-run",
+        "command_line": "fastp --in1 /tmp/in/S1_R1.fastq.gz --json /tmp/out/S1_R1.fastp.json",
+        "tool_versions": {"fastp": "0.23.2"},
+        "inputs": [{"key": "raw/EXP-1/fastq/S1_R1.fastq.gz", "sha256": "cd" * 32}],
+    }
+    manifest = Manifest.build("EXP-1", "processed", [made, A])
+    again = Manifest.from_json(manifest.to_json())
+    assert again == manifest and again.digest == manifest.digest
+    assert again.entry(made.key).produced_by == MADE_BY  # type: ignore[union-attr]
+    assert again.entry(A.key).produced_by is None  # type: ignore[union-attr]
+
+
+def test_a_file_no_pipeline_made_has_no_produced_by_in_its_json() -> None:
+    """A raw or final manifest renders as it did before provenance existed, so its digest does not change."""
+    data = json.loads(Manifest.build("EXP-1", "raw", [A]).to_json())
+
+    assert "produced_by" not in data["files"][0]
+
+
+def test_provenance_is_made_from_the_planners_invocation_and_the_runners_result() -> None:
+    invocation = {
+        "invocation_id": "fastp-3f2a9c1e0b7d4a55",
+        "pipeline": {"name": "fastp", "version": "1", "engine": "local"},
+        "experiment_id": "EXP-1",
+        "label": "fastq/S1_R1",
+        "inputs": [{"key": "raw/EXP-1/fastq/S1_R1.fastq.gz", "sha256": "cd" * 32, "role": "input"}],
+        "staging_prefix": "processed/EXP-1/_labmesh/runs/0b4c-run/fastp-3f2a9c1e0b7d4a55/",
+        "publish_prefix": "processed/EXP-1/fastp/fastq/",
+    }
+    result = {
+        "invocation_id": "fastp-3f2a9c1e0b7d4a55",
+        "status": "succeeded",
+        "engine": "local",
+        "engine_run_id": "pid-4242",
+        "command_line": "fastp --in1 /tmp/in/S1_R1.fastq.gz --json /tmp/out/S1_R1.fastp.json",
+        "tool_versions": {"fastp": "0.23.2"},
+        "outputs": [],
+    }
+
+    assert Provenance.of_invocation(invocation, result, run_id="0b4c-run") == MADE_BY

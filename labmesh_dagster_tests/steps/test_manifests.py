@@ -6,7 +6,8 @@ sha256 of every byte plus the extractor's format, metadata and errors;
 `build_manifest` lists the experiment's folder minus labmesh's own files,
 reuses a previous entry without opening the file when size, modification time
 and samples are unchanged, re-reads what changed or was promoted just now, and
-skips a file that vanishes while it works; `write_manifest` leaves an identical
+skips a file that vanishes while it works; `provenance` stamps each file
+with the pipeline run that made it, on new and reused entries alike; `write_manifest` leaves an identical
 manifest untouched (same mtime); `read_manifest` treats a damaged manifest as
 none.
 """
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Callable
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import BinaryIO
@@ -23,7 +25,7 @@ import pytest
 
 from labmesh_dagster.connectors.store.local import LocalObjectStore
 from labmesh_dagster.core.keys import ObjectKey, Zone, manifest_key
-from labmesh_dagster.core.manifest import Manifest
+from labmesh_dagster.core.manifest import Manifest, Provenance, ProvenanceInput
 from labmesh_dagster.steps.manifests import (
     build_manifest,
     describe_object,
@@ -208,6 +210,37 @@ def test_lineage_is_applied_to_reused_entries_too(store: CountingStore) -> None:
 
     assert store.opened == []
     assert again.entries[0].derived_from == ("raw/EXP-1/S1.qc.json.src",)
+
+
+def made_by(version: str) -> Provenance:
+    return Provenance(
+        pipeline="fastp",
+        version=version,
+        invocation_id=f"fastp-{version}",
+        engine="local",
+        run_id=f"run-{version}",
+        command_line="fastp --in1 in.fq",
+        tool_versions={"fastp": "0.23.2"},
+        inputs=(ProvenanceInput("raw/EXP-1/S1.fq", "ab" * 32),),
+    )
+
+
+def test_provenance_stamps_new_files_and_is_refreshed_on_reused_entries(store: CountingStore) -> None:
+    store.put(ObjectKey(Zone.PROCESSED, "EXP-1/fastp/S1.fastp.json"), b'{"summary": {}}')
+    store.put(ObjectKey(Zone.PROCESSED, "EXP-1/notes.txt"), b"by hand")
+
+    def provenance_of(version: str) -> Callable[[ObjectKey], Provenance | None]:
+        return lambda key: made_by(version) if key.name.endswith(".fastp.json") else None
+
+    first = build_manifest(store, Zone.PROCESSED, "EXP-1", ["S1"], provenance=provenance_of("1"))
+    store.opened.clear()
+    again = build_manifest(store, Zone.PROCESSED, "EXP-1", ["S1"], previous=first, provenance=provenance_of("2"))
+
+    assert first.entry("processed/EXP-1/fastp/S1.fastp.json").produced_by == made_by("1")  # type: ignore[union-attr]
+    assert store.opened == []
+    assert again.entry("processed/EXP-1/fastp/S1.fastp.json").produced_by == made_by("2")  # type: ignore[union-attr]
+    assert again.entry("processed/EXP-1/notes.txt").produced_by is None  # type: ignore[union-attr]
+    assert build_manifest(store, Zone.PROCESSED, "EXP-1", ["S1"], previous=again).entries[0].produced_by is None
 
 
 class VanishingStore(CountingStore):
