@@ -32,6 +32,7 @@ from typing import Any
 from labmesh_dagster.connectors.store.base import ObjectStore
 from labmesh_dagster.core.errors import ObjectNotFound
 from labmesh_dagster.core.keys import ObjectKey, Zone
+from labmesh_dagster.core.manifest import Provenance, ProvenanceInput
 
 RECEIPTS_FOLDER = "_labmesh/pipelines"
 STAGING_FOLDER = "_labmesh/runs"
@@ -107,19 +108,19 @@ class Receipt:
             ended=data.get("ended"),
         )
 
-    def provenance(self) -> dict[str, Any]:
+    def provenance(self) -> Provenance:
         """How each of this receipt's outputs was made: the manifest's ``produced_by`` of each."""
-        return {
-            "pipeline": self.pipeline,
-            "version": self.version,
-            "invocation_id": self.invocation_id,
-            "engine": self.engine,
-            "engine_run_id": self.engine_run_id,
-            "run_id": self.run_id,
-            "command_line": self.command_line,
-            "tool_versions": dict(self.tool_versions),
-            "inputs": [dict(item) for item in self.inputs],
-        }
+        return Provenance(
+            pipeline=self.pipeline,
+            version=self.version,
+            invocation_id=self.invocation_id,
+            engine=self.engine,
+            engine_run_id=self.engine_run_id,
+            run_id=self.run_id,
+            command_line=self.command_line,
+            tool_versions=dict(self.tool_versions),
+            inputs=tuple(ProvenanceInput(key=item["key"], sha256=item["sha256"]) for item in self.inputs),
+        )
 
 
 def receipt_key(experiment_id: str, invocation_id: str) -> ObjectKey:
@@ -207,6 +208,6 @@ def clear_staging(store: ObjectStore, experiment_id: str) -> int:
     return removed
 
 
-def provenance_by_key(receipts: Sequence[Receipt]) -> dict[str, dict[str, Any]]:
+def provenance_by_key(receipts: Sequence[Receipt]) -> dict[str, Provenance]:
     """Published key -> how it was made, for the manifest; a key two pipelines wrote goes to the later one."""
     return {output.key: receipt.provenance() for receipt in receipts for output in receipt.outputs}

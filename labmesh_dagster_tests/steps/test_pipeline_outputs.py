@@ -77,9 +77,9 @@ def test_success_is_published_in_place_with_a_receipt_saying_how(store: LocalObj
     assert store.read_bytes(ObjectKey.parse("processed/EXP-1/fastp/fastq/report/S1_R1.fastp.html")) == b"<html/>"
     assert store.exists(receipt_key("EXP-1", "fastp-0123456789abcdef"))
     made = provenance_by_key([receipt])["processed/EXP-1/fastp/fastq/S1_R1.fastp.json"]
-    assert made["pipeline"] == "fastp" and made["version"] == "1" and made["run_id"] == "run-1"
-    assert made["tool_versions"] == {"fastp": "0.23.2"}
-    assert made["inputs"] == [{"key": "raw/EXP-1/fastq/S1_R1.fastq.gz", "sha256": "aa" * 32}]
+    assert (made.pipeline, made.version, made.run_id, made.engine_run_id) == ("fastp", "1", "run-1", "4242")
+    assert made.tool_versions == {"fastp": "0.23.2"}
+    assert made.to_dict()["inputs"] == [{"key": "raw/EXP-1/fastq/S1_R1.fastq.gz", "sha256": "aa" * 32}]
 
 
 def test_a_failed_invocation_is_never_published(store: LocalObjectStore) -> None:
