@@ -89,3 +89,22 @@ class ExtractionError(LabmeshError):
         self.reason = reason
         self.detail = detail
         super().__init__(f"{name}: {reason}: {detail}")
+
+
+class PipelineFileError(LabmeshError, ValueError):
+    """A pipelines file that cannot be used, with every problem found, each named by where it is.
+
+    ``problems`` holds one ``"<location>: <what is wrong>"`` line per problem, so an operator
+    fixes the whole file in one pass instead of one error per attempt.
+    """
+
+    def __init__(self, source: str, problems: list[str]) -> None:
+        self.source = source
+        self.problems = list(problems)
+        if len(self.problems) == 1:
+            message = f"{source}: {self.problems[0]}"
+        else:
+            message = f"{source}: {len(self.problems)} problems\n" + "\n".join(
+                f"{source}: {problem}" for problem in self.problems
+            )
+        super().__init__(message)
