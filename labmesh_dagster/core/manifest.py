@@ -223,6 +223,13 @@ class Manifest:
         return sorted({sample for entry in self.entries for sample in entry.sample_ids})
 
     @property
+    def pipelines(self) -> list[tuple[str, str]]:
+        """The (pipeline, version) pairs that made the dataset's files, sorted; none for raw and final datasets."""
+        return sorted(
+            {(entry.produced_by.pipeline, entry.produced_by.version) for entry in self.entries if entry.produced_by}
+        )
+
+    @property
     def errors(self) -> list[ManifestEntry]:
         return [entry for entry in self.entries if entry.error]
 

@@ -9,7 +9,9 @@ by SearchListings; every facet is sent to DataZone as a filter and finds what
 the local catalog finds; for the same data both catalogs answer the same hits
 to facet and keyword queries, except for what DataZone does not list; throttling
 on a fifth of the calls still publishes everything; calls stay under the
-configured rate; and the lineage sink reports FAILED, unfinished and refused
+configured rate; a processed dataset's form names the pipelines that made it
+(name@version, accepted by the form type's model) and a raw one's names none;
+and the lineage sink reports FAILED, unfinished and refused
 events as problems, and replays nothing twice.
 """
 
@@ -36,7 +38,7 @@ from labmesh_dagster.connectors.lineage.datazone import DataZoneLineageSink
 from labmesh_dagster.core.access import Viewer
 from labmesh_dagster.core.experiment import ExperimentRecord, Sample
 from labmesh_dagster.core.keys import Zone
-from labmesh_dagster.core.manifest import Manifest, ManifestEntry
+from labmesh_dagster.core.manifest import Manifest, ManifestEntry, Provenance
 from labmesh_dagster_tests.fake_datazone import FakeDataZoneClient
 from labmesh_dagster_tests.service_model import ThrottledShare
 
@@ -667,6 +669,37 @@ def test_form_content_stays_within_datazone_limits_and_says_what_was_clipped() -
     assert len(form_json(content)) <= FORM_CONTENT_MAX and len(form_json(experiment)) <= FORM_CONTENT_MAX
     assert content["fileCount"] == 3000 and "fileNames" in content["clipped"]
     assert len(content["fileNames"]) < 3000 and "description" in experiment["clipped"]
+
+
+def test_a_processed_datasets_form_names_the_pipelines_that_made_it(catalog: DataZoneCatalog) -> None:
+    def made_by(pipeline: str, version: str) -> Provenance:
+        return Provenance(pipeline, version, f"{pipeline}-1", "local", "run-1", f"{pipeline} --version")
+
+    processed = Manifest.build(
+        "EXP-1",
+        "processed",
+        [
+            entry("processed/EXP-1/S1.fastp.json", fmt="json", created="2024-03-05", produced_by=made_by("fastp", "1")),
+            entry("processed/EXP-1/S2.fastp.json", fmt="json", created="2024-03-05", produced_by=made_by("fastp", "1")),
+            entry(
+                "processed/EXP-1/multiqc_report.html",
+                fmt="html",
+                created="2024-03-05",
+                produced_by=made_by("multiqc", "2"),
+            ),
+        ],
+    )
+    catalog.upsert_experiment(LIVER, {"raw": "s3://labmesh-raw/EXP-1/"})
+    catalog.upsert_dataset(processed, location(processed))
+    catalog.upsert_dataset(liver_raw(), location(liver_raw()))
+
+    def form(zone: Zone) -> dict[str, Any]:
+        asset = catalog.published_asset("EXP-1", zone)
+        assert asset is not None
+        return json.loads(next(f["content"] for f in asset["formsOutput"] if f["formName"] == DATASET_FORM))
+
+    assert form(Zone.PROCESSED)["pipelines"] == ["fastp@1", "multiqc@2"]
+    assert "pipelines" not in form(Zone.RAW)
 
 
 def run_event(event_type: str = "COMPLETE", **extra: Any) -> dict[str, Any]:

@@ -195,6 +195,10 @@ structure LabmeshDatasetForm {
     @amazon.datazone#searchable(modes: ["TECHNICAL"])
     sampleIds: TextList
 
+    /// The pipelines that made the files, as name@version (processed datasets only).
+    @amazon.datazone#searchable(modes: ["TECHNICAL"])
+    pipelines: TextList
+
     checksumsSummary: ChecksumsSummary
 
     createdFrom: Timestamp
@@ -486,6 +490,7 @@ def dataset_form(manifest: Manifest, *, location: str, record: ExperimentRecord)
     terms = index_terms(dataset_texts(manifest, record))
     ranges = [_day_range(entry.created) for entry in entries]
     stamps = sorted(stamp for stamp in (_timestamp(entry.created) for entry in entries) if stamp)
+    pipelines = [f"{name}@{version}" for name, version in manifest.pipelines]
 
     def build(budgets: Budgets) -> dict[str, Any]:
         clipped: list[str] = []
@@ -503,6 +508,7 @@ def dataset_form(manifest: Manifest, *, location: str, record: ExperimentRecord)
             "fileNames": _clip_list(names, budgets.names, "fileNames", clipped),
             "fileNameTerms": _clip_terms(index_terms(names), budgets.names, "fileNameTerms", clipped),
             "sampleIds": _clip_list(file_sample_ids(manifest, record), budgets.samples, "sampleIds", clipped),
+            "pipelines": _clip_list(pipelines, budgets.short_list, "pipelines", clipped),
             "checksumsSummary": {
                 "manifestDigest": manifest.digest,
                 "sha256Count": sum(1 for entry in entries if entry.sha256),
