@@ -686,6 +686,9 @@ class Settings:
     """Whether the commands reading the catalog as the local admin say so on stderr (LABMESH_ADMIN_NOTICE)."""
     answers: AnswerSettings = field(default_factory=AnswerSettings)
     """Which engine answers in the chat (LABMESH_ANSWERER) and, for Bedrock, the model and guardrail."""
+    pipelines_path: Path | None = None
+    """``LABMESH_PIPELINES``: the pipelines file `processed_dataset` runs (None: the built-in one, fastp, seqkit,
+    samtools, bcftools and MultiQC)."""
     database_url: str | None = field(default=None, repr=False)
     """``LABMESH_DATABASE_URL``: labmesh's own state (and a deployment's Dagster instance) in this PostgreSQL
     database instead of SQLite files under the home. Kept out of ``repr``: it may hold a password."""
@@ -755,5 +758,8 @@ class Settings:
             dagster_url=(env.get("LABMESH_DAGSTER_URL") or "http://127.0.0.1:3000").rstrip("/"),
             admin_notice=_flag(env, "LABMESH_ADMIN_NOTICE", True),
             answers=AnswerSettings.from_env(env),
+            pipelines_path=Path(env["LABMESH_PIPELINES"]).expanduser().resolve()
+            if env.get("LABMESH_PIPELINES")
+            else None,
             database_url=_database_url(env),
         )
