@@ -29,8 +29,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
-import re
+import string
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, BinaryIO
 
@@ -44,32 +43,27 @@ from labmesh_dagster.connectors.omics.workflows import (
 from labmesh_dagster.connectors.store.base import ObjectStore
 from labmesh_dagster.core.clock import Clock, utc_now
 from labmesh_dagster.core.keys import ObjectKey
+from labmesh_dagster.pipelines.commands import PlaceholderError, expand_value
+from labmesh_dagster.pipelines.planning import file_stem, mate_of
 
 ENGINE = "healthomics"
 DEFAULT_TIMEOUT_SECONDS = 3600.0
 STDERR_TAIL = 4000
-_COMPRESSION_SUFFIXES = (".gz", ".bz2", ".xz", ".zst", ".zstd")
-_PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
 class HealthOmicsConfigError(ValueError):
     """An invocation that cannot become a HealthOmics run (no ``healthomics`` settings, inputs not in S3, ...)."""
 
 
-def _stem(key: str) -> str:
-    """A file's name without compression and format suffixes: ``S1_R1.fastq.gz`` -> ``S1_R1``."""
-    name = key.rsplit("/", 1)[-1]
-    for suffix in _COMPRESSION_SUFFIXES:
-        if name.lower().endswith(suffix):
-            name = name[: -len(suffix)]
-            break
-    return name.rsplit(".", 1)[0] if "." in name else name
-
-
-def _pair_stem(first: str, second: str) -> str:
-    """The common stem of a pair's two files: ``S1_R1`` and ``S1_R2`` -> ``S1``."""
-    common = os.path.commonprefix([_stem(first), _stem(second)])
-    return re.sub(r"[_.-]?R?$", "", common) or _stem(first)
+def _name(invocation: Mapping[str, Any], by_role: Mapping[str, list[str]]) -> str:
+    """``{name}``: planning's own when the invocation carries it, else worked out the same way."""
+    if invocation.get("name"):
+        return str(invocation["name"])
+    if invocation["pipeline"].get("per") == "experiment" or not by_role:
+        return str(invocation["experiment_id"])
+    first = (by_role.get("read1") or by_role.get("input") or next(iter(by_role.values())))[0]
+    mate = mate_of(first.rsplit("/", 1)[-1]) if by_role.get("read1") else None
+    return mate[0] if mate else file_stem(first)
 
 
 def placeholder_values(invocation: Mapping[str, Any], uris: Mapping[str, str]) -> dict[str, Any]:
@@ -84,7 +78,6 @@ def placeholder_values(invocation: Mapping[str, Any], uris: Mapping[str, str]) -
     by_role: dict[str, list[str]] = {}
     for item in inputs:
         by_role.setdefault(item.get("role", "input"), []).append(item["key"])
-    per = pipeline.get("per", "file")
     values: dict[str, Any] = {
         "experiment_id": invocation["experiment_id"],
         "threads": math.ceil(float(pipeline.get("resources", {}).get("cpu", 1))),
@@ -96,22 +89,18 @@ def placeholder_values(invocation: Mapping[str, Any], uris: Mapping[str, str]) -
     for role in ("read1", "read2"):
         if by_role.get(role):
             values[role] = uris[by_role[role][0]]
-    if per == "experiment":
-        values["name"] = invocation["experiment_id"]
-    elif by_role.get("read1") and by_role.get("read2"):
-        values["name"] = _pair_stem(by_role["read1"][0], by_role["read2"][0])
-    elif inputs:
-        values["name"] = _stem(inputs[0]["key"])
+    values["name"] = _name(invocation, by_role)
     return values
 
 
 def expand_parameters(parameters: Any, values: Mapping[str, Any]) -> Any:
-    """``parameters`` with every ``{placeholder}`` in its strings replaced, recursing through lists and maps.
+    """``parameters`` with every placeholder in its strings filled, recursing through lists and maps.
 
-    A string that is exactly one placeholder takes the value as it is (so
-    ``"{inputs}"`` becomes a list of URIs, ``"{threads}"`` a number); inside a
-    longer string a value is formatted as text. An unknown name is an error
-    naming it. (A private expansion until the shared ``commands.expand_command`` lands.)
+    Strings are filled by the engines' shared `expand_value` (str.format style,
+    ``{{``/``}}`` literal braces). A string that is exactly one placeholder
+    takes its value as it is, since HealthOmics parameters are typed JSON:
+    ``"{inputs}"`` becomes a list of URIs, ``"{threads}"`` a number. A
+    placeholder with no value here is a `HealthOmicsConfigError` naming it.
     """
     if isinstance(parameters, Mapping):
         return {key: expand_parameters(value, values) for key, value in parameters.items()}
@@ -119,16 +108,13 @@ def expand_parameters(parameters: Any, values: Mapping[str, Any]) -> Any:
         return [expand_parameters(value, values) for value in parameters]
     if not isinstance(parameters, str):
         return parameters
-    unknown = sorted({name for name in _PLACEHOLDER.findall(parameters) if name not in values})
-    if unknown:
-        raise HealthOmicsConfigError(
-            f"parameter {parameters!r}: no value for {', '.join('{' + name + '}' for name in unknown)} here; "
-            f"known: {', '.join(sorted(values))}"
-        )
-    whole = _PLACEHOLDER.fullmatch(parameters)
-    if whole:
-        return values[whole.group(1)]
-    return _PLACEHOLDER.sub(lambda match: str(values[match.group(1)]), parameters)
+    parsed = list(string.Formatter().parse(parameters))
+    if len(parsed) == 1 and parsed[0][0] == "" and parsed[0][1] in values:
+        return values[parsed[0][1]]
+    try:
+        return expand_value(parameters, values)
+    except PlaceholderError as exc:
+        raise HealthOmicsConfigError(f"{exc}; a HealthOmics run knows {', '.join(sorted(values))}") from exc
 
 
 def run_request(invocation: Mapping[str, Any], parameters: Mapping[str, Any]) -> WorkflowRunRequest:

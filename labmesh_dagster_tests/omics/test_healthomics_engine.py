@@ -298,6 +298,6 @@ def test_inputs_outside_s3_and_unknown_placeholders_are_refused_before_anything_
 
     with pytest.raises(HealthOmicsConfigError, match="not in S3: file://"):
         run(invocation(output_bucket), fake, local, s3)
-    with pytest.raises(HealthOmicsConfigError, match=r"\{input_dir\}"):
+    with pytest.raises(HealthOmicsConfigError, match=r"no value for \{input_dir\}"):
         run(invocation(output_bucket, parameters={"reads": "{input_dir}"}), fake, store, s3)
     assert fake.calls == []
