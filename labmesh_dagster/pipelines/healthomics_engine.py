@@ -109,8 +109,9 @@ def expand_parameters(parameters: Any, values: Mapping[str, Any]) -> Any:
     if not isinstance(parameters, str):
         return parameters
     parsed = list(string.Formatter().parse(parameters))
-    if len(parsed) == 1 and parsed[0][0] == "" and parsed[0][1] in values:
-        return values[parsed[0][1]]
+    whole = parsed[0][1] if len(parsed) == 1 and parsed[0][0] == "" else None
+    if whole is not None and whole in values:
+        return values[whole]
     try:
         return expand_value(parameters, values)
     except PlaceholderError as exc:
