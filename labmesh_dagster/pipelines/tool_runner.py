@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import math
 import os
-import re
 import shlex
 import signal
 import socket
@@ -44,6 +43,9 @@ from types import FrameType
 from typing import Any
 
 from labmesh_dagster.connectors.store.base import ObjectStore
+from labmesh_dagster.core.keys import ObjectKey
+from labmesh_dagster.pipelines.commands import Value, expand_command, expand_value
+from labmesh_dagster.pipelines.planning import file_stem, mate_of
 from labmesh_dagster.pipelines.tool_files import (
     InputUnavailable,
     LocalInput,
@@ -56,63 +58,43 @@ from labmesh_dagster.pipelines.tool_versions import tool_versions
 
 DEFAULT_RESOURCES = {"cpu": 1, "memory_mib": 2048, "timeout_seconds": 3600}
 
-_COMPRESSION = (".gz", ".bgz", ".bz2", ".xz", ".zst")
-_FORMAT_SUFFIXES = (".fastq", ".fq", ".fasta", ".fa", ".fna", ".sam", ".bam", ".cram", ".vcf", ".bcf")
-_READ_SUFFIX = re.compile(r"[._-]*R?$")
 
+def name_of(invocation: Mapping[str, Any]) -> str:
+    """What ``{name}`` becomes: planning's ``name`` when the invocation carries one, else worked out the same way.
 
-def stem(file_name: str) -> str:
-    """A file's name without compression and format suffixes: ``S1_R1.fastq.gz`` -> ``S1_R1``."""
-    name = file_name
-    for suffixes in (_COMPRESSION, _FORMAT_SUFFIXES):
-        for suffix in suffixes:
-            if name.lower().endswith(suffix) and len(name) > len(suffix):
-                name = name[: -len(suffix)]
-                break
-    return name
-
-
-def pair_stem(read1: str, read2: str) -> str:
-    """The common stem of a pair's files: ``S1_R1.fastq.gz`` + ``S1_R2.fastq.gz`` -> ``S1``."""
-    first, second = stem(read1), stem(read2)
-    common = os.path.commonprefix([first, second])
-    return _READ_SUFFIX.sub("", common) or first
-
-
-def _expand(argv: Sequence[str], values: Mapping[str, str | list[str]]) -> list[str]:
-    """Placeholders filled in (``{inputs}``, a whole element, becomes every input path)."""
-    scalars = {name: value for name, value in values.items() if isinstance(value, str)}
-    expanded: list[str] = []
-    for element in argv:
-        if element == "{inputs}":
-            expanded.extend(values["inputs"])
-        else:
-            expanded.append(element.format(**scalars))
-    return expanded
+    One file: its name without compression and format suffixes (``S1_R1.fastq.gz`` -> ``S1_R1``); a pair:
+    the mates' common stem (``S1``); per experiment: the experiment id.
+    """
+    if invocation.get("name"):
+        return str(invocation["name"])
+    inputs = invocation["inputs"]
+    if invocation["pipeline"].get("per") == "experiment" or not inputs:
+        return str(invocation["experiment_id"])
+    first = ObjectKey.parse(str(inputs[0]["key"])).name
+    mate = mate_of(first) if len(inputs) == 2 else None
+    return mate[0] if mate else file_stem(first)
 
 
 def placeholder_values(
     invocation: Mapping[str, Any], inputs: Sequence[LocalInput], input_dir: Path, output_dir: Path
-) -> dict[str, str | list[str]]:
+) -> dict[str, Value]:
     """The value of every placeholder for this invocation (contract section 1)."""
     pipeline = invocation["pipeline"]
     resources = {**DEFAULT_RESOURCES, **(pipeline.get("resources") or {})}
     by_role = {item.role: item for item in inputs}
     per = pipeline.get("per", "file")
-    values: dict[str, str | list[str]] = {
+    values: dict[str, Value] = {
         "inputs": [str(item.path) for item in sorted(inputs, key=lambda item: str(item.key))],
         "input_dir": str(input_dir),
         "output_dir": str(output_dir),
         "threads": str(max(1, math.ceil(float(resources["cpu"])))),
         "experiment_id": str(invocation["experiment_id"]),
-        "name": str(invocation["experiment_id"]),
+        "name": name_of(invocation),
     }
     if "read1" in by_role and "read2" in by_role:
         values["read1"], values["read2"] = str(by_role["read1"].path), str(by_role["read2"].path)
-        values["name"] = pair_stem(by_role["read1"].key.name, by_role["read2"].key.name)
     elif per != "experiment" and len(inputs) == 1:
         values["input"] = str(inputs[0].path)
-        values["name"] = stem(inputs[0].key.name)
     return values
 
 
@@ -142,10 +124,19 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
-def _inside(base: Path, name: str) -> Path:
-    path = (base / name).resolve()
-    if not path.is_relative_to(base.resolve()):
+def stdout_file(pipeline: Mapping[str, Any], values: Mapping[str, Value], output_dir: Path) -> Path | None:
+    """Where the tool's stdout goes when the pipeline names a ``stdout`` output file (placeholders allowed).
+
+    Not in the pipelines file's schema yet (proposed): the runner honours it in an invocation so
+    that tools reporting on stdout only need no wrapper once the schema takes it.
+    """
+    name = pipeline.get("stdout")
+    if not name:
+        return None
+    path = (output_dir / expand_value(str(name), values)).resolve()
+    if not path.is_relative_to(output_dir.resolve()):
         raise ValueError(f"stdout file {name!r} is outside the output folder")
+    path.parent.mkdir(parents=True, exist_ok=True)
     return path
 
 
@@ -177,14 +168,10 @@ def run_invocation(store: ObjectStore, invocation: Mapping[str, Any], *, scratch
         try:
             inputs = local_inputs(store, invocation["inputs"], input_dir)
             values = placeholder_values(invocation, inputs, input_dir, output_dir)
-            argv = _expand(command_of(invocation), values)
+            argv = expand_command(command_of(invocation), values)
             result["command_line"] = shlex.join(argv)
             result["tool_versions"] = tool_versions(pipeline.get("versions") or {}, cwd=work_dir, env=env)
-            stdout_name = pipeline.get("stdout")
-            stdout_path = (
-                _inside(output_dir, _expand([stdout_name], values)[0]) if stdout_name else work_dir / "stdout.txt"
-            )
-            stdout_path.parent.mkdir(parents=True, exist_ok=True)
+            stdout_path = stdout_file(pipeline, values, output_dir) or work_dir / "stdout.txt"
             outcome = run_tool(
                 argv,
                 cwd=work_dir,
