@@ -15,6 +15,11 @@ What each event says, and why:
   was computed from: file-level lineage, which no standard facet carries.
 - FAIL names the same datasets but no output versions, since a failed run
   published nothing, and carries the error in the standard ``errorMessage`` facet.
+- A run that ran pipelines (``processed_dataset``) names them, with their
+  versions, engines, declared commands and the tool versions they reported, in
+  the ``labmesh_pipelines`` job facet; each file a pipeline made carries
+  ``producedBy`` in ``labmesh_files``: the pipeline, its version, the
+  invocation, and the exact inputs (key and sha256) it read.
 
 Events must stay small whatever a dataset holds: DataZone's `PostLineageEvent`
 refuses events over 300,000 bytes, and an experiment can hold tens of thousands
@@ -59,8 +64,9 @@ from openlineage.client.utils import RedactMixin
 from labmesh_dagster import __version__
 from labmesh_dagster.core.experiment import ExperimentRecord
 from labmesh_dagster.core.keys import MANIFEST_PATH, Zone
-from labmesh_dagster.core.manifest import Manifest, ManifestEntry
+from labmesh_dagster.core.manifest import Manifest, ManifestEntry, Provenance
 from labmesh_dagster.lineage.naming import DatasetName, dataset_name, job_name
+from labmesh_dagster.lineage.pipelines import PipelineRef, pipelines_of
 
 # labmesh publishes no schemas yet. `.example` is reserved (RFC 2606), so these
 # URIs can never point at somebody else's site; move them to the project's home
@@ -72,6 +78,7 @@ OPENLINEAGE_SPEC = "https://openlineage.io/spec/2-0-2/OpenLineage.json"
 RUN_FACET = "labmesh_run"
 DATASET_FACET = "labmesh_dataset"
 FILES_FACET = "labmesh_files"
+PIPELINES_FACET = "labmesh_pipelines"
 
 FILE_LIST_LIMIT = 1000
 # Leaves room under DataZone's 300,000-byte limit for the other facets and datasets.
@@ -149,8 +156,56 @@ class LabmeshDatasetFacet(DatasetFacet):
 
 
 @attr.define
+class LabmeshPipeline(RedactMixin):
+    """One pipeline a run ran: ``command`` as the pipelines file declares it, ``toolVersions`` as the tools said."""
+
+    name: str
+    version: str
+    engine: str
+    command: str
+    toolVersions: dict[str, str] = attr.field(factory=dict)  # noqa: N815
+    invocationCount: int | None = attr.field(default=None)  # noqa: N815
+
+
+@attr.define
+class LabmeshPipelinesJobFacet(JobFacet):
+    """The pipelines, at their versions, that this run of the job ran.
+
+    A pipeline's version is the processed dataset's code version; naming it on
+    the job lets a lineage reader tell which datasets an old version made.
+    """
+
+    pipelines: list[LabmeshPipeline] = attr.field(factory=list)
+
+    @staticmethod
+    def _get_schema() -> str:
+        return _schema_url("LabmeshPipelinesJobFacet")
+
+
+@attr.define
+class LabmeshInput(RedactMixin):
+    key: str
+    sha256: str
+
+
+@attr.define
+class LabmeshProducedBy(RedactMixin):
+    """What made one file: the pipeline and version, its invocation, and the exact inputs it read.
+
+    ``inputCount`` appears only when ``inputs`` was cut (a MultiQC report reads every output of its experiment).
+    """
+
+    pipeline: str
+    version: str
+    invocationId: str  # noqa: N815
+    inputs: list[LabmeshInput] = attr.field(factory=list)
+    inputCount: int | None = attr.field(default=None)  # noqa: N815
+
+
+@attr.define
 class LabmeshFile(RedactMixin):
-    """One file of an output dataset; ``derivedFromCount`` appears only when ``derivedFrom`` was cut."""
+    """One file of an output dataset; ``derivedFromCount`` appears only when ``derivedFrom`` was cut;
+    ``producedBy`` only for a file a pipeline made."""
 
     key: str
     size: int
@@ -158,6 +213,7 @@ class LabmeshFile(RedactMixin):
     format: str
     derivedFrom: list[str] = attr.field(factory=list)  # noqa: N815
     derivedFromCount: int | None = attr.field(default=None)  # noqa: N815
+    producedBy: LabmeshProducedBy | None = attr.field(default=None)  # noqa: N815
 
 
 @attr.define
@@ -200,6 +256,7 @@ def _facet_schema(facet: str, key: str, base: str, properties: Mapping[str, Any]
 
 _TEXT = {"type": "string"}
 _COUNT = {"type": "integer", "minimum": 0}
+_SHA256 = {"type": "string", "pattern": "^[0-9a-f]{64}$"}
 
 # JSON Schemas of labmesh's own facets, laid out like OpenLineage's facet files
 # and keyed by their `$id`, so a consumer (or a test) can validate them offline.
@@ -243,10 +300,30 @@ FACET_SCHEMAS: Mapping[str, Mapping[str, Any]] = {
                         "properties": {
                             "key": _TEXT,
                             "size": _COUNT,
-                            "sha256": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
+                            "sha256": _SHA256,
                             "format": _TEXT,
                             "derivedFrom": {"type": "array", "items": _TEXT},
                             "derivedFromCount": _COUNT,
+                            "producedBy": {
+                                "type": "object",
+                                "properties": {
+                                    "pipeline": _TEXT,
+                                    "version": _TEXT,
+                                    "invocationId": _TEXT,
+                                    "inputs": {
+                                        "type": "array",
+                                        "items": {
+                                            "type": "object",
+                                            "properties": {"key": _TEXT, "sha256": _SHA256},
+                                            "required": ["key", "sha256"],
+                                            "additionalProperties": False,
+                                        },
+                                    },
+                                    "inputCount": _COUNT,
+                                },
+                                "required": ["pipeline", "version", "invocationId", "inputs"],
+                                "additionalProperties": False,
+                            },
                         },
                         "required": ["key", "size", "sha256", "format", "derivedFrom"],
                         "additionalProperties": False,
@@ -254,6 +331,30 @@ FACET_SCHEMAS: Mapping[str, Mapping[str, Any]] = {
                 },
             },
             ["fileCount", "totalBytes", "truncated", "files"],
+        ),
+        _facet_schema(
+            "LabmeshPipelinesJobFacet",
+            PIPELINES_FACET,
+            "JobFacet",
+            {
+                "pipelines": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "properties": {
+                            "name": _TEXT,
+                            "version": _TEXT,
+                            "engine": _TEXT,
+                            "command": _TEXT,
+                            "toolVersions": {"type": "object", "additionalProperties": _TEXT},
+                            "invocationCount": _COUNT,
+                        },
+                        "required": ["name", "version", "engine", "command", "toolVersions"],
+                        "additionalProperties": False,
+                    },
+                },
+            },
+            ["pipelines"],
         ),
     )
 }
@@ -319,6 +420,7 @@ class Materialization:
     """One asset materialized for one experiment: the unit an OpenLineage run describes.
 
     ``description`` says what the asset does (defaults to `JOB_DESCRIPTIONS`);
+    ``pipelines`` are the pipelines the run ran (the ``labmesh_pipelines`` job facet, absent when none);
     ``job_owners`` are the asset's owners (``team:lab-informatics``). They are
     not the experiment's owner: one job serves every experiment, and catalogs
     keep a job's latest facets, so experiment owners there would flip from lab
@@ -333,9 +435,11 @@ class Materialization:
     outputs: tuple[DatasetRef, ...] = ()
     description: str | None = None
     job_owners: tuple[str, ...] = ()
+    pipelines: tuple[PipelineRef, ...] = ()
 
     def __post_init__(self) -> None:
         job_name(self.asset)
+        object.__setattr__(self, "pipelines", pipelines_of(self.pipelines))
         if not self.run_id:
             raise ValueError(f"{self.asset}: a materialization needs its Dagster run id")
         object.__setattr__(self, "started", _utc(self.started, "started"))
@@ -378,6 +482,23 @@ def _job(materialization: Materialization, producer: str) -> Job:
     if materialization.job_owners:
         facets["ownership"] = ownership_job.OwnershipJobFacet(
             owners=[ownership_job.Owner(name=owner, type="OWNER") for owner in materialization.job_owners],
+            producer=producer,
+        )
+    if materialization.pipelines:
+        facets[PIPELINES_FACET] = LabmeshPipelinesJobFacet(
+            pipelines=[
+                LabmeshPipeline(
+                    name=pipeline.name,
+                    version=pipeline.version,
+                    engine=pipeline.engine,
+                    command=_clip(pipeline.command),
+                    toolVersions={
+                        tool: _clip(version, 200) for tool, version in sorted(pipeline.tool_versions.items())
+                    },
+                    invocationCount=pipeline.invocations or None,
+                )
+                for pipeline in materialization.pipelines
+            ],
             producer=producer,
         )
     return Job(namespace=namespace, name=name, facets=facets)
@@ -450,6 +571,19 @@ def _dataset_facets(
     return facets
 
 
+def _produced_by(made_by: Provenance | None, input_limit: int) -> LabmeshProducedBy | None:
+    if made_by is None:
+        return None
+    inputs = made_by.inputs
+    return LabmeshProducedBy(
+        pipeline=made_by.pipeline,
+        version=made_by.version,
+        invocationId=made_by.invocation_id,
+        inputs=[LabmeshInput(key=item.key, sha256=item.sha256) for item in inputs[:input_limit]],
+        inputCount=len(inputs) if len(inputs) > input_limit else None,
+    )
+
+
 def _listed_file(entry: ManifestEntry, derived_from_limit: int) -> LabmeshFile:
     derived = list(entry.derived_from)
     return LabmeshFile(
@@ -459,6 +593,13 @@ def _listed_file(entry: ManifestEntry, derived_from_limit: int) -> LabmeshFile:
         format=entry.format,
         derivedFrom=derived[:derived_from_limit],
         derivedFromCount=len(derived) if len(derived) > derived_from_limit else None,
+        producedBy=_produced_by(entry.produced_by, derived_from_limit),
+    )
+
+
+def _was_cut(listed: LabmeshFile) -> bool:
+    return listed.derivedFromCount is not None or (
+        listed.producedBy is not None and listed.producedBy.inputCount is not None
     )
 
 
@@ -480,7 +621,10 @@ def files_facet(
     used = 0
     for entry in manifest.entries[:limit]:
         listed = _listed_file(entry, derived_from_limit)
-        size = len(json.dumps(attr.asdict(listed)))
+        encoded = attr.asdict(listed)
+        if listed.producedBy is None:
+            del encoded["producedBy"]  # the event drops nulls: a file no pipeline made costs what it always did
+        size = len(json.dumps(encoded))
         if used + size > budget:
             break
         files.append(listed)
@@ -488,7 +632,7 @@ def files_facet(
     return LabmeshFilesOutputDatasetFacet(
         fileCount=manifest.file_count,
         totalBytes=manifest.total_bytes,
-        truncated=len(files) < manifest.file_count or any(item.derivedFromCount is not None for item in files),
+        truncated=len(files) < manifest.file_count or any(_was_cut(item) for item in files),
         files=files,
         manifestUri=manifest_uri,
         producer=producer,
@@ -577,6 +721,7 @@ def materialization_events(
     stack_trace: str | None = None,
     description: str | None = None,
     job_owners: Sequence[str] = (),
+    pipelines: Sequence[PipelineRef | Provenance] = (),
     producer: str = PRODUCER,
 ) -> tuple[RunEvent, RunEvent]:
     """START and then COMPLETE (or FAIL, given ``error``) of one materialization, for when both are posted after it."""
@@ -589,6 +734,7 @@ def materialization_events(
         outputs=tuple(outputs),
         description=description,
         job_owners=tuple(job_owners),
+        pipelines=pipelines_of(pipelines),
     )
     return (
         start_event(materialization, producer=producer),

@@ -17,7 +17,8 @@ from labmesh_dagster.connectors.lineage.base import LineageLog, LineageSink
 from labmesh_dagster.connectors.store.base import ObjectStore
 from labmesh_dagster.core.experiment import ExperimentRecord
 from labmesh_dagster.core.keys import Zone
-from labmesh_dagster.core.manifest import Manifest
+from labmesh_dagster.core.manifest import Manifest, Provenance
+from labmesh_dagster.lineage.pipelines import PipelineRef, pipelines_of
 
 if TYPE_CHECKING:
     # openlineage-python costs a second to import; sensor ticks and the CLI never need it,
@@ -36,7 +37,12 @@ def dataset_ref(store: ObjectStore, zone: Zone, experiment_id: str, manifest: Ma
 
 @dataclass
 class LineageRun:
-    """What one materialization read and wrote; the asset fills it in as it learns, then records it once."""
+    """What one materialization read and wrote; the asset fills it in as it learns, then records it once.
+
+    ``pipelines`` are the pipelines it ran, as the `Provenance` of each invocation (one per receipt) or as
+    `PipelineRef` (`lineage.pipelines.pipeline_refs` makes them from the invocations and results); they become
+    the events' ``labmesh_pipelines`` job facet, one item per pipeline and version.
+    """
 
     asset: str
     run_id: str
@@ -45,6 +51,7 @@ class LineageRun:
     experiment: ExperimentRecord | None = None
     inputs: list[DatasetRef] = field(default_factory=list)
     outputs: list[DatasetRef] = field(default_factory=list)
+    pipelines: list[PipelineRef | Provenance] = field(default_factory=list)
     recorded: bool = False
     start_problems: list[str] = field(default_factory=list)
 
@@ -61,6 +68,7 @@ class LineageRun:
             inputs=tuple(self.inputs),
             outputs=tuple(self.outputs),
             job_owners=ASSET_OWNERS,
+            pipelines=pipelines_of(self.pipelines),
         )
 
     def start(self, experiment_id: str) -> list[str]:

@@ -50,7 +50,7 @@ def test_the_labmesh_facet_schemas_extend_the_openlineage_base_types() -> None:
     documents = schema_documents()
     own = [url for url in documents if "labmesh" in url]
 
-    assert len(own) == 3
+    assert len(own) == 4
     for url in own:
         validator({"$schema": "https://json-schema.org/draft/2020-12/schema"}).validate(documents[url])
         (definition,) = documents[url]["$defs"].values()
