@@ -17,14 +17,16 @@ import os
 import random
 import select
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import partial
+from functools import cache, partial
 from pathlib import Path
 from typing import Any
 
+import pysam
 import yaml
 
 from labmesh_dagster.core.keys import ObjectKey, Zone
@@ -149,6 +151,113 @@ def _gz_fastq(seed: int, names: list[str], lengths: tuple[int, int], gc: float, 
     return gzip.compress(fastq(seed, names, lengths, gc, quality), mtime=0)
 
 
+ECOLI_CONTIG = "ECOLI-7_contig_1"
+"""The isolate's draft assembly has one contig in the demo; the BAM and the VCF are against it."""
+ECOLI_CONTIG_LENGTH = 12_000
+ECOLI_SAMPLE = "ECOLI-7"
+
+
+def _ecoli_contig() -> str:
+    return "".join(random.Random(700).choices("ACGT", k=ECOLI_CONTIG_LENGTH))
+
+
+def _ecoli_variants() -> list[tuple[int, str, str]]:
+    """(1-based position, reference base, alternative base) of the isolate's SNVs against the contig."""
+    rng = random.Random(701)
+    contig = _ecoli_contig()
+    variants = []
+    for position in sorted(rng.sample(range(200, ECOLI_CONTIG_LENGTH - 200), 12)):
+        ref = contig[position - 1]
+        variants.append((position, ref, rng.choice([base for base in "ACGT" if base != ref])))
+    return variants
+
+
+UNMAPPED_EVERY = 15
+"""Every 15th read is left unmapped, as an aligner leaves some."""
+
+
+@cache
+def _ecoli_reads() -> tuple[tuple[int, str, str, str, bool], ...]:
+    """(start, name, sequence, qualities, mapped) of ECOLI-7's long reads, sorted by start on the contig."""
+    rng = random.Random(702)
+    contig = list(_ecoli_contig())
+    for position, _ref, alt in _ecoli_variants():
+        contig[position - 1] = alt
+    isolate = "".join(contig)
+    names = [name.split()[0] for name in nanopore_read_names(703, 60, ECOLI_SAMPLE)]
+    reads: list[tuple[int, str, str, str]] = []
+    for name in names:
+        length = rng.randint(400, 1200)
+        start = rng.randint(0, ECOLI_CONTIG_LENGTH - length)
+        sequence = list(isolate[start : start + length])
+        for _ in range(length // 200):
+            spot = rng.randrange(length)
+            sequence[spot] = rng.choice([base for base in "ACGT" if base != sequence[spot]])
+        qualities = "".join(chr(33 + min(40, max(3, int(rng.gauss(18, 4))))) for _ in range(length))
+        reads.append((start, name, "".join(sequence), qualities))
+    reads.sort()
+    return tuple((*read, index % UNMAPPED_EVERY != UNMAPPED_EVERY - 1) for index, read in enumerate(reads))
+
+
+@cache
+def ecoli_alignment() -> tuple[bytes, bytes]:
+    """A coordinate-sorted BAM of ECOLI-7's long reads on its contig, and its BAI index.
+
+    The reads carry the isolate's variants (so the VCF's calls are what the reads show) and a few
+    sequencing errors; a few reads are unmapped. The read group names the sample, which is how the
+    platform links the file to ECOLI-7. Blocks are written uncompressed (BGZF level 0), so the bytes
+    do not depend on the machine's zlib: the demo is the same everywhere.
+    """
+    header = {
+        "HD": {"VN": "1.6", "SO": "coordinate"},
+        "SQ": [{"SN": ECOLI_CONTIG, "LN": ECOLI_CONTIG_LENGTH}],
+        "RG": [{"ID": "ECOLI-7.run1", "SM": ECOLI_SAMPLE, "PL": "ONT", "PM": "MinION", "LB": "ECOLI-7.lig"}],
+        "CO": [f"{DEMO_LABEL} labmesh demo: long reads of ECOLI-7 on its draft contig, generated"],
+    }
+    with tempfile.TemporaryDirectory(prefix="labmesh-demo-") as folder:
+        path = Path(folder, "ECOLI-7.bam")
+        with pysam.AlignmentFile(str(path), "wb0", header=header) as bam:
+            for index, (start, name, sequence, qualities, mapped) in enumerate(_ecoli_reads()):
+                segment = pysam.AlignedSegment(bam.header)
+                segment.query_name = name
+                segment.query_sequence = sequence
+                segment.query_qualities = pysam.qualitystring_to_array(qualities)
+                segment.reference_id = 0
+                segment.reference_start = start
+                segment.set_tag("RG", "ECOLI-7.run1")
+                if mapped:
+                    segment.flag = 16 if index % 2 else 0
+                    segment.mapping_quality = 60
+                    segment.cigarstring = f"{len(sequence)}M"
+                else:
+                    # Placed where its mate would be if it had one: samtools keeps such reads in coordinate order.
+                    segment.flag = 4
+                bam.write(segment)
+        pysam.index(str(path))
+        return path.read_bytes(), Path(f"{path}.bai").read_bytes()
+
+
+def ecoli_variants_vcf() -> bytes:
+    """ECOLI-7's SNVs the reads cover, as a plain VCF 4.2: haploid calls with the BAM's own read depth."""
+    lines = [
+        "##fileformat=VCFv4.2",
+        "##source=labmesh demo (generated)",
+        f"##contig=<ID={ECOLI_CONTIG},length={ECOLI_CONTIG_LENGTH}>",
+        '##INFO=<ID=DP,Number=1,Type=Integer,Description="Read depth">',
+        '##FORMAT=<ID=GT,Number=1,Type=String,Description="Genotype">',
+        '##FORMAT=<ID=DP,Number=1,Type=Integer,Description="Read depth of the sample">',
+        f"#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\tFORMAT\t{ECOLI_SAMPLE}",
+    ]
+    reads = [(start, len(sequence)) for start, _name, sequence, _qualities, mapped in _ecoli_reads() if mapped]
+    for position, ref, alt in _ecoli_variants():
+        depth = sum(1 for start, length in reads if start < position <= start + length)
+        if depth:
+            quality = min(60, 10 * depth)
+            fields = [ECOLI_CONTIG, str(position), ".", ref, alt, str(quality), "PASS", f"DP={depth}", "GT:DP"]
+            lines.append("\t".join([*fields, f"1:{depth}"]))
+    return ("\n".join(lines) + "\n").encode("ascii")
+
+
 @dataclass(frozen=True)
 class DemoDrop:
     """A file the demo drops ``after`` seconds from start."""
@@ -159,7 +268,11 @@ class DemoDrop:
 
 
 def demo_drops() -> list[DemoDrop]:
-    """The demo's files and when they land: what a NovaSeq, a MiSeq and a MinION would write."""
+    """The demo's files and when they land: what a NovaSeq, a MiSeq and a MinION would write.
+
+    The E. coli isolate also has its reads aligned (a BAM with its index) and its variants called
+    (a VCF), so the built-in samtools and bcftools pipelines have input.
+    """
     rnaseq, amplicon, nanopore = "DEMO-RNASEQ-001", "DEMO-AMPLICON-002", "DEMO-NANOPORE-003"
     drops = []
     for seed, (sample, index) in enumerate([("LIV-01", "CGTACTAG+CTCTCTAT"), ("LIV-02", "AGGCAGAA+TATCCTCT")]):
@@ -193,6 +306,21 @@ def demo_drops() -> list[DemoDrop]:
             ObjectKey.for_experiment(Zone.LANDING, nanopore, "ECOLI-7.fastq.gz"),
             partial(_gz_fastq, 300, nanopore_read_names(300, 400, "ECOLI-7"), (500, 5000), 0.51, 18),
         )
+    )
+    drops.extend(
+        [
+            DemoDrop(
+                40,
+                ObjectKey.for_experiment(Zone.LANDING, nanopore, "alignment/ECOLI-7.bam"),
+                lambda: ecoli_alignment()[0],
+            ),
+            DemoDrop(
+                40,
+                ObjectKey.for_experiment(Zone.LANDING, nanopore, "alignment/ECOLI-7.bam.bai"),
+                lambda: ecoli_alignment()[1],
+            ),
+            DemoDrop(40, ObjectKey.for_experiment(Zone.LANDING, nanopore, "variants/ECOLI-7.vcf"), ecoli_variants_vcf),
+        ]
     )
     drops.append(
         DemoDrop(
