@@ -11,8 +11,9 @@ contract, section 2). For each invocation, in order:
    invocation as failed, ``tool not installed: <tool>`` (the Dagster side
    runs the pipeline's ``fallback`` then);
 3. the command, its placeholders expanded, runs in a fresh output folder with
-   the pipeline's time and memory limits, stderr kept, stdout to a file
-   (``stdout`` names an output file for tools that report only on stdout);
+   the pipeline's time and memory limits, stderr kept, stdout to a file of
+   the run's temporary folder (or, where an invocation's pipeline names one in
+   ``stdout``, a field proposed for the pipelines file, to that output file);
 4. every ``outputs`` glob must match a file; then every file of the output
    folder is uploaded under the invocation's ``staging_prefix``.
 
@@ -213,7 +214,7 @@ def run_invocation(store: ObjectStore, invocation: Mapping[str, Any], *, scratch
         return result
 
 
-def _stop_on_sigterm() -> None:
+def stop_on_sigterm() -> None:
     """Turn SIGTERM (a cancelled run) into an exception, so the running tool's group is killed on the way out."""
 
     def stop(signum: int, frame: FrameType | None) -> None:
@@ -227,7 +228,7 @@ def main() -> None:
 
     from labmesh_dagster.ports import open_store
 
-    _stop_on_sigterm()
+    stop_on_sigterm()
     with open_dagster_pipes() as pipes:
         store = open_store(pipes.get_extra("store"))
         invocations = pipes.get_extra("invocations")

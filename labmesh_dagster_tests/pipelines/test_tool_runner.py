@@ -16,7 +16,11 @@ Contract pinned here:
 from __future__ import annotations
 
 import hashlib
+import json
+import signal
+import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -263,3 +267,26 @@ def test_on_s3_inputs_are_downloaded_and_checked_and_outputs_staged(
     assert output["sha256"] == hashlib.sha256(content).hexdigest() and output["size"] == len(content)
     assert "raw/EXP-1/fastq/S2.fastq.gz changed since it was planned" in results[1]["reason"]
     assert [str(info.key) for info in s3.list(Zone.PROCESSED)] == [output["key"]]
+
+
+def test_a_cancelled_runner_takes_its_running_tool_down_with_it(store: LocalObjectStore, tmp_path: Path) -> None:
+    """Dagster cancels a run with SIGTERM to the runner; the tool, in a process group of its own, must die too."""
+    pid_file = tmp_path / "child.pid"
+    spec = pipeline(command=["sh", "-c", f"sleep 300 & echo $! > {pid_file}; wait"], resources={"timeout_seconds": 300})
+    runner = (
+        "import json, sys\n"
+        "from labmesh_dagster.connectors.store.local import LocalObjectStore\n"
+        "from labmesh_dagster.pipelines.tool_runner import run_invocation, stop_on_sigterm\n"
+        "stop_on_sigterm()\n"
+        "run_invocation(LocalObjectStore(sys.argv[1]), json.loads(sys.argv[2]))\n"
+    )
+    process = subprocess.Popen([sys.executable, "-c", runner, str(store.root), json.dumps(invocation(spec, []))])
+    try:
+        while not (pid_file.exists() and pid_file.read_text().strip()):
+            assert process.poll() is None, "the runner ended before its tool started"
+            time.sleep(0.05)
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=60) == 128 + signal.SIGTERM
+    finally:
+        process.kill()
+    assert not _alive(int(pid_file.read_text()))
