@@ -1,4 +1,4 @@
-"""Running pipeline invocations as one ECS (Fargate) task through Dagster Pipes.
+"""Running pipeline invocations as ECS (Fargate) tasks through Dagster Pipes.
 
 `run_on_ecs` hands `ecs_requests.run_task_params` to
 ``dagster_aws.pipes.PipesECSClient``, which starts the task with the Pipes
@@ -11,7 +11,7 @@ given (`_TrackedEcs`):
   the same parameters, hence the same ``clientToken``: ECS answers a repeat
   with the task it already started, so a response lost on the way back never
   starts a second task.
-- The ECS waiter gives up after the pipeline's ``timeout_seconds``; PipesECSClient
+- The ECS waiter gives up once the task's time limit has passed; PipesECSClient
   only stops a task when Dagster itself is interrupted, so the waiter here
   stops it (StopTask) and waits for it to stop before reporting ``timed_out``.
 - Invocations whose pipelines name different ``ecs`` settings run as separate
