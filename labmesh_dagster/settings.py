@@ -68,6 +68,13 @@ def _bytes(environ: Mapping[str, str], name: str, default: int) -> int:
     return number
 
 
+def _eln_watch(env: Mapping[str, str]) -> str:
+    value = (env.get("LABMESH_ELN_WATCH") or "auto").lower()
+    if value not in {"auto", "on", "off"}:
+        raise SettingsError(f"LABMESH_ELN_WATCH={value!r}: expected auto, on or off")
+    return value
+
+
 def _database_url(env: Mapping[str, str]) -> str | None:
     from labmesh_dagster.connectors.postgres import DatabaseUrlError, check_url
 
@@ -692,6 +699,11 @@ class Settings:
     database_url: str | None = field(default=None, repr=False)
     """``LABMESH_DATABASE_URL``: labmesh's own state (and a deployment's Dagster instance) in this PostgreSQL
     database instead of SQLite files under the home. Kept out of ``repr``: it may hold a password."""
+    eln_watch: str = "auto"
+    """``LABMESH_ELN_WATCH``: whether the folder ELN's polls follow the kernel's change feed (inotify) instead of
+    listing the folder each tick: ``auto`` (on local filesystems, not on network shares), ``on``, ``off``."""
+    eln_reconcile_seconds: float = 600.0
+    """``LABMESH_ELN_RECONCILE_SECONDS``: how often a watched records folder is listed all the same."""
 
     @property
     def datazone(self) -> DataZoneSettings | None:
@@ -762,4 +774,6 @@ class Settings:
             if env.get("LABMESH_PIPELINES")
             else None,
             database_url=_database_url(env),
+            eln_watch=_eln_watch(env),
+            eln_reconcile_seconds=_seconds(env, "LABMESH_ELN_RECONCILE_SECONDS", 600),
         )

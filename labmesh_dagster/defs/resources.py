@@ -119,9 +119,18 @@ class FolderElnResource(ElnResource):
         description="Folder of experiment records (JSON or YAML, one experiment or a list per file)."
     )
     outbox_dir: str = Field(description="Folder where data locations are written back, one JSON file per experiment.")
+    watch: str = Field(
+        default="auto",
+        description="Follow the kernel's change feed instead of listing the folder each tick: auto, on or off.",
+    )
+    reconcile_seconds: float = Field(
+        default=600.0, description="How often a watched records folder is listed all the same."
+    )
 
     def get_eln(self) -> "ElnSource":
-        return ports.open_folder_eln(self.records_dir, self.outbox_dir)
+        from labmesh_dagster.connectors.eln.folder import FolderEln
+
+        return FolderEln(self.records_dir, self.outbox_dir, watch=self.watch, reconcile_seconds=self.reconcile_seconds)
 
 
 class ElabFtwElnResource(ElnResource):

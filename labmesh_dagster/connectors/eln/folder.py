@@ -5,10 +5,13 @@ experiments, or an object with an ``experiments`` list (common in LIMS
 exports). Write-backs go to a separate outbox folder, never into the records
 themselves, so that labmesh's own writes cannot look like a changed experiment.
 
-A poll lists the folder (a ``stat`` per file) and reads only the files whose
-modification time or size changed since its cursor; `folder_index` remembers
-what each file held, so a fetch reads one file and a 100,000-record folder
-costs a tick what changed in it.
+A poll reads only the files whose modification time or size changed since its
+cursor; `folder_index` remembers what each file held, so a fetch reads one file.
+Which files to compare comes from the kernel's change feed (`folder_watch`,
+inotify) in a process that has watched the folder since its last poll, so a
+tick costs what changed in the folder, not what it holds; otherwise (a first
+poll, lost events, a share, the periodic reconciliation) the poll lists the
+folder, a ``stat`` per file.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import hashlib
 import io
 import json
 import os
+import time
 from array import array
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -29,6 +33,14 @@ import yaml
 
 from labmesh_dagster.connectors.eln.base import ElnEvent, ElnPoll, ElnSource, InvalidEntryId, cursor_fields
 from labmesh_dagster.connectors.eln.folder_index import Claim, FileState, FolderIndex, path_order
+from labmesh_dagster.connectors.eln.folder_watch import (
+    DEFAULT_RECONCILE_SECONDS,
+    WATCH_MODES,
+    Dirty,
+    FolderWatch,
+    WatchUnavailable,
+    watch_folder,
+)
 from labmesh_dagster.core.errors import ExperimentNotFound, InvalidExperimentId, RecordError
 from labmesh_dagster.core.experiment import ExperimentRecord, record_from_mapping
 from labmesh_dagster.core.ids import validate_experiment_id
@@ -44,6 +56,12 @@ CURSOR_VERSION = 2
 FILES_PER_POLL = 5_000
 # The index lives beside the write-backs: the outbox is the one folder labmesh may write to.
 INDEX_DIR, INDEX_FILE = ".labmesh", "folder-index.sqlite"
+
+
+def is_record_name(name: str) -> bool:
+    """Whether a file of this name is a record file (if it is a regular file): not hidden, a record suffix."""
+    dot = name.rfind(".")
+    return not name.startswith(".") and dot > 0 and name[dot:].lower() in _SUFFIXES
 
 
 def _order(claim: Claim) -> tuple[tuple[str, ...], int]:
@@ -177,6 +195,14 @@ class FolderCursor:
         return cls(listing, epoch, gen)
 
 
+@dataclass(frozen=True)
+class Scan:
+    """How a poll found what changed: from the change feed (``watch``) or by listing the folder, and why."""
+
+    kind: str
+    reason: str = ""
+
+
 @dataclass
 class _Read:
     """The files one poll read, and what they hold."""
@@ -195,6 +221,10 @@ class FolderEln(ElnSource):
     `folder_index`); by default a hidden folder of the outbox, the one place
     labmesh may write. ``reader`` reads one record file (tests count its calls).
     ``files_per_poll`` caps the files one poll reads; the rest wait for the next.
+    ``watch`` says whether polls follow the kernel's change feed (`folder_watch`:
+    ``auto``, ``on`` or ``off``), and ``reconcile_seconds`` how often a watched
+    folder is listed all the same; ``clock`` times that (tests move it on).
+    `last_scan` tells how the last poll found its changes.
     """
 
     name = "folder"
@@ -215,29 +245,42 @@ class FolderEln(ElnSource):
         index_path: str | os.PathLike[str] | None = None,
         reader: RecordReader = read_record_file,
         files_per_poll: int = FILES_PER_POLL,
+        watch: str = "auto",
+        reconcile_seconds: float = DEFAULT_RECONCILE_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if files_per_poll < 1:
             raise ValueError("files_per_poll must be at least 1")
+        if watch not in WATCH_MODES:
+            raise ValueError(f"watch must be one of {', '.join(WATCH_MODES)}, not {watch!r}")
+        if reconcile_seconds < 0:
+            raise ValueError("reconcile_seconds must not be negative")
         self.records_dir = Path(records_dir)
         self.outbox_dir = Path(outbox_dir)
         self.index = FolderIndex(index_path or self.outbox_dir / INDEX_DIR / INDEX_FILE, self.records_dir)
         self.reader = reader
         self.files_per_poll = files_per_poll
+        self.watch = watch
+        self.reconcile_seconds = reconcile_seconds
+        self.clock = clock
+        self.last_scan = Scan("none")
 
     # Listing
 
-    def _listing(self) -> dict[str, FileState]:
-        """Every record file, relative path -> its state; hidden files and folders are skipped.
+    def _listing(self, folder: str = "") -> dict[str, FileState]:
+        """Every record file (under the relative ``folder``), relative path -> its state; hidden ones skipped.
 
         One ``stat`` per file and nothing read: the cost of a tick where nothing
-        changed. In listing order, not path order: only what changed is sorted.
+        changed and no watch tells so. In listing order, not path order: only
+        what changed is sorted.
         """
         found: dict[str, FileState] = {}
-        pending: list[tuple[str | Path, str]] = [(self.records_dir, "")]
+        start = (self._path(folder), f"{folder}/") if folder else (self.records_dir, "")
+        pending: list[tuple[str | Path, str]] = [start]
         while pending:
-            folder, prefix = pending.pop()
+            current, prefix = pending.pop()
             try:
-                entries = list(os.scandir(folder))
+                entries = list(os.scandir(current))
             except (FileNotFoundError, NotADirectoryError):
                 continue
             for entry in entries:
@@ -275,10 +318,30 @@ class FolderEln(ElnSource):
 
     # The poll
 
+    def _state(self, relative: str) -> FileState | None:
+        """A record file's state as the listing would give it; None when it is not (or no longer) one."""
+        try:
+            stat = os.stat(self._path(relative))
+        except (OSError, ValueError):
+            return None
+        return (stat.st_mtime_ns, stat.st_size) if S_ISREG(stat.st_mode) else None
+
+    def _watch(self) -> FolderWatch | str:
+        return watch_folder(
+            self.records_dir,
+            str(self.index.path.resolve()),
+            mode=self.watch,
+            is_record=is_record_name,
+            clock=self.clock,
+            reconcile_seconds=self.reconcile_seconds,
+        )
+
     def poll(self, cursor: str | None) -> ElnPoll:
         """What changed since ``cursor``: the records of the files added or changed since, read now.
 
-        The listing's digest decides whether to look further; when it moved,
+        With a watch that vouches for everything since ``cursor``, only the
+        paths it names are compared with the index; otherwise the folder is
+        listed, and its digest decides whether to look further. Either way,
         only files whose modification time or size differ from the index's are
         read. A record another file (earlier in path order) also defines is an
         error, and the earlier file's record is the experiment's: when that
@@ -286,10 +349,61 @@ class FolderEln(ElnSource):
         or with one the index cannot serve, every file is read, `files_per_poll`
         a poll.
         """
+        previous = FolderCursor.from_json(cursor)
+        watch = self._watch()
+        reason = watch if isinstance(watch, str) else "no cursor"
+        if isinstance(watch, FolderWatch) and previous is not None:
+            dirty = watch.take(previous)
+            if isinstance(dirty, Dirty):
+                polled = self._poll_watched(previous, dirty, watch)
+                if polled is not None:
+                    return polled
+                reason = "the index cannot serve the cursor"
+            else:
+                reason = dirty
+        if isinstance(watch, FolderWatch):
+            try:
+                watch.before_listing()
+            except WatchUnavailable as exc:
+                watch, reason = str(exc), f"{reason}; {exc}"
+        self.last_scan = Scan("listing", reason)
+        return self._poll_listed(previous, watch if isinstance(watch, FolderWatch) else None)
+
+    def _poll_watched(self, previous: FolderCursor, dirty: Dirty, watch: FolderWatch) -> ElnPoll | None:
+        """The poll when the watch names what changed: those paths are compared with the index, nothing listed."""
+        if not dirty.files and not dirty.folders:
+            watch.polled(previous, ())
+            self.last_scan = Scan("watch")
+            return ElnPoll(cursor=previous.to_json(), unchanged=True)
+        if not self.index.settle(previous.epoch, previous.gen):
+            return None
+        self.last_scan = Scan("watch")
+        found: dict[str, FileState] = {}
+        for relative in dirty.files:
+            if (state := self._state(relative)) is not None:
+                found[relative] = state
+        known = self.index.states(dirty.files)
+        for folder in dirty.folders:
+            found.update(self._listing(folder))
+            known.update(self.index.states_under(folder))
+        changed = sorted(
+            (relative for relative, state in found.items() if known.get(relative) != state), key=path_order
+        )
+        removed = [relative for relative in known if relative not in found]
+        if not changed and not removed:
+            watch.polled(previous, ())
+            return ElnPoll(cursor=previous.to_json(), unchanged=True)
+        poll, leftover = self._apply(found, changed, removed, previous.epoch, previous.gen, listing="")
+        watch.polled(FolderCursor.from_json(poll.cursor), leftover)
+        return poll
+
+    def _poll_listed(self, previous: FolderCursor | None, watch: FolderWatch | None) -> ElnPoll:
+        """The poll that lists the folder: the listing's digest decides whether to look further."""
         listing = self._listing()
         digest = self._digest(listing)
-        previous = FolderCursor.from_json(cursor)
         if previous is not None and previous.listing == digest:
+            if watch is not None:
+                watch.listed(previous, ())
             return ElnPoll(cursor=previous.to_json(), unchanged=True)
         known = self.index.open(previous.epoch, previous.gen) if previous is not None else None
         if previous is None or known is None:
@@ -300,18 +414,36 @@ class FolderEln(ElnSource):
             (relative for relative, state in listing.items() if known.get(relative) != state), key=path_order
         )
         removed = [relative for relative in known if relative not in listing]
-        # More changed files than one poll reads: the first in path order now, the others by the next polls
-        # (they stay changed in the index's eyes), and a cursor whose listing matches none, so those polls look.
+        poll, leftover = self._apply(listing, changed, removed, epoch, gen, listing=digest)
+        if watch is not None:
+            watch.listed(FolderCursor.from_json(poll.cursor), leftover)
+        return poll
+
+    def _apply(
+        self,
+        found: Mapping[str, FileState],
+        changed: list[str],
+        removed: list[str],
+        epoch: str,
+        gen: int,
+        *,
+        listing: str,
+    ) -> tuple[ElnPoll, list[str]]:
+        """Read the changed files (in path order, `files_per_poll` of them), save the index's next generation.
+
+        Returns the poll and the changed files left for the next poll. More
+        than one poll reads: the first in path order now, the others by the
+        next polls (they stay changed in the index's eyes), and a cursor whose
+        listing matches none, so those polls look.
+        """
         more = len(changed) > self.files_per_poll
-        changed = changed[: self.files_per_poll]
+        changed, leftover = changed[: self.files_per_poll], changed[self.files_per_poll :]
         records, errors, read = self._changes(changed, removed)
         if changed or removed:
             gen += 1
-            self.index.save(
-                gen, {relative: (listing[relative], read.claims(relative)) for relative in changed}, removed
-            )
-        cursor_after = FolderCursor("" if more else digest, epoch, gen)
-        return ElnPoll(records=records, errors=errors, cursor=cursor_after.to_json())
+            self.index.save(gen, {relative: (found[relative], read.claims(relative)) for relative in changed}, removed)
+        cursor_after = FolderCursor("" if more else listing, epoch, gen)
+        return ElnPoll(records=records, errors=errors, cursor=cursor_after.to_json()), leftover
 
     def _read(self, relatives: Iterable[str], into: _Read) -> None:
         for relative in relatives:

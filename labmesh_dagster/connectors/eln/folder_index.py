@@ -1,9 +1,9 @@
 """What the folder ELN last saw of each record file, so a poll reads only the files that changed.
 
-A folder has no change feed: a poll lists it (a ``stat`` per file, cheap) and
-compares each file's modification time and size with what it saw before. The
-index keeps that, and which experiments each file defines (its *claims*), so
-that:
+A poll compares each file's modification time and size with what it saw
+before: every file when it lists the folder (a ``stat`` per file), or only the
+paths the kernel's change feed names (`folder_watch`). The index keeps that,
+and which experiments each file defines (its *claims*), so that:
 
 - only new, edited, renamed or removed files are read and parsed;
 - "the first file (in path order) defining an experiment wins" still holds
@@ -114,29 +114,78 @@ class FolderIndex:
             return None
         self._prepare()
         with transaction(self.path) as db:
-            meta = {row[0]: row[1] for row in db.execute("SELECT key, value FROM folder_meta")}
-            compacted = int(meta.get("compacted", "0"))
-            if meta.get("epoch") != epoch or meta.get("records_dir") != self.records_dir or gen < compacted:
+            if not self._settle(db, epoch, gen):
                 return None
-            newest = db.execute("SELECT max(gen) FROM folder_files").fetchone()[0] or 0
-            if gen > max(newest, compacted):
-                return None
-            db.execute("DELETE FROM folder_files WHERE gen > ?", (gen,))
-            db.execute("DELETE FROM folder_claims WHERE gen > ?", (gen,))
-            # Normally one generation to settle; more only if an earlier settling was itself rolled back.
-            for settled in range(compacted + 1, gen + 1):
-                for table in ("folder_files", "folder_claims"):
-                    db.execute(
-                        f"DELETE FROM {table} WHERE gen < ? AND path IN (SELECT path FROM folder_files WHERE gen = ?)",
-                        (settled, settled),
-                    )
-                db.execute("DELETE FROM folder_files WHERE gen = ? AND present = 0", (settled,))
-            if gen > compacted:
-                db.execute("INSERT OR REPLACE INTO folder_meta VALUES ('compacted', ?)", (str(gen),))
             return {
                 row[0]: (row[1], row[2])
                 for row in db.execute("SELECT path, mtime_ns, size FROM folder_files WHERE present = 1")
             }
+
+    def settle(self, epoch: str, gen: int) -> bool:
+        """`open` without reading every file back: for a poll that is told which paths changed (`folder_watch`).
+
+        Costs what the generations settled wrote, not what the folder holds;
+        `states` and `states_under` then read the few paths the poll compares.
+        """
+        if not self.path.exists():
+            return False
+        self._prepare()
+        with transaction(self.path) as db:
+            return self._settle(db, epoch, gen)
+
+    def _settle(self, db: sqlite3.Connection, epoch: str, gen: int) -> bool:
+        meta = {row[0]: row[1] for row in db.execute("SELECT key, value FROM folder_meta")}
+        compacted = int(meta.get("compacted", "0"))
+        if meta.get("epoch") != epoch or meta.get("records_dir") != self.records_dir or gen < compacted:
+            return False
+        newest = db.execute("SELECT max(gen) FROM folder_files").fetchone()[0] or 0
+        if gen > max(newest, compacted):
+            return False
+        db.execute("DELETE FROM folder_files WHERE gen > ?", (gen,))
+        db.execute("DELETE FROM folder_claims WHERE gen > ?", (gen,))
+        # Normally one generation to settle; more only if an earlier settling was itself rolled back.
+        for settled in range(compacted + 1, gen + 1):
+            for table in ("folder_files", "folder_claims"):
+                db.execute(
+                    f"DELETE FROM {table} WHERE gen < ? AND path IN (SELECT path FROM folder_files WHERE gen = ?)",
+                    (settled, settled),
+                )
+            db.execute("DELETE FROM folder_files WHERE gen = ? AND present = 0", (settled,))
+        if gen > compacted:
+            db.execute("INSERT OR REPLACE INTO folder_meta VALUES ('compacted', ?)", (str(gen),))
+        return True
+
+    def states(self, paths: Iterable[str]) -> dict[str, FileState]:
+        """The files among ``paths`` the index holds (after `settle`), with their states."""
+        found: dict[str, FileState | None] = {}
+        with connect(self.path) as db:
+            for chunk in _chunks(sorted(set(paths))):
+                marks = ", ".join("?" * len(chunk))
+                rows = db.execute(
+                    f"SELECT path, mtime_ns, size, present FROM folder_files WHERE path IN ({marks}) ORDER BY gen",
+                    chunk,
+                )
+                found.update(self._present(rows))
+        return {path: state for path, state in found.items() if state is not None}
+
+    def states_under(self, folder: str) -> dict[str, FileState]:
+        """The files the index holds (after `settle`) under the relative ``folder``, with their states.
+
+        A range of the primary key: ``/`` sorts just before ``0``, so the paths
+        beginning ``folder/`` are those from ``folder/`` up to ``folder0``.
+        """
+        with connect(self.path) as db:
+            rows = db.execute(
+                "SELECT path, mtime_ns, size, present FROM folder_files WHERE path >= ? AND path < ? ORDER BY gen",
+                (f"{folder}/", f"{folder}0"),
+            )
+            found = self._present(rows)
+        return {path: state for path, state in found.items() if state is not None}
+
+    @staticmethod
+    def _present(rows: Iterable[sqlite3.Row]) -> dict[str, FileState | None]:
+        """Each path's newest row (rows come oldest generation first): its state, or None for a tombstone."""
+        return {row[0]: (row[1], row[2]) if row[3] else None for row in rows}
 
     def restart(self) -> str:
         """Forget everything: a new epoch, at generation 0 with no files. Returns the epoch."""
