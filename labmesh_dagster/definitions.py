@@ -117,7 +117,12 @@ def _eln(settings: Settings) -> ElnResource:
             mapping_path=str(benchling.mapping_path) if benchling.mapping_path else None,
             timeout_seconds=benchling.timeout_seconds,
         )
-    return FolderElnResource(records_dir=str(settings.eln_dir), outbox_dir=str(settings.eln_outbox_dir))
+    return FolderElnResource(
+        records_dir=str(settings.eln_dir),
+        outbox_dir=str(settings.eln_outbox_dir),
+        watch=settings.eln_watch,
+        reconcile_seconds=settings.eln_reconcile_seconds,
+    )
 
 
 def _inbox(settings: Settings, clients: ports.ClientFactory, clock: Clock) -> ElnInboxResource:
