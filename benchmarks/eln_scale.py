@@ -11,13 +11,18 @@ machine falls on all), it times:
   (catalog read, pending record, `register_experiment` with the folder ELN,
   the local store and the SQLite catalog, access follow-up), without Dagster;
 - a tick after 10 record files are edited (10 run requests);
-- fetching one record from a fresh folder ELN connector.
+- fetching one record from a fresh folder ELN connector;
+- the same unchanged and one-new-record ticks with the folder listed (the
+  fallback when no watch vouches for the folder: ``LABMESH_ELN_WATCH=off``,
+  a first poll in a process, a lost event queue, the reconciliation).
 
 It prints medians and p95 per size, and the ratios 10k/1k and 100k/10k.
 Goals (issue 17): registration at 10,000 <= 1.5x its cost at 1,000; every tick
-O(changes). A folder has no change feed, so a tick still lists the folder (a
-``stat`` per file, nothing read): that part grows with the folder, and is
-printed on its own line so the ratio can be read for what it is.
+O(changes). The ticks follow the kernel's change feed (`folder_watch`), so
+they need not list the folder; the listing (a ``stat`` per file, nothing read)
+grows with the folder, and is printed on its own lines for comparison. The
+watched resource's reconciliation listing is put off past the run, so that
+every watched tick is one.
 
 Labs are generated once under ``--work-dir`` and reused by later runs (the
 first tick after a reuse reads only what the last run left changed). The
@@ -104,7 +109,13 @@ class Lab:
         self.settings = Settings.from_env({"LABMESH_HOME": str(root / "home")})
         self.ports = Ports(self.settings)
         self.eln_resource = FolderElnResource(
-            records_dir=str(self.settings.eln_dir), outbox_dir=str(self.settings.eln_outbox_dir)
+            records_dir=str(self.settings.eln_dir),
+            outbox_dir=str(self.settings.eln_outbox_dir),
+            reconcile_seconds=1e9,
+        )
+        # The same folder and index, listed each tick: the fallback's cost.
+        self.listing_resource = FolderElnResource(
+            records_dir=str(self.settings.eln_dir), outbox_dir=str(self.settings.eln_outbox_dir), watch="off"
         )
         self.catalog_resource = SqliteCatalogResource(path=str(self.settings.catalog_path))
         self.inbox_resource = SqliteInboxResource(path=str(root / "home" / "bench-inbox.sqlite"))
@@ -128,16 +139,15 @@ class Lab:
         print(f"  {self.size:>7}: catalog filled in {time.perf_counter() - started:.1f} s", flush=True)
         built.write_text("built\n", encoding="utf-8")
 
-    def tick(self, instance: dg.DagsterInstance) -> tuple[float, int]:
-        elapsed, result = self.evaluate(instance)
+    def tick(self, instance: dg.DagsterInstance, *, listed: bool = False) -> tuple[float, int]:
+        elapsed, result = self.evaluate(instance, listed=listed)
         return elapsed, len(result.run_requests or [])
 
-    def evaluate(self, instance: dg.DagsterInstance) -> tuple[float, dg.SensorResult]:
+    def evaluate(self, instance: dg.DagsterInstance, *, listed: bool = False) -> tuple[float, dg.SensorResult]:
         context = dg.build_sensor_context(instance=instance, cursor=self.cursor)
+        eln = self.listing_resource if listed else self.eln_resource
         started = time.perf_counter()
-        result = eln_sensor(
-            context, eln=self.eln_resource, catalog=self.catalog_resource, eln_inbox=self.inbox_resource
-        )
+        result = eln_sensor(context, eln=eln, catalog=self.catalog_resource, eln_inbox=self.inbox_resource)
         elapsed = time.perf_counter() - started
         self.cursor = result.cursor
         return elapsed, result
@@ -288,7 +298,7 @@ def main() -> None:
     print(f"labs under {work} (built once, reused) ...", flush=True)
     for lab in labs.values():
         lab.build(args.indexed_max)
-    metrics = ("listing", "unchanged", "new", "register", "edit10", "fetch")
+    metrics = ("listing", "unchanged", "new", "register", "edit10", "fetch", "unchanged_listed", "new_listed")
     times: dict[int, dict[str, list[float]]] = {size: {m: [] for m in metrics} for size in sizes}
     tag = f"{os.getpid()}"
     with dg.instance_for_test() as instance:
@@ -320,6 +330,16 @@ def main() -> None:
                     got["edit10"].append(elapsed)
                     lab.catch_up(experiment_id(number) for number in edited)
                     got["fetch"].append(lab.fetch(round_number))
+                    # The fallback: the same two ticks, listing the folder.
+                    elapsed, requested = lab.tick(instance, listed=True)
+                    assert requested == 0, f"an unchanged listed tick requested {requested} run(s)"
+                    got["unchanged_listed"].append(elapsed)
+                    lab.add_record(f"{tag}-{round_number}-listed")
+                    elapsed, requested = lab.tick(instance, listed=True)
+                    assert requested == 1, f"one new record (listed), {requested} run request(s)"
+                    got["new_listed"].append(elapsed)
+                    # The watch did not hand out the listed ticks' cursor: its next tick lists once (untimed).
+                    lab.settle(instance)
                 print(f"  round {round_number + 1}/{args.rounds} done", flush=True)
             for lab in labs.values():
                 lab.clean()
@@ -334,11 +354,13 @@ def main() -> None:
 def report(sizes: list[int], times: dict[int, dict[str, list[float]]]) -> None:
     names = {
         "listing": "folder listing alone (stat per file)",
-        "unchanged": "unchanged tick",
-        "new": "tick, one new record",
+        "unchanged": "unchanged tick, watched",
+        "new": "tick, one new record, watched",
         "register": "registration of one experiment",
         "edit10": "tick, 10 edited records",
         "fetch": "fetch of one record",
+        "unchanged_listed": "unchanged tick, folder listed",
+        "new_listed": "tick, one new record, folder listed",
     }
     print()
     print(f"{'median ms (p95)':<40}" + "".join(f"{size:>20,}" for size in sizes))
