@@ -42,10 +42,11 @@ from labmesh_dagster.portal.content_search import search_contents
 from labmesh_dagster.portal.context import HERE, NotVisible, PortalContext, visible_experiment
 from labmesh_dagster.portal.experiment_view import dataset_history
 from labmesh_dagster.portal.facets import active_filters, facet_links
-from labmesh_dagster.portal.file_view import file_links, has_thumbnail, run_href, thumbnail_href
+from labmesh_dagster.portal.file_view import file_links, has_thumbnail, made_by, run_href, thumbnail_href
 from labmesh_dagster.portal.matches import with_matches
 from labmesh_dagster.portal.passage_view import cited_passage
 from labmesh_dagster.portal.qc_view import experiment_qc, file_qc, quality_chart
+from labmesh_dagster.portal.reports import is_html, multiqc_report, report_headers, view_href, with_sandbox_shim
 from labmesh_dagster.portal.run_view import FILES_SHOWN as RUN_FILES_SHOWN
 from labmesh_dagster.portal.run_view import MAX_FILES_SHOWN as MAX_RUN_FILES_SHOWN
 from labmesh_dagster.portal.run_view import RUNINFO_FORMAT, run_folder
@@ -298,6 +299,7 @@ def create_portal(context: PortalContext, *, provider_sign_out: ProviderSignOut 
                 "datasets": shown["datasets"],
                 "quarantined": shown["quarantined"],
                 "dagster": shown["dagster"],
+                "qc_report": shown["qc_report"],
             }
         )
 
@@ -305,10 +307,13 @@ def create_portal(context: PortalContext, *, provider_sign_out: ProviderSignOut 
         catalog = context.catalog()
         record = visible_experiment(catalog, viewer, experiment_id)
         datasets = []
+        qc_report = None
         for zone in (Zone.RAW, Zone.PROCESSED, Zone.FINAL):
             dataset = catalog.get_dataset(experiment_id, zone)
             if dataset is None:
                 continue
+            if zone is Zone.PROCESSED:
+                qc_report = multiqc_report(dataset.files)
             datasets.append(
                 {
                     "zone": zone.value,
@@ -329,7 +334,13 @@ def create_portal(context: PortalContext, *, provider_sign_out: ProviderSignOut 
             asset: f"{context.dagster_url}/assets/{asset}?{urlencode({'partition': experiment_id})}"
             for asset in ("experiment", "raw_dataset", "processed_dataset", "final_dataset")
         }
-        return {"record": record.to_dict(), "datasets": datasets, "quarantined": quarantined, "dagster": partitions}
+        return {
+            "record": record.to_dict(),
+            "datasets": datasets,
+            "quarantined": quarantined,
+            "dagster": partitions,
+            "qc_report": qc_report,
+        }
 
     @router.get("/experiments/{experiment_id}/qc", response_class=HTMLResponse)
     async def qc_page(request: Request, experiment_id: str) -> HTMLResponse:
@@ -395,6 +406,8 @@ def create_portal(context: PortalContext, *, provider_sign_out: ProviderSignOut 
             "thumbnail": thumbnail_href(entry.key) if has_thumbnail(entry) else None,
             "run_page": run_href(entry.key) if entry.format == RUNINFO_FORMAT else None,
             "passage": cited_passage(entry, passage),
+            "made_by": made_by(context.catalog(), viewer, entry, context.dagster_url),
+            "view": view_href(entry.key) if is_html(entry) else None,
             "qc": file_qc(context.catalog(), context.store(), record.id, entry.key)
             if entry.format.startswith("fastq")
             else None,
@@ -442,10 +455,14 @@ def create_portal(context: PortalContext, *, provider_sign_out: ProviderSignOut 
         return Response(drawn.png, media_type="image/png", headers={"Cache-Control": "private, max-age=300"})
 
     @router.get("/download/{key:path}")
-    async def download(request: Request, key: str) -> StreamingResponse:
+    async def download(request: Request, key: str, view: bool = False) -> StreamingResponse:
+        """The file's bytes as a download; with ``view``, an HTML report shown in the browser, sandboxed
+        (`portal.reports`). Either way the viewer must be able to see the experiment, and it is audited."""
         viewer = required_viewer(request, api=False)
         record, entry = await run_in_threadpool(_file, viewer, key)
-        audit(request, viewer, AuditKind.DOWNLOAD, experiment_id=record.id, file_key=entry.key)
+        shown = view and is_html(entry)
+        detail = "view" if shown else None
+        audit(request, viewer, AuditKind.DOWNLOAD, experiment_id=record.id, file_key=entry.key, detail=detail)
         store = context.store()
 
         def chunks() -> Iterator[bytes]:
@@ -454,6 +471,10 @@ def create_portal(context: PortalContext, *, provider_sign_out: ProviderSignOut 
                     yield chunk
 
         name = ObjectKey.parse(entry.key).name
+        if shown:
+            return StreamingResponse(
+                with_sandbox_shim(chunks()), media_type="text/html; charset=utf-8", headers=dict(report_headers(name))
+            )
         headers = {"Content-Disposition": f"attachment; filename*=UTF-8''{_quoted(name)}"}
         return StreamingResponse(chunks(), media_type="application/octet-stream", headers=headers)
 

@@ -9,6 +9,12 @@ or a sample sheet lists its FASTQ files (``fastq_files``). Each linked file
 gets a link to its own page only when the catalog holds it and the viewer may
 see its experiment; a file of an experiment the viewer may not see is left
 out altogether, so not even its name shows.
+
+A file a pipeline made also shows what made it (`made_by`, from the manifest
+entry's ``produced_by``): the pipeline and version, the engine and the run,
+the command line, the tool versions, and each input with the sha256 it had
+when it was read, linked under the same rules, and marked when the catalog now
+holds other bytes under its key.
 """
 
 from __future__ import annotations
@@ -53,7 +59,7 @@ class _Linker:
         self.catalog = catalog
         self.viewer = viewer
         self.visible: dict[str, bool] = {}
-        self.keys: dict[tuple[str, str], frozenset[str]] = {}
+        self.checksums: dict[tuple[str, str], dict[str, str]] = {}
 
     def link(self, relation: str, key: Any, label: str, **more: Any) -> dict[str, Any] | None:
         """A link to ``key``: with its page's address if the catalog holds it, None if the viewer may not see it."""
@@ -67,16 +73,17 @@ class _Linker:
         if not self.visible[experiment_id]:
             return None
         dataset = (experiment_id, parsed.zone.value)
-        if dataset not in self.keys:
+        if dataset not in self.checksums:
             record = self.catalog.get_dataset(experiment_id, parsed.zone)
-            self.keys[dataset] = frozenset(entry.key for entry in record.files) if record else frozenset()
-        cataloged = str(parsed) in self.keys[dataset]
+            self.checksums[dataset] = {entry.key: entry.sha256 for entry in record.files} if record else {}
+        current = self.checksums[dataset].get(str(parsed))
         return {
             "relation": relation,
             "label": label,
             "key": str(parsed),
             "name": parsed.name,
-            "href": file_href(str(parsed)) if cataloged else None,
+            "href": file_href(str(parsed)) if current is not None else None,
+            "current_sha256": current,
             **more,
         }
 
@@ -117,7 +124,38 @@ def file_links(catalog: Catalog, viewer: Viewer, entry: ManifestEntry) -> list[d
     if isinstance(members, list):
         count = links.get("fastq_file_count", len(members))
         found += [linker.link("fastq_file", key, f"FASTQ file of this {_listing(entry)}", of=count) for key in members]
-    return [link for link in found if link is not None]
+    return [{k: v for k, v in link.items() if k != "current_sha256"} for link in found if link is not None]
+
+
+def made_by(catalog: Catalog, viewer: Viewer, entry: ManifestEntry, dagster_url: str) -> dict[str, Any] | None:
+    """What made the file, as the page's "Made by" and its JSON twin show it; None for a file no pipeline made.
+
+    An input the catalog now holds with another sha256 is marked ``changed``:
+    the file was made from bytes that are no longer there under that key.
+    """
+    made = entry.produced_by
+    if made is None:
+        return None
+    linker = _Linker(catalog, viewer)
+    inputs = []
+    for item in made.inputs:
+        link = linker.link("input", item.key, "input", sha256=item.sha256)
+        if link is None:
+            continue
+        current = link.pop("current_sha256")
+        inputs.append({**link, "changed": current is not None and current != item.sha256})
+    return {
+        "pipeline": made.pipeline,
+        "version": made.version,
+        "invocation_id": made.invocation_id,
+        "engine": made.engine,
+        "engine_run_id": made.engine_run_id,
+        "run_id": made.run_id,
+        "dagster_run": f"{dagster_url}/runs/{made.run_id}" if made.run_id else None,
+        "command_line": made.command_line,
+        "tool_versions": [{"tool": tool, "version": version} for tool, version in sorted(made.tool_versions.items())],
+        "inputs": inputs,
+    }
 
 
 def _listing(entry: ManifestEntry) -> str:
