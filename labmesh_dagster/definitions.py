@@ -14,9 +14,11 @@ import dagster as dg
 
 from labmesh_dagster import ports
 from labmesh_dagster.core.clock import Clock, utc_now
-from labmesh_dagster.defs.dataset_assets import final_dataset, processed_dataset, raw_dataset
+from labmesh_dagster.defs.dataset_assets import final_dataset, raw_dataset
 from labmesh_dagster.defs.experiment_assets import experiment
 from labmesh_dagster.defs.omics_assets import sequence_read_sets
+from labmesh_dagster.defs.pipeline_engines import PipelineEnginesResource
+from labmesh_dagster.defs.processed_assets import build_processed_dataset
 from labmesh_dagster.defs.resources import (
     BedrockContentIndexResource,
     BenchlingElnResource,
@@ -46,6 +48,7 @@ from labmesh_dagster.defs.resources import (
     StoreResource,
 )
 from labmesh_dagster.defs.sensors import build_sensors
+from labmesh_dagster.pipelines.spec import Pipeline, builtin_pipelines_path, load_pipelines
 from labmesh_dagster.settings import AwsConnection, Secret, Settings
 
 # Dagster binds a sensor to the job it targets through its own internal constructor, which passes the beta
@@ -209,9 +212,28 @@ def build_resources(settings: Settings, clients: ports.ClientFactory, clock: Clo
         ),
         "extraction": ExtractionPolicyResource(budget_seconds=settings.extract_budget_seconds),
         "store_events": _store_events(settings, clients),
-        "pipes_subprocess_client": dg.PipesSubprocessClient(),
+        "pipeline_engines": _pipeline_engines(settings, clients),
         "clock": clock,
     }
+
+
+def _pipeline_engines(settings: Settings, clients: ports.ClientFactory) -> PipelineEnginesResource:
+    """Local pipelines need nothing; ECS and HealthOmics ones reach AWS through the aws profile's connection."""
+    if settings.aws is None:
+        return PipelineEnginesResource(endpoint_url=None, region_name=None, max_attempts=1, aws_profile=False)
+    aws = settings.aws
+    return PipelineEnginesResource(
+        aws_profile=True,
+        logs_endpoint_url=aws.connection("logs").endpoint_url,
+        s3_endpoint_url=aws.connection("s3").endpoint_url,
+        omics_endpoint_url=aws.connection("omics").endpoint_url,
+        **_aws(aws.connection("ecs"), clients),
+    )
+
+
+def load_pipelines_of(settings: Settings) -> tuple[Pipeline, ...]:
+    """The pipelines file processed datasets are made by: LABMESH_PIPELINES, else the built-in one."""
+    return load_pipelines(settings.pipelines_path or builtin_pipelines_path())
 
 
 def build_omics_definitions(settings: Settings, clients: ports.ClientFactory) -> dg.Definitions:
@@ -241,7 +263,7 @@ def build_definitions(
 ) -> dg.Definitions:
     return dg.Definitions.merge(
         dg.Definitions(assets=[experiment]),
-        dg.Definitions(assets=[raw_dataset, processed_dataset, final_dataset]),
+        dg.Definitions(assets=[raw_dataset, build_processed_dataset(load_pipelines_of(settings)), final_dataset]),
         build_omics_definitions(settings, clients),
         dg.Definitions(sensors=build_sensors(settings)),
         dg.Definitions(resources=build_resources(settings, clients, clock)),

@@ -50,7 +50,8 @@ def test_status_counts_files_per_zone(flowed: Lab, capsys: pytest.CaptureFixture
     assert cli.main(["status"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].split() == ["EXPERIMENT", "LANDING", "RAW", "PROCESSED", "FINAL", "CATALOG", "TITLE"]
-    assert lines[1].split()[:7] == ["EXP-42", "0", "3", "3", "1", "rev", "1"]
+    processed = len([key for key in flowed.keys(Zone.PROCESSED, "EXP-42") if "/_labmesh/" not in key])
+    assert lines[1].split()[:7] == ["EXP-42", "0", "5", str(processed), "1", "rev", "1"]
 
 
 def test_land_puts_files_into_the_landing_folder(

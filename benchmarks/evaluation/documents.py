@@ -475,7 +475,8 @@ def _demo_files(sequences: bool) -> list[EvalFile]:
     files = []
     for drop in demo.demo_drops():
         zone = Zone.RAW if drop.key.zone is Zone.LANDING else drop.key.zone
-        sequence = ".fastq" in drop.key.name
+        # Binary instrument output (reads, alignments and their index) is data, not a document to read.
+        sequence = ".fastq" in drop.key.name or drop.key.name.endswith((".bam", ".bai"))
         if sequence and not sequences:
             continue
         content = drop.content()

@@ -1,4 +1,5 @@
-"""The dataset assets: `raw_dataset`, `processed_dataset` and `final_dataset`, one partition per experiment.
+"""The dataset assets `raw_dataset` and `final_dataset`, one partition per experiment (`processed_dataset`, built
+from the pipelines file, is in `processed_assets`).
 
 Each builds its manifest its own way, then ends with the one publish step
 (`steps.publishing.publish`), and turns its report into the same metadata and
@@ -7,8 +8,6 @@ bytes, formats, samples, catalog entry, paths to copy and the command that
 lists every file (`defs.locations`).
 """
 
-import sys
-from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
 
@@ -33,7 +32,6 @@ from labmesh_dagster.defs.groups import LAB_GROUP
 from labmesh_dagster.defs.locations import location_value, see_files, where_to_see_files
 from labmesh_dagster.defs.materialization import Materialization, materialization
 from labmesh_dagster.defs.partitions import experiments_partitions
-from labmesh_dagster.defs.previews import chosen_previews
 from labmesh_dagster.defs.resources import (
     CatalogResource,
     ClockResource,
@@ -43,18 +41,16 @@ from labmesh_dagster.defs.resources import (
     LineageResource,
     StoreResource,
 )
-from labmesh_dagster.pipelines.fastq_qc import qc_failures, qc_inputs
 from labmesh_dagster.steps.landing import quarantine_object
 from labmesh_dagster.steps.landing_folders import remove_emptied_folders
 from labmesh_dagster.steps.lineage_run import ASSET_OWNERS, dataset_ref
-from labmesh_dagster.steps.manifests import build_manifest, inherit_samples, read_manifest
+from labmesh_dagster.steps.manifests import build_manifest, read_manifest
 from labmesh_dagster.steps.promotion import promote_experiment
 from labmesh_dagster.steps.promotion_journal import forget_recorded, journaled_checksums
 from labmesh_dagster.steps.publishing import PublishReport, Sinks, publish
 from labmesh_dagster.steps.verification import raw_checksum_problems
 
 FILE_TABLE_LIMIT = 200
-QC_PASSED = "fastq_qc_passed"
 
 
 def registered_experiment(this: Materialization, experiment_id: str) -> ExperimentRecord:
@@ -127,7 +123,7 @@ def dataset_metadata(store: ObjectStore, manifest: Manifest, report: PublishRepo
     }
 
 
-def _sinks(store: ObjectStore, catalog: Catalog, content_index: ContentIndexResource) -> Sinks:
+def sinks_of(store: ObjectStore, catalog: Catalog, content_index: ContentIndexResource) -> Sinks:
     return Sinks(store=store, catalog=catalog, content_index=content_index.get_index())
 
 
@@ -206,7 +202,7 @@ def raw_dataset(
         )
         # Everything that can still fail happens before publishing, which records the run's lineage last.
         checksum_problems = raw_checksum_problems(objects, manifest)
-        sinks = _sinks(objects, registry, content_index)
+        sinks = sinks_of(objects, registry, content_index)
         report = publish(manifest, sinks, run, record=record, previous=previous, ended=clock(), failure=failure)
         forget_recorded(objects, manifest, landing_checksums)
         # Files kept in landing are the landing sensor's to retry; what this run took on is done.
@@ -235,107 +231,6 @@ def raw_dataset(
         return dg.MaterializeResult(metadata=metadata, check_results=check_results)
 
 
-def _pipeline_outputs(invocation: dg.PipesClientCompletedInvocation) -> list[Mapping[str, Any]]:
-    return [
-        output
-        for message in invocation.get_custom_messages()
-        if isinstance(message, Mapping)
-        for output in message.get("outputs", [])
-    ]
-
-
-@dg.asset(
-    partitions_def=experiments_partitions,
-    deps=[raw_dataset],
-    group_name=LAB_GROUP,
-    kinds={"pipes", "fastq", "json"},
-    owners=list(ASSET_OWNERS),
-    automation_condition=dg.AutomationCondition.eager(),
-    description=(
-        "The built-in FASTQ QC run on the raw dataset through Dagster Pipes (a subprocess): per-file read "
-        "statistics and per-position mean quality as JSON in the processed zone, with file-level lineage."
-    ),
-    check_specs=[
-        partitioned_check_spec(
-            QC_PASSED,
-            asset="processed_dataset",
-            description="Every FASTQ of the raw dataset could be read to its end by QC and holds reads.",
-        ),
-        *publish_check_specs("processed_dataset"),
-    ],
-)
-def processed_dataset(
-    context: dg.AssetExecutionContext,
-    store: StoreResource,
-    catalog: CatalogResource,
-    pipes_subprocess_client: dg.PipesSubprocessClient,
-    lineage: LineageResource,
-    content_index: ContentIndexResource,
-    extraction: ExtractionPolicyResource,
-    clock: ClockResource,
-) -> dg.MaterializeResult:
-    experiment_id = context.partition_key
-    with materialization(
-        context, "processed_dataset", store=store, catalog=catalog, lineage=lineage, clock=clock
-    ) as this:
-        objects, registry, run = this.objects, this.registry, this.run
-        record = registered_experiment(this, experiment_id)
-        raw_manifest = read_manifest(objects, Zone.RAW, experiment_id)
-        if raw_manifest is None:
-            this.work.finish()  # automation runs this asset again once raw_dataset is materialized
-            raise dg.Failure(
-                description=f"experiment {experiment_id} has no raw manifest; materialize `raw_dataset` first"
-            )
-        run.experiment = record
-        run.inputs = [dataset_ref(objects, Zone.RAW, experiment_id, raw_manifest)]
-        # Named before the pipeline runs, so a failed run's lineage still says what it was to write.
-        run.outputs = [dataset_ref(objects, Zone.PROCESSED, experiment_id)]
-        inputs = qc_inputs(raw_manifest)
-        outputs: list[Mapping[str, Any]] = []
-        if inputs:
-            with chosen_previews():  # Pipes reads a preview member of its own message reader
-                invocation = pipes_subprocess_client.run(
-                    command=[sys.executable, "-m", "labmesh_dagster.pipelines.fastq_qc"],
-                    context=context,
-                    extras={"experiment_id": experiment_id, "store": store.store_config(), "inputs": inputs},
-                )
-            outputs = _pipeline_outputs(invocation)
-        else:
-            context.log.info(f"experiment {experiment_id} has no FASTQ files in raw; nothing to QC")
-        derived_from = {output["key"]: tuple(output["derived_from"]) for output in outputs}
-        failures = qc_failures(outputs)
-        for source, reason in failures.items():
-            context.log.warning(f"QC failed for {source}: {reason}")
-        previous = read_manifest(objects, Zone.PROCESSED, experiment_id)
-        manifest = build_manifest(
-            objects,
-            Zone.PROCESSED,
-            experiment_id,
-            record.sample_ids,
-            previous=previous,
-            budget_seconds=extraction.budget,
-            lineage=lambda key: derived_from.get(str(key), ()),
-        )
-        manifest = inherit_samples(manifest, raw_manifest)
-        sinks = _sinks(objects, registry, content_index)
-        report = publish(manifest, sinks, run, record=record, previous=previous, ended=clock())
-        outcomes = [
-            CheckOutcome.of(QC_PASSED, [f"{source}: {reason}" for source, reason in sorted(failures.items())]),
-            *publish_outcomes(report),
-        ]
-        return dg.MaterializeResult(
-            metadata={
-                **dataset_metadata(objects, manifest, report),
-                "qc_inputs": len(inputs),
-                "qc_failures": len(failures),
-                "qc_failed_inputs": dg.MetadataValue.md(
-                    "\n".join(f"- {source}: {reason}" for source, reason in sorted(failures.items())) or "none"
-                ),
-            },
-            check_results=keep_check_outcomes(registry, experiment_id, Zone.PROCESSED, report, outcomes),
-        )
-
-
 # Final files are published when people add them (`final_sensor`); once published, their lineage is
 # brought up to date whenever the processed dataset they come from changes.
 REFRESH_WHEN_PROCESSED_CHANGES = (
@@ -348,7 +243,7 @@ REFRESH_WHEN_PROCESSED_CHANGES = (
 
 @dg.asset(
     partitions_def=experiments_partitions,
-    deps=[processed_dataset],
+    deps=["processed_dataset"],
     group_name=LAB_GROUP,
     kinds={"storage"},
     owners=list(ASSET_OWNERS),
@@ -389,7 +284,7 @@ def final_dataset(
             budget_seconds=extraction.budget,
             lineage=lambda key: processed_folder,
         )
-        sinks = _sinks(objects, registry, content_index)
+        sinks = sinks_of(objects, registry, content_index)
         report = publish(manifest, sinks, run, record=record, previous=previous, ended=clock())
         check_results = keep_check_outcomes(registry, experiment_id, Zone.FINAL, report, publish_outcomes(report))
         return dg.MaterializeResult(metadata=dataset_metadata(objects, manifest, report), check_results=check_results)

@@ -113,8 +113,9 @@ def test_a_corrupt_fastq_is_promoted_and_cataloged_with_its_extraction_error(lab
     assert {entry.name for entry in cataloged.files} == set(by_name)
 
     assert lab.materialize("processed_dataset", partition="EXP-1").success
-    qc = Manifest.from_json(lab.store.read_bytes(manifest_key(Zone.PROCESSED, "EXP-1")))
-    assert len(qc.entries) == 4  # three per-file QC documents, one summary
+    processed = Manifest.from_json(lab.store.read_bytes(manifest_key(Zone.PROCESSED, "EXP-1")))
+    reports = {entry.key for entry in processed.entries if entry.key.endswith(".fastp.json")}
+    assert reports == {f"processed/EXP-1/fastp/S1_R{n}.fastp.json" for n in (1, 2, 3)}  # one fastp report each
 
 
 def test_a_raw_copy_that_does_not_match_its_landing_checksum_keeps_the_landing_file(

@@ -3,7 +3,8 @@
 Contract: every asset check result belongs to its experiment's partition (so
 the UI shows it per partition, not "Not evaluated"); processed metadata counts
 the FASTQ files QC could not read, names them, and fails a check for them,
-an empty FASTQ included; a file table cut short says how much of the dataset
+an empty FASTQ included, and a tool that failed fails the run and its own
+check, naming the input; a file table cut short says how much of the dataset
 it shows and where the rest is. Locations (the experiment's folder in every
 zone, a dataset's folder and manifest) are paths to copy, never ``file://``
 links a browser will not open, on the local profile and on S3 alike, and
@@ -21,7 +22,8 @@ from labmesh_dagster import cli
 from labmesh_dagster.core.keys import ObjectKey, Zone, manifest_key
 from labmesh_dagster.core.locations import copyable_location
 from labmesh_dagster.core.manifest import Manifest, ManifestEntry
-from labmesh_dagster.defs.dataset_assets import FILE_TABLE_LIMIT, QC_PASSED, files_shown
+from labmesh_dagster.defs.dataset_assets import FILE_TABLE_LIMIT, files_shown
+from labmesh_dagster.defs.processed_assets import PIPELINES_SUCCEEDED, QC_PASSED
 from labmesh_dagster_tests.conftest import Lab
 
 GOOD = b"@r1\nACGTACGT\n+\nIIIIIIII\n"
@@ -59,16 +61,30 @@ def test_qc_failures_are_counted_and_named_an_empty_fastq_included(lab: Lab) -> 
 
     result = lab.materialize("processed_dataset", partition="EXP-9", raise_on_error=False)
 
-    metadata = materialization_metadata(result, "processed_dataset")
-    # Before: `extraction_errors 0` and no word of QC, and the empty file missing from the summary.
-    assert metadata["qc_inputs"] == 3 and metadata["qc_failures"] == 2
+    # fastp exits 0 on the truncated file (reporting what it could read) and fails on the empty "gzip":
+    # the verdict comes from extraction, the reports and the failed run, and the run fails naming the file.
+    assert not result.success
+    recorded = lab.instance.get_latest_materialization_event(dg.AssetKey("processed_dataset"))
+    assert recorded is not None and recorded.asset_materialization is not None
+    metadata = {name: value.value for name, value in recorded.asset_materialization.metadata.items()}
+    assert metadata["qc_failures"] == 2 and metadata["pipelines_failed"] == 1
     assert "raw/EXP-9/S2.fastq: truncated" in str(metadata["qc_failed_inputs"])
-    assert "raw/EXP-9/S3_R1.fastq.gz: empty" in str(metadata["qc_failed_inputs"])
-    assert metadata["files_shown"] == "all 4 files"
-    [qc_check] = [e for e in result.get_asset_check_evaluations() if e.check_name == QC_PASSED]
-    assert not qc_check.passed
-    summary = lab.store.read_bytes(next(lab.store.list(Zone.PROCESSED, "EXP-9/qc/summary.json")).key)
-    assert b"raw/EXP-9/S3_R1.fastq.gz" in summary
+    assert "raw/EXP-9/S3_R1.fastq.gz: fastp failed on it" in str(metadata["qc_failed_inputs"])
+    logged = lab.instance.all_logs(result.run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION)
+    checks = {
+        data.check_name: data
+        for data in (record.dagster_event.event_specific_data for record in logged if record.dagster_event)
+    }
+    assert not checks[QC_PASSED].passed and not checks[PIPELINES_SUCCEEDED].passed
+    assert "fastp on raw/EXP-9/S3_R1.fastq.gz" in str(checks[PIPELINES_SUCCEEDED].metadata)
+    failure = "\n".join(str(event.event_specific_data) for event in result.all_events if event.is_failure)
+    assert "fastp on raw/EXP-9/S3_R1.fastq.gz: fastp failed with exit code 255" in failure
+    # What succeeded is published: the good file's and the truncated file's reports, never the failed one's.
+    reports = [info.key.path for info in lab.store.list(Zone.PROCESSED, "EXP-9/fastp/")]
+    assert [path for path in reports if path.endswith(".json")] == [
+        "EXP-9/fastp/S1.fastp.json",
+        "EXP-9/fastp/S2.fastp.json",
+    ]
 
 
 def entry(number: int) -> ManifestEntry:

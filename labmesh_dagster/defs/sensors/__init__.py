@@ -13,7 +13,7 @@ from typing import Any
 import dagster as dg
 from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
 
-from labmesh_dagster.defs.dataset_assets import final_dataset, processed_dataset, raw_dataset
+from labmesh_dagster.defs.dataset_assets import final_dataset, raw_dataset
 from labmesh_dagster.defs.experiment_assets import experiment
 from labmesh_dagster.defs.run_resources import run_tags
 from labmesh_dagster.defs.sensors.eln import eln_sensor
@@ -42,10 +42,15 @@ def _sensor(
     )(evaluate)
 
 
-def _asset_job(name: str, assets: Sequence[dg.AssetsDefinition], description: str) -> UnresolvedAssetJobDefinition:
-    """The job a sensor starts runs of: its runs carry the size their assets need (`run_resources`)."""
-    names = [asset.key.to_user_string() for asset in assets]
-    return dg.define_asset_job(name, selection=assets, run_tags=run_tags(*names), description=description)
+def _asset_job(
+    name: str, assets: Sequence[dg.AssetsDefinition | str], description: str
+) -> UnresolvedAssetJobDefinition:
+    """The job a sensor starts runs of: its runs carry the size their assets need (`run_resources`).
+
+    An asset is named by its key where it is built with the definitions (`processed_dataset`, from the
+    pipelines file)."""
+    names = [asset if isinstance(asset, str) else asset.key.to_user_string() for asset in assets]
+    return dg.define_asset_job(name, selection=names, run_tags=run_tags(*names), description=description)
 
 
 def build_sensors(settings: Settings) -> list[dg.SensorDefinition]:
@@ -55,7 +60,7 @@ def build_sensors(settings: Settings) -> list[dg.SensorDefinition]:
     publish_final = _asset_job("publish_final", [final_dataset], "Files people put in final, published.")
     resume = _asset_job(
         "resume_unfinished_work",
-        [experiment, raw_dataset, processed_dataset, final_dataset],
+        [experiment, raw_dataset, "processed_dataset", final_dataset],
         "Work a run began and did not finish, started again (each run sized for its own asset).",
     )
     sensors = [
