@@ -1,13 +1,14 @@
-"""The built-in FASTQ QC of one local file, as a command: the fallback when ``fastp`` is not installed.
+"""labmesh's own FASTQ QC of one local file, as a command: the fallback when ``fastp`` is not installed.
 
 ``python -m labmesh_dagster.pipelines.fastq_qc_file IN.fastq.gz OUT.qc.json``
-writes the same QC document as `labmesh_dagster.pipelines.fastq_qc` (read
-statistics and per-position mean quality, with that pipeline's name and
-version), but as a tool: it reads a path and writes into the output folder
-the runner gives it, so the runner stages and the Dagster side publishes it
-like any tool's output. A file QC cannot read, or one without reads, still
-gets its document saying why, and the command then exits 1 with the reason on
-stderr, as a failing tool does.
+writes the file's QC document: read statistics (reads, bases, lengths, GC,
+mean quality) and the per-position mean quality, named by this QC's
+``pipeline`` and ``pipeline_version``. It is a tool like fastp: it reads a path and writes into
+the output folder the runner gives it, so the runner stages it and the Dagster
+side publishes it (``processed/<exp>/fastq-qc/<folder>/<name>.qc.json``, the
+raw input in the manifest's ``derived_from``). A file QC cannot read, or one
+without reads, still gets its document saying why, and the command then exits
+1 with the reason on stderr, as a failing tool does.
 """
 
 from __future__ import annotations
@@ -20,8 +21,10 @@ from typing import Any
 
 from labmesh_dagster.core.errors import ExtractionError
 from labmesh_dagster.extract.fastq import fastq_stats
-from labmesh_dagster.pipelines.fastq_qc import PIPELINE, PIPELINE_VERSION
 
+PIPELINE = "labmesh.fastq_qc"
+"""The document's own name for the QC that wrote it: how a reader recognises one without a manifest."""
+PIPELINE_VERSION = "2"  # 2: an empty FASTQ is a failed QC, not a pass with no reads
 USAGE = "usage: python -m labmesh_dagster.pipelines.fastq_qc_file IN.fastq[.gz] OUT.json"
 
 

@@ -370,7 +370,8 @@ def create_portal(context: PortalContext, *, provider_sign_out: ProviderSignOut 
         return JSONResponse(shown)
 
     def _qc(viewer: Viewer, experiment_id: str) -> dict[str, Any]:
-        """The processed dataset's QC documents, one row per FASTQ file, as the QC pipeline wrote them."""
+        """The processed dataset's QC reports (fastp's JSON, or labmesh's fallback QC documents), one row per
+        FASTQ file, each mapped to its raw file through the manifest (`labmesh_dagster.portal.qc_view`)."""
         catalog = context.catalog()
         record = visible_experiment(catalog, viewer, experiment_id)
         return {"record": record.to_dict(), "files": experiment_qc(catalog, context.store(), experiment_id)}

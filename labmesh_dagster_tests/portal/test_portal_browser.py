@@ -24,7 +24,7 @@ import uvicorn
 # Never skipped: `make test` and CI install both, and a browser test that quietly does not run proves nothing.
 from playwright import sync_api as playwright
 
-from labmesh_dagster_tests.portal.lab import PASSWORD, PortalLab, add_qc, build_lab
+from labmesh_dagster_tests.portal.lab import PASSWORD, PortalLab, add_fastp_qc, build_lab
 from labmesh_dagster_tests.portal.test_portal_file_links import R1, RUN, add_sequencing_run
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -111,7 +111,7 @@ def test_a_scientist_finds_opens_and_previews_her_groups_data(portal: tuple[str,
     assert page.get_by_role("heading", level=1).inner_text().startswith("EXP-1: Liver RNA-seq")
     assert serious_violations(page) == []
 
-    add_qc(lab)  # QC has measured the file by the time she opens it
+    add_fastp_qc(lab)  # fastp has measured the file by the time she opens it
     page.get_by_role("link", name="run1/LIV-01_R1.fastq.gz").click()
     assert "@read0/1" in page.locator("ol.reads").inner_text()
     assert page.get_by_role("img", name="Mean quality by position").is_visible()  # QC's plot of this file
