@@ -46,7 +46,6 @@ from typing import Any
 from labmesh_dagster.connectors.store.base import ObjectStore
 from labmesh_dagster.core.keys import ObjectKey
 from labmesh_dagster.pipelines.commands import Value, expand_command, expand_value
-from labmesh_dagster.pipelines.planning import file_stem, mate_of
 from labmesh_dagster.pipelines.tool_files import (
     InputUnavailable,
     LocalInput,
@@ -68,6 +67,10 @@ def name_of(invocation: Mapping[str, Any]) -> str:
     """
     if invocation.get("name"):
         return str(invocation["name"])
+    # Imported here, not at the top: planning pulls in the pipelines file's schema (pydantic) and the extractors
+    # (numpy), a quarter of a second of CPU that every runner would pay at start for invocations planning named.
+    from labmesh_dagster.pipelines.planning import file_stem, mate_of
+
     inputs = invocation["inputs"]
     if invocation["pipeline"].get("per") == "experiment" or not inputs:
         return str(invocation["experiment_id"])
