@@ -1,4 +1,4 @@
-"""Documents: plain text, Markdown, YAML, JSON and generic XML, summarised for the content index.
+"""Documents: plain text, Markdown, YAML, JSON, generic XML and HTML, summarised for the content index.
 
 Text is validated as UTF-8 while it streams, so a file that is not text is
 reported as ``not_utf8`` with the byte offset of the fault. JSON and YAML are
@@ -6,7 +6,10 @@ parsed only up to a size where holding the whole document is harmless.
 XML is read with ElementTree's parser feeding a target object rather than
 building a tree (see :mod:`labmesh_dagster.extract.xml_stream`), so nothing of
 the document is kept but what is asked for: memory stays flat for a file of
-any size. PDFs have their own module, :mod:`labmesh_dagster.extract.pdf`.
+any size. HTML (the reports tools write: fastp, MultiQC) is read with the standard
+library's forgiving parser, chunk by chunk, keeping the title and the visible
+text but never the scripts and styles that make up most of such a report.
+PDFs have their own module, :mod:`labmesh_dagster.extract.pdf`.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import codecs
 import json
 from collections.abc import Mapping
 from datetime import date, datetime
+from html.parser import HTMLParser
 from typing import Any, BinaryIO
 
 import yaml
@@ -281,10 +285,73 @@ def extract_xml(stream: BinaryIO, ctx: FileContext) -> Summary:
     return Summary(metadata=metadata, text=" ".join(outline.text)[:TEXT_LIMIT])
 
 
+class _HtmlText(HTMLParser):
+    """The title and the visible text of an HTML page, up to the text limit; scripts and styles are skipped."""
+
+    _HIDDEN = frozenset({"script", "style", "template", "noscript", "svg"})
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.title = ""
+        self.hidden = 0
+        self.in_title = False
+        self.elements = 0
+        self.text: list[str] = []
+        self.text_length = 0
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.elements += 1
+        if tag in self._HIDDEN:
+            self.hidden += 1
+        elif tag == "title":
+            self.in_title = True
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in self._HIDDEN:
+            self.hidden = max(0, self.hidden - 1)
+        elif tag == "title":
+            self.in_title = False
+
+    def handle_data(self, data: str) -> None:
+        if self.hidden:
+            return
+        words = " ".join(data.split())
+        if not words:
+            return
+        if self.in_title and len(self.title) < MAX_STRING:
+            self.title = (self.title + " " + words).strip()[:MAX_STRING]
+        elif self.text_length < TEXT_LIMIT:
+            self.text.append(words)
+            self.text_length += len(words) + 1
+
+
+def extract_html(stream: BinaryIO, ctx: FileContext) -> Summary:
+    """Title and visible text of an HTML file (a tool's report), validating UTF-8 as it streams."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    page = _HtmlText()
+    consumed = 0
+    while chunk := stream.read(CHUNK_SIZE):
+        try:
+            page.feed(decoder.decode(chunk))
+        except UnicodeDecodeError as exc:
+            raise ctx.error("not_utf8", f"invalid UTF-8 at byte {consumed + exc.start}: {exc.reason}") from exc
+        consumed += len(chunk)
+        if ctx.deadline.expired():
+            ctx.stop_early("time_budget")
+            break
+    page.close()
+    metadata: dict[str, Any] = {"elements": page.elements}
+    if page.title:
+        metadata["title"] = page.title
+    text = " ".join(([page.title] if page.title else []) + page.text)
+    return Summary(metadata=metadata, text=text[:TEXT_LIMIT])
+
+
 EXTRACTORS: dict[str, Extractor] = {
     "text": extract_text,
     "md": extract_markdown,
     "yaml": extract_yaml,
     "json": extract_json,
     "xml": extract_xml,
+    "html": extract_html,
 }

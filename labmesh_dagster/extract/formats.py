@@ -47,6 +47,8 @@ FORMAT_BY_SUFFIX: dict[str, str] = {
     ".jpg": "jpeg",
     ".jpeg": "jpeg",
     ".xml": "xml",
+    ".html": "html",
+    ".htm": "html",
     ".mzml": "mzml",
     ".xls": "xls",
 }
@@ -133,10 +135,13 @@ def _xml_root(head: bytes) -> str | None:
 
 
 def _detect_xml(name: str, head: bytes) -> str | None:
-    """mzML by its root element; Illumina run files by name; any other XML as "xml"."""
+    """mzML by its root element; Illumina run files by name; HTML (a tool's report) by its root; any other
+    XML as "xml"."""
     root = _xml_root(head)
     if root is None:
         return None
+    if root.lower() == "html":
+        return "html"
     if root in ("mzML", "indexedmzML"):
         return "mzml"
     run_file = ILLUMINA_RUN_FILES.get(_base_name(name))

@@ -86,7 +86,7 @@ EXTRACTOR_MODULES: dict[str, str] = {
     "instrument": "instruments",
     "tiff": "images",
     "mzml": "mzml",
-    **dict.fromkeys(("json", "md", "text", "xml", "yaml"), "documents"),
+    **dict.fromkeys(("json", "md", "text", "xml", "yaml", "html"), "documents"),
     "pdf": "pdf",
 }
 """Format name -> the module (of ``labmesh_dagster.extract``) whose ``EXTRACTORS`` has its extractor."""

@@ -1,4 +1,4 @@
-"""Documents (text, Markdown, YAML, JSON and XML) are summarised for the content index.
+"""Documents (text, Markdown, YAML, JSON, XML and HTML) are summarised for the content index.
 
 Each file is written here, streamed to ``extract`` through a one-way stream,
 and spoiled the ways such files break: cut off, malformed, hostile.
@@ -217,3 +217,39 @@ def test_an_xml_that_runs_out_of_time_reports_the_elements_read_so_far() -> None
     assert ctx.partial_reason == "time_budget"
     assert 0 < summary.metadata["elements_read"] < 200_001
     assert "elements" not in summary.metadata
+
+
+# --- HTML (tools' reports) --------------------------------------------------
+
+FASTP_LIKE_REPORT = """<!DOCTYPE html>
+<html><head><meta charset="utf-8"><title>fastp report: S1</title>
+<style>body { font-family: sans-serif }</style>
+<script>var data = {"reads": [1, 2, 3]}; function plot() { return "never indexed"; }</script></head>
+<body><h1>fastp report</h1><table><tr><td>total reads:</td><td>2.000 M</td></tr>
+<tr><td>Q30 bases:</td><td>91.2%</td></tr></table><br>
+<p>An unclosed paragraph &amp; an entity
+</body></html>
+"""
+
+
+def test_a_tools_html_report_gives_its_title_and_visible_text_never_its_scripts() -> None:
+    extraction = extract_bytes(FASTP_LIKE_REPORT.encode(), "S1.fastp.html")
+    assert extraction.error is None and extraction.format == "html"
+    assert extraction.metadata["title"] == "fastp report: S1"
+    assert extraction.text == (
+        "fastp report: S1 fastp report total reads: 2.000 M Q30 bases: 91.2% An unclosed paragraph & an entity"
+    )
+
+
+def test_html_is_known_by_its_root_whatever_its_name_and_by_its_suffix_when_it_is_not_xml_shaped() -> None:
+    assert extract_bytes(FASTP_LIKE_REPORT.encode(), "report").format == "html"
+    assert extract_bytes(b"plain words, no tags\n", "notes.html").format == "html"
+
+
+def test_a_large_html_report_is_read_to_its_end_with_the_text_kept_short() -> None:
+    script = "<script>" + "x" * (3 * 1024 * 1024) + "</script>"
+    rows = "".join(f"<p>row {n}</p>" for n in range(20_000))
+    extraction = extract_bytes(f"<html><body>{script}{rows}</body></html>".encode(), "multiqc_report.html")
+    assert extraction.error is None
+    assert extraction.metadata["elements"] == 20_003
+    assert extraction.text.startswith("row 0 row 1 ") and len(extraction.text) <= 2000
