@@ -67,12 +67,12 @@ def _pipelines_table(report: ProcessingReport) -> dg.TableMetadataValue:
     rows = [
         dg.TableRecord(
             {
-                "pipeline": receipt.pipeline,
-                "version": receipt.version,
+                "pipeline": receipt.made.pipeline,
+                "version": receipt.made.version,
                 "status": "reused" if receipt.reused else "ran",
-                "engine": receipt.engine,
-                "inputs": ", ".join(item["key"] for item in receipt.inputs),
-                "tools": ", ".join(f"{tool} {version}" for tool, version in sorted(receipt.tool_versions.items())),
+                "engine": receipt.made.engine,
+                "inputs": ", ".join(receipt.input_keys),
+                "tools": ", ".join(f"{tool} {version}" for tool, version in sorted(receipt.made.tool_versions.items())),
             }
         )
         for receipt in report.receipts
@@ -194,7 +194,7 @@ def build_processed_dataset(pipelines: Sequence[Pipeline]) -> dg.AssetsDefinitio
                 context.log.warning(note)
             for failure in report.failures:
                 context.log.error(f"{failure.describe()}\n{failure.stderr_tail[-2000:]}")
-            derived = {output.key: tuple(i["key"] for i in r.inputs) for r in report.receipts for output in r.outputs}
+            derived = {output.key: r.input_keys for r in report.receipts for output in r.outputs}
             made = provenance_by_key(report.receipts)
             previous = read_manifest(objects, Zone.PROCESSED, experiment_id)
             manifest = build_manifest(
@@ -208,7 +208,7 @@ def build_processed_dataset(pipelines: Sequence[Pipeline]) -> dg.AssetsDefinitio
                 provenance=lambda key: made.get(str(key)),
             )
             manifest = inherit_samples(manifest, raw_manifest)
-            run.pipelines = [receipt.provenance() for receipt in report.receipts]
+            run.pipelines = [receipt.made for receipt in report.receipts]
             failure_text = _failure_text(report)
             report_published = publish(
                 manifest,

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from labmesh_dagster.connectors.store.base import ObjectStore
@@ -58,34 +58,23 @@ class PublishedOutput:
 
 @dataclass(frozen=True)
 class Receipt:
-    """What one successful invocation made, and how: the evidence a re-run is checked against."""
+    """What one successful invocation made (``outputs``), and how (``made``: the manifest's `Provenance` of each
+    of them): the evidence a re-run is checked against."""
 
-    invocation_id: str
-    pipeline: str
-    version: str
-    engine: str
-    engine_run_id: str | None
-    run_id: str
-    command_line: str
-    tool_versions: Mapping[str, str]
-    inputs: tuple[Mapping[str, str], ...]
+    made: Provenance
     outputs: tuple[PublishedOutput, ...]
-    started: str | None
-    ended: str | None
+    started: str | None = None
+    ended: str | None = None
     reused: bool = False
+
+    @property
+    def input_keys(self) -> tuple[str, ...]:
+        return tuple(item.key for item in self.made.inputs)
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "receipt_version": RECEIPT_VERSION,
-            "invocation_id": self.invocation_id,
-            "pipeline": self.pipeline,
-            "version": self.version,
-            "engine": self.engine,
-            "engine_run_id": self.engine_run_id,
-            "run_id": self.run_id,
-            "command_line": self.command_line,
-            "tool_versions": dict(self.tool_versions),
-            "inputs": [dict(item) for item in self.inputs],
+            **self.made.to_dict(),
             "outputs": [output.to_dict() for output in self.outputs],
             "started": self.started,
             "ended": self.ended,
@@ -94,32 +83,10 @@ class Receipt:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Receipt:
         return cls(
-            invocation_id=str(data["invocation_id"]),
-            pipeline=str(data["pipeline"]),
-            version=str(data["version"]),
-            engine=str(data["engine"]),
-            engine_run_id=data.get("engine_run_id"),
-            run_id=str(data["run_id"]),
-            command_line=str(data.get("command_line") or ""),
-            tool_versions={str(tool): str(version) for tool, version in (data.get("tool_versions") or {}).items()},
-            inputs=tuple({"key": str(item["key"]), "sha256": str(item["sha256"])} for item in data.get("inputs") or ()),
+            made=Provenance.from_dict(data),
             outputs=tuple(PublishedOutput.from_dict(item) for item in data.get("outputs") or ()),
             started=data.get("started"),
             ended=data.get("ended"),
-        )
-
-    def provenance(self) -> Provenance:
-        """How each of this receipt's outputs was made: the manifest's ``produced_by`` of each."""
-        return Provenance(
-            pipeline=self.pipeline,
-            version=self.version,
-            invocation_id=self.invocation_id,
-            engine=self.engine,
-            engine_run_id=self.engine_run_id,
-            run_id=self.run_id,
-            command_line=self.command_line,
-            tool_versions=dict(self.tool_versions),
-            inputs=tuple(ProvenanceInput(key=item["key"], sha256=item["sha256"]) for item in self.inputs),
         )
 
 
@@ -127,8 +94,8 @@ def receipt_key(experiment_id: str, invocation_id: str) -> ObjectKey:
     return ObjectKey.for_experiment(Zone.PROCESSED, experiment_id, f"{RECEIPTS_FOLDER}/{invocation_id}.json")
 
 
-def _inputs(invocation: Mapping[str, Any]) -> tuple[dict[str, str], ...]:
-    return tuple({"key": str(item["key"]), "sha256": str(item["sha256"])} for item in invocation["inputs"])
+def _inputs(invocation: Mapping[str, Any]) -> tuple[ProvenanceInput, ...]:
+    return tuple(ProvenanceInput.from_dict(item) for item in invocation["inputs"])
 
 
 def reusable_receipt(store: ObjectStore, invocation: Mapping[str, Any]) -> Receipt | None:
@@ -140,7 +107,7 @@ def reusable_receipt(store: ObjectStore, invocation: Mapping[str, Any]) -> Recei
         return None
     except (ValueError, KeyError, TypeError):
         return None  # unreadable: the invocation runs again and writes a good one
-    if receipt.invocation_id != invocation["invocation_id"] or receipt.inputs != _inputs(invocation):
+    if receipt.made.invocation_id != invocation["invocation_id"] or receipt.made.inputs != _inputs(invocation):
         return None
     for output in receipt.outputs:
         target = ObjectKey.parse(output.key)
@@ -149,7 +116,7 @@ def reusable_receipt(store: ObjectStore, invocation: Mapping[str, Any]) -> Recei
                 return None
         except ObjectNotFound:
             return None
-    return Receipt(**{**receipt.__dict__, "reused": True})
+    return replace(receipt, reused=True)
 
 
 def publish_outputs(
@@ -172,23 +139,14 @@ def publish_outputs(
                 name=str(output["name"]), key=str(target), sha256=str(output["sha256"]), size=int(output["size"])
             )
         )
-    pipeline = invocation["pipeline"]
     receipt = Receipt(
-        invocation_id=str(invocation["invocation_id"]),
-        pipeline=str(pipeline["name"]),
-        version=str(pipeline["version"]),
-        engine=str(result.get("engine") or pipeline.get("engine") or "local"),
-        engine_run_id=result.get("engine_run_id"),
-        run_id=run_id,
-        command_line=str(result.get("command_line") or ""),
-        tool_versions={str(tool): str(version) for tool, version in (result.get("tool_versions") or {}).items()},
-        inputs=_inputs(invocation),
+        made=Provenance.of_invocation(invocation, result, run_id),
         outputs=tuple(published),
         started=result.get("started"),
         ended=result.get("ended"),
     )
     body = (json.dumps(receipt.to_dict(), indent=2, sort_keys=True) + "\n").encode("utf-8")
-    store.put(receipt_key(str(invocation["experiment_id"]), receipt.invocation_id), body)
+    store.put(receipt_key(str(invocation["experiment_id"]), receipt.made.invocation_id), body)
     return receipt
 
 
@@ -210,4 +168,4 @@ def clear_staging(store: ObjectStore, experiment_id: str) -> int:
 
 def provenance_by_key(receipts: Sequence[Receipt]) -> dict[str, Provenance]:
     """Published key -> how it was made, for the manifest; a key two pipelines wrote goes to the later one."""
-    return {output.key: receipt.provenance() for receipt in receipts for output in receipt.outputs}
+    return {output.key: receipt.made for receipt in receipts for output in receipt.outputs}

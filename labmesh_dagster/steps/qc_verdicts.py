@@ -71,6 +71,6 @@ def fastq_qc_failures(
             verdict = _report_verdict(store, output.key)
             if verdict is None:
                 continue
-            for item in receipt.inputs:
-                failures.setdefault(item["key"], verdict)
+            for key in receipt.input_keys:
+                failures.setdefault(key, verdict)
     return dict(sorted(failures.items()))

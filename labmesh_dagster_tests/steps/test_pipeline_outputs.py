@@ -105,7 +105,7 @@ def test_an_intact_receipt_is_reused_and_says_so(store: LocalObjectStore) -> Non
 
     receipt = reusable_receipt(store, invocation())
 
-    assert receipt is not None and receipt.reused and receipt.run_id == "run-1"
+    assert receipt is not None and receipt.reused and receipt.made.run_id == "run-1"
 
 
 def test_other_inputs_or_a_damaged_output_make_the_invocation_run_again(store: LocalObjectStore) -> None:

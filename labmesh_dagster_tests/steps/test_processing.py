@@ -121,8 +121,8 @@ def test_later_stages_take_what_earlier_ones_published(store: LocalObjectStore) 
 
     assert engine.calls == [["qc", "qc"], ["report"]]
     assert published(store) == ["EXP-1/qc/a.qc.json", "EXP-1/qc/b.qc.json", "EXP-1/report/report.html"]
-    [report_receipt] = [receipt for receipt in report.receipts if receipt.pipeline == "report"]
-    assert [item["key"] for item in report_receipt.inputs] == [
+    [report_receipt] = [receipt for receipt in report.receipts if receipt.made.pipeline == "report"]
+    assert list(report_receipt.input_keys) == [
         "processed/EXP-1/qc/a.qc.json",
         "processed/EXP-1/qc/b.qc.json",
     ]
@@ -155,7 +155,7 @@ def test_a_new_version_runs_again_and_so_does_what_takes_its_changed_outputs(sto
     )
 
     assert engine.calls == [["qc"], ["report"]]  # the report's input changed: qc's output has a new checksum
-    assert {receipt.pipeline: receipt.version for receipt in report.ran} == {"qc": "2", "report": "1"}
+    assert {receipt.made.pipeline: receipt.made.version for receipt in report.ran} == {"qc": "2", "report": "1"}
 
 
 def test_a_missing_tool_is_replaced_by_its_fallback_on_its_inputs(store: LocalObjectStore) -> None:
@@ -165,8 +165,8 @@ def test_a_missing_tool_is_replaced_by_its_fallback_on_its_inputs(store: LocalOb
 
     assert engine.calls == [["qc"], ["builtin-qc"], ["report"]]
     assert report.fallbacks == ["qc: tool not installed; builtin-qc ran instead on raw/EXP-1/a.fastq"]
-    [report_receipt] = [receipt for receipt in report.receipts if receipt.pipeline == "report"]
-    assert [item["key"] for item in report_receipt.inputs] == ["processed/EXP-1/builtin-qc/a.builtin-qc.json"]
+    [report_receipt] = [receipt for receipt in report.receipts if receipt.made.pipeline == "report"]
+    assert list(report_receipt.input_keys) == ["processed/EXP-1/builtin-qc/a.builtin-qc.json"]
     assert not report.failures
 
 
