@@ -68,9 +68,8 @@ concurrency:
         value:
           applyLimitPerUniqueValue: true
         limit: 1
-  # Pools without a limit of their own: healthomics_import, whose runs each hold a slot while their HealthOmics
-  # import job runs, and one per pipeline engine (pipelines-local, pipelines-ecs, pipelines-healthomics), held by
-  # processed_dataset while its tools run. Raise one with `dagster instance concurrency set pipelines-ecs N`.
+  # Pools without a limit of their own: labmesh has one, healthomics_import, whose runs each hold a slot
+  # while their HealthOmics import job runs. Raise it with `dagster instance concurrency set healthomics_import N`.
   pools:
     default_limit: 2
 """
