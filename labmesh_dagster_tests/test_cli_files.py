@@ -34,12 +34,12 @@ def test_files_prints_each_file_of_the_dataset_with_its_path(flowed: Lab, capsys
     assert cli.main(["files", "EXP-42", "raw"]) == 0
 
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0].startswith("EXP-42  raw  dataset:EXP-42/raw  rev 1, 3 files, ")
+    assert lines[0].startswith("EXP-42  raw  dataset:EXP-42/raw  rev 1, 5 files, ")
     assert lines[1] == f"  {raw}/"
     assert lines[2].startswith("  - SampleSheet.csv  ")
     assert lines[3] == f"    {raw}/SampleSheet.csv"
-    assert lines[4].startswith("  - run1/S-001_R1.fastq.gz  fastq.gz  ") and lines[4].endswith("samples: S-001")
-    assert lines[5] == f"    {raw}/run1/S-001_R1.fastq.gz"
+    fastq = lines.index(f"    {raw}/run1/S-001_R1.fastq.gz") - 1
+    assert lines[fastq].startswith("  - run1/S-001_R1.fastq.gz  fastq.gz  ") and lines[fastq].endswith("samples: S-001")
     assert not any("file://" in line for line in lines)
 
 

@@ -4,6 +4,14 @@ Two labs given the same input at different times differ in their homes and in
 file times, so both are left out: store bytes are compared by checksum, the
 catalog and content index by their content, lineage by which runs ended how
 and what their last completed runs wrote, the ELN by what it reads back.
+
+A pipeline's outputs are compared by checksum too, so labs that are compared
+run `REPRODUCIBLE_PIPELINES` (labmesh's own FASTQ QC, whose documents depend
+only on the reads): real tools stamp their reports with the time and their
+command line (fastp does). What differs between two runs of the same
+invocation (the Dagster run, the process, the temporary folders in the
+command line, when it started and ended) is left out of each file's
+provenance and of the receipts.
 """
 
 from __future__ import annotations
@@ -12,6 +20,7 @@ import hashlib
 import json
 import sqlite3
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 from labmesh_dagster.core.keys import Zone
@@ -19,6 +28,30 @@ from labmesh_dagster_tests.conftest import Lab
 
 # Per-file values that depend on when a file was written, not on what it holds.
 TIMED_FIELDS = ("created",)
+# What a pipeline's provenance and receipts say of the run rather than of the invocation.
+RUN_FIELDS = ("run_id", "engine_run_id", "command_line", "started", "ended")
+
+REPRODUCIBLE_PIPELINES = """\
+version: 1
+pipelines:
+  - name: fastq-qc
+    version: "2"
+    command: [python, -m, labmesh_dagster.pipelines.fastq_qc_file, "{input}", "{output_dir}/{name}.qc.json"]
+    outputs: ["*.qc.json"]
+    takes: {formats: [fastq]}
+"""
+
+
+def reproducible_pipelines(folder: Path) -> dict[str, str]:
+    """Settings overrides for a lab that runs `REPRODUCIBLE_PIPELINES` (the file is written into ``folder``)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "reproducible-pipelines.yaml"
+    path.write_text(REPRODUCIBLE_PIPELINES, encoding="utf-8")
+    return {"LABMESH_PIPELINES": str(path)}
+
+
+def _without_run(made: dict[str, Any]) -> dict[str, Any]:
+    return {name: value for name, value in made.items() if name not in RUN_FIELDS}
 
 
 def _without_home(lab: Lab, value: Any) -> Any:
@@ -31,7 +64,15 @@ def _rows(lab: Lab, query: str) -> list[tuple[Any, ...]]:
 
 
 def _entry(text: str) -> dict[str, Any]:
-    return {name: value for name, value in json.loads(text).items() if name not in TIMED_FIELDS}
+    return file_entry(json.loads(text))
+
+
+def file_entry(data: dict[str, Any]) -> dict[str, Any]:
+    """A file's manifest entry without what depends on when and by which run it was made."""
+    entry = {name: value for name, value in data.items() if name not in TIMED_FIELDS}
+    if entry.get("produced_by"):
+        entry["produced_by"] = _without_run(entry["produced_by"])
+    return entry
 
 
 def store_state(lab: Lab) -> dict[str, Any]:
@@ -45,6 +86,8 @@ def store_state(lab: Lab) -> dict[str, Any]:
                 manifest = json.loads(lab.store.read_bytes(info.key))
                 if "files" in manifest:
                     manifest = [_entry(json.dumps(entry)) for entry in manifest["files"]]
+                elif "invocation_id" in manifest:  # a pipeline invocation's receipt
+                    manifest = _without_run(manifest)
                 files[info.key.path] = manifest
             else:
                 files[info.key.path] = hashlib.sha256(lab.store.read_bytes(info.key)).hexdigest()

@@ -1,7 +1,8 @@
 """The end-to-end scenario ends in the same state whether labmesh keeps its own state in SQLite or PostgreSQL.
 
 Contract: the whole flow (an ELN record registered, instrument files
-promoted, processed through Pipes, a person's file published to final) run
+promoted, processed by a pipeline through Pipes, a person's file published
+to final) run
 once with the SQLite files and once with ``LABMESH_DATABASE_URL`` leaves the
 same store, the same catalog as its port shows it (experiments, locations,
 datasets and their files, revisions, search hits and facet counts), the same
@@ -20,7 +21,13 @@ from labmesh_dagster.connectors.catalog.base import SearchQuery
 from labmesh_dagster.connectors.catalog.postgres import PostgresCatalog
 from labmesh_dagster.core.keys import Zone
 from labmesh_dagster_tests.conftest import Lab, make_settings
-from labmesh_dagster_tests.scenarios.lab_state import content_state, lineage_state, store_state
+from labmesh_dagster_tests.scenarios.lab_state import (
+    content_state,
+    file_entry,
+    lineage_state,
+    reproducible_pipelines,
+    store_state,
+)
 from labmesh_dagster_tests.scenarios.test_end_to_end import run_flow
 
 EXPERIMENT = "EXP-42"
@@ -36,7 +43,7 @@ def catalog_by_port(lab: Lab) -> dict[str, Any]:
         dataset = catalog.get_dataset(EXPERIMENT, zone)
         if dataset is None:
             continue
-        files = [{k: v for k, v in entry.to_dict().items() if k != "created"} for entry in dataset.files]
+        files = [file_entry(entry.to_dict()) for entry in dataset.files]
         revisions = [(r.revision, r.file_count) for r in catalog.dataset_revisions(EXPERIMENT, zone)]
         datasets[zone.value] = {"revision": dataset.revision, "files": files, "revisions": revisions}
     searches = {
@@ -74,9 +81,10 @@ def _without(value: Any, home: str) -> Any:
 @pytest.mark.slow  # the whole flow twice: make test and CI run it
 def test_the_flow_ends_in_the_same_state_on_sqlite_and_postgres(tmp_path: Path, postgres_url: str) -> None:
     states = {}
+    pipelines = reproducible_pipelines(tmp_path)
     for name, overrides in (("sqlite", {}), ("postgres", {"LABMESH_DATABASE_URL": postgres_url})):
         with dg.instance_for_test() as instance:
-            lab = Lab(make_settings(tmp_path / name, **overrides), instance)
+            lab = Lab(make_settings(tmp_path / name, **overrides, **pipelines), instance)
             run_flow(lab)
             assert isinstance(lab.catalog, PostgresCatalog) == (name == "postgres")
             states[name] = end_state(lab)
