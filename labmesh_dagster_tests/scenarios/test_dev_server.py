@@ -3,7 +3,9 @@
 Contract: it serves Dagster's UI and GraphQL API on the chosen port, seeds the
 demo lab (records, then instrument files over the first minute), and every demo
 experiment then gets materialized raw and processed partitions, driven only by
-the sensors and declarative automation, with no other input. Ctrl-C (SIGINT)
+the sensors and declarative automation, with no other input; the processed
+zone then holds what the real tools made of the demo's reads, alignment and
+variants (fastp, samtools, bcftools, MultiQC). Ctrl-C (SIGINT)
 stops it cleanly, with exit code 0, and the portal it started beside Dagster (which answered
 meanwhile) with it; and nothing it printed was a warning.
 
@@ -29,6 +31,17 @@ from labmesh_dagster_tests.scenarios.dev_server import DEMO_IDS, labmesh_command
 DEMO_CAP_SECONDS = 600
 POLL_SECONDS = 3
 PORTAL_STOP_CAP_SECONDS = 30
+# What the built-in pipelines make of the demo's files, under the processed zone.
+TOOL_OUTPUTS = (
+    "DEMO-RNASEQ-001/fastp/run-2026-11-03/LIV-01.fastp.json",
+    "DEMO-RNASEQ-001/multiqc/multiqc_report.html",
+    "DEMO-NANOPORE-003/fastp/ECOLI-7.fastp.html",
+    "DEMO-NANOPORE-003/samtools-stats/alignment/ECOLI-7.samtools-stats.txt",
+    "DEMO-NANOPORE-003/samtools-flagstat/alignment/ECOLI-7.flagstat.txt",
+    "DEMO-NANOPORE-003/samtools-idxstats/alignment/ECOLI-7.idxstats.txt",
+    "DEMO-NANOPORE-003/bcftools-stats/variants/ECOLI-7.bcftools-stats.txt",
+    "DEMO-NANOPORE-003/multiqc/multiqc_report.html",
+)
 
 
 @pytest.mark.slow
@@ -53,6 +66,13 @@ def test_make_dev_serves_the_ui_and_the_demo_fills_raw_and_processed(
                 f"no {asset} for {missing} after {elapsed:.0f} s (cap {DEMO_CAP_SECONDS} s); "
                 f"seen {progress.seen}\n{server.log_tail()}"
             )
+        processed = tmp_path / "home" / "store" / "processed"
+        # Automation may still be running a later processed run (the demo's files land over 40 s): capped wait.
+        until = time.monotonic() + DEMO_CAP_SECONDS
+        while time.monotonic() < until and not all((processed / path).is_file() for path in TOOL_OUTPUTS):
+            time.sleep(POLL_SECONDS)
+        missing_outputs = [path for path in TOOL_OUTPUTS if not (processed / path).is_file()]
+        assert not missing_outputs, f"the demo's tool outputs {missing_outputs} never appeared:\n{server.log_tail()}"
         assert server.ui_answers(), f"the UI stopped answering:\n{server.log_tail()}"
         assert server.portal_answers(), f"the portal does not answer beside Dagster:\n{server.log_tail()}"
     finally:
