@@ -166,6 +166,33 @@ def clear_staging(store: ObjectStore, experiment_id: str) -> int:
     return removed
 
 
+def retire_obsolete(store: ObjectStore, experiment_id: str, current: Sequence[Receipt]) -> list[str]:
+    """Remove what invocations that no longer apply made (a version bumped, an input changed or removed, a
+    pipeline dropped, a fallback no longer needed), with their receipts; returns the keys removed.
+
+    Only files a receipt names are ever removed: they were made by labmesh and can be made again. A file
+    a current invocation also made is kept, and files people put beside them have no receipt and stay.
+    """
+    keep = {output.key for receipt in current for output in receipt.outputs}
+    current_ids = {receipt.made.invocation_id for receipt in current}
+    removed: list[str] = []
+    for info in list(store.list(Zone.PROCESSED, f"{experiment_id}/{RECEIPTS_FOLDER}/")):
+        if not info.key.name.endswith(".json") or info.key.name[: -len(".json")] in current_ids:
+            continue
+        try:
+            obsolete = Receipt.from_dict(json.loads(store.read_bytes(info.key)))
+        except ObjectNotFound:
+            continue
+        except (ValueError, KeyError, TypeError):
+            obsolete = None  # unreadable: nothing it names can be trusted, only the receipt itself goes
+        for output in obsolete.outputs if obsolete else ():
+            if output.key not in keep and output.key.startswith(f"{Zone.PROCESSED.value}/{experiment_id}/"):
+                store.delete(ObjectKey.parse(output.key))
+                removed.append(output.key)
+        store.delete(info.key)
+    return removed
+
+
 def provenance_by_key(receipts: Sequence[Receipt]) -> dict[str, Provenance]:
     """Published key -> how it was made, for the manifest; a key two pipelines wrote goes to the later one."""
     return {output.key: receipt.made for receipt in receipts for output in receipt.outputs}

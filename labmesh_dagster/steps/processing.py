@@ -12,7 +12,10 @@ supplies; everything else is decided here, in plain Python:
 - a pipeline named as another's ``fallback`` runs only in its place, on the
   same inputs, when the other's tool is not installed;
 - a succeeded invocation is published at once (each stands on its own), a
-  failed one publishes nothing and is reported with the input it failed on.
+  failed one publishes nothing and is reported with the input it failed on;
+- what invocations that no longer apply made is removed at the end of a run
+  in which every invocation succeeded, so the processed dataset holds what the
+  pipelines file makes of the raw data now.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from labmesh_dagster.core.experiment import ExperimentRecord
 from labmesh_dagster.core.manifest import Manifest
 from labmesh_dagster.pipelines.planning import plan_invocations, stages
 from labmesh_dagster.pipelines.spec import Pipeline
-from labmesh_dagster.steps.pipeline_outputs import Receipt, publish_outputs, reusable_receipt
+from labmesh_dagster.steps.pipeline_outputs import Receipt, publish_outputs, retire_obsolete, reusable_receipt
 
 Invocation = dict[str, Any]
 Result = dict[str, Any]
@@ -59,6 +62,7 @@ class ProcessingReport:
     receipts: list[Receipt] = field(default_factory=list)
     failures: list[FailedInvocation] = field(default_factory=list)
     fallbacks: list[str] = field(default_factory=list)
+    retired: list[str] = field(default_factory=list)
 
     @property
     def ran(self) -> list[Receipt]:
@@ -182,4 +186,7 @@ def run_pipelines(
             invocations, {item["invocation_id"]: item["pipeline"]["name"] for item in invocations}
         )
         processing.fall_back(missing_tool)
+    if not processing.report.failures:
+        # Only after a run that made everything: a failure (perhaps passing) never costs the last good outputs.
+        processing.report.retired = retire_obsolete(store, record.id, processing.report.receipts)
     return processing.report

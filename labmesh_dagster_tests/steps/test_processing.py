@@ -7,7 +7,8 @@ version runs again; a pipeline whose tool is missing is replaced by its
 fallback on exactly its inputs, and a fallback never runs on its own; a failed
 invocation publishes nothing and is reported with its inputs and reason,
 while the others are published; an invocation the engine reported nothing for
-is a failure that says so.
+is a failure that says so; what invocations that no longer apply made is
+removed after a run without failures, never files people put there.
 """
 
 from __future__ import annotations
@@ -190,3 +191,27 @@ def test_an_invocation_the_engine_said_nothing_of_is_a_failure(store: LocalObjec
 
     [failure] = report.failures
     assert "reported no result" in failure.reason
+
+
+def test_what_an_invocation_that_no_longer_applies_made_is_removed_after_a_clean_run(store: LocalObjectStore) -> None:
+    run_pipelines(store, pipelines(), RECORD, raw_manifest("a.fastq", "b.fastq"), run_id="run-1", execute=Engine(store))
+    store.put(ObjectKey.parse("processed/EXP-1/qc/notes-by-a-person.md"), b"kept")
+
+    report = run_pipelines(store, pipelines(), RECORD, raw_manifest("a.fastq"), run_id="run-2", execute=Engine(store))
+
+    assert report.retired == ["processed/EXP-1/qc/b.qc.json"]  # the report was made again, from a.qc.json alone
+    assert published(store) == ["EXP-1/qc/a.qc.json", "EXP-1/qc/notes-by-a-person.md", "EXP-1/report/report.html"]
+    receipts = [info.key.name for info in store.list(Zone.PROCESSED, "EXP-1/_labmesh/pipelines/")]
+    assert sorted(receipts) == sorted(f"{receipt.made.invocation_id}.json" for receipt in report.receipts)
+
+
+def test_a_run_with_a_failure_retires_nothing(store: LocalObjectStore) -> None:
+    run_pipelines(store, pipelines(), RECORD, raw_manifest("a.fastq"), run_id="run-1", execute=Engine(store))
+    bumped = pipelines(PIPELINES.replace('version: "1"\n    command: [qc', 'version: "2"\n    command: [qc'))
+
+    report = run_pipelines(
+        store, bumped, RECORD, raw_manifest("a.fastq"), run_id="run-2", execute=Engine(store, failing=["qc"])
+    )
+
+    assert report.failures and report.retired == []
+    assert published(store) == ["EXP-1/qc/a.qc.json", "EXP-1/report/report.html"]  # the last good outputs
