@@ -3,9 +3,12 @@
 S3 is moto's server over HTTP; the knowledge base is the fake held to
 botocore's ``bedrock-agent`` and ``bedrock-agent-runtime`` models. Contract:
 every passage of every searchable file the flow publishes is one INDEXED
-knowledge base document carrying its file's id and place; a member of the
-experiment's group retrieves its passages, someone of another group none of
-them, an admin all; and rematerializing a dataset leaves the same documents.
+knowledge base document carrying its file's id and place, and each dataset's
+``content_indexed`` check passed counting exactly its searchable files; a
+member of the experiment's group retrieves its passages, someone of another
+group none of them, an admin all of them (a facet at a time: one Retrieve
+returns at most 100 results, and the flow's passages are more than that); and
+rematerializing a dataset leaves the same documents.
 """
 
 from __future__ import annotations
@@ -17,6 +20,8 @@ from typing import Any
 import dagster as dg
 import pytest
 
+from labmesh_dagster.connectors.search.base import FORMAT, ZONE, ContentDocument, ContentFilter
+from labmesh_dagster.connectors.search.bedrock import MAX_RESULTS
 from labmesh_dagster.connectors.search.indexed_passages import document_passages
 from labmesh_dagster.core.access import Viewer
 from labmesh_dagster.core.keys import ObjectKey, Zone
@@ -46,16 +51,41 @@ def bedrock_lab(tmp_path: Path, instance: dg.DagsterInstance, request: Any) -> I
     yield Lab(settings, instance, clients), knowledge_base
 
 
-def expected_passage_ids(lab: Lab) -> set[str]:
+DATASETS = {"raw_dataset": Zone.RAW, "processed_dataset": Zone.PROCESSED, "final_dataset": Zone.FINAL}
+
+
+def searchable_documents(lab: Lab, zone: Zone) -> list[ContentDocument]:
     record = lab.catalog.get_experiment("EXP-42")
     assert record is not None
-    ids: set[str] = set()
-    for zone in (Zone.RAW, Zone.PROCESSED, Zone.FINAL):
-        manifest = read_manifest(lab.store, zone, "EXP-42")
-        assert manifest is not None
-        for document in dataset_documents(manifest, record, lambda key: lab.store.uri(ObjectKey.parse(key))):
-            ids.update(passage.id for passage in document_passages(document))
-    return ids
+    manifest = read_manifest(lab.store, zone, "EXP-42")
+    assert manifest is not None
+    return dataset_documents(manifest, record, lambda key: lab.store.uri(ObjectKey.parse(key)))
+
+
+def expected_passage_ids(lab: Lab) -> set[str]:
+    return {
+        passage.id
+        for zone in DATASETS.values()
+        for document in searchable_documents(lab, zone)
+        for passage in document_passages(document)
+    }
+
+
+def content_checks(lab: Lab) -> dict[str, dg.AssetCheckEvaluation]:
+    """The latest ``content_indexed`` evaluation of each dataset asset."""
+    latest: dict[str, tuple[int, dg.AssetCheckEvaluation]] = {}
+    for run in lab.instance.get_run_records():
+        events = lab.instance.get_records_for_run(
+            run.dagster_run.run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION
+        ).records
+        for record in events:
+            evaluation = record.event_log_entry.asset_check_evaluation
+            if evaluation is None or evaluation.check_name != "content_indexed":
+                continue
+            asset = evaluation.asset_key.to_user_string()
+            if asset not in latest or latest[asset][0] < record.storage_id:
+                latest[asset] = (record.storage_id, evaluation)
+    return {asset: evaluation for asset, (_, evaluation) in latest.items()}
 
 
 def test_every_passage_is_indexed_and_each_group_retrieves_only_its_own(
@@ -66,13 +96,30 @@ def test_every_passage_is_indexed_and_each_group_retrieves_only_its_own(
 
     assert set(knowledge_base.documents) == expected_passage_ids(lab)
     assert all(status.outcome == "INDEXED" for status in knowledge_base.statuses.values())
+    checks = content_checks(lab)
+    assert set(checks) == set(DATASETS)
+    for asset, zone in DATASETS.items():
+        assert checks[asset].passed, (asset, checks[asset].metadata)
+        assert checks[asset].metadata["indexed"].value == len(searchable_documents(lab, zone)), asset
     index = lab.ports.content_index()
     hepatology = index.retrieve("fibrotic liver samples", viewer=Viewer("bob", frozenset({"Hepatology"})))
     others = index.retrieve("fibrotic liver samples", viewer=Viewer("eve", frozenset({"Nephrology"})))
-    everything = index.retrieve("fibrotic liver samples", viewer=Viewer("root", admin=True), limit=100)
     assert hepatology and {hit.attributes["experiment_id"] for hit in hepatology} == {"EXP-42"}
     assert others == []
-    assert {hit.passage.id for hit in everything} == set(knowledge_base.documents)
+    # One Retrieve returns at most MAX_RESULTS passages, fewer than the flow's: an admin asks a facet at a time.
+    assert len(knowledge_base.documents) > MAX_RESULTS
+    facets = {(document.metadata[ZONE], document.metadata[FORMAT]) for document in knowledge_base.documents.values()}
+    everything: set[str] = set()
+    for zone, fmt in sorted(facets):
+        hits = index.retrieve(
+            "fibrotic liver samples",
+            filters=ContentFilter(zone=zone, format=fmt),
+            viewer=Viewer("root", admin=True),
+            limit=MAX_RESULTS,
+        )
+        assert len(hits) < MAX_RESULTS, (zone, fmt)  # not cut by the limit: the facet's every passage
+        everything |= {hit.passage.id for hit in hits}
+    assert everything == set(knowledge_base.documents)
 
 
 def test_rematerializing_a_dataset_leaves_the_same_documents(bedrock_lab: tuple[Lab, FakeKnowledgeBase]) -> None:
