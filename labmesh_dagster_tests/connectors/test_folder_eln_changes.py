@@ -21,37 +21,8 @@ from pathlib import Path
 import pytest
 
 from labmesh_dagster.connectors.eln.base import ElnEvent, ElnPoll
-from labmesh_dagster.connectors.eln.folder import FolderEln, read_record_file
-from labmesh_dagster.core.errors import RecordError
-from labmesh_dagster.core.experiment import ExperimentRecord
-
-
-class CountingReader:
-    """`read_record_file`, counting the files it is asked to read."""
-
-    def __init__(self) -> None:
-        self.paths: list[Path] = []
-
-    def __call__(self, path: Path) -> tuple[list[ExperimentRecord], list[RecordError]]:
-        self.paths.append(path)
-        return read_record_file(path)
-
-    def names(self) -> list[str]:
-        names = sorted(path.name for path in self.paths)
-        self.paths.clear()
-        return names
-
-
-@pytest.fixture
-def records_dir(tmp_path: Path) -> Path:
-    path = tmp_path / "eln"
-    path.mkdir()
-    return path
-
-
-@pytest.fixture
-def reader() -> CountingReader:
-    return CountingReader()
+from labmesh_dagster.connectors.eln.folder import FolderEln
+from labmesh_dagster_tests.connectors.folder_eln_reading import CountingReader
 
 
 @pytest.fixture

@@ -28,10 +28,10 @@ import pytest
 
 from labmesh_dagster.connectors.eln import folder_watch
 from labmesh_dagster.connectors.eln.base import ElnPoll
-from labmesh_dagster.connectors.eln.folder import FolderEln, read_record_file
+from labmesh_dagster.connectors.eln.folder import FolderEln
 from labmesh_dagster.connectors.eln.folder_watch import IN_CREATE, IN_ISDIR, IN_Q_OVERFLOW, network_filesystem
-from labmesh_dagster.core.errors import ExperimentNotFound, RecordError
-from labmesh_dagster.core.experiment import ExperimentRecord
+from labmesh_dagster.core.errors import ExperimentNotFound
+from labmesh_dagster_tests.connectors.folder_eln_reading import CountingReader
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="inotify is Linux's")
 
@@ -44,34 +44,6 @@ class Clock:
 
     def __call__(self) -> float:
         return self.now
-
-
-class CountingReader:
-    """`read_record_file`, counting the files it is asked to read."""
-
-    def __init__(self) -> None:
-        self.paths: list[Path] = []
-
-    def __call__(self, path: Path) -> tuple[list[ExperimentRecord], list[RecordError]]:
-        self.paths.append(path)
-        return read_record_file(path)
-
-    def names(self) -> list[str]:
-        names = sorted(path.name for path in self.paths)
-        self.paths.clear()
-        return names
-
-
-@pytest.fixture
-def records_dir(tmp_path: Path) -> Path:
-    path = tmp_path / "eln"
-    path.mkdir()
-    return path
-
-
-@pytest.fixture
-def reader() -> CountingReader:
-    return CountingReader()
 
 
 @pytest.fixture
