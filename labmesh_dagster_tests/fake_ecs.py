@@ -63,6 +63,7 @@ from botocore.waiter import NormalizedOperationMethod, Waiter, WaiterModel
 
 from labmesh_dagster.pipelines.ecs_requests import FARGATE_SIZES
 from labmesh_dagster_tests import service_model
+from labmesh_dagster_tests.aws_fakes import FAKE_AWS_ENV
 from labmesh_dagster_tests.service_model import FakeServiceClient
 
 SERVICE = "ecs"
@@ -417,3 +418,37 @@ class FakeEcsClient(FakeServiceClient):
         name = names[waiter_name]
         config = model.get_waiter(name)
         return Waiter(name, config, NormalizedOperationMethod(getattr(self, xform_name(config.operation))))
+
+
+# The image the pipelines' task definition names (the fake runs its command here, whatever the image).
+LABMESH_IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/labmesh:1.0"
+
+
+def register_pipelines_task_definition(fake: FakeEcsClient, moto_endpoint: str, log_group: str) -> None:
+    """The task definition labmesh's ECS pipelines name (`labmesh-pipelines`, container `labmesh`), its
+    container reaching moto's S3 and its output going to ``log_group`` in CloudWatch Logs, as awslogs sends it."""
+    environment = {**FAKE_AWS_ENV, "AWS_ENDPOINT_URL": moto_endpoint, "PYTHONUNBUFFERED": "1"}
+    fake.register_task_definition(
+        family="labmesh-pipelines",
+        networkMode="awsvpc",
+        requiresCompatibilities=["FARGATE"],
+        cpu="1024",
+        memory="2048",
+        containerDefinitions=[
+            {
+                "name": "labmesh",
+                "image": LABMESH_IMAGE,
+                "essential": True,
+                "environment": [{"name": name, "value": value} for name, value in environment.items()],
+                "logConfiguration": {
+                    "logDriver": "awslogs",
+                    "options": {
+                        "awslogs-group": log_group,
+                        "awslogs-region": "us-east-1",
+                        "awslogs-stream-prefix": "pipelines",
+                        "awslogs-create-group": "true",
+                    },
+                },
+            }
+        ],
+    )

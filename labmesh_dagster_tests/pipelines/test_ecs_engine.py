@@ -38,11 +38,9 @@ from labmesh_dagster.connectors.aws import make_client
 from labmesh_dagster.defs.pipeline_ecs import run_on_ecs
 from labmesh_dagster.pipelines.ecs_requests import TOOL_RUNNER_COMMAND
 from labmesh_dagster.ports import store_config
-from labmesh_dagster_tests.aws_fakes import FAKE_AWS_ENV
 from labmesh_dagster_tests.conftest import aws_settings
-from labmesh_dagster_tests.fake_ecs import FakeEcsClient, local_python
-
-IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/labmesh:1.0"
+from labmesh_dagster_tests.fake_ecs import LABMESH_IMAGE as IMAGE
+from labmesh_dagster_tests.fake_ecs import FakeEcsClient, local_python, register_pipelines_task_definition
 
 RUNNER_SCRIPT = """
 import os, signal, sys, time
@@ -96,37 +94,9 @@ def ecs(logs: Any, tmp_path: Path, moto_endpoint: str) -> Iterator[FakeEcsClient
     script = tmp_path / "runner.py"
     script.write_text(RUNNER_SCRIPT, encoding="utf-8")
     fake = FakeEcsClient(logs=logs, clusters=["labmesh"], image=script_image(script), stop_timeout=5)
-    register(fake, moto_endpoint)
+    register_pipelines_task_definition(fake, moto_endpoint, f"/labmesh/pipelines-{uuid.uuid4().hex[:8]}")
     yield fake
     fake.close()
-
-
-def register(fake: FakeEcsClient, moto_endpoint: str) -> None:
-    environment = {**FAKE_AWS_ENV, "AWS_ENDPOINT_URL": moto_endpoint, "PYTHONUNBUFFERED": "1"}
-    fake.register_task_definition(
-        family="labmesh-pipelines",
-        networkMode="awsvpc",
-        requiresCompatibilities=["FARGATE"],
-        cpu="1024",
-        memory="2048",
-        containerDefinitions=[
-            {
-                "name": "labmesh",
-                "image": IMAGE,
-                "essential": True,
-                "environment": [{"name": name, "value": value} for name, value in environment.items()],
-                "logConfiguration": {
-                    "logDriver": "awslogs",
-                    "options": {
-                        "awslogs-group": f"/labmesh/pipelines-{uuid.uuid4().hex[:8]}",
-                        "awslogs-region": "us-east-1",
-                        "awslogs-stream-prefix": "pipelines",
-                        "awslogs-create-group": "true",
-                    },
-                },
-            }
-        ],
-    )
 
 
 def pipeline(name: str = "fastp", **resources: Any) -> dict[str, Any]:
@@ -326,7 +296,7 @@ def test_the_real_tool_runner_runs_a_pipeline_in_the_task_against_s3(
     ]
     store = dict(store_config(aws_settings(tmp_path / "home", moto_endpoint, s3_buckets)))
     fake = FakeEcsClient(logs=logs, clusters=["labmesh"], stop_timeout=5)
-    register(fake, moto_endpoint)
+    register_pipelines_task_definition(fake, moto_endpoint, f"/labmesh/pipelines-{uuid.uuid4().hex[:8]}")
     try:
         results = on_ecs(fake, logs, [work], store=store)
     finally:

@@ -58,14 +58,14 @@ from labmesh_dagster.defs.pipeline_engines import PipelineEnginesResource
 from labmesh_dagster.pipelines import ecs_requests
 from labmesh_dagster.pipelines.ecs_requests import TOOL_RUNNER_COMMAND
 from labmesh_dagster.steps.manifests import read_manifest
-from labmesh_dagster_tests.aws_fakes import FAKE_AWS_ENV, ServiceClients
+from labmesh_dagster_tests.aws_fakes import ServiceClients
 from labmesh_dagster_tests.conftest import Lab, aws_settings
-from labmesh_dagster_tests.fake_ecs import FakeEcsClient, local_python
+from labmesh_dagster_tests.fake_ecs import LABMESH_IMAGE as IMAGE
+from labmesh_dagster_tests.fake_ecs import FakeEcsClient, local_python, register_pipelines_task_definition
 from labmesh_dagster_tests.omics.fake_omics_workflows import FakeOmicsWorkflows, FakeWorkflow
 
 pytestmark = pytest.mark.slow  # each scenario runs the aws flow on moto's server, a Pipes task and workflow runs
 
-IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/labmesh:1.0"
 WORKFLOW = "1234567"
 ROLE = "arn:aws:iam::123456789012:role/labmesh-omics-runs"
 RECORD = {
@@ -149,31 +149,7 @@ class AwsPipelines:
     def fake_ecs(self, image: Callable[[Sequence[str]], list[str]] = local_python) -> FakeEcsClient:
         """The ECS fake with the task definition the pipelines name (its container reaches moto's S3)."""
         self.ecs = FakeEcsClient(logs=self.logs, clusters=["labmesh"], image=image, stop_timeout=5)
-        environment = {**FAKE_AWS_ENV, "AWS_ENDPOINT_URL": self.moto_endpoint, "PYTHONUNBUFFERED": "1"}
-        self.ecs.register_task_definition(
-            family="labmesh-pipelines",
-            networkMode="awsvpc",
-            requiresCompatibilities=["FARGATE"],
-            cpu="1024",
-            memory="2048",
-            containerDefinitions=[
-                {
-                    "name": "labmesh",
-                    "image": IMAGE,
-                    "essential": True,
-                    "environment": [{"name": name, "value": value} for name, value in environment.items()],
-                    "logConfiguration": {
-                        "logDriver": "awslogs",
-                        "options": {
-                            "awslogs-group": f"/labmesh/{self.output_bucket}",
-                            "awslogs-region": "us-east-1",
-                            "awslogs-stream-prefix": "pipelines",
-                            "awslogs-create-group": "true",
-                        },
-                    },
-                }
-            ],
-        )
+        register_pipelines_task_definition(self.ecs, self.moto_endpoint, f"/labmesh/{self.output_bucket}")
         return self.ecs
 
     def lab(
