@@ -22,11 +22,21 @@ import yaml
 
 from labmesh_dagster.core.keys import ObjectKey, Zone
 from labmesh_dagster.definitions import build_definitions
+from labmesh_dagster.pipelines.spec import builtin_pipelines_path
 from labmesh_dagster.ports import Ports
 from labmesh_dagster.settings import Settings
 from labmesh_dagster_tests.aws_fakes import FAKE_AWS_ENV, ServiceClients, moto_server
 
 DATA = Path(__file__).parent / "data"
+# The labs here run labmesh's own FASTQ QC as their pipeline (`data/pipelines/quick.yaml`): quick, and
+# reproducible, so two labs compare byte for byte. Tests of the real tools ask for `builtin_pipelines()`,
+# or mark themselves `real_tools` where they take the `lab` or `any_lab` fixture.
+QUICK_PIPELINES = DATA / "pipelines" / "quick.yaml"
+
+
+def builtin_pipelines() -> dict[str, str]:
+    """Settings overrides for a lab that runs the built-in pipelines (fastp, seqkit, samtools, bcftools, MultiQC)."""
+    return {"LABMESH_PIPELINES": str(builtin_pipelines_path())}
 
 
 def make_settings(home: Path, **overrides: str) -> Settings:
@@ -34,14 +44,19 @@ def make_settings(home: Path, **overrides: str) -> Settings:
         "LABMESH_HOME": str(home),
         "LABMESH_LANDING_SETTLE_SECONDS": "0",
         "LABMESH_UNKNOWN_EXPERIMENT_GRACE_SECONDS": "0",
+        "LABMESH_PIPELINES": str(QUICK_PIPELINES),
         **overrides,
     }
     return Settings.from_env(env)
 
 
+def _pipelines_of(request: pytest.FixtureRequest) -> dict[str, str]:
+    return builtin_pipelines() if request.node.get_closest_marker("real_tools") else {}
+
+
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    return make_settings(tmp_path / "home")
+def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
+    return make_settings(tmp_path / "home", **_pipelines_of(request))
 
 
 class ShiftedClock:
@@ -200,10 +215,10 @@ def aws_settings(home: Path, endpoint: str, buckets: dict[str, str], **overrides
 def any_lab(request: pytest.FixtureRequest, tmp_path: Path, instance: dg.DagsterInstance) -> Lab:
     """The same lab on each profile: local folders, or S3 buckets on moto's server."""
     if request.param == "local":
-        return Lab(make_settings(tmp_path / "home"), instance)
+        return Lab(make_settings(tmp_path / "home", **_pipelines_of(request)), instance)
     endpoint = request.getfixturevalue("moto_endpoint")
     buckets = request.getfixturevalue("s3_buckets")
-    return Lab(aws_settings(tmp_path / "home", endpoint, buckets), instance)
+    return Lab(aws_settings(tmp_path / "home", endpoint, buckets, **_pipelines_of(request)), instance)
 
 
 @pytest.fixture(scope="session")

@@ -5,10 +5,10 @@ file times, so both are left out: store bytes are compared by checksum, the
 catalog and content index by their content, lineage by which runs ended how
 and what their last completed runs wrote, the ELN by what it reads back.
 
-A pipeline's outputs are compared by checksum too, so labs that are compared
-run `REPRODUCIBLE_PIPELINES` (labmesh's own FASTQ QC, whose documents depend
-only on the reads): real tools stamp their reports with the time and their
-command line (fastp does). What differs between two runs of the same
+A pipeline's outputs are compared by checksum too, which holds for the test
+labs' quick pipeline (labmesh's own FASTQ QC, whose documents depend only on
+the reads, `data/pipelines/quick.yaml`), not for real tools: they stamp their
+reports with the time and their command line (fastp does). What differs between two runs of the same
 invocation (the Dagster run, the process, the temporary folders in the
 command line, when it started and ended) is left out of each file's
 provenance and of the receipts.
@@ -20,7 +20,6 @@ import hashlib
 import json
 import sqlite3
 from collections import Counter
-from pathlib import Path
 from typing import Any
 
 from labmesh_dagster.core.keys import Zone
@@ -30,24 +29,6 @@ from labmesh_dagster_tests.conftest import Lab
 TIMED_FIELDS = ("created",)
 # What a pipeline's provenance and receipts say of the run rather than of the invocation.
 RUN_FIELDS = ("run_id", "engine_run_id", "command_line", "started", "ended")
-
-REPRODUCIBLE_PIPELINES = """\
-version: 1
-pipelines:
-  - name: fastq-qc
-    version: "2"
-    command: [python, -m, labmesh_dagster.pipelines.fastq_qc_file, "{input}", "{output_dir}/{name}.qc.json"]
-    outputs: ["*.qc.json"]
-    takes: {formats: [fastq]}
-"""
-
-
-def reproducible_pipelines(folder: Path) -> dict[str, str]:
-    """Settings overrides for a lab that runs `REPRODUCIBLE_PIPELINES` (the file is written into ``folder``)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / "reproducible-pipelines.yaml"
-    path.write_text(REPRODUCIBLE_PIPELINES, encoding="utf-8")
-    return {"LABMESH_PIPELINES": str(path)}
 
 
 def _without_run(made: dict[str, Any]) -> dict[str, Any]:

@@ -35,7 +35,6 @@ from labmesh_dagster_tests.conftest import Lab, aws_settings, make_settings
 from labmesh_dagster_tests.fake_datazone import FakeDataZoneClient
 from labmesh_dagster_tests.fake_kendra import FakeKendraClient
 from labmesh_dagster_tests.lineage.schemas import validate_event
-from labmesh_dagster_tests.scenarios.lab_state import reproducible_pipelines
 from labmesh_dagster_tests.scenarios.test_end_to_end import run_flow
 from labmesh_dagster_tests.service_model import ThrottledShare
 
@@ -80,10 +79,8 @@ def publishing() -> Callable[[float], Publishing]:
     return install
 
 
-def published_lab(
-    tmp_path: Path, instance: dg.DagsterInstance, fakes: Publishing, request: Any, **overrides: str
-) -> Lab:
-    """A lab of the aws profile publishing to ``fakes``; ``overrides`` are further settings."""
+def published_lab(tmp_path: Path, instance: dg.DagsterInstance, fakes: Publishing, request: Any) -> Lab:
+    """A lab of the aws profile publishing to ``fakes``."""
     settings = aws_settings(
         tmp_path / "home",
         request.getfixturevalue("moto_endpoint"),
@@ -93,7 +90,6 @@ def published_lab(
         LABMESH_DATAZONE_MAX_CALLS_PER_SECOND="500",
         LABMESH_KENDRA_INDEX_ID=fakes.kendra.index_id,
         LABMESH_KENDRA_MAX_CALLS_PER_SECOND="500",
-        **overrides,
     )
     return Lab(settings, instance, fakes.clients)
 
@@ -291,11 +287,10 @@ def test_a_fifth_of_datazone_and_kendra_calls_throttled_still_publishes_everythi
 def test_the_local_profile_answers_every_search_as_the_aws_profile_does(
     tmp_path: Path, instance: dg.DagsterInstance, publishing: Callable[..., Publishing], request: Any
 ) -> None:
-    # Real tools' reports differ run to run (fastp stamps the time and its temporary paths): both labs run
-    # labmesh's own deterministic QC, so any difference is one of search, not of the tools.
-    pipelines = reproducible_pipelines(tmp_path / "pipelines")
-    aws = published_lab(tmp_path, instance, publishing(), request, **pipelines)
-    local = Lab(make_settings(tmp_path / "local-home", **pipelines), instance)
+    # Both labs run the test suite's quick pipeline, labmesh's own deterministic QC (real tools' reports differ
+    # run to run: fastp stamps the time and its temporary paths), so any difference is one of search.
+    aws = published_lab(tmp_path, instance, publishing(), request)
+    local = Lab(make_settings(tmp_path / "local-home"), instance)
     run_flow(aws)
     run_flow(local)
     datazone = aws.resources["catalog"].get_catalog()

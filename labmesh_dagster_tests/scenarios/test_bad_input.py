@@ -91,6 +91,7 @@ def test_files_of_an_experiment_not_yet_registered_wait_for_their_grace_period(s
     assert run.success and patient.keys(Zone.LANDING) == []
 
 
+@pytest.mark.real_tools
 def test_a_corrupt_fastq_is_promoted_and_cataloged_with_its_extraction_error(lab: Lab) -> None:
     lab.write_record("good.yaml", GOOD)
     lab.run_sensor("eln_sensor")

@@ -41,6 +41,9 @@ RECORD = {
 }
 
 
+# The flow runs the built-in pipelines: the real tools' outputs are what it checks.
+pytestmark = pytest.mark.real_tools
+
 BAM = "project.NIST_NIST7035_H7AP8ADXX_TAAGGCGA_1_NA12878.bwa.markDuplicates.bam"
 # What each built-in pipeline writes for the files above, and from which raw file.
 TOOL_OUTPUTS = {

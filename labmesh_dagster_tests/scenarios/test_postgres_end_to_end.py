@@ -21,13 +21,7 @@ from labmesh_dagster.connectors.catalog.base import SearchQuery
 from labmesh_dagster.connectors.catalog.postgres import PostgresCatalog
 from labmesh_dagster.core.keys import Zone
 from labmesh_dagster_tests.conftest import Lab, make_settings
-from labmesh_dagster_tests.scenarios.lab_state import (
-    content_state,
-    file_entry,
-    lineage_state,
-    reproducible_pipelines,
-    store_state,
-)
+from labmesh_dagster_tests.scenarios.lab_state import content_state, file_entry, lineage_state, store_state
 from labmesh_dagster_tests.scenarios.test_end_to_end import run_flow
 
 EXPERIMENT = "EXP-42"
@@ -81,10 +75,9 @@ def _without(value: Any, home: str) -> Any:
 @pytest.mark.slow  # the whole flow twice: make test and CI run it
 def test_the_flow_ends_in_the_same_state_on_sqlite_and_postgres(tmp_path: Path, postgres_url: str) -> None:
     states = {}
-    pipelines = reproducible_pipelines(tmp_path)
     for name, overrides in (("sqlite", {}), ("postgres", {"LABMESH_DATABASE_URL": postgres_url})):
         with dg.instance_for_test() as instance:
-            lab = Lab(make_settings(tmp_path / name, **overrides, **pipelines), instance)
+            lab = Lab(make_settings(tmp_path / name, **overrides), instance)
             run_flow(lab)
             assert isinstance(lab.catalog, PostgresCatalog) == (name == "postgres")
             states[name] = end_state(lab)

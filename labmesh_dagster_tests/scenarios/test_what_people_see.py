@@ -26,6 +26,9 @@ from labmesh_dagster.defs.dataset_assets import FILE_TABLE_LIMIT, files_shown
 from labmesh_dagster.defs.processed_assets import PIPELINES_SUCCEEDED, QC_PASSED
 from labmesh_dagster_tests.conftest import Lab
 
+# What people see of QC is what the real tools (fastp) report.
+pytestmark = pytest.mark.real_tools
+
 GOOD = b"@r1\nACGTACGT\n+\nIIIIIIII\n"
 TRUNCATED = b"@r1\nACGTACGT\n+\nIIII"
 
