@@ -13,6 +13,7 @@ process that is gone, or now another program, is only removed.
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -89,8 +90,12 @@ def test_stop_interrupts_the_recorded_processes_and_nothing_else(
     layout = Layout.of(settings)
     layout.pid_file("portal").parent.mkdir(parents=True)
     # Stands in for the portal: its command line names labmesh's CLI, and Ctrl-C ends it as it ends the portal.
+    # Its SIGINT is at the default even where the tests run with it ignored (a background job), as the portal
+    # sets its own handler.
     portal = subprocess.Popen(
-        [sys.executable, "-c", "import time; time.sleep(120)", "labmesh_dagster.cli"], stderr=subprocess.DEVNULL
+        [sys.executable, "-c", "import time; time.sleep(120)", "labmesh_dagster.cli"],
+        stderr=subprocess.DEVNULL,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     gone = subprocess.Popen([sys.executable, "-c", "pass"])
     gone.wait()
