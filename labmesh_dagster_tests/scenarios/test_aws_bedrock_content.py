@@ -28,7 +28,7 @@ from labmesh_dagster.core.keys import ObjectKey, Zone
 from labmesh_dagster.steps.content import dataset_documents
 from labmesh_dagster.steps.manifests import read_manifest
 from labmesh_dagster_tests.aws_fakes import ServiceClients
-from labmesh_dagster_tests.conftest import Lab, aws_settings
+from labmesh_dagster_tests.conftest import Lab, aws_settings, builtin_pipelines
 from labmesh_dagster_tests.fake_bedrock_agent import FakeKnowledgeBase, bedrock_clients
 from labmesh_dagster_tests.scenarios.test_end_to_end import run_flow
 
@@ -46,6 +46,8 @@ def bedrock_lab(tmp_path: Path, instance: dg.DagsterInstance, request: Any) -> I
         LABMESH_BEDROCK_KNOWLEDGE_BASE_ID=knowledge_base.knowledge_base_id,
         LABMESH_BEDROCK_DATA_SOURCE_ID=knowledge_base.data_source_id,
         LABMESH_BEDROCK_KB_MAX_CALLS_PER_SECOND="500",
+        # The real tools' outputs: more passages than one Retrieve returns (100).
+        **builtin_pipelines(),
     )
     clients = ServiceClients({"bedrock-agent": agent, "bedrock-agent-runtime": runtime})
     yield Lab(settings, instance, clients), knowledge_base
