@@ -62,21 +62,14 @@ keys gets its passages' FTS table made again with them in `prepare`, once.
 
 from __future__ import annotations
 
-import hashlib
 import json
-import logging
 import os
-import re
 import secrets
 import sqlite3
-import threading
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
-from datetime import datetime
 from pathlib import Path
 from typing import Any
-
-import numpy as np
 
 from labmesh_dagster.connectors.search.base import (
     CONTENT_ATTRIBUTES,
@@ -86,7 +79,6 @@ from labmesh_dagster.connectors.search.base import (
     NO_FILTER,
     SAMPLE_IDS,
     AttributeType,
-    AttributeValue,
     ContentDocument,
     ContentFilter,
     ContentHit,
@@ -100,18 +92,39 @@ from labmesh_dagster.connectors.search.base import (
     viewer_principals,
 )
 from labmesh_dagster.connectors.search.passage_access import access_clause, passage_keys
+from labmesh_dagster.connectors.search.passage_vectors import (
+    MatrixCache,
+    Vectors,
+    embedded_vectors,
+    matrix_of,
+    new_passage_vectors,
+)
+from labmesh_dagster.connectors.search.question_words import QUESTION_WORDS, question_terms, search_terms
+from labmesh_dagster.connectors.search.stored_passages import (
+    CANDIDATES,
+    COMMON_MATCHES,
+    COMMON_WINDOW,
+    DOC_SHIFT,
+    INLINE_VECTORS,
+    MAX_PASSAGES,
+    PLAIN_EXCERPT,
+    EmbedderFactory,
+    StoredPassage,
+    attribute_rows,
+    attributes_json,
+    decoded_attributes,
+    embedded_text,
+    passage_hit,
+    stored_passages,
+)
 from labmesh_dagster.connectors.sqlite_files import connect, transaction
 from labmesh_dagster.core.access import Viewer, group_principal
-from labmesh_dagster.core.errors import LabmeshError
-from labmesh_dagster.core.passages import Passage, PassageHit, PassageLocation, SearchMode
+from labmesh_dagster.core.passages import PassageHit, SearchMode
 from labmesh_dagster.core.text import clean_text
-from labmesh_dagster.semantic.chunking import chunk_file
 from labmesh_dagster.semantic.embedding import DIMENSION, MODEL_ID, default_embedder
 from labmesh_dagster.semantic.fusion import weighted_rank_fusion
 from labmesh_dagster.semantic.match_strength import bm25_idf, keyword_strength
-from labmesh_dagster.semantic.vectors import TextEmbedder, VectorMatrix, dequantize, embed_in_batches, quantize
-
-log = logging.getLogger(__name__)
+from labmesh_dagster.semantic.vectors import TextEmbedder, VectorMatrix
 
 PASSAGES_FTS = """CREATE VIRTUAL TABLE IF NOT EXISTS content_passages_fts USING fts5(
     title,
@@ -182,45 +195,21 @@ _PASSAGES_CUT = "passages_cut"
 PASSAGE_LAYOUT = 2
 """Passages numbered ``doc << DOC_SHIFT | ordinal`` (layout 1, for an hour of development, counted them from 1)."""
 
-DOC_SHIFT = 20
-"""A passage's row number holds its document's number above these bits, so the FTS rowid alone names the document
-(reading the FTS row's own columns costs a lookup per match: ten times the time of an access test by rowid)."""
-
-MAX_PASSAGES = 1 << DOC_SHIFT
-
-COMMON_MATCHES = 2000
-"""A word in more passages than this is common: left out of a keyword ranking that has rarer words."""
-
-COMMON_WINDOW = 500
-"""How many of the newest matches a keyword ranking of common words alone scores."""
-
-CANDIDATES = 50
-"""How deep each ranking goes before fusion: fusing short lists loses what only one ranking ranks fairly high."""
-
-EMBED_BATCH = 32
-
-INLINE_VECTORS = 32
-"""A publish whose new passages number at most this embeds them itself (a second or two on two cores), so a
-small dataset is searchable by meaning when its run ends; a larger one leaves them all to `embed_missing`, run
-by the ``content_vectors`` job, so that ingesting a thousand files never waits on the model."""
-
 _VECTORS_WANTED = "vectors_wanted"
 """1 while passages may lack a vector (set by `replace` leaving some, cleared by `embed_missing` finding none):
 what the ``content_vectors`` sensor reads on each tick, instead of looking for such passages."""
 
-EmbedderFactory = Callable[[], TextEmbedder]
-"""Gives the embedder when one is first needed (so an index that never embeds never loads the model)."""
+_MATRICES = MatrixCache()
+"""Each index file's matrix, shared by every index object of the file in the process."""
 
-_MATRICES: dict[str, tuple[int, VectorMatrix]] = {}
-_MATRICES_LOCK = threading.Lock()
-_MATRICES_KEPT = 4
-"""Index files whose matrices a process keeps (one in production; tests open many)."""
+__all__ = ["INLINE_VECTORS", "QUESTION_WORDS", "EmbedderFactory", "SqliteContentIndex", "match_expression"]
+"""What others import from here; the passages' limits and hashing live in `stored_passages`, shared with the
+PostgreSQL index."""
 
 # Title words count twice as much as body words, as a title is what the file is about.
 _RANK = "bm25(content_fts, 2.0, 1.0)"
 _PASSAGE_RANK = "bm25(content_passages_fts, 2.0, 1.0, 0.0, 0.0)"
 _SNIPPET = "snippet(content_fts, 1, '', '', '…', 24)"
-_PLAIN_EXCERPT = 300
 
 
 def _phrase(term: str) -> str:
@@ -228,26 +217,9 @@ def _phrase(term: str) -> str:
     return '"' + term.replace('"', '""') + '"'
 
 
-QUESTION_WORDS = frozenset(
-    """a about above after all also am an and any are as at be been before being below between both but by can
-    could did do does doing done during each few for from had has have having he her here hers him his how i if
-    in into is it its itself just me more most my no nor not of off on once only or other our out over own same
-    she should so some such than that the their them then there these they this those through to too under
-    until up very was we were what when where which while who whom why will with would you your""".split()  # noqa: SIM905 - a list literal of 120 words is harder to read
-)
-"""Words a question is made of that say nothing of its answer: left out of the passages' keyword ranking.
-
-BM25 weighs them low, but fusion counts ranks, not scores: a passage matched
-on "were" alone ranks in the keyword list and is lifted by it. Kept when a
-question has no other word.
-"""
-
-
 def question_phrases(text: str) -> list[str]:
     """The FTS5 phrases of a question's content words (all its words when it has no other), each once."""
-    words = clean_text(text).split()
-    content = [word for word in words if word.lower().strip("?!.,;:'\"()") not in QUESTION_WORDS]
-    return list(dict.fromkeys(_phrase(term) for term in content or words if re.search(r"\w", term)))
+    return [_phrase(term) for term in question_terms(text)]
 
 
 def match_expression(text: str) -> str | None:
@@ -256,28 +228,7 @@ def match_expression(text: str) -> str | None:
     Any word matches, as in Kendra, and BM25 ranks documents holding more (and
     rarer) words first.
     """
-    terms = [_phrase(term) for term in clean_text(text).split() if re.search(r"\w", term)]
-    return " OR ".join(dict.fromkeys(terms)) or None
-
-
-def _json_value(value: AttributeValue) -> Any:
-    return value.isoformat() if isinstance(value, datetime) else value
-
-
-def _attribute_rows(
-    doc: int, attributes: Mapping[str, AttributeValue]
-) -> list[tuple[int, str, str | None, float | None]]:
-    rows: list[tuple[int, str, str | None, float | None]] = []
-    for name, value in attributes.items():
-        if isinstance(value, list):
-            rows.extend((doc, name, item, None) for item in value)
-        elif isinstance(value, datetime):
-            rows.append((doc, name, None, value.timestamp()))
-        elif isinstance(value, int):
-            rows.append((doc, name, None, float(value)))
-        else:
-            rows.append((doc, name, value, None))
-    return rows
+    return " OR ".join(_phrase(term) for term in search_terms(text)) or None
 
 
 class SqliteContentIndex(ContentIndex):
@@ -305,6 +256,11 @@ class SqliteContentIndex(ContentIndex):
         if self._embedder is None and self._embedder_factory is not None:
             self._embedder = self._embedder_factory()
         return self._embedder
+
+    def _required_embedder(self) -> TextEmbedder:
+        embedder = self._get_embedder()
+        assert embedder is not None
+        return embedder
 
     @property
     def model_id(self) -> str:
@@ -359,7 +315,7 @@ class SqliteContentIndex(ContentIndex):
         put = {document.id for document in documents}
         removed = tuple(dict.fromkeys(document_id for document_id in removed_ids if document_id not in put))
         model = self.model_id
-        passages = {document.id: _stored_passages(document, model) for document in valid}
+        passages = {document.id: stored_passages(document, model) for document in valid}
         for document in [document for document in valid if len(passages[document.id]) > MAX_PASSAGES]:
             failed[document.id] = f"document has more than {MAX_PASSAGES} passages"
             valid.remove(document)
@@ -379,7 +335,7 @@ class SqliteContentIndex(ContentIndex):
                 _bump(db)
         return IndexReport(indexed=tuple(document.id for document in valid), failed=failed, deleted=removed)
 
-    def _new_vectors(self, stored: Iterable[_StoredPassage]) -> tuple[dict[str, tuple[float, bytes]], bool]:
+    def _new_vectors(self, stored: Iterable[StoredPassage]) -> tuple[Vectors, bool]:
         """Vectors (scale, int8 bytes) by hash for the passages whose hash has none yet, and whether some were
         left without one: more than `inline_vectors` of them (for `embed_missing`), or the embedder failing."""
         wanted = {item.text_hash: item.embedded for item in stored}
@@ -393,22 +349,8 @@ class SqliteContentIndex(ContentIndex):
                     (json.dumps(sorted(wanted)),),
                 )
             }
-        missing = sorted(set(wanted) - known)
-        if not missing:
-            return {}, False
-        if len(missing) > self.inline_vectors:
-            log.info("%d new passages are indexed by their words; the content_vectors job embeds them", len(missing))
-            return {}, True
-        try:
-            embedder = self._get_embedder()
-            assert embedder is not None
-            vectors = embed_in_batches(embedder, [wanted[key] for key in missing], batch_size=EMBED_BATCH, logger=log)
-        except LabmeshError as error:
-            # The words are still indexed; the vectors can come later (`embed_missing`), so nothing is lost.
-            log.error("passages kept without vectors (dense search will not find them): %s", error)
-            return {}, True
-        codes, scales = quantize(vectors)
-        return {key: (float(scales[row]), codes[row].tobytes()) for row, key in enumerate(missing)}, False
+        missing = {key: wanted[key] for key in sorted(set(wanted) - known)}
+        return new_passage_vectors(self._required_embedder, missing, self.inline_vectors)
 
     def embed_missing(self, *, limit: int | None = None) -> int:
         """Embed up to ``limit`` (None: all) passages that have no vector yet; how many were.
@@ -432,11 +374,8 @@ class SqliteContentIndex(ContentIndex):
             with self._transaction() as db:
                 _set_state(db, _VECTORS_WANTED, 0)
             return 0
-        embedder = self._get_embedder()
-        assert embedder is not None
-        texts = [_embedded_text(row["title"], row["text"]) for row in rows]
-        codes, scales = quantize(embed_in_batches(embedder, texts, batch_size=EMBED_BATCH, logger=log))
-        vectors = {row["text_hash"]: (float(scales[n]), codes[n].tobytes()) for n, row in enumerate(rows)}
+        texts = {row["text_hash"]: embedded_text(row["title"], row["text"]) for row in rows}
+        vectors = embedded_vectors(self._required_embedder(), texts)
         with self._transaction() as db:
             used = {
                 row[0]
@@ -480,7 +419,7 @@ class SqliteContentIndex(ContentIndex):
         return doc
 
     def _put(
-        self, db: sqlite3.Connection, document: ContentDocument, passages: Sequence[_StoredPassage], released: set[str]
+        self, db: sqlite3.Connection, document: ContentDocument, passages: Sequence[StoredPassage], released: set[str]
     ) -> None:
         """Write one document and its passages in place of any earlier version, keeping its ``doc`` number."""
         doc = self._delete(db, document.id, released)
@@ -496,12 +435,12 @@ class SqliteContentIndex(ContentIndex):
                 title,
                 clean_text(document.uri),
                 text,
-                json.dumps({name: _json_value(value) for name, value in attributes.items()}, sort_keys=True),
+                attributes_json(attributes),
             ),
         )
         doc = int(cursor.lastrowid) if doc is None else doc  # type: ignore[arg-type]
         db.execute("INSERT INTO content_fts (rowid, title, text) VALUES (?, ?, ?)", (doc, title, text))
-        db.executemany("INSERT INTO content_values VALUES (?, ?, ?, ?)", _attribute_rows(doc, attributes))
+        db.executemany("INSERT INTO content_values VALUES (?, ?, ?, ?)", attribute_rows(doc, attributes))
         db.executemany("INSERT INTO content_principals VALUES (?, ?)", [(doc, name) for name in principals])
         _insert_passages(db, doc, title, passages, passage_keys(principals))
 
@@ -736,10 +675,9 @@ class SqliteContentIndex(ContentIndex):
         key = self._matrix_key or str(self.path.resolve())
         self._matrix_key = key
         version = _state(db, _PASSAGES_VERSION) or 0
-        with _MATRICES_LOCK:
-            cached = _MATRICES.get(key)
-        if cached is not None and cached[0] == version:
-            return cached[1]
+        cached = _MATRICES.get(key, version)
+        if cached is not None:
+            return cached
         rows = db.execute(
             """SELECT p.passage, p.doc, v.scale, v.vector FROM content_passages AS p
                JOIN content_vectors AS v ON v.text_hash = p.text_hash
@@ -747,21 +685,8 @@ class SqliteContentIndex(ContentIndex):
             (self.model_id,),
         ).fetchall()
         embedder = self._get_embedder()
-        dimension = embedder.dimension if embedder is not None else DIMENSION
-        if rows:
-            codes = np.frombuffer(b"".join(row["vector"] for row in rows), dtype=np.int8).reshape(len(rows), -1)
-            matrix = VectorMatrix(
-                np.fromiter((row["passage"] for row in rows), np.int64, len(rows)),
-                np.fromiter((row["doc"] for row in rows), np.int64, len(rows)),
-                dequantize(codes, np.fromiter((row["scale"] for row in rows), np.float32, len(rows))),
-            )
-        else:
-            matrix = VectorMatrix.empty(dimension)
-        with _MATRICES_LOCK:
-            _MATRICES.pop(key, None)
-            _MATRICES[key] = (version, matrix)
-            while len(_MATRICES) > _MATRICES_KEPT:  # the least recently loaded file's goes first
-                _MATRICES.pop(next(iter(_MATRICES)))
+        matrix = matrix_of(rows, embedder.dimension if embedder is not None else DIMENSION)
+        _MATRICES.put(key, version, matrix)
         return matrix
 
     def _passage_hits(
@@ -784,21 +709,7 @@ class SqliteContentIndex(ContentIndex):
             row = rows.get(passage)
             if row is None:  # cannot be within one snapshot; skipped rather than raised all the same
                 continue
-            hits.append(
-                PassageHit(
-                    passage=Passage(
-                        row["document_id"],
-                        int(row["ordinal"]),
-                        row["text"],
-                        PassageLocation.from_dict(json.loads(row["location"])),
-                    ),
-                    title=row["title"],
-                    uri=row["uri"],
-                    score=score,
-                    attributes=self._attributes(row["attributes"]),
-                    meaning=meaning.get(passage),
-                )
-            )
+            hits.append(passage_hit(row, score, meaning.get(passage), self.schema))
         return hits
 
     def _filter_clauses(
@@ -832,15 +743,8 @@ class SqliteContentIndex(ContentIndex):
             params.append(json.dumps(sorted(principals)))
         return clauses, params
 
-    def _attributes(self, stored: str) -> dict[str, AttributeValue]:
-        attributes: dict[str, AttributeValue] = json.loads(stored)
-        for name, value in attributes.items():
-            if self.schema.get(name) is AttributeType.DATE and isinstance(value, str):
-                attributes[name] = datetime.fromisoformat(value)
-        return attributes
-
     def _hit(self, row: sqlite3.Row) -> ContentHit:
-        excerpt = row["excerpt"] if row["excerpt"] is not None else row["text"][:_PLAIN_EXCERPT]
+        excerpt = row["excerpt"] if row["excerpt"] is not None else row["text"][:PLAIN_EXCERPT]
         return ContentHit(
             id=row["document_id"],
             title=row["title"],
@@ -848,7 +752,7 @@ class SqliteContentIndex(ContentIndex):
             excerpt=excerpt.strip(),
             # bm25() is lower for better matches; the port's score is higher for better ones.
             score=-float(row["rank_value"]),
-            attributes=self._attributes(row["attributes"]),
+            attributes=decoded_attributes(row["attributes"], self.schema),
         )
 
     def document_ids(self) -> list[str]:
@@ -858,46 +762,8 @@ class SqliteContentIndex(ContentIndex):
             return [row[0] for row in db.execute("SELECT document_id FROM content_documents ORDER BY document_id")]
 
 
-class _StoredPassage:
-    """A passage as the index keeps it: cleaned text, its place, and what is embedded for it (and that text's hash)."""
-
-    __slots__ = ("embedded", "passage", "text_hash")
-
-    def __init__(self, passage: Passage | None, text_hash: str, embedded: str) -> None:
-        self.passage = passage
-        self.text_hash = text_hash
-        self.embedded = embedded
-
-
-def _embedded_text(title: str, text: str) -> str:
-    """What is embedded for a passage: its file's name, then its text (a field's ``q30: 0.92`` says little alone)."""
-    return f"{title}\n{text}"
-
-
-def _text_hash(model: str, embedded: str) -> str:
-    return hashlib.sha256(f"{model}\n{embedded}".encode("utf-8", "surrogatepass")).hexdigest()
-
-
-def _stored_passages(document: ContentDocument, model: str) -> list[_StoredPassage]:
-    """The document's passages (cut from its text by lines when it brings none), cleaned and hashed."""
-    title = clean_text(document.title)
-    passages = document.passages or tuple(chunk_file(document.id, fmt="text", text=clean_text(document.text)))
-    stored: list[_StoredPassage] = []
-    for passage in passages:
-        text = clean_text(passage.text)
-        embedded = _embedded_text(title, text)
-        stored.append(
-            _StoredPassage(
-                Passage(passage.document_id, passage.ordinal, text, passage.location),
-                _text_hash(model, embedded),
-                embedded,
-            )
-        )
-    return stored
-
-
 def _insert_passages(
-    db: sqlite3.Connection, doc: int, title: str, passages: Sequence[_StoredPassage], keys: str
+    db: sqlite3.Connection, doc: int, title: str, passages: Sequence[StoredPassage], keys: str
 ) -> None:
     """Write the passages of document ``doc`` and their FTS rows, with ``keys`` (`passage_keys`) for access."""
     for stored in passages:
@@ -991,9 +857,7 @@ def _cut_older_documents(db: sqlite3.Connection, model: str) -> None:
     for row in rows:
         document = ContentDocument(id=row["document_id"], title=row["title"], text=row["text"], uri="")
         doc = int(row["doc"])
-        _insert_passages(
-            db, doc, row["title"], _stored_passages(document, model), passage_keys(principals.get(doc, ()))
-        )
+        _insert_passages(db, doc, row["title"], stored_passages(document, model), passage_keys(principals.get(doc, ())))
     _set_state(db, _PASSAGES_CUT, PASSAGE_LAYOUT)
     db.execute(
         """DELETE FROM content_vectors
