@@ -1,5 +1,5 @@
-"""Every content index keeps the port's promises: SQLite FTS5, Kendra and a Bedrock knowledge base (over the
-model-bound fakes) alike.
+"""Every content index keeps the port's promises: SQLite FTS5, PostgreSQL, Kendra and a Bedrock knowledge base (over
+the model-bound fakes) alike.
 
 Contract: documents put are found by their words, with title, URI, excerpt and
 attributes; putting an id again replaces its document (never a second one);
@@ -29,10 +29,12 @@ from labmesh_dagster.connectors.search.base import CODECS, ContentDocument, Cont
 from labmesh_dagster.connectors.search.bedrock import BedrockKnowledgeBaseIndex
 from labmesh_dagster.connectors.search.kendra import KendraContentIndex
 from labmesh_dagster.connectors.search.local import SqliteContentIndex
+from labmesh_dagster.connectors.search.postgres import PostgresContentIndex
 from labmesh_dagster.core.access import Viewer, experiment_principals
 from labmesh_dagster.extract.compression import COMPRESSION_SUFFIXES
 from labmesh_dagster_tests.fake_bedrock_agent import bedrock_clients
 from labmesh_dagster_tests.fake_kendra import FakeKendraClient
+from labmesh_dagster_tests.postgres_databases import fresh_database
 
 
 class Clock:
@@ -48,10 +50,14 @@ class Clock:
         self.now += seconds
 
 
-@pytest.fixture(params=["sqlite", "kendra", "bedrock"])
+@pytest.fixture(params=["sqlite", "postgres", "kendra", "bedrock"])
 def index(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ContentIndex]:
     if request.param == "sqlite":
         yield SqliteContentIndex(tmp_path / "catalog.sqlite")
+        return
+    if request.param == "postgres":
+        with fresh_database("labmesh_content_test") as url:
+            yield PostgresContentIndex(url)
         return
     clock = Clock()
     if request.param == "bedrock":

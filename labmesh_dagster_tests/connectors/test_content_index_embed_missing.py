@@ -7,23 +7,29 @@ embeds the rest, and a run with nothing missing embeds nothing; afterwards
 search by meaning finds them, under the viewer's access as ever; an index
 put while its embedder failed keeps the words, and `embed_missing` then
 raises the embedder's error instead of claiming there was nothing to do; an
-index without an embedder has nothing to embed.
+index without an embedder has nothing to embed. On SQLite and on PostgreSQL.
 """
 
 from __future__ import annotations
 
-import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from labmesh_dagster.connectors.search.base import ContentDocument
-from labmesh_dagster.connectors.search.local import SqliteContentIndex
 from labmesh_dagster.core.access import Viewer
 from labmesh_dagster.core.passages import SearchMode
 from labmesh_dagster.semantic.chunking import chunk_file
 from labmesh_dagster.semantic.embedding import EmbeddingModelError
-from labmesh_dagster_tests.connectors.test_content_index_passages import vector_count
+from labmesh_dagster_tests.connectors.content_indexes import (
+    LOCAL_BACKENDS,
+    IndexOpener,
+    LocalIndex,
+    index_opener,
+    lose_vectors,
+    vector_count,
+)
 from labmesh_dagster_tests.flaky_embedder import FlakyEmbedder
 
 FILES = {
@@ -51,41 +57,42 @@ def documents() -> list[ContentDocument]:
     ]
 
 
-def lose_vectors(path: Path) -> None:
-    db = sqlite3.connect(path)
-    db.execute("DELETE FROM content_vectors")
-    db.commit()
-    db.close()
+@pytest.fixture(params=LOCAL_BACKENDS)
+def open_index(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[IndexOpener]:
+    with index_opener(request.param, tmp_path) as opener:
+        yield opener
 
 
-def by_meaning(index: SqliteContentIndex, viewer: Viewer = GENOMICIST) -> list[str]:
+def by_meaning(index: LocalIndex, viewer: Viewer = GENOMICIST) -> list[str]:
     return [hit.passage.document_id for hit in index.retrieve(PRESERVED, viewer=viewer, mode=SearchMode.DENSE)]
 
 
-def test_missing_vectors_are_embedded_a_bounded_number_at_a_time_and_only_once(tmp_path: Path) -> None:
-    path = tmp_path / "catalog.sqlite"
-    index = SqliteContentIndex(path)
+def test_missing_vectors_are_embedded_a_bounded_number_at_a_time_and_only_once(open_index: IndexOpener) -> None:
+    index = open_index()
     index.replace(documents())
-    lose_vectors(path)
+    lose_vectors(index)
     assert by_meaning(index) == []
     assert [hit.passage.document_id for hit in index.retrieve("nitrogen", mode=SearchMode.KEYWORD)] == [
         "raw/EXP-1/storage.txt"
     ]
 
-    assert index.embed_missing(limit=2) == 2 and vector_count(path) == 2
-    assert index.embed_missing() == 1 and vector_count(path) == 3
+    assert index.embed_missing(limit=2) == 2 and vector_count(index) == 2
+    assert index.embed_missing() == 1 and vector_count(index) == 3
     assert index.embed_missing() == 0
 
     assert by_meaning(index)[0] == "raw/EXP-1/storage.txt"
     assert by_meaning(index, OUTSIDER) == []
 
 
-def test_an_index_put_while_its_embedder_failed_keeps_the_words_and_says_why_it_cannot_embed(tmp_path: Path) -> None:
+def test_an_index_put_while_its_embedder_failed_keeps_the_words_and_says_why_it_cannot_embed(
+    open_index: IndexOpener,
+) -> None:
     embedder = FlakyEmbedder()
-    index = SqliteContentIndex(tmp_path / "catalog.sqlite", embedder=lambda: embedder)
+    index = open_index(embedder=lambda: embedder)
 
     assert index.replace(documents()).ok  # logged and tolerated: the words are indexed
-    assert vector_count(index.path) == 0 and index.retrieve("nitrogen", mode=SearchMode.KEYWORD)
+    assert index.vectors_wanted()
+    assert vector_count(index) == 0 and index.retrieve("nitrogen", mode=SearchMode.KEYWORD)
     with pytest.raises(EmbeddingModelError, match="out of memory"):
         index.embed_missing()
 
@@ -94,8 +101,8 @@ def test_an_index_put_while_its_embedder_failed_keeps_the_words_and_says_why_it_
     assert by_meaning(index)[0] == "raw/EXP-1/storage.txt"
 
 
-def test_an_index_without_an_embedder_has_nothing_to_embed(tmp_path: Path) -> None:
-    index = SqliteContentIndex(tmp_path / "catalog.sqlite", embedder=None)
+def test_an_index_without_an_embedder_has_nothing_to_embed(open_index: IndexOpener) -> None:
+    index = open_index(embedder=None)
     index.replace(documents())
 
-    assert index.embed_missing() == 0 and vector_count(index.path) == 0
+    assert index.embed_missing() == 0 and vector_count(index) == 0 and not index.vectors_wanted()

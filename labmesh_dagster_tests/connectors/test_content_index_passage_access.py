@@ -6,13 +6,16 @@ inside the query; a grant or a revoke changes what keyword retrieval returns
 at once, with no document put again; a passage whose text names another
 group's principal grants nothing; a viewer with more principals than fit the
 MATCH clause still gets exactly their passages (tested against a list
-instead), facets included; and an index written before the keys existed is
-upgraded in place, once, its viewers finding the same passages as before.
+instead), facets included. Each holds on SQLite and on PostgreSQL (whose
+passages keep the same keys as words, though its access is a semi-join on the
+principals); and a SQLite index written before the keys existed is upgraded in
+place, once, its viewers finding the same passages as before.
 """
 
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -23,6 +26,7 @@ from labmesh_dagster.connectors.search.passage_access import KEY_PRINCIPALS, acc
 from labmesh_dagster.core.access import Viewer
 from labmesh_dagster.core.passages import SearchMode
 from labmesh_dagster.semantic.chunking import chunk_file
+from labmesh_dagster_tests.connectors.content_indexes import LOCAL_BACKENDS, LocalIndex, local_index
 
 GENOMICIST = Viewer("ada", frozenset({"genomics"}))
 PROTEOMICIST = Viewer("pia", frozenset({"proteomics"}))
@@ -61,31 +65,31 @@ LAB = [
 QUESTIONS = ["QC", "NovaSeq Q30", "sample LIV-07", "RIPA buffer", "group genomics", "ada"]
 
 
-def documents_found(index: SqliteContentIndex, question: str, viewer: Viewer | None, **options: object) -> list[str]:
+def documents_found(index: LocalIndex, question: str, viewer: Viewer | None, **options: object) -> list[str]:
     hits = index.retrieve(question, viewer=viewer, limit=50, mode=KEYWORD, **options)  # type: ignore[arg-type]
     return [hit.passage.document_id for hit in hits]
 
 
-@pytest.fixture
-def lab(tmp_path: Path) -> SqliteContentIndex:
-    index = SqliteContentIndex(tmp_path / "catalog.sqlite", embedder=None)
-    assert index.replace(LAB).ok
-    return index
+@pytest.fixture(params=LOCAL_BACKENDS)
+def lab(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[LocalIndex]:
+    with local_index(request.param, tmp_path, embedder=None) as index:
+        assert index.replace(LAB).ok
+        yield index
 
 
-def test_a_viewer_finds_only_passages_of_documents_listing_one_of_their_principals(lab: SqliteContentIndex) -> None:
+def test_a_viewer_finds_only_passages_of_documents_listing_one_of_their_principals(lab: LocalIndex) -> None:
     assert documents_found(lab, "QC", GENOMICIST) == ["raw/EXP-1/qc.txt"]
     assert documents_found(lab, "QC", PROTEOMICIST) == ["raw/EXP-2/qc.txt"]
     assert set(documents_found(lab, "QC", None)) == {"raw/EXP-1/qc.txt", "raw/EXP-2/qc.txt", "raw/EXP-3/note.txt"}
 
 
-def test_a_passage_naming_a_principal_in_its_text_grants_nothing(lab: SqliteContentIndex) -> None:
+def test_a_passage_naming_a_principal_in_its_text_grants_nothing(lab: LocalIndex) -> None:
     for question in ["group genomics", "group:genomics", "ada", "QC", GENOMICS_KEY]:
         assert "raw/EXP-3/note.txt" not in documents_found(lab, question, GENOMICIST)
     assert documents_found(lab, "group genomics", Viewer("bob", frozenset())) == ["raw/EXP-3/note.txt"]
 
 
-def test_a_grant_and_a_revoke_change_keyword_retrieval_at_once(lab: SqliteContentIndex) -> None:
+def test_a_grant_and_a_revoke_change_keyword_retrieval_at_once(lab: LocalIndex) -> None:
     assert documents_found(lab, "RIPA buffer", GENOMICIST) == []
 
     granted = lab.update_access("EXP-2", ["group:proteomics", "group:genomics"], lambda: [])
@@ -100,7 +104,7 @@ def test_a_grant_and_a_revoke_change_keyword_retrieval_at_once(lab: SqliteConten
     assert hit.passage.text == "Cells lysed in RIPA buffer; protein by BCA assay."  # the words kept with the keys
 
 
-def test_a_viewer_with_many_principals_gets_exactly_theirs_facets_included(lab: SqliteContentIndex) -> None:
+def test_a_viewer_with_many_principals_gets_exactly_theirs_facets_included(lab: LocalIndex) -> None:
     others = {f"team-{n}" for n in range(KEY_PRINCIPALS + 1)}
     many_genomics = Viewer("ada", frozenset({"genomics", *others}))
     many_none = Viewer("eve", frozenset(others))

@@ -1,4 +1,5 @@
-"""The local content index retrieves passages by words (BM25), by meaning (vectors) and both fused.
+"""The local content indexes (SQLite and PostgreSQL) retrieve passages by words (BM25), by meaning (vectors) and
+both fused.
 
 Pinned here: a passage comes back with its document, place and facets; ids
 are found by words and paraphrases by meaning, and on a small labelled set the
@@ -13,26 +14,36 @@ putting unchanged documents again embeds nothing, and a vector no passage uses
 is deleted; a file from before passages gets them in place, found by words at
 once and by meaning after `embed_missing`; without an embedder, every mode
 ranks by words; a word most passages hold gives way to a rarer one, and alone
-ranks the newest passages the viewer may see (their own, however old).
+ranks the newest passages the viewer may see (their own, however old). Each
+holds on SQLite and on PostgreSQL; the upgrades of older SQLite files are
+SQLite's alone.
 """
 
 from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from labmesh_dagster.connectors.search import local
+from labmesh_dagster.connectors.search import local, postgres
 from labmesh_dagster.connectors.search.base import ContentDocument, ContentFilter
 from labmesh_dagster.connectors.search.local import SqliteContentIndex
 from labmesh_dagster.core.access import Viewer
 from labmesh_dagster.core.passages import LocationKind, PassageLocation, SearchMode
 from labmesh_dagster.semantic.chunking import chunk_file
 from labmesh_dagster.semantic.embedding import Embedder, default_embedder
+from labmesh_dagster_tests.connectors.content_indexes import (
+    LOCAL_BACKENDS,
+    IndexOpener,
+    LocalIndex,
+    index_opener,
+    local_index,
+    vector_count,
+)
 
 GENOMICS = {
     "qc.txt": "Sample LIV-07 failed library QC: the Bioanalyzer trace showed adapter dimers at 128 bp.",
@@ -104,17 +115,17 @@ def lab_documents() -> list[ContentDocument]:
     return [*documents, document(SECRET, SECRET_TEXT, "EXP-2", "proteomics")]
 
 
-@pytest.fixture(scope="module")
-def lab(tmp_path_factory: pytest.TempPathFactory) -> SqliteContentIndex:
-    index = SqliteContentIndex(tmp_path_factory.mktemp("lab") / "catalog.sqlite")
-    assert index.replace(lab_documents()).ok
-    return index
+@pytest.fixture(scope="module", params=LOCAL_BACKENDS)
+def lab(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalIndex]:
+    with local_index(request.param, tmp_path_factory.mktemp("lab")) as index:
+        assert index.replace(lab_documents()).ok
+        yield index
 
 
 GENOMICIST = Viewer("ada", frozenset({"genomics"}))
 
 
-def ranks(index: SqliteContentIndex, mode: SearchMode) -> list[int | None]:
+def ranks(index: LocalIndex, mode: SearchMode) -> list[int | None]:
     """The rank (from 1) of each labelled answer among the genomicist's top 5, None when missing."""
     found: list[int | None] = []
     for question, answer in LABELLED:
@@ -123,7 +134,7 @@ def ranks(index: SqliteContentIndex, mode: SearchMode) -> list[int | None]:
     return found
 
 
-def test_a_passage_comes_back_with_its_document_place_and_facets(lab: SqliteContentIndex) -> None:
+def test_a_passage_comes_back_with_its_document_place_and_facets(lab: LocalIndex) -> None:
     (hit,) = lab.retrieve("DV-2291", viewer=GENOMICIST, limit=1, mode=SearchMode.KEYWORD)
 
     assert hit.passage.id == "raw/EXP-1/deviation.txt#0"
@@ -133,7 +144,7 @@ def test_a_passage_comes_back_with_its_document_place_and_facets(lab: SqliteCont
     assert hit.attributes["experiment_id"] == "EXP-1"
 
 
-def test_ids_are_found_by_words_and_paraphrases_by_meaning(lab: SqliteContentIndex) -> None:
+def test_ids_are_found_by_words_and_paraphrases_by_meaning(lab: LocalIndex) -> None:
     keyword, dense = ranks(lab, SearchMode.KEYWORD), ranks(lab, SearchMode.DENSE)
 
     assert keyword[:4] == [1, 1, 1, 1]
@@ -141,7 +152,7 @@ def test_ids_are_found_by_words_and_paraphrases_by_meaning(lab: SqliteContentInd
     assert all(rank is not None for rank in dense[4:9])
 
 
-def test_the_fused_ranking_is_at_least_as_good_as_either_alone(lab: SqliteContentIndex) -> None:
+def test_the_fused_ranking_is_at_least_as_good_as_either_alone(lab: LocalIndex) -> None:
     def mrr(found: list[int | None]) -> float:
         return sum(1 / rank for rank in found if rank) / len(found)
 
@@ -156,7 +167,7 @@ def test_the_fused_ranking_is_at_least_as_good_as_either_alone(lab: SqliteConten
     assert all(rank is not None and rank <= 3 for rank in hybrid[4:])
 
 
-def test_a_paraphrase_matching_one_common_word_keeps_its_answer_by_meaning_first(lab: SqliteContentIndex) -> None:
+def test_a_paraphrase_matching_one_common_word_keeps_its_answer_by_meaning_first(lab: LocalIndex) -> None:
     question = "how were the samples preserved over the long term"  # only "samples" is in any passage
 
     by_words = lab.retrieve(question, viewer=GENOMICIST, limit=5, mode=SearchMode.KEYWORD)
@@ -167,7 +178,7 @@ def test_a_paraphrase_matching_one_common_word_keeps_its_answer_by_meaning_first
 
 
 def test_every_id_alone_ranks_the_passage_naming_it_first_though_meaning_confuses_twins(
-    lab: SqliteContentIndex,
+    lab: LocalIndex,
 ) -> None:
     ids = ["LIV-07", "LIV-08", "LIV-17", "DV-2290", "DV-2291", "P-0041", "P-0042"]
 
@@ -180,7 +191,7 @@ def test_every_id_alone_ranks_the_passage_naming_it_first_though_meaning_confuse
 
 @pytest.mark.parametrize("mode", list(SearchMode))
 def test_another_groups_passage_is_never_returned_even_when_it_is_the_closest(
-    lab: SqliteContentIndex, mode: SearchMode
+    lab: LocalIndex, mode: SearchMode
 ) -> None:
     for viewer in (GENOMICIST, Viewer("bob", frozenset({"genomics", "imaging"})), Viewer("eve")):
         hits = lab.retrieve(SECRET_TEXT, viewer=viewer, limit=50, mode=mode)
@@ -194,24 +205,22 @@ def test_another_groups_passage_is_never_returned_even_when_it_is_the_closest(
 
 
 @pytest.mark.parametrize("mode", list(SearchMode))
-def test_facet_filters_hold_in_every_mode(lab: SqliteContentIndex, mode: SearchMode) -> None:
+def test_facet_filters_hold_in_every_mode(lab: LocalIndex, mode: SearchMode) -> None:
     hits = lab.retrieve(SECRET_TEXT, filters=ContentFilter(experiment_id="EXP-1"), limit=50, mode=mode)
 
     assert hits and {hit.attributes["experiment_id"] for hit in hits} == {"EXP-1"}
     assert lab.retrieve(SECRET_TEXT, filters=ContentFilter(group="nobody"), mode=mode) == []
 
 
-def vector_count(path: Path) -> int:
-    db = sqlite3.connect(path)
-    try:
-        return int(db.execute("SELECT count(*) FROM content_vectors").fetchone()[0])
-    finally:
-        db.close()
+@pytest.fixture(params=LOCAL_BACKENDS)
+def open_index(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[IndexOpener]:
+    with index_opener(request.param, tmp_path) as opener:
+        yield opener
 
 
-def test_putting_unchanged_documents_again_embeds_nothing(tmp_path: Path) -> None:
+def test_putting_unchanged_documents_again_embeds_nothing(open_index: IndexOpener) -> None:
     embedder = CountingEmbedder()
-    index = SqliteContentIndex(tmp_path / "catalog.sqlite", embedder=lambda: embedder)
+    index = open_index(embedder=lambda: embedder)
     documents = lab_documents()
     index.replace(documents)
     assert len(embedder.texts) == len(documents)
@@ -223,7 +232,7 @@ def test_putting_unchanged_documents_again_embeds_nothing(tmp_path: Path) -> Non
     changed = document("raw/EXP-1/qc.txt", "Sample LIV-07 passed library QC on the second try.", "EXP-1", "genomics")
     index.replace([changed], removed_ids=["raw/EXP-1/plate.txt"])
     assert embedder.texts == ["qc.txt\nSample LIV-07 passed library QC on the second try."]
-    assert vector_count(index.path) == len(documents) - 1  # the old qc and the plate's vectors are gone
+    assert vector_count(index) == len(documents) - 1  # the old qc and the plate's vectors are gone
     (hit,) = index.retrieve("second try", limit=1, mode=SearchMode.DENSE)
     assert hit.passage.text == changed.text
 
@@ -269,8 +278,8 @@ def test_a_file_from_before_passages_gets_them_in_place(tmp_path: Path) -> None:
     assert [hit.passage.id for hit in hits] == ["raw/EXP-1/storage.txt#0"]
 
 
-def test_without_an_embedder_every_mode_ranks_by_words(tmp_path: Path) -> None:
-    index = SqliteContentIndex(tmp_path / "catalog.sqlite", embedder=None)
+def test_without_an_embedder_every_mode_ranks_by_words(open_index: IndexOpener) -> None:
+    index = open_index(embedder=None)
     index.replace(lab_documents())
 
     assert index.retrieve("how were tissue specimens preserved", mode=SearchMode.DENSE) == []
@@ -279,17 +288,17 @@ def test_without_an_embedder_every_mode_ranks_by_words(tmp_path: Path) -> None:
     assert by_words[0].passage.document_id == "raw/EXP-1/storage.txt"
 
 
-def test_the_default_embedder_is_the_one_shared_by_the_process(tmp_path: Path) -> None:
-    index = SqliteContentIndex(tmp_path / "catalog.sqlite")
-    assert index.model_id == default_embedder().model_id
+def test_the_default_embedder_is_the_one_shared_by_the_process(open_index: IndexOpener) -> None:
+    assert open_index().model_id == default_embedder().model_id
 
 
 def test_common_words_give_way_to_rare_ones_and_alone_rank_the_newest_a_viewer_may_see(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    open_index: IndexOpener, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(local, "COMMON_MATCHES", 20)
-    monkeypatch.setattr(local, "COMMON_WINDOW", 10)
-    index = SqliteContentIndex(tmp_path / "catalog.sqlite", embedder=None)
+    for module in (local, postgres):
+        monkeypatch.setattr(module, "COMMON_MATCHES", 20)
+        monkeypatch.setattr(module, "COMMON_WINDOW", 10)
+    index = open_index(embedder=None)
     mine = document("raw/EXP-1/old.txt", "Old buffer notes for sample LIV-07.", "EXP-1", "genomics")
     others = [
         document(f"raw/EXP-2/n{n}.txt", f"Buffer batch {n} was made fresh.", "EXP-2", "proteomics") for n in range(40)

@@ -1,4 +1,5 @@
-"""The content index port and its implementations: SQLite FTS5 locally, Amazon Kendra in AWS.
+"""The content index port and its implementations: SQLite FTS5 locally (PostgreSQL where the lab shares a
+database), a Bedrock knowledge base or Amazon Kendra in AWS.
 
 Only the port is imported here; implementations are imported where a profile
 picks one, so the local profile never needs boto3's Kendra model.

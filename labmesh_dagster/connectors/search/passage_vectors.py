@@ -61,15 +61,15 @@ def new_passage_vectors(
         return {}, True
 
 
-def matrix_of(rows: Sequence[Any], dimension: int) -> VectorMatrix:
-    """The matrix of rows holding ``passage``, ``doc``, ``scale`` and ``vector`` (int8 bytes), in their order."""
+def matrix_of(rows: Sequence[Sequence[Any]], dimension: int) -> VectorMatrix:
+    """The matrix of rows ``(passage, doc, scale, vector)`` (the vector's int8 components as bytes), in order."""
     if not rows:
         return VectorMatrix.empty(dimension)
-    codes = np.frombuffer(b"".join(bytes(row["vector"]) for row in rows), dtype=np.int8).reshape(len(rows), -1)
+    codes = np.frombuffer(b"".join(bytes(row[3]) for row in rows), dtype=np.int8).reshape(len(rows), -1)
     return VectorMatrix(
-        np.fromiter((row["passage"] for row in rows), np.int64, len(rows)),
-        np.fromiter((row["doc"] for row in rows), np.int64, len(rows)),
-        dequantize(codes, np.fromiter((row["scale"] for row in rows), np.float32, len(rows))),
+        np.fromiter((row[0] for row in rows), np.int64, len(rows)),
+        np.fromiter((row[1] for row in rows), np.int64, len(rows)),
+        dequantize(codes, np.fromiter((row[2] for row in rows), np.float32, len(rows))),
     )
 
 
