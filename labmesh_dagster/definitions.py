@@ -36,6 +36,7 @@ from labmesh_dagster.defs.resources import (
     LineageResource,
     LocalLineageResource,
     LocalStoreResource,
+    PostgresContentIndexResource,
     PostgresInboxResource,
     S3StoreResource,
     SequenceStoreResource,
@@ -177,6 +178,8 @@ def _content_index(settings: Settings, clients: ports.ClientFactory) -> ContentI
             **_aws(aws.connection("bedrock-agent"), clients),
         )
     if kendra is None or aws is None:
+        if settings.database_url is not None:
+            return PostgresContentIndexResource(database_url=_database_url(settings))
         return SqliteContentIndexResource(path=str(settings.catalog_path))
     return KendraContentIndexResource(
         index_id=kendra.index_id,

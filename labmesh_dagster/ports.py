@@ -254,6 +254,13 @@ def open_sqlite_content_index(path: str | Path) -> ContentIndex:
     return SqliteContentIndex(path)
 
 
+def open_postgres_content_index(url: str) -> ContentIndex:
+    """The content index as tables in labmesh's PostgreSQL database: what machines that share no file share."""
+    from labmesh_dagster.connectors.search.postgres import PostgresContentIndex
+
+    return PostgresContentIndex(url)
+
+
 def open_kendra_index(
     index_id: str, *, max_per_second: float, connection: AwsConnection, clients: ClientFactory = boto3_clients
 ) -> ContentIndex:
@@ -384,7 +391,8 @@ class Ports:
         return self.settings.database_url is not None or self.settings.catalog_path.exists()
 
     def content_index(self) -> ContentIndex:
-        """SQLite locally; in the aws profile a Bedrock knowledge base or a Kendra index, whichever is configured."""
+        """In the aws profile a Bedrock knowledge base or a Kendra index, whichever is configured; otherwise
+        PostgreSQL when ``LABMESH_DATABASE_URL`` is set, else the catalog's SQLite file."""
         kendra, knowledge_base, aws = self.settings.kendra, self.settings.knowledge_base, self.settings.aws
         if aws is not None and knowledge_base is not None:
             return open_bedrock_knowledge_base(
@@ -396,6 +404,8 @@ class Ports:
                 clients=self.clients,
             )
         if kendra is None or aws is None:
+            if self.settings.database_url is not None:
+                return open_postgres_content_index(self.settings.database_url)
             return open_sqlite_content_index(self.settings.catalog_path)
         return open_kendra_index(
             kendra.index_id,

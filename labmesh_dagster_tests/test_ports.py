@@ -7,10 +7,12 @@ DataZone, Kendra and the Bedrock knowledge base at theirs, HealthOmics at AWS it
 region and retries; the Dagster resources open the same ports the same way;
 and the commands that need no Dagster (`status`, `search`, `lineage`) import
 none, and `status` creates nothing on an empty home. With
-``LABMESH_DATABASE_URL`` the ELN inbox, the rejected records and the lineage
-log are tables in that PostgreSQL database (the SQS inbox still comes first
-where configured, and DataZone still follows the local log), and no SQLite
-file of theirs is made.
+``LABMESH_DATABASE_URL`` the ELN inbox, the rejected records, the lineage
+log and the content index are tables in that PostgreSQL database (the SQS
+inbox still comes first where configured, DataZone still follows the local
+log, and a configured Kendra index or Bedrock knowledge base stays the content
+index), for `Ports` and the Dagster resources alike, and no SQLite file of
+theirs is made.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from labmesh_dagster.connectors.rejections import SqliteRejectionStore
 from labmesh_dagster.connectors.search.bedrock import BedrockKnowledgeBaseIndex
 from labmesh_dagster.connectors.search.kendra import KendraContentIndex
 from labmesh_dagster.connectors.search.local import SqliteContentIndex
+from labmesh_dagster.connectors.search.postgres import PostgresContentIndex
 from labmesh_dagster.connectors.store.local import LocalObjectStore
 from labmesh_dagster.core.keys import Zone
 from labmesh_dagster.definitions import build_definitions
@@ -98,7 +101,7 @@ def test_the_local_profile_opens_folders_and_sqlite_and_asks_for_no_client(tmp_p
     assert factory.requests == []
 
 
-def test_a_database_url_puts_the_catalog_inbox_rejections_and_lineage_log_in_postgres(
+def test_a_database_url_puts_the_catalog_inbox_rejections_lineage_log_and_content_index_in_postgres(
     tmp_path: Path, postgres_url: str
 ) -> None:
     settings = make_settings(tmp_path / "home", LABMESH_DATABASE_URL=postgres_url)
@@ -110,6 +113,8 @@ def test_a_database_url_puts_the_catalog_inbox_rejections_and_lineage_log_in_pos
     assert isinstance(ports.eln_rejections(), PostgresRejectionStore)
     assert isinstance(ports.lineage_log(), PostgresLineageLog)
     assert isinstance(ports.lineage_sink(), PostgresLineageLog)
+    index = ports.content_index()
+    assert isinstance(index, PostgresContentIndex) and index.url == postgres_url
     assert not settings.inbox_path.exists() and not settings.catalog_path.exists()
 
 
@@ -125,6 +130,7 @@ def test_with_a_database_url_sqs_stays_the_inbox_and_datazone_follows_the_postgr
     catalog = ports.catalog()
     assert isinstance(catalog, DataZoneCatalog) and isinstance(catalog.registry, PostgresCatalog)
     assert isinstance(ports.inbox(), SqsInbox)
+    assert isinstance(ports.content_index(), KendraContentIndex)
     assert isinstance(sink, FanOutSink) and [type(each).__name__ for each in sink.sinks] == [
         "PostgresLineageLog",
         "DataZoneLineageSink",
@@ -143,6 +149,7 @@ def test_with_a_database_url_the_dagster_resources_open_the_same_postgres_stores
         "inbox": (ports.inbox(), resources["eln_inbox"].get_inbox()),
         "rejections": (ports.eln_rejections(), resources["catalog"].get_eln_rejections()),
         "lineage": (ports.lineage_sink(), resources["lineage"].get_sink()),
+        "content index": (ports.content_index(), resources["content_index"].get_index()),
     }
 
     assert {name: {type(a).__name__, type(b).__name__} for name, (a, b) in opened.items()} == {
@@ -150,7 +157,26 @@ def test_with_a_database_url_the_dagster_resources_open_the_same_postgres_stores
         "inbox": {"PostgresInbox"},
         "rejections": {"PostgresRejectionStore"},
         "lineage": {"PostgresLineageLog"},
+        "content index": {"PostgresContentIndex"},
     }
+
+
+def test_the_aws_profile_without_an_aws_index_keeps_its_content_in_postgres_when_a_database_is_given(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    aws = make_settings(
+        tmp_path / "home",
+        LABMESH_PROFILE="aws",
+        LABMESH_AWS_ENDPOINT_URL="http://127.0.0.1:9000",
+        LABMESH_DATABASE_URL=postgres_url,
+    )
+    factory = RecordingFactory()
+
+    index = Ports(aws, factory).content_index()
+    resource = (build_definitions(aws, clients=factory).resources or {})["content_index"]
+
+    assert isinstance(index, PostgresContentIndex) and isinstance(resource.get_index(), PostgresContentIndex)
+    assert isinstance(Ports(replace(aws, database_url=None), factory).content_index(), SqliteContentIndex)
 
 
 def test_the_aws_profile_asks_for_each_configured_service_at_its_own_endpoint(tmp_path: Path) -> None:

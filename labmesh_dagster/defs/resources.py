@@ -320,6 +320,15 @@ class SqliteContentIndexResource(ContentIndexResource):
         return ports.open_sqlite_content_index(self.path)
 
 
+class PostgresContentIndexResource(ContentIndexResource):
+    """The local content index as tables in labmesh's PostgreSQL database, shared by every machine of the lab."""
+
+    database_url: str = Field(description="PostgreSQL database of labmesh's own state (LABMESH_DATABASE_URL).")
+
+    def get_index(self) -> "ContentIndex":
+        return ports.open_postgres_content_index(self.database_url)
+
+
 class KendraContentIndexResource(ContentIndexResource, AwsResource):
     index_id: str = Field(description="Amazon Kendra index id.")
     max_per_second: float = Field(description="Calls per second kept under Kendra's quota.")
