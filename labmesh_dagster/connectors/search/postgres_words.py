@@ -46,43 +46,59 @@ MAX_LEXEMES_BYTES = 1_000_000
 FTS5_MIN_IDF = 1e-6
 
 
+SHORT_TOKEN = MAX_LEXEME_BYTES // 4
+"""A token of at most this many characters is a lexeme as it is, whatever its letters (UTF-8 takes 4 bytes at most
+per character): only a longer one is measured."""
+
+
 def lexeme(token: str) -> str:
     """A token as a tsvector holds it: itself, or its digest when it is too long to be a lexeme.
 
     The digest starts with ``#``, which no FTS5 token holds, so it stands for that token alone; a question's
     tokens go through here too and so match it.
     """
-    if len(token) * 4 <= MAX_LEXEME_BYTES or len(token.encode("utf-8")) <= MAX_LEXEME_BYTES:
+    if len(token) <= SHORT_TOKEN or len(token.encode("utf-8")) <= MAX_LEXEME_BYTES:
         return token
     return "#" + hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
 def lexemes_of(texts: Sequence[str]) -> list[list[str]]:
     """Each text's lexemes, in order: its FTS5 tokens (one statement for all of them)."""
-    return [[lexeme(token) for token in tokens] for tokens in tokens_of(texts)]
+    return [[token if len(token) <= SHORT_TOKEN else lexeme(token) for token in tokens] for tokens in tokens_of(texts)]
+
+
+def _literal(word: str) -> str:
+    """A lexeme quoted for a tsvector literal. FTS5's tokens are letters and digits, so the quoting of a quote or
+    a backslash (a one-word phrase's, `phrase`) is needed for none of them, but is kept for any other lexeme."""
+    return f"'{word}'" if word.isalnum() else phrase([word])
 
 
 def vector(lexemes: Sequence[str]) -> str:
     """A ``tsvector`` literal of the lexemes at their positions (1, 2...), each lexeme written once.
 
     Written once with all its positions, not once per position: Postgres counts every lexeme written against
-    the 1 MB limit before it merges them.
+    the 1 MB limit before it merges them. A lexeme keeps its first `MAX_POSITIONS` positions; every word past
+    `MAX_POSITION` is at that position, as Postgres would put it.
     """
     places: dict[str, list[int]] = {}
-    for position, word in enumerate(lexemes, 1):
+    for position, word in enumerate(lexemes[:MAX_POSITION], 1):
+        kept = places.get(word)
+        if kept is None:
+            places[word] = [position]
+        elif len(kept) < MAX_POSITIONS:
+            kept.append(position)
+    for word in lexemes[MAX_POSITION:]:
         kept = places.setdefault(word, [])
-        clamped = min(position, MAX_POSITION)
-        if len(kept) < MAX_POSITIONS and (not kept or kept[-1] != clamped):
-            kept.append(clamped)
+        if len(kept) < MAX_POSITIONS and (not kept or kept[-1] != MAX_POSITION):
+            kept.append(MAX_POSITION)
     parts: list[str] = []
     size = 0
     for word, positions in places.items():
-        size += len(word.encode("utf-8"))
+        size += len(word) if word.isascii() else len(word.encode("utf-8"))
         if size > MAX_LEXEMES_BYTES:
             log.warning("a text has more distinct words than a tsvector holds: %d of %d kept", len(parts), len(places))
             break
-        # A one-word phrase is the lexeme quoted as a literal.
-        parts.append(f"{phrase([word])}:{','.join(map(str, positions))}")
+        parts.append(f"{_literal(word)}:{','.join(map(str, positions))}")
     return " ".join(parts)
 
 
