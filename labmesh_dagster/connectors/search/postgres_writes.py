@@ -163,7 +163,7 @@ def document_rows(
                 words=len(title) + len(text),
                 title_words=title_words,
                 text_words=vector(text),
-                values=[row[1:] for row in attribute_rows(0, attributes)],
+                values=[(name, text, number) for _, name, text, number in attribute_rows(0, attributes)],
                 principals=access_principals(document.principals),
                 passages=passage_rows,
             )
@@ -177,11 +177,11 @@ def lock(db: Any) -> None:
 
 
 def add_to_state(db: Any, changes: Mapping[str, int]) -> None:
-    with db.cursor() as cursor:
-        cursor.executemany(
-            "UPDATE content_state SET value = value + %s WHERE name = %s",
-            [(change, name) for name, change in changes.items() if change],
-        )
+    """Move the named numbers by ``changes`` (what the transaction added, less what it took away)."""
+    moved = [(change, name) for name, change in changes.items() if change]
+    if moved:
+        with db.cursor() as cursor:
+            cursor.executemany("UPDATE content_state SET value = value + %s WHERE name = %s", moved)
 
 
 def set_state(db: Any, name: str, value: int) -> None:
