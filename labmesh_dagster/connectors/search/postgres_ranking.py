@@ -64,7 +64,10 @@ def _any_phrase(alias: str, columns: Sequence[tuple[str, float]], phrases: Seque
 
 def _frequencies(alias: str, columns: Sequence[tuple[str, float]], phrases: Sequence[Phrase]) -> str:
     weighted = [(column, weight) for column, weight in columns if weight]
-    return ", ".join(f"{frequency(alias, weighted, f'q{number}')} AS f{number}" for number in range(len(phrases)))
+    return ", ".join(
+        f"{frequency(alias, weighted, f'q{number}', len(phrase.lexemes))} AS f{number}"
+        for number, phrase in enumerate(phrases)
+    )
 
 
 def rows_holding(db: Any, table: str, columns: Sequence[tuple[str, float]], phrase: Phrase, cap: int | None) -> int:
