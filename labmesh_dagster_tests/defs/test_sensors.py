@@ -132,6 +132,30 @@ def test_final_files_still_being_written_are_published_once_they_settle(
     assert (request.partition_key, request.run_key) == ("EXP-1", key)
 
 
+def test_final_files_of_an_experiment_not_yet_registered_warn_only_once_their_grace_is_over(
+    place: Place, instance: dg.DagsterInstance, capsys: pytest.CaptureFixture[str]
+) -> None:
+    place.put(Zone.FINAL, "EXP-SOON/report.md", b"# Report\n")
+    place.clock.advance(SETTLE + 1)
+
+    def logged() -> list[str]:
+        """The sensor's log lines about the folder (Dagster's log handler writes to stderr)."""
+        return [line for line in capsys.readouterr().err.splitlines() if "final/EXP-SOON/" in line]
+
+    first = tick(final_sensor, place, instance, None)
+    place.clock.advance(GRACE - 60)
+    within = tick(final_sensor, place, instance, first.cursor)
+    quiet = logged()
+    place.clock.advance(61)
+    tick(final_sensor, place, instance, within.cursor)
+    [over] = logged()
+
+    assert len(quiet) == 2 and all(" - INFO - " in line for line in quiet), quiet
+    assert " - WARNING - " in over
+    assert "holds files but experiment EXP-SOON is not registered (waiting 901 s of 900 s)" in over
+    assert place.objects.exists(ObjectKey(Zone.FINAL, "EXP-SOON/report.md"))
+
+
 def test_an_eln_cursor_from_before_the_inbox_keeps_its_poll_and_is_saved_in_the_one_format(
     place: Place, instance: dg.DagsterInstance, tmp_path: Path
 ) -> None:

@@ -6,7 +6,8 @@ are listed and compared with the catalog by one rule
 (`steps.final_zone.plan_final`), with one settle rule and one run key. On the
 event path, folders whose files are still changing or whose run has yet to
 bring the catalog in step are looked at again on the next tick, and those of
-experiments not registered yet once they are. Looking costs a listing of each
+experiments not registered yet once they are; such a folder is a warning only
+once it has waited past the grace period landing gives unknown experiments. Looking costs a listing of each
 folder named, not of the zone.
 """
 
@@ -68,8 +69,16 @@ def final_sensor(
         now=now,
         settle_seconds=0 if objects.complete_when_visible else landing_policy.settle_seconds,
     )
+    grace = landing_policy.unknown_experiment_grace_seconds
     for experiment_id in sorted(plan.unregistered):
-        context.log.warning(f"final/{experiment_id}/ holds files but experiment {experiment_id} is not registered")
+        # Files put in final/ while the ELN record is on its way (a quick person, a busy sensor) are usual:
+        # they wait quietly, as landing's do, and are a warning once the grace is over.
+        waited = (now - cursor.pending.get(experiment_id, now)).total_seconds()
+        say = context.log.warning if waited >= grace else context.log.info
+        say(
+            f"final/{experiment_id}/ holds files but experiment {experiment_id} is not registered "
+            f"(waiting {waited:.0f} s of {grace:.0f} s)"
+        )
     for info in plan.outside_experiments[:20]:
         context.log.warning(f"{info.key} is not inside a valid experiment folder; left in place")
     unregistered = {folder: cursor.pending.get(folder, now) for folder in plan.unregistered}
