@@ -59,12 +59,17 @@ $(PIPELINE_TOOLS) &:
 
 tools: $(PIPELINE_TOOLS)
 
+# The tests are spread over the cores (up to four workers), each worker taking a run of them in order and
+# stealing from the others' queues once its own is done; conftest puts the files holding slow tests first, so no
+# long scenario is left to run alone at the end. `pytest path` alone runs in one process.
+PARALLEL := -n auto --maxprocesses 4 --dist worksteal
+
 test: $(TESTING) $(CHROMIUM) $(PIPELINE_TOOLS)
-	$(VENV)/bin/python -m pytest
+	$(VENV)/bin/python -m pytest $(PARALLEL)
 
 # The quick loop while working: everything but the tests marked slow (real servers, whole flows repeated).
 test-quick: $(TESTING) $(CHROMIUM) $(PIPELINE_TOOLS)
-	$(VENV)/bin/python -m pytest -m "not slow"
+	$(VENV)/bin/python -m pytest $(PARALLEL) -m "not slow"
 
 lint: $(TESTING)
 	$(VENV)/bin/ruff check $(LINTED)

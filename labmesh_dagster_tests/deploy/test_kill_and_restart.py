@@ -34,6 +34,7 @@ from labmesh_dagster.deploy.instance import DAGSTER_DATABASE_URL_VARIABLE, dagst
 from labmesh_dagster.deploy.local import SERVICES, Layout
 from labmesh_dagster.ports import Ports
 from labmesh_dagster.settings import Settings
+from labmesh_dagster_tests.conftest import QUICK_PIPELINES
 from labmesh_dagster_tests.deploy.harness import (
     Supervisor,
     alive,
@@ -78,6 +79,8 @@ def test_the_lab_converges_after_its_daemon_and_code_server_are_killed_mid_flow(
         "LABMESH_SENSOR_INTERVAL_SECONDS": "2",
         "LABMESH_LANDING_SETTLE_SECONDS": "0",
         "LABMESH_ADMIN_NOTICE": "0",
+        # What is under test is recovery, not the tools: the quick pipeline (the real tools run in test_dev_server).
+        "LABMESH_PIPELINES": str(QUICK_PIPELINES),
     }
     env.pop("DAGSTER_HOME", None)
     addresses = ["--port", str(free_port()), "--grpc-port", str(free_port()), "--portal-port", str(free_port())]
