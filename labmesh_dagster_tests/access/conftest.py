@@ -29,6 +29,7 @@ from labmesh_dagster.access.postgres_users import PostgresUserStore
 from labmesh_dagster.access.throttle import LoginLimits, LoginThrottle, SqliteLoginThrottle
 from labmesh_dagster.access.tokens import SqliteTokenStore, TokenStore
 from labmesh_dagster.access.users import Users, UserStore
+from labmesh_dagster.connectors.postgres import close_idle
 from labmesh_dagster.core.clock import Clock, utc_now
 from labmesh_dagster_tests.postgres_databases import fresh_database
 
@@ -169,9 +170,11 @@ def postgres_schema_url(access_database: str) -> Iterator[str]:
     schema = f"test_{uuid.uuid4().hex[:12]}"
     with psycopg.connect(access_database, autocommit=True) as db:
         db.execute(f'CREATE SCHEMA "{schema}"')
+    url = f"{access_database}?options=-csearch_path%3D{schema}"
     try:
-        yield f"{access_database}?options=-csearch_path%3D{schema}"
+        yield url
     finally:
+        close_idle(url)  # the stores keep connections per URL: each schema's would stay open until the end
         with psycopg.connect(access_database, autocommit=True) as db:
             db.execute(f'DROP SCHEMA "{schema}" CASCADE')
 
