@@ -262,8 +262,9 @@ def postgres_url() -> Iterator[str]:
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """The files holding slow tests run first, each file's tests in their order.
 
-    `make test` hands whole files to its workers in this order: the long scenarios started first overlap
-    the many short files, instead of one of them running alone at the end while the other workers idle.
+    `make test`'s workers take runs of tests in this order and steal from each other's queues at the end:
+    the long scenarios, started first, overlap the many short tests, instead of one of them running alone
+    at the end while the other workers idle.
     """
     slow_files = {item.path for item in items if item.get_closest_marker("slow")}
     items.sort(key=lambda item: item.path not in slow_files)

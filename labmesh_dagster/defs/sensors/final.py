@@ -7,8 +7,8 @@ are listed and compared with the catalog by one rule
 event path, folders whose files are still changing or whose run has yet to
 bring the catalog in step are looked at again on the next tick, and those of
 experiments not registered yet once they are; such a folder is a warning only
-once it has waited past the grace period landing gives unknown experiments. Looking costs a listing of each
-folder named, not of the zone.
+once it has waited past the grace period landing gives unknown experiments.
+Looking costs a listing of each folder named, not of the zone.
 """
 
 from datetime import datetime
