@@ -22,7 +22,6 @@ from pydantic import Field
 
 from labmesh_dagster import ports
 from labmesh_dagster.connectors.omics.workflows import HealthOmicsWorkflows
-from labmesh_dagster.defs.pipeline_ecs import run_on_ecs
 from labmesh_dagster.defs.previews import chosen_previews
 from labmesh_dagster.defs.resources import AwsResource
 from labmesh_dagster.pipelines.healthomics_engine import HealthOmicsConfigError, run_invocation_on_healthomics
@@ -90,6 +89,10 @@ class PipelineEnginesResource(AwsResource):
         store_config: Mapping[str, Any],
         batch: Sequence[Mapping[str, Any]],
     ) -> list[dict[str, Any]]:
+        # Imported here: dagster_aws.pipes costs most of a second to import, paid by every run process of a lab
+        # that never starts an ECS task otherwise.
+        from labmesh_dagster.defs.pipeline_ecs import run_on_ecs
+
         return run_on_ecs(
             context,
             ecs_client=self._client("ecs", self.endpoint_url),
