@@ -140,11 +140,13 @@ def soak(url: str, home: Path, experiments: int, files: int, wave: int, timeout:
     peak = 0.0
     records = [record(number, files) for number in range(1, experiments + 1)]
     deadline = time.monotonic() + timeout
+    timed_out = False
     try:
         while len(cataloged) < experiments:
             if time.monotonic() > deadline:
                 print(f"timed out with {len(cataloged)} of {experiments} experiments cataloged", flush=True)
-                return 1
+                timed_out = True
+                break
             waiting = len(landed) - len(cataloged)
             for experiment in records[len(landed) :][: max(0, wave - waiting)]:
                 identifier = str(experiment["id"])
@@ -162,18 +164,21 @@ def soak(url: str, home: Path, experiments: int, files: int, wave: int, timeout:
             time.sleep(POLL_SECONDS)
     finally:
         deployment.stop_all()
+    if not cataloged:
+        return 1
+    # A soak cut short by its timeout still says what it measured, of the experiments cataloged by then.
     latencies = sorted(cataloged[name] - landed[name] for name in cataloged)
     span = max(cataloged.values()) - min(landed.values())
     total, dagster = database_sizes(url)
     runs, failed = run_counts(url)
-    print(f"{experiments} experiments x {files} files on labmesh deploy local (PostgreSQL)")
-    print(f"files per minute:              {experiments * files / (span / 60):8.1f}")
+    print(f"{len(cataloged)} of {experiments} experiments x {files} files on labmesh deploy local (PostgreSQL)")
+    print(f"files per minute:              {len(cataloged) * files / (span / 60):8.1f}")
     print(f"landing to cataloged p50:      {statistics.median(latencies):8.1f} s")
     print(f"landing to cataloged p95:      {latencies[min(len(latencies) - 1, int(0.95 * len(latencies)))]:8.1f} s")
     print(f"database size:                 {total / 2**20:8.1f} MiB ({dagster / 2**20:.1f} MiB Dagster's tables)")
     print(f"daemon peak resident memory:   {peak:8.1f} MiB")
     print(f"Dagster runs:                  {runs:8d} ({failed} failed)")
-    return 0
+    return 1 if timed_out else 0
 
 
 def main(argv: list[str] | None = None) -> int:
