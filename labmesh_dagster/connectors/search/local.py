@@ -82,16 +82,14 @@ from labmesh_dagster.connectors.search.base import (
     ContentDocument,
     ContentFilter,
     ContentHit,
-    ContentIndex,
     IndexReport,
     access_principals,
-    check_unique_ids,
-    document_problem,
     principals_problem,
     stored_attributes,
     viewer_principals,
 )
 from labmesh_dagster.connectors.search.passage_access import access_clause, passage_keys
+from labmesh_dagster.connectors.search.passage_index import PassageIndex
 from labmesh_dagster.connectors.search.passage_vectors import (
     MatrixCache,
     Vectors,
@@ -106,7 +104,6 @@ from labmesh_dagster.connectors.search.stored_passages import (
     COMMON_WINDOW,
     DOC_SHIFT,
     INLINE_VECTORS,
-    MAX_PASSAGES,
     PLAIN_EXCERPT,
     EmbedderFactory,
     StoredPassage,
@@ -121,10 +118,10 @@ from labmesh_dagster.connectors.sqlite_files import connect, transaction
 from labmesh_dagster.core.access import Viewer, group_principal
 from labmesh_dagster.core.passages import PassageHit, SearchMode
 from labmesh_dagster.core.text import clean_text
-from labmesh_dagster.semantic.embedding import DIMENSION, MODEL_ID, default_embedder
+from labmesh_dagster.semantic.embedding import DIMENSION, default_embedder
 from labmesh_dagster.semantic.fusion import weighted_rank_fusion
 from labmesh_dagster.semantic.match_strength import bm25_idf, keyword_strength
-from labmesh_dagster.semantic.vectors import TextEmbedder, VectorMatrix
+from labmesh_dagster.semantic.vectors import VectorMatrix
 
 PASSAGES_FTS = """CREATE VIRTUAL TABLE IF NOT EXISTS content_passages_fts USING fts5(
     title,
@@ -231,7 +228,7 @@ def match_expression(text: str) -> str | None:
     return " OR ".join(_phrase(term) for term in search_terms(text)) or None
 
 
-class SqliteContentIndex(ContentIndex):
+class SqliteContentIndex(PassageIndex):
     """The content index in one SQLite file (the catalog's, or its own)."""
 
     def __init__(
@@ -242,31 +239,10 @@ class SqliteContentIndex(ContentIndex):
         embedder: EmbedderFactory | None = default_embedder,
         inline_vectors: int = INLINE_VECTORS,
     ) -> None:
-        """``embedder`` None keeps no vectors: passages are then ranked by their words alone, in every mode.
-        ``inline_vectors``: the most new passages `replace` embeds itself (`INLINE_VECTORS`)."""
+        super().__init__(schema=schema, embedder=embedder, inline_vectors=inline_vectors)
         self.path = Path(path)
-        self.schema = dict(schema)
-        self.inline_vectors = inline_vectors
         self._prepared = False
-        self._embedder_factory = embedder
-        self._embedder: TextEmbedder | None = None
         self._matrix_key: str | None = None
-
-    def _get_embedder(self) -> TextEmbedder | None:
-        if self._embedder is None and self._embedder_factory is not None:
-            self._embedder = self._embedder_factory()
-        return self._embedder
-
-    def _required_embedder(self) -> TextEmbedder:
-        embedder = self._get_embedder()
-        assert embedder is not None
-        return embedder
-
-    @property
-    def model_id(self) -> str:
-        """The model whose vectors this index keeps (and hashes passages for)."""
-        embedder = self._get_embedder()
-        return embedder.model_id if embedder is not None else MODEL_ID
 
     def _connect(self) -> AbstractContextManager[sqlite3.Connection]:
         return connect(self.path)
@@ -302,23 +278,9 @@ class SqliteContentIndex(ContentIndex):
         self._prepared = True
 
     def replace(self, documents: Sequence[ContentDocument], *, removed_ids: Sequence[str] = ()) -> IndexReport:
-        check_unique_ids(documents)
+        plan = self._plan_replace(documents, removed_ids)
         self.prepare()
-        failed: dict[str, str] = {}
-        valid: list[ContentDocument] = []
-        for document in documents:
-            problem = document_problem(document, self.schema)
-            if problem:
-                failed[document.id] = problem
-            else:
-                valid.append(document)
-        put = {document.id for document in documents}
-        removed = tuple(dict.fromkeys(document_id for document_id in removed_ids if document_id not in put))
-        model = self.model_id
-        passages = {document.id: stored_passages(document, model) for document in valid}
-        for document in [document for document in valid if len(passages[document.id]) > MAX_PASSAGES]:
-            failed[document.id] = f"document has more than {MAX_PASSAGES} passages"
-            valid.remove(document)
+        valid, failed, removed, passages, model = plan.valid, plan.failed, plan.removed, plan.passages, self.model_id
         # Embedded before the write transaction: a publish's passages may take a while, and other runs write too.
         vectors, left = self._new_vectors(stored for stored_list in passages.values() for stored in stored_list)
         with self._transaction() as db:

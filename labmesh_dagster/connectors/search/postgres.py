@@ -47,16 +47,14 @@ from labmesh_dagster.connectors.search.base import (
     ContentDocument,
     ContentFilter,
     ContentHit,
-    ContentIndex,
     ContentIndexUnavailable,
     IndexReport,
     access_principals,
-    check_unique_ids,
-    document_problem,
     principals_problem,
     viewer_principals,
 )
 from labmesh_dagster.connectors.search.local import match_expression
+from labmesh_dagster.connectors.search.passage_index import PassageIndex
 from labmesh_dagster.connectors.search.passage_vectors import (
     MatrixCache,
     Vectors,
@@ -73,21 +71,19 @@ from labmesh_dagster.connectors.search.stored_passages import (
     COMMON_MATCHES,
     COMMON_WINDOW,
     INLINE_VECTORS,
-    MAX_PASSAGES,
     PLAIN_EXCERPT,
     EmbedderFactory,
     StoredPassage,
     decoded_attributes,
     embedded_text,
     passage_hit,
-    stored_passages,
 )
 from labmesh_dagster.core.access import Viewer
 from labmesh_dagster.core.passages import PassageHit, SearchMode
-from labmesh_dagster.semantic.embedding import DIMENSION, MODEL_ID, default_embedder
+from labmesh_dagster.semantic.embedding import DIMENSION, default_embedder
 from labmesh_dagster.semantic.fusion import weighted_rank_fusion
 from labmesh_dagster.semantic.match_strength import bm25_idf, keyword_strength
-from labmesh_dagster.semantic.vectors import TextEmbedder, VectorMatrix
+from labmesh_dagster.semantic.vectors import VectorMatrix
 
 _MATRICES = MatrixCache()
 """Each database's matrix (per model), shared by every index object of it in the process."""
@@ -95,7 +91,7 @@ _MATRICES = MatrixCache()
 _migrating = threading.Lock()
 
 
-class PostgresContentIndex(ContentIndex):
+class PostgresContentIndex(PassageIndex):
     """The content index in a PostgreSQL database (``postgresql://user@host:5432/name``)."""
 
     def __init__(
@@ -106,30 +102,9 @@ class PostgresContentIndex(ContentIndex):
         embedder: EmbedderFactory | None = default_embedder,
         inline_vectors: int = INLINE_VECTORS,
     ) -> None:
-        """``embedder`` None keeps no vectors: passages are then ranked by their words alone, in every mode.
-        ``inline_vectors``: the most new passages `replace` embeds itself (`INLINE_VECTORS`)."""
+        super().__init__(schema=schema, embedder=embedder, inline_vectors=inline_vectors)
         self.url = check_url(url)
-        self.schema = dict(schema)
-        self.inline_vectors = inline_vectors
         self._prepared = False
-        self._embedder_factory = embedder
-        self._embedder: TextEmbedder | None = None
-
-    def _get_embedder(self) -> TextEmbedder | None:
-        if self._embedder is None and self._embedder_factory is not None:
-            self._embedder = self._embedder_factory()
-        return self._embedder
-
-    def _required_embedder(self) -> TextEmbedder:
-        embedder = self._get_embedder()
-        assert embedder is not None
-        return embedder
-
-    @property
-    def model_id(self) -> str:
-        """The model whose vectors this index keeps (and hashes passages for)."""
-        embedder = self._get_embedder()
-        return embedder.model_id if embedder is not None else MODEL_ID
 
     @contextmanager
     def _reached(self) -> Iterator[None]:
@@ -167,23 +142,11 @@ class PostgresContentIndex(ContentIndex):
         self._prepared = True
 
     def replace(self, documents: Sequence[ContentDocument], *, removed_ids: Sequence[str] = ()) -> IndexReport:
-        check_unique_ids(documents)
+        plan = self._plan_replace(
+            documents, removed_ids, storage_problem=writes.storage_problem, storable=writes.storable
+        )
         self.prepare()
-        failed: dict[str, str] = {}
-        valid: list[ContentDocument] = []
-        for document in documents:
-            problem = document_problem(document, self.schema) or writes.storage_problem(document)
-            if problem:
-                failed[document.id] = problem
-            else:
-                valid.append(writes.storable(document))
-        put = {document.id for document in documents}
-        removed = tuple(dict.fromkeys(document_id for document_id in removed_ids if document_id not in put))
-        model = self.model_id
-        passages = {document.id: stored_passages(document, model) for document in valid}
-        for document in [document for document in valid if len(passages[document.id]) > MAX_PASSAGES]:
-            failed[document.id] = f"document has more than {MAX_PASSAGES} passages"
-            valid.remove(document)
+        valid, failed, removed, passages, model = plan.valid, plan.failed, plan.removed, plan.passages, self.model_id
         hashes = {stored.text_hash for document in valid for stored in passages[document.id]}
         # Embedded and cut into words before the write transaction: a publish's passages may take a while.
         vectors = self._new_vectors(stored for document in valid for stored in passages[document.id])
