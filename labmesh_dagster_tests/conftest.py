@@ -75,6 +75,13 @@ class ShiftedClock:
     def advance(self, seconds: float) -> None:
         self.offset += timedelta(seconds=seconds)
 
+    def clear_of_period_end(self, period: float, margin: float = 120) -> None:
+        """Move past the start of the next ``period`` (counted from the epoch, as retry run keys are) when it
+        would come within ``margin`` seconds: the next ticks then share one period however slow the machine."""
+        into = self().timestamp() % period
+        if into > period - margin:
+            self.advance(period - into + 1)
+
 
 class Lab:
     """A lab on the settings' profile, driven tick by tick."""

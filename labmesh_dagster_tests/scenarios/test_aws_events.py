@@ -277,9 +277,10 @@ def test_files_whose_run_failed_get_another_run_in_the_next_retry_period(
         moto_endpoint,
         s3_buckets,
         LABMESH_SQS_LANDING_QUEUE_URL=queues["landing"],
-        LABMESH_LANDING_RETRY_SECONDS="6",  # S3 times are whole seconds: room to be sure
+        LABMESH_LANDING_RETRY_SECONDS="3600",
     )
     lab = Lab(settings, instance)
+    lab.clock.clear_of_period_end(3600)  # the ticks below share one retry period, however slow they are
     registered(lab)
     lab.run_sensor("landing_sensor")
     s3.put_object(Bucket=s3_buckets["landing"], Key="EXP-1/S1.fastq", Body=FASTQ)
@@ -288,7 +289,7 @@ def test_files_whose_run_failed_get_another_run_in_the_next_retry_period(
 
     assert lab.tick("landing_sensor").run_requests == []
     assert lab.tick("landing_retry_sensor").run_requests == []  # not waiting long enough yet
-    lab.clock.advance(6.2)
+    lab.clock.advance(3600.2)
     [retry] = lab.tick("landing_retry_sensor").run_requests
 
     assert retry.partition_key == "EXP-1" and retry.run_key != lost.run_key

@@ -123,7 +123,8 @@ def test_old_timestamped_files_wait_for_their_record_from_first_sight(settings, 
 
 def test_landing_files_whose_run_failed_are_tried_again_each_retry_period(tmp_path, instance) -> None:
     """Listing finds the file every tick, but its run key is spent: only a new retry period gives it a new run."""
-    lab = Lab(make_settings(tmp_path / "home", LABMESH_LANDING_RETRY_SECONDS="2"), instance)
+    lab = Lab(make_settings(tmp_path / "home", LABMESH_LANDING_RETRY_SECONDS="3600"), instance)
+    lab.clock.clear_of_period_end(3600)  # the ticks below share one retry period, however slow they are
     lab.write_record("exp1.yaml", RECORD)
     lab.run_sensor("eln_sensor")
     lab.land("EXP-1", "S1.fastq", b"@r\nACGT\n+\nIIII\n")
@@ -131,7 +132,7 @@ def test_landing_files_whose_run_failed_are_tried_again_each_retry_period(tmp_pa
     lab.run_keys.add(lost.run_key)  # the run failed after every retry
 
     assert lab.run_sensor("landing_sensor") == []
-    lab.clock.advance(2.2)
+    lab.clock.advance(3600.2)
     [result] = lab.run_sensor("landing_sensor")
 
     assert result.success and lab.keys(Zone.LANDING) == []
