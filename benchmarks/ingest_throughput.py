@@ -15,8 +15,13 @@ SQLite table in one transaction. Like labmesh, it makes each copy durable
 (fsync) before it removes the original: a mover that deletes first can lose
 a file to a power cut.
 
-Rounds alternate between the two, each on a fresh copy of the delivery, so a
-busy machine slows both alike; the ratio of their median throughputs is the
+labmesh describes two files at a time (`DESCRIBE_WORKERS`), so the script
+runs twice: as written, one file after another, which is what the goal is
+measured against, and with as many threads as labmesh, whose ratio is
+labmesh's own overhead, free of its use of a second thread.
+
+Rounds rotate among the three, each on a fresh copy of the delivery, so a
+busy machine slows all alike; the ratio of their median throughputs is the
 figure. Each round also prints the CPU seconds its process spent (all its
 threads), and the end the ratio of their medians: on a machine other jobs
 keep busy, fsync latency swings the wall times, and the CPU ratio shows
@@ -44,6 +49,7 @@ import statistics
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import dagster as dg
@@ -54,6 +60,7 @@ from labmesh_dagster.core.keys import Zone
 from labmesh_dagster.definitions import build_definitions
 from labmesh_dagster.extract import extract
 from labmesh_dagster.settings import Settings
+from labmesh_dagster.steps.manifests import DESCRIBE_WORKERS
 
 EXPERIMENT = "BENCH-INGEST-001"
 SAMPLES = [f"S{number:03}" for number in range(1, 21)]
@@ -166,32 +173,43 @@ class HashingStream(io.RawIOBase):
         return count
 
 
-def bare_round(workdir: Path, files: dict[str, bytes]) -> tuple[float, float]:
-    """Seconds the bare script takes for the same copies, checksums, extraction and inserts, and its CPU seconds."""
+def bare_file(source: Path, landing: Path, raw: Path) -> tuple[str, int, str, str, str]:
+    """One file through the bare script: copied, verified, removed from landing, read for its row."""
+    relative = source.relative_to(landing)
+    target = raw / relative
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with source.open("rb") as reading, target.open("wb") as writing:
+        shutil.copyfileobj(reading, writing, 1 << 20)
+        writing.flush()
+        os.fsync(writing.fileno())  # durable before the original goes, as any safe mover must
+    if sha256_of(target) != sha256_of(source):
+        raise SystemExit(f"{relative}: the copy differs")
+    source.unlink()
+    with target.open("rb") as handle:
+        stream = HashingStream(handle)
+        extraction = extract(io.BufferedReader(stream), target.name)  # type: ignore[arg-type]
+        while stream.read(1 << 20):
+            pass
+    metadata = json.dumps(extraction.metadata, default=str)
+    return str(relative), target.stat().st_size, stream.digest.hexdigest(), extraction.format, metadata
+
+
+def bare_round(workdir: Path, files: dict[str, bytes], workers: int = 1) -> tuple[float, float]:
+    """Seconds the bare script takes for the same copies, checksums, extraction and inserts, and its CPU seconds.
+
+    With ``workers`` > 1 it takes that many files at once, as labmesh describes files (`DESCRIBE_WORKERS`),
+    so the ratio shows labmesh's own overhead rather than its use of a second thread."""
     landing, raw = workdir / "bare" / "landing", workdir / "bare" / "raw"
     land(landing, files)
     db = sqlite3.connect(workdir / "bare" / "catalog.sqlite")
     db.execute("CREATE TABLE files (key TEXT PRIMARY KEY, size INTEGER, sha256 TEXT, format TEXT, metadata TEXT)")
     started, cpu_started = time.perf_counter(), time.process_time()
-    rows = []
-    for source in sorted(path for path in landing.rglob("*") if path.is_file()):
-        relative = source.relative_to(landing)
-        target = raw / relative
-        target.parent.mkdir(parents=True, exist_ok=True)
-        with source.open("rb") as reading, target.open("wb") as writing:
-            shutil.copyfileobj(reading, writing, 1 << 20)
-            writing.flush()
-            os.fsync(writing.fileno())  # durable before the original goes, as any safe mover must
-        if sha256_of(target) != sha256_of(source):
-            raise SystemExit(f"{relative}: the copy differs")
-        source.unlink()
-        with target.open("rb") as handle:
-            stream = HashingStream(handle)
-            extraction = extract(io.BufferedReader(stream), target.name)  # type: ignore[arg-type]
-            while stream.read(1 << 20):
-                pass
-        metadata = json.dumps(extraction.metadata, default=str)
-        rows.append((str(relative), target.stat().st_size, stream.digest.hexdigest(), extraction.format, metadata))
+    sources = sorted(path for path in landing.rglob("*") if path.is_file())
+    if workers == 1:
+        rows = [bare_file(source, landing, raw) for source in sources]
+    else:
+        with ThreadPoolExecutor(workers) as pool:
+            rows = list(pool.map(lambda source: bare_file(source, landing, raw), sources))
     with db:
         db.executemany("INSERT INTO files VALUES (?, ?, ?, ?, ?)", rows)
     seconds, cpu = time.perf_counter() - started, time.process_time() - cpu_started
@@ -211,16 +229,19 @@ def main(argv: list[str] | None = None) -> int:
     files = delivery(args.files, args.reads)
     megabytes = sum(len(content) for content in files.values()) / 1e6
     print(f"delivery: {len(files)} files, {megabytes:.1f} MB, one experiment")
-    timings: dict[str, list[float]] = {"labmesh": [], "bare script": []}
-    cpu_times: dict[str, list[float]] = {"labmesh": [], "bare script": []}
+    threaded = f"bare x{DESCRIBE_WORKERS}"
+    names = ["labmesh", "bare script", threaded]
+    timings: dict[str, list[float]] = {name: [] for name in names}
+    cpu_times: dict[str, list[float]] = {name: [] for name in names}
     for number in range(args.rounds):
-        for name in ("labmesh", "bare script") if number % 2 == 0 else ("bare script", "labmesh"):
+        # Each round starts with a different one, so a busy spell of the machine falls on each alike.
+        for name in names[number % 3 :] + names[: number % 3]:
             workdir = Path(tempfile.mkdtemp(prefix="labmesh-ingest-"))
             try:
                 if name == "labmesh":
                     seconds, cpu = labmesh_round(workdir, files, args.profile and number == 0)
                 else:
-                    seconds, cpu = bare_round(workdir, files)
+                    seconds, cpu = bare_round(workdir, files, DESCRIBE_WORKERS if name == threaded else 1)
             finally:
                 shutil.rmtree(workdir, ignore_errors=True)
             timings[name].append(seconds)
@@ -228,13 +249,14 @@ def main(argv: list[str] | None = None) -> int:
             rate = len(files) / seconds
             print(f"  round {number + 1} {name:<11} {seconds:6.2f} s  {rate:7.1f} files/s  (cpu {cpu:6.2f} s)")
     throughput = {name: len(files) / statistics.median(seconds) for name, seconds in timings.items()}
-    ratio = throughput["labmesh"] / throughput["bare script"]
     print()
     for name, value in throughput.items():
         print(f"{name:<11} median {len(files) / value:6.2f} s, {value:7.1f} files/s")
-    cpu_ratio = statistics.median(cpu_times["bare script"]) / statistics.median(cpu_times["labmesh"])
-    print(f"labmesh / bare script, CPU seconds: {cpu_ratio:.2f} (for comparison; the goal is on wall time)")
-    print(f"labmesh / bare script: {ratio:.2f} (goal >= {GOAL})")
+    for bare in ("bare script", threaded):
+        cpu_ratio = statistics.median(cpu_times[bare]) / statistics.median(cpu_times["labmesh"])
+        print(f"labmesh / {bare}: {throughput['labmesh'] / throughput[bare]:.2f} (CPU seconds: {cpu_ratio:.2f})")
+    ratio = throughput["labmesh"] / throughput["bare script"]
+    print(f"labmesh / bare script: {ratio:.2f} (goal >= {GOAL}, against the script as written, one file at a time)")
     return 0 if ratio >= GOAL else 1
 
 

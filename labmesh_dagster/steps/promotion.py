@@ -20,6 +20,7 @@ The rules that matter:
 from __future__ import annotations
 
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -31,6 +32,11 @@ from labmesh_dagster.steps.promotion_journal import JournaledPromotion, record_p
 
 JOURNAL_BATCH = 128
 """Promotions journaled in one durable write: on a local disk each write is an fsync, as costly as a small copy."""
+
+PROMOTE_WORKERS = 2
+"""Files copied and verified at once. Most of a copy is waiting (the fsync that makes it durable on a disk,
+the round trip of a server-side copy on S3), so a second copy in flight nearly halves a delivery's time;
+more gain little on two cores and put more load on the store."""
 
 
 @dataclass(frozen=True)
@@ -132,41 +138,55 @@ def _already_in_raw(
 def promote_experiment(store: ObjectStore, experiment_id: str, *, settled_before: datetime) -> PromotionReport:
     """Promote every settled file in the experiment's landing folder; one bad file never stops the others.
 
-    Files are copied and verified one by one, and journaled and deleted from landing in batches of
-    `JOURNAL_BATCH`: a crash in between leaves files in both zones, which the next run verifies and finishes."""
+    Files are copied and verified `PROMOTE_WORKERS` at a time, and journaled and deleted from landing in
+    batches of `JOURNAL_BATCH`: a crash in between leaves files in both zones, which the next run verifies
+    and finishes."""
     report = PromotionReport()
-    batch: list[tuple[Promotion, ObjectInfo]] = []
-
-    def finish_batch() -> None:
-        try:
-            finished = _finish(store, batch)
-        except (LabmeshError, OSError) as exc:  # the journal could not be written: every landing file is kept
-            report.failed.extend(PromotionFailure(promotion.source, str(exc)) for promotion, _ in batch)
-        else:
-            for promotion, failure in finished:
-                if failure is None:
-                    report.promoted.append(promotion)
-                else:
-                    report.failed.append(PromotionFailure(promotion.source, str(failure)))
-        batch.clear()
-
-    for info in list(store.list(Zone.LANDING, experiment_prefix(experiment_id))):
+    settled: list[ObjectInfo] = []
+    for info in store.list(Zone.LANDING, experiment_prefix(experiment_id)):
         if info.key.is_labmesh_internal:
             continue  # the landing sensor quarantines these
         if info.modified > settled_before:
             report.not_settled.append(info.key)
-            continue
-        try:
-            verified = _copy_verified(store, info.key)
-        except RawConflict as exc:
-            report.conflicts.append((info, str(exc)))
-            continue
-        except (LabmeshError, OSError) as exc:
-            report.failed.append(PromotionFailure(info.key, str(exc)))
-            continue
-        if verified is not None:
-            batch.append(verified)
-        if len(batch) == JOURNAL_BATCH:
-            finish_batch()
-    finish_batch()
+        else:
+            settled.append(info)
+    with ThreadPoolExecutor(PROMOTE_WORKERS, thread_name_prefix="labmesh-promote") as pool:
+        for start in range(0, len(settled), JOURNAL_BATCH):
+            chunk = settled[start : start + JOURNAL_BATCH]
+            batch: list[tuple[Promotion, ObjectInfo]] = []
+            outcomes = pool.map(lambda info: _copy_or_error(store, info.key), chunk)
+            for info, outcome in zip(chunk, outcomes, strict=True):
+                if isinstance(outcome, RawConflict):
+                    report.conflicts.append((info, str(outcome)))
+                elif isinstance(outcome, (LabmeshError, OSError)):
+                    report.failed.append(PromotionFailure(info.key, str(outcome)))
+                elif outcome is not None:
+                    batch.append(outcome)
+            _finish_batch(store, batch, report)
     return report
+
+
+def _copy_or_error(
+    store: ObjectStore, source: ObjectKey
+) -> tuple[Promotion, ObjectInfo] | LabmeshError | OSError | None:
+    """`_copy_verified`, with the errors that concern this file alone returned, so its neighbours go on."""
+    try:
+        return _copy_verified(store, source)
+    except (LabmeshError, OSError) as exc:
+        return exc
+
+
+def _finish_batch(store: ObjectStore, batch: Sequence[tuple[Promotion, ObjectInfo]], report: PromotionReport) -> None:
+    """Journal and clear landing for one batch of verified copies, recording each file's outcome in ``report``."""
+    if not batch:
+        return
+    try:
+        finished = _finish(store, batch)
+    except (LabmeshError, OSError) as exc:  # the journal could not be written: every landing file is kept
+        report.failed.extend(PromotionFailure(promotion.source, str(exc)) for promotion, _ in batch)
+        return
+    for promotion, failure in finished:
+        if failure is None:
+            report.promoted.append(promotion)
+        else:
+            report.failed.append(PromotionFailure(promotion.source, str(failure)))

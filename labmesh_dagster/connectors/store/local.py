@@ -30,10 +30,11 @@ class LocalObjectStore(ObjectStore):
 
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self.root = Path(root).resolve()
+        self._zone_roots = {zone: self.root / zone.value for zone in Zone}
         self._resolved_zones: dict[Zone, str] = {}
 
     def zone_root(self, zone: Zone) -> Path:
-        return self.root / Zone(zone).value
+        return self._zone_roots[Zone(zone)]
 
     def _resolved_zone(self, zone: Zone) -> str:
         """The zone's real path, looked up once: every key's path is checked against it."""
@@ -42,11 +43,15 @@ class LocalObjectStore(ObjectStore):
         return self._resolved_zones[zone]
 
     def path(self, key: ObjectKey) -> Path:
-        path = self.zone_root(key.zone) / key.path
-        # ObjectKey already refuses '..'; this guards against symlinked escapes.
-        real, zone = os.path.realpath(path), self._resolved_zone(key.zone)
-        if real != zone and not real.startswith(zone + os.sep):
-            raise InvalidObjectKey(f"{key} resolves outside its zone")
+        zone_root = self.zone_root(key.zone)
+        path = zone_root / key.path
+        # ObjectKey already refuses '..'; this guards against symlinked escapes. Only a symlink below the
+        # zone can lead out of it, so the full resolution runs only when the key's own folders hold one:
+        # resolving every call costs a stat of each folder from '/', a tenth of a promotion's CPU.
+        if _symlink_below(zone_root, key.path):
+            real, zone = os.path.realpath(path), self._resolved_zone(key.zone)
+            if real != zone and not real.startswith(zone + os.sep):
+                raise InvalidObjectKey(f"{key} resolves outside its zone")
         return path
 
     def _info(self, key: ObjectKey, stat: os.stat_result) -> ObjectInfo:
@@ -175,6 +180,19 @@ class LocalObjectStore(ObjectStore):
 
     def location(self, zone: Zone, experiment_id: str) -> str:
         return (self.zone_root(zone) / ObjectKey.for_experiment(zone, experiment_id, "x").first_segment).as_uri() + "/"
+
+
+def _symlink_below(zone_root: Path, relative: str) -> bool:
+    """Whether a segment of ``relative`` under ``zone_root`` is a symlink; segments that do not exist are not."""
+    current = str(zone_root)
+    for segment in relative.split("/"):
+        current = os.path.join(current, segment)
+        try:
+            if statmod.S_ISLNK(os.lstat(current).st_mode):
+                return True
+        except (FileNotFoundError, NotADirectoryError):
+            return False
+    return False
 
 
 def _into_place(place: Callable[[str | Path, Path], None], source: str | Path, destination: Path) -> None:
