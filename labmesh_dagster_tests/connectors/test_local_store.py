@@ -336,3 +336,38 @@ def test_a_symlink_into_another_zone_is_refused_too(store: LocalObjectStore) -> 
 
     with pytest.raises(InvalidObjectKey):
         store.read_bytes(raw("EXP-1/final/report.pdf"))
+
+
+def test_an_experiment_folder_symlinked_out_of_the_zone_is_refused(store: LocalObjectStore, tmp_path: Path) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "data.csv").write_bytes(b"a,b\n")
+    (store.root / "raw").mkdir(parents=True, exist_ok=True)
+    (store.root / "raw" / "EXP-9").symlink_to(elsewhere, target_is_directory=True)
+
+    with pytest.raises(InvalidObjectKey, match="outside its zone"):
+        store.read_bytes(raw("EXP-9/data.csv"))
+
+
+def test_a_symlink_that_stays_inside_its_zone_is_followed(store: LocalObjectStore) -> None:
+    store.put(raw("EXP-1/run1/a.csv"), b"a")
+    (store.root / "raw" / "EXP-1" / "latest").symlink_to(
+        store.root / "raw" / "EXP-1" / "run1", target_is_directory=True
+    )
+
+    assert store.read_bytes(raw("EXP-1/latest/a.csv")) == b"a"
+
+
+def test_a_zone_that_is_itself_a_symlink_to_another_disk_works(tmp_path: Path) -> None:
+    # An operator mounts raw on a bigger disk and links it in: the zone's own link is the store's to follow.
+    big_disk = tmp_path / "big-disk" / "raw"
+    big_disk.mkdir(parents=True)
+    root = tmp_path / "store"
+    root.mkdir()
+    (root / "raw").symlink_to(big_disk, target_is_directory=True)
+    store = LocalObjectStore(root)
+
+    store.put(raw("EXP-1/a.csv"), b"a")
+
+    assert (big_disk / "EXP-1" / "a.csv").read_bytes() == b"a"
+    assert [info.key.path for info in store.list(Zone.RAW)] == ["EXP-1/a.csv"]

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -269,3 +270,33 @@ def test_labmesh_internal_landing_paths_are_never_promoted(store: LocalObjectSto
     assert report.promoted == [] and [info.key.path for info in store.list(Zone.LANDING)] == [
         "EXP-1/_labmesh/manifest.json"
     ]
+
+
+class MeetingCopiesStore(LocalObjectStore):
+    """Each copy waits for a second one to be under way, and the later file's copy finishes first."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(root)
+        self.both_copying = threading.Barrier(2, timeout=30)
+        self.later_copied = threading.Event()
+
+    def copy(self, source: ObjectKey, destination: ObjectKey, *, if_absent: bool = False) -> ObjectInfo:
+        self.both_copying.wait()  # breaks (and fails the test) unless two copies are in flight at once
+        if source.name == "a.fastq":
+            assert self.later_copied.wait(timeout=30)
+        info = super().copy(source, destination, if_absent=if_absent)
+        if source.name == "b.fastq":
+            self.later_copied.set()
+        return info
+
+
+def test_two_files_are_copied_at_once_and_reported_in_landing_order(tmp_path: Path) -> None:
+    store = MeetingCopiesStore(tmp_path / "store")
+    store.put(landing("EXP-1/a.fastq"), b"a")
+    store.put(landing("EXP-1/b.fastq"), b"b")
+
+    report = promote_experiment(store, "EXP-1", settled_before=LATER)
+
+    assert [item.source.path for item in report.promoted] == ["EXP-1/a.fastq", "EXP-1/b.fastq"]
+    assert keys(store, Zone.RAW) == ["EXP-1/a.fastq", "EXP-1/b.fastq"]
+    assert keys(store, Zone.LANDING) == []
