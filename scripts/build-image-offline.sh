@@ -4,7 +4,7 @@
 # The Dockerfile's base, python:3.11.14-slim-bookworm, comes from a registry. Without one, this script makes a
 # stand-in base with debootstrap: Debian bookworm (minbase) with its python3 (3.11.2), python3-venv,
 # python-is-python3 and ca-certificates, imported into the local Docker as STAND_IN_IMAGE. Then it builds the
-# Dockerfile on it with `--build-arg PYTHON_IMAGE=...`; the build stage pip-installs labmesh from PyPI.
+# Dockerfile on it with `--build-arg PYTHON_IMAGE=...`; the build pip-installs labmesh's dependencies from PyPI.
 # The stand-in differs from the real base: its python is Debian's, in /usr/bin, not /usr/local/bin.
 #
 # Needs: root (debootstrap), a running dockerd, debootstrap (`apt-get install docker.io debootstrap`).
@@ -13,7 +13,8 @@
 # (add --storage-driver=vfs if overlay2 fails). The build and the containers then use `--network host`.
 #
 # Idempotent: an existing stand-in image is reused (REBUILD_STAND_IN=1 makes it again), and the build reuses
-# Docker's layer cache.
+# Docker's layer cache: the dependencies are installed again only when pyproject.toml changes, so a change to
+# labmesh's code rebuilds without downloading them again.
 #
 #   sudo scripts/build-image-offline.sh                 # builds labmesh:local
 #   IMAGE_TAG=labmesh:dev scripts/build-image-offline.sh
@@ -73,8 +74,11 @@ else
     echo "build-image-offline: made the stand-in base ${STAND_IN_IMAGE}"
 fi
 
-# The legacy builder: Debian's docker.io has no buildx, and BuildKit would fetch the Dockerfile's `# syntax`
-# frontend from Docker Hub. --network host because a sandboxed dockerd may run without a bridge.
+# The legacy builder, which every docker client still has: from 23.0 on a client builds with BuildKit only
+# through the buildx plugin, and bookworm packages no buildx (a newer static client without it, first on PATH,
+# fails with DOCKER_BUILDKIT=1). The Dockerfile needs nothing from BuildKit and has no `# syntax` line, so
+# Debian's own 20.10 client can build it with BuildKit too (DOCKER_BUILDKIT=1 /usr/bin/docker build ...), but
+# in a cache of its own. --network host because a sandboxed dockerd may run without a bridge.
 echo "build-image-offline: building ${IMAGE_TAG} from ${REPO_ROOT}/Dockerfile"
 DOCKER_BUILDKIT=0 docker build --network host \
     --build-arg "PYTHON_IMAGE=${STAND_IN_IMAGE}" \
