@@ -19,13 +19,19 @@ correctness depends on it:
 Faults can be queued (a 429 with ``Retry-After``, a 500, a slow answer), and
 every request is recorded, here and in the session-wide `RECORDED`, which the
 conformance test checks against `elabftw_operations`.
+
+The experiments are also kept in last-change order, so that a poll's first
+page costs the page, not a sort of every experiment: a benchmark holds 100,000
+(``benchmarks/eln_api_scale.py``). ``modified_at`` moves only through the
+methods below, which keep that order.
 """
 
 from __future__ import annotations
 
+import bisect
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -97,6 +103,9 @@ class FakeElabFtw(FakeHttpService):
     def __init__(self, server: HTTPServer, *, api_key: str = API_KEY) -> None:
         self.api_key = api_key
         self.experiments: dict[int, dict[str, Any]] = {}
+        # (modified_at, -id) of every experiment, ascending: read backwards, newest first and ties in id order.
+        self._by_change: list[tuple[str, int]] = []
+        self._change_of: dict[int, str] = {}
         self.items: dict[int, dict[str, Any]] = {}
         self.clock = datetime(2024, 5, 28, 9, 0, 0)
         self.metadata_as_string = False
@@ -188,7 +197,16 @@ class FakeElabFtw(FakeHttpService):
             "next_step": None,
             "exclusive_edit_mode": None,
         }
+        self._indexed(entry_id)
         return entry_id
+
+    def _indexed(self, entry_id: int) -> None:
+        """The experiment's place in last-change order follows its ``modified_at``."""
+        old = self._change_of.get(entry_id)
+        if old is not None:
+            del self._by_change[bisect.bisect_left(self._by_change, (old, -entry_id))]
+        stamp = self._change_of[entry_id] = self.experiments[entry_id]["modified_at"]
+        bisect.insort(self._by_change, (stamp, -entry_id))
 
     def _link(self, item_id: int) -> dict[str, Any]:
         return {"entityid": item_id, "title": self.items[item_id]["title"], "category_title": "Sample", "page": "items"}
@@ -213,6 +231,8 @@ class FakeElabFtw(FakeHttpService):
     def _touched(self, entity: dict[str, Any], target: str) -> None:
         entity["modified_at"] = self._stamp()
         entity["changelog"] = [*entity["changelog"], {"created_at": self._stamp(), "target": target, "userid": 2}]
+        if self.experiments.get(entity["id"]) is entity:  # an experiment, not a resource (item)
+            self._indexed(entity["id"])
 
     def extra_value(self, entry_id: int, name: str) -> Any:
         return (self.experiments[entry_id]["metadata"]["extra_fields"].get(name) or {}).get("value")
@@ -253,6 +273,12 @@ class FakeElabFtw(FakeHttpService):
     def _list(self, query: Mapping[str, list[str]]) -> Response:
         one = {key: values[-1] for key, values in query.items() if values}
         states = {int(value) for value in one.get("state", "1").split(",")}
+        offset, limit = int(one.get("offset", "0")), int(one.get("limit", "15"))
+        limit = min(limit, self.max_limit or limit)
+        if one.get("order") == "lastchange" and one.get("sort", "desc") == "desc" and not {"q", "extended"} & set(one):
+            # The poll's listing, served from the last-change order: what the sort below gives, in O(page).
+            page = [entity for _, entity in zip(range(offset + limit), self._newest_first(states), strict=False)]
+            return json_response([self._shown(entity) for entity in page[offset:]])
         rows = [entity for entity in self.experiments.values() if entity["state"] in states]
         if "q" in one:
             term = one["q"].lower()
@@ -267,9 +293,13 @@ class FakeElabFtw(FakeHttpService):
         sort_key = "modified_at" if order == "lastchange" else "id"
         rows.sort(key=lambda e: e["id"])  # ties keep id order, as a stable sort would
         rows.sort(key=lambda e: e[sort_key], reverse=one.get("sort", "desc") == "desc")
-        offset, limit = int(one.get("offset", "0")), int(one.get("limit", "15"))
-        limit = min(limit, self.max_limit or limit)
         return json_response([self._shown(entity) for entity in rows[offset : offset + limit]])
+
+    def _newest_first(self, states: set[int]) -> Iterator[dict[str, Any]]:
+        for _, negative_id in reversed(self._by_change):
+            entity = self.experiments[-negative_id]
+            if entity["state"] in states:
+                yield entity
 
     @staticmethod
     def _extra_contains(entity: Mapping[str, Any], key: str, value: str) -> bool:
