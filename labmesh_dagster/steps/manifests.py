@@ -169,18 +169,18 @@ def build_manifest(
             samples = samples_of_file(info.key.relative_path, sample_ids, known.metadata)
             entries.append(replace(known, sample_ids=samples, derived_from=derived_from, produced_by=produced_by))
             continue
-        entries.append(
-            pool.submit(
-                _describe_if_present,
-                store,
-                info,
-                sample_ids,
-                derived_from=derived_from,
-                source_checksum=source_checksum,
-                produced_by=produced_by,
-                budget_seconds=budget_seconds,
-            )
-        )
+        options: dict[str, Any] = {
+            "derived_from": derived_from,
+            "source_checksum": source_checksum,
+            "produced_by": produced_by,
+            "budget_seconds": budget_seconds,
+        }
+        if info.size < store.inline_below_bytes:
+            described_inline = _describe_if_present(store, info, sample_ids, **options)
+            if described_inline is not None:
+                entries.append(described_inline)
+        else:
+            entries.append(pool.submit(_describe_if_present, store, info, sample_ids, **options))
     try:
         # In listing order, so the manifest is the same however the threads finished.
         done = [entry.result() if isinstance(entry, Future) else entry for entry in entries]

@@ -20,7 +20,7 @@ The rules that matter:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -154,8 +154,14 @@ def promote_experiment(store: ObjectStore, experiment_id: str, *, settled_before
         for start in range(0, len(settled), JOURNAL_BATCH):
             chunk = settled[start : start + JOURNAL_BATCH]
             batch: list[tuple[Promotion, ObjectInfo]] = []
-            outcomes = pool.map(lambda info: _copy_or_error(store, info.key), chunk)
-            for info, outcome in zip(chunk, outcomes, strict=True):
+            outcomes = [
+                _copy_or_error(store, info.key)
+                if info.size < store.inline_below_bytes
+                else pool.submit(_copy_or_error, store, info.key)
+                for info in chunk
+            ]
+            for info, pending in zip(chunk, outcomes, strict=True):
+                outcome = pending.result() if isinstance(pending, Future) else pending
                 if isinstance(outcome, RawConflict):
                     report.conflicts.append((info, str(outcome)))
                 elif isinstance(outcome, (LabmeshError, OSError)):

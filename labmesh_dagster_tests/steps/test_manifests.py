@@ -360,3 +360,24 @@ def test_a_fastq_the_sample_sheet_assigns_to_a_sample_belongs_to_it(store: Count
     assert reads.metadata["links"]["sample_sheet"] == "raw/EXP-1/run/SampleSheet.csv"
     assert reads.sample_ids == ("S-001",)
     assert by_key["raw/EXP-1/run/SampleSheet.csv"].sample_ids == ("S-001",)
+
+
+class S3LikeStore(CountingStore):
+    """Every object is described by a worker thread, as on S3, where each read is a round trip."""
+
+    inline_below_bytes = 0
+
+
+def test_files_described_by_worker_threads_are_listed_in_key_order_each_with_its_own_checksum(tmp_path: Path) -> None:
+    store = S3LikeStore(tmp_path / "store")
+    contents = {f"run/S{number:02}_R1.fastq": FASTQ * (number + 1) for number in range(12)}
+    for relative, content in contents.items():
+        store.put(raw(f"EXP-1/{relative}"), content)
+
+    manifest = build_manifest(store, Zone.RAW, "EXP-1", [f"S{number:02}" for number in range(12)])
+
+    assert [entry.key for entry in manifest.entries] == [f"raw/EXP-1/{relative}" for relative in sorted(contents)]
+    for entry in manifest.entries:
+        content = contents[entry.key.removeprefix("raw/EXP-1/")]
+        assert entry.sha256 == hashlib.sha256(content).hexdigest()
+        assert entry.metadata["reads"] == content.count(b"@r")

@@ -273,7 +273,11 @@ def test_labmesh_internal_landing_paths_are_never_promoted(store: LocalObjectSto
 
 
 class MeetingCopiesStore(LocalObjectStore):
-    """Each copy waits for a second one to be under way, and the later file's copy finishes first."""
+    """Each copy waits for a second one to be under way, and the later file's copy finishes first.
+
+    Every object gains from company here, as on S3, however small."""
+
+    inline_below_bytes = 0
 
     def __init__(self, root: Path) -> None:
         super().__init__(root)
@@ -300,3 +304,27 @@ def test_two_files_are_copied_at_once_and_reported_in_landing_order(tmp_path: Pa
     assert [item.source.path for item in report.promoted] == ["EXP-1/a.fastq", "EXP-1/b.fastq"]
     assert keys(store, Zone.RAW) == ["EXP-1/a.fastq", "EXP-1/b.fastq"]
     assert keys(store, Zone.LANDING) == []
+
+
+class CopyThreadsStore(LocalObjectStore):
+    """Notes which thread copied each file."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(root)
+        self.copied_on: dict[str, str] = {}
+
+    def copy(self, source: ObjectKey, destination: ObjectKey, *, if_absent: bool = False) -> ObjectInfo:
+        self.copied_on[source.name] = threading.current_thread().name
+        return super().copy(source, destination, if_absent=if_absent)
+
+
+def test_small_files_are_copied_on_the_calling_thread_and_large_ones_by_workers(tmp_path: Path) -> None:
+    store = CopyThreadsStore(tmp_path / "store")
+    store.put(landing("EXP-1/sheet.csv"), b"sample\nS1\n")
+    store.put(landing("EXP-1/reads.fastq"), b"N" * store.inline_below_bytes)
+
+    report = promote_experiment(store, "EXP-1", settled_before=LATER)
+
+    assert [item.source.name for item in report.promoted] == ["reads.fastq", "sheet.csv"]
+    assert store.copied_on["sheet.csv"] == threading.current_thread().name
+    assert store.copied_on["reads.fastq"].startswith("labmesh-promote")

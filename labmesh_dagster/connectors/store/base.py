@@ -42,6 +42,10 @@ class ObjectStore(ABC):
     # folder an instrument writes into), a file is taken only after it stopped changing.
     complete_when_visible: bool = False
 
+    # Objects smaller than this are copied and read on the calling thread: handing them to a worker thread
+    # costs more than it saves. Where every read is a round trip (S3), each object gains from company: 0.
+    inline_below_bytes: int = 0
+
     def zone_of(self, bucket: str) -> Zone | None:
         """The zone a bucket holds, or None for a bucket that is not one of ours (or a store without buckets)."""
         return None

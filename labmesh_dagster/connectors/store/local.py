@@ -28,6 +28,10 @@ from labmesh_dagster.core.keys import ObjectKey, Zone
 class LocalObjectStore(ObjectStore):
     """Zones as directories: ``<root>/<zone>/<experiment_id>/<relative path>``."""
 
+    # A small file's copy, fsync and parse take less than a thread's hand-off and its contention for the GIL;
+    # from a few hundred kB on, a second file's disk waits overlap the first one's parsing.
+    inline_below_bytes = 64 * 1024
+
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self.root = Path(root).resolve()
         self._zone_roots = {zone: self.root / zone.value for zone in Zone}
