@@ -13,8 +13,10 @@ person reading a sensor log needs to act on.
 from __future__ import annotations
 
 import email.utils
+import functools
 import math
 import random
+import ssl
 import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
@@ -86,6 +88,23 @@ def rate_limit_reset_seconds(value: str | None) -> float | None:
     return max(0.0, seconds) + 1.0
 
 
+@functools.cache
+def tls_context(cafile: str | None = None) -> ssl.SSLContext:
+    """The process's TLS context for one trust store: httpx's default (certifi, or ``SSL_CERT_FILE``), or ``cafile``.
+
+    Building one reads every CA certificate, about 30 ms, which a sensor that opens its ELN client each
+    tick would otherwise pay each tick; a context is safe to share between clients and threads.
+    """
+    return ssl.create_default_context(cafile=cafile) if cafile else httpx.create_ssl_context()
+
+
+def http_client(verify: bool | str = True) -> httpx.Client:
+    """A connection pool on the shared TLS context: ``verify`` False skips the check, a path trusts that CA file."""
+    if verify is False:
+        return httpx.Client(verify=False)
+    return httpx.Client(verify=tls_context(verify if isinstance(verify, str) else None))
+
+
 class RetryingHttp:
     """An ``httpx.Client`` with a base URL, default headers and a timeout, whose requests retry what can pass.
 
@@ -112,7 +131,7 @@ class RetryingHttp:
             raise ValueError("attempts must be at least 1")
         # The client is only the connection pool: URL, headers and timeout are applied per request,
         # so an injected client (a test transport, a shared pool) behaves exactly like the default one.
-        self.client = client or httpx.Client()
+        self.client = client or http_client()
         self.base_url = base_url.rstrip("/")
         self.headers = dict(headers or {})
         self.timeout = timeout

@@ -45,8 +45,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import httpx
-
 from labmesh_dagster.connectors.eln.base import (
     ARCHIVED,
     LIVE,
@@ -63,7 +61,7 @@ from labmesh_dagster.connectors.eln.base import (
     sort_entries,
 )
 from labmesh_dagster.connectors.eln.mapping import FieldMapping
-from labmesh_dagster.connectors.http import DEFAULT_ATTEMPTS, DEFAULT_TIMEOUT_SECONDS, RetryingHttp
+from labmesh_dagster.connectors.http import DEFAULT_ATTEMPTS, DEFAULT_TIMEOUT_SECONDS, RetryingHttp, http_client
 from labmesh_dagster.core.errors import ExperimentNotFound, InvalidExperimentId, RecordError
 from labmesh_dagster.core.experiment import ExperimentRecord, record_from_mapping
 from labmesh_dagster.core.ids import validate_experiment_id
@@ -233,7 +231,7 @@ class BenchlingEln(ElnSource):
         self.page_size = page_size
         self.clock = clock
         self.http = http or RetryingHttp(
-            self.root_url, timeout=timeout, attempts=attempts, client=httpx.Client(), service="Benchling"
+            self.root_url, timeout=timeout, attempts=attempts, client=http_client(), service="Benchling"
         )
         # Experiment id -> entry id, learnt from polls and lookups; always checked against the entry on use.
         self._entry_ids: dict[str, str] = {}

@@ -30,14 +30,11 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import ssl
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from html.parser import HTMLParser
 from typing import Any
-
-import httpx
 
 from labmesh_dagster.connectors.eln.base import (
     ARCHIVED,
@@ -53,7 +50,7 @@ from labmesh_dagster.connectors.eln.base import (
     sort_entries,
 )
 from labmesh_dagster.connectors.eln.mapping import ELABFTW_DEFAULTS, FieldMapping, match_template, template_names
-from labmesh_dagster.connectors.http import DEFAULT_ATTEMPTS, DEFAULT_TIMEOUT_SECONDS, RetryingHttp
+from labmesh_dagster.connectors.http import DEFAULT_ATTEMPTS, DEFAULT_TIMEOUT_SECONDS, RetryingHttp, http_client
 from labmesh_dagster.core.errors import ExperimentNotFound, InvalidExperimentId, RecordError
 from labmesh_dagster.core.experiment import ExperimentRecord, record_from_mapping
 from labmesh_dagster.core.ids import validate_experiment_id
@@ -259,9 +256,7 @@ class ElabFtwEln(ElnSource):
             self.root_url,
             timeout=timeout,
             attempts=attempts,
-            client=httpx.Client(
-                verify=ssl.create_default_context(cafile=verify) if isinstance(verify, str) else verify
-            ),
+            client=http_client(verify),
             service="eLabFTW",
         )
         # Experiment id -> entry id, learnt from polls and lookups; always checked against the entry on use.
