@@ -34,9 +34,9 @@ JOURNAL_BATCH = 128
 """Promotions journaled in one durable write: on a local disk each write is an fsync, as costly as a small copy."""
 
 PROMOTE_WORKERS = 2
-"""Files copied and verified at once. Most of a copy is waiting (the fsync that makes it durable on a disk,
-the round trip of a server-side copy on S3), so a second copy in flight nearly halves a delivery's time;
-more gain little on two cores and put more load on the store."""
+"""Files copied and verified at once. Much of a copy is waiting (the fsync that makes it durable on a disk,
+the round trip of a server-side copy on S3), which a second copy in flight fills; four were no faster than
+two on two cores, and put more load on the store."""
 
 
 @dataclass(frozen=True)

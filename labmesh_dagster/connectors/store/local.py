@@ -28,8 +28,9 @@ from labmesh_dagster.core.keys import ObjectKey, Zone
 class LocalObjectStore(ObjectStore):
     """Zones as directories: ``<root>/<zone>/<experiment_id>/<relative path>``."""
 
-    # A small file's copy, fsync and parse take less than a thread's hand-off and its contention for the GIL;
-    # from a few hundred kB on, a second file's disk waits overlap the first one's parsing.
+    # A small file's copy, fsync and parse take less than a thread's hand-off and its contention for the GIL
+    # (11 MB of tiny files went slower on two threads); above this, a second file's disk waits overlap the
+    # first one's parsing.
     inline_below_bytes = 64 * 1024
 
     def __init__(self, root: str | os.PathLike[str]) -> None:
