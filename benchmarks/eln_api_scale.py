@@ -64,7 +64,7 @@ from pytest_httpserver import HTTPServer
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from eln_scale import experiment_id, fill_catalog, p95  # noqa: E402
+from eln_scale import experiment_id, fill_catalog, p95, print_ratios  # noqa: E402
 
 from labmesh_dagster.connectors.catalog.sqlite import SqliteCatalog  # noqa: E402
 from labmesh_dagster.connectors.eln import benchling, elabftw  # noqa: E402
@@ -229,7 +229,7 @@ class ElabFtwLab(ApiLab):
             api_key=ELABFTW_KEY,
             mapping_path=None,
             scope=elabftw.SCOPE_TEAM,
-            verify_tls=True,  # the default: an SSL context each tick, as Benchling's connector builds too
+            verify_tls=True,  # the default: the process's shared TLS context, as Benchling's connector uses
             timeout_seconds=30.0,
         )
 
@@ -444,13 +444,7 @@ def report(
         served = "/".join(str(int(max(requests[s][metric]))) for s in sizes)
         print(f"{label:<40}{cells}   {served}")
 
-    def ratio(metric: str, larger: int, smaller: int) -> float:
-        return statistics.median(times[larger][metric]) / statistics.median(times[smaller][metric])
-
-    pairs = [(larger, smaller) for smaller, larger in zip(sizes, sizes[1:], strict=False)]
-    print(f"{'ratio of medians':<40}" + "".join(f"{f'{a:,}/{b:,}':>20}" for a, b in pairs))
-    for metric, label in METRICS.items():
-        print(f"{label:<40}" + "".join(f"{ratio(metric, a, b):>20.2f}" for a, b in pairs))
+    print_ratios(sizes, times, METRICS)
     print()
 
 
