@@ -15,7 +15,11 @@ def partitions_to_add(
 
     Every sensor adds the partition of each experiment it requests a run for,
     so that a Dagster instance whose storage was reset recovers by itself from
-    what the ELN and the catalog know.
+    what the ELN and the catalog know. One query asks about them all: a tick that requests a hundred runs
+    would otherwise spend a query on each.
     """
-    missing = sorted({e for e in experiment_ids if not instance.has_dynamic_partition(EXPERIMENTS, e)})
+    wanted = sorted(set(experiment_ids))
+    if not wanted:
+        return []
+    missing = sorted(set(wanted) - set(instance.get_existing_dynamic_partitions(EXPERIMENTS, wanted)))
     return [experiments_partitions.build_add_request(missing)] if missing else []
