@@ -119,6 +119,8 @@ class ApiLab(ABC):
     """One API ELN of ``size`` entries: its fake server, a catalog and inbox, a Dagster instance, the cursor."""
 
     name = ""
+    lab: FakeElabFtw | FakeBenchling  # the fake server, set by each ELN's class
+    eln_resource: ElnResource
 
     def __init__(self, root: Path, size: int, catalog: Path, instance: dg.DagsterInstance) -> None:
         self.root = root
@@ -132,10 +134,6 @@ class ApiLab(ABC):
         self.server.start()
         self.cursor: str | None = None
         self.added = 0
-
-    @property
-    @abstractmethod
-    def eln_resource(self) -> ElnResource: ...
 
     @abstractmethod
     def fill(self) -> None:
@@ -205,11 +203,7 @@ class ApiLab(ABC):
         return took
 
     def requests_served(self) -> int:
-        return len(self.fake.requests)
-
-    @property
-    @abstractmethod
-    def fake(self) -> FakeElabFtw | FakeBenchling: ...
+        return len(self.lab.requests)
 
     def close(self) -> None:
         self.server.clear()
@@ -220,11 +214,12 @@ class ElabFtwLab(ApiLab):
     """eLabFTW: entries a minute apart, polled by ``lastchange``; edits land within one second."""
 
     name = "eLabFTW"
+    lab: FakeElabFtw
 
     def __init__(self, root: Path, size: int, catalog: Path, instance: dg.DagsterInstance) -> None:
         super().__init__(root, size, catalog, instance)
         self.lab = FakeElabFtw(self.server)
-        self._resource = ElabFtwElnResource(
+        self.eln_resource = ElabFtwElnResource(
             base_url=self.lab.url,
             api_key=ELABFTW_KEY,
             mapping_path=None,
@@ -232,14 +227,6 @@ class ElabFtwLab(ApiLab):
             verify_tls=True,  # the default: the process's shared TLS context, as Benchling's connector uses
             timeout_seconds=30.0,
         )
-
-    @property
-    def fake(self) -> FakeElabFtw:
-        return self.lab
-
-    @property
-    def eln_resource(self) -> ElnResource:
-        return self._resource
 
     def _add(self, number: int, name: str) -> int:
         return self.lab.add_experiment(
@@ -285,13 +272,14 @@ class BenchlingLab(ApiLab):
     """Benchling: each change announced by a webhook (into the inbox) and in the List Events feed."""
 
     name = "Benchling"
+    lab: FakeBenchling
 
     def __init__(self, root: Path, size: int, catalog: Path, instance: dg.DagsterInstance) -> None:
         super().__init__(root, size, catalog, instance)
         # Each event type's first event is checked against Benchling's schema: all 100,000 would take ten minutes.
         self.lab = FakeBenchling(self.server, check_every_event=False)
         self.inbox = open_sqlite_inbox(self.inbox_resource.path)
-        self._resource = BenchlingElnResource(
+        self.eln_resource = BenchlingElnResource(
             base_url=self.lab.url,
             api_key=BENCHLING_KEY,
             location_field=benchling.DEFAULT_LOCATION_FIELD,
@@ -299,14 +287,6 @@ class BenchlingLab(ApiLab):
             mapping_path=None,
             timeout_seconds=30.0,
         )
-
-    @property
-    def fake(self) -> FakeBenchling:
-        return self.lab
-
-    @property
-    def eln_resource(self) -> ElnResource:
-        return self._resource
 
     def _add(self, number: int, name: str) -> str:
         return self.lab.add_entry(
