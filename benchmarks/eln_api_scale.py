@@ -115,6 +115,17 @@ def text(value: str) -> dict[str, Any]:
     return {"type": "text", "value": value}
 
 
+def record_fields(number: int, name: str) -> dict[str, str]:
+    """The fields of generated entry ``number``, the same in both ELNs; each wraps them in its own field format."""
+    return {
+        "Experiment ID": name,
+        "Samples": f"S{number}-1, S{number}-2",
+        "Instrument": "Illumina NovaSeq 6000",
+        "Project": "Fibrosis atlas",
+        "Group": f"Group {number % 7}",
+    }
+
+
 class ApiLab(ABC):
     """One API ELN of ``size`` entries: its fake server, a catalog and inbox, a Dagster instance, the cursor."""
 
@@ -233,13 +244,7 @@ class ElabFtwLab(ApiLab):
             f"Liver biopsy RNA-seq {number}",
             body=f"<p>Bulk RNA sequencing of two liver biopsies, batch {number // 100}.</p>",
             tags=["rna-seq"],
-            extra_fields={
-                "Experiment ID": text(name),
-                "Samples": text(f"S{number}-1, S{number}-2"),
-                "Instrument": text("Illumina NovaSeq 6000"),
-                "Project": text("Fibrosis atlas"),
-                "Group": text(f"Group {number % 7}"),
-            },
+            extra_fields={field: text(value) for field, value in record_fields(number, name).items()},
         )
 
     def fill(self) -> None:
@@ -291,13 +296,7 @@ class BenchlingLab(ApiLab):
     def _add(self, number: int, name: str) -> str:
         return self.lab.add_entry(
             f"Liver biopsy RNA-seq {number}",
-            {
-                "Experiment ID": text_field(name),
-                "Samples": text_field(f"S{number}-1, S{number}-2"),
-                "Instrument": text_field("Illumina NovaSeq 6000"),
-                "Project": text_field("Fibrosis atlas"),
-                "Group": text_field(f"Group {number % 7}"),
-            },
+            {field: text_field(value) for field, value in record_fields(number, name).items()},
         )
 
     def fill(self) -> None:
