@@ -59,6 +59,13 @@ def test_processed_dataset_follows_raw_by_eager_automation(definitions: dg.Defin
     assert graph.get(dg.AssetKey("raw_dataset")).automation_condition is None
 
 
+def test_every_job_runs_its_steps_in_the_run_process(definitions: dg.Definitions) -> None:
+    """A step in a process of its own would import Dagster and labmesh a second time per run."""
+    jobs = definitions.resolve_all_job_defs()
+    assert {job.name for job in jobs} >= {"__ASSET_JOB", "content_vectors"}
+    assert {job.name: job.executor_def.name for job in jobs} == {job.name: "in_process" for job in jobs}
+
+
 def test_sensors_and_automation_run_by_default(definitions: dg.Definitions) -> None:
     sensors = {sensor.name: sensor for sensor in definitions.sensors or []}
     assert set(sensors) == {
