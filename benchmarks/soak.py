@@ -14,13 +14,20 @@ Printed: files per minute (all files over the time from the first landing to
 the last cataloged); p50 and p95 of the time from an experiment's landing to
 its raw dataset being cataloged; the PostgreSQL database's size, and the
 share of it that is Dagster's; the daemon's peak resident memory (``VmHWM``);
-and how many runs Dagster made and how many failed.
+and how many runs Dagster made and how many failed. While it runs it prints a
+line every ``--report-every`` seconds (experiments cataloged, files a minute
+over the last interval and over the whole, runs waiting in Dagster's queue),
+so a soak of hours shows whether it slows as the lab grows, and one stopped
+by its timeout still reports what it measured. At the end it also counts the
+experiments whose processed dataset is cataloged too: the pipelines' runs
+share the machine with ingestion and may trail it.
 
 The issue asks for 1,000 experiments x 10 files, which takes hours on a
 two-core machine (three runs per experiment, each a new process): that is the
 default; ``--experiments 30`` gives a figure in minutes.
 
 Run: .venv/bin/python benchmarks/soak.py [--experiments 1000] [--files 10] [--wave 20] [--timeout 14400]
+     [--report-every 300]
 (PostgreSQL at 127.0.0.1:5432 with trust auth, or LABMESH_TEST_POSTGRES_URL; a database is made and dropped)
 """
 
@@ -114,12 +121,29 @@ def one(db: psycopg.Connection[tuple[Any, ...]], query: LiteralString) -> int:
     return int(row[0])
 
 
+def queued_runs(url: str) -> int:
+    with psycopg.connect(url) as db:
+        return one(db, "SELECT count(*) FROM runs WHERE status = 'QUEUED'")
+
+
+def progress(started: float, cataloged: dict[str, float], since: tuple[float, int], files: int, url: str) -> str:
+    """One line of a running soak: cataloged so far, files a minute lately and since ``started``, the queue."""
+    now = time.monotonic()
+    last_at, last_count = since
+    recent = (len(cataloged) - last_count) * files / max(1e-9, (now - last_at) / 60)
+    overall = len(cataloged) * files / max(1e-9, (now - started) / 60)
+    return (
+        f"{(now - started) / 60:6.1f} min: {len(cataloged):5d} cataloged, {recent:6.1f} files/min lately, "
+        f"{overall:6.1f} overall, {queued_runs(url)} runs queued"
+    )
+
+
 def run_counts(url: str) -> tuple[int, int]:
     with psycopg.connect(url) as db:
         return one(db, "SELECT count(*) FROM runs"), one(db, "SELECT count(*) FROM runs WHERE status = 'FAILURE'")
 
 
-def soak(url: str, home: Path, experiments: int, files: int, wave: int, timeout: float) -> int:
+def soak(url: str, home: Path, experiments: int, files: int, wave: int, timeout: float, report_every: float) -> int:
     env = {
         "LABMESH_HOME": str(home),
         "LABMESH_DEMO": "0",
@@ -141,6 +165,7 @@ def soak(url: str, home: Path, experiments: int, files: int, wave: int, timeout:
     records = [record(number, files) for number in range(1, experiments + 1)]
     deadline = time.monotonic() + timeout
     timed_out = False
+    reported = (time.monotonic(), 0)
     try:
         while len(cataloged) < experiments:
             if time.monotonic() > deadline:
@@ -161,7 +186,11 @@ def soak(url: str, home: Path, experiments: int, files: int, wave: int, timeout:
                 if dataset is not None and len(dataset.files) == files:
                     cataloged[identifier] = time.monotonic()
             peak = max(peak, peak_rss_mib(deployment.processes["daemon"].pid) or 0.0)
+            if time.monotonic() - reported[0] >= report_every:
+                print(progress(min(landed.values()), cataloged, reported, files, url), flush=True)
+                reported = (time.monotonic(), len(cataloged))
             time.sleep(POLL_SECONDS)
+        processed = sum(catalog.get_dataset(name, Zone.PROCESSED) is not None for name in cataloged)
     finally:
         deployment.stop_all()
     if not cataloged:
@@ -178,6 +207,7 @@ def soak(url: str, home: Path, experiments: int, files: int, wave: int, timeout:
     print(f"database size:                 {total / 2**20:8.1f} MiB ({dagster / 2**20:.1f} MiB Dagster's tables)")
     print(f"daemon peak resident memory:   {peak:8.1f} MiB")
     print(f"Dagster runs:                  {runs:8d} ({failed} failed)")
+    print(f"processed dataset cataloged:   {processed:8d} of those experiments")
     return 1 if timed_out else 0
 
 
@@ -187,11 +217,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--files", type=int, default=10)
     parser.add_argument("--wave", type=int, default=20, help="experiments landed and not yet cataloged, at most")
     parser.add_argument("--timeout", type=float, default=4 * 3600, help="seconds before giving up")
+    parser.add_argument("--report-every", type=float, default=300, help="seconds between progress lines")
     args = parser.parse_args(argv)
     home = Path(tempfile.mkdtemp(prefix="labmesh-soak-"))
     try:
         with fresh_database("labmesh_soak") as url:
-            return soak(url, home, args.experiments, args.files, args.wave, args.timeout)
+            return soak(url, home, args.experiments, args.files, args.wave, args.timeout, args.report_every)
     finally:
         shutil.rmtree(home, ignore_errors=True)
 
