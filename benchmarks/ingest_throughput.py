@@ -187,7 +187,9 @@ def bare_file(source: Path, landing: Path, raw: Path) -> tuple[str, int, str, st
     source.unlink()
     with target.open("rb") as handle:
         stream = HashingStream(handle)
-        extraction = extract(io.BufferedReader(stream), target.name)  # type: ignore[arg-type]
+        # The file's size too, as labmesh hands it in: the extractor reads a small file without threads.
+        size = os.fstat(handle.fileno()).st_size
+        extraction = extract(io.BufferedReader(stream), target.name, size=size)  # type: ignore[arg-type]
         while stream.read(1 << 20):
             pass
     metadata = json.dumps(extraction.metadata, default=str)

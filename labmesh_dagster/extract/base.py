@@ -63,12 +63,15 @@ class FileContext:
     ``open_sibling`` opens a file beside this one by its name (``x.bam.bai``), or
     returns None when there is none: an index, when present, spares a scan.
     ``codec`` names the compression the registry undid on the way ("gz"), if any.
+    ``size`` is the file's stored (compressed) size in bytes, when the caller knows it:
+    an extractor may skip set-up that pays only on large files (a read-ahead thread).
     """
 
     name: str
     deadline: Deadline = field(default_factory=lambda: Deadline(None))
     open_sibling: SiblingOpener = field(default=lambda _name: None)
     codec: str | None = None
+    size: int | None = None
     partial: dict[str, Any] = field(default_factory=dict)
     partial_reason: str | None = None
 

@@ -21,7 +21,7 @@ records resume, the block reader takes over again.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Generator
 from contextlib import closing, nullcontext
 from dataclasses import dataclass
 from typing import Any, BinaryIO
@@ -53,6 +53,16 @@ MAX_PIECE_SIZE = 4 * 1024 * 1024
 
 BLOCK_SIZE = 8 * 1024 * 1024
 """Bytes read per block: large enough that numpy's per-call cost vanishes, small enough to stay in cache."""
+
+READ_AHEAD_FROM_BYTES = 1024 * 1024
+"""Stored size from which reading (and inflating) runs in threads of their own. A smaller file, even
+compressed, is less than one block, so nothing would overlap: its threads' start and hand-overs cost a
+delivery of small files more than they spared (and on a busy machine a thread waits to start)."""
+
+SMALL_FILE_EXPANSION = 8
+"""A small file's blocks hold this many times its stored size (gzipped FASTQ inflates three to five
+times), so that one block usually holds it all without a fresh 8 MiB buffer to fill with zeros per file:
+on the caller's thread that buffer's page faults cost more than reading the file."""
 
 WINDOW_SLACK = 4096
 """Spare bytes after every block, so a read's row of the matrix may run past the block's end; also the
@@ -122,7 +132,7 @@ def _find_newlines(
     return np.array(positions, dtype=np.int64)
 
 
-def _blocks(stream: Readable, block_size: int, balance: _Balance) -> Iterator[_Block]:
+def _blocks(stream: Readable, block_size: int, balance: _Balance) -> Generator[_Block, None, None]:
     """Read the stream into blocks of whole four-line groups, finding their newlines; runs in the read-ahead thread.
 
     The lines after the last multiple of four are carried into the next
@@ -490,7 +500,8 @@ def accumulate_fastq(
     Every complete record read before an error is already in ``stats`` when
     the error is raised, which lets a caller say how far a broken file got.
     Decompression (and the source's I/O) run in a read-ahead thread, so on two
-    cores inflating and counting overlap. When parsing fails on compressed
+    cores inflating and counting overlap; a file ``ctx`` knows to be smaller
+    than `READ_AHEAD_FROM_BYTES` is read on the caller's thread. When parsing fails on compressed
     data, the rest is decompressed to see whether the codec itself objects,
     and if so its reason is the one raised.
     """
@@ -508,10 +519,15 @@ def accumulate_fastq(
     # inflating, when the data is compressed, gets a thread of its own. Each stage releases the GIL
     # for most of its work, so two cores share them. (Plain data gains nothing from a third
     # thread: the copy it needs costs what it would spare, even when the caller hashes the bytes.)
-    source: Readable = AheadStream(decompressed) if compressed else decompressed
+    threaded = ctx is None or ctx.size is None or ctx.size >= READ_AHEAD_FROM_BYTES
+    if not threaded and ctx is not None and ctx.size is not None:
+        block_size = min(block_size, max(PIECE_SIZE, SMALL_FILE_EXPANSION * ctx.size))
+    source: Readable = AheadStream(decompressed) if compressed and threaded else decompressed
     with (
         closing(source) if isinstance(source, AheadStream) else nullcontext(),
-        ahead(_blocks(source, block_size, balance)) as blocks,
+        ahead(_blocks(source, block_size, balance))
+        if threaded
+        else closing(_blocks(source, block_size, balance)) as blocks,
     ):
         for block in blocks:
             try:

@@ -201,6 +201,7 @@ def describe_file(
                 path.name,
                 budget_seconds=budget_seconds,
                 open_sibling=_open_sibling_of(path),
+                size=size,
             )
             sha256 = reader.finish()[SHA256].value
     except NotRegular as refusal:

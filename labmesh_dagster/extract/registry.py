@@ -169,6 +169,7 @@ def extract(
     *,
     budget_seconds: float | None = DEFAULT_BUDGET_SECONDS,
     open_sibling: SiblingOpener = _no_sibling,
+    size: int | None = None,
 ) -> Extraction:
     """Detect the format of the file in ``stream`` and extract its metadata.
 
@@ -179,7 +180,8 @@ def extract(
     ``budget_seconds`` an extractor stops at its next batch and the result
     is marked ``partial="time_budget"`` (the rest is still read, unparsed).
     ``open_sibling`` lets an extractor use a file stored beside this one
-    (an alignment's index).
+    (an alignment's index). ``size``, the file's stored size when known,
+    spares small files the set-up only large ones repay.
     """
     head = read_head(stream, HEAD_SIZE)
     if not head:
@@ -191,7 +193,7 @@ def extract(
         return Extraction(format=fmt, metadata={"mime_type": mime_type(name, fmt)})
     body: HeadStream = chain_head(head, stream)
     codec = sniff_compression(head) if fmt not in RAW_STREAM_FORMATS else None
-    ctx = FileContext(name=name, deadline=Deadline(budget_seconds), open_sibling=open_sibling, codec=codec)
+    ctx = FileContext(name=name, deadline=Deadline(budget_seconds), open_sibling=open_sibling, codec=codec, size=size)
     error: ExtractionError
     decompressed: BinaryIO | None = None
     try:

@@ -92,6 +92,7 @@ def describe_object(
             info.key.name,
             budget_seconds=budget_seconds,
             open_sibling=_sibling_opener(store, info.key),
+            size=info.size,
         )
         checksums = reader.finish()
     error = {"reason": extraction.error.reason, "detail": extraction.error.detail} if extraction.error else None

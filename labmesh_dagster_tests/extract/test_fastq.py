@@ -24,7 +24,8 @@ from typing import Any
 import pytest
 
 from labmesh_dagster.core.errors import ExtractionError
-from labmesh_dagster.extract import FastqStats, extract, fastq_stats
+from labmesh_dagster.extract import FastqStats, extract, fastq_stats, readahead
+from labmesh_dagster.extract import fastq as fastq_module
 from labmesh_dagster.extract.fastq import accumulate_fastq
 
 DATA = Path(__file__).parent.parent / "data" / "dnaio"
@@ -370,3 +371,31 @@ def test_the_word_wise_byte_sum_equals_the_plain_sum(size: int) -> None:
     values = np.random.default_rng(size).integers(0, 256, size, dtype=np.uint8)
     assert byte_sum(values) == int(values.sum(dtype=np.uint64))
     assert byte_sum(np.full(size, 255, dtype=np.uint8)) == 255 * size
+
+
+def test_a_small_file_of_known_size_is_read_on_the_callers_thread_with_the_same_result(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Below READ_AHEAD_FROM_BYTES no read-ahead thread starts, and the metadata is what the threads give."""
+    data = gzip.compress(illumina_fastq(300), mtime=0)
+    threaded = extracted(data, "small.fastq.gz")
+
+    def no_thread(*_args: object, **_kwargs: object) -> None:
+        raise AssertionError("a read-ahead thread started for a small file")
+
+    monkeypatch.setattr(readahead.Ahead, "__init__", no_thread)
+    assert extracted(data, "small.fastq.gz", size=len(data)) == threaded
+
+
+def test_a_small_file_that_inflates_past_its_first_block_is_counted_whole() -> None:
+    """Its blocks are sized to the stored bytes; highly compressible reads spill over many of them."""
+    packed = gzip.compress(generated_fastq(50) * 1000 + illumina_fastq(7), mtime=0)
+    assert len(packed) * fastq_module.SMALL_FILE_EXPANSION < len(gzip.decompress(packed)) // 10
+    assert extracted(packed, "r.fastq.gz", size=len(packed)) == extracted(packed, "r.fastq.gz")
+
+
+def test_a_fault_in_a_later_block_of_a_small_file_still_keeps_the_reads_before_it() -> None:
+    data = gzip.compress(generated_fastq(5000) + b"@broken\nACGT\n-\nIIII\n" + generated_fastq(10), mtime=0)
+    extraction = extract(io.BytesIO(data), "r.fastq.gz", size=len(data))
+    assert extraction.error is not None and extraction.error.reason == "bad_format"
+    assert extraction.metadata == {"reads_before_error": 5000}
