@@ -133,8 +133,9 @@ def _find_newlines(
 
 
 def _blocks(stream: Readable, block_size: int, balance: _Balance) -> Generator[_Block, None, None]:
-    """Read the stream into blocks of whole four-line groups, finding their newlines; runs in the read-ahead thread.
+    """Read the stream into blocks of whole four-line groups, finding their newlines.
 
+    It runs in the read-ahead thread, but for a small file, on the caller's.
     The lines after the last multiple of four are carried into the next
     block. The last block, at the end of the data, holds whatever is left (a
     final record without its newline, a broken one, blank lines) and says so.
