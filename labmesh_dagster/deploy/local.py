@@ -4,8 +4,9 @@ Four processes, as a deployment runs them in containers, none of them
 `dagster dev`:
 
 - ``code-server``: `dagster api grpc` serving labmesh's definitions; runs are
-  launched through it (and are its child processes), as in a deployment
-  whose code location is its own service;
+  launched through it (forked from its preloaded fork server,
+  `labmesh_dagster.deploy.code_server`), as in a deployment whose code
+  location is its own service;
 - ``webserver``: `dagster-webserver`, the UI and GraphQL API;
 - ``daemon``: one `dagster-daemon`: sensors, declarative automation, the
   queued run coordinator, run retries and run monitoring;
@@ -66,6 +67,7 @@ SERVICES = ("code-server", "webserver", "daemon", "portal")
 
 LOCATION_NAME = "labmesh"
 DEFINITIONS_MODULE = "labmesh_dagster.definitions"
+CODE_SERVER_MODULE = "labmesh_dagster.deploy.code_server"
 READY_SECONDS = 180.0
 """How long a process may take to answer. Loading the definitions on a busy two-core machine takes 10-30 s."""
 STOP_SECONDS = 30.0
@@ -178,9 +180,10 @@ def command(name: str, layout: Layout, addresses: Addresses) -> list[str]:
     """The command line of one process."""
     host = addresses.host
     if name == "code-server":
-        # Run workers are started as `<this python> -m dagster`, whatever `dagster` is first on PATH.
+        # `dagster api grpc` whose runs fork from a preloaded process (labmesh_dagster.deploy.code_server); run
+        # workers are started as `<this python> -m dagster`, whatever `dagster` is first on PATH.
         return [
-            *(find_command("dagster"), "api", "grpc", "-m", DEFINITIONS_MODULE, "--location-name", LOCATION_NAME),
+            *(sys.executable, "-m", CODE_SERVER_MODULE, "-m", DEFINITIONS_MODULE, "--location-name", LOCATION_NAME),
             *("-h", host, "-p", str(addresses.grpc_port), "--use-python-environment-entry-point"),
         ]
     if name == "webserver":
@@ -538,7 +541,7 @@ def _stop_dropper(dropper: subprocess.Popen[bytes] | None) -> None:
 
 MARKERS = {
     "supervisor": "deploy",
-    "code-server": "grpc",
+    "code-server": "code_server",
     "webserver": "dagster-webserver",
     "daemon": "dagster-daemon",
     "portal": "labmesh_dagster.cli",

@@ -111,6 +111,22 @@ def alive(pid: int) -> bool:
         return False
 
 
+def command_lines_of_children(pid: int) -> list[str]:
+    """The command lines of ``pid``'s live child processes, from /proc (each process's parent is in its stat)."""
+    lines = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            fields = (proc / "stat").read_text(encoding="ascii", errors="replace").rsplit(")", 1)[1].split()
+            argv = (proc / "cmdline").read_bytes()
+        except (OSError, IndexError):
+            continue
+        if int(fields[1]) == pid and fields[0] not in {"Z", "X"}:
+            lines.append(argv.replace(b"\0", b" ").decode("utf-8", "replace").strip())
+    return lines
+
+
 def wait_for(
     what: str,
     condition: Callable[[], bool],

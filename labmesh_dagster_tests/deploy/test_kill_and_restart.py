@@ -38,6 +38,7 @@ from labmesh_dagster_tests.conftest import QUICK_PIPELINES
 from labmesh_dagster_tests.deploy.harness import (
     Supervisor,
     alive,
+    command_lines_of_children,
     expected_files,
     lab_problems,
     log_sizes,
@@ -110,6 +111,11 @@ def test_the_lab_converges_after_its_daemon_and_code_server_are_killed_mid_flow(
             patience=FIRST_RUN_PATIENCE_SECONDS,
             poll=0.5,
         )
+        # Runs fork from the code server's fork server, which imported Dagster and labmesh once, rather than
+        # each being spawned as a new Python that imports them again.
+        code_server_children = command_lines_of_children(pid_of(layout.pid_file("code-server")))
+        assert any("multiprocessing.forkserver" in line for line in code_server_children), code_server_children
+        assert not any("spawn_main" in line for line in code_server_children), code_server_children
 
         # Mid-flow: runs in flight, more to queue, files still landing. No handler runs on SIGKILL.
         killed = {name: pid_of(layout.pid_file(name)) for name in ("daemon", "code-server")}

@@ -73,7 +73,7 @@ def test_the_four_processes_are_the_production_shape_and_none_is_dagster_dev(tmp
     layout = Layout(tmp_path / "deploy")
     argv = {name: command(name, layout, ADDRESSES) for name in SERVICES}
 
-    assert argv["code-server"][1:5] == ["api", "grpc", "-m", "labmesh_dagster.definitions"]
+    assert argv["code-server"][1:5] == ["-m", "labmesh_dagster.deploy.code_server", "-m", "labmesh_dagster.definitions"]
     assert "14000" in argv["code-server"]
     assert Path(argv["webserver"][0]).name == "dagster-webserver"
     assert Path(argv["daemon"][0]).name == "dagster-daemon" and argv["daemon"][1] == "run"
