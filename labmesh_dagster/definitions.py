@@ -222,11 +222,19 @@ def build_resources(settings: Settings, clients: ports.ClientFactory, clock: Clo
 
 def _pipeline_engines(settings: Settings, clients: ports.ClientFactory) -> PipelineEnginesResource:
     """Local pipelines need nothing; ECS and HealthOmics ones reach AWS through the aws profile's connection."""
+    tool_versions_cache = str(settings.home / "cache" / "tool-versions.json")
     if settings.aws is None:
-        return PipelineEnginesResource(endpoint_url=None, region_name=None, max_attempts=1, aws_profile=False)
+        return PipelineEnginesResource(
+            endpoint_url=None,
+            region_name=None,
+            max_attempts=1,
+            aws_profile=False,
+            tool_versions_cache=tool_versions_cache,
+        )
     aws = settings.aws
     return PipelineEnginesResource(
         aws_profile=True,
+        tool_versions_cache=tool_versions_cache,
         logs_endpoint_url=aws.connection("logs").endpoint_url,
         s3_endpoint_url=aws.connection("s3").endpoint_url,
         omics_endpoint_url=aws.connection("omics").endpoint_url,

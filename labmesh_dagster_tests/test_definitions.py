@@ -15,6 +15,7 @@ import dagster as dg
 import pytest
 
 from labmesh_dagster.definitions import build_definitions, defs
+from labmesh_dagster.defs.pipeline_engines import PipelineEnginesResource
 from labmesh_dagster.settings import Settings, SettingsError
 
 ASSETS = ["experiment", "raw_dataset", "processed_dataset", "final_dataset"]
@@ -64,6 +65,14 @@ def test_every_job_runs_its_steps_in_the_run_process(definitions: dg.Definitions
     jobs = definitions.resolve_all_job_defs()
     assert {job.name for job in jobs} >= {"__ASSET_JOB", "content_vectors"}
     assert {job.name: job.executor_def.name for job in jobs} == {job.name: "in_process" for job in jobs}
+
+
+def test_local_pipelines_keep_their_tools_versions_under_the_labmesh_home(
+    definitions: dg.Definitions, settings: Settings
+) -> None:
+    engines = (definitions.resources or {})["pipeline_engines"]
+    assert isinstance(engines, PipelineEnginesResource)
+    assert engines.tool_versions_cache == str(settings.home / "cache" / "tool-versions.json")
 
 
 def test_sensors_and_automation_run_by_default(definitions: dg.Definitions) -> None:

@@ -25,6 +25,7 @@ from labmesh_dagster.connectors.omics.workflows import HealthOmicsWorkflows
 from labmesh_dagster.defs.previews import chosen_previews
 from labmesh_dagster.defs.resources import AwsResource
 from labmesh_dagster.pipelines.healthomics_engine import HealthOmicsConfigError, run_invocation_on_healthomics
+from labmesh_dagster.pipelines.tool_runner import TOOL_VERSIONS_CACHE_EXTRA
 from labmesh_dagster.settings import AwsConnection
 
 
@@ -33,13 +34,15 @@ def run_local(
     client: dg.PipesSubprocessClient,
     store_config: Mapping[str, Any],
     invocations: Sequence[Mapping[str, Any]],
+    tool_versions_cache: str | None = None,
 ) -> list[dict[str, Any]]:
     """The local engine: the runner as a subprocess through Pipes, reporting a result per invocation."""
+    extras: dict[str, Any] = {"store": dict(store_config), "invocations": [dict(item) for item in invocations]}
+    if tool_versions_cache:
+        extras[TOOL_VERSIONS_CACHE_EXTRA] = tool_versions_cache
     with chosen_previews():  # Pipes reads a preview member of its own message reader
         completed = client.run(
-            command=[sys.executable, "-m", "labmesh_dagster.pipelines.tool_runner"],
-            context=context,
-            extras={"store": dict(store_config), "invocations": [dict(item) for item in invocations]},
+            command=[sys.executable, "-m", "labmesh_dagster.pipelines.tool_runner"], context=context, extras=extras
         )
     return [
         dict(result)
@@ -72,6 +75,11 @@ class PipelineEnginesResource(AwsResource):
         default=None, description="Endpoint of S3, where a HealthOmics run's outputs are read; None for AWS."
     )
     omics_endpoint_url: str | None = Field(default=None, description="Endpoint of HealthOmics; None for AWS.")
+    tool_versions_cache: str | None = Field(
+        default=None,
+        description="A file where local pipelines keep the versions their tools report, so each is asked once"
+        " per installed tool rather than in every run; None asks every time.",
+    )
     ecs_poll_seconds: float = Field(default=6.0, description="How often a running ECS task is checked.")
     healthomics_poll_seconds: float = Field(
         default=30.0, description="First wait between checks of a HealthOmics run (it grows to 300 s)."
@@ -131,7 +139,7 @@ class PipelineEnginesResource(AwsResource):
         for engine, batch in sorted(by_engine.items()):
             if engine == "local":
                 # A tool's failure is a result; the runner itself dying fails the run, which is resumed.
-                results += run_local(context, dg.PipesSubprocessClient(), store_config, batch)
+                results += run_local(context, dg.PipesSubprocessClient(), store_config, batch, self.tool_versions_cache)
             elif not self.aws_profile:
                 results += _unreachable(
                     batch, engine, f"the {engine} engine needs the aws profile (LABMESH_PROFILE=aws)"

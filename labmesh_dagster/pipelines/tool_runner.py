@@ -3,7 +3,7 @@
 ``python -m labmesh_dagster.pipelines.tool_runner`` runs inside Dagster Pipes
 (a local subprocess, or the ECS container's command) with the extras
 ``{"store": <store config>, "invocations": [<invocation>, ...]}`` (the issue 18
-contract, section 2). For each invocation, in order:
+contract, section 2), and from the local engine ``"tool_versions_cache"``. For each invocation, in order:
 
 1. its inputs become local paths (the local store's own files, or downloads
    from S3 checked against their planned sha256) and ``{input_dir}`` is laid out;
@@ -54,9 +54,11 @@ from labmesh_dagster.pipelines.tool_files import (
     stage_outputs,
 )
 from labmesh_dagster.pipelines.tool_process import ToolNotInstalled, run_tool
-from labmesh_dagster.pipelines.tool_versions import tool_versions
+from labmesh_dagster.pipelines.tool_versions import VersionCache, tool_versions
 
 DEFAULT_RESOURCES = {"cpu": 1, "memory_mib": 2048, "timeout_seconds": 3600}
+TOOL_VERSIONS_CACHE_EXTRA = "tool_versions_cache"
+"""The extra naming the file where tools' versions are kept between runs (`VersionCache`); absent, none is."""
 
 
 def name_of(invocation: Mapping[str, Any]) -> str:
@@ -144,7 +146,13 @@ def stdout_file(pipeline: Mapping[str, Any], values: Mapping[str, Value], output
     return path
 
 
-def run_invocation(store: ObjectStore, invocation: Mapping[str, Any], *, scratch: Path | None = None) -> dict[str, Any]:
+def run_invocation(
+    store: ObjectStore,
+    invocation: Mapping[str, Any],
+    *,
+    scratch: Path | None = None,
+    versions_cache: VersionCache | None = None,
+) -> dict[str, Any]:
     """Run one invocation to its result (contract section 3). Never raises for the tool's or the inputs' faults."""
     pipeline = invocation["pipeline"]
     resources = {**DEFAULT_RESOURCES, **(pipeline.get("resources") or {})}
@@ -174,7 +182,9 @@ def run_invocation(store: ObjectStore, invocation: Mapping[str, Any], *, scratch
             values = placeholder_values(invocation, inputs, input_dir, output_dir)
             argv = expand_command(command_of(invocation), values)
             result["command_line"] = shlex.join(argv)
-            result["tool_versions"] = tool_versions(pipeline.get("versions") or {}, cwd=work_dir, env=env)
+            result["tool_versions"] = tool_versions(
+                pipeline.get("versions") or {}, cwd=work_dir, env=env, cache=versions_cache
+            )
             stdout_path = stdout_file(pipeline, values, output_dir) or work_dir / "stdout.txt"
             outcome = run_tool(
                 argv,
@@ -235,10 +245,12 @@ def main() -> None:
     with open_dagster_pipes() as pipes:
         store = open_store(pipes.get_extra("store"))
         invocations = pipes.get_extra("invocations")
+        cache_file = pipes.extras.get(TOOL_VERSIONS_CACHE_EXTRA)
+        versions_cache = VersionCache(Path(cache_file)) if cache_file else None
         pipes.log.info(f"running {len(invocations)} invocation(s)")
         for invocation in invocations:
             pipes.log.info(f"{invocation['invocation_id']}: {invocation['pipeline']['name']} on {invocation['label']}")
-            result = run_invocation(store, invocation)
+            result = run_invocation(store, invocation, versions_cache=versions_cache)
             if result["status"] != "succeeded":
                 pipes.log.warning(f"{invocation['invocation_id']} {result['status']}: {result['reason']}")
             pipes.report_custom_message({"results": [result]})

@@ -30,6 +30,7 @@ import pytest
 from labmesh_dagster.connectors.store.base import ObjectStore
 from labmesh_dagster.connectors.store.local import LocalObjectStore
 from labmesh_dagster.core.keys import ObjectKey, Zone
+from labmesh_dagster.defs.pipeline_engines import run_local
 from labmesh_dagster.pipelines.tool_process import STDERR_TAIL_CHARS
 from labmesh_dagster.pipelines.tool_runner import run_invocation
 from labmesh_dagster.pipelines.tool_versions import parse_version
@@ -197,29 +198,27 @@ def test_an_input_missing_from_the_store_fails_the_invocation_before_anything_ru
     assert result["reason"] == "could not start tool: input raw/EXP-1/gone.fastq.gz is not in the store"
 
 
-def _run_main(store_config: dict[str, Any], invocations: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Run the runner's `main` through a real `PipesSubprocessClient` inside an asset; the results it reported."""
+def _run_main(
+    store_config: dict[str, Any], invocations: list[dict[str, Any]], tool_versions_cache: str | None = None
+) -> list[dict[str, Any]]:
+    """Run the runner's `main` as the local engine does, through a real `PipesSubprocessClient` inside an asset;
+    the results it reported."""
     reported: list[dict[str, Any]] = []
 
     @dg.asset
     def processed(context):  # type: ignore[no-untyped-def]  # a string annotation (future import) is refused by @asset
-        completed = dg.PipesSubprocessClient().run(
-            command=[sys.executable, "-m", "labmesh_dagster.pipelines.tool_runner"],
-            context=context,
-            extras={"store": store_config, "invocations": invocations},
-        )
-        for message in completed.get_custom_messages():
-            reported.extend(message["results"])
-        return completed.get_materialize_result()
+        reported.extend(run_local(context, dg.PipesSubprocessClient(), store_config, invocations, tool_versions_cache))
+        return dg.MaterializeResult()
 
     outcome = dg.materialize([processed], instance=dg.DagsterInstance.ephemeral())
     assert outcome.success
     return reported
 
 
-def _echo_pipeline() -> dict[str, Any]:
+def _echo_pipeline(**fields: Any) -> dict[str, Any]:
     script = "import shutil, sys; shutil.copyfile(sys.argv[1], sys.argv[2] + '/{name}.seen')"
-    return pipeline(name="echo", command=[PY, "-c", script, "{input}", "{output_dir}"], outputs=["*.seen"])
+    command = [PY, "-c", script, "{input}", "{output_dir}"]
+    return pipeline(name="echo", command=command, outputs=["*.seen"], **fields)
 
 
 @pytest.mark.slow
@@ -237,6 +236,21 @@ def test_main_reports_one_result_per_invocation_through_pipes(store: LocalObject
     (output,) = results[1]["outputs"]
     assert output["key"] == good["staging_prefix"] + "S1.seen"
     assert output["sha256"] == good["inputs"][0]["sha256"]
+
+
+@pytest.mark.slow
+def test_the_local_engine_keeps_the_tools_versions_in_the_file_it_names(
+    store: LocalObjectStore, tmp_path: Path
+) -> None:
+    spec = _echo_pipeline(versions={"tool": [PY, "-c", "print('tool 4.5.6')"]})
+    one = invocation(spec, [put_raw(store, "S1.fastq.gz", fastq_gz(reads=5))], label="S1")
+    other = invocation(spec, [put_raw(store, "S2.fastq.gz", fastq_gz(reads=6))], label="S2")
+    cache = tmp_path / "home" / "cache" / "tool-versions.json"
+
+    results = _run_main({"kind": "local", "root": str(store.root)}, [one, other], tool_versions_cache=str(cache))
+
+    assert [(result["status"], result["tool_versions"]) for result in results] == [("succeeded", {"tool": "4.5.6"})] * 2
+    assert list(json.loads(cache.read_text(encoding="utf-8")).values()) == ["4.5.6"]
 
 
 @pytest.mark.slow
