@@ -75,7 +75,7 @@ from labmesh_dagster.defs.resources import (  # noqa: E402
     BenchlingElnResource,
     ElabFtwElnResource,
     ElnResource,
-    SqliteCatalogResource,
+    RegistryCatalogResource,
     SqliteInboxResource,
 )
 from labmesh_dagster.defs.sensors.eln import eln_sensor  # noqa: E402
@@ -138,7 +138,7 @@ class ApiLab(ABC):
         self.size = size
         root.mkdir(parents=True)
         shutil.copyfile(catalog, root / "catalog.sqlite")
-        self.catalog_resource = SqliteCatalogResource(path=str(root / "catalog.sqlite"))
+        self.catalog_resource = RegistryCatalogResource(path=str(root / "catalog.sqlite"))
         self.inbox_resource = SqliteInboxResource(path=str(root / "inbox.sqlite"))
         self.instance = instance
         self.server = HTTPServer(threaded=True)

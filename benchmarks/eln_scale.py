@@ -60,7 +60,7 @@ from labmesh_dagster.connectors.eln.folder import read_record_file  # noqa: E402
 from labmesh_dagster.core.experiment import record_from_mapping  # noqa: E402
 from labmesh_dagster.defs.resources import (  # noqa: E402
     FolderElnResource,
-    SqliteCatalogResource,
+    RegistryCatalogResource,
     SqliteInboxResource,
 )
 from labmesh_dagster.defs.sensors.eln import eln_sensor  # noqa: E402
@@ -117,7 +117,7 @@ class Lab:
         self.listing_resource = FolderElnResource(
             records_dir=str(self.settings.eln_dir), outbox_dir=str(self.settings.eln_outbox_dir), watch="off"
         )
-        self.catalog_resource = SqliteCatalogResource(path=str(self.settings.catalog_path))
+        self.catalog_resource = RegistryCatalogResource(path=str(self.settings.catalog_path))
         self.inbox_resource = SqliteInboxResource(path=str(root / "home" / "bench-inbox.sqlite"))
         self.cursor_file = root / "cursor.json"
         self.cursor: str | None = None

@@ -38,9 +38,9 @@ from labmesh_dagster.defs.resources import (
     LocalStoreResource,
     PostgresContentIndexResource,
     PostgresInboxResource,
+    RegistryCatalogResource,
     S3StoreResource,
     SequenceStoreResource,
-    SqliteCatalogResource,
     SqliteContentIndexResource,
     SqliteInboxResource,
     SqsInboxResource,
@@ -141,7 +141,7 @@ def _inbox(settings: Settings, clients: ports.ClientFactory, clock: Clock) -> El
 def _catalog(settings: Settings, clients: ports.ClientFactory) -> CatalogResource:
     datazone, aws = settings.datazone, settings.aws
     if datazone is None or aws is None:
-        return SqliteCatalogResource(path=str(settings.catalog_path), database_url=_database_url(settings))
+        return RegistryCatalogResource(path=str(settings.catalog_path), database_url=_database_url(settings))
     return DataZoneCatalogResource(
         registry_path=str(settings.catalog_path),
         database_url=_database_url(settings),

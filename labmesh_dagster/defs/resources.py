@@ -220,7 +220,10 @@ class CatalogResource(dg.ConfigurableResource, ABC):
         """ELN records the sensor could not read, kept beside the registry until they read fine."""
 
 
-class SqliteCatalogResource(CatalogResource):
+class RegistryCatalogResource(CatalogResource):
+    """The catalog as labmesh's own registry: the SQLite file at ``path``, or PostgreSQL where ``database_url``
+    names a database (the path then only says where the SQLite file would be)."""
+
     path: str = Field(description="Path of the SQLite catalog database (created on first use).")
 
     def get_catalog(self) -> "Catalog":

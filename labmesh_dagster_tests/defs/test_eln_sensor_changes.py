@@ -26,7 +26,7 @@ from labmesh_dagster.core.errors import RecordError
 from labmesh_dagster.core.experiment import ExperimentRecord
 from labmesh_dagster.defs.experiment_assets import ELN_SOURCE_TAG
 from labmesh_dagster.defs.partitions import EXPERIMENTS
-from labmesh_dagster.defs.resources import ElnResource, SqliteCatalogResource, SqliteInboxResource
+from labmesh_dagster.defs.resources import ElnResource, RegistryCatalogResource, SqliteInboxResource
 from labmesh_dagster.defs.sensors.eln import eln_sensor, new_partitions
 from labmesh_dagster.ports import open_sqlite_inbox
 from labmesh_dagster.steps.intake import ONE_BY_ONE_LOOKUPS
@@ -43,7 +43,7 @@ class Lab:
         self.instance = instance
         self.read: list[str] = []
         self.catalog_path = root / "catalog.sqlite"
-        self.catalog = SqliteCatalogResource(path=str(self.catalog_path))
+        self.catalog = RegistryCatalogResource(path=str(self.catalog_path))
         self.clock = ShiftedClock()
         self.inbox = SqliteInboxResource(path=str(root / "inbox.sqlite"), clock=self.clock)
 

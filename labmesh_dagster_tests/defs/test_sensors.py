@@ -26,7 +26,7 @@ from labmesh_dagster.defs.resources import (
     FolderElnResource,
     LandingPolicyResource,
     LocalStoreResource,
-    SqliteCatalogResource,
+    RegistryCatalogResource,
     SqliteInboxResource,
     StoreEventsResource,
 )
@@ -48,7 +48,7 @@ class Place:
         self.root = root
         self.clock = ShiftedClock()
         self.store = LocalStoreResource(root=str(root / "store"))
-        self.catalog = SqliteCatalogResource(path=str(root / "catalog.sqlite"))
+        self.catalog = RegistryCatalogResource(path=str(root / "catalog.sqlite"))
         self.policy = LandingPolicyResource(
             settle_seconds=SETTLE, unknown_experiment_grace_seconds=GRACE, retry_seconds=3600
         )

@@ -28,7 +28,7 @@ from labmesh_dagster.defs.resources import (
     BenchlingElnResource,
     ElabFtwElnResource,
     ElnResource,
-    SqliteCatalogResource,
+    RegistryCatalogResource,
     SqliteInboxResource,
 )
 from labmesh_dagster.defs.sensors.eln import eln_sensor
@@ -48,7 +48,7 @@ class Sensor:
     def __init__(self, eln: ElnResource, fake: FakeHttpService, root: Path, instance: dg.DagsterInstance) -> None:
         self.eln = eln
         self.fake = fake
-        self.catalog = SqliteCatalogResource(path=str(root / "catalog.sqlite"))
+        self.catalog = RegistryCatalogResource(path=str(root / "catalog.sqlite"))
         self.inbox = SqliteInboxResource(path=str(root / "inbox.sqlite"))
         self.instance = instance
         self.cursor: str | None = None
