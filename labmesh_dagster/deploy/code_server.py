@@ -29,6 +29,7 @@ Run: ``python -m labmesh_dagster.deploy.code_server <arguments of dagster api gr
 from __future__ import annotations
 
 import multiprocessing
+import os
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -50,6 +51,11 @@ with whatever they leave behind."""
 
 START_METHOD = "forkserver"
 
+ONE_THREAD_ENVIRONMENT = {"OPENBLAS_NUM_THREADS": "1"}
+"""numpy's OpenBLAS starts a pool of threads when it is imported. OpenBLAS stops them around a fork, but the
+fork server is kept to one thread outright: a run's work here is hashing, parsing and database writes, never
+linear algebra. Set only where the operator has not set it."""
+
 
 class ForkingApiServer(dagster_grpc_server.DagsterApiServer):
     """Dagster's gRPC servicer, starting its runs from the fork server rather than by spawn."""
@@ -61,6 +67,8 @@ class ForkingApiServer(dagster_grpc_server.DagsterApiServer):
 
 def main(argv: Sequence[str] | None = None) -> None:
     """`dagster api grpc` with ``argv``, serving through `ForkingApiServer`."""
+    for name, value in ONE_THREAD_ENVIRONMENT.items():
+        os.environ.setdefault(name, value)
     multiprocessing.set_forkserver_preload(list(PRELOADED_MODULES))
     # `dagster api grpc` imports the servicer class from this module when it builds the server.
     dagster_grpc_server.DagsterApiServer = ForkingApiServer  # type: ignore[misc]
