@@ -2,8 +2,9 @@
 
 Pinned here: one 384-float row per text in the caller's order whatever the
 batching, rows of unit length (a dot product is a cosine), a paraphrase closer
-than an unrelated text, long texts cut rather than refused, and a model file
-that is not the one labmesh knows (by sha256) refused before it runs.
+than an unrelated text, long texts cut rather than refused, a model file
+that is not the one labmesh knows (by sha256) refused before it runs, and
+onnxruntime's threads told not to spin on cores Dagster's runs share.
 """
 
 from __future__ import annotations
@@ -67,3 +68,10 @@ def test_a_model_file_that_is_not_minilm_is_refused_before_it_runs(tmp_path: Pat
 
     with pytest.raises(EmbeddingModelError, match="sha256"):
         Embedder(impostor).embed(["anything"])
+
+
+def test_the_models_threads_wait_without_spinning_on_cores_the_runs_share() -> None:
+    session = Embedder()._open_session()
+
+    options = session.get_session_options()
+    assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
