@@ -31,6 +31,10 @@ processed dataset is cataloged too, and prints how long that took from
 landing (p50, p95) and the experiments processed a minute: whether the
 pipelines keep up with the instruments, not only ingestion.
 
+``--pipeline-slots N`` sets the ``pipelines-local`` pool's limit (the
+experiments whose pipelines run at once; 2 by default), as an operator would
+with ``dagster instance concurrency set``.
+
 ``--pipelines FILE`` runs another pipelines file than the built-in one
 (fastp, seqkit, MultiQC). ``benchmarks/pipelines-none.yaml`` has none, so the
 soak measures ingestion alone: on two cores the pipelines take most of the
@@ -38,6 +42,7 @@ CPU, and without them the 1,000 experiments finish in under two hours.
 
 Run: .venv/bin/python benchmarks/soak.py [--experiments 1000] [--files 10] [--wave 20] [--timeout 14400]
      [--report-every 300] [--pipelines FILE] [--processed]
+     [--pipeline-slots N]
 (PostgreSQL at 127.0.0.1:5432 with trust auth, or LABMESH_TEST_POSTGRES_URL; a database is made and dropped)
 """
 
@@ -57,7 +62,7 @@ import psycopg
 import yaml
 
 from labmesh_dagster.core.keys import Zone
-from labmesh_dagster.deploy.local import Addresses, Deployment
+from labmesh_dagster.deploy.local import Addresses, Deployment, instance_environment
 from labmesh_dagster.ports import Ports
 from labmesh_dagster.settings import Settings
 from labmesh_dagster_tests.postgres_databases import fresh_database
@@ -148,6 +153,14 @@ def progress(started: float, cataloged: dict[str, float], since: tuple[float, in
     )
 
 
+def set_pool_limit(deployment: Deployment, pool: str, slots: int) -> None:
+    """The pool's limit in the deployment's instance, as `dagster instance concurrency set` sets it."""
+    from dagster import DagsterInstance
+
+    with instance_environment(deployment.env), DagsterInstance.get() as instance:
+        instance.event_log_storage.set_concurrency_slots(pool, slots)
+
+
 def run_counts(url: str) -> tuple[int, int]:
     with psycopg.connect(url) as db:
         return one(db, "SELECT count(*) FROM runs"), one(db, "SELECT count(*) FROM runs WHERE status = 'FAILURE'")
@@ -163,6 +176,7 @@ def soak(
     report_every: float,
     pipelines: Path | None,
     wait_for_processed: bool = False,
+    pipeline_slots: int | None = None,
 ) -> int:
     env = {
         "LABMESH_HOME": str(home),
@@ -179,6 +193,8 @@ def soak(
     deployment = Deployment(settings, addresses, base_env={**os.environ, **env})
     started = time.monotonic()
     deployment.start_all()
+    if pipeline_slots is not None:
+        set_pool_limit(deployment, "pipelines-local", pipeline_slots)
     print(f"deployment up in {time.monotonic() - started:.0f} s ({home})", flush=True)
     catalog = Ports(settings).catalog()
     landed: dict[str, float] = {}
@@ -237,6 +253,7 @@ def soak(
     runs, failed = run_counts(url)
     print(f"{len(cataloged)} of {experiments} experiments x {files} files on labmesh deploy local (PostgreSQL)")
     print(f"pipelines file:                {pipelines or 'the built-in one'}")
+    print(f"pipelines-local pool:          {pipeline_slots or 'the default'}")
     print(f"files per minute:              {len(cataloged) * files / (span / 60):8.1f}")
     print(f"landing to cataloged p50:      {statistics.median(latencies):8.1f} s")
     print(f"landing to cataloged p95:      {percentile_95(latencies):8.1f} s")
@@ -266,6 +283,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=4 * 3600, help="seconds before giving up")
     parser.add_argument("--report-every", type=float, default=300, help="seconds between progress lines")
     parser.add_argument("--pipelines", type=Path, help="the pipelines file to run (default: the built-in one)")
+    parser.add_argument("--pipeline-slots", type=int, help="the pipelines-local pool's limit (default: 2)")
     parser.add_argument(
         "--processed", action="store_true", help="also wait until every experiment's processed dataset is cataloged"
     )
@@ -283,6 +301,7 @@ def main(argv: list[str] | None = None) -> int:
                 args.report_every,
                 args.pipelines,
                 wait_for_processed=args.processed,
+                pipeline_slots=args.pipeline_slots,
             )
     finally:
         shutil.rmtree(home, ignore_errors=True)
