@@ -3,7 +3,9 @@
 `run_on_ecs` hands `ecs_requests.run_task_params` to
 ``dagster_aws.pipes.PipesECSClient``, which starts the task with the Pipes
 bootstrap environment, waits with the ``tasks_stopped`` waiter, and reads the
-runner's messages from the container's awslogs stream in CloudWatch Logs. What
+runner's messages from the container's awslogs stream in CloudWatch Logs. Its
+container log readers are labmesh's (`cloudwatch_logs`): dagster-aws's keep
+asking GetLogEvents, without pause, after the task has ended. What
 PipesECSClient leaves to its caller is done here, around the ECS client it is
 given (`_TrackedEcs`):
 
@@ -41,9 +43,10 @@ from botocore.exceptions import (
     ReadTimeoutError,
     WaiterError,
 )
-from dagster_aws.pipes import PipesCloudWatchMessageReader, PipesECSClient
+from dagster_aws.pipes import PipesECSClient
 from dagster_aws.pipes.clients.utils import WaiterConfig
 
+from labmesh_dagster.defs.cloudwatch_logs import ClosingCloudWatchMessageReader
 from labmesh_dagster.pipelines.ecs_requests import (
     TOOL_RUNNER_COMMAND,
     EcsSettings,
@@ -255,7 +258,7 @@ def _run_task(
         timeout_reason=f"labmesh: the pipeline ran longer than its {timeout_seconds:g} s limit",
         stop_grace_seconds=stop_grace_seconds,
     )
-    pipes = PipesECSClient(client=tracked, message_reader=PipesCloudWatchMessageReader(client=logs_client))
+    pipes = PipesECSClient(client=tracked, message_reader=ClosingCloudWatchMessageReader(client=logs_client))
     wait = waiter_config(timeout_seconds, poll_seconds)
     started = _now()
     try:

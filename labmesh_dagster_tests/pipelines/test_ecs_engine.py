@@ -11,7 +11,7 @@ the real ``labmesh_dagster.pipelines.tool_runner`` against moto's S3.
 - Success: every invocation's result comes back through Pipes, stamped with
   engine ``ecs`` and the task's ARN; the container got the Pipes extras (the
   store config and the invocations) and the task ran with the RunTask shape
-  labmesh asked for.
+  labmesh asked for. Once the task has ended, nothing reads its log any more.
 - A failed task: what was reported before the crash is kept; the rest are
   ``failed`` with ECS's stopped reason, the exit code and the log tail.
 - A retried start: RunTask's response is lost once; the retry with the same
@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import sys
+import threading
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -186,6 +187,19 @@ def test_results_come_back_through_pipes_from_the_ecs_task(ecs: FakeEcsClient, l
     assert {"key": "labmesh:experiment", "value": "EXP-1"} in request["tags"]
     assert any(tag["key"] == "dagster/run-id" for tag in request["tags"])
     assert task.exit_code == 0 and task.stop_code == "EssentialContainerExited"
+
+
+@pytest.mark.slow
+def test_once_the_task_has_ended_its_log_is_no_longer_read(ecs: FakeEcsClient, logs: Any) -> None:
+    before = set(threading.enumerate())
+
+    on_ecs(ecs, logs, [invocation("ok", 1)])
+
+    # dagster-aws's own container log reader would ask GetLogEvents without pause, for ever, from these.
+    started = [thread for thread in threading.enumerate() if thread not in before]
+    for thread in started:
+        thread.join(30)
+    assert [thread.name for thread in started if thread.is_alive()] == []
 
 
 @pytest.mark.slow
