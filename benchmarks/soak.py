@@ -14,7 +14,7 @@ Printed: files per minute (all files over the time from the first landing to
 the last cataloged); p50 and p95 of the time from an experiment's landing to
 its raw dataset being cataloged; the PostgreSQL database's size, and the
 share of it that is Dagster's; the daemon's peak resident memory (``VmHWM``);
-and how many runs Dagster made and how many failed. While it runs it prints a
+and how many runs Dagster made and how many failed, with why (the first few). While it runs it prints a
 line every ``--report-every`` seconds (experiments cataloged, files a minute
 over the last interval and over the whole, runs waiting in Dagster's queue),
 so a soak of hours shows whether it slows as the lab grows, and one stopped
@@ -49,6 +49,7 @@ Run: .venv/bin/python benchmarks/soak.py [--experiments 1000] [--files 10] [--wa
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import statistics
@@ -166,6 +167,24 @@ def run_counts(url: str) -> tuple[int, int]:
         return one(db, "SELECT count(*) FROM runs"), one(db, "SELECT count(*) FROM runs WHERE status = 'FAILURE'")
 
 
+def failures(url: str, most: int = 5) -> list[str]:
+    """Why runs failed: each failed step's error (or the run's own message), read before the database is dropped."""
+    with psycopg.connect(url) as db:
+        rows = db.execute(
+            """SELECT e.run_id, e.event FROM event_logs e JOIN runs r ON r.run_id = e.run_id
+               WHERE r.status = 'FAILURE' AND e.dagster_event_type IN ('STEP_FAILURE', 'RUN_FAILURE')
+               ORDER BY e.id LIMIT %s""",
+            (most,),
+        ).fetchall()
+    reasons = []
+    for run_id, body in rows:
+        event = json.loads(body)
+        data = (event.get("dagster_event") or {}).get("event_specific_data") or {}
+        error = (data.get("error") or {}).get("message") if isinstance(data, dict) else None
+        reasons.append(f"{str(run_id)[:8]}: {(error or event.get('user_message') or '').strip()[:300]}")
+    return reasons
+
+
 def soak(
     url: str,
     home: Path,
@@ -260,6 +279,8 @@ def soak(
     print(f"database size:                 {total / 2**20:8.1f} MiB ({dagster / 2**20:.1f} MiB Dagster's tables)")
     print(f"daemon peak resident memory:   {peak:8.1f} MiB")
     print(f"Dagster runs:                  {runs:8d} ({failed} failed)")
+    for reason in failures(url) if failed else []:
+        print(f"  failed: {reason}")
     print(f"processed dataset cataloged:   {len(processed):8d} of those experiments")
     if wait_for_processed and processed:
         to_processed = sorted(processed[name] - landed[name] for name in processed)
